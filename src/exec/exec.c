@@ -1,0 +1,259 @@
+/* exec.c - reference graph executor (see exec.h). */
+#include "exec/exec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct kn_frame {
+    const kn_graph *g;
+    const kn_frame *parent;
+    kn_tensor *vals;   /* one record per value id */
+    bool *present;     /* vals[v] holds a value */
+    int *uses;         /* remaining reads before vals[v] can be freed */
+};
+
+/* Find a value visible from frame f by name (for outer-scope captures). */
+static const kn_tensor *frame_lookup(const kn_frame *f, const char *name)
+{
+    for (; f; f = f->parent) {
+        int id = kn_graph_find(f->g, name);
+        if (id >= 0 && f->present[id])
+            return &f->vals[id];
+    }
+    return NULL;
+}
+
+static void frame_free(kn_frame *f)
+{
+    if (f->vals)
+        for (int v = 0; v < f->g->n_values; v++)
+            if (f->present[v])
+                kn_tensor_release(&f->vals[v]);
+    free(f->vals);
+    free(f->present);
+    free(f->uses);
+}
+
+static int frame_init(kn_frame *f, const kn_graph *g, const kn_frame *parent, kn_error *err)
+{
+    memset(f, 0, sizeof *f);
+    f->g = g;
+    f->parent = parent;
+    size_t n = (size_t)(g->n_values ? g->n_values : 1);
+    f->vals = calloc(n, sizeof *f->vals);
+    f->present = calloc(n, sizeof *f->present);
+    f->uses = calloc(n, sizeof *f->uses);
+    if (!f->vals || !f->present || !f->uses)
+        return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kn_node *nd = &g->nodes[i];
+        for (int k = 0; k < nd->n_in; k++)
+            if (nd->in[k] >= 0)
+                f->uses[nd->in[k]]++;
+        for (int k = 0; k < nd->n_implicit; k++)
+            f->uses[nd->implicit[k]]++;
+    }
+    for (int k = 0; k < g->n_outputs; k++)
+        f->uses[g->outputs[k]] += 1 << 20; /* outputs are never freed early */
+    return KN_OK;
+}
+
+static int bind_inputs(kn_frame *f, int n_in, const kn_tensor *const *inputs, kn_error *err)
+{
+    const kn_graph *g = f->g;
+    for (int v = 0; v < g->n_values; v++) {
+        const kn_value *val = &g->values[v];
+        if (val->init) {
+            kn_tensor_view(&f->vals[v], val->init);
+            f->present[v] = true;
+        } else if (val->is_outer) {
+            const kn_tensor *t = frame_lookup(f->parent, val->name);
+            if (t) {
+                kn_tensor_view(&f->vals[v], t);
+                f->present[v] = true;
+            }
+        }
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        int v = g->inputs[i];
+        const kn_tensor *t = i < n_in ? inputs[i] : NULL;
+        if (t) {
+            kn_tensor_view(&f->vals[v], t);
+            f->present[v] = true;
+        } else if (!f->present[v] && f->parent == NULL) {
+            return kn_fail(err, KN_ERR_ARG, "input '%s' was not provided", g->values[v].name);
+        }
+    }
+    return KN_OK;
+}
+
+static int subgraph_entry(kn_op_ctx *c, const kn_graph *body, int n_in,
+                          const kn_tensor *const *inputs, int n_out, kn_tensor *outputs)
+{
+    return kn_exec_graph(body, (const kn_frame *)c->exec_frame, n_in, inputs, n_out, outputs, c->err);
+}
+
+#define MAX_NODE_IO 512
+
+static void release_dead_inputs(kn_frame *f, const kn_node *nd)
+{
+    for (int k = 0; k < nd->n_in + nd->n_implicit; k++) {
+        int v = k < nd->n_in ? nd->in[k] : nd->implicit[k - nd->n_in];
+        if (v < 0)
+            continue;
+        if (--f->uses[v] == 0 && f->present[v]) {
+            kn_tensor_release(&f->vals[v]);
+            f->present[v] = false;
+        }
+    }
+}
+
+static int run_node(kn_frame *f, int idx, kn_error *err)
+{
+    const kn_graph *g = f->g;
+    const kn_node *nd = &g->nodes[idx];
+    char lb[160];
+    if (nd->n_in > MAX_NODE_IO || nd->n_out > MAX_NODE_IO)
+        return kn_fail(err, KN_ERR_UNSUPPORTED, "node '%s' has too many inputs/outputs",
+                       kn_node_label(g, nd, lb, sizeof lb));
+    const kn_tensor *in[MAX_NODE_IO];
+    kn_tensor *out[MAX_NODE_IO];
+    kn_tensor scratch[8];
+    int n_scratch = 0;
+    for (int k = 0; k < nd->n_in; k++) {
+        int v = nd->in[k];
+        in[k] = NULL;
+        if (v < 0)
+            continue;
+        if (!f->present[v])
+            return kn_fail(err, KN_ERR_RUNTIME, "node '%s' (%s): input '%s' has no value",
+                           kn_node_label(g, nd, lb, sizeof lb), nd->op_type, g->values[v].name);
+        in[k] = &f->vals[v];
+    }
+    for (int k = 0; k < nd->n_out; k++) {
+        int v = nd->out[k];
+        kn_tensor *t;
+        if (v >= 0) {
+            t = &f->vals[v];
+            if (f->present[v])
+                kn_tensor_release(t);
+        } else {
+            if (n_scratch == 8)
+                return kn_fail(err, KN_ERR_UNSUPPORTED, "too many unused outputs");
+            t = &scratch[n_scratch++];
+        }
+        memset(t, 0, sizeof *t);
+        t->dtype = KN_UNDEFINED;
+        out[k] = t;
+    }
+    kn_op_ctx c = {
+        .graph = g, .node = nd, .opset = nd->opset, .n_in = nd->n_in, .in = in,
+        .n_out = nd->n_out, .out = out, .err = err, .run_subgraph = subgraph_entry,
+        .exec_frame = f,
+    };
+    int rc = nd->op->run(&c);
+    for (int k = 0; k < nd->n_out && !rc; k++) {
+        if (out[k]->dtype == KN_UNDEFINED && nd->out[k] >= 0)
+            rc = kn_fail(err, KN_ERR_RUNTIME, "kernel did not produce output %d", k);
+    }
+    for (int k = 0; k < nd->n_out; k++) {
+        int v = nd->out[k];
+        if (v >= 0)
+            f->present[v] = !rc && out[k]->dtype != KN_UNDEFINED;
+        if (rc || v < 0)
+            kn_tensor_release(out[k]);
+    }
+    if (rc)
+        return kn_error_prefix(err, "node '%s' (%s): ", kn_node_label(g, nd, lb, sizeof lb), nd->op_type);
+    release_dead_inputs(f, nd);
+    return KN_OK;
+}
+
+static int collect_outputs(kn_frame *f, int n_out, kn_tensor *outputs, kn_error *err)
+{
+    const kn_graph *g = f->g;
+    for (int k = 0; k < n_out && k < g->n_outputs; k++) {
+        int v = g->outputs[k];
+        memset(&outputs[k], 0, sizeof outputs[k]);
+        if (!f->present[v]) {
+            for (int j = 0; j < k; j++)
+                kn_tensor_release(&outputs[j]);
+            return kn_fail(err, KN_ERR_RUNTIME, "graph output '%s' has no value", g->values[v].name);
+        }
+        kn_tensor *src = &f->vals[v];
+        bool last_use = true;
+        for (int j = k + 1; j < g->n_outputs; j++)
+            last_use &= g->outputs[j] != v;
+        if (src->owns_data && last_use) {
+            outputs[k] = *src;          /* move */
+            src->owns_data = false;
+        } else if (kn_tensor_copy(&outputs[k], src, err)) {
+            for (int j = 0; j < k; j++)
+                kn_tensor_release(&outputs[j]);
+            return err->code;
+        }
+    }
+    return KN_OK;
+}
+
+int kn_exec_graph(const kn_graph *g, const kn_frame *parent, int n_in,
+                  const kn_tensor *const *inputs, int n_out, kn_tensor *outputs, kn_error *err)
+{
+    kn_frame f;
+    int rc = frame_init(&f, g, parent, err);
+    if (!rc)
+        rc = bind_inputs(&f, n_in, inputs, err);
+    for (int i = 0; !rc && i < g->n_nodes; i++)
+        rc = run_node(&f, i, err);
+    if (!rc)
+        rc = collect_outputs(&f, n_out, outputs, err);
+    frame_free(&f);
+    return rc;
+}
+
+static int bind_symbol(const char *name, int64_t value, kn_symbol_binding *syms, int *n_syms,
+                       int max_syms, int64_t *bound)
+{
+    for (int i = 0; i < *n_syms; i++) {
+        if (!strcmp(syms[i].name, name)) {
+            *bound = syms[i].value;
+            return syms[i].value == value;
+        }
+    }
+    if (*n_syms < max_syms) {
+        syms[*n_syms].name = name;
+        syms[*n_syms].value = value;
+        (*n_syms)++;
+    }
+    return 1;
+}
+
+int kn_check_input(const kn_value *decl, const kn_tensor *t, kn_symbol_binding *syms, int *n_syms,
+                   int max_syms, kn_error *err)
+{
+    char want[256], got[256];
+    if (!decl->has_type || decl->type.kind != KN_TYPE_TENSOR)
+        return KN_OK;
+    const kn_type *ty = &decl->type;
+    if (ty->dtype != KN_UNDEFINED && ty->dtype != t->dtype)
+        return kn_fail(err, KN_ERR_ARG, "input '%s' expects dtype %s, got %s", decl->name,
+                       kn_dtype_name(ty->dtype), kn_dtype_name(t->dtype));
+    if (ty->rank >= 0 && ty->rank != t->rank)
+        return kn_fail(err, KN_ERR_ARG, "input '%s' expects shape %s, got %s (rank %d instead of %d)",
+                       decl->name, kn_type_str(ty, want, sizeof want),
+                       kn_tensor_describe(t, got, sizeof got), t->rank, ty->rank);
+    for (int i = 0; ty->rank >= 0 && i < ty->rank; i++) {
+        const kn_dim *d = &ty->dims[i];
+        int64_t bound = -1;
+        if (d->value >= 0 && d->value != t->dims[i])
+            return kn_fail(err, KN_ERR_ARG, "input '%s' expects shape %s, got %s (axis %d)",
+                           decl->name, kn_type_str(ty, want, sizeof want),
+                           kn_tensor_describe(t, got, sizeof got), i);
+        if (d->param && !bind_symbol(d->param, t->dims[i], syms, n_syms, max_syms, &bound))
+            return kn_fail(err, KN_ERR_ARG,
+                           "input '%s' axis %d is dimension '%s' = %lld, but another input set it to %lld",
+                           decl->name, i, d->param, (long long)t->dims[i], (long long)bound);
+    }
+    return KN_OK;
+}

@@ -1,0 +1,225 @@
+/* op_util.c - helpers shared by operator kernels (see op_util.h). */
+#include "ops/op_util.h"
+
+#include <string.h>
+
+int kn_norm_axis(int64_t axis, int rank, int *out, kn_error *err)
+{
+    int64_t a = axis < 0 ? axis + rank : axis;
+    if (a < 0 || a >= (rank > 0 ? rank : 1))
+        return kn_fail(err, KN_ERR_ARG, "axis %lld is out of range for rank %d",
+                       (long long)axis, rank);
+    *out = (int)a;
+    return KN_OK;
+}
+
+int kn_broadcast_shape(int ra, const int64_t *da, int rb, const int64_t *db,
+                       int *rank_out, int64_t *dims_out, kn_error *err)
+{
+    int r = ra > rb ? ra : rb;
+    if (r > KN_MAX_RANK)
+        return kn_fail(err, KN_ERR_UNSUPPORTED, "rank %d exceeds maximum", r);
+    int64_t tmp[KN_MAX_RANK];
+    for (int i = 0; i < r; i++) {
+        int ia = i - (r - ra), ib = i - (r - rb);
+        int64_t a = ia >= 0 ? da[ia] : 1, b = ib >= 0 ? db[ib] : 1;
+        if (a == b || b == 1)
+            tmp[i] = a;
+        else if (a == 1)
+            tmp[i] = b;
+        else {
+            char sa[128], sb[128];
+            return kn_fail(err, KN_ERR_ARG, "shapes %s and %s cannot be broadcast",
+                           kn_dims_str(ra, da, sa, sizeof sa), kn_dims_str(rb, db, sb, sizeof sb));
+        }
+    }
+    memcpy(dims_out, tmp, sizeof(int64_t) * (size_t)r);
+    *rank_out = r;
+    return KN_OK;
+}
+
+int kn_broadcast_shapes(int n, const kn_tensor *const *ts, int *rank_out, int64_t *dims_out,
+                        kn_error *err)
+{
+    int r = 0;
+    int64_t d[KN_MAX_RANK];
+    for (int i = 0; i < n; i++) {
+        if (!ts[i])
+            continue;
+        int rc = kn_broadcast_shape(r, d, ts[i]->rank, ts[i]->dims, &r, d, err);
+        if (rc)
+            return rc;
+    }
+    *rank_out = r;
+    memcpy(dims_out, d, sizeof(int64_t) * (size_t)r);
+    return KN_OK;
+}
+
+void kn_broadcast_strides(int rout, const int64_t *dout, int rin, const int64_t *din,
+                          int64_t *strides)
+{
+    (void)dout;
+    int64_t s = 1;
+    for (int i = rout - 1; i >= 0; i--) {
+        int ii = i - (rout - rin);
+        if (ii < 0) {
+            strides[i] = 0;
+            continue;
+        }
+        strides[i] = din[ii] == 1 ? 0 : s;
+        s *= din[ii];
+    }
+}
+
+void kn_iter_init(kn_iter *it, int rank, const int64_t *dims, int n, int64_t strides[][KN_MAX_RANK])
+{
+    memset(it, 0, sizeof *it);
+    it->rank = rank;
+    it->n = n;
+    for (int i = 0; i < rank; i++)
+        it->dims[i] = dims[i];
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < rank; i++)
+            it->strides[j][i] = strides[j][i];
+}
+
+void kn_iter_next(kn_iter *it)
+{
+    for (int i = it->rank - 1; i >= 0; i--) {
+        it->idx[i]++;
+        for (int j = 0; j < it->n; j++)
+            it->off[j] += it->strides[j][i];
+        if (it->idx[i] < it->dims[i])
+            return;
+        for (int j = 0; j < it->n; j++)
+            it->off[j] -= it->strides[j][i] * it->dims[i];
+        it->idx[i] = 0;
+    }
+}
+
+int kn_read_ints(const kn_tensor *t, int64_t *out, int max, kn_error *err)
+{
+    if (!kn_dtype_is_int(t->dtype))
+        return kn_fail(err, KN_ERR_ARG, "expected an integer tensor, got %s",
+                       kn_dtype_name(t->dtype)), -1;
+    if (t->numel > max)
+        return kn_fail(err, KN_ERR_ARG, "integer tensor has %lld elements, at most %d expected",
+                       (long long)t->numel, max), -1;
+    for (int64_t i = 0; i < t->numel; i++)
+        out[i] = kn_load_i64(t->data, t->dtype, (size_t)i);
+    return (int)t->numel;
+}
+
+int kn_scalar_i64(const kn_tensor *t, int64_t *out, kn_error *err)
+{
+    if (t->numel < 1)
+        return kn_fail(err, KN_ERR_ARG, "expected a scalar, got an empty tensor");
+    *out = kn_load_i64(t->data, t->dtype, 0);
+    return KN_OK;
+}
+
+int kn_scalar_f64(const kn_tensor *t, double *out, kn_error *err)
+{
+    if (t->numel < 1)
+        return kn_fail(err, KN_ERR_ARG, "expected a scalar, got an empty tensor");
+    *out = kn_load_f64(t->data, t->dtype, 0);
+    return KN_OK;
+}
+
+int kn_unsupported_dtype(kn_op_ctx *c, kn_dtype dt)
+{
+    return kn_fail(c->err, KN_ERR_UNSUPPORTED, "%s does not support dtype %s",
+                   c->node->op_type, kn_dtype_name(dt));
+}
+
+int kn_check_same_dtype(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b)
+{
+    if (a->dtype != b->dtype)
+        return kn_fail(c->err, KN_ERR_ARG, "%s inputs have different dtypes %s and %s",
+                       c->node->op_type, kn_dtype_name(a->dtype), kn_dtype_name(b->dtype));
+    return KN_OK;
+}
+
+kn_tensor *kn_op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims)
+{
+    if (i < 0 || i >= c->n_out) {
+        kn_fail(c->err, KN_ERR_MODEL, "%s: output %d requested but node has %d outputs",
+                c->node->op_type, i, c->n_out);
+        return NULL;
+    }
+    kn_tensor *t = c->out[i];
+    if (kn_tensor_alloc(t, dt, rank, dims, c->err))
+        return NULL;
+    return t;
+}
+
+kn_tensor *kn_op_output_copy(kn_op_ctx *c, int i, const kn_tensor *src)
+{
+    kn_tensor *t = kn_op_output(c, i, src->dtype, src->rank, src->dims);
+    if (t && src->nbytes)
+        memcpy(t->data, src->data, src->nbytes);
+    return t;
+}
+
+/* ---- generic inference ---- */
+
+int kn_infer_same_as_input0(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 1 || !ic->in[0] || ic->n_out < 1)
+        return KN_OK;
+    ic->out[0] = *ic->in[0];
+    return KN_OK;
+}
+
+static void infer_broadcast_dims(kn_infer_ctx *ic, kn_type *out)
+{
+    int r = 0;
+    for (int i = 0; i < ic->n_in; i++) {
+        if (!ic->in[i])
+            continue;
+        if (ic->in[i]->rank < 0) {
+            out->rank = -1;
+            return;
+        }
+        if (ic->in[i]->rank > r)
+            r = ic->in[i]->rank;
+    }
+    out->rank = r;
+    for (int d = 0; d < r; d++) {
+        kn_dim best = {1, NULL};
+        for (int i = 0; i < ic->n_in; i++) {
+            const kn_type *t = ic->in[i];
+            if (!t)
+                continue;
+            int k = d - (r - t->rank);
+            if (k < 0)
+                continue;
+            kn_dim dd = t->dims[k];
+            if (dd.value == 1)
+                continue;
+            if (best.value == 1 && !best.param)
+                best = dd;
+            else if (dd.value < 0 && !dd.param)
+                best = dd.value >= 0 ? best : dd;
+        }
+        out->dims[d] = best;
+    }
+}
+
+int kn_infer_broadcast(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 1 || !ic->in[0] || ic->n_out < 1)
+        return KN_OK;
+    ic->out[0].kind = KN_TYPE_TENSOR;
+    ic->out[0].dtype = ic->in[0]->dtype;
+    infer_broadcast_dims(ic, &ic->out[0]);
+    return KN_OK;
+}
+
+int kn_infer_broadcast_bool(kn_infer_ctx *ic)
+{
+    int rc = kn_infer_broadcast(ic);
+    if (ic->n_out >= 1)
+        ic->out[0].dtype = KN_BOOL;
+    return rc;
+}

@@ -1,0 +1,53 @@
+/* op_util.h - shared helpers for operator kernels: axes, broadcasting, reading
+ * small integer tensors (shapes, axes, indices), dtype checks. */
+#ifndef KN_OP_UTIL_H
+#define KN_OP_UTIL_H
+
+#include "ops/op.h"
+
+/* Normalize a possibly negative axis into [0, rank); KN_ERR_ARG if out of range. */
+int kn_norm_axis(int64_t axis, int rank, int *out, kn_error *err);
+
+/* Numpy-style broadcast of two shapes. */
+int kn_broadcast_shape(int ra, const int64_t *da, int rb, const int64_t *db,
+                       int *rank_out, int64_t *dims_out, kn_error *err);
+/* Broadcast several shapes (NULL entries skipped). */
+int kn_broadcast_shapes(int n, const kn_tensor *const *ts, int *rank_out, int64_t *dims_out,
+                        kn_error *err);
+/* Element strides of an input of shape (rin, din) viewed at output shape (rout, dout)
+ * under broadcasting: 0 along broadcast axes.  strides has rout entries. */
+void kn_broadcast_strides(int rout, const int64_t *dout, int rin, const int64_t *din,
+                          int64_t *strides);
+
+/* Odometer over an output shape that tracks up to KN_ITER_MAX input offsets.
+ * Usage:  kn_iter it; kn_iter_init(&it, rank, dims, n, strides_per_input);
+ *         for (int64_t k = 0; k < numel; k++) { use it.off[j]; kn_iter_next(&it); } */
+#define KN_ITER_MAX 4
+typedef struct kn_iter {
+    int rank, n;
+    int64_t dims[KN_MAX_RANK];
+    int64_t idx[KN_MAX_RANK];
+    int64_t strides[KN_ITER_MAX][KN_MAX_RANK];
+    int64_t off[KN_ITER_MAX];
+} kn_iter;
+void kn_iter_init(kn_iter *it, int rank, const int64_t *dims, int n, int64_t strides[][KN_MAX_RANK]);
+void kn_iter_next(kn_iter *it);
+
+/* Read an integer tensor (any int dtype) of at most max elements into out;
+ * returns count, or -1 with err set. */
+int kn_read_ints(const kn_tensor *t, int64_t *out, int max, kn_error *err);
+/* First element of a tensor as int64 / double (scalars and 1-element tensors). */
+int kn_scalar_i64(const kn_tensor *t, int64_t *out, kn_error *err);
+int kn_scalar_f64(const kn_tensor *t, double *out, kn_error *err);
+
+/* KN_ERR_UNSUPPORTED "<op> does not support dtype X" */
+int kn_unsupported_dtype(kn_op_ctx *c, kn_dtype dt);
+/* KN_ERR_ARG if two inputs have different dtypes. */
+int kn_check_same_dtype(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b);
+
+/* Generic inference helpers usable as kn_op_def.infer. */
+int kn_infer_same_as_input0(kn_infer_ctx *ic);
+int kn_infer_broadcast(kn_infer_ctx *ic);      /* dtype of input 0, broadcast shape of all */
+int kn_infer_broadcast_bool(kn_infer_ctx *ic); /* comparisons: bool, broadcast shape */
+
+#endif
