@@ -9,3 +9,8 @@ foreach(src ${KILN_UNIT_TESTS})
   add_test(NAME unit/${name} COMMAND ${name})
   set_tests_properties(unit/${name} PROPERTIES LABELS unit TIMEOUT 120)
 endforeach()
+
+# libFuzzer targets (tests/fuzz/fuzz.cmake), built with -DKILN_FUZZ=ON and clang.
+if(KILN_FUZZ AND EXISTS ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
+  include(${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
+endif()
