@@ -969,6 +969,9 @@ static int parse_model(reader *r, const uint8_t *data, size_t size)
     return parse_graph(r, m->graph, graph.data, graph.len, 0);
 }
 
+/* Set by kn_onnx_parse_file for its call only: stop before finalization. */
+static _Thread_local bool parse_only;
+
 static int load(kn_model *m, const uint8_t *data, size_t size, const char *base_dir, const char *label,
                 kn_error *err)
 {
@@ -979,7 +982,7 @@ static int load(kn_model *m, const uint8_t *data, size_t size, const char *base_
         int rc = parse_model(&r, data, size);
         if (!rc)
             rc = kn_inline_functions(m, err);
-        if (!rc)
+        if (!rc && !parse_only)
             rc = kn_model_finalize(m, err);
         free(r.ext);
         if (!rc)
@@ -1066,4 +1069,12 @@ int kn_onnx_load_file(const char *path, kn_model **out, kn_error *err)
     }
     *out = m;
     return KN_OK;
+}
+
+int kn_onnx_parse_file(const char *path, kn_model **out, kn_error *err)
+{
+    parse_only = true;
+    int rc = kn_onnx_load_file(path, out, err);
+    parse_only = false;
+    return rc;
 }
