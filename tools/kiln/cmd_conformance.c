@@ -193,12 +193,18 @@ static void run_case(const char *dir, case_result *r)
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     kn_error err = {0};
     kn_model *m = NULL;
-    if (kn_onnx_load_file(path, &m, &err)) {
+    if (kn_onnx_parse_file(path, &m, &err)) {
         r->kind = classify(err.code);
         snprintf(r->msg, sizeof r->msg, "%s", err.msg);
         return;
     }
     op_label(m->graph, r->op, sizeof r->op);
+    if (kn_model_finalize(m, &err)) {
+        r->kind = classify(err.code);
+        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        kn_model_free(m);
+        return;
+    }
     r->kind = check_io_types(m->graph, r);
     int n_sets = 0;
     for (int s = 0; r->kind == R_PASS; s++) {
