@@ -447,6 +447,8 @@ static int run_tile(kn_op_ctx *c)
 {
     KN_REQUIRE_INPUT(c, 0);
     KN_REQUIRE_INPUT(c, 1);
+    if (c->opset < 6)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Tile before opset 6 (tiles/axis) not supported");
     const kn_tensor *x = c->in[0];
     int r = x->rank;
     int64_t rep[KN_MAX_RANK], dims[KN_MAX_RANK], in_str[KN_MAX_RANK];
@@ -870,8 +872,35 @@ static int run_reverse_sequence(kn_op_ctx *c)
     return KN_OK;
 }
 
+
+/* ---- static inference ---- */
+
+static int infer_transpose(kn_infer_ctx *ic)
+{
+    const kn_type *x = ic->n_in > 0 ? ic->in[0] : NULL;
+    if (!x || ic->n_out < 1)
+        return KN_OK;
+    kn_type *t = &ic->out[0];
+    *t = *x;
+    if (x->rank < 0)
+        return KN_OK;
+    const int64_t *perm = NULL;
+    int n = kn_attr_ints(ic->node, "perm", &perm);
+    bool seen[KN_MAX_RANK] = {false};
+    for (int i = 0; i < x->rank; i++) {
+        int64_t p = n < 0 ? x->rank - 1 - i : perm[i];
+        if ((n >= 0 && n != x->rank) || p < 0 || p >= x->rank || seen[p]) {
+            t->rank = -1; /* invalid perm: the kernel reports it */
+            return KN_OK;
+        }
+        seen[p] = true;
+        t->dims[i] = x->dims[p];
+    }
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_movement[] = {
-    {"", "Transpose", 1, run_transpose, NULL, NULL},
+    {"", "Transpose", 1, run_transpose, NULL, infer_transpose},
     {"", "Concat", 1, run_concat, NULL, NULL},
     {"", "Split", 1, run_split, NULL, NULL},
     {"", "Slice", 1, run_slice, NULL, NULL},
@@ -880,7 +909,7 @@ const kn_op_def kn_ops_movement[] = {
     {"", "CenterCropPad", 1, run_center_crop_pad, NULL, NULL},
     {"", "DepthToSpace", 1, run_depth_to_space, NULL, NULL},
     {"", "SpaceToDepth", 1, run_space_to_depth, NULL, NULL},
-    {"", "Trilu", 1, run_trilu, NULL, NULL},
-    {"", "ReverseSequence", 1, run_reverse_sequence, NULL, NULL},
+    {"", "Trilu", 1, run_trilu, NULL, kn_infer_same_as_input0},
+    {"", "ReverseSequence", 1, run_reverse_sequence, NULL, kn_infer_same_as_input0},
     {0},
 };

@@ -506,7 +506,7 @@ static int run_range(kn_op_ctx *c)
     kn_dtype dt = c->in[0]->dtype;
     if (c->in[1]->dtype != dt || c->in[2]->dtype != dt)
         return kn_fail(c->err, KN_ERR_ARG, "Range: start, limit and delta must share a dtype");
-    if (kn_dtype_is_int(dt))
+    if (kn_dtype_is_int(dt) && dt != KN_U64)
         return range_int(c, dt);
     if (kn_dtype_is_float(dt))
         return range_float(c, dt);
@@ -603,15 +603,110 @@ static int infer_dropout(kn_infer_ctx *ic)
     return KN_OK;
 }
 
+
+/* ---- static inference ---- */
+
+/* Output i becomes a tensor of dtype dt with unknown rank. */
+static void infer_unknown(kn_infer_ctx *ic, int i, kn_dtype dt)
+{
+    kn_type *t = &ic->out[i];
+    memset(t, 0, sizeof *t);
+    t->kind = KN_TYPE_TENSOR;
+    t->dtype = dt;
+    t->rank = -1;
+}
+
+static void infer_set_dim(kn_type *t, int i, int64_t v)
+{
+    t->dims[i].value = v;
+    t->dims[i].param = NULL;
+}
+
+static int infer_shape(kn_infer_ctx *ic)
+{
+    if (ic->n_out < 1)
+        return KN_OK;
+    infer_unknown(ic, 0, KN_I64);
+    kn_type *t = &ic->out[0];
+    t->rank = 1;
+    infer_set_dim(t, 0, -1);
+    const kn_type *x = ic->n_in > 0 ? ic->in[0] : NULL;
+    if (x && x->rank >= 0) {
+        int64_t start = 0, end = x->rank;
+        if (ic->opset >= 15) {
+            start = clamp_shape_index(kn_attr_int(ic->node, "start", 0), x->rank);
+            if (kn_attr_find(ic->node, "end"))
+                end = clamp_shape_index(kn_attr_int(ic->node, "end", x->rank), x->rank);
+        }
+        infer_set_dim(t, 0, end > start ? end - start : 0);
+    }
+    return KN_OK;
+}
+
+static int infer_size(kn_infer_ctx *ic)
+{
+    if (ic->n_out >= 1) {
+        infer_unknown(ic, 0, KN_I64);
+        ic->out[0].rank = 0;
+    }
+    return KN_OK;
+}
+
+static int infer_flatten(kn_infer_ctx *ic)
+{
+    const kn_type *x = ic->n_in > 0 ? ic->in[0] : NULL;
+    if (!x || ic->n_out < 1)
+        return KN_OK;
+    infer_unknown(ic, 0, x->dtype);
+    if (x->rank < 0)
+        return KN_OK;
+    int64_t axis = kn_attr_int(ic->node, "axis", 1);
+    if (axis < 0)
+        axis += x->rank;
+    if (axis < 0 || axis > x->rank)
+        return KN_OK; /* the kernel reports it */
+    kn_type *t = &ic->out[0];
+    t->rank = 2;
+    int64_t p[2] = {1, 1};
+    for (int i = 0; i < x->rank; i++) {
+        int64_t *q = &p[i < axis ? 0 : 1];
+        if (*q >= 0 && (x->dims[i].value < 0 || !kn_mul_ok(*q, x->dims[i].value, q)))
+            *q = -1;
+    }
+    infer_set_dim(t, 0, p[0]);
+    infer_set_dim(t, 1, p[1]);
+    return KN_OK;
+}
+
+static int infer_constant(kn_infer_ctx *ic)
+{
+    if (ic->n_out < 1)
+        return KN_OK;
+    const kn_node *n = ic->node;
+    const kn_attr *a;
+    kn_type *t = &ic->out[0];
+    if ((a = kn_attr_find(n, "value")) && a->type == KN_ATTR_TENSOR && a->t) {
+        kn_type_from_tensor(t, a->t);
+    } else if (kn_attr_find(n, "value_float") || kn_attr_find(n, "value_int")) {
+        infer_unknown(ic, 0, kn_attr_find(n, "value_float") ? KN_F32 : KN_I64);
+        t->rank = 0;
+    } else if ((a = kn_attr_find(n, "value_floats")) || (a = kn_attr_find(n, "value_ints"))) {
+        infer_unknown(ic, 0, a->type == KN_ATTR_FLOATS ? KN_F32 : KN_I64);
+        t->rank = 1;
+        infer_set_dim(t, 0, a->n);
+    }
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_shape[] = {
     {"", "Reshape", 1, run_reshape, NULL, NULL},
-    {"", "Flatten", 1, run_flatten, NULL, NULL},
+    {"", "Flatten", 1, run_flatten, NULL, infer_flatten},
     {"", "Squeeze", 1, run_squeeze, NULL, NULL},
     {"", "Unsqueeze", 1, run_unsqueeze, NULL, NULL},
-    {"", "Shape", 1, run_shape, NULL, NULL},
-    {"", "Size", 1, run_size, NULL, NULL},
+    {"", "Shape", 1, run_shape, NULL, infer_shape},
+    {"", "Size", 1, run_size, NULL, infer_size},
     {"", "Identity", 1, run_identity, NULL, kn_infer_same_as_input0},
-    {"", "Constant", 1, run_constant, NULL, NULL},
+    {"", "Constant", 1, run_constant, NULL, infer_constant},
     {"", "ConstantOfShape", 1, run_constant_of_shape, NULL, NULL},
     {"", "Expand", 1, run_expand, NULL, NULL},
     {"", "Range", 1, run_range, NULL, NULL},

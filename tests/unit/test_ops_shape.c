@@ -590,8 +590,59 @@ static void test_blocks_trilu_reverse(void)
     expect_out(&cc, KN_I64, 2, cs, cw);
 }
 
+
+/* ---- static inference ---- */
+
+static int infer_one(const char *op, int opset, kn_attr *attrs, int n_attr, const kn_type *in,
+                     kn_type *out)
+{
+    const kn_op_def *d = kn_op_find("", op, opset);
+    if (!d || !d->infer)
+        return -1;
+    kn_node n = {0};
+    n.op_type = op;
+    n.domain = "";
+    n.n_attr = n_attr;
+    n.attrs = attrs;
+    const kn_type *ins[1] = {in};
+    const kn_tensor *consts[1] = {NULL};
+    kn_error err = {0};
+    kn_infer_ctx ic = {&n, opset, 1, ins, consts, 1, out, &err};
+    memset(out, 0, sizeof *out);
+    return d->infer(&ic);
+}
+
+static void test_infer(void)
+{
+    kn_type x = {0};
+    x.kind = KN_TYPE_TENSOR;
+    x.dtype = KN_F16;
+    x.rank = 3;
+    x.dims[0].value = -1;
+    x.dims[0].param = "batch";
+    x.dims[1].value = 4;
+    x.dims[2].value = 5;
+    kn_type o;
+    CHECK_EQ_INT(infer_one("Transpose", 13, NULL, 0, &x, &o), KN_OK);
+    CHECK_EQ_INT(o.rank, 3);
+    CHECK_EQ_INT(o.dims[0].value, 5);
+    CHECK(o.dims[2].param && !strcmp(o.dims[2].param, "batch"));
+    kn_attr sa[2] = {attr_int("start", 1), attr_int("end", 100)};
+    CHECK_EQ_INT(infer_one("Shape", 15, sa, 2, &x, &o), KN_OK);
+    CHECK_EQ_INT(o.dtype, KN_I64);
+    CHECK_EQ_INT(o.rank, 1);
+    CHECK_EQ_INT(o.dims[0].value, 2);
+    kn_attr fa[1] = {attr_int("axis", -2)};
+    CHECK_EQ_INT(infer_one("Flatten", 13, fa, 1, &x, &o), KN_OK);
+    CHECK_EQ_INT(o.rank, 2);
+    CHECK_EQ_INT(o.dims[0].value, -1);
+    CHECK_EQ_INT(o.dims[1].value, 20);
+    CHECK_EQ_INT(infer_one("Identity", 13, NULL, 0, &x, &o), KN_OK);
+    CHECK_EQ_INT(o.dtype, KN_F16);
+}
+
 TEST_MAIN(TEST_CASE(test_reshape), TEST_CASE(test_flatten_squeeze),
           TEST_CASE(test_shape_size_constant), TEST_CASE(test_expand),
           TEST_CASE(test_range_eyelike_dropout), TEST_CASE(test_transpose_concat),
           TEST_CASE(test_split), TEST_CASE(test_slice), TEST_CASE(test_tile_pad),
-          TEST_CASE(test_blocks_trilu_reverse))
+          TEST_CASE(test_blocks_trilu_reverse), TEST_CASE(test_infer))
