@@ -540,6 +540,75 @@ static void test_argmax_uint64_last_index(void)
     kn_tensor_release(&x);
 }
 
+/* Every subset of axes of a rank-4 tensor against a brute-force sum / max. */
+static void test_reduce_all_axis_subsets(void)
+{
+    int64_t dims[4] = {2, 3, 1, 4}, n = 24;
+    float xd[24];
+    for (int i = 0; i < n; i++)
+        xd[i] = (float)((i * 7) % 11) - 5.0f;
+    kn_tensor x = mk(KN_F32, 4, dims, xd);
+    kn_error err;
+    for (int mask = 1; mask < 16; mask++) {
+        int64_t axes[4], na = 0, odims[4], ostr[4], s = 1;
+        for (int d = 0; d < 4; d++) {
+            if (mask & (1 << d))
+                axes[na++] = d - 4; /* negative form */
+            odims[d] = (mask & (1 << d)) ? 1 : dims[d];
+        }
+        for (int d = 3; d >= 0; d--) {
+            ostr[d] = s;
+            s *= odims[d];
+        }
+        double sum[24] = {0}, mx[24];
+        for (int i = 0; i < 24; i++)
+            mx[i] = -INFINITY;
+        for (int i = 0; i < n; i++) {
+            int64_t rem = i, o = 0, coord[4];
+            for (int d = 3; d >= 0; d--) {
+                coord[d] = rem % dims[d];
+                rem /= dims[d];
+            }
+            for (int d = 0; d < 4; d++)
+                o += ((mask & (1 << d)) ? 0 : coord[d]) * ostr[d];
+            sum[o] += xd[i];
+            if (xd[i] > mx[o])
+                mx[o] = xd[i];
+        }
+        int64_t adims[1] = {na};
+        kn_tensor ax = mk(KN_I64, 1, adims, axes);
+        const kn_tensor *ins[2] = {&x, &ax};
+        kn_tensor out[1] = {{0}};
+        CHECK_EQ_INT(run1("ReduceSum", 13, 2, ins, 0, NULL, 1, out, &err), KN_OK);
+        CHECK_EQ_INT(out[0].numel, s);
+        for (int64_t o = 0; o < s && o < out[0].numel; o++)
+            CHECK_NEAR(F32(out[0], o), sum[o], 1e-5);
+        release_all(1, out);
+        CHECK_EQ_INT(run1("ReduceMax", 18, 2, ins, 0, NULL, 1, out, &err), KN_OK);
+        for (int64_t o = 0; o < s && o < out[0].numel; o++)
+            CHECK_NEAR(F32(out[0], o), mx[o], 0);
+        release_all(1, out);
+        kn_tensor_release(&ax);
+    }
+    kn_tensor_release(&x);
+}
+
+static void test_argmax_empty_axis_fails(void)
+{
+    int64_t dims[2] = {3, 0};
+    kn_tensor x = mk(KN_F32, 2, dims, NULL);
+    const kn_tensor *ins[1] = {&x};
+    kn_tensor out[1] = {{0}};
+    kn_error err;
+    kn_attr a[1] = {attr_i("axis", 1)};
+    CHECK_EQ_INT(run1("ArgMin", 13, 1, ins, 1, a, 1, out, &err), KN_ERR_RUNTIME);
+    kn_attr b[1] = {attr_i("axis", 0)};
+    CHECK_EQ_INT(run1("ArgMin", 13, 1, ins, 1, b, 1, out, &err), KN_OK);
+    CHECK_EQ_INT(out[0].numel, 0);
+    release_all(1, out);
+    kn_tensor_release(&x);
+}
+
 TEST_MAIN(TEST_CASE(test_gather_negative_and_oob), TEST_CASE(test_gather_empty_indices),
           TEST_CASE(test_gather_elements_oob), TEST_CASE(test_gather_nd_batch),
           TEST_CASE(test_scatter_elements_add_int64), TEST_CASE(test_scatter_nd_mul_and_shape),
@@ -548,4 +617,5 @@ TEST_MAIN(TEST_CASE(test_gather_negative_and_oob), TEST_CASE(test_gather_empty_i
           TEST_CASE(test_unique_empty), TEST_CASE(test_topk_ties_and_k),
           TEST_CASE(test_cumsum_int64_exact_reverse_exclusive),
           TEST_CASE(test_reduce_int_exact_and_empty), TEST_CASE(test_reduce_axes_forms),
-          TEST_CASE(test_argmax_uint64_last_index))
+          TEST_CASE(test_argmax_uint64_last_index),
+          TEST_CASE(test_reduce_all_axis_subsets), TEST_CASE(test_argmax_empty_axis_fails))
