@@ -64,12 +64,11 @@ static void iter_over(kn_iter *it, int n, const int64_t *dims, const int64_t *st
 
 /* ---- axes ---- */
 
-/* Marks reduced axes.  Returns KN_OK; *noop set when the input passes through. */
-static int read_axes(kn_op_ctx *c, const kn_tensor *x, bool axes_is_input, bool *reduced, bool *noop)
+/* Marks the reduced axes of x from the axes attribute or input. */
+static int read_axes(kn_op_ctx *c, const kn_tensor *x, bool axes_is_input, bool *reduced)
 {
     int64_t axes[KN_MAX_RANK];
     int n_axes = 0;
-    *noop = false;
     if (axes_is_input) {
         const kn_tensor *t = kn_op_in(c, 1);
         if (t) {
@@ -86,12 +85,13 @@ static int read_axes(kn_op_ctx *c, const kn_tensor *x, bool axes_is_input, bool 
         for (int i = 0; i < n; i++)
             axes[n_axes++] = v[i];
     }
+    /* No axes: reduce all, or with noop_with_empty_axes reduce none (each element
+     * alone: Sum/Max/... pass it through, SumSquare squares it, as the reference does). */
+    bool noop = n_axes == 0 && kn_attr_int(c->node, "noop_with_empty_axes", 0) != 0;
     for (int d = 0; d < x->rank; d++)
-        reduced[d] = n_axes == 0;
-    if (n_axes == 0) {
-        *noop = kn_attr_int(c->node, "noop_with_empty_axes", 0) != 0;
+        reduced[d] = n_axes == 0 && !noop;
+    if (n_axes == 0)
         return KN_OK;
-    }
     for (int i = 0; i < n_axes; i++) {
         int a;
         if (kn_norm_axis(axes[i], x->rank, &a, c->err))
@@ -249,11 +249,9 @@ static int run_reduce(kn_op_ctx *c, red_kind k, int axes_input_opset)
     const kn_tensor *x = c->in[0];
     if (!dtype_ok(k, x->dtype))
         return kn_unsupported_dtype(c, x->dtype);
-    bool reduced[KN_MAX_RANK], noop;
-    if (read_axes(c, x, c->opset >= axes_input_opset, reduced, &noop))
+    bool reduced[KN_MAX_RANK];
+    if (read_axes(c, x, c->opset >= axes_input_opset, reduced))
         return c->err->code;
-    if (noop)
-        return kn_op_output_copy(c, 0, x) ? KN_OK : c->err->code;
     reduce_plan p;
     make_plan(x, reduced, kn_attr_int(c->node, "keepdims", 1) != 0, &p);
     kn_tensor *y = kn_op_output(c, 0, x->dtype, p.out_rank, p.out_dims);

@@ -507,6 +507,10 @@ static void test_reduce_axes_forms(void)
     CHECK_EQ_INT(out[0].numel, 6);
     CHECK_NEAR(F32(out[0], 5), 6, 0);
     release_all(1, out);
+    CHECK_EQ_INT(run1("ReduceSumSquare", 18, 1, ins, 1, n, 1, out, &err), KN_OK);
+    CHECK_EQ_INT(out[0].rank, 2);
+    CHECK_NEAR(F32(out[0], 5), 36, 0);
+    release_all(1, out);
     /* no axes: everything, stable for large values */
     ((float *)x.data)[0] = 1000.0f;
     CHECK_EQ_INT(run1("ReduceLogSumExp", 18, 1, ins, 0, NULL, 1, out, &err), KN_OK);
