@@ -646,7 +646,7 @@ static int run_roi_align(kn_op_ctx *c)
         return kn_unsupported_dtype(c, x->dtype);
     if (x->rank != 4)
         return kn_fail(c->err, KN_ERR_ARG, "RoiAlign input must have rank 4");
-    roi_params rp;
+    roi_params rp = {0};
     int rc;
     if ((rc = check_rois(c, rois, 4)) || (rc = roi_align_params(c, &rp)))
         return rc;
