@@ -396,7 +396,9 @@ static int run_global_lp_pool(kn_op_ctx *c)
 
 /* ------------------------------------------------------------- MaxUnpool */
 
-static int unpool_out_dims(kn_op_ctx *c, const kn_tensor *x, int64_t *dims)
+/* The default output shape [N, C, (in - 1) * stride + kernel - pads] (the shape
+ * the indices refer to) and the requested one (output_shape input, else the same). */
+static int unpool_out_dims(kn_op_ctx *c, const kn_tensor *x, int64_t *def, int64_t *dims)
 {
     int n = x->rank - 2, rc;
     int64_t k[MAX_SP], s[MAX_SP], pads[2 * MAX_SP];
@@ -407,32 +409,52 @@ static int unpool_out_dims(kn_op_ctx *c, const kn_tensor *x, int64_t *dims)
         (rc = spatial_ints(c, "strides", n, 1, 1, s)) ||
         (rc = spatial_ints(c, "pads", 2 * n, 0, 0, pads)))
         return rc;
-    const kn_tensor *os = kn_op_in(c, 2);
-    if (os) {
-        int64_t v[KN_MAX_RANK];
-        int cnt = kn_read_ints(os, v, KN_MAX_RANK, c->err);
-        if (cnt < 0)
-            return c->err->code;
-        if (cnt != x->rank)
-            return kn_fail(c->err, KN_ERR_ARG, "MaxUnpool output_shape has %d values, expected %d",
-                           cnt, x->rank);
-        for (int i = 0; i < cnt; i++) {
-            if (v[i] < 0)
-                return kn_fail(c->err, KN_ERR_ARG, "MaxUnpool output_shape is negative");
-            dims[i] = v[i];
-        }
-        return KN_OK;
-    }
-    dims[0] = x->dims[0];
-    dims[1] = x->dims[1];
+    def[0] = x->dims[0];
+    def[1] = x->dims[1];
     for (int i = 0; i < n; i++) {
-        dims[i + 2] = (x->dims[i + 2] - 1) * s[i] + k[i] - pads[i] - pads[i + n];
-        if (dims[i + 2] < 0)
+        def[i + 2] = (x->dims[i + 2] - 1) * s[i] + k[i] - pads[i] - pads[i + n];
+        if (def[i + 2] < 0)
             return kn_fail(c->err, KN_ERR_ARG, "MaxUnpool output size is negative");
+    }
+    memcpy(dims, def, sizeof(int64_t) * (size_t)x->rank);
+    const kn_tensor *os = kn_op_in(c, 2);
+    if (!os)
+        return KN_OK;
+    int64_t v[KN_MAX_RANK];
+    int cnt = kn_read_ints(os, v, KN_MAX_RANK, c->err);
+    if (cnt < 0)
+        return c->err->code;
+    if (cnt != x->rank)
+        return kn_fail(c->err, KN_ERR_ARG, "MaxUnpool output_shape has %d values, expected %d",
+                       cnt, x->rank);
+    for (int i = 0; i < cnt; i++) {
+        if (v[i] < 0)
+            return kn_fail(c->err, KN_ERR_ARG, "MaxUnpool output_shape is negative");
+        dims[i] = v[i];
     }
     return KN_OK;
 }
 
+/* Offset in the output of flat index idx of the default shape, or -1 when that
+ * position lies outside the output (an output_shape smaller than the default). */
+static int64_t unpool_target(int rank, const int64_t *def, const int64_t *dims, int64_t idx)
+{
+    int64_t coord[KN_MAX_RANK], off = 0;
+    for (int d = rank - 1; d >= 0; d--) {
+        coord[d] = def[d] ? idx % def[d] : 0;
+        idx = def[d] ? idx / def[d] : 0;
+    }
+    for (int d = 0; d < rank; d++) {
+        if (coord[d] >= dims[d])
+            return -1;
+        off = off * dims[d] + coord[d];
+    }
+    return off;
+}
+
+/* Y (zeros) gets X's values at the positions the indices name.  Indices are
+ * flat offsets into the default output shape; with a larger output_shape the
+ * default-shaped result sits at the start of every axis. */
 static int run_max_unpool(kn_op_ctx *c)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -445,8 +467,8 @@ static int run_max_unpool(kn_op_ctx *c)
         return rc;
     if (ind->dtype != KN_I64 || ind->rank != x->rank || ind->numel != x->numel)
         return kn_fail(c->err, KN_ERR_ARG, "MaxUnpool indices must be int64 with the shape of X");
-    int64_t dims[KN_MAX_RANK];
-    if ((rc = unpool_out_dims(c, x, dims)))
+    int64_t def[KN_MAX_RANK], dims[KN_MAX_RANK], def_n;
+    if ((rc = unpool_out_dims(c, x, def, dims)) || (rc = kn_shape_numel(x->rank, def, &def_n, c->err)))
         return rc;
     kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
     if (!y)
@@ -454,10 +476,12 @@ static int run_max_unpool(kn_op_ctx *c)
     size_t es = kn_dtype_size(x->dtype);
     const int64_t *iv = ind->data;
     for (int64_t i = 0; i < x->numel; i++) {
-        if (iv[i] < 0 || iv[i] >= y->numel)
+        if (iv[i] < 0 || iv[i] >= def_n)
             return kn_fail(c->err, KN_ERR_RUNTIME, "MaxUnpool index %lld is out of range [0, %lld)",
-                           (long long)iv[i], (long long)y->numel);
-        memcpy((char *)y->data + (size_t)iv[i] * es, (const char *)x->data + (size_t)i * es, es);
+                           (long long)iv[i], (long long)def_n);
+        int64_t t = unpool_target(x->rank, def, dims, iv[i]);
+        if (t >= 0)
+            memcpy((char *)y->data + (size_t)t * es, (const char *)x->data + (size_t)i * es, es);
     }
     return KN_OK;
 }

@@ -760,7 +760,7 @@ static double gs_coord(const gs_params *gp, int d, double g)
     double len = (double)gp->dims[d];
     double x = gp->align_corners ? (g + 1) / 2 * (len - 1) : ((g + 1) * len - 1) / 2;
     if (gp->mode == MODE_NEAREST)
-        x = gp->nsp == 3 ? round(x) : nearbyint(x);
+        x = nearbyint(x); /* half to even, as the conformance data (all ranks) */
     if (x < gp->lo[d] || x > gp->hi[d]) {
         if (gp->padding == GS_BORDER)
             x = x < 0 ? 0 : x > len - 1 ? len - 1 : x;
