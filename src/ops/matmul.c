@@ -95,19 +95,54 @@ static void store_u64_buf(kn_tensor *y, const uint64_t *v)
 #define MM_BLOCK_N 512
 #define MM_BLOCK_K 128
 
+/* yr[0..n) += av * br[0..n): the innermost loop, over contiguous rows. */
+static void axpy_f32(float *restrict yr, const float *restrict br, float av, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++)
+        yr[j] += av * br[j];
+}
+
+/* A 4-row by 8-column block of y kept in locals while k runs over [k0,k1):
+ * each step broadcasts one element of each of 4 rows of a over 8 contiguous
+ * elements of a row of b (i-k-j order within the block). */
+static void block4x8_f32(const float *restrict a, const float *restrict b, float *restrict y,
+                         int64_t K, int64_t N, int64_t k0, int64_t k1)
+{
+    float acc[4][8];
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 8; j++)
+            acc[r][j] = y[r * N + j];
+    for (int64_t k = k0; k < k1; k++) {
+        const float *br = b + k * N;
+        for (int r = 0; r < 4; r++) {
+            const float av = a[r * K + k];
+            for (int j = 0; j < 8; j++)
+                acc[r][j] += av * br[j];
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 8; j++)
+            y[r * N + j] = acc[r][j];
+}
+
 /* y += a*b over columns [j0,j1) and inner indices [k0,k1). */
 static void mm_f32_tile(const float *a, const float *b, float *y, int64_t M, int64_t K,
                         int64_t N, int64_t k0, int64_t k1, int64_t j0, int64_t j1)
 {
-    for (int64_t i = 0; i < M; i++) {
-        float *yr = y + i * N;
+    int64_t i = 0;
+    for (; i + 4 <= M; i += 4) {
+        int64_t j = j0;
+        for (; j + 8 <= j1; j += 8)
+            block4x8_f32(a + i * K, b + j, y + i * N + j, K, N, k0, k1);
+        for (int r = 0; r < 4 && j < j1; r++)
+            for (int64_t k = k0; k < k1; k++)
+                axpy_f32(y + (i + r) * N + j, b + k * N + j, a[(i + r) * K + k], j1 - j);
+    }
+    for (; i < M; i++) {
+        float *yr = y + i * N + j0;
         const float *ar = a + i * K;
-        for (int64_t k = k0; k < k1; k++) {
-            const float av = ar[k];
-            const float *br = b + k * N;
-            for (int64_t j = j0; j < j1; j++)
-                yr[j] += av * br[j];
-        }
+        for (int64_t k = k0; k < k1; k++)
+            axpy_f32(yr, b + k * N + j0, ar[k], j1 - j0);
     }
 }
 
@@ -137,21 +172,6 @@ static void mm_f32(const float *a, const float *b, float *y, int64_t M, int64_t 
         for (int64_t k0 = 0; k0 < K; k0 += MM_BLOCK_K) {
             int64_t k1 = k0 + MM_BLOCK_K < K ? k0 + MM_BLOCK_K : K;
             mm_f32_tile(a, b, y, M, K, N, k0, k1, j0, j1);
-        }
-    }
-}
-
-/* y = a * b^T (float32) where bt is N-by-K: dot products of contiguous rows. */
-static void mm_f32_bt(const float *a, const float *bt, float *y, int64_t M, int64_t K, int64_t N)
-{
-    for (int64_t i = 0; i < M; i++) {
-        const float *ar = a + i * K;
-        for (int64_t j = 0; j < N; j++) {
-            const float *br = bt + j * K;
-            float s = 0.0f;
-            for (int64_t k = 0; k < K; k++)
-                s += ar[k] * br[k];
-            y[i * N + j] = s;
         }
     }
 }
@@ -492,17 +512,15 @@ static float *transpose_f32(kn_op_ctx *c, const float *x, int64_t r, int64_t n)
 static int gemm_product_f32(kn_op_ctx *c, const float *a, const float *b, float *y,
                             const gemm_shape *g)
 {
-    float *at = NULL;
-    if (g->ta) {
-        if (!(at = transpose_f32(c, a, g->K, g->M)))
-            return c->err->code;
-        a = at;
+    float *at = NULL, *bt = NULL;
+    if (g->ta && !(at = transpose_f32(c, a, g->K, g->M)))
+        return c->err->code;
+    if (g->tb && !(bt = transpose_f32(c, b, g->N, g->K))) {
+        free(at);
+        return c->err->code;
     }
-    if (g->tb)
-        mm_f32_bt(a, b, y, g->M, g->K, g->N);
-    else
-        mm_f32(a, b, y, g->M, g->K, g->N);
-    free(at);
+    mm_f32(at ? at : a, bt ? bt : b, y, g->M, g->K, g->N);
+    free(at), free(bt);
     return KN_OK;
 }
 
