@@ -994,10 +994,78 @@ static int run_einsum(kn_op_ctx *c)
     return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Static type inference                                                     */
+/* ------------------------------------------------------------------------ */
+
+static bool dim_is_one(kn_dim d)
+{
+    return d.value == 1 && !d.param;
+}
+
+/* numpy matmul output type; dt is the output dtype. */
+static int infer_matmul_as(kn_infer_ctx *ic, kn_dtype dt)
+{
+    if (ic->n_in < 2 || !ic->in[0] || !ic->in[1] || ic->n_out < 1)
+        return KN_OK;
+    const kn_type *a = ic->in[0], *b = ic->in[1];
+    kn_type *o = &ic->out[0];
+    o->kind = KN_TYPE_TENSOR;
+    o->dtype = dt;
+    o->rank = -1;
+    if (a->rank < 1 || b->rank < 1)
+        return KN_OK;
+    int ra = a->rank >= 2 ? a->rank - 2 : 0, rb = b->rank >= 2 ? b->rank - 2 : 0;
+    int r = ra > rb ? ra : rb;
+    if (r + 2 > KN_MAX_RANK)
+        return KN_OK;
+    for (int i = 0; i < r; i++) {
+        kn_dim one = {1, NULL};
+        kn_dim da = i - (r - ra) >= 0 ? a->dims[i - (r - ra)] : one;
+        kn_dim db = i - (r - rb) >= 0 ? b->dims[i - (r - rb)] : one;
+        o->dims[i] = dim_is_one(da) ? db : dim_is_one(db) ? da : (da.value >= 0 || da.param) ? da : db;
+    }
+    int n = r;
+    if (a->rank >= 2)
+        o->dims[n++] = a->dims[a->rank - 2];
+    if (b->rank >= 2)
+        o->dims[n++] = b->dims[b->rank - 1];
+    o->rank = n;
+    return KN_OK;
+}
+
+static int infer_matmul(kn_infer_ctx *ic)
+{
+    return infer_matmul_as(ic, ic->n_in > 0 && ic->in[0] ? ic->in[0]->dtype : KN_UNDEFINED);
+}
+
+static int infer_matmul_integer(kn_infer_ctx *ic)
+{
+    return infer_matmul_as(ic, KN_I32);
+}
+
+static int infer_gemm(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 2 || !ic->in[0] || !ic->in[1] || ic->n_out < 1)
+        return KN_OK;
+    const kn_type *a = ic->in[0], *b = ic->in[1];
+    kn_type *o = &ic->out[0];
+    o->kind = KN_TYPE_TENSOR;
+    o->dtype = a->dtype;
+    o->rank = -1;
+    if (a->rank != 2 || b->rank != 2)
+        return KN_OK;
+    bool ta = kn_attr_int(ic->node, "transA", 0) != 0, tb = kn_attr_int(ic->node, "transB", 0) != 0;
+    o->rank = 2;
+    o->dims[0] = a->dims[ta ? 1 : 0];
+    o->dims[1] = b->dims[tb ? 0 : 1];
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_matmul[] = {
-    {"", "MatMul", 1, run_matmul, NULL, NULL},
-    {"", "MatMulInteger", 1, run_matmul_integer, NULL, NULL},
-    {"", "Gemm", 1, run_gemm, NULL, NULL},
+    {"", "MatMul", 1, run_matmul, NULL, infer_matmul},
+    {"", "MatMulInteger", 1, run_matmul_integer, NULL, infer_matmul_integer},
+    {"", "Gemm", 1, run_gemm, NULL, infer_gemm},
     {"", "Einsum", 1, run_einsum, NULL, NULL},
     {0},
 };

@@ -628,13 +628,13 @@ static int run_lpnorm(kn_op_ctx *c)
 }
 
 const kn_op_def kn_ops_norm[] = {
-    {"", "BatchNormalization", 1, run_batchnorm, NULL, NULL},
-    {"", "InstanceNormalization", 1, run_instancenorm, NULL, NULL},
-    {"", "LayerNormalization", 1, run_layernorm, NULL, NULL},
-    {"", "RMSNormalization", 1, run_rmsnorm, NULL, NULL},
-    {"", "GroupNormalization", 1, run_groupnorm, NULL, NULL},
-    {"", "LRN", 1, run_lrn, NULL, NULL},
-    {"", "MeanVarianceNormalization", 1, run_mvn, NULL, NULL},
-    {"", "LpNormalization", 1, run_lpnorm, NULL, NULL},
+    {"", "BatchNormalization", 1, run_batchnorm, NULL, kn_infer_same_as_input0},
+    {"", "InstanceNormalization", 1, run_instancenorm, NULL, kn_infer_same_as_input0},
+    {"", "LayerNormalization", 1, run_layernorm, NULL, kn_infer_same_as_input0},
+    {"", "RMSNormalization", 1, run_rmsnorm, NULL, kn_infer_same_as_input0},
+    {"", "GroupNormalization", 1, run_groupnorm, NULL, kn_infer_same_as_input0},
+    {"", "LRN", 1, run_lrn, NULL, kn_infer_same_as_input0},
+    {"", "MeanVarianceNormalization", 1, run_mvn, NULL, kn_infer_same_as_input0},
+    {"", "LpNormalization", 1, run_lpnorm, NULL, kn_infer_same_as_input0},
     {0},
 };

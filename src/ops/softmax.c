@@ -286,9 +286,9 @@ static int run_sce(kn_op_ctx *c)
 }
 
 const kn_op_def kn_ops_softmax[] = {
-    {"", "Softmax", 1, run_softmax, NULL, NULL},
-    {"", "LogSoftmax", 1, run_logsoftmax, NULL, NULL},
-    {"", "Hardmax", 1, run_hardmax, NULL, NULL},
+    {"", "Softmax", 1, run_softmax, NULL, kn_infer_same_as_input0},
+    {"", "LogSoftmax", 1, run_logsoftmax, NULL, kn_infer_same_as_input0},
+    {"", "Hardmax", 1, run_hardmax, NULL, kn_infer_same_as_input0},
     {"", "SoftmaxCrossEntropyLoss", 1, run_sce, NULL, NULL},
     {"", "NegativeLogLikelihoodLoss", 1, run_nllloss, NULL, NULL},
     {0},
