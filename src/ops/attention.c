@@ -317,7 +317,7 @@ static int run_attention(kn_op_ctx *c)
     if (attn_configure(c, &a))
         return c->err->code;
     attn_outs o;
-    kn_tensor *pk_out, *pv_out;
+    kn_tensor *pk_out = NULL, *pv_out = NULL;
     if (attn_outputs(c, &a, &o, &pk_out, &pv_out))
         return c->err->code;
     attn_bufs w = {0};
