@@ -410,27 +410,42 @@ static int run_qlinear_matmul(kn_op_ctx *c)
     int64_t strides[2][KN_MAX_RANK];
     memcpy(strides[0], s.sa, sizeof strides[0]);
     memcpy(strides[1], s.sb, sizeof strides[1]);
+    int32_t *aa = malloc((size_t)(a->numel > 0 ? a->numel : 1) * sizeof(int32_t));
+    int32_t *ba = malloc((size_t)(b->numel > 0 ? b->numel : 1) * sizeof(int32_t));
+    double *mul = malloc((size_t)(s.m * s.n > 0 ? s.m * s.n : 1) * sizeof(double));
+    if (!aa || !ba || !mul) {
+        free(aa);
+        free(ba);
+        free(mul);
+        return kn_fail(c->err, KN_ERR_NOMEM, "out of memory in QLinearMatMul");
+    }
+    /* subtract zero points once: a's per row, b's per column */
+    for (int64_t e = 0; e < a->numel; e++)
+        aa[e] = (int32_t)(kn_load_i64(a->data, a->dtype, (size_t)e) - qparam_zp(&pa, (e / s.k) % s.m));
+    for (int64_t e = 0; e < b->numel; e++)
+        ba[e] = (int32_t)(kn_load_i64(b->data, b->dtype, (size_t)e) - qparam_zp(&pb, e % s.n));
+    for (int64_t i = 0; i < s.m; i++)
+        for (int64_t j = 0; j < s.n; j++)
+            mul[i * s.n + j] = requant_multiplier(st, qparam_scale(&pa, i), qparam_scale(&pb, j),
+                                                  qparam_scale(&py, i));
     kn_iter it;
     kn_iter_init(&it, rb, s.dims, 2, strides);
     for (int64_t bi = 0; bi < s.batch; bi++) {
-        int64_t aoff = it.off[0] * s.m * s.k, boff = it.off[1] * s.k * s.n;
-        for (int64_t i = 0; i < s.m; i++) {
-            int64_t za = qparam_zp(&pa, i);
+        const int32_t *am = aa + it.off[0] * s.m * s.k, *bm = ba + it.off[1] * s.k * s.n;
+        for (int64_t i = 0; i < s.m; i++)
             for (int64_t j = 0; j < s.n; j++) {
-                int64_t zb = qparam_zp(&pb, j), acc = 0;
-                for (int64_t k = 0; k < s.k; k++) {
-                    int64_t av = kn_load_i64(a->data, a->dtype, (size_t)(aoff + i * s.k + k));
-                    int64_t bv = kn_load_i64(b->data, b->dtype, (size_t)(boff + k * s.n + j));
-                    acc += (av - za) * (bv - zb);
-                }
-                double mul = requant_multiplier(st, qparam_scale(&pa, i), qparam_scale(&pb, j),
-                                                qparam_scale(&py, i));
-                int64_t r = round_saturate((double)acc * mul + (double)qparam_zp(&py, i), lo, hi);
+                int64_t acc = 0;
+                for (int64_t k = 0; k < s.k; k++)
+                    acc += (int64_t)am[i * s.k + k] * bm[k * s.n + j];
+                int64_t r = round_saturate((double)acc * mul[i * s.n + j] + (double)qparam_zp(&py, i),
+                                           lo, hi);
                 kn_store_i64(y->data, yt, (size_t)((bi * s.m + i) * s.n + j), r);
             }
-        }
         kn_iter_next(&it);
     }
+    free(aa);
+    free(ba);
+    free(mul);
     return KN_OK;
 }
 
@@ -543,30 +558,23 @@ static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, c
     return KN_OK;
 }
 
-/* Integer accumulation for one output position of one output channel. */
-static int64_t qconv_point(const conv_geom *g, const kn_tensor *x, const kn_tensor *w,
-                           int64_t xbase, int64_t wbase, const int64_t *opos, int64_t zx,
-                           int64_t zw)
+/* Integer accumulation for one output position of one output channel over
+ * zero-point-adjusted data: x is this batch entry's group, w this channel's filter. */
+static int64_t qconv_point(const conv_geom *g, const int32_t *x, const int32_t *w,
+                           const int64_t *opos)
 {
     int64_t acc = 0, kpos[QCONV_MAX_SPATIAL] = {0};
     for (int64_t kk = 0; kk < g->k_size; kk++) {
         int64_t xoff = 0;
         bool inside = true;
-        for (int d = 0; d < g->nsp; d++) {
+        for (int d = 0; d < g->nsp && inside; d++) {
             int64_t p = opos[d] * g->stride[d] - g->pad[d] + kpos[d] * g->dil[d];
-            if (p < 0 || p >= g->in[d]) {
-                inside = false;
-                break;
-            }
+            inside = p >= 0 && p < g->in[d];
             xoff = xoff * g->in[d] + p;
         }
-        if (inside) {
-            for (int64_t ci = 0; ci < g->cpg; ci++) {
-                int64_t xv = kn_load_i64(x->data, x->dtype, (size_t)(xbase + ci * g->in_size + xoff));
-                int64_t wv = kn_load_i64(w->data, w->dtype, (size_t)(wbase + ci * g->k_size + kk));
-                acc += (xv - zx) * (wv - zw);
-            }
-        }
+        if (inside)
+            for (int64_t ci = 0; ci < g->cpg; ci++)
+                acc += (int64_t)x[ci * g->in_size + xoff] * w[ci * g->k_size + kk];
         for (int d = g->nsp - 1; d >= 0; d--) {
             if (++kpos[d] < g->k[d])
                 break;
@@ -574,6 +582,21 @@ static int64_t qconv_point(const conv_geom *g, const kn_tensor *x, const kn_tens
         }
     }
     return acc;
+}
+
+/* t - zero point as int32 (zp per-tensor, or per leading-dim slice when per_row). */
+static int32_t *zp_adjusted(const kn_tensor *t, const qparam *p, bool per_row)
+{
+    int32_t *out = malloc((size_t)(t->numel > 0 ? t->numel : 1) * sizeof(int32_t));
+    if (!out)
+        return NULL;
+    int64_t rows = t->rank > 0 ? t->dims[0] : 1, inner = rows ? t->numel / rows : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t z = qparam_zp(p, per_row ? r : 0);
+        for (int64_t i = 0; i < inner; i++)
+            out[r * inner + i] = (int32_t)(kn_load_i64(t->data, t->dtype, (size_t)(r * inner + i)) - z);
+    }
+    return out;
 }
 
 static int run_qlinear_conv(kn_op_ctx *c)
@@ -606,19 +629,25 @@ static int run_qlinear_conv(kn_op_ctx *c)
         return c->err->code;
     int64_t lo, hi;
     quant_range(yt, &lo, &hi);
-    int64_t zx = qparam_zp(&px, 0), zy = qparam_zp(&py, 0);
+    int64_t zy = qparam_zp(&py, 0);
+    int32_t *xa = zp_adjusted(x, &px, false), *wa = zp_adjusted(w, &pw, pw.n > 1);
+    if (!xa || !wa) {
+        free(xa);
+        free(wa);
+        return kn_fail(c->err, KN_ERR_NOMEM, "out of memory in QLinearConv");
+    }
     int64_t yk = 0;
     for (int64_t b = 0; b < g.n; b++)
         for (int64_t m = 0; m < g.m; m++) {
             int64_t grp = m / g.mpg;
-            int64_t xbase = (b * g.c + grp * g.cpg) * g.in_size, wbase = m * g.cpg * g.k_size;
-            int64_t zw = qparam_zp(&pw, m);
+            const int32_t *xg = xa + (b * g.c + grp * g.cpg) * g.in_size;
+            const int32_t *wm = wa + m * g.cpg * g.k_size;
             int64_t bv = bias ? ((const int32_t *)bias->data)[m] : 0;
             double mul = requant_multiplier(px.scale->dtype, qparam_scale(&px, 0),
                                             qparam_scale(&pw, m), qparam_scale(&py, 0));
             int64_t opos[QCONV_MAX_SPATIAL] = {0};
             for (int64_t o = 0; o < g.out_size; o++, yk++) {
-                int64_t acc = qconv_point(&g, x, w, xbase, wbase, opos, zx, zw) + bv;
+                int64_t acc = qconv_point(&g, xg, wm, opos) + bv;
                 kn_store_i64(y->data, yt, (size_t)yk,
                              round_saturate((double)acc * mul + (double)zy, lo, hi));
                 for (int d = g.nsp - 1; d >= 0; d--) {
@@ -628,6 +657,8 @@ static int run_qlinear_conv(kn_op_ctx *c)
                 }
             }
         }
+    free(xa);
+    free(wa);
     return KN_OK;
 }
 
