@@ -156,13 +156,18 @@ static int isinf_params(kn_op_ctx *c, uparams *p)
     return KN_OK;
 }
 
+static int check_gelu(const kn_node *n, int opset, kn_error *err)
+{
+    const char *mode = kn_attr_string(n, "approximate", "none");
+    if (strcmp(mode, "none") && strcmp(mode, "tanh"))
+        return kn_fail(err, KN_ERR_UNSUPPORTED, "Gelu approximate '%s' not supported", mode);
+    return KN_OK;
+}
+
 static int gelu_params(kn_op_ctx *c, uparams *p)
 {
-    const char *mode = kn_attr_string(c->node, "approximate", "none");
-    if (strcmp(mode, "none") && strcmp(mode, "tanh"))
-        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Gelu approximate '%s' not supported", mode);
-    p->a = !strcmp(mode, "tanh");
-    return KN_OK;
+    p->a = !strcmp(kn_attr_string(c->node, "approximate", "none"), "tanh");
+    return check_gelu(c->node, c->opset, c->err);
 }
 
 /* Integer range of dtype t as int64 bit patterns (uint64 max is stored as -1). */
@@ -429,8 +434,9 @@ const kn_op_def kn_ops_unary[] = {
     UNARY("Tanh"), UNARY("Erf"), UNARY("Not"), UNARY("BitwiseNot"), UNARY("Relu"),
     UNARY("LeakyRelu"), UNARY("Elu"), UNARY("Selu"), UNARY("Celu"), UNARY("Sigmoid"),
     UNARY("HardSigmoid"), UNARY("HardSwish"), UNARY("Softplus"), UNARY("Softsign"),
-    UNARY("Mish"), UNARY("Gelu"), UNARY("ThresholdedRelu"), UNARY("Shrink"), UNARY("Swish"),
+    UNARY("Mish"), UNARY("ThresholdedRelu"), UNARY("Shrink"), UNARY("Swish"),
     UNARY("Clip"),
+    {"", "Gelu", 1, run_unary, check_gelu, kn_infer_same_as_input0},
     {"", "IsNaN", 1, run_unary, NULL, infer_bool},
     {"", "IsInf", 1, run_unary, NULL, infer_bool},
     {"", "PRelu", 1, run_prelu, NULL, kn_infer_same_as_input0},
