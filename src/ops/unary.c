@@ -170,21 +170,6 @@ static int gelu_params(kn_op_ctx *c, uparams *p)
     return check_gelu(c->node, c->opset, c->err);
 }
 
-/* Integer range of dtype t as int64 bit patterns (uint64 max is stored as -1). */
-static void int_range(kn_dtype t, int64_t *lo, int64_t *hi)
-{
-    switch (t) {
-    case KN_I8: *lo = INT8_MIN; *hi = INT8_MAX; break;
-    case KN_I16: *lo = INT16_MIN; *hi = INT16_MAX; break;
-    case KN_I32: *lo = INT32_MIN; *hi = INT32_MAX; break;
-    case KN_U8: *lo = 0; *hi = UINT8_MAX; break;
-    case KN_U16: *lo = 0; *hi = UINT16_MAX; break;
-    case KN_U32: *lo = 0; *hi = UINT32_MAX; break;
-    case KN_U64: *lo = 0; *hi = -1; break;
-    default: *lo = INT64_MIN; *hi = INT64_MAX; break;
-    }
-}
-
 /* One Clip bound from input k (opset >= 11): a one-element tensor, or omitted. */
 static int clip_bound(kn_op_ctx *c, int k, double *f, int64_t *i)
 {
@@ -203,7 +188,9 @@ static int clip_bound(kn_op_ctx *c, int k, double *f, int64_t *i)
 
 static int clip_params(kn_op_ctx *c, uparams *p)
 {
-    int_range(c->in[0]->dtype, &p->lo, &p->hi);
+    /* integer defaults: the whole int64 / uint64 range (uint64 max is -1 as int64) */
+    p->lo = p->uns ? 0 : INT64_MIN;
+    p->hi = p->uns ? -1 : INT64_MAX;
     p->a = -INFINITY;
     p->b = INFINITY;
     if (c->opset < 11) {
