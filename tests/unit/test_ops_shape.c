@@ -641,8 +641,100 @@ static void test_infer(void)
     CHECK_EQ_INT(o.dtype, KN_F16);
 }
 
+/* ---- random smoke: arbitrary parameters must give a result or an error, never a
+ * crash (run under ASan/UBSan) ---- */
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static int64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (int64_t)(rng_state >> 1);
+}
+
+/* Mostly small values, sometimes extremes. */
+static int64_t rnd_param(void)
+{
+    static const int64_t extremes[] = {INT64_MIN, INT64_MAX, INT64_MIN + 1, -1, 0, 1 << 16};
+    int64_t r = rnd() % 10;
+    if (r == 0)
+        return extremes[rnd() % 6];
+    return rnd() % 11 - 5;
+}
+
+static void run_quiet(const node_spec *s)
+{
+    kn_tensor outs[MAX_IO];
+    kn_error err = {0};
+    if (run_node(s, outs, &err) == KN_OK)
+        for (int i = 0; i < s->n_out; i++)
+            kn_tensor_release(&outs[i]);
+}
+
+static void test_random_params(void)
+{
+    int64_t xd[3] = {2, 3, 4};
+    kn_tensor x = tensor(KN_I64, 3, xd, iota_i64);
+    static const char *modes[] = {"constant", "reflect", "edge", "wrap"};
+    for (int iter = 0; iter < 400; iter++) {
+        int64_t a[6], b[6], c3[3], d3[3], n3 = 3, n6 = 6, n2 = 2;
+        for (int i = 0; i < 6; i++)
+            a[i] = rnd_param(), b[i] = rnd_param();
+        for (int i = 0; i < 3; i++)
+            c3[i] = rnd() % 7 - 3, d3[i] = rnd_param();
+        kn_tensor ta = tensor(KN_I64, 1, &n3, a), tb = tensor(KN_I64, 1, &n3, b),
+                  tc = tensor(KN_I64, 1, &n3, c3), td = tensor(KN_I64, 1, &n3, d3);
+        node_spec sl = {"Slice", 13, 5, {&x, &ta, &tb, &tc, &td}, 1, 0, {{0}}};
+        run_quiet(&sl);
+        int64_t pads[6];
+        for (int i = 0; i < 6; i++)
+            pads[i] = rnd() % 9 - 4;
+        kn_tensor tp = tensor(KN_I64, 1, &n6, pads);
+        node_spec pd = {"Pad", 19, 2, {&x, &tp}, 1, 1, {attr_str("mode", modes[rnd() % 4])}};
+        run_quiet(&pd);
+        kn_tensor tp2 = tensor(KN_I64, 1, &n2, pads);
+        int64_t ax[1] = {c3[0]}, one = 1;
+        kn_tensor tax = tensor(KN_I64, 1, &one, ax);
+        node_spec pa = {"Pad", 19, 4, {&x, &tp2, NULL, &tax}, 1, 1, {attr_str("mode", modes[rnd() % 4])}};
+        run_quiet(&pa);
+        int64_t rp[3] = {rnd() % 3, rnd() % 3, rnd() % 4 - 1};
+        kn_tensor tr = tensor(KN_I64, 1, &n3, rp);
+        node_spec tl = {"Tile", 13, 2, {&x, &tr}, 1, 0, {{0}}};
+        run_quiet(&tl);
+        node_spec tp3 = {"Transpose", 13, 1, {&x}, 1, 1, {attr_ints("perm", c3, 3)}};
+        run_quiet(&tp3);
+        node_spec rs = {"Reshape", 14, 2, {&x, &tc}, 1, 1, {attr_int("allowzero", rnd() % 2)}};
+        run_quiet(&rs);
+        node_spec ex = {"Expand", 13, 2, {&x, &tc}, 1, 0, {{0}}};
+        run_quiet(&ex);
+        node_spec sp = {"Split", 13, 2, {&x, &tc}, 3, 1, {attr_int("axis", c3[1])}};
+        run_quiet(&sp);
+        node_spec sq = {"Squeeze", 13, 2, {&x, &tc}, 1, 0, {{0}}};
+        run_quiet(&sq);
+        node_spec us = {"Unsqueeze", 13, 2, {&x, &tc}, 1, 0, {{0}}};
+        run_quiet(&us);
+        node_spec cc = {"CenterCropPad", 18, 2, {&x, &tc}, 1, 0, {{0}}};
+        run_quiet(&cc);
+        kn_tensor k = tensor(KN_I64, 0, NULL, &d3[0]);
+        node_spec tu = {"Trilu", 14, 2, {&x, &k}, 1, 1, {attr_int("upper", rnd() % 2)}};
+        run_quiet(&tu);
+        kn_tensor r0 = tensor(KN_I64, 0, NULL, &a[0]), r1 = tensor(KN_I64, 0, NULL, &b[0]),
+                  r2 = tensor(KN_I64, 0, NULL, &c3[0]);
+        node_spec rg = {"Range", 11, 3, {&r0, &r1, &r2}, 1, 0, {{0}}};
+        run_quiet(&rg);
+        node_spec d2s = {"DepthToSpace", 13, 1, {&x}, 1, 1, {attr_int("blocksize", d3[1])}};
+        run_quiet(&d2s);
+        node_spec ey = {"EyeLike", 9, 1, {&tp2}, 1, 1, {attr_int("k", d3[2])}};
+        run_quiet(&ey);
+    }
+    CHECK(1);
+}
+
 TEST_MAIN(TEST_CASE(test_reshape), TEST_CASE(test_flatten_squeeze),
           TEST_CASE(test_shape_size_constant), TEST_CASE(test_expand),
           TEST_CASE(test_range_eyelike_dropout), TEST_CASE(test_transpose_concat),
           TEST_CASE(test_split), TEST_CASE(test_slice), TEST_CASE(test_tile_pad),
-          TEST_CASE(test_blocks_trilu_reverse), TEST_CASE(test_infer))
+          TEST_CASE(test_blocks_trilu_reverse), TEST_CASE(test_infer),
+          TEST_CASE(test_random_params))
