@@ -31,6 +31,28 @@ static inline const char *elem_at(const char *base, int64_t off, size_t es)
     return base + (ptrdiff_t)off * (ptrdiff_t)es;
 }
 
+/* dst[j] = src[j * stride] for j < n, elements of es bytes; one loop per common
+ * element size so the copy compiles to plain loads and stores. */
+static void gather_run(char *dst, const char *src, int64_t n, int64_t stride, size_t es)
+{
+#define KN_GATHER_RUN(T)                                                              \
+    for (int64_t j = 0; j < n; j++) {                                                 \
+        T v;                                                                          \
+        memcpy(&v, src + (ptrdiff_t)(j * stride) * (ptrdiff_t)sizeof(T), sizeof(T));  \
+        memcpy(dst + (size_t)j * sizeof(T), &v, sizeof(T));                           \
+    }
+    switch (es) {
+    case 1: KN_GATHER_RUN(uint8_t) break;
+    case 2: KN_GATHER_RUN(uint16_t) break;
+    case 4: KN_GATHER_RUN(uint32_t) break;
+    case 8: KN_GATHER_RUN(uint64_t) break;
+    default:
+        for (int64_t j = 0; j < n; j++)
+            memcpy(dst + (size_t)j * es, elem_at(src, j * stride, es), es);
+    }
+#undef KN_GATHER_RUN
+}
+
 /* Merge adjacent axes that are contiguous with each other in the source view and
  * drop size-1 axes, so that strided_copy copies the longest inner runs it can. */
 static int coalesce_view(int rank, int64_t *dims, int64_t *strides)
@@ -75,12 +97,10 @@ static void strided_copy(char *dst, const char *src, int rank, const int64_t *di
     size_t run = (size_t)inner * es;
     for (int64_t r = 0; r < rows; r++) {
         const char *s = elem_at(src, off, es);
-        if (istr == 1) {
+        if (istr == 1)
             memcpy(dst, s, run);
-        } else {
-            for (int64_t j = 0; j < inner; j++)
-                copy_elem(dst + (size_t)j * es, elem_at(s, j * istr, es), es);
-        }
+        else
+            gather_run(dst, s, inner, istr, es);
         dst += run;
         for (int d = rank - 2; d >= 0; d--) {
             off += strides[d];
@@ -252,10 +272,13 @@ static int run_concat(kn_op_ctx *c)
 static int split_sizes(kn_op_ctx *c, int64_t dim, int64_t *split)
 {
     int n_out = c->n_out;
-    int n = read_int_list(c, c->opset < 13, "split", 1, split, n_out);
+    /* Split-1 took 'split' as an optional input or an attribute; 2..12 as an
+     * attribute; 13+ as an optional input (an empty one counts as absent) */
+    int n = read_int_list(c, c->opset < 13 && !(c->opset < 2 && kn_op_in(c, 1)), "split", 1,
+                          split, n_out);
     if (n == -2)
         return c->err->code;
-    if (n >= 0) {
+    if (n > 0) {
         if (n != n_out)
             return kn_fail(c->err, KN_ERR_ARG, "Split: 'split' has %d entries for %d outputs", n,
                            n_out);
