@@ -593,8 +593,8 @@ static void test_blocks_trilu_reverse(void)
 
 /* ---- static inference ---- */
 
-static int infer_one(const char *op, int opset, kn_attr *attrs, int n_attr, const kn_type *in,
-                     kn_type *out)
+static int infer_one2(const char *op, int opset, kn_attr *attrs, int n_attr, const kn_type *in,
+                      const kn_tensor *const1, kn_type *out)
 {
     const kn_op_def *d = kn_op_find("", op, opset);
     if (!d || !d->infer)
@@ -604,12 +604,21 @@ static int infer_one(const char *op, int opset, kn_attr *attrs, int n_attr, cons
     n.domain = "";
     n.n_attr = n_attr;
     n.attrs = attrs;
-    const kn_type *ins[1] = {in};
-    const kn_tensor *consts[1] = {NULL};
+    kn_type t1 = {0};
+    if (const1)
+        kn_type_from_tensor(&t1, const1);
+    const kn_type *ins[2] = {in, const1 ? &t1 : NULL};
+    const kn_tensor *consts[2] = {NULL, const1};
     kn_error err = {0};
-    kn_infer_ctx ic = {&n, opset, 1, ins, consts, 1, out, &err};
+    kn_infer_ctx ic = {&n, opset, const1 ? 2 : 1, ins, consts, 1, out, &err};
     memset(out, 0, sizeof *out);
     return d->infer(&ic);
+}
+
+static int infer_one(const char *op, int opset, kn_attr *attrs, int n_attr, const kn_type *in,
+                     kn_type *out)
+{
+    return infer_one2(op, opset, attrs, n_attr, in, NULL, out);
 }
 
 static void test_infer(void)
@@ -639,6 +648,33 @@ static void test_infer(void)
     CHECK_EQ_INT(o.dims[1].value, 20);
     CHECK_EQ_INT(infer_one("Identity", 13, NULL, 0, &x, &o), KN_OK);
     CHECK_EQ_INT(o.dtype, KN_F16);
+
+    /* Reshape [batch,4,5] by constant [0,-1]: [batch,20]; -1 unknown when batch is */
+    int64_t sv[2] = {0, -1}, two = 2;
+    kn_tensor shp = tensor(KN_I64, 1, &two, sv);
+    CHECK_EQ_INT(infer_one2("Reshape", 14, NULL, 0, &x, &shp, &o), KN_OK);
+    CHECK_EQ_INT(o.rank, 2);
+    CHECK(o.dims[0].param && !strcmp(o.dims[0].param, "batch"));
+    CHECK_EQ_INT(o.dims[1].value, -1);
+    x.dims[0].value = 3;
+    x.dims[0].param = NULL;
+    CHECK_EQ_INT(infer_one2("Reshape", 14, NULL, 0, &x, &shp, &o), KN_OK);
+    CHECK_EQ_INT(o.dims[0].value, 3);
+    CHECK_EQ_INT(o.dims[1].value, 20);
+    CHECK_EQ_INT(infer_one("Reshape", 14, NULL, 0, &x, &o), KN_OK);
+    CHECK_EQ_INT(o.rank, -1);
+
+    int64_t ax[2] = {0, -1};
+    kn_attr ua[1] = {attr_ints("axes", ax, 2)};
+    CHECK_EQ_INT(infer_one("Unsqueeze", 11, ua, 1, &x, &o), KN_OK);
+    CHECK_EQ_INT(o.rank, 5);
+    CHECK_EQ_INT(o.dims[0].value, 1);
+    CHECK_EQ_INT(o.dims[1].value, 3);
+    CHECK_EQ_INT(o.dims[4].value, 1);
+    kn_type y = o;
+    CHECK_EQ_INT(infer_one("Squeeze", 13, NULL, 0, &y, &o), KN_OK);
+    CHECK_EQ_INT(o.rank, 3);
+    CHECK_EQ_INT(o.dims[2].value, 5);
 }
 
 /* ---- random smoke: arbitrary parameters must give a result or an error, never a
