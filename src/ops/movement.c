@@ -187,14 +187,16 @@ static int run_transpose(kn_op_ctx *c)
                            r - 1);
         seen[perm[i]] = true;
     }
-    kn_strides(r, x->dims, in_str);
-    for (int i = 0; i < r; i++) {
+    for (int i = 0; i < r; i++)
         dims[i] = x->dims[perm[i]];
-        strides[i] = in_str[perm[i]];
-    }
     kn_tensor *o = kn_op_output(c, 0, x->dtype, r, dims);
     if (!o)
         return c->err->code;
+    if (o->numel == 0)
+        return KN_OK; /* strides of an empty tensor may overflow */
+    kn_strides(r, x->dims, in_str);
+    for (int i = 0; i < r; i++)
+        strides[i] = in_str[perm[i]];
     strided_copy(o->data, x->data, r, dims, strides, kn_dtype_size(x->dtype));
     return KN_OK;
 }
@@ -233,7 +235,9 @@ static int concat_shape(kn_op_ctx *c, int *axis_out, int64_t *dims)
                 return kn_fail(c->err, KN_ERR_ARG,
                                "Concat: input %d has size %lld on axis %d, expected %lld", i,
                                (long long)t->dims[d], d, (long long)dims[d]);
-        dims[axis] += t->dims[axis]; /* each is at most 2^40: no overflow for <= 512 inputs */
+        if (t->dims[axis] > INT64_MAX - dims[axis])
+            return kn_fail(c->err, KN_ERR_ARG, "Concat: output size overflows");
+        dims[axis] += t->dims[axis];
     }
     *axis_out = axis;
     return KN_OK;
@@ -330,7 +334,12 @@ static int run_split(kn_op_ctx *c)
         return kn_fail(c->err, KN_ERR_NOMEM, "out of memory");
     int rc = split_sizes(c, x->dims[axis], split);
     size_t es = kn_dtype_size(x->dtype);
-    int64_t outer = prod_dims(x->dims, 0, axis), inner = prod_dims(x->dims, axis + 1, x->rank);
+    /* products of the dims of an empty tensor may overflow: copy nothing then */
+    int64_t outer = 0, inner = 0;
+    if (x->numel > 0) {
+        outer = prod_dims(x->dims, 0, axis);
+        inner = prod_dims(x->dims, axis + 1, x->rank);
+    }
     size_t in_row = (size_t)(x->dims[axis] * inner) * es;
     int64_t dims[KN_MAX_RANK], start = 0;
     memcpy(dims, x->dims, sizeof(int64_t) * (size_t)x->rank);
@@ -439,23 +448,26 @@ static int run_slice(kn_op_ctx *c)
     if ((rc = norm_axes(c, p.axes, p.n, x->rank, axes)))
         return rc;
     int64_t dims[KN_MAX_RANK], strides[KN_MAX_RANK], in_str[KN_MAX_RANK], first[KN_MAX_RANK];
-    kn_strides(x->rank, x->dims, in_str);
+    int64_t step[KN_MAX_RANK];
     for (int d = 0; d < x->rank; d++) {
         dims[d] = x->dims[d];
-        strides[d] = in_str[d];
         first[d] = 0;
+        step[d] = 1;
     }
     for (int i = 0; i < p.n; i++) {
         int d = axes[i];
         slice_axis(x->dims[d], p.starts[i], p.ends[i], p.steps[i], &first[d], &dims[d]);
-        /* |step| < dim whenever more than one element is taken: no overflow */
-        strides[d] = dims[d] > 1 ? in_str[d] * p.steps[i] : 0;
+        step[d] = p.steps[i];
     }
     kn_tensor *o = kn_op_output(c, 0, x->dtype, x->rank, dims);
     if (!o)
         return c->err->code;
     if (o->numel == 0)
         return KN_OK;
+    kn_strides(x->rank, x->dims, in_str);
+    /* |step| < dim whenever more than one element is taken: no overflow */
+    for (int d = 0; d < x->rank; d++)
+        strides[d] = dims[d] > 1 ? in_str[d] * step[d] : 0;
     int64_t base = 0;
     for (int d = 0; d < x->rank; d++)
         base += first[d] * in_str[d];
@@ -549,7 +561,11 @@ static int pad_core(kn_op_ctx *c, const kn_tensor *x, const int64_t *begin, cons
     int r = x->rank;
     int64_t dims[KN_MAX_RANK], in_str[KN_MAX_RANK];
     for (int d = 0; d < r; d++) {
-        dims[d] = x->dims[d] + begin[d] + end[d]; /* pads are checked to be <= 2^40 */
+        if (x->dims[d] > ((int64_t)1 << 61) || begin[d] > ((int64_t)1 << 61) ||
+            end[d] > ((int64_t)1 << 61))
+            return kn_fail(c->err, KN_ERR_ARG, "%s: size on axis %d is too large",
+                           c->node->op_type, d);
+        dims[d] = x->dims[d] + begin[d] + end[d]; /* |each| <= 2^61: no overflow */
         if (dims[d] < 0)
             return kn_fail(c->err, KN_ERR_ARG, "%s: pads make axis %d negative (%lld)",
                            c->node->op_type, d, (long long)dims[d]);
@@ -879,7 +895,7 @@ static int run_reverse_sequence(kn_op_ctx *c)
     kn_tensor *o = kn_op_output_copy(c, 0, x);
     if (!o)
         return c->err->code;
-    int64_t inner = prod_dims(x->dims, 2, x->rank);
+    int64_t inner = x->numel ? prod_dims(x->dims, 2, x->rank) : 0; /* no overflow if empty */
     int64_t s0 = x->dims[1] * inner, s1 = inner;
     int64_t st = ta == 0 ? s0 : s1, sb = ta == 0 ? s1 : s0;
     size_t es = kn_dtype_size(x->dtype), run = (size_t)inner * es;
