@@ -327,7 +327,7 @@ static int run_attention(kn_op_ctx *c)
     int64_t nk, nv;
     if (!kn_mul_ok(a.batch, a.hkv, &nk) || !kn_mul_ok(nk, a.total, &nk) ||
         !kn_mul_ok(nk, a.dv, &nv) || !kn_mul_ok(nk, a.dk, &nk) ||
-        nk > KN_MAX_TENSOR_BYTES / 8 || nv > KN_MAX_TENSOR_BYTES / 8)
+        nk > (int64_t)(KN_MAX_TENSOR_BYTES / 8) || nv > (int64_t)(KN_MAX_TENSOR_BYTES / 8))
         return kn_fail(c->err, KN_ERR_NOMEM, "Attention key/value cache too large");
     w.pk = calloc((size_t)(nk > 0 ? nk : 1), sizeof(double));
     w.pv = calloc((size_t)(nv > 0 ? nv : 1), sizeof(double));

@@ -211,7 +211,7 @@ static int rnn_configure(kn_op_ctx *c, int kind, rnn_cfg *cfg)
     }
     /* working state is [dirs, batch, 3 * gates * hidden] at most: refuse absurd sizes */
     int64_t state;
-    if (!kn_mul_ok(nd * cfg->batch + 1, 3 * gh + 3, &state) || state > KN_MAX_TENSOR_BYTES / 8)
+    if (!kn_mul_ok(nd * cfg->batch + 1, 3 * gh + 3, &state) || state > (int64_t)(KN_MAX_TENSOR_BYTES / 8))
         return kn_fail(c->err, KN_ERR_NOMEM, "RNN state for batch %lld is too large",
                        (long long)cfg->batch);
     const kn_tensor *p = kind == RNN_LSTM ? kn_op_in(c, 7) : NULL;
