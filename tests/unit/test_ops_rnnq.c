@@ -14,7 +14,7 @@
 /* ---------------------------------------------------------------- one-node graphs */
 
 #define MAX_IO 10
-#define MAX_ATTR 8
+#define MAX_ATTR 16
 
 typedef struct tnode {
     const char *op;
