@@ -977,22 +977,21 @@ static int legacy_fill_nodes(kn_op_ctx *c, const te_legacy *L, te_model *m, cons
     return KN_OK;
 }
 
-/* Trees in order of first appearance; the root is the tree's first node that is
- * nobody's child. */
-static int legacy_roots(kn_op_ctx *c, const te_legacy *L, te_model *m, const int64_t *idx, const bool *is_child)
+/* Trees in order of tree id; a tree's root is its first node (in attribute order)
+ * that is nobody's child.  keys are sorted by (tree, node). */
+static int legacy_roots(kn_op_ctx *c, const te_legacy *L, te_model *m, const te_key *keys,
+                        const int64_t *idx, const bool *is_child)
 {
     m->n_trees = 0;
-    for (int64_t p = 0; p < L->n; p++) {
-        if (is_child[p])
-            continue;
-        bool seen = false;
-        for (int64_t q = 0; q < p && !seen; q++)
-            seen = !is_child[q] && L->treeids[q] == L->treeids[p];
-        if (!seen)
-            m->roots[m->n_trees++] = idx[p];
+    for (int64_t k = 0; k < L->n;) {
+        int64_t tree = keys[k].tree, best = -1;
+        for (; k < L->n && keys[k].tree == tree; k++)
+            if (!is_child[keys[k].pos] && (best < 0 || keys[k].pos < best))
+                best = keys[k].pos;
+        if (best < 0)
+            return kn_fail(c->err, KN_ERR_ARG, "%s: tree %lld has no root", c->node->op_type, (long long)tree);
+        m->roots[m->n_trees++] = idx[best];
     }
-    if (m->n_trees == 0 && L->n > 0)
-        return kn_fail(c->err, KN_ERR_ARG, "%s: no tree has a root", c->node->op_type);
     return KN_OK;
 }
 
@@ -1091,7 +1090,7 @@ static int legacy_build(kn_op_ctx *c, te_model *m)
     if (!rc)
         rc = legacy_fill_nodes(c, &L, m, keys, idx, is_child);
     if (!rc)
-        rc = legacy_roots(c, &L, m, idx, is_child);
+        rc = legacy_roots(c, &L, m, keys, idx, is_child);
     if (!rc)
         rc = legacy_votes(c, &L, m, keys, idx);
     if (!rc)
