@@ -607,7 +607,7 @@ static int run_lpnorm(kn_op_ctx *c)
         return c->err->code;
     if (x->rank == 0) {
         double v = ld(x, 0);
-        st(y, 0, v / (p == 1 ? fabs(v) : sqrt(v * v)));
+        st(y, 0, v == 0.0 ? v : v / fabs(v));
         return KN_OK;
     }
     int64_t outer = dims_prod(x->dims, 0, axis), n = x->dims[axis];
@@ -621,6 +621,8 @@ static int run_lpnorm(kn_op_ctx *c)
                 s += p == 1 ? fabs(v) : v * v;
             }
             double norm = p == 1 ? s : sqrt(s);
+            if (norm == 0.0)
+                norm = 1.0; /* a zero vector stays zero */
             for (int64_t k = 0; k < n; k++)
                 st(y, base + k * inner, ld(x, base + k * inner) / norm);
         }
