@@ -528,10 +528,12 @@ static int gemm_f32(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, kn_ten
                     const gemm_shape *g)
 {
     const kn_tensor *ct = kn_op_in(c, 2);
-    float *buf = y->dtype == KN_F32 ? y->data : xcalloc(c, y->numel, sizeof(float));
-    float *fa = a->dtype == KN_F32 ? a->data : to_f32(c, a);
-    float *fb = b->dtype == KN_F32 ? b->data : to_f32(c, b);
-    int rc = buf && fa && fb ? gemm_product_f32(c, fa, fb, buf, g) : c->err->code;
+    /* float32 operands are used in place (their data may be NULL when empty) */
+    bool native = a->dtype == KN_F32;
+    float *buf = native ? y->data : xcalloc(c, y->numel, sizeof(float));
+    float *fa = native ? a->data : buf ? to_f32(c, a) : NULL;
+    float *fb = native ? b->data : fa ? to_f32(c, b) : NULL;
+    int rc = native || fb ? gemm_product_f32(c, fa, fb, buf, g) : KN_ERR_NOMEM;
     if (!rc) {
         const float alpha = (float)g->alpha, beta = (float)g->beta;
         for (int64_t i = 0; i < g->M; i++) {
@@ -546,12 +548,8 @@ static int gemm_f32(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, kn_ten
         if (y->dtype != KN_F32)
             store_f32_buf(y, buf);
     }
-    if (buf != y->data)
-        free(buf);
-    if (fa != a->data)
-        free(fa);
-    if (fb != b->data)
-        free(fb);
+    if (!native)
+        free(buf), free(fa), free(fb);
     return rc;
 }
 

@@ -280,6 +280,34 @@ static void test_matmul_f16(void)
 
 /* ---- Gemm and MatMulInteger ---- */
 
+static void test_gemm_f16_int(void)
+{
+    int64_t d22[2] = {2, 2};
+    float fa[4] = {1, 2, 3, 4}, fb[4] = {1, 2, 3, 4};
+    uint16_t a[4], b[4];
+    for (int i = 0; i < 4; i++)
+        a[i] = kn_f32_to_f16(fa[i]), b[i] = kn_f32_to_f16(fb[i]);
+    kn_tensor ta = make(KN_F16, 2, d22, a), tb = make(KN_F16, 2, d22, b), y = {0};
+    const kn_tensor *ins[2] = {&ta, &tb};
+    tattr at[1] = {A_INT("transB", 1)};
+    kn_error err;
+    CHECK_EQ_INT(run_op("Gemm", 13, 2, ins, 1, &y, 1, at, &err), KN_OK);
+    CHECK_EQ_INT(y.dtype, KN_F16);
+    /* A * A^T = [[5,11],[11,25]] */
+    CHECK_NEAR(kn_f16_to_f32(((uint16_t *)y.data)[1]), 11, 0);
+    CHECK_NEAR(kn_f16_to_f32(((uint16_t *)y.data)[3]), 25, 0);
+    kn_tensor_release(&y);
+    /* int64 Gemm with C stays exact beyond 2^53 */
+    int64_t ia[4] = {1, 0, 0, 1}, ib[4] = {1, 2, 3, 4}, ic[1] = {(1LL << 53) + 1}, d1[1] = {1};
+    kn_tensor tia = make(KN_I64, 2, d22, ia), tib = make(KN_I64, 2, d22, ib), tic = make(KN_I64, 1, d1, ic);
+    const kn_tensor *ins2[3] = {&tia, &tib, &tic};
+    CHECK_EQ_INT(run_op("Gemm", 13, 3, ins2, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK(((int64_t *)y.data)[3] == (1LL << 53) + 5);
+    kn_tensor_release(&y);
+    kn_tensor_release(&ta), kn_tensor_release(&tb), kn_tensor_release(&tia), kn_tensor_release(&tib);
+    kn_tensor_release(&tic);
+}
+
 static void test_gemm_trans_bias(void)
 {
     /* A' = A^T (A is [3,2] -> M=2,K=3), B' = B^T (B is [4,3] -> N=4), C is [4] */
@@ -315,6 +343,15 @@ static void test_gemm_trans_bias(void)
     CHECK_EQ_INT(run_op("Gemm", 13, 3, ins3, 1, &y, 1, at, &err), KN_OK);
     CHECK_NEAR(((double *)y.data)[1], 3, 0); /* A^T */
     kn_tensor_release(&y);
+    /* K == 0: Y = beta * C */
+    int64_t dk0a[2] = {2, 0}, dk0b[2] = {0, 4};
+    kn_tensor tka = make(KN_F32, 2, dk0a, NULL), tkb = make(KN_F32, 2, dk0b, NULL);
+    const kn_tensor *ins4[3] = {&tka, &tkb, &tc};
+    CHECK_EQ_INT(run_op("Gemm", 13, 3, ins4, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(y.numel, 8);
+    CHECK_NEAR(((float *)y.data)[7], 4, 0);
+    kn_tensor_release(&y);
+    kn_tensor_release(&tka), kn_tensor_release(&tkb);
     free(a), free(b);
     kn_tensor_release(&ta), kn_tensor_release(&tb), kn_tensor_release(&tc), kn_tensor_release(&tbad);
     kn_tensor_release(&t64a), kn_tensor_release(&t64b);
@@ -590,7 +627,7 @@ static void test_misc_norms(void)
 TEST_MAIN(TEST_CASE(test_matmul_broadcast), TEST_CASE(test_matmul_vectors),
           TEST_CASE(test_matmul_errors), TEST_CASE(test_matmul_large_blocked),
           TEST_CASE(test_matmul_empty), TEST_CASE(test_matmul_int_exact),
-          TEST_CASE(test_matmul_f16), TEST_CASE(test_gemm_trans_bias),
+          TEST_CASE(test_matmul_f16), TEST_CASE(test_gemm_trans_bias), TEST_CASE(test_gemm_f16_int),
           TEST_CASE(test_matmulinteger_zero_points), TEST_CASE(test_einsum_forms),
           TEST_CASE(test_softmax_opsets), TEST_CASE(test_losses),
           TEST_CASE(test_layernorm_stats), TEST_CASE(test_groupnorm_and_batchnorm),
