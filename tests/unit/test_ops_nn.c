@@ -453,6 +453,47 @@ static void test_einsum_forms(void)
     kn_tensor_release(&t23), kn_tensor_release(&ti);
 }
 
+/* Random equations and shapes: every outcome must be a clean status, never a crash. */
+static void test_einsum_random(void)
+{
+    static const char alphabet[] = "ijk..,->, ";
+    unsigned seed = 12345;
+    int ok = 0;
+    for (int iter = 0; iter < 400; iter++) {
+        char eq[16];
+        seed = seed * 1103515245u + 12345u;
+        int len = (int)(seed >> 16) % 12;
+        for (int i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            eq[i] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+        }
+        eq[len] = 0;
+        kn_tensor ts[2];
+        const kn_tensor *ins[2];
+        seed = seed * 1103515245u + 12345u;
+        int n = 1 + (int)((seed >> 16) % 2);
+        for (int k = 0; k < n; k++) {
+            int64_t dims[3];
+            seed = seed * 1103515245u + 12345u;
+            int rank = (int)((seed >> 16) % 4);
+            for (int d = 0; d < rank; d++) {
+                seed = seed * 1103515245u + 12345u;
+                dims[d] = (int64_t)((seed >> 16) % 4);
+            }
+            ts[k] = make(KN_F32, rank, dims, NULL);
+            ins[k] = &ts[k];
+        }
+        kn_tensor y = {0};
+        int rc = einsum(eq, n, ins, &y);
+        CHECK(rc == KN_OK || rc == KN_ERR_ARG || rc == KN_ERR_UNSUPPORTED);
+        ok += rc == KN_OK;
+        kn_tensor_release(&y);
+        for (int k = 0; k < n; k++)
+            kn_tensor_release(&ts[k]);
+    }
+    CHECK(ok > 0);
+}
+
 /* ---- Softmax family and losses ---- */
 
 static void test_softmax_opsets(void)
@@ -628,7 +669,7 @@ TEST_MAIN(TEST_CASE(test_matmul_broadcast), TEST_CASE(test_matmul_vectors),
           TEST_CASE(test_matmul_errors), TEST_CASE(test_matmul_large_blocked),
           TEST_CASE(test_matmul_empty), TEST_CASE(test_matmul_int_exact),
           TEST_CASE(test_matmul_f16), TEST_CASE(test_gemm_trans_bias), TEST_CASE(test_gemm_f16_int),
-          TEST_CASE(test_matmulinteger_zero_points), TEST_CASE(test_einsum_forms),
+          TEST_CASE(test_matmulinteger_zero_points), TEST_CASE(test_einsum_forms), TEST_CASE(test_einsum_random),
           TEST_CASE(test_softmax_opsets), TEST_CASE(test_losses),
           TEST_CASE(test_layernorm_stats), TEST_CASE(test_groupnorm_and_batchnorm),
           TEST_CASE(test_misc_norms))
