@@ -690,16 +690,16 @@ static int ein_letter(char ch)
     return -1;
 }
 
-/* Parse one term from s[0..len) (spaces already removed). */
-static int ein_parse_term(kn_op_ctx *c, const char *s, size_t len, ein_term *t)
+/* Parse one term from s[0..len) (spaces already removed); failures use `code`. */
+static int ein_parse_term(kn_error *err, int code, const char *s, size_t len, ein_term *t)
 {
     memset(t, 0, sizeof *t);
     for (size_t i = 0; i < len;) {
         if (t->n >= EIN_MAX_TERM)
-            return kn_fail(c->err, KN_ERR_ARG, "Einsum: term has too many subscripts");
+            return kn_fail(err, code, "Einsum: term has too many subscripts");
         if (s[i] == '.') {
             if (i + 3 > len || s[i + 1] != '.' || s[i + 2] != '.' || t->has_ell)
-                return kn_fail(c->err, KN_ERR_ARG, "Einsum: malformed ellipsis in equation");
+                return kn_fail(err, code, "Einsum: malformed ellipsis in equation");
             t->has_ell = true;
             t->tok[t->n++] = -1;
             i += 3;
@@ -707,7 +707,7 @@ static int ein_parse_term(kn_op_ctx *c, const char *s, size_t len, ein_term *t)
         }
         int l = ein_letter(s[i]);
         if (l < 0)
-            return kn_fail(c->err, KN_ERR_ARG, "Einsum: invalid character '%c' in equation", s[i]);
+            return kn_fail(err, code, "Einsum: invalid character '%c' in equation", s[i]);
         t->tok[t->n++] = l;
         i++;
     }
@@ -715,12 +715,12 @@ static int ein_parse_term(kn_op_ctx *c, const char *s, size_t len, ein_term *t)
 }
 
 /* Split the equation (spaces removed) into input terms and the optional output. */
-static int ein_parse(kn_op_ctx *c, const char *eq, ein_spec *sp)
+static int ein_parse(kn_error *err, int code, const char *eq, ein_spec *sp)
 {
     size_t n = strlen(eq);
     char *buf = malloc(n + 1);
     if (!buf)
-        return kn_fail(c->err, KN_ERR_NOMEM, "Einsum: out of memory");
+        return kn_fail(err, KN_ERR_NOMEM, "Einsum: out of memory");
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (eq[i] != ' ' && eq[i] != '\t')
@@ -735,16 +735,16 @@ static int ein_parse(kn_op_ctx *c, const char *eq, ein_spec *sp)
         while (end < lhs_len && buf[end] != ',')
             end++;
         if (sp->n_ops >= EIN_MAX_OPS)
-            rc = kn_fail(c->err, KN_ERR_UNSUPPORTED, "Einsum: more than %d operands", EIN_MAX_OPS);
+            rc = kn_fail(err, KN_ERR_UNSUPPORTED, "Einsum: more than %d operands", EIN_MAX_OPS);
         else
-            rc = ein_parse_term(c, buf + start, end - start, &sp->in[sp->n_ops++]);
+            rc = ein_parse_term(err, code, buf + start, end - start, &sp->in[sp->n_ops++]);
         if (end >= lhs_len)
             break;
         start = end + 1;
     }
     sp->explicit_out = arrow != NULL;
     if (!rc && arrow)
-        rc = ein_parse_term(c, arrow + 2, strlen(arrow + 2), &sp->out);
+        rc = ein_parse_term(err, code, arrow + 2, strlen(arrow + 2), &sp->out);
     free(buf);
     return rc;
 }
@@ -970,7 +970,7 @@ static int run_einsum(kn_op_ctx *c)
     ein_spec *sp = calloc(1, sizeof *sp);
     if (!sp)
         return kn_fail(c->err, KN_ERR_NOMEM, "Einsum: out of memory");
-    int rc = ein_parse(c, eq, sp);
+    int rc = ein_parse(c->err, KN_ERR_ARG, eq, sp);
     if (!rc && sp->n_ops != c->n_in)
         rc = kn_fail(c->err, KN_ERR_ARG, "Einsum: equation '%s' has %d operands but node has %d inputs",
                      eq, sp->n_ops, c->n_in);
@@ -1060,10 +1060,27 @@ static int infer_gemm(kn_infer_ctx *ic)
     return KN_OK;
 }
 
+/* Load-time check: the equation is present and well formed. */
+static int check_einsum(const kn_node *node, int opset, kn_error *err)
+{
+    const char *eq = kn_attr_string(node, "equation", NULL);
+    if (!eq)
+        return kn_fail(err, KN_ERR_MODEL, "Einsum: missing 'equation' attribute");
+    ein_spec *sp = calloc(1, sizeof *sp);
+    if (!sp)
+        return kn_fail(err, KN_ERR_NOMEM, "Einsum: out of memory");
+    int rc = ein_parse(err, KN_ERR_MODEL, eq, sp);
+    if (!rc && sp->n_ops != node->n_in)
+        rc = kn_fail(err, KN_ERR_MODEL, "Einsum: equation '%s' has %d operands but node has %d inputs",
+                     eq, sp->n_ops, node->n_in);
+    free(sp);
+    return rc;
+}
+
 const kn_op_def kn_ops_matmul[] = {
     {"", "MatMul", 1, run_matmul, NULL, infer_matmul},
     {"", "MatMulInteger", 1, run_matmul_integer, NULL, infer_matmul_integer},
     {"", "Gemm", 1, run_gemm, NULL, infer_gemm},
-    {"", "Einsum", 1, run_einsum, NULL, NULL},
+    {"", "Einsum", 1, run_einsum, check_einsum, NULL},
     {0},
 };

@@ -629,14 +629,40 @@ static int run_lpnorm(kn_op_ctx *c)
     return KN_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Load-time attribute checks                                                */
+/* ------------------------------------------------------------------------ */
+
+static int check_lpnorm(const kn_node *node, int opset, kn_error *err)
+{
+    int64_t p = kn_attr_int(node, "p", 2);
+    if (p != 1 && p != 2)
+        return kn_fail(err, KN_ERR_MODEL, "LpNormalization: p must be 1 or 2, got %lld", (long long)p);
+    return KN_OK;
+}
+
+static int check_lrn(const kn_node *node, int opset, kn_error *err)
+{
+    if (kn_attr_int(node, "size", 0) <= 0)
+        return kn_fail(err, KN_ERR_MODEL, "LRN: attribute 'size' must be given and positive");
+    return KN_OK;
+}
+
+static int check_groupnorm(const kn_node *node, int opset, kn_error *err)
+{
+    if (kn_attr_int(node, "num_groups", 0) <= 0)
+        return kn_fail(err, KN_ERR_MODEL, "GroupNormalization: attribute 'num_groups' must be given and positive");
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_norm[] = {
     {"", "BatchNormalization", 1, run_batchnorm, NULL, kn_infer_same_as_input0},
     {"", "InstanceNormalization", 1, run_instancenorm, NULL, kn_infer_same_as_input0},
     {"", "LayerNormalization", 1, run_layernorm, NULL, kn_infer_same_as_input0},
     {"", "RMSNormalization", 1, run_rmsnorm, NULL, kn_infer_same_as_input0},
-    {"", "GroupNormalization", 1, run_groupnorm, NULL, kn_infer_same_as_input0},
-    {"", "LRN", 1, run_lrn, NULL, kn_infer_same_as_input0},
+    {"", "GroupNormalization", 1, run_groupnorm, check_groupnorm, kn_infer_same_as_input0},
+    {"", "LRN", 1, run_lrn, check_lrn, kn_infer_same_as_input0},
     {"", "MeanVarianceNormalization", 1, run_mvn, NULL, kn_infer_same_as_input0},
-    {"", "LpNormalization", 1, run_lpnorm, NULL, kn_infer_same_as_input0},
+    {"", "LpNormalization", 1, run_lpnorm, check_lpnorm, kn_infer_same_as_input0},
     {0},
 };
