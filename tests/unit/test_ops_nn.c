@@ -667,6 +667,88 @@ static void test_misc_norms(void)
     kn_tensor_release(&tx);
 }
 
+/* ---- every float dtype agrees with float32 ---- */
+
+static kn_tensor convert(const kn_tensor *t, kn_dtype dt)
+{
+    kn_tensor r = make(dt, t->rank, t->dims, NULL);
+    for (int64_t i = 0; i < t->numel; i++)
+        kn_store_f64(r.data, dt, (size_t)i, kn_load_f64(t->data, t->dtype, (size_t)i));
+    return r;
+}
+
+/* Run op on float32 inputs and on the same inputs in dt; outputs must agree. */
+static void check_dtype_agrees(const char *op, int opset, int n_in, const kn_tensor *const *ins,
+                               int n_attr, const tattr *attrs, kn_dtype dt, double tol)
+{
+    kn_tensor conv[8], y32 = {0}, yd = {0};
+    const kn_tensor *cins[8];
+    kn_error err;
+    for (int i = 0; i < n_in; i++) {
+        conv[i] = convert(ins[i], dt);
+        cins[i] = &conv[i];
+    }
+    CHECK_EQ_INT(run_op(op, opset, n_in, ins, 1, &y32, n_attr, attrs, &err), KN_OK);
+    int rc = run_op(op, opset, n_in, cins, 1, &yd, n_attr, attrs, &err);
+    if (rc)
+        fprintf(stderr, "%s in %s: %s\n", op, kn_dtype_name(dt), err.msg);
+    CHECK_EQ_INT(rc, KN_OK);
+    if (rc == KN_OK) {
+        CHECK_EQ_INT(yd.dtype, dt);
+        CHECK_EQ_INT(yd.numel, y32.numel);
+        double maxerr = 0;
+        for (int64_t i = 0; i < y32.numel && i < yd.numel; i++) {
+            double e = fabs(kn_load_f64(yd.data, dt, (size_t)i) - kn_load_f64(y32.data, KN_F32, (size_t)i));
+            maxerr = e > maxerr ? e : maxerr;
+        }
+        if (!(maxerr <= tol))
+            fprintf(stderr, "%s in %s: max error %g\n", op, kn_dtype_name(dt), maxerr);
+        CHECK(maxerr <= tol);
+    }
+    kn_tensor_release(&y32), kn_tensor_release(&yd);
+    for (int i = 0; i < n_in; i++)
+        kn_tensor_release(&conv[i]);
+}
+
+static void test_float_dtypes(void)
+{
+    int64_t dx[4] = {2, 4, 3, 3}, dc[1] = {4}, dm[2] = {3, 3};
+    float *x = rand_f32(72, 21), *sc = rand_f32(4, 22), *m = rand_f32(9, 23);
+    for (int i = 0; i < 4; i++)
+        sc[i] += 1.0f;
+    kn_tensor tx = make(KN_F32, 4, dx, x), tsc = make(KN_F32, 1, dc, sc), tm = make(KN_F32, 2, dm, m);
+    kn_tensor tvar = make(KN_F32, 1, dc, NULL);
+    for (int i = 0; i < 4; i++)
+        ((float *)tvar.data)[i] = 0.5f + (float)i;
+    const kn_tensor *one[1] = {&tx}, *bn[5] = {&tx, &tsc, &tsc, &tsc, &tvar}, *inorm[3] = {&tx, &tsc, &tsc};
+    const kn_tensor *mm[2] = {&tm, &tm}, *ln[3] = {&tm, &tm, &tm};
+    int64_t ax1[1] = {1};
+    tattr lrn[1] = {A_INT("size", 3)}, mvn[1] = {A_INTS("axes", 1, ax1)}, gn[1] = {A_INT("num_groups", 2)};
+    tattr ax0[1] = {A_INT("axis", 0)}, eq[1] = {A_STR("equation", "ij,kj->ik")};
+    static const kn_dtype dts[3] = {KN_F64, KN_F16, KN_BF16};
+    static const double tols[3] = {1e-6, 1e-2, 6e-2};
+    for (int k = 0; k < 3; k++) {
+        kn_dtype dt = dts[k];
+        double tol = tols[k];
+        check_dtype_agrees("Softmax", 13, 1, one, 0, NULL, dt, tol);
+        check_dtype_agrees("LogSoftmax", 11, 1, one, 0, NULL, dt, tol * 4);
+        check_dtype_agrees("Hardmax", 13, 1, one, 0, NULL, dt, 0);
+        check_dtype_agrees("LpNormalization", 1, 1, one, 0, NULL, dt, tol);
+        check_dtype_agrees("MeanVarianceNormalization", 13, 1, one, 1, mvn, dt, tol * 8);
+        check_dtype_agrees("LRN", 13, 1, one, 1, lrn, dt, tol);
+        check_dtype_agrees("BatchNormalization", 15, 5, bn, 0, NULL, dt, tol * 8);
+        check_dtype_agrees("InstanceNormalization", 6, 3, inorm, 0, NULL, dt, tol * 8);
+        check_dtype_agrees("GroupNormalization", 21, 3, inorm, 1, gn, dt, tol * 8);
+        check_dtype_agrees("LayerNormalization", 17, 3, ln, 1, ax0, dt, tol * 8);
+        check_dtype_agrees("RMSNormalization", 23, 2, ln, 0, NULL, dt, tol * 8);
+        check_dtype_agrees("MatMul", 13, 2, mm, 0, NULL, dt, tol);
+        check_dtype_agrees("Gemm", 13, 2, mm, 0, NULL, dt, tol);
+        check_dtype_agrees("Einsum", 12, 2, mm, 1, eq, dt, tol);
+    }
+    free(x), free(sc), free(m);
+    kn_tensor_release(&tx), kn_tensor_release(&tsc), kn_tensor_release(&tm), kn_tensor_release(&tvar);
+}
+
 TEST_MAIN(TEST_CASE(test_matmul_broadcast), TEST_CASE(test_matmul_vectors),
           TEST_CASE(test_matmul_errors), TEST_CASE(test_matmul_large_blocked),
           TEST_CASE(test_matmul_empty), TEST_CASE(test_matmul_int_exact),
@@ -674,4 +756,4 @@ TEST_MAIN(TEST_CASE(test_matmul_broadcast), TEST_CASE(test_matmul_vectors),
           TEST_CASE(test_matmulinteger_zero_points), TEST_CASE(test_einsum_forms), TEST_CASE(test_einsum_random),
           TEST_CASE(test_softmax_opsets), TEST_CASE(test_losses),
           TEST_CASE(test_layernorm_stats), TEST_CASE(test_groupnorm_and_batchnorm),
-          TEST_CASE(test_misc_norms))
+          TEST_CASE(test_misc_norms), TEST_CASE(test_float_dtypes))
