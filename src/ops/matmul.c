@@ -886,19 +886,75 @@ static int64_t ein_count(const ein_spec *sp, int n, const int *labels)
     return total;
 }
 
+/* The last summed label runs as a tight strided loop (len steps of step[k]);
+ * the other summed labels go through the odometer (rest_count positions). */
+typedef struct ein_inner {
+    int n_rest;
+    int64_t rest_count, len;
+    int64_t step[EIN_MAX_OPS];
+} ein_inner;
+
+static void ein_inner_setup(const ein_spec *sp, int64_t n_sum, ein_inner *in)
+{
+    memset(in, 0, sizeof *in);
+    if (sp->n_sum == 0) {
+        in->len = 1;
+        in->rest_count = 1;
+        return;
+    }
+    int l = sp->suml[sp->n_sum - 1];
+    in->n_rest = sp->n_sum - 1;
+    in->len = sp->size[l];
+    in->rest_count = in->len ? n_sum / in->len : 0;
+    for (int k = 0; k < sp->n_ops; k++)
+        in->step[k] = sp->stride[k][l];
+}
+
+/* Sum over the innermost label of the product of all operands at offsets off. */
+static double ein_dot_f64(const ein_spec *sp, const ein_inner *in, double *const *ops,
+                          const int64_t *off)
+{
+    double acc = 0.0;
+    if (sp->n_ops == 2) {
+        const double *a = ops[0] + off[0], *b = ops[1] + off[1];
+        for (int64_t t = 0; t < in->len; t++)
+            acc += a[t * in->step[0]] * b[t * in->step[1]];
+        return acc;
+    }
+    for (int64_t t = 0; t < in->len; t++) {
+        double p = 1.0;
+        for (int k = 0; k < sp->n_ops; k++)
+            p *= ops[k][off[k] + t * in->step[k]];
+        acc += p;
+    }
+    return acc;
+}
+
+static uint64_t ein_dot_u64(const ein_spec *sp, const ein_inner *in, uint64_t *const *ops,
+                            const int64_t *off)
+{
+    uint64_t acc = 0;
+    for (int64_t t = 0; t < in->len; t++) {
+        uint64_t p = 1;
+        for (int k = 0; k < sp->n_ops; k++)
+            p *= ops[k][off[k] + t * in->step[k]];
+        acc += p;
+    }
+    return acc;
+}
+
 static void ein_compute_f64(const ein_spec *sp, double *const *ops, double *y, int64_t n_out,
                             int64_t n_sum)
 {
     ein_odo outer, inner;
+    ein_inner in;
+    ein_inner_setup(sp, n_sum, &in);
     ein_odo_init(&outer, sp->n_outl, sp->outl, sp->n_ops, NULL);
     for (int64_t o = 0; o < n_out; o++) {
         double acc = 0.0;
-        ein_odo_init(&inner, sp->n_sum, sp->suml, sp->n_ops, outer.off);
-        for (int64_t s = 0; s < n_sum; s++) {
-            double p = 1.0;
-            for (int k = 0; k < sp->n_ops; k++)
-                p *= ops[k][inner.off[k]];
-            acc += p;
+        ein_odo_init(&inner, in.n_rest, sp->suml, sp->n_ops, outer.off);
+        for (int64_t r = 0; r < in.rest_count; r++) {
+            acc += ein_dot_f64(sp, &in, ops, inner.off);
             ein_odo_next(&inner, sp);
         }
         y[o] = acc;
@@ -910,15 +966,14 @@ static void ein_compute_u64(const ein_spec *sp, uint64_t *const *ops, uint64_t *
                             int64_t n_out, int64_t n_sum)
 {
     ein_odo outer, inner;
+    ein_inner in;
+    ein_inner_setup(sp, n_sum, &in);
     ein_odo_init(&outer, sp->n_outl, sp->outl, sp->n_ops, NULL);
     for (int64_t o = 0; o < n_out; o++) {
         uint64_t acc = 0;
-        ein_odo_init(&inner, sp->n_sum, sp->suml, sp->n_ops, outer.off);
-        for (int64_t s = 0; s < n_sum; s++) {
-            uint64_t p = 1;
-            for (int k = 0; k < sp->n_ops; k++)
-                p *= ops[k][inner.off[k]];
-            acc += p;
+        ein_odo_init(&inner, in.n_rest, sp->suml, sp->n_ops, outer.off);
+        for (int64_t r = 0; r < in.rest_count; r++) {
+            acc += ein_dot_u64(sp, &in, ops, inner.off);
             ein_odo_next(&inner, sp);
         }
         y[o] = acc;
