@@ -28,7 +28,7 @@ static const char *shared_dir(void)
         snprintf(dir, sizeof dir, "%s", env);
         return dir;
     }
-    char repo[1024];
+    char repo[512];
     snprintf(repo, sizeof repo, "%s", __FILE__);
     for (int k = 0; k < 3; k++) { /* strip tests/unit/<file> */
         char *slash = strrchr(repo, '/');
