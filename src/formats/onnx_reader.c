@@ -1035,7 +1035,7 @@ int kn_onnx_parse_buffer(const void *data, size_t size, const char *base_dir, bo
     return load_copy(data, size, base_dir, inline_functions ? STAGE_INLINE : STAGE_PARSE, out, err);
 }
 
-int kn_onnx_load_file(const char *path, kn_model **out, kn_error *err)
+static int load_file(const char *path, int stage, kn_model **out, kn_error *err)
 {
     kn_error local;
     if (!err)
@@ -1081,11 +1081,21 @@ int kn_onnx_load_file(const char *path, kn_model **out, kn_error *err)
         snprintf(dir, sizeof dir, "/");
     else
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int rc = load(m, data, size, dir, base, STAGE_FINALIZE, err);
+    int rc = load(m, data, size, dir, base, stage, err);
     if (rc) {
         kn_model_free(m);
         return rc;
     }
     *out = m;
     return KN_OK;
+}
+
+int kn_onnx_load_file(const char *path, kn_model **out, kn_error *err)
+{
+    return load_file(path, STAGE_FINALIZE, out, err);
+}
+
+int kn_onnx_parse_file(const char *path, kn_model **out, kn_error *err)
+{
+    return load_file(path, STAGE_INLINE, out, err);
 }

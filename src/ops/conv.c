@@ -1,6 +1,799 @@
-/* conv.c - operator family 'conv' (to be written). */
+/* conv.c - convolution operators: Conv, ConvTranspose, ConvInteger, DeformConv.
+ *
+ * All of them work on N-D inputs laid out [N, C, d1..dk] with weights
+ * [M, C/group, k1..kk] (ConvTranspose: [C, M/group, k1..kk]).  The method is the
+ * classic one: per batch item and group, unfold the input into a column matrix
+ * (im2col: one row per (input channel, kernel offset), one column per output
+ * position) and multiply the weights by it with a plain GEMM whose inner loop
+ * runs along contiguous rows.  ConvTranspose does the reverse: GEMM with the
+ * transposed weights, then fold the columns back (col2im).  DeformConv builds
+ * its columns by bilinear sampling at offset positions.
+ *
+ * float32/float16/bfloat16 compute in float; float64 and ConvInteger compute in
+ * double (exact for the integer sums ConvInteger can produce in int32). */
 #include "ops/op_util.h"
 
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SP (KN_MAX_RANK - 2)
+
+/* ---------------------------------------------------------------- geometry */
+
+/* Geometry of a convolution over nsp spatial dims. */
+typedef struct conv_geom {
+    int nsp;
+    int64_t in[MAX_SP], out[MAX_SP], k[MAX_SP];
+    int64_t stride[MAX_SP], dil[MAX_SP], pad_b[MAX_SP], pad_e[MAX_SP];
+    int64_t in_size, out_size, k_size; /* products of in, out, k */
+} conv_geom;
+
+/* Read an optional ints attribute of exactly n values (def when absent); each
+ * value must be >= lo. */
+static int spatial_ints(kn_op_ctx *c, const char *name, int n, int64_t def, int64_t lo,
+                        int64_t *out)
+{
+    const int64_t *v;
+    int cnt = kn_attr_ints(c->node, name, &v);
+    for (int i = 0; i < n; i++)
+        out[i] = def;
+    if (cnt < 0)
+        return KN_OK;
+    if (cnt != n)
+        return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has %d values, expected %d", name,
+                       cnt, n);
+    for (int i = 0; i < n; i++) {
+        if (v[i] < lo || v[i] > ((int64_t)1 << 40))
+            return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has invalid value %lld", name,
+                           (long long)v[i]);
+        out[i] = v[i];
+    }
+    return KN_OK;
+}
+
+typedef enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID } auto_pad_kind;
+
+static int read_auto_pad(kn_op_ctx *c, auto_pad_kind *ap)
+{
+    const char *s = kn_attr_string(c->node, "auto_pad", "NOTSET");
+    if (!strcmp(s, "NOTSET") || !*s)
+        *ap = PAD_NOTSET;
+    else if (!strcmp(s, "SAME_UPPER"))
+        *ap = PAD_SAME_UPPER;
+    else if (!strcmp(s, "SAME_LOWER"))
+        *ap = PAD_SAME_LOWER;
+    else if (!strcmp(s, "VALID"))
+        *ap = PAD_VALID;
+    else
+        return kn_fail(c->err, KN_ERR_ARG, "auto_pad '%s' is not valid", s);
+    return KN_OK;
+}
+
+/* Reads kernel_shape (default: the weight's spatial dims), strides, dilations,
+ * pads and auto_pad, and computes the output spatial dims of a forward conv. */
+static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, conv_geom *g)
+{
+    memset(g, 0, sizeof *g);
+    g->nsp = x->rank - 2;
+    if (g->nsp < 1 || g->nsp > MAX_SP)
+        return kn_fail(c->err, KN_ERR_ARG, "%s input must have rank >= 3, got %d",
+                       c->node->op_type, x->rank);
+    if (w->rank != x->rank)
+        return kn_fail(c->err, KN_ERR_ARG, "%s weight rank %d does not match input rank %d",
+                       c->node->op_type, w->rank, x->rank);
+    int n = g->nsp, rc;
+    if ((rc = spatial_ints(c, "kernel_shape", n, 1, 1, g->k)))
+        return rc;
+    for (int i = 0; i < n; i++) {
+        if (kn_attr_find(c->node, "kernel_shape") && g->k[i] != w->dims[i + 2])
+            return kn_fail(c->err, KN_ERR_ARG, "kernel_shape does not match the weight shape");
+        g->k[i] = w->dims[i + 2];
+    }
+    if ((rc = spatial_ints(c, "strides", n, 1, 1, g->stride)) ||
+        (rc = spatial_ints(c, "dilations", n, 1, 1, g->dil)))
+        return rc;
+    int64_t pads[2 * MAX_SP];
+    if ((rc = spatial_ints(c, "pads", 2 * n, 0, 0, pads)))
+        return rc;
+    auto_pad_kind ap;
+    if ((rc = read_auto_pad(c, &ap)))
+        return rc;
+    g->in_size = g->out_size = g->k_size = 1;
+    for (int i = 0; i < n; i++) {
+        int64_t in = x->dims[i + 2], ext = (g->k[i] - 1) * g->dil[i] + 1;
+        g->in[i] = in;
+        if (ap == PAD_SAME_UPPER || ap == PAD_SAME_LOWER) {
+            int64_t out = (in + g->stride[i] - 1) / g->stride[i];
+            int64_t total = (out - 1) * g->stride[i] + ext - in;
+            if (total < 0)
+                total = 0;
+            g->pad_b[i] = ap == PAD_SAME_UPPER ? total / 2 : total - total / 2;
+            g->pad_e[i] = total - g->pad_b[i];
+        } else if (ap == PAD_NOTSET) {
+            g->pad_b[i] = pads[i];
+            g->pad_e[i] = pads[i + n];
+        }
+        int64_t span = in + g->pad_b[i] + g->pad_e[i] - ext;
+        if (span < 0)
+            return kn_fail(c->err, KN_ERR_ARG,
+                           "%s kernel extent %lld exceeds padded input size %lld on axis %d",
+                           c->node->op_type, (long long)ext,
+                           (long long)(in + g->pad_b[i] + g->pad_e[i]), i + 2);
+        g->out[i] = span / g->stride[i] + 1;
+        if (!kn_mul_ok(g->in_size, in, &g->in_size) ||
+            !kn_mul_ok(g->out_size, g->out[i], &g->out_size) ||
+            !kn_mul_ok(g->k_size, g->k[i], &g->k_size))
+            return kn_fail(c->err, KN_ERR_ARG, "%s sizes overflow", c->node->op_type);
+    }
+    return KN_OK;
+}
+
+/* Decode a flat kernel index into per-dim kernel offsets. */
+static void unflatten(int n, const int64_t *dims, int64_t flat, int64_t *idx)
+{
+    for (int d = n - 1; d >= 0; d--) {
+        idx[d] = flat % dims[d];
+        flat /= dims[d];
+    }
+}
+
+/* Advance an odometer over dims[0..n) (the last dim fastest); false when done. */
+static bool odometer_next(int n, const int64_t *dims, int64_t *idx)
+{
+    for (int d = n - 1; d >= 0; d--) {
+        if (++idx[d] < dims[d])
+            return true;
+        idx[d] = 0;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------ im2col, GEMM, col2im */
+
+/* Kernels generated for float and double: im2col_T, gemm_acc_T, gemm_tn_T, col2im_T.
+ *
+ * im2col: x is [channels, in spatial]; col is [channels * k_size, out_size].
+ * gemm_acc: y[m][p] += sum_r w[m][r] * col[r][p]  (y: M x P, w: M x R, col: R x P).
+ * gemm_tn: col[r][p] = sum_c w[c][r] * x[c][p]    (w: C x R, x: C x P).
+ * col2im: y[m][out pos] += col[(m, kernel offset)][in pos] (transposed conv). */
+#define DEFINE_CONV_KERNELS(T)                                                              \
+    static void im2col_##T(const T *x, int64_t channels, const conv_geom *g, T *col)        \
+    {                                                                                       \
+        int n = g->nsp, last = n - 1;                                                       \
+        int64_t kpos[MAX_SP], opos[MAX_SP];                                                 \
+        for (int64_t ch = 0; ch < channels; ch++) {                                         \
+            const T *xc = x + ch * g->in_size;                                              \
+            for (int64_t kf = 0; kf < g->k_size; kf++) {                                    \
+                T *row = col + (ch * g->k_size + kf) * g->out_size;                         \
+                unflatten(n, g->k, kf, kpos);                                               \
+                memset(opos, 0, sizeof opos);                                               \
+                do { /* one pass per output row along the last dim */                       \
+                    int64_t off = 0;                                                        \
+                    bool inside = true;                                                     \
+                    for (int d = 0; d < last; d++) {                                        \
+                        int64_t ix = opos[d] * g->stride[d] - g->pad_b[d] + kpos[d] * g->dil[d]; \
+                        if (ix < 0 || ix >= g->in[d])                                       \
+                            inside = false;                                                 \
+                        off = off * g->in[d] + ix;                                          \
+                    }                                                                       \
+                    int64_t ol = g->out[last];                                              \
+                    if (!inside) {                                                          \
+                        memset(row, 0, sizeof(T) * (size_t)ol);                             \
+                    } else {                                                                \
+                        const T *xr = xc + off * g->in[last];                               \
+                        int64_t s = g->stride[last], base = kpos[last] * g->dil[last] - g->pad_b[last]; \
+                        for (int64_t o = 0; o < ol; o++) {                                  \
+                            int64_t ix = o * s + base;                                      \
+                            row[o] = (ix >= 0 && ix < g->in[last]) ? xr[ix] : (T)0;         \
+                        }                                                                   \
+                    }                                                                       \
+                    row += ol;                                                              \
+                } while (odometer_next(last, g->out, opos));                                \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    static void gemm_acc_##T(int64_t M, int64_t R, int64_t P, const T *w, const T *col, T *y) \
+    {                                                                                       \
+        for (int64_t m = 0; m < M; m++) {                                                   \
+            T *yr = y + m * P;                                                              \
+            for (int64_t r = 0; r < R; r++) {                                               \
+                T wv = w[m * R + r];                                                        \
+                if (wv == 0)                                                                \
+                    continue;                                                               \
+                const T *cr = col + r * P;                                                  \
+                for (int64_t p = 0; p < P; p++)                                             \
+                    yr[p] += wv * cr[p];                                                    \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    static void gemm_tn_##T(int64_t C, int64_t R, int64_t P, const T *w, const T *x, T *col) \
+    {                                                                                       \
+        for (int64_t r = 0; r < R; r++) {                                                   \
+            T *cr = col + r * P;                                                            \
+            memset(cr, 0, sizeof(T) * (size_t)P);                                           \
+            for (int64_t ch = 0; ch < C; ch++) {                                            \
+                T wv = w[ch * R + r];                                                       \
+                if (wv == 0)                                                                \
+                    continue;                                                               \
+                const T *xr = x + ch * P;                                                   \
+                for (int64_t p = 0; p < P; p++)                                             \
+                    cr[p] += wv * xr[p];                                                    \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    static void col2im_##T(const T *col, int64_t channels, const conv_geom *g, T *y)        \
+    {                                                                                       \
+        /* here g->in is the transposed conv's input (the columns), g->out its output */    \
+        int n = g->nsp;                                                                     \
+        int64_t kpos[MAX_SP], ipos[MAX_SP];                                                 \
+        for (int64_t ch = 0; ch < channels; ch++) {                                         \
+            T *yc = y + ch * g->out_size;                                                   \
+            for (int64_t kf = 0; kf < g->k_size; kf++) {                                    \
+                const T *row = col + (ch * g->k_size + kf) * g->in_size;                    \
+                unflatten(n, g->k, kf, kpos);                                               \
+                memset(ipos, 0, sizeof ipos);                                               \
+                int64_t p = 0;                                                              \
+                do {                                                                        \
+                    int64_t off = 0;                                                        \
+                    bool inside = true;                                                     \
+                    for (int d = 0; d < n; d++) {                                           \
+                        int64_t oy = ipos[d] * g->stride[d] - g->pad_b[d] + kpos[d] * g->dil[d]; \
+                        if (oy < 0 || oy >= g->out[d])                                      \
+                            inside = false;                                                 \
+                        off = off * g->out[d] + oy;                                         \
+                    }                                                                       \
+                    if (inside)                                                             \
+                        yc[off] += row[p];                                                  \
+                    p++;                                                                    \
+                } while (odometer_next(n, g->in, ipos));                                    \
+            }                                                                               \
+        }                                                                                   \
+    }
+
+DEFINE_CONV_KERNELS(float)
+DEFINE_CONV_KERNELS(double)
+
+/* ------------------------------------------------------- dtype conversions */
+
+static bool conv_float_dtype(kn_dtype t)
+{
+    return t == KN_F32 || t == KN_F16 || t == KN_BF16 || t == KN_F64;
+}
+
+/* Tensor data as float: the tensor's own buffer for float32 (*owned = NULL),
+ * else a converted malloc'ed copy stored in *owned.  NULL on out of memory. */
+static const float *as_float(const kn_tensor *t, float **owned)
+{
+    *owned = NULL;
+    if (t->dtype == KN_F32)
+        return (const float *)t->data;
+    float *buf = malloc(sizeof(float) * (size_t)(t->numel ? t->numel : 1));
+    if (!buf)
+        return NULL;
+    for (int64_t i = 0; i < t->numel; i++)
+        buf[i] = (float)kn_load_f64(t->data, t->dtype, (size_t)i);
+    *owned = buf;
+    return buf;
+}
+
+/* Tensor data as double (always a copy); zp (may be NULL) is subtracted:
+ * either one value or, when per_channel, zp[i / inner] for the outer index. */
+static double *as_double(const kn_tensor *t, const kn_tensor *zp, int64_t inner)
+{
+    double *buf = malloc(sizeof(double) * (size_t)(t->numel ? t->numel : 1));
+    if (!buf)
+        return NULL;
+    for (int64_t i = 0; i < t->numel; i++) {
+        double z = 0;
+        if (zp && zp->numel == 1)
+            z = (double)kn_load_i64(zp->data, zp->dtype, 0);
+        else if (zp)
+            z = (double)kn_load_i64(zp->data, zp->dtype, (size_t)(i / inner));
+        buf[i] = (t->dtype == KN_F64 || t->dtype == KN_F32 || t->dtype == KN_F16 ||
+                  t->dtype == KN_BF16)
+                     ? kn_load_f64(t->data, t->dtype, (size_t)i) - z
+                     : (double)kn_load_i64(t->data, t->dtype, (size_t)i) - z;
+    }
+    return buf;
+}
+
+/* Store a float result buffer into an output of dtype dt (no-op for float32 in place). */
+static void store_float(kn_tensor *y, const float *src)
+{
+    if (y->dtype == KN_F32 && (const void *)src == y->data)
+        return;
+    for (int64_t i = 0; i < y->numel; i++)
+        kn_store_f64(y->data, y->dtype, (size_t)i, src[i]);
+}
+
+static int nomem(kn_op_ctx *c)
+{
+    return kn_fail(c->err, KN_ERR_NOMEM, "%s: out of memory", c->node->op_type);
+}
+
+/* ------------------------------------------------------------------ Conv */
+
+/* Shape checks shared by Conv/ConvInteger: channels, group, weight dims. */
+static int check_conv_shapes(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, int64_t group)
+{
+    if (group < 1 || x->dims[1] % group || w->dims[0] % group)
+        return kn_fail(c->err, KN_ERR_ARG,
+                       "%s group %lld does not divide input channels %lld and output channels %lld",
+                       c->node->op_type, (long long)group, (long long)x->dims[1],
+                       (long long)w->dims[0]);
+    if (w->dims[1] * group != x->dims[1])
+        return kn_fail(c->err, KN_ERR_ARG,
+                       "%s weight has %lld input channels per group, input has %lld channels in %lld groups",
+                       c->node->op_type, (long long)w->dims[1], (long long)x->dims[1],
+                       (long long)group);
+    return KN_OK;
+}
+
+/* Output dims [N, M, out...] into dims. */
+static void conv_out_dims(const kn_tensor *x, int64_t m, const conv_geom *g, int64_t *dims)
+{
+    dims[0] = x->dims[0];
+    dims[1] = m;
+    for (int i = 0; i < g->nsp; i++)
+        dims[i + 2] = g->out[i];
+}
+
+/* True when im2col would be the identity (1x1 kernel, stride 1, no padding). */
+static bool conv_is_pointwise(const conv_geom *g)
+{
+    for (int i = 0; i < g->nsp; i++)
+        if (g->k[i] != 1 || g->stride[i] != 1 || g->pad_b[i] || g->pad_e[i])
+            return false;
+    return true;
+}
+
+/* Column buffer size cg * k_size * out_size, checked. */
+static int col_elems(kn_op_ctx *c, int64_t cg, const conv_geom *g, int64_t *n)
+{
+    if (!kn_mul_ok(cg, g->k_size, n) || !kn_mul_ok(*n, g->out_size, n) ||
+        *n > (int64_t)(KN_MAX_TENSOR_BYTES / sizeof(double)))
+        return kn_fail(c->err, KN_ERR_ARG, "%s column buffer is too large", c->node->op_type);
+    if (*n == 0)
+        *n = 1;
+    return KN_OK;
+}
+
+#define DEFINE_CONV_FORWARD(T)                                                              \
+    /* y[N, M, out] = conv(x[N, C, in], w[M, C/group, k]) + b[M] */                         \
+    static int conv_forward_##T(kn_op_ctx *c, const T *x, const T *w, const T *b,           \
+                                int64_t batch, int64_t chans, int64_t m, int64_t group,     \
+                                const conv_geom *g, T *y)                                   \
+    {                                                                                       \
+        int64_t cg = chans / group, mg = m / group, r = cg * g->k_size, ncol;               \
+        if (col_elems(c, cg, g, &ncol))                                                     \
+            return c->err->code;                                                            \
+        bool pointwise = conv_is_pointwise(g);                                              \
+        T *col = pointwise ? NULL : malloc(sizeof(T) * (size_t)ncol);                       \
+        if (!pointwise && !col)                                                             \
+            return nomem(c);                                                                \
+        for (int64_t n = 0; n < batch; n++) {                                               \
+            for (int64_t gi = 0; gi < group; gi++) {                                        \
+                const T *xg = x + (n * chans + gi * cg) * g->in_size;                       \
+                T *yg = y + (n * m + gi * mg) * g->out_size;                                \
+                if (!pointwise)                                                             \
+                    im2col_##T(xg, cg, g, col);                                             \
+                for (int64_t j = 0; j < mg; j++) {                                          \
+                    T bias = b ? b[gi * mg + j] : (T)0;                                     \
+                    for (int64_t p = 0; p < g->out_size; p++)                               \
+                        yg[j * g->out_size + p] = bias;                                     \
+                }                                                                           \
+                gemm_acc_##T(mg, r, g->out_size, w + gi * mg * r, pointwise ? xg : col, yg); \
+            }                                                                               \
+        }                                                                                   \
+        free(col);                                                                          \
+        return KN_OK;                                                                       \
+    }
+
+DEFINE_CONV_FORWARD(float)
+DEFINE_CONV_FORWARD(double)
+
+static int check_bias(kn_op_ctx *c, const kn_tensor *b, int64_t m)
+{
+    if (b && (b->rank != 1 || b->dims[0] != m))
+        return kn_fail(c->err, KN_ERR_ARG, "%s bias must have shape [%lld]", c->node->op_type,
+                       (long long)m);
+    return KN_OK;
+}
+
+static int run_conv(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *x = c->in[0], *w = c->in[1], *b = kn_op_in(c, 2);
+    if (!conv_float_dtype(x->dtype))
+        return kn_unsupported_dtype(c, x->dtype);
+    int rc;
+    if ((rc = kn_check_same_dtype(c, x, w)) || (b && (rc = kn_check_same_dtype(c, x, b))))
+        return rc;
+    conv_geom g;
+    int64_t group = kn_attr_int(c->node, "group", 1);
+    if ((rc = conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)) ||
+        (rc = check_bias(c, b, w->dims[0])))
+        return rc;
+    int64_t dims[KN_MAX_RANK];
+    conv_out_dims(x, w->dims[0], &g, dims);
+    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
+    if (!y)
+        return c->err->code;
+    if (y->numel == 0)
+        return KN_OK;
+    if (x->dtype == KN_F64) {
+        rc = conv_forward_double(c, x->data, w->data, b ? b->data : NULL, x->dims[0],
+                                 x->dims[1], w->dims[0], group, &g, y->data);
+        return rc;
+    }
+    float *ox, *ow, *ob = NULL, *oy = NULL;
+    const float *fx = as_float(x, &ox), *fw = as_float(w, &ow), *fb = b ? as_float(b, &ob) : NULL;
+    float *fy = x->dtype == KN_F32 ? y->data : (oy = malloc(sizeof(float) * (size_t)y->numel));
+    if (!fx || !fw || (b && !fb) || !fy)
+        rc = nomem(c);
+    else
+        rc = conv_forward_float(c, fx, fw, fb, x->dims[0], x->dims[1], w->dims[0], group, &g, fy);
+    if (!rc)
+        store_float(y, fy);
+    free(ox);
+    free(ow);
+    free(ob);
+    free(oy);
+    return rc;
+}
+
+/* ----------------------------------------------------------- ConvInteger */
+
+static bool is_int8ish(kn_dtype t)
+{
+    return t == KN_U8 || t == KN_I8;
+}
+
+static int run_conv_integer(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *x = c->in[0], *w = c->in[1];
+    const kn_tensor *xz = kn_op_in(c, 2), *wz = kn_op_in(c, 3);
+    if (!is_int8ish(x->dtype))
+        return kn_unsupported_dtype(c, x->dtype);
+    if (!is_int8ish(w->dtype))
+        return kn_unsupported_dtype(c, w->dtype);
+    if (xz && (xz->dtype != x->dtype || xz->numel != 1))
+        return kn_fail(c->err, KN_ERR_ARG, "ConvInteger x_zero_point must be a %s scalar",
+                       kn_dtype_name(x->dtype));
+    int rc;
+    conv_geom g;
+    int64_t group = kn_attr_int(c->node, "group", 1);
+    if ((rc = conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)))
+        return rc;
+    int64_t m = w->dims[0];
+    if (wz && (wz->dtype != w->dtype || (wz->numel != 1 && wz->numel != m)))
+        return kn_fail(c->err, KN_ERR_ARG,
+                       "ConvInteger w_zero_point must be a %s scalar or have %lld values",
+                       kn_dtype_name(w->dtype), (long long)m);
+    int64_t dims[KN_MAX_RANK];
+    conv_out_dims(x, m, &g, dims);
+    kn_tensor *y = kn_op_output(c, 0, KN_I32, x->rank, dims);
+    if (!y)
+        return c->err->code;
+    if (y->numel == 0)
+        return KN_OK;
+    int64_t per_m = m ? w->numel / m : 1;
+    double *dx = as_double(x, xz, 1), *dw = as_double(w, wz, per_m ? per_m : 1);
+    double *dy = malloc(sizeof(double) * (size_t)y->numel);
+    if (!dx || !dw || !dy)
+        rc = nomem(c);
+    else
+        rc = conv_forward_double(c, dx, dw, NULL, x->dims[0], x->dims[1], m, group, &g, dy);
+    if (!rc) {
+        int32_t *out = y->data;
+        for (int64_t i = 0; i < y->numel; i++) /* wraps like int32 accumulation would */
+            out[i] = (int32_t)(uint32_t)(int64_t)dy[i];
+    }
+    free(dx);
+    free(dw);
+    free(dy);
+    return rc;
+}
+
+/* --------------------------------------------------------- ConvTranspose */
+
+/* Geometry of a transposed conv: g->in is the input spatial shape, g->out the
+ * output's; pads per output_shape / auto_pad rules. */
+static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, conv_geom *g)
+{
+    memset(g, 0, sizeof *g);
+    g->nsp = x->rank - 2;
+    if (g->nsp < 1 || g->nsp > MAX_SP)
+        return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose input must have rank >= 3, got %d",
+                       x->rank);
+    if (w->rank != x->rank)
+        return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose weight rank %d does not match input rank %d",
+                       w->rank, x->rank);
+    int n = g->nsp, rc;
+    int64_t pads[2 * MAX_SP], opad[MAX_SP], oshape[MAX_SP];
+    if ((rc = spatial_ints(c, "kernel_shape", n, 1, 1, g->k)) ||
+        (rc = spatial_ints(c, "strides", n, 1, 1, g->stride)) ||
+        (rc = spatial_ints(c, "dilations", n, 1, 1, g->dil)) ||
+        (rc = spatial_ints(c, "pads", 2 * n, 0, 0, pads)) ||
+        (rc = spatial_ints(c, "output_padding", n, 0, 0, opad)))
+        return rc;
+    const int64_t *os;
+    int nos = kn_attr_ints(c->node, "output_shape", &os);
+    if (nos >= 0 && nos != n && nos != n + 2)
+        return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose output_shape has %d values, expected %d",
+                       nos, n);
+    auto_pad_kind ap;
+    if ((rc = read_auto_pad(c, &ap)))
+        return rc;
+    g->in_size = g->out_size = g->k_size = 1;
+    for (int i = 0; i < n; i++) {
+        if (kn_attr_find(c->node, "kernel_shape") && g->k[i] != w->dims[i + 2])
+            return kn_fail(c->err, KN_ERR_ARG, "kernel_shape does not match the weight shape");
+        g->k[i] = w->dims[i + 2];
+        int64_t in = x->dims[i + 2], ext = (g->k[i] - 1) * g->dil[i] + 1;
+        int64_t full = g->stride[i] * (in > 0 ? in - 1 : 0) + opad[i] + ext; /* unpadded size */
+        g->in[i] = in;
+        bool have_shape = nos >= 0 || ap == PAD_SAME_UPPER || ap == PAD_SAME_LOWER;
+        if (have_shape) {
+            oshape[i] = nos >= 0 ? os[i + (nos - n)] : in * g->stride[i];
+            int64_t total = full - oshape[i];
+            if (total < 0)
+                total = 0;
+            bool upper = ap == PAD_SAME_UPPER;
+            g->pad_b[i] = upper ? total / 2 : total - total / 2;
+            g->pad_e[i] = total - g->pad_b[i];
+            g->out[i] = oshape[i];
+        } else {
+            if (ap == PAD_NOTSET) {
+                g->pad_b[i] = pads[i];
+                g->pad_e[i] = pads[i + n];
+            }
+            g->out[i] = full - g->pad_b[i] - g->pad_e[i];
+        }
+        if (g->out[i] < 0)
+            return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose output size is negative on axis %d",
+                           i + 2);
+        if (!kn_mul_ok(g->in_size, in, &g->in_size) ||
+            !kn_mul_ok(g->out_size, g->out[i], &g->out_size) ||
+            !kn_mul_ok(g->k_size, g->k[i], &g->k_size))
+            return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose sizes overflow");
+    }
+    return KN_OK;
+}
+
+#define DEFINE_CONVT_FORWARD(T)                                                             \
+    /* y[N, M, out] = convT(x[N, C, in], w[C, M/group, k]) + b[M] */                        \
+    static int convt_forward_##T(kn_op_ctx *c, const T *x, const T *w, const T *b,          \
+                                 int64_t batch, int64_t chans, int64_t m, int64_t group,    \
+                                 const conv_geom *g, T *y)                                  \
+    {                                                                                       \
+        int64_t cg = chans / group, mg = m / group, r = mg * g->k_size, ncol;               \
+        if (!kn_mul_ok(r, g->in_size, &ncol) ||                                             \
+            ncol > (int64_t)(KN_MAX_TENSOR_BYTES / sizeof(T)))                              \
+            return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose column buffer is too large"); \
+        T *col = malloc(sizeof(T) * (size_t)(ncol ? ncol : 1));                             \
+        if (!col)                                                                           \
+            return nomem(c);                                                                \
+        for (int64_t n = 0; n < batch; n++) {                                               \
+            for (int64_t gi = 0; gi < group; gi++) {                                        \
+                const T *xg = x + (n * chans + gi * cg) * g->in_size;                       \
+                T *yg = y + (n * m + gi * mg) * g->out_size;                                \
+                gemm_tn_##T(cg, r, g->in_size, w + gi * cg * r, xg, col);                   \
+                for (int64_t j = 0; j < mg; j++) {                                          \
+                    T bias = b ? b[gi * mg + j] : (T)0;                                     \
+                    for (int64_t p = 0; p < g->out_size; p++)                               \
+                        yg[j * g->out_size + p] = bias;                                     \
+                }                                                                           \
+                col2im_##T(col, mg, g, yg);                                                 \
+            }                                                                               \
+        }                                                                                   \
+        free(col);                                                                          \
+        return KN_OK;                                                                       \
+    }
+
+DEFINE_CONVT_FORWARD(float)
+DEFINE_CONVT_FORWARD(double)
+
+static int run_conv_transpose(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *x = c->in[0], *w = c->in[1], *b = kn_op_in(c, 2);
+    if (!conv_float_dtype(x->dtype))
+        return kn_unsupported_dtype(c, x->dtype);
+    int rc;
+    if ((rc = kn_check_same_dtype(c, x, w)) || (b && (rc = kn_check_same_dtype(c, x, b))))
+        return rc;
+    conv_geom g;
+    if ((rc = convt_geometry(c, x, w, &g)))
+        return rc;
+    int64_t group = kn_attr_int(c->node, "group", 1);
+    if (group < 1 || x->dims[1] % group || x->dims[1] != w->dims[0])
+        return kn_fail(c->err, KN_ERR_ARG,
+                       "ConvTranspose: input channels %lld, weight dim 0 %lld and group %lld disagree",
+                       (long long)x->dims[1], (long long)w->dims[0], (long long)group);
+    int64_t m;
+    if (!kn_mul_ok(w->dims[1], group, &m))
+        return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose channel count overflows");
+    if ((rc = check_bias(c, b, m)))
+        return rc;
+    int64_t dims[KN_MAX_RANK];
+    conv_out_dims(x, m, &g, dims);
+    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
+    if (!y)
+        return c->err->code;
+    if (y->numel == 0)
+        return KN_OK;
+    if (x->dtype == KN_F64)
+        return convt_forward_double(c, x->data, w->data, b ? b->data : NULL, x->dims[0],
+                                    x->dims[1], m, group, &g, y->data);
+    float *ox, *ow, *ob = NULL, *oy = NULL;
+    const float *fx = as_float(x, &ox), *fw = as_float(w, &ow), *fb = b ? as_float(b, &ob) : NULL;
+    float *fy = x->dtype == KN_F32 ? y->data : (oy = malloc(sizeof(float) * (size_t)y->numel));
+    if (!fx || !fw || (b && !fb) || !fy)
+        rc = nomem(c);
+    else
+        rc = convt_forward_float(c, fx, fw, fb, x->dims[0], x->dims[1], m, group, &g, fy);
+    if (!rc)
+        store_float(y, fy);
+    free(ox);
+    free(ow);
+    free(ob);
+    free(oy);
+    return rc;
+}
+
+/* ------------------------------------------------------------ DeformConv */
+
+/* Bilinear sample of plane (h x w) at (py, px), zero outside. */
+static float bilinear_zero(const float *plane, int64_t h, int64_t w, double py, double px)
+{
+    if (!(py > -1.0 && py < (double)h && px > -1.0 && px < (double)w))
+        return 0.0f;
+    double fy = floor(py), fx = floor(px);
+    int64_t y0 = (int64_t)fy, x0 = (int64_t)fx;
+    double ly = py - fy, lx = px - fx;
+    double v = 0;
+    for (int dy = 0; dy < 2; dy++) {
+        for (int dx = 0; dx < 2; dx++) {
+            int64_t yy = y0 + dy, xx = x0 + dx;
+            if (yy < 0 || yy >= h || xx < 0 || xx >= w)
+                continue;
+            double wt = (dy ? ly : 1 - ly) * (dx ? lx : 1 - lx);
+            v += wt * plane[yy * w + xx];
+        }
+    }
+    return (float)v;
+}
+
+/* Deformable im2col for batch item n, channels [c0, c0+cg) of one group. */
+static void deform_im2col(const float *x, const float *offset, const float *mask, int64_t chans,
+                          int64_t c0, int64_t cg, int64_t off_groups, const conv_geom *g,
+                          float *col)
+{
+    int64_t h = g->in[0], w = g->in[1], oh = g->out[0], ow = g->out[1], K = g->k_size;
+    int64_t cpog = chans / off_groups, P = g->out_size;
+    for (int64_t ci = 0; ci < cg; ci++) {
+        int64_t ch = c0 + ci, og = ch / cpog;
+        const float *plane = x + ch * h * w;
+        for (int64_t kf = 0; kf < K; kf++) {
+            int64_t ki = kf / g->k[1], kj = kf % g->k[1];
+            const float *offy = offset + (og * 2 * K + 2 * kf) * P, *offx = offy + P;
+            const float *mk = mask ? mask + (og * K + kf) * P : NULL;
+            float *row = col + (ci * K + kf) * P;
+            for (int64_t i = 0; i < oh; i++) {
+                for (int64_t j = 0; j < ow; j++) {
+                    int64_t p = i * ow + j;
+                    double py = (double)(i * g->stride[0] - g->pad_b[0] + ki * g->dil[0]) + offy[p];
+                    double px = (double)(j * g->stride[1] - g->pad_b[1] + kj * g->dil[1]) + offx[p];
+                    float v = bilinear_zero(plane, h, w, py, px);
+                    row[p] = mk ? v * mk[p] : v;
+                }
+            }
+        }
+    }
+}
+
+static int check_deform_inputs(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *off,
+                               const kn_tensor *mask, int64_t og, const conv_geom *g)
+{
+    int64_t n = x->dims[0];
+    if (g->nsp != 2)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "DeformConv supports 2-D inputs only");
+    if (og < 1 || x->dims[1] % og)
+        return kn_fail(c->err, KN_ERR_ARG, "DeformConv offset_group %lld does not divide channels",
+                       (long long)og);
+    if (off->rank != 4 || off->dims[0] != n || off->dims[1] != og * 2 * g->k_size ||
+        off->dims[2] != g->out[0] || off->dims[3] != g->out[1])
+        return kn_fail(c->err, KN_ERR_ARG, "DeformConv offset has the wrong shape");
+    if (mask && (mask->rank != 4 || mask->dims[0] != n || mask->dims[1] != og * g->k_size ||
+                 mask->dims[2] != g->out[0] || mask->dims[3] != g->out[1]))
+        return kn_fail(c->err, KN_ERR_ARG, "DeformConv mask has the wrong shape");
+    return KN_OK;
+}
+
+static int deform_forward(kn_op_ctx *c, const float *x, const float *w, const float *b,
+                          const float *off, const float *mask, const kn_tensor *xt, int64_t m,
+                          int64_t group, int64_t og, const conv_geom *g, float *y)
+{
+    int64_t batch = xt->dims[0], chans = xt->dims[1], cg = chans / group, mg = m / group;
+    int64_t r = cg * g->k_size, ncol, K = g->k_size, P = g->out_size;
+    if (col_elems(c, cg, g, &ncol))
+        return c->err->code;
+    float *col = malloc(sizeof(float) * (size_t)ncol);
+    if (!col)
+        return nomem(c);
+    for (int64_t n = 0; n < batch; n++) {
+        const float *xn = x + n * chans * g->in_size;
+        const float *offn = off + n * og * 2 * K * P;
+        const float *mn = mask ? mask + n * og * K * P : NULL;
+        for (int64_t gi = 0; gi < group; gi++) {
+            float *yg = y + (n * m + gi * mg) * P;
+            deform_im2col(xn, offn, mn, chans, gi * cg, cg, og, g, col);
+            for (int64_t j = 0; j < mg; j++)
+                for (int64_t p = 0; p < P; p++)
+                    yg[j * P + p] = b ? b[gi * mg + j] : 0.0f;
+            gemm_acc_float(mg, r, P, w + gi * mg * r, col, yg);
+        }
+    }
+    free(col);
+    return KN_OK;
+}
+
+static int run_deform_conv(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    KN_REQUIRE_INPUT(c, 2);
+    const kn_tensor *x = c->in[0], *w = c->in[1], *off = c->in[2];
+    const kn_tensor *b = kn_op_in(c, 3), *mask = kn_op_in(c, 4);
+    if (!conv_float_dtype(x->dtype))
+        return kn_unsupported_dtype(c, x->dtype);
+    int rc;
+    if ((rc = kn_check_same_dtype(c, x, w)) || (rc = kn_check_same_dtype(c, x, off)) ||
+        (b && (rc = kn_check_same_dtype(c, x, b))) ||
+        (mask && (rc = kn_check_same_dtype(c, x, mask))))
+        return rc;
+    conv_geom g;
+    int64_t group = kn_attr_int(c->node, "group", 1), og = kn_attr_int(c->node, "offset_group", 1);
+    if ((rc = conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)) ||
+        (rc = check_bias(c, b, w->dims[0])) ||
+        (rc = check_deform_inputs(c, x, off, mask, og, &g)))
+        return rc;
+    int64_t dims[KN_MAX_RANK];
+    conv_out_dims(x, w->dims[0], &g, dims);
+    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
+    if (!y)
+        return c->err->code;
+    if (y->numel == 0)
+        return KN_OK;
+    float *ox, *ow, *ob = NULL, *ooff, *om = NULL, *oy = NULL;
+    const float *fx = as_float(x, &ox), *fw = as_float(w, &ow), *foff = as_float(off, &ooff);
+    const float *fb = b ? as_float(b, &ob) : NULL, *fm = mask ? as_float(mask, &om) : NULL;
+    float *fy = x->dtype == KN_F32 ? y->data : (oy = malloc(sizeof(float) * (size_t)y->numel));
+    if (!fx || !fw || !foff || (b && !fb) || (mask && !fm) || !fy)
+        rc = nomem(c);
+    else
+        rc = deform_forward(c, fx, fw, fb, foff, fm, x, w->dims[0], group, og, &g, fy);
+    if (!rc)
+        store_float(y, fy);
+    free(ox);
+    free(ow);
+    free(ob);
+    free(ooff);
+    free(om);
+    free(oy);
+    return rc;
+}
+
 const kn_op_def kn_ops_conv[] = {
+    {"", "Conv", 1, run_conv, NULL, NULL},
+    {"", "ConvTranspose", 1, run_conv_transpose, NULL, NULL},
+    {"", "ConvInteger", 1, run_conv_integer, NULL, NULL},
+    {"", "DeformConv", 1, run_deform_conv, NULL, NULL},
     {0},
 };
