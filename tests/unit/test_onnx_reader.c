@@ -198,6 +198,22 @@ static pbuf graph_with_init(pbuf *init, const char *out_name, int elem)
     return g;
 }
 
+/* With KILN_WRITE_SEEDS=DIR set, hand-built inputs are also written to DIR (the
+ * fuzz seed corpus in tests/fuzz/seeds was made this way). */
+static void save_seed(const char *name, const pbuf *b)
+{
+    const char *dir = getenv("KILN_WRITE_SEEDS");
+    if (!dir || !dir[0])
+        return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(b->p, 1, b->n, f);
+        fclose(f);
+    }
+}
+
 static int load_bytes(const pbuf *b, kn_model **m, kn_error *err)
 {
     *m = NULL;
@@ -354,6 +370,7 @@ static pbuf rich_model(void)
 static void test_rich_model_parse(void)
 {
     pbuf b = rich_model();
+    save_seed("rich.onnx", &b);
     kn_model *m = NULL;
     kn_error err;
     int rc = kn_onnx_parse_buffer(b.p, b.n, NULL, true, &m, &err);
@@ -640,6 +657,10 @@ static pbuf nested_if(int depth)
 
 static void test_deep_nesting(void)
 {
+    pbuf small = nested_if(3);
+    pbuf sb = model(&small);
+    save_seed("nested.onnx", &sb);
+    free(sb.p);
     pbuf g = nested_if(200);
     pbuf b = model(&g);
     kn_model *m;
@@ -798,6 +819,7 @@ static void test_external_data(void)
     t = external_tensor("w", 4, "weights.bin", NULL, NULL);
     pbuf g = graph_with_init(&t, "w", 1);
     pbuf b = model(&g);
+    save_seed("external.onnx", &b);
     CHECK_EQ_INT(load_bytes(&b, &m, &err), KN_ERR_MODEL);
     /* ... unless a base directory is given */
     CHECK_EQ_INT(kn_onnx_load_buffer(b.p, b.n, tmpdir, &m, &err), KN_OK);
@@ -887,6 +909,7 @@ static pbuf function_model(bool recursive)
 static void test_function_inlining(void)
 {
     pbuf b = function_model(false);
+    save_seed("function.onnx", &b);
     kn_model *m = NULL;
     kn_error err;
     int rc = kn_onnx_parse_buffer(b.p, b.n, NULL, true, &m, &err);
@@ -947,6 +970,7 @@ static void test_tensorproto(void)
     pb_varint(&packed, 0xc000);
     pb_bytes(&b, 5, packed.p, packed.n);
     free(packed.p);
+    save_seed("f16.pb", &b);
     CHECK_EQ_INT(kn_tensorproto_read(b.p, b.n, &t, name, sizeof name, &err), KN_OK);
     CHECK(!strcmp(name, "a_long_"));
     CHECK(t.dtype == KN_F16 && t.numel == 2 && t.owns_data);
@@ -966,6 +990,7 @@ static void test_tensorproto(void)
         pb_tag(&b, 10, 1);
         pb_put(&b, &dv[k], 8);
     }
+    save_seed("f64.pb", &b);
     CHECK_EQ_INT(kn_tensorproto_read(b.p, b.n, &t, NULL, 0, &err), KN_OK);
     CHECK(t.dtype == KN_F64 && ((double *)t.data)[1] == -3.25);
     kn_tensor_release(&t);
@@ -1061,6 +1086,7 @@ static void test_sparse_initializer(void)
     pbuf out = value_info("sp", 1, -1, NULL);
     pb_msg(&g, 12, &out);
     pbuf b = model(&g);
+    save_seed("sparse.onnx", &b);
     kn_model *m;
     kn_error err;
     CHECK_EQ_INT(load_bytes(&b, &m, &err), KN_OK);
