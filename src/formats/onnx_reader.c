@@ -434,6 +434,8 @@ static int parse_value_info(reader *r, kn_graph *g, const kn_pb_field *vf, int k
     } else if ((id = kn_graph_value(g, nm)) < 0) {
         return oom(r);
     }
+    if (kind == VI_INPUT && g->values[id].is_input)
+        return kn_fail(r->err, KN_ERR_MODEL, "graph input '%s' is listed twice", nm);
     if (kind == VI_INPUT && kn_graph_add_input(g, id))
         return oom(r);
     if (kind == VI_OUTPUT && kn_graph_add_output(g, id))
