@@ -151,6 +151,9 @@ static bool odometer_next(int n, const int64_t *dims, int64_t *idx)
 
 /* ------------------------------------------------------ im2col, GEMM, col2im */
 
+/* Output positions per register-blocked strip of the GEMM. */
+#define GEMM_STRIP 16
+
 /* Kernels generated for float and double: im2col_T, gemm_acc_T, gemm_tn_T, col2im_T.
  *
  * im2col: x is [channels, in spatial]; col is [channels * k_size, out_size].
@@ -195,14 +198,30 @@ static bool odometer_next(int n, const int64_t *dims, int64_t *idx)
     }                                                                                       \
     static void gemm_acc_##T(int64_t M, int64_t R, int64_t P, const T *w, const T *col, T *y) \
     {                                                                                       \
-        for (int64_t m = 0; m < M; m++) {                                                   \
+        /* strips of GEMM_STRIP output positions accumulate in locals across all of R */    \
+        int64_t p0 = 0;                                                                     \
+        for (; p0 + GEMM_STRIP <= P; p0 += GEMM_STRIP) {                                    \
+            for (int64_t m = 0; m < M; m++) {                                               \
+                T acc[GEMM_STRIP];                                                          \
+                T *yr = y + m * P + p0;                                                     \
+                const T *wr = w + m * R, *cp = col + p0;                                    \
+                for (int j = 0; j < GEMM_STRIP; j++)                                        \
+                    acc[j] = yr[j];                                                         \
+                for (int64_t r = 0; r < R; r++, cp += P) {                                  \
+                    T wv = wr[r];                                                           \
+                    for (int j = 0; j < GEMM_STRIP; j++)                                    \
+                        acc[j] += wv * cp[j];                                               \
+                }                                                                           \
+                for (int j = 0; j < GEMM_STRIP; j++)                                        \
+                    yr[j] = acc[j];                                                         \
+            }                                                                               \
+        }                                                                                   \
+        for (int64_t m = 0; m < M && p0 < P; m++) { /* the ragged tail */                   \
             T *yr = y + m * P;                                                              \
             for (int64_t r = 0; r < R; r++) {                                               \
                 T wv = w[m * R + r];                                                        \
-                if (wv == 0)                                                                \
-                    continue;                                                               \
                 const T *cr = col + r * P;                                                  \
-                for (int64_t p = 0; p < P; p++)                                             \
+                for (int64_t p = p0; p < P; p++)                                            \
                     yr[p] += wv * cr[p];                                                    \
             }                                                                               \
         }                                                                                   \
