@@ -261,6 +261,92 @@ static void test_conv_bad_inputs(void)
     kn_tensor_release(&wi);
 }
 
+static float pseudo(unsigned *st)
+{
+    *st = *st * 1103515245u + 12345u;
+    return (float)((*st >> 9) & 0xff) / 128.0f - 1.0f;
+}
+
+/* Big enough that the column buffer is built in several chunks; compared with
+ * direct loops. */
+static void test_conv_chunked_matches_direct(void)
+{
+    enum { C = 16, M = 4, H = 150, W = 300, K = 3 };
+    int64_t dx[4] = {1, C, H, W}, dw[4] = {M, C, K, K}, pads[4] = {1, 0, 1, 0};
+    unsigned st = 7;
+    kn_tensor x = tensor(KN_F32, 4, dx, NULL), w = tensor(KN_F32, 4, dw, NULL), y = {0};
+    float *xv = x.data, *wv = w.data;
+    for (int64_t i = 0; i < x.numel; i++)
+        xv[i] = pseudo(&st);
+    for (int64_t i = 0; i < w.numel; i++)
+        wv[i] = pseudo(&st);
+    kn_error err;
+    op_attr at[] = {at_ints("pads", 4, pads)};
+    const kn_tensor *ins[2] = {&x, &w};
+    CHECK_EQ_INT(run_node("Conv", 11, 2, ins, 1, &y, 1, at, &err), KN_OK);
+    int oh = H, ow = W - 2, bad = 0;
+    CHECK_EQ_INT(y.numel, (int64_t)M * oh * ow);
+    for (int m = 0; m < M && y.numel == (int64_t)M * oh * ow; m++) {
+        for (int i = 0; i < oh; i += 7) {
+            for (int j = 0; j < ow; j += 5) {
+                double acc = 0;
+                for (int c = 0; c < C; c++)
+                    for (int a = 0; a < K; a++)
+                        for (int b = 0; b < K; b++) {
+                            int ii = i - 1 + a, jj = j + b;
+                            if (ii >= 0 && ii < H)
+                                acc += xv[(c * H + ii) * W + jj] * wv[((m * C + c) * K + a) * K + b];
+                        }
+                if (fabs(acc - ((float *)y.data)[(m * oh + i) * ow + j]) > 1e-3)
+                    bad++;
+            }
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
+    kn_tensor_release(&y);
+    kn_tensor_release(&x);
+    kn_tensor_release(&w);
+}
+
+static void test_conv_transpose_chunked_matches_direct(void)
+{
+    enum { C = 8, M = 64, H = 200, W = 50, K = 3, S = 2 };
+    int64_t dx[4] = {1, C, H, W}, dw[4] = {C, M, K, K}, strides[2] = {S, S};
+    unsigned st = 11;
+    kn_tensor x = tensor(KN_F32, 4, dx, NULL), w = tensor(KN_F32, 4, dw, NULL), y = {0};
+    float *xv = x.data, *wv = w.data;
+    for (int64_t i = 0; i < x.numel; i++)
+        xv[i] = pseudo(&st);
+    for (int64_t i = 0; i < w.numel; i++)
+        wv[i] = pseudo(&st);
+    kn_error err;
+    op_attr at[] = {at_ints("strides", 2, strides)};
+    const kn_tensor *ins[2] = {&x, &w};
+    CHECK_EQ_INT(run_node("ConvTranspose", 11, 2, ins, 1, &y, 1, at, &err), KN_OK);
+    int oh = (H - 1) * S + K, ow = (W - 1) * S + K;
+    CHECK_EQ_INT(y.numel, (int64_t)M * oh * ow);
+    if (y.numel == (int64_t)M * oh * ow) {
+        double *ref = calloc((size_t)M * oh * ow, sizeof(double));
+        for (int c = 0; c < C; c++)
+            for (int m = 0; m < M; m++)
+                for (int i = 0; i < H; i++)
+                    for (int j = 0; j < W; j++)
+                        for (int a = 0; a < K; a++)
+                            for (int b = 0; b < K; b++)
+                                ref[(m * oh + i * S + a) * ow + j * S + b] +=
+                                    xv[(c * H + i) * W + j] * wv[((c * M + m) * K + a) * K + b];
+        int bad = 0;
+        for (int64_t i = 0; i < y.numel; i++)
+            if (fabs(ref[i] - ((float *)y.data)[i]) > 1e-3)
+                bad++;
+        CHECK_EQ_INT(bad, 0);
+        free(ref);
+    }
+    kn_tensor_release(&y);
+    kn_tensor_release(&x);
+    kn_tensor_release(&w);
+}
+
 static void test_conv_transpose_1d_output_shape(void)
 {
     /* x = [1, 2], w = [1, 1, 1], stride 2: full output [1,1,3,2,2] (len 5);
@@ -642,7 +728,9 @@ static void test_gridsample_border_and_affine_grid(void)
 
 TEST_MAIN(TEST_CASE(test_conv_1d_pads_dilation_bias), TEST_CASE(test_conv_depthwise_same_lower_f16),
           TEST_CASE(test_conv_f64_strided_3d), TEST_CASE(test_conv_empty_batch),
-          TEST_CASE(test_conv_bad_inputs), TEST_CASE(test_conv_transpose_1d_output_shape),
+          TEST_CASE(test_conv_bad_inputs),
+          TEST_CASE(test_conv_chunked_matches_direct),
+          TEST_CASE(test_conv_transpose_chunked_matches_direct), TEST_CASE(test_conv_transpose_1d_output_shape),
           TEST_CASE(test_conv_integer_per_channel_zero_point),
           TEST_CASE(test_deform_conv_zero_offset_is_conv),
           TEST_CASE(test_maxpool_indices_storage_order), TEST_CASE(test_maxpool_int8_ceil),
