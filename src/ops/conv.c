@@ -18,6 +18,8 @@
 #include <string.h>
 
 #define MAX_SP (KN_MAX_RANK - 2)
+/* Largest kernel/stride/dilation/pad value accepted (keeps products in int64). */
+#define ATTR_MAX ((int64_t)1 << 31)
 
 /* ---------------------------------------------------------------- geometry */
 
@@ -44,7 +46,7 @@ static int spatial_ints(kn_op_ctx *c, const char *name, int n, int64_t def, int6
         return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has %d values, expected %d", name,
                        cnt, n);
     for (int i = 0; i < n; i++) {
-        if (v[i] < lo || v[i] > ((int64_t)1 << 40))
+        if (v[i] < lo || v[i] > ATTR_MAX)
             return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has invalid value %lld", name,
                            (long long)v[i]);
         out[i] = v[i];
@@ -573,7 +575,10 @@ static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, 
             return kn_fail(c->err, KN_ERR_ARG, "kernel_shape does not match the weight shape");
         g->k[i] = w->dims[i + 2];
         int64_t in = x->dims[i + 2], ext = (g->k[i] - 1) * g->dil[i] + 1;
-        int64_t full = g->stride[i] * (in > 0 ? in - 1 : 0) + opad[i] + ext; /* unpadded size */
+        int64_t full; /* unpadded output size */
+        if (!kn_mul_ok(g->stride[i], in > 0 ? in - 1 : 0, &full) || full > ((int64_t)1 << 50))
+            return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose output size overflows");
+        full += opad[i] + ext;
         g->in[i] = in;
         bool have_shape = nos >= 0 || ap == PAD_SAME_UPPER || ap == PAD_SAME_LOWER;
         if (have_shape) {
