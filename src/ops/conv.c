@@ -7,7 +7,8 @@
  * position) and multiply the weights by it with a plain GEMM whose inner loop
  * runs along contiguous rows.  ConvTranspose does the reverse: GEMM with the
  * transposed weights, then fold the columns back (col2im).  DeformConv builds
- * its columns by bilinear sampling at offset positions.
+ * its columns by bilinear sampling at offset positions.  CausalConvWithState
+ * (opset 27) is a stateful causal depthwise 1-D conv done with direct loops.
  *
  * float32/float16/bfloat16 compute in float; float64 and ConvInteger compute in
  * double (exact for the integer sums ConvInteger can produce in int32). */
@@ -333,8 +334,11 @@ static double *as_double(const kn_tensor *t, const kn_tensor *zp, int64_t inner)
 /* Store a float result buffer into an output of dtype dt (no-op for float32 in place). */
 static void store_float(kn_tensor *y, const float *src)
 {
-    if (y->dtype == KN_F32 && (const void *)src == y->data)
+    if (y->dtype == KN_F32) {
+        if ((const void *)src != y->data && y->numel)
+            memcpy(y->data, src, sizeof(float) * (size_t)y->numel);
         return;
+    }
     for (int64_t i = 0; i < y->numel; i++)
         kn_store_f64(y->data, y->dtype, (size_t)i, src[i]);
 }
@@ -837,10 +841,95 @@ static int run_deform_conv(kn_op_ctx *c)
     return rc;
 }
 
+/* ---------------------------------------------------- CausalConvWithState */
+
+/* Opset 27: per (batch, channel) row, seq = concat(past_state or zeros [k-1], x);
+ * y[t] = act(bias + sum_j w[j] * seq[t + j]); present_state = last k-1 of seq. */
+static int causal_conv_check(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w,
+                             const kn_tensor *b, const kn_tensor *past)
+{
+    int64_t ch = x->rank == 3 ? x->dims[1] : -1;
+    if (x->rank != 3 || w->rank != 3 || w->dims[0] != ch || w->dims[1] != 1 || w->dims[2] < 1)
+        return kn_fail(c->err, KN_ERR_ARG,
+                       "CausalConvWithState needs input [B, C, L] and weight [C, 1, k] with k >= 1");
+    if (b && (b->rank != 1 || b->dims[0] != ch))
+        return kn_fail(c->err, KN_ERR_ARG, "CausalConvWithState bias must have shape [C]");
+    if (past && (past->rank != 3 || past->dims[0] != x->dims[0] || past->dims[1] != ch ||
+                 past->dims[2] != w->dims[2] - 1))
+        return kn_fail(c->err, KN_ERR_ARG, "CausalConvWithState past_state must be [B, C, k-1]");
+    return KN_OK;
+}
+
+static void causal_conv_row(const float *xr, const float *pr, const float *wr, float bias,
+                            int64_t len, int64_t k, bool silu, float *seq, float *yr, float *sr)
+{
+    for (int64_t j = 0; j < k - 1; j++)
+        seq[j] = pr ? pr[j] : 0.0f;
+    memcpy(seq + k - 1, xr, sizeof(float) * (size_t)len);
+    for (int64_t t = 0; t < len; t++) {
+        float acc = bias;
+        for (int64_t j = 0; j < k; j++)
+            acc += wr[j] * seq[t + j];
+        yr[t] = silu ? acc / (1.0f + expf(-acc)) : acc;
+    }
+    memcpy(sr, seq + len, sizeof(float) * (size_t)(k - 1));
+}
+
+static int run_causal_conv(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *x = c->in[0], *w = c->in[1], *b = kn_op_in(c, 2), *past = kn_op_in(c, 3);
+    if (!conv_float_dtype(x->dtype))
+        return kn_unsupported_dtype(c, x->dtype);
+    int rc;
+    if ((rc = kn_check_same_dtype(c, x, w)) || (b && (rc = kn_check_same_dtype(c, x, b))) ||
+        (past && (rc = kn_check_same_dtype(c, x, past))) ||
+        (rc = causal_conv_check(c, x, w, b, past)))
+        return rc;
+    const char *act = kn_attr_string(c->node, "activation", "none");
+    bool silu = !strcmp(act, "silu") || !strcmp(act, "swish");
+    if (!silu && strcmp(act, "none"))
+        return kn_fail(c->err, KN_ERR_ARG, "CausalConvWithState activation '%s' is not valid", act);
+    int64_t nb = x->dims[0], ch = x->dims[1], len = x->dims[2], k = w->dims[2];
+    int64_t sdims[3] = {nb, ch, k - 1};
+    kn_tensor *y = kn_op_output(c, 0, x->dtype, 3, x->dims);
+    kn_tensor *st = y && c->n_out > 1 ? kn_op_output(c, 1, x->dtype, 3, sdims) : NULL;
+    if (!y || (c->n_out > 1 && !st))
+        return c->err->code;
+    float *ox, *ow, *ob = NULL, *op = NULL;
+    const float *fx = as_float(x, &ox), *fw = as_float(w, &ow);
+    const float *fb = b ? as_float(b, &ob) : NULL, *fp = past ? as_float(past, &op) : NULL;
+    float *fy = malloc(sizeof(float) * (size_t)(y->numel + 1));
+    float *fs = malloc(sizeof(float) * (size_t)(nb * ch * (k - 1) + 1));
+    float *seq = malloc(sizeof(float) * (size_t)(len + k));
+    if (!fx || !fw || (b && !fb) || (past && !fp) || !fy || !fs || !seq) {
+        rc = nomem(c);
+    } else {
+        for (int64_t r = 0; r < nb * ch; r++) {
+            int64_t cc = r % ch;
+            causal_conv_row(fx + r * len, fp ? fp + r * (k - 1) : NULL, fw + cc * k,
+                            fb ? fb[cc] : 0.0f, len, k, silu, seq, fy + r * len, fs + r * (k - 1));
+        }
+        store_float(y, fy);
+        if (st)
+            store_float(st, fs);
+    }
+    free(ox);
+    free(ow);
+    free(ob);
+    free(op);
+    free(fy);
+    free(fs);
+    free(seq);
+    return rc;
+}
+
 const kn_op_def kn_ops_conv[] = {
     {"", "Conv", 1, run_conv, NULL, NULL},
     {"", "ConvTranspose", 1, run_conv_transpose, NULL, NULL},
     {"", "ConvInteger", 1, run_conv_integer, NULL, NULL},
     {"", "DeformConv", 1, run_deform_conv, NULL, NULL},
+    {"", "CausalConvWithState", 1, run_causal_conv, NULL, NULL},
     {0},
 };

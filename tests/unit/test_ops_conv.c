@@ -433,6 +433,33 @@ static void test_deform_conv_zero_offset_is_conv(void)
     kn_tensor_release(&bad);
 }
 
+static void test_causal_conv_state(void)
+{
+    /* k = 3, past [5, 6], x [1, 2]: seq = 5 6 1 2, w = [1, 10, 100] */
+    float xv[2] = {1, 2}, wv[3] = {1, 10, 100}, pv[2] = {5, 6};
+    int64_t dx[3] = {1, 1, 2}, dw[3] = {1, 1, 3}, dp[3] = {1, 1, 2};
+    kn_tensor x = tensor(KN_F32, 3, dx, xv), w = tensor(KN_F32, 3, dw, wv);
+    kn_tensor past = tensor(KN_F32, 3, dp, pv), y[2] = {{0}};
+    kn_error err;
+    const kn_tensor *ins[4] = {&x, &w, NULL, &past};
+    CHECK_EQ_INT(run_node("CausalConvWithState", 27, 4, ins, 2, y, 0, NULL, &err), KN_OK);
+    const float want[2] = {5 + 60 + 100, 6 + 10 + 200}, state[2] = {1, 2};
+    check_f32(&y[0], want, 2, 1e-5);
+    check_f32(&y[1], state, 2, 0);
+    kn_tensor_release(&y[0]);
+    kn_tensor_release(&y[1]);
+    /* a past_state of the wrong length is refused */
+    const kn_tensor *bad[4] = {&x, &w, NULL, &x};
+    int64_t dw4[3] = {1, 1, 4};
+    kn_tensor w4 = tensor(KN_F32, 3, dw4, NULL);
+    bad[1] = &w4;
+    CHECK_EQ_INT(run_node("CausalConvWithState", 27, 4, bad, 2, y, 0, NULL, &err), KN_ERR_ARG);
+    kn_tensor_release(&x);
+    kn_tensor_release(&w);
+    kn_tensor_release(&w4);
+    kn_tensor_release(&past);
+}
+
 /* ---- pooling ---- */
 
 static void test_maxpool_indices_storage_order(void)
@@ -732,7 +759,7 @@ TEST_MAIN(TEST_CASE(test_conv_1d_pads_dilation_bias), TEST_CASE(test_conv_depthw
           TEST_CASE(test_conv_chunked_matches_direct),
           TEST_CASE(test_conv_transpose_chunked_matches_direct), TEST_CASE(test_conv_transpose_1d_output_shape),
           TEST_CASE(test_conv_integer_per_channel_zero_point),
-          TEST_CASE(test_deform_conv_zero_offset_is_conv),
+          TEST_CASE(test_deform_conv_zero_offset_is_conv), TEST_CASE(test_causal_conv_state),
           TEST_CASE(test_maxpool_indices_storage_order), TEST_CASE(test_maxpool_int8_ceil),
           TEST_CASE(test_averagepool_count_include_pad), TEST_CASE(test_global_pools_and_lp),
           TEST_CASE(test_maxunpool_bad_index), TEST_CASE(test_roialign_bad_batch_index),
