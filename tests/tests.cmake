@@ -1,5 +1,8 @@
 # tests.cmake - ctest registrations: one executable per tests/unit/test_*.c, plus
 # the golden-model, conformance, CLI and fuzz tests (added further below).
+set(KILN_SHARED_DIR "${PROJECT_SOURCE_DIR}/../shared" CACHE PATH "shared test data (onnx-backend-tests, models)")
+get_filename_component(KILN_SHARED_DIR "${KILN_SHARED_DIR}" ABSOLUTE)
+
 file(GLOB KILN_UNIT_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/unit/test_*.c)
 foreach(src ${KILN_UNIT_TESTS})
   get_filename_component(name ${src} NAME_WE)
@@ -13,4 +16,31 @@ endforeach()
 # libFuzzer targets (tests/fuzz/fuzz.cmake), built with -DKILN_FUZZ=ON and clang.
 if(KILN_FUZZ AND EXISTS ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
   include(${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
+endif()
+
+# Golden models: every NAME.onnx in shared/models and the bundled example, run on
+# their recorded inputs and compared with PyTorch's outputs.
+add_executable(test_golden ${PROJECT_SOURCE_DIR}/tests/golden/test_golden.c)
+target_link_libraries(test_golden PRIVATE kiln_static)
+add_test(NAME golden/models COMMAND test_golden ${KILN_SHARED_DIR}/models ${PROJECT_SOURCE_DIR}/examples/fmnist)
+set_tests_properties(golden/models PROPERTIES LABELS golden TIMEOUT 600)
+
+if(TARGET kiln)
+  # ONNX backend conformance: the node suite must not drop below the recorded pass
+  # count; no case of the simple suite may fail.
+  if(EXISTS ${KILN_SHARED_DIR}/onnx-backend-tests/node)
+    file(STRINGS ${PROJECT_SOURCE_DIR}/tests/conformance_node_min_pass.txt KILN_NODE_MIN_PASS LIMIT_COUNT 1)
+    add_test(NAME conformance/node COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
+             --timeout 60 --list-failures --expect-pass ${KILN_NODE_MIN_PASS})
+    set_tests_properties(conformance/node PROPERTIES LABELS conformance TIMEOUT 1800)
+  endif()
+  if(EXISTS ${KILN_SHARED_DIR}/onnx-backend-tests/simple)
+    add_test(NAME conformance/simple COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple
+             --timeout 60 --list-failures)
+    set_tests_properties(conformance/simple PROPERTIES LABELS conformance TIMEOUT 600)
+  endif()
+  # The CLI as a user runs it.
+  add_test(NAME cli/commands COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_cli.sh $<TARGET_FILE:kiln>
+           ${PROJECT_SOURCE_DIR} ${KILN_SHARED_DIR})
+  set_tests_properties(cli/commands PROPERTIES LABELS cli TIMEOUT 600)
 endif()

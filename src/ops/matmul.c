@@ -1,6 +1,1071 @@
-/* matmul.c - operator family 'matmul' (to be written). */
+/* matmul.c - matrix products: MatMul (numpy semantics: 1-D promotion and batch
+ * broadcasting), Gemm, MatMulInteger and Einsum.
+ *
+ * Float32 products use a blocked i-k-j kernel over contiguous rows; float16 and
+ * bfloat16 compute in float32 and round on store; float64 computes in double;
+ * integer products are exact with two's-complement wraparound (computed modulo
+ * 2^64 and truncated to the output width). */
 #include "ops/op_util.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Buffers converted to a compute type                                       */
+/* ------------------------------------------------------------------------ */
+
+static void *xcalloc(kn_op_ctx *c, int64_t n, size_t elem)
+{
+    if (n < 0 || (uint64_t)n > SIZE_MAX / elem / 2) {
+        kn_fail(c->err, KN_ERR_NOMEM, "%s: buffer of %lld elements is too large",
+                c->node->op_type, (long long)n);
+        return NULL;
+    }
+    void *p = calloc(n ? (size_t)n : 1, elem);
+    if (!p)
+        kn_fail(c->err, KN_ERR_NOMEM, "%s: out of memory", c->node->op_type);
+    return p;
+}
+
+/* Tensor contents as float32 (a private copy; caller frees). */
+static float *to_f32(kn_op_ctx *c, const kn_tensor *t)
+{
+    float *p = xcalloc(c, t->numel, sizeof(float));
+    if (!p)
+        return NULL;
+    if (t->dtype == KN_F32) {
+        if (t->numel)
+            memcpy(p, t->data, (size_t)t->numel * sizeof(float));
+        return p;
+    }
+    for (int64_t i = 0; i < t->numel; i++)
+        p[i] = (float)kn_load_f64(t->data, t->dtype, (size_t)i);
+    return p;
+}
+
+static double *to_f64(kn_op_ctx *c, const kn_tensor *t)
+{
+    double *p = xcalloc(c, t->numel, sizeof(double));
+    if (!p)
+        return NULL;
+    for (int64_t i = 0; i < t->numel; i++)
+        p[i] = kn_load_f64(t->data, t->dtype, (size_t)i);
+    return p;
+}
+
+/* Integer contents as uint64 (two's complement of the int64 value). */
+static uint64_t *to_u64(kn_op_ctx *c, const kn_tensor *t)
+{
+    uint64_t *p = xcalloc(c, t->numel, sizeof(uint64_t));
+    if (!p)
+        return NULL;
+    for (int64_t i = 0; i < t->numel; i++)
+        p[i] = (uint64_t)kn_load_i64(t->data, t->dtype, (size_t)i);
+    return p;
+}
+
+static void store_f32_buf(kn_tensor *y, const float *v)
+{
+    if (y->dtype == KN_F32) {
+        if (y->numel)
+            memcpy(y->data, v, (size_t)y->numel * sizeof(float));
+        return;
+    }
+    uint16_t *h = y->data;
+    for (int64_t i = 0; i < y->numel; i++) {
+        if (y->dtype == KN_F16)
+            h[i] = kn_f32_to_f16(v[i]);
+        else if (y->dtype == KN_BF16)
+            h[i] = kn_f32_to_bf16(v[i]);
+        else
+            kn_store_f64(y->data, y->dtype, (size_t)i, v[i]);
+    }
+}
+
+static void store_u64_buf(kn_tensor *y, const uint64_t *v)
+{
+    for (int64_t i = 0; i < y->numel; i++)
+        kn_store_i64(y->data, y->dtype, (size_t)i, (int64_t)v[i]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Matrix kernels: y[M,N] = a[M,K] * b[K,N], all row-major and contiguous    */
+/* ------------------------------------------------------------------------ */
+
+#define MM_BLOCK_N 512
+#define MM_BLOCK_K 128
+
+/* yr[0..n) += av * br[0..n): the innermost loop, over contiguous rows. */
+static void axpy_f32(float *restrict yr, const float *restrict br, float av, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++)
+        yr[j] += av * br[j];
+}
+
+/* A 4-row by 8-column block of y kept in locals while k runs over [k0,k1):
+ * each step broadcasts one element of each of 4 rows of a over 8 contiguous
+ * elements of a row of b (i-k-j order within the block). */
+static void block4x8_f32(const float *restrict a, const float *restrict b, float *restrict y,
+                         int64_t K, int64_t N, int64_t k0, int64_t k1)
+{
+    float acc[4][8];
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 8; j++)
+            acc[r][j] = y[r * N + j];
+    for (int64_t k = k0; k < k1; k++) {
+        const float *br = b + k * N;
+        for (int r = 0; r < 4; r++) {
+            const float av = a[r * K + k];
+            for (int j = 0; j < 8; j++)
+                acc[r][j] += av * br[j];
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 8; j++)
+            y[r * N + j] = acc[r][j];
+}
+
+/* y += a*b over columns [j0,j1) and inner indices [k0,k1). */
+static void mm_f32_tile(const float *a, const float *b, float *y, int64_t M, int64_t K,
+                        int64_t N, int64_t k0, int64_t k1, int64_t j0, int64_t j1)
+{
+    int64_t i = 0;
+    for (; i + 4 <= M; i += 4) {
+        int64_t j = j0;
+        for (; j + 8 <= j1; j += 8)
+            block4x8_f32(a + i * K, b + j, y + i * N + j, K, N, k0, k1);
+        for (int r = 0; r < 4 && j < j1; r++)
+            for (int64_t k = k0; k < k1; k++)
+                axpy_f32(y + (i + r) * N + j, b + k * N + j, a[(i + r) * K + k], j1 - j);
+    }
+    for (; i < M; i++) {
+        float *yr = y + i * N + j0;
+        const float *ar = a + i * K;
+        for (int64_t k = k0; k < k1; k++)
+            axpy_f32(yr, b + k * N + j0, ar[k], j1 - j0);
+    }
+}
+
+/* Matrix-vector product (N == 1): one dot product per row. */
+static void mv_f32(const float *a, const float *b, float *y, int64_t M, int64_t K)
+{
+    for (int64_t i = 0; i < M; i++) {
+        const float *ar = a + i * K;
+        float s = 0.0f;
+        for (int64_t k = 0; k < K; k++)
+            s += ar[k] * b[k];
+        y[i] = s;
+    }
+}
+
+/* y = a*b (float32), blocked so that a K-by-N panel of b stays in cache. */
+static void mm_f32(const float *a, const float *b, float *y, int64_t M, int64_t K, int64_t N)
+{
+    if (N == 1) {
+        mv_f32(a, b, y, M, K);
+        return;
+    }
+    for (int64_t i = 0; i < M * N; i++)
+        y[i] = 0.0f;
+    for (int64_t j0 = 0; j0 < N; j0 += MM_BLOCK_N) {
+        int64_t j1 = j0 + MM_BLOCK_N < N ? j0 + MM_BLOCK_N : N;
+        for (int64_t k0 = 0; k0 < K; k0 += MM_BLOCK_K) {
+            int64_t k1 = k0 + MM_BLOCK_K < K ? k0 + MM_BLOCK_K : K;
+            mm_f32_tile(a, b, y, M, K, N, k0, k1, j0, j1);
+        }
+    }
+}
+
+static void mm_f64(const double *a, const double *b, double *y, int64_t M, int64_t K, int64_t N)
+{
+    for (int64_t i = 0; i < M; i++) {
+        double *yr = y + i * N;
+        for (int64_t j = 0; j < N; j++)
+            yr[j] = 0.0;
+        for (int64_t k = 0; k < K; k++) {
+            const double av = a[i * K + k];
+            const double *br = b + k * N;
+            for (int64_t j = 0; j < N; j++)
+                yr[j] += av * br[j];
+        }
+    }
+}
+
+static void mm_u64(const uint64_t *a, const uint64_t *b, uint64_t *y, int64_t M, int64_t K,
+                   int64_t N)
+{
+    for (int64_t i = 0; i < M; i++) {
+        uint64_t *yr = y + i * N;
+        for (int64_t j = 0; j < N; j++)
+            yr[j] = 0;
+        for (int64_t k = 0; k < K; k++) {
+            const uint64_t av = a[i * K + k];
+            const uint64_t *br = b + k * N;
+            for (int64_t j = 0; j < N; j++)
+                yr[j] += av * br[j];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batched, broadcast matrix product plan (numpy matmul semantics)           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct mm_plan {
+    int64_t M, K, N;
+    int batch_rank;
+    int64_t batch_dims[KN_MAX_RANK];
+    int64_t batch;                      /* product of batch_dims */
+    int64_t strides[2][KN_MAX_RANK];    /* per batch dim, in matrices; 0 = broadcast */
+    int out_rank;
+    int64_t out_dims[KN_MAX_RANK];
+} mm_plan;
+
+static int mm_plan_make(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, mm_plan *p)
+{
+    char sa[128], sb[128];
+    if (a->rank < 1 || b->rank < 1)
+        return kn_fail(c->err, KN_ERR_ARG, "%s inputs must have rank >= 1, got %s and %s",
+                       c->node->op_type, kn_dims_str(a->rank, a->dims, sa, sizeof sa),
+                       kn_dims_str(b->rank, b->dims, sb, sizeof sb));
+    memset(p, 0, sizeof *p);
+    int ra = a->rank >= 2 ? a->rank - 2 : 0, rb = b->rank >= 2 ? b->rank - 2 : 0;
+    p->M = a->rank >= 2 ? a->dims[a->rank - 2] : 1;
+    p->K = a->dims[a->rank - 1];
+    int64_t kb = b->rank >= 2 ? b->dims[b->rank - 2] : b->dims[0];
+    p->N = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
+    if (kb != p->K)
+        return kn_fail(c->err, KN_ERR_ARG, "%s: inner dimensions differ: %s x %s",
+                       c->node->op_type, kn_dims_str(a->rank, a->dims, sa, sizeof sa),
+                       kn_dims_str(b->rank, b->dims, sb, sizeof sb));
+    int rc = kn_broadcast_shape(ra, a->dims, rb, b->dims, &p->batch_rank, p->batch_dims, c->err);
+    if (rc)
+        return rc;
+    kn_broadcast_strides(p->batch_rank, p->batch_dims, ra, a->dims, p->strides[0]);
+    kn_broadcast_strides(p->batch_rank, p->batch_dims, rb, b->dims, p->strides[1]);
+    p->out_rank = p->batch_rank;
+    memcpy(p->out_dims, p->batch_dims, sizeof(int64_t) * (size_t)p->batch_rank);
+    if (a->rank >= 2)
+        p->out_dims[p->out_rank++] = p->M;
+    if (b->rank >= 2)
+        p->out_dims[p->out_rank++] = p->N;
+    return kn_shape_numel(p->batch_rank, p->batch_dims, &p->batch, c->err);
+}
+
+typedef void (*mm_batch_fn)(const void *a, const void *b, void *y, int64_t ia, int64_t ib,
+                            int64_t iy, const mm_plan *p);
+
+static void mm_batch_f32(const void *a, const void *b, void *y, int64_t ia, int64_t ib,
+                         int64_t iy, const mm_plan *p)
+{
+    mm_f32((const float *)a + ia * p->M * p->K, (const float *)b + ib * p->K * p->N,
+           (float *)y + iy * p->M * p->N, p->M, p->K, p->N);
+}
+
+static void mm_batch_f64(const void *a, const void *b, void *y, int64_t ia, int64_t ib,
+                         int64_t iy, const mm_plan *p)
+{
+    mm_f64((const double *)a + ia * p->M * p->K, (const double *)b + ib * p->K * p->N,
+           (double *)y + iy * p->M * p->N, p->M, p->K, p->N);
+}
+
+static void mm_batch_u64(const void *a, const void *b, void *y, int64_t ia, int64_t ib,
+                         int64_t iy, const mm_plan *p)
+{
+    mm_u64((const uint64_t *)a + ia * p->M * p->K, (const uint64_t *)b + ib * p->K * p->N,
+           (uint64_t *)y + iy * p->M * p->N, p->M, p->K, p->N);
+}
+
+/* Run fn over every output matrix of the plan. */
+static void mm_run_batches(const mm_plan *p, mm_batch_fn fn, const void *a, const void *b,
+                           void *y)
+{
+    if (p->M == 0 || p->N == 0)
+        return;
+    kn_iter it;
+    kn_iter_init(&it, p->batch_rank, p->batch_dims, 2, (int64_t(*)[KN_MAX_RANK])p->strides);
+    for (int64_t bi = 0; bi < p->batch; bi++) {
+        fn(a, b, y, it.off[0], it.off[1], bi, p);
+        kn_iter_next(&it);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* MatMul                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static bool matmul_dtype_ok(kn_dtype t)
+{
+    return kn_dtype_is_float(t) || kn_dtype_is_int(t);
+}
+
+/* Compute y = a @ b for any supported dtype pair already converted per plan. */
+static int matmul_compute(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, kn_tensor *y,
+                          const mm_plan *p)
+{
+    int rc = KN_OK;
+    if (y->numel == 0)
+        return KN_OK;
+    if (a->dtype == KN_F32) {
+        mm_run_batches(p, mm_batch_f32, a->data, b->data, y->data);
+    } else if (a->dtype == KN_F16 || a->dtype == KN_BF16) {
+        float *fa = to_f32(c, a), *fb = fa ? to_f32(c, b) : NULL;
+        float *fy = fb ? xcalloc(c, y->numel, sizeof(float)) : NULL;
+        if (fy) {
+            mm_run_batches(p, mm_batch_f32, fa, fb, fy);
+            store_f32_buf(y, fy);
+        } else {
+            rc = c->err->code ? c->err->code : KN_ERR_NOMEM;
+        }
+        free(fa), free(fb), free(fy);
+    } else if (a->dtype == KN_F64) {
+        mm_run_batches(p, mm_batch_f64, a->data, b->data, y->data);
+    } else {
+        uint64_t *ua = to_u64(c, a), *ub = ua ? to_u64(c, b) : NULL;
+        uint64_t *uy = ub ? xcalloc(c, y->numel, sizeof(uint64_t)) : NULL;
+        if (uy) {
+            mm_run_batches(p, mm_batch_u64, ua, ub, uy);
+            store_u64_buf(y, uy);
+        } else {
+            rc = c->err->code ? c->err->code : KN_ERR_NOMEM;
+        }
+        free(ua), free(ub), free(uy);
+    }
+    return rc;
+}
+
+static int run_matmul(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *a = c->in[0], *b = c->in[1];
+    int rc = kn_check_same_dtype(c, a, b);
+    if (rc)
+        return rc;
+    if (!matmul_dtype_ok(a->dtype))
+        return kn_unsupported_dtype(c, a->dtype);
+    mm_plan p;
+    if ((rc = mm_plan_make(c, a, b, &p)))
+        return rc;
+    kn_tensor *y = kn_op_output(c, 0, a->dtype, p.out_rank, p.out_dims);
+    if (!y)
+        return c->err->code;
+    return matmul_compute(c, a, b, y, &p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* MatMulInteger                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Strides (over x's shape) of a zero-point tensor: scalar, per-row of A (1-D of
+ * length M), per-column of B (1-D of length N), or broadcastable N-D. */
+static int zp_strides(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *zp, bool is_a,
+                      int64_t *strides)
+{
+    int r = x->rank;
+    for (int i = 0; i < r; i++)
+        strides[i] = 0;
+    if (zp->numel == 1)
+        return KN_OK;
+    if (zp->rank == 1 && r >= 2) {
+        int axis = is_a ? r - 2 : r - 1;
+        if (zp->dims[0] == x->dims[axis]) {
+            strides[axis] = 1;
+            return KN_OK;
+        }
+    } else if (zp->rank <= r) {
+        bool ok = true;
+        for (int i = 0; i < zp->rank; i++) {
+            int64_t d = zp->dims[i], xd = x->dims[r - zp->rank + i];
+            if (d != xd && d != 1)
+                ok = false;
+        }
+        if (ok) {
+            kn_broadcast_strides(r, x->dims, zp->rank, zp->dims, strides);
+            return KN_OK;
+        }
+    }
+    char sx[128], sz[128];
+    return kn_fail(c->err, KN_ERR_ARG, "MatMulInteger: zero point of shape %s does not fit input %s",
+                   kn_dims_str(zp->rank, zp->dims, sz, sizeof sz),
+                   kn_dims_str(r, x->dims, sx, sizeof sx));
+}
+
+/* x - zero_point as uint64 (two's complement), zero point optional. */
+static uint64_t *sub_zero_point(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *zp, bool is_a)
+{
+    uint64_t *v = to_u64(c, x);
+    if (!v || !zp)
+        return v;
+    if (zp->dtype != KN_U8 && zp->dtype != KN_I8) {
+        kn_unsupported_dtype(c, zp->dtype);
+        free(v);
+        return NULL;
+    }
+    int64_t strides[1][KN_MAX_RANK];
+    if (zp_strides(c, x, zp, is_a, strides[0])) {
+        free(v);
+        return NULL;
+    }
+    kn_iter it;
+    kn_iter_init(&it, x->rank, x->dims, 1, strides);
+    for (int64_t i = 0; i < x->numel; i++) {
+        v[i] -= (uint64_t)kn_load_i64(zp->data, zp->dtype, (size_t)it.off[0]);
+        kn_iter_next(&it);
+    }
+    return v;
+}
+
+static int run_matmul_integer(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *a = c->in[0], *b = c->in[1];
+    if (a->dtype != KN_U8 && a->dtype != KN_I8)
+        return kn_unsupported_dtype(c, a->dtype);
+    if (b->dtype != KN_U8 && b->dtype != KN_I8)
+        return kn_unsupported_dtype(c, b->dtype);
+    mm_plan p;
+    int rc = mm_plan_make(c, a, b, &p);
+    if (rc)
+        return rc;
+    kn_tensor *y = kn_op_output(c, 0, KN_I32, p.out_rank, p.out_dims);
+    if (!y)
+        return c->err->code;
+    uint64_t *ua = sub_zero_point(c, a, kn_op_in(c, 2), true);
+    uint64_t *ub = ua ? sub_zero_point(c, b, kn_op_in(c, 3), false) : NULL;
+    uint64_t *uy = ub ? xcalloc(c, y->numel, sizeof(uint64_t)) : NULL;
+    if (uy) {
+        mm_run_batches(&p, mm_batch_u64, ua, ub, uy);
+        store_u64_buf(y, uy);
+    } else {
+        rc = c->err->code ? c->err->code : KN_ERR_NOMEM;
+    }
+    free(ua), free(ub), free(uy);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Gemm: Y = alpha * A' * B' + beta * C                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gemm_shape {
+    int64_t M, K, N;
+    bool ta, tb;
+    double alpha, beta;
+    int64_t c_strides[2];   /* strides of C viewed as [M,N] (0 = broadcast) */
+} gemm_shape;
+
+static int gemm_check_c(kn_op_ctx *c, const kn_tensor *ct, gemm_shape *g)
+{
+    g->c_strides[0] = g->c_strides[1] = 0;
+    if (!ct)
+        return KN_OK;
+    int64_t out[2] = {g->M, g->N};
+    bool ok = ct->rank <= 2;
+    for (int i = 0; ok && i < ct->rank; i++) {
+        int64_t d = ct->dims[i], od = out[2 - ct->rank + i];
+        ok = d == od || d == 1;
+    }
+    if (!ok) {
+        char s[128];
+        return kn_fail(c->err, KN_ERR_ARG, "Gemm: C of shape %s cannot broadcast to [%lld,%lld]",
+                       kn_dims_str(ct->rank, ct->dims, s, sizeof s), (long long)g->M,
+                       (long long)g->N);
+    }
+    kn_broadcast_strides(2, out, ct->rank, ct->dims, g->c_strides);
+    return KN_OK;
+}
+
+static int gemm_shape_make(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, gemm_shape *g)
+{
+    if (a->rank != 2 || b->rank != 2)
+        return kn_fail(c->err, KN_ERR_ARG, "Gemm inputs A and B must be 2-D (ranks %d and %d)",
+                       a->rank, b->rank);
+    g->ta = kn_attr_int(c->node, "transA", 0) != 0;
+    g->tb = kn_attr_int(c->node, "transB", 0) != 0;
+    g->alpha = kn_attr_float(c->node, "alpha", 1.0f);
+    g->beta = kn_attr_float(c->node, "beta", 1.0f);
+    g->M = g->ta ? a->dims[1] : a->dims[0];
+    g->K = g->ta ? a->dims[0] : a->dims[1];
+    int64_t kb = g->tb ? b->dims[1] : b->dims[0];
+    g->N = g->tb ? b->dims[0] : b->dims[1];
+    if (kb != g->K)
+        return kn_fail(c->err, KN_ERR_ARG, "Gemm: inner dimensions differ (%lld vs %lld)",
+                       (long long)g->K, (long long)kb);
+    return gemm_check_c(c, kn_op_in(c, 2), g);
+}
+
+/* Transposed copy of an r-by-n float matrix. */
+static float *transpose_f32(kn_op_ctx *c, const float *x, int64_t r, int64_t n)
+{
+    float *t = xcalloc(c, r * n, sizeof(float));
+    if (!t)
+        return NULL;
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < n; j++)
+            t[j * r + i] = x[i * n + j];
+    return t;
+}
+
+/* float32 product of A' and B' into y[M,N] (no alpha/beta). */
+static int gemm_product_f32(kn_op_ctx *c, const float *a, const float *b, float *y,
+                            const gemm_shape *g)
+{
+    float *at = NULL, *bt = NULL;
+    if (g->ta && !(at = transpose_f32(c, a, g->K, g->M)))
+        return c->err->code;
+    if (g->tb && !(bt = transpose_f32(c, b, g->N, g->K))) {
+        free(at);
+        return c->err->code;
+    }
+    mm_f32(at ? at : a, bt ? bt : b, y, g->M, g->K, g->N);
+    free(at), free(bt);
+    return KN_OK;
+}
+
+static int gemm_f32(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, kn_tensor *y,
+                    const gemm_shape *g)
+{
+    const kn_tensor *ct = kn_op_in(c, 2);
+    float *buf = y->dtype == KN_F32 ? y->data : xcalloc(c, y->numel, sizeof(float));
+    float *fa = a->dtype == KN_F32 ? a->data : to_f32(c, a);
+    float *fb = b->dtype == KN_F32 ? b->data : to_f32(c, b);
+    int rc = buf && fa && fb ? gemm_product_f32(c, fa, fb, buf, g) : c->err->code;
+    if (!rc) {
+        const float alpha = (float)g->alpha, beta = (float)g->beta;
+        for (int64_t i = 0; i < g->M; i++) {
+            for (int64_t j = 0; j < g->N; j++) {
+                float v = alpha * buf[i * g->N + j];
+                if (ct)
+                    v += beta * (float)kn_load_f64(ct->data, ct->dtype,
+                                                   (size_t)(i * g->c_strides[0] + j * g->c_strides[1]));
+                buf[i * g->N + j] = v;
+            }
+        }
+        if (y->dtype != KN_F32)
+            store_f32_buf(y, buf);
+    }
+    if (buf != y->data)
+        free(buf);
+    if (fa != a->data)
+        free(fa);
+    if (fb != b->data)
+        free(fb);
+    return rc;
+}
+
+/* Element (i,k) of A' / (k,j) of B'. */
+static size_t gemm_a_index(const gemm_shape *g, int64_t i, int64_t k)
+{
+    return (size_t)(g->ta ? k * g->M + i : i * g->K + k);
+}
+
+static size_t gemm_b_index(const gemm_shape *g, int64_t k, int64_t j)
+{
+    return (size_t)(g->tb ? j * g->K + k : k * g->N + j);
+}
+
+static int gemm_f64(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, kn_tensor *y,
+                    const gemm_shape *g)
+{
+    const kn_tensor *ct = kn_op_in(c, 2);
+    double *da = to_f64(c, a), *db = da ? to_f64(c, b) : NULL;
+    if (!db) {
+        free(da);
+        return c->err->code;
+    }
+    for (int64_t i = 0; i < g->M; i++) {
+        for (int64_t j = 0; j < g->N; j++) {
+            double s = 0.0;
+            for (int64_t k = 0; k < g->K; k++)
+                s += da[gemm_a_index(g, i, k)] * db[gemm_b_index(g, k, j)];
+            s *= g->alpha;
+            if (ct)
+                s += g->beta * kn_load_f64(ct->data, ct->dtype,
+                                           (size_t)(i * g->c_strides[0] + j * g->c_strides[1]));
+            kn_store_f64(y->data, y->dtype, (size_t)(i * g->N + j), s);
+        }
+    }
+    free(da), free(db);
+    return KN_OK;
+}
+
+/* Integer Gemm: exact (wrapping) when alpha and beta are 0 or 1, else via double. */
+static int gemm_int(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, kn_tensor *y,
+                    const gemm_shape *g)
+{
+    const kn_tensor *ct = kn_op_in(c, 2);
+    bool exact = (g->alpha == 1.0 || g->alpha == 0.0) && (g->beta == 1.0 || g->beta == 0.0);
+    uint64_t *ua = to_u64(c, a), *ub = ua ? to_u64(c, b) : NULL;
+    if (!ub) {
+        free(ua);
+        return c->err->code;
+    }
+    for (int64_t i = 0; i < g->M; i++) {
+        for (int64_t j = 0; j < g->N; j++) {
+            uint64_t s = 0;
+            for (int64_t k = 0; k < g->K; k++)
+                s += ua[gemm_a_index(g, i, k)] * ub[gemm_b_index(g, k, j)];
+            size_t ci = (size_t)(i * g->c_strides[0] + j * g->c_strides[1]);
+            size_t yi = (size_t)(i * g->N + j);
+            if (exact) {
+                uint64_t v = g->alpha == 1.0 ? s : 0;
+                if (ct && g->beta == 1.0)
+                    v += (uint64_t)kn_load_i64(ct->data, ct->dtype, ci);
+                kn_store_i64(y->data, y->dtype, yi, (int64_t)v);
+            } else {
+                double v = g->alpha * (double)(int64_t)s;
+                if (ct)
+                    v += g->beta * kn_load_f64(ct->data, ct->dtype, ci);
+                kn_store_f64(y->data, y->dtype, yi, v);
+            }
+        }
+    }
+    free(ua), free(ub);
+    return KN_OK;
+}
+
+static int run_gemm(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *a = c->in[0], *b = c->in[1], *ct = kn_op_in(c, 2);
+    int rc = kn_check_same_dtype(c, a, b);
+    if (rc || (ct && (rc = kn_check_same_dtype(c, a, ct))))
+        return rc;
+    if (!matmul_dtype_ok(a->dtype))
+        return kn_unsupported_dtype(c, a->dtype);
+    gemm_shape g;
+    if ((rc = gemm_shape_make(c, a, b, &g)))
+        return rc;
+    int64_t dims[2] = {g.M, g.N};
+    kn_tensor *y = kn_op_output(c, 0, a->dtype, 2, dims);
+    if (!y)
+        return c->err->code;
+    if (y->numel == 0)
+        return KN_OK;
+    if (a->dtype == KN_F32 || a->dtype == KN_F16 || a->dtype == KN_BF16)
+        return gemm_f32(c, a, b, y, &g);
+    if (a->dtype == KN_F64)
+        return gemm_f64(c, a, b, y, &g);
+    return gemm_int(c, a, b, y, &g);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Einsum                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Labels: 'A'-'Z' -> 0..25, 'a'-'z' -> 26..51 (so id order is ASCII order),
+ * ellipsis dimensions -> EIN_ELL + position within the broadcast ellipsis. */
+#define EIN_LETTERS 52
+#define EIN_ELL EIN_LETTERS
+#define EIN_LABELS (EIN_LETTERS + KN_MAX_RANK)
+#define EIN_MAX_OPS 16
+#define EIN_MAX_TERM 64
+
+/* One term as written: letter ids, -1 marking where "..." stands. */
+typedef struct ein_term {
+    int n;
+    int tok[EIN_MAX_TERM];
+    bool has_ell;
+} ein_term;
+
+typedef struct ein_spec {
+    int n_ops;
+    ein_term in[EIN_MAX_OPS];
+    ein_term out;
+    bool explicit_out;
+    int ell_rank;                       /* rank of the broadcast ellipsis */
+    int64_t size[EIN_LABELS];           /* -1 = label unused */
+    int64_t stride[EIN_MAX_OPS][EIN_LABELS]; /* per operand, summed for repeated labels */
+    int n_outl, n_sum;
+    int outl[EIN_LABELS], suml[EIN_LABELS];
+} ein_spec;
+
+static int ein_letter(char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return 26 + (ch - 'a');
+    return -1;
+}
+
+/* Parse one term from s[0..len) (spaces already removed). */
+static int ein_parse_term(kn_op_ctx *c, const char *s, size_t len, ein_term *t)
+{
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < len;) {
+        if (t->n >= EIN_MAX_TERM)
+            return kn_fail(c->err, KN_ERR_ARG, "Einsum: term has too many subscripts");
+        if (s[i] == '.') {
+            if (i + 3 > len || s[i + 1] != '.' || s[i + 2] != '.' || t->has_ell)
+                return kn_fail(c->err, KN_ERR_ARG, "Einsum: malformed ellipsis in equation");
+            t->has_ell = true;
+            t->tok[t->n++] = -1;
+            i += 3;
+            continue;
+        }
+        int l = ein_letter(s[i]);
+        if (l < 0)
+            return kn_fail(c->err, KN_ERR_ARG, "Einsum: invalid character '%c' in equation", s[i]);
+        t->tok[t->n++] = l;
+        i++;
+    }
+    return KN_OK;
+}
+
+/* Split the equation (spaces removed) into input terms and the optional output. */
+static int ein_parse(kn_op_ctx *c, const char *eq, ein_spec *sp)
+{
+    size_t n = strlen(eq);
+    char *buf = malloc(n + 1);
+    if (!buf)
+        return kn_fail(c->err, KN_ERR_NOMEM, "Einsum: out of memory");
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (eq[i] != ' ' && eq[i] != '\t')
+            buf[m++] = eq[i];
+    buf[m] = 0;
+    const char *arrow = strstr(buf, "->");
+    size_t lhs_len = arrow ? (size_t)(arrow - buf) : m;
+    int rc = KN_OK;
+    sp->n_ops = 0;
+    for (size_t start = 0; !rc;) {
+        size_t end = start;
+        while (end < lhs_len && buf[end] != ',')
+            end++;
+        if (sp->n_ops >= EIN_MAX_OPS)
+            rc = kn_fail(c->err, KN_ERR_UNSUPPORTED, "Einsum: more than %d operands", EIN_MAX_OPS);
+        else
+            rc = ein_parse_term(c, buf + start, end - start, &sp->in[sp->n_ops++]);
+        if (end >= lhs_len)
+            break;
+        start = end + 1;
+    }
+    sp->explicit_out = arrow != NULL;
+    if (!rc && arrow)
+        rc = ein_parse_term(c, arrow + 2, strlen(arrow + 2), &sp->out);
+    free(buf);
+    return rc;
+}
+
+/* Bind one operand's dimensions to labels: sizes (with size-1 broadcasting) and strides. */
+static int ein_bind_operand(kn_op_ctx *c, ein_spec *sp, int op, const kn_tensor *x)
+{
+    const ein_term *t = &sp->in[op];
+    int letters = t->n - (t->has_ell ? 1 : 0);
+    int ell = x->rank - letters;
+    if (ell < 0 || (!t->has_ell && ell != 0))
+        return kn_fail(c->err, KN_ERR_ARG, "Einsum: operand %d has rank %d but its term has %d subscripts",
+                       op, x->rank, letters);
+    int64_t xs[KN_MAX_RANK];
+    kn_strides(x->rank, x->dims, xs);
+    int axis = 0;
+    for (int i = 0; i < t->n; i++) {
+        int count = t->tok[i] < 0 ? ell : 1;
+        for (int e = 0; e < count; e++, axis++) {
+            int l = t->tok[i] < 0 ? EIN_ELL + (sp->ell_rank - ell) + e : t->tok[i];
+            int64_t d = x->dims[axis];
+            if (sp->size[l] < 0 || sp->size[l] == 1)
+                sp->size[l] = d; /* first sight, or broadcast of a size-1 dim */
+            else if (d != sp->size[l] && d != 1)
+                return kn_fail(c->err, KN_ERR_ARG,
+                               "Einsum: operand %d dimension %d has size %lld, expected %lld", op,
+                               axis, (long long)d, (long long)sp->size[l]);
+            if (d != 1)
+                sp->stride[op][l] += xs[axis];
+        }
+    }
+    return KN_OK;
+}
+
+/* Label sizes and per-operand strides.  Size-1 dims broadcast: they add no
+ * stride, so their operand is read at index 0 whatever the label's size. */
+static int ein_bind(kn_op_ctx *c, ein_spec *sp)
+{
+    for (int l = 0; l < EIN_LABELS; l++)
+        sp->size[l] = -1;
+    memset(sp->stride, 0, sizeof sp->stride);
+    sp->ell_rank = 0;
+    for (int op = 0; op < sp->n_ops; op++) {
+        const ein_term *t = &sp->in[op];
+        int e = c->in[op]->rank - (t->n - (t->has_ell ? 1 : 0));
+        if (t->has_ell && e > sp->ell_rank)
+            sp->ell_rank = e;
+    }
+    for (int op = 0; op < sp->n_ops; op++) {
+        int rc = ein_bind_operand(c, sp, op, c->in[op]);
+        if (rc)
+            return rc;
+    }
+    return KN_OK;
+}
+
+/* Output labels (explicit or implicit) and the summed labels. */
+static int ein_labels(kn_op_ctx *c, ein_spec *sp)
+{
+    bool in_out[EIN_LABELS] = {0};
+    sp->n_outl = 0;
+    if (sp->explicit_out) {
+        for (int i = 0; i < sp->out.n; i++) {
+            int cnt = sp->out.tok[i] < 0 ? sp->ell_rank : 1;
+            for (int e = 0; e < cnt; e++) {
+                int l = sp->out.tok[i] < 0 ? EIN_ELL + e : sp->out.tok[i];
+                if (sp->size[l] < 0)
+                    return kn_fail(c->err, KN_ERR_ARG, "Einsum: output subscript not in any input");
+                if (in_out[l])
+                    return kn_fail(c->err, KN_ERR_ARG, "Einsum: output subscript repeated");
+                in_out[l] = true;
+                sp->outl[sp->n_outl++] = l;
+            }
+        }
+    } else {
+        int count[EIN_LETTERS] = {0};
+        for (int op = 0; op < sp->n_ops; op++)
+            for (int i = 0; i < sp->in[op].n; i++)
+                if (sp->in[op].tok[i] >= 0)
+                    count[sp->in[op].tok[i]]++;
+        for (int e = 0; e < sp->ell_rank; e++) {
+            in_out[EIN_ELL + e] = true;
+            sp->outl[sp->n_outl++] = EIN_ELL + e;
+        }
+        for (int l = 0; l < EIN_LETTERS; l++)
+            if (count[l] == 1) {
+                in_out[l] = true;
+                sp->outl[sp->n_outl++] = l;
+            }
+    }
+    if (sp->n_outl > KN_MAX_RANK)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Einsum: output rank %d too large", sp->n_outl);
+    sp->n_sum = 0;
+    for (int l = 0; l < EIN_LABELS; l++)
+        if (sp->size[l] >= 0 && !in_out[l])
+            sp->suml[sp->n_sum++] = l;
+    return KN_OK;
+}
+
+/* Odometer over a list of labels carrying one offset per operand. */
+typedef struct ein_odo {
+    int n, n_ops;
+    const int *labels;
+    int64_t idx[EIN_LABELS];
+    int64_t off[EIN_MAX_OPS];
+} ein_odo;
+
+static void ein_odo_init(ein_odo *o, int n, const int *labels, int n_ops, const int64_t *base)
+{
+    o->n = n;
+    o->n_ops = n_ops;
+    o->labels = labels;
+    memset(o->idx, 0, sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+    for (int k = 0; k < n_ops; k++)
+        o->off[k] = base ? base[k] : 0;
+}
+
+static void ein_odo_next(ein_odo *o, const ein_spec *sp)
+{
+    for (int i = o->n - 1; i >= 0; i--) {
+        int l = o->labels[i];
+        o->idx[i]++;
+        for (int k = 0; k < o->n_ops; k++)
+            o->off[k] += sp->stride[k][l];
+        if (o->idx[i] < sp->size[l])
+            return;
+        for (int k = 0; k < o->n_ops; k++)
+            o->off[k] -= sp->stride[k][l] * sp->size[l];
+        o->idx[i] = 0;
+    }
+}
+
+static int64_t ein_count(const ein_spec *sp, int n, const int *labels)
+{
+    int64_t total = 1;
+    for (int i = 0; i < n; i++)
+        if (!kn_mul_ok(total, sp->size[labels[i]], &total))
+            return -1;
+    return total;
+}
+
+static void ein_compute_f64(const ein_spec *sp, double *const *ops, double *y, int64_t n_out,
+                            int64_t n_sum)
+{
+    ein_odo outer, inner;
+    ein_odo_init(&outer, sp->n_outl, sp->outl, sp->n_ops, NULL);
+    for (int64_t o = 0; o < n_out; o++) {
+        double acc = 0.0;
+        ein_odo_init(&inner, sp->n_sum, sp->suml, sp->n_ops, outer.off);
+        for (int64_t s = 0; s < n_sum; s++) {
+            double p = 1.0;
+            for (int k = 0; k < sp->n_ops; k++)
+                p *= ops[k][inner.off[k]];
+            acc += p;
+            ein_odo_next(&inner, sp);
+        }
+        y[o] = acc;
+        ein_odo_next(&outer, sp);
+    }
+}
+
+static void ein_compute_u64(const ein_spec *sp, uint64_t *const *ops, uint64_t *y,
+                            int64_t n_out, int64_t n_sum)
+{
+    ein_odo outer, inner;
+    ein_odo_init(&outer, sp->n_outl, sp->outl, sp->n_ops, NULL);
+    for (int64_t o = 0; o < n_out; o++) {
+        uint64_t acc = 0;
+        ein_odo_init(&inner, sp->n_sum, sp->suml, sp->n_ops, outer.off);
+        for (int64_t s = 0; s < n_sum; s++) {
+            uint64_t p = 1;
+            for (int k = 0; k < sp->n_ops; k++)
+                p *= ops[k][inner.off[k]];
+            acc += p;
+            ein_odo_next(&inner, sp);
+        }
+        y[o] = acc;
+        ein_odo_next(&outer, sp);
+    }
+}
+
+static int ein_execute(kn_op_ctx *c, const ein_spec *sp, kn_tensor *y, int64_t n_sum)
+{
+    kn_dtype dt = c->in[0]->dtype;
+    bool is_float = kn_dtype_is_float(dt);
+    void *ops[EIN_MAX_OPS] = {0};
+    void *buf = xcalloc(c, y->numel, is_float ? sizeof(double) : sizeof(uint64_t));
+    int rc = buf ? KN_OK : c->err->code;
+    for (int k = 0; !rc && k < sp->n_ops; k++) {
+        ops[k] = is_float ? (void *)to_f64(c, c->in[k]) : (void *)to_u64(c, c->in[k]);
+        if (!ops[k])
+            rc = c->err->code;
+    }
+    if (!rc && is_float) {
+        ein_compute_f64(sp, (double *const *)ops, buf, y->numel, n_sum);
+        for (int64_t i = 0; i < y->numel; i++)
+            kn_store_f64(y->data, dt, (size_t)i, ((double *)buf)[i]);
+    } else if (!rc) {
+        ein_compute_u64(sp, (uint64_t *const *)ops, buf, y->numel, n_sum);
+        store_u64_buf(y, buf);
+    }
+    for (int k = 0; k < sp->n_ops; k++)
+        free(ops[k]);
+    free(buf);
+    return rc;
+}
+
+static int run_einsum(kn_op_ctx *c)
+{
+    const char *eq = kn_attr_string(c->node, "equation", NULL);
+    if (!eq)
+        return kn_fail(c->err, KN_ERR_MODEL, "Einsum: missing 'equation' attribute");
+    if (c->n_in < 1)
+        return kn_fail(c->err, KN_ERR_MODEL, "Einsum needs at least one input");
+    for (int i = 0; i < c->n_in; i++) {
+        KN_REQUIRE_INPUT(c, i);
+        int rc = kn_check_same_dtype(c, c->in[0], c->in[i]);
+        if (rc)
+            return rc;
+    }
+    if (!matmul_dtype_ok(c->in[0]->dtype))
+        return kn_unsupported_dtype(c, c->in[0]->dtype);
+    ein_spec *sp = calloc(1, sizeof *sp);
+    if (!sp)
+        return kn_fail(c->err, KN_ERR_NOMEM, "Einsum: out of memory");
+    int rc = ein_parse(c, eq, sp);
+    if (!rc && sp->n_ops != c->n_in)
+        rc = kn_fail(c->err, KN_ERR_ARG, "Einsum: equation '%s' has %d operands but node has %d inputs",
+                     eq, sp->n_ops, c->n_in);
+    if (!rc)
+        rc = ein_bind(c, sp);
+    if (!rc)
+        rc = ein_labels(c, sp);
+    int64_t n_sum = rc ? 0 : ein_count(sp, sp->n_sum, sp->suml);
+    if (!rc && n_sum < 0)
+        rc = kn_fail(c->err, KN_ERR_ARG, "Einsum: contraction size overflows");
+    if (!rc) {
+        int64_t dims[KN_MAX_RANK];
+        for (int i = 0; i < sp->n_outl; i++)
+            dims[i] = sp->size[sp->outl[i]];
+        kn_tensor *y = kn_op_output(c, 0, c->in[0]->dtype, sp->n_outl, dims);
+        rc = y ? ein_execute(c, sp, y, n_sum) : c->err->code;
+    }
+    free(sp);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Static type inference                                                     */
+/* ------------------------------------------------------------------------ */
+
+static bool dim_is_one(kn_dim d)
+{
+    return d.value == 1 && !d.param;
+}
+
+/* numpy matmul output type; dt is the output dtype. */
+static int infer_matmul_as(kn_infer_ctx *ic, kn_dtype dt)
+{
+    if (ic->n_in < 2 || !ic->in[0] || !ic->in[1] || ic->n_out < 1)
+        return KN_OK;
+    const kn_type *a = ic->in[0], *b = ic->in[1];
+    kn_type *o = &ic->out[0];
+    o->kind = KN_TYPE_TENSOR;
+    o->dtype = dt;
+    o->rank = -1;
+    if (a->rank < 1 || b->rank < 1)
+        return KN_OK;
+    int ra = a->rank >= 2 ? a->rank - 2 : 0, rb = b->rank >= 2 ? b->rank - 2 : 0;
+    int r = ra > rb ? ra : rb;
+    if (r + 2 > KN_MAX_RANK)
+        return KN_OK;
+    for (int i = 0; i < r; i++) {
+        kn_dim one = {1, NULL};
+        kn_dim da = i - (r - ra) >= 0 ? a->dims[i - (r - ra)] : one;
+        kn_dim db = i - (r - rb) >= 0 ? b->dims[i - (r - rb)] : one;
+        o->dims[i] = dim_is_one(da) ? db : dim_is_one(db) ? da : (da.value >= 0 || da.param) ? da : db;
+    }
+    int n = r;
+    if (a->rank >= 2)
+        o->dims[n++] = a->dims[a->rank - 2];
+    if (b->rank >= 2)
+        o->dims[n++] = b->dims[b->rank - 1];
+    o->rank = n;
+    return KN_OK;
+}
+
+static int infer_matmul(kn_infer_ctx *ic)
+{
+    return infer_matmul_as(ic, ic->n_in > 0 && ic->in[0] ? ic->in[0]->dtype : KN_UNDEFINED);
+}
+
+static int infer_matmul_integer(kn_infer_ctx *ic)
+{
+    return infer_matmul_as(ic, KN_I32);
+}
+
+static int infer_gemm(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 2 || !ic->in[0] || !ic->in[1] || ic->n_out < 1)
+        return KN_OK;
+    const kn_type *a = ic->in[0], *b = ic->in[1];
+    kn_type *o = &ic->out[0];
+    o->kind = KN_TYPE_TENSOR;
+    o->dtype = a->dtype;
+    o->rank = -1;
+    if (a->rank != 2 || b->rank != 2)
+        return KN_OK;
+    bool ta = kn_attr_int(ic->node, "transA", 0) != 0, tb = kn_attr_int(ic->node, "transB", 0) != 0;
+    o->rank = 2;
+    o->dims[0] = a->dims[ta ? 1 : 0];
+    o->dims[1] = b->dims[tb ? 0 : 1];
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_matmul[] = {
+    {"", "MatMul", 1, run_matmul, NULL, infer_matmul},
+    {"", "MatMulInteger", 1, run_matmul_integer, NULL, infer_matmul_integer},
+    {"", "Gemm", 1, run_gemm, NULL, infer_gemm},
+    {"", "Einsum", 1, run_einsum, NULL, NULL},
     {0},
 };

@@ -1,6 +1,640 @@
-/* norm.c - operator family 'norm' (to be written). */
+/* norm.c - normalization operators: BatchNormalization (inference and training
+ * mode), InstanceNormalization, LayerNormalization, GroupNormalization,
+ * RMSNormalization, LRN, MeanVarianceNormalization, LpNormalization.
+ *
+ * Inputs of any float dtype; statistics are accumulated in double and results
+ * rounded on store to the input's dtype. */
 #include "ops/op_util.h"
 
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static inline double ld(const kn_tensor *t, int64_t i)
+{
+    if (t->dtype == KN_F32)
+        return ((const float *)t->data)[i];
+    return kn_load_f64(t->data, t->dtype, (size_t)i);
+}
+
+static inline void st(kn_tensor *t, int64_t i, double v)
+{
+    if (t->dtype == KN_F32)
+        ((float *)t->data)[i] = (float)v;
+    else
+        kn_store_f64(t->data, t->dtype, (size_t)i, v);
+}
+
+static int require_float(kn_op_ctx *c, const kn_tensor *t)
+{
+    if (!kn_dtype_is_float(t->dtype))
+        return kn_unsupported_dtype(c, t->dtype);
+    return KN_OK;
+}
+
+static int require_numeric_param(kn_op_ctx *c, const kn_tensor *t, const char *what)
+{
+    if (!kn_dtype_is_float(t->dtype) && !kn_dtype_is_int(t->dtype))
+        return kn_fail(c->err, KN_ERR_ARG, "%s: %s has dtype %s", c->node->op_type, what,
+                       kn_dtype_name(t->dtype));
+    return KN_OK;
+}
+
+/* Product of dims[from..to). */
+static int64_t dims_prod(const int64_t *dims, int from, int to)
+{
+    int64_t p = 1;
+    for (int i = from; i < to; i++)
+        p *= dims[i];
+    return p;
+}
+
+/* Dtype of output i: its declared type when the graph gives one, else def. */
+static kn_dtype declared_dtype(kn_op_ctx *c, int i, kn_dtype def)
+{
+    if (i >= c->node->n_out || c->node->out[i] < 0)
+        return def;
+    const kn_value *v = &c->graph->values[c->node->out[i]];
+    if (v->has_type && v->type.kind == KN_TYPE_TENSOR && kn_dtype_is_float(v->type.dtype))
+        return v->type.dtype;
+    return def;
+}
+
+/* Stash dtype for statistic outputs (Mean / InvStdDev): stash_type attribute. */
+static kn_dtype stash_dtype(kn_op_ctx *c)
+{
+    int64_t s = kn_attr_int(c->node, "stash_type", 1);
+    kn_dtype dt = (s > 0 && s < KN_DTYPE_COUNT_ONNX) ? (kn_dtype)s : KN_F32;
+    return kn_dtype_is_float(dt) ? dt : KN_F32;
+}
+
+/* A parameter (scale, bias) broadcast unidirectionally to x's shape: values as
+ * doubles plus strides over x's dims. */
+typedef struct bparam {
+    double *v;
+    int64_t strides[KN_MAX_RANK];
+} bparam;
+
+static int bparam_make(kn_op_ctx *c, const kn_tensor *p, const kn_tensor *x, const char *what,
+                       bparam *bp)
+{
+    memset(bp, 0, sizeof *bp);
+    bool ok = p->rank <= x->rank;
+    for (int i = 0; ok && i < p->rank; i++) {
+        int64_t d = p->dims[i], xd = x->dims[x->rank - p->rank + i];
+        ok = d == xd || d == 1;
+    }
+    if (!ok) {
+        char sp[128], sx[128];
+        return kn_fail(c->err, KN_ERR_ARG, "%s: %s of shape %s cannot broadcast to %s",
+                       c->node->op_type, what, kn_dims_str(p->rank, p->dims, sp, sizeof sp),
+                       kn_dims_str(x->rank, x->dims, sx, sizeof sx));
+    }
+    int rc = require_numeric_param(c, p, what);
+    if (rc)
+        return rc;
+    bp->v = malloc(sizeof(double) * (size_t)(p->numel > 0 ? p->numel : 1));
+    if (!bp->v)
+        return kn_fail(c->err, KN_ERR_NOMEM, "%s: out of memory", c->node->op_type);
+    for (int64_t i = 0; i < p->numel; i++)
+        bp->v[i] = kn_load_f64(p->data, p->dtype, (size_t)i);
+    kn_broadcast_strides(x->rank, x->dims, p->rank, p->dims, bp->strides);
+    return KN_OK;
+}
+
+/* A parameter of shape [n] (or n elements in any shape) as doubles. */
+static double *param_vec(kn_op_ctx *c, const kn_tensor *p, int64_t n, const char *what)
+{
+    if (!p) {
+        kn_fail(c->err, KN_ERR_MODEL, "%s: input %s is missing", c->node->op_type, what);
+        return NULL;
+    }
+    if (p->numel != n) {
+        char s[128];
+        kn_fail(c->err, KN_ERR_ARG, "%s: %s has shape %s, expected %lld elements",
+                c->node->op_type, what, kn_dims_str(p->rank, p->dims, s, sizeof s), (long long)n);
+        return NULL;
+    }
+    if (require_numeric_param(c, p, what))
+        return NULL;
+    double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    if (!v) {
+        kn_fail(c->err, KN_ERR_NOMEM, "%s: out of memory", c->node->op_type);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++)
+        v[i] = kn_load_f64(p->data, p->dtype, (size_t)i);
+    return v;
+}
+
+/* Mean and (biased) variance of the strided sequence x[off + k*step], k < n. */
+static void mean_var(const kn_tensor *x, int64_t off, int64_t step, int64_t n, double *mean,
+                     double *var)
+{
+    double s = 0.0;
+    for (int64_t k = 0; k < n; k++)
+        s += ld(x, off + k * step);
+    double m = n ? s / (double)n : 0.0;
+    double q = 0.0;
+    for (int64_t k = 0; k < n; k++) {
+        double d = ld(x, off + k * step) - m;
+        q += d * d;
+    }
+    *mean = m;
+    *var = n ? q / (double)n : 0.0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* BatchNormalization                                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct bn_params {
+    int64_t N, C, S;        /* batch, channels, spatial size */
+    int64_t pn;             /* elements per parameter: C, or C*S (opset 7 spatial=0) */
+    double *scale, *bias, *mean, *var;
+} bn_params;
+
+static void bn_free(bn_params *p)
+{
+    free(p->scale), free(p->bias), free(p->mean), free(p->var);
+}
+
+static int bn_load(kn_op_ctx *c, const kn_tensor *x, bn_params *p)
+{
+    memset(p, 0, sizeof *p);
+    if (x->rank < 2)
+        return kn_fail(c->err, KN_ERR_ARG, "BatchNormalization: input rank %d < 2", x->rank);
+    p->N = x->dims[0];
+    p->C = x->dims[1];
+    p->S = x->rank > 2 ? dims_prod(x->dims, 2, x->rank) : 1;
+    const kn_tensor *sc = kn_op_in(c, 1);
+    if (!sc)
+        return kn_fail(c->err, KN_ERR_MODEL, "BatchNormalization: scale is missing");
+    p->pn = p->C;
+    if (sc->numel != p->C && sc->numel == p->C * p->S && c->opset < 9)
+        p->pn = p->C * p->S;
+    if (!(p->scale = param_vec(c, sc, p->pn, "scale")) ||
+        !(p->bias = param_vec(c, kn_op_in(c, 2), p->pn, "B")) ||
+        !(p->mean = param_vec(c, kn_op_in(c, 3), p->pn, "mean")) ||
+        !(p->var = param_vec(c, kn_op_in(c, 4), p->pn, "var"))) {
+        bn_free(p);
+        return c->err->code;
+    }
+    return KN_OK;
+}
+
+/* Y = (X - mean) / sqrt(var + eps) * scale + B with the given statistics. */
+static void bn_apply(const kn_tensor *x, kn_tensor *y, const bn_params *p, const double *mean,
+                     const double *var, double eps)
+{
+    for (int64_t n = 0; n < p->N; n++) {
+        for (int64_t ch = 0; ch < p->C; ch++) {
+            int64_t base = (n * p->C + ch) * p->S;
+            for (int64_t s = 0; s < p->S; s++) {
+                int64_t k = p->pn == p->C ? ch : ch * p->S + s;
+                double inv = 1.0 / sqrt(var[k] + eps);
+                double v = (ld(x, base + s) - mean[k]) * inv * p->scale[k] + p->bias[k];
+                st(y, base + s, v);
+            }
+        }
+    }
+}
+
+/* Batch mean and biased variance per channel (over N and spatial dims). */
+static void bn_batch_stats(const kn_tensor *x, const bn_params *p, double *mean, double *var)
+{
+    for (int64_t ch = 0; ch < p->C; ch++) {
+        double s = 0.0, q = 0.0;
+        int64_t cnt = p->N * p->S;
+        for (int64_t n = 0; n < p->N; n++)
+            for (int64_t k = 0; k < p->S; k++)
+                s += ld(x, (n * p->C + ch) * p->S + k);
+        double m = cnt ? s / (double)cnt : 0.0;
+        for (int64_t n = 0; n < p->N; n++)
+            for (int64_t k = 0; k < p->S; k++) {
+                double d = ld(x, (n * p->C + ch) * p->S + k) - m;
+                q += d * d;
+            }
+        mean[ch] = m;
+        var[ch] = cnt ? q / (double)cnt : 0.0;
+    }
+}
+
+static bool bn_training(kn_op_ctx *c)
+{
+    if (c->opset >= 14)
+        return kn_attr_int(c->node, "training_mode", 0) != 0;
+    /* before opset 14 the training outputs' presence selects training mode */
+    return c->node->n_out > 1 && c->node->out[1] >= 0;
+}
+
+/* Output i (if the node has it) filled from a per-channel vector. */
+static int bn_store_vec(kn_op_ctx *c, int i, const kn_tensor *like, const double *v, int64_t n)
+{
+    if (i >= c->n_out)
+        return KN_OK;
+    kn_dtype dt = like ? like->dtype : c->in[0]->dtype;
+    if (!kn_dtype_is_float(dt))
+        dt = c->in[0]->dtype;
+    kn_tensor *t = kn_op_output(c, i, dt, 1, &n);
+    if (!t)
+        return c->err->code;
+    for (int64_t k = 0; k < n; k++)
+        st(t, k, v[k]);
+    return KN_OK;
+}
+
+static int bn_run_training(kn_op_ctx *c, const kn_tensor *x, kn_tensor *y, const bn_params *p,
+                           double eps)
+{
+    if (p->pn != p->C)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED,
+                       "BatchNormalization: training mode with spatial=0 not supported");
+    double momentum = kn_attr_float(c->node, "momentum", 0.9f);
+    double *bm = calloc((size_t)p->C + 1, sizeof(double));
+    double *bv = calloc((size_t)p->C + 1, sizeof(double));
+    double *rm = calloc((size_t)p->C + 1, sizeof(double));
+    double *rv = calloc((size_t)p->C + 1, sizeof(double));
+    int rc = bm && bv && rm && rv ? KN_OK : kn_fail(c->err, KN_ERR_NOMEM, "out of memory");
+    if (!rc) {
+        bn_batch_stats(x, p, bm, bv);
+        bn_apply(x, y, p, bm, bv, eps);
+        for (int64_t k = 0; k < p->C; k++) {
+            rm[k] = p->mean[k] * momentum + bm[k] * (1.0 - momentum);
+            rv[k] = p->var[k] * momentum + bv[k] * (1.0 - momentum);
+        }
+        rc = bn_store_vec(c, 1, kn_op_in(c, 3), rm, p->C);
+        if (!rc)
+            rc = bn_store_vec(c, 2, kn_op_in(c, 4), rv, p->C);
+        if (!rc)  /* opset < 14: saved_mean, saved_var */
+            rc = bn_store_vec(c, 3, kn_op_in(c, 3), bm, p->C);
+        if (!rc)
+            rc = bn_store_vec(c, 4, kn_op_in(c, 4), bv, p->C);
+    }
+    free(bm), free(bv), free(rm), free(rv);
+    return rc;
+}
+
+static int run_batchnorm(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    int rc = require_float(c, x);
+    if (rc)
+        return rc;
+    bn_params p;
+    if ((rc = bn_load(c, x, &p)))
+        return rc;
+    double eps = kn_attr_float(c->node, "epsilon", 1e-5f);
+    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+    if (!y)
+        rc = c->err->code;
+    else if (bn_training(c))
+        rc = bn_run_training(c, x, y, &p, eps);
+    else {
+        bn_apply(x, y, &p, p.mean, p.var, eps);
+        /* inference: optional outputs pass the running statistics through */
+        for (int i = 1; !rc && i < c->n_out; i++)
+            rc = bn_store_vec(c, i, kn_op_in(c, i % 2 ? 3 : 4), i % 2 ? p.mean : p.var, p.pn);
+    }
+    bn_free(&p);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* InstanceNormalization                                                     */
+/* ------------------------------------------------------------------------ */
+
+static int run_instancenorm(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    int rc = require_float(c, x);
+    if (rc)
+        return rc;
+    if (x->rank < 2)
+        return kn_fail(c->err, KN_ERR_ARG, "InstanceNormalization: input rank %d < 2", x->rank);
+    int64_t N = x->dims[0], C = x->dims[1], S = dims_prod(x->dims, 2, x->rank);
+    double eps = kn_attr_float(c->node, "epsilon", 1e-5f);
+    double *scale = param_vec(c, kn_op_in(c, 1), C, "scale");
+    double *bias = scale ? param_vec(c, kn_op_in(c, 2), C, "B") : NULL;
+    kn_tensor *y = bias ? kn_op_output(c, 0, x->dtype, x->rank, x->dims) : NULL;
+    if (!y) {
+        free(scale), free(bias);
+        return c->err->code;
+    }
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t ch = 0; ch < C; ch++) {
+            int64_t base = (n * C + ch) * S;
+            double m, v;
+            mean_var(x, base, 1, S, &m, &v);
+            double inv = 1.0 / sqrt(v + eps);
+            for (int64_t s = 0; s < S; s++)
+                st(y, base + s, (ld(x, base + s) - m) * inv * scale[ch] + bias[ch]);
+        }
+    }
+    free(scale), free(bias);
+    return KN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* LayerNormalization and RMSNormalization                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Allocate the optional statistic output i with shape dims[:axis] + ones. */
+static kn_tensor *stat_output(kn_op_ctx *c, int i, const kn_tensor *x, int axis)
+{
+    int64_t dims[KN_MAX_RANK];
+    for (int d = 0; d < x->rank; d++)
+        dims[d] = d < axis ? x->dims[d] : 1;
+    return kn_op_output(c, i, declared_dtype(c, i, stash_dtype(c)), x->rank, dims);
+}
+
+/* Normalize each row of `inner` trailing elements; rms selects RMSNormalization
+ * (no mean subtraction, no bias). */
+static int row_norm(kn_op_ctx *c, bool rms)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *x = c->in[0], *scale = c->in[1], *bias = rms ? NULL : kn_op_in(c, 2);
+    int rc = require_float(c, x);
+    if (rc)
+        return rc;
+    int axis;
+    if ((rc = kn_norm_axis(kn_attr_int(c->node, "axis", -1), x->rank, &axis, c->err)))
+        return rc;
+    if (x->rank == 0)
+        return kn_fail(c->err, KN_ERR_ARG, "%s: input must have rank >= 1", c->node->op_type);
+    double eps = kn_attr_float(c->node, "epsilon", 1e-5f);
+    int64_t outer = dims_prod(x->dims, 0, axis), inner = dims_prod(x->dims, axis, x->rank);
+    bparam ps = {0}, pb = {0};
+    kn_tensor *y = NULL, *mean_out = NULL, *inv_out = NULL;
+    if (!(rc = bparam_make(c, scale, x, "scale", &ps)) &&
+        !(bias && (rc = bparam_make(c, bias, x, "B", &pb)))) {
+        y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+        if (y && !rms && c->n_out > 1)
+            mean_out = stat_output(c, 1, x, axis);
+        if (y && !rms && c->n_out > 2 && mean_out)
+            inv_out = stat_output(c, 2, x, axis);
+        if (!y || (!rms && c->n_out > 1 && !mean_out) || (!rms && c->n_out > 2 && !inv_out))
+            rc = c->err->code;
+    }
+    if (!rc) {
+        int64_t strides[2][KN_MAX_RANK];
+        memcpy(strides[0], ps.strides, sizeof strides[0]);
+        memcpy(strides[1], pb.strides, sizeof strides[1]);
+        kn_iter it;
+        kn_iter_init(&it, x->rank, x->dims, 2, strides);
+        for (int64_t o = 0; o < outer; o++) {
+            int64_t base = o * inner;
+            double m = 0.0, v;
+            if (rms) {
+                double q = 0.0;
+                for (int64_t k = 0; k < inner; k++) {
+                    double e = ld(x, base + k);
+                    q += e * e;
+                }
+                v = inner ? q / (double)inner : 0.0;
+            } else {
+                mean_var(x, base, 1, inner, &m, &v);
+            }
+            double inv = 1.0 / sqrt(v + eps);
+            for (int64_t k = 0; k < inner; k++) {
+                double r = (ld(x, base + k) - m) * inv * ps.v[it.off[0]];
+                if (pb.v)
+                    r += pb.v[it.off[1]];
+                st(y, base + k, r);
+                kn_iter_next(&it);
+            }
+            if (mean_out)
+                st(mean_out, o, m);
+            if (inv_out)
+                st(inv_out, o, inv);
+        }
+    }
+    free(ps.v), free(pb.v);
+    return rc;
+}
+
+static int run_layernorm(kn_op_ctx *c)
+{
+    return row_norm(c, false);
+}
+
+static int run_rmsnorm(kn_op_ctx *c)
+{
+    return row_norm(c, true);
+}
+
+/* ------------------------------------------------------------------------ */
+/* GroupNormalization                                                        */
+/* ------------------------------------------------------------------------ */
+
+static int run_groupnorm(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0], *sc = kn_op_in(c, 1);
+    int rc = require_float(c, x);
+    if (rc)
+        return rc;
+    if (x->rank < 2)
+        return kn_fail(c->err, KN_ERR_ARG, "GroupNormalization: input rank %d < 2", x->rank);
+    if (!sc)
+        return kn_fail(c->err, KN_ERR_MODEL, "GroupNormalization: scale is missing");
+    int64_t G = kn_attr_int(c->node, "num_groups", 0);
+    int64_t N = x->dims[0], C = x->dims[1], S = dims_prod(x->dims, 2, x->rank);
+    if (G <= 0 || C % G != 0)
+        return kn_fail(c->err, KN_ERR_ARG, "GroupNormalization: num_groups %lld does not divide %lld channels",
+                       (long long)G, (long long)C);
+    /* opset 18: scale/bias per group; opset 21: per channel */
+    int64_t pn = sc->numel == C ? C : G;
+    double eps = kn_attr_float(c->node, "epsilon", 1e-5f);
+    double *scale = param_vec(c, sc, pn, "scale");
+    double *bias = scale ? param_vec(c, kn_op_in(c, 2), pn, "bias") : NULL;
+    kn_tensor *y = bias ? kn_op_output(c, 0, x->dtype, x->rank, x->dims) : NULL;
+    if (!y) {
+        free(scale), free(bias);
+        return c->err->code;
+    }
+    int64_t cpg = C / G, gsize = cpg * S;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t g = 0; g < G; g++) {
+            int64_t base = (n * C + g * cpg) * S;
+            double m, v;
+            mean_var(x, base, 1, gsize, &m, &v);
+            double inv = 1.0 / sqrt(v + eps);
+            for (int64_t k = 0; k < gsize; k++) {
+                int64_t pi = pn == C ? g * cpg + k / (S ? S : 1) : g;
+                st(y, base + k, (ld(x, base + k) - m) * inv * scale[pi] + bias[pi]);
+            }
+        }
+    }
+    free(scale), free(bias);
+    return KN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* LRN                                                                       */
+/* ------------------------------------------------------------------------ */
+
+static int run_lrn(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    int rc = require_float(c, x);
+    if (rc)
+        return rc;
+    if (x->rank < 2)
+        return kn_fail(c->err, KN_ERR_ARG, "LRN: input rank %d < 2", x->rank);
+    int64_t size = kn_attr_int(c->node, "size", 0);
+    if (size <= 0)
+        return kn_fail(c->err, KN_ERR_ARG, "LRN: attribute 'size' must be positive");
+    double alpha = kn_attr_float(c->node, "alpha", 1e-4f);
+    double beta = kn_attr_float(c->node, "beta", 0.75f);
+    double bias = kn_attr_float(c->node, "bias", 1.0f);
+    int64_t N = x->dims[0], C = x->dims[1], S = dims_prod(x->dims, 2, x->rank);
+    int64_t lo_off = (size - 1) / 2, hi_off = size - 1 - lo_off; /* floor / ceil */
+    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+    if (!y)
+        return c->err->code;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t ch = 0; ch < C; ch++) {
+            int64_t lo = ch - lo_off > 0 ? ch - lo_off : 0;
+            int64_t hi = ch + hi_off < C - 1 ? ch + hi_off : C - 1;
+            for (int64_t s = 0; s < S; s++) {
+                double sq = 0.0;
+                for (int64_t k = lo; k <= hi; k++) {
+                    double e = ld(x, (n * C + k) * S + s);
+                    sq += e * e;
+                }
+                int64_t i = (n * C + ch) * S + s;
+                st(y, i, ld(x, i) / pow(bias + alpha / (double)size * sq, beta));
+            }
+        }
+    return KN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* MeanVarianceNormalization                                                 */
+/* ------------------------------------------------------------------------ */
+
+static int run_mvn(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    int rc = require_float(c, x);
+    if (rc)
+        return rc;
+    static const int64_t def_axes[3] = {0, 2, 3};
+    const int64_t *axes = def_axes;
+    int n_axes = kn_attr_ints(c->node, "axes", &axes);
+    if (n_axes < 0) {
+        axes = def_axes;
+        n_axes = 3;
+    }
+    bool reduced[KN_MAX_RANK] = {0};
+    for (int i = 0; i < n_axes; i++) {
+        int a;
+        if ((rc = kn_norm_axis(axes[i], x->rank, &a, c->err)))
+            return rc;
+        if (reduced[a])
+            return kn_fail(c->err, KN_ERR_ARG, "MeanVarianceNormalization: axis %d repeated", a);
+        reduced[a] = true;
+    }
+    /* key = flat index over the kept axes; strides 0 along reduced axes */
+    int64_t kstr[1][KN_MAX_RANK], nkeys = 1;
+    for (int d = x->rank - 1; d >= 0; d--) {
+        kstr[0][d] = reduced[d] ? 0 : nkeys;
+        if (!reduced[d])
+            nkeys *= x->dims[d];
+    }
+    int64_t per_key = nkeys ? x->numel / nkeys : 0;
+    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+    double *sum = y ? calloc((size_t)nkeys + 1, sizeof(double)) : NULL;
+    double *sq = sum ? calloc((size_t)nkeys + 1, sizeof(double)) : NULL;
+    if (!sq) {
+        free(sum);
+        return y ? kn_fail(c->err, KN_ERR_NOMEM, "out of memory") : c->err->code;
+    }
+    kn_iter it;
+    for (int pass = 0; pass < 3; pass++) {
+        kn_iter_init(&it, x->rank, x->dims, 1, kstr);
+        for (int64_t i = 0; i < x->numel; i++) {
+            int64_t k = it.off[0];
+            double v = ld(x, i);
+            if (pass == 0)
+                sum[k] += v;
+            else if (pass == 1)
+                sq[k] += (v - sum[k]) * (v - sum[k]);
+            else
+                st(y, i, (v - sum[k]) / (sqrt(sq[k]) + 1e-9));
+            kn_iter_next(&it);
+        }
+        for (int64_t k = 0; k < nkeys; k++) {
+            if (pass == 0)
+                sum[k] /= (double)per_key;
+            else if (pass == 1)
+                sq[k] /= (double)per_key;
+        }
+    }
+    free(sum), free(sq);
+    return KN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* LpNormalization                                                           */
+/* ------------------------------------------------------------------------ */
+
+static int run_lpnorm(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    int rc = require_float(c, x);
+    if (rc)
+        return rc;
+    int64_t p = kn_attr_int(c->node, "p", 2);
+    if (p != 1 && p != 2)
+        return kn_fail(c->err, KN_ERR_ARG, "LpNormalization: p must be 1 or 2, got %lld", (long long)p);
+    int axis;
+    if ((rc = kn_norm_axis(kn_attr_int(c->node, "axis", -1), x->rank, &axis, c->err)))
+        return rc;
+    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+    if (!y)
+        return c->err->code;
+    if (x->rank == 0) {
+        double v = ld(x, 0);
+        st(y, 0, v / (p == 1 ? fabs(v) : sqrt(v * v)));
+        return KN_OK;
+    }
+    int64_t outer = dims_prod(x->dims, 0, axis), n = x->dims[axis];
+    int64_t inner = dims_prod(x->dims, axis + 1, x->rank);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t in = 0; in < inner; in++) {
+            int64_t base = o * n * inner + in;
+            double s = 0.0;
+            for (int64_t k = 0; k < n; k++) {
+                double v = ld(x, base + k * inner);
+                s += p == 1 ? fabs(v) : v * v;
+            }
+            double norm = p == 1 ? s : sqrt(s);
+            for (int64_t k = 0; k < n; k++)
+                st(y, base + k * inner, ld(x, base + k * inner) / norm);
+        }
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_norm[] = {
+    {"", "BatchNormalization", 1, run_batchnorm, NULL, kn_infer_same_as_input0},
+    {"", "InstanceNormalization", 1, run_instancenorm, NULL, kn_infer_same_as_input0},
+    {"", "LayerNormalization", 1, run_layernorm, NULL, kn_infer_same_as_input0},
+    {"", "RMSNormalization", 1, run_rmsnorm, NULL, kn_infer_same_as_input0},
+    {"", "GroupNormalization", 1, run_groupnorm, NULL, kn_infer_same_as_input0},
+    {"", "LRN", 1, run_lrn, NULL, kn_infer_same_as_input0},
+    {"", "MeanVarianceNormalization", 1, run_mvn, NULL, kn_infer_same_as_input0},
+    {"", "LpNormalization", 1, run_lpnorm, NULL, kn_infer_same_as_input0},
     {0},
 };

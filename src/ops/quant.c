@@ -1,6 +1,675 @@
-/* quant.c - operator family 'quant' (to be written). */
+/* quant.c - operator family 'quant': linear quantization.
+ *
+ *   QuantizeLinear, DequantizeLinear   per-tensor, per-axis and blocked scales
+ *   DynamicQuantizeLinear              float32 -> uint8 with computed scale/zero point
+ *   QLinearMatMul, QLinearConv         integer matmul / convolution on quantized data
+ *
+ * Rounding is half to even (rint in the default rounding mode); stores into
+ * integer types saturate.  float8 / int4 / int2 / float4 types are reported as
+ * unsupported. */
 #include "ops/op_util.h"
 
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Range of a quantized integer type; false if kiln does not quantize to it. */
+static bool quant_range(kn_dtype t, int64_t *lo, int64_t *hi)
+{
+    switch (t) {
+    case KN_U8: *lo = 0; *hi = 255; return true;
+    case KN_I8: *lo = -128; *hi = 127; return true;
+    case KN_U16: *lo = 0; *hi = 65535; return true;
+    case KN_I16: *lo = -32768; *hi = 32767; return true;
+    case KN_I32: *lo = INT32_MIN; *hi = INT32_MAX; return true;
+    default: return false;
+    }
+}
+
+static int64_t clamp_i64(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Round half to even and saturate into [lo, hi]; NaN becomes 0. */
+static int64_t round_saturate(double v, int64_t lo, int64_t hi)
+{
+    if (isnan(v))
+        return 0;
+    double r = rint(v);
+    if (r <= (double)lo)
+        return lo;
+    if (r >= (double)hi)
+        return hi;
+    return (int64_t)r;
+}
+
+/* Round a float to the precision of a float dtype (f16/bf16 round trips). */
+static float round_to(kn_dtype t, float v)
+{
+    if (t == KN_F16)
+        return kn_f16_to_f32(kn_f32_to_f16(v));
+    if (t == KN_BF16)
+        return kn_bf16_to_f32(kn_f32_to_bf16(v));
+    return v;
+}
+
+static int unsupported_type(kn_op_ctx *c, const char *what, kn_dtype t)
+{
+    return kn_fail(c->err, KN_ERR_UNSUPPORTED, "%s does not support %s dtype %s",
+                   c->node->op_type, what, kn_dtype_name(t));
+}
+
+/* How scale / zero point map onto the elements of x, viewed as [outer, len, inner]
+ * around the quantization axis. */
+typedef struct qlayout {
+    int mode;                   /* 0 per-tensor, 1 per-axis, 2 blocked */
+    int64_t outer, len, inner;
+    int64_t block, nblocks;
+} qlayout;
+
+static int64_t qparam_index(const qlayout *l, int64_t o, int64_t a, int64_t i)
+{
+    if (l->mode == 0)
+        return 0;
+    if (l->mode == 1)
+        return a;
+    return (o * l->nblocks + a / l->block) * l->inner + i;
+}
+
+static bool same_shape(const kn_tensor *a, const kn_tensor *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i])
+            return false;
+    return true;
+}
+
+/* Work out the layout of scale (and zero point, which must match it) over x. */
+static int qlayout_init(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *scale,
+                        const kn_tensor *zp, qlayout *l)
+{
+    memset(l, 0, sizeof *l);
+    int64_t block = c->opset >= 21 ? kn_attr_int(c->node, "block_size", 0) : 0;
+    if (block < 0)
+        return kn_fail(c->err, KN_ERR_ARG, "block_size must be >= 0, got %lld", (long long)block);
+    if (zp && !same_shape(zp, scale) && !(zp->numel == 1 && scale->numel == 1))
+        return kn_fail(c->err, KN_ERR_ARG, "zero point and scale have different shapes");
+    bool scalar = scale->rank == 0 || (scale->rank == 1 && scale->numel == 1 && block == 0);
+    if (scalar && block == 0) {
+        if (scale->numel != 1)
+            return kn_fail(c->err, KN_ERR_ARG, "scale must have one element");
+        l->mode = 0;
+        l->outer = 1;
+        l->len = x->numel;
+        l->inner = 1;
+        return KN_OK;
+    }
+    if (x->rank == 0)
+        return kn_fail(c->err, KN_ERR_ARG, "per-axis scale needs an input of rank >= 1");
+    int axis;
+    if (kn_norm_axis(kn_attr_int(c->node, "axis", 1), x->rank, &axis, c->err))
+        return c->err->code;
+    l->outer = 1;
+    l->inner = 1;
+    for (int d = 0; d < axis; d++)
+        l->outer *= x->dims[d];
+    for (int d = axis + 1; d < x->rank; d++)
+        l->inner *= x->dims[d];
+    l->len = x->dims[axis];
+    if (block == 0) {
+        if (scale->rank != 1 || scale->dims[0] != l->len)
+            return kn_fail(c->err, KN_ERR_ARG, "per-axis scale must be 1-D of size %lld",
+                           (long long)l->len);
+        l->mode = 1;
+        return KN_OK;
+    }
+    l->mode = 2;
+    l->block = block;
+    l->nblocks = (l->len + block - 1) / block;
+    if (scale->rank != x->rank)
+        return kn_fail(c->err, KN_ERR_ARG, "blocked scale must have the rank of the input");
+    for (int d = 0; d < x->rank; d++) {
+        int64_t want = d == axis ? l->nblocks : x->dims[d];
+        if (scale->dims[d] != want)
+            return kn_fail(c->err, KN_ERR_ARG, "blocked scale dim %d is %lld, expected %lld", d,
+                           (long long)scale->dims[d], (long long)want);
+    }
+    return KN_OK;
+}
+
+static bool is_float_scale(kn_dtype t)
+{
+    return t == KN_F32 || t == KN_F16 || t == KN_BF16 || t == KN_F64;
+}
+
+/* ---------------------------------------------------------------- QuantizeLinear */
+
+static int quantize_out_dtype(kn_op_ctx *c, const kn_tensor *zp, kn_dtype *out)
+{
+    int64_t attr = c->opset >= 21 ? kn_attr_int(c->node, "output_dtype", 0) : 0;
+    kn_dtype t = zp ? zp->dtype : attr ? (kn_dtype)attr : KN_U8;
+    if (zp && attr && attr != (int64_t)zp->dtype)
+        return kn_fail(c->err, KN_ERR_ARG, "output_dtype %lld differs from the zero point dtype %s",
+                       (long long)attr, kn_dtype_name(zp->dtype));
+    int64_t lo, hi;
+    if (!quant_range(t, &lo, &hi))
+        return unsupported_type(c, "quantized", t);
+    *out = t;
+    return KN_OK;
+}
+
+static int run_quantize(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *x = c->in[0], *scale = c->in[1], *zp = kn_op_in(c, 2);
+    if (!(is_float_scale(x->dtype) || x->dtype == KN_I32))
+        return unsupported_type(c, "input", x->dtype);
+    if (!is_float_scale(scale->dtype))
+        return unsupported_type(c, "scale", scale->dtype);
+    kn_dtype qt = KN_U8;
+    if (quantize_out_dtype(c, zp, &qt))
+        return c->err->code;
+    qlayout l;
+    if (qlayout_init(c, x, scale, zp, &l))
+        return c->err->code;
+    kn_tensor *y = kn_op_output(c, 0, qt, x->rank, x->dims);
+    if (!y)
+        return c->err->code;
+    int64_t lo, hi;
+    quant_range(qt, &lo, &hi);
+    /* float inputs divide in float32 (f16/bf16 quotients rounded back), others in double */
+    bool in_float = x->dtype != KN_F64 && x->dtype != KN_I32 && scale->dtype != KN_F64;
+    int64_t k = 0;
+    for (int64_t o = 0; o < l.outer; o++)
+        for (int64_t a = 0; a < l.len; a++)
+            for (int64_t i = 0; i < l.inner; i++, k++) {
+                int64_t p = qparam_index(&l, o, a, i);
+                double s = kn_load_f64(scale->data, scale->dtype, (size_t)p);
+                double xv = kn_load_f64(x->data, x->dtype, (size_t)k);
+                double q;
+                if (in_float)
+                    q = round_to(x->dtype, (float)xv / (float)s);
+                else
+                    q = xv / s;
+                int64_t z = zp ? kn_load_i64(zp->data, zp->dtype, (size_t)p) : 0;
+                int64_t r = round_saturate(q, INT64_MIN / 4, INT64_MAX / 4);
+                kn_store_i64(y->data, qt, (size_t)k, clamp_i64(r + z, lo, hi));
+            }
+    return KN_OK;
+}
+
+/* ---------------------------------------------------------------- DequantizeLinear */
+
+static int run_dequantize(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *x = c->in[0], *scale = c->in[1], *zp = kn_op_in(c, 2);
+    int64_t lo, hi;
+    if (!quant_range(x->dtype, &lo, &hi))
+        return unsupported_type(c, "input", x->dtype);
+    if (!is_float_scale(scale->dtype))
+        return unsupported_type(c, "scale", scale->dtype);
+    if (zp && zp->dtype != x->dtype)
+        return kn_fail(c->err, KN_ERR_ARG, "zero point dtype %s differs from input dtype %s",
+                       kn_dtype_name(zp->dtype), kn_dtype_name(x->dtype));
+    kn_dtype ot = scale->dtype;
+    int64_t attr = c->opset >= 23 ? kn_attr_int(c->node, "output_dtype", 0) : 0;
+    if (attr) {
+        if (!is_float_scale((kn_dtype)attr))
+            return unsupported_type(c, "output", (kn_dtype)attr);
+        ot = (kn_dtype)attr;
+    }
+    qlayout l;
+    if (qlayout_init(c, x, scale, zp, &l))
+        return c->err->code;
+    kn_tensor *y = kn_op_output(c, 0, ot, x->rank, x->dims);
+    if (!y)
+        return c->err->code;
+    int64_t k = 0;
+    for (int64_t o = 0; o < l.outer; o++)
+        for (int64_t a = 0; a < l.len; a++)
+            for (int64_t i = 0; i < l.inner; i++, k++) {
+                int64_t p = qparam_index(&l, o, a, i);
+                int64_t xv = kn_load_i64(x->data, x->dtype, (size_t)k);
+                int64_t z = zp ? kn_load_i64(zp->data, zp->dtype, (size_t)p) : 0;
+                double s = kn_load_f64(scale->data, scale->dtype, (size_t)p);
+                double v;
+                if (ot == KN_F64 || scale->dtype == KN_F64)
+                    v = (double)(xv - z) * s;
+                else
+                    v = (float)(xv - z) * (float)s;
+                kn_store_f64(y->data, ot, (size_t)k, v);
+            }
+    return KN_OK;
+}
+
+/* ---------------------------------------------------------------- DynamicQuantizeLinear */
+
+static int run_dynamic_quantize(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    if (x->dtype != KN_F32)
+        return unsupported_type(c, "input", x->dtype);
+    const float *xv = x->data;
+    float rmin = 0.0f, rmax = 0.0f;
+    for (int64_t k = 0; k < x->numel; k++) {
+        if (xv[k] < rmin)
+            rmin = xv[k];
+        if (xv[k] > rmax)
+            rmax = xv[k];
+    }
+    float scale = (rmax - rmin) / 255.0f;
+    int64_t zp = 0;
+    if (scale != 0.0f && isfinite(scale))
+        zp = round_saturate(0.0f - rmin / scale, 0, 255);
+    kn_tensor *y = kn_op_output(c, 0, KN_U8, x->rank, x->dims);
+    if (!y)
+        return c->err->code;
+    uint8_t *yv = y->data;
+    for (int64_t k = 0; k < x->numel; k++) {
+        if (scale == 0.0f)
+            yv[k] = (uint8_t)zp;
+        else
+            yv[k] = (uint8_t)clamp_i64(round_saturate(xv[k] / scale, -1024, 1024) + zp, 0, 255);
+    }
+    if (c->n_out > 1) {
+        kn_tensor *s = kn_op_output(c, 1, KN_F32, 0, NULL);
+        if (!s)
+            return c->err->code;
+        *(float *)s->data = scale;
+    }
+    if (c->n_out > 2) {
+        kn_tensor *z = kn_op_output(c, 2, KN_U8, 0, NULL);
+        if (!z)
+            return c->err->code;
+        *(uint8_t *)z->data = (uint8_t)zp;
+    }
+    return KN_OK;
+}
+
+/* ---------------------------------------------------------------- shared by QLinear* */
+
+/* A quantized scale/zero-point pair: per-tensor (n == 1) or a vector of n values. */
+typedef struct qparam {
+    const kn_tensor *scale, *zp;
+    int64_t n;
+} qparam;
+
+static int qparam_get(kn_op_ctx *c, int is, int iz, kn_dtype qt, const char *name, qparam *p)
+{
+    p->scale = kn_op_in(c, is);
+    p->zp = kn_op_in(c, iz);
+    if (!p->scale)
+        return kn_fail(c->err, KN_ERR_MODEL, "%s scale is missing", name);
+    if (!is_float_scale(p->scale->dtype))
+        return unsupported_type(c, "scale", p->scale->dtype);
+    if (p->scale->rank > 1 || p->scale->numel < 1)
+        return kn_fail(c->err, KN_ERR_ARG, "%s scale must be a scalar or 1-D", name);
+    p->n = p->scale->numel;
+    if (p->zp) {
+        if (p->zp->dtype != qt)
+            return kn_fail(c->err, KN_ERR_ARG, "%s zero point dtype %s differs from %s", name,
+                           kn_dtype_name(p->zp->dtype), kn_dtype_name(qt));
+        if (p->zp->numel != p->n && p->zp->numel != 1)
+            return kn_fail(c->err, KN_ERR_ARG, "%s zero point and scale sizes differ", name);
+    }
+    return KN_OK;
+}
+
+static int64_t qparam_zp(const qparam *p, int64_t i)
+{
+    if (!p->zp)
+        return 0;
+    return kn_load_i64(p->zp->data, p->zp->dtype, (size_t)(p->zp->numel == 1 ? 0 : i));
+}
+
+static float qparam_scale(const qparam *p, int64_t i)
+{
+    return (float)kn_load_f64(p->scale->data, p->scale->dtype, (size_t)(p->n == 1 ? 0 : i));
+}
+
+static bool is_q8(kn_dtype t)
+{
+    return t == KN_U8 || t == KN_I8;
+}
+
+/* Requantization multiplier a*b/y computed in the scale dtype's precision. */
+static double requant_multiplier(kn_dtype st, float a, float b, float y)
+{
+    return (double)round_to(st, round_to(st, a * b) / y);
+}
+
+/* ---------------------------------------------------------------- QLinearMatMul */
+
+typedef struct mm_shape {
+    int rank;
+    int64_t dims[KN_MAX_RANK];
+    int64_t batch, m, k, n;
+    int64_t sa[KN_MAX_RANK], sb[KN_MAX_RANK]; /* batch strides in matrices */
+} mm_shape;
+
+static int matmul_shape(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, mm_shape *s)
+{
+    if (a->rank < 2 || b->rank < 2)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "QLinearMatMul needs inputs of rank >= 2");
+    s->m = a->dims[a->rank - 2];
+    s->k = a->dims[a->rank - 1];
+    s->n = b->dims[b->rank - 1];
+    if (b->dims[b->rank - 2] != s->k)
+        return kn_fail(c->err, KN_ERR_ARG, "inner dims differ: %lld vs %lld", (long long)s->k,
+                       (long long)b->dims[b->rank - 2]);
+    int rb;
+    int64_t bd[KN_MAX_RANK];
+    if (kn_broadcast_shape(a->rank - 2, a->dims, b->rank - 2, b->dims, &rb, bd, c->err))
+        return c->err->code;
+    s->rank = rb + 2;
+    memcpy(s->dims, bd, sizeof(int64_t) * (size_t)rb);
+    s->dims[rb] = s->m;
+    s->dims[rb + 1] = s->n;
+    kn_broadcast_strides(rb, bd, a->rank - 2, a->dims, s->sa);
+    kn_broadcast_strides(rb, bd, b->rank - 2, b->dims, s->sb);
+    s->batch = 1;
+    for (int i = 0; i < rb; i++)
+        s->batch *= bd[i];
+    return KN_OK;
+}
+
+static int run_qlinear_matmul(kn_op_ctx *c)
+{
+    for (int i = 0; i < 8; i++)
+        if (i != 2 && i != 5 && i != 7)
+            KN_REQUIRE_INPUT(c, i);
+    const kn_tensor *a = c->in[0], *b = c->in[3];
+    kn_dtype yt = kn_op_in(c, 7) ? c->in[7]->dtype : a->dtype;
+    if (!is_q8(a->dtype) || !is_q8(b->dtype) || !is_q8(yt))
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "QLinearMatMul supports only int8/uint8");
+    qparam pa, pb, py;
+    if (qparam_get(c, 1, 2, a->dtype, "a", &pa) || qparam_get(c, 4, 5, b->dtype, "b", &pb) ||
+        qparam_get(c, 6, 7, yt, "y", &py))
+        return c->err->code;
+    mm_shape s;
+    if (matmul_shape(c, a, b, &s))
+        return c->err->code;
+    if ((pa.n != 1 && pa.n != s.m) || (pb.n != 1 && pb.n != s.n) || (py.n != 1 && py.n != s.m))
+        return kn_fail(c->err, KN_ERR_ARG, "QLinearMatMul scale sizes do not fit the matrices");
+    kn_tensor *y = kn_op_output(c, 0, yt, s.rank, s.dims);
+    if (!y)
+        return c->err->code;
+    int64_t lo, hi;
+    quant_range(yt, &lo, &hi);
+    kn_dtype st = pa.scale->dtype;
+    int rb = s.rank - 2;
+    int64_t strides[2][KN_MAX_RANK];
+    memcpy(strides[0], s.sa, sizeof strides[0]);
+    memcpy(strides[1], s.sb, sizeof strides[1]);
+    int32_t *aa = malloc((size_t)(a->numel > 0 ? a->numel : 1) * sizeof(int32_t));
+    int32_t *ba = malloc((size_t)(b->numel > 0 ? b->numel : 1) * sizeof(int32_t));
+    double *mul = malloc((size_t)(s.m * s.n > 0 ? s.m * s.n : 1) * sizeof(double));
+    if (!aa || !ba || !mul) {
+        free(aa);
+        free(ba);
+        free(mul);
+        return kn_fail(c->err, KN_ERR_NOMEM, "out of memory in QLinearMatMul");
+    }
+    /* subtract zero points once: a's per row, b's per column */
+    for (int64_t e = 0; e < a->numel; e++)
+        aa[e] = (int32_t)(kn_load_i64(a->data, a->dtype, (size_t)e) - qparam_zp(&pa, (e / s.k) % s.m));
+    for (int64_t e = 0; e < b->numel; e++)
+        ba[e] = (int32_t)(kn_load_i64(b->data, b->dtype, (size_t)e) - qparam_zp(&pb, e % s.n));
+    for (int64_t i = 0; i < s.m; i++)
+        for (int64_t j = 0; j < s.n; j++)
+            mul[i * s.n + j] = requant_multiplier(st, qparam_scale(&pa, i), qparam_scale(&pb, j),
+                                                  qparam_scale(&py, i));
+    kn_iter it;
+    kn_iter_init(&it, rb, s.dims, 2, strides);
+    for (int64_t bi = 0; bi < s.batch; bi++) {
+        const int32_t *am = aa + it.off[0] * s.m * s.k, *bm = ba + it.off[1] * s.k * s.n;
+        for (int64_t i = 0; i < s.m; i++)
+            for (int64_t j = 0; j < s.n; j++) {
+                int64_t acc = 0;
+                for (int64_t k = 0; k < s.k; k++)
+                    acc += (int64_t)am[i * s.k + k] * bm[k * s.n + j];
+                int64_t r = round_saturate((double)acc * mul[i * s.n + j] + (double)qparam_zp(&py, i),
+                                           lo, hi);
+                kn_store_i64(y->data, yt, (size_t)((bi * s.m + i) * s.n + j), r);
+            }
+        kn_iter_next(&it);
+    }
+    free(aa);
+    free(ba);
+    free(mul);
+    return KN_OK;
+}
+
+/* ---------------------------------------------------------------- QLinearConv */
+
+#define QCONV_MAX_SPATIAL (KN_MAX_RANK - 2)
+
+typedef struct conv_geom {
+    int nsp;                                  /* spatial rank */
+    int64_t n, c, m, group, cpg, mpg;         /* batch, in ch, out ch, groups, per group */
+    int64_t in[QCONV_MAX_SPATIAL], k[QCONV_MAX_SPATIAL], out[QCONV_MAX_SPATIAL];
+    int64_t stride[QCONV_MAX_SPATIAL], dil[QCONV_MAX_SPATIAL], pad[QCONV_MAX_SPATIAL];
+    int64_t in_size, k_size, out_size;        /* spatial element counts */
+} conv_geom;
+
+static int conv_read_attr(kn_op_ctx *c, const char *name, int n, int64_t def, int64_t *out)
+{
+    const int64_t *v;
+    int cnt = kn_attr_ints(c->node, name, &v);
+    for (int i = 0; i < n; i++)
+        out[i] = def;
+    if (cnt < 0)
+        return KN_OK;
+    if (cnt != n)
+        return kn_fail(c->err, KN_ERR_ARG, "attribute %s has %d values, expected %d", name, cnt, n);
+    for (int i = 0; i < n; i++) {
+        if (v[i] < 1)
+            return kn_fail(c->err, KN_ERR_ARG, "attribute %s must be positive", name);
+        out[i] = v[i];
+    }
+    return KN_OK;
+}
+
+static int conv_pads(kn_op_ctx *c, conv_geom *g)
+{
+    const char *ap = kn_attr_string(c->node, "auto_pad", "NOTSET");
+    int n = g->nsp;
+    for (int i = 0; i < n; i++) {
+        int64_t ext = (g->k[i] - 1) * g->dil[i] + 1, pb = 0, pe = 0;
+        if (!strcmp(ap, "NOTSET")) {
+            const int64_t *p;
+            int cnt = kn_attr_ints(c->node, "pads", &p);
+            if (cnt >= 0 && cnt != 2 * n)
+                return kn_fail(c->err, KN_ERR_ARG, "pads has %d values, expected %d", cnt, 2 * n);
+            if (cnt > 0) {
+                pb = p[i];
+                pe = p[i + n];
+            }
+            if (pb < 0 || pe < 0)
+                return kn_fail(c->err, KN_ERR_UNSUPPORTED, "negative pads are not supported");
+        } else if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+            int64_t o = (g->in[i] + g->stride[i] - 1) / g->stride[i];
+            int64_t total = (o - 1) * g->stride[i] + ext - g->in[i];
+            if (total < 0)
+                total = 0;
+            pb = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
+            pe = total - pb;
+        } else if (strcmp(ap, "VALID")) {
+            return kn_fail(c->err, KN_ERR_UNSUPPORTED, "auto_pad '%s' not supported", ap);
+        }
+        int64_t span = g->in[i] + pb + pe - ext;
+        if (span < 0)
+            return kn_fail(c->err, KN_ERR_ARG, "kernel larger than padded input");
+        g->pad[i] = pb;
+        g->out[i] = span / g->stride[i] + 1;
+    }
+    return KN_OK;
+}
+
+static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, conv_geom *g)
+{
+    memset(g, 0, sizeof *g);
+    if (x->rank < 3 || x->rank != w->rank)
+        return kn_fail(c->err, KN_ERR_ARG, "QLinearConv needs x and w of equal rank >= 3");
+    g->nsp = x->rank - 2;
+    g->n = x->dims[0];
+    g->c = x->dims[1];
+    g->m = w->dims[0];
+    g->group = kn_attr_int(c->node, "group", 1);
+    if (g->group < 1 || g->c % g->group || g->m % g->group)
+        return kn_fail(c->err, KN_ERR_ARG, "group %lld does not divide the channels",
+                       (long long)g->group);
+    g->cpg = g->c / g->group;
+    g->mpg = g->m / g->group;
+    if (w->dims[1] != g->cpg)
+        return kn_fail(c->err, KN_ERR_ARG, "weight has %lld input channels, expected %lld",
+                       (long long)w->dims[1], (long long)g->cpg);
+    for (int i = 0; i < g->nsp; i++) {
+        g->in[i] = x->dims[i + 2];
+        g->k[i] = w->dims[i + 2];
+    }
+    const int64_t *ks;
+    int nk = kn_attr_ints(c->node, "kernel_shape", &ks);
+    if (nk >= 0) {
+        if (nk != g->nsp)
+            return kn_fail(c->err, KN_ERR_ARG, "kernel_shape has the wrong length");
+        for (int i = 0; i < nk; i++)
+            if (ks[i] != g->k[i])
+                return kn_fail(c->err, KN_ERR_ARG, "kernel_shape differs from the weight shape");
+    }
+    if (conv_read_attr(c, "strides", g->nsp, 1, g->stride) ||
+        conv_read_attr(c, "dilations", g->nsp, 1, g->dil) || conv_pads(c, g))
+        return c->err->code;
+    g->in_size = g->k_size = g->out_size = 1;
+    for (int i = 0; i < g->nsp; i++) {
+        g->in_size *= g->in[i];
+        g->k_size *= g->k[i];
+        g->out_size *= g->out[i];
+    }
+    return KN_OK;
+}
+
+/* Integer accumulation for one output position of one output channel over
+ * zero-point-adjusted data: x is this batch entry's group, w this channel's filter. */
+static int64_t qconv_point(const conv_geom *g, const int32_t *x, const int32_t *w,
+                           const int64_t *opos)
+{
+    int64_t acc = 0, kpos[QCONV_MAX_SPATIAL] = {0};
+    for (int64_t kk = 0; kk < g->k_size; kk++) {
+        int64_t xoff = 0;
+        bool inside = true;
+        for (int d = 0; d < g->nsp && inside; d++) {
+            int64_t p = opos[d] * g->stride[d] - g->pad[d] + kpos[d] * g->dil[d];
+            inside = p >= 0 && p < g->in[d];
+            xoff = xoff * g->in[d] + p;
+        }
+        if (inside)
+            for (int64_t ci = 0; ci < g->cpg; ci++)
+                acc += (int64_t)x[ci * g->in_size + xoff] * w[ci * g->k_size + kk];
+        for (int d = g->nsp - 1; d >= 0; d--) {
+            if (++kpos[d] < g->k[d])
+                break;
+            kpos[d] = 0;
+        }
+    }
+    return acc;
+}
+
+/* t - zero point as int32 (zp per-tensor, or per leading-dim slice when per_row). */
+static int32_t *zp_adjusted(const kn_tensor *t, const qparam *p, bool per_row)
+{
+    int32_t *out = malloc((size_t)(t->numel > 0 ? t->numel : 1) * sizeof(int32_t));
+    if (!out)
+        return NULL;
+    int64_t rows = t->rank > 0 ? t->dims[0] : 1, inner = rows ? t->numel / rows : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t z = qparam_zp(p, per_row ? r : 0);
+        for (int64_t i = 0; i < inner; i++)
+            out[r * inner + i] = (int32_t)(kn_load_i64(t->data, t->dtype, (size_t)(r * inner + i)) - z);
+    }
+    return out;
+}
+
+static int run_qlinear_conv(kn_op_ctx *c)
+{
+    for (int i = 0; i < 8; i++)
+        if (i != 2 && i != 5 && i != 7)
+            KN_REQUIRE_INPUT(c, i);
+    const kn_tensor *x = c->in[0], *w = c->in[3], *bias = kn_op_in(c, 8);
+    kn_dtype yt = kn_op_in(c, 7) ? c->in[7]->dtype : x->dtype;
+    if (!is_q8(x->dtype) || !is_q8(w->dtype) || !is_q8(yt))
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "QLinearConv supports only int8/uint8");
+    qparam px, pw, py;
+    if (qparam_get(c, 1, 2, x->dtype, "x", &px) || qparam_get(c, 4, 5, w->dtype, "w", &pw) ||
+        qparam_get(c, 6, 7, yt, "y", &py))
+        return c->err->code;
+    conv_geom g;
+    if (conv_geometry(c, x, w, &g))
+        return c->err->code;
+    if (px.n != 1 || py.n != 1 || (pw.n != 1 && pw.n != g.m))
+        return kn_fail(c->err, KN_ERR_ARG, "QLinearConv: x/y scales must be per-tensor and w "
+                       "scale per-tensor or per output channel");
+    if (bias && (bias->dtype != KN_I32 || bias->numel != g.m))
+        return kn_fail(c->err, KN_ERR_ARG, "QLinearConv bias must be int32 of size %lld",
+                       (long long)g.m);
+    int64_t odims[KN_MAX_RANK] = {g.n, g.m};
+    for (int i = 0; i < g.nsp; i++)
+        odims[i + 2] = g.out[i];
+    kn_tensor *y = kn_op_output(c, 0, yt, x->rank, odims);
+    if (!y)
+        return c->err->code;
+    int64_t lo, hi;
+    quant_range(yt, &lo, &hi);
+    int64_t zy = qparam_zp(&py, 0);
+    int32_t *xa = zp_adjusted(x, &px, false), *wa = zp_adjusted(w, &pw, pw.n > 1);
+    if (!xa || !wa) {
+        free(xa);
+        free(wa);
+        return kn_fail(c->err, KN_ERR_NOMEM, "out of memory in QLinearConv");
+    }
+    int64_t yk = 0;
+    for (int64_t b = 0; b < g.n; b++)
+        for (int64_t m = 0; m < g.m; m++) {
+            int64_t grp = m / g.mpg;
+            const int32_t *xg = xa + (b * g.c + grp * g.cpg) * g.in_size;
+            const int32_t *wm = wa + m * g.cpg * g.k_size;
+            int64_t bv = bias ? ((const int32_t *)bias->data)[m] : 0;
+            double mul = requant_multiplier(px.scale->dtype, qparam_scale(&px, 0),
+                                            qparam_scale(&pw, m), qparam_scale(&py, 0));
+            int64_t opos[QCONV_MAX_SPATIAL] = {0};
+            for (int64_t o = 0; o < g.out_size; o++, yk++) {
+                int64_t acc = qconv_point(&g, xg, wm, opos) + bv;
+                kn_store_i64(y->data, yt, (size_t)yk,
+                             round_saturate((double)acc * mul + (double)zy, lo, hi));
+                for (int d = g.nsp - 1; d >= 0; d--) {
+                    if (++opos[d] < g.out[d])
+                        break;
+                    opos[d] = 0;
+                }
+            }
+        }
+    free(xa);
+    free(wa);
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_quant[] = {
+    {"", "QuantizeLinear", 1, run_quantize, NULL, NULL},
+    {"", "DequantizeLinear", 1, run_dequantize, NULL, NULL},
+    {"", "DynamicQuantizeLinear", 1, run_dynamic_quantize, NULL, NULL},
+    {"", "QLinearMatMul", 1, run_qlinear_matmul, NULL, NULL},
+    {"", "QLinearConv", 1, run_qlinear_conv, NULL, NULL},
+    /* ONNX Runtime's contrib versions (int16/uint16 QDQ models): same semantics */
+    {"com.microsoft", "QuantizeLinear", 1, run_quantize, NULL, NULL},
+    {"com.microsoft", "DequantizeLinear", 1, run_dequantize, NULL, NULL},
     {0},
 };

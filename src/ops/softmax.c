@@ -1,6 +1,295 @@
-/* softmax.c - operator family 'softmax' (to be written). */
+/* softmax.c - Softmax, LogSoftmax, Hardmax, and the losses built on them:
+ * SoftmaxCrossEntropyLoss and NegativeLogLikelihoodLoss.
+ *
+ * Before opset 13 the Softmax family flattens the input to 2-D at `axis`
+ * (default 1) and works on rows; from opset 13 it works along one axis
+ * (default -1).  Everything computes in double and rounds on store. */
 #include "ops/op_util.h"
 
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline double ld(const kn_tensor *t, int64_t i)
+{
+    if (t->dtype == KN_F32)
+        return ((const float *)t->data)[i];
+    return kn_load_f64(t->data, t->dtype, (size_t)i);
+}
+
+static inline void st(kn_tensor *t, int64_t i, double v)
+{
+    if (t->dtype == KN_F32)
+        ((float *)t->data)[i] = (float)v;
+    else
+        kn_store_f64(t->data, t->dtype, (size_t)i, v);
+}
+
+static int64_t dims_prod(const int64_t *dims, int from, int to)
+{
+    int64_t p = 1;
+    for (int i = from; i < to; i++)
+        p *= dims[i];
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Softmax, LogSoftmax, Hardmax                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef enum sm_kind { SM_SOFTMAX, SM_LOGSOFTMAX, SM_HARDMAX } sm_kind;
+
+/* Split x into outer x n x inner, the reduced vectors having n elements spaced
+ * by inner. */
+static int sm_layout(kn_op_ctx *c, const kn_tensor *x, int64_t *outer, int64_t *n, int64_t *inner)
+{
+    bool coerce = c->opset < 13;
+    int64_t axis_attr = kn_attr_int(c->node, "axis", coerce ? 1 : -1);
+    if (x->rank == 0) {
+        *outer = *n = *inner = 1;
+        return KN_OK;
+    }
+    int axis;
+    if (coerce && axis_attr == x->rank) {
+        axis = x->rank;  /* flatten to [numel, 1] */
+    } else {
+        int rc = kn_norm_axis(axis_attr, x->rank, &axis, c->err);
+        if (rc)
+            return rc;
+    }
+    *outer = dims_prod(x->dims, 0, axis);
+    if (coerce) {
+        *n = dims_prod(x->dims, axis, x->rank);
+        *inner = 1;
+    } else {
+        *n = x->dims[axis];
+        *inner = dims_prod(x->dims, axis + 1, x->rank);
+    }
+    return KN_OK;
+}
+
+/* One vector x[base + k*step], k < n, into y. */
+static void sm_vector(const kn_tensor *x, kn_tensor *y, int64_t base, int64_t step, int64_t n,
+                      sm_kind kind)
+{
+    if (n == 0)
+        return;
+    double mx = ld(x, base);
+    int64_t arg = 0;
+    for (int64_t k = 1; k < n; k++) {
+        double v = ld(x, base + k * step);
+        if (v > mx || (isnan(v) && !isnan(mx))) {
+            mx = v;
+            arg = k;
+        }
+    }
+    if (kind == SM_HARDMAX) {
+        for (int64_t k = 0; k < n; k++)
+            st(y, base + k * step, k == arg ? 1.0 : 0.0);
+        return;
+    }
+    double sum = 0.0;
+    for (int64_t k = 0; k < n; k++)
+        sum += exp(ld(x, base + k * step) - mx);
+    double lse = log(sum);
+    for (int64_t k = 0; k < n; k++) {
+        double d = ld(x, base + k * step) - mx;
+        st(y, base + k * step, kind == SM_LOGSOFTMAX ? d - lse : exp(d) / sum);
+    }
+}
+
+static int sm_run(kn_op_ctx *c, sm_kind kind)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    if (!kn_dtype_is_float(x->dtype))
+        return kn_unsupported_dtype(c, x->dtype);
+    int64_t outer, n, inner;
+    int rc = sm_layout(c, x, &outer, &n, &inner);
+    if (rc)
+        return rc;
+    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+    if (!y)
+        return c->err->code;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++)
+            sm_vector(x, y, o * n * inner + i, inner, n, kind);
+    return KN_OK;
+}
+
+static int run_softmax(kn_op_ctx *c)
+{
+    return sm_run(c, SM_SOFTMAX);
+}
+
+static int run_logsoftmax(kn_op_ctx *c)
+{
+    return sm_run(c, SM_LOGSOFTMAX);
+}
+
+static int run_hardmax(kn_op_ctx *c)
+{
+    return sm_run(c, SM_HARDMAX);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Losses                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef enum loss_reduction { RED_NONE, RED_SUM, RED_MEAN } loss_reduction;
+
+typedef struct loss_spec {
+    int64_t N, C, D;            /* input viewed as [N, C, D] */
+    loss_reduction red;
+    bool has_ignore;
+    int64_t ignore_index;
+    const kn_tensor *target, *weight;
+} loss_spec;
+
+/* Validate shapes and attributes shared by both losses. */
+static int loss_prepare(kn_op_ctx *c, const kn_tensor *x, loss_spec *ls)
+{
+    memset(ls, 0, sizeof *ls);
+    if (!kn_dtype_is_float(x->dtype))
+        return kn_unsupported_dtype(c, x->dtype);
+    if (x->rank < 2)
+        return kn_fail(c->err, KN_ERR_ARG, "%s: input rank %d < 2", c->node->op_type, x->rank);
+    ls->target = kn_op_in(c, 1);
+    ls->weight = kn_op_in(c, 2);
+    if (!ls->target)
+        return kn_fail(c->err, KN_ERR_MODEL, "%s: target input is missing", c->node->op_type);
+    if (!kn_dtype_is_int(ls->target->dtype))
+        return kn_unsupported_dtype(c, ls->target->dtype);
+    const kn_tensor *t = ls->target;
+    bool ok = t->rank == x->rank - 1 && t->dims[0] == x->dims[0];
+    for (int i = 1; ok && i < t->rank; i++)
+        ok = t->dims[i] == x->dims[i + 1];
+    if (!ok) {
+        char sx[128], st_[128];
+        return kn_fail(c->err, KN_ERR_ARG, "%s: target shape %s does not match input %s",
+                       c->node->op_type, kn_dims_str(t->rank, t->dims, st_, sizeof st_),
+                       kn_dims_str(x->rank, x->dims, sx, sizeof sx));
+    }
+    ls->N = x->dims[0];
+    ls->C = x->dims[1];
+    ls->D = dims_prod(x->dims, 2, x->rank);
+    if (ls->weight && (ls->weight->numel != ls->C || !kn_dtype_is_float(ls->weight->dtype)))
+        return kn_fail(c->err, KN_ERR_ARG, "%s: weight must be a float vector of %lld elements",
+                       c->node->op_type, (long long)ls->C);
+    const char *red = kn_attr_string(c->node, "reduction", "mean");
+    if (!strcmp(red, "none"))
+        ls->red = RED_NONE;
+    else if (!strcmp(red, "sum"))
+        ls->red = RED_SUM;
+    else if (!strcmp(red, "mean"))
+        ls->red = RED_MEAN;
+    else
+        return kn_fail(c->err, KN_ERR_ARG, "%s: unknown reduction '%s'", c->node->op_type, red);
+    ls->has_ignore = kn_attr_find(c->node, "ignore_index") != NULL;
+    ls->ignore_index = kn_attr_int(c->node, "ignore_index", 0);
+    return KN_OK;
+}
+
+/* Loss from log-probabilities logp[N, C, D] into output 0 (dtype dt). */
+static int loss_compute(kn_op_ctx *c, const loss_spec *ls, const double *logp, kn_dtype dt)
+{
+    const kn_tensor *t = ls->target;
+    kn_tensor *y = ls->red == RED_NONE ? kn_op_output(c, 0, dt, t->rank, t->dims)
+                                       : kn_op_output(c, 0, dt, 0, NULL);
+    if (!y)
+        return c->err->code;
+    double total = 0.0, wsum = 0.0;
+    for (int64_t n = 0; n < ls->N; n++) {
+        for (int64_t d = 0; d < ls->D; d++) {
+            int64_t ti = n * ls->D + d;
+            int64_t label = kn_load_i64(t->data, t->dtype, (size_t)ti);
+            double loss = 0.0, w = 0.0;
+            if (!(ls->has_ignore && label == ls->ignore_index)) {
+                if (label < 0 || label >= ls->C)
+                    return kn_fail(c->err, KN_ERR_RUNTIME, "%s: target %lld out of range [0, %lld)",
+                                   c->node->op_type, (long long)label, (long long)ls->C);
+                w = ls->weight ? kn_load_f64(ls->weight->data, ls->weight->dtype, (size_t)label) : 1.0;
+                loss = -logp[(n * ls->C + label) * ls->D + d] * w;
+            }
+            if (ls->red == RED_NONE)
+                st(y, ti, loss);
+            total += loss;
+            wsum += w;
+        }
+    }
+    if (ls->red == RED_SUM)
+        st(y, 0, total);
+    else if (ls->red == RED_MEAN)
+        st(y, 0, total / wsum);
+    return KN_OK;
+}
+
+static int run_nllloss(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    loss_spec ls;
+    int rc = loss_prepare(c, x, &ls);
+    if (rc)
+        return rc;
+    double *logp = malloc(sizeof(double) * (size_t)(x->numel > 0 ? x->numel : 1));
+    if (!logp)
+        return kn_fail(c->err, KN_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < x->numel; i++)
+        logp[i] = ld(x, i);
+    rc = loss_compute(c, &ls, logp, x->dtype);
+    free(logp);
+    return rc;
+}
+
+/* Log-softmax over axis 1 of x viewed as [N, C, D] into logp. */
+static void log_softmax_axis1(const kn_tensor *x, const loss_spec *ls, double *logp)
+{
+    for (int64_t n = 0; n < ls->N; n++)
+        for (int64_t d = 0; d < ls->D; d++) {
+            int64_t base = n * ls->C * ls->D + d;
+            double mx = -INFINITY, sum = 0.0;
+            for (int64_t k = 0; k < ls->C; k++) {
+                double v = ld(x, base + k * ls->D);
+                mx = v > mx ? v : mx;
+            }
+            for (int64_t k = 0; k < ls->C; k++)
+                sum += exp(ld(x, base + k * ls->D) - mx);
+            double lse = mx + log(sum);
+            for (int64_t k = 0; k < ls->C; k++)
+                logp[base + k * ls->D] = ld(x, base + k * ls->D) - lse;
+        }
+}
+
+static int run_sce(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    loss_spec ls;
+    int rc = loss_prepare(c, x, &ls);
+    if (rc)
+        return rc;
+    double *logp = malloc(sizeof(double) * (size_t)(x->numel > 0 ? x->numel : 1));
+    if (!logp)
+        return kn_fail(c->err, KN_ERR_NOMEM, "out of memory");
+    log_softmax_axis1(x, &ls, logp);
+    rc = loss_compute(c, &ls, logp, x->dtype);
+    if (!rc && c->n_out > 1) {
+        kn_tensor *lp = kn_op_output(c, 1, x->dtype, x->rank, x->dims);
+        if (!lp)
+            rc = c->err->code;
+        for (int64_t i = 0; lp && i < x->numel; i++)
+            st(lp, i, logp[i]);
+    }
+    free(logp);
+    return rc;
+}
+
 const kn_op_def kn_ops_softmax[] = {
+    {"", "Softmax", 1, run_softmax, NULL, kn_infer_same_as_input0},
+    {"", "LogSoftmax", 1, run_logsoftmax, NULL, kn_infer_same_as_input0},
+    {"", "Hardmax", 1, run_hardmax, NULL, kn_infer_same_as_input0},
+    {"", "SoftmaxCrossEntropyLoss", 1, run_sce, NULL, NULL},
+    {"", "NegativeLogLikelihoodLoss", 1, run_nllloss, NULL, NULL},
     {0},
 };

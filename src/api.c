@@ -1,0 +1,243 @@
+/* api.c - the public C API (include/kiln.h) over the internal layers: model
+ * loading through the ONNX reader, input/output description, sessions and runs
+ * through the executor, and the thread-local error message. */
+#include "kiln.h"
+
+#include "exec/exec.h"
+#include "formats/onnx.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct kiln_model {
+    kn_model *m;
+    int n_inputs;     /* graph inputs without an initializer */
+    int *inputs;      /* value ids */
+};
+
+struct kiln_session {
+    const kiln_model *model;
+};
+
+static _Thread_local char last_error[KN_ERRMSG_MAX];
+
+const char *kiln_version(void) { return KILN_VERSION; }
+const char *kiln_errmsg(void) { return last_error; }
+const char *kiln_dtype_name(kiln_dtype dtype) { return kn_dtype_name((kn_dtype)dtype); }
+size_t kiln_dtype_size(kiln_dtype dtype) { return kn_dtype_size((kn_dtype)dtype); }
+
+static kiln_status report(const kn_error *err)
+{
+    memcpy(last_error, err->msg, sizeof last_error);
+    last_error[sizeof last_error - 1] = '\0';
+    return (kiln_status)err->code;
+}
+
+static kiln_status fail(kiln_status code, const char *msg)
+{
+    kn_error err;
+    kn_fail(&err, (int)code, "%s", msg);
+    return report(&err);
+}
+
+static kiln_status wrap_model(kn_model *m, kiln_model **out)
+{
+    kiln_model *km = calloc(1, sizeof *km);
+    const kn_graph *g = m->graph;
+    int *ids = calloc((size_t)(g->n_inputs ? g->n_inputs : 1), sizeof *ids);
+    if (!km || !ids) {
+        free(km);
+        free(ids);
+        kn_model_free(m);
+        return fail(KILN_ERROR_NO_MEMORY, "out of memory");
+    }
+    km->m = m;
+    km->inputs = ids;
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!g->values[g->inputs[i]].init)
+            ids[km->n_inputs++] = g->inputs[i];
+    *out = km;
+    last_error[0] = '\0';
+    return KILN_OK;
+}
+
+kiln_status kiln_model_load(const char *path, kiln_model **out)
+{
+    if (!path || !out)
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_model_load: NULL argument");
+    *out = NULL;
+    kn_error err = {0};
+    kn_model *m = NULL;
+    if (kn_onnx_load_file(path, &m, &err))
+        return report(&err);
+    return wrap_model(m, out);
+}
+
+kiln_status kiln_model_load_buffer(const void *data, size_t size, kiln_model **out)
+{
+    if (!data || !out)
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_model_load_buffer: NULL argument");
+    *out = NULL;
+    kn_error err = {0};
+    kn_model *m = NULL;
+    if (kn_onnx_load_buffer(data, size, NULL, &m, &err))
+        return report(&err);
+    return wrap_model(m, out);
+}
+
+void kiln_model_free(kiln_model *model)
+{
+    if (!model)
+        return;
+    kn_model_free(model->m);
+    free(model->inputs);
+    free(model);
+}
+
+size_t kiln_model_input_count(const kiln_model *model) { return (size_t)model->n_inputs; }
+size_t kiln_model_output_count(const kiln_model *model) { return (size_t)model->m->graph->n_outputs; }
+int64_t kiln_model_opset(const kiln_model *model) { return kn_model_opset(model->m, ""); }
+
+static void describe_value(const kn_value *v, kiln_value_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->name = v->name;
+    info->dtype = (kiln_dtype)v->type.dtype;
+    info->rank = v->has_type ? v->type.rank : -1;
+    for (int i = 0; i < info->rank && i < KILN_MAX_RANK; i++) {
+        info->shape[i] = v->type.dims[i].value;
+        info->dim_names[i] = v->type.dims[i].param;
+    }
+}
+
+kiln_status kiln_model_input(const kiln_model *model, size_t i, kiln_value_info *info)
+{
+    if (i >= (size_t)model->n_inputs)
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "input index out of range");
+    describe_value(&model->m->graph->values[model->inputs[i]], info);
+    return KILN_OK;
+}
+
+kiln_status kiln_model_output(const kiln_model *model, size_t i, kiln_value_info *info)
+{
+    const kn_graph *g = model->m->graph;
+    if (i >= (size_t)g->n_outputs)
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "output index out of range");
+    describe_value(&g->values[g->outputs[i]], info);
+    return KILN_OK;
+}
+
+kiln_status kiln_session_create(const kiln_model *model, kiln_session **out)
+{
+    if (!model || !out)
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_session_create: NULL argument");
+    kiln_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return fail(KILN_ERROR_NO_MEMORY, "out of memory");
+    s->model = model;
+    *out = s;
+    return KILN_OK;
+}
+
+void kiln_session_free(kiln_session *session) { free(session); }
+
+/* Turn the caller's tensors into executor inputs (in graph-input order), checking
+ * names, duplicates, dtypes, shapes and byte counts. */
+static int bind_caller_inputs(const kiln_model *km, const char *const *names,
+                              const kiln_tensor *inputs, size_t n, kn_tensor *views,
+                              const kn_tensor **ordered, kn_error *err)
+{
+    const kn_graph *g = km->m->graph;
+    kn_symbol_binding syms[64];
+    int n_syms = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!names || !names[i])
+            return kn_fail(err, KN_ERR_ARG, "input %zu has no name", i);
+        int slot = -1;
+        for (int k = 0; k < g->n_inputs; k++)
+            if (!strcmp(g->values[g->inputs[k]].name, names[i]))
+                slot = k;
+        if (slot < 0)
+            return kn_fail(err, KN_ERR_ARG, "model has no input named '%s'", names[i]);
+        if (ordered[slot])
+            return kn_fail(err, KN_ERR_ARG, "input '%s' given twice", names[i]);
+        const kiln_tensor *t = &inputs[i];
+        kn_tensor *v = &views[slot];
+        if (kn_tensor_set_shape(v, (kn_dtype)t->dtype, t->rank, t->shape, err))
+            return kn_error_prefix(err, "input '%s': ", names[i]);
+        if (t->nbytes && t->nbytes != v->nbytes)
+            return kn_fail(err, KN_ERR_ARG, "input '%s' has %zu bytes, its shape needs %zu",
+                           names[i], t->nbytes, v->nbytes);
+        if (!t->data && v->nbytes)
+            return kn_fail(err, KN_ERR_ARG, "input '%s' has no data", names[i]);
+        v->data = t->data;
+        v->owns_data = false;
+        if (kn_check_input(&g->values[g->inputs[slot]], v, syms, &n_syms, 64, err))
+            return err->code;
+        ordered[slot] = v;
+    }
+    for (int k = 0; k < km->n_inputs; k++) {
+        int v = km->inputs[k];
+        int slot = 0;
+        while (g->inputs[slot] != v)
+            slot++;
+        if (!ordered[slot])
+            return kn_fail(err, KN_ERR_ARG, "input '%s' was not provided", g->values[v].name);
+    }
+    return KN_OK;
+}
+
+kiln_status kiln_session_run(kiln_session *session, const char *const *names,
+                             const kiln_tensor *inputs, size_t n_inputs,
+                             kiln_tensor **outputs, size_t *n_outputs)
+{
+    if (!session || !outputs || !n_outputs || (n_inputs && !inputs))
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_session_run: NULL argument");
+    *outputs = NULL;
+    *n_outputs = 0;
+    const kn_graph *g = session->model->m->graph;
+    kn_error err = {0};
+    size_t ni = (size_t)(g->n_inputs ? g->n_inputs : 1), no = (size_t)(g->n_outputs ? g->n_outputs : 1);
+    kn_tensor *views = calloc(ni, sizeof *views);
+    const kn_tensor **ordered = calloc(ni, sizeof *ordered);
+    kn_tensor *outs = calloc(no, sizeof *outs);
+    kiln_tensor *res = calloc(no, sizeof *res);
+    int rc = (!views || !ordered || !outs || !res) ? kn_fail(&err, KN_ERR_NOMEM, "out of memory") : KN_OK;
+    if (!rc)
+        rc = bind_caller_inputs(session->model, names, inputs, n_inputs, views, ordered, &err);
+    if (!rc)
+        rc = kn_exec_graph(g, NULL, g->n_inputs, ordered, g->n_outputs, outs, &err);
+    if (!rc) {
+        for (int k = 0; k < g->n_outputs; k++) {
+            res[k].dtype = (kiln_dtype)outs[k].dtype;
+            res[k].rank = outs[k].rank;
+            memcpy(res[k].shape, outs[k].dims, sizeof(int64_t) * (size_t)outs[k].rank);
+            res[k].nbytes = outs[k].nbytes;
+            if (outs[k].owns_data) {
+                res[k].data = outs[k].data;
+            } else { /* never happens: exec returns owned outputs; stay safe */
+                res[k].data = malloc(outs[k].nbytes ? outs[k].nbytes : 1);
+                if (res[k].data && outs[k].nbytes)
+                    memcpy(res[k].data, outs[k].data, outs[k].nbytes);
+            }
+        }
+        *outputs = res;
+        *n_outputs = (size_t)g->n_outputs;
+        res = NULL;
+        last_error[0] = '\0';
+    }
+    free(views);
+    free(ordered);
+    free(outs);
+    free(res);
+    return rc ? report(&err) : KILN_OK;
+}
+
+void kiln_tensors_free(kiln_tensor *tensors, size_t n)
+{
+    if (!tensors)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(tensors[i].data);
+    free(tensors);
+}

@@ -1,0 +1,90 @@
+#!/bin/sh
+# test_cli.sh KILN REPO SHARED - runs the real kiln binary the way a user does and
+# checks exit codes and output, good paths and bad input alike.
+KILN=$1
+REPO=$2
+SHARED=$3
+EX=$REPO/examples/fmnist
+MODEL=$EX/fmnist_cnn.onnx
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect_ok NAME PATTERN CMD...: exit 0 and output matching PATTERN
+expect_ok() {
+    name=$1; pat=$2; shift 2
+    if "$@" >"$TMP/out" 2>&1 && grep -q -- "$pat" "$TMP/out"; then ok; else bad "$name"; cat "$TMP/out"; fi
+}
+# expect_err NAME PATTERN CMD...: non-zero exit (not a crash) and message matching PATTERN
+expect_err() {
+    name=$1; pat=$2; shift 2
+    "$@" >"$TMP/out" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q -- "$pat" "$TMP/out"; then ok; else bad "$name (rc=$rc)"; cat "$TMP/out"; fi
+}
+
+expect_ok "version" "kiln " "$KILN" version
+expect_ok "help" "usage" "$KILN" --help
+expect_err "unknown command" "unknown command" "$KILN" frobnicate
+
+# inspect
+expect_ok "inspect inputs" "image *float32\[batch,1,28,28\]" "$KILN" inspect "$MODEL"
+expect_ok "inspect ops" "Conv  *3" "$KILN" inspect "$MODEL"
+expect_ok "inspect params" "parameters: " "$KILN" inspect "$MODEL"
+expect_ok "inspect supported" "unsupported operators: none" "$KILN" inspect "$MODEL"
+expect_err "inspect missing file" "No such file" "$KILN" inspect "$TMP/nope.onnx"
+
+# run with a real input, outputs written as .npy
+expect_ok "run -i" "logits: float32\[16,10\]" "$KILN" run "$MODEL" -i image="$EX/fmnist_cnn.in.image.npy" -o "$TMP/out1"
+[ -s "$TMP/out1/logits.npy" ] && ok || bad "run wrote logits.npy"
+expect_ok "run --random --dim" "logits: float32\[3,10\]" "$KILN" run "$MODEL" --random --dim batch=3
+expect_err "run missing input" "not given" "$KILN" run "$MODEL"
+expect_err "run wrong input name" "no input named 'nope'" "$KILN" run "$MODEL" -i nope="$EX/fmnist_cnn.in.image.npy"
+expect_err "run bad -i syntax" "NAME=FILE" "$KILN" run "$MODEL" -i image
+expect_err "run missing npy" "No such file" "$KILN" run "$MODEL" -i image="$TMP/none.npy"
+
+# inputs of the wrong shape / dtype are refused with the reason
+python_free_npy() { # write a .npy: $1 path, $2 descr, $3 shape tuple, $4 data bytes
+    printf "\223NUMPY\001\000" >"$1"
+    hdr="{'descr': '$2', 'fortran_order': False, 'shape': $3, }"
+    len=$(( ${#hdr} + 1 ))
+    pad=$(( (64 - (10 + len) % 64) % 64 ))
+    total=$(( len + pad ))
+    printf "$(printf '\\%03o\\%03o' $((total % 256)) $((total / 256)))" >>"$1"
+    printf "%s%*s\n" "$hdr" "$pad" "" >>"$1"
+    head -c "$4" /dev/zero >>"$1"
+}
+python_free_npy "$TMP/small.npy" "<f4" "(1, 1, 5, 5)" 100
+expect_err "run wrong shape" "expects shape" "$KILN" run "$MODEL" -i image="$TMP/small.npy"
+python_free_npy "$TMP/ints.npy" "<i8" "(1, 1, 28, 28)" 6272
+expect_err "run wrong dtype" "expects dtype float32" "$KILN" run "$MODEL" -i image="$TMP/ints.npy"
+printf "garbage" >"$TMP/garbage.npy"
+expect_err "run corrupt npy" "not a .npy" "$KILN" run "$MODEL" -i image="$TMP/garbage.npy"
+
+# corrupt and truncated models
+head -c 3000 "$MODEL" >"$TMP/trunc.onnx"
+expect_err "truncated model" "trunc.onnx" "$KILN" run "$TMP/trunc.onnx" --random
+head -c 4096 /dev/urandom >"$TMP/random.onnx"
+expect_err "random bytes model" "random.onnx" "$KILN" inspect "$TMP/random.onnx"
+
+# eval: accuracy over labelled data
+FM=/usr/share/datasets/fashion-mnist
+if [ -f "$FM/t10k-images-idx3-ubyte.gz" ]; then
+    expect_ok "eval idx" "top-1 accuracy" "$KILN" eval "$MODEL" --data "$FM/t10k-images-idx3-ubyte.gz" \
+        --labels "$FM/t10k-labels-idx1-ubyte.gz" --normalize 0.2860,0.3530 --limit 1000
+    expect_err "eval label mismatch" "labels must be" "$KILN" eval "$MODEL" --data "$FM/t10k-images-idx3-ubyte.gz" \
+        --labels "$FM/train-labels-idx1-ubyte.gz"
+fi
+expect_err "eval missing args" "required" "$KILN" eval "$MODEL"
+
+# conformance runner on one real case, if the shared test data is there
+if [ -d "$SHARED/onnx-backend-tests/node/test_relu" ]; then
+    expect_ok "conformance one case" "1 passed, 0 failed, 0 skipped" "$KILN" conformance "$SHARED/onnx-backend-tests/node/test_relu"
+fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
