@@ -807,7 +807,10 @@ static int run_grid_sample(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 0);
     KN_REQUIRE_INPUT(c, 1);
     const kn_tensor *x = c->in[0], *grid = c->in[1];
-    if (!kn_dtype_is_float(x->dtype))
+    /* X: float types up to opset 19, any tensor type from 20 (computed in double) */
+    bool x_ok = kn_dtype_is_float(x->dtype) ||
+                (c->opset >= 20 && kn_dtype_supported(x->dtype) && kn_dtype_size(x->dtype) > 0);
+    if (!x_ok)
         return kn_unsupported_dtype(c, x->dtype);
     if (!kn_dtype_is_float(grid->dtype))
         return kn_unsupported_dtype(c, grid->dtype);
