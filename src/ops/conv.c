@@ -92,6 +92,9 @@ static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, c
         if (kn_attr_find(c->node, "kernel_shape") && g->k[i] != w->dims[i + 2])
             return kn_fail(c->err, KN_ERR_ARG, "kernel_shape does not match the weight shape");
         g->k[i] = w->dims[i + 2];
+        if (g->k[i] < 1 || g->k[i] > ATTR_MAX)
+            return kn_fail(c->err, KN_ERR_ARG, "%s weight has kernel size %lld on axis %d",
+                           c->node->op_type, (long long)g->k[i], i + 2);
     }
     if ((rc = spatial_ints(c, "strides", n, 1, 1, g->stride)) ||
         (rc = spatial_ints(c, "dilations", n, 1, 1, g->dil)))
@@ -578,6 +581,9 @@ static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, 
         if (kn_attr_find(c->node, "kernel_shape") && g->k[i] != w->dims[i + 2])
             return kn_fail(c->err, KN_ERR_ARG, "kernel_shape does not match the weight shape");
         g->k[i] = w->dims[i + 2];
+        if (g->k[i] < 1 || g->k[i] > ATTR_MAX)
+            return kn_fail(c->err, KN_ERR_ARG, "%s weight has kernel size %lld on axis %d",
+                           c->node->op_type, (long long)g->k[i], i + 2);
         int64_t in = x->dims[i + 2], ext = (g->k[i] - 1) * g->dil[i] + 1;
         int64_t full; /* unpadded output size */
         if (!kn_mul_ok(g->stride[i], in > 0 ? in - 1 : 0, &full) || full > ((int64_t)1 << 50))

@@ -238,6 +238,13 @@ static void test_conv_bad_inputs(void)
     kn_tensor w3 = tensor(KN_F32, 4, dw3, NULL);
     const kn_tensor *ins3[2] = {&x, &w3};
     CHECK_EQ_INT(run_node("Conv", 11, 2, ins3, 1, &y, 0, NULL, &err), KN_ERR_ARG);
+    /* a zero-sized kernel axis */
+    int64_t dw0[4] = {1, 3, 0, 3};
+    kn_tensor w0 = tensor(KN_F32, 4, dw0, NULL);
+    const kn_tensor *ins0[2] = {&x, &w0};
+    CHECK_EQ_INT(run_node("Conv", 11, 2, ins0, 1, &y, 0, NULL, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(run_node("ConvTranspose", 11, 2, ins0, 1, &y, 0, NULL, &err), KN_ERR_ARG);
+    kn_tensor_release(&w0);
     /* rank-2 input */
     const kn_tensor *ins4[2] = {&x2, &wbig};
     CHECK_EQ_INT(run_node("Conv", 11, 2, ins4, 1, &y, 0, NULL, &err), KN_ERR_ARG);
