@@ -760,7 +760,54 @@ static void test_gridsample_border_and_affine_grid(void)
     kn_tensor_release(&g3);
 }
 
-TEST_MAIN(TEST_CASE(test_conv_1d_pads_dilation_bias), TEST_CASE(test_conv_depthwise_same_lower_f16),
+/* NaN / huge coordinates and scales: clean errors or finite work, never UB */
+static void test_nan_and_huge_values(void)
+{
+    kn_error err;
+    kn_tensor y = {0};
+    float xv[6] = {1, 2, 3, 4, 5, 6};
+    int64_t dx[4] = {1, 1, 2, 3}, dg[4] = {1, 1, 2, 2}, d4[1] = {4};
+    kn_tensor x = tensor(KN_F32, 4, dx, xv);
+    float gv[4] = {NAN, NAN, INFINITY, -INFINITY};
+    kn_tensor grid = tensor(KN_F32, 4, dg, gv);
+    const char *pads[3] = {"zeros", "border", "reflection"};
+    const char *modes[3] = {"nearest", "linear", "cubic"};
+    for (int p = 0; p < 3; p++) {
+        for (int m = 0; m < 3; m++) {
+            op_attr at[] = {at_str("padding_mode", pads[p]), at_str("mode", modes[m])};
+            const kn_tensor *ins[2] = {&x, &grid};
+            CHECK_EQ_INT(run_node("GridSample", 20, 2, ins, 1, &y, 2, at, &err), KN_OK);
+            kn_tensor_release(&y);
+        }
+    }
+    float huge[4] = {1, 1, 1e30f, 1}, nan_s[4] = {1, 1, NAN, 1};
+    kn_tensor sh = tensor(KN_F32, 1, d4, huge), sn = tensor(KN_F32, 1, d4, nan_s);
+    const kn_tensor *ri[3] = {&x, NULL, &sh};
+    CHECK_EQ_INT(run_node("Resize", 13, 3, ri, 1, &y, 0, NULL, &err), KN_ERR_ARG);
+    ri[2] = &sn;
+    CHECK_EQ_INT(run_node("Resize", 13, 3, ri, 1, &y, 0, NULL, &err), KN_ERR_ARG);
+    float rois[4] = {NAN, 0, 1e30f, INFINITY};
+    int64_t dr[2] = {1, 4}, db[1] = {1}, bi[1] = {0};
+    kn_tensor r = tensor(KN_F32, 2, dr, rois), b = tensor(KN_I64, 1, db, bi);
+    const kn_tensor *rin[3] = {&x, &r, &b};
+    op_attr mx[] = {at_str("mode", "max")};
+    CHECK_EQ_INT(run_node("RoiAlign", 16, 3, rin, 1, &y, 0, NULL, &err), KN_OK);
+    kn_tensor_release(&y);
+    CHECK_EQ_INT(run_node("RoiAlign", 16, 3, rin, 1, &y, 1, mx, &err), KN_OK);
+    kn_tensor_release(&y);
+    int64_t big[2] = {(int64_t)1 << 40, 1};
+    op_attr kbig[] = {at_ints("kernel_shape", 2, big)};
+    const kn_tensor *pin[1] = {&x};
+    CHECK_EQ_INT(run_node("MaxPool", 12, 1, pin, 1, &y, 1, kbig, &err), KN_ERR_ARG);
+    kn_tensor_release(&x);
+    kn_tensor_release(&grid);
+    kn_tensor_release(&sh);
+    kn_tensor_release(&sn);
+    kn_tensor_release(&r);
+    kn_tensor_release(&b);
+}
+
+TEST_MAIN(TEST_CASE(test_nan_and_huge_values), TEST_CASE(test_conv_1d_pads_dilation_bias), TEST_CASE(test_conv_depthwise_same_lower_f16),
           TEST_CASE(test_conv_f64_strided_3d), TEST_CASE(test_conv_empty_batch),
           TEST_CASE(test_conv_bad_inputs),
           TEST_CASE(test_conv_chunked_matches_direct),
