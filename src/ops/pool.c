@@ -69,7 +69,7 @@ static int64_t pool_out_len(int64_t in, int64_t pb, int64_t pe, int64_t ext, int
 }
 
 /* kernel_shape, strides, dilations, pads/auto_pad, ceil_mode -> geometry.
- * with_dil: whether the op has a dilations attribute at this opset. */
+ * Attributes an older opset lacks (dilations, ceil_mode) are simply absent. */
 static int pool_geometry(kn_op_ctx *c, const kn_tensor *x, pool_geom *g)
 {
     int rc;
