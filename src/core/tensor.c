@@ -17,15 +17,22 @@ bool kn_mul_ok(int64_t a, int64_t b, int64_t *out)
 
 int kn_shape_numel(int rank, const int64_t *dims, int64_t *numel, kn_error *err)
 {
+    /* The product of the non-zero dims must fit even when a zero dim makes the
+     * tensor empty, so stride arithmetic on any accepted shape cannot overflow. */
     int64_t n = 1;
+    bool empty = false;
     for (int i = 0; i < rank; i++) {
         if (dims[i] < 0)
             return kn_fail(err, KN_ERR_ARG, "negative dimension %lld at axis %d",
                            (long long)dims[i], i);
+        if (dims[i] == 0) {
+            empty = true;
+            continue;
+        }
         if (!kn_mul_ok(n, dims[i], &n))
             return kn_fail(err, KN_ERR_NOMEM, "tensor element count overflows");
     }
-    *numel = n;
+    *numel = empty ? 0 : n;
     return KN_OK;
 }
 

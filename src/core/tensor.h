@@ -7,8 +7,9 @@
 #include "core/error.h"
 
 #define KN_MAX_RANK 12
-/* Refuse tensors larger than this many bytes (guards against absurd dims). */
-#define KN_MAX_TENSOR_BYTES ((size_t)1 << 40)
+/* Refuse tensors larger than this many bytes (guards against absurd dims in
+ * corrupt models: a tiny Expand/Tile/ConstantOfShape must not ask for a terabyte). */
+#define KN_MAX_TENSOR_BYTES ((size_t)8 << 30)
 
 /* What a value record holds.  Almost everything is a dense tensor; ONNX sequences
  * and optionals are records whose `items` hold their element tensors. */
@@ -33,7 +34,8 @@ typedef struct kn_tensor {
 
 /* a*b with overflow check; returns false on overflow or negative operands. */
 bool kn_mul_ok(int64_t a, int64_t b, int64_t *out);
-/* Product of dims into *numel; fails (KN_ERR_ARG) on negative dims or overflow. */
+/* Product of dims into *numel; fails (KN_ERR_ARG) on negative dims, and on overflow
+ * of the product of the non-zero dims (even when a zero dim makes numel 0). */
 int kn_shape_numel(int rank, const int64_t *dims, int64_t *numel, kn_error *err);
 
 /* Set dtype/rank/dims/numel/nbytes (no allocation).  Checks overflow and the byte cap. */
