@@ -246,79 +246,80 @@ static int le_find(kn_op_ctx *c, const char *prefix, le_list *l)
     return KN_OK;
 }
 
-/* Key lookup table: key indices sorted by key (then by position), NaN keys apart. */
+/* One key with its position: integer keys compare as ki, float keys as kf. */
+typedef struct le_entry {
+    int64_t ki;
+    double kf;
+    int64_t pos;
+} le_entry;
+
+/* Key lookup table: keys sorted by (key, position), NaN keys apart. */
 typedef struct le_table {
-    const le_list *keys;
     bool int_keys;
-    int64_t *order, n;  /* non-NaN keys */
-    int64_t nan_idx;    /* last NaN key, or -1 */
+    le_entry *e;
+    int64_t n;          /* non-NaN keys */
+    int64_t nan_idx;    /* position of the last NaN key, or -1 */
 } le_table;
 
-static const le_table *le_sort_tab;
-
-static int le_cmp(const void *pa, const void *pb)
+static int le_cmp_pos(const le_entry *a, const le_entry *b)
 {
-    int64_t a = *(const int64_t *)pa, b = *(const int64_t *)pb;
-    const le_list *k = le_sort_tab->keys;
-    if (le_sort_tab->int_keys) {
-        int64_t ka = le_i64(k, a), kb = le_i64(k, b);
-        if (ka != kb)
-            return ka < kb ? -1 : 1;
-    } else {
-        double ka = le_f64(k, a), kb = le_f64(k, b);
-        if (ka != kb)
-            return ka < kb ? -1 : 1;
-    }
-    return (a > b) - (a < b);
+    return (a->pos > b->pos) - (a->pos < b->pos);
 }
 
-/* Compares key at position `pos` with the probe (int or double). */
-static int le_key_cmp(const le_table *t, int64_t pos, int64_t pi, double pf)
+static int le_cmp_int(const void *pa, const void *pb)
 {
-    if (t->int_keys) {
-        int64_t k = le_i64(t->keys, pos);
-        return k < pi ? -1 : k > pi;
-    }
-    double k = le_f64(t->keys, pos);
-    return k < pf ? -1 : k > pf;
+    const le_entry *a = pa, *b = pb;
+    return a->ki != b->ki ? (a->ki < b->ki ? -1 : 1) : le_cmp_pos(a, b);
 }
 
-/* Index of the last key equal to the probe, or -1. */
+static int le_cmp_float(const void *pa, const void *pb)
+{
+    const le_entry *a = pa, *b = pb;
+    return a->kf != b->kf ? (a->kf < b->kf ? -1 : 1) : le_cmp_pos(a, b);
+}
+
+/* Compares entry e's key with the probe (int or double). */
+static int le_key_cmp(const le_table *t, const le_entry *e, int64_t pi, double pf)
+{
+    if (t->int_keys)
+        return e->ki < pi ? -1 : e->ki > pi;
+    return e->kf < pf ? -1 : e->kf > pf;
+}
+
+/* Position of the last key equal to the probe, or -1. */
 static int64_t le_lookup(const le_table *t, int64_t pi, double pf)
 {
     if (!t->int_keys && isnan(pf))
         return t->nan_idx;
-    int64_t lo = 0, hi = t->n; /* first position whose key is greater than the probe */
+    int64_t lo = 0, hi = t->n; /* first entry whose key is greater than the probe */
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if (le_key_cmp(t, t->order[mid], pi, pf) <= 0)
+        if (le_key_cmp(t, &t->e[mid], pi, pf) <= 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo == 0 || le_key_cmp(t, t->order[lo - 1], pi, pf) != 0)
+    if (lo == 0 || le_key_cmp(t, &t->e[lo - 1], pi, pf) != 0)
         return -1;
-    return t->order[lo - 1];
+    return t->e[lo - 1].pos;
 }
 
 static int le_build(kn_op_ctx *c, const le_list *keys, le_table *t)
 {
-    t->keys = keys;
     t->int_keys = le_is_int(keys->dtype);
     t->nan_idx = -1;
     t->n = 0;
-    t->order = malloc((size_t)(keys->n > 0 ? keys->n : 1) * sizeof(int64_t));
-    if (!t->order)
+    t->e = malloc((size_t)(keys->n > 0 ? keys->n : 1) * sizeof *t->e);
+    if (!t->e)
         return kn_fail(c->err, KN_ERR_NOMEM, "LabelEncoder: out of memory");
     for (int64_t i = 0; i < keys->n; i++) {
-        if (!t->int_keys && isnan(le_f64(keys, i)))
+        le_entry e = {t->int_keys ? le_i64(keys, i) : 0, t->int_keys ? 0.0 : le_f64(keys, i), i};
+        if (!t->int_keys && isnan(e.kf))
             t->nan_idx = i;
         else
-            t->order[t->n++] = i;
+            t->e[t->n++] = e;
     }
-    le_sort_tab = t;
-    qsort(t->order, (size_t)t->n, sizeof(int64_t), le_cmp);
-    le_sort_tab = NULL;
+    qsort(t->e, (size_t)t->n, sizeof *t->e, t->int_keys ? le_cmp_int : le_cmp_float);
     return KN_OK;
 }
 
@@ -377,7 +378,7 @@ static int run_label_encoder(kn_op_ctx *c)
         else
             kn_store_f64(o->data, o->dtype, (size_t)i, k < 0 ? df : le_f64(&vals, k));
     }
-    free(tab.order);
+    free(tab.e);
     return o ? KN_OK : c->err->code;
 }
 
