@@ -1,8 +1,9 @@
 /* ml.c - operator family 'ml': the ai.onnx.ml domain (classic machine learning).
  *   ArrayFeatureExtractor, Binarizer, LabelEncoder (numeric keys and values only:
  *   kiln holds no string tensors), Normalizer, Scaler, LinearRegressor,
- *   TreeEnsemble (ai.onnx.ml opset 5) and TreeEnsembleRegressor (opsets 1/3).
- * Both tree operators are evaluated by one engine (te_model): interior nodes with
+ *   LinearClassifier (integer labels), TreeEnsemble (ai.onnx.ml opset 5),
+ *   TreeEnsembleRegressor and TreeEnsembleClassifier (3+ classes, integer labels).
+ * The tree operators are all evaluated by one engine (te_model): interior nodes with
  * a comparison mode, feature and split value, and leaves holding a list of
  * (target, weight) votes, aggregated per target and then post-transformed.
  * String labels, maps and ZipMap are not supported (KN_ERR_UNSUPPORTED). */
@@ -80,6 +81,16 @@ static void apply_post_transform(double *v, int64_t n, int pt)
         break;
     default: break;
     }
+}
+
+/* Index of the largest of v[0..n) (the first on ties). */
+static int64_t argmax_row(const double *v, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
 }
 
 /* Numeric input dtypes of most ai.onnx.ml operators. */
@@ -499,6 +510,67 @@ static int run_linear_regressor(kn_op_ctx *c)
     return KN_OK;
 }
 
+/* ================================================================ LinearClassifier */
+
+static int class_labels(kn_op_ctx *c, const int64_t **labels, int64_t *n);
+
+/* Scores of row r: coefficient rows (nrow of them) times x plus intercepts; with a
+ * single row and two labels the scores are [-s, s]. */
+static void linear_scores(const kn_tensor *x, int64_t r, int64_t cols, const float *coef, int64_t nrow,
+                          int64_t nlab, const float *icpt, int nicpt, double *row)
+{
+    for (int64_t k = 0; k < nrow; k++) {
+        double s = nicpt > 0 ? icpt[k] : 0.0;
+        for (int64_t j = 0; j < cols; j++)
+            s += coef[k * cols + j] * kn_load_f64(x->data, x->dtype, (size_t)(r * cols + j));
+        row[k] = s;
+    }
+    if (nrow == 1 && nlab == 2) {
+        row[1] = row[0];
+        row[0] = -row[1];
+    }
+}
+
+static int run_linear_classifier(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    if (!ml_numeric(x->dtype))
+        return kn_unsupported_dtype(c, x->dtype);
+    const int64_t *labels;
+    int64_t rows, cols, nlab;
+    int pt, rc = ml_rows(c, x, &rows, &cols);
+    if (rc || (rc = post_transform_of(c, &pt)) || (rc = class_labels(c, &labels, &nlab)))
+        return rc;
+    const float *coef, *icpt;
+    int ncoef = kn_attr_floats(c->node, "coefficients", &coef);
+    int nicpt = kn_attr_floats(c->node, "intercepts", &icpt);
+    int64_t nrow = cols > 0 && ncoef > 0 ? ncoef / cols : 0;
+    if (nrow < 1 || nrow * cols != ncoef)
+        return kn_fail(c->err, KN_ERR_ARG, "LinearClassifier: %d coefficients do not fit %lld features",
+                       ncoef < 0 ? 0 : ncoef, (long long)cols);
+    if (nrow != nlab && !(nrow == 1 && nlab == 2))
+        return kn_fail(c->err, KN_ERR_ARG, "LinearClassifier: %lld coefficient rows for %lld class labels",
+                       (long long)nrow, (long long)nlab);
+    if (nicpt > 0 && nicpt != nrow)
+        return kn_fail(c->err, KN_ERR_ARG, "LinearClassifier needs %lld intercepts, got %d", (long long)nrow, nicpt);
+    int64_t dims[2] = {rows, nlab};
+    kn_tensor *y = kn_op_output(c, 0, KN_I64, 1, dims);
+    kn_tensor *z = y ? kn_op_output(c, 1, KN_F32, 2, dims) : NULL;
+    double *row = z ? malloc((size_t)nlab * sizeof(double)) : NULL;
+    if (!row)
+        return z ? kn_fail(c->err, KN_ERR_NOMEM, "LinearClassifier: out of memory") : c->err->code;
+    for (int64_t r = 0; r < rows; r++) {
+        linear_scores(x, r, cols, coef, nrow, nlab, icpt, nicpt, row);
+        apply_post_transform(row, nlab, pt);
+        ((int64_t *)y->data)[r] = labels[argmax_row(row, nlab)];
+        for (int64_t k = 0; k < nlab; k++)
+            ((float *)z->data)[r * nlab + k] = (float)row[k];
+    }
+    free(row);
+    return KN_OK;
+}
+
 /* ================================================================ tree ensembles */
 
 enum { TE_LEQ, TE_LT, TE_GTE, TE_GT, TE_EQ, TE_NEQ, TE_MEMBER };
@@ -621,8 +693,10 @@ static int te_eval_row(const te_model *m, const double *x, double *acc, bool *hi
     return KN_OK;
 }
 
-/* Runs the model over X [N, F] (or [F]) into output 0 of dtype out_dt, [N, n_targets]. */
-static int te_run(kn_op_ctx *c, const te_model *m, kn_dtype out_dt)
+/* Runs the model over X [N, F] (or [F]): scores [N, n_targets] of dtype out_dt into
+ * output score_out; with labels (n_targets of them), output 0 receives the int64
+ * label of each row's best score. */
+static int te_run(kn_op_ctx *c, const te_model *m, kn_dtype out_dt, int score_out, const int64_t *labels)
 {
     const kn_tensor *x = c->in[0];
     int64_t rows, cols;
@@ -633,8 +707,9 @@ static int te_run(kn_op_ctx *c, const te_model *m, kn_dtype out_dt)
         return kn_fail(c->err, KN_ERR_ARG, "%s uses feature %lld but the input has %lld features",
                        c->node->op_type, (long long)m->max_feature, (long long)cols);
     int64_t dims[2] = {rows, m->n_targets};
-    kn_tensor *o = kn_op_output(c, 0, out_dt, 2, dims);
-    if (!o)
+    kn_tensor *o = kn_op_output(c, score_out, out_dt, 2, dims);
+    kn_tensor *lab = labels && o ? kn_op_output(c, 0, KN_I64, 1, dims) : NULL;
+    if (!o || (labels && !lab))
         return c->err->code;
     size_t nt = (size_t)m->n_targets, nc = (size_t)(cols > 0 ? cols : 1);
     double *xr = malloc(nc * sizeof(double)), *acc = malloc(nt * sizeof(double));
@@ -647,6 +722,8 @@ static int te_run(kn_op_ctx *c, const te_model *m, kn_dtype out_dt)
         rc = te_eval_row(m, xr, acc, hit, c->err);
         for (int64_t t = 0; !rc && t < m->n_targets; t++)
             kn_store_f64(o->data, out_dt, (size_t)(r * m->n_targets + t), acc[t]);
+        if (!rc && lab)
+            ((int64_t *)lab->data)[r] = labels[argmax_row(acc, m->n_targets)];
     }
     free(xr);
     free(acc);
@@ -829,7 +906,7 @@ static int run_tree_ensemble(kn_op_ctx *c)
     te_model m = {0};
     int rc = te5_build(c, &m);
     if (!rc)
-        rc = te_run(c, &m, dt);
+        rc = te_run(c, &m, dt, 0, NULL);
     te_free(&m);
     return rc;
 }
@@ -888,8 +965,16 @@ typedef struct te_legacy {
     const kn_tensor *vw_t;
 } te_legacy;
 
-static int legacy_read(kn_op_ctx *c, te_legacy *L)
+/* Reads the nodes_* attributes and the votes <vp>treeids, <vp>nodeids, <vp>ids and
+ * <vp>weights (vp: "target_" for the regressor, "class_" for the classifier). */
+static int legacy_read(kn_op_ctx *c, const char *vp, te_legacy *L)
 {
+    char nt[32], nn[32], ni[32], nw[40], nwt[48];
+    snprintf(nt, sizeof nt, "%streeids", vp);
+    snprintf(nn, sizeof nn, "%snodeids", vp);
+    snprintf(ni, sizeof ni, "%sids", vp);
+    snprintf(nw, sizeof nw, "%sweights", vp);
+    snprintf(nwt, sizeof nwt, "%sweights_as_tensor", vp);
     memset(L, 0, sizeof *L);
     int n = kn_attr_ints(c->node, "nodes_treeids", &L->treeids);
     L->n = n;
@@ -912,20 +997,19 @@ static int legacy_read(kn_op_ctx *c, te_legacy *L)
     if (!ok)
         return kn_fail(c->err, KN_ERR_ARG, "%s: nodes_* attributes are missing or of different lengths",
                        c->node->op_type);
-    int nv = kn_attr_ints(c->node, "target_treeids", &L->vtree);
+    int nv = kn_attr_ints(c->node, nt, &L->vtree);
     L->nv = nv < 0 ? 0 : nv;
-    ok = nv < 0 || (kn_attr_ints(c->node, "target_nodeids", &L->vnode) == nv &&
-                    kn_attr_ints(c->node, "target_ids", &L->vid) == nv);
+    ok = nv < 0 || (kn_attr_ints(c->node, nn, &L->vnode) == nv && kn_attr_ints(c->node, ni, &L->vid) == nv);
     if (ok && nv > 0) {
-        if (kn_attr_floats(c->node, "target_weights", &L->vw) != nv) {
+        if (kn_attr_floats(c->node, nw, &L->vw) != nv) {
             L->vw = NULL;
-            L->vw_t = kn_attr_tensor(c->node, "target_weights_as_tensor");
+            L->vw_t = kn_attr_tensor(c->node, nwt);
             ok = L->vw_t && L->vw_t->numel == nv && kn_dtype_is_float(L->vw_t->dtype);
         }
     }
     if (!ok)
-        return kn_fail(c->err, KN_ERR_ARG, "%s: target_* attributes are missing or of different lengths",
-                       c->node->op_type);
+        return kn_fail(c->err, KN_ERR_ARG, "%s: %s* attributes are missing or of different lengths",
+                       c->node->op_type, vp);
     return KN_OK;
 }
 
@@ -1057,13 +1141,15 @@ static int legacy_aggregate(kn_op_ctx *c, te_model *m)
     return post_transform_of(c, &m->pt);
 }
 
-static int legacy_build(kn_op_ctx *c, te_model *m)
+/* Builds the model of a TreeEnsembleRegressor, or of a TreeEnsembleClassifier with
+ * n_classes classes (n_classes > 0). */
+static int legacy_build(kn_op_ctx *c, te_model *m, int64_t n_classes)
 {
     te_legacy L;
-    int rc = legacy_read(c, &L);
+    int rc = legacy_read(c, n_classes > 0 ? "class_" : "target_", &L);
     if (rc || (rc = legacy_aggregate(c, m)))
         return rc;
-    m->n_targets = kn_attr_int(c->node, "n_targets", 1);
+    m->n_targets = n_classes > 0 ? n_classes : kn_attr_int(c->node, "n_targets", 1);
     if (m->n_targets < 1 || m->n_targets > (1 << 24))
         return kn_fail(c->err, KN_ERR_ARG, "%s n_targets must be a positive count", c->node->op_type);
     size_t nn = (size_t)(L.n > 0 ? L.n : 1);
@@ -1108,9 +1194,48 @@ static int run_tree_ensemble_regressor(kn_op_ctx *c)
     if (!ml_numeric(c->in[0]->dtype))
         return kn_unsupported_dtype(c, c->in[0]->dtype);
     te_model m = {0};
-    int rc = legacy_build(c, &m);
+    int rc = legacy_build(c, &m, 0);
     if (!rc)
-        rc = te_run(c, &m, KN_F32);
+        rc = te_run(c, &m, KN_F32, 0, NULL);
+    te_free(&m);
+    return rc;
+}
+
+/* Integer class labels of a classifier (string labels are not supported). */
+static int class_labels(kn_op_ctx *c, const int64_t **labels, int64_t *n)
+{
+    if (kn_attr_find(c->node, "classlabels_strings"))
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "%s with string class labels is not supported",
+                       c->node->op_type);
+    int k = kn_attr_ints(c->node, "classlabels_int64s", labels);
+    if (k < 0)
+        k = kn_attr_ints(c->node, "classlabels_ints", labels);
+    if (k < 1)
+        return kn_fail(c->err, KN_ERR_MODEL, "%s needs integer class labels", c->node->op_type);
+    *n = k;
+    return KN_OK;
+}
+
+/* TreeEnsembleClassifier with 3 or more classes: scores are summed votes plus
+ * base values, post-transformed; the label is the best class.  The binary
+ * encodings (one or two classes, scores derived from one column) are runtime
+ * specific and not supported. */
+static int run_tree_ensemble_classifier(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    if (!ml_numeric(c->in[0]->dtype))
+        return kn_unsupported_dtype(c, c->in[0]->dtype);
+    const int64_t *labels;
+    int64_t n;
+    int rc = class_labels(c, &labels, &n);
+    if (rc)
+        return rc;
+    if (n < 3)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "binary TreeEnsembleClassifier is not supported");
+    te_model m = {0};
+    rc = legacy_build(c, &m, n);
+    if (!rc)
+        rc = te_run(c, &m, KN_F32, 1, labels);
     te_free(&m);
     return rc;
 }
@@ -1122,7 +1247,9 @@ const kn_op_def kn_ops_ml[] = {
     {ML_DOMAIN, "Normalizer", 1, run_normalizer, NULL, NULL},
     {ML_DOMAIN, "Scaler", 1, run_scaler, NULL, NULL},
     {ML_DOMAIN, "LinearRegressor", 1, run_linear_regressor, NULL, NULL},
+    {ML_DOMAIN, "LinearClassifier", 1, run_linear_classifier, NULL, NULL},
     {ML_DOMAIN, "TreeEnsemble", 5, run_tree_ensemble, NULL, NULL},
     {ML_DOMAIN, "TreeEnsembleRegressor", 1, run_tree_ensemble_regressor, NULL, NULL},
+    {ML_DOMAIN, "TreeEnsembleClassifier", 1, run_tree_ensemble_classifier, NULL, NULL},
     {0},
 };

@@ -732,9 +732,90 @@ static void test_ml_small_ops(void)
     kn_tensor_release(&x);
 }
 
+static void test_classifiers(void)
+{
+    kn_error err;
+    kn_tensor y[2] = {{0}};
+    kn_tensor x = mk(KN_F32, 2, (int64_t[]){2, 2}, (double[]){1, 0, 0, 2});
+    /* LinearClassifier, three classes, SOFTMAX */
+    float coef[6] = {1, 0, 0, 1, -1, -1};
+    int64_t labels[3] = {10, 20, 30};
+    tnode l = node("LinearClassifier", ML, 1, 2);
+    l.in[0] = &x;
+    l.n_in = 1;
+    attr_floats(&l, "coefficients", 6, coef);
+    attr_ints(&l, "classlabels_ints", 3, labels);
+    attr_s(&l, "post_transform", "SOFTMAX");
+    CHECK_EQ_INT(run_node(&l, y, &err), KN_OK);
+    CHECK_EQ_INT(((int64_t *)y[0].data)[0], 10);
+    CHECK_EQ_INT(((int64_t *)y[0].data)[1], 20);
+    double e1 = exp(1.0), e0 = 1.0, em = exp(-1.0);
+    CHECK_NEAR(at(&y[1], 0), e1 / (e1 + e0 + em), 1e-6);
+    release_all(y, 2);
+    /* binary with one coefficient row: scores [-s, s] */
+    float coef1[2] = {1, -1};
+    int64_t lab2[2] = {0, 1};
+    tnode b = node("LinearClassifier", ML, 1, 2);
+    b.in[0] = &x;
+    b.n_in = 1;
+    attr_floats(&b, "coefficients", 2, coef1);
+    attr_ints(&b, "classlabels_ints", 2, lab2);
+    CHECK_EQ_INT(run_node(&b, y, &err), KN_OK);
+    CHECK_EQ_INT(((int64_t *)y[0].data)[0], 1);
+    CHECK_EQ_INT(((int64_t *)y[0].data)[1], 0);
+    CHECK_NEAR(at(&y[1], 0), -1.0, 0);
+    CHECK_NEAR(at(&y[1], 3), -2.0, 0);
+    release_all(y, 2);
+    /* string labels are unsupported */
+    const char *sl[2] = {"a", "b"};
+    b.attrs[1] = (kn_attr){0};
+    b.attrs[1].name = "classlabels_strings";
+    b.attrs[1].type = KN_ATTR_STRINGS;
+    b.attrs[1].n = 2;
+    b.attrs[1].strings = sl;
+    CHECK_EQ_INT(run_node(&b, y, &err), KN_ERR_UNSUPPORTED);
+
+    /* TreeEnsembleClassifier: one stump over x[0] <= 0.5, three classes, base values */
+    int64_t treeids[3] = {0, 0, 0}, nodeids[3] = {0, 1, 2}, feat[3] = {0, 0, 0};
+    int64_t tru[3] = {1, 0, 0}, fal[3] = {2, 0, 0};
+    const char *modes[3] = {"BRANCH_LEQ", "LEAF", "LEAF"};
+    float values[3] = {0.5f, 0, 0};
+    int64_t ctree[3] = {0, 0, 0}, cnode[3] = {1, 2, 2}, cid[3] = {2, 0, 1};
+    float cw[3] = {1.0f, 0.25f, 0.5f}, base[3] = {0, 0, 0.125f};
+    tnode t = node("TreeEnsembleClassifier", ML, 3, 2);
+    t.in[0] = &x;
+    t.n_in = 1;
+    attr_ints(&t, "nodes_treeids", 3, treeids);
+    attr_ints(&t, "nodes_nodeids", 3, nodeids);
+    attr_ints(&t, "nodes_featureids", 3, feat);
+    attr_ints(&t, "nodes_truenodeids", 3, tru);
+    attr_ints(&t, "nodes_falsenodeids", 3, fal);
+    attr_strs(&t, "nodes_modes", 3, modes);
+    attr_floats(&t, "nodes_values", 3, values);
+    attr_ints(&t, "class_treeids", 3, ctree);
+    attr_ints(&t, "class_nodeids", 3, cnode);
+    attr_ints(&t, "class_ids", 3, cid);
+    attr_floats(&t, "class_weights", 3, cw);
+    attr_floats(&t, "base_values", 3, base);
+    attr_ints(&t, "classlabels_int64s", 3, labels);
+    CHECK_EQ_INT(run_node(&t, y, &err), KN_OK);
+    /* row 0: x0 = 1 > 0.5 -> leaf 2: [0.25, 0.5, 0.125] -> label 20 */
+    CHECK_EQ_INT(((int64_t *)y[0].data)[0], 20);
+    CHECK_NEAR(at(&y[1], 0), 0.25, 0);
+    CHECK_NEAR(at(&y[1], 2), 0.125, 0);
+    /* row 1: x0 = 0 -> leaf 1: [0, 0, 1.125] -> label 30 */
+    CHECK_EQ_INT(((int64_t *)y[0].data)[1], 30);
+    CHECK_NEAR(at(&y[1], 5), 1.125, 0);
+    release_all(y, 2);
+    /* class id out of range */
+    cid[0] = 3;
+    CHECK_EQ_INT(run_node(&t, y, &err), KN_ERR_ARG);
+    kn_tensor_release(&x);
+}
+
 TEST_MAIN(TEST_CASE(test_adam_two_tensors), TEST_CASE(test_momentum_modes), TEST_CASE(test_nms_edges),
           TEST_CASE(test_col2im_int_strided), TEST_CASE(test_random_normal_uniform),
           TEST_CASE(test_bernoulli_props), TEST_CASE(test_multinomial_freq),
           TEST_CASE(test_label_encoder_numeric), TEST_CASE(test_array_feature_extractor),
           TEST_CASE(test_tree_ensemble_v5), TEST_CASE(test_tree_ensemble_regressor_legacy),
-          TEST_CASE(test_ml_small_ops))
+          TEST_CASE(test_ml_small_ops), TEST_CASE(test_classifiers))
