@@ -1025,9 +1025,9 @@ static int run_col2im(kn_op_ctx *c)
     kn_tensor *o = kn_op_output(c, 0, x->dtype, 2 + g.n, dims);
     if (!o)
         return c->err->code;
-    int64_t img = dims[1] ? o->numel / (dims[0] * dims[1]) : 0;
     if (o->numel == 0 || x->numel == 0)
         return KN_OK;
+    int64_t img = o->numel / (dims[0] * dims[1]);
     bool exact = kn_dtype_is_int(x->dtype) || x->dtype == KN_BOOL;
     double *accf = exact ? NULL : malloc((size_t)img * sizeof(double));
     int64_t *acci = exact ? malloc((size_t)img * sizeof(int64_t)) : NULL;

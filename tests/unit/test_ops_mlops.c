@@ -346,6 +346,13 @@ static void test_col2im_int_strided(void)
     int64_t bad_strides[2] = {1, 1}, zero[2] = {0, 1};
     CHECK_EQ_INT(col2im(&x, image, block, 2, bad_strides, dil, pads, &y, &err), KN_ERR_ARG);
     CHECK_EQ_INT(col2im(&x, image, block, 2, zero, dil, pads, &y, &err), KN_ERR_ARG);
+    /* an empty batch gives an empty output */
+    kn_tensor x0 = mk(KN_F32, 3, (int64_t[]){0, 2, 3}, NULL);
+    CHECK_EQ_INT(col2im(&x0, image, block, 2, strides, dil, pads, &y, &err), KN_OK);
+    CHECK_EQ_INT(y.numel, 0);
+    CHECK_EQ_INT(y.dims[1], 1);
+    kn_tensor_release(&y);
+    kn_tensor_release(&x0);
     /* block larger than the padded image */
     int64_t big[2] = {1, 9};
     CHECK_EQ_INT(col2im(&x, image, big, 2, NULL, NULL, NULL, &y, &err), KN_ERR_ARG);
