@@ -870,11 +870,11 @@ static int te5_build(kn_op_ctx *c, te_model *m)
         return rc;
     for (int64_t i = 0; i < n; i++) {
         int64_t md = kn_load_i64(modes->data, modes->dtype, (size_t)i);
+        if (tru[i] < 0 || fal[i] < 0 || tru[i] >= (tleaf[i] ? nl : n) || fal[i] >= (fleaf[i] ? nl : n))
+            return kn_fail(c->err, KN_ERR_ARG, "TreeEnsemble: child index out of range at node %lld", (long long)i);
         m->feat[i] = feat[i];
         m->tru[i] = tleaf[i] ? -(tru[i] + 1) : tru[i];
         m->fal[i] = fleaf[i] ? -(fal[i] + 1) : fal[i];
-        if (tru[i] < 0 || fal[i] < 0)
-            return kn_fail(c->err, KN_ERR_ARG, "TreeEnsemble: negative child index at node %lld", (long long)i);
         m->mode[i] = (uint8_t)(md < 0 || md > TE_MEMBER ? 255 : md);
         m->miss[i] = miss && miss[i];
         m->split[i] = kn_load_f64(splits->data, splits->dtype, (size_t)i);
