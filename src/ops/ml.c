@@ -358,6 +358,8 @@ static int run_label_encoder(kn_op_ctx *c)
 {
     KN_REQUIRE_INPUT(c, 0);
     const kn_tensor *x = c->in[0];
+    if (c->opset < 2)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "LabelEncoder-1 maps strings, which kiln does not support");
     le_list keys, vals;
     int rc = le_find(c, "keys_", &keys);
     if (rc || (rc = le_find(c, "values_", &vals)))
