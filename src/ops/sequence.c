@@ -10,6 +10,7 @@
  * sequence length and item dtypes against the sequence's element dtype. */
 #include "ops/op_util.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,7 +246,10 @@ static int concat_shape(kn_op_ctx *c, const kn_tensor *seq, int axis, bool new_a
             if ((new_axis || d != axis) && t->dims[d] != first->dims[d])
                 return kn_fail(c->err, KN_ERR_ARG, "ConcatFromSequence: item %d has dim %lld on axis %d, "
                                "item 0 has %lld", k, (long long)t->dims[d], d, (long long)first->dims[d]);
-        total += new_axis ? 1 : t->dims[axis];
+        int64_t add = new_axis ? 1 : t->dims[axis];
+        if (add > INT64_MAX - total)
+            return kn_fail(c->err, KN_ERR_ARG, "ConcatFromSequence: concatenated axis length overflows");
+        total += add;
     }
     *rank = new_axis ? r + 1 : r;
     for (int d = 0, s = 0; d < *rank; d++) {
