@@ -541,18 +541,93 @@ static int run_optional_get_element(kn_op_ctx *c)
     return output_value_copy(c, 0, &t->items[0]);
 }
 
+/* ---- static type inference (best effort; element shapes left unknown) ---- */
+
+/* Output 0 of kind `kind` with element dtype dt (nothing when dt is unknown). */
+static int infer_set(kn_infer_ctx *ic, kn_type_kind kind, kn_dtype dt, int rank)
+{
+    if (ic->n_out < 1 || dt == KN_UNDEFINED)
+        return KN_OK;
+    ic->out[0].kind = kind;
+    ic->out[0].dtype = dt;
+    ic->out[0].rank = rank;
+    for (int d = 0; d < rank; d++) {
+        ic->out[0].dims[d].value = -1;
+        ic->out[0].dims[d].param = NULL;
+    }
+    return KN_OK;
+}
+
+/* dtype of input i when its type is known to be of the given kind, else UNDEFINED. */
+static kn_dtype infer_in_dtype(const kn_infer_ctx *ic, int i, kn_type_kind kind)
+{
+    if (i >= ic->n_in || !ic->in[i] || ic->in[i]->kind != kind)
+        return KN_UNDEFINED;
+    return ic->in[i]->dtype;
+}
+
+static int infer_sequence_empty(kn_infer_ctx *ic)
+{
+    int64_t dt = kn_attr_int(ic->node, "dtype", KN_F32);
+    if (dt <= KN_UNDEFINED || dt >= KN_DTYPE_COUNT_ONNX)
+        return KN_OK;
+    return infer_set(ic, KN_TYPE_SEQUENCE, (kn_dtype)dt, -1);
+}
+
+/* SequenceConstruct, SplitToSequence: a sequence of input 0's dtype. */
+static int infer_seq_of_tensor0(kn_infer_ctx *ic)
+{
+    return infer_set(ic, KN_TYPE_SEQUENCE, infer_in_dtype(ic, 0, KN_TYPE_TENSOR), -1);
+}
+
+/* SequenceInsert, SequenceErase: a sequence of input 0's element dtype. */
+static int infer_same_seq(kn_infer_ctx *ic)
+{
+    return infer_set(ic, KN_TYPE_SEQUENCE, infer_in_dtype(ic, 0, KN_TYPE_SEQUENCE), -1);
+}
+
+static int infer_sequence_at(kn_infer_ctx *ic)
+{
+    if (infer_in_dtype(ic, 0, KN_TYPE_SEQUENCE) == KN_UNDEFINED || ic->n_out < 1)
+        return KN_OK;
+    ic->out[0] = *ic->in[0]; /* a sequence type records its elements' shape */
+    ic->out[0].kind = KN_TYPE_TENSOR;
+    return KN_OK;
+}
+
+static int infer_sequence_length(kn_infer_ctx *ic)
+{
+    return infer_set(ic, KN_TYPE_TENSOR, KN_I64, 0);
+}
+
+static int infer_concat_from_sequence(kn_infer_ctx *ic)
+{
+    return infer_set(ic, KN_TYPE_TENSOR, infer_in_dtype(ic, 0, KN_TYPE_SEQUENCE), -1);
+}
+
+/* Optional with a tensor input (other forms need the 'type' attribute). */
+static int infer_optional(kn_infer_ctx *ic)
+{
+    return infer_set(ic, KN_TYPE_OPTIONAL, infer_in_dtype(ic, 0, KN_TYPE_TENSOR), -1);
+}
+
+static int infer_optional_has_element(kn_infer_ctx *ic)
+{
+    return infer_set(ic, KN_TYPE_TENSOR, KN_BOOL, 0);
+}
+
 const kn_op_def kn_ops_sequence[] = {
-    {"", "SequenceEmpty", 1, run_sequence_empty, NULL, NULL, true},
-    {"", "SequenceConstruct", 1, run_sequence_construct, NULL, NULL, true},
-    {"", "SequenceInsert", 1, run_sequence_insert, NULL, NULL, true},
-    {"", "SequenceErase", 1, run_sequence_erase, NULL, NULL, true},
-    {"", "SequenceAt", 1, run_sequence_at, NULL, NULL, true},
-    {"", "SequenceLength", 1, run_sequence_length, NULL, NULL, true},
-    {"", "ConcatFromSequence", 1, run_concat_from_sequence, NULL, NULL, true},
-    {"", "SplitToSequence", 1, run_split_to_sequence, NULL, NULL, true},
+    {"", "SequenceEmpty", 1, run_sequence_empty, NULL, infer_sequence_empty, true},
+    {"", "SequenceConstruct", 1, run_sequence_construct, NULL, infer_seq_of_tensor0, true},
+    {"", "SequenceInsert", 1, run_sequence_insert, NULL, infer_same_seq, true},
+    {"", "SequenceErase", 1, run_sequence_erase, NULL, infer_same_seq, true},
+    {"", "SequenceAt", 1, run_sequence_at, NULL, infer_sequence_at, true},
+    {"", "SequenceLength", 1, run_sequence_length, NULL, infer_sequence_length, true},
+    {"", "ConcatFromSequence", 1, run_concat_from_sequence, NULL, infer_concat_from_sequence, true},
+    {"", "SplitToSequence", 1, run_split_to_sequence, NULL, infer_seq_of_tensor0, true},
     {"", "SequenceMap", 1, run_sequence_map, NULL, NULL, true},
-    {"", "Optional", 1, run_optional, NULL, NULL, true},
-    {"", "OptionalHasElement", 1, run_optional_has_element, NULL, NULL, true},
+    {"", "Optional", 1, run_optional, NULL, infer_optional, true},
+    {"", "OptionalHasElement", 1, run_optional_has_element, NULL, infer_optional_has_element, true},
     {"", "OptionalGetElement", 1, run_optional_get_element, NULL, NULL, true},
     {0},
 };

@@ -554,6 +554,61 @@ static void test_identity_and_guard(void)
     kn_tensor_release(&seq);
 }
 
+/* Static inference: x (int64[2]) -> SequenceConstruct -> SequenceAt / SequenceLength. */
+static void add_node(kn_model *m, kn_graph *g, const char *op, int n_in, const int *in, int out)
+{
+    kn_node *n = kn_graph_add_node(g);
+    n->name = op;
+    n->op_type = op;
+    n->domain = "";
+    n->n_in = n_in;
+    n->in = kn_arena_calloc(&m->arena, (size_t)n_in, sizeof(int));
+    memcpy(n->in, in, sizeof(int) * (size_t)n_in);
+    n->n_out = 1;
+    n->out = kn_arena_calloc(&m->arena, 1, sizeof(int));
+    n->out[0] = out;
+}
+
+static void test_infer(void)
+{
+    kn_model *m = kn_model_new();
+    m->n_opsets = 1;
+    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
+    m->opsets[0].domain = "";
+    m->opsets[0].version = 18;
+    kn_graph *g = kn_graph_new(m, NULL);
+    m->graph = g;
+    int x = kn_graph_value(g, "x"), pos = kn_graph_value(g, "pos");
+    int seq = kn_graph_value(g, "seq"), at = kn_graph_value(g, "at"), len = kn_graph_value(g, "len");
+    int opt = kn_graph_value(g, "opt"), has = kn_graph_value(g, "has");
+    g->values[x].has_type = true;
+    g->values[x].type.kind = KN_TYPE_TENSOR;
+    g->values[x].type.dtype = KN_I64;
+    g->values[x].type.rank = 1;
+    g->values[x].type.dims[0].value = 2;
+    kn_graph_add_input(g, x);
+    kn_graph_add_input(g, pos);
+    add_node(m, g, "SequenceConstruct", 1, &x, seq);
+    int at_in[2] = {seq, pos};
+    add_node(m, g, "SequenceAt", 2, at_in, at);
+    add_node(m, g, "SequenceLength", 1, &seq, len);
+    add_node(m, g, "Optional", 1, &x, opt);
+    add_node(m, g, "OptionalHasElement", 1, &opt, has);
+    kn_graph_add_output(g, at);
+    kn_graph_add_output(g, len);
+    kn_graph_add_output(g, has);
+    kn_error err = {0};
+    CHECK_EQ_INT(kn_model_finalize(m, &err), KN_OK);
+    const kn_value *v = g->values;
+    CHECK(v[seq].has_type && v[seq].type.kind == KN_TYPE_SEQUENCE && v[seq].type.dtype == KN_I64);
+    CHECK(v[at].has_type && v[at].type.kind == KN_TYPE_TENSOR && v[at].type.dtype == KN_I64);
+    CHECK(v[len].has_type && v[len].type.dtype == KN_I64 && v[len].type.rank == 0);
+    CHECK(v[opt].has_type && v[opt].type.kind == KN_TYPE_OPTIONAL && v[opt].type.dtype == KN_I64);
+    CHECK(v[has].has_type && v[has].type.dtype == KN_BOOL && v[has].type.rank == 0);
+    kn_model_free(m);
+}
+
 TEST_MAIN(TEST_CASE(test_construct_and_length), TEST_CASE(test_insert), TEST_CASE(test_erase_and_at),
           TEST_CASE(test_concat_from_sequence), TEST_CASE(test_split_to_sequence),
-          TEST_CASE(test_sequence_map), TEST_CASE(test_optional), TEST_CASE(test_identity_and_guard))
+          TEST_CASE(test_sequence_map), TEST_CASE(test_optional), TEST_CASE(test_identity_and_guard),
+          TEST_CASE(test_infer))
