@@ -13,7 +13,8 @@
  * The 'saturate' attribute (opset 19) only concerns float8 and is ignored.
  *
  * BitCast (opset 26) reinterprets the bytes of each element (little endian, as kiln
- * stores them) as another dtype of the same size; the shape is unchanged. */
+ * stores them) as another dtype of the same size; the shape is unchanged.  A byte
+ * bitcast to bool other than 0 or 1 becomes 1: kiln holds bools as 0/1 only. */
 #include "ops/op_util.h"
 
 #include <math.h>
@@ -205,6 +206,9 @@ static int run_bitcast(kn_op_ctx *c)
         return c->err->code;
     if (y->nbytes > 0 && x->data && x->nbytes >= y->nbytes)
         memcpy(y->data, x->data, y->nbytes);
+    if (to == KN_BOOL)
+        for (int64_t i = 0; i < y->numel; i++)
+            ((uint8_t *)y->data)[i] = ((uint8_t *)y->data)[i] != 0;
     return KN_OK;
 }
 

@@ -155,6 +155,13 @@ static void test_bitcast(void)
     CHECK_EQ_INT(run1("BitCast", 26, 1, in, &to_bf, 1, &y), KN_OK);
     CHECK(y.dtype == KN_BF16 && ((uint16_t *)y.data)[0] == 0x3c00);
     kn_tensor_release(&x);
+    /* bytes other than 0/1 become true (kiln's bools are 0 or 1) */
+    double bytes[1] = {7};
+    x = make(KN_U8, 1, d1, bytes);
+    tattr to_b = {"to", KN_ATTR_INT, 0, KN_BOOL, NULL, NULL};
+    CHECK_EQ_INT(run1("BitCast", 26, 1, in, &to_b, 1, &y), KN_OK);
+    CHECK(y.dtype == KN_BOOL && ((uint8_t *)y.data)[0] == 1);
+    kn_tensor_release(&x);
     int64_t d0[2] = {0, 3};
     x = make(KN_U8, 2, d0, NULL);
     tattr to_bool = {"to", KN_ATTR_INT, 0, KN_BOOL, NULL, NULL};
