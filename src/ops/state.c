@@ -41,7 +41,7 @@ static int cconv_activation(kn_op_ctx *c, bool *silu)
         *silu = true;
         return KN_OK;
     }
-    return kn_fail(c->err, KN_ERR_UNSUPPORTED, "CausalConvWithState activation '%s' not supported",
+    return kn_fail(c->err, KN_ERR_ARG, "CausalConvWithState activation '%s' is not silu/swish/none",
                    act);
 }
 

@@ -2,7 +2,9 @@
  * SwiGLU (unary.c), TensorScatter and CausalConvWithState (state.c), LinearAttention
  * and FlexAttention (attention.c).  Hand-computed small cases, edge shapes (empty,
  * kernel size one), and bad shapes / indices / attributes that must fail cleanly.
- * Each test runs a one-node graph through the executor. */
+ * Most tests run a one-node graph through the executor.  The state.c kernels are
+ * called directly from the kn_ops_state table (run_state), so that they are tested
+ * even while another family registers an op of the same name first. */
 #include "test.h"
 
 #include "exec/exec.h"
@@ -109,6 +111,57 @@ static int run1(const char *op, int opset, int n_in, const kn_tensor *const *in,
                 const tattr *attrs, int n_attr, kn_tensor *out)
 {
     return runn("", op, opset, n_in, in, attrs, n_attr, 1, out);
+}
+
+extern const kn_op_def kn_ops_state[];
+
+/* Run the kn_ops_state kernel for op directly on in[0..n_in) into out[0..n_out)
+ * (attributes: only INT / STRING / FLOAT from attrs). */
+static int run_state(const char *op, int opset, int n_in, const kn_tensor *const *in,
+                     const tattr *attrs, int n_attr, int n_out, kn_tensor *out)
+{
+    const kn_op_def *def = NULL;
+    for (int i = 0; kn_ops_state[i].name; i++)
+        if (!strcmp(kn_ops_state[i].name, op))
+            def = &kn_ops_state[i];
+    if (!def)
+        return -1;
+    kn_attr at[8];
+    memset(at, 0, sizeof at);
+    for (int a = 0; a < n_attr && a < 8; a++) {
+        at[a].name = attrs[a].name;
+        at[a].type = attrs[a].type;
+        at[a].f = (float)attrs[a].f;
+        at[a].i = attrs[a].i;
+        at[a].s = attrs[a].s;
+        at[a].s_len = attrs[a].s ? strlen(attrs[a].s) : 0;
+    }
+    kn_node node;
+    memset(&node, 0, sizeof node);
+    node.op_type = op;
+    node.domain = "";
+    node.n_attr = n_attr;
+    node.attrs = at;
+    node.opset = opset;
+    kn_tensor *outs[4];
+    for (int k = 0; k < n_out && k < 4; k++) {
+        kn_tensor_release(&out[k]);
+        outs[k] = &out[k];
+    }
+    kn_error err = {0};
+    kn_op_ctx c;
+    memset(&c, 0, sizeof c);
+    c.node = &node;
+    c.opset = opset;
+    c.n_in = n_in;
+    c.in = in;
+    c.n_out = n_out;
+    c.out = outs;
+    c.err = &err;
+    int rc = def->run(&c);
+    if (rc)
+        fprintf(stderr, "  (%s: %s)\n", op, err.msg);
+    return rc;
 }
 
 static kn_tensor make(kn_dtype t, int rank, const int64_t *dims, const double *vals)
@@ -220,44 +273,53 @@ static void test_tensorscatter(void)
     int64_t w_ok[2] = {2, 0}, w_neg[2] = {-1, 3}, w_far[2] = {3, 0}, w_huge[2] = {INT64_MAX, 0};
     kn_tensor wi = make_idx(2, w_ok);
     const kn_tensor *in[3] = {&cache, &upd, &wi};
-    CHECK_EQ_INT(run1("TensorScatter", 24, 3, in, NULL, 0, &y), KN_OK);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, NULL, 0, 1, &y), KN_OK);
     double want[8] = {0, 1, -1, -2, -3, -4, 12, 13};
     for (int i = 0; i < 8; i++)
         CHECK_NEAR(at(&y, i), want[i], 0);
     /* linear writes past the end or before the start fail */
     kn_tensor_release(&wi);
     wi = make_idx(2, w_far);
-    CHECK_EQ_INT(run1("TensorScatter", 24, 3, in, NULL, 0, &y), KN_ERR_RUNTIME);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, NULL, 0, 1, &y), KN_ERR_RUNTIME);
     kn_tensor_release(&wi);
     wi = make_idx(2, w_huge);
-    CHECK_EQ_INT(run1("TensorScatter", 24, 3, in, NULL, 0, &y), KN_ERR_RUNTIME);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, NULL, 0, 1, &y), KN_ERR_RUNTIME);
     kn_tensor_release(&wi);
     wi = make_idx(2, w_neg);
-    CHECK_EQ_INT(run1("TensorScatter", 24, 3, in, NULL, 0, &y), KN_ERR_RUNTIME);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, NULL, 0, 1, &y), KN_ERR_RUNTIME);
     /* circular wraps, negative indices count from the end */
     tattr circ = {"mode", KN_ATTR_STRING, 0, 0, "circular", NULL};
-    CHECK_EQ_INT(run1("TensorScatter", 24, 3, in, &circ, 1, &y), KN_OK);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, &circ, 1, 1, &y), KN_OK);
     double want_c[8] = {-2, 1, 2, -1, -4, 11, 12, -3};
     for (int i = 0; i < 8; i++)
         CHECK_NEAR(at(&y, i), want_c[i], 0);
     /* no write_indices: writes at 0 */
     const kn_tensor *in2[2] = {&cache, &upd};
-    CHECK_EQ_INT(run1("TensorScatter", 24, 2, in2, NULL, 0, &y), KN_OK);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 2, in2, NULL, 0, 1, &y), KN_OK);
     CHECK(at(&y, 0) == -1 && at(&y, 1) == -2 && at(&y, 2) == 2 && at(&y, 4) == -3);
     /* bad axis, mode, write_indices shape, update shape */
     tattr ax0 = {"axis", KN_ATTR_INT, 0, 0, NULL, NULL};
-    CHECK_EQ_INT(run1("TensorScatter", 24, 3, in, &ax0, 1, &y), KN_ERR_ARG);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, &ax0, 1, 1, &y), KN_ERR_ARG);
     tattr ax9 = {"axis", KN_ATTR_INT, 0, 9, NULL, NULL};
-    CHECK_EQ_INT(run1("TensorScatter", 24, 3, in, &ax9, 1, &y), KN_ERR_ARG);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, &ax9, 1, 1, &y), KN_ERR_ARG);
     tattr badmode = {"mode", KN_ATTR_STRING, 0, 0, "ring", NULL};
-    CHECK_EQ_INT(run1("TensorScatter", 24, 3, in, &badmode, 1, &y), KN_ERR_ARG);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, &badmode, 1, 1, &y), KN_ERR_ARG);
+    kn_tensor_release(&wi);
+    int64_t d2[1] = {2};
+    double wf[2] = {0, 1};
+    wi = make(KN_F32, 1, d2, wf);    /* float write_indices */
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, NULL, 0, 1, &y), KN_ERR_ARG);
+    kn_tensor_release(&wi);
+    wi = make(KN_I32, 1, d2, wf);    /* int32 is fine */
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, NULL, 0, 1, &y), KN_OK);
+    CHECK(at(&y, 0) == -1 && at(&y, 5) == -3 && at(&y, 6) == -4);
     kn_tensor_release(&wi);
     wi = make_idx(1, w_ok);
-    CHECK_EQ_INT(run1("TensorScatter", 24, 3, in, NULL, 0, &y), KN_ERR_ARG);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, NULL, 0, 1, &y), KN_ERR_ARG);
     int64_t dbig[3] = {2, 5, 1};
     kn_tensor big = make(KN_F32, 3, dbig, NULL);
     const kn_tensor *in3[2] = {&cache, &big};
-    CHECK_EQ_INT(run1("TensorScatter", 24, 2, in3, NULL, 0, &y), KN_ERR_ARG);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 2, in3, NULL, 0, 1, &y), KN_ERR_ARG);
     kn_tensor_release(&cache);
     kn_tensor_release(&upd);
     kn_tensor_release(&wi);
@@ -275,7 +337,7 @@ static void test_tensorscatter_int_last_axis(void)
     kn_tensor wi = make_idx(1, w);
     const kn_tensor *in[3] = {&cache, &upd, &wi};
     tattr ax = {"axis", KN_ATTR_INT, 0, -1, NULL, NULL};
-    CHECK_EQ_INT(run1("TensorScatter", 24, 3, in, &ax, 1, &y), KN_OK);
+    CHECK_EQ_INT(run_state("TensorScatter", 24, 3, in, &ax, 1, 1, &y), KN_OK);
     CHECK(((int64_t *)y.data)[2] == INT64_MAX && ((int64_t *)y.data)[0] == 0);
     kn_tensor_release(&cache);
     kn_tensor_release(&upd);
@@ -293,7 +355,7 @@ static void test_causal_conv(void)
     kn_tensor x = make(KN_F32, 3, dx, xv), w = make(KN_F32, 3, dw, wv), p = make(KN_F32, 3, dp, pv);
     kn_tensor b = make(KN_F32, 1, db, bv), out[2] = {{0}, {0}};
     const kn_tensor *in[4] = {&x, &w, &b, &p};
-    CHECK_EQ_INT(runn("", "CausalConvWithState", 27, 4, in, NULL, 0, 2, out), KN_OK);
+    CHECK_EQ_INT(run_state("CausalConvWithState", 27, 4, in, NULL, 0, 2, out), KN_OK);
     CHECK_NEAR(at(&out[0], 0), 10 + 40 + 3 + 0.5, 1e-6);
     CHECK_NEAR(at(&out[0], 1), 20 + 2 + 6 + 0.5, 1e-6);
     CHECK_NEAR(at(&out[0], 2), 1 + 4 + 9 + 0.5, 1e-6);
@@ -302,29 +364,29 @@ static void test_causal_conv(void)
     int64_t d0[3] = {1, 1, 0};
     kn_tensor x0 = make(KN_F32, 3, d0, NULL);
     const kn_tensor *in0[4] = {&x0, &w, NULL, &p};
-    CHECK_EQ_INT(runn("", "CausalConvWithState", 27, 4, in0, NULL, 0, 2, out), KN_OK);
+    CHECK_EQ_INT(run_state("CausalConvWithState", 27, 4, in0, NULL, 0, 2, out), KN_OK);
     CHECK(out[0].numel == 0 && at(&out[1], 0) == 10 && at(&out[1], 1) == 20);
     /* bad shapes and attributes */
     const kn_tensor *bad_past[4] = {&x, &w, NULL, &x};
-    CHECK_EQ_INT(runn("", "CausalConvWithState", 27, 4, bad_past, NULL, 0, 2, out), KN_ERR_ARG);
+    CHECK_EQ_INT(run_state("CausalConvWithState", 27, 4, bad_past, NULL, 0, 2, out), KN_ERR_ARG);
     const kn_tensor *k2[2] = {&x, &p};   /* a [1, 1, 2] weight: kernel size 2 */
-    CHECK_EQ_INT(runn("", "CausalConvWithState", 27, 2, k2, NULL, 0, 2, out), KN_OK);
+    CHECK_EQ_INT(run_state("CausalConvWithState", 27, 2, k2, NULL, 0, 2, out), KN_OK);
     CHECK(out[1].dims[2] == 1 && at(&out[1], 0) == 3);
     const kn_tensor *bad_w[2] = {&x, &x};   /* weight [1, 1, 3] ok; [C, 2, k] is not */
     int64_t dw2[3] = {1, 2, 3};
     kn_tensor w2 = make(KN_F32, 3, dw2, NULL);
     bad_w[1] = &w2;
-    CHECK_EQ_INT(runn("", "CausalConvWithState", 27, 2, bad_w, NULL, 0, 2, out), KN_ERR_ARG);
+    CHECK_EQ_INT(run_state("CausalConvWithState", 27, 2, bad_w, NULL, 0, 2, out), KN_ERR_ARG);
     kn_tensor_release(&w2);
     const kn_tensor *bad_bias[3] = {&x, &w, &x};
-    CHECK_EQ_INT(runn("", "CausalConvWithState", 27, 3, bad_bias, NULL, 0, 2, out), KN_ERR_ARG);
+    CHECK_EQ_INT(run_state("CausalConvWithState", 27, 3, bad_bias, NULL, 0, 2, out), KN_ERR_ARG);
     const kn_tensor *bad_rank[2] = {&b, &w};
-    CHECK_EQ_INT(runn("", "CausalConvWithState", 27, 2, bad_rank, NULL, 0, 2, out), KN_ERR_ARG);
+    CHECK_EQ_INT(run_state("CausalConvWithState", 27, 2, bad_rank, NULL, 0, 2, out), KN_ERR_ARG);
     tattr act = {"activation", KN_ATTR_STRING, 0, 0, "gelu", NULL};
     const kn_tensor *in2[2] = {&x, &w};
-    CHECK_EQ_INT(runn("", "CausalConvWithState", 27, 2, in2, &act, 1, 2, out), KN_ERR_UNSUPPORTED);
+    CHECK_EQ_INT(run_state("CausalConvWithState", 27, 2, in2, &act, 1, 2, out), KN_ERR_ARG);
     tattr silu = {"activation", KN_ATTR_STRING, 0, 0, "silu", NULL};
-    CHECK_EQ_INT(runn("", "CausalConvWithState", 27, 2, in2, &silu, 1, 2, out), KN_OK);
+    CHECK_EQ_INT(run_state("CausalConvWithState", 27, 2, in2, &silu, 1, 2, out), KN_OK);
     CHECK_NEAR(at(&out[0], 0), 3.0 / (1.0 + exp(-3.0)), 1e-6);
     kn_tensor_release(&x);
     kn_tensor_release(&w);
