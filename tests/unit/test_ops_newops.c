@@ -1,10 +1,9 @@
 /* test_ops_newops.c - unit tests for the opset 24-28 operators: BitCast (cast.c),
- * SwiGLU (unary.c), TensorScatter and CausalConvWithState (state.c), LinearAttention
+ * SwiGLU (unary.c), TensorScatter (index.c), CausalConvWithState (conv.c), LinearAttention
  * and FlexAttention (attention.c).  Hand-computed small cases, edge shapes (empty,
  * kernel size one), and bad shapes / indices / attributes that must fail cleanly.
- * Most tests run a one-node graph through the executor.  The state.c kernels are
- * called directly from the kn_ops_state table (run_state), so that they are tested
- * even while another family registers an op of the same name first. */
+ * Most tests run a one-node graph through the executor; run_state calls the
+ * registered kernel directly. */
 #include "test.h"
 
 #include "exec/exec.h"
@@ -113,17 +112,12 @@ static int run1(const char *op, int opset, int n_in, const kn_tensor *const *in,
     return runn("", op, opset, n_in, in, attrs, n_attr, 1, out);
 }
 
-extern const kn_op_def kn_ops_state[];
-
-/* Run the kn_ops_state kernel for op directly on in[0..n_in) into out[0..n_out)
+/* Run the registered kernel for op directly on in[0..n_in) into out[0..n_out)
  * (attributes: only INT / STRING / FLOAT from attrs). */
 static int run_state(const char *op, int opset, int n_in, const kn_tensor *const *in,
                      const tattr *attrs, int n_attr, int n_out, kn_tensor *out)
 {
-    const kn_op_def *def = NULL;
-    for (int i = 0; kn_ops_state[i].name; i++)
-        if (!strcmp(kn_ops_state[i].name, op))
-            def = &kn_ops_state[i];
+    const kn_op_def *def = kn_op_find("", op, opset);
     if (!def)
         return -1;
     kn_attr at[8];
