@@ -7,7 +7,7 @@
  * line at a time through an fft_plan: a direct O(n^2) sum for short lengths, an
  * iterative radix-2 FFT for powers of two, and Bluestein's chirp-z algorithm
  * (built on the radix-2 FFT) for other lengths, so no length is quadratic.
- * Transform, window and matrix sizes are capped (SIG_MAX_LEN) so a corrupt model
+ * Transform, window and matrix sizes are capped (SIG_MAX_DFT, SIG_MAX_LEN) so a corrupt model
  * gets an error instead of an hour of work or an absurd allocation. */
 #include "ops/op_util.h"
 
@@ -16,8 +16,11 @@
 #include <string.h>
 
 #define SIG_PI 3.14159265358979323846
-/* Largest transform / frame / window length accepted. */
+/* Largest window / mel matrix dimension accepted. */
 #define SIG_MAX_LEN ((int64_t)1 << 24)
+/* Largest transform (DFT length, STFT frame) accepted: keeps the plan's buffers
+ * (Bluestein needs several of twice the length) to a few hundred MB. */
+#define SIG_MAX_DFT ((int64_t)1 << 22)
 /* Lengths up to this use the direct sum (exact twiddles, cheap enough). */
 #define SIG_DIRECT_MAX 64
 
@@ -128,7 +131,7 @@ static bool bluestein_init(fft_plan *p)
         !p->scratch_im || !p->fwd || !p->inv)
         return false;
     for (int64_t j = 0; j < n; j++) {
-        /* j^2 mod 2n keeps the angle small and exact (j < 2^24). */
+        /* j^2 mod 2n keeps the angle small and exact (j < 2^22). */
         int64_t q = (j * j) % (2 * n);
         double a = SIG_PI * (double)q / (double)n;
         p->chirp_re[j] = cos(a);
@@ -315,9 +318,9 @@ static int dft_length(kn_op_ctx *c, dft_job *j)
     }
     if (n < 1)
         return kn_fail(c->err, KN_ERR_ARG, "DFT length %lld must be positive", (long long)n);
-    if (n > SIG_MAX_LEN)
+    if (n > SIG_MAX_DFT)
         return kn_fail(c->err, KN_ERR_UNSUPPORTED, "DFT length %lld exceeds kiln's limit %lld",
-                       (long long)n, (long long)SIG_MAX_LEN);
+                       (long long)n, (long long)SIG_MAX_DFT);
     j->n = n;
     return KN_OK;
 }
@@ -488,7 +491,7 @@ static int stft_setup(kn_op_ctx *c, stft_job *j)
     if (j->frame_len < 1 || j->frame_len > j->sig_len)
         return kn_fail(c->err, KN_ERR_ARG, "STFT frame length %lld must be in [1, %lld]",
                        (long long)j->frame_len, (long long)j->sig_len);
-    if (j->frame_len > SIG_MAX_LEN)
+    if (j->frame_len > SIG_MAX_DFT)
         return kn_fail(c->err, KN_ERR_UNSUPPORTED, "STFT frame length %lld exceeds kiln's limit",
                        (long long)j->frame_len);
     int64_t onesided = kn_attr_int(c->node, "onesided", 1);
