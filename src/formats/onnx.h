@@ -19,8 +19,16 @@ int kn_onnx_load_file(const char *path, kn_model **out, kn_error *err);
 int kn_onnx_load_buffer(const void *data, size_t size, const char *base_dir, kn_model **out,
                         kn_error *err);
 
-/* Like kn_onnx_load_file but stops before kn_model_finalize, so a model whose
- * operators kiln lacks can still be inspected.  The caller may finalize it. */
+/* Like kn_onnx_load_file but stops before kn_model_finalize (functions are
+ * inlined), so a model whose operators kiln lacks can still be inspected.  The
+ * caller may finalize it. */
 int kn_onnx_parse_file(const char *path, kn_model **out, kn_error *err);
+
+/* Parse only: builds the IR (functions inlined when inline_functions is true) but
+ * does not finalize it, so operators are not resolved and nodes are not sorted.
+ * For tools that inspect models kiln cannot run, and for tests.  The model may not
+ * be executed. */
+int kn_onnx_parse_buffer(const void *data, size_t size, const char *base_dir, bool inline_functions,
+                         kn_model **out, kn_error *err);
 
 #endif

@@ -35,6 +35,8 @@ typedef struct reader {
     const char *base_dir;  /* NULL: no external data */
     ext_file *ext;
     int n_ext, cap_ext;
+    bool node_located;     /* the error already names its node (inner levels add no more) */
+    bool graph_located;    /* ... and its subgraph */
 } reader;
 
 /* ---- small helpers ---- */
@@ -432,6 +434,8 @@ static int parse_value_info(reader *r, kn_graph *g, const kn_pb_field *vf, int k
     } else if ((id = kn_graph_value(g, nm)) < 0) {
         return oom(r);
     }
+    if (kind == VI_INPUT && g->values[id].is_input)
+        return kn_fail(r->err, KN_ERR_MODEL, "graph input '%s' is listed twice", nm);
     if (kind == VI_INPUT && kn_graph_add_input(g, id))
         return oom(r);
     if (kind == VI_OUTPUT && kn_graph_add_output(g, id))
@@ -645,7 +649,7 @@ static int parse_attr(reader *r, kn_graph *g, const kn_pb_field *af, kn_attr *a,
     a->type = infer_attr_type(&s);
     if ((rc = alloc_lists(r, &s, a)) || (rc = fill_single(r, g, &s, a, depth)) ||
         (rc = fill_lists(r, g, af, a, depth)))
-        return kn_error_prefix(r->err, "attribute '%s': ", a->name);
+        return r->node_located ? rc : kn_error_prefix(r->err, "attribute '%s': ", a->name);
     return KN_OK;
 }
 
@@ -717,7 +721,10 @@ static int parse_node(reader *r, kn_graph *g, const kn_pb_field *nf, int depth)
         default: break;
         }
     }
+    if (rc && r->node_located)
+        return rc;
     if (rc) {
+        r->node_located = true;
         char ln[100], lo[60];
         label_of(lname ? lname : (const uint8_t *)"", lname_len, ln, sizeof ln);
         label_of(lop ? lop : (const uint8_t *)"", lop_len, lo, sizeof lo);
@@ -776,8 +783,10 @@ static int parse_graph(reader *r, kn_graph *g, const uint8_t *data, size_t size,
             case 13: rc = parse_value_info(r, g, &f, VI_INFO); break;
             }
             if (rc) {
-                if (depth > 0)
+                if (depth > 0 && !r->graph_located) {
+                    r->graph_located = true;
                     return kn_error_prefix(r->err, "in subgraph '%s': ", g->name);
+                }
                 return rc;
             }
         }
@@ -969,30 +978,30 @@ static int parse_model(reader *r, const uint8_t *data, size_t size)
     return parse_graph(r, m->graph, graph.data, graph.len, 0);
 }
 
-/* Set by kn_onnx_parse_file for its call only: stop before finalization. */
-static _Thread_local bool parse_only;
+enum { STAGE_PARSE, STAGE_INLINE, STAGE_FINALIZE };
 
 static int load(kn_model *m, const uint8_t *data, size_t size, const char *base_dir, const char *label,
-                kn_error *err)
+                int stage, kn_error *err)
 {
-    reader r = {m, err, base_dir, NULL, 0, 0};
-    if (base_dir && !(m->base_dir = kn_arena_strdup(&m->arena, base_dir))) {
-        kn_fail(err, KN_ERR_NOMEM, "out of memory");
-    } else {
-        int rc = parse_model(&r, data, size);
-        if (!rc)
-            rc = kn_inline_functions(m, err);
-        if (!rc && !parse_only)
-            rc = kn_model_finalize(m, err);
-        free(r.ext);
-        if (!rc)
-            return KN_OK;
-    }
+    reader r = {m, err, base_dir, NULL, 0, 0, false, false};
+    kn_error_clear(err);
+    int rc = KN_OK;
+    if (base_dir && !(m->base_dir = kn_arena_strdup(&m->arena, base_dir)))
+        rc = kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    if (!rc)
+        rc = parse_model(&r, data, size);
+    free(r.ext);
+    if (!rc && stage >= STAGE_INLINE)
+        rc = kn_inline_functions(m, err);
+    if (!rc && stage >= STAGE_FINALIZE)
+        rc = kn_model_finalize(m, err);
+    if (!rc)
+        return KN_OK;
     return kn_error_prefix(err, "%s: ", label);
 }
 
-int kn_onnx_load_buffer(const void *data, size_t size, const char *base_dir, kn_model **out,
-                        kn_error *err)
+static int load_copy(const void *data, size_t size, const char *base_dir, int stage, kn_model **out,
+                     kn_error *err)
 {
     kn_error local;
     if (!err)
@@ -1007,7 +1016,7 @@ int kn_onnx_load_buffer(const void *data, size_t size, const char *base_dir, kn_
     }
     if (size)
         memcpy(m->owned_buffer, data, size);
-    int rc = load(m, m->owned_buffer, size, base_dir, "<memory>", err);
+    int rc = load(m, m->owned_buffer, size, base_dir, "<memory>", stage, err);
     if (rc) {
         kn_model_free(m);
         return rc;
@@ -1016,7 +1025,19 @@ int kn_onnx_load_buffer(const void *data, size_t size, const char *base_dir, kn_
     return KN_OK;
 }
 
-int kn_onnx_load_file(const char *path, kn_model **out, kn_error *err)
+int kn_onnx_load_buffer(const void *data, size_t size, const char *base_dir, kn_model **out,
+                        kn_error *err)
+{
+    return load_copy(data, size, base_dir, STAGE_FINALIZE, out, err);
+}
+
+int kn_onnx_parse_buffer(const void *data, size_t size, const char *base_dir, bool inline_functions,
+                         kn_model **out, kn_error *err)
+{
+    return load_copy(data, size, base_dir, inline_functions ? STAGE_INLINE : STAGE_PARSE, out, err);
+}
+
+static int load_file(const char *path, int stage, kn_model **out, kn_error *err)
 {
     kn_error local;
     if (!err)
@@ -1062,7 +1083,7 @@ int kn_onnx_load_file(const char *path, kn_model **out, kn_error *err)
         snprintf(dir, sizeof dir, "/");
     else
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int rc = load(m, data, size, dir, base, err);
+    int rc = load(m, data, size, dir, base, stage, err);
     if (rc) {
         kn_model_free(m);
         return rc;
@@ -1071,10 +1092,12 @@ int kn_onnx_load_file(const char *path, kn_model **out, kn_error *err)
     return KN_OK;
 }
 
+int kn_onnx_load_file(const char *path, kn_model **out, kn_error *err)
+{
+    return load_file(path, STAGE_FINALIZE, out, err);
+}
+
 int kn_onnx_parse_file(const char *path, kn_model **out, kn_error *err)
 {
-    parse_only = true;
-    int rc = kn_onnx_load_file(path, out, err);
-    parse_only = false;
-    return rc;
+    return load_file(path, STAGE_INLINE, out, err);
 }

@@ -556,7 +556,7 @@ int kn_tp_decode_sparse(const void *data, size_t size, const kn_tp_opts *o, kn_t
     char label[128];
     snprintf(label, sizeof label, "%.*s", (int)(nl < 100 ? nl : 100), nm ? nm : "");
     /* indices may be unaligned views: make them aligned owned copies */
-    kn_tensor idx_al;
+    kn_tensor idx_al = {0};
     rc = kn_tensor_copy(&idx_al, &idx, err);
     free_storage(&idx);
     if (!rc) {

@@ -298,6 +298,33 @@ static int map_body_values(inliner *in, kn_graph *g, const kn_node *call, const 
     return KN_OK;
 }
 
+/* A formal output that is also a formal input (the body passes it straight
+ * through) becomes an Identity from the actual input to the actual output. */
+static int passthrough_output(inliner *in, node_list *out, const kn_node *call, const kn_function *fn,
+                              int k)
+{
+    int i = index_of(fn->inputs, fn->n_inputs, fn->outputs[k]);
+    if (i < 0 || call->out[k] < 0)
+        return KN_OK;
+    kn_node nd;
+    memset(&nd, 0, sizeof nd);
+    nd.name = "";
+    nd.op_type = "Identity";
+    nd.domain = "";
+    nd.n_in = nd.n_out = 1;
+    nd.in = kn_arena_calloc(&in->m->arena, 1, sizeof(int));
+    nd.out = kn_arena_calloc(&in->m->arena, 1, sizeof(int));
+    nd.attrs = kn_arena_calloc(&in->m->arena, 1, sizeof(kn_attr));
+    if (!nd.in || !nd.out || !nd.attrs)
+        return oom(in);
+    nd.in[0] = i < call->n_in ? call->in[i] : -1;
+    nd.out[0] = call->out[k];
+    if (nd.in[0] < 0)
+        return kn_fail(in->err, KN_ERR_MODEL, "function output '%s' passes through a missing input",
+                       fn->outputs[k]);
+    return push_node(in, out, &nd);
+}
+
 static int expand_call(inliner *in, kn_graph *g, node_list *out, const kn_node *call,
                        const kn_function *fn, int depth)
 {
@@ -339,6 +366,8 @@ static int expand_call(inliner *in, kn_graph *g, node_list *out, const kn_node *
         if (!(rc = copy_attrs(in, &nd, bn, g, &cx)))
             rc = emit(in, g, out, &nd, depth + 1);
     }
+    for (int k = 0; !rc && k < fn->n_outputs && k < call->n_out; k++)
+        rc = passthrough_output(in, out, call, fn, k);
     free(map);
     return rc;
 }

@@ -1,0 +1,28 @@
+# fuzz.cmake - libFuzzer targets (included from tests/tests.cmake with -DKILN_FUZZ=ON;
+# needs clang).  All of src/ is compiled again into a separate object library with
+# fuzzer instrumentation + ASan/UBSan, so the normal targets are untouched.
+# ctest runs each target for 20 s on a seed corpus copied from KILN_SHARED_DIR.
+set(_kiln_shared_default "${PROJECT_SOURCE_DIR}/../shared")
+if(NOT EXISTS ${_kiln_shared_default} AND EXISTS "${PROJECT_SOURCE_DIR}/../../shared")
+  set(_kiln_shared_default "${PROJECT_SOURCE_DIR}/../../shared")  # git worktree layout
+endif()
+set(KILN_SHARED_DIR "${_kiln_shared_default}" CACHE PATH "shared test data (models, onnx-backend-tests)")
+set(KILN_FUZZ_FLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+    -fno-sanitize-recover=undefined)
+
+add_library(kiln_fuzz_objs OBJECT ${KILN_SOURCES})
+target_include_directories(kiln_fuzz_objs PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+target_compile_options(kiln_fuzz_objs PRIVATE ${KILN_FUZZ_FLAGS})
+
+set(KILN_FUZZ_SEED_SCRIPT ${PROJECT_SOURCE_DIR}/tests/fuzz/run_fuzz.sh)
+foreach(target onnx tensorproto)
+  add_executable(fuzz_${target} ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_${target}.c $<TARGET_OBJECTS:kiln_fuzz_objs>)
+  target_include_directories(fuzz_${target} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(fuzz_${target} PRIVATE ${KILN_FUZZ_FLAGS})
+  target_link_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_${target} PRIVATE m Threads::Threads)
+  add_test(NAME fuzz/${target}
+           COMMAND sh ${KILN_FUZZ_SEED_SCRIPT} $<TARGET_FILE:fuzz_${target}> ${target}
+                   ${KILN_SHARED_DIR} ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus-${target} 20)
+  set_tests_properties(fuzz/${target} PROPERTIES LABELS fuzz TIMEOUT 120)
+endforeach()
