@@ -78,7 +78,22 @@ static int run_det(kn_op_ctx *c)
     return KN_OK;
 }
 
+/* Output type: input dtype, input shape without the two matrix dims. */
+static int infer_det(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 1 || !ic->in[0] || ic->n_out < 1)
+        return KN_OK;
+    const kn_type *x = ic->in[0];
+    kn_type *o = &ic->out[0];
+    o->kind = KN_TYPE_TENSOR;
+    o->dtype = x->dtype;
+    o->rank = x->rank >= 2 ? x->rank - 2 : -1;
+    for (int d = 0; d < o->rank; d++)
+        o->dims[d] = x->dims[d];
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_linalg[] = {
-    {"", "Det", 1, run_det, NULL, NULL},
+    {"", "Det", 1, run_det, NULL, infer_det},
     {0},
 };

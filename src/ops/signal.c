@@ -721,12 +721,116 @@ static int run_mel(kn_op_ctx *c)
     return KN_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Static type inference (best effort: unknown dims stay -1)                */
+/* ------------------------------------------------------------------------ */
+
+static void infer_unknown_dims(kn_type *o, int rank)
+{
+    o->rank = rank;
+    for (int d = 0; d < rank; d++)
+        o->dims[d] = (kn_dim){-1, NULL};
+}
+
+/* Value of a constant integer scalar input, if known at load time. */
+static bool const_int(const kn_infer_ctx *ic, int i, int64_t *v)
+{
+    const kn_tensor *t = i < ic->n_in ? ic->in_const[i] : NULL;
+    if (!t || !kn_dtype_is_int(t->dtype) || t->numel != 1)
+        return false;
+    *v = kn_load_i64(t->data, t->dtype, 0);
+    return true;
+}
+
+static int infer_dft(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 1 || !ic->in[0] || ic->n_out < 1)
+        return KN_OK;
+    const kn_type *x = ic->in[0];
+    kn_type *o = &ic->out[0];
+    o->kind = KN_TYPE_TENSOR;
+    o->dtype = x->dtype;
+    o->rank = -1;
+    int r = x->rank;
+    if (r < 2)
+        return KN_OK;
+    bool inverse = kn_attr_int(ic->node, "inverse", 0) != 0;
+    bool onesided = kn_attr_int(ic->node, "onesided", 0) != 0;
+    int64_t axis = -2;
+    bool axis_known = true;
+    if (ic->opset < 20)
+        axis = kn_attr_int(ic->node, "axis", 1);
+    else if (ic->n_in > 2 && ic->in[2])
+        axis_known = const_int(ic, 2, &axis);
+    if (axis < 0)
+        axis += r;
+    infer_unknown_dims(o, r);
+    o->dims[r - 1] = (kn_dim){inverse && onesided ? 1 : 2, NULL};
+    if (!axis_known || axis < 0 || axis >= r - 1)
+        return KN_OK;
+    for (int d = 0; d < r - 1; d++)
+        if (d != axis)
+            o->dims[d] = x->dims[d];
+    int64_t n, len = x->dims[axis].value;
+    bool n_known = ic->n_in > 1 && ic->in[1] ? const_int(ic, 1, &n) : len >= 0;
+    if (!(ic->n_in > 1 && ic->in[1]))
+        n = inverse && onesided ? 2 * (len - 1) : len;
+    if (n_known && n >= 1)
+        o->dims[axis].value = inverse && onesided ? n : onesided ? n / 2 + 1 : n;
+    return KN_OK;
+}
+
+static int infer_stft(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 1 || !ic->in[0] || ic->n_out < 1)
+        return KN_OK;
+    kn_type *o = &ic->out[0];
+    o->kind = KN_TYPE_TENSOR;
+    o->dtype = ic->in[0]->dtype;
+    infer_unknown_dims(o, 4);
+    if (ic->in[0]->rank == 3)
+        o->dims[0] = ic->in[0]->dims[0];
+    o->dims[3].value = 2;
+    return KN_OK;
+}
+
+static int infer_generated(kn_infer_ctx *ic, int rank, int first_size_input)
+{
+    if (ic->n_out < 1)
+        return KN_OK;
+    int64_t v = kn_attr_int(ic->node, "output_datatype", KN_F32);
+    if (v <= 0 || v >= KN_DTYPE_COUNT_ONNX || !kn_dtype_supported((kn_dtype)v))
+        return KN_OK;
+    kn_type *o = &ic->out[0];
+    o->kind = KN_TYPE_TENSOR;
+    o->dtype = (kn_dtype)v;
+    infer_unknown_dims(o, rank);
+    int64_t a, b;
+    if (rank == 1 && const_int(ic, first_size_input, &a) && a >= 0)
+        o->dims[0].value = a;
+    if (rank == 2 && const_int(ic, 1, &b) && b >= 1)
+        o->dims[0].value = b / 2 + 1;
+    if (rank == 2 && const_int(ic, 0, &a) && a >= 1)
+        o->dims[1].value = a;
+    return KN_OK;
+}
+
+static int infer_window(kn_infer_ctx *ic)
+{
+    return infer_generated(ic, 1, 0);
+}
+
+static int infer_mel(kn_infer_ctx *ic)
+{
+    return infer_generated(ic, 2, 0);
+}
+
 const kn_op_def kn_ops_signal[] = {
-    {"", "DFT", 1, run_dft, NULL, NULL},
-    {"", "STFT", 1, run_stft, NULL, NULL},
-    {"", "HannWindow", 1, run_hann, NULL, NULL},
-    {"", "HammingWindow", 1, run_hamming, NULL, NULL},
-    {"", "BlackmanWindow", 1, run_blackman, NULL, NULL},
-    {"", "MelWeightMatrix", 1, run_mel, NULL, NULL},
+    {"", "DFT", 1, run_dft, NULL, infer_dft},
+    {"", "STFT", 1, run_stft, NULL, infer_stft},
+    {"", "HannWindow", 1, run_hann, NULL, infer_window},
+    {"", "HammingWindow", 1, run_hamming, NULL, infer_window},
+    {"", "BlackmanWindow", 1, run_blackman, NULL, infer_window},
+    {"", "MelWeightMatrix", 1, run_mel, NULL, infer_mel},
     {0},
 };

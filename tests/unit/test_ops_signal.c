@@ -460,6 +460,66 @@ static void test_det(void)
     kn_tensor_release(&y);
 }
 
-TEST_MAIN(TEST_CASE(test_dft_plans_match_direct_sum), TEST_CASE(test_dft_inverse_round_trip),
+
+/* Load-time type inference: DFT with a constant dft_length, Det. */
+static void test_infer(void)
+{
+    kn_error err = {0};
+    kn_model *m = kn_model_new();
+    m->n_opsets = 1;
+    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
+    m->opsets[0].domain = "";
+    m->opsets[0].version = 17;
+    kn_graph *g = kn_graph_new(m, NULL);
+    m->graph = g;
+    int x = kn_graph_value(g, "x"), len = kn_graph_value(g, "len"), y = kn_graph_value(g, "y");
+    int d = kn_graph_value(g, "d");
+    kn_value *xv = &g->values[x];
+    xv->has_type = true;
+    xv->type = (kn_type){.kind = KN_TYPE_TENSOR, .dtype = KN_F32, .rank = 3};
+    xv->type.dims[0] = (kn_dim){2, NULL};
+    xv->type.dims[1] = (kn_dim){10, NULL};
+    xv->type.dims[2] = (kn_dim){1, NULL};
+    kn_graph_add_input(g, x);
+    kn_tensor *lt = kn_arena_calloc(&m->arena, 1, sizeof *lt);
+    *lt = scalar_i(KN_I64, 16);
+    g->values[len].init = lt;
+    kn_node *n = kn_graph_add_node(g);
+    n->op_type = "DFT";
+    n->n_in = 2;
+    n->in = kn_arena_calloc(&m->arena, 2, sizeof *n->in);
+    n->in[0] = x;
+    n->in[1] = len;
+    n->n_out = 1;
+    n->out = kn_arena_calloc(&m->arena, 1, sizeof *n->out);
+    n->out[0] = y;
+    n->n_attr = 1;
+    n->attrs = kn_arena_calloc(&m->arena, 1, sizeof *n->attrs);
+    n->attrs[0] = (kn_attr){.name = "onesided", .type = KN_ATTR_INT, .i = 1};
+    kn_node *n2 = kn_graph_add_node(g);
+    n2->op_type = "Det";
+    n2->n_in = 1;
+    n2->in = kn_arena_calloc(&m->arena, 1, sizeof *n2->in);
+    n2->in[0] = x;
+    n2->n_out = 1;
+    n2->out = kn_arena_calloc(&m->arena, 1, sizeof *n2->out);
+    n2->out[0] = d;
+    kn_graph_add_output(g, y);
+    kn_graph_add_output(g, d);
+    CHECK_EQ_INT(kn_model_finalize(m, &err), KN_OK);
+    const kn_type *yt = &g->values[y].type;
+    CHECK(g->values[y].has_type);
+    CHECK_EQ_INT(yt->rank, 3);
+    CHECK_EQ_INT(yt->dims[0].value, 2);
+    CHECK_EQ_INT(yt->dims[1].value, 9);
+    CHECK_EQ_INT(yt->dims[2].value, 2);
+    const kn_type *dt = &g->values[d].type;
+    CHECK_EQ_INT(dt->rank, 1);
+    CHECK_EQ_INT(dt->dims[0].value, 2);
+    kn_tensor_release(lt);
+    kn_model_free(m);
+}
+
+TEST_MAIN(TEST_CASE(test_infer), TEST_CASE(test_dft_plans_match_direct_sum), TEST_CASE(test_dft_inverse_round_trip),
           TEST_CASE(test_irfft), TEST_CASE(test_dft_bad_input), TEST_CASE(test_stft),
           TEST_CASE(test_windows), TEST_CASE(test_mel), TEST_CASE(test_det))
