@@ -12,9 +12,13 @@ static bool det_dtype_ok(kn_dtype dt)
     return dt == KN_F32 || dt == KN_F64 || dt == KN_F16 || dt == KN_BF16;
 }
 
-/* Determinant of the n x n row-major matrix a (destroyed). */
+/* Determinant of the n x n row-major matrix a (destroyed).  A NaN anywhere
+ * gives NaN (pivot search would otherwise skip it and may report 0). */
 static double lu_det(double *a, int64_t n)
 {
+    for (int64_t i = 0; i < n * n; i++)
+        if (isnan(a[i]))
+            return NAN;
     double det = 1.0;
     for (int64_t k = 0; k < n; k++) {
         int64_t piv = k;

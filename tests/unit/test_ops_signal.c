@@ -434,6 +434,13 @@ static void test_det(void)
         CHECK_NEAR(at(&y, 1), 0.0, 0);
         kn_tensor_release(&x);
     }
+    /* a NaN that partial pivoting would skip still poisons the result */
+    double mn[4] = {0, NAN, 0, 1};
+    int64_t d22[2] = {2, 2};
+    x = make(KN_F32, 2, d22, mn);
+    CHECK_EQ_INT(run1("Det", 22, 1, in, NULL, 0, &y), KN_OK);
+    CHECK(isnan(at(&y, 0)));
+    kn_tensor_release(&x);
     /* empty batch, 0x0 matrices (det 1), non-square, rank 1, int dtype */
     int64_t de[3] = {0, 3, 3};
     x = make(KN_F32, 3, de, NULL);
