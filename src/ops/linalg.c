@@ -98,6 +98,6 @@ static int infer_det(kn_infer_ctx *ic)
 }
 
 const kn_op_def kn_ops_linalg[] = {
-    {"", "Det", 1, run_det, NULL, infer_det},
+    {"", "Det", 1, run_det, NULL, infer_det, false},
     {0},
 };

@@ -826,11 +826,11 @@ static int infer_mel(kn_infer_ctx *ic)
 }
 
 const kn_op_def kn_ops_signal[] = {
-    {"", "DFT", 1, run_dft, NULL, infer_dft},
-    {"", "STFT", 1, run_stft, NULL, infer_stft},
-    {"", "HannWindow", 1, run_hann, NULL, infer_window},
-    {"", "HammingWindow", 1, run_hamming, NULL, infer_window},
-    {"", "BlackmanWindow", 1, run_blackman, NULL, infer_window},
-    {"", "MelWeightMatrix", 1, run_mel, NULL, infer_mel},
+    {"", "DFT", 1, run_dft, NULL, infer_dft, false},
+    {"", "STFT", 1, run_stft, NULL, infer_stft, false},
+    {"", "HannWindow", 1, run_hann, NULL, infer_window, false},
+    {"", "HammingWindow", 1, run_hamming, NULL, infer_window, false},
+    {"", "BlackmanWindow", 1, run_blackman, NULL, infer_window, false},
+    {"", "MelWeightMatrix", 1, run_mel, NULL, infer_mel, false},
     {0},
 };
