@@ -468,6 +468,44 @@ static void test_det(void)
 }
 
 
+/* float16 in, float16 out; complex STFT (two-sided) matches the complex DFT of a frame */
+static void test_half_and_complex_stft(void)
+{
+    int64_t n = 12;
+    double *x = test_signal(n, true);
+    int64_t dims[3] = {1, n, 2};
+    kn_tensor xh = make(KN_F16, 3, dims, x), y = {0};
+    const kn_tensor *in1[1] = {&xh};
+    CHECK_EQ_INT(run1("DFT", 17, 1, in1, NULL, 0, &y), KN_OK);
+    CHECK_EQ_INT(y.dtype, KN_F16);
+    double want[24];
+    double xr[24];
+    for (int k = 0; k < 24; k++)
+        xr[k] = at(&xh, k);
+    naive_dft(xr, n, n, -1, want);
+    double err = 0;
+    for (int k = 0; k < 24 && y.numel == 24; k++)
+        err = fmax(err, fabs(at(&y, k) - want[k]) / (1.0 + fabs(want[k])));
+    CHECK(err < 2e-3);
+    kn_tensor xt = make(KN_F64, 3, dims, x), step = scalar_i(KN_I64, 4), fl = scalar_i(KN_I64, 6);
+    const kn_tensor *in2[4] = {&xt, &step, NULL, &fl};
+    tattr two[1] = {{"onesided", 0}};
+    CHECK_EQ_INT(run1("STFT", 17, 4, in2, two, 1, &y), KN_OK);
+    CHECK_EQ_INT(y.dims[1], 2);
+    CHECK_EQ_INT(y.dims[2], 6);
+    naive_dft(x + 2 * 4, 6, 6, -1, want);  /* frame 1 starts at sample 4 */
+    err = 0;
+    for (int k = 0; k < 12 && y.numel == 24; k++)
+        err = fmax(err, fabs(at(&y, 12 + k) - want[k]));
+    CHECK(err < 1e-12);
+    free(x);
+    kn_tensor_release(&xh);
+    kn_tensor_release(&xt);
+    kn_tensor_release(&step);
+    kn_tensor_release(&fl);
+    kn_tensor_release(&y);
+}
+
 /* Load-time type inference: DFT with a constant dft_length, Det. */
 static void test_infer(void)
 {
@@ -527,6 +565,6 @@ static void test_infer(void)
     kn_model_free(m);
 }
 
-TEST_MAIN(TEST_CASE(test_infer), TEST_CASE(test_dft_plans_match_direct_sum), TEST_CASE(test_dft_inverse_round_trip),
+TEST_MAIN(TEST_CASE(test_infer), TEST_CASE(test_half_and_complex_stft), TEST_CASE(test_dft_plans_match_direct_sum), TEST_CASE(test_dft_inverse_round_trip),
           TEST_CASE(test_irfft), TEST_CASE(test_dft_bad_input), TEST_CASE(test_stft),
           TEST_CASE(test_windows), TEST_CASE(test_mel), TEST_CASE(test_det))
