@@ -266,6 +266,10 @@ static void test_shared_models(void)
     count_dir_models(shared_path("/onnx-backend-tests/node"), true, &ok, &unsup, &bad);
     printf("node test models: %d loaded, %d unsupported, %d failed\n", ok, unsup, bad);
     CHECK_EQ_INT(bad, 0);
+    ok = unsup = bad = 0;
+    count_dir_models(shared_path("/onnx-backend-tests/simple"), true, &ok, &unsup, &bad);
+    printf("simple test models: %d loaded, %d unsupported, %d failed\n", ok, unsup, bad);
+    CHECK_EQ_INT(bad, 0);
 }
 
 /* Parse (no finalize) every node test model and compare a few counts with what
