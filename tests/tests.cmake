@@ -9,6 +9,9 @@ foreach(src ${KILN_UNIT_TESTS})
   add_executable(${name} ${src})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/unit)
   target_link_libraries(${name} PRIVATE kiln_static)
+  target_compile_definitions(${name} PRIVATE
+    KILN_EXAMPLE_MODEL="${PROJECT_SOURCE_DIR}/examples/fmnist/fmnist_cnn.onnx"
+    KILN_SHARED_DIR="${KILN_SHARED_DIR}")
   add_test(NAME unit/${name} COMMAND ${name})
   set_tests_properties(unit/${name} PROPERTIES LABELS unit TIMEOUT 120)
 endforeach()

@@ -17,15 +17,22 @@ bool kn_mul_ok(int64_t a, int64_t b, int64_t *out)
 
 int kn_shape_numel(int rank, const int64_t *dims, int64_t *numel, kn_error *err)
 {
+    /* The product of the non-zero dims must fit even when a zero dim makes the
+     * tensor empty, so stride arithmetic on any accepted shape cannot overflow. */
     int64_t n = 1;
+    bool empty = false;
     for (int i = 0; i < rank; i++) {
         if (dims[i] < 0)
             return kn_fail(err, KN_ERR_ARG, "negative dimension %lld at axis %d",
                            (long long)dims[i], i);
+        if (dims[i] == 0) {
+            empty = true;
+            continue;
+        }
         if (!kn_mul_ok(n, dims[i], &n))
             return kn_fail(err, KN_ERR_NOMEM, "tensor element count overflows");
     }
-    *numel = n;
+    *numel = empty ? 0 : n;
     return KN_OK;
 }
 
@@ -52,13 +59,25 @@ int kn_tensor_set_shape(kn_tensor *t, kn_dtype dt, int rank, const int64_t *dims
     return KN_OK;
 }
 
+static void release_items(kn_tensor *t)
+{
+    for (int i = 0; i < t->n_items; i++)
+        kn_tensor_release(&t->items[i]);
+    free(t->items);
+}
+
 int kn_tensor_alloc(kn_tensor *t, kn_dtype dt, int rank, const int64_t *dims, kn_error *err)
 {
     int rc = kn_tensor_set_shape(t, dt, rank, dims, err);
     if (rc)
         return rc;
-    if (t->owns_data)
+    if (t->owns_data && t->kind != KN_VALUE_TENSOR)
+        release_items(t);
+    else if (t->owns_data)
         free(t->data);
+    t->kind = KN_VALUE_TENSOR;
+    t->n_items = 0;
+    t->items = NULL;
     t->owns_data = false;
     t->data = calloc(1, t->nbytes ? t->nbytes : 1);
     if (!t->data)
@@ -67,17 +86,59 @@ int kn_tensor_alloc(kn_tensor *t, kn_dtype dt, int rank, const int64_t *dims, kn
     return KN_OK;
 }
 
+void kn_value_init_list(kn_tensor *t, kn_value_kind kind, kn_dtype dt)
+{
+    memset(t, 0, sizeof *t);
+    t->kind = kind;
+    t->dtype = dt;
+    t->owns_data = true;
+}
+
+int kn_value_append(kn_tensor *list, kn_tensor *item, kn_error *err)
+{
+    if (list->n_items >= (1 << 28))
+        return kn_fail(err, KN_ERR_NOMEM, "sequence too long");
+    kn_tensor *p = realloc(list->items, sizeof *p * (size_t)(list->n_items + 1));
+    if (!p)
+        return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    list->items = p;
+    list->items[list->n_items++] = *item;
+    memset(item, 0, sizeof *item);
+    return KN_OK;
+}
+
 void kn_tensor_release(kn_tensor *t)
 {
-    if (t->owns_data)
+    if (t->owns_data && t->kind != KN_VALUE_TENSOR)
+        release_items(t);
+    else if (t->owns_data)
         free(t->data);
     memset(t, 0, sizeof *t);
     t->dtype = KN_F32;
     t->numel = 1;
 }
 
+static int copy_list(kn_tensor *dst, const kn_tensor *src, kn_error *err)
+{
+    kn_value_init_list(dst, src->kind, src->dtype);
+    for (int i = 0; i < src->n_items; i++) {
+        kn_tensor item = {0};
+        int rc = kn_tensor_copy(&item, &src->items[i], err);
+        if (!rc)
+            rc = kn_value_append(dst, &item, err);
+        if (rc) {
+            kn_tensor_release(&item);
+            kn_tensor_release(dst);
+            return rc;
+        }
+    }
+    return KN_OK;
+}
+
 int kn_tensor_copy(kn_tensor *dst, const kn_tensor *src, kn_error *err)
 {
+    if (src->kind != KN_VALUE_TENSOR)
+        return copy_list(dst, src, err);
     int rc = kn_tensor_alloc(dst, src->dtype, src->rank, src->dims, err);
     if (rc)
         return rc;

@@ -130,6 +130,10 @@ static int run_node(kn_frame *f, int idx, kn_error *err)
             return kn_fail(err, KN_ERR_RUNTIME, "node '%s' (%s): input '%s' has no value",
                            kn_node_label(g, nd, lb, sizeof lb), nd->op_type, g->values[v].name);
         in[k] = &f->vals[v];
+        if (in[k]->kind != KN_VALUE_TENSOR && !nd->op->any_value)
+            return kn_fail(err, KN_ERR_UNSUPPORTED, "node '%s' (%s): input '%s' is a %s, which %s does not take",
+                           kn_node_label(g, nd, lb, sizeof lb), nd->op_type, g->values[v].name,
+                           in[k]->kind == KN_VALUE_SEQUENCE ? "sequence" : "optional", nd->op_type);
     }
     for (int k = 0; k < nd->n_out; k++) {
         int v = nd->out[k];

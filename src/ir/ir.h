@@ -80,6 +80,7 @@ typedef struct kn_value {
     const char *name;
     kn_type type;           /* declared (graph input/output/value_info) or inferred */
     bool has_type;
+    bool type_inferred;     /* type came from static inference, not the file */
     kn_tensor *init;        /* initializer: constant data, else NULL */
     int producer;           /* index of the producing node, -1 if none */
     bool is_input;          /* a graph input (may also have an initializer as default) */

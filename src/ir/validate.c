@@ -246,6 +246,44 @@ static int topo_sort(kn_graph *g, kn_error *err)
     return rc;
 }
 
+#define MAX_INFER_IO 64
+
+/* Static type/shape inference in topological order: values the file declares no
+ * type for get the type their producer's infer function derives (symbolic dims
+ * carried through).  Best effort: an op without infer, or one whose inference
+ * fails, leaves its outputs untyped; run-time shapes are always authoritative. */
+static void infer_types(kn_graph *g)
+{
+    static const kn_type unknown = {.kind = KN_TYPE_UNKNOWN, .rank = -1};
+    for (int i = 0; i < g->n_nodes; i++) {
+        kn_node *n = &g->nodes[i];
+        if (!n->op || !n->op->infer || n->n_in > MAX_INFER_IO || n->n_out > MAX_INFER_IO)
+            continue;
+        const kn_type *in[MAX_INFER_IO];
+        const kn_tensor *cst[MAX_INFER_IO];
+        kn_type out[MAX_INFER_IO];
+        for (int k = 0; k < n->n_in; k++) {
+            const kn_value *v = n->in[k] >= 0 ? &g->values[n->in[k]] : NULL;
+            in[k] = !v ? NULL : v->has_type ? &v->type : &unknown;
+            cst[k] = v && !v->is_input ? v->init : NULL;
+        }
+        for (int k = 0; k < n->n_out; k++)
+            out[k] = unknown;
+        kn_error err;
+        kn_infer_ctx ic = {n, n->opset, n->n_in, in, cst, n->n_out, out, &err};
+        if (n->op->infer(&ic) != KN_OK)
+            continue;
+        for (int k = 0; k < n->n_out; k++) {
+            kn_value *v = n->out[k] >= 0 ? &g->values[n->out[k]] : NULL;
+            if (!v || v->has_type || out[k].kind == KN_TYPE_UNKNOWN)
+                continue;
+            v->type = out[k];
+            v->has_type = true;
+            v->type_inferred = true;
+        }
+    }
+}
+
 static int finalize_rec(kn_graph *g, char *unsupported, size_t len, kn_error *err)
 {
     int rc = set_producers(g, err);
@@ -257,6 +295,8 @@ static int finalize_rec(kn_graph *g, char *unsupported, size_t len, kn_error *er
         rc = check_defined(g, err);
     if (!rc)
         rc = topo_sort(g, err);
+    if (!rc && !unsupported[0])
+        infer_types(g);
     return rc;
 }
 

@@ -229,6 +229,7 @@ static void softmax_row(double *x, int64_t n)
 typedef struct attn_bufs {
     double *pk, *pv;        /* present key / value */
     double *probs;          /* one row of scores / probabilities */
+    double *qrow;           /* the current query row */
 } attn_bufs;
 
 typedef struct attn_outs {
@@ -244,10 +245,12 @@ static void attn_row(const attn_cfg *a, attn_bufs *w, attn_outs *o, int64_t b, i
     const double *kb = w->pk + (b * a->hkv + kvh) * T * a->dk;
     const double *vb = w->pv + (b * a->hkv + kvh) * T * a->dv;
     int64_t qk_off = ((b * a->hq + h) * a->sq + i) * T;
+    for (int64_t d = 0; d < a->dk; d++)
+        w->qrow[d] = kn_load_f64(q->data, q->dtype, (size_t)(qoff + d));
     for (int64_t j = 0; j < T; j++) {
         double s = 0;
         for (int64_t d = 0; d < a->dk; d++)
-            s += kn_load_f64(q->data, q->dtype, (size_t)(qoff + d)) * kb[j * a->dk + d];
+            s += w->qrow[d] * kb[j * a->dk + d];
         s *= a->scale;
         if (a->softcap > 0)
             s = a->softcap * tanh(s / a->softcap);
@@ -322,16 +325,19 @@ static int run_attention(kn_op_ctx *c)
         return c->err->code;
     attn_bufs w = {0};
     int64_t nk, nv;
-    if (!kn_mul_ok(a.batch * a.hkv, a.total, &nk) || !kn_mul_ok(nk, a.dv, &nv) ||
-        !kn_mul_ok(nk, a.dk, &nk))
+    if (!kn_mul_ok(a.batch, a.hkv, &nk) || !kn_mul_ok(nk, a.total, &nk) ||
+        !kn_mul_ok(nk, a.dv, &nv) || !kn_mul_ok(nk, a.dk, &nk) ||
+        nk > (int64_t)(KN_MAX_TENSOR_BYTES / 8) || nv > (int64_t)(KN_MAX_TENSOR_BYTES / 8))
         return kn_fail(c->err, KN_ERR_NOMEM, "Attention key/value cache too large");
     w.pk = calloc((size_t)(nk > 0 ? nk : 1), sizeof(double));
     w.pv = calloc((size_t)(nv > 0 ? nv : 1), sizeof(double));
     w.probs = calloc((size_t)(a.total > 0 ? a.total : 1), sizeof(double));
-    if (!w.pk || !w.pv || !w.probs) {
+    w.qrow = calloc((size_t)(a.dk > 0 ? a.dk : 1), sizeof(double));
+    if (!w.pk || !w.pv || !w.probs || !w.qrow) {
         free(w.pk);
         free(w.pv);
         free(w.probs);
+        free(w.qrow);
         return kn_fail(c->err, KN_ERR_NOMEM, "out of memory in Attention");
     }
     build_present(&a, a.past_k, &a.k, a.dk, w.pk);
@@ -348,6 +354,7 @@ static int run_attention(kn_op_ctx *c)
     free(w.pk);
     free(w.pv);
     free(w.probs);
+    free(w.qrow);
     return KN_OK;
 }
 

@@ -132,7 +132,8 @@ static int cast_attr_to(const kn_node *n, kn_dtype *to, kn_error *err)
         return kn_fail(err, KN_ERR_MODEL, "Cast 'to' = %lld is not a data type", (long long)a->i);
     *to = (kn_dtype)a->i;
     if (!kn_dtype_supported(*to))
-        return kn_fail(err, KN_ERR_UNSUPPORTED, "Cast to %s is not supported", kn_dtype_name(*to));
+        return kn_fail(err, KN_ERR_UNSUPPORTED, "Cast to %s (data type %d) is not supported",
+                       kn_dtype_name(*to), (int)*to);
     return KN_OK;
 }
 

@@ -372,8 +372,8 @@ static int run_scan(kn_op_ctx *c)
 }
 
 const kn_op_def kn_ops_control[] = {
-    {"", "If", 1, run_if, NULL, NULL},
-    {"", "Loop", 1, run_loop, NULL, NULL},
-    {"", "Scan", 1, run_scan, NULL, NULL},
+    {"", "If", 1, run_if, NULL, NULL, true},
+    {"", "Loop", 1, run_loop, NULL, NULL, true},
+    {"", "Scan", 1, run_scan, NULL, NULL, false},
     {0},
 };

@@ -7,7 +7,8 @@
  * position) and multiply the weights by it with a plain GEMM whose inner loop
  * runs along contiguous rows.  ConvTranspose does the reverse: GEMM with the
  * transposed weights, then fold the columns back (col2im).  DeformConv builds
- * its columns by bilinear sampling at offset positions.
+ * its columns by bilinear sampling at offset positions.  CausalConvWithState
+ * (opset 27) is a stateful causal depthwise 1-D conv done with direct loops.
  *
  * float32/float16/bfloat16 compute in float; float64 and ConvInteger compute in
  * double (exact for the integer sums ConvInteger can produce in int32). */
@@ -18,6 +19,8 @@
 #include <string.h>
 
 #define MAX_SP (KN_MAX_RANK - 2)
+/* Largest kernel/stride/dilation/pad value accepted (keeps products in int64). */
+#define ATTR_MAX ((int64_t)1 << 31)
 
 /* ---------------------------------------------------------------- geometry */
 
@@ -44,7 +47,7 @@ static int spatial_ints(kn_op_ctx *c, const char *name, int n, int64_t def, int6
         return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has %d values, expected %d", name,
                        cnt, n);
     for (int i = 0; i < n; i++) {
-        if (v[i] < lo || v[i] > ((int64_t)1 << 40))
+        if (v[i] < lo || v[i] > ATTR_MAX)
             return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has invalid value %lld", name,
                            (long long)v[i]);
         out[i] = v[i];
@@ -89,6 +92,9 @@ static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, c
         if (kn_attr_find(c->node, "kernel_shape") && g->k[i] != w->dims[i + 2])
             return kn_fail(c->err, KN_ERR_ARG, "kernel_shape does not match the weight shape");
         g->k[i] = w->dims[i + 2];
+        if (g->k[i] < 1 || g->k[i] > ATTR_MAX)
+            return kn_fail(c->err, KN_ERR_ARG, "%s weight has kernel size %lld on axis %d",
+                           c->node->op_type, (long long)g->k[i], i + 2);
     }
     if ((rc = spatial_ints(c, "strides", n, 1, 1, g->stride)) ||
         (rc = spatial_ints(c, "dilations", n, 1, 1, g->dil)))
@@ -138,76 +144,91 @@ static void unflatten(int n, const int64_t *dims, int64_t flat, int64_t *idx)
     }
 }
 
-/* Advance an odometer over dims[0..n) (the last dim fastest); false when done. */
-static bool odometer_next(int n, const int64_t *dims, int64_t *idx)
-{
-    for (int d = n - 1; d >= 0; d--) {
-        if (++idx[d] < dims[d])
-            return true;
-        idx[d] = 0;
-    }
-    return false;
-}
-
 /* ------------------------------------------------------ im2col, GEMM, col2im */
 
+/* Output positions per register-blocked strip of the GEMM. */
+#define GEMM_STRIP 16
+/* Column buffers are built in chunks of whole rows (all but the last spatial
+ * axis) of about this many elements, so big images do not need a huge buffer. */
+#define COL_BUDGET ((int64_t)1 << 22)
+
 /* Kernels generated for float and double: im2col_T, gemm_acc_T, gemm_tn_T, col2im_T.
+ * A "row" is one line along the last spatial axis; rows [row0, row0 + nrows) of
+ * the output (im2col) or input (col2im) are handled per call.
  *
- * im2col: x is [channels, in spatial]; col is [channels * k_size, out_size].
- * gemm_acc: y[m][p] += sum_r w[m][r] * col[r][p]  (y: M x P, w: M x R, col: R x P).
- * gemm_tn: col[r][p] = sum_c w[c][r] * x[c][p]    (w: C x R, x: C x P).
+ * im2col: x is [channels, in spatial]; col is [channels * k_size, nrows * out_last].
+ * gemm_acc: y[m][p] += sum_r w[m][r] * col[r][p]  (M x P block; col rows ldc apart,
+ *           y rows ldy apart).
+ * gemm_tn: col[r][p] = sum_c w[c][r] * x[c][p]    (w: C x R; x rows ldx apart).
  * col2im: y[m][out pos] += col[(m, kernel offset)][in pos] (transposed conv). */
 #define DEFINE_CONV_KERNELS(T)                                                              \
-    static void im2col_##T(const T *x, int64_t channels, const conv_geom *g, T *col)        \
+    static void im2col_##T(const T *x, int64_t channels, const conv_geom *g, int64_t row0,  \
+                           int64_t nrows, T *col)                                           \
     {                                                                                       \
         int n = g->nsp, last = n - 1;                                                       \
-        int64_t kpos[MAX_SP], opos[MAX_SP];                                                 \
+        int64_t kpos[MAX_SP], opos[MAX_SP], ol = g->out[last], pc = nrows * ol;             \
         for (int64_t ch = 0; ch < channels; ch++) {                                         \
             const T *xc = x + ch * g->in_size;                                              \
             for (int64_t kf = 0; kf < g->k_size; kf++) {                                    \
-                T *row = col + (ch * g->k_size + kf) * g->out_size;                         \
+                T *row = col + (ch * g->k_size + kf) * pc;                                  \
                 unflatten(n, g->k, kf, kpos);                                               \
-                memset(opos, 0, sizeof opos);                                               \
-                do { /* one pass per output row along the last dim */                       \
+                for (int64_t rr = row0; rr < row0 + nrows; rr++, row += ol) {               \
                     int64_t off = 0;                                                        \
                     bool inside = true;                                                     \
+                    unflatten(last, g->out, rr, opos);                                      \
                     for (int d = 0; d < last; d++) {                                        \
                         int64_t ix = opos[d] * g->stride[d] - g->pad_b[d] + kpos[d] * g->dil[d]; \
                         if (ix < 0 || ix >= g->in[d])                                       \
                             inside = false;                                                 \
                         off = off * g->in[d] + ix;                                          \
                     }                                                                       \
-                    int64_t ol = g->out[last];                                              \
                     if (!inside) {                                                          \
                         memset(row, 0, sizeof(T) * (size_t)ol);                             \
-                    } else {                                                                \
-                        const T *xr = xc + off * g->in[last];                               \
-                        int64_t s = g->stride[last], base = kpos[last] * g->dil[last] - g->pad_b[last]; \
-                        for (int64_t o = 0; o < ol; o++) {                                  \
-                            int64_t ix = o * s + base;                                      \
-                            row[o] = (ix >= 0 && ix < g->in[last]) ? xr[ix] : (T)0;         \
-                        }                                                                   \
+                        continue;                                                           \
                     }                                                                       \
-                    row += ol;                                                              \
-                } while (odometer_next(last, g->out, opos));                                \
+                    const T *xr = xc + off * g->in[last];                                   \
+                    int64_t s = g->stride[last], base = kpos[last] * g->dil[last] - g->pad_b[last]; \
+                    for (int64_t o = 0; o < ol; o++) {                                      \
+                        int64_t ix = o * s + base;                                          \
+                        row[o] = (ix >= 0 && ix < g->in[last]) ? xr[ix] : (T)0;             \
+                    }                                                                       \
+                }                                                                           \
             }                                                                               \
         }                                                                                   \
     }                                                                                       \
-    static void gemm_acc_##T(int64_t M, int64_t R, int64_t P, const T *w, const T *col, T *y) \
+    static void gemm_acc_##T(int64_t M, int64_t R, int64_t P, const T *w, const T *col,     \
+                             int64_t ldc, T *y, int64_t ldy)                                \
     {                                                                                       \
-        for (int64_t m = 0; m < M; m++) {                                                   \
-            T *yr = y + m * P;                                                              \
+        /* strips of GEMM_STRIP output positions accumulate in locals across all of R */    \
+        int64_t p0 = 0;                                                                     \
+        for (; p0 + GEMM_STRIP <= P; p0 += GEMM_STRIP) {                                    \
+            for (int64_t m = 0; m < M; m++) {                                               \
+                T acc[GEMM_STRIP];                                                          \
+                T *yr = y + m * ldy + p0;                                                   \
+                const T *wr = w + m * R, *cp = col + p0;                                    \
+                for (int j = 0; j < GEMM_STRIP; j++)                                        \
+                    acc[j] = yr[j];                                                         \
+                for (int64_t r = 0; r < R; r++, cp += ldc) {                                \
+                    T wv = wr[r];                                                           \
+                    for (int j = 0; j < GEMM_STRIP; j++)                                    \
+                        acc[j] += wv * cp[j];                                               \
+                }                                                                           \
+                for (int j = 0; j < GEMM_STRIP; j++)                                        \
+                    yr[j] = acc[j];                                                         \
+            }                                                                               \
+        }                                                                                   \
+        for (int64_t m = 0; m < M && p0 < P; m++) { /* the ragged tail */                   \
+            T *yr = y + m * ldy;                                                            \
             for (int64_t r = 0; r < R; r++) {                                               \
                 T wv = w[m * R + r];                                                        \
-                if (wv == 0)                                                                \
-                    continue;                                                               \
-                const T *cr = col + r * P;                                                  \
-                for (int64_t p = 0; p < P; p++)                                             \
+                const T *cr = col + r * ldc;                                                \
+                for (int64_t p = p0; p < P; p++)                                            \
                     yr[p] += wv * cr[p];                                                    \
             }                                                                               \
         }                                                                                   \
     }                                                                                       \
-    static void gemm_tn_##T(int64_t C, int64_t R, int64_t P, const T *w, const T *x, T *col) \
+    static void gemm_tn_##T(int64_t C, int64_t R, int64_t P, const T *w, const T *x,        \
+                            int64_t ldx, T *col)                                            \
     {                                                                                       \
         for (int64_t r = 0; r < R; r++) {                                                   \
             T *cr = col + r * P;                                                            \
@@ -216,40 +237,55 @@ static bool odometer_next(int n, const int64_t *dims, int64_t *idx)
                 T wv = w[ch * R + r];                                                       \
                 if (wv == 0)                                                                \
                     continue;                                                               \
-                const T *xr = x + ch * P;                                                   \
+                const T *xr = x + ch * ldx;                                                 \
                 for (int64_t p = 0; p < P; p++)                                             \
                     cr[p] += wv * xr[p];                                                    \
             }                                                                               \
         }                                                                                   \
     }                                                                                       \
-    static void col2im_##T(const T *col, int64_t channels, const conv_geom *g, T *y)        \
+    static void col2im_##T(const T *col, int64_t channels, const conv_geom *g, int64_t row0, \
+                           int64_t nrows, T *y)                                             \
     {                                                                                       \
         /* here g->in is the transposed conv's input (the columns), g->out its output */    \
-        int n = g->nsp;                                                                     \
-        int64_t kpos[MAX_SP], ipos[MAX_SP];                                                 \
+        int n = g->nsp, last = n - 1;                                                       \
+        int64_t kpos[MAX_SP], ipos[MAX_SP], il = g->in[last], pc = nrows * il;              \
         for (int64_t ch = 0; ch < channels; ch++) {                                         \
             T *yc = y + ch * g->out_size;                                                   \
             for (int64_t kf = 0; kf < g->k_size; kf++) {                                    \
-                const T *row = col + (ch * g->k_size + kf) * g->in_size;                    \
+                const T *row = col + (ch * g->k_size + kf) * pc;                            \
                 unflatten(n, g->k, kf, kpos);                                               \
-                memset(ipos, 0, sizeof ipos);                                               \
-                int64_t p = 0;                                                              \
-                do {                                                                        \
+                for (int64_t rr = row0; rr < row0 + nrows; rr++, row += il) {               \
                     int64_t off = 0;                                                        \
                     bool inside = true;                                                     \
-                    for (int d = 0; d < n; d++) {                                           \
+                    unflatten(last, g->in, rr, ipos);                                       \
+                    for (int d = 0; d < last; d++) {                                        \
                         int64_t oy = ipos[d] * g->stride[d] - g->pad_b[d] + kpos[d] * g->dil[d]; \
                         if (oy < 0 || oy >= g->out[d])                                      \
                             inside = false;                                                 \
                         off = off * g->out[d] + oy;                                         \
                     }                                                                       \
-                    if (inside)                                                             \
-                        yc[off] += row[p];                                                  \
-                    p++;                                                                    \
-                } while (odometer_next(n, g->in, ipos));                                    \
+                    if (!inside)                                                            \
+                        continue;                                                           \
+                    T *yr = yc + off * g->out[last];                                        \
+                    int64_t s = g->stride[last], base = kpos[last] * g->dil[last] - g->pad_b[last]; \
+                    for (int64_t i = 0; i < il; i++) {                                      \
+                        int64_t oy = i * s + base;                                          \
+                        if (oy >= 0 && oy < g->out[last])                                   \
+                            yr[oy] += row[i];                                               \
+                    }                                                                       \
+                }                                                                           \
             }                                                                               \
         }                                                                                   \
     }
+
+/* Rows per column chunk: whole rows of width `width` for `per_row` column rows. */
+static int64_t chunk_rows(int64_t per_row, int64_t width, int64_t total_rows)
+{
+    int64_t cost = per_row * width, rows = cost > 0 ? COL_BUDGET / cost : total_rows;
+    if (rows < 1)
+        rows = 1;
+    return rows < total_rows ? rows : total_rows;
+}
 
 DEFINE_CONV_KERNELS(float)
 DEFINE_CONV_KERNELS(double)
@@ -301,8 +337,11 @@ static double *as_double(const kn_tensor *t, const kn_tensor *zp, int64_t inner)
 /* Store a float result buffer into an output of dtype dt (no-op for float32 in place). */
 static void store_float(kn_tensor *y, const float *src)
 {
-    if (y->dtype == KN_F32 && (const void *)src == y->data)
+    if (y->dtype == KN_F32) {
+        if ((const void *)src != y->data && y->numel)
+            memcpy(y->data, src, sizeof(float) * (size_t)y->numel);
         return;
+    }
     for (int64_t i = 0; i < y->numel; i++)
         kn_store_f64(y->data, y->dtype, (size_t)i, src[i]);
 }
@@ -348,11 +387,10 @@ static bool conv_is_pointwise(const conv_geom *g)
     return true;
 }
 
-/* Column buffer size cg * k_size * out_size, checked. */
-static int col_elems(kn_op_ctx *c, int64_t cg, const conv_geom *g, int64_t *n)
+/* Column buffer size r * width elements, checked. */
+static int col_elems(kn_op_ctx *c, int64_t r, int64_t width, int64_t *n)
 {
-    if (!kn_mul_ok(cg, g->k_size, n) || !kn_mul_ok(*n, g->out_size, n) ||
-        *n > (int64_t)(KN_MAX_TENSOR_BYTES / sizeof(double)))
+    if (!kn_mul_ok(r, width, n) || *n > (int64_t)(KN_MAX_TENSOR_BYTES / sizeof(double)))
         return kn_fail(c->err, KN_ERR_ARG, "%s column buffer is too large", c->node->op_type);
     if (*n == 0)
         *n = 1;
@@ -365,8 +403,10 @@ static int col_elems(kn_op_ctx *c, int64_t cg, const conv_geom *g, int64_t *n)
                                 int64_t batch, int64_t chans, int64_t m, int64_t group,     \
                                 const conv_geom *g, T *y)                                   \
     {                                                                                       \
-        int64_t cg = chans / group, mg = m / group, r = cg * g->k_size, ncol;               \
-        if (col_elems(c, cg, g, &ncol))                                                     \
+        int64_t cg = chans / group, mg = m / group, r = cg * g->k_size, P = g->out_size;    \
+        int64_t ol = g->out[g->nsp - 1], rows = ol ? P / ol : 0, crows = chunk_rows(r, ol, rows); \
+        int64_t ncol;                                                                       \
+        if (col_elems(c, r, ol * crows, &ncol))                                             \
             return c->err->code;                                                            \
         bool pointwise = conv_is_pointwise(g);                                              \
         T *col = pointwise ? NULL : malloc(sizeof(T) * (size_t)ncol);                       \
@@ -375,15 +415,22 @@ static int col_elems(kn_op_ctx *c, int64_t cg, const conv_geom *g, int64_t *n)
         for (int64_t n = 0; n < batch; n++) {                                               \
             for (int64_t gi = 0; gi < group; gi++) {                                        \
                 const T *xg = x + (n * chans + gi * cg) * g->in_size;                       \
-                T *yg = y + (n * m + gi * mg) * g->out_size;                                \
-                if (!pointwise)                                                             \
-                    im2col_##T(xg, cg, g, col);                                             \
+                const T *wg = w + gi * mg * r;                                              \
+                T *yg = y + (n * m + gi * mg) * P;                                          \
                 for (int64_t j = 0; j < mg; j++) {                                          \
                     T bias = b ? b[gi * mg + j] : (T)0;                                     \
-                    for (int64_t p = 0; p < g->out_size; p++)                               \
-                        yg[j * g->out_size + p] = bias;                                     \
+                    for (int64_t p = 0; p < P; p++)                                         \
+                        yg[j * P + p] = bias;                                               \
                 }                                                                           \
-                gemm_acc_##T(mg, r, g->out_size, w + gi * mg * r, pointwise ? xg : col, yg); \
+                if (pointwise) {                                                            \
+                    gemm_acc_##T(mg, r, P, wg, xg, P, yg, P);                               \
+                    continue;                                                               \
+                }                                                                           \
+                for (int64_t r0 = 0; r0 < rows; r0 += crows) {                             \
+                    int64_t nr = rows - r0 < crows ? rows - r0 : crows;                     \
+                    im2col_##T(xg, cg, g, r0, nr, col);                                     \
+                    gemm_acc_##T(mg, r, nr * ol, wg, col, nr * ol, yg + r0 * ol, P);        \
+                }                                                                           \
             }                                                                               \
         }                                                                                   \
         free(col);                                                                          \
@@ -534,8 +581,14 @@ static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, 
         if (kn_attr_find(c->node, "kernel_shape") && g->k[i] != w->dims[i + 2])
             return kn_fail(c->err, KN_ERR_ARG, "kernel_shape does not match the weight shape");
         g->k[i] = w->dims[i + 2];
+        if (g->k[i] < 1 || g->k[i] > ATTR_MAX)
+            return kn_fail(c->err, KN_ERR_ARG, "%s weight has kernel size %lld on axis %d",
+                           c->node->op_type, (long long)g->k[i], i + 2);
         int64_t in = x->dims[i + 2], ext = (g->k[i] - 1) * g->dil[i] + 1;
-        int64_t full = g->stride[i] * (in > 0 ? in - 1 : 0) + opad[i] + ext; /* unpadded size */
+        int64_t full; /* unpadded output size */
+        if (!kn_mul_ok(g->stride[i], in > 0 ? in - 1 : 0, &full) || full > ((int64_t)1 << 50))
+            return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose output size overflows");
+        full += opad[i] + ext;
         g->in[i] = in;
         bool have_shape = nos >= 0 || ap == PAD_SAME_UPPER || ap == PAD_SAME_LOWER;
         if (have_shape) {
@@ -571,24 +624,28 @@ static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, 
                                  int64_t batch, int64_t chans, int64_t m, int64_t group,    \
                                  const conv_geom *g, T *y)                                  \
     {                                                                                       \
-        int64_t cg = chans / group, mg = m / group, r = mg * g->k_size, ncol;               \
-        if (!kn_mul_ok(r, g->in_size, &ncol) ||                                             \
-            ncol > (int64_t)(KN_MAX_TENSOR_BYTES / sizeof(T)))                              \
-            return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose column buffer is too large"); \
-        T *col = malloc(sizeof(T) * (size_t)(ncol ? ncol : 1));                             \
+        int64_t cg = chans / group, mg = m / group, r = mg * g->k_size, Q = g->in_size;     \
+        int64_t il = g->in[g->nsp - 1], rows = il ? Q / il : 0, crows = chunk_rows(r, il, rows); \
+        int64_t ncol;                                                                       \
+        if (col_elems(c, r, il * crows, &ncol))                                             \
+            return c->err->code;                                                            \
+        T *col = malloc(sizeof(T) * (size_t)ncol);                                          \
         if (!col)                                                                           \
             return nomem(c);                                                                \
         for (int64_t n = 0; n < batch; n++) {                                               \
             for (int64_t gi = 0; gi < group; gi++) {                                        \
-                const T *xg = x + (n * chans + gi * cg) * g->in_size;                       \
+                const T *xg = x + (n * chans + gi * cg) * Q;                                \
                 T *yg = y + (n * m + gi * mg) * g->out_size;                                \
-                gemm_tn_##T(cg, r, g->in_size, w + gi * cg * r, xg, col);                   \
                 for (int64_t j = 0; j < mg; j++) {                                          \
                     T bias = b ? b[gi * mg + j] : (T)0;                                     \
                     for (int64_t p = 0; p < g->out_size; p++)                               \
                         yg[j * g->out_size + p] = bias;                                     \
                 }                                                                           \
-                col2im_##T(col, mg, g, yg);                                                 \
+                for (int64_t r0 = 0; r0 < rows; r0 += crows) {                              \
+                    int64_t nr = rows - r0 < crows ? rows - r0 : crows;                     \
+                    gemm_tn_##T(cg, r, nr * il, w + gi * cg * r, xg + r0 * il, Q, col);     \
+                    col2im_##T(col, mg, g, r0, nr, yg);                                     \
+                }                                                                           \
             }                                                                               \
         }                                                                                   \
         free(col);                                                                          \
@@ -722,7 +779,7 @@ static int deform_forward(kn_op_ctx *c, const float *x, const float *w, const fl
 {
     int64_t batch = xt->dims[0], chans = xt->dims[1], cg = chans / group, mg = m / group;
     int64_t r = cg * g->k_size, ncol, K = g->k_size, P = g->out_size;
-    if (col_elems(c, cg, g, &ncol))
+    if (col_elems(c, r, P, &ncol))
         return c->err->code;
     float *col = malloc(sizeof(float) * (size_t)ncol);
     if (!col)
@@ -737,7 +794,7 @@ static int deform_forward(kn_op_ctx *c, const float *x, const float *w, const fl
             for (int64_t j = 0; j < mg; j++)
                 for (int64_t p = 0; p < P; p++)
                     yg[j * P + p] = b ? b[gi * mg + j] : 0.0f;
-            gemm_acc_float(mg, r, P, w + gi * mg * r, col, yg);
+            gemm_acc_float(mg, r, P, w + gi * mg * r, col, P, yg, P);
         }
     }
     free(col);
@@ -790,10 +847,95 @@ static int run_deform_conv(kn_op_ctx *c)
     return rc;
 }
 
+/* ---------------------------------------------------- CausalConvWithState */
+
+/* Opset 27: per (batch, channel) row, seq = concat(past_state or zeros [k-1], x);
+ * y[t] = act(bias + sum_j w[j] * seq[t + j]); present_state = last k-1 of seq. */
+static int causal_conv_check(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w,
+                             const kn_tensor *b, const kn_tensor *past)
+{
+    int64_t ch = x->rank == 3 ? x->dims[1] : -1;
+    if (x->rank != 3 || w->rank != 3 || w->dims[0] != ch || w->dims[1] != 1 || w->dims[2] < 1)
+        return kn_fail(c->err, KN_ERR_ARG,
+                       "CausalConvWithState needs input [B, C, L] and weight [C, 1, k] with k >= 1");
+    if (b && (b->rank != 1 || b->dims[0] != ch))
+        return kn_fail(c->err, KN_ERR_ARG, "CausalConvWithState bias must have shape [C]");
+    if (past && (past->rank != 3 || past->dims[0] != x->dims[0] || past->dims[1] != ch ||
+                 past->dims[2] != w->dims[2] - 1))
+        return kn_fail(c->err, KN_ERR_ARG, "CausalConvWithState past_state must be [B, C, k-1]");
+    return KN_OK;
+}
+
+static void causal_conv_row(const float *xr, const float *pr, const float *wr, float bias,
+                            int64_t len, int64_t k, bool silu, float *seq, float *yr, float *sr)
+{
+    for (int64_t j = 0; j < k - 1; j++)
+        seq[j] = pr ? pr[j] : 0.0f;
+    memcpy(seq + k - 1, xr, sizeof(float) * (size_t)len);
+    for (int64_t t = 0; t < len; t++) {
+        float acc = bias;
+        for (int64_t j = 0; j < k; j++)
+            acc += wr[j] * seq[t + j];
+        yr[t] = silu ? acc / (1.0f + expf(-acc)) : acc;
+    }
+    memcpy(sr, seq + len, sizeof(float) * (size_t)(k - 1));
+}
+
+static int run_causal_conv(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *x = c->in[0], *w = c->in[1], *b = kn_op_in(c, 2), *past = kn_op_in(c, 3);
+    if (!conv_float_dtype(x->dtype))
+        return kn_unsupported_dtype(c, x->dtype);
+    int rc;
+    if ((rc = kn_check_same_dtype(c, x, w)) || (b && (rc = kn_check_same_dtype(c, x, b))) ||
+        (past && (rc = kn_check_same_dtype(c, x, past))) ||
+        (rc = causal_conv_check(c, x, w, b, past)))
+        return rc;
+    const char *act = kn_attr_string(c->node, "activation", "none");
+    bool silu = !strcmp(act, "silu") || !strcmp(act, "swish");
+    if (!silu && strcmp(act, "none"))
+        return kn_fail(c->err, KN_ERR_ARG, "CausalConvWithState activation '%s' is not valid", act);
+    int64_t nb = x->dims[0], ch = x->dims[1], len = x->dims[2], k = w->dims[2];
+    int64_t sdims[3] = {nb, ch, k - 1};
+    kn_tensor *y = kn_op_output(c, 0, x->dtype, 3, x->dims);
+    kn_tensor *st = y && c->n_out > 1 ? kn_op_output(c, 1, x->dtype, 3, sdims) : NULL;
+    if (!y || (c->n_out > 1 && !st))
+        return c->err->code;
+    float *ox, *ow, *ob = NULL, *op = NULL;
+    const float *fx = as_float(x, &ox), *fw = as_float(w, &ow);
+    const float *fb = b ? as_float(b, &ob) : NULL, *fp = past ? as_float(past, &op) : NULL;
+    float *fy = malloc(sizeof(float) * (size_t)(y->numel + 1));
+    float *fs = malloc(sizeof(float) * (size_t)(nb * ch * (k - 1) + 1));
+    float *seq = malloc(sizeof(float) * (size_t)(len + k));
+    if (!fx || !fw || (b && !fb) || (past && !fp) || !fy || !fs || !seq) {
+        rc = nomem(c);
+    } else {
+        for (int64_t r = 0; r < nb * ch; r++) {
+            int64_t cc = r % ch;
+            causal_conv_row(fx + r * len, fp ? fp + r * (k - 1) : NULL, fw + cc * k,
+                            fb ? fb[cc] : 0.0f, len, k, silu, seq, fy + r * len, fs + r * (k - 1));
+        }
+        store_float(y, fy);
+        if (st)
+            store_float(st, fs);
+    }
+    free(ox);
+    free(ow);
+    free(ob);
+    free(op);
+    free(fy);
+    free(fs);
+    free(seq);
+    return rc;
+}
+
 const kn_op_def kn_ops_conv[] = {
     {"", "Conv", 1, run_conv, NULL, NULL},
     {"", "ConvTranspose", 1, run_conv_transpose, NULL, NULL},
     {"", "ConvInteger", 1, run_conv_integer, NULL, NULL},
     {"", "DeformConv", 1, run_deform_conv, NULL, NULL},
+    {"", "CausalConvWithState", 1, run_causal_conv, NULL, NULL},
     {0},
 };

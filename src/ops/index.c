@@ -1,6 +1,6 @@
 /* index.c - operator family 'index': Gather, GatherElements, GatherND, Scatter,
  * ScatterElements, ScatterND, OneHot, NonZero, Compress, Unique, TopK, CumSum,
- * CumProd.
+ * CumProd, TensorScatter.
  *
  * Data moves element by element through its byte size, so every dtype kiln holds
  * works.  Index tensors (int32 / int64) are validated before anything is written:
@@ -797,6 +797,81 @@ static int run_cumulative(kn_op_ctx *c, combine_op op)
 static int run_cumsum(kn_op_ctx *c) { return run_cumulative(c, CB_ADD); }
 static int run_cumprod(kn_op_ctx *c) { return run_cumulative(c, CB_MUL); }
 
+/* ---- TensorScatter (opset 24): KV-cache update along a sequence axis ---- */
+
+static int tensor_scatter_shapes(kn_op_ctx *c, const kn_tensor *past, const kn_tensor *upd,
+                                 const kn_tensor *wi, int *axis)
+{
+    if (past->rank < 2 || upd->rank != past->rank)
+        return kn_fail(c->err, KN_ERR_ARG, "TensorScatter: past_cache rank %d and update rank %d "
+                       "must be equal and >= 2", past->rank, upd->rank);
+    if (kn_norm_axis(kn_attr_int(c->node, "axis", -2), past->rank, axis, c->err))
+        return c->err->code;
+    if (*axis == 0)
+        return kn_fail(c->err, KN_ERR_ARG, "TensorScatter: axis cannot be the batch axis 0");
+    for (int d = 0; d < past->rank; d++)
+        if (d == *axis ? upd->dims[d] > past->dims[d] : upd->dims[d] != past->dims[d])
+            return kn_fail(c->err, KN_ERR_ARG, "TensorScatter: update dim %d (%lld) does not fit "
+                           "past_cache dim (%lld)", d, (long long)upd->dims[d],
+                           (long long)past->dims[d]);
+    if (wi && check_index_dtype(c, wi))
+        return c->err->code;
+    if (wi && wi->numel != past->dims[0])
+        return kn_fail(c->err, KN_ERR_ARG, "TensorScatter: write_indices has %lld entries for "
+                       "a batch of %lld", (long long)wi->numel, (long long)past->dims[0]);
+    return KN_OK;
+}
+
+/* Start position in the cache of batch b's update; checked in linear mode. */
+static int write_start(kn_op_ctx *c, const kn_tensor *wi, int64_t b, int64_t seq, int64_t max_seq,
+                       bool circular, int64_t *start)
+{
+    int64_t w = wi ? raw_index(wi, b) : 0;
+    if (circular) {
+        *start = max_seq ? ((w % max_seq) + max_seq) % max_seq : 0;
+        return KN_OK;
+    }
+    if (w < 0 || w > max_seq - seq)
+        return kn_fail(c->err, KN_ERR_RUNTIME, "TensorScatter: write index %lld at position %lld "
+                       "with %lld updates exceeds the cache length %lld", (long long)w,
+                       (long long)b, (long long)seq, (long long)max_seq);
+    *start = w;
+    return KN_OK;
+}
+
+static int run_tensor_scatter(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *past = c->in[0], *upd = c->in[1], *wi = kn_op_in(c, 2);
+    const char *mode = kn_attr_string(c->node, "mode", "linear");
+    bool circular = !strcmp(mode, "circular");
+    if (!circular && strcmp(mode, "linear"))
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "TensorScatter: mode '%s' not supported", mode);
+    int axis;
+    if (kn_check_same_dtype(c, past, upd) || tensor_scatter_shapes(c, past, upd, wi, &axis))
+        return c->err->code;
+    int64_t max_seq = past->dims[axis], seq = upd->dims[axis], start;
+    int64_t outer = prod_dims(past->dims, 0, axis), per_batch = prod_dims(past->dims, 1, axis);
+    int64_t inner = prod_dims(past->dims, axis + 1, past->rank);
+    for (int64_t b = 0; b < past->dims[0]; b++)
+        if (write_start(c, wi, b, seq, max_seq, circular, &start))
+            return c->err->code;
+    kn_tensor *y = kn_op_output_copy(c, 0, past);
+    if (!y)
+        return c->err->code;
+    size_t esz = kn_dtype_size(past->dtype);
+    for (int64_t o = 0; o < outer; o++) {
+        write_start(c, wi, o / per_batch, seq, max_seq, circular, &start);
+        for (int64_t s = 0; s < seq; s++) {
+            int64_t pos = (start + s) % max_seq;
+            copy_elems(y->data, (o * max_seq + pos) * inner, upd->data, (o * seq + s) * inner,
+                       inner, esz);
+        }
+    }
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_index[] = {
     {"", "Gather", 1, run_gather, NULL, NULL},
     {"", "GatherElements", 1, run_gather_elements, NULL, NULL},
@@ -811,5 +886,6 @@ const kn_op_def kn_ops_index[] = {
     {"", "TopK", 1, run_topk, NULL, NULL},
     {"", "CumSum", 1, run_cumsum, NULL, NULL},
     {"", "CumProd", 1, run_cumprod, NULL, NULL},
+    {"", "TensorScatter", 1, run_tensor_scatter, NULL, NULL},
     {0},
 };

@@ -528,10 +528,12 @@ static int gemm_f32(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, kn_ten
                     const gemm_shape *g)
 {
     const kn_tensor *ct = kn_op_in(c, 2);
-    float *buf = y->dtype == KN_F32 ? y->data : xcalloc(c, y->numel, sizeof(float));
-    float *fa = a->dtype == KN_F32 ? a->data : to_f32(c, a);
-    float *fb = b->dtype == KN_F32 ? b->data : to_f32(c, b);
-    int rc = buf && fa && fb ? gemm_product_f32(c, fa, fb, buf, g) : c->err->code;
+    /* float32 operands are used in place (their data may be NULL when empty) */
+    bool native = a->dtype == KN_F32;
+    float *buf = native ? y->data : xcalloc(c, y->numel, sizeof(float));
+    float *fa = native ? a->data : buf ? to_f32(c, a) : NULL;
+    float *fb = native ? b->data : fa ? to_f32(c, b) : NULL;
+    int rc = native || fb ? gemm_product_f32(c, fa, fb, buf, g) : KN_ERR_NOMEM;
     if (!rc) {
         const float alpha = (float)g->alpha, beta = (float)g->beta;
         for (int64_t i = 0; i < g->M; i++) {
@@ -546,12 +548,8 @@ static int gemm_f32(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, kn_ten
         if (y->dtype != KN_F32)
             store_f32_buf(y, buf);
     }
-    if (buf != y->data)
-        free(buf);
-    if (fa != a->data)
-        free(fa);
-    if (fb != b->data)
-        free(fb);
+    if (!native)
+        free(buf), free(fa), free(fb);
     return rc;
 }
 
@@ -692,16 +690,16 @@ static int ein_letter(char ch)
     return -1;
 }
 
-/* Parse one term from s[0..len) (spaces already removed). */
-static int ein_parse_term(kn_op_ctx *c, const char *s, size_t len, ein_term *t)
+/* Parse one term from s[0..len) (spaces already removed); failures use `code`. */
+static int ein_parse_term(kn_error *err, int code, const char *s, size_t len, ein_term *t)
 {
     memset(t, 0, sizeof *t);
     for (size_t i = 0; i < len;) {
         if (t->n >= EIN_MAX_TERM)
-            return kn_fail(c->err, KN_ERR_ARG, "Einsum: term has too many subscripts");
+            return kn_fail(err, code, "Einsum: term has too many subscripts");
         if (s[i] == '.') {
             if (i + 3 > len || s[i + 1] != '.' || s[i + 2] != '.' || t->has_ell)
-                return kn_fail(c->err, KN_ERR_ARG, "Einsum: malformed ellipsis in equation");
+                return kn_fail(err, code, "Einsum: malformed ellipsis in equation");
             t->has_ell = true;
             t->tok[t->n++] = -1;
             i += 3;
@@ -709,7 +707,7 @@ static int ein_parse_term(kn_op_ctx *c, const char *s, size_t len, ein_term *t)
         }
         int l = ein_letter(s[i]);
         if (l < 0)
-            return kn_fail(c->err, KN_ERR_ARG, "Einsum: invalid character '%c' in equation", s[i]);
+            return kn_fail(err, code, "Einsum: invalid character '%c' in equation", s[i]);
         t->tok[t->n++] = l;
         i++;
     }
@@ -717,12 +715,12 @@ static int ein_parse_term(kn_op_ctx *c, const char *s, size_t len, ein_term *t)
 }
 
 /* Split the equation (spaces removed) into input terms and the optional output. */
-static int ein_parse(kn_op_ctx *c, const char *eq, ein_spec *sp)
+static int ein_parse(kn_error *err, int code, const char *eq, ein_spec *sp)
 {
     size_t n = strlen(eq);
     char *buf = malloc(n + 1);
     if (!buf)
-        return kn_fail(c->err, KN_ERR_NOMEM, "Einsum: out of memory");
+        return kn_fail(err, KN_ERR_NOMEM, "Einsum: out of memory");
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (eq[i] != ' ' && eq[i] != '\t')
@@ -737,16 +735,16 @@ static int ein_parse(kn_op_ctx *c, const char *eq, ein_spec *sp)
         while (end < lhs_len && buf[end] != ',')
             end++;
         if (sp->n_ops >= EIN_MAX_OPS)
-            rc = kn_fail(c->err, KN_ERR_UNSUPPORTED, "Einsum: more than %d operands", EIN_MAX_OPS);
+            rc = kn_fail(err, KN_ERR_UNSUPPORTED, "Einsum: more than %d operands", EIN_MAX_OPS);
         else
-            rc = ein_parse_term(c, buf + start, end - start, &sp->in[sp->n_ops++]);
+            rc = ein_parse_term(err, code, buf + start, end - start, &sp->in[sp->n_ops++]);
         if (end >= lhs_len)
             break;
         start = end + 1;
     }
     sp->explicit_out = arrow != NULL;
     if (!rc && arrow)
-        rc = ein_parse_term(c, arrow + 2, strlen(arrow + 2), &sp->out);
+        rc = ein_parse_term(err, code, arrow + 2, strlen(arrow + 2), &sp->out);
     free(buf);
     return rc;
 }
@@ -888,19 +886,75 @@ static int64_t ein_count(const ein_spec *sp, int n, const int *labels)
     return total;
 }
 
+/* The last summed label runs as a tight strided loop (len steps of step[k]);
+ * the other summed labels go through the odometer (rest_count positions). */
+typedef struct ein_inner {
+    int n_rest;
+    int64_t rest_count, len;
+    int64_t step[EIN_MAX_OPS];
+} ein_inner;
+
+static void ein_inner_setup(const ein_spec *sp, int64_t n_sum, ein_inner *in)
+{
+    memset(in, 0, sizeof *in);
+    if (sp->n_sum == 0) {
+        in->len = 1;
+        in->rest_count = 1;
+        return;
+    }
+    int l = sp->suml[sp->n_sum - 1];
+    in->n_rest = sp->n_sum - 1;
+    in->len = sp->size[l];
+    in->rest_count = in->len ? n_sum / in->len : 0;
+    for (int k = 0; k < sp->n_ops; k++)
+        in->step[k] = sp->stride[k][l];
+}
+
+/* Sum over the innermost label of the product of all operands at offsets off. */
+static double ein_dot_f64(const ein_spec *sp, const ein_inner *in, double *const *ops,
+                          const int64_t *off)
+{
+    double acc = 0.0;
+    if (sp->n_ops == 2) {
+        const double *a = ops[0] + off[0], *b = ops[1] + off[1];
+        for (int64_t t = 0; t < in->len; t++)
+            acc += a[t * in->step[0]] * b[t * in->step[1]];
+        return acc;
+    }
+    for (int64_t t = 0; t < in->len; t++) {
+        double p = 1.0;
+        for (int k = 0; k < sp->n_ops; k++)
+            p *= ops[k][off[k] + t * in->step[k]];
+        acc += p;
+    }
+    return acc;
+}
+
+static uint64_t ein_dot_u64(const ein_spec *sp, const ein_inner *in, uint64_t *const *ops,
+                            const int64_t *off)
+{
+    uint64_t acc = 0;
+    for (int64_t t = 0; t < in->len; t++) {
+        uint64_t p = 1;
+        for (int k = 0; k < sp->n_ops; k++)
+            p *= ops[k][off[k] + t * in->step[k]];
+        acc += p;
+    }
+    return acc;
+}
+
 static void ein_compute_f64(const ein_spec *sp, double *const *ops, double *y, int64_t n_out,
                             int64_t n_sum)
 {
     ein_odo outer, inner;
+    ein_inner in;
+    ein_inner_setup(sp, n_sum, &in);
     ein_odo_init(&outer, sp->n_outl, sp->outl, sp->n_ops, NULL);
     for (int64_t o = 0; o < n_out; o++) {
         double acc = 0.0;
-        ein_odo_init(&inner, sp->n_sum, sp->suml, sp->n_ops, outer.off);
-        for (int64_t s = 0; s < n_sum; s++) {
-            double p = 1.0;
-            for (int k = 0; k < sp->n_ops; k++)
-                p *= ops[k][inner.off[k]];
-            acc += p;
+        ein_odo_init(&inner, in.n_rest, sp->suml, sp->n_ops, outer.off);
+        for (int64_t r = 0; r < in.rest_count; r++) {
+            acc += ein_dot_f64(sp, &in, ops, inner.off);
             ein_odo_next(&inner, sp);
         }
         y[o] = acc;
@@ -912,15 +966,14 @@ static void ein_compute_u64(const ein_spec *sp, uint64_t *const *ops, uint64_t *
                             int64_t n_out, int64_t n_sum)
 {
     ein_odo outer, inner;
+    ein_inner in;
+    ein_inner_setup(sp, n_sum, &in);
     ein_odo_init(&outer, sp->n_outl, sp->outl, sp->n_ops, NULL);
     for (int64_t o = 0; o < n_out; o++) {
         uint64_t acc = 0;
-        ein_odo_init(&inner, sp->n_sum, sp->suml, sp->n_ops, outer.off);
-        for (int64_t s = 0; s < n_sum; s++) {
-            uint64_t p = 1;
-            for (int k = 0; k < sp->n_ops; k++)
-                p *= ops[k][inner.off[k]];
-            acc += p;
+        ein_odo_init(&inner, in.n_rest, sp->suml, sp->n_ops, outer.off);
+        for (int64_t r = 0; r < in.rest_count; r++) {
+            acc += ein_dot_u64(sp, &in, ops, inner.off);
             ein_odo_next(&inner, sp);
         }
         y[o] = acc;
@@ -972,7 +1025,7 @@ static int run_einsum(kn_op_ctx *c)
     ein_spec *sp = calloc(1, sizeof *sp);
     if (!sp)
         return kn_fail(c->err, KN_ERR_NOMEM, "Einsum: out of memory");
-    int rc = ein_parse(c, eq, sp);
+    int rc = ein_parse(c->err, KN_ERR_ARG, eq, sp);
     if (!rc && sp->n_ops != c->n_in)
         rc = kn_fail(c->err, KN_ERR_ARG, "Einsum: equation '%s' has %d operands but node has %d inputs",
                      eq, sp->n_ops, c->n_in);
@@ -1062,10 +1115,27 @@ static int infer_gemm(kn_infer_ctx *ic)
     return KN_OK;
 }
 
+/* Load-time check: the equation is present and well formed. */
+static int check_einsum(const kn_node *node, int opset, kn_error *err)
+{
+    const char *eq = kn_attr_string(node, "equation", NULL);
+    if (!eq)
+        return kn_fail(err, KN_ERR_MODEL, "Einsum: missing 'equation' attribute");
+    ein_spec *sp = calloc(1, sizeof *sp);
+    if (!sp)
+        return kn_fail(err, KN_ERR_NOMEM, "Einsum: out of memory");
+    int rc = ein_parse(err, KN_ERR_MODEL, eq, sp);
+    if (!rc && sp->n_ops != node->n_in)
+        rc = kn_fail(err, KN_ERR_MODEL, "Einsum: equation '%s' has %d operands but node has %d inputs",
+                     eq, sp->n_ops, node->n_in);
+    free(sp);
+    return rc;
+}
+
 const kn_op_def kn_ops_matmul[] = {
     {"", "MatMul", 1, run_matmul, NULL, infer_matmul},
     {"", "MatMulInteger", 1, run_matmul_integer, NULL, infer_matmul_integer},
     {"", "Gemm", 1, run_gemm, NULL, infer_gemm},
-    {"", "Einsum", 1, run_einsum, NULL, NULL},
+    {"", "Einsum", 1, run_einsum, check_einsum, NULL},
     {0},
 };

@@ -31,6 +31,28 @@ static inline const char *elem_at(const char *base, int64_t off, size_t es)
     return base + (ptrdiff_t)off * (ptrdiff_t)es;
 }
 
+/* dst[j] = src[j * stride] for j < n, elements of es bytes; one loop per common
+ * element size so the copy compiles to plain loads and stores. */
+static void gather_run(char *dst, const char *src, int64_t n, int64_t stride, size_t es)
+{
+#define KN_GATHER_RUN(T)                                                              \
+    for (int64_t j = 0; j < n; j++) {                                                 \
+        T v;                                                                          \
+        memcpy(&v, src + (ptrdiff_t)(j * stride) * (ptrdiff_t)sizeof(T), sizeof(T));  \
+        memcpy(dst + (size_t)j * sizeof(T), &v, sizeof(T));                           \
+    }
+    switch (es) {
+    case 1: KN_GATHER_RUN(uint8_t) break;
+    case 2: KN_GATHER_RUN(uint16_t) break;
+    case 4: KN_GATHER_RUN(uint32_t) break;
+    case 8: KN_GATHER_RUN(uint64_t) break;
+    default:
+        for (int64_t j = 0; j < n; j++)
+            memcpy(dst + (size_t)j * es, elem_at(src, j * stride, es), es);
+    }
+#undef KN_GATHER_RUN
+}
+
 /* Merge adjacent axes that are contiguous with each other in the source view and
  * drop size-1 axes, so that strided_copy copies the longest inner runs it can. */
 static int coalesce_view(int rank, int64_t *dims, int64_t *strides)
@@ -75,12 +97,10 @@ static void strided_copy(char *dst, const char *src, int rank, const int64_t *di
     size_t run = (size_t)inner * es;
     for (int64_t r = 0; r < rows; r++) {
         const char *s = elem_at(src, off, es);
-        if (istr == 1) {
+        if (istr == 1)
             memcpy(dst, s, run);
-        } else {
-            for (int64_t j = 0; j < inner; j++)
-                copy_elem(dst + (size_t)j * es, elem_at(s, j * istr, es), es);
-        }
+        else
+            gather_run(dst, s, inner, istr, es);
         dst += run;
         for (int d = rank - 2; d >= 0; d--) {
             off += strides[d];
@@ -167,14 +187,16 @@ static int run_transpose(kn_op_ctx *c)
                            r - 1);
         seen[perm[i]] = true;
     }
-    kn_strides(r, x->dims, in_str);
-    for (int i = 0; i < r; i++) {
+    for (int i = 0; i < r; i++)
         dims[i] = x->dims[perm[i]];
-        strides[i] = in_str[perm[i]];
-    }
     kn_tensor *o = kn_op_output(c, 0, x->dtype, r, dims);
     if (!o)
         return c->err->code;
+    if (o->numel == 0)
+        return KN_OK; /* strides of an empty tensor may overflow */
+    kn_strides(r, x->dims, in_str);
+    for (int i = 0; i < r; i++)
+        strides[i] = in_str[perm[i]];
     strided_copy(o->data, x->data, r, dims, strides, kn_dtype_size(x->dtype));
     return KN_OK;
 }
@@ -213,7 +235,9 @@ static int concat_shape(kn_op_ctx *c, int *axis_out, int64_t *dims)
                 return kn_fail(c->err, KN_ERR_ARG,
                                "Concat: input %d has size %lld on axis %d, expected %lld", i,
                                (long long)t->dims[d], d, (long long)dims[d]);
-        dims[axis] += t->dims[axis]; /* each is at most 2^40: no overflow for <= 512 inputs */
+        if (t->dims[axis] > INT64_MAX - dims[axis])
+            return kn_fail(c->err, KN_ERR_ARG, "Concat: output size overflows");
+        dims[axis] += t->dims[axis];
     }
     *axis_out = axis;
     return KN_OK;
@@ -252,10 +276,13 @@ static int run_concat(kn_op_ctx *c)
 static int split_sizes(kn_op_ctx *c, int64_t dim, int64_t *split)
 {
     int n_out = c->n_out;
-    int n = read_int_list(c, c->opset < 13, "split", 1, split, n_out);
+    /* Split-1 took 'split' as an optional input or an attribute; 2..12 as an
+     * attribute; 13+ as an optional input (an empty one counts as absent) */
+    int n = read_int_list(c, c->opset < 13 && !(c->opset < 2 && kn_op_in(c, 1)), "split", 1,
+                          split, n_out);
     if (n == -2)
         return c->err->code;
-    if (n >= 0) {
+    if (n > 0) {
         if (n != n_out)
             return kn_fail(c->err, KN_ERR_ARG, "Split: 'split' has %d entries for %d outputs", n,
                            n_out);
@@ -307,7 +334,12 @@ static int run_split(kn_op_ctx *c)
         return kn_fail(c->err, KN_ERR_NOMEM, "out of memory");
     int rc = split_sizes(c, x->dims[axis], split);
     size_t es = kn_dtype_size(x->dtype);
-    int64_t outer = prod_dims(x->dims, 0, axis), inner = prod_dims(x->dims, axis + 1, x->rank);
+    /* products of the dims of an empty tensor may overflow: copy nothing then */
+    int64_t outer = 0, inner = 0;
+    if (x->numel > 0) {
+        outer = prod_dims(x->dims, 0, axis);
+        inner = prod_dims(x->dims, axis + 1, x->rank);
+    }
     size_t in_row = (size_t)(x->dims[axis] * inner) * es;
     int64_t dims[KN_MAX_RANK], start = 0;
     memcpy(dims, x->dims, sizeof(int64_t) * (size_t)x->rank);
@@ -416,23 +448,26 @@ static int run_slice(kn_op_ctx *c)
     if ((rc = norm_axes(c, p.axes, p.n, x->rank, axes)))
         return rc;
     int64_t dims[KN_MAX_RANK], strides[KN_MAX_RANK], in_str[KN_MAX_RANK], first[KN_MAX_RANK];
-    kn_strides(x->rank, x->dims, in_str);
+    int64_t step[KN_MAX_RANK];
     for (int d = 0; d < x->rank; d++) {
         dims[d] = x->dims[d];
-        strides[d] = in_str[d];
         first[d] = 0;
+        step[d] = 1;
     }
     for (int i = 0; i < p.n; i++) {
         int d = axes[i];
         slice_axis(x->dims[d], p.starts[i], p.ends[i], p.steps[i], &first[d], &dims[d]);
-        /* |step| < dim whenever more than one element is taken: no overflow */
-        strides[d] = dims[d] > 1 ? in_str[d] * p.steps[i] : 0;
+        step[d] = p.steps[i];
     }
     kn_tensor *o = kn_op_output(c, 0, x->dtype, x->rank, dims);
     if (!o)
         return c->err->code;
     if (o->numel == 0)
         return KN_OK;
+    kn_strides(x->rank, x->dims, in_str);
+    /* |step| < dim whenever more than one element is taken: no overflow */
+    for (int d = 0; d < x->rank; d++)
+        strides[d] = dims[d] > 1 ? in_str[d] * step[d] : 0;
     int64_t base = 0;
     for (int d = 0; d < x->rank; d++)
         base += first[d] * in_str[d];
@@ -526,7 +561,11 @@ static int pad_core(kn_op_ctx *c, const kn_tensor *x, const int64_t *begin, cons
     int r = x->rank;
     int64_t dims[KN_MAX_RANK], in_str[KN_MAX_RANK];
     for (int d = 0; d < r; d++) {
-        dims[d] = x->dims[d] + begin[d] + end[d]; /* pads are checked to be <= 2^40 */
+        if (x->dims[d] > ((int64_t)1 << 61) || begin[d] > ((int64_t)1 << 61) ||
+            end[d] > ((int64_t)1 << 61))
+            return kn_fail(c->err, KN_ERR_ARG, "%s: size on axis %d is too large",
+                           c->node->op_type, d);
+        dims[d] = x->dims[d] + begin[d] + end[d]; /* |each| <= 2^61: no overflow */
         if (dims[d] < 0)
             return kn_fail(c->err, KN_ERR_ARG, "%s: pads make axis %d negative (%lld)",
                            c->node->op_type, d, (long long)dims[d]);
@@ -856,7 +895,7 @@ static int run_reverse_sequence(kn_op_ctx *c)
     kn_tensor *o = kn_op_output_copy(c, 0, x);
     if (!o)
         return c->err->code;
-    int64_t inner = prod_dims(x->dims, 2, x->rank);
+    int64_t inner = x->numel ? prod_dims(x->dims, 2, x->rank) : 0; /* no overflow if empty */
     int64_t s0 = x->dims[1] * inner, s1 = inner;
     int64_t st = ta == 0 ? s0 : s1, sb = ta == 0 ? s1 : s0;
     size_t es = kn_dtype_size(x->dtype), run = (size_t)inner * es;

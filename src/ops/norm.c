@@ -607,7 +607,7 @@ static int run_lpnorm(kn_op_ctx *c)
         return c->err->code;
     if (x->rank == 0) {
         double v = ld(x, 0);
-        st(y, 0, v / (p == 1 ? fabs(v) : sqrt(v * v)));
+        st(y, 0, v == 0.0 ? v : v / fabs(v));
         return KN_OK;
     }
     int64_t outer = dims_prod(x->dims, 0, axis), n = x->dims[axis];
@@ -621,9 +621,37 @@ static int run_lpnorm(kn_op_ctx *c)
                 s += p == 1 ? fabs(v) : v * v;
             }
             double norm = p == 1 ? s : sqrt(s);
+            if (norm == 0.0)
+                norm = 1.0; /* a zero vector stays zero */
             for (int64_t k = 0; k < n; k++)
                 st(y, base + k * inner, ld(x, base + k * inner) / norm);
         }
+    return KN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Load-time attribute checks                                                */
+/* ------------------------------------------------------------------------ */
+
+static int check_lpnorm(const kn_node *node, int opset, kn_error *err)
+{
+    int64_t p = kn_attr_int(node, "p", 2);
+    if (p != 1 && p != 2)
+        return kn_fail(err, KN_ERR_MODEL, "LpNormalization: p must be 1 or 2, got %lld", (long long)p);
+    return KN_OK;
+}
+
+static int check_lrn(const kn_node *node, int opset, kn_error *err)
+{
+    if (kn_attr_int(node, "size", 0) <= 0)
+        return kn_fail(err, KN_ERR_MODEL, "LRN: attribute 'size' must be given and positive");
+    return KN_OK;
+}
+
+static int check_groupnorm(const kn_node *node, int opset, kn_error *err)
+{
+    if (kn_attr_int(node, "num_groups", 0) <= 0)
+        return kn_fail(err, KN_ERR_MODEL, "GroupNormalization: attribute 'num_groups' must be given and positive");
     return KN_OK;
 }
 
@@ -632,9 +660,9 @@ const kn_op_def kn_ops_norm[] = {
     {"", "InstanceNormalization", 1, run_instancenorm, NULL, kn_infer_same_as_input0},
     {"", "LayerNormalization", 1, run_layernorm, NULL, kn_infer_same_as_input0},
     {"", "RMSNormalization", 1, run_rmsnorm, NULL, kn_infer_same_as_input0},
-    {"", "GroupNormalization", 1, run_groupnorm, NULL, kn_infer_same_as_input0},
-    {"", "LRN", 1, run_lrn, NULL, kn_infer_same_as_input0},
+    {"", "GroupNormalization", 1, run_groupnorm, check_groupnorm, kn_infer_same_as_input0},
+    {"", "LRN", 1, run_lrn, check_lrn, kn_infer_same_as_input0},
     {"", "MeanVarianceNormalization", 1, run_mvn, NULL, kn_infer_same_as_input0},
-    {"", "LpNormalization", 1, run_lpnorm, NULL, kn_infer_same_as_input0},
+    {"", "LpNormalization", 1, run_lpnorm, check_lpnorm, kn_infer_same_as_input0},
     {0},
 };

@@ -59,6 +59,9 @@ typedef struct kn_op_def {
     int (*check)(const kn_node *node, int opset, kn_error *err);
     /* Optional static type/shape inference. */
     int (*infer)(kn_infer_ctx *ic);
+    /* Set for operators that take or produce sequences/optionals (records with
+     * kind != KN_VALUE_TENSOR).  Others never see such inputs: the executor refuses. */
+    bool any_value;
 } kn_op_def;
 
 /* Registry lookup (registry.c); NULL if kiln has no implementation. */

@@ -39,7 +39,7 @@ static int spatial_ints(kn_op_ctx *c, const char *name, int n, int64_t def, int6
         return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has %d values, expected %d", name,
                        cnt, n);
     for (int i = 0; i < n; i++) {
-        if (v[i] < lo || v[i] > ((int64_t)1 << 40))
+        if (v[i] < lo || v[i] > ((int64_t)1 << 31))
             return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has invalid value %lld", name,
                            (long long)v[i]);
         out[i] = v[i];
@@ -69,7 +69,7 @@ static int64_t pool_out_len(int64_t in, int64_t pb, int64_t pe, int64_t ext, int
 }
 
 /* kernel_shape, strides, dilations, pads/auto_pad, ceil_mode -> geometry.
- * with_dil: whether the op has a dilations attribute at this opset. */
+ * Attributes an older opset lacks (dilations, ceil_mode) are simply absent. */
 static int pool_geometry(kn_op_ctx *c, const kn_tensor *x, pool_geom *g)
 {
     int rc;
@@ -113,7 +113,8 @@ static int pool_geometry(kn_op_ctx *c, const kn_tensor *x, pool_geom *g)
                 return kn_fail(c->err, KN_ERR_ARG,
                                "%s kernel extent %lld exceeds padded input size on axis %d",
                                c->node->op_type, (long long)ext, i + 2);
-            g->out[i] = pool_out_len(in, g->pad_b[i], g->pad_e[i], ext, s, ceil_mode);
+            /* with VALID, ceil_mode gives the same size as floor (spec formula) */
+            g->out[i] = pool_out_len(in, g->pad_b[i], g->pad_e[i], ext, s, ceil_mode && !valid);
         }
         if (!kn_mul_ok(g->in_size, in, &g->in_size) ||
             !kn_mul_ok(g->out_size, g->out[i], &g->out_size) ||
@@ -573,7 +574,7 @@ typedef struct roi_params {
 static void roi_bilinear(const double *plane, int64_t h, int64_t w, double y, double x, double wv[4])
 {
     wv[0] = wv[1] = wv[2] = wv[3] = 0;
-    if (y < -1.0 || y > (double)h || x < -1.0 || x > (double)w)
+    if (!(y >= -1.0 && y <= (double)h && x >= -1.0 && x <= (double)w)) /* also NaN */
         return;
     if (y <= 0)
         y = 0;
@@ -613,10 +614,12 @@ static double roi_bin(const double *plane, int64_t h, int64_t w, const roi_param
         rh = fmax(rh, 1.0);
     }
     double bh = rh / (double)rp->oh, bw = rw / (double)rp->ow;
-    int64_t gh = rp->sampling > 0 ? rp->sampling : (int64_t)ceil(rh / (double)rp->oh);
-    int64_t gw = rp->sampling > 0 ? rp->sampling : (int64_t)ceil(rw / (double)rp->ow);
-    if (gh < 0 || gh > 4096 || gw < 0 || gw > 4096)
-        gh = gw = 0;
+    /* adaptive sampling grid: ceil(roi size / bins), bounded against absurd RoIs */
+    double fgh = rp->sampling > 0 ? (double)rp->sampling : ceil(rh / (double)rp->oh);
+    double fgw = rp->sampling > 0 ? (double)rp->sampling : ceil(rw / (double)rp->ow);
+    if (!(fgh >= 0 && fgh <= 4096 && fgw >= 0 && fgw <= 4096))
+        fgh = fgw = 0;
+    int64_t gh = (int64_t)fgh, gw = (int64_t)fgw;
     double acc = 0;
     bool first = true;
     for (int64_t iy = 0; iy < gh; iy++) {
@@ -652,7 +655,8 @@ static int roi_align_params(kn_op_ctx *c, roi_params *rp)
     if (strcmp(ctm, "half_pixel") && strcmp(ctm, "output_half_pixel"))
         return kn_fail(c->err, KN_ERR_ARG, "RoiAlign coordinate_transformation_mode '%s' is not valid",
                        ctm);
-    if (rp->oh < 1 || rp->ow < 1 || rp->oh > (1 << 20) || rp->ow > (1 << 20) || rp->sampling < 0)
+    if (rp->oh < 1 || rp->ow < 1 || rp->oh > (1 << 20) || rp->ow > (1 << 20) || rp->sampling < 0 ||
+        rp->sampling > 4096)
         return kn_fail(c->err, KN_ERR_ARG, "RoiAlign output size or sampling_ratio is invalid");
     rp->is_max = !strcmp(mode, "max");
     rp->half_pixel = !strcmp(ctm, "half_pixel");

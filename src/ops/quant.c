@@ -244,7 +244,7 @@ static int run_dequantize(kn_op_ctx *c)
                 if (ot == KN_F64 || scale->dtype == KN_F64)
                     v = (double)(xv - z) * s;
                 else
-                    v = ((float)xv - (float)z) * (float)s;
+                    v = (float)(xv - z) * (float)s;
                 kn_store_f64(y->data, ot, (size_t)k, v);
             }
     return KN_OK;
@@ -668,5 +668,8 @@ const kn_op_def kn_ops_quant[] = {
     {"", "DynamicQuantizeLinear", 1, run_dynamic_quantize, NULL, NULL},
     {"", "QLinearMatMul", 1, run_qlinear_matmul, NULL, NULL},
     {"", "QLinearConv", 1, run_qlinear_conv, NULL, NULL},
+    /* ONNX Runtime's contrib versions (int16/uint16 QDQ models): same semantics */
+    {"com.microsoft", "QuantizeLinear", 1, run_quantize, NULL, NULL},
+    {"com.microsoft", "DequantizeLinear", 1, run_dequantize, NULL, NULL},
     {0},
 };

@@ -22,6 +22,14 @@ extern const kn_op_def kn_ops_rnn[];
 extern const kn_op_def kn_ops_attention[];
 extern const kn_op_def kn_ops_quant[];
 extern const kn_op_def kn_ops_control[];
+extern const kn_op_def kn_ops_sequence[];
+extern const kn_op_def kn_ops_signal[];
+extern const kn_op_def kn_ops_linalg[];
+extern const kn_op_def kn_ops_state[];
+extern const kn_op_def kn_ops_detection[];
+extern const kn_op_def kn_ops_random[];
+extern const kn_op_def kn_ops_training[];
+extern const kn_op_def kn_ops_ml[];
 
 static const kn_op_def *const family_tables[] = {
     kn_ops_unary,
@@ -41,6 +49,14 @@ static const kn_op_def *const family_tables[] = {
     kn_ops_attention,
     kn_ops_quant,
     kn_ops_control,
+    kn_ops_sequence,
+    kn_ops_signal,
+    kn_ops_linalg,
+    kn_ops_state,
+    kn_ops_detection,
+    kn_ops_random,
+    kn_ops_training,
+    kn_ops_ml,
 };
 
 #define N_FAMILIES (sizeof family_tables / sizeof family_tables[0])

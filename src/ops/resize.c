@@ -192,7 +192,8 @@ static void filter_support(const resize_params *rp, double scale, int64_t *start
 {
     double s = rp->antialias && scale < 1 ? scale : 1.0;
     double radius = rp->mode == MODE_CUBIC ? 2.0 : 1.0;
-    *start = (int64_t)floor(-radius / s) + 1;
+    double lo = floor(-radius / s);
+    *start = (lo < -1e9 ? (int64_t)-1e9 : (int64_t)lo) + 1; /* build_axis caps the count */
     *count = 2 - 2 * *start;
 }
 
@@ -348,15 +349,22 @@ static int apply_resize(kn_op_ctx *c, const resize_params *rp, const kn_tensor *
     char ext_elem[8] = {0};
     if (nearest)
         kn_store_f64(ext_elem, x->dtype, 0, rp->extrapolation);
-    for (int d = 0; d < r; d++) {
-        if (!axes[d] || axis_is_identity(axes[d]))
-            continue;
+    /* the axes to resample, shrinking ones first to keep intermediates small */
+    int order[KN_MAX_RANK], n_order = 0;
+    for (int sweep = 0; sweep < 2; sweep++)
+        for (int d = 0; d < r; d++)
+            if (axes[d] && !axis_is_identity(axes[d]) &&
+                (axes[d]->out_len > axes[d]->in_len) == (sweep == 1))
+                order[n_order++] = d;
+    for (int k = 0; k < n_order; k++) {
+        int d = order[k];
         int64_t outer = 1, inner = 1, next_n;
         for (int i = 0; i < d; i++)
             outer *= cur[i];
         for (int i = d + 1; i < r; i++)
             inner *= cur[i];
-        if (!kn_mul_ok(outer * inner, axes[d]->out_len, &next_n)) {
+        if (!kn_mul_ok(outer * inner, axes[d]->out_len, &next_n) ||
+            next_n > (int64_t)(KN_MAX_TENSOR_BYTES / es)) {
             free(buf);
             return kn_fail(c->err, KN_ERR_ARG, "Resize output is too large");
         }
@@ -490,7 +498,10 @@ static int resolve_shape(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *scal
             for (int i = 0; i < n; i++) {
                 int a = rq->axes[i];
                 rq->scales[a] = keep;
-                rq->sizes[a] = (int64_t)(keep * (double)x->dims[a] + 0.5);
+                double out = keep * (double)x->dims[a] + 0.5;
+                if (!(out < 9e15))
+                    return kn_fail(c->err, KN_ERR_ARG, "Resize output is too large");
+                rq->sizes[a] = (int64_t)out;
             }
         }
         rq->have_sizes = true;
@@ -695,6 +706,8 @@ static double gs_reflect(double x, double lo, double hi)
 static int64_t gs_index(const gs_params *gp, int d, double i)
 {
     int64_t len = gp->dims[d];
+    if (isnan(i))
+        return gp->padding == GS_ZEROS ? -1 : 0;
     if (gp->padding == GS_ZEROS)
         return (i >= 0 && i < (double)len) ? (int64_t)i : -1;
     if (gp->padding == GS_REFLECTION)
@@ -794,7 +807,10 @@ static int run_grid_sample(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 0);
     KN_REQUIRE_INPUT(c, 1);
     const kn_tensor *x = c->in[0], *grid = c->in[1];
-    if (!kn_dtype_is_float(x->dtype))
+    /* X: float types up to opset 19, any tensor type from 20 (computed in double) */
+    bool x_ok = kn_dtype_is_float(x->dtype) ||
+                (c->opset >= 20 && kn_dtype_supported(x->dtype) && kn_dtype_size(x->dtype) > 0);
+    if (!x_ok)
         return kn_unsupported_dtype(c, x->dtype);
     if (!kn_dtype_is_float(grid->dtype))
         return kn_unsupported_dtype(c, grid->dtype);

@@ -180,6 +180,8 @@ static int rnn_configure(kn_op_ctx *c, int kind, rnn_cfg *cfg)
     cfg->batch = x->dims[cfg->layout ? 0 : 1];
     cfg->in = x->dims[2];
     cfg->hid = r->dims[2];
+    if (cfg->hid > INT32_MAX || cfg->batch > INT32_MAX || cfg->in > INT32_MAX)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "RNN sizes beyond 2^31 are not supported");
     int64_t hs = kn_attr_int(c->node, "hidden_size", cfg->hid);
     int64_t gh = cfg->gates * cfg->hid, nd = cfg->ndir;
     if (hs != cfg->hid)
@@ -207,6 +209,11 @@ static int rnn_configure(kn_op_ctx *c, int kind, rnn_cfg *cfg)
                            k ? "initial_c" : "initial_h", (long long)d0, (long long)d1,
                            (long long)cfg->hid);
     }
+    /* working state is [dirs, batch, 3 * gates * hidden] at most: refuse absurd sizes */
+    int64_t state;
+    if (!kn_mul_ok(nd * cfg->batch + 1, 3 * gh + 3, &state) || state > (int64_t)(KN_MAX_TENSOR_BYTES / 8))
+        return kn_fail(c->err, KN_ERR_NOMEM, "RNN state for batch %lld is too large",
+                       (long long)cfg->batch);
     const kn_tensor *p = kind == RNN_LSTM ? kn_op_in(c, 7) : NULL;
     if (p && !dims_are(p, 2, nd, 3 * cfg->hid, 0))
         return kn_fail(c->err, KN_ERR_ARG, "P must be [%lld, %lld]", (long long)nd,
@@ -454,7 +461,8 @@ static void run_direction(const rnn_cfg *cfg, rnn_work *wk, int dir, bool revers
                 step_gru(cfg, &d, xg, hg, wk->h);
             else
                 step_lstm(cfg, &d, xg, hg, wk->h, wk->cst);
-            store_vec(o->y, y_index(cfg, t, dir, b), wk->h, H);
+            if (o->y)
+                store_vec(o->y, y_index(cfg, t, dir, b), wk->h, H);
         }
         if (len == 0) {
             /* nothing ran: the final state is reported as zeros */

@@ -698,11 +698,129 @@ static int infer_constant(kn_infer_ctx *ic)
     return KN_OK;
 }
 
+/* Integer list from attribute `name` (use_attr) or constant input idx: count, or -1
+ * when unknown at load time. */
+static int infer_int_list(kn_infer_ctx *ic, bool use_attr, const char *name, int idx,
+                          int64_t *out)
+{
+    if (use_attr) {
+        const int64_t *v;
+        int n = kn_attr_ints(ic->node, name, &v);
+        if (n < 0 || n > KN_MAX_RANK)
+            return -1;
+        memcpy(out, v, sizeof(int64_t) * (size_t)n);
+        return n;
+    }
+    const kn_tensor *t = idx < ic->n_in ? ic->in_const[idx] : NULL;
+    if (!t || t->rank > 1)
+        return -1;
+    return kn_read_ints(t, out, KN_MAX_RANK, NULL);
+}
+
+static int infer_reshape(kn_infer_ctx *ic)
+{
+    const kn_type *x = ic->n_in > 0 ? ic->in[0] : NULL;
+    if (!x || ic->n_out < 1)
+        return KN_OK;
+    infer_unknown(ic, 0, x->dtype);
+    int64_t shape[KN_MAX_RANK];
+    int n = infer_int_list(ic, ic->opset < 5, "shape", 1, shape);
+    if (n < 0)
+        return KN_OK;
+    bool allowzero = ic->opset >= 14 && kn_attr_int(ic->node, "allowzero", 0) != 0;
+    kn_type *t = &ic->out[0];
+    t->rank = n;
+    int infer_at = -1;
+    int64_t known = 1, total = 1;
+    for (int i = 0; i < x->rank && total >= 0; i++)
+        if (x->dims[i].value < 0 || !kn_mul_ok(total, x->dims[i].value, &total))
+            total = -1;
+    if (x->rank < 0)
+        total = -1;
+    for (int i = 0; i < n; i++) {
+        infer_set_dim(t, i, shape[i] >= 0 ? shape[i] : -1);
+        if (shape[i] == 0 && !allowzero)
+            t->dims[i] = i < x->rank ? x->dims[i] : (kn_dim){-1, NULL};
+        if (shape[i] == -1)
+            infer_at = i;
+        else if (known >= 0 && (t->dims[i].value < 0 || !kn_mul_ok(known, t->dims[i].value, &known)))
+            known = -1;
+    }
+    if (infer_at >= 0 && known > 0 && total >= 0 && total % known == 0)
+        infer_set_dim(t, infer_at, total / known);
+    return KN_OK;
+}
+
+static int infer_squeeze(kn_infer_ctx *ic)
+{
+    const kn_type *x = ic->n_in > 0 ? ic->in[0] : NULL;
+    if (!x || ic->n_out < 1)
+        return KN_OK;
+    infer_unknown(ic, 0, x->dtype);
+    if (x->rank < 0)
+        return KN_OK;
+    int64_t axes[KN_MAX_RANK];
+    int n = infer_int_list(ic, ic->opset < 13, "axes", 1, axes);
+    bool given = ic->opset < 13 ? kn_attr_find(ic->node, "axes") != NULL
+                                : ic->n_in > 1 && ic->in[1] != NULL;
+    if (given && n < 0)
+        return KN_OK;
+    bool drop[KN_MAX_RANK] = {false};
+    for (int i = 0; !given && i < x->rank; i++) {
+        if (x->dims[i].value < 0)
+            return KN_OK; /* might be 1 */
+        drop[i] = x->dims[i].value == 1;
+    }
+    for (int k = 0; given && k < n; k++) {
+        int a;
+        if (kn_norm_axis(axes[k], x->rank, &a, NULL) || x->rank == 0)
+            return KN_OK;
+        drop[a] = true;
+    }
+    kn_type *t = &ic->out[0];
+    t->rank = 0;
+    for (int i = 0; i < x->rank; i++)
+        if (!drop[i])
+            t->dims[t->rank++] = x->dims[i];
+    return KN_OK;
+}
+
+static int infer_unsqueeze(kn_infer_ctx *ic)
+{
+    const kn_type *x = ic->n_in > 0 ? ic->in[0] : NULL;
+    if (!x || ic->n_out < 1)
+        return KN_OK;
+    infer_unknown(ic, 0, x->dtype);
+    int64_t axes[KN_MAX_RANK];
+    int n = infer_int_list(ic, ic->opset < 13, "axes", 1, axes);
+    if (x->rank < 0 || n < 0 || x->rank + n > KN_MAX_RANK)
+        return KN_OK;
+    int r = x->rank + n;
+    bool added[KN_MAX_RANK] = {false};
+    for (int k = 0; k < n; k++) {
+        int a;
+        if (kn_norm_axis(axes[k], r, &a, NULL))
+            return KN_OK;
+        added[a] = true;
+    }
+    kn_type *t = &ic->out[0];
+    t->rank = r;
+    for (int i = 0, j = 0; i < r; i++) {
+        if (added[i])
+            infer_set_dim(t, i, 1);
+        else if (j < x->rank)
+            t->dims[i] = x->dims[j++];
+        else
+            infer_set_dim(t, i, -1); /* repeated axis: the kernel reports it */
+    }
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_shape[] = {
-    {"", "Reshape", 1, run_reshape, NULL, NULL},
+    {"", "Reshape", 1, run_reshape, NULL, infer_reshape},
     {"", "Flatten", 1, run_flatten, NULL, infer_flatten},
-    {"", "Squeeze", 1, run_squeeze, NULL, NULL},
-    {"", "Unsqueeze", 1, run_unsqueeze, NULL, NULL},
+    {"", "Squeeze", 1, run_squeeze, NULL, infer_squeeze},
+    {"", "Unsqueeze", 1, run_unsqueeze, NULL, infer_unsqueeze},
     {"", "Shape", 1, run_shape, NULL, infer_shape},
     {"", "Size", 1, run_size, NULL, infer_size},
     {"", "Identity", 1, run_identity, NULL, kn_infer_same_as_input0},

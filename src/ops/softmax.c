@@ -285,11 +285,20 @@ static int run_sce(kn_op_ctx *c)
     return rc;
 }
 
+/* Load-time check of the losses' reduction attribute. */
+static int check_loss(const kn_node *node, int opset, kn_error *err)
+{
+    const char *red = kn_attr_string(node, "reduction", "mean");
+    if (strcmp(red, "none") && strcmp(red, "sum") && strcmp(red, "mean"))
+        return kn_fail(err, KN_ERR_MODEL, "%s: unknown reduction '%s'", node->op_type, red);
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_softmax[] = {
     {"", "Softmax", 1, run_softmax, NULL, kn_infer_same_as_input0},
     {"", "LogSoftmax", 1, run_logsoftmax, NULL, kn_infer_same_as_input0},
     {"", "Hardmax", 1, run_hardmax, NULL, kn_infer_same_as_input0},
-    {"", "SoftmaxCrossEntropyLoss", 1, run_sce, NULL, NULL},
-    {"", "NegativeLogLikelihoodLoss", 1, run_nllloss, NULL, NULL},
+    {"", "SoftmaxCrossEntropyLoss", 1, run_sce, check_loss, NULL},
+    {"", "NegativeLogLikelihoodLoss", 1, run_nllloss, check_loss, NULL},
     {0},
 };

@@ -156,28 +156,18 @@ static int isinf_params(kn_op_ctx *c, uparams *p)
     return KN_OK;
 }
 
-static int gelu_params(kn_op_ctx *c, uparams *p)
+static int check_gelu(const kn_node *n, int opset, kn_error *err)
 {
-    const char *mode = kn_attr_string(c->node, "approximate", "none");
+    const char *mode = kn_attr_string(n, "approximate", "none");
     if (strcmp(mode, "none") && strcmp(mode, "tanh"))
-        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Gelu approximate '%s' not supported", mode);
-    p->a = !strcmp(mode, "tanh");
+        return kn_fail(err, KN_ERR_UNSUPPORTED, "Gelu approximate '%s' not supported", mode);
     return KN_OK;
 }
 
-/* Integer range of dtype t as int64 bit patterns (uint64 max is stored as -1). */
-static void int_range(kn_dtype t, int64_t *lo, int64_t *hi)
+static int gelu_params(kn_op_ctx *c, uparams *p)
 {
-    switch (t) {
-    case KN_I8: *lo = INT8_MIN; *hi = INT8_MAX; break;
-    case KN_I16: *lo = INT16_MIN; *hi = INT16_MAX; break;
-    case KN_I32: *lo = INT32_MIN; *hi = INT32_MAX; break;
-    case KN_U8: *lo = 0; *hi = UINT8_MAX; break;
-    case KN_U16: *lo = 0; *hi = UINT16_MAX; break;
-    case KN_U32: *lo = 0; *hi = UINT32_MAX; break;
-    case KN_U64: *lo = 0; *hi = -1; break;
-    default: *lo = INT64_MIN; *hi = INT64_MAX; break;
-    }
+    p->a = !strcmp(kn_attr_string(c->node, "approximate", "none"), "tanh");
+    return check_gelu(c->node, c->opset, c->err);
 }
 
 /* One Clip bound from input k (opset >= 11): a one-element tensor, or omitted. */
@@ -198,7 +188,9 @@ static int clip_bound(kn_op_ctx *c, int k, double *f, int64_t *i)
 
 static int clip_params(kn_op_ctx *c, uparams *p)
 {
-    int_range(c->in[0]->dtype, &p->lo, &p->hi);
+    /* integer defaults: the whole int64 / uint64 range (uint64 max is -1 as int64) */
+    p->lo = p->uns ? 0 : INT64_MIN;
+    p->hi = p->uns ? -1 : INT64_MAX;
     p->a = -INFINITY;
     p->b = INFINITY;
     if (c->opset < 11) {
@@ -429,8 +421,9 @@ const kn_op_def kn_ops_unary[] = {
     UNARY("Tanh"), UNARY("Erf"), UNARY("Not"), UNARY("BitwiseNot"), UNARY("Relu"),
     UNARY("LeakyRelu"), UNARY("Elu"), UNARY("Selu"), UNARY("Celu"), UNARY("Sigmoid"),
     UNARY("HardSigmoid"), UNARY("HardSwish"), UNARY("Softplus"), UNARY("Softsign"),
-    UNARY("Mish"), UNARY("Gelu"), UNARY("ThresholdedRelu"), UNARY("Shrink"), UNARY("Swish"),
+    UNARY("Mish"), UNARY("ThresholdedRelu"), UNARY("Shrink"), UNARY("Swish"),
     UNARY("Clip"),
+    {"", "Gelu", 1, run_unary, check_gelu, kn_infer_same_as_input0},
     {"", "IsNaN", 1, run_unary, NULL, infer_bool},
     {"", "IsInf", 1, run_unary, NULL, infer_bool},
     {"", "PRelu", 1, run_prelu, NULL, kn_infer_same_as_input0},

@@ -613,6 +613,37 @@ static void test_argmax_empty_axis_fails(void)
     kn_tensor_release(&x);
 }
 
+/* TensorScatter: circular wrap (negative index too) and linear overflow errors. */
+static void test_tensor_scatter_modes(void)
+{
+    int64_t pdims[3] = {2, 4, 1}, udims[3] = {2, 2, 1}, bdims[1] = {2};
+    float pd[8] = {0}, ud[4] = {1, 2, 3, 4};
+    int64_t wd[2] = {3, -1};
+    kn_tensor past = mk(KN_F32, 3, pdims, pd), upd = mk(KN_F32, 3, udims, ud),
+              wi = mk(KN_I64, 1, bdims, wd);
+    const kn_tensor *ins[3] = {&past, &upd, &wi};
+    kn_tensor out[1] = {{0}};
+    kn_error err;
+    kn_attr circ[1] = {attr_s("mode", "circular")};
+    CHECK_EQ_INT(run1("TensorScatter", 24, 3, ins, 1, circ, 1, out, &err), KN_OK);
+    float want[8] = {2, 0, 0, 1, 4, 0, 0, 3};
+    for (int i = 0; i < 8; i++)
+        CHECK_NEAR(F32(out[0], i), want[i], 0);
+    release_all(1, out);
+    CHECK_EQ_INT(run1("TensorScatter", 24, 3, ins, 0, NULL, 1, out, &err), KN_ERR_RUNTIME);
+    ((int64_t *)wi.data)[0] = 2;
+    ((int64_t *)wi.data)[1] = 0;
+    CHECK_EQ_INT(run1("TensorScatter", 24, 3, ins, 0, NULL, 1, out, &err), KN_OK);
+    CHECK_NEAR(F32(out[0], 2), 1, 0);
+    CHECK_NEAR(F32(out[0], 5), 4, 0);
+    release_all(1, out);
+    kn_attr ax0[1] = {attr_i("axis", 0)};
+    CHECK_EQ_INT(run1("TensorScatter", 24, 3, ins, 1, ax0, 1, out, &err), KN_ERR_ARG);
+    kn_tensor_release(&past);
+    kn_tensor_release(&upd);
+    kn_tensor_release(&wi);
+}
+
 TEST_MAIN(TEST_CASE(test_gather_negative_and_oob), TEST_CASE(test_gather_empty_indices),
           TEST_CASE(test_gather_elements_oob), TEST_CASE(test_gather_nd_batch),
           TEST_CASE(test_scatter_elements_add_int64), TEST_CASE(test_scatter_nd_mul_and_shape),
@@ -622,4 +653,5 @@ TEST_MAIN(TEST_CASE(test_gather_negative_and_oob), TEST_CASE(test_gather_empty_i
           TEST_CASE(test_cumsum_int64_exact_reverse_exclusive),
           TEST_CASE(test_reduce_int_exact_and_empty), TEST_CASE(test_reduce_axes_forms),
           TEST_CASE(test_argmax_uint64_last_index),
-          TEST_CASE(test_reduce_all_axis_subsets), TEST_CASE(test_argmax_empty_axis_fails))
+          TEST_CASE(test_reduce_all_axis_subsets), TEST_CASE(test_argmax_empty_axis_fails),
+          TEST_CASE(test_tensor_scatter_modes))

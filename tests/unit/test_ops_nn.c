@@ -280,6 +280,34 @@ static void test_matmul_f16(void)
 
 /* ---- Gemm and MatMulInteger ---- */
 
+static void test_gemm_f16_int(void)
+{
+    int64_t d22[2] = {2, 2};
+    float fa[4] = {1, 2, 3, 4}, fb[4] = {1, 2, 3, 4};
+    uint16_t a[4], b[4];
+    for (int i = 0; i < 4; i++)
+        a[i] = kn_f32_to_f16(fa[i]), b[i] = kn_f32_to_f16(fb[i]);
+    kn_tensor ta = make(KN_F16, 2, d22, a), tb = make(KN_F16, 2, d22, b), y = {0};
+    const kn_tensor *ins[2] = {&ta, &tb};
+    tattr at[1] = {A_INT("transB", 1)};
+    kn_error err;
+    CHECK_EQ_INT(run_op("Gemm", 13, 2, ins, 1, &y, 1, at, &err), KN_OK);
+    CHECK_EQ_INT(y.dtype, KN_F16);
+    /* A * A^T = [[5,11],[11,25]] */
+    CHECK_NEAR(kn_f16_to_f32(((uint16_t *)y.data)[1]), 11, 0);
+    CHECK_NEAR(kn_f16_to_f32(((uint16_t *)y.data)[3]), 25, 0);
+    kn_tensor_release(&y);
+    /* int64 Gemm with C stays exact beyond 2^53 */
+    int64_t ia[4] = {1, 0, 0, 1}, ib[4] = {1, 2, 3, 4}, ic[1] = {(1LL << 53) + 1}, d1[1] = {1};
+    kn_tensor tia = make(KN_I64, 2, d22, ia), tib = make(KN_I64, 2, d22, ib), tic = make(KN_I64, 1, d1, ic);
+    const kn_tensor *ins2[3] = {&tia, &tib, &tic};
+    CHECK_EQ_INT(run_op("Gemm", 13, 3, ins2, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK(((int64_t *)y.data)[3] == (1LL << 53) + 5);
+    kn_tensor_release(&y);
+    kn_tensor_release(&ta), kn_tensor_release(&tb), kn_tensor_release(&tia), kn_tensor_release(&tib);
+    kn_tensor_release(&tic);
+}
+
 static void test_gemm_trans_bias(void)
 {
     /* A' = A^T (A is [3,2] -> M=2,K=3), B' = B^T (B is [4,3] -> N=4), C is [4] */
@@ -315,6 +343,15 @@ static void test_gemm_trans_bias(void)
     CHECK_EQ_INT(run_op("Gemm", 13, 3, ins3, 1, &y, 1, at, &err), KN_OK);
     CHECK_NEAR(((double *)y.data)[1], 3, 0); /* A^T */
     kn_tensor_release(&y);
+    /* K == 0: Y = beta * C */
+    int64_t dk0a[2] = {2, 0}, dk0b[2] = {0, 4};
+    kn_tensor tka = make(KN_F32, 2, dk0a, NULL), tkb = make(KN_F32, 2, dk0b, NULL);
+    const kn_tensor *ins4[3] = {&tka, &tkb, &tc};
+    CHECK_EQ_INT(run_op("Gemm", 13, 3, ins4, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(y.numel, 8);
+    CHECK_NEAR(((float *)y.data)[7], 4, 0);
+    kn_tensor_release(&y);
+    kn_tensor_release(&tka), kn_tensor_release(&tkb);
     free(a), free(b);
     kn_tensor_release(&ta), kn_tensor_release(&tb), kn_tensor_release(&tc), kn_tensor_release(&tbad);
     kn_tensor_release(&t64a), kn_tensor_release(&t64b);
@@ -394,11 +431,12 @@ static void test_einsum_forms(void)
     CHECK_NEAR(((float *)y.data)[(1 * 3 + 1) * 3 + 2], s, 1e-6);
     kn_tensor_release(&y);
     /* errors: bad char, operand count, rank mismatch, size mismatch */
-    CHECK_EQ_INT(einsum("i#->i", 1, one, &y), KN_ERR_ARG);
-    CHECK_EQ_INT(einsum("ij,jk->ik", 1, one, &y), KN_ERR_ARG);
+    /* malformed equations are rejected when the model is loaded */
+    CHECK_EQ_INT(einsum("i#->i", 1, one, &y), KN_ERR_MODEL);
+    CHECK_EQ_INT(einsum("ij,jk->ik", 1, one, &y), KN_ERR_MODEL);
     CHECK_EQ_INT(einsum("ijk->i", 1, one, &y), KN_ERR_ARG);
     CHECK_EQ_INT(einsum("ij->k", 1, one, &y), KN_ERR_ARG);
-    CHECK_EQ_INT(einsum("..i.->i", 1, one, &y), KN_ERR_ARG);
+    CHECK_EQ_INT(einsum("..i.->i", 1, one, &y), KN_ERR_MODEL);
     kn_tensor t23 = make(KN_F32, 2, d23, NULL);
     const kn_tensor *mis[2] = {&t23, &t23};
     CHECK_EQ_INT(einsum("ij,ij->i", 2, mis, &y), KN_OK);
@@ -414,6 +452,47 @@ static void test_einsum_forms(void)
     free(a), free(b);
     kn_tensor_release(&tm), kn_tensor_release(&ta), kn_tensor_release(&tb), kn_tensor_release(&tb2);
     kn_tensor_release(&t23), kn_tensor_release(&ti);
+}
+
+/* Random equations and shapes: every outcome must be a clean status, never a crash. */
+static void test_einsum_random(void)
+{
+    static const char alphabet[] = "ijk..,->, ";
+    unsigned seed = 12345;
+    int ok = 0;
+    for (int iter = 0; iter < 400; iter++) {
+        char eq[16];
+        seed = seed * 1103515245u + 12345u;
+        int len = (int)(seed >> 16) % 12;
+        for (int i = 0; i < len; i++) {
+            seed = seed * 1103515245u + 12345u;
+            eq[i] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+        }
+        eq[len] = 0;
+        kn_tensor ts[2];
+        const kn_tensor *ins[2];
+        seed = seed * 1103515245u + 12345u;
+        int n = 1 + (int)((seed >> 16) % 2);
+        for (int k = 0; k < n; k++) {
+            int64_t dims[3];
+            seed = seed * 1103515245u + 12345u;
+            int rank = (int)((seed >> 16) % 4);
+            for (int d = 0; d < rank; d++) {
+                seed = seed * 1103515245u + 12345u;
+                dims[d] = (int64_t)((seed >> 16) % 4);
+            }
+            ts[k] = make(KN_F32, rank, dims, NULL);
+            ins[k] = &ts[k];
+        }
+        kn_tensor y = {0};
+        int rc = einsum(eq, n, ins, &y);
+        CHECK(rc == KN_OK || rc == KN_ERR_ARG || rc == KN_ERR_MODEL || rc == KN_ERR_UNSUPPORTED);
+        ok += rc == KN_OK;
+        kn_tensor_release(&y);
+        for (int k = 0; k < n; k++)
+            kn_tensor_release(&ts[k]);
+    }
+    CHECK(ok > 0);
 }
 
 /* ---- Softmax family and losses ---- */
@@ -480,7 +559,7 @@ static void test_losses(void)
     CHECK_NEAR(((float *)y.data)[1], 0, 0);
     kn_tensor_release(&y);
     tattr badred[1] = {A_STR("reduction", "max")};
-    CHECK_EQ_INT(run_op("NegativeLogLikelihoodLoss", 13, 2, ins, 1, &y, 1, badred, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(run_op("NegativeLogLikelihoodLoss", 13, 2, ins, 1, &y, 1, badred, &err), KN_ERR_MODEL);
     /* SCE with log_prob output; target shape mismatch fails */
     kn_tensor outs[2] = {{0}};
     CHECK_EQ_INT(run_op("SoftmaxCrossEntropyLoss", 13, 2, ins, 2, outs, 2, ii, &err), KN_OK);
@@ -547,6 +626,7 @@ static void test_groupnorm_and_batchnorm(void)
     kn_tensor_release(&y1), kn_tensor_release(&y2);
     tattr bad[1] = {A_INT("num_groups", 3)};
     CHECK_EQ_INT(run_op("GroupNormalization", 21, 3, g21, 1, &y1, 1, bad, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(run_op("GroupNormalization", 21, 3, g21, 1, &y1, 0, NULL, &err), KN_ERR_MODEL);
     /* BatchNormalization with a parameter of the wrong length */
     const kn_tensor *bn[5] = {&tx, &tsc, &tbc, &tsc, &tsg};
     CHECK_EQ_INT(run_op("BatchNormalization", 15, 5, bn, 1, &y1, 0, NULL, &err), KN_ERR_ARG);
@@ -567,7 +647,7 @@ static void test_misc_norms(void)
     const kn_tensor *ins[1] = {&tx};
     kn_error err;
     tattr p3[1] = {A_INT("p", 3)};
-    CHECK_EQ_INT(run_op("LpNormalization", 1, 1, ins, 1, &y, 1, p3, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(run_op("LpNormalization", 1, 1, ins, 1, &y, 1, p3, &err), KN_ERR_MODEL);
     CHECK_EQ_INT(run_op("LpNormalization", 1, 1, ins, 1, &y, 0, NULL, &err), KN_OK);
     CHECK_NEAR(((float *)y.data)[1], 0.8, 1e-6);
     kn_tensor_release(&y);
@@ -582,16 +662,98 @@ static void test_misc_norms(void)
     /* default axes [0,2,3] need rank 4 */
     CHECK_EQ_INT(run_op("MeanVarianceNormalization", 13, 1, ins, 1, &y, 0, NULL, &err), KN_ERR_ARG);
     tattr sz[1] = {A_INT("size", 0)};
-    CHECK_EQ_INT(run_op("LRN", 13, 1, ins, 1, &y, 1, sz, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(run_op("LRN", 13, 1, ins, 1, &y, 1, sz, &err), KN_ERR_MODEL);
     CHECK_EQ_INT(run_op("InstanceNormalization", 6, 1, ins, 1, &y, 0, NULL, &err), KN_ERR_MODEL);
     kn_tensor_release(&tx);
+}
+
+/* ---- every float dtype agrees with float32 ---- */
+
+static kn_tensor convert(const kn_tensor *t, kn_dtype dt)
+{
+    kn_tensor r = make(dt, t->rank, t->dims, NULL);
+    for (int64_t i = 0; i < t->numel; i++)
+        kn_store_f64(r.data, dt, (size_t)i, kn_load_f64(t->data, t->dtype, (size_t)i));
+    return r;
+}
+
+/* Run op on float32 inputs and on the same inputs in dt; outputs must agree. */
+static void check_dtype_agrees(const char *op, int opset, int n_in, const kn_tensor *const *ins,
+                               int n_attr, const tattr *attrs, kn_dtype dt, double tol)
+{
+    kn_tensor conv[8], y32 = {0}, yd = {0};
+    const kn_tensor *cins[8];
+    kn_error err;
+    for (int i = 0; i < n_in; i++) {
+        conv[i] = convert(ins[i], dt);
+        cins[i] = &conv[i];
+    }
+    CHECK_EQ_INT(run_op(op, opset, n_in, ins, 1, &y32, n_attr, attrs, &err), KN_OK);
+    int rc = run_op(op, opset, n_in, cins, 1, &yd, n_attr, attrs, &err);
+    if (rc)
+        fprintf(stderr, "%s in %s: %s\n", op, kn_dtype_name(dt), err.msg);
+    CHECK_EQ_INT(rc, KN_OK);
+    if (rc == KN_OK) {
+        CHECK_EQ_INT(yd.dtype, dt);
+        CHECK_EQ_INT(yd.numel, y32.numel);
+        double maxerr = 0;
+        for (int64_t i = 0; i < y32.numel && i < yd.numel; i++) {
+            double e = fabs(kn_load_f64(yd.data, dt, (size_t)i) - kn_load_f64(y32.data, KN_F32, (size_t)i));
+            maxerr = e > maxerr ? e : maxerr;
+        }
+        if (!(maxerr <= tol))
+            fprintf(stderr, "%s in %s: max error %g\n", op, kn_dtype_name(dt), maxerr);
+        CHECK(maxerr <= tol);
+    }
+    kn_tensor_release(&y32), kn_tensor_release(&yd);
+    for (int i = 0; i < n_in; i++)
+        kn_tensor_release(&conv[i]);
+}
+
+static void test_float_dtypes(void)
+{
+    int64_t dx[4] = {2, 4, 3, 3}, dc[1] = {4}, dm[2] = {3, 3};
+    float *x = rand_f32(72, 21), *sc = rand_f32(4, 22), *m = rand_f32(9, 23);
+    for (int i = 0; i < 4; i++)
+        sc[i] += 1.0f;
+    kn_tensor tx = make(KN_F32, 4, dx, x), tsc = make(KN_F32, 1, dc, sc), tm = make(KN_F32, 2, dm, m);
+    kn_tensor tvar = make(KN_F32, 1, dc, NULL);
+    for (int i = 0; i < 4; i++)
+        ((float *)tvar.data)[i] = 0.5f + (float)i;
+    const kn_tensor *one[1] = {&tx}, *bn[5] = {&tx, &tsc, &tsc, &tsc, &tvar}, *inorm[3] = {&tx, &tsc, &tsc};
+    const kn_tensor *mm[2] = {&tm, &tm}, *ln[3] = {&tm, &tm, &tm};
+    int64_t ax1[1] = {1};
+    tattr lrn[1] = {A_INT("size", 3)}, mvn[1] = {A_INTS("axes", 1, ax1)}, gn[1] = {A_INT("num_groups", 2)};
+    tattr ax0[1] = {A_INT("axis", 0)}, eq[1] = {A_STR("equation", "ij,kj->ik")};
+    static const kn_dtype dts[3] = {KN_F64, KN_F16, KN_BF16};
+    static const double tols[3] = {1e-6, 1e-2, 6e-2};
+    for (int k = 0; k < 3; k++) {
+        kn_dtype dt = dts[k];
+        double tol = tols[k];
+        check_dtype_agrees("Softmax", 13, 1, one, 0, NULL, dt, tol);
+        check_dtype_agrees("LogSoftmax", 11, 1, one, 0, NULL, dt, tol * 4);
+        check_dtype_agrees("Hardmax", 13, 1, one, 0, NULL, dt, 0);
+        check_dtype_agrees("LpNormalization", 1, 1, one, 0, NULL, dt, tol);
+        check_dtype_agrees("MeanVarianceNormalization", 13, 1, one, 1, mvn, dt, tol * 8);
+        check_dtype_agrees("LRN", 13, 1, one, 1, lrn, dt, tol);
+        check_dtype_agrees("BatchNormalization", 15, 5, bn, 0, NULL, dt, tol * 8);
+        check_dtype_agrees("InstanceNormalization", 6, 3, inorm, 0, NULL, dt, tol * 8);
+        check_dtype_agrees("GroupNormalization", 21, 3, inorm, 1, gn, dt, tol * 8);
+        check_dtype_agrees("LayerNormalization", 17, 3, ln, 1, ax0, dt, tol * 8);
+        check_dtype_agrees("RMSNormalization", 23, 2, ln, 0, NULL, dt, tol * 8);
+        check_dtype_agrees("MatMul", 13, 2, mm, 0, NULL, dt, tol);
+        check_dtype_agrees("Gemm", 13, 2, mm, 0, NULL, dt, tol);
+        check_dtype_agrees("Einsum", 12, 2, mm, 1, eq, dt, tol);
+    }
+    free(x), free(sc), free(m);
+    kn_tensor_release(&tx), kn_tensor_release(&tsc), kn_tensor_release(&tm), kn_tensor_release(&tvar);
 }
 
 TEST_MAIN(TEST_CASE(test_matmul_broadcast), TEST_CASE(test_matmul_vectors),
           TEST_CASE(test_matmul_errors), TEST_CASE(test_matmul_large_blocked),
           TEST_CASE(test_matmul_empty), TEST_CASE(test_matmul_int_exact),
-          TEST_CASE(test_matmul_f16), TEST_CASE(test_gemm_trans_bias),
-          TEST_CASE(test_matmulinteger_zero_points), TEST_CASE(test_einsum_forms),
+          TEST_CASE(test_matmul_f16), TEST_CASE(test_gemm_trans_bias), TEST_CASE(test_gemm_f16_int),
+          TEST_CASE(test_matmulinteger_zero_points), TEST_CASE(test_einsum_forms), TEST_CASE(test_einsum_random),
           TEST_CASE(test_softmax_opsets), TEST_CASE(test_losses),
           TEST_CASE(test_layernorm_stats), TEST_CASE(test_groupnorm_and_batchnorm),
-          TEST_CASE(test_misc_norms))
+          TEST_CASE(test_misc_norms), TEST_CASE(test_float_dtypes))

@@ -14,7 +14,7 @@
 /* ---------------------------------------------------------------- one-node graphs */
 
 #define MAX_IO 10
-#define MAX_ATTR 8
+#define MAX_ATTR 16
 
 typedef struct tnode {
     const char *op;
@@ -858,17 +858,24 @@ static void test_qlinear_matmul_broadcast(void)
         kn_tensor_release(all[i]);
 }
 
-/* QLinearConv with padding, stride, groups, per-channel weight scales and bias,
- * against a direct loop in the test. */
-static void test_qlinear_conv(void)
+/* QLinearConv with padding, stride, dilation, groups, per-channel weight scales
+ * and bias, against a direct loop in the test. */
+enum { QC_C = 4, QC_H = 5, QC_W = 4, QC_M = 4, QC_G = 2, QC_KH = 3, QC_KW = 2 };
+
+typedef struct qconv_case {
+    const char *auto_pad;           /* NULL: explicit pads */
+    int64_t pads[4], strides[2], dil[2];
+} qconv_case;
+
+static void check_qconv_case(const qconv_case *qc)
 {
-    enum { N = 1, C = 4, H = 5, W = 4, M = 4, G = 2, KH = 3, KW = 2 };
-    double xv[N * C * H * W], wv[M * (C / G) * KH * KW];
-    for (int i = 0; i < N * C * H * W; i++)
+    enum { C = QC_C, H = QC_H, W = QC_W, M = QC_M, G = QC_G, KH = QC_KH, KW = QC_KW };
+    double xv[C * H * W], wv[M * (C / G) * KH * KW];
+    for (int i = 0; i < C * H * W; i++)
         xv[i] = (i * 37) % 256;
     for (int i = 0; i < M * (C / G) * KH * KW; i++)
         wv[i] = ((i * 53) % 200) - 100;
-    int64_t xd[4] = {N, C, H, W}, wd[4] = {M, C / G, KH, KW}, md[1] = {M};
+    int64_t xd[4] = {1, C, H, W}, wd[4] = {M, C / G, KH, KW}, md[1] = {M};
     kn_tensor x = mk(KN_U8, 4, xd, xv), w = mk(KN_I8, 4, wd, wv);
     kn_tensor xs = mk(KN_F32, 0, NULL, (double[]){0.02}), xz = mk(KN_U8, 0, NULL, (double[]){128});
     const double wsv[M] = {0.01, 0.02, 0.005, 0.03}, wzv[M] = {0, 0, 0, 0}, bv[M] = {100, -200, 0, 5000};
@@ -882,28 +889,46 @@ static void test_qlinear_conv(void)
     memcpy(t.in, in, sizeof in);
     t.n_out = 1;
     attr_i(&t, "group", G);
-    int64_t pads[4] = {1, 0, 2, 1}, strides[2] = {2, 1};
-    t.attrs[t.n_attr] = (kn_attr){.name = "pads", .type = KN_ATTR_INTS, .n = 4, .ints = pads};
+    int64_t pads[4];
+    memcpy(pads, qc->pads, sizeof pads);
+    if (qc->auto_pad) {
+        attr_s(&t, "auto_pad", qc->auto_pad);
+    } else {
+        t.attrs[t.n_attr] = (kn_attr){.name = "pads", .type = KN_ATTR_INTS, .n = 4, .ints = (int64_t *)qc->pads};
+        t.n_attr++;
+    }
+    t.attrs[t.n_attr] = (kn_attr){.name = "strides", .type = KN_ATTR_INTS, .n = 2, .ints = (int64_t *)qc->strides};
     t.n_attr++;
-    t.attrs[t.n_attr] = (kn_attr){.name = "strides", .type = KN_ATTR_INTS, .n = 2, .ints = strides};
+    t.attrs[t.n_attr] = (kn_attr){.name = "dilations", .type = KN_ATTR_INTS, .n = 2, .ints = (int64_t *)qc->dil};
     t.n_attr++;
+    int64_t ext[2] = {(KH - 1) * qc->dil[0] + 1, (KW - 1) * qc->dil[1] + 1}, insz[2] = {H, W};
+    int64_t out[2];
+    for (int d = 0; d < 2; d++) {
+        if (qc->auto_pad && strcmp(qc->auto_pad, "VALID")) {
+            out[d] = (insz[d] + qc->strides[d] - 1) / qc->strides[d];
+            int64_t total = (out[d] - 1) * qc->strides[d] + ext[d] - insz[d];
+            total = total < 0 ? 0 : total;
+            pads[d] = qc->auto_pad[5] == 'U' ? total / 2 : total - total / 2;
+            pads[d + 2] = total - pads[d];
+        }
+        out[d] = (insz[d] + pads[d] + pads[d + 2] - ext[d]) / qc->strides[d] + 1;
+    }
     kn_tensor y = {0};
     kn_error err;
     CHECK_EQ_INT(run_node(&t, &y, &err), KN_OK);
-    int64_t OH = (H + 1 + 2 - KH) / 2 + 1, OW = (W + 0 + 1 - KW) / 1 + 1;
-    CHECK_EQ_INT(y.dims[2], OH);
-    CHECK_EQ_INT(y.dims[3], OW);
+    CHECK_EQ_INT(y.numel, M * out[0] * out[1]);
     CHECK_EQ_INT(y.dtype, KN_I8);
     int bad = 0;
-    for (int m = 0; m < M && y.numel == M * OH * OW; m++) {
+    for (int m = 0; m < M && y.numel == M * out[0] * out[1]; m++) {
         int g = m / (M / G);
-        for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++) {
+        for (int oh = 0; oh < out[0]; oh++)
+            for (int ow = 0; ow < out[1]; ow++) {
                 double acc = bv[m];
                 for (int ci = 0; ci < C / G; ci++)
                     for (int kh = 0; kh < KH; kh++)
                         for (int kw = 0; kw < KW; kw++) {
-                            int ih = oh * 2 - 1 + kh, iw = ow - 0 + kw;
+                            int64_t ih = oh * qc->strides[0] - pads[0] + kh * qc->dil[0];
+                            int64_t iw = ow * qc->strides[1] - pads[1] + kw * qc->dil[1];
                             if (ih < 0 || ih >= H || iw < 0 || iw >= W)
                                 continue;
                             int c = g * (C / G) + ci;
@@ -912,22 +937,39 @@ static void test_qlinear_conv(void)
                         }
                 double v = rint(acc * (double)(float)((float)(0.02f * (float)wsv[m]) / 0.05f)) - 3;
                 v = v < -128 ? -128 : v > 127 ? 127 : v;
-                bad += ((int8_t *)y.data)[(m * OH + oh) * OW + ow] != (int8_t)v;
+                bad += ((int8_t *)y.data)[(m * out[0] + oh) * out[1] + ow] != (int8_t)v;
             }
     }
     CHECK_EQ_INT(bad, 0);
     kn_tensor_release(&y);
-    /* bias of the wrong size, group not dividing channels */
-    int64_t d3[1] = {3};
-    kn_tensor bias3 = mk(KN_I32, 1, d3, NULL);
-    t.in[8] = &bias3;
-    CHECK_EQ_INT(run_node(&t, &y, &err), KN_ERR_ARG);
-    t.in[8] = &bias;
-    t.attrs[0].i = 3;
-    CHECK_EQ_INT(run_node(&t, &y, &err), KN_ERR_ARG);
-    kn_tensor *all[] = {&x, &w, &xs, &xz, &ws, &wz, &bias, &ys, &yz, &bias3};
+    if (!qc->auto_pad) {
+        /* bias of the wrong size, group not dividing channels */
+        int64_t d3[1] = {3};
+        kn_tensor bias3 = mk(KN_I32, 1, d3, NULL);
+        t.in[8] = &bias3;
+        CHECK_EQ_INT(run_node(&t, &y, &err), KN_ERR_ARG);
+        t.in[8] = &bias;
+        t.attrs[0].i = 3;
+        CHECK_EQ_INT(run_node(&t, &y, &err), KN_ERR_ARG);
+        kn_tensor_release(&bias3);
+    }
+    kn_tensor *all[] = {&x, &w, &xs, &xz, &ws, &wz, &bias, &ys, &yz};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         kn_tensor_release(all[i]);
+}
+
+static void test_qlinear_conv(void)
+{
+    const qconv_case cases[] = {
+        {NULL, {1, 0, 2, 1}, {2, 1}, {1, 1}},
+        {NULL, {0, 0, 0, 0}, {1, 1}, {1, 1}},
+        {NULL, {2, 1, 2, 1}, {1, 2}, {2, 2}},
+        {"SAME_UPPER", {0}, {2, 2}, {1, 1}},
+        {"SAME_LOWER", {0}, {1, 3}, {2, 1}},
+        {"VALID", {0}, {1, 1}, {1, 2}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_qconv_case(&cases[i]);
 }
 
 /* ---------------------------------------------------------------- attention */
@@ -1068,6 +1110,83 @@ static void test_rotary_embedding(void)
         kn_tensor_release(all[i]);
 }
 
+/* Empty sequences, batches and tensors run without touching memory they do not own. */
+static void test_empty_shapes(void)
+{
+    kn_error err;
+    /* LSTM with seq 0 and with batch 0 */
+    for (int k = 0; k < 2; k++) {
+        int64_t xd[3] = {k ? 3 : 0, k ? 0 : 2, 2}, wd[3] = {2, 12, 2}, rd[3] = {2, 12, 3};
+        int64_t hd[3] = {2, xd[1], 3};
+        kn_tensor x = mk(KN_F32, 3, xd, NULL), w = mk_rand(3, wd, 1), r = mk_rand(3, rd, 2);
+        kn_tensor h0 = mk_rand(3, hd, 3);
+        tnode t = {0};
+        t.op = "LSTM";
+        t.opset = 14;
+        t.n_in = 6;
+        t.in[0] = &x;
+        t.in[1] = &w;
+        t.in[2] = &r;
+        t.in[5] = &h0;
+        t.n_out = 3;
+        attr_s(&t, "direction", "bidirectional");
+        kn_tensor outs[3] = {{0}};
+        CHECK_EQ_INT(run_node(&t, outs, &err), KN_OK);
+        CHECK_EQ_INT(outs[0].numel, 0);
+        CHECK_EQ_INT(outs[1].numel, 2 * xd[1] * 3);
+        for (int64_t i = 0; i < outs[1].numel; i++)
+            CHECK_NEAR(at(&outs[1], i), 0.0, 0);
+        release_all(outs, 3);
+        kn_tensor_release(&x);
+        kn_tensor_release(&w);
+        kn_tensor_release(&r);
+        kn_tensor_release(&h0);
+    }
+    /* Attention with batch 0 */
+    int64_t qd[4] = {0, 2, 3, 4};
+    kn_tensor q = mk(KN_F32, 4, qd, NULL);
+    tnode t = {0};
+    t.op = "Attention";
+    t.opset = 24;
+    t.n_in = 3;
+    t.in[0] = t.in[1] = t.in[2] = &q;
+    t.n_out = 1;
+    kn_tensor y = {0};
+    CHECK_EQ_INT(run_node(&t, &y, &err), KN_OK);
+    CHECK_EQ_INT(y.numel, 0);
+    kn_tensor_release(&y);
+    kn_tensor_release(&q);
+    /* per-axis quantize of an empty tensor */
+    int64_t ed[2] = {0, 3}, sd[1] = {3};
+    kn_tensor e = mk(KN_F32, 2, ed, NULL), s = mk(KN_F32, 1, sd, (double[]){1, 2, 3});
+    const kn_tensor *in[2] = {&e, &s};
+    CHECK_EQ_INT(run_q("QuantizeLinear", 13, 2, in, 1, &y, 1, 0, 0), KN_OK);
+    CHECK_EQ_INT(y.numel, 0);
+    kn_tensor_release(&y);
+    kn_tensor_release(&e);
+    kn_tensor_release(&s);
+    /* QLinearMatMul with K = 0: every output is the zero point */
+    int64_t ad[2] = {2, 0}, bd[2] = {0, 3};
+    kn_tensor a = mk(KN_U8, 2, ad, NULL), b = mk(KN_U8, 2, bd, NULL);
+    kn_tensor one = mk(KN_F32, 0, NULL, (double[]){1}), z = mk(KN_U8, 0, NULL, (double[]){7});
+    tnode m = {0};
+    m.op = "QLinearMatMul";
+    m.opset = 10;
+    m.n_in = 8;
+    const kn_tensor *min[8] = {&a, &one, &z, &b, &one, &z, &one, &z};
+    memcpy(m.in, min, sizeof min);
+    m.n_out = 1;
+    CHECK_EQ_INT(run_node(&m, &y, &err), KN_OK);
+    CHECK_EQ_INT(y.numel, 6);
+    for (int64_t i = 0; i < y.numel; i++)
+        CHECK_EQ_INT(((uint8_t *)y.data)[i], 7);
+    kn_tensor_release(&y);
+    kn_tensor_release(&a);
+    kn_tensor_release(&b);
+    kn_tensor_release(&one);
+    kn_tensor_release(&z);
+}
+
 TEST_MAIN(TEST_CASE(test_bidirectional_matches_single_runs), TEST_CASE(test_sequence_lens),
           TEST_CASE(test_layout_batch_first), TEST_CASE(test_activations),
           TEST_CASE(test_lstm_peephole_input_forget), TEST_CASE(test_gru_linear_before_reset),
@@ -1076,4 +1195,4 @@ TEST_MAIN(TEST_CASE(test_bidirectional_matches_single_runs), TEST_CASE(test_sequ
           TEST_CASE(test_quantize_per_axis_and_blocked), TEST_CASE(test_dequantize_types),
           TEST_CASE(test_dynamic_quantize), TEST_CASE(test_qlinear_matmul_broadcast),
           TEST_CASE(test_qlinear_conv), TEST_CASE(test_attention_masks_and_errors),
-          TEST_CASE(test_rotary_embedding))
+          TEST_CASE(test_rotary_embedding), TEST_CASE(test_empty_shapes))

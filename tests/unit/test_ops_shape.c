@@ -593,8 +593,8 @@ static void test_blocks_trilu_reverse(void)
 
 /* ---- static inference ---- */
 
-static int infer_one(const char *op, int opset, kn_attr *attrs, int n_attr, const kn_type *in,
-                     kn_type *out)
+static int infer_one2(const char *op, int opset, kn_attr *attrs, int n_attr, const kn_type *in,
+                      const kn_tensor *const1, kn_type *out)
 {
     const kn_op_def *d = kn_op_find("", op, opset);
     if (!d || !d->infer)
@@ -604,12 +604,21 @@ static int infer_one(const char *op, int opset, kn_attr *attrs, int n_attr, cons
     n.domain = "";
     n.n_attr = n_attr;
     n.attrs = attrs;
-    const kn_type *ins[1] = {in};
-    const kn_tensor *consts[1] = {NULL};
+    kn_type t1 = {0};
+    if (const1)
+        kn_type_from_tensor(&t1, const1);
+    const kn_type *ins[2] = {in, const1 ? &t1 : NULL};
+    const kn_tensor *consts[2] = {NULL, const1};
     kn_error err = {0};
-    kn_infer_ctx ic = {&n, opset, 1, ins, consts, 1, out, &err};
+    kn_infer_ctx ic = {&n, opset, const1 ? 2 : 1, ins, consts, 1, out, &err};
     memset(out, 0, sizeof *out);
     return d->infer(&ic);
+}
+
+static int infer_one(const char *op, int opset, kn_attr *attrs, int n_attr, const kn_type *in,
+                     kn_type *out)
+{
+    return infer_one2(op, opset, attrs, n_attr, in, NULL, out);
 }
 
 static void test_infer(void)
@@ -639,10 +648,177 @@ static void test_infer(void)
     CHECK_EQ_INT(o.dims[1].value, 20);
     CHECK_EQ_INT(infer_one("Identity", 13, NULL, 0, &x, &o), KN_OK);
     CHECK_EQ_INT(o.dtype, KN_F16);
+
+    /* Reshape [batch,4,5] by constant [0,-1]: [batch,20]; -1 unknown when batch is */
+    int64_t sv[2] = {0, -1}, two = 2;
+    kn_tensor shp = tensor(KN_I64, 1, &two, sv);
+    CHECK_EQ_INT(infer_one2("Reshape", 14, NULL, 0, &x, &shp, &o), KN_OK);
+    CHECK_EQ_INT(o.rank, 2);
+    CHECK(o.dims[0].param && !strcmp(o.dims[0].param, "batch"));
+    CHECK_EQ_INT(o.dims[1].value, -1);
+    x.dims[0].value = 3;
+    x.dims[0].param = NULL;
+    CHECK_EQ_INT(infer_one2("Reshape", 14, NULL, 0, &x, &shp, &o), KN_OK);
+    CHECK_EQ_INT(o.dims[0].value, 3);
+    CHECK_EQ_INT(o.dims[1].value, 20);
+    CHECK_EQ_INT(infer_one("Reshape", 14, NULL, 0, &x, &o), KN_OK);
+    CHECK_EQ_INT(o.rank, -1);
+
+    int64_t ax[2] = {0, -1};
+    kn_attr ua[1] = {attr_ints("axes", ax, 2)};
+    CHECK_EQ_INT(infer_one("Unsqueeze", 11, ua, 1, &x, &o), KN_OK);
+    CHECK_EQ_INT(o.rank, 5);
+    CHECK_EQ_INT(o.dims[0].value, 1);
+    CHECK_EQ_INT(o.dims[1].value, 3);
+    CHECK_EQ_INT(o.dims[4].value, 1);
+    kn_type y = o;
+    CHECK_EQ_INT(infer_one("Squeeze", 13, NULL, 0, &y, &o), KN_OK);
+    CHECK_EQ_INT(o.rank, 3);
+    CHECK_EQ_INT(o.dims[2].value, 5);
+}
+
+/* ---- random smoke: arbitrary parameters must give a result or an error, never a
+ * crash (run under ASan/UBSan) ---- */
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static int64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (int64_t)(rng_state >> 1);
+}
+
+/* Mostly small values, sometimes extremes. */
+static int64_t rnd_param(void)
+{
+    static const int64_t extremes[] = {INT64_MIN, INT64_MAX, INT64_MIN + 1, -1, 0, 1 << 16};
+    int64_t r = rnd() % 10;
+    if (r == 0)
+        return extremes[rnd() % 6];
+    return rnd() % 11 - 5;
+}
+
+static void run_quiet(const node_spec *s)
+{
+    kn_tensor outs[MAX_IO];
+    kn_error err = {0};
+    if (run_node(s, outs, &err) == KN_OK)
+        for (int i = 0; i < s->n_out; i++)
+            kn_tensor_release(&outs[i]);
+}
+
+static void test_random_params(void)
+{
+    int64_t xd[3] = {2, 3, 4};
+    kn_tensor x = tensor(KN_I64, 3, xd, iota_i64);
+    static const char *modes[] = {"constant", "reflect", "edge", "wrap"};
+    for (int iter = 0; iter < 400; iter++) {
+        int64_t a[6], b[6], c3[3], d3[3], n3 = 3, n6 = 6, n2 = 2;
+        for (int i = 0; i < 6; i++)
+            a[i] = rnd_param(), b[i] = rnd_param();
+        for (int i = 0; i < 3; i++)
+            c3[i] = rnd() % 7 - 3, d3[i] = rnd_param();
+        kn_tensor ta = tensor(KN_I64, 1, &n3, a), tb = tensor(KN_I64, 1, &n3, b),
+                  tc = tensor(KN_I64, 1, &n3, c3), td = tensor(KN_I64, 1, &n3, d3);
+        node_spec sl = {"Slice", 13, 5, {&x, &ta, &tb, &tc, &td}, 1, 0, {{0}}};
+        run_quiet(&sl);
+        int64_t pads[6];
+        for (int i = 0; i < 6; i++)
+            pads[i] = rnd() % 9 - 4;
+        kn_tensor tp = tensor(KN_I64, 1, &n6, pads);
+        node_spec pd = {"Pad", 19, 2, {&x, &tp}, 1, 1, {attr_str("mode", modes[rnd() % 4])}};
+        run_quiet(&pd);
+        kn_tensor tp2 = tensor(KN_I64, 1, &n2, pads);
+        int64_t ax[1] = {c3[0]}, one = 1;
+        kn_tensor tax = tensor(KN_I64, 1, &one, ax);
+        node_spec pa = {"Pad", 19, 4, {&x, &tp2, NULL, &tax}, 1, 1, {attr_str("mode", modes[rnd() % 4])}};
+        run_quiet(&pa);
+        int64_t rp[3] = {rnd() % 3, rnd() % 3, rnd() % 4 - 1};
+        kn_tensor tr = tensor(KN_I64, 1, &n3, rp);
+        node_spec tl = {"Tile", 13, 2, {&x, &tr}, 1, 0, {{0}}};
+        run_quiet(&tl);
+        node_spec tp3 = {"Transpose", 13, 1, {&x}, 1, 1, {attr_ints("perm", c3, 3)}};
+        run_quiet(&tp3);
+        node_spec rs = {"Reshape", 14, 2, {&x, &tc}, 1, 1, {attr_int("allowzero", rnd() % 2)}};
+        run_quiet(&rs);
+        node_spec ex = {"Expand", 13, 2, {&x, &tc}, 1, 0, {{0}}};
+        run_quiet(&ex);
+        node_spec sp = {"Split", 13, 2, {&x, &tc}, 3, 1, {attr_int("axis", c3[1])}};
+        run_quiet(&sp);
+        node_spec sq = {"Squeeze", 13, 2, {&x, &tc}, 1, 0, {{0}}};
+        run_quiet(&sq);
+        node_spec us = {"Unsqueeze", 13, 2, {&x, &tc}, 1, 0, {{0}}};
+        run_quiet(&us);
+        node_spec cc = {"CenterCropPad", 18, 2, {&x, &tc}, 1, 0, {{0}}};
+        run_quiet(&cc);
+        kn_tensor k = tensor(KN_I64, 0, NULL, &d3[0]);
+        node_spec tu = {"Trilu", 14, 2, {&x, &k}, 1, 1, {attr_int("upper", rnd() % 2)}};
+        run_quiet(&tu);
+        kn_tensor r0 = tensor(KN_I64, 0, NULL, &a[0]), r1 = tensor(KN_I64, 0, NULL, &b[0]),
+                  r2 = tensor(KN_I64, 0, NULL, &c3[0]);
+        node_spec rg = {"Range", 11, 3, {&r0, &r1, &r2}, 1, 0, {{0}}};
+        run_quiet(&rg);
+        node_spec d2s = {"DepthToSpace", 13, 1, {&x}, 1, 1, {attr_int("blocksize", d3[1])}};
+        run_quiet(&d2s);
+        node_spec ey = {"EyeLike", 9, 1, {&tp2}, 1, 1, {attr_int("k", d3[2])}};
+        run_quiet(&ey);
+    }
+    CHECK(1);
+}
+
+/* Empty tensors may have enormous other dimensions: sizes must not overflow. */
+static void test_huge_empty_dims(void)
+{
+    int64_t hd[2] = {0, INT64_MAX / 2 + 1};
+    kn_tensor h = tensor(KN_F32, 2, hd, NULL);
+    node_spec cc = {"Concat", 13, 2, {&h, &h}, 1, 1, {attr_int("axis", 1)}};
+    expect_fail(&cc, KN_ERR_ARG);
+    int64_t pads[4] = {0, 0, 0, INT64_MAX / 2}, four = 4;
+    kn_tensor tp = tensor(KN_I64, 1, &four, pads);
+    node_spec pd = {"Pad", 13, 2, {&h, &tp}, 1, 0, {{0}}};
+    expect_fail(&pd, KN_ERR_ARG);
+    int64_t rd[2] = {0, INT64_MAX}, two = 2, r2[2] = {1, 2};
+    kn_tensor hr = tensor(KN_F32, 2, rd, NULL), rep = tensor(KN_I64, 1, &two, r2);
+    node_spec tl = {"Tile", 13, 2, {&hr, &rep}, 1, 0, {{0}}};
+    expect_fail(&tl, KN_ERR_ARG);
+    node_spec fl = {"Flatten", 13, 1, {&hr}, 1, 1, {attr_int("axis", 0)}};
+    int64_t fd[2] = {1, 0};
+    expect_out(&fl, KN_F32, 2, fd, NULL);
+    int64_t d4[4] = {1, 0, INT64_MAX / 4, 8};
+    kn_tensor h4 = tensor(KN_F32, 4, d4, NULL);
+    node_spec d2s = {"DepthToSpace", 13, 1, {&h4}, 1, 1, {attr_int("blocksize", 8)}};
+    expect_fail(&d2s, KN_ERR_ARG);
+    /* the reversed shape's running product overflows before reaching the 0 */
+    node_spec tr = {"Transpose", 13, 1, {&h4}, 1, 0, {{0}}};
+    expect_fail(&tr, KN_ERR_NOMEM);
+    int64_t perm[4] = {1, 0, 2, 3};
+    node_spec tr2 = {"Transpose", 13, 1, {&h4}, 1, 1, {attr_ints("perm", perm, 4)}};
+    int64_t td[4] = {0, 1, INT64_MAX / 4, 8};
+    expect_out(&tr2, KN_F32, 4, td, NULL);
+    int64_t one = 1, st[1] = {1}, en[1] = {INT64_MAX};
+    kn_tensor ts = tensor(KN_I64, 1, &one, st), te = tensor(KN_I64, 1, &one, en);
+    node_spec sl = {"Slice", 13, 3, {&h4, &ts, &te}, 1, 0, {{0}}};
+    int64_t sd[4] = {0, 0, INT64_MAX / 4, 8};
+    expect_out(&sl, KN_F32, 4, sd, NULL);
+    node_spec sp = {"Split", 13, 1, {&h4}, 2, 1, {attr_int("axis", 3)}};
+    kn_tensor outs[MAX_IO];
+    kn_error err = {0};
+    CHECK_EQ_INT(run_node(&sp, outs, &err), KN_OK);
+    kn_tensor_release(&outs[0]);
+    kn_tensor_release(&outs[1]);
+    int64_t lens[1] = {0};
+    kn_tensor tl2 = tensor(KN_I64, 1, &one, lens);
+    int64_t rsd[4] = {0, 1, INT64_MAX / 4, 8};
+    kn_tensor hrs = tensor(KN_F32, 4, rsd, NULL);
+    node_spec rs = {"ReverseSequence", 10, 2, {&hrs, &tl2}, 1, 0, {{0}}};
+    expect_out(&rs, KN_F32, 4, rsd, NULL);
 }
 
 TEST_MAIN(TEST_CASE(test_reshape), TEST_CASE(test_flatten_squeeze),
           TEST_CASE(test_shape_size_constant), TEST_CASE(test_expand),
           TEST_CASE(test_range_eyelike_dropout), TEST_CASE(test_transpose_concat),
           TEST_CASE(test_split), TEST_CASE(test_slice), TEST_CASE(test_tile_pad),
-          TEST_CASE(test_blocks_trilu_reverse), TEST_CASE(test_infer))
+          TEST_CASE(test_blocks_trilu_reverse), TEST_CASE(test_infer),
+          TEST_CASE(test_random_params), TEST_CASE(test_huge_empty_dims))

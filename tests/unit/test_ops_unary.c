@@ -413,7 +413,28 @@ static void test_cast_unsupported_and_like(void)
     kn_tensor_release(&y);
 }
 
-TEST_MAIN(TEST_CASE(test_int_abs_neg_sign), TEST_CASE(test_round_half_even),
+static void test_infer(void)
+{
+    kn_type x = {KN_TYPE_TENSOR, KN_F16, 2, {{4, NULL}, {-1, "n"}}};
+    const kn_type *in[2] = {&x, NULL};
+    kn_type out[1];
+    kn_error err = {0};
+    kn_infer_ctx ic = {NULL, 20, 1, in, NULL, 1, out, &err};
+    const kn_op_def *d = kn_op_find("", "IsInf", 20);
+    CHECK(d && d->infer && d->infer(&ic) == KN_OK);
+    CHECK(out[0].dtype == KN_BOOL && out[0].rank == 2 && out[0].dims[1].param);
+    d = kn_op_find("", "Sigmoid", 13);
+    CHECK(d && d->infer && d->infer(&ic) == KN_OK);
+    CHECK(out[0].dtype == KN_F16 && out[0].dims[0].value == 4);
+    kn_type like = {KN_TYPE_TENSOR, KN_I8, 0, {{0, NULL}}};
+    in[1] = &like;
+    ic.n_in = 2;
+    d = kn_op_find("", "CastLike", 21);
+    CHECK(d && d->infer && d->infer(&ic) == KN_OK);
+    CHECK(out[0].dtype == KN_I8 && out[0].rank == 2);
+}
+
+TEST_MAIN(TEST_CASE(test_infer), TEST_CASE(test_int_abs_neg_sign), TEST_CASE(test_round_half_even),
           TEST_CASE(test_empty_and_scalar), TEST_CASE(test_half_types),
           TEST_CASE(test_large_inputs_stay_finite), TEST_CASE(test_isinf_flags),
           TEST_CASE(test_not_bitwise_not), TEST_CASE(test_clip), TEST_CASE(test_prelu),

@@ -8,6 +8,7 @@
 #include "exec/exec.h"
 #include "formats/onnx.h"
 #include "formats/tensorproto.h"
+#include "formats/valueproto.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -107,9 +108,50 @@ static int compare_tensor(const kn_tensor *got, const kn_tensor *want, const cha
     return R_PASS;
 }
 
-static bool type_is_tensor(const kn_value *v)
+static bool type_is_supported(const kn_value *v)
 {
-    return !v->has_type || v->type.kind == KN_TYPE_TENSOR || v->type.kind == KN_TYPE_UNKNOWN;
+    if (!v->has_type)
+        return true;
+    switch (v->type.kind) {
+    case KN_TYPE_TENSOR:
+        return kn_dtype_supported(v->type.dtype);
+    case KN_TYPE_SEQUENCE:
+    case KN_TYPE_OPTIONAL:
+        return v->type.dtype == KN_UNDEFINED || kn_dtype_supported(v->type.dtype);
+    case KN_TYPE_UNKNOWN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static kn_value_kind value_kind(const kn_value *v)
+{
+    if (v->has_type && v->type.kind == KN_TYPE_SEQUENCE)
+        return KN_VALUE_SEQUENCE;
+    if (v->has_type && v->type.kind == KN_TYPE_OPTIONAL)
+        return KN_VALUE_OPTIONAL;
+    return KN_VALUE_TENSOR;
+}
+
+/* Compare values that may be sequences/optionals, item by item. */
+static int compare_value(const kn_tensor *got, const kn_tensor *want, const char *name, case_result *r)
+{
+    if (want->kind == KN_VALUE_TENSOR && got->kind == KN_VALUE_TENSOR)
+        return compare_tensor(got, want, name, r);
+    if (got->kind != want->kind || got->n_items != want->n_items) {
+        snprintf(r->msg, sizeof r->msg, "output '%s': got a %s of %d items, expected a %s of %d items",
+                 name, got->kind == KN_VALUE_TENSOR ? "tensor" : got->kind == KN_VALUE_SEQUENCE ? "sequence" : "optional",
+                 got->n_items, want->kind == KN_VALUE_TENSOR ? "tensor" : want->kind == KN_VALUE_SEQUENCE ? "sequence" : "optional",
+                 want->n_items);
+        return R_FAIL;
+    }
+    for (int i = 0; i < want->n_items; i++) {
+        int kind = compare_value(&got->items[i], &want->items[i], name, r);
+        if (kind != R_PASS)
+            return kind;
+    }
+    return R_PASS;
 }
 
 static int classify(int code)
@@ -121,14 +163,14 @@ static int check_io_types(const kn_graph *g, case_result *r)
 {
     for (int i = 0; i < g->n_inputs; i++) {
         const kn_value *v = &g->values[g->inputs[i]];
-        if (!type_is_tensor(v) || (v->has_type && !kn_dtype_supported(v->type.dtype))) {
+        if (!type_is_supported(v)) {
             snprintf(r->msg, sizeof r->msg, "input '%s' has a type kiln does not support", v->name);
             return R_SKIP;
         }
     }
     for (int i = 0; i < g->n_outputs; i++) {
         const kn_value *v = &g->values[g->outputs[i]];
-        if (!type_is_tensor(v) || (v->has_type && !kn_dtype_supported(v->type.dtype))) {
+        if (!type_is_supported(v)) {
             snprintf(r->msg, sizeof r->msg, "output '%s' has a type kiln does not support", v->name);
             return R_SKIP;
         }
@@ -154,7 +196,7 @@ static int run_data_set(const kn_model *m, const char *ds, case_result *r)
             slot++;
         if (slot >= n_in)
             break;
-        if (kn_tensorproto_read_file(path, &ins[slot], NULL, 0, &err)) {
+        if (kn_valueproto_read_file(path, value_kind(&g->values[g->inputs[slot]]), &ins[slot], &err)) {
             kind = classify(err.code);
             snprintf(r->msg, sizeof r->msg, "reading %s: %s", path, err.msg);
             break;
@@ -169,12 +211,12 @@ static int run_data_set(const kn_model *m, const char *ds, case_result *r)
     for (int k = 0; k < n_out && kind == R_PASS; k++) {
         snprintf(path, sizeof path, "%s/output_%d.pb", ds, k);
         kn_tensor want = {0};
-        if (kn_tensorproto_read_file(path, &want, NULL, 0, &err)) {
+        if (kn_valueproto_read_file(path, value_kind(&g->values[g->outputs[k]]), &want, &err)) {
             kind = classify(err.code);
             snprintf(r->msg, sizeof r->msg, "reading %s: %s", path, err.msg);
             break;
         }
-        kind = compare_tensor(&outs[k], &want, g->values[g->outputs[k]].name, r);
+        kind = compare_value(&outs[k], &want, g->values[g->outputs[k]].name, r);
         kn_tensor_release(&want);
     }
     for (int k = 0; k < n_in; k++)

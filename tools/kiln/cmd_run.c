@@ -23,6 +23,7 @@ typedef struct run_opts {
     int64_t dim_values[MAX_ARGS];
     int n_dims;
     const char *outdir;
+    const char *save_inputs;
     bool random;
     uint64_t seed;
 } run_opts;
@@ -34,7 +35,8 @@ static void run_usage(FILE *f)
                "  -i NAME=FILE   feed input NAME from a .npy file\n"
                "  --random       fill inputs not given with random values (shapes from the model;\n"
                "                 symbolic dimensions from --dim, default 1)\n"
-               "  -o OUTDIR      write each output as OUTDIR/<output>.npy\n");
+               "  -o OUTDIR      write each output as OUTDIR/<output>.npy\n"
+               "  --save-inputs DIR  also write the inputs used as DIR/<input>.npy\n");
 }
 
 static int parse_pair(const char *arg, const char **name, const char **value)
@@ -67,6 +69,8 @@ static int parse_run_args(int argc, char **argv, run_opts *o)
             o->in_files[o->n_in++] = val;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && i + 1 < argc) {
             o->outdir = argv[++i];
+        } else if (!strcmp(a, "--save-inputs") && i + 1 < argc) {
+            o->save_inputs = argv[++i];
         } else if (!strcmp(a, "--random")) {
             o->random = true;
         } else if (!strcmp(a, "--seed") && i + 1 < argc) {
@@ -167,13 +171,17 @@ static void summarize(const char *name, const kiln_tensor *t)
     printf("%s]\n", n > 8 ? ", ..." : "");
 }
 
-static int write_outputs(const kiln_model *m, const kiln_tensor *outs, size_t n, const char *dir)
+/* Write tensors as DIR/<sanitized name>.npy; names from the model's inputs or outputs. */
+static int write_tensors(const kiln_model *m, bool inputs, const kiln_tensor *outs, size_t n, const char *dir)
 {
     if (mkdir(dir, 0777) && errno != EEXIST)
         return cli_error("run: cannot create %s: %s", dir, strerror(errno));
     for (size_t k = 0; k < n; k++) {
         kiln_value_info info;
-        kiln_model_output(m, k, &info);
+        if (inputs)
+            kiln_model_input(m, k, &info);
+        else
+            kiln_model_output(m, k, &info);
         char fname[512], path[4200];
         sanitize(info.name, fname, sizeof fname);
         snprintf(path, sizeof path, "%s/%s.npy", dir, fname);
@@ -268,7 +276,9 @@ int cmd_run(int argc, char **argv)
             summarize(info.name, &outs[k]);
         }
         if (o.outdir)
-            rc = write_outputs(m, outs, n_out, o.outdir);
+            rc = write_tensors(m, false, outs, n_out, o.outdir);
+        if (!rc && o.save_inputs)
+            rc = write_tensors(m, true, ins, n, o.save_inputs);
     }
     kiln_tensors_free(outs, n_out);
     for (size_t i = 0; i < n && tensors; i++)
