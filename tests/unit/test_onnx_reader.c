@@ -815,6 +815,8 @@ static void test_external_data(void)
     CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_MODEL);
     t = external_tensor("w", 4, "weights.bin", "0", "12"); /* length mismatch */
     CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_MODEL);
+    t = external_tensor("w", (int64_t)1 << 40, "weights.bin", NULL, NULL); /* 4 TiB */
+    CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_UNSUPPORTED);
     t = external_tensor("w", 4, "weights.bin", "-4", NULL);
     CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_MODEL);
     t = external_tensor("w", 4, "weights.bin", "18446744073709551615", NULL);
