@@ -706,7 +706,22 @@ static int run_image_decoder(kn_op_ctx *c)
     return rc;
 }
 
+/* uint8 [H, W, C]: H and W come from the data, C from pixel_format. */
+static int infer_image_decoder(kn_infer_ctx *ic)
+{
+    if (ic->n_out < 1)
+        return KN_OK;
+    kn_type *y = &ic->out[0];
+    memset(y, 0, sizeof *y);
+    y->kind = KN_TYPE_TENSOR;
+    y->dtype = KN_U8;
+    y->rank = 3;
+    y->dims[0].value = y->dims[1].value = -1;
+    y->dims[2].value = strcmp(kn_attr_string(ic->node, "pixel_format", "RGB"), "Grayscale") ? 3 : 1;
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_image[] = {
-    {"", "ImageDecoder", 1, run_image_decoder, NULL, NULL, false},
+    {"", "ImageDecoder", 1, run_image_decoder, NULL, infer_image_decoder, false},
     {0},
 };

@@ -318,7 +318,34 @@ static int run_tfidf(kn_op_ctx *c)
     return rc;
 }
 
+/* float32 [max(ngram_indexes) + 1] or [N, max(ngram_indexes) + 1]. */
+static int infer_tfidf(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 1 || !ic->in[0] || ic->n_out < 1 || ic->in[0]->kind != KN_TYPE_TENSOR)
+        return KN_OK;
+    const kn_type *x = ic->in[0];
+    kn_type *y = &ic->out[0];
+    memset(y, 0, sizeof *y);
+    y->kind = KN_TYPE_TENSOR;
+    y->dtype = KN_F32;
+    y->rank = x->rank == 1 || x->rank == 2 ? x->rank : -1;
+    if (y->rank < 0)
+        return KN_OK;
+    const int64_t *idx;
+    int n = kn_attr_ints(ic->node, "ngram_indexes", &idx);
+    int64_t width = 0;
+    for (int i = 0; i < n; i++)
+        if (idx[i] < 0)
+            width = -1;
+        else if (width >= 0 && idx[i] + 1 > width)
+            width = idx[i] + 1;
+    y->dims[y->rank - 1].value = n < 0 ? -1 : width;
+    if (y->rank == 2)
+        y->dims[0] = x->dims[0];
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_text[] = {
-    {"", "TfIdfVectorizer", 1, run_tfidf, NULL, NULL, false},
+    {"", "TfIdfVectorizer", 1, run_tfidf, NULL, infer_tfidf, false},
     {0},
 };
