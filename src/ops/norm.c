@@ -44,15 +44,6 @@ static int require_numeric_param(kn_op_ctx *c, const kn_tensor *t, const char *w
     return KN_OK;
 }
 
-/* Product of dims[from..to). */
-static int64_t dims_prod(const int64_t *dims, int from, int to)
-{
-    int64_t p = 1;
-    for (int i = from; i < to; i++)
-        p *= dims[i];
-    return p;
-}
-
 /* Dtype of output i: its declared type when the graph gives one, else def. */
 static kn_dtype declared_dtype(kn_op_ctx *c, int i, kn_dtype def)
 {
@@ -170,7 +161,7 @@ static int bn_load(kn_op_ctx *c, const kn_tensor *x, bn_params *p)
         return kn_fail(c->err, KN_ERR_ARG, "BatchNormalization: input rank %d < 2", x->rank);
     p->N = x->dims[0];
     p->C = x->dims[1];
-    p->S = x->rank > 2 ? dims_prod(x->dims, 2, x->rank) : 1;
+    p->S = x->rank > 2 ? kn_dims_prod(x->dims, 2, x->rank) : 1;
     const kn_tensor *sc = kn_op_in(c, 1);
     if (!sc)
         return kn_fail(c->err, KN_ERR_MODEL, "BatchNormalization: scale is missing");
@@ -318,7 +309,7 @@ static int run_instancenorm(kn_op_ctx *c)
         return rc;
     if (x->rank < 2)
         return kn_fail(c->err, KN_ERR_ARG, "InstanceNormalization: input rank %d < 2", x->rank);
-    int64_t N = x->dims[0], C = x->dims[1], S = dims_prod(x->dims, 2, x->rank);
+    int64_t N = x->dims[0], C = x->dims[1], S = kn_dims_prod(x->dims, 2, x->rank);
     double eps = kn_attr_float(c->node, "epsilon", 1e-5f);
     double *scale = param_vec(c, kn_op_in(c, 1), C, "scale");
     double *bias = scale ? param_vec(c, kn_op_in(c, 2), C, "B") : NULL;
@@ -370,7 +361,7 @@ static int row_norm(kn_op_ctx *c, bool rms)
     if (x->rank == 0)
         return kn_fail(c->err, KN_ERR_ARG, "%s: input must have rank >= 1", c->node->op_type);
     double eps = kn_attr_float(c->node, "epsilon", 1e-5f);
-    int64_t outer = dims_prod(x->dims, 0, axis), inner = dims_prod(x->dims, axis, x->rank);
+    int64_t outer = kn_dims_prod(x->dims, 0, axis), inner = kn_dims_prod(x->dims, axis, x->rank);
     bparam ps = {0}, pb = {0};
     kn_tensor *y = NULL, *mean_out = NULL, *inv_out = NULL;
     if (!(rc = bparam_make(c, scale, x, "scale", &ps)) &&
@@ -446,7 +437,7 @@ static int run_groupnorm(kn_op_ctx *c)
     if (!sc)
         return kn_fail(c->err, KN_ERR_MODEL, "GroupNormalization: scale is missing");
     int64_t G = kn_attr_int(c->node, "num_groups", 0);
-    int64_t N = x->dims[0], C = x->dims[1], S = dims_prod(x->dims, 2, x->rank);
+    int64_t N = x->dims[0], C = x->dims[1], S = kn_dims_prod(x->dims, 2, x->rank);
     if (G <= 0 || C % G != 0)
         return kn_fail(c->err, KN_ERR_ARG, "GroupNormalization: num_groups %lld does not divide %lld channels",
                        (long long)G, (long long)C);
@@ -496,7 +487,7 @@ static int run_lrn(kn_op_ctx *c)
     double alpha = kn_attr_float(c->node, "alpha", 1e-4f);
     double beta = kn_attr_float(c->node, "beta", 0.75f);
     double bias = kn_attr_float(c->node, "bias", 1.0f);
-    int64_t N = x->dims[0], C = x->dims[1], S = dims_prod(x->dims, 2, x->rank);
+    int64_t N = x->dims[0], C = x->dims[1], S = kn_dims_prod(x->dims, 2, x->rank);
     int64_t lo_off = (size - 1) / 2, hi_off = size - 1 - lo_off; /* floor / ceil */
     kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
     if (!y)
@@ -610,8 +601,8 @@ static int run_lpnorm(kn_op_ctx *c)
         st(y, 0, v == 0.0 ? v : v / fabs(v));
         return KN_OK;
     }
-    int64_t outer = dims_prod(x->dims, 0, axis), n = x->dims[axis];
-    int64_t inner = dims_prod(x->dims, axis + 1, x->rank);
+    int64_t outer = kn_dims_prod(x->dims, 0, axis), n = x->dims[axis];
+    int64_t inner = kn_dims_prod(x->dims, axis + 1, x->rank);
     for (int64_t o = 0; o < outer; o++)
         for (int64_t in = 0; in < inner; in++) {
             int64_t base = o * n * inner + in;

@@ -36,10 +36,21 @@ void kn_iter_next(kn_iter *it);
 /* Read an integer tensor (any int dtype) of at most max elements into out;
  * returns count, or -1 with err set. */
 int kn_read_ints(const kn_tensor *t, int64_t *out, int max, kn_error *err);
+/* An integer list given as attribute `name` (when use_attr: the older opsets)
+ * or as input idx (the newer ones), of at most max values: returns the count,
+ * -1 when absent, or -2 with c->err set (too many values, input not 1-D). */
+int kn_read_int_list(kn_op_ctx *c, bool use_attr, const char *name, int idx, int64_t *out,
+                     int max);
 /* First element of a tensor as int64 / double (scalars and 1-element tensors). */
 int kn_scalar_i64(const kn_tensor *t, int64_t *out, kn_error *err);
 int kn_scalar_f64(const kn_tensor *t, double *out, kn_error *err);
 
+/* Product of dims[from..to) (1 when empty).  For a tensor's own dims: kiln
+ * refuses shapes whose non-zero dims overflow, so any such product fits. */
+int64_t kn_dims_prod(const int64_t *dims, int from, int to);
+
+/* KN_ERR_NOMEM "<op>: out of memory" */
+int kn_op_nomem(kn_op_ctx *c);
 /* KN_ERR_UNSUPPORTED "<op> does not support dtype X" */
 int kn_unsupported_dtype(kn_op_ctx *c, kn_dtype dt);
 /* KN_ERR_ARG if two inputs have different dtypes. */

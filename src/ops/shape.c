@@ -39,32 +39,6 @@ static int output_reshaped(kn_op_ctx *c, int i, const kn_tensor *t, int rank, co
     return KN_OK;
 }
 
-/* Read an integer list given either as attribute `name` (when use_attr) or as
- * input `idx`.  Returns the count (-1 = absent) or -2 with the error set. */
-static int read_int_list(kn_op_ctx *c, bool use_attr, const char *name, int idx,
-                         int64_t *out, int max)
-{
-    if (use_attr) {
-        const int64_t *v;
-        int n = kn_attr_ints(c->node, name, &v);
-        if (n < 0)
-            return -1;
-        if (n > max)
-            return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has %d values, at most %d allowed",
-                           name, n, max), -2;
-        for (int i = 0; i < n; i++)
-            out[i] = v[i];
-        return n;
-    }
-    const kn_tensor *t = kn_op_in(c, idx);
-    if (!t)
-        return -1;
-    if (t->rank > 1)
-        return kn_fail(c->err, KN_ERR_ARG, "input '%s' must be 1-D, got rank %d", name, t->rank), -2;
-    int n = kn_read_ints(t, out, max, c->err);
-    return n < 0 ? -2 : n;
-}
-
 /* ---- Reshape ---- */
 
 static int reshape_target(kn_op_ctx *c, const kn_tensor *x, const int64_t *shape, int n,
@@ -118,7 +92,7 @@ static int run_reshape(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 0);
     const kn_tensor *x = c->in[0];
     int64_t shape[KN_MAX_RANK], dims[KN_MAX_RANK];
-    int n = read_int_list(c, c->opset < 5, "shape", 1, shape, KN_MAX_RANK);
+    int n = kn_read_int_list(c, c->opset < 5, "shape", 1, shape, KN_MAX_RANK);
     if (n == -2)
         return c->err->code;
     if (n < 0)
@@ -151,7 +125,7 @@ static int run_flatten(kn_op_ctx *c)
 
 static int read_axes(kn_op_ctx *c, int64_t *axes, int max)
 {
-    return read_int_list(c, c->opset < 13, "axes", 1, axes, max);
+    return kn_read_int_list(c, c->opset < 13, "axes", 1, axes, max);
 }
 
 static int run_squeeze(kn_op_ctx *c)

@@ -25,14 +25,6 @@ static inline void st(kn_tensor *t, int64_t i, double v)
         kn_store_f64(t->data, t->dtype, (size_t)i, v);
 }
 
-static int64_t dims_prod(const int64_t *dims, int from, int to)
-{
-    int64_t p = 1;
-    for (int i = from; i < to; i++)
-        p *= dims[i];
-    return p;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Softmax, LogSoftmax, Hardmax                                              */
 /* ------------------------------------------------------------------------ */
@@ -57,13 +49,13 @@ static int sm_layout(kn_op_ctx *c, const kn_tensor *x, int64_t *outer, int64_t *
         if (rc)
             return rc;
     }
-    *outer = dims_prod(x->dims, 0, axis);
+    *outer = kn_dims_prod(x->dims, 0, axis);
     if (coerce) {
-        *n = dims_prod(x->dims, axis, x->rank);
+        *n = kn_dims_prod(x->dims, axis, x->rank);
         *inner = 1;
     } else {
         *n = x->dims[axis];
-        *inner = dims_prod(x->dims, axis + 1, x->rank);
+        *inner = kn_dims_prod(x->dims, axis + 1, x->rank);
     }
     return KN_OK;
 }
@@ -172,7 +164,7 @@ static int loss_prepare(kn_op_ctx *c, const kn_tensor *x, loss_spec *ls)
     }
     ls->N = x->dims[0];
     ls->C = x->dims[1];
-    ls->D = dims_prod(x->dims, 2, x->rank);
+    ls->D = kn_dims_prod(x->dims, 2, x->rank);
     if (ls->weight && (ls->weight->numel != ls->C || !kn_dtype_is_float(ls->weight->dtype)))
         return kn_fail(c->err, KN_ERR_ARG, "%s: weight must be a float vector of %lld elements",
                        c->node->op_type, (long long)ls->C);
