@@ -33,6 +33,23 @@ typedef struct kn_iter {
 void kn_iter_init(kn_iter *it, int rank, const int64_t *dims, int n, int64_t strides[][KN_MAX_RANK]);
 void kn_iter_next(kn_iter *it);
 
+/* Element i of a float tensor as double, and storing one (rounded to the
+ * tensor's dtype), with a direct path for float32. */
+static inline double kn_get_f64(const kn_tensor *t, int64_t i)
+{
+    if (t->dtype == KN_F32)
+        return ((const float *)t->data)[i];
+    return kn_load_f64(t->data, t->dtype, (size_t)i);
+}
+
+static inline void kn_set_f64(kn_tensor *t, int64_t i, double v)
+{
+    if (t->dtype == KN_F32)
+        ((float *)t->data)[i] = (float)v;
+    else
+        kn_store_f64(t->data, t->dtype, (size_t)i, v);
+}
+
 /* Read an integer tensor (any int dtype) of at most max elements into out;
  * returns count, or -1 with err set. */
 int kn_read_ints(const kn_tensor *t, int64_t *out, int max, kn_error *err);
