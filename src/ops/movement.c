@@ -15,17 +15,6 @@
 
 /* ---- small helpers ---- */
 
-static inline void copy_elem(char *dst, const char *src, size_t es)
-{
-    switch (es) {
-    case 1: memcpy(dst, src, 1); break;
-    case 2: memcpy(dst, src, 2); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 8: memcpy(dst, src, 8); break;
-    default: memcpy(dst, src, es); break;
-    }
-}
-
 /* Pointer to element `off` (may be negative) of a buffer of es-byte elements. */
 static inline const char *elem_at(const char *base, int64_t off, size_t es)
 {
@@ -88,7 +77,7 @@ static void strided_copy(char *dst, const char *src, int rank, const int64_t *di
     }
     rank = coalesce_view(rank, dims, strides);
     if (rank == 0) {
-        copy_elem(dst, src, es);
+        kn_copy_elem(dst, src, es);
         return;
     }
     int64_t inner = dims[rank - 1], istr = strides[rank - 1], rows = 1;
@@ -472,7 +461,7 @@ static int run_tile(kn_op_ctx *c)
     if (o->numel == 0)
         return KN_OK;
     if (r == 0) {
-        copy_elem(o->data, x->data, es);
+        kn_copy_elem(o->data, x->data, es);
         return KN_OK;
     }
     kn_strides(r, x->dims, in_str);
@@ -547,7 +536,7 @@ static int pad_core(kn_op_ctx *c, const kn_tensor *x, const int64_t *begin, cons
     if (o->numel == 0)
         return KN_OK;
     if (r == 0) {
-        copy_elem(o->data, x->data, es);
+        kn_copy_elem(o->data, x->data, es);
         return KN_OK;
     }
     /* map[d][i]: source index along axis d of output index i, or -1 */
@@ -583,7 +572,7 @@ static int pad_core(kn_op_ctx *c, const kn_tensor *x, const int64_t *begin, cons
             }
             int64_t s = map[r - 1][i];
             const char *src = constant_row || s < 0 ? value : elem_at(x->data, off + s, es);
-            copy_elem(dst + (size_t)i * es, src, es);
+            kn_copy_elem(dst + (size_t)i * es, src, es);
         }
         for (int d = r - 2; d >= 0; d--) {
             if (++idx[d] < dims[d])
@@ -625,7 +614,7 @@ static int pad_value(kn_op_ctx *c, const kn_tensor *x, char *value)
     if (v->dtype != x->dtype)
         return kn_fail(c->err, KN_ERR_ARG, "Pad: constant_value has dtype %s, input %s",
                        kn_dtype_name(v->dtype), kn_dtype_name(x->dtype));
-    copy_elem(value, v->data, kn_dtype_size(x->dtype));
+    kn_copy_elem(value, v->data, kn_dtype_size(x->dtype));
     return KN_OK;
 }
 

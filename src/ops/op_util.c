@@ -150,6 +150,16 @@ int kn_scalar_f64(const kn_tensor *t, double *out, kn_error *err)
     return KN_OK;
 }
 
+bool kn_same_shape(const kn_tensor *a, const kn_tensor *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i])
+            return false;
+    return true;
+}
+
 int64_t kn_dims_prod(const int64_t *dims, int from, int to)
 {
     int64_t p = 1;

@@ -5,6 +5,8 @@
 
 #include "ops/op.h"
 
+#include <string.h>
+
 /* Normalize a possibly negative axis into [0, rank); KN_ERR_ARG if out of range. */
 int kn_norm_axis(int64_t axis, int rank, int *out, kn_error *err);
 
@@ -49,6 +51,21 @@ static inline void kn_set_f64(kn_tensor *t, int64_t i, double v)
     else
         kn_store_f64(t->data, t->dtype, (size_t)i, v);
 }
+
+/* Copy one element of es bytes (constant sizes let the compiler emit plain moves). */
+static inline void kn_copy_elem(char *dst, const char *src, size_t es)
+{
+    switch (es) {
+    case 1: memcpy(dst, src, 1); break;
+    case 2: memcpy(dst, src, 2); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    default: memcpy(dst, src, es); break;
+    }
+}
+
+/* True when a and b have the same rank and dims. */
+bool kn_same_shape(const kn_tensor *a, const kn_tensor *b);
 
 /* Read an integer tensor (any int dtype) of at most max elements into out;
  * returns count, or -1 with err set. */

@@ -80,16 +80,6 @@ static int64_t qparam_index(const qlayout *l, int64_t o, int64_t a, int64_t i)
     return (o * l->nblocks + a / l->block) * l->inner + i;
 }
 
-static bool same_shape(const kn_tensor *a, const kn_tensor *b)
-{
-    if (a->rank != b->rank)
-        return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i])
-            return false;
-    return true;
-}
-
 /* Work out the layout of scale (and zero point, which must match it) over x. */
 static int qlayout_init(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *scale,
                         const kn_tensor *zp, qlayout *l)
@@ -98,7 +88,7 @@ static int qlayout_init(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *scale
     int64_t block = c->opset >= 21 ? kn_attr_int(c->node, "block_size", 0) : 0;
     if (block < 0)
         return kn_fail(c->err, KN_ERR_ARG, "block_size must be >= 0, got %lld", (long long)block);
-    if (zp && !same_shape(zp, scale) && !(zp->numel == 1 && scale->numel == 1))
+    if (zp && !kn_same_shape(zp, scale) && !(zp->numel == 1 && scale->numel == 1))
         return kn_fail(c->err, KN_ERR_ARG, "zero point and scale have different shapes");
     bool scalar = scale->rank == 0 || (scale->rank == 1 && scale->numel == 1 && block == 0);
     if (scalar && block == 0) {

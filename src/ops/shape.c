@@ -13,18 +13,6 @@
 
 /* ---- small helpers ---- */
 
-/* Copy one element of es bytes (constant sizes let the compiler emit plain moves). */
-static inline void copy_elem(char *dst, const char *src, size_t es)
-{
-    switch (es) {
-    case 1: memcpy(dst, src, 1); break;
-    case 2: memcpy(dst, src, 2); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 8: memcpy(dst, src, 8); break;
-    default: memcpy(dst, src, es); break;
-    }
-}
-
 /* Output i as a byte copy of t's data under a new shape (same element count). */
 static int output_reshaped(kn_op_ctx *c, int i, const kn_tensor *t, int rank, const int64_t *dims)
 {
@@ -332,7 +320,7 @@ static int run_constant_of_shape(kn_op_ctx *c)
     if (v) {
         char *d = o->data;
         for (int64_t i = 0; i < o->numel; i++)
-            copy_elem(d + (size_t)i * es, v->data, es);
+            kn_copy_elem(d + (size_t)i * es, v->data, es);
     }
     return KN_OK;
 }
@@ -347,7 +335,7 @@ static void broadcast_copy(char *dst, const char *src, int rank, const int64_t *
     if (numel == 0)
         return;
     if (rank == 0) {
-        copy_elem(dst, src, es);
+        kn_copy_elem(dst, src, es);
         return;
     }
     int64_t inner = dims[rank - 1], istr = strides[rank - 1];
@@ -359,7 +347,7 @@ static void broadcast_copy(char *dst, const char *src, int rank, const int64_t *
             memcpy(dst, s, run);
         } else {
             for (int64_t j = 0; j < inner; j++)
-                copy_elem(dst + (size_t)j * es, s, es);
+                kn_copy_elem(dst + (size_t)j * es, s, es);
         }
         dst += run;
         for (int d = rank - 2; d >= 0; d--) {
