@@ -242,47 +242,42 @@ static int constant_from_tensor(kn_op_ctx *c, const kn_tensor *t)
     return kn_op_output_copy(c, 0, t) ? KN_OK : c->err->code;
 }
 
+/* Output 0 as a scalar (rank 0) or a 1-D list of count values of dtype dt
+ * copied from v (a negative count, from an absent list, gives an empty list). */
+static int constant_values(kn_op_ctx *c, kn_dtype dt, int rank, int count, const void *v)
+{
+    int64_t len = count < 0 ? 0 : count;
+    kn_tensor *o = kn_op_output(c, 0, dt, rank, &len);
+    if (!o)
+        return c->err->code;
+    if (o->nbytes && v)
+        memcpy(o->data, v, o->nbytes);
+    return KN_OK;
+}
+
 static int run_constant(kn_op_ctx *c)
 {
     const kn_node *n = c->node;
     const kn_attr *a;
     if ((a = kn_attr_find(n, "value")))
         return constant_from_tensor(c, a->type == KN_ATTR_TENSOR ? a->t : NULL);
-    if ((a = kn_attr_find(n, "value_float"))) {
-        kn_tensor *o = kn_op_output(c, 0, KN_F32, 0, NULL);
-        if (!o)
-            return c->err->code;
-        *(float *)o->data = kn_attr_float(n, "value_float", 0.0f);
-        return KN_OK;
+    if (kn_attr_find(n, "value_float")) {
+        float f = kn_attr_float(n, "value_float", 0.0f);
+        return constant_values(c, KN_F32, 0, 1, &f);
     }
-    if ((a = kn_attr_find(n, "value_int"))) {
-        kn_tensor *o = kn_op_output(c, 0, KN_I64, 0, NULL);
-        if (!o)
-            return c->err->code;
-        *(int64_t *)o->data = kn_attr_int(n, "value_int", 0);
-        return KN_OK;
+    if (kn_attr_find(n, "value_int")) {
+        int64_t i = kn_attr_int(n, "value_int", 0);
+        return constant_values(c, KN_I64, 0, 1, &i);
     }
-    if ((a = kn_attr_find(n, "value_floats"))) {
+    if (kn_attr_find(n, "value_floats")) {
         const float *v = NULL;
-        int k = kn_attr_floats(n, "value_floats", &v);
-        int64_t len = k < 0 ? 0 : k;
-        kn_tensor *o = kn_op_output(c, 0, KN_F32, 1, &len);
-        if (!o)
-            return c->err->code;
-        if (len)
-            memcpy(o->data, v, sizeof(float) * (size_t)len);
-        return KN_OK;
+        int count = kn_attr_floats(n, "value_floats", &v);
+        return constant_values(c, KN_F32, 1, count, v);
     }
-    if ((a = kn_attr_find(n, "value_ints"))) {
+    if (kn_attr_find(n, "value_ints")) {
         const int64_t *v = NULL;
-        int k = kn_attr_ints(n, "value_ints", &v);
-        int64_t len = k < 0 ? 0 : k;
-        kn_tensor *o = kn_op_output(c, 0, KN_I64, 1, &len);
-        if (!o)
-            return c->err->code;
-        if (len)
-            memcpy(o->data, v, sizeof(int64_t) * (size_t)len);
-        return KN_OK;
+        int count = kn_attr_ints(n, "value_ints", &v);
+        return constant_values(c, KN_I64, 1, count, v);
     }
     if (kn_attr_find(n, "value_string") || kn_attr_find(n, "value_strings"))
         return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Constant: string values are not supported");
