@@ -1,5 +1,7 @@
 /* op_util.h - shared helpers for operator kernels: axes, broadcasting, reading
- * small integer tensors (shapes, axes, indices), dtype checks. */
+ * small integer tensors and attribute-or-input lists (shapes, axes, indices),
+ * element access and copies, shape products and comparisons, dtype checks and
+ * common failures. */
 #ifndef KN_OP_UTIL_H
 #define KN_OP_UTIL_H
 

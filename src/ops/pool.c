@@ -2,8 +2,9 @@
  * GlobalAveragePool, GlobalMaxPool, GlobalLpPool, MaxUnpool, MaxRoiPool, RoiAlign.
  *
  * Inputs are [N, C, d1..dk].  Windowed pools share one geometry (kernel, strides,
- * dilations, pads / auto_pad, ceil_mode) and one window walker; values are read
- * into double (exact for every dtype the pools accept) and rounded on store. */
+ * dilations, pads / auto_pad read through spatial.h, plus ceil_mode) and one
+ * window walker; values are read into double (exact for every dtype the pools
+ * accept) and rounded on store. */
 #include "ops/op_util.h"
 #include "ops/spatial.h"
 
