@@ -535,8 +535,14 @@ static int run_dropout(kn_op_ctx *c)
             return rc;
         training = t != 0;
     }
+    if (training && !(ratio >= 0 && ratio < 1))
+        return kn_fail(c->err, KN_ERR_ARG, "Dropout: ratio %g is outside [0, 1)", ratio);
+    /* A non-zero ratio in training mode draws a random mask.  ONNX leaves the
+     * generator open (the reference tests' masks are numpy's MT19937 draws), and
+     * kiln's own generator (random.c) cannot reproduce them, so this stays out. */
     if (training && ratio != 0)
-        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Dropout: training mode is not supported");
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED,
+                       "Dropout: training mode with a non-zero ratio (random mask) is not supported");
     if (!kn_op_output_copy(c, 0, x))
         return c->err->code;
     if (c->n_out > 1) {
