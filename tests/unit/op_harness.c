@@ -236,6 +236,12 @@ static void copy_attrs(kn_model *m, kn_graph *g, kn_node *nd, const kt_node *n)
     nd->n_attr = n->n_attr;
     nd->attrs = kn_arena_calloc(&m->arena, (size_t)n->n_attr + 1, sizeof(kn_attr));
     memcpy(nd->attrs, n->attrs, sizeof(kn_attr) * (size_t)n->n_attr);
+    if (n->build_body) {
+        kn_attr *a = &nd->attrs[nd->n_attr++];
+        a->name = n->body_attr;
+        a->type = KN_ATTR_GRAPH;
+        a->g = n->build_body(m, g);
+    }
     for (int i = 0; i < n->n_attr; i++) {
         kn_attr *a = &nd->attrs[i];
         if (a->type == KN_ATTR_GRAPH && !a->g && a->s) {
@@ -420,4 +426,17 @@ void kt_check_f32(const kn_tensor *t, const float *want, int64_t n, double tol)
     const float *got = t->data;
     for (int64_t i = 0; i < n; i++)
         CHECK_NEAR(got[i], want[i], tol);
+}
+
+void kt_check_f32_shaped(const kn_tensor *t, int rank, const int64_t *dims, const float *want,
+                         double tol)
+{
+    CHECK_EQ_INT(t->dtype, KN_F32);
+    kt_check_dims(t, rank, dims);
+    int64_t numel = 1;
+    for (int i = 0; i < rank && i < t->rank; i++)
+        numel *= dims[i];
+    CHECK_EQ_INT(t->numel, numel);
+    for (int64_t i = 0; i < numel && i < t->numel; i++)
+        CHECK_NEAR(((const float *)t->data)[i], want[i], tol);
 }

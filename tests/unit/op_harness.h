@@ -59,6 +59,10 @@ typedef struct kt_node {
     int n_attr;
     kn_attr attrs[KT_MAX_ATTR];
     const char *domain;
+    /* optional: a graph attribute named body_attr, built by build_body in the
+     * node's graph when the node runs (for bodies kt_attr_body cannot express) */
+    const char *body_attr;
+    kn_graph *(*build_body)(kn_model *m, kn_graph *parent);
 } kt_node;
 
 #define KT_BODY_OPSET 26
@@ -100,7 +104,10 @@ void kt_expect_out(const kt_node *n, kn_dtype dt, int rank, const int64_t *dims,
 bool kt_same_dims(const kn_tensor *t, int rank, const int64_t *dims);
 /* Checks t's rank, then each dim. */
 void kt_check_dims(const kn_tensor *t, int rank, const int64_t *dims);
-/* Checks that t is float32 with n elements within tol of want. */
+/* Checks that t is float32 of shape dims[0..rank) with elements within tol of want. */
+void kt_check_f32_shaped(const kn_tensor *t, int rank, const int64_t *dims, const float *want,
+                         double tol);
+/* Checks that t has n elements and, when float32, that they lie within tol of want. */
 void kt_check_f32(const kn_tensor *t, const float *want, int64_t n, double tol);
 
 #define KT_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
