@@ -357,14 +357,21 @@ void kt_expect_any_fail(const kt_node *n)
     CHECK(run_discarding_outputs(n) != KN_OK);
 }
 
-kn_tensor kt_expect_ok(const kt_node *n)
+/* Runs n, which must succeed (one check); prints the message when it fails. */
+static int run_expecting_ok(const kt_node *n, kn_tensor *outs)
 {
-    kn_tensor outs[KT_MAX_IO];
     kn_error err = {0};
     int rc = kt_run_node(n, outs, &err);
     CHECK_EQ_INT(rc, KN_OK);
-    if (rc) {
+    if (rc)
         fprintf(stderr, "  %s: %s\n", n->op, err.msg);
+    return rc;
+}
+
+kn_tensor kt_expect_ok(const kt_node *n)
+{
+    kn_tensor outs[KT_MAX_IO];
+    if (run_expecting_ok(n, outs)) {
         kn_tensor none;
         kn_value_init_list(&none, KN_VALUE_SEQUENCE, KN_UNDEFINED);
         return none;
@@ -383,13 +390,8 @@ static void print_i64_mismatch(const kn_tensor *got, const int64_t *want)
 void kt_expect_out(const kt_node *n, kn_dtype dt, int rank, const int64_t *dims, const void *want)
 {
     kn_tensor outs[KT_MAX_IO];
-    kn_error err = {0};
-    int rc = kt_run_node(n, outs, &err);
-    CHECK_EQ_INT(rc, KN_OK);
-    if (rc) {
-        fprintf(stderr, "  %s: %s\n", n->op, err.msg);
+    if (run_expecting_ok(n, outs))
         return;
-    }
     CHECK_EQ_INT(outs[0].dtype, dt);
     CHECK(kt_same_dims(&outs[0], rank, dims));
     if (outs[0].dtype == dt && kt_same_dims(&outs[0], rank, dims) && outs[0].nbytes) {
