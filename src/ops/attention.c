@@ -11,7 +11,17 @@
  * nonpad_kv_seqlen (keys at or past it are masked).  Softcap is applied before
  * the bias.  A row whose keys are all masked yields zero probabilities.  The
  * optional qk output holds the scores (modes 0/1), scores + bias (2) or the
- * softmax (3).  Everything is computed in double precision. */
+ * softmax (3).  Everything is computed in double precision.
+ *
+ * LinearAttention (opset 27): recurrent linear attention over packed 3-D inputs
+ * [batch, seq, heads*dim] with a per-KV-head state [d_k, d_v] (past_state /
+ * present_state [batch, kv_heads, d_k, d_v]); update rules linear, gated, delta and
+ * gated_delta (see lin_step); grouped query heads read their KV head's state.
+ *
+ * FlexAttention (ai.onnx.preview 1): rank-4 scaled dot-product attention whose
+ * scores [batch, q_heads, q_seq, kv_seq] (float32, or float64 for float64 inputs)
+ * may be rewritten by the 'score_mod' subgraph before the softmax and the
+ * probabilities by 'prob_mod' after it; both run through c->run_subgraph. */
 #include "ops/op_util.h"
 
 #include <math.h>
@@ -472,8 +482,367 @@ static int run_rotary_embedding(kn_op_ctx *c)
     return KN_OK;
 }
 
+/* ---------------------------------------------------------------- LinearAttention */
+
+enum { LIN_LINEAR, LIN_GATED, LIN_DELTA, LIN_GATED_DELTA };
+
+typedef struct lin_cfg {
+    const kn_tensor *q, *k, *v, *past, *decay, *beta;
+    int64_t batch, seq, hq, hkv, dk, dv;
+    int rule;
+    bool decay_per_head, beta_shared;  /* decay [B,T,Hkv] / beta [B,T,1] forms */
+    double scale;
+} lin_cfg;
+
+static int lin_rule(kn_op_ctx *c, int *rule)
+{
+    static const char *const names[] = {"linear", "gated", "delta", "gated_delta"};
+    const char *r = kn_attr_string(c->node, "update_rule", "gated_delta");
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(r, names[i])) {
+            *rule = i;
+            return KN_OK;
+        }
+    return kn_fail(c->err, KN_ERR_ARG, "LinearAttention update_rule '%s' is not one of "
+                   "linear, gated, delta, gated_delta", r);
+}
+
+/* A [B, T, n] tensor of Q's dtype whose last dim is n1 or n2 (any when n1 < 0). */
+static int lin_check_3d(kn_op_ctx *c, const lin_cfg *a, const kn_tensor *t, const char *name,
+                        int64_t n1, int64_t n2)
+{
+    if (t->dtype != a->q->dtype || t->rank != 3 || t->dims[0] != a->batch || t->dims[1] != a->seq ||
+        (n1 >= 0 && t->dims[2] != n1 && t->dims[2] != n2)) {
+        if (n1 < 0)
+            return kn_fail(c->err, KN_ERR_ARG, "%s must be %s [%lld, %lld, width]", name,
+                           kn_dtype_name(a->q->dtype), (long long)a->batch, (long long)a->seq);
+        return kn_fail(c->err, KN_ERR_ARG, "%s must be %s [%lld, %lld, %lld] or [%lld, %lld, %lld]",
+                       name, kn_dtype_name(a->q->dtype), (long long)a->batch, (long long)a->seq,
+                       (long long)n1, (long long)a->batch, (long long)a->seq, (long long)n2);
+    }
+    return KN_OK;
+}
+
+static int lin_heads(kn_op_ctx *c, lin_cfg *a)
+{
+    a->hq = kn_attr_int(c->node, "q_num_heads", 0);
+    a->hkv = kn_attr_int(c->node, "kv_num_heads", 0);
+    if (a->hq <= 0 || a->hkv <= 0 || a->hq % a->hkv)
+        return kn_fail(c->err, KN_ERR_ARG, "q_num_heads (%lld) must be a positive multiple of "
+                       "kv_num_heads (%lld)", (long long)a->hq, (long long)a->hkv);
+    if (a->q->dims[2] % a->hq || a->k->dims[2] % a->hkv || a->v->dims[2] % a->hkv)
+        return kn_fail(c->err, KN_ERR_ARG, "query/key/value widths do not divide into heads");
+    a->dk = a->q->dims[2] / a->hq;
+    a->dv = a->v->dims[2] / a->hkv;
+    if (a->k->dims[2] != a->hkv * a->dk)
+        return kn_fail(c->err, KN_ERR_ARG, "key width %lld is not kv_num_heads * %lld",
+                       (long long)a->k->dims[2], (long long)a->dk);
+    return KN_OK;
+}
+
+static int lin_configure(kn_op_ctx *c, lin_cfg *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < 3; i++)
+        KN_REQUIRE_INPUT(c, i);
+    a->q = c->in[0];
+    a->k = c->in[1];
+    a->v = c->in[2];
+    if (!is_attn_float(a->q->dtype))
+        return kn_unsupported_dtype(c, a->q->dtype);
+    if (a->q->rank != 3)
+        return kn_fail(c->err, KN_ERR_ARG, "query must be 3-D [batch, seq, heads*dim]");
+    a->batch = a->q->dims[0];
+    a->seq = a->q->dims[1];
+    if (lin_check_3d(c, a, a->k, "key", -1, -1) || lin_check_3d(c, a, a->v, "value", -1, -1) ||
+        lin_heads(c, a) || lin_rule(c, &a->rule))
+        return c->err->code;
+    a->past = kn_op_in(c, 3);
+    if (a->past && (!is_attn_float(a->past->dtype) || a->past->rank != 4 ||
+                    a->past->dims[0] != a->batch || a->past->dims[1] != a->hkv ||
+                    a->past->dims[2] != a->dk || a->past->dims[3] != a->dv))
+        return kn_fail(c->err, KN_ERR_ARG, "past_state must be float [%lld, %lld, %lld, %lld]",
+                       (long long)a->batch, (long long)a->hkv, (long long)a->dk, (long long)a->dv);
+    if (a->rule == LIN_GATED || a->rule == LIN_GATED_DELTA) {
+        a->decay = kn_op_in(c, 4);
+        if (!a->decay)
+            return kn_fail(c->err, KN_ERR_ARG, "update_rule needs the decay input");
+        if (lin_check_3d(c, a, a->decay, "decay", a->hkv * a->dk, a->hkv))
+            return c->err->code;
+        a->decay_per_head = a->decay->dims[2] != a->hkv * a->dk;
+    }
+    if (a->rule == LIN_DELTA || a->rule == LIN_GATED_DELTA) {
+        a->beta = kn_op_in(c, 5);
+        if (!a->beta)
+            return kn_fail(c->err, KN_ERR_ARG, "update_rule needs the beta input");
+        if (lin_check_3d(c, a, a->beta, "beta", a->hkv, 1))
+            return c->err->code;
+        a->beta_shared = a->beta->dims[2] != a->hkv;
+    }
+    const kn_attr *sc = kn_attr_find(c->node, "scale");
+    a->scale = sc && sc->f != 0.0f ? (double)sc->f : 1.0 / sqrt((double)(a->dk > 0 ? a->dk : 1));
+    return KN_OK;
+}
+
+/* Element (b, t, i) of a packed [B, T, width] tensor. */
+static double lin_at(const lin_cfg *a, const kn_tensor *x, int64_t b, int64_t t, int64_t i)
+{
+    return kn_load_f64(x->data, x->dtype, (size_t)((b * a->seq + t) * x->dims[2] + i));
+}
+
+/* One recurrence step for batch b, KV head h, time t on state S [dk, dv];
+ * kr and vr are scratch rows of dk and dv doubles. */
+static void lin_step(const lin_cfg *a, double *S, double *kr, double *vr, int64_t b, int64_t h,
+                     int64_t t)
+{
+    int64_t dk = a->dk, dv = a->dv;
+    if (a->decay)
+        for (int64_t i = 0; i < dk; i++) {
+            double g = exp(lin_at(a, a->decay, b, t, a->decay_per_head ? h : h * dk + i));
+            for (int64_t j = 0; j < dv; j++)
+                S[i * dv + j] *= g;
+        }
+    for (int64_t i = 0; i < dk; i++)
+        kr[i] = lin_at(a, a->k, b, t, h * dk + i);
+    for (int64_t j = 0; j < dv; j++)
+        vr[j] = lin_at(a, a->v, b, t, h * dv + j);
+    if (a->beta) {
+        double beta = lin_at(a, a->beta, b, t, a->beta_shared ? 0 : h);
+        for (int64_t j = 0; j < dv; j++) {
+            double r = 0;
+            for (int64_t i = 0; i < dk; i++)
+                r += S[i * dv + j] * kr[i];
+            vr[j] = beta * (vr[j] - r);
+        }
+    }
+    for (int64_t i = 0; i < dk; i++)
+        for (int64_t j = 0; j < dv; j++)
+            S[i * dv + j] += kr[i] * vr[j];
+}
+
+/* Outputs of the query heads served by KV head h at time t. */
+static void lin_read(const lin_cfg *a, const double *S, kn_tensor *y, int64_t b, int64_t h,
+                     int64_t t)
+{
+    int64_t group = a->hq / a->hkv;
+    for (int64_t qh = h * group; qh < (h + 1) * group; qh++)
+        for (int64_t j = 0; j < a->dv; j++) {
+            double s = 0;
+            for (int64_t i = 0; i < a->dk; i++)
+                s += lin_at(a, a->q, b, t, qh * a->dk + i) * S[i * a->dv + j];
+            kn_store_f64(y->data, y->dtype, (size_t)((b * a->seq + t) * a->hq * a->dv + qh * a->dv + j),
+                         a->scale * s);
+        }
+}
+
+static int run_linear_attention(kn_op_ctx *c)
+{
+    lin_cfg a;
+    if (lin_configure(c, &a))
+        return c->err->code;
+    int64_t ydims[3] = {a.batch, a.seq, a.hq * a.dv}, sdims[4] = {a.batch, a.hkv, a.dk, a.dv};
+    kn_tensor *y = kn_op_output(c, 0, a.q->dtype, 3, ydims);
+    if (!y)
+        return c->err->code;
+    kn_tensor *st = c->n_out > 1 ? kn_op_output(c, 1, a.q->dtype, 4, sdims) : NULL;
+    if (c->n_out > 1 && !st)
+        return c->err->code;
+    int64_t n;
+    if (!kn_mul_ok(a.dk, a.dv, &n) || n > (int64_t)(KN_MAX_TENSOR_BYTES / 8))
+        return kn_fail(c->err, KN_ERR_NOMEM, "LinearAttention state too large");
+    double *S = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    double *kr = malloc((size_t)(a.dk > 0 ? a.dk : 1) * sizeof(double));
+    double *vr = malloc((size_t)(a.dv > 0 ? a.dv : 1) * sizeof(double));
+    if (!S || !kr || !vr) {
+        free(S);
+        free(kr);
+        free(vr);
+        return kn_fail(c->err, KN_ERR_NOMEM, "out of memory in LinearAttention");
+    }
+    for (int64_t b = 0; b < a.batch; b++)
+        for (int64_t h = 0; h < a.hkv; h++) {
+            int64_t base = (b * a.hkv + h) * n;
+            for (int64_t i = 0; i < n; i++)
+                S[i] = a.past ? kn_load_f64(a.past->data, a.past->dtype, (size_t)(base + i)) : 0.0;
+            for (int64_t t = 0; t < a.seq; t++) {
+                lin_step(&a, S, kr, vr, b, h, t);
+                lin_read(&a, S, y, b, h, t);
+            }
+            for (int64_t i = 0; st && i < n; i++)
+                kn_store_f64(st->data, st->dtype, (size_t)(base + i), S[i]);
+        }
+    free(S);
+    free(kr);
+    free(vr);
+    return KN_OK;
+}
+
+/* ---------------------------------------------------------------- FlexAttention */
+
+typedef struct flex_cfg {
+    const kn_tensor *q, *k, *v;
+    int64_t batch, hq, hkv, lq, lk, e, ev;
+    double scale;
+    kn_dtype sdt;               /* dtype of the scores / probabilities */
+    const kn_graph *score_mod, *prob_mod;
+} flex_cfg;
+
+static int flex_configure(kn_op_ctx *c, flex_cfg *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 0; i < 3; i++)
+        KN_REQUIRE_INPUT(c, i);
+    a->q = c->in[0];
+    a->k = c->in[1];
+    a->v = c->in[2];
+    if (!is_attn_float(a->q->dtype))
+        return kn_unsupported_dtype(c, a->q->dtype);
+    if (a->k->dtype != a->q->dtype || a->v->dtype != a->q->dtype)
+        return kn_fail(c->err, KN_ERR_ARG, "Q, K and V must have the same dtype");
+    if (a->q->rank != 4 || a->k->rank != 4 || a->v->rank != 4)
+        return kn_fail(c->err, KN_ERR_ARG, "Q, K and V must be 4-D");
+    a->batch = a->q->dims[0];
+    a->hq = a->q->dims[1];
+    a->lq = a->q->dims[2];
+    a->e = a->q->dims[3];
+    a->hkv = a->k->dims[1];
+    a->lk = a->k->dims[2];
+    a->ev = a->v->dims[3];
+    if (a->k->dims[0] != a->batch || a->v->dims[0] != a->batch || a->k->dims[3] != a->e ||
+        a->v->dims[1] != a->hkv || a->v->dims[2] != a->lk)
+        return kn_fail(c->err, KN_ERR_ARG, "K/V shapes do not match Q");
+    if (a->hkv < 1 || a->hq % a->hkv)
+        return kn_fail(c->err, KN_ERR_ARG, "q heads (%lld) must be a multiple of kv heads (%lld)",
+                       (long long)a->hq, (long long)a->hkv);
+    const kn_attr *sc = kn_attr_find(c->node, "scale");
+    a->scale = sc ? (double)sc->f : 1.0 / sqrt((double)(a->e > 0 ? a->e : 1));
+    a->sdt = a->q->dtype == KN_F64 ? KN_F64 : KN_F32;
+    a->score_mod = kn_attr_graph(c->node, "score_mod");
+    a->prob_mod = kn_attr_graph(c->node, "prob_mod");
+    if ((a->score_mod || a->prob_mod) && !c->run_subgraph)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "FlexAttention subgraphs need an executor");
+    const kn_graph *mods[2] = {a->score_mod, a->prob_mod};
+    for (int i = 0; i < 2; i++)
+        if (mods[i] && (mods[i]->n_inputs != 1 || mods[i]->n_outputs != 1))
+            return kn_fail(c->err, KN_ERR_MODEL, "FlexAttention %s must have one input and one output",
+                           i ? "prob_mod" : "score_mod");
+    return KN_OK;
+}
+
+/* Replace *t by the result of running body on it; the result must keep t's shape
+ * and be a float tensor (its values are read through kn_load_f64). */
+static int flex_modify(kn_op_ctx *c, const kn_graph *body, const char *name, kn_tensor *t)
+{
+    kn_tensor res;
+    memset(&res, 0, sizeof res);
+    const kn_tensor *in[1] = {t};
+    int rc = c->run_subgraph(c, body, 1, in, 1, &res);
+    if (rc) {
+        kn_tensor_release(&res);
+        return rc;
+    }
+    bool ok = res.kind == KN_VALUE_TENSOR && kn_dtype_is_float(res.dtype) && res.rank == t->rank &&
+              !memcmp(res.dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
+    if (!ok) {
+        char got[160], want[160];
+        kn_tensor_describe(&res, got, sizeof got);
+        kn_tensor_describe(t, want, sizeof want);
+        kn_tensor_release(&res);
+        return kn_fail(c->err, KN_ERR_RUNTIME, "FlexAttention %s returned %s, expected the shape of %s",
+                       name, got, want);
+    }
+    for (int64_t i = 0; i < t->numel; i++)
+        kn_store_f64(t->data, t->dtype, (size_t)i, kn_load_f64(res.data, res.dtype, (size_t)i));
+    kn_tensor_release(&res);
+    return KN_OK;
+}
+
+static void flex_scores(const flex_cfg *a, kn_tensor *s)
+{
+    const kn_tensor *q = a->q, *k = a->k;
+    int64_t group = a->hq / a->hkv;
+    for (int64_t b = 0; b < a->batch; b++)
+        for (int64_t h = 0; h < a->hq; h++)
+            for (int64_t i = 0; i < a->lq; i++)
+                for (int64_t j = 0; j < a->lk; j++) {
+                    int64_t qo = ((b * a->hq + h) * a->lq + i) * a->e;
+                    int64_t ko = ((b * a->hkv + h / group) * a->lk + j) * a->e;
+                    double d = 0;
+                    for (int64_t x = 0; x < a->e; x++)
+                        d += kn_load_f64(q->data, q->dtype, (size_t)(qo + x)) *
+                             kn_load_f64(k->data, k->dtype, (size_t)(ko + x));
+                    kn_store_f64(s->data, s->dtype, (size_t)(((b * a->hq + h) * a->lq + i) * a->lk + j),
+                                 d * a->scale);
+                }
+}
+
+/* Softmax over the last axis in place (as the Softmax operator: a row of -inf gives NaN). */
+static void flex_softmax(const flex_cfg *a, kn_tensor *s)
+{
+    int64_t rows = a->batch * a->hq * a->lq, n = a->lk;
+    for (int64_t r = 0; r < rows; r++) {
+        size_t o = (size_t)(r * n);
+        double mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double x = kn_load_f64(s->data, s->dtype, o + (size_t)j);
+            if (x > mx || isnan(x))
+                mx = x;
+        }
+        for (int64_t j = 0; j < n; j++)
+            sum += exp(kn_load_f64(s->data, s->dtype, o + (size_t)j) - mx);
+        for (int64_t j = 0; j < n; j++)
+            kn_store_f64(s->data, s->dtype, o + (size_t)j,
+                         exp(kn_load_f64(s->data, s->dtype, o + (size_t)j) - mx) / sum);
+    }
+}
+
+static void flex_output(const flex_cfg *a, const kn_tensor *p, kn_tensor *y)
+{
+    const kn_tensor *v = a->v;
+    int64_t group = a->hq / a->hkv;
+    for (int64_t b = 0; b < a->batch; b++)
+        for (int64_t h = 0; h < a->hq; h++)
+            for (int64_t i = 0; i < a->lq; i++)
+                for (int64_t d = 0; d < a->ev; d++) {
+                    double s = 0;
+                    int64_t po = ((b * a->hq + h) * a->lq + i) * a->lk;
+                    int64_t vo = (b * a->hkv + h / group) * a->lk * a->ev + d;
+                    for (int64_t j = 0; j < a->lk; j++)
+                        s += kn_load_f64(p->data, p->dtype, (size_t)(po + j)) *
+                             kn_load_f64(v->data, v->dtype, (size_t)(vo + j * a->ev));
+                    kn_store_f64(y->data, y->dtype, (size_t)(((b * a->hq + h) * a->lq + i) * a->ev + d), s);
+                }
+}
+
+static int run_flex_attention(kn_op_ctx *c)
+{
+    flex_cfg a;
+    if (flex_configure(c, &a))
+        return c->err->code;
+    int64_t ydims[4] = {a.batch, a.hq, a.lq, a.ev}, sdims[4] = {a.batch, a.hq, a.lq, a.lk};
+    kn_tensor *y = kn_op_output(c, 0, a.q->dtype, 4, ydims);
+    if (!y)
+        return c->err->code;
+    kn_tensor s;
+    memset(&s, 0, sizeof s);
+    if (kn_tensor_alloc(&s, a.sdt, 4, sdims, c->err))
+        return c->err->code;
+    flex_scores(&a, &s);
+    int rc = a.score_mod ? flex_modify(c, a.score_mod, "score_mod", &s) : KN_OK;
+    if (!rc) {
+        flex_softmax(&a, &s);
+        rc = a.prob_mod ? flex_modify(c, a.prob_mod, "prob_mod", &s) : KN_OK;
+    }
+    if (!rc)
+        flex_output(&a, &s, y);
+    kn_tensor_release(&s);
+    return rc;
+}
+
 const kn_op_def kn_ops_attention[] = {
     {"", "Attention", 1, run_attention, NULL, NULL},
     {"", "RotaryEmbedding", 1, run_rotary_embedding, NULL, NULL},
+    {"", "LinearAttention", 1, run_linear_attention, NULL, NULL},
+    {"ai.onnx.preview", "FlexAttention", 1, run_flex_attention, NULL, NULL},
     {0},
 };

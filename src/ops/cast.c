@@ -10,7 +10,11 @@
  *   int   -> float   one rounding (uint64 read as unsigned);
  *   int   -> int     two's complement wrap, as C / numpy.
  * float8, int4, string and complex are not held by kiln: KN_ERR_UNSUPPORTED.
- * The 'saturate' attribute (opset 19) only concerns float8 and is ignored. */
+ * The 'saturate' attribute (opset 19) only concerns float8 and is ignored.
+ *
+ * BitCast (opset 26) reinterprets the bytes of each element (little endian, as kiln
+ * stores them) as another dtype of the same size; the shape is unchanged.  A byte
+ * bitcast to bool other than 0 or 1 becomes 1: kiln holds bools as 0/1 only. */
 #include "ops/op_util.h"
 
 #include <math.h>
@@ -158,6 +162,56 @@ static int run_castlike(kn_op_ctx *c)
     return cast_to(c, c->in[0], c->in[1]->dtype);
 }
 
+/* ---- BitCast ---- */
+
+/* The 'to' attribute of a BitCast node, validated as a dtype kiln holds. */
+static int bitcast_attr_to(const kn_node *n, kn_dtype *to, kn_error *err)
+{
+    const kn_attr *a = kn_attr_find(n, "to");
+    if (!a || a->type != KN_ATTR_INT)
+        return kn_fail(err, KN_ERR_MODEL, "BitCast needs an integer attribute 'to'");
+    if (a->i <= 0 || a->i > 1000)
+        return kn_fail(err, KN_ERR_MODEL, "BitCast 'to' = %lld is not a data type", (long long)a->i);
+    *to = (kn_dtype)a->i;
+    if (!kn_dtype_supported(*to))
+        return kn_fail(err, KN_ERR_UNSUPPORTED, "BitCast to %s (data type %d) is not supported",
+                       kn_dtype_name(*to), (int)*to);
+    return KN_OK;
+}
+
+static int check_bitcast(const kn_node *n, int opset, kn_error *err)
+{
+    (void)opset;
+    kn_dtype to;
+    return bitcast_attr_to(n, &to, err);
+}
+
+static int run_bitcast(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    kn_dtype to;
+    int rc = bitcast_attr_to(c->node, &to, c->err);
+    if (rc)
+        return rc;
+    if (!kn_dtype_supported(x->dtype) || x->kind != KN_VALUE_TENSOR)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "BitCast from %s is not supported",
+                       kn_dtype_name(x->dtype));
+    if (kn_dtype_size(x->dtype) != kn_dtype_size(to))
+        return kn_fail(c->err, KN_ERR_ARG, "BitCast from %s to %s: element sizes differ (%zu vs %zu bytes)",
+                       kn_dtype_name(x->dtype), kn_dtype_name(to), kn_dtype_size(x->dtype),
+                       kn_dtype_size(to));
+    kn_tensor *y = kn_op_output(c, 0, to, x->rank, x->dims);
+    if (!y)
+        return c->err->code;
+    if (y->nbytes > 0 && x->data && x->nbytes >= y->nbytes)
+        memcpy(y->data, x->data, y->nbytes);
+    if (to == KN_BOOL)
+        for (int64_t i = 0; i < y->numel; i++)
+            ((uint8_t *)y->data)[i] = ((uint8_t *)y->data)[i] != 0;
+    return KN_OK;
+}
+
 /* ---- inference: shape of input 0, dtype of the target ---- */
 
 static int infer_with_dtype(kn_infer_ctx *ic, kn_dtype to)
@@ -188,8 +242,16 @@ static int infer_castlike(kn_infer_ctx *ic)
     return infer_with_dtype(ic, ic->in[1]->dtype);
 }
 
+static int infer_bitcast(kn_infer_ctx *ic)
+{
+    kn_dtype to;
+    int rc = bitcast_attr_to(ic->node, &to, ic->err);
+    return rc ? rc : infer_with_dtype(ic, to);
+}
+
 const kn_op_def kn_ops_cast[] = {
     {"", "Cast", 1, run_cast, check_cast, infer_cast},
     {"", "CastLike", 1, run_castlike, NULL, infer_castlike},
+    {"", "BitCast", 1, run_bitcast, check_bitcast, infer_bitcast},
     {0},
 };

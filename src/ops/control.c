@@ -86,6 +86,10 @@ static int stack_along(const stack_list *s, int axis, bool reverse, kn_dtype emp
         int64_t zero = 0;
         return kn_tensor_alloc(out, empty_dtype ? empty_dtype : KN_F32, 1, &zero, err);
     }
+    for (int i = 0; i < s->n; i++)
+        if (s->items[i].kind != KN_VALUE_TENSOR)
+            return kn_fail(err, KN_ERR_ARG, "scan output is a %s; only tensors can be stacked",
+                           s->items[i].kind == KN_VALUE_SEQUENCE ? "sequence" : "optional");
     const kn_tensor *first = &s->items[0];
     for (int i = 1; i < s->n; i++)
         if (s->items[i].dtype != first->dtype || s->items[i].rank != first->rank ||

@@ -847,7 +847,7 @@ static int run_tensor_scatter(kn_op_ctx *c)
     const char *mode = kn_attr_string(c->node, "mode", "linear");
     bool circular = !strcmp(mode, "circular");
     if (!circular && strcmp(mode, "linear"))
-        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "TensorScatter: mode '%s' not supported", mode);
+        return kn_fail(c->err, KN_ERR_ARG, "TensorScatter: mode '%s' is not one of linear, circular", mode);
     int axis;
     if (kn_check_same_dtype(c, past, upd) || tensor_scatter_shapes(c, past, upd, wi, &axis))
         return c->err->code;

@@ -1,7 +1,8 @@
 /* movement.c - operator family 'movement': operators that rearrange elements
  * without computing on them: Transpose, Concat, Split, Slice, Tile, Pad,
- * DepthToSpace, SpaceToDepth, Trilu, ReverseSequence, CenterCropPad.
- * Every kernel is dtype-agnostic: it copies elements of kn_dtype_size() bytes,
+ * DepthToSpace, SpaceToDepth, Trilu, ReverseSequence, CenterCropPad, and Col2Im
+ * (which sums overlapping blocks, so it computes through double / int64).
+ * Every other kernel is dtype-agnostic: it copies elements of kn_dtype_size() bytes,
  * with memcpy fast paths for contiguous inner runs.  Most of them reduce to one
  * strided gather (strided_copy) over a view of the input. */
 #include "ops/op_util.h"
@@ -912,6 +913,146 @@ static int run_reverse_sequence(kn_op_ctx *c)
 }
 
 
+/* ---- Col2Im ---- */
+
+/* Col2Im geometry: spatial rank n, image and block shapes, per-axis stride,
+ * dilation, begin padding and block counts. */
+typedef struct col2im_geom {
+    int n;
+    int64_t image[KN_MAX_RANK], block[KN_MAX_RANK], stride[KN_MAX_RANK], dil[KN_MAX_RANK];
+    int64_t pad0[KN_MAX_RANK], nblk[KN_MAX_RANK];
+    int64_t kprod, lprod; /* product of block[], of nblk[] */
+} col2im_geom;
+
+/* Reads attribute `name` of g->n values (or all `def` when absent). */
+static int col2im_attr(kn_op_ctx *c, const char *name, int n, int64_t def, int64_t *out)
+{
+    const int64_t *v;
+    int k = kn_attr_ints(c->node, name, &v);
+    for (int i = 0; i < n; i++)
+        out[i] = k < 0 ? def : (i < k ? v[i] : 0);
+    if (k >= 0 && k != n)
+        return kn_fail(c->err, KN_ERR_ARG, "Col2Im attribute '%s' has %d values, expected %d", name, k, n);
+    return KN_OK;
+}
+
+static int col2im_geometry(kn_op_ctx *c, const kn_tensor *x, col2im_geom *g)
+{
+    const kn_tensor *im = kn_op_in(c, 1), *bl = kn_op_in(c, 2);
+    if (!im || !bl)
+        return kn_fail(c->err, KN_ERR_MODEL, "Col2Im needs inputs image_shape and block_shape");
+    if (x->rank != 3)
+        return kn_fail(c->err, KN_ERR_ARG, "Col2Im input must have rank 3 [N, C*prod(block), L], got %d", x->rank);
+    int n = kn_read_ints(im, g->image, KN_MAX_RANK - 2, c->err);
+    if (n < 0)
+        return c->err->code;
+    if (n < 1 || im->rank != 1 || bl->rank != 1 || bl->numel != n)
+        return kn_fail(c->err, KN_ERR_ARG, "Col2Im image_shape and block_shape must be 1-D of equal length >= 1");
+    if (kn_read_ints(bl, g->block, KN_MAX_RANK - 2, c->err) < 0)
+        return c->err->code;
+    g->n = n;
+    int64_t pads[2 * KN_MAX_RANK];
+    int rc = col2im_attr(c, "strides", n, 1, g->stride);
+    if (rc || (rc = col2im_attr(c, "dilations", n, 1, g->dil)) || (rc = col2im_attr(c, "pads", 2 * n, 0, pads)))
+        return rc;
+    g->kprod = 1;
+    g->lprod = 1;
+    for (int d = 0; d < n; d++) {
+        if (g->image[d] < 0 || g->block[d] < 1 || g->stride[d] < 1 || g->dil[d] < 1 || pads[d] < 0 || pads[n + d] < 0)
+            return kn_fail(c->err, KN_ERR_ARG, "Col2Im: invalid image/block shape, stride, dilation or pad on axis %d", d);
+        if (g->image[d] > ((int64_t)1 << 40) || g->block[d] > ((int64_t)1 << 40) || g->dil[d] > ((int64_t)1 << 20) ||
+            pads[d] > ((int64_t)1 << 40) || pads[n + d] > ((int64_t)1 << 40))
+            return kn_fail(c->err, KN_ERR_ARG, "Col2Im: shape value on axis %d is too large", d);
+        int64_t span = g->dil[d] * (g->block[d] - 1) + 1;
+        int64_t padded = g->image[d] + pads[d] + pads[n + d];
+        g->pad0[d] = pads[d];
+        g->nblk[d] = padded >= span ? (padded - span) / g->stride[d] + 1 : 0;
+        if (!kn_mul_ok(g->kprod, g->block[d], &g->kprod) || !kn_mul_ok(g->lprod, g->nblk[d], &g->lprod))
+            return kn_fail(c->err, KN_ERR_ARG, "Col2Im: block or image shape overflows");
+    }
+    if (x->dims[1] % g->kprod != 0 || x->dims[2] != g->lprod)
+        return kn_fail(c->err, KN_ERR_ARG, "Col2Im input shape [%lld, %lld, %lld] does not match "
+                       "prod(block_shape) = %lld and %lld blocks", (long long)x->dims[0], (long long)x->dims[1],
+                       (long long)x->dims[2], (long long)g->kprod, (long long)g->lprod);
+    return KN_OK;
+}
+
+/* Adds the columns of one (n, c) image (K rows of L values starting at element
+ * `in_off` of x) into acc (the image, prod(image) values). */
+static void col2im_image(const kn_tensor *x, int64_t in_off, const col2im_geom *g, bool exact,
+                         double *accf, int64_t *acci)
+{
+    int n = g->n;
+    int64_t istr[KN_MAX_RANK];
+    kn_strides(n, g->image, istr);
+    int64_t kk[KN_MAX_RANK] = {0};
+    for (int64_t k = 0; k < g->kprod; k++) {
+        int64_t ll[KN_MAX_RANK] = {0};
+        for (int64_t l = 0; l < g->lprod; l++) {
+            int64_t pos = 0;
+            bool inside = true;
+            for (int d = 0; d < n && inside; d++) {
+                int64_t p = ll[d] * g->stride[d] - g->pad0[d] + kk[d] * g->dil[d];
+                inside = p >= 0 && p < g->image[d];
+                pos += p * istr[d];
+            }
+            size_t src = (size_t)(in_off + k * g->lprod + l);
+            if (inside && exact)
+                acci[pos] = (int64_t)((uint64_t)acci[pos] + (uint64_t)kn_load_i64(x->data, x->dtype, src));
+            else if (inside)
+                accf[pos] += kn_load_f64(x->data, x->dtype, src);
+            for (int d = n - 1; d >= 0 && ++ll[d] == g->nblk[d]; d--)
+                ll[d] = 0;
+        }
+        for (int d = n - 1; d >= 0 && ++kk[d] == g->block[d]; d--)
+            kk[d] = 0;
+    }
+}
+
+static int run_col2im(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    col2im_geom g;
+    int rc = col2im_geometry(c, x, &g);
+    if (rc)
+        return rc;
+    int64_t dims[KN_MAX_RANK];
+    dims[0] = x->dims[0];
+    dims[1] = x->dims[1] / g.kprod;
+    for (int d = 0; d < g.n; d++)
+        dims[2 + d] = g.image[d];
+    kn_tensor *o = kn_op_output(c, 0, x->dtype, 2 + g.n, dims);
+    if (!o)
+        return c->err->code;
+    if (o->numel == 0 || x->numel == 0)
+        return KN_OK;
+    int64_t img = o->numel / (dims[0] * dims[1]);
+    bool exact = kn_dtype_is_int(x->dtype) || x->dtype == KN_BOOL;
+    double *accf = exact ? NULL : malloc((size_t)img * sizeof(double));
+    int64_t *acci = exact ? malloc((size_t)img * sizeof(int64_t)) : NULL;
+    if (!accf && !acci)
+        return kn_fail(c->err, KN_ERR_NOMEM, "Col2Im: out of memory");
+    for (int64_t nc = 0; nc < dims[0] * dims[1]; nc++) {
+        if (exact)
+            memset(acci, 0, (size_t)img * sizeof(int64_t));
+        else
+            for (int64_t i = 0; i < img; i++)
+                accf[i] = 0.0;
+        col2im_image(x, nc * g.kprod * g.lprod, &g, exact, accf, acci);
+        for (int64_t i = 0; i < img; i++) {
+            if (exact)
+                kn_store_i64(o->data, o->dtype, (size_t)(nc * img + i), acci[i]);
+            else
+                kn_store_f64(o->data, o->dtype, (size_t)(nc * img + i), accf[i]);
+        }
+    }
+    free(accf);
+    free(acci);
+    return KN_OK;
+}
+
+
 /* ---- static inference ---- */
 
 static int infer_transpose(kn_infer_ctx *ic)
@@ -950,5 +1091,6 @@ const kn_op_def kn_ops_movement[] = {
     {"", "SpaceToDepth", 1, run_space_to_depth, NULL, NULL},
     {"", "Trilu", 1, run_trilu, NULL, kn_infer_same_as_input0},
     {"", "ReverseSequence", 1, run_reverse_sequence, NULL, kn_infer_same_as_input0},
+    {"", "Col2Im", 1, run_col2im, NULL, NULL},
     {0},
 };

@@ -25,7 +25,6 @@ extern const kn_op_def kn_ops_control[];
 extern const kn_op_def kn_ops_sequence[];
 extern const kn_op_def kn_ops_signal[];
 extern const kn_op_def kn_ops_linalg[];
-extern const kn_op_def kn_ops_state[];
 extern const kn_op_def kn_ops_detection[];
 extern const kn_op_def kn_ops_random[];
 extern const kn_op_def kn_ops_training[];
@@ -52,7 +51,6 @@ static const kn_op_def *const family_tables[] = {
     kn_ops_sequence,
     kn_ops_signal,
     kn_ops_linalg,
-    kn_ops_state,
     kn_ops_detection,
     kn_ops_random,
     kn_ops_training,

@@ -262,6 +262,8 @@ static int run_identity(kn_op_ctx *c)
 {
     if (!kn_op_in(c, 0))
         return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Identity: missing (optional) input not supported");
+    if (c->in[0]->kind != KN_VALUE_TENSOR) /* sequences and optionals: deep copy */
+        return kn_tensor_copy(c->out[0], c->in[0], c->err);
     return kn_op_output_copy(c, 0, c->in[0]) ? KN_OK : c->err->code;
 }
 
@@ -823,7 +825,7 @@ const kn_op_def kn_ops_shape[] = {
     {"", "Unsqueeze", 1, run_unsqueeze, NULL, infer_unsqueeze},
     {"", "Shape", 1, run_shape, NULL, infer_shape},
     {"", "Size", 1, run_size, NULL, infer_size},
-    {"", "Identity", 1, run_identity, NULL, kn_infer_same_as_input0},
+    {"", "Identity", 1, run_identity, NULL, kn_infer_same_as_input0, true},
     {"", "Constant", 1, run_constant, NULL, infer_constant},
     {"", "ConstantOfShape", 1, run_constant_of_shape, NULL, NULL},
     {"", "Expand", 1, run_expand, NULL, NULL},

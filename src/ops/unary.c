@@ -1,5 +1,7 @@
 /* unary.c - operator family 'unary': elementwise one-input operators (Abs ... Swish)
  * and the elementwise ops with small extra inputs, Clip (min/max) and PRelu (slope).
+ * SwiGLU (opset 28, Swish_alpha(A) * B) lives here too: it is the Swish activation
+ * gating a second input of the same shape, so it is kept next to Swish and PRelu.
  *
  * Every one-input op is a row of unary_ops: a float and a double function (both
  * generated from one expression by UNARY_FN through <tgmath.h>), optionally an exact
@@ -401,6 +403,54 @@ static int run_prelu(kn_op_ctx *c)
     return KN_OK;
 }
 
+/* ---- SwiGLU: Y = Swish_alpha(A) * B, A and B of identical shape (no broadcasting).
+ * As in the operator's function body, the Swish result is rounded to the input dtype
+ * before the multiplication. */
+
+static double swiglu_gate(kn_dtype t, double a, double alpha)
+{
+    if (t == KN_F64)
+        return a / (1.0 + exp(-alpha * a));
+    float g = (float)a / (1.0f + expf(-(float)alpha * (float)a));
+    if (t == KN_F16)
+        return kn_f16_to_f32(kn_f32_to_f16(g));
+    if (t == KN_BF16)
+        return kn_bf16_to_f32(kn_f32_to_bf16(g));
+    return g;
+}
+
+static int run_swiglu(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    const kn_tensor *a = c->in[0], *b = c->in[1];
+    if (!(dtype_class(a->dtype) & DT_FLOAT))
+        return kn_unsupported_dtype(c, a->dtype);
+    int rc = kn_check_same_dtype(c, a, b);
+    if (rc)
+        return rc;
+    if (a->rank != b->rank || memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)a->rank)) {
+        char sa[128], sb[128];
+        return kn_fail(c->err, KN_ERR_ARG, "SwiGLU inputs must have the same shape, got %s and %s",
+                       kn_dims_str(a->rank, a->dims, sa, sizeof sa),
+                       kn_dims_str(b->rank, b->dims, sb, sizeof sb));
+    }
+    double alpha = kn_attr_float(c->node, "alpha", 1.0f);
+    kn_tensor *y = kn_op_output(c, 0, a->dtype, a->rank, a->dims);
+    if (!y)
+        return c->err->code;
+    kn_dtype t = a->dtype;
+    for (int64_t i = 0; i < a->numel; i++) {
+        double g = swiglu_gate(t, kn_load_f64(a->data, t, (size_t)i), alpha);
+        double v = kn_load_f64(b->data, t, (size_t)i);
+        if (t == KN_F64)
+            ((double *)y->data)[i] = g * v;
+        else
+            kn_store_f64(y->data, t, (size_t)i, (float)g * (float)v);
+    }
+    return KN_OK;
+}
+
 /* ---- inference ---- */
 
 static int infer_bool(kn_infer_ctx *ic)
@@ -427,5 +477,6 @@ const kn_op_def kn_ops_unary[] = {
     {"", "IsNaN", 1, run_unary, NULL, infer_bool},
     {"", "IsInf", 1, run_unary, NULL, infer_bool},
     {"", "PRelu", 1, run_prelu, NULL, kn_infer_same_as_input0},
+    {"", "SwiGLU", 1, run_swiglu, NULL, kn_infer_same_as_input0},
     {0},
 };
