@@ -182,6 +182,59 @@ static int check_defined(kn_graph *g, kn_error *err)
     return KN_OK;
 }
 
+/* Edges producer -> consumer as compressed rows: the consumers of node p are
+ * adj[off[p] .. off[p+1]), one entry per input edge (a node reading one value
+ * twice appears twice, matching its in-degree). */
+typedef struct node_edges {
+    int *off, *adj;
+} node_edges;
+
+static int node_input_at(const kn_node *nd, int k)
+{
+    return k < nd->n_in ? nd->in[k] : nd->implicit[k - nd->n_in];
+}
+
+static int build_edges(const kn_graph *g, node_edges *e, int *indeg)
+{
+    int n = g->n_nodes;
+    e->off = calloc((size_t)n + 1, sizeof *e->off);
+    if (!e->off)
+        return -1;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        const kn_node *nd = &g->nodes[i];
+        for (int k = 0; k < nd->n_in + nd->n_implicit; k++) {
+            int v = node_input_at(nd, k);
+            int p = v >= 0 ? g->values[v].producer : -1;
+            if (p < 0)
+                continue;
+            e->off[p + 1]++;
+            indeg[i]++;
+            total++;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        e->off[i + 1] += e->off[i];
+    e->adj = malloc(sizeof *e->adj * (total ? total : 1));
+    int *fill = calloc((size_t)n + 1, sizeof *fill);
+    if (!e->adj || !fill) {
+        free(fill);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        const kn_node *nd = &g->nodes[i];
+        for (int k = 0; k < nd->n_in + nd->n_implicit; k++) {
+            int v = node_input_at(nd, k);
+            int p = v >= 0 ? g->values[v].producer : -1;
+            if (p >= 0)
+                e->adj[e->off[p] + fill[p]++] = i;
+        }
+    }
+    free(fill);
+    return 0;
+}
+
+/* Kahn's algorithm over the producer->consumer edges: linear in nodes + edges. */
 static int topo_sort(kn_graph *g, kn_error *err)
 {
     int n = g->n_nodes;
@@ -190,19 +243,13 @@ static int topo_sort(kn_graph *g, kn_error *err)
     int *indeg = calloc((size_t)n, sizeof *indeg);
     int *order = calloc((size_t)n, sizeof *order);
     kn_node *sorted = kn_arena_calloc(&g->model->arena, (size_t)n, sizeof *sorted);
-    if (!indeg || !order || !sorted) {
+    node_edges e = {0};
+    if (!indeg || !order || !sorted || build_edges(g, &e, indeg)) {
         free(indeg);
         free(order);
+        free(e.off);
+        free(e.adj);
         return kn_fail(err, KN_ERR_NOMEM, "out of memory");
-    }
-    /* indegree = number of inputs produced by nodes of this graph */
-    for (int i = 0; i < n; i++) {
-        const kn_node *nd = &g->nodes[i];
-        for (int k = 0; k < nd->n_in + nd->n_implicit; k++) {
-            int v = k < nd->n_in ? nd->in[k] : nd->implicit[k - nd->n_in];
-            if (v >= 0 && g->values[v].producer >= 0)
-                indeg[i]++;
-        }
     }
     int head = 0, tail = 0;
     for (int i = 0; i < n; i++)
@@ -210,21 +257,9 @@ static int topo_sort(kn_graph *g, kn_error *err)
             order[tail++] = i;
     while (head < tail) {
         int i = order[head++];
-        const kn_node *nd = &g->nodes[i];
-        for (int o = 0; o < nd->n_out; o++) {
-            int v = nd->out[o];
-            if (v < 0)
-                continue;
-            /* every consumer edge from v decrements once per use */
-            for (int j = 0; j < n; j++) {
-                const kn_node *c = &g->nodes[j];
-                for (int k = 0; k < c->n_in + c->n_implicit; k++) {
-                    int u = k < c->n_in ? c->in[k] : c->implicit[k - c->n_in];
-                    if (u == v && --indeg[j] == 0)
-                        order[tail++] = j;
-                }
-            }
-        }
+        for (int k = e.off[i]; k < e.off[i + 1]; k++)
+            if (--indeg[e.adj[k]] == 0)
+                order[tail++] = e.adj[k];
     }
     int rc = KN_OK;
     if (tail < n) {
@@ -243,6 +278,8 @@ static int topo_sort(kn_graph *g, kn_error *err)
     }
     free(indeg);
     free(order);
+    free(e.off);
+    free(e.adj);
     return rc;
 }
 

@@ -281,8 +281,11 @@ static int run_constant(kn_op_ctx *c)
     }
     if (kn_attr_find(n, "value_string") || kn_attr_find(n, "value_strings"))
         return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Constant: string values are not supported");
-    if (kn_attr_find(n, "sparse_value"))
-        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Constant: sparse_value is not supported");
+    const kn_attr *sp = kn_attr_find(n, "sparse_value");
+    if (sp && sp->t) /* the reader densifies sparse tensors */
+        return kn_op_output_copy(c, 0, sp->t) ? KN_OK : c->err->code;
+    if (sp)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Constant: sparse_value could not be read");
     return kn_fail(c->err, KN_ERR_MODEL, "Constant: no value attribute");
 }
 

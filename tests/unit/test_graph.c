@@ -1,0 +1,155 @@
+/* test_graph.c - graph IR finalization: topological sorting of nodes given in any
+ * order (a long chain added backwards), cycle detection, undefined and doubly
+ * defined tensors, unsupported operators listed by name, and static inference of
+ * undeclared value types with symbolic dims. */
+#include "test.h"
+
+#include "exec/exec.h"
+#include "ir/ir.h"
+
+#include <stdio.h>
+
+static kn_model *new_model(int opset)
+{
+    kn_model *m = kn_model_new();
+    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
+    m->opsets[0].domain = "";
+    m->opsets[0].version = opset;
+    m->n_opsets = 1;
+    m->graph = kn_graph_new(m, NULL);
+    return m;
+}
+
+static void add_unary(kn_graph *g, const char *op, const char *in, const char *out)
+{
+    int vi = kn_graph_value(g, in), vo = kn_graph_value(g, out);
+    kn_node *n = kn_graph_add_node(g);
+    n->op_type = op;
+    n->n_in = n->n_out = 1;
+    n->in = kn_arena_calloc(&g->model->arena, 1, sizeof(int));
+    n->out = kn_arena_calloc(&g->model->arena, 1, sizeof(int));
+    n->in[0] = vi;
+    n->out[0] = vo;
+}
+
+static void test_long_chain_added_backwards(void)
+{
+    enum { N = 20000 };
+    kn_model *m = new_model(17);
+    kn_graph *g = m->graph;
+    char in[32], out[32];
+    kn_graph_add_input(g, kn_graph_value(g, "v0"));
+    for (int i = N; i >= 1; i--) {
+        snprintf(in, sizeof in, "v%d", i - 1);
+        snprintf(out, sizeof out, "v%d", i);
+        add_unary(g, i % 2 ? "Relu" : "Neg", in, out);
+    }
+    snprintf(out, sizeof out, "v%d", N);
+    kn_graph_add_output(g, kn_graph_value(g, out));
+    kn_error err = {0};
+    CHECK_EQ_INT(kn_model_finalize(m, &err), KN_OK);
+    bool ordered = true;
+    for (int i = 0; i < N; i++) {
+        snprintf(out, sizeof out, "v%d", i + 1);
+        ordered &= !strcmp(g->values[g->nodes[i].out[0]].name, out);
+    }
+    CHECK(ordered);
+    /* Relu/Neg alternating N times: relu(x) after an even number of Neg pairs */
+    int64_t dims[1] = {3};
+    kn_tensor x = {0}, y = {0};
+    CHECK_EQ_INT(kn_tensor_alloc(&x, KN_F32, 1, dims, &err), KN_OK);
+    float *xv = x.data;
+    xv[0] = -2, xv[1] = 0.5f, xv[2] = 3;
+    const kn_tensor *ins[1] = {&x};
+    CHECK_EQ_INT(kn_exec_graph(g, NULL, 1, ins, 1, &y, &err), KN_OK);
+    if (y.data) {
+        const float *yv = y.data;
+        CHECK_NEAR(yv[0], 0, 0);
+        CHECK_NEAR(yv[1], 0, 0);
+        CHECK_NEAR(yv[2], 0, 0);
+    }
+    kn_tensor_release(&x);
+    kn_tensor_release(&y);
+    kn_model_free(m);
+}
+
+static void test_cycle(void)
+{
+    kn_model *m = new_model(17);
+    kn_graph *g = m->graph;
+    kn_graph_add_input(g, kn_graph_value(g, "x"));
+    add_unary(g, "Relu", "b", "a");
+    add_unary(g, "Relu", "a", "b");
+    kn_graph_add_output(g, kn_graph_value(g, "a"));
+    kn_error err = {0};
+    CHECK_EQ_INT(kn_model_finalize(m, &err), KN_ERR_MODEL);
+    CHECK(strstr(err.msg, "cycle") != NULL);
+    kn_model_free(m);
+}
+
+static void test_undefined_and_twice_defined(void)
+{
+    kn_model *m = new_model(17);
+    kn_graph *g = m->graph;
+    kn_graph_add_input(g, kn_graph_value(g, "x"));
+    add_unary(g, "Relu", "nowhere", "y");
+    kn_graph_add_output(g, kn_graph_value(g, "y"));
+    kn_error err = {0};
+    CHECK_EQ_INT(kn_model_finalize(m, &err), KN_ERR_MODEL);
+    CHECK(strstr(err.msg, "nowhere") != NULL);
+    kn_model_free(m);
+
+    m = new_model(17);
+    g = m->graph;
+    kn_graph_add_input(g, kn_graph_value(g, "x"));
+    add_unary(g, "Relu", "x", "y");
+    add_unary(g, "Neg", "x", "y");
+    kn_graph_add_output(g, kn_graph_value(g, "y"));
+    CHECK_EQ_INT(kn_model_finalize(m, &err), KN_ERR_MODEL);
+    CHECK(strstr(err.msg, "defined twice") != NULL);
+    kn_model_free(m);
+}
+
+static void test_unsupported_listed(void)
+{
+    kn_model *m = new_model(17);
+    kn_graph *g = m->graph;
+    kn_graph_add_input(g, kn_graph_value(g, "x"));
+    add_unary(g, "FrobnicateA", "x", "y");
+    add_unary(g, "FrobnicateB", "y", "z");
+    add_unary(g, "FrobnicateA", "z", "w");
+    kn_graph_add_output(g, kn_graph_value(g, "w"));
+    kn_error err = {0};
+    CHECK_EQ_INT(kn_model_finalize(m, &err), KN_ERR_UNSUPPORTED);
+    CHECK(strstr(err.msg, "FrobnicateA") && strstr(err.msg, "FrobnicateB"));
+    kn_model_free(m);
+}
+
+static void test_inference_keeps_symbols(void)
+{
+    kn_model *m = new_model(17);
+    kn_graph *g = m->graph;
+    int x = kn_graph_value(g, "x");
+    kn_graph_add_input(g, x);
+    kn_value *xv = &g->values[x];
+    xv->has_type = true;
+    xv->type.kind = KN_TYPE_TENSOR;
+    xv->type.dtype = KN_F32;
+    xv->type.rank = 2;
+    xv->type.dims[0] = (kn_dim){-1, "batch"};
+    xv->type.dims[1] = (kn_dim){3, NULL};
+    add_unary(g, "Relu", "x", "y");
+    add_unary(g, "Sigmoid", "y", "z");
+    kn_graph_add_output(g, kn_graph_value(g, "z"));
+    kn_error err = {0};
+    CHECK_EQ_INT(kn_model_finalize(m, &err), KN_OK);
+    const kn_value *z = &g->values[kn_graph_find(g, "z")];
+    CHECK(z->has_type && z->type_inferred);
+    char buf[128];
+    CHECK(!strcmp(kn_type_str(&z->type, buf, sizeof buf), "float32[batch,3]"));
+    kn_model_free(m);
+}
+
+TEST_MAIN(TEST_CASE(test_long_chain_added_backwards), TEST_CASE(test_cycle),
+          TEST_CASE(test_undefined_and_twice_defined), TEST_CASE(test_unsupported_listed),
+          TEST_CASE(test_inference_keeps_symbols))
