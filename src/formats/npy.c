@@ -1,4 +1,5 @@
-/* npy.c - numpy .npy reader and writer (see npy.h).  The header is a Python dict
+/* npy.c - numpy .npy reader and writer (see npy.h).  bfloat16 travels as '<V2'
+ * (2-byte void), the descr numpy writes for ml_dtypes' bfloat16.  The header is a Python dict
  * literal; we parse just the three keys numpy writes (descr, fortran_order, shape),
  * strictly, rejecting anything else. */
 #include "formats/npy.h"
@@ -13,6 +14,8 @@ static const struct { const char *descr; kn_dtype dt; } descr_table[] = {
     {"f4", KN_F32}, {"f8", KN_F64}, {"f2", KN_F16}, {"i1", KN_I8}, {"u1", KN_U8},
     {"i2", KN_I16}, {"u2", KN_U16}, {"i4", KN_I32}, {"u4", KN_U32}, {"i8", KN_I64},
     {"u8", KN_U64}, {"b1", KN_BOOL},
+    /* numpy has no bfloat16; ml_dtypes' bfloat16 arrays are saved as 2-byte voids */
+    {"V2", KN_BF16},
 };
 
 const char *kn_npy_descr(kn_dtype t)
@@ -30,6 +33,7 @@ const char *kn_npy_descr(kn_dtype t)
     case KN_I64: return "<i8";
     case KN_U64: return "<u8";
     case KN_BOOL: return "|b1";
+    case KN_BF16: return "<V2";
     default: return NULL;
     }
 }

@@ -10,7 +10,7 @@ int kn_npy_read_buffer(const void *data, size_t size, kn_tensor *out, kn_error *
 int kn_npy_read_file(const char *path, kn_tensor *out, kn_error *err);
 /* Encode t as .npy (version 1.0, or 2.0 when the header needs it). */
 int kn_npy_write_file(const char *path, const kn_tensor *t, kn_error *err);
-/* numpy descr for a dtype ("<f4"), NULL if numpy has none (bfloat16). */
+/* numpy descr for a dtype ("<f4"; "<V2" for bfloat16), NULL for others. */
 const char *kn_npy_descr(kn_dtype t);
 
 #endif

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 static const kn_dtype all_types[] = {KN_F32, KN_F64, KN_F16, KN_I8, KN_U8, KN_I16, KN_U16,
-                                     KN_I32, KN_U32, KN_I64, KN_U64, KN_BOOL};
+                                     KN_I32, KN_U32, KN_I64, KN_U64, KN_BOOL, KN_BF16};
 
 static void test_round_trip(void)
 {
