@@ -1,0 +1,476 @@
+#!/usr/bin/python3
+"""make_test_models.py OUTDIR [NAME...] - small random-weight models of the kinds kiln must
+load, exported with torch.onnx.export (PyTorch 1.13), with PyTorch reference data.
+
+For every model NAME it writes OUTDIR/NAME.onnx, OUTDIR/NAME.in.<input>.npy and
+OUTDIR/NAME.out.<output>.npy (one input size), and the same references for a second
+batch / sequence size under OUTDIR/alt/ (NAME.onnx there is a symlink), so that
+`build/test_golden OUTDIR` and `build/test_golden OUTDIR/alt` check both sizes.
+Symbolic dims are named batch, seq, frames, height, width (see `kiln inspect`).
+
+Models (all weights random, seeded):
+  gpt2_tiny            GPT-2 decoder: token+position embeddings, causal mask (Trilu/Where),
+                       GELU tanh, LayerNorm, tied LM head; dynamic batch and seq
+  whisper_tiny_encoder Whisper encoder: 2x Conv1d+GELU on log-mel [batch,80,frames],
+                       sinusoidal positions, pre-LN transformer blocks
+  crnn_ocr             OCR recognizer: Conv/BatchNorm/ReLU/MaxPool stack, 2-layer
+                       bidirectional LSTM, per-timestep Linear, LogSoftmax
+  dbnet_det            OCR detector: MobileNetV3-like backbone (HardSwish, SE with
+                       HardSigmoid), FPN with nearest and bilinear Resize, ConvTranspose,
+                       Pad, AveragePool, Sigmoid
+  vad_lstm             voice activity: torch.jit.script model whose export holds If nodes
+                       (sample-rate branch, zero-state branch) and an LSTM with h/c in/out
+  t5_encoder           T5-like encoder: relative position buckets (Range, Abs, Log, Where,
+                       Min), CumSum position ids, Expand'ed padding mask, Einsum attention,
+                       RMS norm, gated GELU FFN
+  cnn_opset11          small CNN at opset 11: ReLU6 (Clip inputs), bilinear Resize with
+                       align_corners, ReduceMean, Softmax
+  cnn_opset9           small CNN at opset 9: Clip attributes, Pad attribute, Upsample,
+                       BatchNorm, Flatten/Gemm, Softmax
+"""
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# ---------------------------------------------------------------- GPT-2 ----------
+class GPT2Block(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d)
+        self.fc = nn.Linear(d, 4 * d)
+        self.fc_out = nn.Linear(4 * d, d)
+
+    def forward(self, x, causal):
+        b, t, d = x.shape
+        q, k, v = self.attn(self.ln1(x)).split(d, dim=2)
+        q = q.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+        k = k.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+        v = v.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads)
+        att = torch.where(causal, att, torch.tensor(-1e4))
+        y = att.softmax(-1) @ v
+        x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))
+        return x + self.fc_out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+
+class GPT2Tiny(nn.Module):
+    def __init__(self, vocab=96, ctx=64, d=64, heads=4, layers=2):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.wpe = nn.Embedding(ctx, d)
+        self.blocks = nn.ModuleList([GPT2Block(d, heads) for _ in range(layers)])
+        self.ln_f = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight  # tied
+
+    def forward(self, input_ids):
+        t = input_ids.shape[1]
+        pos = torch.arange(t, device=input_ids.device)
+        x = self.wte(input_ids) + self.wpe(pos)[None]
+        causal = torch.ones(t, t, dtype=torch.bool).tril()[None, None]
+        for blk in self.blocks:
+            x = blk(x, causal)
+        return self.lm_head(self.ln_f(x))
+
+
+def gpt2_tiny():
+    g = torch.Generator().manual_seed(1)
+    sizes = [(1, 16), (2, 37)]
+    inputs = [dict(input_ids=torch.randint(0, 96, s, generator=g)) for s in sizes]
+    return dict(model=GPT2Tiny(), inputs=inputs, outputs=["logits"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}})
+
+
+# ---------------------------------------------------------------- Whisper --------
+def sinusoids(length, channels, max_timescale=10000):
+    inc = math.log(max_timescale) / (channels // 2 - 1)
+    inv = torch.exp(-inc * torch.arange(channels // 2))
+    t = torch.arange(length)[:, None] * inv[None, :]
+    return torch.cat([torch.sin(t), torch.cos(t)], dim=1)
+
+
+class WhisperBlock(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.attn_ln = nn.LayerNorm(d)
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d, bias=False)
+        self.v = nn.Linear(d, d)
+        self.out = nn.Linear(d, d)
+        self.mlp_ln = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x):
+        b, t, d = x.shape
+        h = self.attn_ln(x)
+        hd = d // self.heads
+        scale = hd ** -0.25
+        q = self.q(h).view(b, t, self.heads, hd).permute(0, 2, 1, 3) * scale
+        k = self.k(h).view(b, t, self.heads, hd).permute(0, 2, 3, 1) * scale
+        v = self.v(h).view(b, t, self.heads, hd).permute(0, 2, 1, 3)
+        w = (q @ k).float().softmax(dim=-1)
+        x = x + self.out((w @ v).permute(0, 2, 1, 3).flatten(start_dim=2))
+        return x + self.mlp(self.mlp_ln(x))
+
+
+class WhisperEncoder(nn.Module):
+    def __init__(self, mels=80, ctx=200, d=64, heads=4, layers=2):
+        super().__init__()
+        self.conv1 = nn.Conv1d(mels, d, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(d, d, kernel_size=3, stride=2, padding=1)
+        self.register_buffer("positional_embedding", sinusoids(ctx, d))
+        self.blocks = nn.ModuleList([WhisperBlock(d, heads) for _ in range(layers)])
+        self.ln_post = nn.LayerNorm(d)
+
+    def forward(self, mel):
+        x = F.gelu(self.conv1(mel))
+        x = F.gelu(self.conv2(x)).permute(0, 2, 1)
+        x = x + self.positional_embedding[: x.shape[1]]
+        for blk in self.blocks:
+            x = blk(x)
+        return self.ln_post(x)
+
+
+def whisper_tiny_encoder():
+    g = torch.Generator().manual_seed(2)
+    inputs = [dict(mel=torch.randn(b, 80, f, generator=g)) for b, f in [(1, 100), (2, 64)]]
+    return dict(model=WhisperEncoder(), inputs=inputs, outputs=["features"],
+                dynamic_axes={"mel": {0: "batch", 2: "frames"}, "features": {0: "batch", 1: "time"}})
+
+
+# ---------------------------------------------------------------- CRNN -----------
+def conv_bn_relu(cin, cout):
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+class CRNN(nn.Module):
+    def __init__(self, classes=37, hidden=32):
+        super().__init__()
+        self.cnn = nn.Sequential(
+            *conv_bn_relu(1, 16), nn.MaxPool2d(2, 2),                     # 16 x W/2
+            *conv_bn_relu(16, 32), nn.MaxPool2d(2, 2),                    # 8 x W/4
+            *conv_bn_relu(32, 48), nn.MaxPool2d((2, 1), (2, 1)),          # 4
+            *conv_bn_relu(48, 64), nn.MaxPool2d((2, 1), (2, 1)),          # 2
+            *conv_bn_relu(64, 64), nn.MaxPool2d((2, 1), (2, 1)))          # 1
+        self.rnn = nn.LSTM(64, hidden, num_layers=2, bidirectional=True)
+        self.fc = nn.Linear(2 * hidden, classes)
+
+    def forward(self, image):
+        f = self.cnn(image).squeeze(2).permute(2, 0, 1)  # [T, batch, C]
+        y, _ = self.rnn(f)
+        return F.log_softmax(self.fc(y), dim=2)
+
+
+def crnn_ocr():
+    g = torch.Generator().manual_seed(3)
+    inputs = [dict(image=torch.randn(b, 1, 32, w, generator=g)) for b, w in [(1, 100), (3, 64)]]
+    return dict(model=CRNN(), inputs=inputs, outputs=["log_probs"],
+                dynamic_axes={"image": {0: "batch", 3: "width"}, "log_probs": {0: "steps", 1: "batch"}})
+
+
+# ---------------------------------------------------------------- DBNet ----------
+class SqueezeExcite(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.fc1 = nn.Conv2d(c, c // 4, 1)
+        self.fc2 = nn.Conv2d(c // 4, c, 1)
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * F.hardsigmoid(self.fc2(F.relu(self.fc1(s))))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cexp, cout, stride, se):
+        super().__init__()
+        layers = [nn.Conv2d(cin, cexp, 1, bias=False), nn.BatchNorm2d(cexp), nn.Hardswish(),
+                  nn.Conv2d(cexp, cexp, 3, stride, 1, groups=cexp, bias=False), nn.BatchNorm2d(cexp),
+                  nn.Hardswish()]
+        if se:
+            layers.append(SqueezeExcite(cexp))
+        layers += [nn.Conv2d(cexp, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+class DBNet(nn.Module):
+    def __init__(self, inner=32):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.Hardswish())
+        self.s1 = InvertedResidual(16, 32, 16, 2, False)   # /4
+        self.s2 = InvertedResidual(16, 48, 24, 2, True)    # /8
+        self.s3 = InvertedResidual(24, 72, 40, 2, True)    # /16
+        self.s4 = InvertedResidual(40, 96, 48, 2, True)    # /32
+        self.lat = nn.ModuleList([nn.Conv2d(c, inner, 1) for c in (16, 24, 40, 48)])
+        self.smooth = nn.ModuleList([nn.Conv2d(inner, inner // 4, 3, padding=1) for _ in range(4)])
+        self.head = nn.Sequential(
+            nn.Conv2d(inner, inner // 4, 3, padding=1, bias=False), nn.BatchNorm2d(inner // 4), nn.ReLU(),
+            nn.ConvTranspose2d(inner // 4, inner // 4, 2, 2), nn.BatchNorm2d(inner // 4), nn.ReLU(),
+            nn.ConvTranspose2d(inner // 4, 1, 2, 2))
+
+    def forward(self, image):
+        c1 = self.s1(self.stem(image))
+        c2 = self.s2(c1)
+        c3 = self.s3(c2)
+        c4 = self.s4(c3)
+        p4 = self.lat[3](c4)
+        p3 = self.lat[2](c3) + F.interpolate(p4, scale_factor=2.0, mode="nearest")
+        p2 = self.lat[1](c2) + F.interpolate(p3, scale_factor=2.0, mode="bilinear", align_corners=False)
+        p1 = self.lat[0](c1) + F.interpolate(p2, scale_factor=2.0, mode="nearest")
+        outs = [self.smooth[0](p1)]
+        for i, p in ((1, p2), (2, p3), (3, p4)):
+            outs.append(F.interpolate(self.smooth[i](p), size=p1.shape[2:], mode="bilinear", align_corners=False))
+        fuse = torch.cat(outs, dim=1)
+        # a padded 3x3 average pool (count_include_pad=False) smooths the fused map
+        fuse = F.avg_pool2d(F.pad(fuse, (1, 1, 1, 1), mode="replicate"), 3, 1, count_include_pad=False)
+        return torch.sigmoid(self.head(fuse))
+
+
+def dbnet_det():
+    g = torch.Generator().manual_seed(4)
+    inputs = [dict(image=torch.randn(b, 3, h, w, generator=g)) for b, h, w in [(1, 64, 96), (2, 96, 64)]]
+    return dict(model=DBNet(), inputs=inputs, outputs=["prob_map"],
+                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                              "prob_map": {0: "batch", 2: "height", 3: "width"}})
+
+
+# ---------------------------------------------------------------- VAD ------------
+class VAD(nn.Module):
+    """Silero-like: chooses a front end by sample rate (If), restarts from a learned state
+    when the given state is all zeros (If), then an LSTM with explicit h/c state."""
+
+    def __init__(self, hidden=32):
+        super().__init__()
+        self.front16k = nn.Conv1d(1, 16, kernel_size=8, stride=4)
+        self.front8k = nn.Conv1d(1, 16, kernel_size=4, stride=2)
+        self.h0 = nn.Parameter(torch.randn(1, 1, hidden) * 0.5)
+        self.c0 = nn.Parameter(torch.randn(1, 1, hidden) * 0.5)
+        self.lstm = nn.LSTM(16, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, audio, sr, h, c):
+        x = audio.unsqueeze(1)
+        if bool(sr == 16000):
+            f = torch.relu(self.front16k(x))
+        else:
+            f = torch.relu(self.front8k(x))
+        if bool((h == 0).all()):
+            h = self.h0.expand(1, audio.shape[0], self.h0.shape[2])
+            c = self.c0.expand(1, audio.shape[0], self.c0.shape[2])
+        y, (hn, cn) = self.lstm(f.permute(0, 2, 1), (h, c))
+        prob = torch.sigmoid(self.head(y[:, -1]))
+        return prob, hn, cn
+
+
+def vad_lstm():
+    g = torch.Generator().manual_seed(5)
+    inputs = []
+    for b, n, sr, zero in [(1, 512, 16000, False), (2, 256, 8000, True)]:
+        h = torch.zeros(1, b, 32) if zero else torch.randn(1, b, 32, generator=g)
+        inputs.append(dict(audio=torch.randn(b, n, generator=g), sr=torch.tensor(sr, dtype=torch.int64),
+                           h=h, c=torch.zeros(1, b, 32) if zero else torch.randn(1, b, 32, generator=g)))
+    return dict(model=torch.jit.script(VAD()), inputs=inputs, outputs=["prob", "hn", "cn"],
+                dynamic_axes={"audio": {0: "batch", 1: "samples"}, "h": {1: "batch"}, "c": {1: "batch"},
+                              "prob": {0: "batch"}, "hn": {1: "batch"}, "cn": {1: "batch"}})
+
+
+# ---------------------------------------------------------------- T5 -------------
+def relative_bucket(rel, num_buckets=16, max_distance=64):
+    """T5's bidirectional relative position buckets."""
+    num_buckets //= 2
+    ret = (rel > 0).to(torch.long) * num_buckets
+    n = torch.abs(rel)
+    max_exact = num_buckets // 2
+    is_small = n < max_exact
+    large = max_exact + (torch.log(n.float() / max_exact) / math.log(max_distance / max_exact)
+                         * (num_buckets - max_exact)).to(torch.long)
+    large = torch.min(large, torch.full_like(large, num_buckets - 1))
+    return ret + torch.where(is_small, n, large)
+
+
+class T5Block(nn.Module):
+    def __init__(self, d, heads, ff):
+        super().__init__()
+        self.heads = heads
+        self.n1 = nn.Parameter(1 + 0.1 * torch.randn(d))
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.o = nn.Linear(d, d, bias=False)
+        self.n2 = nn.Parameter(1 + 0.1 * torch.randn(d))
+        self.wi0 = nn.Linear(d, ff, bias=False)
+        self.wi1 = nn.Linear(d, ff, bias=False)
+        self.wo = nn.Linear(ff, d, bias=False)
+
+    @staticmethod
+    def rms(x, w):
+        return w * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+    def forward(self, x, bias):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.rms(x, self.n1)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
+        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) + bias
+        y = torch.einsum("bhqk,bkhd->bqhd", scores.softmax(-1), v).reshape(b, t, d)
+        x = x + self.o(y)
+        h = self.rms(x, self.n2)
+        return x + self.wo(F.gelu(self.wi0(h), approximate="tanh") * self.wi1(h))
+
+
+class T5Encoder(nn.Module):
+    def __init__(self, vocab=64, d=64, heads=4, ff=128, layers=2, buckets=16):
+        super().__init__()
+        self.heads = heads
+        self.embed = nn.Embedding(vocab, d)
+        self.pos_embed = nn.Embedding(130, d)
+        self.rel_bias = nn.Embedding(buckets, heads)
+        self.blocks = nn.ModuleList([T5Block(d, heads, ff) for _ in range(layers)])
+        self.final = nn.Parameter(torch.ones(d))
+
+    def forward(self, input_ids, attention_mask):
+        b, t = input_ids.shape
+        keep = attention_mask > 0
+        # RoBERTa-style position ids: running count of kept tokens (CumSum)
+        pos = torch.cumsum(keep.to(torch.int64), dim=1) * keep.to(torch.int64)
+        x = self.embed(input_ids) + self.pos_embed(pos)
+        ctx = torch.arange(t)
+        bucket = relative_bucket(ctx[None, :] - ctx[:, None])
+        bias = self.rel_bias(bucket).permute(2, 0, 1)[None]             # [1, h, t, t]
+        pad = keep[:, None, None, :].expand(b, self.heads, t, t)
+        bias = torch.where(pad, bias, torch.full_like(bias, -1e4))
+        for blk in self.blocks:
+            x = blk(x, bias)
+        return T5Block.rms(x, self.final)
+
+
+def t5_encoder():
+    g = torch.Generator().manual_seed(6)
+    inputs = []
+    for b, t in [(1, 12), (2, 33)]:
+        mask = torch.ones(b, t, dtype=torch.int64)
+        mask[-1, t - 3:] = 0
+        inputs.append(dict(input_ids=torch.randint(0, 64, (b, t), generator=g), attention_mask=mask))
+    return dict(model=T5Encoder(), inputs=inputs, outputs=["hidden"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                              "hidden": {0: "batch", 1: "seq"}})
+
+
+# ---------------------------------------------------------------- old opsets -----
+class SmallCNN11(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, 2, 1)
+        self.c2 = nn.Conv2d(8, 8, 3, 1, 1, groups=2)
+        self.c3 = nn.Conv2d(8, 4, 1)
+
+    def forward(self, image):
+        x = F.relu6(self.c1(image))
+        x = F.interpolate(F.relu6(self.c2(x)), scale_factor=2.0, mode="bilinear", align_corners=True)
+        seg = self.c3(x).softmax(dim=1)
+        pooled = x.mean(dim=(2, 3))
+        return seg, pooled.softmax(-1)
+
+
+class SmallCNN9(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3)
+        self.bn = nn.BatchNorm2d(8)
+        self.c2 = nn.Conv2d(8, 8, 3, 2)
+        self.fc = nn.Linear(8 * 3 * 3, 10)
+
+    def forward(self, image):
+        x = F.pad(F.relu6(self.bn(self.c1(image))), (1, 1, 1, 1))
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = F.max_pool2d(torch.clamp(self.c2(x), -1.0, 2.0), 2)
+        x = F.avg_pool2d(x, 3, 2)                                          # 7x7 -> 3x3
+        return F.softmax(self.fc(torch.flatten(x, 1)), dim=1)
+
+
+def cnn_opset11():
+    g = torch.Generator().manual_seed(7)
+    inputs = [dict(image=torch.randn(b, 3, 32, 32, generator=g)) for b in (1, 3)]
+    return dict(model=SmallCNN11(), inputs=inputs, outputs=["seg", "probs"], opset=11,
+                dynamic_axes={"image": {0: "batch"}, "seg": {0: "batch"}, "probs": {0: "batch"}})
+
+
+def cnn_opset9():
+    g = torch.Generator().manual_seed(8)
+    inputs = [dict(image=torch.randn(b, 3, 16, 16, generator=g)) for b in (1, 2)]
+    return dict(model=SmallCNN9(), inputs=inputs, outputs=["probs"], opset=9,
+                dynamic_axes={"image": {0: "batch"}, "probs": {0: "batch"}})
+
+
+MODELS = dict(gpt2_tiny=gpt2_tiny, whisper_tiny_encoder=whisper_tiny_encoder, crnn_ocr=crnn_ocr,
+              dbnet_det=dbnet_det, vad_lstm=vad_lstm, t5_encoder=t5_encoder,
+              cnn_opset11=cnn_opset11, cnn_opset9=cnn_opset9)
+
+
+def randomize_batchnorm(model, seed):
+    """Give BatchNorm layers non-trivial running statistics (eval mode uses them)."""
+    g = torch.Generator().manual_seed(seed)
+    for mod in model.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.running_mean.copy_(0.1 * torch.randn(mod.num_features, generator=g))
+            mod.running_var.copy_(0.5 + torch.rand(mod.num_features, generator=g))
+            mod.weight.data.copy_(1 + 0.1 * torch.randn(mod.num_features, generator=g))
+            mod.bias.data.copy_(0.1 * torch.randn(mod.num_features, generator=g))
+
+
+def save_refs(base, inputs, outputs, names):
+    for k, v in inputs.items():
+        np.save(f"{base}.in.{k}.npy", v.numpy())
+    if not isinstance(outputs, (tuple, list)):
+        outputs = (outputs,)
+    for k, v in zip(names, outputs):
+        np.save(f"{base}.out.{k}.npy", v.detach().numpy())
+
+
+def build(name, outdir):
+    torch.manual_seed(100 + sorted(MODELS).index(name))
+    spec = MODELS[name]()
+    model = spec["model"].eval()
+    with torch.no_grad():
+        if not isinstance(model, torch.jit.ScriptModule):
+            randomize_batchnorm(model, 9)
+        first = spec["inputs"][0]
+        path = os.path.join(outdir, name + ".onnx")
+        torch.onnx.export(model, tuple(first.values()), path, input_names=list(first),
+                          output_names=spec["outputs"], dynamic_axes=spec["dynamic_axes"],
+                          opset_version=spec.get("opset", 17), do_constant_folding=True)
+        alt = os.path.join(outdir, "alt")
+        os.makedirs(alt, exist_ok=True)
+        link = os.path.join(alt, name + ".onnx")
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.join("..", name + ".onnx"), link)
+        for d, inputs in zip((outdir, alt), spec["inputs"]):
+            save_refs(os.path.join(d, name), inputs, model(*inputs.values()), spec["outputs"])
+    print(f"{name}: {os.path.getsize(path)} bytes")
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    outdir = sys.argv[1]
+    os.makedirs(outdir, exist_ok=True)
+    for name in sys.argv[2:] or MODELS:
+        if name not in MODELS:
+            sys.exit(f"unknown model {name}; known: {', '.join(MODELS)}")
+        build(name, outdir)
+
+
+if __name__ == "__main__":
+    main()
