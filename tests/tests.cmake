@@ -1,6 +1,10 @@
 # tests.cmake - ctest registrations: one executable per tests/unit/test_*.c, plus
 # the golden-model, conformance, CLI and fuzz tests (added further below).
-set(KILN_SHARED_DIR "${PROJECT_SOURCE_DIR}/../shared" CACHE PATH "shared test data (onnx-backend-tests, models)")
+set(_kiln_shared_default "${PROJECT_SOURCE_DIR}/../shared")
+if(NOT EXISTS ${_kiln_shared_default} AND EXISTS "${PROJECT_SOURCE_DIR}/../../shared")
+  set(_kiln_shared_default "${PROJECT_SOURCE_DIR}/../../shared")  # git worktree layout
+endif()
+set(KILN_SHARED_DIR "${_kiln_shared_default}" CACHE PATH "shared test data (onnx-backend-tests, models)")
 get_filename_component(KILN_SHARED_DIR "${KILN_SHARED_DIR}" ABSOLUTE)
 
 file(GLOB KILN_UNIT_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/unit/test_*.c)
