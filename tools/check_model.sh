@@ -27,4 +27,15 @@ t1=$(now)
 node "$HERE/bench/ort_run.js" "$MODEL" "$TMP/in" "$TMP/ort"
 t2=$(now)
 node "$HERE/bench/compare.js" "$TMP/kiln" "$TMP/ort" || true
+# relative error (max |kiln - ort| / max |ort|): meaningful where outputs are tiny
+/usr/bin/python3 - "$TMP/kiln" "$TMP/ort" <<'PY'
+import os, sys
+import numpy as np
+for f in sorted(os.listdir(sys.argv[2])):
+    a, b = np.load(os.path.join(sys.argv[1], f)), np.load(os.path.join(sys.argv[2], f))
+    if a.dtype.kind == "f" and a.shape == b.shape and b.size:
+        mag = float(np.abs(b.astype(np.float64)).max())
+        err = float(np.abs(a.astype(np.float64) - b).max())
+        print(f"  {f}: max |ort| {mag:.3e}, relative error {err / mag if mag else err:.3e}")
+PY
 echo "time kiln $(echo "$t1 - $t0" | bc) s, ort $(echo "$t2 - $t1" | bc) s"

@@ -27,6 +27,20 @@ Models (all weights random, seeded):
                        align_corners, ReduceMean, Softmax
   cnn_opset9           small CNN at opset 9: Clip attributes, Pad attribute, Upsample,
                        BatchNorm, Flatten/Gemm, Softmax
+  greedy_decoder       scripted autoregressive loop (Loop with a trip count input, GRU cell,
+                       ArgMax, Gather, sequence ops to stack the steps)
+  qdq_cnn              fake-quantised CNN at opset 13: QuantizeLinear/DequantizeLinear,
+                       int8 per-tensor activations, per-channel weights
+  nms_detector         one-image detector tail at opset 16: TopK, NonMaxSuppression,
+                       Gather, RoiAlign (aligned), Softmax
+  packed_rnn           pack_padded_sequence LSTM (sequence_lens input), bidirectional GRU
+  image_to_image       reflection Pad, InstanceNorm, GroupNorm, dilated Conv, grouped
+                       ConvTranspose with output_padding, DepthToSpace, bicubic Resize,
+                       GridSample (opset 17)
+  logmel_frontend      STFT with Hann window (exported through a custom symbolic: 1.13 has
+                       none), power, mel MatMul, Log, clamps, Max (opset 17)
+  cnn_opset7           cnn_opset9's network exported at opset 7 (Upsample 'scales'
+                       attribute, opset-7 Pad/Clip/Softmax forms), static shapes
 """
 import math
 import os
@@ -384,8 +398,9 @@ class SmallCNN11(nn.Module):
 
 
 class SmallCNN9(nn.Module):
-    def __init__(self):
+    def __init__(self, static_size=False):
         super().__init__()
+        self.static_size = static_size  # opset 7/8 Upsample needs constant scales
         self.c1 = nn.Conv2d(3, 8, 3)
         self.bn = nn.BatchNorm2d(8)
         self.c2 = nn.Conv2d(8, 8, 3, 2)
@@ -393,7 +408,10 @@ class SmallCNN9(nn.Module):
 
     def forward(self, image):
         x = F.pad(F.relu6(self.bn(self.c1(image))), (1, 1, 1, 1))
-        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        if self.static_size:
+            x = F.interpolate(x, size=(32, 32), mode="nearest")
+        else:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         x = F.max_pool2d(torch.clamp(self.c2(x), -1.0, 2.0), 2)
         x = F.avg_pool2d(x, 3, 2)                                          # 7x7 -> 3x3
         return F.softmax(self.fc(torch.flatten(x, 1)), dim=1)
@@ -413,9 +431,240 @@ def cnn_opset9():
                 dynamic_axes={"image": {0: "batch"}, "probs": {0: "batch"}})
 
 
+# ---------------------------------------------------------------- greedy decoder -
+class GreedyDecoder(nn.Module):
+    """Scripted autoregressive loop (ONNX Loop): GRU cell, ArgMax, Embedding, list of
+    steps stacked at the end (sequence ops)."""
+
+    def __init__(self, vocab=40, d=32):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.wx = nn.Linear(d, 3 * d)
+        self.wh = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, vocab)
+
+    def forward(self, context, steps):
+        h = context
+        tok = torch.zeros(context.shape[0], dtype=torch.long)
+        logits = []
+        for _ in range(int(steps)):
+            xr, xz, xn = self.wx(self.embed(tok)).chunk(3, dim=1)    # GRU cell, spelled out
+            hr, hz, hn = self.wh(h).chunk(3, dim=1)                  # (aten::gru_cell does
+            r = torch.sigmoid(xr + hr)                               # not export scripted)
+            z = torch.sigmoid(xz + hz)
+            h = (1 - z) * torch.tanh(xn + r * hn) + z * h
+            step = self.out(h)
+            tok = step.argmax(dim=-1)
+            logits.append(step.log_softmax(-1))
+        return torch.stack(logits, dim=1), h
+
+
+def greedy_decoder():
+    g = torch.Generator().manual_seed(9)
+    inputs = [dict(context=torch.randn(b, 32, generator=g), steps=torch.tensor(n)) for b, n in [(1, 5), (3, 9)]]
+    return dict(model=torch.jit.script(GreedyDecoder()), inputs=inputs, outputs=["logits", "state"],
+                dynamic_axes={"context": {0: "batch"}, "logits": {0: "batch", 1: "steps"}, "state": {0: "batch"}})
+
+
+# ---------------------------------------------------------------- QDQ ------------
+def fq(x, scale, zp=0):
+    return torch.fake_quantize_per_tensor_affine(x, scale, zp, -128, 127)
+
+
+class QDQCNN(nn.Module):
+    """Fake-quantised CNN: exports QuantizeLinear/DequantizeLinear pairs (int8 activations
+    per tensor, int8 weights per output channel), as quantisation toolkits emit."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 16, 3, 2, 1)
+        self.c2 = nn.Conv2d(16, 32, 3, 2, 1)
+        self.fc = nn.Linear(32, 10)
+
+    @staticmethod
+    def qw(w):
+        scale = w.detach().abs().amax(dim=tuple(range(1, w.dim()))) / 127
+        return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros(w.shape[0], dtype=torch.int32),
+                                                      0, -128, 127)
+
+    def forward(self, image):
+        x = fq(image, 0.03)
+        x = fq(F.relu(F.conv2d(x, self.qw(self.c1.weight), self.c1.bias, 2, 1)), 0.02)
+        x = fq(F.relu(F.conv2d(x, self.qw(self.c2.weight), self.c2.bias, 2, 1)), 0.02)
+        x = fq(x.mean(dim=(2, 3)), 0.01)
+        return F.linear(x, self.qw(self.fc.weight), self.fc.bias)
+
+
+def qdq_cnn():
+    g = torch.Generator().manual_seed(10)
+    inputs = [dict(image=torch.randn(b, 3, 32, 32, generator=g)) for b in (1, 2)]
+    return dict(model=QDQCNN(), inputs=inputs, outputs=["logits"], opset=13,
+                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+
+
+# ---------------------------------------------------------------- NMS detector ---
+class NMSDetector(nn.Module):
+    """Single-image two-stage detector tail: anchor boxes + scores from a conv head, TopK,
+    NonMaxSuppression (torchvision.ops.nms), Gather, RoiAlign and a box classifier."""
+
+    def __init__(self, c=16, keep=20):
+        super().__init__()
+        self.keep = keep
+        self.body = nn.Sequential(nn.Conv2d(3, c, 3, 2, 1), nn.ReLU(), nn.Conv2d(c, c, 3, 2, 1), nn.ReLU())
+        self.obj = nn.Conv2d(c, 1, 1)
+        self.reg = nn.Conv2d(c, 4, 1)
+        self.cls = nn.Linear(c * 4 * 4, 5)
+
+    def forward(self, image):
+        f = self.body(image)                                          # [1, c, h, w], stride 4
+        h, w = f.shape[2], f.shape[3]
+        ys = torch.arange(h, dtype=torch.float32) * 4 + 2
+        xs = torch.arange(w, dtype=torch.float32) * 4 + 2
+        cy = ys[:, None].expand(h, w).reshape(-1)
+        cx = xs[None, :].expand(h, w).reshape(-1)
+        d = self.reg(f)[0].reshape(4, -1)
+        size = 8 * torch.exp(d[2:].clamp(max=2.0))
+        boxes = torch.stack([cx + 4 * d[0] - size[0], cy + 4 * d[1] - size[1],
+                             cx + 4 * d[0] + size[0], cy + 4 * d[1] + size[1]], dim=1)
+        scores = torch.sigmoid(self.obj(f)).reshape(-1)
+        top, idx = scores.topk(min(self.keep * 4, scores.shape[0]))
+        cand = boxes[idx]
+        kept = torchvision.ops.nms(cand, top, 0.5)[: self.keep]
+        final = cand[kept]
+        rois = torch.cat([torch.zeros(final.shape[0], 1), final], dim=1)
+        pooled = torchvision.ops.roi_align(f, rois, (4, 4), spatial_scale=0.25, sampling_ratio=2, aligned=True)
+        return final, top[kept], self.cls(pooled.flatten(1)).softmax(-1)
+
+
+def nms_detector():
+    global torchvision
+    import torchvision  # imported here, before tracing, and only for this model
+    g = torch.Generator().manual_seed(11)
+    inputs = [dict(image=torch.randn(1, 3, h, w, generator=g)) for h, w in [(64, 64), (48, 96)]]
+    return dict(model=NMSDetector(), inputs=inputs, outputs=["boxes", "scores", "classes"], opset=16,
+                dynamic_axes={"image": {2: "height", 3: "width"}, "boxes": {0: "n"}, "scores": {0: "n"},
+                              "classes": {0: "n"}})
+
+
+# ---------------------------------------------------------------- packed RNN -----
+class PackedRNN(nn.Module):
+    """Variable-length batch as ASR/OCR models feed it: pack_padded_sequence exports an
+    LSTM with a sequence_lens input; then a bidirectional GRU (linear_before_reset=1)."""
+
+    def __init__(self, f=12, hidden=16):
+        super().__init__()
+        self.lstm = nn.LSTM(f, hidden)
+        self.gru = nn.GRU(hidden, hidden, bidirectional=True)
+
+    def forward(self, feats, lengths):
+        packed = nn.utils.rnn.pack_padded_sequence(feats, lengths, enforce_sorted=False)
+        state = feats.new_zeros(1, feats.shape[1], self.lstm.hidden_size)  # else batch is baked in
+        y, (h, c) = self.lstm(packed, (state, state))
+        y, _ = nn.utils.rnn.pad_packed_sequence(y, total_length=feats.shape[0])
+        z, hg = self.gru(y)
+        return z, h, c, hg
+
+
+def packed_rnn():
+    g = torch.Generator().manual_seed(12)
+    inputs = [dict(feats=torch.randn(7, 3, 12, generator=g), lengths=torch.tensor([7, 3, 5])),
+              dict(feats=torch.randn(9, 2, 12, generator=g), lengths=torch.tensor([4, 9]))]
+    return dict(model=PackedRNN(), inputs=inputs, outputs=["z", "h", "c", "hg"],
+                dynamic_axes={"feats": {0: "time", 1: "batch"}, "lengths": {0: "batch"},
+                              "z": {0: "time", 1: "batch"}, "h": {1: "batch"}, "c": {1: "batch"},
+                              "hg": {1: "batch"}})
+
+
+# ---------------------------------------------------------------- image-to-image -
+class ImageToImage(nn.Module):
+    """Style-transfer / super-resolution ops: reflection Pad, InstanceNorm, GroupNorm,
+    dilated Conv, grouped ConvTranspose with output_padding, PixelShuffle (DepthToSpace),
+    bicubic Resize, GridSample."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 16, 5)
+        self.in1 = nn.InstanceNorm2d(16, affine=True)
+        self.c2 = nn.Conv2d(16, 16, 3, padding=2, dilation=2)
+        self.gn = nn.GroupNorm(4, 16)
+        self.up = nn.ConvTranspose2d(16, 16, 3, stride=2, padding=1, output_padding=1, groups=4)
+        self.c3 = nn.Conv2d(16, 12, 3, padding=1)
+        self.theta = nn.Parameter(torch.tensor([[0.9, 0.1, 0.05], [-0.1, 0.95, 0.0]]))
+
+    def forward(self, image):
+        x = F.relu(self.in1(self.c1(F.pad(image, (2, 2, 2, 2), mode="reflect"))))
+        x = F.silu(self.gn(self.c2(x)))
+        x = F.pixel_shuffle(self.c3(F.relu(self.up(x))), 2)                 # 3 ch, 4x size
+        x = x + F.interpolate(image, scale_factor=4.0, mode="bicubic", align_corners=False)
+        h, w = x.shape[2], x.shape[3]         # affine_grid by hand (it does not export)
+        xs = (torch.arange(w, dtype=torch.float32) * 2 + 1) / w - 1
+        ys = (torch.arange(h, dtype=torch.float32) * 2 + 1) / h - 1
+        base = torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w)], dim=2)
+        grid = (base.reshape(1, h * w, 3) @ self.theta.t()).reshape(1, h, w, 2).expand(x.shape[0], h, w, 2)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def image_to_image():
+    g = torch.Generator().manual_seed(13)
+    inputs = [dict(image=torch.randn(b, 3, h, w, generator=g)) for b, h, w in [(1, 16, 24), (2, 20, 12)]]
+    return dict(model=ImageToImage(), inputs=inputs, outputs=["out"],
+                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                              "out": {0: "batch", 2: "height", 3: "width"}})
+
+
+# ---------------------------------------------------------------- log-mel --------
+class LogMel(nn.Module):
+    """Whisper-style audio front end in the graph: STFT (Hann window), power spectrum,
+    mel filterbank MatMul, log10 with clamping and dynamic-range floor."""
+
+    def __init__(self, n_fft=64, hop=16, mels=20):
+        super().__init__()
+        self.n_fft, self.hop = n_fft, hop
+        self.register_buffer("window", torch.hann_window(n_fft))
+        self.register_buffer("fb", torch.rand(mels, n_fft // 2 + 1))
+
+    def forward(self, audio):
+        spec = torch.stft(audio, self.n_fft, self.hop, window=self.window, center=False, return_complex=False)
+        power = spec.pow(2).sum(-1)                                      # [b, freq, frames]
+        logmel = torch.clamp(self.fb @ power, min=1e-10).log10()
+        logmel = torch.maximum(logmel, logmel.amax(dim=(1, 2), keepdim=True) - 8.0)
+        return (logmel + 4.0) / 4.0
+
+
+def stft_symbolic(g, signal, n_fft, hop_length, win_length, window, normalized, onesided, return_complex):
+    """aten::stft -> ONNX STFT (PyTorch 1.13 has no exporter for it): [b, n] signal,
+    onesided, [b, frames, bins, 2] transposed to torch's [b, bins, frames, 2]."""
+    from torch.onnx import symbolic_helper as sh
+    n_fft = sh._get_const(n_fft, "i", "n_fft")
+    hop = sh._get_const(hop_length, "i", "hop_length")
+    sig = g.op("Unsqueeze", signal, g.op("Constant", value_t=torch.tensor([-1])))
+    out = g.op("STFT", sig, g.op("Constant", value_t=torch.tensor(hop)), window,
+               g.op("Constant", value_t=torch.tensor(n_fft)), onesided_i=1)
+    return g.op("Transpose", out, perm_i=[0, 2, 1, 3])
+
+
+def logmel_frontend():
+    torch.onnx.register_custom_op_symbolic("aten::stft", stft_symbolic, 17)
+    g = torch.Generator().manual_seed(14)
+    inputs = [dict(audio=torch.randn(b, n, generator=g)) for b, n in [(1, 400), (2, 256)]]
+    return dict(model=LogMel(), inputs=inputs, outputs=["logmel"],
+                dynamic_axes={"audio": {0: "batch", 1: "samples"}, "logmel": {0: "batch", 2: "frames"}})
+
+
+def cnn_opset7():
+    """Upsample at opset 7 takes constant 'scales' (an attribute): no dynamic axes, so the
+    second reference set is another image of the same size."""
+    spec = cnn_opset9()
+    g = torch.Generator().manual_seed(15)
+    spec.update(model=SmallCNN9(static_size=True), opset=7, dynamic_axes={}, inputs=[dict(image=torch.randn(1, 3, 16, 16, generator=g)) for _ in (1, 2)])
+    return spec
+
+
 MODELS = dict(gpt2_tiny=gpt2_tiny, whisper_tiny_encoder=whisper_tiny_encoder, crnn_ocr=crnn_ocr,
               dbnet_det=dbnet_det, vad_lstm=vad_lstm, t5_encoder=t5_encoder,
-              cnn_opset11=cnn_opset11, cnn_opset9=cnn_opset9)
+              cnn_opset11=cnn_opset11, cnn_opset9=cnn_opset9, greedy_decoder=greedy_decoder,
+              qdq_cnn=qdq_cnn, nms_detector=nms_detector, packed_rnn=packed_rnn,
+              image_to_image=image_to_image, logmel_frontend=logmel_frontend, cnn_opset7=cnn_opset7)
 
 
 def randomize_batchnorm(model, seed):
