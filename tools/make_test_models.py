@@ -39,6 +39,8 @@ Models (all weights random, seeded):
                        GridSample (opset 17)
   logmel_frontend      STFT with Hann window (exported through a custom symbolic: 1.13 has
                        none), power, mel MatMul, Log, clamps, Max (opset 17)
+  gpt2_kv              GPT-2 with a KV cache: past key/value inputs (empty on the first
+                       step), present outputs, offset positions, finfo.min masking
   cnn_opset7           cnn_opset9's network exported at opset 7 (Upsample 'scales'
                        attribute, opset-7 Pad/Clip/Softmax forms), static shapes
 """
@@ -660,11 +662,67 @@ def cnn_opset7():
     return spec
 
 
+# ---------------------------------------------------------------- KV cache -------
+class GPT2KVBlock(GPT2Block):
+    def forward(self, x, allowed, past_k, past_v):
+        b, t, d = x.shape
+        q, k, v = self.attn(self.ln1(x)).split(d, dim=2)
+        q = q.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+        k = torch.cat([past_k, k.view(b, t, self.heads, d // self.heads).transpose(1, 2)], dim=2)
+        v = torch.cat([past_v, v.view(b, t, self.heads, d // self.heads).transpose(1, 2)], dim=2)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads)
+        att = att.masked_fill(~allowed, torch.finfo(torch.float32).min)
+        y = att.softmax(-1) @ v
+        x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))
+        return x + self.fc_out(F.gelu(self.fc(self.ln2(x)), approximate="tanh")), k, v
+
+
+class GPT2KV(GPT2Tiny):
+    """Decoder with a KV cache as LLM exports have it: past key/value inputs whose sequence
+    axis may be 0 (the first step), present outputs, positions offset by the past length,
+    causal mask from comparing Range outputs, finfo.min masking."""
+
+    def __init__(self):
+        super().__init__(layers=2)
+        self.blocks = nn.ModuleList([GPT2KVBlock(64, 4) for _ in range(2)])
+
+    def forward(self, input_ids, past_key_0, past_value_0, past_key_1, past_value_1):
+        t = input_ids.shape[1]
+        past = past_key_0.shape[2]
+        pos = torch.arange(past, past + t)
+        x = self.wte(input_ids) + self.wpe(pos)[None]
+        allowed = (torch.arange(past + t)[None, :] <= pos[:, None])[None, None]
+        presents = []
+        for blk, pk, pv in zip(self.blocks, (past_key_0, past_key_1), (past_value_0, past_value_1)):
+            x, k, v = blk(x, allowed, pk, pv)
+            presents += [k, v]
+        return (self.lm_head(self.ln_f(x)), *presents)
+
+
+def gpt2_kv():
+    g = torch.Generator().manual_seed(16)
+    inputs = []
+    for b, t, past in [(1, 6, 0), (2, 1, 7)]:
+        d = dict(input_ids=torch.randint(0, 96, (b, t), generator=g))
+        for name in ("past_key_0", "past_value_0", "past_key_1", "past_value_1"):
+            d[name] = torch.randn(b, 4, past, 16, generator=g)
+        inputs.append(d)
+    past_axes = {0: "batch", 2: "past"}
+    present_axes = {0: "batch", 2: "total"}
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}}
+    for i in (0, 1):
+        axes.update({f"past_key_{i}": past_axes, f"past_value_{i}": past_axes,
+                     f"present_key_{i}": present_axes, f"present_value_{i}": present_axes})
+    return dict(model=GPT2KV(), inputs=inputs, dynamic_axes=axes,
+                outputs=["logits", "present_key_0", "present_value_0", "present_key_1", "present_value_1"])
+
+
 MODELS = dict(gpt2_tiny=gpt2_tiny, whisper_tiny_encoder=whisper_tiny_encoder, crnn_ocr=crnn_ocr,
               dbnet_det=dbnet_det, vad_lstm=vad_lstm, t5_encoder=t5_encoder,
               cnn_opset11=cnn_opset11, cnn_opset9=cnn_opset9, greedy_decoder=greedy_decoder,
               qdq_cnn=qdq_cnn, nms_detector=nms_detector, packed_rnn=packed_rnn,
-              image_to_image=image_to_image, logmel_frontend=logmel_frontend, cnn_opset7=cnn_opset7)
+              image_to_image=image_to_image, logmel_frontend=logmel_frontend, cnn_opset7=cnn_opset7,
+              gpt2_kv=gpt2_kv)
 
 
 def randomize_batchnorm(model, seed):
