@@ -41,6 +41,8 @@ Models (all weights random, seeded):
                        none), power, mel MatMul, Log, clamps, Max (opset 17)
   gpt2_kv              GPT-2 with a KV cache: past key/value inputs (empty on the first
                        step), present outputs, offset positions, finfo.min masking
+  resize_variants      F.interpolate with scales float cannot hold (1.7, 0.6, 2.5): nearest,
+                       bilinear half_pixel / align_corners, bicubic, 1-D linear
   cnn_opset7           cnn_opset9's network exported at opset 7 (Upsample 'scales'
                        attribute, opset-7 Pad/Clip/Softmax forms), static shapes
 """
@@ -717,12 +719,37 @@ def gpt2_kv():
                 outputs=["logits", "present_key_0", "present_value_0", "present_key_1", "present_value_1"])
 
 
+# ---------------------------------------------------------------- Resize variants
+class ResizeVariants(nn.Module):
+    """F.interpolate as segmentation / super-resolution code calls it, with scale factors
+    float cannot hold (1.7, 0.6, 2.5) and odd sizes: nearest, bilinear (half_pixel and
+    align_corners), bicubic, 1-D linear."""
+
+    def forward(self, x):
+        return (F.interpolate(x, scale_factor=1.7, mode="nearest"),
+                F.interpolate(x, scale_factor=0.6, mode="bilinear", align_corners=False),
+                F.interpolate(x, size=(7, 5), mode="bicubic", align_corners=True),
+                F.interpolate(x, scale_factor=2.5, mode="bilinear", align_corners=True),
+                F.interpolate(x, size=(9, 4), mode="nearest"),
+                F.interpolate(x, scale_factor=0.5, mode="bicubic", align_corners=False),
+                F.interpolate(x[:, :, 0], scale_factor=1.5, mode="linear", align_corners=False))
+
+
+def resize_variants():
+    g = torch.Generator().manual_seed(17)
+    inputs = [dict(x=torch.randn(b, 3, 11, 13, generator=g)) for b in (1, 2)]
+    names = ["nearest_1_7", "bilinear_0_6", "bicubic_ac_size", "bilinear_ac_2_5", "nearest_size",
+             "bicubic_0_5", "linear_1d_1_5"]
+    return dict(model=ResizeVariants(), inputs=inputs, outputs=names,
+                dynamic_axes={"x": {0: "batch"}, **{n: {0: "batch"} for n in names}})
+
+
 MODELS = dict(gpt2_tiny=gpt2_tiny, whisper_tiny_encoder=whisper_tiny_encoder, crnn_ocr=crnn_ocr,
               dbnet_det=dbnet_det, vad_lstm=vad_lstm, t5_encoder=t5_encoder,
               cnn_opset11=cnn_opset11, cnn_opset9=cnn_opset9, greedy_decoder=greedy_decoder,
               qdq_cnn=qdq_cnn, nms_detector=nms_detector, packed_rnn=packed_rnn,
               image_to_image=image_to_image, logmel_frontend=logmel_frontend, cnn_opset7=cnn_opset7,
-              gpt2_kv=gpt2_kv)
+              gpt2_kv=gpt2_kv, resize_variants=resize_variants)
 
 
 def randomize_batchnorm(model, seed):
