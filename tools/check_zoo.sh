@@ -45,6 +45,10 @@ packed_rnn --dim,time=7,--dim,batch=3,-i,lengths=$Z/packed_rnn.in.lengths.npy --
 image_to_image --dim,batch=1,--dim,height=32,--dim,width=16 --dim,batch=3,--dim,height=8,--dim,width=40
 logmel_frontend --dim,batch=1,--dim,samples=400 --dim,batch=3,--dim,samples=1000
 resize_variants --dim,batch=1 --dim,batch=3
+sweep_cnn --dim,batch=1 --dim,batch=3
+sweep_elementwise --dim,batch=1 --dim,batch=3
+sweep_tensor --dim,batch=2 --dim,batch=3
+sweep_sequence --dim,batch=1,--dim,time=9 --dim,batch=4,--dim,time=3
 gpt2_kv --dim,batch=2,--dim,seq=5,--dim,past=0 --dim,batch=3,--dim,seq=4,--dim,past=20
 EOF2
 while read -r m a; do

@@ -43,6 +43,16 @@ Models (all weights random, seeded):
                        step), present outputs, offset positions, finfo.min masking
   resize_variants      F.interpolate with scales float cannot hold (1.7, 0.6, 2.5): nearest,
                        bilinear half_pixel / align_corners, bicubic, 1-D linear
+  sweep_cnn            pooling (ceil_mode, dilation, Lp, 1-D/3-D, adaptive), ConvTranspose with
+                       dilation/output_padding/groups, Conv3d, dilated depthwise Conv1d, PReLU
+  sweep_elementwise    33 element-wise forms: Round, integer floor/trunc Div, Mod (fmod 0/1),
+                       ELU/SELU/CELU/Softplus/Mish/HardTanh/LeakyReLU/GLU/GELU..., Not, Xor
+  sweep_tensor         38 tensor forms: flip (negative-step Slice), roll, Trilu, CumSum, OneHot,
+                       NonZero, ArgMax/Min, TopK/sort, norms, LayerNorm over 2 axes, GroupNorm,
+                       InstanceNorm, LRN, ScatterElements add, GatherElements, Einsum, unfold
+  sweep_sequence       multi-layer bidirectional GRU/LSTM/RNN (batch_first), MultiheadAttention,
+                       TransformerEncoderLayer (norm_first, batch_first and not), EmbeddingBag
+                       (a Loop), Embedding with padding_idx
   cnn_opset7           cnn_opset9's network exported at opset 7 (Upsample 'scales'
                        attribute, opset-7 Pad/Clip/Softmax forms), static shapes
 """
@@ -744,12 +754,121 @@ def resize_variants():
                 dynamic_axes={"x": {0: "batch"}, **{n: {0: "batch"} for n in names}})
 
 
+# ---------------------------------------------------------------- operator sweeps -
+# Many exported operator forms side by side, one output each, on a fixed [2, 4, 8, 8]
+# input (dynamic batch).  Left out because the PyTorch 1.13 exporter gets them wrong
+# (ONNX Runtime and kiln agree with each other, not with PyTorch): circular-padding
+# Conv, softplus with a small threshold, int64 floor division by '//'.
+class SweepCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.t = nn.ConvTranspose2d(4, 6, 3, stride=3, padding=1, output_padding=2, groups=2, dilation=2)
+        self.c3 = nn.Conv3d(1, 2, 3, padding=1, stride=(1, 2, 2))
+        self.c1 = nn.Conv1d(4, 4, 5, padding=4, dilation=2, groups=4)
+        self.t1 = nn.ConvTranspose1d(4, 2, 4, stride=2, padding=1)
+        self.pr = nn.PReLU(4)
+
+    def forward(self, x):
+        return (F.max_pool2d(x, 3, 2, 1, ceil_mode=True), F.avg_pool2d(x, 3, 2, 1, ceil_mode=True),
+                F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+                F.max_pool2d(x, 2, 1, 0, dilation=2), F.adaptive_max_pool2d(x, 1), F.lp_pool2d(x, 2, 3, 2),
+                F.max_pool1d(x[:, :, 0], 3, 2, ceil_mode=True), F.avg_pool3d(x[:, None], 2, 2),
+                F.adaptive_avg_pool2d(x, (4, 2)), self.t(x), self.c3(x[:, :1, None].expand(-1, -1, 3, -1, -1)),
+                self.c1(x[:, :, 0]), self.t1(x[:, :, 0]), self.pr(x),
+                F.conv2d(x, torch.ones(4, 1, 2, 2), stride=3, groups=4))
+
+
+class SweepElementwise(nn.Module):
+    def forward(self, x):
+        i = (x * 10).to(torch.int64)
+        return (torch.round(x * 4), torch.div(i, 3, rounding_mode="floor"), torch.div(i, 3, rounding_mode="trunc"),
+                torch.div(x, 0.3, rounding_mode="floor"), torch.remainder(i, 3), torch.fmod(i, 3),
+                torch.remainder(x, 0.7), torch.fmod(x, 0.7), F.elu(x), F.selu(x), F.celu(x, 0.5),
+                F.softplus(x, beta=2), F.softsign(x), F.mish(x), F.hardtanh(x, -0.5, 0.3), F.leaky_relu(x, 0.2),
+                F.logsigmoid(x), F.glu(x, 1), F.relu6(x), torch.sign(x), x.pow(3), torch.clamp(x, min=x.mean()),
+                F.silu(x), F.gelu(x), torch.erf(x), torch.atan(x), torch.tan(x), torch.reciprocal(x + 3),
+                torch.rsqrt(x.abs() + 1), torch.bitwise_not(i > 2), torch.logical_xor(x > 0, x > 0.5),
+                x.floor(), x.ceil())
+
+
+class SweepTensor(nn.Module):
+    def forward(self, x):
+        i = (x * 10).to(torch.int64)
+        return (torch.flip(x, [2, 3]), torch.roll(x, 2, 3), torch.tril(x, -1), torch.triu(x, 2),
+                x.repeat_interleave(2, dim=1), torch.cumsum(x, 2), F.one_hot(i.abs().clamp(max=5), 6),
+                torch.nonzero(x > 0.5), x.argmax(3, keepdim=True), x.argmin(2),
+                torch.topk(x, 3, dim=3, largest=False)[0], torch.sort(x, 3, descending=True)[0], x.sort(3)[1],
+                F.normalize(x, dim=1), torch.logsumexp(x, 2), x.var(3, unbiased=True), x.std(2),
+                torch.cosine_similarity(x, x.flip(3), dim=1),
+                F.layer_norm(x, (8, 8), torch.ones(8, 8) * 1.5, torch.zeros(8, 8) + 0.1), F.group_norm(x, 2),
+                F.instance_norm(x), F.local_response_norm(x, 3),
+                x.scatter_add(3, i.abs().clamp(max=7), x), x.gather(2, i.abs().clamp(max=7)),
+                x.masked_fill(x > 0.3, -2.0), torch.where(x > 0, x, x * 0.1), torch.min(x, 3)[0],
+                torch.amax(x, (1, 3)), x.prod(3), x.norm(p=1, dim=2), x.norm(dim=3),
+                torch.linalg.vector_norm(x, ord=3, dim=1), F.pixel_unshuffle(x, 2), F.unfold(x, 2, stride=2),
+                torch.einsum("bchw,bcwk->bhk", x, x.transpose(2, 3)),
+                torch.baddbmm(x[0], x[0], x[0].transpose(1, 2), beta=0.5, alpha=2.0),
+                torch.addmm(x[0, 0], x[0, 0], x[0, 0].t(), alpha=0.3, beta=1.5))
+
+
+class SweepSequence(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(8, 12, num_layers=2, batch_first=True, bidirectional=True)
+        self.rnn = nn.RNN(8, 6, nonlinearity="relu", num_layers=2)
+        self.rnnt = nn.RNN(8, 6, bidirectional=True, batch_first=True)
+        self.lstm = nn.LSTM(8, 10, batch_first=True, bidirectional=True, num_layers=2)
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.enc = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=True,
+                                              activation="gelu")
+        self.enc2 = nn.TransformerEncoderLayer(8, 4, 16, dropout=0.0)
+        self.bag = nn.EmbeddingBag(20, 8, mode="mean")
+        self.emb = nn.Embedding(20, 8, padding_idx=0)
+
+    def forward(self, x, ids):
+        a, ha = self.gru(x)
+        b, hb = self.rnn(x.transpose(0, 1))
+        c, hc = self.rnnt(x)
+        d, (hd, cd) = self.lstm(x)
+        e, w = self.mha(x, x, x)
+        return (a, ha, b, hb, c, hc, d, hd, cd, e, w, self.enc(x), self.enc2(x.transpose(0, 1)), self.bag(ids),
+                self.emb(ids))
+
+
+def sweep(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    inputs = [dict(x=torch.randn(b, 4, 8, 8, generator=g)) for b in (2, 3)]
+    n = len(model(inputs[0]["x"]))
+    return dict(model=model, inputs=inputs, outputs=[f"o{k}" for k in range(n)], dynamic_axes={"x": {0: "batch"}})
+
+
+def sweep_cnn():
+    return sweep(SweepCNN(), 18)
+
+
+def sweep_elementwise():
+    return sweep(SweepElementwise(), 19)
+
+
+def sweep_tensor():
+    return sweep(SweepTensor(), 20)
+
+
+def sweep_sequence():
+    g = torch.Generator().manual_seed(21)
+    inputs = [dict(x=torch.randn(b, t, 8, generator=g), ids=torch.randint(0, 20, (b, 5), generator=g))
+              for b, t in ((3, 7), (2, 4))]
+    return dict(model=SweepSequence(), inputs=inputs, outputs=[f"o{k}" for k in range(15)],
+                dynamic_axes={"x": {0: "batch", 1: "time"}, "ids": {0: "batch"}})
+
+
 MODELS = dict(gpt2_tiny=gpt2_tiny, whisper_tiny_encoder=whisper_tiny_encoder, crnn_ocr=crnn_ocr,
               dbnet_det=dbnet_det, vad_lstm=vad_lstm, t5_encoder=t5_encoder,
               cnn_opset11=cnn_opset11, cnn_opset9=cnn_opset9, greedy_decoder=greedy_decoder,
               qdq_cnn=qdq_cnn, nms_detector=nms_detector, packed_rnn=packed_rnn,
               image_to_image=image_to_image, logmel_frontend=logmel_frontend, cnn_opset7=cnn_opset7,
-              gpt2_kv=gpt2_kv, resize_variants=resize_variants)
+              gpt2_kv=gpt2_kv, resize_variants=resize_variants, sweep_cnn=sweep_cnn,
+              sweep_elementwise=sweep_elementwise, sweep_tensor=sweep_tensor, sweep_sequence=sweep_sequence)
 
 
 def randomize_batchnorm(model, seed):
@@ -769,7 +888,7 @@ def save_refs(base, inputs, outputs, names):
     if not isinstance(outputs, (tuple, list)):
         outputs = (outputs,)
     for k, v in zip(names, outputs):
-        np.save(f"{base}.out.{k}.npy", v.detach().numpy())
+        np.save(f"{base}.out.{k}.npy", np.ascontiguousarray(v.detach().numpy()))
 
 
 def build(name, outdir):
@@ -781,9 +900,10 @@ def build(name, outdir):
             randomize_batchnorm(model, 9)
         first = spec["inputs"][0]
         path = os.path.join(outdir, name + ".onnx")
-        torch.onnx.export(model, tuple(first.values()), path, input_names=list(first),
-                          output_names=spec["outputs"], dynamic_axes=spec["dynamic_axes"],
-                          opset_version=spec.get("opset", 17), do_constant_folding=True)
+        with torch.enable_grad():  # without grad, MultiheadAttention takes a fast path that does not export
+            torch.onnx.export(model, tuple(first.values()), path, input_names=list(first),
+                              output_names=spec["outputs"], dynamic_axes=spec["dynamic_axes"],
+                              opset_version=spec.get("opset", 17), do_constant_folding=True)
         alt = os.path.join(outdir, "alt")
         os.makedirs(alt, exist_ok=True)
         link = os.path.join(alt, name + ".onnx")
