@@ -205,15 +205,18 @@ int kn_npy_read_buffer(const void *data, size_t size, kn_tensor *out, kn_error *
     int rc = parse_header((const char *)b + hoff, (const char *)b + hoff + hlen, &h, err);
     if (rc)
         return rc;
+    /* size the tensor and check the file holds that many bytes before allocating,
+     * so a header claiming gigabytes costs nothing */
     kn_tensor t = {0};
-    rc = kn_tensor_alloc(&t, h.dtype, h.rank, h.dims, err);
+    rc = kn_tensor_set_shape(&t, h.dtype, h.rank, h.dims, err);
     if (rc)
         return rc;
     size_t off = hoff + hlen;
-    if (size - off < t.nbytes) {
-        kn_tensor_release(&t);
+    if (size - off < t.nbytes)
         return kn_fail(err, KN_ERR_ARG, "npy: file has %zu data bytes, shape needs %zu", size - off, t.nbytes);
-    }
+    rc = kn_tensor_alloc(&t, h.dtype, h.rank, h.dims, err);
+    if (rc)
+        return rc;
     memcpy(t.data, b + off, t.nbytes);
     if (h.big_endian)
         byteswap(t.data, (size_t)t.numel, kn_dtype_size(h.dtype));

@@ -226,6 +226,8 @@ static int alloc_storage(const kn_tp_opts *o, kn_tensor *t, kn_error *err)
 {
     t->owns_data = false;
     t->data = NULL;
+    if (t->nbytes > KN_MAX_TENSOR_BYTES)
+        return kn_fail(err, KN_ERR_NOMEM, "tensor of %zu bytes exceeds kiln's limit", t->nbytes);
     if (o->arena) {
         if (t->nbytes && !(t->data = kn_arena_alloc(o->arena, t->nbytes)))
             return kn_fail(err, KN_ERR_NOMEM, "out of memory allocating %zu bytes", t->nbytes);
@@ -335,6 +337,9 @@ static int load_external(const tp_scan *s, const kn_tp_opts *o, const char *what
     if (!o->external)
         return kn_fail(err, KN_ERR_MODEL, "%s '%s' refers to external data, which is not allowed here",
                        what, s->label);
+    if (t->nbytes > KN_MAX_TENSOR_BYTES)
+        return kn_fail(err, KN_ERR_UNSUPPORTED, "%s '%s' has %zu bytes, more than kiln's limit of %zu",
+                       what, s->label, t->nbytes, (size_t)KN_MAX_TENSOR_BYTES);
     if (!s->loc)
         return kn_fail(err, KN_ERR_MODEL, "%s '%s' has external data without a location", what,
                        s->label);
@@ -385,9 +390,11 @@ static int check_shape(const tp_scan *s, const int64_t *dims, const char *what, 
         if (!kn_mul_ok(n, dims[i], &n))
             return kn_fail(err, KN_ERR_MODEL, "%s '%s': element count of %s overflows", what,
                            s->label, "its dims");
-    if (!kn_mul_ok(n, (int64_t)kn_dtype_size(dt), &bytes) || (uint64_t)bytes > KN_MAX_TENSOR_BYTES)
-        return kn_fail(err, KN_ERR_MODEL, "%s '%s' is too large (%lld elements)", what, s->label,
-                       (long long)n);
+    if (!kn_mul_ok(n, (int64_t)kn_dtype_size(dt), &bytes))
+        return kn_fail(err, KN_ERR_MODEL, "%s '%s': byte size of %lld elements overflows", what,
+                       s->label, (long long)n);
+    /* the size cap (KN_MAX_TENSOR_BYTES) is checked where data of that size could
+     * really exist: raw/typed data in a protobuf cannot, so a mismatch is reported */
     memset(t, 0, sizeof *t);
     t->dtype = dt;
     t->rank = (int)s->n_dims;

@@ -22,6 +22,8 @@ typedef struct inliner {
     kn_error *err;
     int counter;       /* makes call prefixes unique */
     long inlined;      /* body nodes emitted so far */
+    int *fhash;        /* (domain, name) -> function index, open addressing */
+    int fhash_cap;
 } inliner;
 
 /* How names of one expanded function body map into the caller's graph. */
@@ -43,14 +45,66 @@ static int oom(inliner *in)
     return kn_fail(in->err, KN_ERR_NOMEM, "out of memory");
 }
 
-static const kn_function *find_function(const kn_model *m, const kn_node *n)
+static uint64_t hash_call(const char *domain, const char *name)
 {
-    for (int i = 0; i < m->n_functions; i++) {
-        const kn_function *f = &m->functions[i];
-        if (f->body && !strcmp(f->name, n->op_type) && !strcmp(f->domain, n->domain))
-            return f;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = domain; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+/* Index the functions by (domain, name); the first of duplicates wins. */
+static int build_index(inliner *in)
+{
+    const kn_model *m = in->m;
+    int cap = 16;
+    while (cap < 2 * m->n_functions)
+        cap *= 2;
+    in->fhash = malloc(sizeof *in->fhash * (size_t)cap);
+    if (!in->fhash)
+        return oom(in);
+    in->fhash_cap = cap;
+    for (int i = 0; i < cap; i++)
+        in->fhash[i] = -1;
+    for (int f = 0; f < m->n_functions; f++) {
+        const kn_function *fn = &m->functions[f];
+        if (!fn->body)
+            continue;
+        uint64_t k = hash_call(fn->domain, fn->name) & (uint64_t)(cap - 1);
+        bool dup = false;
+        while (in->fhash[k] >= 0 && !dup) {
+            const kn_function *o = &m->functions[in->fhash[k]];
+            dup = !strcmp(o->name, fn->name) && !strcmp(o->domain, fn->domain);
+            k = (k + 1) & (uint64_t)(cap - 1);
+        }
+        if (!dup)
+            in->fhash[k] = f;
     }
-    return NULL;
+    return KN_OK;
+}
+
+/* Index of the model-local function node n calls, or -1. */
+static int find_function_index(const inliner *in, const kn_node *n)
+{
+    if (!in->fhash)
+        return -1;
+    uint64_t k = hash_call(n->domain, n->op_type) & (uint64_t)(in->fhash_cap - 1);
+    while (in->fhash[k] >= 0) {
+        const kn_function *fn = &in->m->functions[in->fhash[k]];
+        if (!strcmp(fn->name, n->op_type) && !strcmp(fn->domain, n->domain))
+            return in->fhash[k];
+        k = (k + 1) & (uint64_t)(in->fhash_cap - 1);
+    }
+    return -1;
+}
+
+static const kn_function *find_function(const inliner *in, const kn_node *n)
+{
+    int f = find_function_index(in, n);
+    return f >= 0 ? &in->m->functions[f] : NULL;
 }
 
 static int push_node(inliner *in, node_list *l, const kn_node *n)
@@ -69,35 +123,32 @@ static int push_node(inliner *in, node_list *l, const kn_node *n)
 
 /* ---- recursion check over the function call graph ---- */
 
-static bool graph_calls(const kn_model *m, const kn_graph *g, const kn_function *target, int depth);
+static int check_recursion(inliner *in, int f, int *colour, int depth);
 
-static bool node_calls(const kn_model *m, const kn_node *n, const kn_function *target, int depth)
+/* Visit every function called from g (and its subgraphs). */
+static int check_calls_in(inliner *in, const kn_graph *g, int *colour, int depth, int gdepth)
 {
-    if (find_function(m, n) == target)
-        return true;
-    if (depth > MAX_DEPTH)
-        return false;
-    for (int a = 0; a < n->n_attr; a++) {
-        const kn_attr *at = &n->attrs[a];
-        if (at->type == KN_ATTR_GRAPH && at->g && graph_calls(m, at->g, target, depth + 1))
-            return true;
-        if (at->type == KN_ATTR_GRAPHS)
-            for (int k = 0; k < at->n; k++)
-                if (at->graphs[k] && graph_calls(m, at->graphs[k], target, depth + 1))
-                    return true;
+    if (gdepth > MAX_DEPTH)
+        return kn_fail(in->err, KN_ERR_MODEL, "graphs nested more than %d deep", MAX_DEPTH);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kn_node *n = &g->nodes[i];
+        int k = find_function_index(in, n);
+        int rc = k >= 0 ? check_recursion(in, k, colour, depth + 1) : KN_OK;
+        for (int a = 0; !rc && a < n->n_attr; a++) {
+            const kn_attr *at = &n->attrs[a];
+            if (at->type == KN_ATTR_GRAPH && at->g)
+                rc = check_calls_in(in, at->g, colour, depth, gdepth + 1);
+            for (int j = 0; !rc && at->type == KN_ATTR_GRAPHS && j < at->n; j++)
+                if (at->graphs[j])
+                    rc = check_calls_in(in, at->graphs[j], colour, depth, gdepth + 1);
+        }
+        if (rc)
+            return rc;
     }
-    return false;
+    return KN_OK;
 }
 
-static bool graph_calls(const kn_model *m, const kn_graph *g, const kn_function *target, int depth)
-{
-    for (int i = 0; i < g->n_nodes; i++)
-        if (node_calls(m, &g->nodes[i], target, depth))
-            return true;
-    return false;
-}
-
-/* DFS with colours: 1 = on the stack, 2 = done. */
+/* DFS with colours: 1 = on the stack, 2 = done.  Each function is walked once. */
 static int check_recursion(inliner *in, int f, int *colour, int depth)
 {
     const kn_model *m = in->m;
@@ -108,15 +159,9 @@ static int check_recursion(inliner *in, int f, int *colour, int depth)
     if (depth > MAX_DEPTH)
         return kn_fail(in->err, KN_ERR_MODEL, "function calls nested more than %d deep", MAX_DEPTH);
     colour[f] = 1;
-    for (int k = 0; k < m->n_functions; k++) {
-        if (!m->functions[f].body || !graph_calls(m, m->functions[f].body, &m->functions[k], 0))
-            continue;
-        int rc = check_recursion(in, k, colour, depth + 1);
-        if (rc)
-            return rc;
-    }
+    int rc = check_calls_in(in, m->functions[f].body, colour, depth, 0);
     colour[f] = 2;
-    return KN_OK;
+    return rc;
 }
 
 /* ---- copying ---- */
@@ -374,7 +419,7 @@ static int expand_call(inliner *in, kn_graph *g, node_list *out, const kn_node *
 
 static int emit(inliner *in, kn_graph *g, node_list *out, const kn_node *n, int depth)
 {
-    const kn_function *fn = find_function(in->m, n);
+    const kn_function *fn = find_function(in, n);
     if (fn) {
         int rc = expand_call(in, g, out, n, fn, depth);
         if (rc) {
@@ -398,20 +443,20 @@ static int emit(inliner *in, kn_graph *g, node_list *out, const kn_node *n, int 
     return push_node(in, out, n);
 }
 
-static bool graph_has_calls(const kn_model *m, const kn_graph *g, int depth)
+static bool graph_has_calls(const inliner *in, const kn_graph *g, int depth)
 {
     if (depth > MAX_DEPTH)
         return false;
     for (int i = 0; i < g->n_nodes; i++) {
         const kn_node *n = &g->nodes[i];
-        if (find_function(m, n))
+        if (find_function_index(in, n) >= 0)
             return true;
         for (int a = 0; a < n->n_attr; a++) {
             const kn_attr *at = &n->attrs[a];
-            if (at->type == KN_ATTR_GRAPH && at->g && graph_has_calls(m, at->g, depth + 1))
+            if (at->type == KN_ATTR_GRAPH && at->g && graph_has_calls(in, at->g, depth + 1))
                 return true;
             for (int k = 0; at->type == KN_ATTR_GRAPHS && k < at->n; k++)
-                if (at->graphs[k] && graph_has_calls(m, at->graphs[k], depth + 1))
+                if (at->graphs[k] && graph_has_calls(in, at->graphs[k], depth + 1))
                     return true;
         }
     }
@@ -422,7 +467,7 @@ static int inline_graph(inliner *in, kn_graph *g, int depth)
 {
     if (depth > 2 * MAX_DEPTH)
         return kn_fail(in->err, KN_ERR_MODEL, "graphs nested too deeply");
-    if (!graph_has_calls(in->m, g, 0))
+    if (!graph_has_calls(in, g, 0))
         return KN_OK;
     node_list out = {NULL, 0, 0};
     int n = g->n_nodes, rc = KN_OK;
@@ -471,20 +516,26 @@ static int merge_opsets(inliner *in)
 int kn_inline_functions(kn_model *m, kn_error *err)
 {
     kn_error local;
-    inliner in = {m, err ? err : &local, 0, 0};
+    inliner in = {m, err ? err : &local, 0, 0, NULL, 0};
     if (m->n_functions == 0 || !m->graph)
         return KN_OK;
     kn_error_clear(in.err);
+    int rc = build_index(&in);
+    if (rc)
+        return rc;
     int *colour = calloc((size_t)m->n_functions, sizeof *colour);
-    if (!colour)
+    if (!colour) {
+        free(in.fhash);
         return oom(&in);
-    int rc = KN_OK;
+    }
     for (int f = 0; !rc && f < m->n_functions; f++)
-        rc = check_recursion(&in, f, colour, 0);
+        if (m->functions[f].body)
+            rc = check_recursion(&in, f, colour, 0);
     free(colour);
     if (!rc)
         rc = merge_opsets(&in);
     if (!rc)
         rc = inline_graph(&in, m->graph, 0);
+    free(in.fhash);
     return rc;
 }

@@ -1,4 +1,4 @@
-/* control.c - control-flow operators: If, Loop, Scan (opset 9+).  Bodies run
+/* control.c - control-flow operators: If, Loop, Scan (batched opset-8 form and opset 9+).  Bodies run
  * through the executor's subgraph entry (c->run_subgraph), which gives them the
  * calling node's scope, so a body reads outer values by name. */
 #include "ops/op_util.h"
@@ -305,17 +305,19 @@ static int slice_axis(const kn_tensor *t, int axis, int64_t idx, kn_tensor *out,
     return KN_OK;
 }
 
-static int scan_step(kn_op_ctx *c, const kn_graph *body, const scan_cfg *cfg, int64_t t,
-                     kn_tensor *state, stack_list *outs)
+/* One iteration: body(state..., slice t of each scan input) -> state..., scan outputs.
+ * scan_in[j] is the j-th scan input, scanned along cfg->in_axes[j]. */
+static int scan_step(kn_op_ctx *c, const kn_graph *body, const scan_cfg *cfg,
+                     const kn_tensor *const *scan_in, int64_t t, kn_tensor *state, stack_list *outs)
 {
-    int n_in = c->n_in, n_out = c->n_out;
+    int n_in = cfg->n_state + cfg->n_scan_in, n_out = cfg->n_state + cfg->n_scan_out;
     kn_tensor *slices = calloc((size_t)cfg->n_scan_in, sizeof *slices);
     const kn_tensor **in = calloc((size_t)n_in, sizeof *in);
     kn_tensor *res = calloc((size_t)n_out + 1, sizeof *res);
     int rc = (!slices || !in || !res) ? kn_fail(c->err, KN_ERR_NOMEM, "out of memory") : KN_OK;
     for (int j = 0; j < cfg->n_scan_in && !rc; j++) {
         int64_t idx = cfg->in_dirs[j] ? cfg->seq_len - 1 - t : t;
-        rc = slice_axis(c->in[cfg->n_state + j], (int)cfg->in_axes[j], idx, &slices[j], c->err);
+        rc = slice_axis(scan_in[j], (int)cfg->in_axes[j], idx, &slices[j], c->err);
         in[cfg->n_state + j] = &slices[j];
     }
     for (int k = 0; k < cfg->n_state && !rc; k++)
@@ -338,13 +340,186 @@ static int scan_step(kn_op_ctx *c, const kn_graph *body, const scan_cfg *cfg, in
     return rc;
 }
 
+/* ---- Scan opset 8: batched form ----
+ * Inputs: optional sequence_lens [batch], then states [batch, ...] and scan inputs
+ * [batch, seq, ...].  Every batch entry runs its own scan over its first
+ * sequence_lens[b] steps (reverse per the `directions` attribute); scan outputs are
+ * [batch, seq, ...], zero past a shorter sequence's end. */
+
+typedef struct scan8_cfg {
+    scan_cfg s;             /* per batch entry: scan axis 0, seq_len = that entry's length */
+    int64_t batch, max_seq;
+    int64_t *lens;          /* batch entries */
+} scan8_cfg;
+
+static int scan8_shapes(kn_op_ctx *c, scan8_cfg *cfg)
+{
+    int n_state = cfg->s.n_state;
+    cfg->batch = -1;
+    cfg->max_seq = -1;
+    for (int i = 1; i < c->n_in; i++) {
+        const kn_tensor *t = c->in[i];
+        bool is_scan = i - 1 >= n_state;
+        if (!t)
+            return kn_fail(c->err, KN_ERR_ARG, "Scan input %d is missing", i);
+        if (t->kind != KN_VALUE_TENSOR || t->rank < (is_scan ? 2 : 1))
+            return kn_fail(c->err, KN_ERR_ARG, "Scan (opset 8) input %d needs a batch axis%s", i,
+                           is_scan ? " and a sequence axis" : "");
+        if (cfg->batch >= 0 && t->dims[0] != cfg->batch)
+            return kn_fail(c->err, KN_ERR_ARG, "Scan inputs disagree on the batch size (%lld vs %lld)",
+                           (long long)t->dims[0], (long long)cfg->batch);
+        cfg->batch = t->dims[0];
+        if (is_scan && cfg->max_seq >= 0 && t->dims[1] != cfg->max_seq)
+            return kn_fail(c->err, KN_ERR_ARG, "Scan inputs disagree on the sequence length (%lld vs %lld)",
+                           (long long)t->dims[1], (long long)cfg->max_seq);
+        if (is_scan)
+            cfg->max_seq = t->dims[1];
+    }
+    return KN_OK;
+}
+
+static int scan8_lengths(kn_op_ctx *c, scan8_cfg *cfg)
+{
+    cfg->lens = malloc(sizeof *cfg->lens * (size_t)(cfg->batch + 1));
+    if (!cfg->lens)
+        return kn_fail(c->err, KN_ERR_NOMEM, "out of memory");
+    const kn_tensor *sl = c->in[0];
+    for (int64_t b = 0; b < cfg->batch; b++)
+        cfg->lens[b] = cfg->max_seq;
+    if (!sl)
+        return KN_OK;
+    if (!kn_dtype_is_int(sl->dtype) || sl->numel != cfg->batch)
+        return kn_fail(c->err, KN_ERR_ARG, "Scan sequence_lens must hold %lld integers, got %lld",
+                       (long long)cfg->batch, (long long)sl->numel);
+    for (int64_t b = 0; b < cfg->batch; b++) {
+        int64_t v = kn_load_i64(sl->data, sl->dtype, (size_t)b);
+        if (v < 0 || v > cfg->max_seq)
+            return kn_fail(c->err, KN_ERR_ARG, "Scan sequence_lens[%lld] = %lld is outside [0, %lld]",
+                           (long long)b, (long long)v, (long long)cfg->max_seq);
+        cfg->lens[b] = v;
+    }
+    return KN_OK;
+}
+
+static int scan8_configure(kn_op_ctx *c, const kn_graph *body, scan8_cfg *cfg)
+{
+    scan_cfg *s = &cfg->s;
+    memset(cfg, 0, sizeof *cfg);
+    s->n_scan_in = (int)kn_attr_int(c->node, "num_scan_inputs", 0);
+    s->n_state = c->n_in - 1 - s->n_scan_in;
+    s->n_scan_out = c->n_out - s->n_state;
+    if (s->n_scan_in < 1 || s->n_scan_in > 64 || s->n_state < 0 || s->n_scan_out < 0 ||
+        s->n_scan_out > 64 || body->n_inputs != s->n_state + s->n_scan_in || body->n_outputs != c->n_out)
+        return kn_fail(c->err, KN_ERR_MODEL, "Scan inputs/outputs do not match its body and num_scan_inputs");
+    int rc = read_axes_attr(c, "directions", s->n_scan_in, s->in_dirs);
+    for (int j = 0; j < s->n_scan_in && !rc; j++)
+        if (s->in_dirs[j] != 0 && s->in_dirs[j] != 1)
+            return kn_fail(c->err, KN_ERR_MODEL, "Scan directions[%d] = %lld is not 0 or 1", j,
+                           (long long)s->in_dirs[j]);
+    if (!rc)
+        rc = scan8_shapes(c, cfg);
+    if (!rc)
+        rc = scan8_lengths(c, cfg);
+    return rc;
+}
+
+/* Copy `item` into batch entry b (sequence position pos when seq_axis) of output k,
+ * allocating the output [batch, (max_seq,) item dims] on first use. */
+static int scan8_place(kn_op_ctx *c, int k, const scan8_cfg *cfg, bool seq_axis, int64_t b,
+                       int64_t pos, const kn_tensor *item, bool *allocated)
+{
+    kn_tensor *out = c->out[k];
+    int lead = seq_axis ? 2 : 1;
+    if (item->kind != KN_VALUE_TENSOR || item->rank + lead > KN_MAX_RANK)
+        return kn_fail(c->err, KN_ERR_ARG, "Scan body output %d cannot be batched", k);
+    if (!allocated[k]) {
+        int64_t dims[KN_MAX_RANK];
+        dims[0] = cfg->batch;
+        dims[1] = cfg->max_seq;
+        memcpy(dims + lead, item->dims, sizeof(int64_t) * (size_t)item->rank);
+        if (!kn_op_output(c, k, item->dtype, item->rank + lead, dims))
+            return c->err->code;
+        allocated[k] = true;
+    }
+    if (out->dtype != item->dtype || out->rank != item->rank + lead ||
+        memcmp(out->dims + lead, item->dims, sizeof(int64_t) * (size_t)item->rank))
+        return kn_fail(c->err, KN_ERR_RUNTIME, "Scan body output %d changes type or shape between "
+                       "iterations or batch entries", k);
+    size_t bytes = (size_t)item->numel * kn_dtype_size(item->dtype);
+    size_t slot = seq_axis ? (size_t)(b * cfg->max_seq + pos) : (size_t)b;
+    if (bytes)
+        memcpy((char *)out->data + slot * bytes, item->data, bytes);
+    return KN_OK;
+}
+
+/* Run batch entry b and write its final states and scan outputs. */
+static int scan8_entry(kn_op_ctx *c, const kn_graph *body, scan8_cfg *cfg, int64_t b, bool *allocated)
+{
+    scan_cfg *s = &cfg->s;
+    int n_state = s->n_state, n_scan_in = s->n_scan_in, n_scan_out = s->n_scan_out;
+    kn_tensor *state = calloc((size_t)n_state + 1, sizeof *state);
+    kn_tensor *seqs = calloc((size_t)n_scan_in, sizeof *seqs);
+    const kn_tensor **seq_ptr = calloc((size_t)n_scan_in, sizeof *seq_ptr);
+    stack_list *outs = calloc((size_t)n_scan_out + 1, sizeof *outs);
+    int rc = (!state || !seqs || !seq_ptr || !outs) ? kn_fail(c->err, KN_ERR_NOMEM, "out of memory") : KN_OK;
+    for (int k = 0; k < n_state && !rc; k++)
+        rc = slice_axis(c->in[1 + k], 0, b, &state[k], c->err);
+    for (int j = 0; j < n_scan_in && !rc; j++) {
+        rc = slice_axis(c->in[1 + n_state + j], 0, b, &seqs[j], c->err);
+        seq_ptr[j] = &seqs[j];
+    }
+    s->seq_len = cfg->lens[b];
+    for (int64_t t = 0; t < s->seq_len && !rc; t++)
+        rc = scan_step(c, body, s, seq_ptr, t, state, outs);
+    for (int k = 0; k < n_state && !rc; k++)
+        rc = scan8_place(c, k, cfg, false, b, 0, &state[k], allocated);
+    for (int k = 0; k < n_scan_out && !rc; k++)
+        for (int i = 0; i < outs[k].n && !rc; i++)
+            rc = scan8_place(c, n_state + k, cfg, true, b, i, &outs[k].items[i], allocated);
+    if (state)
+        release_all(state, n_state);
+    if (seqs)
+        release_all(seqs, n_scan_in);
+    for (int k = 0; outs && k < n_scan_out; k++)
+        stack_free(&outs[k]);
+    free(state);
+    free(seqs);
+    free(seq_ptr);
+    free(outs);
+    return rc;
+}
+
+static int run_scan8(kn_op_ctx *c, const kn_graph *body)
+{
+    scan8_cfg cfg;
+    int rc = scan8_configure(c, body, &cfg);
+    bool *allocated = rc ? NULL : calloc((size_t)c->n_out + 1, sizeof *allocated);
+    if (!rc && !allocated)
+        rc = kn_fail(c->err, KN_ERR_NOMEM, "out of memory");
+    for (int64_t b = 0; b < cfg.batch && !rc; b++)
+        rc = scan8_entry(c, body, &cfg, b, allocated);
+    /* no batch entries: states pass through; scan outputs that never got an
+     * element (empty batch or all sequences empty) have no known element shape */
+    for (int k = 0; k < cfg.s.n_state && !rc && cfg.batch == 0; k++)
+        if (!kn_op_output_copy(c, k, c->in[1 + k]))
+            rc = c->err->code;
+    for (int k = 0; k < cfg.s.n_scan_out && !rc; k++) {
+        int64_t dims[2] = {cfg.batch, cfg.max_seq};
+        if (!allocated[cfg.s.n_state + k] && !kn_op_output(c, cfg.s.n_state + k, KN_F32, 2, dims))
+            rc = c->err->code;
+    }
+    free(cfg.lens);
+    free(allocated);
+    return rc;
+}
+
 static int run_scan(kn_op_ctx *c)
 {
-    if (c->opset < 9)
-        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Scan before opset 9 (batched form) is not supported");
     const kn_graph *body = kn_attr_graph(c->node, "body");
     if (!body)
         return kn_fail(c->err, KN_ERR_MODEL, "Scan lacks its body graph");
+    if (c->opset < 9)
+        return run_scan8(c, body);
     scan_cfg cfg;
     int rc = scan_configure(c, body, &cfg);
     if (rc)
@@ -357,7 +532,7 @@ static int run_scan(kn_op_ctx *c)
         rc = c->in[k] ? kn_tensor_copy(&state[k], c->in[k], c->err)
                       : kn_fail(c->err, KN_ERR_ARG, "Scan state input %d is missing", k);
     for (int64_t t = 0; t < cfg.seq_len && !rc; t++)
-        rc = scan_step(c, body, &cfg, t, state, outs);
+        rc = scan_step(c, body, &cfg, c->in + cfg.n_state, t, state, outs);
     for (int k = 0; k < cfg.n_state && !rc; k++)
         move_into(c->out[k], &state[k]);
     for (int k = 0; k < cfg.n_scan_out && !rc; k++) {

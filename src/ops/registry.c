@@ -29,6 +29,8 @@ extern const kn_op_def kn_ops_detection[];
 extern const kn_op_def kn_ops_random[];
 extern const kn_op_def kn_ops_training[];
 extern const kn_op_def kn_ops_ml[];
+extern const kn_op_def kn_ops_text[];
+extern const kn_op_def kn_ops_image[];
 
 static const kn_op_def *const family_tables[] = {
     kn_ops_unary,
@@ -55,6 +57,8 @@ static const kn_op_def *const family_tables[] = {
     kn_ops_random,
     kn_ops_training,
     kn_ops_ml,
+    kn_ops_text,
+    kn_ops_image,
 };
 
 #define N_FAMILIES (sizeof family_tables / sizeof family_tables[0])

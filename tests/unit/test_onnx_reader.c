@@ -266,6 +266,10 @@ static void test_shared_models(void)
     count_dir_models(shared_path("/onnx-backend-tests/node"), true, &ok, &unsup, &bad);
     printf("node test models: %d loaded, %d unsupported, %d failed\n", ok, unsup, bad);
     CHECK_EQ_INT(bad, 0);
+    ok = unsup = bad = 0;
+    count_dir_models(shared_path("/onnx-backend-tests/simple"), true, &ok, &unsup, &bad);
+    printf("simple test models: %d loaded, %d unsupported, %d failed\n", ok, unsup, bad);
+    CHECK_EQ_INT(bad, 0);
 }
 
 /* Parse (no finalize) every node test model and compare a few counts with what
@@ -811,6 +815,8 @@ static void test_external_data(void)
     CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_MODEL);
     t = external_tensor("w", 4, "weights.bin", "0", "12"); /* length mismatch */
     CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_MODEL);
+    t = external_tensor("w", (int64_t)1 << 40, "weights.bin", NULL, NULL); /* 4 TiB */
+    CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_UNSUPPORTED);
     t = external_tensor("w", 4, "weights.bin", "-4", NULL);
     CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_MODEL);
     t = external_tensor("w", 4, "weights.bin", "18446744073709551615", NULL);
@@ -950,6 +956,118 @@ static void test_function_inlining(void)
     b = function_model(true);
     CHECK_EQ_INT(load_bytes(&b, &m, &err), KN_ERR_MODEL);
     CHECK(strstr(err.msg, "recursion") != NULL);
+    free(b.p);
+}
+
+/* Function Sel(C, X) -> (Y, P): T = Neg(X); Y = If(C) {Identity(T)} else {Identity(X)};
+ * P is X passed straight through. */
+static pbuf select_model(void)
+{
+    pbuf f = {0};
+    pb_str(&f, 1, "Sel");
+    pb_str(&f, 4, "C");
+    pb_str(&f, 4, "X");
+    pb_str(&f, 5, "Y");
+    pb_str(&f, 5, "X");
+    const char *x[1] = {"X"}, *t[1] = {"T"}, *c[1] = {"C"}, *y[1] = {"Y"};
+    pbuf neg = node("Neg", NULL, 1, x, 1, t, NULL, 0);
+    pbuf br[2];
+    const char *bo[2] = {"bt", "be"};
+    for (int k = 0; k < 2; k++) {
+        pbuf sg = {0};
+        pbuf id = node("Identity", NULL, 1, k ? x : t, 1, &bo[k], NULL, 0);
+        pbuf o = value_info(bo[k], 1, -1, NULL);
+        pb_msg(&sg, 1, &id);
+        pb_msg(&sg, 12, &o);
+        br[k] = sg;
+    }
+    pbuf at[2] = {{0}, {0}};
+    pb_str(&at[0], 1, "then_branch");
+    pb_msg(&at[0], 6, &br[0]);
+    pb_int(&at[0], 20, 5);
+    pb_str(&at[1], 1, "else_branch");
+    pb_msg(&at[1], 6, &br[1]);
+    pb_int(&at[1], 20, 5);
+    pbuf ifn = node("If", NULL, 1, c, 1, y, at, 2);
+    pb_msg(&f, 7, &neg);
+    pb_msg(&f, 7, &ifn);
+    pb_str(&f, 10, "custom");
+
+    pbuf g = {0};
+    const char *ins[2] = {"c", "in"}, *outs[2] = {"A", "B"};
+    pbuf call = node("Sel", "sel", 2, ins, 2, outs, NULL, 0);
+    pb_str(&call, 7, "custom");
+    pb_msg(&g, 1, &call);
+    pbuf vc = value_info("c", 9, 0, NULL), vin = value_info("in", 1, 1, (int64_t[]){3});
+    pbuf va = value_info("A", 1, 1, (int64_t[]){3}), vb = value_info("B", 1, 1, (int64_t[]){3});
+    pb_msg(&g, 11, &vc);
+    pb_msg(&g, 11, &vin);
+    pb_msg(&g, 12, &va);
+    pb_msg(&g, 12, &vb);
+    pbuf m = model(&g);
+    pbuf os = opset("custom", 1);
+    pb_msg(&m, 8, &os);
+    pb_msg(&m, 25, &f);
+    return m;
+}
+
+static void test_function_with_subgraph(void)
+{
+    pbuf b = select_model();
+    save_seed("function_if.onnx", &b);
+    kn_model *m = NULL;
+    kn_error err;
+    int rc = kn_onnx_parse_buffer(b.p, b.n, NULL, true, &m, &err);
+    CHECK_EQ_INT(rc, KN_OK);
+    if (rc == KN_OK) {
+        const kn_graph *g = m->graph;
+        CHECK_EQ_INT(g->n_nodes, 3); /* Neg, If, Identity for the pass-through */
+        const kn_node *ifn = NULL, *idn = NULL;
+        for (int i = 0; i < g->n_nodes; i++) {
+            if (!strcmp(g->nodes[i].op_type, "If"))
+                ifn = &g->nodes[i];
+            if (!strcmp(g->nodes[i].op_type, "Identity"))
+                idn = &g->nodes[i];
+        }
+        CHECK(ifn && idn);
+        if (idn) {
+            CHECK(!strcmp(g->values[idn->in[0]].name, "in"));
+            CHECK(!strcmp(g->values[idn->out[0]].name, "B"));
+        }
+        if (ifn) {
+            const kn_graph *t = kn_attr_graph(ifn, "then_branch");
+            const kn_graph *e = kn_attr_graph(ifn, "else_branch");
+            CHECK(t && e);
+            if (t && e) {
+                const char *tin = t->values[t->nodes[0].in[0]].name;
+                const char *ein = e->values[e->nodes[0].in[0]].name;
+                CHECK(!strncmp(tin, "sel#", 4) && strstr(tin, "/T") != NULL);
+                CHECK(!strcmp(ein, "in"));
+                CHECK(t->parent == g);
+            }
+            CHECK(!strcmp(g->values[ifn->out[0]].name, "A"));
+        }
+        kn_model_free(m);
+    }
+    rc = load_bytes(&b, &m, &err);
+    CHECK(rc == KN_OK || rc == KN_ERR_UNSUPPORTED);
+    if (rc == KN_OK)
+        kn_model_free(m);
+    free(b.p);
+}
+
+static void test_duplicate_input(void)
+{
+    pbuf g = {0};
+    pbuf a = value_info("x", 1, -1, NULL), b2 = value_info("x", 1, -1, NULL), o = value_info("x", 1, -1, NULL);
+    pb_msg(&g, 11, &a);
+    pb_msg(&g, 11, &b2);
+    pb_msg(&g, 12, &o);
+    pbuf b = model(&g);
+    kn_model *m;
+    kn_error err;
+    CHECK_EQ_INT(load_bytes(&b, &m, &err), KN_ERR_MODEL);
+    CHECK(strstr(err.msg, "twice") != NULL);
     free(b.p);
 }
 
@@ -1106,5 +1224,6 @@ TEST_MAIN(TEST_CASE(test_shared_models), TEST_CASE(test_shared_parse_only), TEST
           TEST_CASE(test_truncation), TEST_CASE(test_random_flips), TEST_CASE(test_initializer_errors),
           TEST_CASE(test_unaligned_raw_is_copied), TEST_CASE(test_string_graph_io), TEST_CASE(test_cycle),
           TEST_CASE(test_deep_nesting), TEST_CASE(test_wire_errors), TEST_CASE(test_external_data),
-          TEST_CASE(test_missing_file), TEST_CASE(test_function_inlining), TEST_CASE(test_tensorproto),
+          TEST_CASE(test_missing_file), TEST_CASE(test_function_inlining), TEST_CASE(test_function_with_subgraph),
+          TEST_CASE(test_duplicate_input), TEST_CASE(test_tensorproto),
           TEST_CASE(test_sparse_initializer))
