@@ -574,15 +574,15 @@ static void test_resize_nearest_float_scale(void)
     for (int i = 0; i < 11; i++)
         xv[i] = (float)i;
     int64_t dx[1] = {11}, ds[1] = {1};
-    kn_tensor x = tensor(KN_F32, 1, dx, xv), s = tensor(KN_F32, 1, ds, sc), y = {0};
+    kn_tensor x = kt_tensor(KN_F32, 1, dx, xv), s = kt_tensor(KN_F32, 1, ds, sc), y = {0};
     kn_error err;
     const kn_tensor *ins[3] = {&x, NULL, &s};
-    op_attr at[] = {at_str("mode", "nearest"), at_str("coordinate_transformation_mode", "asymmetric"),
-                    at_str("nearest_mode", "floor")};
-    CHECK_EQ_INT(run_node("Resize", 13, 3, ins, 1, &y, N_OF(at), at, &err), KN_OK);
+    kn_attr at[] = {kt_attr_str("mode", "nearest"), kt_attr_str("coordinate_transformation_mode", "asymmetric"),
+                    kt_attr_str("nearest_mode", "floor")};
+    CHECK_EQ_INT(kt_run_op("Resize", 13, 3, ins, KT_COUNT(at), at, 1, &y, &err), KN_OK);
     const float want[18] = {0, 0, 1, 1, 2, 2, 3, 4, 4, 5, 5, 6, 7, 7, 8, 8, 9, 10};
     CHECK_EQ_INT(y.numel, 18);
-    check_f32(&y, want, 18, 0);
+    kt_check_f32(&y, want, 18, 0);
     kn_tensor_release(&y);
     kn_tensor_release(&x);
     kn_tensor_release(&s);
@@ -595,21 +595,21 @@ static void test_resize_align_corners_fractional_length(void)
      * reference's 4 * 0.6 - 1 gives 3.142857); at scale 2.5, 4 -> 10 outputs at j/3 */
     float xv[4] = {1, 2, 3, 4}, down[1] = {0.6f};
     int64_t dx[1] = {4}, ds[1] = {1};
-    kn_tensor x = tensor(KN_F32, 1, dx, xv), s = tensor(KN_F32, 1, ds, down), y = {0};
+    kn_tensor x = kt_tensor(KN_F32, 1, dx, xv), s = kt_tensor(KN_F32, 1, ds, down), y = {0};
     kn_error err;
     const kn_tensor *ins[3] = {&x, NULL, &s};
-    op_attr at[] = {at_str("mode", "linear"), at_str("coordinate_transformation_mode", "align_corners")};
-    CHECK_EQ_INT(run_node("Resize", 13, 3, ins, 1, &y, N_OF(at), at, &err), KN_OK);
+    kn_attr at[] = {kt_attr_str("mode", "linear"), kt_attr_str("coordinate_transformation_mode", "align_corners")};
+    CHECK_EQ_INT(kt_run_op("Resize", 13, 3, ins, KT_COUNT(at), at, 1, &y, &err), KN_OK);
     const float want_down[2] = {1, 4};
-    check_f32(&y, want_down, 2, 1e-6);
+    kt_check_f32(&y, want_down, 2, 1e-6);
     kn_tensor_release(&y);
     ((float *)s.data)[0] = 2.5f;
-    CHECK_EQ_INT(run_node("Resize", 13, 3, ins, 1, &y, N_OF(at), at, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("Resize", 13, 3, ins, KT_COUNT(at), at, 1, &y, &err), KN_OK);
     float want_up[10];
     for (int j = 0; j < 10; j++)
         want_up[j] = 1 + (float)j / 3;
     CHECK_EQ_INT(y.numel, 10);
-    check_f32(&y, want_up, 10, 1e-6);
+    kt_check_f32(&y, want_up, 10, 1e-6);
     kn_tensor_release(&y);
     kn_tensor_release(&x);
     kn_tensor_release(&s);
