@@ -116,27 +116,38 @@ static void free_axis(resize_axis *a)
 
 /* Output coordinate x -> input coordinate.  out_f is scale * in_len (the
  * un-rounded output length), out_i the integer one.  Sets *outside for
- * tf_crop_and_resize positions outside the input. */
+ * tf_crop_and_resize positions outside the input.
+ * half_pixel, pytorch_half_pixel, asymmetric, tf_half_pixel_for_nn and
+ * align_corners are worked in float, as ONNX Runtime and PyTorch do: with a scale that float cannot hold
+ * (1.7 is 1.70000005) the exact quotient can fall just below an integer that the
+ * float one reaches (17 / 1.7f is 9.99999997, 10 in float), and nearest/floor
+ * would then pick the neighbouring pixel.  align_corners divides by the integer
+ * output length less one ("length_resized"), as ONNX Runtime and PyTorch do, not
+ * by out_f - 1 as the ONNX reference implementation does: they differ only for
+ * scales whose output length is not whole (PyTorch's interpolate(scale_factor=2.5,
+ * align_corners=True)); kiln follows the runtimes and fails the two backend tests
+ * resize_downsample_scales_{linear,cubic}_align_corners, which ONNX Runtime fails too. */
 static double map_coord(const resize_params *rp, double x, double scale, int64_t in_len,
                         int64_t out_i, double roi_s, double roi_e, bool *outside)
 {
     double in = (double)in_len, out_f = scale * in, r;
+    float xf = (float)x, sf = (float)scale;
     *outside = false;
     switch (rp->ctm) {
     case CTM_HALF_PIXEL:
-        return (x + 0.5) / scale - 0.5;
+        return (double)((xf + 0.5f) / sf - 0.5f);
     case CTM_HALF_PIXEL_SYMMETRIC: {
         double adjustment = (double)out_i / out_f, center = in / 2;
         return center * (1 - adjustment) + (x + 0.5) / scale - 0.5;
     }
     case CTM_PYTORCH_HALF_PIXEL:
-        return out_f == 1.0 ? -0.5 : (x + 0.5) / scale - 0.5;
+        return out_f == 1.0 ? -0.5 : (double)((xf + 0.5f) / sf - 0.5f);
     case CTM_ALIGN_CORNERS:
-        return out_f == 1.0 ? 0.0 : x * (in - 1) / (out_f - 1);
+        return out_i <= 1 ? 0.0 : (double)(xf * (float)(in_len - 1) / (float)(out_i - 1));
     case CTM_ASYMMETRIC:
-        return x / scale;
+        return (double)(xf / sf);
     case CTM_TF_HALF_PIXEL_FOR_NN:
-        return (x + 0.5) / scale;
+        return (double)((xf + 0.5f) / sf);
     case CTM_TF_CROP_AND_RESIZE:
         if (out_f == 1.0)
             r = (roi_e - roi_s) * (in - 1) / 2;

@@ -565,6 +565,56 @@ static void test_resize_crop_extrapolation(void)
     kn_tensor_release(&sz);
 }
 
+static void test_resize_nearest_float_scale(void)
+{
+    /* scale 1.7 is 1.70000005 in float: output 17 maps to 17 / 1.7f, which is 10 in
+     * float arithmetic (ONNX Runtime, PyTorch) but 9.99999997 exactly; kiln once took
+     * pixel 9 there (found with PyTorch's interpolate(scale_factor=1.7, 'nearest')) */
+    float xv[11], sc[1] = {1.7f};
+    for (int i = 0; i < 11; i++)
+        xv[i] = (float)i;
+    int64_t dx[1] = {11}, ds[1] = {1};
+    kn_tensor x = kt_tensor(KN_F32, 1, dx, xv), s = kt_tensor(KN_F32, 1, ds, sc), y = {0};
+    kn_error err;
+    const kn_tensor *ins[3] = {&x, NULL, &s};
+    kn_attr at[] = {kt_attr_str("mode", "nearest"), kt_attr_str("coordinate_transformation_mode", "asymmetric"),
+                    kt_attr_str("nearest_mode", "floor")};
+    CHECK_EQ_INT(kt_run_op("Resize", 13, 3, ins, KT_COUNT(at), at, 1, &y, &err), KN_OK);
+    const float want[18] = {0, 0, 1, 1, 2, 2, 3, 4, 4, 5, 5, 6, 7, 7, 8, 8, 9, 10};
+    CHECK_EQ_INT(y.numel, 18);
+    kt_check_f32(&y, want, 18, 0);
+    kn_tensor_release(&y);
+    kn_tensor_release(&x);
+    kn_tensor_release(&s);
+}
+
+static void test_resize_align_corners_fractional_length(void)
+{
+    /* align_corners divides by the integer output length - 1, as ONNX Runtime and
+     * PyTorch do: [1,2,3,4] at scale 0.6 gives 2 outputs at 0 and 3 -> [1, 4] (the ONNX
+     * reference's 4 * 0.6 - 1 gives 3.142857); at scale 2.5, 4 -> 10 outputs at j/3 */
+    float xv[4] = {1, 2, 3, 4}, down[1] = {0.6f};
+    int64_t dx[1] = {4}, ds[1] = {1};
+    kn_tensor x = kt_tensor(KN_F32, 1, dx, xv), s = kt_tensor(KN_F32, 1, ds, down), y = {0};
+    kn_error err;
+    const kn_tensor *ins[3] = {&x, NULL, &s};
+    kn_attr at[] = {kt_attr_str("mode", "linear"), kt_attr_str("coordinate_transformation_mode", "align_corners")};
+    CHECK_EQ_INT(kt_run_op("Resize", 13, 3, ins, KT_COUNT(at), at, 1, &y, &err), KN_OK);
+    const float want_down[2] = {1, 4};
+    kt_check_f32(&y, want_down, 2, 1e-6);
+    kn_tensor_release(&y);
+    ((float *)s.data)[0] = 2.5f;
+    CHECK_EQ_INT(kt_run_op("Resize", 13, 3, ins, KT_COUNT(at), at, 1, &y, &err), KN_OK);
+    float want_up[10];
+    for (int j = 0; j < 10; j++)
+        want_up[j] = 1 + (float)j / 3;
+    CHECK_EQ_INT(y.numel, 10);
+    kt_check_f32(&y, want_up, 10, 1e-6);
+    kn_tensor_release(&y);
+    kn_tensor_release(&x);
+    kn_tensor_release(&s);
+}
+
 static void test_resize_errors(void)
 {
     float xv[4] = {0};
@@ -700,5 +750,6 @@ TEST_MAIN(TEST_CASE(test_nan_and_huge_values), TEST_CASE(test_conv_1d_pads_dilat
           TEST_CASE(test_maxunpool_bad_index), TEST_CASE(test_roialign_bad_batch_index),
           TEST_CASE(test_max_roi_pool), TEST_CASE(test_resize_nearest_int64_exact),
           TEST_CASE(test_resize_linear_axes_sizes), TEST_CASE(test_resize_errors),
-          TEST_CASE(test_resize_crop_extrapolation),
+          TEST_CASE(test_resize_crop_extrapolation), TEST_CASE(test_resize_nearest_float_scale),
+          TEST_CASE(test_resize_align_corners_fractional_length),
           TEST_CASE(test_upsample7_attr_scales), TEST_CASE(test_gridsample_border_and_affine_grid))
