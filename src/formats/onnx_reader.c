@@ -459,9 +459,14 @@ static int parse_value_info(reader *r, kn_graph *g, const kn_pb_field *vf, int k
         return oom(r);
     if (kind == VI_OUTPUT && kn_graph_add_output(g, id))
         return oom(r);
+    /* a graph output that is also a graph input keeps the input's type unless the
+     * output's says more (a shape where the input had none) */
+    kn_value *v = &g->values[id];
+    if (has_type && kind == VI_OUTPUT && v->has_type && !(v->type.rank < 0 && ty.rank >= 0))
+        has_type = false;
     if (has_type) {
-        g->values[id].type = ty;
-        g->values[id].has_type = true;
+        v->type = ty;
+        v->has_type = true;
     }
     return KN_OK;
 }

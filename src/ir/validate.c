@@ -312,7 +312,12 @@ static void infer_types(kn_graph *g)
             continue;
         for (int k = 0; k < n->n_out; k++) {
             kn_value *v = n->out[k] >= 0 ? &g->values[n->out[k]] : NULL;
-            if (!v || v->has_type || out[k].kind == KN_TYPE_UNKNOWN)
+            if (!v || out[k].kind == KN_TYPE_UNKNOWN)
+                continue;
+            /* a declared type without a shape takes the inferred shape */
+            bool refine = v->has_type && v->type.kind == out[k].kind && v->type.rank < 0 &&
+                          out[k].rank >= 0 && v->type.dtype == out[k].dtype;
+            if (v->has_type && !refine)
                 continue;
             v->type = out[k];
             v->has_type = true;

@@ -141,8 +141,8 @@ int cmd_inspect(int argc, char **argv)
         kn_model_free(m);
         return cli_error("out of memory");
     }
+    int rc = kn_model_finalize(m, &err); /* also infers undeclared shapes */
     print_model(path, m, s);
-    int rc = kn_model_finalize(m, &err);
     if (rc == KN_ERR_UNSUPPORTED)
         printf("%s\n", err.msg);
     else if (rc)
