@@ -7,12 +7,18 @@ endif()
 set(KILN_SHARED_DIR "${_kiln_shared_default}" CACHE PATH "shared test data (onnx-backend-tests, models)")
 get_filename_component(KILN_SHARED_DIR "${KILN_SHARED_DIR}" ABSOLUTE)
 
+# kiln_testlib: the check counters of test.h and the shared operator-test harness
+# (op_harness.h), compiled once and linked by every unit test.
+add_library(kiln_testlib STATIC ${PROJECT_SOURCE_DIR}/tests/unit/test.c
+            ${PROJECT_SOURCE_DIR}/tests/unit/op_harness.c)
+target_include_directories(kiln_testlib PUBLIC ${PROJECT_SOURCE_DIR}/tests/unit)
+target_link_libraries(kiln_testlib PUBLIC kiln_static)
+
 file(GLOB KILN_UNIT_TESTS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/unit/test_*.c)
 foreach(src ${KILN_UNIT_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
-  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/unit)
-  target_link_libraries(${name} PRIVATE kiln_static)
+  target_link_libraries(${name} PRIVATE kiln_testlib)
   target_compile_definitions(${name} PRIVATE
     KILN_EXAMPLE_MODEL="${PROJECT_SOURCE_DIR}/examples/fmnist/fmnist_cnn.onnx"
     KILN_SHARED_DIR="${KILN_SHARED_DIR}")

@@ -117,6 +117,20 @@ static int bad_location(const char *loc)
     return 0;
 }
 
+/* Does path (after resolving symlinks) lie inside dir? */
+static bool inside_dir(const char *dir, const char *path)
+{
+    char *rd = realpath(dir, NULL), *rp = realpath(path, NULL);
+    bool ok = false;
+    if (rd && rp) {
+        size_t n = strlen(rd);
+        ok = !strncmp(rd, rp, n) && (rp[n] == '/' || (n == 1 && rd[0] == '/'));
+    }
+    free(rd);
+    free(rp);
+    return ok;
+}
+
 static int map_external(reader *r, const char *loc, ext_file **out, kn_error *err)
 {
     for (int i = 0; i < r->n_ext; i++)
@@ -139,6 +153,11 @@ static int map_external(reader *r, const char *loc, ext_file **out, kn_error *er
     if (fd < 0)
         return kn_fail(err, KN_ERR_IO, "cannot open external data file '%s': %s", path,
                        strerror(errno));
+    if (!inside_dir(r->base_dir, path)) {
+        close(fd);
+        return kn_fail(err, KN_ERR_MODEL, "external data file '%s' resolves outside the model directory",
+                       loc);
+    }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);

@@ -13,110 +13,62 @@
  * float32/float16/bfloat16 compute in float; float64 and ConvInteger compute in
  * double (exact for the integer sums ConvInteger can produce in int32). */
 #include "ops/op_util.h"
+#include "ops/spatial.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SP (KN_MAX_RANK - 2)
-/* Largest kernel/stride/dilation/pad value accepted (keeps products in int64). */
-#define ATTR_MAX ((int64_t)1 << 31)
-
 /* ---------------------------------------------------------------- geometry */
 
-/* Geometry of a convolution over nsp spatial dims. */
-typedef struct conv_geom {
-    int nsp;
-    int64_t in[MAX_SP], out[MAX_SP], k[MAX_SP];
-    int64_t stride[MAX_SP], dil[MAX_SP], pad_b[MAX_SP], pad_e[MAX_SP];
-    int64_t in_size, out_size, k_size; /* products of in, out, k */
-} conv_geom;
-
-/* Read an optional ints attribute of exactly n values (def when absent); each
- * value must be >= lo. */
-static int spatial_ints(kn_op_ctx *c, const char *name, int n, int64_t def, int64_t lo,
-                        int64_t *out)
+/* Kernel size of axis i (spatial) from the weight; kernel_shape, when given,
+ * must agree with it. */
+static int kernel_from_weight(kn_op_ctx *c, const kn_tensor *w, kn_spatial_geom *g, int i)
 {
-    const int64_t *v;
-    int cnt = kn_attr_ints(c->node, name, &v);
-    for (int i = 0; i < n; i++)
-        out[i] = def;
-    if (cnt < 0)
-        return KN_OK;
-    if (cnt != n)
-        return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has %d values, expected %d", name,
-                       cnt, n);
-    for (int i = 0; i < n; i++) {
-        if (v[i] < lo || v[i] > ATTR_MAX)
-            return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has invalid value %lld", name,
-                           (long long)v[i]);
-        out[i] = v[i];
-    }
-    return KN_OK;
-}
-
-typedef enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID } auto_pad_kind;
-
-static int read_auto_pad(kn_op_ctx *c, auto_pad_kind *ap)
-{
-    const char *s = kn_attr_string(c->node, "auto_pad", "NOTSET");
-    if (!strcmp(s, "NOTSET") || !*s)
-        *ap = PAD_NOTSET;
-    else if (!strcmp(s, "SAME_UPPER"))
-        *ap = PAD_SAME_UPPER;
-    else if (!strcmp(s, "SAME_LOWER"))
-        *ap = PAD_SAME_LOWER;
-    else if (!strcmp(s, "VALID"))
-        *ap = PAD_VALID;
-    else
-        return kn_fail(c->err, KN_ERR_ARG, "auto_pad '%s' is not valid", s);
+    if (kn_attr_find(c->node, "kernel_shape") && g->k[i] != w->dims[i + 2])
+        return kn_fail(c->err, KN_ERR_ARG, "kernel_shape does not match the weight shape");
+    g->k[i] = w->dims[i + 2];
+    if (g->k[i] < 1 || g->k[i] > KN_SPATIAL_ATTR_MAX)
+        return kn_fail(c->err, KN_ERR_ARG, "%s weight has kernel size %lld on axis %d",
+                       c->node->op_type, (long long)g->k[i], i + 2);
     return KN_OK;
 }
 
 /* Reads kernel_shape (default: the weight's spatial dims), strides, dilations,
  * pads and auto_pad, and computes the output spatial dims of a forward conv. */
-static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, conv_geom *g)
+static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, kn_spatial_geom *g)
 {
     memset(g, 0, sizeof *g);
     g->nsp = x->rank - 2;
-    if (g->nsp < 1 || g->nsp > MAX_SP)
+    if (g->nsp < 1 || g->nsp > KN_MAX_SPATIAL)
         return kn_fail(c->err, KN_ERR_ARG, "%s input must have rank >= 3, got %d",
                        c->node->op_type, x->rank);
     if (w->rank != x->rank)
         return kn_fail(c->err, KN_ERR_ARG, "%s weight rank %d does not match input rank %d",
                        c->node->op_type, w->rank, x->rank);
     int n = g->nsp, rc;
-    if ((rc = spatial_ints(c, "kernel_shape", n, 1, 1, g->k)))
+    if ((rc = kn_spatial_ints(c, "kernel_shape", n, 1, 1, g->k)))
         return rc;
-    for (int i = 0; i < n; i++) {
-        if (kn_attr_find(c->node, "kernel_shape") && g->k[i] != w->dims[i + 2])
-            return kn_fail(c->err, KN_ERR_ARG, "kernel_shape does not match the weight shape");
-        g->k[i] = w->dims[i + 2];
-        if (g->k[i] < 1 || g->k[i] > ATTR_MAX)
-            return kn_fail(c->err, KN_ERR_ARG, "%s weight has kernel size %lld on axis %d",
-                           c->node->op_type, (long long)g->k[i], i + 2);
-    }
-    if ((rc = spatial_ints(c, "strides", n, 1, 1, g->stride)) ||
-        (rc = spatial_ints(c, "dilations", n, 1, 1, g->dil)))
+    for (int i = 0; i < n; i++)
+        if ((rc = kernel_from_weight(c, w, g, i)))
+            return rc;
+    if ((rc = kn_spatial_ints(c, "strides", n, 1, 1, g->stride)) ||
+        (rc = kn_spatial_ints(c, "dilations", n, 1, 1, g->dil)))
         return rc;
-    int64_t pads[2 * MAX_SP];
-    if ((rc = spatial_ints(c, "pads", 2 * n, 0, 0, pads)))
+    int64_t pads[2 * KN_MAX_SPATIAL];
+    if ((rc = kn_spatial_ints(c, "pads", 2 * n, 0, 0, pads)))
         return rc;
-    auto_pad_kind ap;
-    if ((rc = read_auto_pad(c, &ap)))
+    kn_auto_pad ap;
+    if ((rc = kn_read_auto_pad(c, &ap)))
         return rc;
     g->in_size = g->out_size = g->k_size = 1;
     for (int i = 0; i < n; i++) {
         int64_t in = x->dims[i + 2], ext = (g->k[i] - 1) * g->dil[i] + 1;
         g->in[i] = in;
-        if (ap == PAD_SAME_UPPER || ap == PAD_SAME_LOWER) {
-            int64_t out = (in + g->stride[i] - 1) / g->stride[i];
-            int64_t total = (out - 1) * g->stride[i] + ext - in;
-            if (total < 0)
-                total = 0;
-            g->pad_b[i] = ap == PAD_SAME_UPPER ? total / 2 : total - total / 2;
-            g->pad_e[i] = total - g->pad_b[i];
-        } else if (ap == PAD_NOTSET) {
+        if (ap == KN_PAD_SAME_UPPER || ap == KN_PAD_SAME_LOWER) {
+            kn_same_pads(in, g->stride[i], ext, ap == KN_PAD_SAME_UPPER, &g->pad_b[i],
+                         &g->pad_e[i]);
+        } else if (ap == KN_PAD_NOTSET) {
             g->pad_b[i] = pads[i];
             g->pad_e[i] = pads[i + n];
         }
@@ -127,10 +79,8 @@ static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, c
                            c->node->op_type, (long long)ext,
                            (long long)(in + g->pad_b[i] + g->pad_e[i]), i + 2);
         g->out[i] = span / g->stride[i] + 1;
-        if (!kn_mul_ok(g->in_size, in, &g->in_size) ||
-            !kn_mul_ok(g->out_size, g->out[i], &g->out_size) ||
-            !kn_mul_ok(g->k_size, g->k[i], &g->k_size))
-            return kn_fail(c->err, KN_ERR_ARG, "%s sizes overflow", c->node->op_type);
+        if ((rc = kn_spatial_count_axis(c, g, i)))
+            return rc;
     }
     return KN_OK;
 }
@@ -162,11 +112,11 @@ static void unflatten(int n, const int64_t *dims, int64_t flat, int64_t *idx)
  * gemm_tn: col[r][p] = sum_c w[c][r] * x[c][p]    (w: C x R; x rows ldx apart).
  * col2im: y[m][out pos] += col[(m, kernel offset)][in pos] (transposed conv). */
 #define DEFINE_CONV_KERNELS(T)                                                              \
-    static void im2col_##T(const T *x, int64_t channels, const conv_geom *g, int64_t row0,  \
+    static void im2col_##T(const T *x, int64_t channels, const kn_spatial_geom *g, int64_t row0, \
                            int64_t nrows, T *col)                                           \
     {                                                                                       \
         int n = g->nsp, last = n - 1;                                                       \
-        int64_t kpos[MAX_SP], opos[MAX_SP], ol = g->out[last], pc = nrows * ol;             \
+        int64_t kpos[KN_MAX_SPATIAL], opos[KN_MAX_SPATIAL], ol = g->out[last], pc = nrows * ol; \
         for (int64_t ch = 0; ch < channels; ch++) {                                         \
             const T *xc = x + ch * g->in_size;                                              \
             for (int64_t kf = 0; kf < g->k_size; kf++) {                                    \
@@ -243,12 +193,12 @@ static void unflatten(int n, const int64_t *dims, int64_t flat, int64_t *idx)
             }                                                                               \
         }                                                                                   \
     }                                                                                       \
-    static void col2im_##T(const T *col, int64_t channels, const conv_geom *g, int64_t row0, \
+    static void col2im_##T(const T *col, int64_t channels, const kn_spatial_geom *g, int64_t row0, \
                            int64_t nrows, T *y)                                             \
     {                                                                                       \
         /* here g->in is the transposed conv's input (the columns), g->out its output */    \
         int n = g->nsp, last = n - 1;                                                       \
-        int64_t kpos[MAX_SP], ipos[MAX_SP], il = g->in[last], pc = nrows * il;              \
+        int64_t kpos[KN_MAX_SPATIAL], ipos[KN_MAX_SPATIAL], il = g->in[last], pc = nrows * il;  \
         for (int64_t ch = 0; ch < channels; ch++) {                                         \
             T *yc = y + ch * g->out_size;                                                   \
             for (int64_t kf = 0; kf < g->k_size; kf++) {                                    \
@@ -291,11 +241,6 @@ DEFINE_CONV_KERNELS(float)
 DEFINE_CONV_KERNELS(double)
 
 /* ------------------------------------------------------- dtype conversions */
-
-static bool conv_float_dtype(kn_dtype t)
-{
-    return t == KN_F32 || t == KN_F16 || t == KN_BF16 || t == KN_F64;
-}
 
 /* Tensor data as float: the tensor's own buffer for float32 (*owned = NULL),
  * else a converted malloc'ed copy stored in *owned.  NULL on out of memory. */
@@ -346,11 +291,6 @@ static void store_float(kn_tensor *y, const float *src)
         kn_store_f64(y->data, y->dtype, (size_t)i, src[i]);
 }
 
-static int nomem(kn_op_ctx *c)
-{
-    return kn_fail(c->err, KN_ERR_NOMEM, "%s: out of memory", c->node->op_type);
-}
-
 /* ------------------------------------------------------------------ Conv */
 
 /* Shape checks shared by Conv/ConvInteger: channels, group, weight dims. */
@@ -370,7 +310,7 @@ static int check_conv_shapes(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *
 }
 
 /* Output dims [N, M, out...] into dims. */
-static void conv_out_dims(const kn_tensor *x, int64_t m, const conv_geom *g, int64_t *dims)
+static void conv_out_dims(const kn_tensor *x, int64_t m, const kn_spatial_geom *g, int64_t *dims)
 {
     dims[0] = x->dims[0];
     dims[1] = m;
@@ -379,7 +319,7 @@ static void conv_out_dims(const kn_tensor *x, int64_t m, const conv_geom *g, int
 }
 
 /* True when im2col would be the identity (1x1 kernel, stride 1, no padding). */
-static bool conv_is_pointwise(const conv_geom *g)
+static bool conv_is_pointwise(const kn_spatial_geom *g)
 {
     for (int i = 0; i < g->nsp; i++)
         if (g->k[i] != 1 || g->stride[i] != 1 || g->pad_b[i] || g->pad_e[i])
@@ -401,7 +341,7 @@ static int col_elems(kn_op_ctx *c, int64_t r, int64_t width, int64_t *n)
     /* y[N, M, out] = conv(x[N, C, in], w[M, C/group, k]) + b[M] */                         \
     static int conv_forward_##T(kn_op_ctx *c, const T *x, const T *w, const T *b,           \
                                 int64_t batch, int64_t chans, int64_t m, int64_t group,     \
-                                const conv_geom *g, T *y)                                   \
+                                const kn_spatial_geom *g, T *y)                                 \
     {                                                                                       \
         int64_t cg = chans / group, mg = m / group, r = cg * g->k_size, P = g->out_size;    \
         int64_t ol = g->out[g->nsp - 1], rows = ol ? P / ol : 0, crows = chunk_rows(r, ol, rows); \
@@ -411,7 +351,7 @@ static int col_elems(kn_op_ctx *c, int64_t r, int64_t width, int64_t *n)
         bool pointwise = conv_is_pointwise(g);                                              \
         T *col = pointwise ? NULL : malloc(sizeof(T) * (size_t)ncol);                       \
         if (!pointwise && !col)                                                             \
-            return nomem(c);                                                                \
+            return kn_op_nomem(c);                                                                \
         for (int64_t n = 0; n < batch; n++) {                                               \
             for (int64_t gi = 0; gi < group; gi++) {                                        \
                 const T *xg = x + (n * chans + gi * cg) * g->in_size;                       \
@@ -453,12 +393,12 @@ static int run_conv(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 0);
     KN_REQUIRE_INPUT(c, 1);
     const kn_tensor *x = c->in[0], *w = c->in[1], *b = kn_op_in(c, 2);
-    if (!conv_float_dtype(x->dtype))
+    if (!kn_dtype_is_float(x->dtype))
         return kn_unsupported_dtype(c, x->dtype);
     int rc;
     if ((rc = kn_check_same_dtype(c, x, w)) || (b && (rc = kn_check_same_dtype(c, x, b))))
         return rc;
-    conv_geom g;
+    kn_spatial_geom g;
     int64_t group = kn_attr_int(c->node, "group", 1);
     if ((rc = conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)) ||
         (rc = check_bias(c, b, w->dims[0])))
@@ -479,7 +419,7 @@ static int run_conv(kn_op_ctx *c)
     const float *fx = as_float(x, &ox), *fw = as_float(w, &ow), *fb = b ? as_float(b, &ob) : NULL;
     float *fy = x->dtype == KN_F32 ? y->data : (oy = malloc(sizeof(float) * (size_t)y->numel));
     if (!fx || !fw || (b && !fb) || !fy)
-        rc = nomem(c);
+        rc = kn_op_nomem(c);
     else
         rc = conv_forward_float(c, fx, fw, fb, x->dims[0], x->dims[1], w->dims[0], group, &g, fy);
     if (!rc)
@@ -512,7 +452,7 @@ static int run_conv_integer(kn_op_ctx *c)
         return kn_fail(c->err, KN_ERR_ARG, "ConvInteger x_zero_point must be a %s scalar",
                        kn_dtype_name(x->dtype));
     int rc;
-    conv_geom g;
+    kn_spatial_geom g;
     int64_t group = kn_attr_int(c->node, "group", 1);
     if ((rc = conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)))
         return rc;
@@ -532,7 +472,7 @@ static int run_conv_integer(kn_op_ctx *c)
     double *dx = as_double(x, xz, 1), *dw = as_double(w, wz, per_m ? per_m : 1);
     double *dy = malloc(sizeof(double) * (size_t)y->numel);
     if (!dx || !dw || !dy)
-        rc = nomem(c);
+        rc = kn_op_nomem(c);
     else
         rc = conv_forward_double(c, dx, dw, NULL, x->dims[0], x->dims[1], m, group, &g, dy);
     if (!rc) {
@@ -550,58 +490,49 @@ static int run_conv_integer(kn_op_ctx *c)
 
 /* Geometry of a transposed conv: g->in is the input spatial shape, g->out the
  * output's; pads per output_shape / auto_pad rules. */
-static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, conv_geom *g)
+static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, kn_spatial_geom *g)
 {
     memset(g, 0, sizeof *g);
     g->nsp = x->rank - 2;
-    if (g->nsp < 1 || g->nsp > MAX_SP)
+    if (g->nsp < 1 || g->nsp > KN_MAX_SPATIAL)
         return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose input must have rank >= 3, got %d",
                        x->rank);
     if (w->rank != x->rank)
         return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose weight rank %d does not match input rank %d",
                        w->rank, x->rank);
     int n = g->nsp, rc;
-    int64_t pads[2 * MAX_SP], opad[MAX_SP], oshape[MAX_SP];
-    if ((rc = spatial_ints(c, "kernel_shape", n, 1, 1, g->k)) ||
-        (rc = spatial_ints(c, "strides", n, 1, 1, g->stride)) ||
-        (rc = spatial_ints(c, "dilations", n, 1, 1, g->dil)) ||
-        (rc = spatial_ints(c, "pads", 2 * n, 0, 0, pads)) ||
-        (rc = spatial_ints(c, "output_padding", n, 0, 0, opad)))
+    int64_t pads[2 * KN_MAX_SPATIAL], opad[KN_MAX_SPATIAL], oshape[KN_MAX_SPATIAL];
+    if ((rc = kn_spatial_ints(c, "kernel_shape", n, 1, 1, g->k)) ||
+        (rc = kn_spatial_ints(c, "strides", n, 1, 1, g->stride)) ||
+        (rc = kn_spatial_ints(c, "dilations", n, 1, 1, g->dil)) ||
+        (rc = kn_spatial_ints(c, "pads", 2 * n, 0, 0, pads)) ||
+        (rc = kn_spatial_ints(c, "output_padding", n, 0, 0, opad)))
         return rc;
     const int64_t *os;
     int nos = kn_attr_ints(c->node, "output_shape", &os);
     if (nos >= 0 && nos != n && nos != n + 2)
         return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose output_shape has %d values, expected %d",
                        nos, n);
-    auto_pad_kind ap;
-    if ((rc = read_auto_pad(c, &ap)))
+    kn_auto_pad ap;
+    if ((rc = kn_read_auto_pad(c, &ap)))
         return rc;
     g->in_size = g->out_size = g->k_size = 1;
     for (int i = 0; i < n; i++) {
-        if (kn_attr_find(c->node, "kernel_shape") && g->k[i] != w->dims[i + 2])
-            return kn_fail(c->err, KN_ERR_ARG, "kernel_shape does not match the weight shape");
-        g->k[i] = w->dims[i + 2];
-        if (g->k[i] < 1 || g->k[i] > ATTR_MAX)
-            return kn_fail(c->err, KN_ERR_ARG, "%s weight has kernel size %lld on axis %d",
-                           c->node->op_type, (long long)g->k[i], i + 2);
+        if ((rc = kernel_from_weight(c, w, g, i)))
+            return rc;
         int64_t in = x->dims[i + 2], ext = (g->k[i] - 1) * g->dil[i] + 1;
         int64_t full; /* unpadded output size */
         if (!kn_mul_ok(g->stride[i], in > 0 ? in - 1 : 0, &full) || full > ((int64_t)1 << 50))
             return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose output size overflows");
         full += opad[i] + ext;
         g->in[i] = in;
-        bool have_shape = nos >= 0 || ap == PAD_SAME_UPPER || ap == PAD_SAME_LOWER;
+        bool have_shape = nos >= 0 || ap == KN_PAD_SAME_UPPER || ap == KN_PAD_SAME_LOWER;
         if (have_shape) {
             oshape[i] = nos >= 0 ? os[i + (nos - n)] : in * g->stride[i];
-            int64_t total = full - oshape[i];
-            if (total < 0)
-                total = 0;
-            bool upper = ap == PAD_SAME_UPPER;
-            g->pad_b[i] = upper ? total / 2 : total - total / 2;
-            g->pad_e[i] = total - g->pad_b[i];
+            kn_split_pads(full - oshape[i], ap == KN_PAD_SAME_UPPER, &g->pad_b[i], &g->pad_e[i]);
             g->out[i] = oshape[i];
         } else {
-            if (ap == PAD_NOTSET) {
+            if (ap == KN_PAD_NOTSET) {
                 g->pad_b[i] = pads[i];
                 g->pad_e[i] = pads[i + n];
             }
@@ -610,10 +541,8 @@ static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, 
         if (g->out[i] < 0)
             return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose output size is negative on axis %d",
                            i + 2);
-        if (!kn_mul_ok(g->in_size, in, &g->in_size) ||
-            !kn_mul_ok(g->out_size, g->out[i], &g->out_size) ||
-            !kn_mul_ok(g->k_size, g->k[i], &g->k_size))
-            return kn_fail(c->err, KN_ERR_ARG, "ConvTranspose sizes overflow");
+        if ((rc = kn_spatial_count_axis(c, g, i)))
+            return rc;
     }
     return KN_OK;
 }
@@ -622,7 +551,7 @@ static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, 
     /* y[N, M, out] = convT(x[N, C, in], w[C, M/group, k]) + b[M] */                        \
     static int convt_forward_##T(kn_op_ctx *c, const T *x, const T *w, const T *b,          \
                                  int64_t batch, int64_t chans, int64_t m, int64_t group,    \
-                                 const conv_geom *g, T *y)                                  \
+                                 const kn_spatial_geom *g, T *y)                                \
     {                                                                                       \
         int64_t cg = chans / group, mg = m / group, r = mg * g->k_size, Q = g->in_size;     \
         int64_t il = g->in[g->nsp - 1], rows = il ? Q / il : 0, crows = chunk_rows(r, il, rows); \
@@ -631,7 +560,7 @@ static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, 
             return c->err->code;                                                            \
         T *col = malloc(sizeof(T) * (size_t)ncol);                                          \
         if (!col)                                                                           \
-            return nomem(c);                                                                \
+            return kn_op_nomem(c);                                                                \
         for (int64_t n = 0; n < batch; n++) {                                               \
             for (int64_t gi = 0; gi < group; gi++) {                                        \
                 const T *xg = x + (n * chans + gi * cg) * Q;                                \
@@ -660,12 +589,12 @@ static int run_conv_transpose(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 0);
     KN_REQUIRE_INPUT(c, 1);
     const kn_tensor *x = c->in[0], *w = c->in[1], *b = kn_op_in(c, 2);
-    if (!conv_float_dtype(x->dtype))
+    if (!kn_dtype_is_float(x->dtype))
         return kn_unsupported_dtype(c, x->dtype);
     int rc;
     if ((rc = kn_check_same_dtype(c, x, w)) || (b && (rc = kn_check_same_dtype(c, x, b))))
         return rc;
-    conv_geom g;
+    kn_spatial_geom g;
     if ((rc = convt_geometry(c, x, w, &g)))
         return rc;
     int64_t group = kn_attr_int(c->node, "group", 1);
@@ -692,7 +621,7 @@ static int run_conv_transpose(kn_op_ctx *c)
     const float *fx = as_float(x, &ox), *fw = as_float(w, &ow), *fb = b ? as_float(b, &ob) : NULL;
     float *fy = x->dtype == KN_F32 ? y->data : (oy = malloc(sizeof(float) * (size_t)y->numel));
     if (!fx || !fw || (b && !fb) || !fy)
-        rc = nomem(c);
+        rc = kn_op_nomem(c);
     else
         rc = convt_forward_float(c, fx, fw, fb, x->dims[0], x->dims[1], m, group, &g, fy);
     if (!rc)
@@ -729,7 +658,7 @@ static float bilinear_zero(const float *plane, int64_t h, int64_t w, double py, 
 
 /* Deformable im2col for batch item n, channels [c0, c0+cg) of one group. */
 static void deform_im2col(const float *x, const float *offset, const float *mask, int64_t chans,
-                          int64_t c0, int64_t cg, int64_t off_groups, const conv_geom *g,
+                          int64_t c0, int64_t cg, int64_t off_groups, const kn_spatial_geom *g,
                           float *col)
 {
     int64_t h = g->in[0], w = g->in[1], oh = g->out[0], ow = g->out[1], K = g->k_size;
@@ -756,7 +685,7 @@ static void deform_im2col(const float *x, const float *offset, const float *mask
 }
 
 static int check_deform_inputs(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *off,
-                               const kn_tensor *mask, int64_t og, const conv_geom *g)
+                               const kn_tensor *mask, int64_t og, const kn_spatial_geom *g)
 {
     int64_t n = x->dims[0];
     if (g->nsp != 2)
@@ -775,7 +704,7 @@ static int check_deform_inputs(kn_op_ctx *c, const kn_tensor *x, const kn_tensor
 
 static int deform_forward(kn_op_ctx *c, const float *x, const float *w, const float *b,
                           const float *off, const float *mask, const kn_tensor *xt, int64_t m,
-                          int64_t group, int64_t og, const conv_geom *g, float *y)
+                          int64_t group, int64_t og, const kn_spatial_geom *g, float *y)
 {
     int64_t batch = xt->dims[0], chans = xt->dims[1], cg = chans / group, mg = m / group;
     int64_t r = cg * g->k_size, ncol, K = g->k_size, P = g->out_size;
@@ -783,7 +712,7 @@ static int deform_forward(kn_op_ctx *c, const float *x, const float *w, const fl
         return c->err->code;
     float *col = malloc(sizeof(float) * (size_t)ncol);
     if (!col)
-        return nomem(c);
+        return kn_op_nomem(c);
     for (int64_t n = 0; n < batch; n++) {
         const float *xn = x + n * chans * g->in_size;
         const float *offn = off + n * og * 2 * K * P;
@@ -808,14 +737,14 @@ static int run_deform_conv(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 2);
     const kn_tensor *x = c->in[0], *w = c->in[1], *off = c->in[2];
     const kn_tensor *b = kn_op_in(c, 3), *mask = kn_op_in(c, 4);
-    if (!conv_float_dtype(x->dtype))
+    if (!kn_dtype_is_float(x->dtype))
         return kn_unsupported_dtype(c, x->dtype);
     int rc;
     if ((rc = kn_check_same_dtype(c, x, w)) || (rc = kn_check_same_dtype(c, x, off)) ||
         (b && (rc = kn_check_same_dtype(c, x, b))) ||
         (mask && (rc = kn_check_same_dtype(c, x, mask))))
         return rc;
-    conv_geom g;
+    kn_spatial_geom g;
     int64_t group = kn_attr_int(c->node, "group", 1), og = kn_attr_int(c->node, "offset_group", 1);
     if ((rc = conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)) ||
         (rc = check_bias(c, b, w->dims[0])) ||
@@ -833,7 +762,7 @@ static int run_deform_conv(kn_op_ctx *c)
     const float *fb = b ? as_float(b, &ob) : NULL, *fm = mask ? as_float(mask, &om) : NULL;
     float *fy = x->dtype == KN_F32 ? y->data : (oy = malloc(sizeof(float) * (size_t)y->numel));
     if (!fx || !fw || !foff || (b && !fb) || (mask && !fm) || !fy)
-        rc = nomem(c);
+        rc = kn_op_nomem(c);
     else
         rc = deform_forward(c, fx, fw, fb, foff, fm, x, w->dims[0], group, og, &g, fy);
     if (!rc)
@@ -886,7 +815,7 @@ static int run_causal_conv(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 0);
     KN_REQUIRE_INPUT(c, 1);
     const kn_tensor *x = c->in[0], *w = c->in[1], *b = kn_op_in(c, 2), *past = kn_op_in(c, 3);
-    if (!conv_float_dtype(x->dtype))
+    if (!kn_dtype_is_float(x->dtype))
         return kn_unsupported_dtype(c, x->dtype);
     int rc;
     if ((rc = kn_check_same_dtype(c, x, w)) || (b && (rc = kn_check_same_dtype(c, x, b))) ||
@@ -910,7 +839,7 @@ static int run_causal_conv(kn_op_ctx *c)
     float *fs = malloc(sizeof(float) * (size_t)(nb * ch * (k - 1) + 1));
     float *seq = malloc(sizeof(float) * (size_t)(len + k));
     if (!fx || !fw || (b && !fb) || (past && !fp) || !fy || !fs || !seq) {
-        rc = nomem(c);
+        rc = kn_op_nomem(c);
     } else {
         for (int64_t r = 0; r < nb * ch; r++) {
             int64_t cc = r % ch;

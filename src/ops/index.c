@@ -17,14 +17,6 @@
 
 /* ---- shared helpers ---- */
 
-static int64_t prod_dims(const int64_t *dims, int from, int to)
-{
-    int64_t p = 1;
-    for (int i = from; i < to; i++)
-        p *= dims[i];
-    return p;
-}
-
 static int check_index_dtype(kn_op_ctx *c, const kn_tensor *idx)
 {
     if (idx->dtype != KN_I32 && idx->dtype != KN_I64)
@@ -165,7 +157,7 @@ static int run_gather(kn_op_ctx *c)
     for (int i = 0; i < idx->rank; i++) dims[r++] = idx->dims[i];
     for (int i = axis + 1; i < x->rank; i++) dims[r++] = x->dims[i];
     int64_t D = x->dims[axis], n = idx->numel;
-    int64_t outer = prod_dims(x->dims, 0, axis), inner = prod_dims(x->dims, axis + 1, x->rank);
+    int64_t outer = kn_dims_prod(x->dims, 0, axis), inner = kn_dims_prod(x->dims, axis + 1, x->rank);
     int64_t tmp;
     for (int64_t i = 0; i < n; i++)
         if (get_index(c, idx, i, D, &tmp))
@@ -332,10 +324,10 @@ static int run_gather_nd(kn_op_ctx *c)
     for (int i = 0; i < q - 1; i++) dims[n++] = idx->dims[i];
     for (int i = (int)(b + k); i < r; i++) dims[n++] = x->dims[i];
     kn_strides(r, x->dims, str);
-    int64_t batches = prod_dims(x->dims, 0, (int)b);
-    int64_t per_batch = prod_dims(idx->dims, (int)b, q - 1); /* tuples per batch */
-    int64_t slice = prod_dims(x->dims, (int)(b + k), r);
-    int64_t data_batch = prod_dims(x->dims, (int)b, r);
+    int64_t batches = kn_dims_prod(x->dims, 0, (int)b);
+    int64_t per_batch = kn_dims_prod(idx->dims, (int)b, q - 1); /* tuples per batch */
+    int64_t slice = kn_dims_prod(x->dims, (int)(b + k), r);
+    int64_t data_batch = kn_dims_prod(x->dims, (int)b, r);
     int64_t off;
     for (int64_t t = 0; t < batches * per_batch; t++)
         if (nd_offset(c, idx, t, k, x->dims + b, str + b, &off))
@@ -379,7 +371,7 @@ static int run_scatter_nd(kn_op_ctx *c)
         return kn_fail(c->err, KN_ERR_ARG, "ScatterND: updates shape does not match indices and data");
     int64_t str[KN_MAX_RANK], off;
     kn_strides(r, x->dims, str);
-    int64_t tuples = prod_dims(idx->dims, 0, q - 1), slice = prod_dims(x->dims, (int)k, r);
+    int64_t tuples = kn_dims_prod(idx->dims, 0, q - 1), slice = kn_dims_prod(x->dims, (int)k, r);
     for (int64_t t = 0; t < tuples; t++)
         if (nd_offset(c, idx, t, k, x->dims, str, &off))
             return c->err->code;
@@ -426,7 +418,7 @@ static int run_onehot(kn_op_ctx *c)
     size_t esz = kn_dtype_size(vals->dtype);
     for (int64_t i = 0; i < y->numel; i++)
         copy_elems(y->data, i, vals->data, 0, 1, esz);
-    int64_t inner = prod_dims(ind->dims, axis, r), outer = prod_dims(ind->dims, 0, axis);
+    int64_t inner = kn_dims_prod(ind->dims, axis, r), outer = kn_dims_prod(ind->dims, 0, axis);
     for (int64_t o = 0; o < outer; o++)
         for (int64_t in = 0; in < inner; in++) {
             int64_t v = kn_load_i64(ind->data, ind->dtype, (size_t)(o * inner + in));
@@ -492,9 +484,9 @@ static int run_compress(kn_op_ctx *c)
             return c->err->code;
         if (x->rank < 1)
             return kn_fail(c->err, KN_ERR_ARG, "Compress: axis given for a scalar");
-        outer = prod_dims(x->dims, 0, axis);
+        outer = kn_dims_prod(x->dims, 0, axis);
         D = x->dims[axis];
-        inner = prod_dims(x->dims, axis + 1, x->rank);
+        inner = kn_dims_prod(x->dims, axis + 1, x->rank);
     }
     int64_t count = 0;
     for (int64_t j = 0; j < cond->numel; j++) {
@@ -639,9 +631,9 @@ static int run_unique(kn_op_ctx *c)
             return kn_fail(c->err, KN_ERR_ARG, "Unique: axis given for a scalar");
         if (kn_norm_axis(kn_attr_int(c->node, "axis", 0), x->rank, &axis, c->err))
             return c->err->code;
-        s.outer = prod_dims(x->dims, 0, axis);
+        s.outer = kn_dims_prod(x->dims, 0, axis);
         s.D = x->dims[axis];
-        s.inner = prod_dims(x->dims, axis + 1, x->rank);
+        s.inner = kn_dims_prod(x->dims, axis + 1, x->rank);
     }
     bool sorted = kn_attr_int(c->node, "sorted", 1) != 0;
     size_t n = (size_t)(s.D ? s.D : 1);
@@ -730,7 +722,7 @@ static int run_topk(kn_op_ctx *c)
     kn_tensor *yi = yv ? kn_op_output(c, 1, KN_I64, x->rank, dims) : NULL;
     if (!yi)
         return c->err->code;
-    int64_t outer = prod_dims(x->dims, 0, axis), inner = prod_dims(x->dims, axis + 1, x->rank);
+    int64_t outer = kn_dims_prod(x->dims, 0, axis), inner = kn_dims_prod(x->dims, axis + 1, x->rank);
     int64_t *perm = malloc(sizeof(int64_t) * (size_t)(D ? D : 1));
     if (!perm)
         return kn_fail(c->err, KN_ERR_NOMEM, "TopK: out of memory");
@@ -776,7 +768,7 @@ static int run_cumulative(kn_op_ctx *c, combine_op op)
     if (!y)
         return c->err->code;
     int64_t D = x->dims[axis];
-    int64_t outer = prod_dims(x->dims, 0, axis), inner = prod_dims(x->dims, axis + 1, x->rank);
+    int64_t outer = kn_dims_prod(x->dims, 0, axis), inner = kn_dims_prod(x->dims, axis + 1, x->rank);
     int64_t step = reverse ? -inner : inner;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t in = 0; in < inner && D > 0; in++) {
@@ -852,8 +844,8 @@ static int run_tensor_scatter(kn_op_ctx *c)
     if (kn_check_same_dtype(c, past, upd) || tensor_scatter_shapes(c, past, upd, wi, &axis))
         return c->err->code;
     int64_t max_seq = past->dims[axis], seq = upd->dims[axis], start;
-    int64_t outer = prod_dims(past->dims, 0, axis), per_batch = prod_dims(past->dims, 1, axis);
-    int64_t inner = prod_dims(past->dims, axis + 1, past->rank);
+    int64_t outer = kn_dims_prod(past->dims, 0, axis), per_batch = kn_dims_prod(past->dims, 1, axis);
+    int64_t inner = kn_dims_prod(past->dims, axis + 1, past->rank);
     for (int64_t b = 0; b < past->dims[0]; b++)
         if (write_start(c, wi, b, seq, max_seq, circular, &start))
             return c->err->code;

@@ -15,17 +15,6 @@
 
 /* ---- small helpers ---- */
 
-static inline void copy_elem(char *dst, const char *src, size_t es)
-{
-    switch (es) {
-    case 1: memcpy(dst, src, 1); break;
-    case 2: memcpy(dst, src, 2); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 8: memcpy(dst, src, 8); break;
-    default: memcpy(dst, src, es); break;
-    }
-}
-
 /* Pointer to element `off` (may be negative) of a buffer of es-byte elements. */
 static inline const char *elem_at(const char *base, int64_t off, size_t es)
 {
@@ -88,7 +77,7 @@ static void strided_copy(char *dst, const char *src, int rank, const int64_t *di
     }
     rank = coalesce_view(rank, dims, strides);
     if (rank == 0) {
-        copy_elem(dst, src, es);
+        kn_copy_elem(dst, src, es);
         return;
     }
     int64_t inner = dims[rank - 1], istr = strides[rank - 1], rows = 1;
@@ -113,32 +102,6 @@ static void strided_copy(char *dst, const char *src, int rank, const int64_t *di
     }
 }
 
-/* Read an integer list given as attribute `name` (use_attr) or as input idx.
- * Returns the count, -1 when absent, -2 on error (c->err set). */
-static int read_int_list(kn_op_ctx *c, bool use_attr, const char *name, int idx,
-                         int64_t *out, int max)
-{
-    if (use_attr) {
-        const int64_t *v;
-        int n = kn_attr_ints(c->node, name, &v);
-        if (n < 0)
-            return -1;
-        if (n > max)
-            return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has %d values, at most %d allowed",
-                           name, n, max), -2;
-        for (int i = 0; i < n; i++)
-            out[i] = v[i];
-        return n;
-    }
-    const kn_tensor *t = kn_op_in(c, idx);
-    if (!t)
-        return -1;
-    if (t->rank > 1)
-        return kn_fail(c->err, KN_ERR_ARG, "input '%s' must be 1-D, got rank %d", name, t->rank), -2;
-    int n = kn_read_ints(t, out, max, c->err);
-    return n < 0 ? -2 : n;
-}
-
 /* Normalize a list of axes against rank, rejecting duplicates. */
 static int norm_axes(kn_op_ctx *c, const int64_t *axes, int n, int rank, int *out)
 {
@@ -155,14 +118,6 @@ static int norm_axes(kn_op_ctx *c, const int64_t *axes, int n, int rank, int *ou
     return KN_OK;
 }
 
-static int64_t prod_dims(const int64_t *dims, int from, int to)
-{
-    int64_t p = 1;
-    for (int i = from; i < to; i++)
-        p *= dims[i];
-    return p;
-}
-
 /* ---- Transpose ---- */
 
 static int run_transpose(kn_op_ctx *c)
@@ -171,7 +126,7 @@ static int run_transpose(kn_op_ctx *c)
     const kn_tensor *x = c->in[0];
     int r = x->rank;
     int64_t perm[KN_MAX_RANK], dims[KN_MAX_RANK], strides[KN_MAX_RANK], in_str[KN_MAX_RANK];
-    int n = read_int_list(c, true, "perm", 0, perm, KN_MAX_RANK);
+    int n = kn_read_int_list(c, true, "perm", 0, perm, KN_MAX_RANK);
     if (n == -2)
         return c->err->code;
     if (n < 0) {
@@ -258,7 +213,7 @@ static int run_concat(kn_op_ctx *c)
     if (o->numel == 0)
         return KN_OK;
     size_t es = kn_dtype_size(first->dtype);
-    int64_t outer = prod_dims(dims, 0, axis), inner = prod_dims(dims, axis + 1, first->rank);
+    int64_t outer = kn_dims_prod(dims, 0, axis), inner = kn_dims_prod(dims, axis + 1, first->rank);
     char *dst = o->data;
     for (int64_t k = 0; k < outer; k++) {
         for (int i = 0; i < c->n_in; i++) {
@@ -279,8 +234,8 @@ static int split_sizes(kn_op_ctx *c, int64_t dim, int64_t *split)
     int n_out = c->n_out;
     /* Split-1 took 'split' as an optional input or an attribute; 2..12 as an
      * attribute; 13+ as an optional input (an empty one counts as absent) */
-    int n = read_int_list(c, c->opset < 13 && !(c->opset < 2 && kn_op_in(c, 1)), "split", 1,
-                          split, n_out);
+    int n = kn_read_int_list(c, c->opset < 13 && !(c->opset < 2 && kn_op_in(c, 1)), "split", 1,
+                             split, n_out);
     if (n == -2)
         return c->err->code;
     if (n > 0) {
@@ -338,8 +293,8 @@ static int run_split(kn_op_ctx *c)
     /* products of the dims of an empty tensor may overflow: copy nothing then */
     int64_t outer = 0, inner = 0;
     if (x->numel > 0) {
-        outer = prod_dims(x->dims, 0, axis);
-        inner = prod_dims(x->dims, axis + 1, x->rank);
+        outer = kn_dims_prod(x->dims, 0, axis);
+        inner = kn_dims_prod(x->dims, axis + 1, x->rank);
     }
     size_t in_row = (size_t)(x->dims[axis] * inner) * es;
     int64_t dims[KN_MAX_RANK], start = 0;
@@ -371,8 +326,8 @@ typedef struct slice_params {
 static int slice_read_params(kn_op_ctx *c, slice_params *p)
 {
     bool attr = c->opset < 10;
-    int ns = read_int_list(c, attr, "starts", 1, p->starts, KN_MAX_RANK);
-    int ne = read_int_list(c, attr, "ends", 2, p->ends, KN_MAX_RANK);
+    int ns = kn_read_int_list(c, attr, "starts", 1, p->starts, KN_MAX_RANK);
+    int ne = kn_read_int_list(c, attr, "ends", 2, p->ends, KN_MAX_RANK);
     if (ns == -2 || ne == -2)
         return c->err->code;
     if (ns < 0 || ne < 0)
@@ -380,8 +335,8 @@ static int slice_read_params(kn_op_ctx *c, slice_params *p)
     if (ns != ne)
         return kn_fail(c->err, KN_ERR_ARG, "Slice: %d starts but %d ends", ns, ne);
     p->n = ns;
-    int na = read_int_list(c, attr, "axes", 3, p->axes, KN_MAX_RANK);
-    int nst = attr ? -1 : read_int_list(c, false, "steps", 4, p->steps, KN_MAX_RANK);
+    int na = kn_read_int_list(c, attr, "axes", 3, p->axes, KN_MAX_RANK);
+    int nst = attr ? -1 : kn_read_int_list(c, false, "steps", 4, p->steps, KN_MAX_RANK);
     if (na == -2 || nst == -2)
         return c->err->code;
     if (na >= 0 && na != ns)
@@ -506,7 +461,7 @@ static int run_tile(kn_op_ctx *c)
     if (o->numel == 0)
         return KN_OK;
     if (r == 0) {
-        copy_elem(o->data, x->data, es);
+        kn_copy_elem(o->data, x->data, es);
         return KN_OK;
     }
     kn_strides(r, x->dims, in_str);
@@ -581,7 +536,7 @@ static int pad_core(kn_op_ctx *c, const kn_tensor *x, const int64_t *begin, cons
     if (o->numel == 0)
         return KN_OK;
     if (r == 0) {
-        copy_elem(o->data, x->data, es);
+        kn_copy_elem(o->data, x->data, es);
         return KN_OK;
     }
     /* map[d][i]: source index along axis d of output index i, or -1 */
@@ -617,7 +572,7 @@ static int pad_core(kn_op_ctx *c, const kn_tensor *x, const int64_t *begin, cons
             }
             int64_t s = map[r - 1][i];
             const char *src = constant_row || s < 0 ? value : elem_at(x->data, off + s, es);
-            copy_elem(dst + (size_t)i * es, src, es);
+            kn_copy_elem(dst + (size_t)i * es, src, es);
         }
         for (int d = r - 2; d >= 0; d--) {
             if (++idx[d] < dims[d])
@@ -659,7 +614,7 @@ static int pad_value(kn_op_ctx *c, const kn_tensor *x, char *value)
     if (v->dtype != x->dtype)
         return kn_fail(c->err, KN_ERR_ARG, "Pad: constant_value has dtype %s, input %s",
                        kn_dtype_name(v->dtype), kn_dtype_name(x->dtype));
-    copy_elem(value, v->data, kn_dtype_size(x->dtype));
+    kn_copy_elem(value, v->data, kn_dtype_size(x->dtype));
     return KN_OK;
 }
 
@@ -670,13 +625,13 @@ static int pad_amounts(kn_op_ctx *c, const kn_tensor *x, int64_t *begin, int64_t
     int64_t pads[2 * KN_MAX_RANK], axes_in[KN_MAX_RANK];
     int axes[KN_MAX_RANK];
     bool attr = c->opset < 11;
-    int np = read_int_list(c, attr, attr && c->opset < 2 ? "paddings" : "pads", 1, pads,
-                           2 * KN_MAX_RANK);
+    int np = kn_read_int_list(c, attr, attr && c->opset < 2 ? "paddings" : "pads", 1, pads,
+                              2 * KN_MAX_RANK);
     if (np == -2)
         return c->err->code;
     if (np < 0)
         return kn_fail(c->err, KN_ERR_MODEL, "Pad: pads are required");
-    int na = c->opset >= 18 ? read_int_list(c, false, "axes", 3, axes_in, KN_MAX_RANK) : -1;
+    int na = c->opset >= 18 ? kn_read_int_list(c, false, "axes", 3, axes_in, KN_MAX_RANK) : -1;
     if (na == -2)
         return c->err->code;
     if (na < 0) {
@@ -732,7 +687,7 @@ static int run_center_crop_pad(kn_op_ctx *c)
     int ns = kn_read_ints(c->in[1], shape, KN_MAX_RANK, c->err);
     if (ns < 0)
         return c->err->code;
-    int na = read_int_list(c, true, "axes", 0, axes_in, KN_MAX_RANK);
+    int na = kn_read_int_list(c, true, "axes", 0, axes_in, KN_MAX_RANK);
     if (na == -2)
         return c->err->code;
     if (na < 0) {
@@ -896,7 +851,7 @@ static int run_reverse_sequence(kn_op_ctx *c)
     kn_tensor *o = kn_op_output_copy(c, 0, x);
     if (!o)
         return c->err->code;
-    int64_t inner = x->numel ? prod_dims(x->dims, 2, x->rank) : 0; /* no overflow if empty */
+    int64_t inner = x->numel ? kn_dims_prod(x->dims, 2, x->rank) : 0; /* no overflow if empty */
     int64_t s0 = x->dims[1] * inner, s1 = inner;
     int64_t st = ta == 0 ? s0 : s1, sb = ta == 0 ? s1 : s0;
     size_t es = kn_dtype_size(x->dtype), run = (size_t)inner * es;

@@ -14,21 +14,6 @@
 /* Helpers                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static inline double ld(const kn_tensor *t, int64_t i)
-{
-    if (t->dtype == KN_F32)
-        return ((const float *)t->data)[i];
-    return kn_load_f64(t->data, t->dtype, (size_t)i);
-}
-
-static inline void st(kn_tensor *t, int64_t i, double v)
-{
-    if (t->dtype == KN_F32)
-        ((float *)t->data)[i] = (float)v;
-    else
-        kn_store_f64(t->data, t->dtype, (size_t)i, v);
-}
-
 static int require_float(kn_op_ctx *c, const kn_tensor *t)
 {
     if (!kn_dtype_is_float(t->dtype))
@@ -42,15 +27,6 @@ static int require_numeric_param(kn_op_ctx *c, const kn_tensor *t, const char *w
         return kn_fail(c->err, KN_ERR_ARG, "%s: %s has dtype %s", c->node->op_type, what,
                        kn_dtype_name(t->dtype));
     return KN_OK;
-}
-
-/* Product of dims[from..to). */
-static int64_t dims_prod(const int64_t *dims, int from, int to)
-{
-    int64_t p = 1;
-    for (int i = from; i < to; i++)
-        p *= dims[i];
-    return p;
 }
 
 /* Dtype of output i: its declared type when the graph gives one, else def. */
@@ -137,11 +113,11 @@ static void mean_var(const kn_tensor *x, int64_t off, int64_t step, int64_t n, d
 {
     double s = 0.0;
     for (int64_t k = 0; k < n; k++)
-        s += ld(x, off + k * step);
+        s += kn_get_f64(x, off + k * step);
     double m = n ? s / (double)n : 0.0;
     double q = 0.0;
     for (int64_t k = 0; k < n; k++) {
-        double d = ld(x, off + k * step) - m;
+        double d = kn_get_f64(x, off + k * step) - m;
         q += d * d;
     }
     *mean = m;
@@ -170,7 +146,7 @@ static int bn_load(kn_op_ctx *c, const kn_tensor *x, bn_params *p)
         return kn_fail(c->err, KN_ERR_ARG, "BatchNormalization: input rank %d < 2", x->rank);
     p->N = x->dims[0];
     p->C = x->dims[1];
-    p->S = x->rank > 2 ? dims_prod(x->dims, 2, x->rank) : 1;
+    p->S = x->rank > 2 ? kn_dims_prod(x->dims, 2, x->rank) : 1;
     const kn_tensor *sc = kn_op_in(c, 1);
     if (!sc)
         return kn_fail(c->err, KN_ERR_MODEL, "BatchNormalization: scale is missing");
@@ -197,8 +173,8 @@ static void bn_apply(const kn_tensor *x, kn_tensor *y, const bn_params *p, const
             for (int64_t s = 0; s < p->S; s++) {
                 int64_t k = p->pn == p->C ? ch : ch * p->S + s;
                 double inv = 1.0 / sqrt(var[k] + eps);
-                double v = (ld(x, base + s) - mean[k]) * inv * p->scale[k] + p->bias[k];
-                st(y, base + s, v);
+                double v = (kn_get_f64(x, base + s) - mean[k]) * inv * p->scale[k] + p->bias[k];
+                kn_set_f64(y, base + s, v);
             }
         }
     }
@@ -212,11 +188,11 @@ static void bn_batch_stats(const kn_tensor *x, const bn_params *p, double *mean,
         int64_t cnt = p->N * p->S;
         for (int64_t n = 0; n < p->N; n++)
             for (int64_t k = 0; k < p->S; k++)
-                s += ld(x, (n * p->C + ch) * p->S + k);
+                s += kn_get_f64(x, (n * p->C + ch) * p->S + k);
         double m = cnt ? s / (double)cnt : 0.0;
         for (int64_t n = 0; n < p->N; n++)
             for (int64_t k = 0; k < p->S; k++) {
-                double d = ld(x, (n * p->C + ch) * p->S + k) - m;
+                double d = kn_get_f64(x, (n * p->C + ch) * p->S + k) - m;
                 q += d * d;
             }
         mean[ch] = m;
@@ -244,7 +220,7 @@ static int bn_store_vec(kn_op_ctx *c, int i, const kn_tensor *like, const double
     if (!t)
         return c->err->code;
     for (int64_t k = 0; k < n; k++)
-        st(t, k, v[k]);
+        kn_set_f64(t, k, v[k]);
     return KN_OK;
 }
 
@@ -318,7 +294,7 @@ static int run_instancenorm(kn_op_ctx *c)
         return rc;
     if (x->rank < 2)
         return kn_fail(c->err, KN_ERR_ARG, "InstanceNormalization: input rank %d < 2", x->rank);
-    int64_t N = x->dims[0], C = x->dims[1], S = dims_prod(x->dims, 2, x->rank);
+    int64_t N = x->dims[0], C = x->dims[1], S = kn_dims_prod(x->dims, 2, x->rank);
     double eps = kn_attr_float(c->node, "epsilon", 1e-5f);
     double *scale = param_vec(c, kn_op_in(c, 1), C, "scale");
     double *bias = scale ? param_vec(c, kn_op_in(c, 2), C, "B") : NULL;
@@ -334,7 +310,7 @@ static int run_instancenorm(kn_op_ctx *c)
             mean_var(x, base, 1, S, &m, &v);
             double inv = 1.0 / sqrt(v + eps);
             for (int64_t s = 0; s < S; s++)
-                st(y, base + s, (ld(x, base + s) - m) * inv * scale[ch] + bias[ch]);
+                kn_set_f64(y, base + s, (kn_get_f64(x, base + s) - m) * inv * scale[ch] + bias[ch]);
         }
     }
     free(scale), free(bias);
@@ -370,7 +346,7 @@ static int row_norm(kn_op_ctx *c, bool rms)
     if (x->rank == 0)
         return kn_fail(c->err, KN_ERR_ARG, "%s: input must have rank >= 1", c->node->op_type);
     double eps = kn_attr_float(c->node, "epsilon", 1e-5f);
-    int64_t outer = dims_prod(x->dims, 0, axis), inner = dims_prod(x->dims, axis, x->rank);
+    int64_t outer = kn_dims_prod(x->dims, 0, axis), inner = kn_dims_prod(x->dims, axis, x->rank);
     bparam ps = {0}, pb = {0};
     kn_tensor *y = NULL, *mean_out = NULL, *inv_out = NULL;
     if (!(rc = bparam_make(c, scale, x, "scale", &ps)) &&
@@ -395,7 +371,7 @@ static int row_norm(kn_op_ctx *c, bool rms)
             if (rms) {
                 double q = 0.0;
                 for (int64_t k = 0; k < inner; k++) {
-                    double e = ld(x, base + k);
+                    double e = kn_get_f64(x, base + k);
                     q += e * e;
                 }
                 v = inner ? q / (double)inner : 0.0;
@@ -404,16 +380,16 @@ static int row_norm(kn_op_ctx *c, bool rms)
             }
             double inv = 1.0 / sqrt(v + eps);
             for (int64_t k = 0; k < inner; k++) {
-                double r = (ld(x, base + k) - m) * inv * ps.v[it.off[0]];
+                double r = (kn_get_f64(x, base + k) - m) * inv * ps.v[it.off[0]];
                 if (pb.v)
                     r += pb.v[it.off[1]];
-                st(y, base + k, r);
+                kn_set_f64(y, base + k, r);
                 kn_iter_next(&it);
             }
             if (mean_out)
-                st(mean_out, o, m);
+                kn_set_f64(mean_out, o, m);
             if (inv_out)
-                st(inv_out, o, inv);
+                kn_set_f64(inv_out, o, inv);
         }
     }
     free(ps.v), free(pb.v);
@@ -446,7 +422,7 @@ static int run_groupnorm(kn_op_ctx *c)
     if (!sc)
         return kn_fail(c->err, KN_ERR_MODEL, "GroupNormalization: scale is missing");
     int64_t G = kn_attr_int(c->node, "num_groups", 0);
-    int64_t N = x->dims[0], C = x->dims[1], S = dims_prod(x->dims, 2, x->rank);
+    int64_t N = x->dims[0], C = x->dims[1], S = kn_dims_prod(x->dims, 2, x->rank);
     if (G <= 0 || C % G != 0)
         return kn_fail(c->err, KN_ERR_ARG, "GroupNormalization: num_groups %lld does not divide %lld channels",
                        (long long)G, (long long)C);
@@ -469,7 +445,7 @@ static int run_groupnorm(kn_op_ctx *c)
             double inv = 1.0 / sqrt(v + eps);
             for (int64_t k = 0; k < gsize; k++) {
                 int64_t pi = pn == C ? g * cpg + k / (S ? S : 1) : g;
-                st(y, base + k, (ld(x, base + k) - m) * inv * scale[pi] + bias[pi]);
+                kn_set_f64(y, base + k, (kn_get_f64(x, base + k) - m) * inv * scale[pi] + bias[pi]);
             }
         }
     }
@@ -496,7 +472,7 @@ static int run_lrn(kn_op_ctx *c)
     double alpha = kn_attr_float(c->node, "alpha", 1e-4f);
     double beta = kn_attr_float(c->node, "beta", 0.75f);
     double bias = kn_attr_float(c->node, "bias", 1.0f);
-    int64_t N = x->dims[0], C = x->dims[1], S = dims_prod(x->dims, 2, x->rank);
+    int64_t N = x->dims[0], C = x->dims[1], S = kn_dims_prod(x->dims, 2, x->rank);
     int64_t lo_off = (size - 1) / 2, hi_off = size - 1 - lo_off; /* floor / ceil */
     kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
     if (!y)
@@ -508,11 +484,11 @@ static int run_lrn(kn_op_ctx *c)
             for (int64_t s = 0; s < S; s++) {
                 double sq = 0.0;
                 for (int64_t k = lo; k <= hi; k++) {
-                    double e = ld(x, (n * C + k) * S + s);
+                    double e = kn_get_f64(x, (n * C + k) * S + s);
                     sq += e * e;
                 }
                 int64_t i = (n * C + ch) * S + s;
-                st(y, i, ld(x, i) / pow(bias + alpha / (double)size * sq, beta));
+                kn_set_f64(y, i, kn_get_f64(x, i) / pow(bias + alpha / (double)size * sq, beta));
             }
         }
     return KN_OK;
@@ -565,13 +541,13 @@ static int run_mvn(kn_op_ctx *c)
         kn_iter_init(&it, x->rank, x->dims, 1, kstr);
         for (int64_t i = 0; i < x->numel; i++) {
             int64_t k = it.off[0];
-            double v = ld(x, i);
+            double v = kn_get_f64(x, i);
             if (pass == 0)
                 sum[k] += v;
             else if (pass == 1)
                 sq[k] += (v - sum[k]) * (v - sum[k]);
             else
-                st(y, i, (v - sum[k]) / (sqrt(sq[k]) + 1e-9));
+                kn_set_f64(y, i, (v - sum[k]) / (sqrt(sq[k]) + 1e-9));
             kn_iter_next(&it);
         }
         for (int64_t k = 0; k < nkeys; k++) {
@@ -606,25 +582,25 @@ static int run_lpnorm(kn_op_ctx *c)
     if (!y)
         return c->err->code;
     if (x->rank == 0) {
-        double v = ld(x, 0);
-        st(y, 0, v == 0.0 ? v : v / fabs(v));
+        double v = kn_get_f64(x, 0);
+        kn_set_f64(y, 0, v == 0.0 ? v : v / fabs(v));
         return KN_OK;
     }
-    int64_t outer = dims_prod(x->dims, 0, axis), n = x->dims[axis];
-    int64_t inner = dims_prod(x->dims, axis + 1, x->rank);
+    int64_t outer = kn_dims_prod(x->dims, 0, axis), n = x->dims[axis];
+    int64_t inner = kn_dims_prod(x->dims, axis + 1, x->rank);
     for (int64_t o = 0; o < outer; o++)
         for (int64_t in = 0; in < inner; in++) {
             int64_t base = o * n * inner + in;
             double s = 0.0;
             for (int64_t k = 0; k < n; k++) {
-                double v = ld(x, base + k * inner);
+                double v = kn_get_f64(x, base + k * inner);
                 s += p == 1 ? fabs(v) : v * v;
             }
             double norm = p == 1 ? s : sqrt(s);
             if (norm == 0.0)
                 norm = 1.0; /* a zero vector stays zero */
             for (int64_t k = 0; k < n; k++)
-                st(y, base + k * inner, ld(x, base + k * inner) / norm);
+                kn_set_f64(y, base + k * inner, kn_get_f64(x, base + k * inner) / norm);
         }
     return KN_OK;
 }

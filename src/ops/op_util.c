@@ -110,6 +110,30 @@ int kn_read_ints(const kn_tensor *t, int64_t *out, int max, kn_error *err)
     return (int)t->numel;
 }
 
+int kn_read_int_list(kn_op_ctx *c, bool use_attr, const char *name, int idx, int64_t *out,
+                     int max)
+{
+    if (use_attr) {
+        const int64_t *v;
+        int n = kn_attr_ints(c->node, name, &v);
+        if (n < 0)
+            return -1;
+        if (n > max)
+            return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has %d values, at most %d allowed",
+                           name, n, max), -2;
+        for (int i = 0; i < n; i++)
+            out[i] = v[i];
+        return n;
+    }
+    const kn_tensor *t = kn_op_in(c, idx);
+    if (!t)
+        return -1;
+    if (t->rank > 1)
+        return kn_fail(c->err, KN_ERR_ARG, "input '%s' must be 1-D, got rank %d", name, t->rank), -2;
+    int n = kn_read_ints(t, out, max, c->err);
+    return n < 0 ? -2 : n;
+}
+
 int kn_scalar_i64(const kn_tensor *t, int64_t *out, kn_error *err)
 {
     if (t->numel < 1)
@@ -124,6 +148,29 @@ int kn_scalar_f64(const kn_tensor *t, double *out, kn_error *err)
         return kn_fail(err, KN_ERR_ARG, "expected a scalar, got an empty tensor");
     *out = kn_load_f64(t->data, t->dtype, 0);
     return KN_OK;
+}
+
+bool kn_same_shape(const kn_tensor *a, const kn_tensor *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] != b->dims[i])
+            return false;
+    return true;
+}
+
+int64_t kn_dims_prod(const int64_t *dims, int from, int to)
+{
+    int64_t p = 1;
+    for (int i = from; i < to; i++)
+        p *= dims[i];
+    return p;
+}
+
+int kn_op_nomem(kn_op_ctx *c)
+{
+    return kn_fail(c->err, KN_ERR_NOMEM, "%s: out of memory", c->node->op_type);
 }
 
 int kn_unsupported_dtype(kn_op_ctx *c, kn_dtype dt)

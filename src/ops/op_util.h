@@ -1,9 +1,13 @@
 /* op_util.h - shared helpers for operator kernels: axes, broadcasting, reading
- * small integer tensors (shapes, axes, indices), dtype checks. */
+ * small integer tensors and attribute-or-input lists (shapes, axes, indices),
+ * element access and copies, shape products and comparisons, dtype checks and
+ * common failures. */
 #ifndef KN_OP_UTIL_H
 #define KN_OP_UTIL_H
 
 #include "ops/op.h"
+
+#include <string.h>
 
 /* Normalize a possibly negative axis into [0, rank); KN_ERR_ARG if out of range. */
 int kn_norm_axis(int64_t axis, int rank, int *out, kn_error *err);
@@ -33,13 +37,56 @@ typedef struct kn_iter {
 void kn_iter_init(kn_iter *it, int rank, const int64_t *dims, int n, int64_t strides[][KN_MAX_RANK]);
 void kn_iter_next(kn_iter *it);
 
+/* Element i of a float tensor as double, and storing one (rounded to the
+ * tensor's dtype), with a direct path for float32. */
+static inline double kn_get_f64(const kn_tensor *t, int64_t i)
+{
+    if (t->dtype == KN_F32)
+        return ((const float *)t->data)[i];
+    return kn_load_f64(t->data, t->dtype, (size_t)i);
+}
+
+static inline void kn_set_f64(kn_tensor *t, int64_t i, double v)
+{
+    if (t->dtype == KN_F32)
+        ((float *)t->data)[i] = (float)v;
+    else
+        kn_store_f64(t->data, t->dtype, (size_t)i, v);
+}
+
+/* Copy one element of es bytes (constant sizes let the compiler emit plain moves). */
+static inline void kn_copy_elem(char *dst, const char *src, size_t es)
+{
+    switch (es) {
+    case 1: memcpy(dst, src, 1); break;
+    case 2: memcpy(dst, src, 2); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    default: memcpy(dst, src, es); break;
+    }
+}
+
+/* True when a and b have the same rank and dims. */
+bool kn_same_shape(const kn_tensor *a, const kn_tensor *b);
+
 /* Read an integer tensor (any int dtype) of at most max elements into out;
  * returns count, or -1 with err set. */
 int kn_read_ints(const kn_tensor *t, int64_t *out, int max, kn_error *err);
+/* An integer list given as attribute `name` (when use_attr: the older opsets)
+ * or as input idx (the newer ones), of at most max values: returns the count,
+ * -1 when absent, or -2 with c->err set (too many values, input not 1-D). */
+int kn_read_int_list(kn_op_ctx *c, bool use_attr, const char *name, int idx, int64_t *out,
+                     int max);
 /* First element of a tensor as int64 / double (scalars and 1-element tensors). */
 int kn_scalar_i64(const kn_tensor *t, int64_t *out, kn_error *err);
 int kn_scalar_f64(const kn_tensor *t, double *out, kn_error *err);
 
+/* Product of dims[from..to) (1 when empty).  For a tensor's own dims: kiln
+ * refuses shapes whose non-zero dims overflow, so any such product fits. */
+int64_t kn_dims_prod(const int64_t *dims, int from, int to);
+
+/* KN_ERR_NOMEM "<op>: out of memory" */
+int kn_op_nomem(kn_op_ctx *c);
 /* KN_ERR_UNSUPPORTED "<op> does not support dtype X" */
 int kn_unsupported_dtype(kn_op_ctx *c, kn_dtype dt);
 /* KN_ERR_ARG if two inputs have different dtypes. */

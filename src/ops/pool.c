@@ -2,54 +2,20 @@
  * GlobalAveragePool, GlobalMaxPool, GlobalLpPool, MaxUnpool, MaxRoiPool, RoiAlign.
  *
  * Inputs are [N, C, d1..dk].  Windowed pools share one geometry (kernel, strides,
- * dilations, pads / auto_pad, ceil_mode) and one window walker; values are read
- * into double (exact for every dtype the pools accept) and rounded on store. */
+ * dilations, pads / auto_pad read through spatial.h, plus ceil_mode) and one
+ * window walker; values are read into double (exact for every dtype the pools
+ * accept) and rounded on store. */
 #include "ops/op_util.h"
+#include "ops/spatial.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SP (KN_MAX_RANK - 2)
-
-typedef struct pool_geom {
-    int nsp;
-    int64_t in[MAX_SP], out[MAX_SP], k[MAX_SP];
-    int64_t stride[MAX_SP], dil[MAX_SP], pad_b[MAX_SP], pad_e[MAX_SP];
-    int64_t in_size, out_size, k_size;
-} pool_geom;
-
-static int nomem(kn_op_ctx *c)
-{
-    return kn_fail(c->err, KN_ERR_NOMEM, "%s: out of memory", c->node->op_type);
-}
-
-/* Optional ints attribute of exactly n values, each >= lo (def when absent). */
-static int spatial_ints(kn_op_ctx *c, const char *name, int n, int64_t def, int64_t lo,
-                        int64_t *out)
-{
-    const int64_t *v;
-    int cnt = kn_attr_ints(c->node, name, &v);
-    for (int i = 0; i < n; i++)
-        out[i] = def;
-    if (cnt < 0)
-        return KN_OK;
-    if (cnt != n)
-        return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has %d values, expected %d", name,
-                       cnt, n);
-    for (int i = 0; i < n; i++) {
-        if (v[i] < lo || v[i] > ((int64_t)1 << 31))
-            return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has invalid value %lld", name,
-                           (long long)v[i]);
-        out[i] = v[i];
-    }
-    return KN_OK;
-}
-
 static int check_pool_input(kn_op_ctx *c, const kn_tensor *x)
 {
-    if (x->rank < 3 || x->rank - 2 > MAX_SP)
+    if (x->rank < 3 || x->rank - 2 > KN_MAX_SPATIAL)
         return kn_fail(c->err, KN_ERR_ARG, "%s input must have rank >= 3, got %d",
                        c->node->op_type, x->rank);
     return KN_OK;
@@ -70,7 +36,7 @@ static int64_t pool_out_len(int64_t in, int64_t pb, int64_t pe, int64_t ext, int
 
 /* kernel_shape, strides, dilations, pads/auto_pad, ceil_mode -> geometry.
  * Attributes an older opset lacks (dilations, ceil_mode) are simply absent. */
-static int pool_geometry(kn_op_ctx *c, const kn_tensor *x, pool_geom *g)
+static int pool_geometry(kn_op_ctx *c, const kn_tensor *x, kn_spatial_geom *g)
 {
     int rc;
     if ((rc = check_pool_input(c, x)))
@@ -81,29 +47,24 @@ static int pool_geometry(kn_op_ctx *c, const kn_tensor *x, pool_geom *g)
     if (kn_attr_ints(c->node, "kernel_shape", &ks) != n)
         return kn_fail(c->err, KN_ERR_ARG, "%s needs kernel_shape with %d values",
                        c->node->op_type, n);
-    int64_t pads[2 * MAX_SP];
-    if ((rc = spatial_ints(c, "kernel_shape", n, 1, 1, g->k)) ||
-        (rc = spatial_ints(c, "strides", n, 1, 1, g->stride)) ||
-        (rc = spatial_ints(c, "dilations", n, 1, 1, g->dil)) ||
-        (rc = spatial_ints(c, "pads", 2 * n, 0, 0, pads)))
+    int64_t pads[2 * KN_MAX_SPATIAL];
+    if ((rc = kn_spatial_ints(c, "kernel_shape", n, 1, 1, g->k)) ||
+        (rc = kn_spatial_ints(c, "strides", n, 1, 1, g->stride)) ||
+        (rc = kn_spatial_ints(c, "dilations", n, 1, 1, g->dil)) ||
+        (rc = kn_spatial_ints(c, "pads", 2 * n, 0, 0, pads)))
         return rc;
     bool ceil_mode = kn_attr_int(c->node, "ceil_mode", 0) != 0;
-    const char *ap = kn_attr_string(c->node, "auto_pad", "NOTSET");
-    bool same_upper = !strcmp(ap, "SAME_UPPER"), same_lower = !strcmp(ap, "SAME_LOWER");
-    bool valid = !strcmp(ap, "VALID");
-    if (!same_upper && !same_lower && !valid && strcmp(ap, "NOTSET") && *ap)
-        return kn_fail(c->err, KN_ERR_ARG, "auto_pad '%s' is not valid", ap);
+    kn_auto_pad ap;
+    if ((rc = kn_read_auto_pad(c, &ap)))
+        return rc;
+    bool same = ap == KN_PAD_SAME_UPPER || ap == KN_PAD_SAME_LOWER, valid = ap == KN_PAD_VALID;
     g->in_size = g->out_size = g->k_size = 1;
     for (int i = 0; i < n; i++) {
         int64_t in = x->dims[i + 2], ext = (g->k[i] - 1) * g->dil[i] + 1, s = g->stride[i];
         g->in[i] = in;
-        if (same_upper || same_lower) {
-            g->out[i] = (in + s - 1) / s;
-            int64_t total = (g->out[i] - 1) * s + ext - in;
-            if (total < 0)
-                total = 0;
-            g->pad_b[i] = same_upper ? total / 2 : total - total / 2;
-            g->pad_e[i] = total - g->pad_b[i];
+        if (same) {
+            bool upper = ap == KN_PAD_SAME_UPPER;
+            g->out[i] = kn_same_pads(in, s, ext, upper, &g->pad_b[i], &g->pad_e[i]);
         } else {
             if (!valid) {
                 g->pad_b[i] = pads[i];
@@ -116,10 +77,8 @@ static int pool_geometry(kn_op_ctx *c, const kn_tensor *x, pool_geom *g)
             /* with VALID, ceil_mode gives the same size as floor (spec formula) */
             g->out[i] = pool_out_len(in, g->pad_b[i], g->pad_e[i], ext, s, ceil_mode && !valid);
         }
-        if (!kn_mul_ok(g->in_size, in, &g->in_size) ||
-            !kn_mul_ok(g->out_size, g->out[i], &g->out_size) ||
-            !kn_mul_ok(g->k_size, g->k[i], &g->k_size))
-            return kn_fail(c->err, KN_ERR_ARG, "%s sizes overflow", c->node->op_type);
+        if ((rc = kn_spatial_count_axis(c, g, i)))
+            return rc;
     }
     return KN_OK;
 }
@@ -163,11 +122,6 @@ static void store_all(kn_tensor *y, const double *v)
         kn_store_f64(y->data, y->dtype, (size_t)i, v[i]);
 }
 
-static bool pool_float_dtype(kn_dtype t)
-{
-    return t == KN_F32 || t == KN_F16 || t == KN_BF16 || t == KN_F64;
-}
-
 /* ------------------------------------------------------ windowed pooling */
 
 typedef enum { POOL_MAX, POOL_AVG, POOL_LP } pool_kind;
@@ -180,11 +134,11 @@ typedef struct pool_params {
 } pool_params;
 
 /* Result of one window at output position opos of one plane. */
-static double pool_window(const double *plane, const pool_geom *g, const pool_params *pp,
+static double pool_window(const double *plane, const kn_spatial_geom *g, const pool_params *pp,
                           const int64_t *opos, int64_t *arg)
 {
     int n = g->nsp;
-    int64_t kpos[MAX_SP] = {0}, start[MAX_SP];
+    int64_t kpos[KN_MAX_SPATIAL] = {0}, start[KN_MAX_SPATIAL];
     for (int d = 0; d < n; d++)
         start[d] = opos[d] * g->stride[d] - g->pad_b[d];
     double acc = pp->kind == POOL_MAX ? -INFINITY : 0.0;
@@ -233,12 +187,12 @@ static double pool_window(const double *plane, const pool_geom *g, const pool_pa
 }
 
 /* Runs the window over every plane; y and idx (may be NULL) are N*C*out_size. */
-static void pool_planes(const double *x, int64_t planes, const pool_geom *g, const pool_params *pp,
+static void pool_planes(const double *x, int64_t planes, const kn_spatial_geom *g, const pool_params *pp,
                         double *y, int64_t *idx)
 {
     for (int64_t pl = 0; pl < planes; pl++) {
         const double *plane = x + pl * g->in_size;
-        int64_t opos[MAX_SP] = {0}, o = 0;
+        int64_t opos[KN_MAX_SPATIAL] = {0}, o = 0;
         if (g->out_size == 0)
             continue;
         do {
@@ -257,9 +211,9 @@ static int run_pool(kn_op_ctx *c, pool_params *pp)
     KN_REQUIRE_INPUT(c, 0);
     const kn_tensor *x = c->in[0];
     bool ints_ok = pp->kind == POOL_MAX && (x->dtype == KN_I8 || x->dtype == KN_U8);
-    if (!pool_float_dtype(x->dtype) && !ints_ok)
+    if (!kn_dtype_is_float(x->dtype) && !ints_ok)
         return kn_unsupported_dtype(c, x->dtype);
-    pool_geom g;
+    kn_spatial_geom g;
     int rc = pool_geometry(c, x, &g);
     if (rc)
         return rc;
@@ -283,7 +237,7 @@ static int run_pool(kn_op_ctx *c, pool_params *pp)
     if (!xd || !yd) {
         free(xd);
         free(yd);
-        return nomem(c);
+        return kn_op_nomem(c);
     }
     pool_planes(xd, x->dims[0] * x->dims[1], &g, pp, yd, yi ? (int64_t *)yi->data : NULL);
     store_all(y, yd);
@@ -331,7 +285,7 @@ static int run_global(kn_op_ctx *c, pool_kind kind, double p)
 {
     KN_REQUIRE_INPUT(c, 0);
     const kn_tensor *x = c->in[0];
-    if (!pool_float_dtype(x->dtype))
+    if (!kn_dtype_is_float(x->dtype))
         return kn_unsupported_dtype(c, x->dtype);
     int rc = check_pool_input(c, x);
     if (rc)
@@ -352,7 +306,7 @@ static int run_global(kn_op_ctx *c, pool_kind kind, double p)
     if (!xd || !yd) {
         free(xd);
         free(yd);
-        return nomem(c);
+        return kn_op_nomem(c);
     }
     for (int64_t pl = 0; pl < y->numel; pl++) {
         const double *v = xd + pl * inner;
@@ -402,13 +356,13 @@ static int run_global_lp_pool(kn_op_ctx *c)
 static int unpool_out_dims(kn_op_ctx *c, const kn_tensor *x, int64_t *def, int64_t *dims)
 {
     int n = x->rank - 2, rc;
-    int64_t k[MAX_SP], s[MAX_SP], pads[2 * MAX_SP];
+    int64_t k[KN_MAX_SPATIAL], s[KN_MAX_SPATIAL], pads[2 * KN_MAX_SPATIAL];
     const int64_t *ks;
     if (kn_attr_ints(c->node, "kernel_shape", &ks) != n)
         return kn_fail(c->err, KN_ERR_ARG, "MaxUnpool needs kernel_shape with %d values", n);
-    if ((rc = spatial_ints(c, "kernel_shape", n, 1, 1, k)) ||
-        (rc = spatial_ints(c, "strides", n, 1, 1, s)) ||
-        (rc = spatial_ints(c, "pads", 2 * n, 0, 0, pads)))
+    if ((rc = kn_spatial_ints(c, "kernel_shape", n, 1, 1, k)) ||
+        (rc = kn_spatial_ints(c, "strides", n, 1, 1, s)) ||
+        (rc = kn_spatial_ints(c, "pads", 2 * n, 0, 0, pads)))
         return rc;
     def[0] = x->dims[0];
     def[1] = x->dims[1];
@@ -461,7 +415,7 @@ static int run_max_unpool(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 0);
     KN_REQUIRE_INPUT(c, 1);
     const kn_tensor *x = c->in[0], *ind = c->in[1];
-    if (!pool_float_dtype(x->dtype))
+    if (!kn_dtype_is_float(x->dtype))
         return kn_unsupported_dtype(c, x->dtype);
     int rc = check_pool_input(c, x);
     if (rc)
@@ -491,7 +445,7 @@ static int run_max_unpool(kn_op_ctx *c)
 
 static int check_rois(kn_op_ctx *c, const kn_tensor *rois, int cols)
 {
-    if (rois->rank != 2 || rois->dims[1] != cols || !pool_float_dtype(rois->dtype))
+    if (rois->rank != 2 || rois->dims[1] != cols || !kn_dtype_is_float(rois->dtype))
         return kn_fail(c->err, KN_ERR_ARG, "%s rois must be a float tensor [num_rois, %d]",
                        c->node->op_type, cols);
     return KN_OK;
@@ -502,7 +456,7 @@ static int run_max_roi_pool(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 0);
     KN_REQUIRE_INPUT(c, 1);
     const kn_tensor *x = c->in[0], *rois = c->in[1];
-    if (!pool_float_dtype(x->dtype))
+    if (!kn_dtype_is_float(x->dtype))
         return kn_unsupported_dtype(c, x->dtype);
     if (x->rank != 4)
         return kn_fail(c->err, KN_ERR_ARG, "MaxRoiPool input must have rank 4");
@@ -524,7 +478,7 @@ static int run_max_roi_pool(kn_op_ctx *c)
     if (!xd || !yd) {
         free(xd);
         free(yd);
-        return nomem(c);
+        return kn_op_nomem(c);
     }
     for (int64_t r = 0; r < nr && !rc; r++) {
         double b = kn_load_f64(rois->data, rois->dtype, (size_t)(r * 5));
@@ -670,7 +624,7 @@ static int run_roi_align(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 1);
     KN_REQUIRE_INPUT(c, 2);
     const kn_tensor *x = c->in[0], *rois = c->in[1], *bi = c->in[2];
-    if (!pool_float_dtype(x->dtype))
+    if (!kn_dtype_is_float(x->dtype))
         return kn_unsupported_dtype(c, x->dtype);
     if (x->rank != 4)
         return kn_fail(c->err, KN_ERR_ARG, "RoiAlign input must have rank 4");
@@ -692,7 +646,7 @@ static int run_roi_align(kn_op_ctx *c)
     if (!xd || !yd) {
         free(xd);
         free(yd);
-        return nomem(c);
+        return kn_op_nomem(c);
     }
     for (int64_t r = 0; r < nr && !rc; r++) {
         int64_t b = kn_load_i64(bi->data, bi->dtype, (size_t)r);

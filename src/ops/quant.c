@@ -8,6 +8,7 @@
  * integer types saturate.  float8 / int4 / int2 / float4 types are reported as
  * unsupported. */
 #include "ops/op_util.h"
+#include "ops/spatial.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -79,16 +80,6 @@ static int64_t qparam_index(const qlayout *l, int64_t o, int64_t a, int64_t i)
     return (o * l->nblocks + a / l->block) * l->inner + i;
 }
 
-static bool same_shape(const kn_tensor *a, const kn_tensor *b)
-{
-    if (a->rank != b->rank)
-        return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i])
-            return false;
-    return true;
-}
-
 /* Work out the layout of scale (and zero point, which must match it) over x. */
 static int qlayout_init(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *scale,
                         const kn_tensor *zp, qlayout *l)
@@ -97,7 +88,7 @@ static int qlayout_init(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *scale
     int64_t block = c->opset >= 21 ? kn_attr_int(c->node, "block_size", 0) : 0;
     if (block < 0)
         return kn_fail(c->err, KN_ERR_ARG, "block_size must be >= 0, got %lld", (long long)block);
-    if (zp && !same_shape(zp, scale) && !(zp->numel == 1 && scale->numel == 1))
+    if (zp && !kn_same_shape(zp, scale) && !(zp->numel == 1 && scale->numel == 1))
         return kn_fail(c->err, KN_ERR_ARG, "zero point and scale have different shapes");
     bool scalar = scale->rank == 0 || (scale->rank == 1 && scale->numel == 1 && block == 0);
     if (scalar && block == 0) {
@@ -451,88 +442,17 @@ static int run_qlinear_matmul(kn_op_ctx *c)
 
 /* ---------------------------------------------------------------- QLinearConv */
 
-#define QCONV_MAX_SPATIAL (KN_MAX_RANK - 2)
-
-typedef struct conv_geom {
-    int nsp;                                  /* spatial rank */
+/* Channels and groups of a QLinearConv, with its spatial geometry. */
+typedef struct qconv_geom {
+    kn_spatial_geom sp;
     int64_t n, c, m, group, cpg, mpg;         /* batch, in ch, out ch, groups, per group */
-    int64_t in[QCONV_MAX_SPATIAL], k[QCONV_MAX_SPATIAL], out[QCONV_MAX_SPATIAL];
-    int64_t stride[QCONV_MAX_SPATIAL], dil[QCONV_MAX_SPATIAL], pad[QCONV_MAX_SPATIAL];
-    int64_t in_size, k_size, out_size;        /* spatial element counts */
-} conv_geom;
+} qconv_geom;
 
-static int conv_read_attr(kn_op_ctx *c, const char *name, int n, int64_t def, int64_t *out)
+/* Kernel from the weight (kernel_shape, when given, must match it), strides,
+ * dilations, pads / auto_pad -> output spatial dims. */
+static int qconv_spatial(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, kn_spatial_geom *g)
 {
-    const int64_t *v;
-    int cnt = kn_attr_ints(c->node, name, &v);
-    for (int i = 0; i < n; i++)
-        out[i] = def;
-    if (cnt < 0)
-        return KN_OK;
-    if (cnt != n)
-        return kn_fail(c->err, KN_ERR_ARG, "attribute %s has %d values, expected %d", name, cnt, n);
-    for (int i = 0; i < n; i++) {
-        if (v[i] < 1)
-            return kn_fail(c->err, KN_ERR_ARG, "attribute %s must be positive", name);
-        out[i] = v[i];
-    }
-    return KN_OK;
-}
-
-static int conv_pads(kn_op_ctx *c, conv_geom *g)
-{
-    const char *ap = kn_attr_string(c->node, "auto_pad", "NOTSET");
-    int n = g->nsp;
-    for (int i = 0; i < n; i++) {
-        int64_t ext = (g->k[i] - 1) * g->dil[i] + 1, pb = 0, pe = 0;
-        if (!strcmp(ap, "NOTSET")) {
-            const int64_t *p;
-            int cnt = kn_attr_ints(c->node, "pads", &p);
-            if (cnt >= 0 && cnt != 2 * n)
-                return kn_fail(c->err, KN_ERR_ARG, "pads has %d values, expected %d", cnt, 2 * n);
-            if (cnt > 0) {
-                pb = p[i];
-                pe = p[i + n];
-            }
-            if (pb < 0 || pe < 0)
-                return kn_fail(c->err, KN_ERR_UNSUPPORTED, "negative pads are not supported");
-        } else if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
-            int64_t o = (g->in[i] + g->stride[i] - 1) / g->stride[i];
-            int64_t total = (o - 1) * g->stride[i] + ext - g->in[i];
-            if (total < 0)
-                total = 0;
-            pb = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
-            pe = total - pb;
-        } else if (strcmp(ap, "VALID")) {
-            return kn_fail(c->err, KN_ERR_UNSUPPORTED, "auto_pad '%s' not supported", ap);
-        }
-        int64_t span = g->in[i] + pb + pe - ext;
-        if (span < 0)
-            return kn_fail(c->err, KN_ERR_ARG, "kernel larger than padded input");
-        g->pad[i] = pb;
-        g->out[i] = span / g->stride[i] + 1;
-    }
-    return KN_OK;
-}
-
-static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, conv_geom *g)
-{
-    memset(g, 0, sizeof *g);
-    if (x->rank < 3 || x->rank != w->rank)
-        return kn_fail(c->err, KN_ERR_ARG, "QLinearConv needs x and w of equal rank >= 3");
     g->nsp = x->rank - 2;
-    g->n = x->dims[0];
-    g->c = x->dims[1];
-    g->m = w->dims[0];
-    g->group = kn_attr_int(c->node, "group", 1);
-    if (g->group < 1 || g->c % g->group || g->m % g->group)
-        return kn_fail(c->err, KN_ERR_ARG, "group %lld does not divide the channels",
-                       (long long)g->group);
-    g->cpg = g->c / g->group;
-    g->mpg = g->m / g->group;
-    if (w->dims[1] != g->cpg)
-        return kn_fail(c->err, KN_ERR_ARG, "weight has %lld input channels, expected %lld",
-                       (long long)w->dims[1], (long long)g->cpg);
     for (int i = 0; i < g->nsp; i++) {
         g->in[i] = x->dims[i + 2];
         g->k[i] = w->dims[i + 2];
@@ -546,34 +466,70 @@ static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, c
             if (ks[i] != g->k[i])
                 return kn_fail(c->err, KN_ERR_ARG, "kernel_shape differs from the weight shape");
     }
-    if (conv_read_attr(c, "strides", g->nsp, 1, g->stride) ||
-        conv_read_attr(c, "dilations", g->nsp, 1, g->dil) || conv_pads(c, g))
-        return c->err->code;
+    int n = g->nsp, rc;
+    int64_t pads[2 * KN_MAX_SPATIAL];
+    kn_auto_pad ap;
+    if ((rc = kn_spatial_ints(c, "strides", n, 1, 1, g->stride)) ||
+        (rc = kn_spatial_ints(c, "dilations", n, 1, 1, g->dil)) ||
+        (rc = kn_spatial_ints(c, "pads", 2 * n, 0, 0, pads)) || (rc = kn_read_auto_pad(c, &ap)))
+        return rc;
     g->in_size = g->k_size = g->out_size = 1;
-    for (int i = 0; i < g->nsp; i++) {
-        g->in_size *= g->in[i];
-        g->k_size *= g->k[i];
-        g->out_size *= g->out[i];
+    for (int i = 0; i < n; i++) {
+        int64_t ext = (g->k[i] - 1) * g->dil[i] + 1;
+        if (ap == KN_PAD_SAME_UPPER || ap == KN_PAD_SAME_LOWER) {
+            kn_same_pads(g->in[i], g->stride[i], ext, ap == KN_PAD_SAME_UPPER, &g->pad_b[i],
+                         &g->pad_e[i]);
+        } else if (ap == KN_PAD_NOTSET) {
+            g->pad_b[i] = pads[i];
+            g->pad_e[i] = pads[i + n];
+        }
+        int64_t span = g->in[i] + g->pad_b[i] + g->pad_e[i] - ext;
+        if (span < 0)
+            return kn_fail(c->err, KN_ERR_ARG, "kernel larger than padded input");
+        g->out[i] = span / g->stride[i] + 1;
+        if ((rc = kn_spatial_count_axis(c, g, i)))
+            return rc;
     }
     return KN_OK;
 }
 
+static int qconv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, qconv_geom *q)
+{
+    memset(q, 0, sizeof *q);
+    if (x->rank < 3 || x->rank != w->rank)
+        return kn_fail(c->err, KN_ERR_ARG, "QLinearConv needs x and w of equal rank >= 3");
+    q->n = x->dims[0];
+    q->c = x->dims[1];
+    q->m = w->dims[0];
+    q->group = kn_attr_int(c->node, "group", 1);
+    if (q->group < 1 || q->c % q->group || q->m % q->group)
+        return kn_fail(c->err, KN_ERR_ARG, "group %lld does not divide the channels",
+                       (long long)q->group);
+    q->cpg = q->c / q->group;
+    q->mpg = q->m / q->group;
+    if (w->dims[1] != q->cpg)
+        return kn_fail(c->err, KN_ERR_ARG, "weight has %lld input channels, expected %lld",
+                       (long long)w->dims[1], (long long)q->cpg);
+    return qconv_spatial(c, x, w, &q->sp);
+}
+
 /* Integer accumulation for one output position of one output channel over
  * zero-point-adjusted data: x is this batch entry's group, w this channel's filter. */
-static int64_t qconv_point(const conv_geom *g, const int32_t *x, const int32_t *w,
+static int64_t qconv_point(const qconv_geom *q, const int32_t *x, const int32_t *w,
                            const int64_t *opos)
 {
-    int64_t acc = 0, kpos[QCONV_MAX_SPATIAL] = {0};
+    const kn_spatial_geom *g = &q->sp;
+    int64_t acc = 0, kpos[KN_MAX_SPATIAL] = {0};
     for (int64_t kk = 0; kk < g->k_size; kk++) {
         int64_t xoff = 0;
         bool inside = true;
         for (int d = 0; d < g->nsp && inside; d++) {
-            int64_t p = opos[d] * g->stride[d] - g->pad[d] + kpos[d] * g->dil[d];
+            int64_t p = opos[d] * g->stride[d] - g->pad_b[d] + kpos[d] * g->dil[d];
             inside = p >= 0 && p < g->in[d];
             xoff = xoff * g->in[d] + p;
         }
         if (inside)
-            for (int64_t ci = 0; ci < g->cpg; ci++)
+            for (int64_t ci = 0; ci < q->cpg; ci++)
                 acc += (int64_t)x[ci * g->in_size + xoff] * w[ci * g->k_size + kk];
         for (int d = g->nsp - 1; d >= 0; d--) {
             if (++kpos[d] < g->k[d])
@@ -612,8 +568,8 @@ static int run_qlinear_conv(kn_op_ctx *c)
     if (qparam_get(c, 1, 2, x->dtype, "x", &px) || qparam_get(c, 4, 5, w->dtype, "w", &pw) ||
         qparam_get(c, 6, 7, yt, "y", &py))
         return c->err->code;
-    conv_geom g;
-    if (conv_geometry(c, x, w, &g))
+    qconv_geom g;
+    if (qconv_geometry(c, x, w, &g))
         return c->err->code;
     if (px.n != 1 || py.n != 1 || (pw.n != 1 && pw.n != g.m))
         return kn_fail(c->err, KN_ERR_ARG, "QLinearConv: x/y scales must be per-tensor and w "
@@ -622,8 +578,8 @@ static int run_qlinear_conv(kn_op_ctx *c)
         return kn_fail(c->err, KN_ERR_ARG, "QLinearConv bias must be int32 of size %lld",
                        (long long)g.m);
     int64_t odims[KN_MAX_RANK] = {g.n, g.m};
-    for (int i = 0; i < g.nsp; i++)
-        odims[i + 2] = g.out[i];
+    for (int i = 0; i < g.sp.nsp; i++)
+        odims[i + 2] = g.sp.out[i];
     kn_tensor *y = kn_op_output(c, 0, yt, x->rank, odims);
     if (!y)
         return c->err->code;
@@ -640,18 +596,18 @@ static int run_qlinear_conv(kn_op_ctx *c)
     for (int64_t b = 0; b < g.n; b++)
         for (int64_t m = 0; m < g.m; m++) {
             int64_t grp = m / g.mpg;
-            const int32_t *xg = xa + (b * g.c + grp * g.cpg) * g.in_size;
-            const int32_t *wm = wa + m * g.cpg * g.k_size;
+            const int32_t *xg = xa + (b * g.c + grp * g.cpg) * g.sp.in_size;
+            const int32_t *wm = wa + m * g.cpg * g.sp.k_size;
             int64_t bv = bias ? ((const int32_t *)bias->data)[m] : 0;
             double mul = requant_multiplier(px.scale->dtype, qparam_scale(&px, 0),
                                             qparam_scale(&pw, m), qparam_scale(&py, 0));
-            int64_t opos[QCONV_MAX_SPATIAL] = {0};
-            for (int64_t o = 0; o < g.out_size; o++, yk++) {
+            int64_t opos[KN_MAX_SPATIAL] = {0};
+            for (int64_t o = 0; o < g.sp.out_size; o++, yk++) {
                 int64_t acc = qconv_point(&g, xg, wm, opos) + bv;
                 kn_store_i64(y->data, yt, (size_t)yk,
                              round_saturate((double)acc * mul + (double)zy, lo, hi));
-                for (int d = g.nsp - 1; d >= 0; d--) {
-                    if (++opos[d] < g.out[d])
+                for (int d = g.sp.nsp - 1; d >= 0; d--) {
+                    if (++opos[d] < g.sp.out[d])
                         break;
                     opos[d] = 0;
                 }

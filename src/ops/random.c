@@ -66,18 +66,13 @@ static void rng_seed(rng *r, const kn_node *node, const void *salt)
     rng_next(r); /* decorrelate nearby seeds */
 }
 
-static bool random_float_dtype(kn_dtype dt)
-{
-    return dt == KN_F32 || dt == KN_F64 || dt == KN_F16 || dt == KN_BF16;
-}
-
 /* ---------------------------------------------------------------- uniform / normal */
 
 typedef enum { DIST_UNIFORM, DIST_NORMAL } dist_kind;
 
 static int fill_dist(kn_op_ctx *c, dist_kind kind, kn_dtype dt, int rank, const int64_t *dims)
 {
-    if (!random_float_dtype(dt))
+    if (!kn_dtype_is_float(dt))
         return kn_unsupported_dtype(c, dt);
     kn_tensor *o = kn_op_output(c, 0, dt, rank, dims);
     if (!o)
@@ -135,7 +130,7 @@ static int run_bernoulli(kn_op_ctx *c)
 {
     KN_REQUIRE_INPUT(c, 0);
     const kn_tensor *x = c->in[0];
-    if (!random_float_dtype(x->dtype))
+    if (!kn_dtype_is_float(x->dtype))
         return kn_unsupported_dtype(c, x->dtype);
     kn_dtype dt = (kn_dtype)kn_attr_int(c->node, "dtype", x->dtype);
     if (!kn_dtype_supported(dt))
@@ -192,7 +187,7 @@ static int run_multinomial(kn_op_ctx *c)
 {
     KN_REQUIRE_INPUT(c, 0);
     const kn_tensor *x = c->in[0];
-    if (!random_float_dtype(x->dtype))
+    if (!kn_dtype_is_float(x->dtype))
         return kn_unsupported_dtype(c, x->dtype);
     if (x->rank != 2)
         return kn_fail(c->err, KN_ERR_ARG, "Multinomial input must be [batch_size, class_size], got rank %d", x->rank);

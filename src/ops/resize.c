@@ -16,11 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int nomem(kn_op_ctx *c)
-{
-    return kn_fail(c->err, KN_ERR_NOMEM, "%s: out of memory", c->node->op_type);
-}
-
 /* ------------------------------------------------------------ parameters */
 
 typedef enum { MODE_NEAREST, MODE_LINEAR, MODE_CUBIC } interp_mode;
@@ -238,7 +233,7 @@ static int build_axis(kn_op_ctx *c, const resize_params *rp, int64_t in_len, int
     a->w = malloc(sizeof(double) * (size_t)(n ? n : 1));
     a->ext = calloc((size_t)(out_len ? out_len : 1), 1);
     if (!a->idx || !a->w || !a->ext)
-        return nomem(c);
+        return kn_op_nomem(c);
     for (int64_t j = 0; j < out_len; j++) {
         bool outside;
         double x = map_coord(rp, (double)j, scale, in_len, out_len, roi_s, roi_e, &outside);
@@ -339,7 +334,7 @@ static int apply_resize(kn_op_ctx *c, const resize_params *rp, const kn_tensor *
     /* working buffers: the current data and the next pass's output */
     char *buf = malloc(es * (size_t)(cur_n ? cur_n : 1));
     if (!buf)
-        return nomem(c);
+        return kn_op_nomem(c);
     if (nearest) {
         memcpy(buf, x->data, es * (size_t)cur_n);
     } else {
@@ -371,7 +366,7 @@ static int apply_resize(kn_op_ctx *c, const resize_params *rp, const kn_tensor *
         char *next = malloc(es * (size_t)(next_n ? next_n : 1));
         if (!next) {
             free(buf);
-            return nomem(c);
+            return kn_op_nomem(c);
         }
         if (nearest)
             pass_nearest(buf, next, es, outer, inner, axes[d], ext_elem);
@@ -844,7 +839,7 @@ static int run_grid_sample(kn_op_ctx *c)
         return kn_fail(c->err, KN_ERR_ARG, "GridSample input has an empty spatial axis");
     double *xd = malloc(sizeof(double) * (size_t)x->numel);
     if (!xd)
-        return nomem(c);
+        return kn_op_nomem(c);
     for (int64_t i = 0; i < x->numel; i++)
         xd[i] = kn_load_f64(x->data, x->dtype, (size_t)i);
     int64_t nb = x->dims[0], ch = x->dims[1];

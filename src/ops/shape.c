@@ -13,18 +13,6 @@
 
 /* ---- small helpers ---- */
 
-/* Copy one element of es bytes (constant sizes let the compiler emit plain moves). */
-static inline void copy_elem(char *dst, const char *src, size_t es)
-{
-    switch (es) {
-    case 1: memcpy(dst, src, 1); break;
-    case 2: memcpy(dst, src, 2); break;
-    case 4: memcpy(dst, src, 4); break;
-    case 8: memcpy(dst, src, 8); break;
-    default: memcpy(dst, src, es); break;
-    }
-}
-
 /* Output i as a byte copy of t's data under a new shape (same element count). */
 static int output_reshaped(kn_op_ctx *c, int i, const kn_tensor *t, int rank, const int64_t *dims)
 {
@@ -37,32 +25,6 @@ static int output_reshaped(kn_op_ctx *c, int i, const kn_tensor *t, int rank, co
     if (o->nbytes)
         memcpy(o->data, t->data, o->nbytes);
     return KN_OK;
-}
-
-/* Read an integer list given either as attribute `name` (when use_attr) or as
- * input `idx`.  Returns the count (-1 = absent) or -2 with the error set. */
-static int read_int_list(kn_op_ctx *c, bool use_attr, const char *name, int idx,
-                         int64_t *out, int max)
-{
-    if (use_attr) {
-        const int64_t *v;
-        int n = kn_attr_ints(c->node, name, &v);
-        if (n < 0)
-            return -1;
-        if (n > max)
-            return kn_fail(c->err, KN_ERR_ARG, "attribute '%s' has %d values, at most %d allowed",
-                           name, n, max), -2;
-        for (int i = 0; i < n; i++)
-            out[i] = v[i];
-        return n;
-    }
-    const kn_tensor *t = kn_op_in(c, idx);
-    if (!t)
-        return -1;
-    if (t->rank > 1)
-        return kn_fail(c->err, KN_ERR_ARG, "input '%s' must be 1-D, got rank %d", name, t->rank), -2;
-    int n = kn_read_ints(t, out, max, c->err);
-    return n < 0 ? -2 : n;
 }
 
 /* ---- Reshape ---- */
@@ -118,7 +80,7 @@ static int run_reshape(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 0);
     const kn_tensor *x = c->in[0];
     int64_t shape[KN_MAX_RANK], dims[KN_MAX_RANK];
-    int n = read_int_list(c, c->opset < 5, "shape", 1, shape, KN_MAX_RANK);
+    int n = kn_read_int_list(c, c->opset < 5, "shape", 1, shape, KN_MAX_RANK);
     if (n == -2)
         return c->err->code;
     if (n < 0)
@@ -151,7 +113,7 @@ static int run_flatten(kn_op_ctx *c)
 
 static int read_axes(kn_op_ctx *c, int64_t *axes, int max)
 {
-    return read_int_list(c, c->opset < 13, "axes", 1, axes, max);
+    return kn_read_int_list(c, c->opset < 13, "axes", 1, axes, max);
 }
 
 static int run_squeeze(kn_op_ctx *c)
@@ -280,47 +242,42 @@ static int constant_from_tensor(kn_op_ctx *c, const kn_tensor *t)
     return kn_op_output_copy(c, 0, t) ? KN_OK : c->err->code;
 }
 
+/* Output 0 as a scalar (rank 0) or a 1-D list of count values of dtype dt
+ * copied from v (a negative count, from an absent list, gives an empty list). */
+static int constant_values(kn_op_ctx *c, kn_dtype dt, int rank, int count, const void *v)
+{
+    int64_t len = count < 0 ? 0 : count;
+    kn_tensor *o = kn_op_output(c, 0, dt, rank, &len);
+    if (!o)
+        return c->err->code;
+    if (o->nbytes && v)
+        memcpy(o->data, v, o->nbytes);
+    return KN_OK;
+}
+
 static int run_constant(kn_op_ctx *c)
 {
     const kn_node *n = c->node;
     const kn_attr *a;
     if ((a = kn_attr_find(n, "value")))
         return constant_from_tensor(c, a->type == KN_ATTR_TENSOR ? a->t : NULL);
-    if ((a = kn_attr_find(n, "value_float"))) {
-        kn_tensor *o = kn_op_output(c, 0, KN_F32, 0, NULL);
-        if (!o)
-            return c->err->code;
-        *(float *)o->data = kn_attr_float(n, "value_float", 0.0f);
-        return KN_OK;
+    if (kn_attr_find(n, "value_float")) {
+        float f = kn_attr_float(n, "value_float", 0.0f);
+        return constant_values(c, KN_F32, 0, 1, &f);
     }
-    if ((a = kn_attr_find(n, "value_int"))) {
-        kn_tensor *o = kn_op_output(c, 0, KN_I64, 0, NULL);
-        if (!o)
-            return c->err->code;
-        *(int64_t *)o->data = kn_attr_int(n, "value_int", 0);
-        return KN_OK;
+    if (kn_attr_find(n, "value_int")) {
+        int64_t i = kn_attr_int(n, "value_int", 0);
+        return constant_values(c, KN_I64, 0, 1, &i);
     }
-    if ((a = kn_attr_find(n, "value_floats"))) {
+    if (kn_attr_find(n, "value_floats")) {
         const float *v = NULL;
-        int k = kn_attr_floats(n, "value_floats", &v);
-        int64_t len = k < 0 ? 0 : k;
-        kn_tensor *o = kn_op_output(c, 0, KN_F32, 1, &len);
-        if (!o)
-            return c->err->code;
-        if (len)
-            memcpy(o->data, v, sizeof(float) * (size_t)len);
-        return KN_OK;
+        int count = kn_attr_floats(n, "value_floats", &v);
+        return constant_values(c, KN_F32, 1, count, v);
     }
-    if ((a = kn_attr_find(n, "value_ints"))) {
+    if (kn_attr_find(n, "value_ints")) {
         const int64_t *v = NULL;
-        int k = kn_attr_ints(n, "value_ints", &v);
-        int64_t len = k < 0 ? 0 : k;
-        kn_tensor *o = kn_op_output(c, 0, KN_I64, 1, &len);
-        if (!o)
-            return c->err->code;
-        if (len)
-            memcpy(o->data, v, sizeof(int64_t) * (size_t)len);
-        return KN_OK;
+        int count = kn_attr_ints(n, "value_ints", &v);
+        return constant_values(c, KN_I64, 1, count, v);
     }
     if (kn_attr_find(n, "value_string") || kn_attr_find(n, "value_strings"))
         return kn_fail(c->err, KN_ERR_UNSUPPORTED, "Constant: string values are not supported");
@@ -358,7 +315,7 @@ static int run_constant_of_shape(kn_op_ctx *c)
     if (v) {
         char *d = o->data;
         for (int64_t i = 0; i < o->numel; i++)
-            copy_elem(d + (size_t)i * es, v->data, es);
+            kn_copy_elem(d + (size_t)i * es, v->data, es);
     }
     return KN_OK;
 }
@@ -373,7 +330,7 @@ static void broadcast_copy(char *dst, const char *src, int rank, const int64_t *
     if (numel == 0)
         return;
     if (rank == 0) {
-        copy_elem(dst, src, es);
+        kn_copy_elem(dst, src, es);
         return;
     }
     int64_t inner = dims[rank - 1], istr = strides[rank - 1];
@@ -385,7 +342,7 @@ static void broadcast_copy(char *dst, const char *src, int rank, const int64_t *
             memcpy(dst, s, run);
         } else {
             for (int64_t j = 0; j < inner; j++)
-                copy_elem(dst + (size_t)j * es, s, es);
+                kn_copy_elem(dst + (size_t)j * es, s, es);
         }
         dst += run;
         for (int d = rank - 2; d >= 0; d--) {

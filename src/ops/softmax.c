@@ -10,29 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline double ld(const kn_tensor *t, int64_t i)
-{
-    if (t->dtype == KN_F32)
-        return ((const float *)t->data)[i];
-    return kn_load_f64(t->data, t->dtype, (size_t)i);
-}
-
-static inline void st(kn_tensor *t, int64_t i, double v)
-{
-    if (t->dtype == KN_F32)
-        ((float *)t->data)[i] = (float)v;
-    else
-        kn_store_f64(t->data, t->dtype, (size_t)i, v);
-}
-
-static int64_t dims_prod(const int64_t *dims, int from, int to)
-{
-    int64_t p = 1;
-    for (int i = from; i < to; i++)
-        p *= dims[i];
-    return p;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Softmax, LogSoftmax, Hardmax                                              */
 /* ------------------------------------------------------------------------ */
@@ -57,13 +34,13 @@ static int sm_layout(kn_op_ctx *c, const kn_tensor *x, int64_t *outer, int64_t *
         if (rc)
             return rc;
     }
-    *outer = dims_prod(x->dims, 0, axis);
+    *outer = kn_dims_prod(x->dims, 0, axis);
     if (coerce) {
-        *n = dims_prod(x->dims, axis, x->rank);
+        *n = kn_dims_prod(x->dims, axis, x->rank);
         *inner = 1;
     } else {
         *n = x->dims[axis];
-        *inner = dims_prod(x->dims, axis + 1, x->rank);
+        *inner = kn_dims_prod(x->dims, axis + 1, x->rank);
     }
     return KN_OK;
 }
@@ -74,10 +51,10 @@ static void sm_vector(const kn_tensor *x, kn_tensor *y, int64_t base, int64_t st
 {
     if (n == 0)
         return;
-    double mx = ld(x, base);
+    double mx = kn_get_f64(x, base);
     int64_t arg = 0;
     for (int64_t k = 1; k < n; k++) {
-        double v = ld(x, base + k * step);
+        double v = kn_get_f64(x, base + k * step);
         if (v > mx || (isnan(v) && !isnan(mx))) {
             mx = v;
             arg = k;
@@ -85,16 +62,16 @@ static void sm_vector(const kn_tensor *x, kn_tensor *y, int64_t base, int64_t st
     }
     if (kind == SM_HARDMAX) {
         for (int64_t k = 0; k < n; k++)
-            st(y, base + k * step, k == arg ? 1.0 : 0.0);
+            kn_set_f64(y, base + k * step, k == arg ? 1.0 : 0.0);
         return;
     }
     double sum = 0.0;
     for (int64_t k = 0; k < n; k++)
-        sum += exp(ld(x, base + k * step) - mx);
+        sum += exp(kn_get_f64(x, base + k * step) - mx);
     double lse = log(sum);
     for (int64_t k = 0; k < n; k++) {
-        double d = ld(x, base + k * step) - mx;
-        st(y, base + k * step, kind == SM_LOGSOFTMAX ? d - lse : exp(d) / sum);
+        double d = kn_get_f64(x, base + k * step) - mx;
+        kn_set_f64(y, base + k * step, kind == SM_LOGSOFTMAX ? d - lse : exp(d) / sum);
     }
 }
 
@@ -172,7 +149,7 @@ static int loss_prepare(kn_op_ctx *c, const kn_tensor *x, loss_spec *ls)
     }
     ls->N = x->dims[0];
     ls->C = x->dims[1];
-    ls->D = dims_prod(x->dims, 2, x->rank);
+    ls->D = kn_dims_prod(x->dims, 2, x->rank);
     if (ls->weight && (ls->weight->numel != ls->C || !kn_dtype_is_float(ls->weight->dtype)))
         return kn_fail(c->err, KN_ERR_ARG, "%s: weight must be a float vector of %lld elements",
                        c->node->op_type, (long long)ls->C);
@@ -212,15 +189,15 @@ static int loss_compute(kn_op_ctx *c, const loss_spec *ls, const double *logp, k
                 loss = -logp[(n * ls->C + label) * ls->D + d] * w;
             }
             if (ls->red == RED_NONE)
-                st(y, ti, loss);
+                kn_set_f64(y, ti, loss);
             total += loss;
             wsum += w;
         }
     }
     if (ls->red == RED_SUM)
-        st(y, 0, total);
+        kn_set_f64(y, 0, total);
     else if (ls->red == RED_MEAN)
-        st(y, 0, total / wsum);
+        kn_set_f64(y, 0, total / wsum);
     return KN_OK;
 }
 
@@ -236,7 +213,7 @@ static int run_nllloss(kn_op_ctx *c)
     if (!logp)
         return kn_fail(c->err, KN_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < x->numel; i++)
-        logp[i] = ld(x, i);
+        logp[i] = kn_get_f64(x, i);
     rc = loss_compute(c, &ls, logp, x->dtype);
     free(logp);
     return rc;
@@ -250,14 +227,14 @@ static void log_softmax_axis1(const kn_tensor *x, const loss_spec *ls, double *l
             int64_t base = n * ls->C * ls->D + d;
             double mx = -INFINITY, sum = 0.0;
             for (int64_t k = 0; k < ls->C; k++) {
-                double v = ld(x, base + k * ls->D);
+                double v = kn_get_f64(x, base + k * ls->D);
                 mx = v > mx ? v : mx;
             }
             for (int64_t k = 0; k < ls->C; k++)
-                sum += exp(ld(x, base + k * ls->D) - mx);
+                sum += exp(kn_get_f64(x, base + k * ls->D) - mx);
             double lse = mx + log(sum);
             for (int64_t k = 0; k < ls->C; k++)
-                logp[base + k * ls->D] = ld(x, base + k * ls->D) - lse;
+                logp[base + k * ls->D] = kn_get_f64(x, base + k * ls->D) - lse;
         }
 }
 
@@ -279,7 +256,7 @@ static int run_sce(kn_op_ctx *c)
         if (!lp)
             rc = c->err->code;
         for (int64_t i = 0; lp && i < x->numel; i++)
-            st(lp, i, logp[i]);
+            kn_set_f64(lp, i, logp[i]);
     }
     free(logp);
     return rc;

@@ -18,21 +18,6 @@ typedef struct optim_args {
     int n;        /* number of optimized tensors */
 } optim_args;
 
-static bool is_float_dtype(kn_dtype dt)
-{
-    return dt == KN_F32 || dt == KN_F64 || dt == KN_F16 || dt == KN_BF16;
-}
-
-static bool same_shape(const kn_tensor *a, const kn_tensor *b)
-{
-    if (a->rank != b->rank)
-        return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] != b->dims[i])
-            return false;
-    return true;
-}
-
 /* Reads R and T and checks that the node has 2 + groups*n inputs and
  * out_groups*n outputs, all of them present, float, and shaped like X_i. */
 static int optim_prepare(kn_op_ctx *c, int groups, int out_groups, optim_args *a)
@@ -58,9 +43,9 @@ static int optim_prepare(kn_op_ctx *c, int groups, int out_groups, optim_args *a
         const kn_tensor *x = kn_op_in(c, i), *x0 = kn_op_in(c, 2 + (i - 2) % a->n);
         if (!x || !x0)
             return kn_fail(c->err, KN_ERR_MODEL, "%s input %d is missing", op, i);
-        if (!is_float_dtype(x->dtype))
+        if (!kn_dtype_is_float(x->dtype))
             return kn_unsupported_dtype(c, x->dtype);
-        if (x->dtype != x0->dtype || !same_shape(x, x0)) {
+        if (x->dtype != x0->dtype || !kn_same_shape(x, x0)) {
             char b1[128], b2[128];
             return kn_fail(c->err, KN_ERR_ARG, "%s input %d (%s) does not match its tensor X (%s)", op, i,
                            kn_tensor_describe(x, b1, sizeof b1), kn_tensor_describe(x0, b2, sizeof b2));

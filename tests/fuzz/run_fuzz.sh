@@ -23,4 +23,7 @@ if [ -d "$nodes" ] && { [ "$kind" = onnx ] || [ "$kind" = tensorproto ]; }; then
         fi
     done
 fi
-exec "$fuzzer" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 -timeout=25 "$corpus"
+dict="$(dirname "$0")/onnx.dict"
+dictarg=
+[ "$kind" = onnx ] && [ -f "$dict" ] && dictarg="-dict=$dict"
+exec "$fuzzer" $dictarg -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 -timeout=25 "$corpus"

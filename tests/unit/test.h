@@ -7,8 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static int kt_failures;
-static int kt_checks;
+/* defined once in test.c (kiln_testlib), so that op_harness.c counts too */
+extern int kt_failures;
+extern int kt_checks;
 
 #define CHECK(cond)                                                                    \
     do {                                                                               \
@@ -58,7 +59,7 @@ static inline int kt_run(const kt_case *cases, int n)
             fprintf(stderr, "FAIL %s\n", cases[i].name);
         }
     }
-    printf("%d passed, %d failed\n", passed, failed);
+    printf("%d passed, %d failed (%d checks)\n", passed, failed, kt_checks);
     return failed ? 1 : 0;
 }
 

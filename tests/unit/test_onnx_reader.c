@@ -811,6 +811,14 @@ static void test_external_data(void)
     CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_MODEL);
     t = external_tensor("w", 4, "/etc/passwd", NULL, NULL);
     CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_MODEL);
+    /* a symlink inside the directory that points outside it */
+    char link[512];
+    snprintf(link, sizeof link, "%s/escape.bin", tmpdir);
+    if (symlink("/", link) == 0) {
+        t = external_tensor("w", 1, "escape.bin", NULL, NULL);
+        CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_MODEL);
+        unlink(link);
+    }
     t = external_tensor("w", 4, "weights.bin", "24", NULL); /* past the end */
     CHECK_EQ_INT(load_external(&t, &m, &err), KN_ERR_MODEL);
     t = external_tensor("w", 4, "weights.bin", "0", "12"); /* length mismatch */

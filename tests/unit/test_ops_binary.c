@@ -3,15 +3,14 @@
  * BitShift widths, NaN in Max/Min, variadic Sum/Mean, Where, empty tensors and
  * error cases.  Each test builds a one-node graph and runs it. */
 #include "test.h"
-
-#include "exec/exec.h"
+#include "op_harness.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 
 #define MAX_IN 4
 
-/* An input or attribute description for run_op. */
+/* An input given inline as a compound literal: dtype, shape and raw elements. */
 typedef struct tin {
     kn_dtype dt;
     int rank;
@@ -19,52 +18,20 @@ typedef struct tin {
     const void *data;
 } tin;
 
-/* Run a one-node graph `op` (opset) on the inputs; the result goes to *out (owned,
- * release it).  attrs may be NULL.  Returns the status; err gets the message. */
+/* Run a one-node graph `op` (opset) on copies of the inputs; the result goes to
+ * *out (owned, release it).  attrs may be NULL.  Returns the status. */
 static int run_op(const char *op, int opset, const kn_attr *attrs, int n_attr, int n_in,
                   const tin *ins, kn_tensor *out, kn_error *err)
 {
-    kn_model *m = kn_model_new();
-    m->n_opsets = 1;
-    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
-    m->opsets[0].domain = "";
-    m->opsets[0].version = opset;
-    kn_graph *g = kn_graph_new(m, NULL);
-    m->graph = g;
     kn_tensor tensors[MAX_IN];
     const kn_tensor *ptrs[MAX_IN];
-    int in_ids[MAX_IN];
-    static const char *names[MAX_IN] = {"a", "b", "c", "d"};
     for (int i = 0; i < n_in; i++) {
-        memset(&tensors[i], 0, sizeof tensors[i]);
-        kn_tensor_alloc(&tensors[i], ins[i].dt, ins[i].rank, ins[i].dims, err);
-        if (tensors[i].nbytes)
-            memcpy(tensors[i].data, ins[i].data, tensors[i].nbytes);
+        tensors[i] = kt_tensor(ins[i].dt, ins[i].rank, ins[i].dims, ins[i].data);
         ptrs[i] = &tensors[i];
-        in_ids[i] = kn_graph_value(g, names[i]);
-        kn_graph_add_input(g, in_ids[i]);
     }
-    int y = kn_graph_value(g, "y");
-    kn_graph_add_output(g, y);
-    kn_node *nd = kn_graph_add_node(g);
-    nd->op_type = op;
-    nd->domain = "";
-    nd->name = "n";
-    nd->n_in = n_in;
-    nd->in = kn_arena_calloc(&m->arena, (size_t)n_in, sizeof(int));
-    memcpy(nd->in, in_ids, sizeof(int) * (size_t)n_in);
-    nd->n_out = 1;
-    nd->out = kn_arena_calloc(&m->arena, 1, sizeof(int));
-    nd->out[0] = y;
-    nd->n_attr = n_attr;
-    nd->attrs = (kn_attr *)attrs;
     memset(out, 0, sizeof *out);
-    int rc = kn_model_finalize(m, err);
-    if (!rc)
-        rc = kn_exec_graph(g, NULL, n_in, ptrs, 1, out, err);
-    for (int i = 0; i < n_in; i++)
-        kn_tensor_release(&tensors[i]);
-    kn_model_free(m);
+    int rc = kt_run_op(op, opset, n_in, ptrs, n_attr, attrs, 1, out, err);
+    kt_release_all(tensors, n_in);
     return rc;
 }
 
@@ -77,13 +44,6 @@ static int run2(const char *op, tin a, tin b, kn_tensor *out, kn_error *err)
 #define T1(dt, n, ...) ((tin){dt, 1, {n}, (const void *)__VA_ARGS__})
 #define T0(dt, ...) ((tin){dt, 0, {0}, (const void *)__VA_ARGS__})
 
-static void check_dims(const kn_tensor *t, int rank, const int64_t *dims)
-{
-    CHECK_EQ_INT(t->rank, rank);
-    for (int i = 0; i < rank && i < t->rank; i++)
-        CHECK_EQ_INT(t->dims[i], dims[i]);
-}
-
 static void test_add_f32_broadcast(void)
 {
     kn_error err;
@@ -91,7 +51,7 @@ static void test_add_f32_broadcast(void)
     float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {10, 20, 30}, s = 100;
     CHECK_EQ_INT(run2("Add", (tin){KN_F32, 2, {2, 3}, a}, T1(KN_F32, 3, b), &out, &err), KN_OK);
     const int64_t d23[2] = {2, 3};
-    check_dims(&out, 2, d23);
+    kt_check_dims(&out, 2, d23);
     const float *o = out.data;
     CHECK_NEAR(o[0], 11, 0);
     CHECK_NEAR(o[5], 36, 0);
@@ -106,7 +66,7 @@ static void test_add_f32_broadcast(void)
     float c[4] = {1, 2, 3, 4};
     CHECK_EQ_INT(run2("Mul", (tin){KN_F32, 3, {2, 1, 3}, a}, (tin){KN_F32, 2, {4, 1}, c}, &out, &err), KN_OK);
     const int64_t d243[3] = {2, 4, 3};
-    check_dims(&out, 3, d243);
+    kt_check_dims(&out, 3, d243);
     o = out.data;
     CHECK_NEAR(o[0], 1, 0);         /* a[0,0,0]*c[0] */
     CHECK_NEAR(o[1 * 3 + 2], 6, 0); /* a[0,0,2]*c[1] */
@@ -124,7 +84,7 @@ static void test_broadcast_generic_matches_f32(void)
     for (int i = 0; i < 28; i++) b[i] = i - 9;
     CHECK_EQ_INT(run2("Sub", (tin){KN_I32, 4, {3, 1, 5, 1}, a}, (tin){KN_I32, 3, {4, 1, 7}, b}, &out, &err), KN_OK);
     const int64_t d[4] = {3, 4, 5, 7};
-    check_dims(&out, 4, d);
+    kt_check_dims(&out, 4, d);
     int bad = 0;
     const int32_t *o = out.data;
     for (int i = 0; i < 3; i++)
@@ -205,7 +165,7 @@ static void test_mod_signs(void)
     kn_error err;
     kn_tensor out;
     int64_t a[4] = {-7, 7, -7, INT64_MIN}, b[4] = {3, -3, -3, -1};
-    kn_attr fmod1 = {.name = "fmod", .type = KN_ATTR_INT, .i = 1};
+    kn_attr fmod1 = kt_attr_int("fmod", 1);
     tin ins[2] = {T1(KN_I64, 4, a), T1(KN_I64, 4, b)};
     CHECK_EQ_INT(run_op("Mod", 13, NULL, 0, 2, ins, &out, &err), KN_OK);
     const int64_t *o = out.data;
@@ -230,7 +190,7 @@ static void test_mod_signs(void)
     CHECK_NEAR(((double *)out.data)[0], 0.5, 0);
     CHECK_NEAR(((double *)out.data)[1], -0.5, 0);
     kn_tensor_release(&out);
-    kn_attr bad = {.name = "fmod", .type = KN_ATTR_INT, .i = 2};
+    kn_attr bad = kt_attr_int("fmod", 2);
     CHECK(run_op("Mod", 13, &bad, 1, 2, fins, &out, &err) != KN_OK);
 }
 
@@ -269,9 +229,9 @@ static void test_bitshift(void)
 {
     kn_error err;
     kn_tensor out;
-    kn_attr left = {.name = "direction", .type = KN_ATTR_STRING, .s = "LEFT", .s_len = 4};
-    kn_attr right = {.name = "direction", .type = KN_ATTR_STRING, .s = "RIGHT", .s_len = 5};
-    kn_attr bad = {.name = "direction", .type = KN_ATTR_STRING, .s = "UP", .s_len = 2};
+    kn_attr left = kt_attr_str("direction", "LEFT");
+    kn_attr right = kt_attr_str("direction", "RIGHT");
+    kn_attr bad = kt_attr_str("direction", "UP");
     uint8_t a[4] = {1, 0x81, 0xff, 3}, s[4] = {7, 1, 8, 200};
     tin ins[2] = {T1(KN_U8, 4, a), T1(KN_U8, 4, s)};
     CHECK_EQ_INT(run_op("BitShift", 11, &left, 1, 2, ins, &out, &err), KN_OK);
@@ -348,7 +308,7 @@ static void test_max_min_nan_and_variadic(void)
     tin ins[3] = {(tin){KN_I64, 2, {2, 1}, x}, (tin){KN_I64, 2, {1, 3}, y}, T1(KN_I64, 3, z)};
     CHECK_EQ_INT(run_op("Max", 13, NULL, 0, 3, ins, &out, &err), KN_OK);
     const int64_t d23[2] = {2, 3};
-    check_dims(&out, 2, d23);
+    kt_check_dims(&out, 2, d23);
     const int64_t *o = out.data;
     const int64_t want[6] = {5, 10, 5, 1, 10, 3};
     for (int i = 0; i < 6; i++)
@@ -391,7 +351,7 @@ static void test_where(void)
     tin ins[3] = {(tin){KN_BOOL, 2, {2, 1}, cond}, T1(KN_I64, 3, x), T0(KN_I64, &yv)};
     CHECK_EQ_INT(run_op("Where", 16, NULL, 0, 3, ins, &out, &err), KN_OK);
     const int64_t d23[2] = {2, 3};
-    check_dims(&out, 2, d23);
+    kt_check_dims(&out, 2, d23);
     CHECK_EQ_INT(out.dtype, KN_I64);
     const int64_t *o = out.data;
     CHECK_EQ_INT(o[0], 1);
@@ -422,7 +382,7 @@ static void test_empty_and_errors(void)
     float b[3] = {1, 2, 3};
     CHECK_EQ_INT(run2("Add", (tin){KN_F32, 2, {0, 3}, NULL}, T1(KN_F32, 3, b), &out, &err), KN_OK);
     const int64_t d03[2] = {0, 3};
-    check_dims(&out, 2, d03);
+    kt_check_dims(&out, 2, d03);
     CHECK_EQ_INT(out.numel, 0);
     kn_tensor_release(&out);
     int32_t i0 = 0;
@@ -486,8 +446,8 @@ static void test_legacy_broadcast_axis(void)
     /* opset 6: A [2,3,2] + B [3] with broadcast=1, axis=1 -> B lines up with dim 1 */
     float a[12] = {0};
     float b[3] = {1, 2, 3};
-    kn_attr attrs[2] = {{.name = "broadcast", .type = KN_ATTR_INT, .i = 1},
-                        {.name = "axis", .type = KN_ATTR_INT, .i = 1}};
+    kn_attr attrs[2] = {kt_attr_int("broadcast", 1),
+                        kt_attr_int("axis", 1)};
     tin ins[2] = {(tin){KN_F32, 3, {2, 3, 2}, a}, T1(KN_F32, 3, b)};
     CHECK_EQ_INT(run_op("Add", 6, attrs, 2, 2, ins, &out, &err), KN_OK);
     const float *o = out.data;

@@ -3,19 +3,9 @@
  * zeros, states stopping early), reverse directions, zero-length sequences, empty
  * batches, and bad sequence_lens / mismatched batch sizes returning errors. */
 #include "test.h"
+#include "op_harness.h"
 
 #include <stdint.h>
-
-#include "exec/exec.h"
-
-static kn_tensor tensor(kn_dtype dt, int rank, const int64_t *dims, void *data)
-{
-    kn_tensor t = {0};
-    kn_error err;
-    kn_tensor_set_shape(&t, dt, rank, dims, &err);
-    t.data = data;
-    return t;
-}
 
 static int *ids(kn_model *m, int n, const int *v)
 {
@@ -57,70 +47,12 @@ static kn_graph *sum_body(kn_model *m, kn_graph *parent)
 static int run_scan8(const kn_tensor *lens, const kn_tensor *state, const kn_tensor *x,
                      int64_t direction, kn_tensor *out, kn_error *err)
 {
-    kn_model *m = kn_model_new();
-    m->n_opsets = 1;
-    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
-    m->opsets[0].domain = "";
-    m->opsets[0].version = 8;
-    kn_graph *g = kn_graph_new(m, NULL);
-    m->graph = g;
-    int lid = lens ? kn_graph_value(g, "lens") : -1;
-    int sid = kn_graph_value(g, "state"), xid = kn_graph_value(g, "x");
-    int y = kn_graph_value(g, "y"), z = kn_graph_value(g, "z");
-    const kn_tensor *graph_in[3];
-    int n_graph_in = 0;
-    if (lens) {
-        kn_graph_add_input(g, lid);
-        graph_in[n_graph_in++] = lens;
-    }
-    kn_graph_add_input(g, sid);
-    kn_graph_add_input(g, xid);
-    graph_in[n_graph_in++] = state;
-    graph_in[n_graph_in++] = x;
-    kn_graph_add_output(g, y);
-    kn_graph_add_output(g, z);
-    int in[3] = {lid, sid, xid}, outs[2] = {y, z};
-    kn_node *n = kn_graph_add_node(g);
-    n->name = "scan";
-    n->op_type = "Scan";
-    n->domain = "";
-    n->n_in = 3;
-    n->in = ids(m, 3, in);
-    n->n_out = 2;
-    n->out = ids(m, 2, outs);
-    kn_attr *a = kn_arena_calloc(&m->arena, 3, sizeof *a);
-    a[0].name = "body";
-    a[0].type = KN_ATTR_GRAPH;
-    a[0].g = sum_body(m, g);
-    a[1].name = "num_scan_inputs";
-    a[1].type = KN_ATTR_INT;
-    a[1].i = 1;
-    a[2].name = "directions";
-    a[2].type = KN_ATTR_INTS;
-    a[2].n = 1;
-    a[2].ints = kn_arena_calloc(&m->arena, 1, sizeof(int64_t));
-    a[2].ints[0] = direction;
-    n->attrs = a;
-    n->n_attr = 3;
-    int rc = kn_model_finalize(m, err);
-    if (!rc)
-        rc = kn_exec_graph(g, NULL, n_graph_in, graph_in, 2, out, err);
-    kn_model_free(m);
-    return rc;
-}
-
-static void check_f32(const kn_tensor *t, int rank, const int64_t *dims, const float *want)
-{
-    CHECK_EQ_INT(t->dtype, KN_F32);
-    CHECK_EQ_INT(t->rank, rank);
-    int64_t numel = 1;
-    for (int i = 0; i < rank && i < t->rank; i++) {
-        CHECK_EQ_INT(t->dims[i], dims[i]);
-        numel *= dims[i];
-    }
-    CHECK_EQ_INT(t->numel, numel);
-    for (int64_t i = 0; i < numel && i < t->numel; i++)
-        CHECK_NEAR(((const float *)t->data)[i], want[i], 1e-6);
+    kt_node n = {"Scan", 8, 3, {lens, state, x}, 2};
+    kt_add_attr(&n, kt_attr_int("num_scan_inputs", 1));
+    kt_add_attr(&n, kt_attr_ints("directions", 1, &direction));
+    n.body_attr = "body";
+    n.build_body = sum_body;
+    return kt_run_node(&n, out, err);
 }
 
 /* x [2 batch, 3 steps, 2]; state [2, 2]. */
@@ -130,7 +62,7 @@ static int64_t xdims[3] = {2, 3, 2}, sdims[2] = {2, 2};
 
 static void test_scan8_sum_batched(void)
 {
-    kn_tensor x = tensor(KN_F32, 3, xdims, xs), s = tensor(KN_F32, 2, sdims, st), out[2];
+    kn_tensor x = kt_view(KN_F32, 3, xdims, xs), s = kt_view(KN_F32, 2, sdims, st), out[2];
     kn_error err = {0};
     int rc = run_scan8(NULL, &s, &x, 0, out, &err);
     CHECK_EQ_INT(rc, KN_OK);
@@ -140,8 +72,8 @@ static void test_scan8_sum_batched(void)
     }
     static const float y[] = {9, 12, 190, 220};
     static const float z[] = {1, 2, 4, 6, 9, 12, 110, 120, 140, 160, 190, 220};
-    check_f32(&out[0], 2, sdims, y);
-    check_f32(&out[1], 3, xdims, z);
+    kt_check_f32_shaped(&out[0], 2, sdims, y, 1e-6);
+    kt_check_f32_shaped(&out[1], 3, xdims, z, 1e-6);
     kn_tensor_release(&out[0]);
     kn_tensor_release(&out[1]);
 }
@@ -150,8 +82,8 @@ static void test_scan8_sum_batched(void)
 static void test_scan8_lens_reverse(void)
 {
     int64_t lens_v[2] = {2, 0}, two = 2;
-    kn_tensor lens = tensor(KN_I64, 1, &two, lens_v);
-    kn_tensor x = tensor(KN_F32, 3, xdims, xs), s = tensor(KN_F32, 2, sdims, st), out[2];
+    kn_tensor lens = kt_view(KN_I64, 1, &two, lens_v);
+    kn_tensor x = kt_view(KN_F32, 3, xdims, xs), s = kt_view(KN_F32, 2, sdims, st), out[2];
     kn_error err = {0};
     int rc = run_scan8(&lens, &s, &x, 1, out, &err);
     CHECK_EQ_INT(rc, KN_OK);
@@ -161,8 +93,8 @@ static void test_scan8_lens_reverse(void)
     }
     static const float y[] = {4, 6, 100, 100};
     static const float z[] = {3, 4, 4, 6, 0, 0, 0, 0, 0, 0, 0, 0};
-    check_f32(&out[0], 2, sdims, y);
-    check_f32(&out[1], 3, xdims, z);
+    kt_check_f32_shaped(&out[0], 2, sdims, y, 1e-6);
+    kt_check_f32_shaped(&out[1], 3, xdims, z, 1e-6);
     kn_tensor_release(&out[0]);
     kn_tensor_release(&out[1]);
 }
@@ -171,14 +103,14 @@ static void test_scan8_lens_reverse(void)
 static void test_scan8_all_empty(void)
 {
     int64_t lens_v[2] = {0, 0}, two = 2;
-    kn_tensor lens = tensor(KN_I64, 1, &two, lens_v);
-    kn_tensor x = tensor(KN_F32, 3, xdims, xs), s = tensor(KN_F32, 2, sdims, st), out[2];
+    kn_tensor lens = kt_view(KN_I64, 1, &two, lens_v);
+    kn_tensor x = kt_view(KN_F32, 3, xdims, xs), s = kt_view(KN_F32, 2, sdims, st), out[2];
     kn_error err = {0};
     int rc = run_scan8(&lens, &s, &x, 0, out, &err);
     CHECK_EQ_INT(rc, KN_OK);
     if (rc)
         return;
-    check_f32(&out[0], 2, sdims, st);
+    kt_check_f32_shaped(&out[0], 2, sdims, st, 1e-6);
     CHECK_EQ_INT(out[1].dims[0], 2);
     CHECK_EQ_INT(out[1].dims[1], 3);
     kn_tensor_release(&out[0]);
@@ -189,7 +121,7 @@ static void test_scan8_all_empty(void)
 static void test_scan8_empty_batch(void)
 {
     int64_t xd[3] = {0, 3, 2}, sd[2] = {0, 2};
-    kn_tensor x = tensor(KN_F32, 3, xd, NULL), s = tensor(KN_F32, 2, sd, NULL), out[2];
+    kn_tensor x = kt_view(KN_F32, 3, xd, NULL), s = kt_view(KN_F32, 2, sd, NULL), out[2];
     kn_error err = {0};
     int rc = run_scan8(NULL, &s, &x, 0, out, &err);
     CHECK_EQ_INT(rc, KN_OK);
@@ -220,25 +152,25 @@ static void expect_scan8_code(const kn_tensor *lens, const kn_tensor *s, const k
 
 static void test_scan8_errors(void)
 {
-    kn_tensor x = tensor(KN_F32, 3, xdims, xs), s = tensor(KN_F32, 2, sdims, st);
+    kn_tensor x = kt_view(KN_F32, 3, xdims, xs), s = kt_view(KN_F32, 2, sdims, st);
     int64_t two = 2, one = 1;
     int64_t too_long[2] = {4, 1}, negative[2] = {1, -1};
-    kn_tensor l1 = tensor(KN_I64, 1, &two, too_long), l2 = tensor(KN_I64, 1, &two, negative);
-    kn_tensor l3 = tensor(KN_I64, 1, &one, too_long);
+    kn_tensor l1 = kt_view(KN_I64, 1, &two, too_long), l2 = kt_view(KN_I64, 1, &two, negative);
+    kn_tensor l3 = kt_view(KN_I64, 1, &one, too_long);
     float fl[2] = {1, 1};
-    kn_tensor l4 = tensor(KN_F32, 1, &two, fl);
+    kn_tensor l4 = kt_view(KN_F32, 1, &two, fl);
     expect_scan8_code(&l1, &s, &x, 0, KN_ERR_ARG);
     expect_scan8_code(&l2, &s, &x, 0, KN_ERR_ARG);
     expect_scan8_code(&l3, &s, &x, 0, KN_ERR_ARG);
     expect_scan8_code(&l4, &s, &x, 0, KN_ERR_ARG);
     /* batch sizes disagree */
     int64_t sd1[2] = {1, 2};
-    kn_tensor s1 = tensor(KN_F32, 2, sd1, st);
+    kn_tensor s1 = kt_view(KN_F32, 2, sd1, st);
     expect_scan8_code(NULL, &s1, &x, 0, KN_ERR_ARG);
     /* scan input without a sequence axis */
     int64_t xd2[1] = {2};
     int64_t sd0[1] = {2};
-    kn_tensor x1 = tensor(KN_F32, 1, xd2, xs), s0 = tensor(KN_F32, 1, sd0, st);
+    kn_tensor x1 = kt_view(KN_F32, 1, xd2, xs), s0 = kt_view(KN_F32, 1, sd0, st);
     expect_scan8_code(NULL, &s0, &x1, 0, KN_ERR_ARG);
     /* a direction that is neither 0 nor 1 */
     expect_scan8_code(NULL, &s, &x, 2, KN_ERR_MODEL);

@@ -4,52 +4,18 @@
  * TIFF, BGR and Grayscale output, lossy formats reported unsupported, and truncated
  * or corrupted files (every byte of a PNG flipped in turn) failing cleanly. */
 #include "test.h"
+#include "op_harness.h"
 
 #include <stdint.h>
-
-#include "exec/exec.h"
 
 /* Decode data with pixel_format pf (NULL: default); *y receives the owned output. */
 static int decode(const uint8_t *data, int64_t n, kn_dtype dt, const char *pf, kn_tensor *y, kn_error *err)
 {
-    kn_model *m = kn_model_new();
-    m->n_opsets = 1;
-    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
-    m->opsets[0].domain = "";
-    m->opsets[0].version = 20;
-    kn_graph *g = kn_graph_new(m, NULL);
-    m->graph = g;
-    int in_id = kn_graph_value(g, "data"), out_id = kn_graph_value(g, "image");
-    kn_graph_add_input(g, in_id);
-    kn_graph_add_output(g, out_id);
-    kn_node *nd = kn_graph_add_node(g);
-    nd->name = "dec";
-    nd->op_type = "ImageDecoder";
-    nd->domain = "";
-    nd->n_in = 1;
-    nd->in = kn_arena_calloc(&m->arena, 1, sizeof(int));
-    nd->in[0] = in_id;
-    nd->n_out = 1;
-    nd->out = kn_arena_calloc(&m->arena, 1, sizeof(int));
-    nd->out[0] = out_id;
-    if (pf) {
-        nd->attrs = kn_arena_calloc(&m->arena, 1, sizeof(kn_attr));
-        nd->attrs[0].name = "pixel_format";
-        nd->attrs[0].type = KN_ATTR_STRING;
-        nd->attrs[0].s = pf;
-        nd->attrs[0].s_len = strlen(pf);
-        nd->n_attr = 1;
-    }
-    kn_tensor x = {0};
-    kn_tensor_set_shape(&x, dt, 1, &n, err);
-    x.data = (void *)data;
-    int rc = kn_model_finalize(m, err);
-    if (!rc) {
-        const kn_tensor *in[1] = {&x};
-        rc = kn_exec_graph(g, NULL, 1, in, 1, y, err);
-    }
-    kn_model_free(m);
-    return rc;
+    kn_tensor x = kt_view(dt, 1, &n, (void *)data);
+    kt_node dec = {"ImageDecoder", 20, 1, {&x}, 1};
+    if (pf)
+        kt_add_attr(&dec, kt_attr_str("pixel_format", pf));
+    return kt_run_node(&dec, y, err);
 }
 
 static void expect_image(const uint8_t *data, int64_t n, const char *pf, int64_t h, int64_t w, int64_t ch,

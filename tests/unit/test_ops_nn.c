@@ -2,98 +2,11 @@
  * edge shapes, broadcasting, exact integer products, einsum parsing, opset
  * differences, and bad inputs that must fail cleanly. */
 #include "test.h"
+#include "op_harness.h"
 
 #include <stdlib.h>
 
-#include "exec/exec.h"
 #include "ir/ir.h"
-
-/* ---- building and running a one-node graph ---- */
-
-typedef struct tattr {
-    const char *name;
-    kn_attr_type type;
-    int64_t i;
-    float f;
-    const char *s;
-    int n;
-    const int64_t *ints;
-} tattr;
-
-static tattr A_INT(const char *name, int64_t v) { tattr a = {name, KN_ATTR_INT, v, 0, NULL, 0, NULL}; return a; }
-static tattr A_FLOAT(const char *name, float v) { tattr a = {name, KN_ATTR_FLOAT, 0, v, NULL, 0, NULL}; return a; }
-static tattr A_STR(const char *name, const char *v) { tattr a = {name, KN_ATTR_STRING, 0, 0, v, 0, NULL}; return a; }
-static tattr A_INTS(const char *name, int n, const int64_t *v) { tattr a = {name, KN_ATTR_INTS, 0, 0, NULL, n, v}; return a; }
-
-/* Run `op` (default domain, given opset) on the inputs (NULL = omitted) and
- * return its status; outputs[k] receive owned tensors on success. */
-static int run_op(const char *op, int opset, int n_in, const kn_tensor *const *ins, int n_out,
-                  kn_tensor *outs, int n_attr, const tattr *attrs, kn_error *err)
-{
-    kn_model *m = kn_model_new();
-    m->n_opsets = 1;
-    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
-    m->opsets[0].domain = "";
-    m->opsets[0].version = opset;
-    kn_graph *g = kn_graph_new(m, NULL);
-    m->graph = g;
-    int in_ids[16], out_ids[16];
-    const kn_tensor *feeds[16];
-    int n_feeds = 0;
-    char name[32];
-    for (int i = 0; i < n_in; i++) {
-        in_ids[i] = -1;
-        if (!ins[i])
-            continue;
-        snprintf(name, sizeof name, "in%d", i);
-        in_ids[i] = kn_graph_value(g, kn_arena_strdup(&m->arena, name));
-        kn_graph_add_input(g, in_ids[i]);
-        feeds[n_feeds++] = ins[i];
-    }
-    for (int i = 0; i < n_out; i++) {
-        snprintf(name, sizeof name, "out%d", i);
-        out_ids[i] = kn_graph_value(g, kn_arena_strdup(&m->arena, name));
-        kn_graph_add_output(g, out_ids[i]);
-    }
-    kn_node *nd = kn_graph_add_node(g);
-    nd->name = "n";
-    nd->op_type = op;
-    nd->domain = "";
-    nd->n_in = n_in;
-    nd->n_out = n_out;
-    nd->in = kn_arena_calloc(&m->arena, (size_t)(n_in ? n_in : 1), sizeof(int));
-    nd->out = kn_arena_calloc(&m->arena, (size_t)n_out, sizeof(int));
-    memcpy(nd->in, in_ids, sizeof(int) * (size_t)n_in);
-    memcpy(nd->out, out_ids, sizeof(int) * (size_t)n_out);
-    nd->n_attr = n_attr;
-    nd->attrs = kn_arena_calloc(&m->arena, (size_t)(n_attr ? n_attr : 1), sizeof(kn_attr));
-    for (int i = 0; i < n_attr; i++) {
-        kn_attr *a = &nd->attrs[i];
-        a->name = attrs[i].name;
-        a->type = attrs[i].type;
-        a->i = attrs[i].i;
-        a->f = attrs[i].f;
-        a->s = attrs[i].s;
-        a->s_len = attrs[i].s ? strlen(attrs[i].s) : 0;
-        a->n = attrs[i].n;
-        a->ints = (int64_t *)attrs[i].ints;
-    }
-    int rc = kn_model_finalize(m, err);
-    if (!rc)
-        rc = kn_exec_graph(g, NULL, n_feeds, feeds, n_out, outs, err);
-    kn_model_free(m);
-    return rc;
-}
-
-static kn_tensor make(kn_dtype dt, int rank, const int64_t *dims, const void *data)
-{
-    kn_tensor t = {0};
-    kn_error err;
-    kn_tensor_alloc(&t, dt, rank, dims, &err);
-    if (data && t.nbytes)
-        memcpy(t.data, data, t.nbytes);
-    return t;
-}
 
 static float frand(unsigned *s)
 {
@@ -116,10 +29,10 @@ static void test_matmul_broadcast(void)
     /* [2,1,2,3] x [3,3,2] -> [2,3,2,2] */
     int64_t da[4] = {2, 1, 2, 3}, db[3] = {3, 3, 2};
     float *a = rand_f32(12, 1), *b = rand_f32(18, 2);
-    kn_tensor ta = make(KN_F32, 4, da, a), tb = make(KN_F32, 3, db, b), y = {0};
+    kn_tensor ta = kt_tensor(KN_F32, 4, da, a), tb = kt_tensor(KN_F32, 3, db, b), y = {0};
     const kn_tensor *ins[2] = {&ta, &tb};
     kn_error err;
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.rank, 4);
     CHECK_EQ_INT(y.dims[0], 2);
     CHECK_EQ_INT(y.dims[1], 3);
@@ -143,10 +56,10 @@ static void test_matmul_vectors(void)
 {
     int64_t d3[1] = {3}, d233[3] = {2, 3, 3};
     float a[3] = {1, 2, 3}, b[3] = {4, 5, 6};
-    kn_tensor ta = make(KN_F32, 1, d3, a), tb = make(KN_F32, 1, d3, b), y = {0};
+    kn_tensor ta = kt_tensor(KN_F32, 1, d3, a), tb = kt_tensor(KN_F32, 1, d3, b), y = {0};
     const kn_tensor *ins[2] = {&ta, &tb};
     kn_error err;
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.rank, 0);
     CHECK_NEAR(((float *)y.data)[0], 32, 0);
     kn_tensor_release(&y);
@@ -154,9 +67,9 @@ static void test_matmul_vectors(void)
     float m[18];
     for (int i = 0; i < 18; i++)
         m[i] = (float)i;
-    kn_tensor tm = make(KN_F32, 3, d233, m);
+    kn_tensor tm = kt_tensor(KN_F32, 3, d233, m);
     const kn_tensor *ins2[2] = {&ta, &tm};
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins2, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins2, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.rank, 2);
     CHECK_EQ_INT(y.dims[0], 2);
     CHECK_EQ_INT(y.dims[1], 3);
@@ -165,7 +78,7 @@ static void test_matmul_vectors(void)
     kn_tensor_release(&y);
     /* 3-D x 1-D: [2,3,3] x [3] -> [2,3] */
     const kn_tensor *ins3[2] = {&tm, &ta};
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins3, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins3, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.rank, 2);
     /* row [15,16,17] . [1,2,3] = 98 */
     CHECK_NEAR(((float *)y.data)[5], 98, 0);
@@ -176,15 +89,15 @@ static void test_matmul_vectors(void)
 static void test_matmul_errors(void)
 {
     int64_t d23[2] = {2, 3}, d2[1] = {2};
-    kn_tensor ta = make(KN_F32, 2, d23, NULL), tb = make(KN_F32, 2, d23, NULL), y = {0};
-    kn_tensor tc = make(KN_F64, 1, d2, NULL), ts = make(KN_F32, 0, NULL, NULL);
+    kn_tensor ta = kt_tensor(KN_F32, 2, d23, NULL), tb = kt_tensor(KN_F32, 2, d23, NULL), y = {0};
+    kn_tensor tc = kt_tensor(KN_F64, 1, d2, NULL), ts = kt_tensor(KN_F32, 0, NULL, NULL);
     kn_error err;
     const kn_tensor *ins[2] = {&ta, &tb};
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins, 1, &y, 0, NULL, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins, 0, NULL, 1, &y, &err), KN_ERR_ARG);
     const kn_tensor *ins2[2] = {&ta, &tc};
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins2, 1, &y, 0, NULL, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins2, 0, NULL, 1, &y, &err), KN_ERR_ARG);
     const kn_tensor *ins3[2] = {&ts, &ts};
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins3, 1, &y, 0, NULL, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins3, 0, NULL, 1, &y, &err), KN_ERR_ARG);
     kn_tensor_release(&ta), kn_tensor_release(&tb), kn_tensor_release(&tc), kn_tensor_release(&ts);
 }
 
@@ -194,10 +107,10 @@ static void test_matmul_large_blocked(void)
     int64_t M = 7, K = 300, N = 1100;
     int64_t da[2] = {M, K}, db[2] = {K, N};
     float *a = rand_f32(M * K, 3), *b = rand_f32(K * N, 4);
-    kn_tensor ta = make(KN_F32, 2, da, a), tb = make(KN_F32, 2, db, b), y = {0};
+    kn_tensor ta = kt_tensor(KN_F32, 2, da, a), tb = kt_tensor(KN_F32, 2, db, b), y = {0};
     const kn_tensor *ins[2] = {&ta, &tb};
     kn_error err;
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins, 0, NULL, 1, &y, &err), KN_OK);
     double maxerr = 0;
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j += 7) {
@@ -215,17 +128,17 @@ static void test_matmul_large_blocked(void)
 static void test_matmul_empty(void)
 {
     int64_t da[2] = {0, 3}, db[2] = {3, 4}, dk[2] = {2, 0}, dk2[2] = {0, 3};
-    kn_tensor ta = make(KN_F32, 2, da, NULL), tb = make(KN_F32, 2, db, NULL), y = {0};
+    kn_tensor ta = kt_tensor(KN_F32, 2, da, NULL), tb = kt_tensor(KN_F32, 2, db, NULL), y = {0};
     kn_error err;
     const kn_tensor *ins[2] = {&ta, &tb};
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.numel, 0);
     CHECK_EQ_INT(y.dims[1], 4);
     kn_tensor_release(&y);
     /* K == 0: result is zeros */
-    kn_tensor tk = make(KN_F32, 2, dk, NULL), tk2 = make(KN_F32, 2, dk2, NULL);
+    kn_tensor tk = kt_tensor(KN_F32, 2, dk, NULL), tk2 = kt_tensor(KN_F32, 2, dk2, NULL);
     const kn_tensor *ins2[2] = {&tk, &tk2};
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins2, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins2, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.numel, 6);
     CHECK_NEAR(((float *)y.data)[5], 0, 0);
     kn_tensor_release(&y);
@@ -236,24 +149,24 @@ static void test_matmul_int_exact(void)
 {
     int64_t d12[2] = {1, 2}, d21[2] = {2, 1};
     int64_t a[2] = {(1LL << 53) + 1, 3}, b[2] = {1, -1};
-    kn_tensor ta = make(KN_I64, 2, d12, a), tb = make(KN_I64, 2, d21, b), y = {0};
+    kn_tensor ta = kt_tensor(KN_I64, 2, d12, a), tb = kt_tensor(KN_I64, 2, d21, b), y = {0};
     const kn_tensor *ins[2] = {&ta, &tb};
     kn_error err;
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins, 0, NULL, 1, &y, &err), KN_OK);
     CHECK(((int64_t *)y.data)[0] == (1LL << 53) - 2);
     kn_tensor_release(&y);
     /* int32 wraps */
     int32_t a32[2] = {65536, 1}, b32[2] = {65536, 5};
-    kn_tensor ta32 = make(KN_I32, 2, d12, a32), tb32 = make(KN_I32, 2, d21, b32);
+    kn_tensor ta32 = kt_tensor(KN_I32, 2, d12, a32), tb32 = kt_tensor(KN_I32, 2, d21, b32);
     const kn_tensor *ins2[2] = {&ta32, &tb32};
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins2, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins2, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(((int32_t *)y.data)[0], 5);
     kn_tensor_release(&y);
     /* uint64 */
     uint64_t au[2] = {UINT64_MAX, 2}, bu[2] = {1, 3};
-    kn_tensor tau = make(KN_U64, 2, d12, au), tbu = make(KN_U64, 2, d21, bu);
+    kn_tensor tau = kt_tensor(KN_U64, 2, d12, au), tbu = kt_tensor(KN_U64, 2, d21, bu);
     const kn_tensor *ins3[2] = {&tau, &tbu};
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins3, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins3, 0, NULL, 1, &y, &err), KN_OK);
     CHECK(((uint64_t *)y.data)[0] == 5);
     kn_tensor_release(&y);
     kn_tensor_release(&ta), kn_tensor_release(&tb), kn_tensor_release(&ta32), kn_tensor_release(&tb32);
@@ -267,10 +180,10 @@ static void test_matmul_f16(void)
     float fa[4] = {1, 2, 3, 4}, fb[4] = {0.5f, -1, 2, 0.25f};
     for (int i = 0; i < 4; i++)
         a[i] = kn_f32_to_f16(fa[i]), b[i] = kn_f32_to_f16(fb[i]);
-    kn_tensor ta = make(KN_F16, 2, d22, a), tb = make(KN_F16, 2, d22, b), y = {0};
+    kn_tensor ta = kt_tensor(KN_F16, 2, d22, a), tb = kt_tensor(KN_F16, 2, d22, b), y = {0};
     const kn_tensor *ins[2] = {&ta, &tb};
     kn_error err;
-    CHECK_EQ_INT(run_op("MatMul", 13, 2, ins, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMul", 13, 2, ins, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.dtype, KN_F16);
     const uint16_t *yv = y.data;
     CHECK_NEAR(kn_f16_to_f32(yv[0]), 4.5, 0);
@@ -287,11 +200,11 @@ static void test_gemm_f16_int(void)
     uint16_t a[4], b[4];
     for (int i = 0; i < 4; i++)
         a[i] = kn_f32_to_f16(fa[i]), b[i] = kn_f32_to_f16(fb[i]);
-    kn_tensor ta = make(KN_F16, 2, d22, a), tb = make(KN_F16, 2, d22, b), y = {0};
+    kn_tensor ta = kt_tensor(KN_F16, 2, d22, a), tb = kt_tensor(KN_F16, 2, d22, b), y = {0};
     const kn_tensor *ins[2] = {&ta, &tb};
-    tattr at[1] = {A_INT("transB", 1)};
+    kn_attr at[1] = {kt_attr_int("transB", 1)};
     kn_error err;
-    CHECK_EQ_INT(run_op("Gemm", 13, 2, ins, 1, &y, 1, at, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("Gemm", 13, 2, ins, 1, at, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.dtype, KN_F16);
     /* A * A^T = [[5,11],[11,25]] */
     CHECK_NEAR(kn_f16_to_f32(((uint16_t *)y.data)[1]), 11, 0);
@@ -299,9 +212,9 @@ static void test_gemm_f16_int(void)
     kn_tensor_release(&y);
     /* int64 Gemm with C stays exact beyond 2^53 */
     int64_t ia[4] = {1, 0, 0, 1}, ib[4] = {1, 2, 3, 4}, ic[1] = {(1LL << 53) + 1}, d1[1] = {1};
-    kn_tensor tia = make(KN_I64, 2, d22, ia), tib = make(KN_I64, 2, d22, ib), tic = make(KN_I64, 1, d1, ic);
+    kn_tensor tia = kt_tensor(KN_I64, 2, d22, ia), tib = kt_tensor(KN_I64, 2, d22, ib), tic = kt_tensor(KN_I64, 1, d1, ic);
     const kn_tensor *ins2[3] = {&tia, &tib, &tic};
-    CHECK_EQ_INT(run_op("Gemm", 13, 3, ins2, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("Gemm", 13, 3, ins2, 0, NULL, 1, &y, &err), KN_OK);
     CHECK(((int64_t *)y.data)[3] == (1LL << 53) + 5);
     kn_tensor_release(&y);
     kn_tensor_release(&ta), kn_tensor_release(&tb), kn_tensor_release(&tia), kn_tensor_release(&tib);
@@ -314,12 +227,12 @@ static void test_gemm_trans_bias(void)
     int64_t da[2] = {3, 2}, db[2] = {4, 3}, dc[1] = {4};
     float *a = rand_f32(6, 5), *b = rand_f32(12, 6);
     float cv[4] = {1, 2, 3, 4};
-    kn_tensor ta = make(KN_F32, 2, da, a), tb = make(KN_F32, 2, db, b), tc = make(KN_F32, 1, dc, cv);
+    kn_tensor ta = kt_tensor(KN_F32, 2, da, a), tb = kt_tensor(KN_F32, 2, db, b), tc = kt_tensor(KN_F32, 1, dc, cv);
     kn_tensor y = {0};
     const kn_tensor *ins[3] = {&ta, &tb, &tc};
-    tattr at[4] = {A_INT("transA", 1), A_INT("transB", 1), A_FLOAT("alpha", 0.5f), A_FLOAT("beta", 2.0f)};
+    kn_attr at[4] = {kt_attr_int("transA", 1), kt_attr_int("transB", 1), kt_attr_float("alpha", 0.5f), kt_attr_float("beta", 2.0f)};
     kn_error err;
-    CHECK_EQ_INT(run_op("Gemm", 13, 3, ins, 1, &y, 4, at, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("Gemm", 13, 3, ins, 4, at, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.dims[0], 2);
     CHECK_EQ_INT(y.dims[1], 4);
     for (int i = 0; i < 2; i++)
@@ -332,22 +245,22 @@ static void test_gemm_trans_bias(void)
     kn_tensor_release(&y);
     /* C of shape [3] cannot broadcast to [2,4] */
     int64_t dbad[1] = {3};
-    kn_tensor tbad = make(KN_F32, 1, dbad, NULL);
+    kn_tensor tbad = kt_tensor(KN_F32, 1, dbad, NULL);
     const kn_tensor *ins2[3] = {&ta, &tb, &tbad};
-    CHECK_EQ_INT(run_op("Gemm", 13, 3, ins2, 1, &y, 4, at, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_op("Gemm", 13, 3, ins2, 4, at, 1, &y, &err), KN_ERR_ARG);
     /* no C, float64 */
     int64_t d22[2] = {2, 2};
     double a64[4] = {1, 2, 3, 4}, b64[4] = {1, 0, 0, 1};
-    kn_tensor t64a = make(KN_F64, 2, d22, a64), t64b = make(KN_F64, 2, d22, b64);
+    kn_tensor t64a = kt_tensor(KN_F64, 2, d22, a64), t64b = kt_tensor(KN_F64, 2, d22, b64);
     const kn_tensor *ins3[3] = {&t64a, &t64b, NULL};
-    CHECK_EQ_INT(run_op("Gemm", 13, 3, ins3, 1, &y, 1, at, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("Gemm", 13, 3, ins3, 1, at, 1, &y, &err), KN_OK);
     CHECK_NEAR(((double *)y.data)[1], 3, 0); /* A^T */
     kn_tensor_release(&y);
     /* K == 0: Y = beta * C */
     int64_t dk0a[2] = {2, 0}, dk0b[2] = {0, 4};
-    kn_tensor tka = make(KN_F32, 2, dk0a, NULL), tkb = make(KN_F32, 2, dk0b, NULL);
+    kn_tensor tka = kt_tensor(KN_F32, 2, dk0a, NULL), tkb = kt_tensor(KN_F32, 2, dk0b, NULL);
     const kn_tensor *ins4[3] = {&tka, &tkb, &tc};
-    CHECK_EQ_INT(run_op("Gemm", 13, 3, ins4, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("Gemm", 13, 3, ins4, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.numel, 8);
     CHECK_NEAR(((float *)y.data)[7], 4, 0);
     kn_tensor_release(&y);
@@ -362,11 +275,11 @@ static void test_matmulinteger_zero_points(void)
     int64_t da[2] = {2, 2}, dz[1] = {2};
     uint8_t a[4] = {10, 20, 30, 40}, azp[2] = {10, 30};
     int8_t b[4] = {1, -2, 3, 4}, bzp[2] = {1, -1};
-    kn_tensor ta = make(KN_U8, 2, da, a), tb = make(KN_I8, 2, da, b);
-    kn_tensor tza = make(KN_U8, 1, dz, azp), tzb = make(KN_I8, 1, dz, bzp), y = {0};
+    kn_tensor ta = kt_tensor(KN_U8, 2, da, a), tb = kt_tensor(KN_I8, 2, da, b);
+    kn_tensor tza = kt_tensor(KN_U8, 1, dz, azp), tzb = kt_tensor(KN_I8, 1, dz, bzp), y = {0};
     const kn_tensor *ins[4] = {&ta, &tb, &tza, &tzb};
     kn_error err;
-    CHECK_EQ_INT(run_op("MatMulInteger", 13, 4, ins, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("MatMulInteger", 13, 4, ins, 0, NULL, 1, &y, &err), KN_OK);
     /* A-zp = [[0,10],[0,10]], B-zp = [[0,-1],[2,5]] -> [[20,50],[20,50]] */
     const int32_t *yv = y.data;
     CHECK_EQ_INT(y.dtype, KN_I32);
@@ -376,9 +289,9 @@ static void test_matmulinteger_zero_points(void)
     kn_tensor_release(&y);
     /* zero point of wrong length */
     int64_t d3[1] = {3};
-    kn_tensor tz3 = make(KN_U8, 1, d3, NULL);
+    kn_tensor tz3 = kt_tensor(KN_U8, 1, d3, NULL);
     const kn_tensor *ins2[3] = {&ta, &tb, &tz3};
-    CHECK_EQ_INT(run_op("MatMulInteger", 13, 3, ins2, 1, &y, 0, NULL, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_op("MatMulInteger", 13, 3, ins2, 0, NULL, 1, &y, &err), KN_ERR_ARG);
     kn_tensor_release(&ta), kn_tensor_release(&tb), kn_tensor_release(&tza), kn_tensor_release(&tzb);
     kn_tensor_release(&tz3);
 }
@@ -387,16 +300,16 @@ static void test_matmulinteger_zero_points(void)
 
 static int einsum(const char *eq, int n, const kn_tensor *const *ins, kn_tensor *y)
 {
-    tattr at[1] = {A_STR("equation", eq)};
+    kn_attr at[1] = {kt_attr_str("equation", eq)};
     kn_error err;
-    return run_op("Einsum", 12, n, ins, 1, y, 1, at, &err);
+    return kt_run_op("Einsum", 12, n, ins, 1, at, 1, y, &err);
 }
 
 static void test_einsum_forms(void)
 {
     int64_t d33[2] = {3, 3}, d23[2] = {2, 3}, d234[3] = {2, 3, 4}, d34[2] = {3, 4};
     float m[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-    kn_tensor tm = make(KN_F32, 2, d33, m), y = {0};
+    kn_tensor tm = kt_tensor(KN_F32, 2, d33, m), y = {0};
     const kn_tensor *one[1] = {&tm};
     /* diagonal and trace */
     CHECK_EQ_INT(einsum("ii->i", 1, one, &y), KN_OK);
@@ -417,9 +330,9 @@ static void test_einsum_forms(void)
     kn_tensor_release(&y);
     /* ellipsis with broadcasting batch: [2,3,4] x [3,4]^T-ish  "...ij,jk" */
     float *a = rand_f32(24, 7), *b = rand_f32(12, 8);
-    kn_tensor ta = make(KN_F32, 3, d234, a), tb = make(KN_F32, 2, d34, b);
+    kn_tensor ta = kt_tensor(KN_F32, 3, d234, a), tb = kt_tensor(KN_F32, 2, d34, b);
     int64_t d43[2] = {4, 3};
-    kn_tensor tb2 = make(KN_F32, 2, d43, b);
+    kn_tensor tb2 = kt_tensor(KN_F32, 2, d43, b);
     const kn_tensor *two[2] = {&ta, &tb2};
     CHECK_EQ_INT(einsum("...ij, jk -> ...ik", 2, two, &y), KN_OK);
     CHECK_EQ_INT(y.rank, 3);
@@ -437,14 +350,14 @@ static void test_einsum_forms(void)
     CHECK_EQ_INT(einsum("ijk->i", 1, one, &y), KN_ERR_ARG);
     CHECK_EQ_INT(einsum("ij->k", 1, one, &y), KN_ERR_ARG);
     CHECK_EQ_INT(einsum("..i.->i", 1, one, &y), KN_ERR_MODEL);
-    kn_tensor t23 = make(KN_F32, 2, d23, NULL);
+    kn_tensor t23 = kt_tensor(KN_F32, 2, d23, NULL);
     const kn_tensor *mis[2] = {&t23, &t23};
     CHECK_EQ_INT(einsum("ij,ij->i", 2, mis, &y), KN_OK);
     kn_tensor_release(&y);
     CHECK_EQ_INT(einsum("ij,jk->ik", 2, mis, &y), KN_ERR_ARG);
     /* int64 einsum is exact */
     int64_t iv[2] = {(1LL << 53) + 1, 1}, d2[1] = {2};
-    kn_tensor ti = make(KN_I64, 1, d2, iv);
+    kn_tensor ti = kt_tensor(KN_I64, 1, d2, iv);
     const kn_tensor *ione[1] = {&ti};
     CHECK_EQ_INT(einsum("i->", 1, ione, &y), KN_OK);
     CHECK(((int64_t *)y.data)[0] == (1LL << 53) + 2);
@@ -481,7 +394,7 @@ static void test_einsum_random(void)
                 seed = seed * 1103515245u + 12345u;
                 dims[d] = (int64_t)((seed >> 16) % 4);
             }
-            ts[k] = make(KN_F32, rank, dims, NULL);
+            ts[k] = kt_tensor(KN_F32, rank, dims, NULL);
             ins[k] = &ts[k];
         }
         kn_tensor y = {0};
@@ -501,40 +414,40 @@ static void test_softmax_opsets(void)
 {
     int64_t d[2] = {2, 2};
     float x[4] = {0, 0, 0, 0};
-    kn_tensor tx = make(KN_F32, 2, d, x), y = {0};
+    kn_tensor tx = kt_tensor(KN_F32, 2, d, x), y = {0};
     const kn_tensor *ins[1] = {&tx};
     kn_error err;
-    tattr ax0[1] = {A_INT("axis", 0)};
+    kn_attr ax0[1] = {kt_attr_int("axis", 0)};
     /* opset 11, axis 0: coerced to [1,4] -> each 0.25 */
-    CHECK_EQ_INT(run_op("Softmax", 11, 1, ins, 1, &y, 1, ax0, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("Softmax", 11, 1, ins, 1, ax0, 1, &y, &err), KN_OK);
     CHECK_NEAR(((float *)y.data)[3], 0.25, 1e-7);
     kn_tensor_release(&y);
     /* opset 13, axis 0: along axis 0 -> each 0.5 */
-    CHECK_EQ_INT(run_op("Softmax", 13, 1, ins, 1, &y, 1, ax0, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("Softmax", 13, 1, ins, 1, ax0, 1, &y, &err), KN_OK);
     CHECK_NEAR(((float *)y.data)[3], 0.5, 1e-7);
     kn_tensor_release(&y);
-    tattr bad[1] = {A_INT("axis", 5)};
-    CHECK_EQ_INT(run_op("LogSoftmax", 13, 1, ins, 1, &y, 1, bad, &err), KN_ERR_ARG);
+    kn_attr bad[1] = {kt_attr_int("axis", 5)};
+    CHECK_EQ_INT(kt_run_op("LogSoftmax", 13, 1, ins, 1, bad, 1, &y, &err), KN_ERR_ARG);
     /* hardmax picks the first maximum */
     float h[4] = {3, 3, 1, 2};
-    kn_tensor th = make(KN_F32, 2, d, h);
+    kn_tensor th = kt_tensor(KN_F32, 2, d, h);
     const kn_tensor *hin[1] = {&th};
-    CHECK_EQ_INT(run_op("Hardmax", 13, 1, hin, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("Hardmax", 13, 1, hin, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_NEAR(((float *)y.data)[0], 1, 0);
     CHECK_NEAR(((float *)y.data)[1], 0, 0);
     CHECK_NEAR(((float *)y.data)[3], 1, 0);
     kn_tensor_release(&y);
     /* empty input */
     int64_t d0[2] = {0, 3};
-    kn_tensor te = make(KN_F32, 2, d0, NULL);
+    kn_tensor te = kt_tensor(KN_F32, 2, d0, NULL);
     const kn_tensor *ein[1] = {&te};
-    CHECK_EQ_INT(run_op("Softmax", 13, 1, ein, 1, &y, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("Softmax", 13, 1, ein, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.numel, 0);
     kn_tensor_release(&y);
     /* integer input is unsupported */
-    kn_tensor ti = make(KN_I32, 2, d, NULL);
+    kn_tensor ti = kt_tensor(KN_I32, 2, d, NULL);
     const kn_tensor *iin[1] = {&ti};
-    CHECK_EQ_INT(run_op("Softmax", 13, 1, iin, 1, &y, 0, NULL, &err), KN_ERR_UNSUPPORTED);
+    CHECK_EQ_INT(kt_run_op("Softmax", 13, 1, iin, 0, NULL, 1, &y, &err), KN_ERR_UNSUPPORTED);
     kn_tensor_release(&tx), kn_tensor_release(&th), kn_tensor_release(&te), kn_tensor_release(&ti);
 }
 
@@ -543,35 +456,35 @@ static void test_losses(void)
     int64_t dx[2] = {2, 3}, dt[1] = {2};
     float x[6] = {-1, -2, -3, -4, -5, -6};
     int64_t t[2] = {2, -1};
-    kn_tensor tx = make(KN_F32, 2, dx, x), tt = make(KN_I64, 1, dt, t), y = {0};
+    kn_tensor tx = kt_tensor(KN_F32, 2, dx, x), tt = kt_tensor(KN_I64, 1, dt, t), y = {0};
     const kn_tensor *ins[2] = {&tx, &tt};
     kn_error err;
     /* -1 is out of range without ignore_index */
-    CHECK_EQ_INT(run_op("NegativeLogLikelihoodLoss", 13, 2, ins, 1, &y, 0, NULL, &err), KN_ERR_RUNTIME);
-    tattr ii[2] = {A_INT("ignore_index", -1), A_STR("reduction", "mean")};
-    CHECK_EQ_INT(run_op("NegativeLogLikelihoodLoss", 13, 2, ins, 1, &y, 2, ii, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("NegativeLogLikelihoodLoss", 13, 2, ins, 0, NULL, 1, &y, &err), KN_ERR_RUNTIME);
+    kn_attr ii[2] = {kt_attr_int("ignore_index", -1), kt_attr_str("reduction", "mean")};
+    CHECK_EQ_INT(kt_run_op("NegativeLogLikelihoodLoss", 13, 2, ins, 2, ii, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.rank, 0);
     CHECK_NEAR(((float *)y.data)[0], 3, 1e-6);
     kn_tensor_release(&y);
-    tattr none[2] = {A_INT("ignore_index", -1), A_STR("reduction", "none")};
-    CHECK_EQ_INT(run_op("NegativeLogLikelihoodLoss", 13, 2, ins, 1, &y, 2, none, &err), KN_OK);
+    kn_attr none[2] = {kt_attr_int("ignore_index", -1), kt_attr_str("reduction", "none")};
+    CHECK_EQ_INT(kt_run_op("NegativeLogLikelihoodLoss", 13, 2, ins, 2, none, 1, &y, &err), KN_OK);
     CHECK_EQ_INT(y.rank, 1);
     CHECK_NEAR(((float *)y.data)[1], 0, 0);
     kn_tensor_release(&y);
-    tattr badred[1] = {A_STR("reduction", "max")};
-    CHECK_EQ_INT(run_op("NegativeLogLikelihoodLoss", 13, 2, ins, 1, &y, 1, badred, &err), KN_ERR_MODEL);
+    kn_attr badred[1] = {kt_attr_str("reduction", "max")};
+    CHECK_EQ_INT(kt_run_op("NegativeLogLikelihoodLoss", 13, 2, ins, 1, badred, 1, &y, &err), KN_ERR_MODEL);
     /* SCE with log_prob output; target shape mismatch fails */
     kn_tensor outs[2] = {{0}};
-    CHECK_EQ_INT(run_op("SoftmaxCrossEntropyLoss", 13, 2, ins, 2, outs, 2, ii, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("SoftmaxCrossEntropyLoss", 13, 2, ins, 2, ii, 2, outs, &err), KN_OK);
     CHECK_EQ_INT(outs[1].rank, 2);
     double lse = -1 + log(1 + exp(-1) + exp(-2));
     CHECK_NEAR(((float *)outs[1].data)[2], -3 - lse, 1e-6);
     CHECK_NEAR(((float *)outs[0].data)[0], 3 + lse, 1e-6);
     kn_tensor_release(&outs[0]), kn_tensor_release(&outs[1]);
     int64_t dt3[1] = {3};
-    kn_tensor tt3 = make(KN_I64, 1, dt3, NULL);
+    kn_tensor tt3 = kt_tensor(KN_I64, 1, dt3, NULL);
     const kn_tensor *ins2[2] = {&tx, &tt3};
-    CHECK_EQ_INT(run_op("SoftmaxCrossEntropyLoss", 13, 2, ins2, 1, &y, 0, NULL, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_op("SoftmaxCrossEntropyLoss", 13, 2, ins2, 0, NULL, 1, &y, &err), KN_ERR_ARG);
     kn_tensor_release(&tx), kn_tensor_release(&tt), kn_tensor_release(&tt3);
 }
 
@@ -581,12 +494,12 @@ static void test_layernorm_stats(void)
 {
     int64_t dx[2] = {2, 4}, ds[1] = {4};
     float x[8] = {1, 2, 3, 4, 2, 2, 2, 2}, s[4] = {1, 1, 1, 1}, b[4] = {0, 0, 0, 1};
-    kn_tensor tx = make(KN_F32, 2, dx, x), ts = make(KN_F32, 1, ds, s), tb = make(KN_F32, 1, ds, b);
+    kn_tensor tx = kt_tensor(KN_F32, 2, dx, x), ts = kt_tensor(KN_F32, 1, ds, s), tb = kt_tensor(KN_F32, 1, ds, b);
     kn_tensor outs[3] = {{0}};
     const kn_tensor *ins[3] = {&tx, &ts, &tb};
-    tattr at[2] = {A_INT("axis", -1), A_FLOAT("epsilon", 0.0f)};
+    kn_attr at[2] = {kt_attr_int("axis", -1), kt_attr_float("epsilon", 0.0f)};
     kn_error err;
-    CHECK_EQ_INT(run_op("LayerNormalization", 17, 3, ins, 3, outs, 2, at, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("LayerNormalization", 17, 3, ins, 2, at, 3, outs, &err), KN_OK);
     CHECK_EQ_INT(outs[1].rank, 2);
     CHECK_EQ_INT(outs[1].dims[1], 1);
     CHECK_NEAR(((float *)outs[1].data)[0], 2.5, 1e-6);
@@ -596,13 +509,13 @@ static void test_layernorm_stats(void)
         kn_tensor_release(&outs[i]);
     /* scale that cannot broadcast */
     int64_t d3[1] = {3};
-    kn_tensor bad = make(KN_F32, 1, d3, NULL), y = {0};
+    kn_tensor bad = kt_tensor(KN_F32, 1, d3, NULL), y = {0};
     const kn_tensor *ins2[2] = {&tx, &bad};
-    CHECK_EQ_INT(run_op("LayerNormalization", 17, 2, ins2, 1, &y, 0, NULL, &err), KN_ERR_ARG);
-    tattr ax[1] = {A_INT("axis", 2)};
-    CHECK_EQ_INT(run_op("LayerNormalization", 17, 2, ins, 1, &y, 1, ax, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_op("LayerNormalization", 17, 2, ins2, 0, NULL, 1, &y, &err), KN_ERR_ARG);
+    kn_attr ax[1] = {kt_attr_int("axis", 2)};
+    CHECK_EQ_INT(kt_run_op("LayerNormalization", 17, 2, ins, 1, ax, 1, &y, &err), KN_ERR_ARG);
     /* RMSNormalization: x / sqrt(mean(x^2)) */
-    CHECK_EQ_INT(run_op("RMSNormalization", 23, 2, ins, 1, &y, 1, at + 1, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("RMSNormalization", 23, 2, ins, 1, at + 1, 1, &y, &err), KN_OK);
     CHECK_NEAR(((float *)y.data)[3], 4 / sqrt(7.5), 1e-6);
     kn_tensor_release(&y);
     kn_tensor_release(&tx), kn_tensor_release(&ts), kn_tensor_release(&tb), kn_tensor_release(&bad);
@@ -613,25 +526,25 @@ static void test_groupnorm_and_batchnorm(void)
     int64_t dx[3] = {1, 4, 2}, dg[1] = {2}, dc[1] = {4};
     float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     float sg[2] = {1, 2}, bg[2] = {0, 0}, sc[4] = {1, 1, 2, 2}, bc[4] = {0, 0, 0, 0};
-    kn_tensor tx = make(KN_F32, 3, dx, x), tsg = make(KN_F32, 1, dg, sg), tbg = make(KN_F32, 1, dg, bg);
-    kn_tensor tsc = make(KN_F32, 1, dc, sc), tbc = make(KN_F32, 1, dc, bc), y1 = {0}, y2 = {0};
-    tattr at[2] = {A_INT("num_groups", 2), A_FLOAT("epsilon", 0.0f)};
+    kn_tensor tx = kt_tensor(KN_F32, 3, dx, x), tsg = kt_tensor(KN_F32, 1, dg, sg), tbg = kt_tensor(KN_F32, 1, dg, bg);
+    kn_tensor tsc = kt_tensor(KN_F32, 1, dc, sc), tbc = kt_tensor(KN_F32, 1, dc, bc), y1 = {0}, y2 = {0};
+    kn_attr at[2] = {kt_attr_int("num_groups", 2), kt_attr_float("epsilon", 0.0f)};
     kn_error err;
     const kn_tensor *g18[3] = {&tx, &tsg, &tbg}, *g21[3] = {&tx, &tsc, &tbc};
-    CHECK_EQ_INT(run_op("GroupNormalization", 18, 3, g18, 1, &y1, 2, at, &err), KN_OK);
-    CHECK_EQ_INT(run_op("GroupNormalization", 21, 3, g21, 1, &y2, 2, at, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("GroupNormalization", 18, 3, g18, 2, at, 1, &y1, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("GroupNormalization", 21, 3, g21, 2, at, 1, &y2, &err), KN_OK);
     for (int i = 0; i < 8; i++)
         CHECK_NEAR(((float *)y1.data)[i], ((float *)y2.data)[i], 1e-6);
     CHECK_NEAR(((float *)y1.data)[0], -1.5 / sqrt(1.25), 1e-6);
     kn_tensor_release(&y1), kn_tensor_release(&y2);
-    tattr bad[1] = {A_INT("num_groups", 3)};
-    CHECK_EQ_INT(run_op("GroupNormalization", 21, 3, g21, 1, &y1, 1, bad, &err), KN_ERR_ARG);
-    CHECK_EQ_INT(run_op("GroupNormalization", 21, 3, g21, 1, &y1, 0, NULL, &err), KN_ERR_MODEL);
+    kn_attr bad[1] = {kt_attr_int("num_groups", 3)};
+    CHECK_EQ_INT(kt_run_op("GroupNormalization", 21, 3, g21, 1, bad, 1, &y1, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_op("GroupNormalization", 21, 3, g21, 0, NULL, 1, &y1, &err), KN_ERR_MODEL);
     /* BatchNormalization with a parameter of the wrong length */
     const kn_tensor *bn[5] = {&tx, &tsc, &tbc, &tsc, &tsg};
-    CHECK_EQ_INT(run_op("BatchNormalization", 15, 5, bn, 1, &y1, 0, NULL, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_op("BatchNormalization", 15, 5, bn, 0, NULL, 1, &y1, &err), KN_ERR_ARG);
     const kn_tensor *bn2[5] = {&tx, &tsc, &tbc, &tbc, &tsc};
-    CHECK_EQ_INT(run_op("BatchNormalization", 15, 5, bn2, 1, &y1, 0, NULL, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_op("BatchNormalization", 15, 5, bn2, 0, NULL, 1, &y1, &err), KN_OK);
     /* channel 2: (5 - 0) / sqrt(2 + 1e-5) * 2 */
     CHECK_NEAR(((float *)y1.data)[4], 5 / sqrt(2 + 1e-5) * 2, 1e-5);
     kn_tensor_release(&y1);
@@ -643,27 +556,27 @@ static void test_misc_norms(void)
 {
     int64_t dx[2] = {2, 2};
     float x[4] = {3, 4, -1, 1};
-    kn_tensor tx = make(KN_F32, 2, dx, x), y = {0};
+    kn_tensor tx = kt_tensor(KN_F32, 2, dx, x), y = {0};
     const kn_tensor *ins[1] = {&tx};
     kn_error err;
-    tattr p3[1] = {A_INT("p", 3)};
-    CHECK_EQ_INT(run_op("LpNormalization", 1, 1, ins, 1, &y, 1, p3, &err), KN_ERR_MODEL);
-    CHECK_EQ_INT(run_op("LpNormalization", 1, 1, ins, 1, &y, 0, NULL, &err), KN_OK);
+    kn_attr p3[1] = {kt_attr_int("p", 3)};
+    CHECK_EQ_INT(kt_run_op("LpNormalization", 1, 1, ins, 1, p3, 1, &y, &err), KN_ERR_MODEL);
+    CHECK_EQ_INT(kt_run_op("LpNormalization", 1, 1, ins, 0, NULL, 1, &y, &err), KN_OK);
     CHECK_NEAR(((float *)y.data)[1], 0.8, 1e-6);
     kn_tensor_release(&y);
     int64_t rep[2] = {1, -1};
-    tattr ax[1] = {A_INTS("axes", 2, rep)};
-    CHECK_EQ_INT(run_op("MeanVarianceNormalization", 13, 1, ins, 1, &y, 1, ax, &err), KN_ERR_ARG);
+    kn_attr ax[1] = {kt_attr_ints("axes", 2, rep)};
+    CHECK_EQ_INT(kt_run_op("MeanVarianceNormalization", 13, 1, ins, 1, ax, 1, &y, &err), KN_ERR_ARG);
     int64_t one[1] = {1};
-    tattr ax1[1] = {A_INTS("axes", 1, one)};
-    CHECK_EQ_INT(run_op("MeanVarianceNormalization", 13, 1, ins, 1, &y, 1, ax1, &err), KN_OK);
+    kn_attr ax1[1] = {kt_attr_ints("axes", 1, one)};
+    CHECK_EQ_INT(kt_run_op("MeanVarianceNormalization", 13, 1, ins, 1, ax1, 1, &y, &err), KN_OK);
     CHECK_NEAR(((float *)y.data)[0], -1, 1e-6);
     kn_tensor_release(&y);
     /* default axes [0,2,3] need rank 4 */
-    CHECK_EQ_INT(run_op("MeanVarianceNormalization", 13, 1, ins, 1, &y, 0, NULL, &err), KN_ERR_ARG);
-    tattr sz[1] = {A_INT("size", 0)};
-    CHECK_EQ_INT(run_op("LRN", 13, 1, ins, 1, &y, 1, sz, &err), KN_ERR_MODEL);
-    CHECK_EQ_INT(run_op("InstanceNormalization", 6, 1, ins, 1, &y, 0, NULL, &err), KN_ERR_MODEL);
+    CHECK_EQ_INT(kt_run_op("MeanVarianceNormalization", 13, 1, ins, 0, NULL, 1, &y, &err), KN_ERR_ARG);
+    kn_attr sz[1] = {kt_attr_int("size", 0)};
+    CHECK_EQ_INT(kt_run_op("LRN", 13, 1, ins, 1, sz, 1, &y, &err), KN_ERR_MODEL);
+    CHECK_EQ_INT(kt_run_op("InstanceNormalization", 6, 1, ins, 0, NULL, 1, &y, &err), KN_ERR_MODEL);
     kn_tensor_release(&tx);
 }
 
@@ -671,7 +584,7 @@ static void test_misc_norms(void)
 
 static kn_tensor convert(const kn_tensor *t, kn_dtype dt)
 {
-    kn_tensor r = make(dt, t->rank, t->dims, NULL);
+    kn_tensor r = kt_tensor(dt, t->rank, t->dims, NULL);
     for (int64_t i = 0; i < t->numel; i++)
         kn_store_f64(r.data, dt, (size_t)i, kn_load_f64(t->data, t->dtype, (size_t)i));
     return r;
@@ -679,7 +592,7 @@ static kn_tensor convert(const kn_tensor *t, kn_dtype dt)
 
 /* Run op on float32 inputs and on the same inputs in dt; outputs must agree. */
 static void check_dtype_agrees(const char *op, int opset, int n_in, const kn_tensor *const *ins,
-                               int n_attr, const tattr *attrs, kn_dtype dt, double tol)
+                               int n_attr, const kn_attr *attrs, kn_dtype dt, double tol)
 {
     kn_tensor conv[8], y32 = {0}, yd = {0};
     const kn_tensor *cins[8];
@@ -688,8 +601,8 @@ static void check_dtype_agrees(const char *op, int opset, int n_in, const kn_ten
         conv[i] = convert(ins[i], dt);
         cins[i] = &conv[i];
     }
-    CHECK_EQ_INT(run_op(op, opset, n_in, ins, 1, &y32, n_attr, attrs, &err), KN_OK);
-    int rc = run_op(op, opset, n_in, cins, 1, &yd, n_attr, attrs, &err);
+    CHECK_EQ_INT(kt_run_op(op, opset, n_in, ins, n_attr, attrs, 1, &y32, &err), KN_OK);
+    int rc = kt_run_op(op, opset, n_in, cins, n_attr, attrs, 1, &yd, &err);
     if (rc)
         fprintf(stderr, "%s in %s: %s\n", op, kn_dtype_name(dt), err.msg);
     CHECK_EQ_INT(rc, KN_OK);
@@ -716,15 +629,15 @@ static void test_float_dtypes(void)
     float *x = rand_f32(72, 21), *sc = rand_f32(4, 22), *m = rand_f32(9, 23);
     for (int i = 0; i < 4; i++)
         sc[i] += 1.0f;
-    kn_tensor tx = make(KN_F32, 4, dx, x), tsc = make(KN_F32, 1, dc, sc), tm = make(KN_F32, 2, dm, m);
-    kn_tensor tvar = make(KN_F32, 1, dc, NULL);
+    kn_tensor tx = kt_tensor(KN_F32, 4, dx, x), tsc = kt_tensor(KN_F32, 1, dc, sc), tm = kt_tensor(KN_F32, 2, dm, m);
+    kn_tensor tvar = kt_tensor(KN_F32, 1, dc, NULL);
     for (int i = 0; i < 4; i++)
         ((float *)tvar.data)[i] = 0.5f + (float)i;
     const kn_tensor *one[1] = {&tx}, *bn[5] = {&tx, &tsc, &tsc, &tsc, &tvar}, *inorm[3] = {&tx, &tsc, &tsc};
     const kn_tensor *mm[2] = {&tm, &tm}, *ln[3] = {&tm, &tm, &tm};
     int64_t ax1[1] = {1};
-    tattr lrn[1] = {A_INT("size", 3)}, mvn[1] = {A_INTS("axes", 1, ax1)}, gn[1] = {A_INT("num_groups", 2)};
-    tattr ax0[1] = {A_INT("axis", 0)}, eq[1] = {A_STR("equation", "ij,kj->ik")};
+    kn_attr lrn[1] = {kt_attr_int("size", 3)}, mvn[1] = {kt_attr_ints("axes", 1, ax1)}, gn[1] = {kt_attr_int("num_groups", 2)};
+    kn_attr ax0[1] = {kt_attr_int("axis", 0)}, eq[1] = {kt_attr_str("equation", "ij,kj->ik")};
     static const kn_dtype dts[3] = {KN_F64, KN_F16, KN_BF16};
     static const double tols[3] = {1e-6, 1e-2, 6e-2};
     for (int k = 0; k < 3; k++) {

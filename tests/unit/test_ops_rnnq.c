@@ -5,147 +5,16 @@
  * per-axis / blocked parameters, QLinearConv padding and groups; attention masks
  * and bad inputs that must fail cleanly). */
 #include "test.h"
+#include "op_harness.h"
 
-#include "exec/exec.h"
 #include "ir/ir.h"
 
 #include <stdlib.h>
 
-/* ---------------------------------------------------------------- one-node graphs */
-
-#define MAX_IO 10
-#define MAX_ATTR 16
-
-typedef struct tnode {
-    const char *op;
-    int opset;
-    int n_in;
-    const kn_tensor *in[MAX_IO]; /* NULL: omitted optional input */
-    int n_out;
-    int n_attr;
-    kn_attr attrs[MAX_ATTR];
-} tnode;
-
-static void attr_i(tnode *t, const char *name, int64_t v)
-{
-    kn_attr *a = &t->attrs[t->n_attr++];
-    memset(a, 0, sizeof *a);
-    a->name = name;
-    a->type = KN_ATTR_INT;
-    a->i = v;
-}
-
-static void attr_f(tnode *t, const char *name, float v)
-{
-    kn_attr *a = &t->attrs[t->n_attr++];
-    memset(a, 0, sizeof *a);
-    a->name = name;
-    a->type = KN_ATTR_FLOAT;
-    a->f = v;
-}
-
-static void attr_s(tnode *t, const char *name, const char *v)
-{
-    kn_attr *a = &t->attrs[t->n_attr++];
-    memset(a, 0, sizeof *a);
-    a->name = name;
-    a->type = KN_ATTR_STRING;
-    a->s = v;
-    a->s_len = strlen(v);
-}
-
-static void attr_floats(tnode *t, const char *name, int n, float *v)
-{
-    kn_attr *a = &t->attrs[t->n_attr++];
-    memset(a, 0, sizeof *a);
-    a->name = name;
-    a->type = KN_ATTR_FLOATS;
-    a->n = n;
-    a->floats = v;
-}
-
-static void attr_strs(tnode *t, const char *name, int n, const char **v)
-{
-    kn_attr *a = &t->attrs[t->n_attr++];
-    memset(a, 0, sizeof *a);
-    a->name = name;
-    a->type = KN_ATTR_STRINGS;
-    a->n = n;
-    a->strings = v;
-}
-
-/* Build and run a graph holding node t; outs[0..n_out) receive owned tensors. */
-static int run_node(const tnode *t, kn_tensor *outs, kn_error *err)
-{
-    kn_model *m = kn_model_new();
-    if (!m)
-        return KN_ERR_NOMEM;
-    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof(kn_opset_import));
-    m->opsets[0].domain = "";
-    m->opsets[0].version = t->opset;
-    m->n_opsets = 1;
-    kn_graph *g = kn_graph_new(m, NULL);
-    m->graph = g;
-    int in_ids[MAX_IO], out_ids[MAX_IO];
-    const kn_tensor *feed[MAX_IO];
-    int n_feed = 0;
-    char name[32];
-    for (int i = 0; i < t->n_in; i++) {
-        in_ids[i] = -1;
-        if (!t->in[i])
-            continue;
-        snprintf(name, sizeof name, "in%d", i);
-        in_ids[i] = kn_graph_value(g, kn_arena_strdup(&m->arena, name));
-        kn_graph_add_input(g, in_ids[i]);
-        feed[n_feed++] = t->in[i];
-    }
-    for (int i = 0; i < t->n_out; i++) {
-        snprintf(name, sizeof name, "out%d", i);
-        out_ids[i] = kn_graph_value(g, kn_arena_strdup(&m->arena, name));
-    }
-    kn_node *n = kn_graph_add_node(g);
-    n->name = "node";
-    n->op_type = t->op;
-    n->domain = "";
-    n->n_in = t->n_in;
-    n->n_out = t->n_out;
-    n->in = kn_arena_calloc(&m->arena, MAX_IO, sizeof(int));
-    n->out = kn_arena_calloc(&m->arena, MAX_IO, sizeof(int));
-    memcpy(n->in, in_ids, sizeof(int) * (size_t)t->n_in);
-    memcpy(n->out, out_ids, sizeof(int) * (size_t)t->n_out);
-    n->n_attr = t->n_attr;
-    n->attrs = kn_arena_calloc(&m->arena, MAX_ATTR, sizeof(kn_attr));
-    memcpy(n->attrs, t->attrs, sizeof(kn_attr) * (size_t)t->n_attr);
-    for (int i = 0; i < t->n_out; i++)
-        kn_graph_add_output(g, out_ids[i]);
-    int rc = kn_model_finalize(m, err);
-    if (rc == KN_OK)
-        rc = kn_exec_graph(g, NULL, n_feed, feed, t->n_out, outs, err);
-    kn_model_free(m);
-    return rc;
-}
-
-static void release_all(kn_tensor *ts, int n)
-{
-    for (int i = 0; i < n; i++)
-        kn_tensor_release(&ts[i]);
-}
-
-/* Tensor of dtype dt with the given values (converted from double). */
-static kn_tensor mk(kn_dtype dt, int rank, const int64_t *dims, const double *vals)
-{
-    kn_tensor t = {0};
-    kn_error err;
-    kn_tensor_alloc(&t, dt, rank, dims, &err);
-    for (int64_t i = 0; vals && i < t.numel; i++)
-        kn_store_f64(t.data, dt, (size_t)i, vals[i]);
-    return t;
-}
-
 /* Deterministic pseudo-random floats in [-1, 1). */
 static kn_tensor mk_rand(int rank, const int64_t *dims, uint32_t seed)
 {
-    kn_tensor t = mk(KN_F32, rank, dims, NULL);
+    kn_tensor t = kt_tensor_f64(KN_F32, rank, dims, NULL);
     uint32_t s = seed * 2654435761u + 12345u;
     for (int64_t i = 0; i < t.numel; i++) {
         s = s * 1664525u + 1013904223u;
@@ -154,18 +23,13 @@ static kn_tensor mk_rand(int rank, const int64_t *dims, uint32_t seed)
     return t;
 }
 
-static float at(const kn_tensor *t, int64_t i)
-{
-    return (float)kn_load_f64(t->data, t->dtype, (size_t)i);
-}
-
 /* Sub-block [from, from + count) of the leading dim of t, as a new tensor. */
 static kn_tensor slice0(const kn_tensor *t, int64_t from, int64_t count)
 {
     int64_t dims[KN_MAX_RANK];
     memcpy(dims, t->dims, sizeof dims);
     dims[0] = count;
-    kn_tensor s = mk(t->dtype, t->rank, dims, NULL);
+    kn_tensor s = kt_tensor_f64(t->dtype, t->rank, dims, NULL);
     int64_t inner = t->numel / t->dims[0];
     memcpy(s.data, (const float *)t->data + from * inner, (size_t)(count * inner) * sizeof(float));
     return s;
@@ -206,7 +70,7 @@ static void rnn_free(rnn_inputs *ri)
 }
 
 /* Node for op with all inputs of ri; dir selects one direction's weights (-1: all). */
-static void rnn_node(tnode *t, const char *op, rnn_inputs *ri)
+static void rnn_node(kt_node *t, const char *op, rnn_inputs *ri)
 {
     memset(t, 0, sizeof *t);
     t->op = op;
@@ -223,13 +87,13 @@ static void rnn_node(tnode *t, const char *op, rnn_inputs *ri)
         t->in[7] = &ri->p;
     }
     t->n_out = lstm ? 3 : 2;
-    attr_i(t, "hidden_size", HID);
+    kt_add_attr(t, kt_attr_int("hidden_size", HID));
 }
 
 /* Y [seq, dirs, batch, hid]: element (s, d, b, h). */
 static float y_at(const kn_tensor *y, int64_t s, int64_t d, int64_t b, int64_t h)
 {
-    return at(y, ((s * y->dims[1] + d) * y->dims[2] + b) * y->dims[3] + h);
+    return kt_at(y, ((s * y->dims[1] + d) * y->dims[2] + b) * y->dims[3] + h);
 }
 
 /* Bidirectional output equals a forward run with direction 0's weights and a
@@ -237,12 +101,12 @@ static float y_at(const kn_tensor *y, int64_t s, int64_t d, int64_t b, int64_t h
 static void check_bidirectional(const char *op, int gates)
 {
     rnn_inputs bi = rnn_make(gates, 2, 7);
-    tnode t;
+    kt_node t;
     rnn_node(&t, op, &bi);
-    attr_s(&t, "direction", "bidirectional");
+    kt_add_attr(&t, kt_attr_str("direction", "bidirectional"));
     kn_tensor outs[3] = {{0}}, one[3] = {{0}};
     kn_error err;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_OK);
     for (int d = 0; d < 2; d++) {
         rnn_inputs u = bi;
         u.w = slice0(&bi.w, d, 1);
@@ -253,8 +117,8 @@ static void check_bidirectional(const char *op, int gates)
         u.p = slice0(&bi.p, d, 1);
         u.x = bi.x;
         rnn_node(&t, op, &u);
-        attr_s(&t, "direction", d ? "reverse" : "forward");
-        CHECK_EQ_INT(run_node(&t, one, &err), KN_OK);
+        kt_add_attr(&t, kt_attr_str("direction", d ? "reverse" : "forward"));
+        CHECK_EQ_INT(kt_run_node(&t, one, &err), KN_OK);
         int bad = 0;
         for (int s = 0; s < SEQ; s++)
             for (int b = 0; b < BATCH; b++)
@@ -262,9 +126,9 @@ static void check_bidirectional(const char *op, int gates)
                     bad += fabsf(y_at(&outs[0], s, d, b, h) - y_at(&one[0], s, 0, b, h)) > 1e-6f;
         for (int k = 1; k < t.n_out; k++)
             for (int i = 0; i < BATCH * HID; i++)
-                bad += fabsf(at(&outs[k], d * BATCH * HID + i) - at(&one[k], i)) > 1e-6f;
+                bad += fabs(kt_at(&outs[k], d * BATCH * HID + i) - kt_at(&one[k], i)) > 1e-6f;
         CHECK_EQ_INT(bad, 0);
-        release_all(one, 3);
+        kt_release_all(one, 3);
         kn_tensor_release(&u.w);
         kn_tensor_release(&u.r);
         kn_tensor_release(&u.b);
@@ -272,7 +136,7 @@ static void check_bidirectional(const char *op, int gates)
         kn_tensor_release(&u.c0);
         kn_tensor_release(&u.p);
     }
-    release_all(outs, 3);
+    kt_release_all(outs, 3);
     rnn_free(&bi);
 }
 
@@ -290,35 +154,35 @@ static void check_sequence_lens(const char *op, int gates)
     rnn_inputs ri = rnn_make(gates, 2, 11);
     const double lens_v[BATCH] = {4, 2, 0};
     int64_t ld[1] = {BATCH};
-    kn_tensor lens = mk(KN_I32, 1, ld, lens_v);
-    tnode t;
+    kn_tensor lens = kt_tensor_f64(KN_I32, 1, ld, lens_v);
+    kt_node t;
     rnn_node(&t, op, &ri);
     t.in[4] = &lens;
-    attr_s(&t, "direction", "bidirectional");
+    kt_add_attr(&t, kt_attr_str("direction", "bidirectional"));
     kn_tensor outs[3] = {{0}};
     kn_error err;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_OK);
     for (int b = 0; b < 2; b++) {
         int64_t L = (int64_t)lens_v[b];
         /* X[:L, b], h0[:, b], c0[:, b] */
         int64_t xd[3] = {L, 1, IN}, hd[3] = {2, 1, HID};
-        kn_tensor x1 = mk(KN_F32, 3, xd, NULL), h1 = mk(KN_F32, 3, hd, NULL), c1 = mk(KN_F32, 3, hd, NULL);
+        kn_tensor x1 = kt_tensor_f64(KN_F32, 3, xd, NULL), h1 = kt_tensor_f64(KN_F32, 3, hd, NULL), c1 = kt_tensor_f64(KN_F32, 3, hd, NULL);
         for (int64_t s = 0; s < L; s++)
             for (int i = 0; i < IN; i++)
-                ((float *)x1.data)[s * IN + i] = at(&ri.x, (s * BATCH + b) * IN + i);
+                ((float *)x1.data)[s * IN + i] = kt_at(&ri.x, (s * BATCH + b) * IN + i);
         for (int d = 0; d < 2; d++)
             for (int h = 0; h < HID; h++) {
-                ((float *)h1.data)[d * HID + h] = at(&ri.h0, (d * BATCH + b) * HID + h);
-                ((float *)c1.data)[d * HID + h] = at(&ri.c0, (d * BATCH + b) * HID + h);
+                ((float *)h1.data)[d * HID + h] = kt_at(&ri.h0, (d * BATCH + b) * HID + h);
+                ((float *)c1.data)[d * HID + h] = kt_at(&ri.c0, (d * BATCH + b) * HID + h);
             }
         rnn_inputs u = ri;
         u.x = x1;
         u.h0 = h1;
         u.c0 = c1;
         rnn_node(&t, op, &u);
-        attr_s(&t, "direction", "bidirectional");
+        kt_add_attr(&t, kt_attr_str("direction", "bidirectional"));
         kn_tensor one[3] = {{0}};
-        CHECK_EQ_INT(run_node(&t, one, &err), KN_OK);
+        CHECK_EQ_INT(kt_run_node(&t, one, &err), KN_OK);
         int bad = 0;
         for (int s = 0; s < SEQ; s++)
             for (int d = 0; d < 2; d++)
@@ -329,9 +193,9 @@ static void check_sequence_lens(const char *op, int gates)
         for (int k = 1; k < t.n_out; k++)
             for (int d = 0; d < 2; d++)
                 for (int h = 0; h < HID; h++)
-                    bad += fabsf(at(&outs[k], (d * BATCH + b) * HID + h) - at(&one[k], d * HID + h)) > 1e-6f;
+                    bad += fabs(kt_at(&outs[k], (d * BATCH + b) * HID + h) - kt_at(&one[k], d * HID + h)) > 1e-6f;
         CHECK_EQ_INT(bad, 0);
-        release_all(one, 3);
+        kt_release_all(one, 3);
         kn_tensor_release(&x1);
         kn_tensor_release(&h1);
         kn_tensor_release(&c1);
@@ -343,7 +207,7 @@ static void check_sequence_lens(const char *op, int gates)
             for (int h = 0; h < HID; h++)
                 nz += y_at(&outs[0], s, d, 2, h) != 0.0f;
     CHECK_EQ_INT(nz, 0);
-    release_all(outs, 3);
+    kt_release_all(outs, 3);
     kn_tensor_release(&lens);
     rnn_free(&ri);
 }
@@ -362,7 +226,7 @@ static kn_tensor swap01(const kn_tensor *t)
     memcpy(dims, t->dims, sizeof dims);
     dims[0] = t->dims[1];
     dims[1] = t->dims[0];
-    kn_tensor s = mk(t->dtype, t->rank, dims, NULL);
+    kn_tensor s = kt_tensor_f64(t->dtype, t->rank, dims, NULL);
     int64_t inner = t->numel / (t->dims[0] * t->dims[1]);
     for (int64_t i = 0; i < t->dims[0]; i++)
         for (int64_t j = 0; j < t->dims[1]; j++)
@@ -376,20 +240,20 @@ static kn_tensor swap01(const kn_tensor *t)
 static void test_layout_batch_first(void)
 {
     rnn_inputs ri = rnn_make(4, 2, 3);
-    tnode t;
+    kt_node t;
     kn_error err;
     kn_tensor ref[3] = {{0}}, bf[3] = {{0}};
     rnn_node(&t, "LSTM", &ri);
-    attr_s(&t, "direction", "bidirectional");
-    CHECK_EQ_INT(run_node(&t, ref, &err), KN_OK);
+    kt_add_attr(&t, kt_attr_str("direction", "bidirectional"));
+    CHECK_EQ_INT(kt_run_node(&t, ref, &err), KN_OK);
     rnn_inputs u = ri;
     u.x = swap01(&ri.x);
     u.h0 = swap01(&ri.h0);
     u.c0 = swap01(&ri.c0);
     rnn_node(&t, "LSTM", &u);
-    attr_s(&t, "direction", "bidirectional");
-    attr_i(&t, "layout", 1);
-    CHECK_EQ_INT(run_node(&t, bf, &err), KN_OK);
+    kt_add_attr(&t, kt_attr_str("direction", "bidirectional"));
+    kt_add_attr(&t, kt_attr_int("layout", 1));
+    CHECK_EQ_INT(kt_run_node(&t, bf, &err), KN_OK);
     /* Y: [seq, dir, batch, hid] vs [batch, seq, dir, hid] */
     CHECK_EQ_INT(bf[0].dims[0], BATCH);
     CHECK_EQ_INT(bf[0].dims[1], SEQ);
@@ -398,15 +262,15 @@ static void test_layout_batch_first(void)
         for (int d = 0; d < 2; d++)
             for (int b = 0; b < BATCH; b++)
                 for (int h = 0; h < HID; h++)
-                    bad += y_at(&ref[0], s, d, b, h) != at(&bf[0], ((b * SEQ + s) * 2 + d) * HID + h);
+                    bad += y_at(&ref[0], s, d, b, h) != kt_at(&bf[0], ((b * SEQ + s) * 2 + d) * HID + h);
     for (int k = 1; k < 3; k++)
         for (int d = 0; d < 2; d++)
             for (int b = 0; b < BATCH; b++)
                 for (int h = 0; h < HID; h++)
-                    bad += at(&ref[k], (d * BATCH + b) * HID + h) != at(&bf[k], (b * 2 + d) * HID + h);
+                    bad += kt_at(&ref[k], (d * BATCH + b) * HID + h) != kt_at(&bf[k], (b * 2 + d) * HID + h);
     CHECK_EQ_INT(bad, 0);
-    release_all(ref, 3);
-    release_all(bf, 3);
+    kt_release_all(ref, 3);
+    kt_release_all(bf, 3);
     kn_tensor_release(&u.x);
     kn_tensor_release(&u.h0);
     kn_tensor_release(&u.c0);
@@ -420,8 +284,8 @@ static void run_unit_rnn(const char **acts, int n_acts, float *alpha, int na, fl
     int ndir = n_acts;
     int64_t xd[3] = {n, 1, 1}, wd[3] = {ndir, 1, 1};
     const double ones[2] = {1, 1}, zeros[2] = {0, 0};
-    kn_tensor x = mk(KN_F32, 3, xd, xs), w = mk(KN_F32, 3, wd, ones), r = mk(KN_F32, 3, wd, zeros);
-    tnode t = {0};
+    kn_tensor x = kt_tensor_f64(KN_F32, 3, xd, xs), w = kt_tensor_f64(KN_F32, 3, wd, ones), r = kt_tensor_f64(KN_F32, 3, wd, zeros);
+    kt_node t = {0};
     t.op = "RNN";
     t.opset = 14;
     t.n_in = 3;
@@ -429,20 +293,20 @@ static void run_unit_rnn(const char **acts, int n_acts, float *alpha, int na, fl
     t.in[1] = &w;
     t.in[2] = &r;
     t.n_out = 1;
-    attr_strs(&t, "activations", n_acts, acts);
+    kt_add_attr(&t, kt_attr_strs("activations", n_acts, acts));
     if (na)
-        attr_floats(&t, "activation_alpha", na, alpha);
+        kt_add_attr(&t, kt_attr_floats("activation_alpha", na, alpha));
     if (nb)
-        attr_floats(&t, "activation_beta", nb, beta);
+        kt_add_attr(&t, kt_attr_floats("activation_beta", nb, beta));
     if (clip > 0)
-        attr_f(&t, "clip", clip);
+        kt_add_attr(&t, kt_attr_float("clip", clip));
     if (ndir == 2)
-        attr_s(&t, "direction", "bidirectional");
+        kt_add_attr(&t, kt_attr_str("direction", "bidirectional"));
     kn_tensor y = {0};
     kn_error err;
-    CHECK_EQ_INT(run_node(&t, &y, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_node(&t, &y, &err), KN_OK);
     for (int i = 0; i < n * ndir; i++)
-        ys[i] = y.numel == n * ndir ? at(&y, i) : NAN;
+        ys[i] = y.numel == n * ndir ? kt_at(&y, i) : NAN;
     kn_tensor_release(&y);
     kn_tensor_release(&x);
     kn_tensor_release(&w);
@@ -499,10 +363,10 @@ static void test_lstm_peephole_input_forget(void)
     const double xv[2] = {0.5, -1.0}, wv[4] = {0.3, -0.2, 0.7, 0.9}, rv[4] = {0.1, 0.4, -0.3, 0.2};
     const double pv[3] = {0.25, -0.5, 0.75}, h0v[1] = {0.2}, c0v[1] = {-0.1};
     int64_t xd[3] = {2, 1, 1}, wd[3] = {1, 4, 1}, pd[2] = {1, 3}, hd[3] = {1, 1, 1};
-    kn_tensor x = mk(KN_F32, 3, xd, xv), w = mk(KN_F32, 3, wd, wv), r = mk(KN_F32, 3, wd, rv);
-    kn_tensor p = mk(KN_F32, 2, pd, pv), h0 = mk(KN_F32, 3, hd, h0v), c0 = mk(KN_F32, 3, hd, c0v);
+    kn_tensor x = kt_tensor_f64(KN_F32, 3, xd, xv), w = kt_tensor_f64(KN_F32, 3, wd, wv), r = kt_tensor_f64(KN_F32, 3, wd, rv);
+    kn_tensor p = kt_tensor_f64(KN_F32, 2, pd, pv), h0 = kt_tensor_f64(KN_F32, 3, hd, h0v), c0 = kt_tensor_f64(KN_F32, 3, hd, c0v);
     for (int input_forget = 0; input_forget < 2; input_forget++) {
-        tnode t = {0};
+        kt_node t = {0};
         t.op = "LSTM";
         t.opset = 7;
         t.n_in = 8;
@@ -513,11 +377,11 @@ static void test_lstm_peephole_input_forget(void)
         t.in[6] = &c0;
         t.in[7] = &p;
         t.n_out = 3;
-        attr_i(&t, "hidden_size", 1);
-        attr_i(&t, "input_forget", input_forget);
+        kt_add_attr(&t, kt_attr_int("hidden_size", 1));
+        kt_add_attr(&t, kt_attr_int("input_forget", input_forget));
         kn_tensor outs[3] = {{0}};
         kn_error err;
-        CHECK_EQ_INT(run_node(&t, outs, &err), KN_OK);
+        CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_OK);
         double h = h0v[0], cs = c0v[0], ys[2];
         for (int s = 0; s < 2; s++) {
             double xi = xv[s];
@@ -529,11 +393,11 @@ static void test_lstm_peephole_input_forget(void)
             h = go * tanh(cs);
             ys[s] = h;
         }
-        CHECK_NEAR(at(&outs[0], 0), ys[0], 1e-6);
-        CHECK_NEAR(at(&outs[0], 1), ys[1], 1e-6);
-        CHECK_NEAR(at(&outs[1], 0), h, 1e-6);
-        CHECK_NEAR(at(&outs[2], 0), cs, 1e-6);
-        release_all(outs, 3);
+        CHECK_NEAR(kt_at(&outs[0], 0), ys[0], 1e-6);
+        CHECK_NEAR(kt_at(&outs[0], 1), ys[1], 1e-6);
+        CHECK_NEAR(kt_at(&outs[1], 0), h, 1e-6);
+        CHECK_NEAR(kt_at(&outs[2], 0), cs, 1e-6);
+        kt_release_all(outs, 3);
     }
     kn_tensor_release(&x);
     kn_tensor_release(&w);
@@ -549,10 +413,10 @@ static void test_gru_linear_before_reset(void)
     const double xv[2] = {0.8, -0.4}, wv[3] = {0.5, -0.6, 0.9}, rv[3] = {0.3, 0.2, -0.7};
     const double bv[6] = {0.1, -0.1, 0.2, 0.05, 0.15, -0.25};
     int64_t xd[3] = {2, 1, 1}, wd[3] = {1, 3, 1}, bd[2] = {1, 6};
-    kn_tensor x = mk(KN_F32, 3, xd, xv), w = mk(KN_F32, 3, wd, wv), r = mk(KN_F32, 3, wd, rv);
-    kn_tensor b = mk(KN_F32, 2, bd, bv);
+    kn_tensor x = kt_tensor_f64(KN_F32, 3, xd, xv), w = kt_tensor_f64(KN_F32, 3, wd, wv), r = kt_tensor_f64(KN_F32, 3, wd, rv);
+    kn_tensor b = kt_tensor_f64(KN_F32, 2, bd, bv);
     for (int lbr = 0; lbr < 2; lbr++) {
-        tnode t = {0};
+        kt_node t = {0};
         t.op = "GRU";
         t.opset = 7;
         t.n_in = 4;
@@ -561,11 +425,11 @@ static void test_gru_linear_before_reset(void)
         t.in[2] = &r;
         t.in[3] = &b;
         t.n_out = 2;
-        attr_i(&t, "hidden_size", 1);
-        attr_i(&t, "linear_before_reset", lbr);
+        kt_add_attr(&t, kt_attr_int("hidden_size", 1));
+        kt_add_attr(&t, kt_attr_int("linear_before_reset", lbr));
         kn_tensor outs[2] = {{0}};
         kn_error err;
-        CHECK_EQ_INT(run_node(&t, outs, &err), KN_OK);
+        CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_OK);
         double h = 0;
         for (int s = 0; s < 2; s++) {
             double xi = xv[s];
@@ -574,10 +438,10 @@ static void test_gru_linear_before_reset(void)
             double hh = lbr ? tanh(wv[2] * xi + rg * (rv[2] * h + bv[5]) + bv[2])
                             : tanh(wv[2] * xi + rv[2] * (rg * h) + bv[5] + bv[2]);
             h = (1 - z) * hh + z * h;
-            CHECK_NEAR(at(&outs[0], s), h, 1e-6);
+            CHECK_NEAR(kt_at(&outs[0], s), h, 1e-6);
         }
-        CHECK_NEAR(at(&outs[1], 0), h, 1e-6);
-        release_all(outs, 2);
+        CHECK_NEAR(kt_at(&outs[1], 0), h, 1e-6);
+        kt_release_all(outs, 2);
     }
     kn_tensor_release(&x);
     kn_tensor_release(&w);
@@ -592,8 +456,8 @@ static void test_rnn_other_dtypes(void)
     int64_t xd[3] = {2, 1, 1}, wd[3] = {1, 1, 1};
     kn_dtype dts[2] = {KN_F64, KN_F16};
     for (int k = 0; k < 2; k++) {
-        kn_tensor x = mk(dts[k], 3, xd, xv), w = mk(dts[k], 3, wd, wv), r = mk(dts[k], 3, wd, rv);
-        tnode t = {0};
+        kn_tensor x = kt_tensor_f64(dts[k], 3, xd, xv), w = kt_tensor_f64(dts[k], 3, wd, wv), r = kt_tensor_f64(dts[k], 3, wd, rv);
+        kt_node t = {0};
         t.op = "RNN";
         t.opset = 14;
         t.n_in = 3;
@@ -603,12 +467,12 @@ static void test_rnn_other_dtypes(void)
         t.n_out = 2;
         kn_tensor outs[2] = {{0}};
         kn_error err;
-        CHECK_EQ_INT(run_node(&t, outs, &err), KN_OK);
+        CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_OK);
         CHECK_EQ_INT(outs[0].dtype, dts[k]);
         double h1 = tanh(0.375), h2 = tanh(-0.75 + 0.5 * h1);
-        CHECK_NEAR(at(&outs[0], 0), h1, 1e-3);
-        CHECK_NEAR(at(&outs[1], 0), h2, 1e-3);
-        release_all(outs, 2);
+        CHECK_NEAR(kt_at(&outs[0], 0), h1, 1e-3);
+        CHECK_NEAR(kt_at(&outs[1], 0), h2, 1e-3);
+        kt_release_all(outs, 2);
         kn_tensor_release(&x);
         kn_tensor_release(&w);
         kn_tensor_release(&r);
@@ -618,41 +482,41 @@ static void test_rnn_other_dtypes(void)
 static void test_rnn_bad_inputs(void)
 {
     rnn_inputs ri = rnn_make(4, 1, 5);
-    tnode t;
+    kt_node t;
     kn_error err;
     kn_tensor outs[3] = {{0}};
     /* W for a bidirectional layer but direction forward */
     rnn_node(&t, "LSTM", &ri);
-    attr_s(&t, "direction", "bidirectional");
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_ERR_ARG);
+    kt_add_attr(&t, kt_attr_str("direction", "bidirectional"));
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_ERR_ARG);
     /* hidden_size disagrees with R */
     rnn_node(&t, "LSTM", &ri);
     t.attrs[0].i = 5;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_ERR_ARG);
     /* sequence length out of range */
     int64_t ld[1] = {BATCH};
     const double lv[BATCH] = {1, 9, 2}, neg[BATCH] = {1, -1, 2};
-    kn_tensor lens = mk(KN_I32, 1, ld, lv), lneg = mk(KN_I32, 1, ld, neg);
+    kn_tensor lens = kt_tensor_f64(KN_I32, 1, ld, lv), lneg = kt_tensor_f64(KN_I32, 1, ld, neg);
     rnn_node(&t, "LSTM", &ri);
     t.in[4] = &lens;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_ERR_ARG);
     t.in[4] = &lneg;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_ERR_ARG);
     /* unknown activation */
     const char *acts[3] = {"Sigmoid", "Tanh", "Cosine"};
     rnn_node(&t, "LSTM", &ri);
-    attr_strs(&t, "activations", 3, acts);
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_ERR_UNSUPPORTED);
+    kt_add_attr(&t, kt_attr_strs("activations", 3, acts));
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_ERR_UNSUPPORTED);
     /* W with the wrong gate count for GRU */
     rnn_node(&t, "GRU", &ri);
     t.in[6] = t.in[7] = NULL;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_ERR_ARG);
     /* integer X */
-    kn_tensor xi = mk(KN_I32, 3, ri.x.dims, NULL);
+    kn_tensor xi = kt_tensor_f64(KN_I32, 3, ri.x.dims, NULL);
     rnn_node(&t, "LSTM", &ri);
     t.in[0] = &xi;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_ERR_UNSUPPORTED);
-    release_all(outs, 3);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_ERR_UNSUPPORTED);
+    kt_release_all(outs, 3);
     kn_tensor_release(&xi);
     kn_tensor_release(&lens);
     kn_tensor_release(&lneg);
@@ -664,7 +528,7 @@ static void test_rnn_bad_inputs(void)
 static int run_q(const char *op, int opset, int n_in, const kn_tensor **in, int n_out,
                  kn_tensor *outs, int64_t axis, int64_t block, int64_t out_dtype)
 {
-    tnode t = {0};
+    kt_node t = {0};
     t.op = op;
     t.opset = opset;
     t.n_in = n_in;
@@ -672,21 +536,21 @@ static int run_q(const char *op, int opset, int n_in, const kn_tensor **in, int 
         t.in[i] = in[i];
     t.n_out = n_out;
     if (axis != 99)
-        attr_i(&t, "axis", axis);
+        kt_add_attr(&t, kt_attr_int("axis", axis));
     if (block)
-        attr_i(&t, "block_size", block);
+        kt_add_attr(&t, kt_attr_int("block_size", block));
     if (out_dtype)
-        attr_i(&t, "output_dtype", out_dtype);
+        kt_add_attr(&t, kt_attr_int("output_dtype", out_dtype));
     kn_error err;
-    return run_node(&t, outs, &err);
+    return kt_run_node(&t, outs, &err);
 }
 
 static void test_quantize_rounding_and_saturation(void)
 {
     const double xv[9] = {0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 300, -300, 1.4999};
     int64_t xd[1] = {9};
-    kn_tensor x = mk(KN_F32, 1, xd, xv), s = mk(KN_F32, 0, NULL, (double[]){1.0});
-    kn_tensor z = mk(KN_I8, 0, NULL, (double[]){0});
+    kn_tensor x = kt_tensor_f64(KN_F32, 1, xd, xv), s = kt_tensor_f64(KN_F32, 0, NULL, (double[]){1.0});
+    kn_tensor z = kt_tensor_f64(KN_I8, 0, NULL, (double[]){0});
     const kn_tensor *in[3] = {&x, &s, &z};
     kn_tensor y = {0};
     CHECK_EQ_INT(run_q("QuantizeLinear", 13, 3, in, 1, &y, 99, 0, 0), KN_OK);
@@ -720,7 +584,7 @@ static void test_quantize_per_axis_and_blocked(void)
         xv[i] = i * 1.0;
     int64_t xd[2] = {2, 5}, sd[1] = {5}, bd[2] = {2, 3};
     const double sv[5] = {1, 2, 4, 0.5, 1}, zv[5] = {0, 1, 2, 3, 4};
-    kn_tensor x = mk(KN_F32, 2, xd, xv), s = mk(KN_F32, 1, sd, sv), z = mk(KN_U8, 1, sd, zv);
+    kn_tensor x = kt_tensor_f64(KN_F32, 2, xd, xv), s = kt_tensor_f64(KN_F32, 1, sd, sv), z = kt_tensor_f64(KN_U8, 1, sd, zv);
     const kn_tensor *in[3] = {&x, &s, &z};
     kn_tensor y = {0}, back = {0};
     CHECK_EQ_INT(run_q("QuantizeLinear", 13, 3, in, 1, &y, -1, 0, 0), KN_OK);
@@ -729,20 +593,20 @@ static void test_quantize_per_axis_and_blocked(void)
         CHECK_EQ_INT(((uint8_t *)y.data)[i], want[i]);
     const kn_tensor *din[3] = {&y, &s, &z};
     CHECK_EQ_INT(run_q("DequantizeLinear", 13, 3, din, 1, &back, -1, 0, 0), KN_OK);
-    CHECK_NEAR(at(&back, 3), 3.0, 1e-6);
-    CHECK_NEAR(at(&back, 7), 8.0, 1e-6); /* 7/4 = 1.75 -> 2 -> 8 */
+    CHECK_NEAR(kt_at(&back, 3), 3.0, 1e-6);
+    CHECK_NEAR(kt_at(&back, 7), 8.0, 1e-6); /* 7/4 = 1.75 -> 2 -> 8 */
     kn_tensor_release(&y);
     kn_tensor_release(&back);
     /* per-axis scale of the wrong length */
     CHECK_EQ_INT(run_q("QuantizeLinear", 13, 3, in, 1, &y, 0, 0, 0), KN_ERR_ARG);
     /* blocked along axis 1 with block 2: scale [2, 3] (last block ragged) */
     const double bsv[6] = {1, 2, 4, 1, 0.5, 0.25}, bzv[6] = {0, 0, 0, 1, 1, 1};
-    kn_tensor bs = mk(KN_F32, 2, bd, bsv), bz = mk(KN_I16, 2, bd, bzv), xq = mk(KN_I16, 2, xd, xv);
+    kn_tensor bs = kt_tensor_f64(KN_F32, 2, bd, bsv), bz = kt_tensor_f64(KN_I16, 2, bd, bzv), xq = kt_tensor_f64(KN_I16, 2, xd, xv);
     const kn_tensor *bin[3] = {&xq, &bs, &bz};
     CHECK_EQ_INT(run_q("DequantizeLinear", 21, 3, bin, 1, &back, 1, 2, 0), KN_OK);
     const double bwant[10] = {0, 1, 4, 6, 16, 4, 5, 3, 3.5, 2};
     for (int i = 0; i < 10; i++)
-        CHECK_NEAR(at(&back, i), bwant[i], 1e-6);
+        CHECK_NEAR(kt_at(&back, i), bwant[i], 1e-6);
     kn_tensor_release(&back);
     /* blocked scale with the wrong block count */
     CHECK_EQ_INT(run_q("DequantizeLinear", 21, 3, bin, 1, &back, 1, 3, 0), KN_ERR_ARG);
@@ -759,18 +623,18 @@ static void test_dequantize_types(void)
 {
     int64_t d[1] = {3};
     const double xv[3] = {-32768, 0, 32767}, uv[3] = {0, 100, 65535};
-    kn_tensor x = mk(KN_I16, 1, d, xv), u = mk(KN_U16, 1, d, uv);
-    kn_tensor s = mk(KN_F16, 0, NULL, (double[]){0.5}), zu = mk(KN_U16, 0, NULL, (double[]){100});
+    kn_tensor x = kt_tensor_f64(KN_I16, 1, d, xv), u = kt_tensor_f64(KN_U16, 1, d, uv);
+    kn_tensor s = kt_tensor_f64(KN_F16, 0, NULL, (double[]){0.5}), zu = kt_tensor_f64(KN_U16, 0, NULL, (double[]){100});
     kn_tensor y = {0};
     const kn_tensor *in1[2] = {&x, &s};
     CHECK_EQ_INT(run_q("DequantizeLinear", 21, 2, in1, 1, &y, 99, 0, 0), KN_OK);
     CHECK_EQ_INT(y.dtype, KN_F16);
-    CHECK_NEAR(at(&y, 0), -16384, 0);
+    CHECK_NEAR(kt_at(&y, 0), -16384, 0);
     kn_tensor_release(&y);
     const kn_tensor *in2[3] = {&u, &s, &zu};
     CHECK_EQ_INT(run_q("DequantizeLinear", 21, 3, in2, 1, &y, 99, 0, 0), KN_OK);
-    CHECK_NEAR(at(&y, 0), -50, 0);
-    CHECK_NEAR(at(&y, 1), 0, 0);
+    CHECK_NEAR(kt_at(&y, 0), -50, 0);
+    CHECK_NEAR(kt_at(&y, 1), 0, 0);
     kn_tensor_release(&y);
     /* zero point dtype must match x */
     const kn_tensor *in3[3] = {&x, &s, &zu};
@@ -786,28 +650,28 @@ static void test_dynamic_quantize(void)
     /* the example from the operator documentation */
     const double xv[6] = {0, 2, -3, -2.5, 1.34, 0.5};
     int64_t d[1] = {6};
-    kn_tensor x = mk(KN_F32, 1, d, xv);
+    kn_tensor x = kt_tensor_f64(KN_F32, 1, d, xv);
     const kn_tensor *in[1] = {&x};
     kn_tensor outs[3] = {{0}};
     CHECK_EQ_INT(run_q("DynamicQuantizeLinear", 11, 1, in, 3, outs, 99, 0, 0), KN_OK);
-    CHECK_NEAR(at(&outs[1], 0), 5.0 / 255, 1e-7);
+    CHECK_NEAR(kt_at(&outs[1], 0), 5.0 / 255, 1e-7);
     CHECK_EQ_INT(((uint8_t *)outs[2].data)[0], 153);
     const int want[6] = {153, 255, 0, 26, 221, 179};
     for (int i = 0; i < 6; i++)
         CHECK_EQ_INT(((uint8_t *)outs[0].data)[i], want[i]);
-    release_all(outs, 3);
+    kt_release_all(outs, 3);
     /* all zeros: scale 0, everything 0; empty input too */
     const double zv[2] = {0, 0};
     int64_t d2[1] = {2}, d0[1] = {0};
-    kn_tensor xz = mk(KN_F32, 1, d2, zv), xe = mk(KN_F32, 1, d0, NULL);
+    kn_tensor xz = kt_tensor_f64(KN_F32, 1, d2, zv), xe = kt_tensor_f64(KN_F32, 1, d0, NULL);
     in[0] = &xz;
     CHECK_EQ_INT(run_q("DynamicQuantizeLinear", 11, 1, in, 3, outs, 99, 0, 0), KN_OK);
     CHECK_EQ_INT(((uint8_t *)outs[0].data)[1], 0);
-    release_all(outs, 3);
+    kt_release_all(outs, 3);
     in[0] = &xe;
     CHECK_EQ_INT(run_q("DynamicQuantizeLinear", 11, 1, in, 3, outs, 99, 0, 0), KN_OK);
     CHECK_EQ_INT(outs[0].numel, 0);
-    release_all(outs, 3);
+    kt_release_all(outs, 3);
     kn_tensor_release(&x);
     kn_tensor_release(&xz);
     kn_tensor_release(&xe);
@@ -820,11 +684,11 @@ static void test_qlinear_matmul_broadcast(void)
     for (int i = 0; i < 12; i++)
         av[i] = 10 + i;
     int64_t ad[3] = {2, 2, 3}, bd[2] = {3, 2}, nd[1] = {2};
-    kn_tensor a = mk(KN_U8, 3, ad, av), b = mk(KN_I8, 2, bd, bv);
-    kn_tensor as = mk(KN_F32, 0, NULL, (double[]){0.5}), az = mk(KN_U8, 0, NULL, (double[]){10});
-    kn_tensor bs = mk(KN_F32, 1, nd, (double[]){1.0, 0.25}), bz = mk(KN_I8, 1, nd, (double[]){0, 0});
-    kn_tensor ys = mk(KN_F32, 0, NULL, (double[]){1.0}), yz = mk(KN_U8, 0, NULL, (double[]){100});
-    tnode t = {0};
+    kn_tensor a = kt_tensor_f64(KN_U8, 3, ad, av), b = kt_tensor_f64(KN_I8, 2, bd, bv);
+    kn_tensor as = kt_tensor_f64(KN_F32, 0, NULL, (double[]){0.5}), az = kt_tensor_f64(KN_U8, 0, NULL, (double[]){10});
+    kn_tensor bs = kt_tensor_f64(KN_F32, 1, nd, (double[]){1.0, 0.25}), bz = kt_tensor_f64(KN_I8, 1, nd, (double[]){0, 0});
+    kn_tensor ys = kt_tensor_f64(KN_F32, 0, NULL, (double[]){1.0}), yz = kt_tensor_f64(KN_U8, 0, NULL, (double[]){100});
+    kt_node t = {0};
     t.op = "QLinearMatMul";
     t.opset = 10;
     t.n_in = 8;
@@ -833,7 +697,7 @@ static void test_qlinear_matmul_broadcast(void)
     t.n_out = 1;
     kn_tensor y = {0};
     kn_error err;
-    CHECK_EQ_INT(run_node(&t, &y, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_node(&t, &y, &err), KN_OK);
     CHECK_EQ_INT(y.rank, 3);
     int bad = 0;
     for (int bb = 0; bb < 2; bb++)
@@ -850,9 +714,9 @@ static void test_qlinear_matmul_broadcast(void)
     kn_tensor_release(&y);
     /* inner dims disagree */
     int64_t bd2[2] = {2, 2};
-    kn_tensor b2 = mk(KN_I8, 2, bd2, NULL);
+    kn_tensor b2 = kt_tensor_f64(KN_I8, 2, bd2, NULL);
     t.in[3] = &b2;
-    CHECK_EQ_INT(run_node(&t, &y, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_node(&t, &y, &err), KN_ERR_ARG);
     kn_tensor *all[] = {&a, &b, &as, &az, &bs, &bz, &ys, &yz, &b2};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         kn_tensor_release(all[i]);
@@ -876,23 +740,23 @@ static void check_qconv_case(const qconv_case *qc)
     for (int i = 0; i < M * (C / G) * KH * KW; i++)
         wv[i] = ((i * 53) % 200) - 100;
     int64_t xd[4] = {1, C, H, W}, wd[4] = {M, C / G, KH, KW}, md[1] = {M};
-    kn_tensor x = mk(KN_U8, 4, xd, xv), w = mk(KN_I8, 4, wd, wv);
-    kn_tensor xs = mk(KN_F32, 0, NULL, (double[]){0.02}), xz = mk(KN_U8, 0, NULL, (double[]){128});
+    kn_tensor x = kt_tensor_f64(KN_U8, 4, xd, xv), w = kt_tensor_f64(KN_I8, 4, wd, wv);
+    kn_tensor xs = kt_tensor_f64(KN_F32, 0, NULL, (double[]){0.02}), xz = kt_tensor_f64(KN_U8, 0, NULL, (double[]){128});
     const double wsv[M] = {0.01, 0.02, 0.005, 0.03}, wzv[M] = {0, 0, 0, 0}, bv[M] = {100, -200, 0, 5000};
-    kn_tensor ws = mk(KN_F32, 1, md, wsv), wz = mk(KN_I8, 1, md, wzv), bias = mk(KN_I32, 1, md, bv);
-    kn_tensor ys = mk(KN_F32, 0, NULL, (double[]){0.05}), yz = mk(KN_I8, 0, NULL, (double[]){-3});
-    tnode t = {0};
+    kn_tensor ws = kt_tensor_f64(KN_F32, 1, md, wsv), wz = kt_tensor_f64(KN_I8, 1, md, wzv), bias = kt_tensor_f64(KN_I32, 1, md, bv);
+    kn_tensor ys = kt_tensor_f64(KN_F32, 0, NULL, (double[]){0.05}), yz = kt_tensor_f64(KN_I8, 0, NULL, (double[]){-3});
+    kt_node t = {0};
     t.op = "QLinearConv";
     t.opset = 10;
     t.n_in = 9;
     const kn_tensor *in[9] = {&x, &xs, &xz, &w, &ws, &wz, &ys, &yz, &bias};
     memcpy(t.in, in, sizeof in);
     t.n_out = 1;
-    attr_i(&t, "group", G);
+    kt_add_attr(&t, kt_attr_int("group", G));
     int64_t pads[4];
     memcpy(pads, qc->pads, sizeof pads);
     if (qc->auto_pad) {
-        attr_s(&t, "auto_pad", qc->auto_pad);
+        kt_add_attr(&t, kt_attr_str("auto_pad", qc->auto_pad));
     } else {
         t.attrs[t.n_attr] = (kn_attr){.name = "pads", .type = KN_ATTR_INTS, .n = 4, .ints = (int64_t *)qc->pads};
         t.n_attr++;
@@ -915,7 +779,7 @@ static void check_qconv_case(const qconv_case *qc)
     }
     kn_tensor y = {0};
     kn_error err;
-    CHECK_EQ_INT(run_node(&t, &y, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_node(&t, &y, &err), KN_OK);
     CHECK_EQ_INT(y.numel, M * out[0] * out[1]);
     CHECK_EQ_INT(y.dtype, KN_I8);
     int bad = 0;
@@ -945,12 +809,12 @@ static void check_qconv_case(const qconv_case *qc)
     if (!qc->auto_pad) {
         /* bias of the wrong size, group not dividing channels */
         int64_t d3[1] = {3};
-        kn_tensor bias3 = mk(KN_I32, 1, d3, NULL);
+        kn_tensor bias3 = kt_tensor_f64(KN_I32, 1, d3, NULL);
         t.in[8] = &bias3;
-        CHECK_EQ_INT(run_node(&t, &y, &err), KN_ERR_ARG);
+        CHECK_EQ_INT(kt_run_node(&t, &y, &err), KN_ERR_ARG);
         t.in[8] = &bias;
         t.attrs[0].i = 3;
-        CHECK_EQ_INT(run_node(&t, &y, &err), KN_ERR_ARG);
+        CHECK_EQ_INT(kt_run_node(&t, &y, &err), KN_ERR_ARG);
         kn_tensor_release(&bias3);
     }
     kn_tensor *all[] = {&x, &w, &xs, &xz, &ws, &wz, &bias, &ys, &yz};
@@ -980,8 +844,8 @@ static void test_attention_masks_and_errors(void)
     kn_tensor q = mk_rand(4, qd, 1), k = mk_rand(4, kd, 2), v = mk_rand(4, kd, 3);
     /* bool mask of width 4 < 5 keys: key 4 is masked by padding; row 1 fully masked */
     const double mv[12] = {1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1};
-    kn_tensor mask = mk(KN_BOOL, 2, md, mv);
-    tnode t = {0};
+    kn_tensor mask = kt_tensor_f64(KN_BOOL, 2, md, mv);
+    kt_node t = {0};
     t.op = "Attention";
     t.opset = 23;
     t.n_in = 4;
@@ -990,75 +854,75 @@ static void test_attention_masks_and_errors(void)
     t.in[2] = &v;
     t.in[3] = &mask;
     t.n_out = 4;
-    attr_i(&t, "qk_matmul_output_mode", 3);
+    kt_add_attr(&t, kt_attr_int("qk_matmul_output_mode", 3));
     kn_tensor outs[4] = {{0}};
     kn_error err;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_OK);
     /* probabilities [1, 2, 3, 5] */
     const kn_tensor *p = &outs[3];
     CHECK_EQ_INT(p->dims[3], 5);
     for (int h = 0; h < 2; h++) {
         double sum0 = 0, sum1 = 0;
         for (int j = 0; j < 5; j++) {
-            sum0 += at(p, (h * 3 + 0) * 5 + j);
-            sum1 += at(p, (h * 3 + 1) * 5 + j);
+            sum0 += kt_at(p, (h * 3 + 0) * 5 + j);
+            sum1 += kt_at(p, (h * 3 + 1) * 5 + j);
         }
         CHECK_NEAR(sum0, 1.0, 1e-6);
         CHECK_NEAR(sum1, 0.0, 0);
-        CHECK_NEAR(at(p, (h * 3 + 0) * 5 + 1), 0.0, 0);
-        CHECK_NEAR(at(p, (h * 3 + 0) * 5 + 4), 0.0, 0);
+        CHECK_NEAR(kt_at(p, (h * 3 + 0) * 5 + 1), 0.0, 0);
+        CHECK_NEAR(kt_at(p, (h * 3 + 0) * 5 + 4), 0.0, 0);
         for (int d = 0; d < 4; d++)
-            CHECK_NEAR(at(&outs[0], (h * 3 + 1) * 4 + d), 0.0, 0); /* fully masked row */
+            CHECK_NEAR(kt_at(&outs[0], (h * 3 + 1) * 4 + d), 0.0, 0); /* fully masked row */
     }
     /* present key/value equal K/V without a past */
     CHECK_EQ_INT(outs[1].numel, k.numel);
     CHECK(outs[1].numel == k.numel && !memcmp(outs[1].data, k.data, k.nbytes));
-    release_all(outs, 4);
+    kt_release_all(outs, 4);
     /* mask longer than the keys */
     int64_t md2[2] = {3, 6};
-    kn_tensor mask2 = mk(KN_BOOL, 2, md2, NULL);
+    kn_tensor mask2 = kt_tensor_f64(KN_BOOL, 2, md2, NULL);
     t.in[3] = &mask2;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_ERR_ARG);
     /* q heads not a multiple of kv heads */
     int64_t kd3[4] = {1, 3, 5, 4};
     kn_tensor k3 = mk_rand(4, kd3, 4), v3 = mk_rand(4, kd3, 5);
     t.in[1] = &k3;
     t.in[2] = &v3;
     t.in[3] = NULL;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_ERR_ARG);
     /* 3-D without head counts */
     int64_t q3d[3] = {1, 3, 8};
     kn_tensor q3 = mk_rand(3, q3d, 6);
     t.in[0] = &q3;
     t.in[1] = &q3;
     t.in[2] = &q3;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_ERR_ARG);
     /* past_key without past_value */
     t.in[0] = &q;
     t.in[1] = &k;
     t.in[2] = &v;
     t.n_in = 6;
     t.in[4] = &k;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_ERR_ARG);
     /* with a past: present concatenates, causal offset is the past length */
     t.in[5] = &v;
-    attr_i(&t, "is_causal", 1);
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_OK);
+    kt_add_attr(&t, kt_attr_int("is_causal", 1));
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_OK);
     CHECK_EQ_INT(outs[1].dims[2], 10);
     CHECK_EQ_INT(outs[3].dims[3], 10);
     /* query row 0 sees keys 0..5 only */
-    CHECK_NEAR(at(&outs[3], 6), 0.0, 0);
-    CHECK(at(&outs[3], 5) > 0);
-    release_all(outs, 4);
+    CHECK_NEAR(kt_at(&outs[3], 6), 0.0, 0);
+    CHECK(kt_at(&outs[3], 5) > 0);
+    kt_release_all(outs, 4);
     /* no keys at all: zeros, no crash */
     int64_t kd0[4] = {1, 1, 0, 4};
-    kn_tensor k0 = mk(KN_F32, 4, kd0, NULL);
+    kn_tensor k0 = kt_tensor_f64(KN_F32, 4, kd0, NULL);
     t.n_in = 3;
     t.in[1] = &k0;
     t.in[2] = &k0;
-    CHECK_EQ_INT(run_node(&t, outs, &err), KN_OK);
-    CHECK_NEAR(at(&outs[0], 0), 0.0, 0);
-    release_all(outs, 4);
+    CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_OK);
+    CHECK_NEAR(kt_at(&outs[0], 0), 0.0, 0);
+    kt_release_all(outs, 4);
     kn_tensor *all[] = {&q, &k, &v, &mask, &mask2, &k3, &v3, &q3, &k0};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         kn_tensor_release(all[i]);
@@ -1072,9 +936,9 @@ static void test_rotary_embedding(void)
         xv[i] = i + 1;
     int64_t xd[4] = {1, 1, 2, 6}, cd[2] = {3, 2}, pd[2] = {1, 2};
     const double cv[6] = {1, 1, 0, 0, 0.6, 0.8}, sv[6] = {0, 0, 1, 1, 0.8, 0.6};
-    kn_tensor x = mk(KN_F32, 4, xd, xv), cs = mk(KN_F32, 2, cd, cv), sn = mk(KN_F32, 2, cd, sv);
-    kn_tensor pos = mk(KN_I64, 2, pd, (double[]){2, 1});
-    tnode t = {0};
+    kn_tensor x = kt_tensor_f64(KN_F32, 4, xd, xv), cs = kt_tensor_f64(KN_F32, 2, cd, cv), sn = kt_tensor_f64(KN_F32, 2, cd, sv);
+    kn_tensor pos = kt_tensor_f64(KN_I64, 2, pd, (double[]){2, 1});
+    kt_node t = {0};
     t.op = "RotaryEmbedding";
     t.opset = 23;
     t.n_in = 4;
@@ -1083,28 +947,28 @@ static void test_rotary_embedding(void)
     t.in[2] = &sn;
     t.in[3] = &pos;
     t.n_out = 1;
-    attr_i(&t, "rotary_embedding_dim", 4);
+    kt_add_attr(&t, kt_attr_int("rotary_embedding_dim", 4));
     kn_tensor y = {0};
     kn_error err;
-    CHECK_EQ_INT(run_node(&t, &y, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_node(&t, &y, &err), KN_OK);
     /* row 0 uses position 2: cos (0.6, 0.8), sin (0.8, 0.6); pairs (x0, x2), (x1, x3) */
-    CHECK_NEAR(at(&y, 0), 0.6 * 1 - 0.8 * 3, 1e-6);
-    CHECK_NEAR(at(&y, 2), 0.8 * 1 + 0.6 * 3, 1e-6);
-    CHECK_NEAR(at(&y, 1), 0.8 * 2 - 0.6 * 4, 1e-6);
-    CHECK_NEAR(at(&y, 4), 5, 0);
-    CHECK_NEAR(at(&y, 5), 6, 0);
+    CHECK_NEAR(kt_at(&y, 0), 0.6 * 1 - 0.8 * 3, 1e-6);
+    CHECK_NEAR(kt_at(&y, 2), 0.8 * 1 + 0.6 * 3, 1e-6);
+    CHECK_NEAR(kt_at(&y, 1), 0.8 * 2 - 0.6 * 4, 1e-6);
+    CHECK_NEAR(kt_at(&y, 4), 5, 0);
+    CHECK_NEAR(kt_at(&y, 5), 6, 0);
     /* row 1, position 1: cos 0, sin 1 -> (x0, x2) = (-x2, x0) */
-    CHECK_NEAR(at(&y, 6), -9, 1e-6);
-    CHECK_NEAR(at(&y, 8), 7, 1e-6);
+    CHECK_NEAR(kt_at(&y, 6), -9, 1e-6);
+    CHECK_NEAR(kt_at(&y, 8), 7, 1e-6);
     kn_tensor_release(&y);
     /* position id out of range */
-    kn_tensor bad = mk(KN_I64, 2, pd, (double[]){0, 3});
+    kn_tensor bad = kt_tensor_f64(KN_I64, 2, pd, (double[]){0, 3});
     t.in[3] = &bad;
-    CHECK_EQ_INT(run_node(&t, &y, &err), KN_ERR_RUNTIME);
+    CHECK_EQ_INT(kt_run_node(&t, &y, &err), KN_ERR_RUNTIME);
     /* odd rotary dim */
     t.in[3] = &pos;
     t.attrs[0].i = 3;
-    CHECK_EQ_INT(run_node(&t, &y, &err), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_node(&t, &y, &err), KN_ERR_ARG);
     kn_tensor *all[] = {&x, &cs, &sn, &pos, &bad};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         kn_tensor_release(all[i]);
@@ -1118,9 +982,9 @@ static void test_empty_shapes(void)
     for (int k = 0; k < 2; k++) {
         int64_t xd[3] = {k ? 3 : 0, k ? 0 : 2, 2}, wd[3] = {2, 12, 2}, rd[3] = {2, 12, 3};
         int64_t hd[3] = {2, xd[1], 3};
-        kn_tensor x = mk(KN_F32, 3, xd, NULL), w = mk_rand(3, wd, 1), r = mk_rand(3, rd, 2);
+        kn_tensor x = kt_tensor_f64(KN_F32, 3, xd, NULL), w = mk_rand(3, wd, 1), r = mk_rand(3, rd, 2);
         kn_tensor h0 = mk_rand(3, hd, 3);
-        tnode t = {0};
+        kt_node t = {0};
         t.op = "LSTM";
         t.opset = 14;
         t.n_in = 6;
@@ -1129,14 +993,14 @@ static void test_empty_shapes(void)
         t.in[2] = &r;
         t.in[5] = &h0;
         t.n_out = 3;
-        attr_s(&t, "direction", "bidirectional");
+        kt_add_attr(&t, kt_attr_str("direction", "bidirectional"));
         kn_tensor outs[3] = {{0}};
-        CHECK_EQ_INT(run_node(&t, outs, &err), KN_OK);
+        CHECK_EQ_INT(kt_run_node(&t, outs, &err), KN_OK);
         CHECK_EQ_INT(outs[0].numel, 0);
         CHECK_EQ_INT(outs[1].numel, 2 * xd[1] * 3);
         for (int64_t i = 0; i < outs[1].numel; i++)
-            CHECK_NEAR(at(&outs[1], i), 0.0, 0);
-        release_all(outs, 3);
+            CHECK_NEAR(kt_at(&outs[1], i), 0.0, 0);
+        kt_release_all(outs, 3);
         kn_tensor_release(&x);
         kn_tensor_release(&w);
         kn_tensor_release(&r);
@@ -1144,21 +1008,21 @@ static void test_empty_shapes(void)
     }
     /* Attention with batch 0 */
     int64_t qd[4] = {0, 2, 3, 4};
-    kn_tensor q = mk(KN_F32, 4, qd, NULL);
-    tnode t = {0};
+    kn_tensor q = kt_tensor_f64(KN_F32, 4, qd, NULL);
+    kt_node t = {0};
     t.op = "Attention";
     t.opset = 24;
     t.n_in = 3;
     t.in[0] = t.in[1] = t.in[2] = &q;
     t.n_out = 1;
     kn_tensor y = {0};
-    CHECK_EQ_INT(run_node(&t, &y, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_node(&t, &y, &err), KN_OK);
     CHECK_EQ_INT(y.numel, 0);
     kn_tensor_release(&y);
     kn_tensor_release(&q);
     /* per-axis quantize of an empty tensor */
     int64_t ed[2] = {0, 3}, sd[1] = {3};
-    kn_tensor e = mk(KN_F32, 2, ed, NULL), s = mk(KN_F32, 1, sd, (double[]){1, 2, 3});
+    kn_tensor e = kt_tensor_f64(KN_F32, 2, ed, NULL), s = kt_tensor_f64(KN_F32, 1, sd, (double[]){1, 2, 3});
     const kn_tensor *in[2] = {&e, &s};
     CHECK_EQ_INT(run_q("QuantizeLinear", 13, 2, in, 1, &y, 1, 0, 0), KN_OK);
     CHECK_EQ_INT(y.numel, 0);
@@ -1167,16 +1031,16 @@ static void test_empty_shapes(void)
     kn_tensor_release(&s);
     /* QLinearMatMul with K = 0: every output is the zero point */
     int64_t ad[2] = {2, 0}, bd[2] = {0, 3};
-    kn_tensor a = mk(KN_U8, 2, ad, NULL), b = mk(KN_U8, 2, bd, NULL);
-    kn_tensor one = mk(KN_F32, 0, NULL, (double[]){1}), z = mk(KN_U8, 0, NULL, (double[]){7});
-    tnode m = {0};
+    kn_tensor a = kt_tensor_f64(KN_U8, 2, ad, NULL), b = kt_tensor_f64(KN_U8, 2, bd, NULL);
+    kn_tensor one = kt_tensor_f64(KN_F32, 0, NULL, (double[]){1}), z = kt_tensor_f64(KN_U8, 0, NULL, (double[]){7});
+    kt_node m = {0};
     m.op = "QLinearMatMul";
     m.opset = 10;
     m.n_in = 8;
     const kn_tensor *min[8] = {&a, &one, &z, &b, &one, &z, &one, &z};
     memcpy(m.in, min, sizeof min);
     m.n_out = 1;
-    CHECK_EQ_INT(run_node(&m, &y, &err), KN_OK);
+    CHECK_EQ_INT(kt_run_node(&m, &y, &err), KN_OK);
     CHECK_EQ_INT(y.numel, 6);
     for (int64_t i = 0; i < y.numel; i++)
         CHECK_EQ_INT(((uint8_t *)y.data)[i], 7);

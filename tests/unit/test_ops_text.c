@@ -4,60 +4,9 @@
  * malformed attributes (ngram_counts that do not split the pool, negative indexes,
  * weights of the wrong length) returning errors rather than crashing. */
 #include "test.h"
+#include "op_harness.h"
 
 #include <stdint.h>
-
-#include "exec/exec.h"
-
-#define MAX_ATTR 10
-
-static kn_tensor tensor(kn_dtype dt, int rank, const int64_t *dims, void *data)
-{
-    kn_tensor t = {0};
-    kn_error err;
-    kn_tensor_set_shape(&t, dt, rank, dims, &err);
-    t.data = data;
-    return t;
-}
-
-static kn_attr attr_int(const char *name, int64_t v)
-{
-    kn_attr a = {0};
-    a.name = name;
-    a.type = KN_ATTR_INT;
-    a.i = v;
-    return a;
-}
-
-static kn_attr attr_ints(const char *name, int n, int64_t *v)
-{
-    kn_attr a = {0};
-    a.name = name;
-    a.type = KN_ATTR_INTS;
-    a.n = n;
-    a.ints = v;
-    return a;
-}
-
-static kn_attr attr_floats(const char *name, int n, float *v)
-{
-    kn_attr a = {0};
-    a.name = name;
-    a.type = KN_ATTR_FLOATS;
-    a.n = n;
-    a.floats = v;
-    return a;
-}
-
-static kn_attr attr_string(const char *name, const char *s)
-{
-    kn_attr a = {0};
-    a.name = name;
-    a.type = KN_ATTR_STRING;
-    a.s = s;
-    a.s_len = strlen(s);
-    return a;
-}
 
 /* TfIdfVectorizer settings for one test. */
 typedef struct tfidf_spec {
@@ -74,94 +23,48 @@ typedef struct tfidf_spec {
     bool string_pool;       /* add pool_strings instead of pool_int64s */
 } tfidf_spec;
 
-/* Run TfIdfVectorizer on x; *y receives the owned output on success. */
-static int run_tfidf(const tfidf_spec *s, const kn_tensor *x, kn_tensor *y, kn_error *err)
+/* A TfIdfVectorizer node (opset 9) over x with the settings of s. */
+static kt_node tfidf_node(const tfidf_spec *s, const kn_tensor *x)
 {
-    kn_model *m = kn_model_new();
-    m->n_opsets = 1;
-    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
-    m->opsets[0].domain = "";
-    m->opsets[0].version = 9;
-    kn_graph *g = kn_graph_new(m, NULL);
-    m->graph = g;
-    int in_id = kn_graph_value(g, "X"), out_id = kn_graph_value(g, "Y");
-    kn_graph_add_input(g, in_id);
-    kn_graph_add_output(g, out_id);
-    kn_node *n = kn_graph_add_node(g);
-    n->name = "tfidf";
-    n->op_type = "TfIdfVectorizer";
-    n->domain = "";
-    n->n_in = 1;
-    n->in = kn_arena_calloc(&m->arena, 1, sizeof(int));
-    n->in[0] = in_id;
-    n->n_out = 1;
-    n->out = kn_arena_calloc(&m->arena, 1, sizeof(int));
-    n->out[0] = out_id;
-    kn_attr *a = kn_arena_calloc(&m->arena, MAX_ATTR, sizeof *a);
-    int k = 0;
-    a[k++] = attr_string("mode", s->mode);
-    a[k++] = attr_int("min_gram_length", s->min_n);
-    a[k++] = attr_int("max_gram_length", s->max_n);
-    a[k++] = attr_int("max_skip_count", s->skip);
-    a[k++] = attr_ints("ngram_counts", s->n_counts, s->counts);
-    a[k++] = attr_ints("ngram_indexes", s->n_indexes, s->indexes);
-    if (s->string_pool) {
-        static const char *words[] = {"a", "b"};
-        a[k] = (kn_attr){0};
-        a[k].name = "pool_strings";
-        a[k].type = KN_ATTR_STRINGS;
-        a[k].n = 2;
-        a[k].strings = words;
-        k++;
-    } else {
-        a[k++] = attr_ints("pool_int64s", s->n_pool, s->pool);
-    }
+    static const char *words[] = {"a", "b"};
+    kt_node n = kt_node_of(NULL, "TfIdfVectorizer", 9, 1);
+    kt_add_input(&n, x);
+    kt_add_attr(&n, kt_attr_str("mode", s->mode));
+    kt_add_attr(&n, kt_attr_int("min_gram_length", s->min_n));
+    kt_add_attr(&n, kt_attr_int("max_gram_length", s->max_n));
+    kt_add_attr(&n, kt_attr_int("max_skip_count", s->skip));
+    kt_add_attr(&n, kt_attr_ints("ngram_counts", s->n_counts, s->counts));
+    kt_add_attr(&n, kt_attr_ints("ngram_indexes", s->n_indexes, s->indexes));
+    if (s->string_pool)
+        kt_add_attr(&n, kt_attr_strs("pool_strings", 2, words));
+    else
+        kt_add_attr(&n, kt_attr_ints("pool_int64s", s->n_pool, s->pool));
     if (s->n_weights)
-        a[k++] = attr_floats("weights", s->n_weights, s->weights);
-    n->attrs = a;
-    n->n_attr = k;
-    int rc = kn_model_finalize(m, err);
-    if (!rc) {
-        const kn_tensor *in[1] = {x};
-        rc = kn_exec_graph(g, NULL, 1, in, 1, y, err);
-    }
-    kn_model_free(m);
-    return rc;
+        kt_add_attr(&n, kt_attr_floats("weights", s->n_weights, s->weights));
+    return n;
 }
 
 /* Run and compare with the expected float output (rank/dims/values). */
 static void expect_y(const tfidf_spec *s, const kn_tensor *x, int rank, const int64_t *dims,
                      const float *want)
 {
+    kt_node n = tfidf_node(s, x);
     kn_tensor y;
     kn_error err = {0};
-    int rc = run_tfidf(s, x, &y, &err);
+    int rc = kt_run_node(&n, &y, &err);
     CHECK_EQ_INT(rc, KN_OK);
     if (rc) {
         fprintf(stderr, "  %s\n", err.msg);
         return;
     }
-    CHECK_EQ_INT(y.dtype, KN_F32);
-    CHECK_EQ_INT(y.rank, rank);
-    int64_t numel = 1;
-    for (int i = 0; i < rank && i < y.rank; i++) {
-        CHECK_EQ_INT(y.dims[i], dims[i]);
-        numel *= dims[i];
-    }
-    CHECK_EQ_INT(y.numel, numel);
-    for (int64_t i = 0; i < numel && i < y.numel; i++)
-        CHECK_NEAR(((const float *)y.data)[i], want[i], 1e-6);
+    kt_check_f32_shaped(&y, rank, dims, want, 1e-6);
     kn_tensor_release(&y);
 }
 
 static void expect_code(const tfidf_spec *s, const kn_tensor *x, int code)
 {
-    kn_tensor y;
-    kn_error err = {0};
-    int rc = run_tfidf(s, x, &y, &err);
-    CHECK_EQ_INT(rc, code);
-    if (rc == KN_OK)
-        kn_tensor_release(&y);
+    kt_node n = tfidf_node(s, x);
+    kt_expect_fail(&n, code);
 }
 
 /* Pool of the ONNX examples: unigrams 2 3 5 4, bigrams (5,6) (7,8) (6,7). */
@@ -182,7 +85,7 @@ static void test_tf_uni_and_bigrams_int64(void)
     for (int i = 0; i < 12; i++)
         x64[i] = seq12[i];
     int64_t d = 12, od = 7;
-    kn_tensor x = tensor(KN_I64, 1, &d, x64);
+    kn_tensor x = kt_view(KN_I64, 1, &d, x64);
     tfidf_spec s = base_spec("TF", 1, 2, 5);
     static const float want[] = {0, 3, 1, 0, 1, 3, 1};
     expect_y(&s, &x, 1, &od, want);
@@ -191,7 +94,7 @@ static void test_tf_uni_and_bigrams_int64(void)
 static void test_idf_and_tfidf_weights(void)
 {
     int64_t d = 12, od = 7;
-    kn_tensor x = tensor(KN_I32, 1, &d, seq12);
+    kn_tensor x = kt_view(KN_I32, 1, &d, seq12);
     float w[7] = {0.5f, 2, 3, 4, 5, 0.25f, 7};
     tfidf_spec s = base_spec("IDF", 1, 2, 5);
     s.n_weights = 7;
@@ -215,7 +118,7 @@ static void test_shared_and_sparse_indexes(void)
     int64_t counts[] = {0};
     int64_t idx[] = {4, 4, 0};
     int64_t d = 12, od = 5;
-    kn_tensor x = tensor(KN_I32, 1, &d, seq12);
+    kn_tensor x = kt_view(KN_I32, 1, &d, seq12);
     tfidf_spec s = {"TF", 1, 1, 0, 1, counts, 3, idx, 3, pool, 0, NULL, false};
     /* 3 occurs 3 times (pool entries 0 and 2), 7 twice */
     static const float want[] = {3, 0, 0, 0, 5};
@@ -230,7 +133,7 @@ static void test_trigram_skip(void)
     int64_t idx[] = {0, 1, 2};
     int32_t xs[] = {1, 2, 3, 4, 5, 9};
     int64_t d = 6, od = 3;
-    kn_tensor x = tensor(KN_I32, 1, &d, xs);
+    kn_tensor x = kt_view(KN_I32, 1, &d, xs);
     tfidf_spec s = {"TF", 3, 3, 1, 3, counts, 3, idx, 7, pool, 0, NULL, false};
     /* (1,2,3) with skip 0; (1,3,5) with skip 1; 9 is a unigram and not counted */
     static const float want[] = {0, 1, 1};
@@ -249,7 +152,7 @@ static void test_trigram_skip(void)
 static void test_huge_skip(void)
 {
     int64_t d = 12, od = 7;
-    kn_tensor x = tensor(KN_I32, 1, &d, seq12);
+    kn_tensor x = kt_view(KN_I32, 1, &d, seq12);
     tfidf_spec s = base_spec("TF", 2, 2, INT64_MAX);
     static const float want[] = {0, 0, 0, 0, 1, 3, 1};
     expect_y(&s, &x, 1, &od, want);
@@ -264,7 +167,7 @@ static void test_int64_exact(void)
     int64_t idx[] = {0};
     int64_t xs[] = {big - 1, big, big + 1, big};
     int64_t d = 4, od = 1;
-    kn_tensor x = tensor(KN_I64, 1, &d, xs);
+    kn_tensor x = kt_view(KN_I64, 1, &d, xs);
     tfidf_spec s = {"TF", 1, 1, 0, 1, counts, 1, idx, 1, pool, 0, NULL, false};
     static const float want[] = {2};
     expect_y(&s, &x, 1, &od, want);
@@ -274,18 +177,18 @@ static void test_batch_and_empty(void)
 {
     /* [2, 0]: output [2, 7] of zeros */
     int64_t d2[2] = {2, 0}, od2[2] = {2, 7};
-    kn_tensor x = tensor(KN_I32, 2, d2, NULL);
+    kn_tensor x = kt_view(KN_I32, 2, d2, NULL);
     tfidf_spec s = base_spec("TF", 1, 2, 1);
     static const float zeros[14] = {0};
     expect_y(&s, &x, 2, od2, zeros);
     /* [0, 3]: output [0, 7] */
     int64_t d0[2] = {0, 3}, od0[2] = {0, 7};
-    x = tensor(KN_I32, 2, d0, NULL);
+    x = kt_view(KN_I32, 2, d0, NULL);
     expect_y(&s, &x, 2, od0, zeros);
     /* rows never share n-grams across their boundary: [[5], [6]] has no (5,6) */
     int32_t xs[] = {5, 6};
     int64_t d1[2] = {2, 1};
-    x = tensor(KN_I32, 2, d1, xs);
+    x = kt_view(KN_I32, 2, d1, xs);
     static const float want[] = {0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     expect_y(&s, &x, 2, od2, want);
 }
@@ -293,26 +196,26 @@ static void test_batch_and_empty(void)
 static void test_bad_inputs(void)
 {
     int64_t d = 12;
-    kn_tensor x = tensor(KN_I32, 1, &d, seq12);
+    kn_tensor x = kt_view(KN_I32, 1, &d, seq12);
     tfidf_spec s = base_spec("TF", 1, 2, 0);
     s.string_pool = true;
     expect_code(&s, &x, KN_ERR_UNSUPPORTED);
     float fx[2] = {1, 2};
     int64_t d2 = 2;
-    kn_tensor xf = tensor(KN_F32, 1, &d2, fx);
+    kn_tensor xf = kt_view(KN_F32, 1, &d2, fx);
     s = base_spec("TF", 1, 2, 0);
     expect_code(&s, &xf, KN_ERR_UNSUPPORTED);
     int64_t d3[3] = {1, 2, 6};
-    kn_tensor x3 = tensor(KN_I32, 3, d3, seq12);
+    kn_tensor x3 = kt_view(KN_I32, 3, d3, seq12);
     expect_code(&s, &x3, KN_ERR_ARG);
-    kn_tensor xs = tensor(KN_I32, 0, NULL, seq12);
+    kn_tensor xs = kt_view(KN_I32, 0, NULL, seq12);
     expect_code(&s, &xs, KN_ERR_ARG);
 }
 
 static void test_bad_attributes(void)
 {
     int64_t d = 12;
-    kn_tensor x = tensor(KN_I32, 1, &d, seq12);
+    kn_tensor x = kt_view(KN_I32, 1, &d, seq12);
     tfidf_spec s = base_spec("BM25", 1, 2, 0);
     expect_code(&s, &x, KN_ERR_MODEL);
     /* bigram level of 5 items is not whole bigrams */
@@ -349,12 +252,8 @@ static void test_bad_attributes(void)
     int64_t idx_huge[] = {0, 1, 2, 3, 4, 5, ((int64_t)1 << 40) - 1};
     s = base_spec("TF", 1, 2, 0);
     s.indexes = idx_huge;
-    kn_tensor y;
-    kn_error err = {0};
-    int rc = run_tfidf(&s, &x, &y, &err);
-    CHECK(rc != KN_OK);
-    if (rc == KN_OK)
-        kn_tensor_release(&y);
+    kt_node huge = tfidf_node(&s, &x);
+    kt_expect_any_fail(&huge);
 }
 
 TEST_MAIN(TEST_CASE(test_tf_uni_and_bigrams_int64), TEST_CASE(test_idf_and_tfidf_weights),

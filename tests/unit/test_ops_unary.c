@@ -2,6 +2,7 @@
  * edge cases (wrap, unsigned), rounding, empty and scalar tensors, Clip and PRelu
  * argument checks, Cast rounding and saturation. Each test runs a one-node graph. */
 #include "test.h"
+#include "op_harness.h"
 
 #include "exec/exec.h"
 #include "ops/op.h"
@@ -9,113 +10,26 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef struct tattr {
-    const char *name;
-    kn_attr_type type;
-    double f;
-    int64_t i;
-    const char *s;
-} tattr;
-
-static void fill_attrs(kn_model *m, kn_node *n, const tattr *attrs, int n_attr)
-{
-    n->n_attr = n_attr;
-    n->attrs = n_attr ? kn_arena_calloc(&m->arena, (size_t)n_attr, sizeof *n->attrs) : NULL;
-    for (int a = 0; a < n_attr; a++) {
-        n->attrs[a].name = attrs[a].name;
-        n->attrs[a].type = attrs[a].type;
-        n->attrs[a].f = (float)attrs[a].f;
-        n->attrs[a].i = attrs[a].i;
-        n->attrs[a].s = attrs[a].s;
-        n->attrs[a].s_len = attrs[a].s ? strlen(attrs[a].s) : 0;
-    }
-}
-
-/* Run op (opset) on inputs in[0..n_in) (NULL: omitted) into *out.  Returns the status
- * of finalize or execution. */
-static int run1(const char *op, int opset, int n_in, const kn_tensor *const *in,
-                const tattr *attrs, int n_attr, kn_tensor *out)
-{
-    kn_error err = {0};
-    kn_tensor_release(out); /* the executor overwrites *out */
-    kn_model *m = kn_model_new();
-    m->n_opsets = 1;
-    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
-    m->opsets[0].domain = "";
-    m->opsets[0].version = opset;
-    kn_graph *g = kn_graph_new(m, NULL);
-    m->graph = g;
-    kn_node *n = kn_graph_add_node(g);
-    n->op_type = op;
-    n->n_in = n_in;
-    n->in = kn_arena_calloc(&m->arena, (size_t)n_in + 1, sizeof *n->in);
-    n->n_out = 1;
-    n->out = kn_arena_calloc(&m->arena, 1, sizeof *n->out);
-    const kn_tensor *fed[8];
-    int n_fed = 0;
-    for (int k = 0; k < n_in; k++) {
-        char name[16];
-        snprintf(name, sizeof name, "x%d", k);
-        n->in[k] = in[k] ? kn_graph_value(g, name) : -1;
-        if (in[k]) {
-            kn_graph_add_input(g, n->in[k]);
-            fed[n_fed++] = in[k];
-        }
-    }
-    n->out[0] = kn_graph_value(g, "y");
-    fill_attrs(m, n, attrs, n_attr);
-    kn_graph_add_output(g, n->out[0]);
-    int rc = kn_model_finalize(m, &err);
-    if (!rc)
-        rc = kn_exec_graph(g, NULL, n_fed, fed, 1, out, &err);
-    if (rc)
-        fprintf(stderr, "  (%s: %s)\n", op, err.msg);
-    kn_model_free(m);
-    return rc;
-}
-
-static kn_tensor make(kn_dtype t, int rank, const int64_t *dims, const double *vals)
-{
-    kn_tensor x = {0};
-    kn_error err;
-    kn_tensor_alloc(&x, t, rank, dims, &err);
-    for (int64_t i = 0; vals && i < x.numel; i++)
-        kn_store_f64(x.data, t, (size_t)i, vals[i]);
-    return x;
-}
-
-static kn_tensor make_i64(kn_dtype t, int n, const int64_t *vals)
-{
-    int64_t dims[1] = {n};
-    kn_tensor x = make(t, 1, dims, NULL);
-    for (int i = 0; i < n; i++)
-        kn_store_i64(x.data, t, (size_t)i, vals[i]);
-    return x;
-}
-
-static double at(const kn_tensor *t, int i) { return kn_load_f64(t->data, t->dtype, (size_t)i); }
-static int64_t at_i(const kn_tensor *t, int i) { return kn_load_i64(t->data, t->dtype, (size_t)i); }
-
 /* Run a one-input op with no attributes. */
 static int run_un(const char *op, const kn_tensor *x, kn_tensor *y)
 {
     const kn_tensor *in[1] = {x};
-    return run1(op, 21, 1, in, NULL, 0, y);
+    return kt_run_op_replace(op, 21, 1, in, 0, NULL, 1, y);
 }
 
 static void test_int_abs_neg_sign(void)
 {
     int64_t v[4] = {INT64_MIN, -5, 0, 7};
-    kn_tensor x = make_i64(KN_I64, 4, v), y = {0};
+    kn_tensor x = kt_tensor_i64(KN_I64, 4, v), y = {0};
     CHECK_EQ_INT(run_un("Abs", &x, &y), KN_OK);
-    CHECK(at_i(&y, 0) == INT64_MIN && at_i(&y, 1) == 5 && at_i(&y, 3) == 7);
+    CHECK(kt_at_i64(&y, 0) == INT64_MIN && kt_at_i64(&y, 1) == 5 && kt_at_i64(&y, 3) == 7);
     CHECK_EQ_INT(run_un("Neg", &x, &y), KN_OK);
-    CHECK(at_i(&y, 0) == INT64_MIN && at_i(&y, 1) == 5 && at_i(&y, 3) == -7);
+    CHECK(kt_at_i64(&y, 0) == INT64_MIN && kt_at_i64(&y, 1) == 5 && kt_at_i64(&y, 3) == -7);
     CHECK_EQ_INT(run_un("Sign", &x, &y), KN_OK);
-    CHECK(at_i(&y, 0) == -1 && at_i(&y, 2) == 0 && at_i(&y, 3) == 1);
+    CHECK(kt_at_i64(&y, 0) == -1 && kt_at_i64(&y, 2) == 0 && kt_at_i64(&y, 3) == 1);
     kn_tensor_release(&x);
     int64_t u[2] = {-1 /* UINT64_MAX */, 0};
-    x = make_i64(KN_U64, 2, u);
+    x = kt_tensor_i64(KN_U64, 2, u);
     CHECK_EQ_INT(run_un("Abs", &x, &y), KN_OK);
     CHECK(((uint64_t *)y.data)[0] == UINT64_MAX);
     CHECK_EQ_INT(run_un("Sign", &x, &y), KN_OK);
@@ -123,11 +37,11 @@ static void test_int_abs_neg_sign(void)
     CHECK_EQ_INT(run_un("Neg", &x, &y), KN_ERR_UNSUPPORTED); /* unsigned Neg is not ONNX */
     kn_tensor_release(&x);
     int64_t b[3] = {-128, 127, -3};
-    x = make_i64(KN_I8, 3, b);
+    x = kt_tensor_i64(KN_I8, 3, b);
     CHECK_EQ_INT(run_un("Abs", &x, &y), KN_OK);
-    CHECK(at_i(&y, 0) == -128 && at_i(&y, 2) == 3);
+    CHECK(kt_at_i64(&y, 0) == -128 && kt_at_i64(&y, 2) == 3);
     CHECK_EQ_INT(run_un("Relu", &x, &y), KN_OK);
-    CHECK(at_i(&y, 0) == 0 && at_i(&y, 1) == 127);
+    CHECK(kt_at_i64(&y, 0) == 0 && kt_at_i64(&y, 1) == 127);
     CHECK_EQ_INT(run_un("Exp", &x, &y), KN_ERR_UNSUPPORTED);
     kn_tensor_release(&x);
     kn_tensor_release(&y);
@@ -140,12 +54,12 @@ static void test_round_half_even(void)
     int64_t dims[1] = {9};
     kn_dtype types[3] = {KN_F32, KN_F64, KN_F16};
     for (int t = 0; t < 3; t++) {
-        kn_tensor x = make(types[t], 1, dims, v), y = {0};
+        kn_tensor x = kt_tensor_f64(types[t], 1, dims, v), y = {0};
         CHECK_EQ_INT(run_un("Round", &x, &y), KN_OK);
         for (int i = 0; i < 8; i++)
-            CHECK(at(&y, i) == want[i]);
-        CHECK(signbit(at(&y, 3)));
-        CHECK(isnan(at(&y, 8)));
+            CHECK(kt_at(&y, i) == want[i]);
+        CHECK(signbit(kt_at(&y, 3)));
+        CHECK(isnan(kt_at(&y, 8)));
         kn_tensor_release(&x);
         kn_tensor_release(&y);
     }
@@ -154,17 +68,17 @@ static void test_round_half_even(void)
 static void test_empty_and_scalar(void)
 {
     int64_t dims[2] = {0, 3};
-    kn_tensor x = make(KN_F32, 2, dims, NULL), y = {0};
+    kn_tensor x = kt_tensor_f64(KN_F32, 2, dims, NULL), y = {0};
     CHECK_EQ_INT(run_un("Sigmoid", &x, &y), KN_OK);
     CHECK(y.rank == 2 && y.dims[0] == 0 && y.dims[1] == 3 && y.numel == 0);
     CHECK_EQ_INT(run_un("IsNaN", &x, &y), KN_OK);
     CHECK(y.dtype == KN_BOOL && y.numel == 0);
     kn_tensor_release(&x);
     double v = -2.0;
-    x = make(KN_F64, 0, NULL, &v);
+    x = kt_tensor_f64(KN_F64, 0, NULL, &v);
     CHECK_EQ_INT(run_un("Softsign", &x, &y), KN_OK);
     CHECK(y.rank == 0 && y.dtype == KN_F64);
-    CHECK_NEAR(at(&y, 0), -2.0 / 3.0, 1e-15);
+    CHECK_NEAR(kt_at(&y, 0), -2.0 / 3.0, 1e-15);
     kn_tensor_release(&x);
     kn_tensor_release(&y);
 }
@@ -175,12 +89,12 @@ static void test_half_types(void)
     int64_t dims[1] = {3};
     kn_dtype types[2] = {KN_F16, KN_BF16};
     for (int t = 0; t < 2; t++) {
-        kn_tensor x = make(types[t], 1, dims, v), y = {0};
+        kn_tensor x = kt_tensor_f64(types[t], 1, dims, v), y = {0};
         CHECK_EQ_INT(run_un("Sigmoid", &x, &y), KN_OK);
         CHECK(y.dtype == types[t]);
-        CHECK_NEAR(at(&y, 0), 0.26894142, 4e-3);
-        CHECK_NEAR(at(&y, 1), 0.5, 0);
-        CHECK_NEAR(at(&y, 2), 0.88079708, 4e-3);
+        CHECK_NEAR(kt_at(&y, 0), 0.26894142, 4e-3);
+        CHECK_NEAR(kt_at(&y, 1), 0.5, 0);
+        CHECK_NEAR(kt_at(&y, 2), 0.88079708, 4e-3);
         kn_tensor_release(&x);
         kn_tensor_release(&y);
     }
@@ -190,13 +104,13 @@ static void test_large_inputs_stay_finite(void)
 {
     double v[4] = {-1000, -90, 90, 1000};
     int64_t dims[1] = {4};
-    kn_tensor x = make(KN_F32, 1, dims, v), y = {0};
+    kn_tensor x = kt_tensor_f64(KN_F32, 1, dims, v), y = {0};
     CHECK_EQ_INT(run_un("Sigmoid", &x, &y), KN_OK);
-    CHECK(at(&y, 0) == 0 && at(&y, 3) == 1);
+    CHECK(kt_at(&y, 0) == 0 && kt_at(&y, 3) == 1);
     CHECK_EQ_INT(run_un("Softplus", &x, &y), KN_OK);
-    CHECK(at(&y, 0) == 0 && at(&y, 3) == 1000);
+    CHECK(kt_at(&y, 0) == 0 && kt_at(&y, 3) == 1000);
     CHECK_EQ_INT(run_un("Mish", &x, &y), KN_OK);
-    CHECK(at(&y, 3) == 1000 && !isnan(at(&y, 0)));
+    CHECK(kt_at(&y, 3) == 1000 && !isnan(kt_at(&y, 0)));
     kn_tensor_release(&x);
     kn_tensor_release(&y);
 }
@@ -205,14 +119,14 @@ static void test_isinf_flags(void)
 {
     double v[4] = {-INFINITY, INFINITY, NAN, 1};
     int64_t dims[1] = {4};
-    kn_tensor x = make(KN_F32, 1, dims, v), y = {0};
+    kn_tensor x = kt_tensor_f64(KN_F32, 1, dims, v), y = {0};
     const kn_tensor *in[1] = {&x};
-    tattr neg_only[1] = {{"detect_positive", KN_ATTR_INT, 0, 0, NULL}};
-    CHECK_EQ_INT(run1("IsInf", 20, 1, in, neg_only, 1, &y), KN_OK);
+    kn_attr neg_only[1] = {kt_attr_int("detect_positive", 0)};
+    CHECK_EQ_INT(kt_run_op_replace("IsInf", 20, 1, in, 1, neg_only, 1, &y), KN_OK);
     CHECK(y.dtype == KN_BOOL);
-    CHECK(at_i(&y, 0) == 1 && at_i(&y, 1) == 0 && at_i(&y, 2) == 0 && at_i(&y, 3) == 0);
+    CHECK(kt_at_i64(&y, 0) == 1 && kt_at_i64(&y, 1) == 0 && kt_at_i64(&y, 2) == 0 && kt_at_i64(&y, 3) == 0);
     CHECK_EQ_INT(run_un("IsNaN", &x, &y), KN_OK);
-    CHECK(at_i(&y, 0) == 0 && at_i(&y, 2) == 1);
+    CHECK(kt_at_i64(&y, 0) == 0 && kt_at_i64(&y, 2) == 1);
     kn_tensor_release(&x);
     kn_tensor_release(&y);
 }
@@ -220,15 +134,15 @@ static void test_isinf_flags(void)
 static void test_not_bitwise_not(void)
 {
     int64_t b[3] = {0, 1, 1};
-    kn_tensor x = make_i64(KN_BOOL, 3, b), y = {0};
+    kn_tensor x = kt_tensor_i64(KN_BOOL, 3, b), y = {0};
     CHECK_EQ_INT(run_un("Not", &x, &y), KN_OK);
-    CHECK(y.dtype == KN_BOOL && at_i(&y, 0) == 1 && at_i(&y, 1) == 0);
+    CHECK(y.dtype == KN_BOOL && kt_at_i64(&y, 0) == 1 && kt_at_i64(&y, 1) == 0);
     CHECK_EQ_INT(run_un("BitwiseNot", &x, &y), KN_ERR_UNSUPPORTED);
     kn_tensor_release(&x);
     int64_t u[2] = {0, 0xf0};
-    x = make_i64(KN_U8, 2, u);
+    x = kt_tensor_i64(KN_U8, 2, u);
     CHECK_EQ_INT(run_un("BitwiseNot", &x, &y), KN_OK);
-    CHECK(at_i(&y, 0) == 255 && at_i(&y, 1) == 0x0f);
+    CHECK(kt_at_i64(&y, 0) == 255 && kt_at_i64(&y, 1) == 0x0f);
     kn_tensor_release(&x);
     kn_tensor_release(&y);
 }
@@ -236,32 +150,32 @@ static void test_not_bitwise_not(void)
 static void test_clip(void)
 {
     int64_t v[4] = {-100, 0, 50, 100};
-    kn_tensor x = make_i64(KN_I8, 4, v), y = {0};
+    kn_tensor x = kt_tensor_i64(KN_I8, 4, v), y = {0};
     int64_t lo_v = -10, hi_v = 60;
-    kn_tensor lo = make_i64(KN_I8, 1, &lo_v), hi = make_i64(KN_I8, 1, &hi_v);
+    kn_tensor lo = kt_tensor_i64(KN_I8, 1, &lo_v), hi = kt_tensor_i64(KN_I8, 1, &hi_v);
     lo.rank = 0;
     const kn_tensor *in[3] = {&x, &lo, &hi};
-    CHECK_EQ_INT(run1("Clip", 13, 3, in, NULL, 0, &y), KN_OK);
-    CHECK(at_i(&y, 0) == -10 && at_i(&y, 1) == 0 && at_i(&y, 2) == 50 && at_i(&y, 3) == 60);
+    CHECK_EQ_INT(kt_run_op_replace("Clip", 13, 3, in, 0, NULL, 1, &y), KN_OK);
+    CHECK(kt_at_i64(&y, 0) == -10 && kt_at_i64(&y, 1) == 0 && kt_at_i64(&y, 2) == 50 && kt_at_i64(&y, 3) == 60);
     const kn_tensor *only_max[3] = {&x, NULL, &hi};
-    CHECK_EQ_INT(run1("Clip", 13, 3, only_max, NULL, 0, &y), KN_OK);
-    CHECK(at_i(&y, 0) == -100 && at_i(&y, 3) == 60);
+    CHECK_EQ_INT(kt_run_op_replace("Clip", 13, 3, only_max, 0, NULL, 1, &y), KN_OK);
+    CHECK(kt_at_i64(&y, 0) == -100 && kt_at_i64(&y, 3) == 60);
     const kn_tensor *swapped[3] = {&x, &hi, &lo}; /* min > max: everything is max */
-    CHECK_EQ_INT(run1("Clip", 13, 3, swapped, NULL, 0, &y), KN_OK);
-    CHECK(at_i(&y, 0) == -10 && at_i(&y, 3) == -10);
+    CHECK_EQ_INT(kt_run_op_replace("Clip", 13, 3, swapped, 0, NULL, 1, &y), KN_OK);
+    CHECK(kt_at_i64(&y, 0) == -10 && kt_at_i64(&y, 3) == -10);
     const kn_tensor *bad[3] = {&x, &x, NULL}; /* min is not a scalar */
-    CHECK_EQ_INT(run1("Clip", 13, 3, bad, NULL, 0, &y), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_op_replace("Clip", 13, 3, bad, 0, NULL, 1, &y), KN_ERR_ARG);
     kn_tensor_release(&x);
     kn_tensor_release(&lo);
     kn_tensor_release(&hi);
 
     int64_t u[2] = {-1 /* UINT64_MAX */, 5};
     int64_t ulo = 10, uhi = INT64_MIN; /* 2^63 as uint64 */
-    x = make_i64(KN_U64, 2, u);
-    lo = make_i64(KN_U64, 1, &ulo);
-    hi = make_i64(KN_U64, 1, &uhi);
+    x = kt_tensor_i64(KN_U64, 2, u);
+    lo = kt_tensor_i64(KN_U64, 1, &ulo);
+    hi = kt_tensor_i64(KN_U64, 1, &uhi);
     const kn_tensor *uin[3] = {&x, &lo, &hi};
-    CHECK_EQ_INT(run1("Clip", 13, 3, uin, NULL, 0, &y), KN_OK);
+    CHECK_EQ_INT(kt_run_op_replace("Clip", 13, 3, uin, 0, NULL, 1, &y), KN_OK);
     CHECK(((uint64_t *)y.data)[0] == (uint64_t)1 << 63 && ((uint64_t *)y.data)[1] == 10);
     kn_tensor_release(&x);
     kn_tensor_release(&lo);
@@ -269,11 +183,11 @@ static void test_clip(void)
 
     double f[3] = {-5, 0.5, NAN};
     int64_t dims[1] = {3};
-    x = make(KN_F32, 1, dims, f);
+    x = kt_tensor_f64(KN_F32, 1, dims, f);
     const kn_tensor *fin[1] = {&x};
-    tattr mm[2] = {{"min", KN_ATTR_FLOAT, -1, 0, NULL}, {"max", KN_ATTR_FLOAT, 0.25, 0, NULL}};
-    CHECK_EQ_INT(run1("Clip", 6, 1, fin, mm, 2, &y), KN_OK);
-    CHECK(at(&y, 0) == -1 && at(&y, 1) == 0.25 && isnan(at(&y, 2)));
+    kn_attr mm[2] = {kt_attr_float("min", -1), kt_attr_float("max", 0.25)};
+    CHECK_EQ_INT(kt_run_op_replace("Clip", 6, 1, fin, 2, mm, 1, &y), KN_OK);
+    CHECK(kt_at(&y, 0) == -1 && kt_at(&y, 1) == 0.25 && isnan(kt_at(&y, 2)));
     kn_tensor_release(&x);
     kn_tensor_release(&y);
 }
@@ -283,33 +197,33 @@ static void test_prelu(void)
     int64_t xd[3] = {2, 3, 2}, sd[2] = {3, 1};
     double xv[12] = {-1, 1, -1, 1, -1, 1, -2, 2, -2, 2, -2, 2};
     double sv[3] = {0.5, 2, 3};
-    kn_tensor x = make(KN_F32, 3, xd, xv), s = make(KN_F32, 2, sd, sv), y = {0};
+    kn_tensor x = kt_tensor_f64(KN_F32, 3, xd, xv), s = kt_tensor_f64(KN_F32, 2, sd, sv), y = {0};
     const kn_tensor *in[2] = {&x, &s};
-    CHECK_EQ_INT(run1("PRelu", 16, 2, in, NULL, 0, &y), KN_OK);
-    CHECK(at(&y, 0) == -0.5 && at(&y, 1) == 1 && at(&y, 2) == -2 && at(&y, 4) == -3);
-    CHECK(at(&y, 6) == -1 && at(&y, 10) == -6 && at(&y, 11) == 2);
+    CHECK_EQ_INT(kt_run_op_replace("PRelu", 16, 2, in, 0, NULL, 1, &y), KN_OK);
+    CHECK(kt_at(&y, 0) == -0.5 && kt_at(&y, 1) == 1 && kt_at(&y, 2) == -2 && kt_at(&y, 4) == -3);
+    CHECK(kt_at(&y, 6) == -1 && kt_at(&y, 10) == -6 && kt_at(&y, 11) == 2);
     /* slope that does not broadcast to X (it would grow X) */
     int64_t bd[4] = {2, 2, 3, 2};
-    kn_tensor big = make(KN_F32, 4, bd, NULL);
+    kn_tensor big = kt_tensor_f64(KN_F32, 4, bd, NULL);
     const kn_tensor *bad[2] = {&x, &big};
-    CHECK_EQ_INT(run1("PRelu", 16, 2, bad, NULL, 0, &y), KN_ERR_ARG);
+    CHECK_EQ_INT(kt_run_op_replace("PRelu", 16, 2, bad, 0, NULL, 1, &y), KN_ERR_ARG);
     /* opset 6: a 1-D slope of length C applies per channel */
     int64_t cd[1] = {3};
-    kn_tensor ch = make(KN_F32, 1, cd, sv);
+    kn_tensor ch = kt_tensor_f64(KN_F32, 1, cd, sv);
     const kn_tensor *old[2] = {&x, &ch};
-    CHECK_EQ_INT(run1("PRelu", 6, 2, old, NULL, 0, &y), KN_OK);
-    CHECK(at(&y, 0) == -0.5 && at(&y, 2) == -2 && at(&y, 4) == -3);
+    CHECK_EQ_INT(kt_run_op_replace("PRelu", 6, 2, old, 0, NULL, 1, &y), KN_OK);
+    CHECK(kt_at(&y, 0) == -0.5 && kt_at(&y, 2) == -2 && kt_at(&y, 4) == -3);
     kn_tensor_release(&x);
     kn_tensor_release(&s);
     kn_tensor_release(&big);
     kn_tensor_release(&ch);
 
     int64_t iv[3] = {-3, 4, INT32_MIN}, is[1] = {2};
-    x = make_i64(KN_I32, 3, iv);
-    s = make_i64(KN_I32, 1, is);
+    x = kt_tensor_i64(KN_I32, 3, iv);
+    s = kt_tensor_i64(KN_I32, 1, is);
     const kn_tensor *iin[2] = {&x, &s};
-    CHECK_EQ_INT(run1("PRelu", 16, 2, iin, NULL, 0, &y), KN_OK);
-    CHECK(at_i(&y, 0) == -6 && at_i(&y, 1) == 4 && at_i(&y, 2) == 0); /* wraps */
+    CHECK_EQ_INT(kt_run_op_replace("PRelu", 16, 2, iin, 0, NULL, 1, &y), KN_OK);
+    CHECK(kt_at_i64(&y, 0) == -6 && kt_at_i64(&y, 1) == 4 && kt_at_i64(&y, 2) == 0); /* wraps */
     kn_tensor_release(&x);
     kn_tensor_release(&s);
     kn_tensor_release(&y);
@@ -319,15 +233,15 @@ static void test_gelu_modes(void)
 {
     double v[2] = {-1, 1};
     int64_t dims[1] = {2};
-    kn_tensor x = make(KN_F32, 1, dims, v), y = {0};
+    kn_tensor x = kt_tensor_f64(KN_F32, 1, dims, v), y = {0};
     const kn_tensor *in[1] = {&x};
-    tattr tanh_mode[1] = {{"approximate", KN_ATTR_STRING, 0, 0, "tanh"}};
-    CHECK_EQ_INT(run1("Gelu", 20, 1, in, tanh_mode, 1, &y), KN_OK);
-    CHECK_NEAR(at(&y, 1), 0.841192, 1e-5);
-    CHECK_EQ_INT(run1("Gelu", 20, 1, in, NULL, 0, &y), KN_OK);
-    CHECK_NEAR(at(&y, 1), 0.841345, 1e-5);
-    tattr bad[1] = {{"approximate", KN_ATTR_STRING, 0, 0, "sigmoid"}};
-    CHECK_EQ_INT(run1("Gelu", 20, 1, in, bad, 1, &y), KN_ERR_UNSUPPORTED);
+    kn_attr tanh_mode[1] = {kt_attr_str("approximate", "tanh")};
+    CHECK_EQ_INT(kt_run_op_replace("Gelu", 20, 1, in, 1, tanh_mode, 1, &y), KN_OK);
+    CHECK_NEAR(kt_at(&y, 1), 0.841192, 1e-5);
+    CHECK_EQ_INT(kt_run_op_replace("Gelu", 20, 1, in, 0, NULL, 1, &y), KN_OK);
+    CHECK_NEAR(kt_at(&y, 1), 0.841345, 1e-5);
+    kn_attr bad[1] = {kt_attr_str("approximate", "sigmoid")};
+    CHECK_EQ_INT(kt_run_op_replace("Gelu", 20, 1, in, 1, bad, 1, &y), KN_ERR_UNSUPPORTED);
     kn_tensor_release(&x);
     kn_tensor_release(&y);
 }
@@ -335,24 +249,24 @@ static void test_gelu_modes(void)
 static int cast(const kn_tensor *x, kn_dtype to, kn_tensor *y)
 {
     const kn_tensor *in[1] = {x};
-    tattr a[1] = {{"to", KN_ATTR_INT, 0, to, NULL}};
-    return run1("Cast", 21, 1, in, a, 1, y);
+    kn_attr a[1] = {kt_attr_int("to", to)};
+    return kt_run_op_replace("Cast", 21, 1, in, 1, a, 1, y);
 }
 
 static void test_cast_float_to_int(void)
 {
     double v[6] = {2.9, -2.9, 1e10, -1e10, NAN, -0.5};
     int64_t dims[1] = {6};
-    kn_tensor x = make(KN_F32, 1, dims, v), y = {0};
+    kn_tensor x = kt_tensor_f64(KN_F32, 1, dims, v), y = {0};
     CHECK_EQ_INT(cast(&x, KN_I32, &y), KN_OK);
-    CHECK(at_i(&y, 0) == 2 && at_i(&y, 1) == -2 && at_i(&y, 2) == INT32_MAX &&
-          at_i(&y, 3) == INT32_MIN && at_i(&y, 4) == 0 && at_i(&y, 5) == 0);
+    CHECK(kt_at_i64(&y, 0) == 2 && kt_at_i64(&y, 1) == -2 && kt_at_i64(&y, 2) == INT32_MAX &&
+          kt_at_i64(&y, 3) == INT32_MIN && kt_at_i64(&y, 4) == 0 && kt_at_i64(&y, 5) == 0);
     CHECK_EQ_INT(cast(&x, KN_U8, &y), KN_OK);
-    CHECK(at_i(&y, 0) == 2 && at_i(&y, 1) == 0 && at_i(&y, 2) == 255);
+    CHECK(kt_at_i64(&y, 0) == 2 && kt_at_i64(&y, 1) == 0 && kt_at_i64(&y, 2) == 255);
     CHECK_EQ_INT(cast(&x, KN_BOOL, &y), KN_OK);
-    CHECK(at_i(&y, 0) == 1 && at_i(&y, 4) == 1 && at_i(&y, 5) == 1);
+    CHECK(kt_at_i64(&y, 0) == 1 && kt_at_i64(&y, 4) == 1 && kt_at_i64(&y, 5) == 1);
     CHECK_EQ_INT(cast(&x, KN_U64, &y), KN_OK);
-    CHECK(at_i(&y, 1) == 0);
+    CHECK(kt_at_i64(&y, 1) == 0);
     kn_tensor_release(&x);
     kn_tensor_release(&y);
 }
@@ -361,34 +275,34 @@ static void test_cast_rounding(void)
 {
     /* float64 -> float16 just above a tie: rounding through float32 would tie to even */
     double d = 1.0 + ldexp(1, -11) + ldexp(1, -40);
-    kn_tensor x = make(KN_F64, 0, NULL, &d), y = {0};
+    kn_tensor x = kt_tensor_f64(KN_F64, 0, NULL, &d), y = {0};
     CHECK_EQ_INT(cast(&x, KN_F16, &y), KN_OK);
     CHECK_EQ_INT(((uint16_t *)y.data)[0], 0x3c01);
     kn_tensor_release(&x);
     /* int64 -> bfloat16 just above a tie */
     int64_t v[3] = {((int64_t)1 << 30) + ((int64_t)1 << 22) + 1, -3, INT64_MIN};
-    x = make_i64(KN_I64, 3, v);
+    x = kt_tensor_i64(KN_I64, 3, v);
     CHECK_EQ_INT(cast(&x, KN_BF16, &y), KN_OK);
     CHECK_EQ_INT(((uint16_t *)y.data)[0], 0x4e81);
-    CHECK(at(&y, 1) == -3 && at(&y, 2) == -9223372036854775808.0);
+    CHECK(kt_at(&y, 1) == -3 && kt_at(&y, 2) == -9223372036854775808.0);
     CHECK_EQ_INT(cast(&x, KN_F32, &y), KN_OK);
-    CHECK(at(&y, 1) == -3);
+    CHECK(kt_at(&y, 1) == -3);
     CHECK_EQ_INT(cast(&x, KN_U8, &y), KN_OK); /* wraps */
-    CHECK(at_i(&y, 1) == 253 && at_i(&y, 2) == 0);
+    CHECK(kt_at_i64(&y, 1) == 253 && kt_at_i64(&y, 2) == 0);
     kn_tensor_release(&x);
     int64_t u = -1; /* UINT64_MAX */
-    x = make_i64(KN_U64, 1, &u);
+    x = kt_tensor_i64(KN_U64, 1, &u);
     CHECK_EQ_INT(cast(&x, KN_F32, &y), KN_OK);
-    CHECK(at(&y, 0) == 18446744073709551616.0);
+    CHECK(kt_at(&y, 0) == 18446744073709551616.0);
     CHECK_EQ_INT(cast(&x, KN_I64, &y), KN_OK);
-    CHECK(at_i(&y, 0) == -1);
+    CHECK(kt_at_i64(&y, 0) == -1);
     kn_tensor_release(&x);
     /* float32 -> float16: ties to even, overflow to inf, NaN stays NaN */
     double f[4] = {1.0 + 1.0 / 2048, 70000, -70000, NAN};
     int64_t dims[1] = {4};
-    x = make(KN_F32, 1, dims, f);
+    x = kt_tensor_f64(KN_F32, 1, dims, f);
     CHECK_EQ_INT(cast(&x, KN_F16, &y), KN_OK);
-    CHECK(at(&y, 0) == 1 && at(&y, 1) == INFINITY && at(&y, 2) == -INFINITY && isnan(at(&y, 3)));
+    CHECK(kt_at(&y, 0) == 1 && kt_at(&y, 1) == INFINITY && kt_at(&y, 2) == -INFINITY && isnan(kt_at(&y, 3)));
     kn_tensor_release(&x);
     kn_tensor_release(&y);
 }
@@ -397,17 +311,17 @@ static void test_cast_unsupported_and_like(void)
 {
     double v[2] = {1.5, -2};
     int64_t dims[1] = {2};
-    kn_tensor x = make(KN_F32, 1, dims, v), y = {0};
+    kn_tensor x = kt_tensor_f64(KN_F32, 1, dims, v), y = {0};
     CHECK_EQ_INT(cast(&x, KN_STRING, &y), KN_ERR_UNSUPPORTED);
     CHECK_EQ_INT(cast(&x, KN_F8E4M3FN, &y), KN_ERR_UNSUPPORTED);
     CHECK_EQ_INT(cast(&x, (kn_dtype)99, &y), KN_ERR_UNSUPPORTED);
     const kn_tensor *none[1] = {&x};
-    CHECK_EQ_INT(run1("Cast", 21, 1, none, NULL, 0, &y), KN_ERR_MODEL);
+    CHECK_EQ_INT(kt_run_op_replace("Cast", 21, 1, none, 0, NULL, 1, &y), KN_ERR_MODEL);
     int64_t one[1] = {0};
-    kn_tensor like = make_i64(KN_I16, 1, one);
+    kn_tensor like = kt_tensor_i64(KN_I16, 1, one);
     const kn_tensor *in[2] = {&x, &like};
-    CHECK_EQ_INT(run1("CastLike", 21, 2, in, NULL, 0, &y), KN_OK);
-    CHECK(y.dtype == KN_I16 && at_i(&y, 0) == 1 && at_i(&y, 1) == -2);
+    CHECK_EQ_INT(kt_run_op_replace("CastLike", 21, 2, in, 0, NULL, 1, &y), KN_OK);
+    CHECK(y.dtype == KN_I16 && kt_at_i64(&y, 0) == 1 && kt_at_i64(&y, 1) == -2);
     kn_tensor_release(&x);
     kn_tensor_release(&like);
     kn_tensor_release(&y);
