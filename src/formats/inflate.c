@@ -22,6 +22,13 @@ typedef struct huff {
     uint16_t symbol[320];
 } huff;
 
+/* The fixed codes of block type 1, built on the first such block of a stream (a
+ * stream of many tiny fixed blocks then costs no table build per block). */
+typedef struct fixed_codes {
+    int built;
+    huff lit, dist;
+} fixed_codes;
+
 static int fail(inflater *s, const char *why)
 {
     if (!s->why)
@@ -164,17 +171,19 @@ static int inflate_stored(inflater *s)
     return 0;
 }
 
-static int inflate_fixed(inflater *s)
+static int inflate_fixed(inflater *s, fixed_codes *f)
 {
-    uint8_t lengths[320];
-    huff lit, dist;
-    for (int i = 0; i < 288; i++)
-        lengths[i] = i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8;
-    huff_build(&lit, lengths, 288);
-    for (int i = 0; i < 30; i++)
-        lengths[i] = 5;
-    huff_build(&dist, lengths, 30);
-    return inflate_codes(s, &lit, &dist);
+    if (!f->built) {
+        uint8_t lengths[320];
+        for (int i = 0; i < 288; i++)
+            lengths[i] = i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8;
+        huff_build(&f->lit, lengths, 288);
+        for (int i = 0; i < 30; i++)
+            lengths[i] = 5;
+        huff_build(&f->dist, lengths, 30);
+        f->built = 1;
+    }
+    return inflate_codes(s, &f->lit, &f->dist);
 }
 
 /* The run-length coded literal/length + distance code lengths of a dynamic block. */
@@ -253,11 +262,13 @@ int kn_zlib_inflate(const void *data, size_t size, uint8_t *out, size_t cap, siz
     if (d[1] & 0x20)
         return kn_fail(err, KN_ERR_ARG, "zlib: preset dictionaries are not supported");
     inflater s = {.in = d, .in_n = size, .pos = 2, .out = out, .cap = cap};
+    fixed_codes fixed;
+    fixed.built = 0;
     uint32_t last = 0, type;
     while (!last) {
         if (get_bits(&s, 1, &last) || get_bits(&s, 2, &type))
             break;
-        int rc = type == 0 ? inflate_stored(&s) : type == 1 ? inflate_fixed(&s)
+        int rc = type == 0 ? inflate_stored(&s) : type == 1 ? inflate_fixed(&s, &fixed)
                : type == 2 ? inflate_dynamic(&s) : fail(&s, "invalid block type");
         if (rc)
             break;
