@@ -1,0 +1,97 @@
+/* sgemm.h - single-precision GEMM: C = alpha * op(A) * B, then an epilogue
+ * (bias per column, residual add, activation).  Row-major.  B is packed once
+ * (weights are prepacked at model compile time) and reused by every call; A is
+ * packed on the fly.  The kernel level (generic / AVX2 / AVX-512) is chosen at run
+ * time (core/cpu.h, KILN_ISA caps it) or forced with kn_sgemm_run_isa. */
+#ifndef KN_SGEMM_H
+#define KN_SGEMM_H
+
+#include <stddef.h>
+
+#include "core/cpu.h"
+
+typedef enum kn_gemm_act {
+    KN_GEMM_ACT_NONE = 0,
+    KN_GEMM_ACT_RELU = 1, /* max(x, 0) */
+    KN_GEMM_ACT_CLIP = 2, /* min(max(x, clip_min), clip_max) */
+} kn_gemm_act;
+
+/* Applied per element of C, in this order:
+ *   x = alpha * sum_k op(A)[i,k] * B[k,j]   (alpha = 1 unless has_alpha)
+ *   x += bias[j]                            (if bias)
+ *   x += residual[i * ldr + j]              (if residual; may be exactly C with ldr = ldc,
+ *                                            no other overlap with C)
+ *   x = act(x)
+ * A zero-initialized struct means "no epilogue". */
+typedef struct kn_gemm_epilogue {
+    int has_alpha;
+    float alpha;
+    const float *bias;     /* N floats or NULL */
+    const float *residual; /* M x N, row stride ldr, or NULL */
+    size_t ldr;
+    kn_gemm_act act;
+    float clip_min, clip_max;
+} kn_gemm_epilogue;
+
+/* B packed into column panels of KN_SGEMM_PANEL floats (zero padded), each panel
+ * K rows of KN_SGEMM_PANEL contiguous floats; 64-byte aligned. */
+#define KN_SGEMM_PANEL 32
+typedef struct kn_packed_b {
+    size_t K, N, npanels;
+    float *data; /* npanels * K * KN_SGEMM_PANEL floats */
+} kn_packed_b;
+
+/* Pack B (K x N, row stride ldb) or, with trans_b, B^T given as N x K (row stride
+ * ldb).  Returns NULL on allocation failure or size overflow. */
+kn_packed_b *kn_packed_b_new(size_t K, size_t N, const float *B, size_t ldb, int trans_b);
+#define kn_sgemm_pack_b kn_packed_b_new
+void kn_packed_b_free(kn_packed_b *pb);
+
+/* C (M x N, stride ldc) = epilogue(A (M x K, stride lda) * B).  ep may be NULL.
+ * K = 0 gives C = epilogue(0).  Returns 0, or KN_ERR_NOMEM (A packing buffer) /
+ * KN_ERR_ARG (pb->K, pb->N differ from K, N). */
+int kn_sgemm_run(size_t M, size_t N, size_t K, const float *A, size_t lda,
+                 const kn_packed_b *pb, float *C, size_t ldc, const kn_gemm_epilogue *ep);
+
+/* Same with a forced kernel level (must be <= kn_cpu_isa_supported(), else it is
+ * lowered) and op(A) = A^T when trans_a (A then given as K x M, stride lda). */
+int kn_sgemm_run_isa(kn_isa isa, int trans_a, size_t M, size_t N, size_t K, const float *A,
+                     size_t lda, const kn_packed_b *pb, float *C, size_t ldc,
+                     const kn_gemm_epilogue *ep);
+
+/* Plain triple-loop reference with double accumulation (unpacked B). */
+void kn_sgemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, const float *A,
+                  size_t lda, const float *B, size_t ldb, float *C, size_t ldc,
+                  const kn_gemm_epilogue *ep);
+
+/* ---- internal: the microkernel contract shared by the per-ISA files ---- */
+
+/* Epilogue of one microkernel tile, pointers already offset to the tile. */
+typedef struct kn_ukr_epi {
+    float alpha;
+    int first;           /* 1: C = alpha*acc; 0: C += alpha*acc */
+    int last;            /* 1: apply bias/residual/activation after accumulating */
+    const float *bias;   /* at the tile's first column, or NULL */
+    const float *res;    /* at the tile's first element, or NULL */
+    size_t ldr;
+    int clamp;           /* 1: x = min(max(x, lo), hi) */
+    float lo, hi;
+} kn_ukr_epi;
+
+/* Computes a tile of mr x nr (the kernel's sizes) from packed A (kc x mr, k-major:
+ * a[k*mr + i]) and packed B rows (b[k*KN_SGEMM_PANEL + j]); stores only the m x n
+ * valid part (m <= mr, n <= nr) into c (stride ldc). */
+typedef void (*kn_sgemm_ukr)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                             int m, int n, const kn_ukr_epi *e);
+
+typedef struct kn_sgemm_kernel {
+    int mr, nr; /* nr divides KN_SGEMM_PANEL */
+    kn_sgemm_ukr ukr;
+} kn_sgemm_kernel;
+
+/* NULL when the file was built without support for that level. */
+const kn_sgemm_kernel *kn_sgemm_kernel_generic(void);
+const kn_sgemm_kernel *kn_sgemm_kernel_avx2(void);
+const kn_sgemm_kernel *kn_sgemm_kernel_avx512(void);
+
+#endif
