@@ -1,9 +1,10 @@
 /* sgemm_bench.c - single-thread sgemm throughput per kernel level (GFLOP/s, best of
  * several runs) on square and BERT-like shapes, with the ratio to the measured FMA
  * peaks of the reference machine (AVX-512 188, AVX2 96 GFLOP/s per core).
- * Usage: sgemm_bench [runs]   (not a ctest test) */
+ * Usage: sgemm_bench [runs] [generic|avx2|avx512]   (not a ctest test) */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "kernels/sgemm.h"
@@ -110,6 +111,7 @@ int main(int argc, char **argv)
     printf("%-8s %6s %6s %6s %10s %8s %9s\n", "isa", "M", "N", "K", "GFLOP/s", "of peak",
            "of probe");
     for (int isa = (int)kn_cpu_isa_supported(); isa >= 0; isa--) {
+        if (argc > 2 && strcmp(argv[2], kn_isa_name((kn_isa)isa)) != 0) continue;
         double probe = isa == KN_ISA_GENERIC ? 0.0 : probe_peak((kn_isa)isa);
         if (probe > 0)
             printf("%-8s FMA peak probed now: %.1f GFLOP/s (nominal %.0f)\n",

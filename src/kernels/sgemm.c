@@ -12,7 +12,16 @@
 /* Cache blocking: a kc x KN_SGEMM_PANEL slice of B stays in L1 while the microkernel
  * sweeps an mc x kc block of packed A (L2); nc bounds the B block reused across
  * the A blocks of one (jc, pc) step. */
-enum { KC = 256, MC = 168, NC = 1024 };
+#ifndef KN_SGEMM_KC
+#define KN_SGEMM_KC 256
+#endif
+#ifndef KN_SGEMM_MC
+#define KN_SGEMM_MC 168
+#endif
+#ifndef KN_SGEMM_NC
+#define KN_SGEMM_NC 1024
+#endif
+enum { KC = KN_SGEMM_KC, MC = KN_SGEMM_MC, NC = KN_SGEMM_NC };
 
 static void *aligned_floats(size_t n)
 {
@@ -60,23 +69,27 @@ void kn_packed_b_free(kn_packed_b *pb)
 }
 
 /* Pack rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into micro-panels of mr rows,
- * k-major, zero-padding the last panel to mr rows. */
+ * k-major (dst[k*mr + i]), zero-padding the last panel to mr rows.  Reads follow
+ * A's rows (sequential); the strided writes land in one L1-resident micro-panel. */
 static void pack_a(float *dst, const float *A, size_t lda, int trans_a, size_t i0, size_t mc,
                    size_t k0, size_t kc, int mr)
 {
-    for (size_t ip = 0; ip < mc; ip += (size_t)mr) {
+    for (size_t ip = 0; ip < mc; ip += (size_t)mr, dst += (size_t)mr * kc) {
         size_t rows = mc - ip < (size_t)mr ? mc - ip : (size_t)mr;
-        for (size_t k = 0; k < kc; k++, dst += mr) {
-            size_t i = 0;
-            if (!trans_a) {
-                const float *src = A + (i0 + ip) * lda + k0 + k;
-                for (; i < rows; i++) dst[i] = src[i * lda];
-            } else {
-                const float *src = A + (k0 + k) * lda + i0 + ip;
-                for (; i < rows; i++) dst[i] = src[i];
+        if (!trans_a) {
+            for (size_t i = 0; i < rows; i++) {
+                const float *src = A + (i0 + ip + i) * lda + k0;
+                for (size_t k = 0; k < kc; k++) dst[k * (size_t)mr + i] = src[k];
             }
-            for (; i < (size_t)mr; i++) dst[i] = 0.0f;
+        } else {
+            for (size_t k = 0; k < kc; k++) {
+                const float *src = A + (k0 + k) * lda + i0 + ip;
+                for (size_t i = 0; i < rows; i++) dst[k * (size_t)mr + i] = src[i];
+            }
         }
+        if (rows < (size_t)mr)
+            for (size_t k = 0; k < kc; k++)
+                for (size_t i = rows; i < (size_t)mr; i++) dst[k * (size_t)mr + i] = 0.0f;
     }
 }
 

@@ -61,6 +61,7 @@ KN_AVX512 static void ukr_avx512(size_t kc, const float *a, const float *b, floa
 {
     DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5) DECL(6)
     DECL(7) DECL(8) DECL(9) DECL(10) DECL(11) DECL(12) DECL(13)
+#pragma GCC unroll 4
     for (size_t k = 0; k < kc; k++, a += XMR, b += KN_SGEMM_PANEL) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), av;
         STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6)
