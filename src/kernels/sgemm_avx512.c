@@ -61,6 +61,10 @@ KN_AVX512 static void ukr_avx512(size_t kc, const float *a, const float *b, floa
 {
     DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5) DECL(6)
     DECL(7) DECL(8) DECL(9) DECL(10) DECL(11) DECL(12) DECL(13)
+    for (int i = 0; i < m; i++) { /* C is touched only at the end: start fetching it now */
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
+    }
 #pragma GCC unroll 4
     for (size_t k = 0; k < kc; k++, a += XMR, b += KN_SGEMM_PANEL) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), av;
