@@ -26,30 +26,31 @@ static double now_s(void)
 }
 
 #ifdef KN_HAVE_PEAK_PROBE
-/* FMA throughput right now (the machine may be shared): 24 independent chains. */
-#define PROBE_BODY(V, FMA, SET1)                                                       \
-    V acc[24], x = SET1(1.0000001f), y = SET1(0.9999999f);                            \
-    for (int i = 0; i < 24; i++) acc[i] = SET1((float)i);                              \
+/* FMA throughput right now (the machine may be shared): NCH independent chains
+ * (24 zmm for AVX-512, 12 ymm for AVX2 so that nothing spills). */
+#define PROBE_BODY(V, FMA, SET1, NCH)                                                  \
+    V acc[NCH], x = SET1(1.0000001f), y = SET1(0.9999999f);                            \
+    for (int i = 0; i < NCH; i++) acc[i] = SET1((float)i);                             \
     double t0 = now_s();                                                               \
     for (long it = 0; it < iters; it++)                                                \
         _Pragma("GCC unroll 24")                                                       \
-        for (int i = 0; i < 24; i++) acc[i] = FMA(acc[i], x, y);                       \
+        for (int i = 0; i < NCH; i++) acc[i] = FMA(acc[i], x, y);                      \
     double t = now_s() - t0;                                                           \
     float sink = 0;                                                                    \
-    for (int i = 0; i < 24; i++) sink += ((float *)&acc[i])[0];                        \
+    for (int i = 0; i < NCH; i++) sink += ((float *)&acc[i])[0];                       \
     if (sink == 12345.678f) printf(" ");                                               \
-    return (double)iters * 24.0 * lanes * 2.0 / t * 1e-9;
+    return (double)iters * NCH * lanes * 2.0 / t * 1e-9;
 
 __attribute__((target("avx512f,fma"))) static double probe_avx512(long iters)
 {
     const double lanes = 16;
-    PROBE_BODY(__m512, _mm512_fmadd_ps, _mm512_set1_ps)
+    PROBE_BODY(__m512, _mm512_fmadd_ps, _mm512_set1_ps, 24)
 }
 
 __attribute__((target("avx2,fma"))) static double probe_avx2(long iters)
 {
     const double lanes = 8;
-    PROBE_BODY(__m256, _mm256_fmadd_ps, _mm256_set1_ps)
+    PROBE_BODY(__m256, _mm256_fmadd_ps, _mm256_set1_ps, 12)
 }
 
 static double probe_peak(kn_isa isa)
