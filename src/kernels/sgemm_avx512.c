@@ -8,7 +8,10 @@
 
 #define KN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
-enum { XMR = 14, XNR = 32 };
+#ifndef KN_AVX512_MR
+#define KN_AVX512_MR 14 /* 12 or 14 rows */
+#endif
+enum { XMR = KN_AVX512_MR, XNR = 32 };
 
 static __mmask16 mask_for(int n)
 {
@@ -60,7 +63,10 @@ KN_AVX512 static void ukr_avx512(size_t kc, const float *a, const float *b, floa
                                  size_t ldc, int m, int n, const kn_ukr_epi *e)
 {
     DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5) DECL(6)
-    DECL(7) DECL(8) DECL(9) DECL(10) DECL(11) DECL(12) DECL(13)
+    DECL(7) DECL(8) DECL(9) DECL(10) DECL(11)
+#if KN_AVX512_MR == 14
+    DECL(12) DECL(13)
+#endif
     for (int i = 0; i < m; i++) { /* C is touched only at the end: start fetching it now */
         _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
@@ -69,10 +75,16 @@ KN_AVX512 static void ukr_avx512(size_t kc, const float *a, const float *b, floa
     for (size_t k = 0; k < kc; k++, a += XMR, b += KN_SGEMM_PANEL) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), av;
         STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6)
-        STEP(7) STEP(8) STEP(9) STEP(10) STEP(11) STEP(12) STEP(13)
+        STEP(7) STEP(8) STEP(9) STEP(10) STEP(11)
+#if KN_AVX512_MR == 14
+        STEP(12) STEP(13)
+#endif
     }
     STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6)
-    STORE(7) STORE(8) STORE(9) STORE(10) STORE(11) STORE(12) STORE(13)
+    STORE(7) STORE(8) STORE(9) STORE(10) STORE(11)
+#if KN_AVX512_MR == 14
+    STORE(12) STORE(13)
+#endif
 }
 
 static const kn_sgemm_kernel k_avx512 = {XMR, XNR, ukr_avx512};
