@@ -4,6 +4,7 @@
  * No timing assertions. */
 #include "test.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -268,6 +269,59 @@ static void test_many_jobs(void)
     kn_threadpool_free(p);
 }
 
+/* Several threads sharing one pool: their jobs serialize and each stays correct. */
+typedef struct shared_caller {
+    kn_threadpool *pool;
+    int wrong;
+} shared_caller;
+
+static void count_chunk(void *vctx, int64_t begin, int64_t end, int thread_index)
+{
+    atomic_int *hits = vctx;
+    for (int64_t i = begin; i < end; i++)
+        atomic_fetch_add(&hits[i], 1);
+}
+
+static void *shared_caller_main(void *arg)
+{
+    enum { N = 300 };
+    shared_caller *sc = arg;
+    atomic_int hits[N];
+    for (int rep = 0; rep < 100; rep++) {
+        for (int i = 0; i < N; i++)
+            atomic_init(&hits[i], 0);
+        kn_parallel_for(sc->pool, N, 1 + rep % 7, count_chunk, hits);
+        for (int i = 0; i < N; i++)
+            if (atomic_load(&hits[i]) != 1)
+                sc->wrong++;
+    }
+    return NULL;
+}
+
+static void test_shared_by_threads(void)
+{
+    kn_threadpool *p = kn_threadpool_create(3, NULL);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    enum { CALLERS = 3 };
+    pthread_t th[CALLERS];
+    shared_caller sc[CALLERS];
+    int started[CALLERS];
+    for (int i = 0; i < CALLERS; i++) {
+        sc[i] = (shared_caller){p, 0};
+        started[i] = pthread_create(&th[i], NULL, shared_caller_main, &sc[i]) == 0;
+        CHECK(started[i]);
+    }
+    for (int i = 0; i < CALLERS; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        CHECK_EQ_INT(sc[i].wrong, 0);
+    }
+    kn_threadpool_free(p);
+}
+
 TEST_MAIN(TEST_CASE(test_cover_all_combinations), TEST_CASE(test_reduction_matches_serial),
           TEST_CASE(test_nested), TEST_CASE(test_create_free_loop), TEST_CASE(test_pool_of_one),
-          TEST_CASE(test_default_threads), TEST_CASE(test_bad_sizes), TEST_CASE(test_many_jobs))
+          TEST_CASE(test_default_threads), TEST_CASE(test_bad_sizes), TEST_CASE(test_many_jobs),
+          TEST_CASE(test_shared_by_threads))
