@@ -20,6 +20,10 @@
 
 /* Spins on the generation / pending counters before sleeping on a condvar. */
 #define KN_SPIN_ITERS 4000
+/* Where CPU topology lives (overridable at compile time to test the parser). */
+#ifndef KN_SYSFS_CPU_DIR
+#define KN_SYSFS_CPU_DIR "/sys/devices/system/cpu"
+#endif
 /* Aim for this many chunks per participant so uneven work balances. */
 #define KN_CHUNKS_PER_THREAD 4
 
@@ -295,8 +299,8 @@ static int parse_thread_count(const char *s)
 /* First CPU number in a sysfs list such as "0,4" or "2-3", or -1. */
 static long first_sibling(int cpu)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list", cpu);
+    char path[256];
+    snprintf(path, sizeof path, KN_SYSFS_CPU_DIR "/cpu%d/topology/thread_siblings_list", cpu);
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
