@@ -25,8 +25,8 @@ KN_AVX2 static __m256 finish8(__m256 x, const kn_ukr_epi *e, float *c, const flo
         if (bias) x = _mm256_add_ps(x, _mm256_maskload_ps(bias, mask));
         if (res) x = _mm256_add_ps(x, _mm256_maskload_ps(res, mask));
         if (e->clamp) {
-            x = _mm256_max_ps(x, _mm256_set1_ps(e->lo));
-            x = _mm256_min_ps(x, _mm256_set1_ps(e->hi));
+            x = _mm256_max_ps(_mm256_set1_ps(e->lo), x);
+            x = _mm256_min_ps(_mm256_set1_ps(e->hi), x);
         }
     }
     return x;

@@ -29,8 +29,8 @@ KN_AVX512 static __m512 finish16(__m512 x, const kn_ukr_epi *e, float *c, const 
         if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, bias));
         if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, res));
         if (e->clamp) {
-            x = _mm512_max_ps(x, _mm512_set1_ps(e->lo));
-            x = _mm512_min_ps(x, _mm512_set1_ps(e->hi));
+            x = _mm512_max_ps(_mm512_set1_ps(e->lo), x);
+            x = _mm512_min_ps(_mm512_set1_ps(e->hi), x);
         }
     }
     return x;

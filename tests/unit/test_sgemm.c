@@ -200,6 +200,31 @@ static void test_empty(void)
     for (size_t i = 0; i < sizeof z / sizeof z[0]; i++) run_case(&z[i]);
 }
 
+/* A NaN in A reaches C through every activation (max/min keep NaN, as the
+ * reference's comparisons do), and does not leak into other rows. */
+static void test_nan_propagates(void)
+{
+    enum { M = 15, N = 33, K = 5 };
+    float A[M * K], B[K * N], C[M * N];
+    for (int i = 0; i < M * K; i++) A[i] = 0.25f;
+    for (int i = 0; i < K * N; i++) B[i] = 0.5f;
+    A[3 * K + 2] = NAN;
+    kn_packed_b *pb = kn_sgemm_pack_b(K, N, B, N, 0);
+    CHECK(pb != NULL);
+    for (int act = 0; pb && act < 3; act++) {
+        kn_gemm_epilogue ep = {0};
+        ep.act = (kn_gemm_act)act;
+        ep.clip_min = -1.0f;
+        ep.clip_max = 0.5f;
+        for (int isa = 0; isa <= (int)kn_cpu_isa_supported(); isa++) {
+            CHECK(kn_sgemm_run_isa((kn_isa)isa, 0, M, N, K, A, K, pb, C, N, &ep) == 0);
+            CHECK(isnan(C[3 * N + 0]) && isnan(C[3 * N + N - 1]));
+            CHECK(!isnan(C[2 * N + 5]) && !isnan(C[4 * N + 32]));
+        }
+    }
+    kn_packed_b_free(pb);
+}
+
 static void test_api(void)
 {
     float B[6] = {1, 2, 3, 4, 5, 6}, A[2] = {1, -1}, C[3] = {0, 0, 0};
@@ -215,4 +240,5 @@ static void test_api(void)
 }
 
 TEST_MAIN(TEST_CASE(test_cpu_features), TEST_CASE(test_api), TEST_CASE(test_empty),
+          TEST_CASE(test_nan_propagates),
           TEST_CASE(test_small_tails), TEST_CASE(test_blocking), TEST_CASE(test_size_grid))
