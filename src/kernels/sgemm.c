@@ -30,7 +30,7 @@ static void *aligned_floats(size_t n)
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
-kn_packed_b *kn_packed_b_new(size_t K, size_t N, const float *B, size_t ldb, int trans_b)
+kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b)
 {
     kn_packed_b *pb = calloc(1, sizeof *pb);
     if (!pb) return NULL;

@@ -43,8 +43,7 @@ typedef struct kn_packed_b {
 
 /* Pack B (K x N, row stride ldb) or, with trans_b, B^T given as N x K (row stride
  * ldb).  Returns NULL on allocation failure or size overflow. */
-kn_packed_b *kn_packed_b_new(size_t K, size_t N, const float *B, size_t ldb, int trans_b);
-#define kn_sgemm_pack_b kn_packed_b_new
+kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b);
 void kn_packed_b_free(kn_packed_b *pb);
 
 /* C (M x N, stride ldc) = epilogue(A (M x K, stride lda) * B).  ep may be NULL.
