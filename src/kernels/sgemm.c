@@ -32,6 +32,7 @@ static void *aligned_floats(size_t n)
 
 kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b)
 {
+    if (K && N && ldb < (trans_b ? K : N)) return NULL;
     kn_packed_b *pb = calloc(1, sizeof *pb);
     if (!pb) return NULL;
     pb->K = K;
@@ -172,6 +173,8 @@ int kn_sgemm_run_isa(kn_isa isa, int trans_a, size_t M, size_t N, size_t K, cons
     kn_ukr_epi e;
     epi_defaults(ep, &e);
     if (M == 0 || N == 0) return KN_OK;
+    if (ldc < N || (K && lda < (trans_a ? M : K)) || (ep && ep->residual && ep->ldr < N))
+        return KN_ERR_ARG;
     if (K == 0) {
         run_k0(M, N, C, ldc, ep, &e);
         return KN_OK;

@@ -42,13 +42,13 @@ typedef struct kn_packed_b {
 } kn_packed_b;
 
 /* Pack B (K x N, row stride ldb) or, with trans_b, B^T given as N x K (row stride
- * ldb).  Returns NULL on allocation failure or size overflow. */
+ * ldb).  Returns NULL on allocation failure, size overflow or ldb shorter than a row. */
 kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b);
 void kn_packed_b_free(kn_packed_b *pb);
 
 /* C (M x N, stride ldc) = epilogue(A (M x K, stride lda) * B).  ep may be NULL.
  * K = 0 gives C = epilogue(0).  Returns 0, or KN_ERR_NOMEM (A packing buffer) /
- * KN_ERR_ARG (pb->K, pb->N differ from K, N). */
+ * KN_ERR_ARG (pb->K, pb->N differ from K, N, or lda / ldc / ldr shorter than a row). */
 int kn_sgemm_run(size_t M, size_t N, size_t K, const float *A, size_t lda,
                  const kn_packed_b *pb, float *C, size_t ldc, const kn_gemm_epilogue *ep);
 

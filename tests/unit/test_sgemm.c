@@ -236,6 +236,14 @@ static void test_api(void)
     CHECK_NEAR(C[2], -3, 0);
     CHECK(kn_sgemm_run(1, 4, 2, A, 2, pb, C, 3, NULL) != 0); /* N mismatch */
     CHECK(kn_sgemm_run(1, 3, 2, A, 2, NULL, C, 3, NULL) != 0);
+    CHECK(kn_sgemm_run(1, 3, 2, A, 1, pb, C, 3, NULL) != 0); /* lda < K */
+    CHECK(kn_sgemm_run(1, 3, 2, A, 2, pb, C, 2, NULL) != 0); /* ldc < N */
+    kn_gemm_epilogue ep = {0};
+    ep.residual = C;
+    ep.ldr = 1;
+    CHECK(kn_sgemm_run(1, 3, 2, A, 2, pb, C, 3, &ep) != 0); /* ldr < N */
+    CHECK(kn_sgemm_pack_b(2, 3, B, 2, 0) == NULL);          /* ldb < N */
+    CHECK(kn_sgemm_pack_b(2, 3, B, 1, 1) == NULL);          /* ldb < K (transposed) */
     kn_packed_b_free(pb);
     kn_packed_b_free(NULL);
 }
