@@ -4,6 +4,8 @@
  * strictly, rejecting anything else. */
 #include "formats/npy.h"
 
+#include "core/file.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -231,45 +233,11 @@ int kn_npy_read_buffer(const void *data, size_t size, kn_tensor *out, kn_error *
     return KN_OK;
 }
 
-static int read_whole_file(const char *path, unsigned char **data, size_t *size, kn_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return kn_fail(err, KN_ERR_IO, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap)
-            break;
-        unsigned char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf)
-        return kn_fail(err, KN_ERR_NOMEM, "%s: out of memory", path);
-    if (bad) {
-        free(buf);
-        return kn_fail(err, KN_ERR_IO, "%s: read error", path);
-    }
-    *data = buf;
-    *size = n;
-    return KN_OK;
-}
-
 int kn_npy_read_file(const char *path, kn_tensor *out, kn_error *err)
 {
-    unsigned char *data = NULL;
+    uint8_t *data = NULL;
     size_t size = 0;
-    int rc = read_whole_file(path, &data, &size, err);
+    int rc = kn_read_file(path, &data, &size, err);
     if (rc)
         return rc;
     rc = kn_npy_read_buffer(data, size, out, err);

@@ -214,8 +214,13 @@ static int resolve_external(void *user, const char *loc, uint64_t offset, bool h
 
 /* ---- tensors ---- */
 
-static int decode_tensor(reader *r, const kn_pb_field *f, const char *what, kn_tensor **out,
-                         const char **name)
+typedef int (*tp_decoder)(const void *data, size_t size, const kn_tp_opts *o, kn_tensor *out,
+                          const char **name, size_t *name_len, kn_error *err);
+
+/* Decode a TensorProto (kn_tp_decode) or SparseTensorProto (kn_tp_decode_sparse,
+ * densified) into arena storage; *name gets an arena copy of its name. */
+static int decode_with(reader *r, tp_decoder decode, const kn_pb_field *f, const char *what,
+                       kn_tensor **out, const char **name)
 {
     kn_tensor *t = kn_arena_alloc(&r->m->arena, sizeof *t);
     if (!t)
@@ -223,7 +228,7 @@ static int decode_tensor(reader *r, const kn_pb_field *f, const char *what, kn_t
     kn_tp_opts o = {&r->m->arena, true, resolve_external, r, what};
     const char *nm = NULL;
     size_t nl = 0;
-    int rc = kn_tp_decode(f->data, f->len, &o, t, &nm, &nl, r->err);
+    int rc = decode(f->data, f->len, &o, t, &nm, &nl, r->err);
     if (rc)
         return rc;
     if (name && !(*name = kn_arena_strndup(&r->m->arena, nm ? nm : "", nl)))
@@ -232,22 +237,16 @@ static int decode_tensor(reader *r, const kn_pb_field *f, const char *what, kn_t
     return KN_OK;
 }
 
+static int decode_tensor(reader *r, const kn_pb_field *f, const char *what, kn_tensor **out,
+                         const char **name)
+{
+    return decode_with(r, kn_tp_decode, f, what, out, name);
+}
+
 static int decode_sparse(reader *r, const kn_pb_field *f, const char *what, kn_tensor **out,
                          const char **name)
 {
-    kn_tensor *t = kn_arena_alloc(&r->m->arena, sizeof *t);
-    if (!t)
-        return oom(r);
-    kn_tp_opts o = {&r->m->arena, true, resolve_external, r, what};
-    const char *nm = NULL;
-    size_t nl = 0;
-    int rc = kn_tp_decode_sparse(f->data, f->len, &o, t, &nm, &nl, r->err);
-    if (rc)
-        return rc;
-    if (name && !(*name = kn_arena_strndup(&r->m->arena, nm ? nm : "", nl)))
-        return oom(r);
-    *out = t;
-    return KN_OK;
+    return decode_with(r, kn_tp_decode_sparse, f, what, out, name);
 }
 
 /* ---- types ---- */

@@ -5,14 +5,11 @@
  * test-data reader (kn_tensorproto_read*). */
 #include "formats/tensorproto.h"
 #include "formats/protobuf.h"
+#include "core/file.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define TP "TensorProto"
 /* Cap on the dense size of a sparse tensor: a few bytes of indices must not
@@ -604,35 +601,12 @@ int kn_tensorproto_read(const void *data, size_t size, kn_tensor *out, char *nam
 int kn_tensorproto_read_file(const char *path, kn_tensor *out, char *name, size_t name_len,
                              kn_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return kn_fail(err, KN_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return kn_fail(err, KN_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf) {
-        close(fd);
-        return kn_fail(err, KN_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, size);
-    }
-    size_t got = 0;
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (got != size) {
-        free(buf);
-        return kn_fail(err, KN_ERR_IO, "%s: short read", path);
-    }
-    int rc = kn_tensorproto_read(buf, size, out, name, name_len, err);
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    int rc = kn_read_file(path, &buf, &size, err);
+    if (rc)
+        return rc;
+    rc = kn_tensorproto_read(buf, size, out, name, name_len, err);
     free(buf);
     if (rc) {
         const char *base = strrchr(path, '/');

@@ -3,6 +3,7 @@
  * sparse tensor 4, sequence 5, map 6, optional 7 (repeated in SequenceProto). */
 #include "formats/valueproto.h"
 
+#include "core/file.h"
 #include "formats/protobuf.h"
 #include "formats/tensorproto.h"
 
@@ -80,25 +81,12 @@ int kn_valueproto_read(const void *data, size_t size, kn_value_kind kind, kn_ten
 
 int kn_valueproto_read_file(const char *path, kn_value_kind kind, kn_tensor *out, kn_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return kn_fail(err, KN_ERR_IO, "%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        uint8_t *nb = realloc(buf, cap * 2);
-        if (!nb)
-            free(buf);
-        buf = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!buf)
-        return kn_fail(err, KN_ERR_NOMEM, "%s: out of memory", path);
-    int rc = kn_valueproto_read(buf, n, kind, out, err);
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int rc = kn_read_file(path, &buf, &n, err);
+    if (rc)
+        return rc;
+    rc = kn_valueproto_read(buf, n, kind, out, err);
     free(buf);
     if (rc)
         kn_error_prefix(err, "%s: ", path);

@@ -159,6 +159,17 @@ static int classify(int code)
     return code == KN_ERR_UNSUPPORTED ? R_SKIP : R_FAIL;
 }
 
+/* Record err in r (prefixed with "reading PATH: " when path is given); returns
+ * the case outcome the error means: skipped for unsupported, failed otherwise. */
+static int record_error(case_result *r, const kn_error *err, const char *path)
+{
+    if (path)
+        snprintf(r->msg, sizeof r->msg, "reading %s: %s", path, err->msg);
+    else
+        snprintf(r->msg, sizeof r->msg, "%s", err->msg);
+    return classify(err->code);
+}
+
 static int check_io_types(const kn_graph *g, case_result *r)
 {
     for (int i = 0; i < g->n_inputs; i++) {
@@ -197,23 +208,20 @@ static int run_data_set(const kn_model *m, const char *ds, case_result *r)
         if (slot >= n_in)
             break;
         if (kn_valueproto_read_file(path, value_kind(&g->values[g->inputs[slot]]), &ins[slot], &err)) {
-            kind = classify(err.code);
-            snprintf(r->msg, sizeof r->msg, "reading %s: %s", path, err.msg);
+            kind = record_error(r, &err, path);
             break;
         }
         inp[slot] = &ins[slot];
         slot++;
     }
     if (kind == R_PASS && kn_exec_graph(g, NULL, n_in, inp, n_out, outs, &err)) {
-        kind = classify(err.code);
-        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        kind = record_error(r, &err, NULL);
     }
     for (int k = 0; k < n_out && kind == R_PASS; k++) {
         snprintf(path, sizeof path, "%s/output_%d.pb", ds, k);
         kn_tensor want = {0};
         if (kn_valueproto_read_file(path, value_kind(&g->values[g->outputs[k]]), &want, &err)) {
-            kind = classify(err.code);
-            snprintf(r->msg, sizeof r->msg, "reading %s: %s", path, err.msg);
+            kind = record_error(r, &err, path);
             break;
         }
         kind = compare_value(&outs[k], &want, g->values[g->outputs[k]].name, r);
@@ -236,14 +244,12 @@ static void run_case(const char *dir, case_result *r)
     kn_error err = {0};
     kn_model *m = NULL;
     if (kn_onnx_parse_file(path, &m, &err)) {
-        r->kind = classify(err.code);
-        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        r->kind = record_error(r, &err, NULL);
         return;
     }
     op_label(m->graph, r->op, sizeof r->op);
     if (kn_model_finalize(m, &err)) {
-        r->kind = classify(err.code);
-        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        r->kind = record_error(r, &err, NULL);
         kn_model_free(m);
         return;
     }
