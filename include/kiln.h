@@ -133,6 +133,27 @@ kiln_status kiln_model_load(const char *path, kiln_model **out);
 */
 kiln_status kiln_model_load_buffer(const void *data, size_t size, kiln_model **out);
 
+/* Graph optimization levels, as in ONNX Runtime. */
+typedef enum kiln_opt_level {
+    KILN_OPT_NONE = 0,      /* run the graph as written */
+    KILN_OPT_BASIC = 1,     /* constant folding, dead code, Conv+BN, CSE ... (standard ops) */
+    KILN_OPT_EXTENDED = 2,  /* + operator fusions (FusedConv, Gelu, LayerNorm, Attention ...) */
+    KILN_OPT_ALL = 3        /* + layout and kernel-specific rewrites */
+} kiln_opt_level;
+
+/* Options for kiln_model_load_with.  Zero-initialize, then set what you need. */
+typedef struct kiln_load_options {
+    int opt_level;          /* a kiln_opt_level; the zero value means KILN_OPT_ALL */
+    int no_optimize;        /* non-zero: KILN_OPT_NONE regardless of opt_level */
+} kiln_load_options;
+
+/*
+** Load a model with options (NULL options: as kiln_model_load).  kiln_model_load
+** optimizes at KILN_OPT_ALL and prepares kernels (prepacked weights) for running.
+*/
+kiln_status kiln_model_load_with(const char *path, const kiln_load_options *options,
+                                 kiln_model **out);
+
 /* Free a model.  All sessions created from it must be freed first.  NULL is a no-op. */
 void kiln_model_free(kiln_model *model);
 
@@ -147,8 +168,16 @@ kiln_status kiln_model_output(const kiln_model *model, size_t i, kiln_value_info
 /* Opset version of the default ONNX domain the model imports. */
 int64_t kiln_model_opset(const kiln_model *model);
 
-/* Create a session for model.  Free it with kiln_session_free. */
+/* Create a session for model.  Free it with kiln_session_free.  A session is used by
+** one thread at a time; it owns a thread pool for intra-operator parallelism. */
 kiln_status kiln_session_create(const kiln_model *model, kiln_session **out);
+
+/* Options for kiln_session_create_with.  Zero-initialize, then set what you need. */
+typedef struct kiln_session_options {
+    int threads;            /* intra-op threads; 0: KILN_NUM_THREADS or the physical cores */
+} kiln_session_options;
+kiln_status kiln_session_create_with(const kiln_model *model, const kiln_session_options *options,
+                                     kiln_session **out);
 void kiln_session_free(kiln_session *session);
 
 /*

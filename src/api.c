@@ -4,7 +4,9 @@
 #include "kiln.h"
 
 #include "exec/exec.h"
+#include "exec/threadpool.h"
 #include "formats/onnx.h"
+#include "opt/opt.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,8 @@ struct kiln_model {
 
 struct kiln_session {
     const kiln_model *model;
+    kn_threadpool *pool;
+    kn_scratch scratch;
 };
 
 static _Thread_local char last_error[KN_ERRMSG_MAX];
@@ -61,7 +65,21 @@ static kiln_status wrap_model(kn_model *m, kiln_model **out)
     return KILN_OK;
 }
 
-kiln_status kiln_model_load(const char *path, kiln_model **out)
+/* Optimize at the requested level, then run the prepare hooks (prepacking). */
+static int compile_model(kn_model *m, const kiln_load_options *o, kn_error *err)
+{
+    int level = KN_OPT_ALL;
+    if (o && o->opt_level > 0 && o->opt_level <= KN_OPT_ALL)
+        level = o->opt_level;
+    if (o && (o->no_optimize || o->opt_level < 0))
+        level = KN_OPT_NONE;
+    if (level != KN_OPT_NONE && kn_optimize(m, (kn_opt_level)level, NULL, err))
+        return kn_error_prefix(err, "optimizing: ");
+    return kn_model_prepare(m, err);
+}
+
+kiln_status kiln_model_load_with(const char *path, const kiln_load_options *options,
+                                 kiln_model **out)
 {
     if (!path || !out)
         return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_model_load: NULL argument");
@@ -70,7 +88,16 @@ kiln_status kiln_model_load(const char *path, kiln_model **out)
     kn_model *m = NULL;
     if (kn_onnx_load_file(path, &m, &err))
         return report(&err);
+    if (compile_model(m, options, &err)) {
+        kn_model_free(m);
+        return report(&err);
+    }
     return wrap_model(m, out);
+}
+
+kiln_status kiln_model_load(const char *path, kiln_model **out)
+{
+    return kiln_model_load_with(path, NULL, out);
 }
 
 kiln_status kiln_model_load_buffer(const void *data, size_t size, kiln_model **out)
@@ -82,6 +109,10 @@ kiln_status kiln_model_load_buffer(const void *data, size_t size, kiln_model **o
     kn_model *m = NULL;
     if (kn_onnx_load_buffer(data, size, NULL, &m, &err))
         return report(&err);
+    if (compile_model(m, NULL, &err)) {
+        kn_model_free(m);
+        return report(&err);
+    }
     return wrap_model(m, out);
 }
 
@@ -127,19 +158,42 @@ kiln_status kiln_model_output(const kiln_model *model, size_t i, kiln_value_info
     return KILN_OK;
 }
 
-kiln_status kiln_session_create(const kiln_model *model, kiln_session **out)
+kiln_status kiln_session_create_with(const kiln_model *model, const kiln_session_options *options,
+                                     kiln_session **out)
 {
     if (!model || !out)
         return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_session_create: NULL argument");
+    *out = NULL;
+    int threads = options ? options->threads : 0;
+    if (threads < 0)
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_session_create: threads must be >= 0");
     kiln_session *s = calloc(1, sizeof *s);
     if (!s)
         return fail(KILN_ERROR_NO_MEMORY, "out of memory");
+    kn_error err = {0};
     s->model = model;
+    s->pool = kn_threadpool_create(threads, &err);
+    if (!s->pool) {
+        free(s);
+        return report(&err);
+    }
     *out = s;
     return KILN_OK;
 }
 
-void kiln_session_free(kiln_session *session) { free(session); }
+kiln_status kiln_session_create(const kiln_model *model, kiln_session **out)
+{
+    return kiln_session_create_with(model, NULL, out);
+}
+
+void kiln_session_free(kiln_session *session)
+{
+    if (!session)
+        return;
+    kn_threadpool_free(session->pool);
+    kn_scratch_free(&session->scratch);
+    free(session);
+}
 
 /* Turn the caller's tensors into executor inputs (in graph-input order), checking
  * names, duplicates, dtypes, shapes and byte counts. */
@@ -206,7 +260,11 @@ kiln_status kiln_session_run(kiln_session *session, const char *const *names,
     if (!rc)
         rc = bind_caller_inputs(session->model, names, inputs, n_inputs, views, ordered, &err);
     if (!rc)
-        rc = kn_exec_graph(g, NULL, g->n_inputs, ordered, g->n_outputs, outs, &err);
+    {
+        kn_exec_env env = {.pool = session->pool, .scratch = &session->scratch};
+        if (!rc)
+            rc = kn_exec_graph_env(g, &env, g->n_inputs, ordered, g->n_outputs, outs, &err);
+    }
     if (!rc) {
         for (int k = 0; k < g->n_outputs; k++) {
             res[k].dtype = (kiln_dtype)outs[k].dtype;

@@ -8,6 +8,7 @@
 struct kn_frame {
     const kn_graph *g;
     const kn_frame *parent;
+    const kn_exec_env *env;
     kn_tensor *vals;   /* one record per value id */
     bool *present;     /* vals[v] holds a value */
     int *uses;         /* remaining reads before vals[v] can be freed */
@@ -35,11 +36,13 @@ static void frame_free(kn_frame *f)
     free(f->uses);
 }
 
-static int frame_init(kn_frame *f, const kn_graph *g, const kn_frame *parent, kn_error *err)
+static int frame_init(kn_frame *f, const kn_graph *g, const kn_frame *parent,
+                      const kn_exec_env *env, kn_error *err)
 {
     memset(f, 0, sizeof *f);
     f->g = g;
     f->parent = parent;
+    f->env = env;
     size_t n = (size_t)(g->n_values ? g->n_values : 1);
     f->vals = calloc(n, sizeof *f->vals);
     f->present = calloc(n, sizeof *f->present);
@@ -154,7 +157,7 @@ static int run_node(kn_frame *f, int idx, kn_error *err)
     kn_op_ctx c = {
         .graph = g, .node = nd, .opset = nd->opset, .n_in = nd->n_in, .in = in,
         .n_out = nd->n_out, .out = out, .err = err, .run_subgraph = subgraph_entry,
-        .exec_frame = f,
+        .exec_frame = f, .state = nd->state, .pool = f->env ? f->env->pool : NULL,
     };
     int rc = nd->op->run(&c);
     for (int k = 0; k < nd->n_out && !rc; k++) {
@@ -201,11 +204,41 @@ static int collect_outputs(kn_frame *f, int n_out, kn_tensor *outputs, kn_error 
     return KN_OK;
 }
 
-int kn_exec_graph(const kn_graph *g, const kn_frame *parent, int n_in,
-                  const kn_tensor *const *inputs, int n_out, kn_tensor *outputs, kn_error *err)
+void *kn_op_scratch(kn_op_ctx *c, size_t bytes)
+{
+    const kn_frame *f = c->exec_frame;
+    kn_scratch *s = f && f->env ? f->env->scratch : NULL;
+    if (!s) {
+        kn_fail(c->err, KN_ERR_RUNTIME, "no scratch memory in this context");
+        return NULL;
+    }
+    if (bytes > s->cap) {
+        size_t cap = bytes < 4096 ? 4096 : bytes;
+        cap = (cap + 63) & ~(size_t)63;
+        void *p = NULL;
+        if (cap < bytes || posix_memalign(&p, 64, cap)) {
+            kn_fail(c->err, KN_ERR_NOMEM, "out of memory for %zu bytes of scratch", bytes);
+            return NULL;
+        }
+        free(s->data);
+        s->data = p;
+        s->cap = cap;
+    }
+    return s->data;
+}
+
+void kn_scratch_free(kn_scratch *s)
+{
+    free(s->data);
+    s->data = NULL;
+    s->cap = 0;
+}
+
+static int exec_frame(const kn_graph *g, const kn_frame *parent, const kn_exec_env *env, int n_in,
+                      const kn_tensor *const *inputs, int n_out, kn_tensor *outputs, kn_error *err)
 {
     kn_frame f;
-    int rc = frame_init(&f, g, parent, err);
+    int rc = frame_init(&f, g, parent, env, err);
     if (!rc)
         rc = bind_inputs(&f, n_in, inputs, err);
     for (int i = 0; !rc && i < g->n_nodes; i++)
@@ -213,6 +246,26 @@ int kn_exec_graph(const kn_graph *g, const kn_frame *parent, int n_in,
     if (!rc)
         rc = collect_outputs(&f, n_out, outputs, err);
     frame_free(&f);
+    return rc;
+}
+
+int kn_exec_graph(const kn_graph *g, const kn_frame *parent, int n_in,
+                  const kn_tensor *const *inputs, int n_out, kn_tensor *outputs, kn_error *err)
+{
+    if (parent)
+        return exec_frame(g, parent, parent->env, n_in, inputs, n_out, outputs, err);
+    return kn_exec_graph_env(g, NULL, n_in, inputs, n_out, outputs, err);
+}
+
+int kn_exec_graph_env(const kn_graph *g, const kn_exec_env *env, int n_in,
+                      const kn_tensor *const *inputs, int n_out, kn_tensor *outputs, kn_error *err)
+{
+    kn_scratch local = {0};
+    kn_exec_env own = {.pool = env ? env->pool : NULL, .scratch = &local};
+    if (env && env->scratch)
+        own.scratch = env->scratch;
+    int rc = exec_frame(g, NULL, &own, n_in, inputs, n_out, outputs, err);
+    kn_scratch_free(&local);
     return rc;
 }
 

@@ -8,6 +8,21 @@
 #include "ops/op.h"
 
 typedef struct kn_frame kn_frame;
+struct kn_threadpool;
+
+/* Growable, 64-byte aligned scratch buffer behind kn_op_scratch. */
+typedef struct kn_scratch {
+    void *data;
+    size_t cap;
+} kn_scratch;
+void kn_scratch_free(kn_scratch *s);
+
+/* What a session lends the executor: its thread pool (NULL: single thread) and
+ * its scratch buffer (NULL: a temporary one per run). */
+typedef struct kn_exec_env {
+    struct kn_threadpool *pool;
+    kn_scratch *scratch;
+} kn_exec_env;
 
 /* Run graph g.  inputs[i] feeds g->inputs[i] (NULL: not provided - the input's
  * initializer is used if it has one, else it is an error).  outputs[k] receive
@@ -15,6 +30,13 @@ typedef struct kn_frame kn_frame;
  * parent is the enclosing frame for subgraphs, NULL for a main graph. */
 int kn_exec_graph(const kn_graph *g, const kn_frame *parent, int n_in,
                   const kn_tensor *const *inputs, int n_out, kn_tensor *outputs, kn_error *err);
+/* The same for a main graph, with a session's environment (env may be NULL). */
+int kn_exec_graph_env(const kn_graph *g, const kn_exec_env *env, int n_in,
+                      const kn_tensor *const *inputs, int n_out, kn_tensor *outputs, kn_error *err);
+
+/* Compile step run once at load: call every node's prepare hook (main graph and
+ * subgraphs) with its constant inputs, storing node->state (owned by the model). */
+int kn_model_prepare(kn_model *m, kn_error *err);
 
 /* Check a caller's tensor against the declared type of a graph input: dtype, rank
  * and fixed dims.  Symbolic dims are bound in syms (name -> value) so that one

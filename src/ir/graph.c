@@ -20,12 +20,33 @@ void kn_model_free(kn_model *m)
 {
     if (!m)
         return;
+    for (int i = 0; i < m->n_owned; i++)
+        m->owned[i].release(m->owned[i].state);
+    free(m->owned);
     for (int i = 0; i < m->n_maps; i++)
         munmap(m->maps[i].base, m->maps[i].size);
     free(m->maps);
     free(m->owned_buffer);
     kn_arena_free(&m->arena);
     free(m);
+}
+
+int kn_model_own_state(kn_model *m, void *state, void (*release)(void *), kn_error *err)
+{
+    if (m->n_owned == m->cap_owned) {
+        int cap = m->cap_owned ? m->cap_owned * 2 : 16;
+        kn_owned_state *p = realloc(m->owned, sizeof *p * (size_t)cap);
+        if (!p) {
+            release(state);
+            return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+        }
+        m->owned = p;
+        m->cap_owned = cap;
+    }
+    m->owned[m->n_owned].state = state;
+    m->owned[m->n_owned].release = release;
+    m->n_owned++;
+    return KN_OK;
 }
 
 int kn_model_add_mapping(kn_model *m, void *base, size_t size, kn_error *err)

@@ -99,6 +99,7 @@ typedef struct kn_node {
     int *implicit;          /*   read by name (set at finalize; ordering and liveness) */
     const struct kn_op_def *op; /* resolved at finalize */
     int opset;              /* opset version of the node's domain in this model */
+    void *state;            /* set by the op's prepare hook at compile time (owned by the model) */
 } kn_node;
 
 typedef struct kn_graph {
@@ -158,7 +159,15 @@ typedef struct kn_model {
     int n_maps, cap_maps;
     kn_mapping *maps;           /* file mappings to unmap when the model is freed */
     void *owned_buffer;         /* copy of an in-memory model (freed with the model) */
+    int n_owned, cap_owned;
+    struct kn_owned_state *owned; /* prepared node states, released with the model */
 } kn_model;
+
+/* A heap object the model owns (prepacked weights etc.) and its destructor. */
+typedef struct kn_owned_state {
+    void *state;
+    void (*release)(void *state);
+} kn_owned_state;
 
 /* ---- model and graph building (graph.c) ---- */
 
@@ -166,6 +175,9 @@ kn_model *kn_model_new(void);
 void kn_model_free(kn_model *m);
 /* Record an mmapped region owned by the model. */
 int kn_model_add_mapping(kn_model *m, void *base, size_t size, kn_error *err);
+/* Hand state to the model: release(state) runs in kn_model_free.  On failure the
+ * state is released at once and err is set. */
+int kn_model_own_state(kn_model *m, void *state, void (*release)(void *), kn_error *err);
 /* Opset version imported for a domain ("" and "ai.onnx" are the same); -1 if absent. */
 int64_t kn_model_opset(const kn_model *m, const char *domain);
 

@@ -17,6 +17,7 @@
 #include "ir/ir.h"
 
 typedef struct kn_op_ctx kn_op_ctx;
+struct kn_threadpool;
 
 /* Runs a subgraph (If/Loop/Scan bodies) in the scope of the calling node: the body
  * sees the caller's values by name.  outputs[i] receive owned tensors. */
@@ -34,7 +35,37 @@ struct kn_op_ctx {
     kn_error *err;
     kn_subgraph_fn run_subgraph; /* for control-flow operators */
     void *exec_frame;            /* private to the executor */
+    /* What the op's prepare hook built for this node at compile time (prepacked
+     * weights, chosen kernel), or NULL when it has none: kernels must work either way. */
+    const void *state;
+    /* The session's thread pool for kn_parallel_for (src/exec/threadpool.h); NULL
+     * means run single-threaded (kn_parallel_for accepts NULL). */
+    struct kn_threadpool *pool;
 };
+
+/* Session-owned scratch memory for the running kernel: at least `bytes`, 64-byte
+ * aligned, contents undefined, valid until the kernel returns (the next call may
+ * return the same memory).  The buffer grows to the largest request and is kept,
+ * so steady-state runs do not allocate.  NULL with c->err set on failure. */
+void *kn_op_scratch(kn_op_ctx *c, size_t bytes);
+
+/* Compile-time preparation of one node, run once when a model is loaded for
+ * execution (after optimization).  in_const[i] is input i's value when it is a
+ * constant of the graph (initializer), else NULL; in_type[i] its static type when
+ * known (NULL otherwise, or when omitted).  A hook that has something to precompute
+ * (packed weights, a chosen algorithm) sets *state; the model owns it and frees it
+ * with the op's release hook.  Returning an error fails the load; a hook that cannot
+ * help (weights not constant, unusual attributes) leaves *state NULL and returns
+ * KN_OK so the kernel takes its general path. */
+typedef struct kn_prepare_ctx {
+    const kn_graph *graph;
+    const kn_node *node;
+    int opset;
+    int n_in;
+    const kn_tensor *const *in_const;
+    const kn_type *const *in_type;
+    kn_error *err;
+} kn_prepare_ctx;
 
 /* Optional static type inference.  in[i] is NULL for omitted inputs; in_const[i]
  * is the input's value when known at load time (initializer/Constant), else NULL.
@@ -62,6 +93,9 @@ typedef struct kn_op_def {
     /* Set for operators that take or produce sequences/optionals (records with
      * kind != KN_VALUE_TENSOR).  Others never see such inputs: the executor refuses. */
     bool any_value;
+    /* Optional compile-time preparation (see kn_prepare_ctx) and its destructor. */
+    int (*prepare)(kn_prepare_ctx *pc, void **state);
+    void (*release)(void *state);
 } kn_op_def;
 
 /* Registry lookup (registry.c); NULL if kiln has no implementation. */

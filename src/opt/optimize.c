@@ -1,0 +1,67 @@
+/* optimize.c - the optimizer driver: the ordered pass list, levels, and the loop
+ * that runs the passes until the graph stops changing (see opt.h). */
+#include "opt/opt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Passes in the order they run; each family file defines its entries.  The lists
+ * grow as passes land (src/opt/<pass family>.c). */
+static const kn_opt_pass *const pass_list[] = {
+    NULL,
+};
+
+int kn_opt_level_parse(const char *s)
+{
+    static const char *const names[] = {"none", "basic", "extended", "all"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i]) || (s[0] == '0' + i && !s[1]))
+            return i;
+    return -1;
+}
+
+static void report_add(kn_opt_report *rep, const char *name, int rewrites)
+{
+    for (int i = 0; i < rep->n_passes; i++) {
+        if (!strcmp(rep->passes[i].name, name)) {
+            rep->passes[i].rewrites += rewrites;
+            return;
+        }
+    }
+    if (rep->n_passes < KN_OPT_MAX_PASSES) {
+        rep->passes[rep->n_passes].name = name;
+        rep->passes[rep->n_passes].rewrites = rewrites;
+        rep->n_passes++;
+    }
+}
+
+#define MAX_ROUNDS 8
+
+int kn_optimize(kn_model *m, kn_opt_level level, kn_opt_report *rep, kn_error *err)
+{
+    kn_opt_report local;
+    if (!rep)
+        rep = &local;
+    memset(rep, 0, sizeof *rep);
+    kn_graph *g = m->graph;
+    rep->nodes_before = rep->nodes_after = g->n_nodes;
+    for (int round = 0; round < MAX_ROUNDS; round++) {
+        int changed = 0;
+        for (int p = 0; pass_list[p]; p++) {
+            const kn_opt_pass *pass = pass_list[p];
+            if (pass->level > level)
+                continue;
+            int n = 0;
+            if (pass->run(g, &n, err))
+                return kn_error_prefix(err, "pass %s: ", pass->name);
+            if (n && kn_opt_refinalize(g, err))
+                return kn_error_prefix(err, "after pass %s: ", pass->name);
+            report_add(rep, pass->name, n);
+            changed += n;
+        }
+        if (!changed)
+            break;
+    }
+    rep->nodes_after = g->n_nodes;
+    return KN_OK;
+}
