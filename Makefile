@@ -10,8 +10,8 @@ BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 FMNIST     ?= /usr/share/datasets/fashion-mnist
 
-BUILD_PACKAGES = gcc make cmake zlib1g-dev
-TEST_PACKAGES  = $(BUILD_PACKAGES) clang libclang-rt-14-dev
+BUILD_PACKAGES = gcc make cmake pkg-config zlib1g-dev libmicrohttpd-dev libcjson-dev libjpeg-dev libpng-dev
+TEST_PACKAGES  = $(BUILD_PACKAGES) clang libclang-rt-14-dev curl
 DEMO_PACKAGES  = $(BUILD_PACKAGES) dataset-fashion-mnist
 
 .PHONY: all build demo test test-fast test-asan test-fuzz clean
