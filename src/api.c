@@ -4,6 +4,7 @@
 #include "kiln.h"
 
 #include "exec/exec.h"
+#include "exec/memplan.h"
 #include "exec/threadpool.h"
 #include "formats/onnx.h"
 #include "opt/opt.h"
@@ -21,6 +22,7 @@ struct kiln_session {
     const kiln_model *model;
     kn_threadpool *pool;
     kn_scratch scratch;
+    kn_exec_cache cache;
 };
 
 static _Thread_local char last_error[KN_ERRMSG_MAX];
@@ -173,7 +175,8 @@ kiln_status kiln_session_create_with(const kiln_model *model, const kiln_session
     kn_error err = {0};
     s->model = model;
     s->pool = kn_threadpool_create(threads, &err);
-    if (!s->pool) {
+    if (!s->pool || kn_exec_cache_init(&s->cache, model->m->graph, &err)) {
+        kn_threadpool_free(s->pool);
         free(s);
         return report(&err);
     }
@@ -192,6 +195,7 @@ void kiln_session_free(kiln_session *session)
         return;
     kn_threadpool_free(session->pool);
     kn_scratch_free(&session->scratch);
+    kn_exec_cache_free(&session->cache);
     free(session);
 }
 
@@ -261,7 +265,8 @@ kiln_status kiln_session_run(kiln_session *session, const char *const *names,
         rc = bind_caller_inputs(session->model, names, inputs, n_inputs, views, ordered, &err);
     if (!rc)
     {
-        kn_exec_env env = {.pool = session->pool, .scratch = &session->scratch};
+        kn_exec_env env = {.pool = session->pool, .scratch = &session->scratch,
+                           .cache = &session->cache};
         if (!rc)
             rc = kn_exec_graph_env(g, &env, g->n_inputs, ordered, g->n_outputs, outs, &err);
     }

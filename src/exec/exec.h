@@ -19,9 +19,11 @@ void kn_scratch_free(kn_scratch *s);
 
 /* What a session lends the executor: its thread pool (NULL: single thread) and
  * its scratch buffer (NULL: a temporary one per run). */
+struct kn_exec_cache;
 typedef struct kn_exec_env {
     struct kn_threadpool *pool;
     kn_scratch *scratch;
+    struct kn_exec_cache *cache;  /* memory plans for this main graph (memplan.h), or NULL */
 } kn_exec_env;
 
 /* Run graph g.  inputs[i] feeds g->inputs[i] (NULL: not provided - the input's

@@ -41,6 +41,9 @@ struct kn_op_ctx {
     /* The session's thread pool for kn_parallel_for (src/exec/threadpool.h); NULL
      * means run single-threaded (kn_parallel_for accepts NULL). */
     struct kn_threadpool *pool;
+    /* Private to the executor: where outputs get their memory (its memory plan);
+     * NULL means the heap.  Kernels use kn_op_output / kn_op_output_uninit. */
+    int (*alloc_output)(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims, bool zero);
 };
 
 /* Session-owned scratch memory for the running kernel: at least `bytes`, 64-byte
@@ -106,6 +109,9 @@ const kn_op_def *kn_op_at(int i);
 /* Allocate output i with the given type and shape (zero-filled).  Returns the
  * tensor or NULL with c->err set (overflow, absurd size, out of memory). */
 kn_tensor *kn_op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims);
+/* As kn_op_output, but the contents are undefined: for kernels that write every
+ * element (saves clearing planned memory). */
+kn_tensor *kn_op_output_uninit(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims);
 /* Output i as a copy of t (same dtype/shape/data). */
 kn_tensor *kn_op_output_copy(kn_op_ctx *c, int i, const kn_tensor *t);
 
