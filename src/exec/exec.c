@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct kn_frame {
     const kn_graph *g;
@@ -248,6 +249,17 @@ static int run_node(kn_frame *f, int idx, kn_error *err)
     return KN_OK;
 }
 
+static int run_node_timed(kn_frame *f, int idx, kn_error *err)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = run_node(f, idx, err);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    f->env->node_seconds[idx] += (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
+    f->env->node_calls[idx]++;
+    return rc;
+}
+
 static int collect_outputs(kn_frame *f, int n_out, kn_tensor *outputs, kn_error *err)
 {
     const kn_graph *g = f->g;
@@ -323,7 +335,7 @@ static int exec_frame(const kn_graph *g, const kn_frame *parent, const kn_exec_e
     if (!rc)
         rc = bind_inputs(&f, n_in, inputs, err);
     for (int i = 0; !rc && i < g->n_nodes; i++)
-        rc = run_node(&f, i, err);
+        rc = parent || !env || !env->node_seconds ? run_node(&f, i, err) : run_node_timed(&f, i, err);
     if (!rc)
         rc = collect_outputs(&f, n_out, outputs, err);
     if (!rc && f.cache && !f.plan)
@@ -345,7 +357,9 @@ int kn_exec_graph_env(const kn_graph *g, const kn_exec_env *env, int n_in,
 {
     kn_scratch local = {0};
     kn_exec_env own = {.pool = env ? env->pool : NULL, .scratch = &local,
-                       .cache = env ? env->cache : NULL};
+                       .cache = env ? env->cache : NULL,
+                       .node_seconds = env ? env->node_seconds : NULL,
+                       .node_calls = env ? env->node_calls : NULL};
     if (env && env->scratch)
         own.scratch = env->scratch;
     int rc = exec_frame(g, NULL, &own, n_in, inputs, n_out, outputs, err);

@@ -24,6 +24,8 @@ typedef struct kn_exec_env {
     struct kn_threadpool *pool;
     kn_scratch *scratch;
     struct kn_exec_cache *cache;  /* memory plans for this main graph (memplan.h), or NULL */
+    double *node_seconds;         /* per main-graph node: add kernel wall time, or NULL */
+    uint64_t *node_calls;
 } kn_exec_env;
 
 /* Run graph g.  inputs[i] feeds g->inputs[i] (NULL: not provided - the input's
