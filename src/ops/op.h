@@ -53,7 +53,10 @@ struct kn_op_ctx {
 void *kn_op_scratch(kn_op_ctx *c, size_t bytes);
 
 /* Compile-time preparation of one node, run once when a model is loaded for
- * execution (after optimization).  in_const[i] is input i's value when it is a
+ * execution (after optimization).  A hook whose state fully replaces constant input i
+ * (the kernel never reads that input's data while c->state is set, whatever the
+ * run-time shapes) may set bit i of drop_inputs: when every reader of an initializer
+ * drops it, its memory is given back to the system (contents gone).  in_const[i] is input i's value when it is a
  * constant of the graph (initializer), else NULL; in_type[i] its static type when
  * known (NULL otherwise, or when omitted).  A hook that has something to precompute
  * (packed weights, a chosen algorithm) sets *state; the model owns it and frees it
@@ -68,6 +71,7 @@ typedef struct kn_prepare_ctx {
     const kn_tensor *const *in_const;
     const kn_type *const *in_type;
     kn_error *err;
+    uint32_t drop_inputs;   /* out: bit i = input i's data is no longer needed */
 } kn_prepare_ctx;
 
 /* Optional static type inference.  in[i] is NULL for omitted inputs; in_const[i]
