@@ -43,7 +43,7 @@ static double bench(kn_qkernel k, size_t M, size_t N, size_t K, int reps)
 int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 5;
-    static const size_t shapes[][3] = {{1024, 1024, 1024}, {128, 768, 768}, {128, 3072, 768}, {3136, 64, 576}};
+    static const size_t shapes[][3] = {{1024, 1024, 1024}, {128, 1024, 1024}, {1024, 128, 1024}, {1024, 1024, 128}, {128, 768, 768}, {128, 3072, 768}, {3136, 64, 576}};
     printf("%-12s %-18s %10s\n", "kernel", "M x N x K", "GMAC/s");
     for (int k = 0; k < KN_QK_COUNT; k++) {
         if (!kn_qgemm_supported((kn_qkernel)k) || (argc > 2 && strcmp(argv[2], kn_qkernel_name((kn_qkernel)k))))

@@ -14,7 +14,7 @@
 
 /* A task packs MC rows of A once (MC x K bytes, L2-sized for usual K) and sweeps
  * its panels of B; each B panel is reused by the MC/mr micro-tiles of the block. */
-enum { NR = KN_QGEMM_NR, MC = 96 };
+enum { NR = KN_QGEMM_NR, MC = 96, KCG = 96 }; /* KCG k-groups: B panel slice + A micro-panel fit L1 */
 
 /* K bound that keeps every partial sum inside int32: 65536 * 255 * 128 < 2^31. */
 #define QGEMM_MAX_K 65536
@@ -214,24 +214,29 @@ typedef struct qgemm_job {
     const kn_qgemm_output *out;
     size_t row_tasks, panel_tasks, panels_per_task;
     int failed;
+    void (*store)(const kn_qgemm_output *, const int32_t *, size_t, size_t, int, int, int32_t, const int32_t *);
 } qgemm_job;
 
 /* Rows [i0, i0+m) (packed in a) times panels [p0, p1). */
 static void run_block(const qgemm_job *jb, const uint32_t *a, size_t i0, size_t m, size_t p0, size_t p1)
 {
     const kn_qpacked_b *pb = jb->pb;
-    size_t mr = (size_t)jb->kr->mr;
-    size_t elem = pb->group == 4 ? 1 : 2, panel_bytes = pb->kgroups * NR * (size_t)pb->group * elem;
-    int32_t acc[16 * NR];
+    size_t mr = (size_t)jb->kr->mr, tiles = (m + mr - 1) / mr;
+    size_t elem = pb->group == 4 ? 1 : 2, group_bytes = NR * (size_t)pb->group * elem;
+    int32_t acc[(MC + 16) * NR];
     for (size_t p = p0; p < p1; p++) {
-        const void *bp = (const char *)pb->data + p * panel_bytes;
+        const char *bp = (const char *)pb->data + p * pb->kgroups * group_bytes;
         size_t j0 = p * NR;
         int n = (int)(jb->N - j0 < NR ? jb->N - j0 : NR);
-        for (size_t q = 0; q * mr < m; q++) {
+        memset(acc, 0, sizeof(int32_t) * tiles * mr * NR);
+        for (size_t g0 = 0; g0 < pb->kgroups; g0 += KCG) {
+            size_t kg = pb->kgroups - g0 < KCG ? pb->kgroups - g0 : KCG;
+            for (size_t q = 0; q < tiles; q++)
+                jb->kr->ukr(kg, a + q * mr * pb->kgroups + g0 * mr, bp + g0 * group_bytes, acc + q * mr * NR);
+        }
+        for (size_t q = 0; q < tiles; q++) {
             int rows = (int)(m - q * mr < mr ? m - q * mr : mr);
-            memset(acc, 0, sizeof(int32_t) * mr * NR);
-            jb->kr->ukr(pb->kgroups, a + q * mr * pb->kgroups, bp, acc);
-            kn_qgemm_store_tile(jb->out, acc, i0 + q * mr, j0, rows, n, jb->a_zero, pb->col_sum);
+            jb->store(jb->out, acc + q * mr * NR, i0 + q * mr, j0, rows, n, jb->a_zero, pb->col_sum);
         }
     }
 }
@@ -292,6 +297,7 @@ int kn_qgemm_run(struct kn_threadpool *pool, size_t M, size_t N, size_t K, const
     qgemm_job jb = {M, N, K, lda, A, a_zero, pb, kernel_of(pb->kernel), out, 0, 0, 0, 0};
     if (!jb.kr || jb.kr->mr > 16)
         return KN_ERR_ARG;
+    jb.store = pb->kernel >= KN_QK_AVX512BW ? kn_qgemm_store_tile_avx512 : kn_qgemm_store_tile;
     plan_tasks(&jb, kn_threadpool_size(pool));
     kn_parallel_for(pool, (int64_t)(jb.row_tasks * jb.panel_tasks), 1, run_tasks, &jb);
     return jb.failed ? KN_ERR_NOMEM : 0;

@@ -111,5 +111,8 @@ const kn_qgemm_kernel *kn_qgemm_kernel_vnni(void);
  * KN_QGEMM_NR), subtracting a_zero * col_sum (col_sum NULL: nothing to subtract). */
 void kn_qgemm_store_tile(const kn_qgemm_output *o, const int32_t *acc, size_t i0, size_t j0, int m,
                          int n, int32_t a_zero, const int32_t *col_sum);
+/* The same with AVX-512 (only called when the CPU has it); identical results. */
+void kn_qgemm_store_tile_avx512(const kn_qgemm_output *o, const int32_t *acc, size_t i0, size_t j0, int m,
+                                int n, int32_t a_zero, const int32_t *col_sum);
 
 #endif
