@@ -110,6 +110,19 @@ static void release_if_unread(kn_graph *g, int v, const int *dropped, const int 
     val->init->data = NULL; /* nothing may read it any more */
 }
 
+/* Initializers no node reads any more (the optimizer folded or fused them into new
+ * ones) hold memory for nothing. */
+static void release_orphans(kn_graph *g, const int *readers)
+{
+    for (int v = 0; v < g->n_values; v++) {
+        kn_value *val = &g->values[v];
+        if (readers[v] || val->is_input || !val->init || !val->init->data)
+            continue;
+        release_pages(val->init->data, val->init->nbytes);
+        val->init->data = NULL;
+    }
+}
+
 void kn_model_release_file_pages(kn_model *m)
 {
     for (int i = 0; i < m->n_maps; i++)
@@ -126,6 +139,7 @@ int kn_model_prepare(kn_model *m, kn_error *err)
     int rc = (!dropped || !readers) ? kn_fail(err, KN_ERR_NOMEM, "out of memory") : KN_OK;
     if (!rc) {
         count_readers(g, readers);
+        release_orphans(g, readers);
         rc = prepare_graph(m, g, dropped, readers, err);
     }
     free(dropped);
