@@ -8,6 +8,7 @@
  * integer types saturate.  float8 / int4 / int2 / float4 types are reported as
  * unsupported. */
 #include "ops/op_util.h"
+#include "ops/quant_gemm.h"
 #include "ops/spatial.h"
 
 #include <math.h>
@@ -45,16 +46,6 @@ static int64_t round_saturate(double v, int64_t lo, int64_t hi)
     if (r >= (double)hi)
         return hi;
     return (int64_t)r;
-}
-
-/* Round a float to the precision of a float dtype (f16/bf16 round trips). */
-static float round_to(kn_dtype t, float v)
-{
-    if (t == KN_F16)
-        return kn_f16_to_f32(kn_f32_to_f16(v));
-    if (t == KN_BF16)
-        return kn_bf16_to_f32(kn_f32_to_bf16(v));
-    return v;
 }
 
 static int unsupported_type(kn_op_ctx *c, const char *what, kn_dtype t)
@@ -185,7 +176,7 @@ static int run_quantize(kn_op_ctx *c)
                 double xv = kn_load_f64(x->data, x->dtype, (size_t)k);
                 double q;
                 if (in_float)
-                    q = round_to(x->dtype, (float)xv / (float)s);
+                    q = kn_round_to_dtype(x->dtype, (float)xv / (float)s);
                 else
                     q = xv / s;
                 int64_t z = zp ? kn_load_i64(zp->data, zp->dtype, (size_t)p) : 0;
@@ -332,12 +323,6 @@ static bool is_q8(kn_dtype t)
     return t == KN_U8 || t == KN_I8;
 }
 
-/* Requantization multiplier a*b/y computed in the scale dtype's precision. */
-static double requant_multiplier(kn_dtype st, float a, float b, float y)
-{
-    return (double)round_to(st, round_to(st, a * b) / y);
-}
-
 /* ---------------------------------------------------------------- QLinearMatMul */
 
 typedef struct mm_shape {
@@ -394,6 +379,12 @@ static int run_qlinear_matmul(kn_op_ctx *c)
     kn_tensor *y = kn_op_output(c, 0, yt, s.rank, s.dims);
     if (!y)
         return c->err->code;
+    if (c->state) {
+        bool done = false;
+        int rc = kn_qmatmul_fast(c, y, &done);
+        if (rc || done)
+            return rc;
+    }
     int64_t lo, hi;
     quant_range(yt, &lo, &hi);
     kn_dtype st = pa.scale->dtype;
@@ -403,7 +394,7 @@ static int run_qlinear_matmul(kn_op_ctx *c)
     memcpy(strides[1], s.sb, sizeof strides[1]);
     int32_t *aa = malloc((size_t)(a->numel > 0 ? a->numel : 1) * sizeof(int32_t));
     int32_t *ba = malloc((size_t)(b->numel > 0 ? b->numel : 1) * sizeof(int32_t));
-    double *mul = malloc((size_t)(s.m * s.n > 0 ? s.m * s.n : 1) * sizeof(double));
+    float *mul = malloc((size_t)(s.m * s.n > 0 ? s.m * s.n : 1) * sizeof(float));
     if (!aa || !ba || !mul) {
         free(aa);
         free(ba);
@@ -417,8 +408,8 @@ static int run_qlinear_matmul(kn_op_ctx *c)
         ba[e] = (int32_t)(kn_load_i64(b->data, b->dtype, (size_t)e) - qparam_zp(&pb, e % s.n));
     for (int64_t i = 0; i < s.m; i++)
         for (int64_t j = 0; j < s.n; j++)
-            mul[i * s.n + j] = requant_multiplier(st, qparam_scale(&pa, i), qparam_scale(&pb, j),
-                                                  qparam_scale(&py, i));
+            mul[i * s.n + j] = kn_requant_mul(st, qparam_scale(&pa, i), qparam_scale(&pb, j),
+                                              qparam_scale(&py, i));
     kn_iter it;
     kn_iter_init(&it, rb, s.dims, 2, strides);
     for (int64_t bi = 0; bi < s.batch; bi++) {
@@ -428,8 +419,7 @@ static int run_qlinear_matmul(kn_op_ctx *c)
                 int64_t acc = 0;
                 for (int64_t k = 0; k < s.k; k++)
                     acc += (int64_t)am[i * s.k + k] * bm[k * s.n + j];
-                int64_t r = round_saturate((double)acc * mul[i * s.n + j] + (double)qparam_zp(&py, i),
-                                           lo, hi);
+                int64_t r = kn_requant_value(acc, mul[i * s.n + j], (int32_t)qparam_zp(&py, i), lo, hi);
                 kn_store_i64(y->data, yt, (size_t)((bi * s.m + i) * s.n + j), r);
             }
         kn_iter_next(&it);
@@ -583,6 +573,12 @@ static int run_qlinear_conv(kn_op_ctx *c)
     kn_tensor *y = kn_op_output(c, 0, yt, x->rank, odims);
     if (!y)
         return c->err->code;
+    if (c->state) {
+        bool done = false;
+        int rc = kn_qconv_fast(c, &g.sp, g.group, y, &done);
+        if (rc || done)
+            return rc;
+    }
     int64_t lo, hi;
     quant_range(yt, &lo, &hi);
     int64_t zy = qparam_zp(&py, 0);
@@ -599,13 +595,12 @@ static int run_qlinear_conv(kn_op_ctx *c)
             const int32_t *xg = xa + (b * g.c + grp * g.cpg) * g.sp.in_size;
             const int32_t *wm = wa + m * g.cpg * g.sp.k_size;
             int64_t bv = bias ? ((const int32_t *)bias->data)[m] : 0;
-            double mul = requant_multiplier(px.scale->dtype, qparam_scale(&px, 0),
+            float mul = kn_requant_mul(px.scale->dtype, qparam_scale(&px, 0),
                                             qparam_scale(&pw, m), qparam_scale(&py, 0));
             int64_t opos[KN_MAX_SPATIAL] = {0};
             for (int64_t o = 0; o < g.sp.out_size; o++, yk++) {
                 int64_t acc = qconv_point(&g, xg, wm, opos) + bv;
-                kn_store_i64(y->data, yt, (size_t)yk,
-                             round_saturate((double)acc * mul + (double)zy, lo, hi));
+                kn_store_i64(y->data, yt, (size_t)yk, kn_requant_value(acc, mul, (int32_t)zy, lo, hi));
                 for (int d = g.sp.nsp - 1; d >= 0; d--) {
                     if (++opos[d] < g.sp.out[d])
                         break;
@@ -622,8 +617,10 @@ const kn_op_def kn_ops_quant[] = {
     {"", "QuantizeLinear", 1, run_quantize, NULL, NULL},
     {"", "DequantizeLinear", 1, run_dequantize, NULL, NULL},
     {"", "DynamicQuantizeLinear", 1, run_dynamic_quantize, NULL, NULL},
-    {"", "QLinearMatMul", 1, run_qlinear_matmul, NULL, NULL},
-    {"", "QLinearConv", 1, run_qlinear_conv, NULL, NULL},
+    {"", "QLinearMatMul", 1, run_qlinear_matmul, NULL, NULL, .prepare = kn_qmatmul_prepare,
+     .release = kn_qgemm_state_release},
+    {"", "QLinearConv", 1, run_qlinear_conv, NULL, NULL, .prepare = kn_qconv_prepare,
+     .release = kn_qgemm_state_release},
     /* ONNX Runtime's contrib versions (int16/uint16 QDQ models): same semantics */
     {"com.microsoft", "QuantizeLinear", 1, run_quantize, NULL, NULL},
     {"com.microsoft", "DequantizeLinear", 1, run_dequantize, NULL, NULL},

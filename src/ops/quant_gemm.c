@@ -1,0 +1,351 @@
+/* quant_gemm.c - fast paths of QLinearMatMul and QLinearConv on the integer GEMM
+ * (kernels/qgemm.h).  This is the second file of the 'quant' family: quant.c keeps
+ * the operators' validation and their plain reference loops (the path for every
+ * case not handled here), this file the prepare hooks that pack constant weights
+ * and the GEMM-based kernels, which would double quant.c's length.
+ *
+ *   QLinearMatMul: A (any rank, per-tensor scale/zero point) x 2-D constant B ->
+ *     one GEMM of rows(A) x K x N, requantized in the GEMM's output stage.
+ *   QLinearConv (2-D, group 1): per image, blocks of output pixels are laid out
+ *     pixel-major by im2col (the input zero point as padding), multiplied by W^T
+ *     (packed once: K = C*kh*kw, N = output channels) into int32, then the bias is
+ *     added and the result requantized while transposing to NCHW.
+ * int8 activations are shifted to uint8 (x + 128, zero point + 128: the products
+ * are unchanged).  Results equal quant.c's reference bit for bit: both use
+ * kn_requant_value's formula. */
+#include "ops/quant_gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/threadpool.h"
+#include "kernels/qgemm.h"
+#include "ops/op_util.h"
+
+/* A packed weight: the GEMM's B (K x N) as it was packed from the constant. */
+typedef struct qgemm_state {
+    kn_qpacked_b *pb;
+    int64_t k, n;
+} qgemm_state;
+
+void kn_qgemm_state_release(void *state)
+{
+    qgemm_state *s = state;
+    if (!s)
+        return;
+    kn_qpacked_b_free(s->pb);
+    free(s);
+}
+
+/* ---------------------------------------------------------------- prepare */
+
+static bool input_present(const kn_prepare_ctx *pc, int i)
+{
+    return i < pc->n_in && pc->node->in[i] >= 0;
+}
+
+/* The constant weight w minus its constant zero point as int8, in w's element
+ * order; the zero point is per tensor or per `zp_axis` index (stride zp_inner
+ * elements).  NULL (nothing allocated) when a value does not fit int8. */
+static int8_t *weight_to_int8(const kn_tensor *w, const kn_tensor *zp, int64_t zp_inner)
+{
+    int8_t *out = malloc((size_t)(w->numel > 0 ? w->numel : 1));
+    if (!out)
+        return NULL;
+    for (int64_t e = 0; e < w->numel; e++) {
+        int64_t z = 0;
+        if (zp)
+            z = kn_load_i64(zp->data, zp->dtype, (size_t)(zp->numel == 1 ? 0 : (e / zp_inner) % zp->numel));
+        int64_t v = kn_load_i64(w->data, w->dtype, (size_t)e) - z;
+        if (v < -128 || v > 127) {
+            free(out);
+            return NULL;
+        }
+        out[e] = (int8_t)v;
+    }
+    return out;
+}
+
+/* Shared by both hooks: weight input 3 constant and 8-bit, zero point input 5
+ * constant (or absent) of the weight's dtype with 1 or zp_count elements. */
+static const kn_tensor *const_weight(const kn_prepare_ctx *pc, const kn_tensor **zp, int rank)
+{
+    const kn_tensor *w = pc->n_in > 3 ? pc->in_const[3] : NULL;
+    if (!w || w->rank != rank || (w->dtype != KN_U8 && w->dtype != KN_I8))
+        return NULL;
+    *zp = NULL;
+    if (input_present(pc, 5)) {
+        *zp = pc->in_const[5];
+        if (!*zp || (*zp)->dtype != w->dtype || (*zp)->rank > 1)
+            return NULL;
+    }
+    return w;
+}
+
+static int make_state(kn_qpacked_b *pb, int64_t k, int64_t n, void **state, kn_error *err)
+{
+    qgemm_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        kn_qpacked_b_free(pb);
+        return kn_fail(err, KN_ERR_NOMEM, "out of memory packing a quantized weight");
+    }
+    s->pb = pb;
+    s->k = k;
+    s->n = n;
+    *state = s;
+    return KN_OK;
+}
+
+int kn_qmatmul_prepare(kn_prepare_ctx *pc, void **state)
+{
+    const kn_tensor *zp, *b = const_weight(pc, &zp, 2);
+    if (!b)
+        return KN_OK;
+    int64_t k = b->dims[0], n = b->dims[1];
+    if (k < 1 || n < 1 || (zp && zp->numel != 1 && zp->numel != n))
+        return KN_OK;
+    int8_t *b8 = weight_to_int8(b, zp, 1);
+    if (!b8)
+        return KN_OK;
+    kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, b8, (size_t)n, 0);
+    free(b8);
+    return pb ? make_state(pb, k, n, state, pc->err) : KN_OK;
+}
+
+int kn_qconv_prepare(kn_prepare_ctx *pc, void **state)
+{
+    const kn_tensor *zp, *w = const_weight(pc, &zp, 4);
+    if (!w || kn_attr_int(pc->node, "group", 1) != 1)
+        return KN_OK;
+    int64_t n = w->dims[0], k = n > 0 ? w->numel / n : 0;
+    if (k < 1 || (zp && zp->numel != 1 && zp->numel != n))
+        return KN_OK;
+    int8_t *w8 = weight_to_int8(w, zp, k);
+    if (!w8)
+        return KN_OK;
+    /* W is [N, K] row-major: B^T, packed with trans_b */
+    kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, w8, (size_t)k, 1);
+    free(w8);
+    return pb ? make_state(pb, k, n, state, pc->err) : KN_OK;
+}
+
+/* ---------------------------------------------------------------- shared run-time parts */
+
+static bool per_tensor(const kn_op_ctx *c, int is, int iz)
+{
+    const kn_tensor *z = kn_op_in(c, iz);
+    return c->in[is]->numel == 1 && (!z || z->numel == 1);
+}
+
+static int32_t zero_point(const kn_op_ctx *c, int iz)
+{
+    const kn_tensor *z = kn_op_in(c, iz);
+    return z ? (int32_t)kn_load_i64(z->data, z->dtype, 0) : 0;
+}
+
+static float scale_at(const kn_tensor *s, int64_t i)
+{
+    return (float)kn_load_f64(s->data, s->dtype, (size_t)(s->numel == 1 ? 0 : i));
+}
+
+/* mul[j] = a_scale * w_scale[j] / y_scale for the n output columns; false when one
+ * is not finite (the reference handles such scales). */
+static bool requant_muls(const kn_op_ctx *c, int64_t n, float *mul)
+{
+    const kn_tensor *sa = c->in[1], *sw = c->in[4], *sy = c->in[6];
+    float a = scale_at(sa, 0), y = scale_at(sy, 0);
+    for (int64_t j = 0; j < n; j++) {
+        mul[j] = kn_requant_mul(sa->dtype, a, scale_at(sw, j), y);
+        if (!isfinite(mul[j]))
+            return false;
+    }
+    return true;
+}
+
+/* The run-time weight input still matches what prepare packed, scales are per
+ * tensor for input and output, the weight scale per tensor or per column. */
+static const qgemm_state *usable_state(const kn_op_ctx *c, int64_t k, int64_t n)
+{
+    const qgemm_state *s = c->state;
+    if (!s || s->k != k || s->n != n || !per_tensor(c, 1, 2) || !per_tensor(c, 6, 7))
+        return NULL;
+    if (c->in[4]->numel != 1 && c->in[4]->numel != n)
+        return NULL;
+    return s;
+}
+
+static size_t round64(size_t bytes)
+{
+    return (bytes + 63) & ~(size_t)63;
+}
+
+/* ---------------------------------------------------------------- QLinearMatMul */
+
+/* dst = src + 128 (int8 -> uint8 with the products unchanged). */
+static void shift_int8(uint8_t *dst, const int8_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (uint8_t)src[i] ^ 0x80u;
+}
+
+int kn_qmatmul_fast(kn_op_ctx *c, kn_tensor *y, bool *done)
+{
+    *done = false;
+    const kn_tensor *a = c->in[0], *b = c->in[3];
+    if (b->rank != 2)
+        return KN_OK;
+    int64_t k = b->dims[0], n = b->dims[1];
+    const qgemm_state *s = usable_state(c, k, n);
+    if (!s || a->dims[a->rank - 1] != k)
+        return KN_OK;
+    size_t rows = (size_t)(a->numel / k), mul_bytes = round64(sizeof(float) * (size_t)n);
+    bool shift = a->dtype == KN_I8;
+    char *scratch = kn_op_scratch(c, mul_bytes + (shift ? (size_t)a->numel : 0));
+    if (!scratch)
+        return c->err->code;
+    float *mul = (float *)scratch;
+    if (!requant_muls(c, n, mul))
+        return KN_OK;
+    const uint8_t *A = a->data;
+    int32_t a_zero = zero_point(c, 2);
+    if (shift) {
+        uint8_t *sh = (uint8_t *)scratch + mul_bytes;
+        shift_int8(sh, a->data, (size_t)a->numel);
+        A = sh;
+        a_zero += 128;
+    }
+    kn_qgemm_output o = {.kind = y->dtype == KN_U8 ? KN_QOUT_UINT8 : KN_QOUT_INT8, .out = y->data,
+                         .ldc = (size_t)n, .a_scale = 1.0f, .b_scale = mul, .b_scale_per_col = 1,
+                         .y_scale = 1.0f, .y_zero = zero_point(c, 7)};
+    int rc = kn_qgemm_run(c->pool, rows, (size_t)n, (size_t)k, A, (size_t)k, (uint8_t)a_zero, s->pb, &o);
+    if (rc)
+        return kn_fail(c->err, rc, "QLinearMatMul: integer GEMM failed");
+    *done = true;
+    return KN_OK;
+}
+
+/* ---------------------------------------------------------------- QLinearConv */
+
+enum { PIXEL_BLOCK = 1024 }; /* output pixels per im2col block */
+
+typedef struct qconv_job {
+    const kn_spatial_geom *sp;
+    int64_t ch;               /* input channels */
+    const uint8_t *x;         /* this image, [ch, H, W] */
+    uint8_t flip, pad;        /* value xor (int8 shift) and padding value, both in uint8 terms */
+    int64_t p0;               /* first pixel of the block */
+    uint8_t *cols;            /* im2col block: [pixels, K] */
+    const int32_t *acc;       /* GEMM result: [pixels, N] */
+    int64_t pixels, n;
+    const int32_t *bias;      /* n or NULL */
+    const float *mul;
+    int32_t y_zero;
+    void *y;                  /* this image's output [n, out pixels] */
+    kn_dtype yt;
+} qconv_job;
+
+/* One im2col row: the K = ch*kh*kw input values under output pixel p. */
+static void im2col_row(const qconv_job *j, int64_t p, uint8_t *row)
+{
+    const kn_spatial_geom *g = j->sp;
+    int64_t oy = p / g->out[1], ox = p % g->out[1];
+    int64_t y0 = oy * g->stride[0] - g->pad_b[0], x0 = ox * g->stride[1] - g->pad_b[1];
+    for (int64_t ci = 0; ci < j->ch; ci++) {
+        const uint8_t *plane = j->x + ci * g->in_size;
+        for (int64_t ky = 0; ky < g->k[0]; ky++, row += g->k[1]) {
+            int64_t iy = y0 + ky * g->dil[0];
+            if (iy < 0 || iy >= g->in[0]) {
+                memset(row, j->pad, (size_t)g->k[1]);
+                continue;
+            }
+            const uint8_t *line = plane + iy * g->in[1];
+            for (int64_t kx = 0; kx < g->k[1]; kx++) {
+                int64_t ix = x0 + kx * g->dil[1];
+                row[kx] = ix < 0 || ix >= g->in[1] ? j->pad : line[ix] ^ j->flip;
+            }
+        }
+    }
+}
+
+static void im2col_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const qconv_job *j = ctx;
+    (void)thread_index;
+    size_t K = (size_t)(j->ch * j->sp->k_size);
+    for (int64_t i = begin; i < end; i++)
+        im2col_row(j, j->p0 + i, j->cols + (size_t)i * K);
+}
+
+/* Output channels [begin, end): add the bias, requantize, write NCHW. */
+static void requant_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const qconv_job *j = ctx;
+    (void)thread_index;
+    int64_t lo = j->yt == KN_U8 ? 0 : -128, hi = j->yt == KN_U8 ? 255 : 127;
+    for (int64_t m = begin; m < end; m++) {
+        int64_t bv = j->bias ? j->bias[m] : 0;
+        size_t at = (size_t)(m * j->sp->out_size + j->p0);
+        for (int64_t i = 0; i < j->pixels; i++) {
+            int64_t v = kn_requant_value((int64_t)j->acc[i * j->n + m] + bv, j->mul[m], j->y_zero, lo, hi);
+            if (j->yt == KN_U8)
+                ((uint8_t *)j->y)[at + (size_t)i] = (uint8_t)v;
+            else
+                ((int8_t *)j->y)[at + (size_t)i] = (int8_t)v;
+        }
+    }
+}
+
+/* One image: blocks of pixels through im2col, the GEMM and the requantization. */
+static int qconv_image(kn_op_ctx *c, const qgemm_state *s, qconv_job *j)
+{
+    size_t K = (size_t)s->k;
+    int32_t a_zero = j->pad;
+    kn_qgemm_output o = {.kind = KN_QOUT_INT32, .out = (void *)j->acc, .ldc = (size_t)j->n};
+    for (j->p0 = 0; j->p0 < j->sp->out_size; j->p0 += PIXEL_BLOCK) {
+        j->pixels = j->sp->out_size - j->p0 < PIXEL_BLOCK ? j->sp->out_size - j->p0 : PIXEL_BLOCK;
+        kn_parallel_for(c->pool, j->pixels, 16, im2col_range, j);
+        int rc = kn_qgemm_run(c->pool, (size_t)j->pixels, (size_t)j->n, K, j->cols, K, (uint8_t)a_zero,
+                              s->pb, &o);
+        if (rc)
+            return kn_fail(c->err, rc, "QLinearConv: integer GEMM failed");
+        kn_parallel_for(c->pool, j->n, 4, requant_range, j);
+    }
+    return KN_OK;
+}
+
+int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, kn_tensor *y, bool *done)
+{
+    *done = false;
+    const kn_tensor *x = c->in[0], *w = c->in[3], *bias = kn_op_in(c, 8);
+    if (sp->nsp != 2 || group != 1 || sp->out_size < 1)
+        return KN_OK;
+    int64_t n = w->dims[0], ch = x->dims[1];
+    const qgemm_state *s = usable_state(c, ch * sp->k_size, n);
+    if (!s)
+        return KN_OK;
+    size_t mul_bytes = round64(sizeof(float) * (size_t)n);
+    size_t cols_bytes = round64((size_t)PIXEL_BLOCK * (size_t)s->k);
+    size_t acc_bytes = sizeof(int32_t) * (size_t)PIXEL_BLOCK * (size_t)n;
+    char *scratch = kn_op_scratch(c, mul_bytes + cols_bytes + acc_bytes);
+    if (!scratch)
+        return c->err->code;
+    float *mul = (float *)scratch;
+    if (!requant_muls(c, n, mul))
+        return KN_OK;
+    uint8_t flip = x->dtype == KN_I8 ? 0x80 : 0;
+    qconv_job j = {.sp = sp, .ch = ch, .flip = flip, .pad = (uint8_t)zero_point(c, 2) ^ flip,
+                   .cols = (uint8_t *)scratch + mul_bytes,
+                   .acc = (const int32_t *)(scratch + mul_bytes + cols_bytes), .n = n,
+                   .bias = bias ? bias->data : NULL, .mul = mul, .y_zero = zero_point(c, 7),
+                   .yt = y->dtype};
+    size_t in_image = (size_t)(ch * sp->in_size), out_image = (size_t)(n * sp->out_size);
+    for (int64_t b = 0; b < x->dims[0]; b++) {
+        j.x = (const uint8_t *)x->data + (size_t)b * in_image;
+        j.y = (char *)y->data + (size_t)b * out_image;
+        int rc = qconv_image(c, s, &j);
+        if (rc)
+            return rc;
+    }
+    *done = true;
+    return KN_OK;
+}
