@@ -1,0 +1,314 @@
+/* test_ops_quant_gemm.c - the QLinearMatMul / QLinearConv fast paths (quant_gemm.c)
+ * against their reference loops (quant.c): each case runs one node twice on the
+ * same model, before and after the compile step that packs the constant weight,
+ * single-threaded and on a 2-thread pool, and the outputs must be identical bytes.
+ * Awkward shapes (1, primes, panel and k-group tails, batched A, more than one
+ * im2col pixel block), uint8/int8 on every side, per-tensor and per-column weight
+ * scales and zero points, padding, strides, dilations, bias; and the cases the fast
+ * path declines (weights that do not fit int8 after the zero point). */
+#include "test.h"
+#include "op_harness.h"
+
+#include "exec/exec.h"
+#include "exec/threadpool.h"
+#include "ops/op_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static uint32_t rng = 2463534242u;
+static uint32_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return rng;
+}
+
+/* ---- a one-node model whose constant inputs are initializers ---- */
+
+typedef struct qnode {
+    const char *op;
+    int n_in;
+    kn_tensor *in[9];       /* NULL: omitted */
+    unsigned const_mask;    /* bit i: input i is an initializer */
+    int n_attr;
+    kn_attr attrs[8];
+} qnode;
+
+static kn_model *build_model(const qnode *q, const kn_tensor **feeds, int *n_feeds)
+{
+    kn_model *m = kn_model_new();
+    if (!m)
+        return NULL;
+    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
+    m->opsets[0].domain = "";
+    m->opsets[0].version = 13;
+    m->n_opsets = 1;
+    kn_graph *g = kn_graph_new(m, NULL);
+    m->graph = g;
+    kn_node *nd = kn_graph_add_node(g);
+    nd->name = "node";
+    nd->op_type = q->op;
+    nd->domain = "";
+    nd->n_in = q->n_in;
+    nd->in = kn_arena_calloc(&m->arena, (size_t)q->n_in + 1, sizeof(int));
+    *n_feeds = 0;
+    for (int i = 0; i < q->n_in; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "in%d", i);
+        nd->in[i] = q->in[i] ? kn_graph_value(g, kn_arena_strdup(&m->arena, name)) : -1;
+        if (!q->in[i])
+            continue;
+        if (q->const_mask >> i & 1u) {
+            g->values[nd->in[i]].init = q->in[i];
+        } else {
+            kn_graph_add_input(g, nd->in[i]);
+            feeds[(*n_feeds)++] = q->in[i];
+        }
+    }
+    nd->n_out = 1;
+    nd->out = kn_arena_calloc(&m->arena, 2, sizeof(int));
+    nd->out[0] = kn_graph_value(g, "out0");
+    kn_graph_add_output(g, nd->out[0]);
+    nd->n_attr = q->n_attr;
+    nd->attrs = kn_arena_calloc(&m->arena, (size_t)q->n_attr + 1, sizeof(kn_attr));
+    for (int i = 0; i < q->n_attr; i++)
+        nd->attrs[i] = q->attrs[i];
+    return m;
+}
+
+/* Runs the node: reference (no prepare) and fast (prepared) with and without a
+ * pool; all outputs must be equal.  Returns whether prepare built a state. */
+static bool check_fast_equals_reference(const qnode *q, kn_threadpool *pool)
+{
+    const kn_tensor *feeds[9];
+    int n_feeds = 0;
+    kn_error err = {0};
+    kn_model *m = build_model(q, feeds, &n_feeds);
+    CHECK(m != NULL);
+    if (!m)
+        return false;
+    kn_tensor ref = {0}, fast1 = {0}, fast2 = {0};
+    CHECK_EQ_INT(kn_model_finalize(m, &err), KN_OK);
+    CHECK_EQ_INT(kn_exec_graph(m->graph, NULL, n_feeds, feeds, 1, &ref, &err), KN_OK);
+    CHECK_EQ_INT(kn_model_prepare(m, &err), KN_OK);
+    bool has_state = m->graph->nodes[0].state != NULL;
+    kn_exec_env env = {.pool = pool};
+    CHECK_EQ_INT(kn_exec_graph(m->graph, NULL, n_feeds, feeds, 1, &fast1, &err), KN_OK);
+    CHECK_EQ_INT(kn_exec_graph_env(m->graph, &env, n_feeds, feeds, 1, &fast2, &err), KN_OK);
+    if (err.code)
+        fprintf(stderr, "  (%s: %s)\n", q->op, err.msg);
+    CHECK(kn_same_shape(&ref, &fast1) && kn_same_shape(&ref, &fast2));
+    CHECK_EQ_INT(ref.dtype, fast1.dtype);
+    if (ref.data && fast1.data && fast2.data && kn_same_shape(&ref, &fast1) && kn_same_shape(&ref, &fast2)) {
+        int64_t bad = 0;
+        for (int64_t i = 0; i < ref.numel; i++)
+            bad += ((uint8_t *)ref.data)[i] != ((uint8_t *)fast1.data)[i] ||
+                   ((uint8_t *)ref.data)[i] != ((uint8_t *)fast2.data)[i];
+        CHECK_EQ_INT(bad, 0);
+    }
+    kn_tensor_release(&ref);
+    kn_tensor_release(&fast1);
+    kn_tensor_release(&fast2);
+    kn_model_free(m);
+    return has_state;
+}
+
+/* ---- tensors ---- */
+
+/* Random 8-bit values of dtype t; when around != NULL, value - around[slice] fits
+ * int8 (slice = index / inner % count) so the weight can be packed. */
+static kn_tensor random_q8(kn_dtype t, int rank, const int64_t *dims, const kn_tensor *around, int64_t inner)
+{
+    kn_tensor x = kt_tensor(t, rank, dims, NULL);
+    for (int64_t i = 0; i < x.numel; i++) {
+        int64_t v = t == KN_U8 ? (int64_t)(next() % 256) : (int64_t)(next() % 256) - 128;
+        if (around) {
+            int64_t z = kt_at_i64(around, around->numel == 1 ? 0 : (i / inner) % around->numel);
+            v = z + (int64_t)(next() % 256) - 128;
+            int64_t lo = t == KN_U8 ? 0 : -128, hi = t == KN_U8 ? 255 : 127;
+            v = v < lo ? lo : v > hi ? hi : v;
+        }
+        if (t == KN_U8)
+            ((uint8_t *)x.data)[i] = (uint8_t)v;
+        else
+            ((int8_t *)x.data)[i] = (int8_t)v;
+    }
+    return x;
+}
+
+static kn_tensor scalar_f32(float v)
+{
+    return kt_tensor(KN_F32, 0, NULL, &v);
+}
+
+static kn_tensor scalar_q8(kn_dtype t, int v)
+{
+    uint8_t u = (uint8_t)v;
+    return kt_tensor(t, 0, NULL, &u);
+}
+
+/* n per-channel scales around s, or a scalar when n == 0. */
+static kn_tensor scales(float s, int64_t n)
+{
+    if (!n)
+        return scalar_f32(s);
+    kn_tensor t = kt_tensor(KN_F32, 1, &n, NULL);
+    for (int64_t i = 0; i < n; i++)
+        ((float *)t.data)[i] = s * (0.5f + (float)(next() % 1000) / 1000.0f);
+    return t;
+}
+
+/* n per-channel zero points of dtype t, or a scalar when n == 0. */
+static kn_tensor zero_points(kn_dtype t, int64_t n)
+{
+    int64_t lo = t == KN_U8 ? 0 : -128;
+    if (!n)
+        return scalar_q8(t, (int)(lo + (int64_t)(next() % 256)));
+    kn_tensor z = kt_tensor(t, 1, &n, NULL);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = lo + (int64_t)(next() % 256);
+        if (t == KN_U8)
+            ((uint8_t *)z.data)[i] = (uint8_t)v;
+        else
+            ((int8_t *)z.data)[i] = (int8_t)v;
+    }
+    return z;
+}
+
+/* y scale that spreads a*w*acc over the 8-bit range for k-term dot products. */
+static float y_scale_for(float as, float ws, int64_t k)
+{
+    return as * ws * 74.0f * 74.0f * sqrtf((float)k) / 40.0f;
+}
+
+/* ---- QLinearMatMul ---- */
+
+typedef struct mm_case {
+    int rank;
+    int64_t adims[4];
+    int64_t n;
+    kn_dtype at, bt, yt;
+    int per_col;            /* weight scale and zero point per column */
+} mm_case;
+
+static bool check_matmul(const mm_case *mc, kn_threadpool *pool, bool fit)
+{
+    int64_t k = mc->adims[mc->rank - 1], bdims[2] = {k, mc->n};
+    int64_t nq = mc->per_col ? mc->n : 0;
+    float as = 0.02f, bs = 0.01f;
+    kn_tensor ins[8];
+    ins[0] = random_q8(mc->at, mc->rank, mc->adims, NULL, 1);
+    ins[1] = scalar_f32(as);
+    ins[2] = zero_points(mc->at, 0);
+    ins[5] = zero_points(mc->bt, nq);
+    ins[3] = random_q8(mc->bt, 2, bdims, fit ? &ins[5] : NULL, 1);
+    ins[4] = scales(bs, nq);
+    ins[6] = scalar_f32(y_scale_for(as, bs, k));
+    ins[7] = zero_points(mc->yt, 0);
+    qnode q = {.op = "QLinearMatMul", .n_in = 8, .const_mask = 1u << 3 | 1u << 4 | 1u << 5};
+    for (int i = 0; i < 8; i++)
+        q.in[i] = &ins[i];
+    bool st = check_fast_equals_reference(&q, pool);
+    kt_release_all(ins, 8);
+    return st;
+}
+
+static void test_matmul_fast_equals_reference(void)
+{
+    kn_error err = {0};
+    kn_threadpool *pool = kn_threadpool_create(2, &err);
+    static const mm_case cases[] = {
+        {2, {1, 1}, 1, KN_U8, KN_I8, KN_U8, 0},
+        {2, {3, 7}, 5, KN_U8, KN_I8, KN_U8, 1},
+        {2, {17, 64}, 97, KN_I8, KN_I8, KN_I8, 0},
+        {2, {130, 129}, 67, KN_U8, KN_U8, KN_U8, 1},
+        {3, {2, 5, 33}, 31, KN_I8, KN_U8, KN_U8, 0},
+        {4, {2, 3, 4, 13}, 33, KN_U8, KN_I8, KN_I8, 1},
+        {2, {97, 257}, 64, KN_U8, KN_U8, KN_I8, 0},
+        {2, {200, 3}, 2, KN_I8, KN_U8, KN_U8, 1},
+    };
+    for (int i = 0; i < KT_COUNT(cases); i++) {
+        CHECK(check_matmul(&cases[i], pool, true));
+        CHECK(check_matmul(&cases[i], NULL, true));
+    }
+    kn_threadpool_free(pool);
+}
+
+/* uint8 weights far from their zero point do not fit int8: no state, reference. */
+static void test_matmul_unpackable_weight_uses_reference(void)
+{
+    mm_case mc = {2, {5, 9}, 7, KN_U8, KN_U8, KN_U8, 0};
+    bool any_state = false;
+    for (int rep = 0; rep < 4; rep++)
+        any_state |= check_matmul(&mc, NULL, false);
+    CHECK(!any_state);
+}
+
+/* ---- QLinearConv ---- */
+
+typedef struct conv_case {
+    int64_t xdims[4];
+    int64_t m, kh, kw;
+    int64_t strides[2], dil[2], pads[4];
+    kn_dtype xt, wt, yt;
+    int per_ch, bias;
+    const char *auto_pad;
+} conv_case;
+
+static bool check_conv(const conv_case *cc, kn_threadpool *pool)
+{
+    int64_t wdims[4] = {cc->m, cc->xdims[1], cc->kh, cc->kw}, k = cc->xdims[1] * cc->kh * cc->kw;
+    int64_t nq = cc->per_ch ? cc->m : 0;
+    float xs = 0.03f, ws = 0.005f;
+    kn_tensor ins[9];
+    ins[0] = random_q8(cc->xt, 4, cc->xdims, NULL, 1);
+    ins[1] = scalar_f32(xs);
+    ins[2] = zero_points(cc->xt, 0);
+    ins[5] = zero_points(cc->wt, nq);
+    ins[3] = random_q8(cc->wt, 4, wdims, &ins[5], k);
+    ins[4] = scales(ws, nq);
+    ins[6] = scalar_f32(y_scale_for(xs, ws, k));
+    ins[7] = zero_points(cc->yt, 0);
+    ins[8] = kt_tensor(KN_I32, 1, &cc->m, NULL);
+    for (int64_t i = 0; i < cc->m; i++)
+        ((int32_t *)ins[8].data)[i] = (int32_t)(next() % 20001) - 10000;
+    qnode q = {.op = "QLinearConv", .n_in = cc->bias ? 9 : 8,
+               .const_mask = 1u << 3 | 1u << 4 | 1u << 5 | 1u << 8};
+    for (int i = 0; i < 9; i++)
+        q.in[i] = &ins[i];
+    q.attrs[q.n_attr++] = kt_attr_ints("strides", 2, cc->strides);
+    q.attrs[q.n_attr++] = kt_attr_ints("dilations", 2, cc->dil);
+    if (cc->auto_pad)
+        q.attrs[q.n_attr++] = kt_attr_str("auto_pad", cc->auto_pad);
+    else
+        q.attrs[q.n_attr++] = kt_attr_ints("pads", 4, cc->pads);
+    bool st = check_fast_equals_reference(&q, pool);
+    kt_release_all(ins, 9);
+    return st;
+}
+
+static void test_conv_fast_equals_reference(void)
+{
+    kn_error err = {0};
+    kn_threadpool *pool = kn_threadpool_create(2, &err);
+    static const conv_case cases[] = {
+        {{1, 1, 1, 1}, 1, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_I8, KN_U8, 0, 0, NULL},
+        {{2, 3, 7, 5}, 5, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_U8, KN_I8, KN_U8, 1, 1, NULL},
+        {{1, 4, 9, 11}, 7, 3, 2, {2, 1}, {1, 2}, {0, 1, 2, 1}, KN_I8, KN_I8, KN_I8, 0, 1, NULL},
+        {{1, 16, 20, 20}, 33, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_U8, KN_U8, 1, 0, NULL},
+        {{1, 3, 40, 41}, 8, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_I8, KN_U8, KN_U8, 0, 1, NULL},
+        {{2, 5, 13, 17}, 3, 5, 3, {2, 3}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_I8, KN_I8, 1, 1, "SAME_UPPER"},
+        {{1, 2, 6, 6}, 4, 7, 7, {1, 1}, {1, 1}, {3, 3, 3, 3}, KN_U8, KN_I8, KN_U8, 0, 1, NULL},
+    };
+    for (int i = 0; i < KT_COUNT(cases); i++) {
+        CHECK(check_conv(&cases[i], pool));
+        CHECK(check_conv(&cases[i], NULL));
+    }
+    kn_threadpool_free(pool);
+}
+
+TEST_MAIN(TEST_CASE(test_matmul_fast_equals_reference),
+          TEST_CASE(test_matmul_unpackable_weight_uses_reference),
+          TEST_CASE(test_conv_fast_equals_reference))
