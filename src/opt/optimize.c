@@ -5,9 +5,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The basic passes, one per file src/opt/<name>.c. */
+extern const kn_opt_pass kn_pass_eliminate_identity, kn_pass_fold_constants,
+    kn_pass_eliminate_transpose, kn_pass_cse, kn_pass_fold_conv_bn, kn_pass_matmul_add_to_gemm,
+    kn_pass_eliminate_dead;
+
 /* Passes in the order they run; each family file defines its entries.  The lists
- * grow as passes land (src/opt/<pass family>.c). */
+ * grow as passes land (src/opt/<pass family>.c).  Basic: clean-ups first (so that
+ * folding sees through Identity/Dropout), then folding, then the rewrites that
+ * match patterns, and dead-code removal last. */
 static const kn_opt_pass *const pass_list[] = {
+    &kn_pass_eliminate_identity,
+    &kn_pass_fold_constants,
+    &kn_pass_eliminate_transpose,
+    &kn_pass_cse,
+    &kn_pass_fold_conv_bn,
+    &kn_pass_matmul_add_to_gemm,
+    &kn_pass_eliminate_dead,
     NULL,
 };
 
