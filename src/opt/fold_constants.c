@@ -180,6 +180,20 @@ static int fold_node(kn_graph *g, int i, bool *folded, kn_error *err)
     return rc;
 }
 
+/* Range [start, end) of the dims a Shape node reports for an input of rank r. */
+static void shape_range(const kn_node *n, int64_t r, int64_t *start, int64_t *end)
+{
+    *start = 0;
+    *end = r;
+    if (n->opset < 15)
+        return;
+    int64_t s = kn_attr_int(n, "start", 0), e = kn_attr_int(n, "end", r);
+    s = s < 0 ? s + r : s;
+    e = e < 0 ? e + r : e;
+    *start = s < 0 ? 0 : s > r ? r : s;
+    *end = e < 0 ? 0 : e > r ? r : e;
+}
+
 /* Shape / Size of a value with a fully static shape. */
 static int fold_shape_node(kn_graph *g, int i, bool *folded, kn_error *err)
 {
@@ -199,21 +213,56 @@ static int fold_shape_node(kn_graph *g, int i, bool *folded, kn_error *err)
         if (!rc)
             *(int64_t *)t.data = total;
     } else {
-        int64_t start = 0, end = rank;
-        if (n->opset >= 15) {
-            start = kn_attr_int(n, "start", 0);
-            end = kn_attr_int(n, "end", rank);
-            start = start < 0 ? start + rank : start;
-            end = end < 0 ? end + rank : end;
-            start = start < 0 ? 0 : start > rank ? rank : start;
-            end = end < 0 ? 0 : end > rank ? rank : end;
-        }
+        int64_t start, end;
+        shape_range(n, rank, &start, &end);
         int64_t len = end > start ? end - start : 0;
         rc = kn_tensor_alloc(&t, KN_I64, 1, &len, err);
         for (int64_t d = 0; !rc && d < len; d++)
             ((int64_t *)t.data)[d] = dims[start + d];
     }
     if (!rc) {
+        int out = n->out[0];
+        kn_opt_delete_node(g, i);
+        rc = kn_opt_set_initializer(g, out, &t, err);
+        *folded = !rc;
+    }
+    kn_tensor_release(&t);
+    return rc;
+}
+
+/* Gather(Shape(x), constant indices) where the gathered dims of x are static even
+ * though others are not (e.g. the sequence length of [batch, 128]). */
+static int fold_gather_of_shape(kn_graph *g, int i, bool *folded, kn_error *err)
+{
+    const kn_node *n = &g->nodes[i];
+    *folded = false;
+    if (n->n_in != 2 || n->n_out != 1 || n->out[0] < 0 || kn_attr_int(n, "axis", 0) != 0)
+        return KN_OK;
+    int sp = g->values[n->in[0]].producer;
+    const kn_tensor *idx = kn_opt_const(g, n->in[1]);
+    if (sp < 0 || !idx || idx->rank > 1 || (idx->dtype != KN_I64 && idx->dtype != KN_I32))
+        return KN_OK;
+    const kn_node *shape = &g->nodes[sp];
+    if (kn_opt_node_deleted(shape) || shape->domain[0] || strcmp(shape->op_type, "Shape"))
+        return KN_OK;
+    const kn_value *x = &g->values[shape->in[0]];
+    if (!x->has_type || x->type.kind != KN_TYPE_TENSOR || x->type.rank < 0)
+        return KN_OK;
+    int64_t start, end;
+    shape_range(shape, x->type.rank, &start, &end);
+    int64_t len = end > start ? end - start : 0, vals[KN_MAX_RANK];
+    if (idx->numel > KN_MAX_RANK)
+        return KN_OK;
+    for (int64_t k = 0; k < idx->numel; k++) {
+        int64_t j = idx->dtype == KN_I64 ? ((const int64_t *)idx->data)[k] : ((const int32_t *)idx->data)[k];
+        j = j < 0 ? j + len : j;
+        if (j < 0 || j >= len || (vals[k] = x->type.dims[start + j].value) < 0)
+            return KN_OK;
+    }
+    kn_tensor t = {0};
+    int rc = kn_tensor_alloc(&t, KN_I64, idx->rank, idx->dims, err);
+    if (!rc) {
+        memcpy(t.data, vals, t.nbytes);
         int out = n->out[0];
         kn_opt_delete_node(g, i);
         rc = kn_opt_set_initializer(g, out, &t, err);
@@ -243,6 +292,8 @@ static int run_fold_constants(kn_graph *g, int *rewrites, kn_error *err)
                 rc = fold_node(g, i, &folded, err);
         } else if (is_shape_query(n)) {
             rc = fold_shape_node(g, i, &folded, err);
+        } else if (!n->domain[0] && !strcmp(n->op_type, "Gather")) {
+            rc = fold_gather_of_shape(g, i, &folded, err);
         }
         if (rc)
             return rc;

@@ -196,6 +196,31 @@ static void test_shape_of_dynamic_input_stays(void)
     kn_model_free(m);
 }
 
+/* Gather(Shape(x), [1]) folds when dim 1 is static although dim 0 is not; a
+ * gather of the dynamic dim stays. */
+static void test_fold_static_dim_of_dynamic_shape(void)
+{
+    kn_model *m = kt_model_new(17);
+    kn_graph *g = m->graph;
+    int64_t d[2] = {-1, 3}, real[2] = {2, 3}, one = 1, zero = 0;
+    kn_tensor x0 = input_for(g, "x", 2, d);
+    kn_tensor_release(&x0);
+    kn_tensor x = kt_tensor(KN_F32, 2, real, NULL);
+    i64_const(g, "i1", 1, &one);
+    i64_const(g, "i0", 1, &zero);
+    kt_graph_node(g, "Shape", "x", "sh");
+    kt_graph_node(g, "Gather", "sh,i1", "cols");
+    kt_graph_node(g, "Gather", "sh,i0", "rows");
+    outputs(g, "cols,rows");
+    kn_opt_report rep;
+    optimize_and_compare(m, &x, &rep, 0);
+    CHECK_EQ_INT(count_op(g, "Gather"), 1);
+    const kn_tensor *c = kn_opt_const(g, g->outputs[0]);
+    CHECK(c && c->numel == 1 && *(const int64_t *)c->data == 3);
+    kn_tensor_release(&x);
+    kn_model_free(m);
+}
+
 static void test_no_fold_random_or_huge(void)
 {
     kn_model *m = kt_model_new(17);
@@ -564,7 +589,7 @@ static void test_idempotent_and_levels(void)
 }
 
 TEST_MAIN(TEST_CASE(test_fold_constants), TEST_CASE(test_fold_constant_output),
-          TEST_CASE(test_fold_shape_chain), TEST_CASE(test_shape_of_dynamic_input_stays),
+          TEST_CASE(test_fold_shape_chain), TEST_CASE(test_shape_of_dynamic_input_stays), TEST_CASE(test_fold_static_dim_of_dynamic_shape),
           TEST_CASE(test_no_fold_random_or_huge), TEST_CASE(test_eliminate_identity_chain),
           TEST_CASE(test_identity_lookalikes_stay), TEST_CASE(test_captured_value_kept),
           TEST_CASE(test_eliminate_dead), TEST_CASE(test_cse), TEST_CASE(test_fold_conv_bn),
