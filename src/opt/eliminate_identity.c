@@ -1,6 +1,6 @@
 /* eliminate_identity.c - removes nodes that provably pass their first input through
  * unchanged: Identity; Dropout in inference (training_mode omitted or constant
- * false, mask output unused); Cast to the dtype the input already has; Reshape,
+ * false, mask output unused); Cast (CastLike) to the dtype the input already has; Reshape,
  * Flatten, Expand, Squeeze and Unsqueeze whose static output shape equals the static
  * input shape; Transpose with the identity permutation; Slice with unit steps that
  * keeps the whole input; Tile with all repeats 1; Pad adding nothing.  Readers of
@@ -192,6 +192,9 @@ static bool is_identity(const kn_graph *g, const kn_node *n, const int *uses)
         return dropout_is_identity(g, n, uses);
     if (op_is(n, "Cast"))
         return cast_is_identity(g, n);
+    if (op_is(n, "CastLike"))
+        return n->n_in == 2 && kn_opt_dtype(g, n->in[0]) != KN_UNDEFINED &&
+               kn_opt_dtype(g, n->in[0]) == kn_opt_dtype(g, n->in[1]);
     if (op_is(n, "Transpose"))
         return transpose_is_identity(g, n);
     if (op_is(n, "Slice"))
