@@ -1,6 +1,8 @@
 /* cse.c - common-subexpression elimination: two nodes with the same operator,
  * domain, inputs and attributes compute the same outputs, so the later one's readers
- * read the earlier one's outputs and the later node goes.  Random operators, nodes
+ * read the earlier one's outputs and the later node goes.  First, small constants
+ * with equal contents are shared (readers of a repeated one read the first), which
+ * makes the nodes reading repeated axes/shape/scalar constants duplicates too.  Random operators, nodes
  * with subgraphs and nodes whose duplicate outputs are pinned (graph outputs,
  * subgraph captures) are left alone.  Nodes are visited in topological order with a
  * hash table of the ones kept, so chains of duplicates collapse in one sweep. */
@@ -131,8 +133,67 @@ static bool merge_pair(kn_graph *g, int i, int *slot)
     return false;
 }
 
+/* Constants up to this size are shared by content (exporters repeat small ones:
+ * axes, shapes, scalars), so that the nodes reading them become duplicates too. */
+#define SHARE_MAX_BYTES 65536
+
+static uint64_t tensor_hash(const kn_tensor *t)
+{
+    uint64_t h = mix(1469598103934665603ull, (uint64_t)t->dtype);
+    for (int d = 0; d < t->rank; d++)
+        h = mix(h, (uint64_t)t->dims[d]);
+    const unsigned char *p = t->data;
+    for (size_t i = 0; i < t->nbytes; i++)
+        h = mix(h, p[i]);
+    return h;
+}
+
+static bool shareable(const kn_graph *g, int v)
+{
+    const kn_tensor *t = kn_opt_const(g, v);
+    return t && t->kind == KN_VALUE_TENSOR && t->dtype != KN_STRING && t->nbytes <= SHARE_MAX_BYTES &&
+           !kn_opt_value_is_pinned(g, v);
+}
+
+/* Readers of a constant equal to an earlier one read the earlier one. */
+static int share_constants(kn_graph *g, int *rewrites, kn_error *err)
+{
+    int cap = 64;
+    while (cap < 2 * g->n_values)
+        cap *= 2;
+    int *table = malloc(sizeof *table * (size_t)cap);
+    if (!table)
+        return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    for (int s = 0; s < cap; s++)
+        table[s] = -1;
+    int *uses = kn_opt_use_counts(g, err);
+    if (!uses) {
+        free(table);
+        return err->code;
+    }
+    for (int v = 0; v < g->n_values; v++) {
+        if (!uses[v] || !shareable(g, v))
+            continue;
+        const kn_tensor *t = kn_opt_const(g, v);
+        uint64_t s = tensor_hash(t) & (uint64_t)(cap - 1);
+        for (; table[s] >= 0; s = (s + 1) & (uint64_t)(cap - 1))
+            if (tensors_equal(t, kn_opt_const(g, table[s])))
+                break;
+        if (table[s] < 0)
+            table[s] = v;
+        else if (kn_opt_replace_uses(g, v, table[s]))
+            (*rewrites)++;
+    }
+    free(uses);
+    free(table);
+    return KN_OK;
+}
+
 static int run_cse(kn_graph *g, int *rewrites, kn_error *err)
 {
+    int rc = share_constants(g, rewrites, err);
+    if (rc)
+        return rc;
     int cap = 64;
     while (cap < 2 * g->n_nodes)
         cap *= 2;

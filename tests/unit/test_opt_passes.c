@@ -399,6 +399,28 @@ static void test_cse(void)
     kn_model_free(m);
 }
 
+/* Equal constants are shared, so the nodes reading them merge too. */
+static void test_cse_shares_constants(void)
+{
+    kn_model *m = kt_model_new(17);
+    kn_graph *g = m->graph;
+    int64_t d[2] = {2, 3}, ax = 0;
+    kn_tensor x = input_for(g, "x", 2, d);
+    i64_const(g, "axes_a", 1, &ax);
+    i64_const(g, "axes_b", 1, &ax);
+    kt_graph_node(g, "Unsqueeze", "x,axes_a", "u1");
+    kt_graph_node(g, "Unsqueeze", "x,axes_b", "u2");
+    kt_graph_node(g, "Add", "u1,u2", "y");
+    outputs(g, "y");
+    kn_opt_report rep;
+    optimize_and_compare(m, &x, &rep, 0);
+    CHECK_EQ_INT(count_op(g, "Unsqueeze"), 1);
+    CHECK_EQ_INT(rewrites_of(&rep, "cse"), 2);
+    CHECK(kn_graph_find(g, "axes_a") < 0 || kn_graph_find(g, "axes_b") < 0);
+    kn_tensor_release(&x);
+    kn_model_free(m);
+}
+
 /* ---- fold_conv_bn ---- */
 
 static kn_tensor pattern(int rank, const int64_t *dims, int seed, float lo)
@@ -593,7 +615,7 @@ TEST_MAIN(TEST_CASE(test_fold_constants), TEST_CASE(test_fold_constant_output),
           TEST_CASE(test_fold_shape_chain), TEST_CASE(test_shape_of_dynamic_input_stays), TEST_CASE(test_fold_static_dim_of_dynamic_shape),
           TEST_CASE(test_no_fold_random_or_huge), TEST_CASE(test_eliminate_identity_chain),
           TEST_CASE(test_identity_lookalikes_stay), TEST_CASE(test_captured_value_kept),
-          TEST_CASE(test_eliminate_dead), TEST_CASE(test_cse), TEST_CASE(test_fold_conv_bn),
+          TEST_CASE(test_eliminate_dead), TEST_CASE(test_cse), TEST_CASE(test_cse_shares_constants), TEST_CASE(test_fold_conv_bn),
           TEST_CASE(test_fold_conv_mul_add), TEST_CASE(test_conv_not_folded),
           TEST_CASE(test_matmul_add_to_gemm), TEST_CASE(test_matmul_rank3_stays),
           TEST_CASE(test_eliminate_transpose), TEST_CASE(test_idempotent_and_levels))
