@@ -155,17 +155,29 @@ static bool shareable(const kn_graph *g, int v)
            !kn_opt_value_is_pinned(g, v);
 }
 
+/* An empty open-addressing table (all -1) of a power-of-two *cap >= 2 n slots. */
+static int *new_table(int n, int *cap, kn_error *err)
+{
+    *cap = 64;
+    while (*cap < 2 * n)
+        *cap *= 2;
+    int *table = malloc(sizeof *table * (size_t)*cap);
+    if (!table) {
+        kn_fail(err, KN_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    for (int s = 0; s < *cap; s++)
+        table[s] = -1;
+    return table;
+}
+
 /* Readers of a constant equal to an earlier one read the earlier one. */
 static int share_constants(kn_graph *g, int *rewrites, kn_error *err)
 {
-    int cap = 64;
-    while (cap < 2 * g->n_values)
-        cap *= 2;
-    int *table = malloc(sizeof *table * (size_t)cap);
+    int cap;
+    int *table = new_table(g->n_values, &cap, err);
     if (!table)
-        return kn_fail(err, KN_ERR_NOMEM, "out of memory");
-    for (int s = 0; s < cap; s++)
-        table[s] = -1;
+        return err->code;
     int *uses = kn_opt_use_counts(g, err);
     if (!uses) {
         free(table);
@@ -194,14 +206,10 @@ static int run_cse(kn_graph *g, int *rewrites, kn_error *err)
     int rc = share_constants(g, rewrites, err);
     if (rc)
         return rc;
-    int cap = 64;
-    while (cap < 2 * g->n_nodes)
-        cap *= 2;
-    int *table = malloc(sizeof *table * (size_t)cap);
+    int cap;
+    int *table = new_table(g->n_nodes, &cap, err);
     if (!table)
-        return kn_fail(err, KN_ERR_NOMEM, "out of memory");
-    for (int s = 0; s < cap; s++)
-        table[s] = -1;
+        return err->code;
     for (int i = 0; i < g->n_nodes; i++) {
         const kn_node *n = &g->nodes[i];
         if (kn_opt_node_deleted(n) || !cse_candidate(n))
