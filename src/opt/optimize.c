@@ -66,8 +66,13 @@ int kn_optimize(kn_model *m, kn_opt_level level, kn_opt_report *rep, kn_error *e
             if (pass->level > level)
                 continue;
             int n = 0;
-            if (pass->run(g, &n, err))
+            if (pass->run(g, &n, err)) {
+                /* compact what the pass already marked, so the graph stays runnable */
+                kn_error ignored;
+                kn_opt_refinalize(g, &ignored);
+                rep->nodes_after = g->n_nodes;
                 return kn_error_prefix(err, "pass %s: ", pass->name);
+            }
             if (n && kn_opt_refinalize(g, err))
                 return kn_error_prefix(err, "after pass %s: ", pass->name);
             report_add(rep, pass->name, n);
