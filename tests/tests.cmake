@@ -42,6 +42,12 @@ add_executable(test_golden ${PROJECT_SOURCE_DIR}/tests/golden/test_golden.c)
 target_link_libraries(test_golden PRIVATE kiln_static)
 add_test(NAME golden/models COMMAND test_golden ${KILN_SHARED_DIR}/models ${PROJECT_SOURCE_DIR}/examples/fmnist)
 set_tests_properties(golden/models PROPERTIES LABELS golden TIMEOUT 600)
+# The same at the basic level and with no optimization (the default is all).
+foreach(level none basic)
+  add_test(NAME golden/models_opt_${level} COMMAND test_golden --opt ${level} ${KILN_SHARED_DIR}/models
+           ${PROJECT_SOURCE_DIR}/examples/fmnist)
+  set_tests_properties(golden/models_opt_${level} PROPERTIES LABELS golden TIMEOUT 600)
+endforeach()
 
 if(TARGET kiln)
   # ONNX backend conformance: the node suite must not drop below the recorded pass
