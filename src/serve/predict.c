@@ -51,7 +51,7 @@ static int input_geometry(const kn_version *v, int *c, int *h, int *w, char *err
     return 200;
 }
 
-static int decode_body(const char *ctype, const void *body, size_t len, kn_image *img, char *err,
+static int decode_body(const char *ctype, const void *body, size_t len, kn_serve_image *img, char *err,
                        size_t errlen)
 {
     kn_error kerr = {0};
@@ -66,7 +66,7 @@ static int decode_body(const char *ctype, const void *body, size_t len, kn_image
         snprintf(err, errlen, "bad multipart upload: %s", kerr.msg);
         return 400;
     }
-    if (kn_image_decode(data, n, img, &kerr)) {
+    if (kn_serve_image_decode(data, n, img, &kerr)) {
         snprintf(err, errlen, "cannot decode the image: %s", kerr.msg);
         return 400;
     }
@@ -79,7 +79,7 @@ int kn_predict_prepare(const kn_version *v, const char *content_type, const void
     memset(req, 0, sizeof *req);
     int c, h, w;
     int st = input_geometry(v, &c, &h, &w, err, errlen);
-    kn_image img = {0};
+    kn_serve_image img = {0};
     if (st == 200)
         st = decode_body(content_type, body, len, &img, err, errlen);
     if (st != 200)
@@ -95,10 +95,10 @@ int kn_predict_prepare(const kn_version *v, const char *content_type, const void
     if (!pixels || kn_preprocess_image(&img, &pp, pixels, count, &kerr)) {
         snprintf(err, errlen, "cannot preprocess the image: %s", pixels ? kerr.msg : "out of memory");
         free(pixels);
-        kn_image_free(&img);
+        kn_serve_image_free(&img);
         return 400;
     }
-    kn_image_free(&img);
+    kn_serve_image_free(&img);
     kiln_tensor *t = &req->in[0];
     int64_t shape[4] = {1, c, h, w}, shape_nhwc[4] = {1, h, w, c};
     *t = (kiln_tensor){.dtype = KILN_FLOAT32, .rank = 4, .data = pixels,
