@@ -185,8 +185,19 @@ static int input_data(const cJSON *in, int k, const kn_version *v, kn_infer_req 
         if (n > bin->len - bin->at)
             return perr(err, errlen, 400, "input '%s': binary data ends after %zu of %zu bytes", name,
                         bin->len - bin->at, n);
-        t->data = (void *)(bin->data + bin->at);
+        const char *src = bin->data + bin->at;
         bin->at += n;
+        if ((uintptr_t)src % 16 == 0) { /* used in place */
+            t->data = (void *)src;
+            return 200;
+        }
+        /* The binary section starts wherever the JSON ends: copy to aligned memory
+         * so kernels can load whole elements. */
+        req->owned[k] = malloc(n ? n : 1);
+        if (!req->owned[k])
+            return perr(err, errlen, 413, "input '%s': too large", name);
+        memcpy(req->owned[k], src, n);
+        t->data = req->owned[k];
         return 200;
     }
     if (!cJSON_IsArray(data))

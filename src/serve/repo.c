@@ -265,7 +265,8 @@ static void swap_versions(kn_repo *r, kn_entry *e, kn_version **nv, int n)
     pthread_mutex_lock(&r->mu);
     int n_old = e->n_versions;
     memcpy(old, e->versions, sizeof old);
-    memcpy(e->versions, nv, (size_t)n * sizeof *nv);
+    if (n)
+        memcpy(e->versions, nv, (size_t)n * sizeof *nv);
     e->n_versions = n;
     pthread_mutex_unlock(&r->mu);
     for (int i = 0; i < n_old; i++) {
