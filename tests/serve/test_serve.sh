@@ -129,6 +129,22 @@ for k in 1 2 3 4 5 6 7 8 9 10 11 12; do
     [ "$(cat "$T/par.$k")" = 200 ] || fail "concurrent request $k: status $(cat "$T/par.$k")"
 done
 
+echo "== per-request timeout, reload under load"
+req POST /v2/models/fm/infer 504 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"id":"t1","parameters":{"timeout":1}')" && has 'timed out'
+pids=
+for k in 1 2 3 4 5 6 7 8; do
+    curl -s -o /dev/null -w '%{http_code}' -X POST -d "$GOOD" "$URL/v2/models/fm/infer" > "$T/rl.$k" &
+    pids="$pids $!"
+done
+touch "$T/repo/fm/2/model.onnx"     # changed on disk: load builds a new version 2
+req POST /v2/repository/models/fm/load 200
+for p in $pids; do wait "$p"; done
+for k in 1 2 3 4 5 6 7 8; do
+    checks=$((checks + 1))
+    [ "$(cat "$T/rl.$k")" = 200 ] || fail "request during reload $k: status $(cat "$T/rl.$k")"
+done
+req POST /v2/models/fm/infer 200 -d "$GOOD"
+
 echo "== response cache"
 req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"id":"same"')"
 cp "$T/body" "$T/first"
