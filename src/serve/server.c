@@ -267,6 +267,10 @@ static void job_done(kn_job *job)
     MHD_resume_connection(r->conn);
 }
 
+static enum MHD_Result answer_job(kn_req *r);
+
+/* Run the job at once if an instance is idle, else queue it and suspend the
+ * connection until a worker has run it. */
 static enum MHD_Result submit(kn_req *r)
 {
     kn_version *v = r->ver;
@@ -278,6 +282,8 @@ static enum MHD_Result submit(kn_req *r)
     r->job.done = job_done;
     int64_t timeout = r->ir.timeout_us ? r->ir.timeout_us : v->cfg.timeout_us;
     r->job.deadline = timeout > 0 ? kn_now() + (double)timeout * 1e-6 : 0;
+    if (kn_batcher_run_inline(v->batcher, &r->job) == 0) /* idle: no thread hand-offs */
+        return answer_job(r);
     r->state = REQ_QUEUED;
     MHD_suspend_connection(r->conn);
     if (kn_batcher_submit(v->batcher, &r->job)) {
