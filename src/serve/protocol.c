@@ -98,6 +98,16 @@ static int fill(fill_ctx *f, const cJSON *node, int depth)
     return 200;
 }
 
+/* Elements of a (possibly nested) data array; nesting deeper than a tensor can be
+ * is cut off (fill() then reports it). */
+static size_t count_leaves(const cJSON *node, int depth)
+{
+    size_t n = 0;
+    for (const cJSON *e = node->child; e && depth <= KILN_MAX_RANK + 1; e = e->next)
+        n += cJSON_IsArray(e) ? count_leaves(e, depth + 1) : 1;
+    return n;
+}
+
 /* ---- one input ---- */
 
 static int find_input(const kn_version *v, const char *name)
@@ -206,16 +216,16 @@ static int input_data(const cJSON *in, int k, const kn_version *v, kn_infer_req 
     if (t->dtype == KILN_FLOAT16 || t->dtype == KILN_BFLOAT16 || t->dtype == KILN_STRING)
         return perr(err, errlen, 400, "input '%s': %s data must be sent in binary form", name,
                     kn_v2_dtype_name(t->dtype));
+    size_t given = count_leaves(data, 0);
+    if (given != count) /* before allocating what the shape claims */
+        return perr(err, errlen, 400, "input '%s': data has %zu elements but shape says %zu", name,
+                    given, count);
     req->owned[k] = malloc(t->nbytes ? t->nbytes : 1);
     if (!req->owned[k])
         return perr(err, errlen, 413, "input '%s': too large", name);
     t->data = req->owned[k];
     fill_ctx f = {t->dtype, req->owned[k], esize, count, 0, name, err, errlen};
-    int st = fill(&f, data, 0);
-    if (st == 200 && f.at != count)
-        return perr(err, errlen, 400, "input '%s': data has %zu elements but shape says %zu", name,
-                    f.at, count);
-    return st;
+    return fill(&f, data, 0);
 }
 
 static int parse_input(const cJSON *in, const kn_version *v, kn_infer_req *req, int64_t max_elements,

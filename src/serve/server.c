@@ -605,9 +605,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > s->opt.max_body_bytes)
+        unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+        if (len > s->opt.max_body_bytes)
             return reply_error(r, 413, "request body of %s bytes exceeds the limit of %zu", cl,
                                s->opt.max_body_bytes);
+        if (len)
+            kn_sbuf_reserve(&r->body, (size_t)len); /* one allocation for the whole body */
         return MHD_YES;
     }
     if (*upload_data_size) {
