@@ -140,16 +140,17 @@ static int jpeg_decode_guarded(struct jpeg_decompress_struct *ci, const void *da
 {
     jpeg_mem_src(ci, (const unsigned char *)data, (unsigned long)len);
     jpeg_read_header(ci, TRUE);
-    if (check_dims("JPEG", ci->image_width, ci->image_height, err))
-        return err->code;
+    int rc = check_dims("JPEG", ci->image_width, ci->image_height, err);
+    if (rc)
+        return rc;
     int lib_channels = jpeg_pick_output(ci);
     jpeg_start_decompress(ci);
     int w = (int)ci->output_width, h = (int)ci->output_height;
     if (ci->output_components != lib_channels)
         return kn_fail(err, KN_ERR_ARG, "invalid JPEG: %d components for colour space %d",
                        ci->output_components, (int)ci->out_color_space);
-    if (alloc_pixels(img, w, h, lib_channels == 4 ? 3 : lib_channels, err))
-        return err->code;
+    if ((rc = alloc_pixels(img, w, h, lib_channels == 4 ? 3 : lib_channels, err)))
+        return rc;
     if (lib_channels == 4 && !(*row = malloc((size_t)w * 4)))
         return kn_fail(err, KN_ERR_NOMEM, "out of memory for a JPEG row");
     while (ci->output_scanline < ci->output_height) {
@@ -241,16 +242,17 @@ static int png_decode_guarded(png_structp png, png_infop info, kn_serve_image *i
 {
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    if (check_dims("PNG", w, h, err))
-        return err->code;
+    int rc = check_dims("PNG", w, h, err);
+    if (rc)
+        return rc;
     png_request_8bit(png, info);
     int channels = png_get_channels(png, info);
     if ((channels != 1 && channels != 3) || png_get_bit_depth(png, info) != 8 ||
         png_get_rowbytes(png, info) != (size_t)w * (size_t)channels)
         return kn_fail(err, KN_ERR_ARG, "invalid PNG: unexpected layout after conversion (%d channels)",
                        channels);
-    if (alloc_pixels(img, (int)w, (int)h, channels, err))
-        return err->code;
+    if ((rc = alloc_pixels(img, (int)w, (int)h, channels, err)))
+        return rc;
     if (!(*rows = malloc((size_t)h * sizeof(png_bytep))))
         return kn_fail(err, KN_ERR_NOMEM, "out of memory for PNG row pointers");
     for (png_uint_32 y = 0; y < h; y++)

@@ -356,8 +356,9 @@ static void test_huge_and_corrupt(void)
             save_seed("png_16385x1.png", &p);
         expect_arg_error(&p, i < 4 ? "limit" : NULL);
     }
-    png_patch_size(&p, 8, 8);
     kn_serve_image img;
+    CHECK_EQ_INT(kn_serve_image_decode(p.p, p.n, &img, NULL), KN_ERR_ARG); /* the cap, without err */
+    png_patch_size(&p, 8, 8);
     kn_error err;
     CHECK_EQ_INT(decode(&p, &img, &err), KN_OK);
     kn_serve_image_free(&img);
@@ -403,6 +404,17 @@ static void test_other_inputs(void)
     kn_error err;
     CHECK_EQ_INT(kn_serve_image_decode(junk, sizeof junk, NULL, &err), KN_ERR_ARG);
     kn_serve_image_free(NULL);
+    /* a NULL error record is allowed on every failure path */
+    kn_serve_image img;
+    CHECK_EQ_INT(kn_serve_image_decode(junk, sizeof junk, &img, NULL), KN_ERR_ARG);
+    CHECK_EQ_INT(kn_serve_image_decode(fake_jpeg, sizeof fake_jpeg, &img, NULL), KN_ERR_ARG);
+    CHECK_EQ_INT(kn_serve_image_decode(fake_png, sizeof fake_png, &img, NULL), KN_ERR_ARG);
+    float out[3];
+    kn_preprocess pp = {0, 1, 1, 3, 0, 1, {0, 0, 0}, {1, 1, 1}, 0};
+    CHECK_EQ_INT(kn_preprocess_image(&img, &pp, out, 3, NULL), KN_ERR_ARG);
+    const void *part;
+    size_t part_len;
+    CHECK_EQ_INT(kn_multipart_first_file("text/plain", "x", 1, &part, &part_len, NULL), KN_ERR_ARG);
 }
 
 /* ------------------------------------------------------------ decode: JPEG */
