@@ -3,14 +3,17 @@
 # bench/wrk/infer.lua.  Starts its own server on a free port, stops it at the end
 # (also on failure or Ctrl-C).
 #
-#   bench/serve_load.sh [example|mobilenet|all] [-d SECONDS] [-w WARMUP_SECONDS]
+#   bench/serve_load.sh [example|overhead|mobilenet|all] [-d SECONDS] [-w WARMUP_SECONDS]
 #                       [--kiln PATH] [--threads N] [--out DIR]
 #
 # example    JSON infer on the bundled example model (examples/fmnist), 64
 #            connections for -d seconds (default 60) after a warm-up: requests/s,
 #            wrk's p50/p90/p99 latency, non-2xx count, server RSS after warm-up and
 #            after the run, and the server overhead (server latency minus compute
-#            latency) from /metrics.
+#            latency) from /metrics.  At 64 connections the server is saturated, so
+#            that "overhead" is mostly queueing.
+# overhead   the example model again from 1 connection: nothing queues, so server
+#            minus compute latency is the HTTP + JSON + batcher cost of a request.
 # mobilenet  MobileNetV2 (shared/models/mobilenet_v2.onnx) batch-1 requests (binary
 #            tensor extension) from 32 connections, once with dynamic batching off
 #            and once on (two models of one repository, run one after the other):
@@ -18,7 +21,11 @@
 #
 # Environment: KILN (kiln binary, default build/kiln), MOBILENET (model path),
 # WRK_THREADS (default 2), BATCH_MAX (32), BATCH_DELAY_US (max_queue_delay_us, 4000),
-# INSTANCES (sessions per model, 1).  Needs curl, wrk, python3.
+# INSTANCES (sessions per model, 1), WRK_TIMEOUT (seconds before wrk gives up on a
+# response, 60).  Needs curl, wrk, python3.  "all" runs the three modes in turn.
+# /metrics is read after the warm-up and after the run, each time once the requests
+# wrk left in flight have finished; requests wrk cut off when it stopped show up
+# there as client errors (wrk's own non-2xx count is the one that matters).
 # Figures on a shared 2-core machine are noisy: the load generator and the server
 # compete for the same cores.
 set -u
@@ -36,11 +43,12 @@ WRK_THREADS=${WRK_THREADS:-2}
 BATCH_MAX=${BATCH_MAX:-32}
 BATCH_DELAY_US=${BATCH_DELAY_US:-4000}
 INSTANCES=${INSTANCES:-1}
+WRK_TIMEOUT=${WRK_TIMEOUT:-60}
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case $1 in
-    example | mobilenet | all) mode=$1 ;;
+    example | overhead | mobilenet | all) mode=$1 ;;
     -d) duration=$2; shift ;;
     -w) warmup=$2; shift ;;
     --kiln) KILN=$2; shift ;;
@@ -97,6 +105,20 @@ stop_server() {
     PID=
 }
 
+# settle: wait (up to 60 s) until only the scrape itself is in flight.
+settle() {
+    local n
+    for _ in $(seq 600); do
+        n=$(curl -s "$URL/metrics" | awk '/^kiln_inflight_requests / { print int($2) }')
+        [ "${n:-0}" -le 1 ] && return 0
+        sleep 0.1
+    done
+    echo "serve_load: requests still in flight after 60 s" >&2
+}
+
+# scrape FILE: /metrics once the server is idle.
+scrape() { settle; curl -s "$URL/metrics" >"$1"; }
+
 rss_mib() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$PID/status"; }
 
 # make_body MODEL OUT [--binary]: one batch-1 request; prints the header length for --binary.
@@ -119,7 +141,9 @@ check_request() {
 
 # run_wrk TAG MODEL BODY HEADER_LEN CONNECTIONS SECONDS: prints wrk's RESULT line as "TAG: ...".
 run_wrk() {
-    wrk -t"$WRK_THREADS" -c"$5" -d"$6s" --timeout 10s --latency -s "$here/wrk/infer.lua" \
+    local t=$WRK_THREADS
+    [ "$t" -gt "$5" ] && t=$5 # wrk needs a connection per thread
+    wrk -t"$t" -c"$5" -d"$6s" --timeout "${WRK_TIMEOUT}s" --latency -s "$here/wrk/infer.lua" \
         "$URL/v2/models/$2/infer" -- "$3" "$4" >"$out/wrk-$1.txt" 2>&1
     local line
     line=$(grep '^RESULT' "$out/wrk-$1.txt") || { echo "serve_load: wrk failed:" >&2; cat "$out/wrk-$1.txt" >&2; exit 1; }
@@ -128,28 +152,31 @@ run_wrk() {
 
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
-run_example() {
-    echo "== example model: JSON infer, 64 connections, ${duration}s (warm-up ${warmup}s)"
+# example_run TAG CONNECTIONS: warm-up, RSS, metrics, the timed run, metrics, RSS.
+example_run() {
+    local tag=$1 conns=$2 model=fmnist
+    echo "== example model: JSON infer, $conns connection(s), ${duration}s (warm-up ${warmup}s)"
     start_server
-    local model=fmnist
     make_body $model "$work/example.json"
     check_request $model "$work/example.json"
-    run_wrk warmup $model "$work/example.json" "" 64 "$warmup" >/dev/null
-    local rss_warm rss_end
+    run_wrk "warmup-$tag" $model "$work/example.json" "" "$conns" "$warmup" >/dev/null
+    scrape "$out/metrics-$tag-before.txt"
+    local rss_warm rss_end r
     rss_warm=$(rss_mib)
-    curl -s "$URL/metrics" >"$out/metrics-example-before.txt"
-    local r
-    r=$(run_wrk example $model "$work/example.json" "" 64 "$duration")
+    r=$(run_wrk "$tag" $model "$work/example.json" "" "$conns" "$duration")
     echo "$r"
-    curl -s "$URL/metrics" >"$out/metrics-example-after.txt"
+    scrape "$out/metrics-$tag-after.txt"
     rss_end=$(rss_mib)
-    python3 "$tools" metrics "$out/metrics-example-before.txt" "$out/metrics-example-after.txt" $model
+    python3 "$tools" metrics "$out/metrics-$tag-before.txt" "$out/metrics-$tag-after.txt" $model
     awk -v a="$rss_warm" -v b="$rss_end" 'BEGIN { printf "server RSS: %.1f MiB after warm-up, %.1f MiB after the run (%+.1f%%)\n", a, b, (b - a) * 100 / a }'
     local bad=$(($(field "$r" non2xx) + $(field "$r" connect_errors) + $(field "$r" read_errors) + \
         $(field "$r" write_errors) + $(field "$r" timeouts)))
-    echo "example: non-2xx + socket errors: $bad"
+    echo "$tag: non-2xx + socket errors: $bad"
     stop_server
 }
+
+run_example() { example_run example 64; }
+run_overhead() { example_run overhead 1; }
 
 # mobilenet repository: mnv2_single (batching off) and mnv2_batched (dynamic batching).
 make_mobilenet_repo() {
@@ -158,7 +185,8 @@ make_mobilenet_repo() {
     ln -s "$(cd "$(dirname "$MOBILENET")" && pwd)/$(basename "$MOBILENET")" "$repo/mnv2_single/1/model.onnx"
     ln -s "$(cd "$(dirname "$MOBILENET")" && pwd)/$(basename "$MOBILENET")" "$repo/mnv2_batched/1/model.onnx"
     cat >"$repo/mnv2_single/config.json" <<EOF
-{"max_batch_size": $BATCH_MAX, "instance_count": $INSTANCES, "max_queue_size": 1024}
+{"max_batch_size": $BATCH_MAX, "instance_count": $INSTANCES, "max_queue_size": 1024,
+ "dynamic_batching": false}
 EOF
     cat >"$repo/mnv2_batched/config.json" <<EOF
 {"max_batch_size": $BATCH_MAX, "instance_count": $INSTANCES, "max_queue_size": 1024,
@@ -177,10 +205,10 @@ run_mobilenet() {
     for model in mnv2_single mnv2_batched; do
         check_request $model "$work/mnv2.bin" "$hl"
         run_wrk "warmup-$model" $model "$work/mnv2.bin" "$hl" 32 "$warmup" >/dev/null
-        curl -s "$URL/metrics" >"$out/metrics-$model-before.txt"
+        scrape "$out/metrics-$model-before.txt"
         results+=("$(run_wrk $model $model "$work/mnv2.bin" "$hl" 32 "$duration")")
         echo "${results[-1]}"
-        curl -s "$URL/metrics" >"$out/metrics-$model-after.txt"
+        scrape "$out/metrics-$model-after.txt"
         python3 "$tools" metrics "$out/metrics-$model-before.txt" "$out/metrics-$model-after.txt" $model
     done
     awk -v r1="$(field "${results[0]}" rps)" -v r2="$(field "${results[1]}" rps)" \
@@ -192,6 +220,7 @@ run_mobilenet() {
 echo "kiln: $KILN; $(nproc) CPUs; wrk threads $WRK_THREADS; outputs in ${out}"
 case $mode in
 example) run_example ;;
+overhead) run_overhead ;;
 mobilenet) run_mobilenet ;;
-all) run_example; run_mobilenet ;;
+all) run_example; run_overhead; run_mobilenet ;;
 esac

@@ -136,10 +136,13 @@ def report_metrics(before_path, after_path, model):
           "(server - compute) = %s us; mean = %s us" % (
               model, us(q["server"][0] - q["compute"][0]), us(q["overhead"][0]), us(q["overhead"][3])))
     b, total, count = histogram(d, "kiln_batch_size")
-    print("metrics %s: executions %d, mean batch size %.2f, p50 batch %.1f, max bucket reached %s" % (
-        model, count, total / count if count else float("nan"), quantile(b, 0.5),
-        next((hi for hi, c in b if c >= (b[-1][1] if b else 0)), "n/a")))
-
+    sizes, prev = [], 0.0
+    for hi, cum in b:
+        if cum > prev:
+            sizes.append("%s:%d" % ("<=%g" % hi if hi != float("inf") else ">max", cum - prev))
+        prev = cum
+    print("metrics %s: executions %d, mean batch size %.2f, batches by size %s" % (
+        model, count, total / count if count else float("nan"), " ".join(sizes) or "none"))
 
 def main(argv):
     if len(argv) >= 3 and argv[0] == "body":
