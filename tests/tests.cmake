@@ -65,3 +65,6 @@ if(TARGET kiln)
            ${PROJECT_SOURCE_DIR} ${KILN_SHARED_DIR})
   set_tests_properties(cli/commands PROPERTIES LABELS cli TIMEOUT 600)
 endif()
+
+# The inference server (kiln serve), driven over HTTP.
+include(${PROJECT_SOURCE_DIR}/tests/serve/serve.cmake)
