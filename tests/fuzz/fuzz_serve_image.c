@@ -1,6 +1,7 @@
 /* fuzz_serve_image.c - libFuzzer target for the server's JPEG/PNG decoder
- * (src/serve/image_io.c); every decoded image also goes through preprocess with a
- * recipe picked from the input's last bytes, so resize/crop see odd sizes too. */
+ * (src/serve/image_io.c), at full size or with a DCT reduction (the input's last
+ * byte picks); every decoded image also goes through preprocess with a recipe
+ * picked from the last bytes, so resize/crop see odd sizes too. */
 #include "serve/image_io.h"
 #include "serve/preprocess.h"
 
@@ -25,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     kn_serve_image img;
     kn_error err;
-    if (kn_serve_image_decode(data, size, &img, &err) == KN_OK) {
+    int min_side = size > 1 && (data[size - 1] & 16) ? 1 + (data[size - 1] >> 5) : 0;
+    if (kn_serve_image_decode_at_least(data, size, min_side, min_side, &img, &err) == KN_OK) {
         preprocess_once(&img, data, size);
         kn_serve_image_free(&img);
     }

@@ -459,6 +459,58 @@ static void test_jpeg_rgb_gray_cmyk(void)
     free(gray);
 }
 
+/* DCT-scaled decoding picks the largest reduction that keeps the minimum size, and
+ * a reduced pixel is close to the mean of the block it covers. */
+static void test_jpeg_decode_at_least(void)
+{
+    int w = 64, h = 48;
+    uint8_t *rgb = gradient(w, h, 3);
+    membuf b = write_jpeg(w, h, JCS_RGB, 3, rgb, 100);
+    static const int cases[][4] = {/* min_w, min_h -> width, height */
+                                   {0, 0, 64, 48}, {64, 48, 64, 48}, {65, 1, 64, 48}, {32, 24, 32, 24},
+                                   {17, 12, 32, 24}, {16, 12, 16, 12}, {8, 6, 8, 6}, {1, 1, 8, 6}, {-1, 5, 64, 48}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kn_serve_image img;
+        kn_error err;
+        CHECK_EQ_INT(kn_serve_image_decode_at_least(b.p, b.n, cases[i][0], cases[i][1], &img, &err), KN_OK);
+        CHECK_EQ_INT(img.width, cases[i][2]);
+        CHECK_EQ_INT(img.height, cases[i][3]);
+        int f = w / (img.width ? img.width : 1), worst = 0;
+        for (int y = 0; img.pixels && y < img.height; y++)
+            for (int x = 0; x < img.width; x++)
+                for (int c = 0; c < 3; c++) {
+                    double mean = 0;
+                    for (int v = 0; v < f; v++)
+                        for (int u = 0; u < f; u++)
+                            mean += rgb[((size_t)(y * f + v) * w + x * f + u) * 3 + c];
+                    int d = abs((int)(mean / (f * f) + 0.5) - img.pixels[((size_t)y * img.width + x) * 3 + c]);
+                    worst = d > worst ? d : worst;
+                }
+        if (worst > 12)
+            fprintf(stderr, "decode_at_least %dx%d: worst %d\n", cases[i][0], cases[i][1], worst);
+        CHECK(worst <= 12);
+        kn_serve_image_free(&img);
+    }
+    free(b.p);
+    /* odd sizes round up; PNGs are never reduced */
+    uint8_t *odd = gradient(17, 9, 3);
+    b = write_jpeg(17, 9, JCS_RGB, 3, odd, 90);
+    kn_serve_image img;
+    kn_error err;
+    CHECK_EQ_INT(kn_serve_image_decode_at_least(b.p, b.n, 3, 2, &img, &err), KN_OK);
+    CHECK(img.width == 3 && img.height == 2);
+    kn_serve_image_free(&img);
+    free(b.p);
+    png_spec s = {17, 9, PNG_COLOR_TYPE_RGB, 8, 0, odd, NULL, 0, NULL, 0};
+    b = write_png(&s);
+    CHECK_EQ_INT(kn_serve_image_decode_at_least(b.p, b.n, 3, 2, &img, &err), KN_OK);
+    CHECK(img.width == 17 && img.height == 9);
+    kn_serve_image_free(&img);
+    free(b.p);
+    free(odd);
+    free(rgb);
+}
+
 /* ------------------------------------------------------------ preprocess */
 
 /* Triangle-filter weight of source pixel x for an output at `center` (source
@@ -721,6 +773,6 @@ static void test_multipart_malformed(void)
 
 TEST_MAIN(TEST_CASE(test_png_rgb_gray_exact), TEST_CASE(test_png_low_bit_gray), TEST_CASE(test_png_palette_trns),
           TEST_CASE(test_png_16bit_and_alpha), TEST_CASE(test_truncated), TEST_CASE(test_huge_and_corrupt),
-          TEST_CASE(test_other_inputs), TEST_CASE(test_jpeg_rgb_gray_cmyk), TEST_CASE(test_preprocess_vs_reference),
+          TEST_CASE(test_other_inputs), TEST_CASE(test_jpeg_rgb_gray_cmyk), TEST_CASE(test_jpeg_decode_at_least), TEST_CASE(test_preprocess_vs_reference),
           TEST_CASE(test_preprocess_exact), TEST_CASE(test_preprocess_errors), TEST_CASE(test_multipart_basic),
           TEST_CASE(test_multipart_malformed))
