@@ -135,21 +135,36 @@ static int jpeg_pick_output(struct jpeg_decompress_struct *ci)
 
 /* Everything between setjmp and the end lives in *ci / *img / *row so that the
  * error path can free it after the jump. */
-static int jpeg_decode_guarded(struct jpeg_decompress_struct *ci, const void *data, size_t len,
-                               kn_serve_image *img, uint8_t *volatile *row, kn_error *err)
+/* The largest DCT reduction (1/2, 1/4, 1/8) that keeps the image at least
+ * min_w x min_h; 1 when there is no minimum. */
+static unsigned jpeg_pick_reduction(const struct jpeg_decompress_struct *ci, int min_w, int min_h)
+{
+    if (min_w <= 0 || min_h <= 0)
+        return 1;
+    for (unsigned d = 8; d > 1; d /= 2)
+        if ((ci->image_width + d - 1) / d >= (unsigned)min_w && (ci->image_height + d - 1) / d >= (unsigned)min_h)
+            return d;
+    return 1;
+}
+
+static int jpeg_decode_guarded(struct jpeg_decompress_struct *ci, const void *data, size_t len, int min_w,
+                               int min_h, kn_serve_image *img, uint8_t *volatile *row, kn_error *err)
 {
     jpeg_mem_src(ci, (const unsigned char *)data, (unsigned long)len);
     jpeg_read_header(ci, TRUE);
-    if (check_dims("JPEG", ci->image_width, ci->image_height, err))
-        return err->code;
+    int rc = check_dims("JPEG", ci->image_width, ci->image_height, err);
+    if (rc)
+        return rc;
+    ci->scale_num = 1;
+    ci->scale_denom = jpeg_pick_reduction(ci, min_w, min_h);
     int lib_channels = jpeg_pick_output(ci);
     jpeg_start_decompress(ci);
     int w = (int)ci->output_width, h = (int)ci->output_height;
     if (ci->output_components != lib_channels)
         return kn_fail(err, KN_ERR_ARG, "invalid JPEG: %d components for colour space %d",
                        ci->output_components, (int)ci->out_color_space);
-    if (alloc_pixels(img, w, h, lib_channels == 4 ? 3 : lib_channels, err))
-        return err->code;
+    if ((rc = alloc_pixels(img, w, h, lib_channels == 4 ? 3 : lib_channels, err)))
+        return rc;
     if (lib_channels == 4 && !(*row = malloc((size_t)w * 4)))
         return kn_fail(err, KN_ERR_NOMEM, "out of memory for a JPEG row");
     while (ci->output_scanline < ci->output_height) {
@@ -164,7 +179,7 @@ static int jpeg_decode_guarded(struct jpeg_decompress_struct *ci, const void *da
     return KN_OK;
 }
 
-static int decode_jpeg(const void *data, size_t len, kn_serve_image *img, kn_error *err)
+static int decode_jpeg(const void *data, size_t len, int min_w, int min_h, kn_serve_image *img, kn_error *err)
 {
     struct jpeg_decompress_struct ci;
     jpeg_guard g;
@@ -182,7 +197,7 @@ static int decode_jpeg(const void *data, size_t len, kn_serve_image *img, kn_err
         ci.mem->max_memory_to_use = JPEG_MAX_MEMORY;
         g.progress.progress_monitor = jpeg_limit_scans;
         ci.progress = &g.progress;
-        rc = jpeg_decode_guarded(&ci, data, len, img, &row, err);
+        rc = jpeg_decode_guarded(&ci, data, len, min_w, min_h, img, &row, err);
     }
     jpeg_destroy_decompress(&ci);
     free(row);
@@ -241,16 +256,17 @@ static int png_decode_guarded(png_structp png, png_infop info, kn_serve_image *i
 {
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    if (check_dims("PNG", w, h, err))
-        return err->code;
+    int rc = check_dims("PNG", w, h, err);
+    if (rc)
+        return rc;
     png_request_8bit(png, info);
     int channels = png_get_channels(png, info);
     if ((channels != 1 && channels != 3) || png_get_bit_depth(png, info) != 8 ||
         png_get_rowbytes(png, info) != (size_t)w * (size_t)channels)
         return kn_fail(err, KN_ERR_ARG, "invalid PNG: unexpected layout after conversion (%d channels)",
                        channels);
-    if (alloc_pixels(img, (int)w, (int)h, channels, err))
-        return err->code;
+    if ((rc = alloc_pixels(img, (int)w, (int)h, channels, err)))
+        return rc;
     if (!(*rows = malloc((size_t)h * sizeof(png_bytep))))
         return kn_fail(err, KN_ERR_NOMEM, "out of memory for PNG row pointers");
     for (png_uint_32 y = 0; y < h; y++)
@@ -305,6 +321,12 @@ static const char *other_format_name(const uint8_t *p, size_t len)
 
 int kn_serve_image_decode(const void *data, size_t len, kn_serve_image *out, kn_error *err)
 {
+    return kn_serve_image_decode_at_least(data, len, 0, 0, out, err);
+}
+
+int kn_serve_image_decode_at_least(const void *data, size_t len, int min_w, int min_h, kn_serve_image *out,
+                                   kn_error *err)
+{
     static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     const uint8_t *p = data;
     if (!out)
@@ -313,7 +335,7 @@ int kn_serve_image_decode(const void *data, size_t len, kn_serve_image *out, kn_
     if (!p || len == 0)
         return kn_fail(err, KN_ERR_ARG, "empty image data");
     if (len >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff)
-        return decode_jpeg(data, len, out, err);
+        return decode_jpeg(data, len, min_w, min_h, out, err);
     if (len >= 8 && !memcmp(p, png_magic, 8))
         return decode_png(data, len, out, err);
     const char *other = other_format_name(p, len);

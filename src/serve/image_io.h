@@ -37,6 +37,16 @@ typedef struct kn_serve_image {
  * leaks; safe to call from several threads at once. */
 int kn_serve_image_decode(const void *data, size_t len, kn_serve_image *out, kn_error *err);
 
+/* The same, but a JPEG may come out reduced by 2, 4 or 8 on each side (libjpeg's
+ * DCT-domain scaling: far cheaper than decoding at full size, and a fair
+ * area-average) when the result is still at least min_w x min_h.  For a preprocess
+ * that resizes the short side to R, min_w = min_h = R keeps enough pixels; for a
+ * plain resize to H x W, min_w = W and min_h = H.  PNGs always come at full size,
+ * and min_w or min_h <= 0 means full size.  The pixels differ slightly from a
+ * full decode followed by a resize, so this is an opt-in speed/fidelity trade. */
+int kn_serve_image_decode_at_least(const void *data, size_t len, int min_w, int min_h, kn_serve_image *out,
+                                   kn_error *err);
+
 /* Free the pixels; *img becomes empty.  Safe on an empty or already freed image. */
 void kn_serve_image_free(kn_serve_image *img);
 

@@ -155,22 +155,23 @@ static int plan_build(const kn_serve_image *img, const kn_preprocess *pp, const 
     return plan_sizes(img, pp, pl, err);
 }
 
-/* Horizontal pass: source rows y0 .. y0 + rows - 1 into rows x crop_w x sc floats. */
+/* Horizontal pass: source rows y0 .. y0 + rows - 1 into rows x crop_w x sc floats.
+ * The channels of a pixel are accumulated together (one walk over the taps). */
 static void resize_rows(const kn_serve_image *img, const pp_axis *ax, int y0, int rows, float *tmp)
 {
     int sc = img->channels;
     for (int r = 0; r < rows; r++) {
         const uint8_t *src = img->pixels + (size_t)(y0 + r) * (size_t)img->width * (size_t)sc;
         float *dst = tmp + (size_t)r * (size_t)ax->n * (size_t)sc;
-        for (int i = 0; i < ax->n; i++) {
+        for (int i = 0; i < ax->n; i++, dst += sc) {
             const float *w = ax->w + (size_t)i * (size_t)ax->taps;
             const uint8_t *s = src + (size_t)ax->start[i] * (size_t)sc;
-            for (int c = 0; c < sc; c++) {
-                float acc = 0;
-                for (int k = 0; k < ax->count[i]; k++)
-                    acc += w[k] * s[(size_t)k * (size_t)sc + (size_t)c];
-                dst[(size_t)i * (size_t)sc + (size_t)c] = acc;
-            }
+            float acc[3] = {0, 0, 0};
+            for (int k = 0; k < ax->count[i]; k++, s += sc)
+                for (int c = 0; c < sc; c++)
+                    acc[c] += w[k] * s[c];
+            for (int c = 0; c < sc; c++)
+                dst[c] = acc[c];
         }
     }
 }
@@ -207,12 +208,10 @@ static void resize_columns(const pp_plan *pl, const kn_preprocess *pp, const pp_
     for (int y = 0; y < ay->n; y++) {
         const float *w = ay->w + (size_t)y * (size_t)ay->taps;
         const float *src = tmp + (size_t)(ay->start[y] - y0) * stride;
-        for (size_t j = 0; j < stride; j++) {
-            float acc = 0;
-            for (int k = 0; k < ay->count[y]; k++)
-                acc += w[k] * src[(size_t)k * stride + j];
-            row[j] = acc;
-        }
+        memset(row, 0, stride * sizeof(float));
+        for (int k = 0; k < ay->count[y]; k++) /* row-wise: contiguous, vectorizes */
+            for (size_t j = 0; j < stride; j++)
+                row[j] += w[k] * src[(size_t)k * stride + j];
         emit_row(pl, pp, row, y, out);
     }
 }

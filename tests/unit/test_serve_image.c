@@ -83,7 +83,24 @@ static membuf write_png(const png_spec *s)
     return b;
 }
 
-/* A baseline JPEG; in_space JCS_RGB (3), JCS_GRAYSCALE (1) or JCS_CMYK (4). */
+/* With KILN_WRITE_SEEDS=DIR set, the images written here are also saved to DIR
+ * (the fuzz seeds in tests/fuzz/seeds/serve_image were made this way). */
+static void save_seed(const char *name, const membuf *b)
+{
+    const char *dir = getenv("KILN_WRITE_SEEDS");
+    if (!dir || !dir[0])
+        return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(b->p, 1, b->n, f);
+        fclose(f);
+    }
+}
+
+/* A JPEG (progressive when quality < 0, using -quality); in_space JCS_RGB (3),
+ * JCS_GRAYSCALE (1) or JCS_CMYK (4). */
 static membuf write_jpeg(int w, int h, J_COLOR_SPACE in_space, int comps, const uint8_t *pixels, int quality)
 {
     struct jpeg_compress_struct ci;
@@ -98,7 +115,9 @@ static membuf write_jpeg(int w, int h, J_COLOR_SPACE in_space, int comps, const 
     ci.input_components = comps;
     ci.in_color_space = in_space;
     jpeg_set_defaults(&ci);
-    jpeg_set_quality(&ci, quality, TRUE);
+    jpeg_set_quality(&ci, quality < 0 ? -quality : quality, TRUE);
+    if (quality < 0)
+        jpeg_simple_progression(&ci);
     if (in_space == JCS_RGB) { /* full chroma resolution keeps colours near exact */
         ci.comp_info[0].h_samp_factor = ci.comp_info[0].v_samp_factor = 1;
     }
@@ -161,6 +180,9 @@ static void test_png_rgb_gray_exact(void)
 static int png_round_trip(const png_spec *s, kn_serve_image *img, int channels)
 {
     membuf b = write_png(s);
+    char name[64];
+    snprintf(name, sizeof name, "png_c%d_d%d_%dx%d.png", s->color, s->depth, s->w, s->h);
+    save_seed(name, &b);
     kn_error err;
     int rc = decode(&b, img, &err);
     free(b.p);
@@ -330,10 +352,13 @@ static void test_huge_and_corrupt(void)
     static const uint32_t sizes[][2] = {{16385, 1}, {1, 16385}, {16384, 16384}, {8192, 8193}, {0x7fffffff, 1}};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         png_patch_size(&p, sizes[i][0], sizes[i][1]);
+        if (i == 0)
+            save_seed("png_16385x1.png", &p);
         expect_arg_error(&p, i < 4 ? "limit" : NULL);
     }
-    png_patch_size(&p, 8, 8);
     kn_serve_image img;
+    CHECK_EQ_INT(kn_serve_image_decode(p.p, p.n, &img, NULL), KN_ERR_ARG); /* the cap, without err */
+    png_patch_size(&p, 8, 8);
     kn_error err;
     CHECK_EQ_INT(decode(&p, &img, &err), KN_OK);
     kn_serve_image_free(&img);
@@ -345,6 +370,7 @@ static void test_huge_and_corrupt(void)
     CHECK(at > 0);
     if (at) {
         j.p[at] = 0x50; /* height 0x5008 = 20488 */
+        save_seed("jpeg_20488x8.jpg", &j);
         expect_arg_error(&j, "limit");
         j.p[at] = 0;
         j.p[at - 1] = 3; /* 3-bit precision */
@@ -378,54 +404,111 @@ static void test_other_inputs(void)
     kn_error err;
     CHECK_EQ_INT(kn_serve_image_decode(junk, sizeof junk, NULL, &err), KN_ERR_ARG);
     kn_serve_image_free(NULL);
+    /* a NULL error record is allowed on every failure path */
+    kn_serve_image img;
+    CHECK_EQ_INT(kn_serve_image_decode(junk, sizeof junk, &img, NULL), KN_ERR_ARG);
+    CHECK_EQ_INT(kn_serve_image_decode(fake_jpeg, sizeof fake_jpeg, &img, NULL), KN_ERR_ARG);
+    CHECK_EQ_INT(kn_serve_image_decode(fake_png, sizeof fake_png, &img, NULL), KN_ERR_ARG);
+    float out[3];
+    kn_preprocess pp = {0, 1, 1, 3, 0, 1, {0, 0, 0}, {1, 1, 1}, 0};
+    CHECK_EQ_INT(kn_preprocess_image(&img, &pp, out, 3, NULL), KN_ERR_ARG);
+    const void *part;
+    size_t part_len;
+    CHECK_EQ_INT(kn_multipart_first_file("text/plain", "x", 1, &part, &part_len, NULL), KN_ERR_ARG);
 }
 
 /* ------------------------------------------------------------ decode: JPEG */
+
+/* Encode w x h pixels (comps per pixel, in_space) as JPEG, decode, and check the
+ * size, the channel count and the largest sample error. */
+static void jpeg_round_trip(const char *seed, int w, int h, J_COLOR_SPACE in_space, int comps,
+                            const uint8_t *pixels, int quality, const uint8_t *want, int channels, int tolerance)
+{
+    membuf b = write_jpeg(w, h, in_space, comps, pixels, quality);
+    save_seed(seed, &b);
+    kn_serve_image img;
+    kn_error err;
+    CHECK_EQ_INT(decode(&b, &img, &err), KN_OK);
+    CHECK(img.width == w && img.height == h && img.channels == channels);
+    int worst = 0;
+    for (int i = 0; img.pixels && i < w * h * channels; i++)
+        worst = abs(img.pixels[i] - want[i]) > worst ? abs(img.pixels[i] - want[i]) : worst;
+    if (worst > tolerance)
+        fprintf(stderr, "%s: worst sample error %d\n", seed, worst);
+    CHECK(worst <= tolerance);
+    kn_serve_image_free(&img);
+    free(b.p);
+}
 
 static void test_jpeg_rgb_gray_cmyk(void)
 {
     int w = 17, h = 9; /* odd sizes: partial MCUs */
     uint8_t *rgb = gradient(w, h, 3), *gray = gradient(w, h, 1);
-    membuf b = write_jpeg(w, h, JCS_RGB, 3, rgb, 100);
-    kn_serve_image img;
-    kn_error err;
-    CHECK_EQ_INT(decode(&b, &img, &err), KN_OK);
-    CHECK(img.width == w && img.height == h && img.channels == 3);
-    int worst = 0;
-    for (int i = 0; img.pixels && i < w * h * 3; i++)
-        worst = abs(img.pixels[i] - rgb[i]) > worst ? abs(img.pixels[i] - rgb[i]) : worst;
-    CHECK(worst <= 6);
-    kn_serve_image_free(&img);
-    free(b.p);
-
-    b = write_jpeg(w, h, JCS_GRAYSCALE, 1, gray, 100);
-    CHECK_EQ_INT(decode(&b, &img, &err), KN_OK);
-    CHECK(img.width == w && img.height == h && img.channels == 1);
-    worst = 0;
-    for (int i = 0; img.pixels && i < w * h; i++)
-        worst = abs(img.pixels[i] - gray[i]) > worst ? abs(img.pixels[i] - gray[i]) : worst;
-    CHECK(worst <= 3);
-    kn_serve_image_free(&img);
-    free(b.p);
-
+    jpeg_round_trip("rgb_17x9.jpg", w, h, JCS_RGB, 3, rgb, 100, rgb, 3, 6);
+    jpeg_round_trip("progressive_17x9.jpg", w, h, JCS_RGB, 3, rgb, -100, rgb, 3, 8);
+    jpeg_round_trip("gray_17x9.jpg", w, h, JCS_GRAYSCALE, 1, gray, 100, gray, 1, 3);
     /* Adobe-style inverted CMYK with K = 255: C, M, Y carry R, G, B */
     uint8_t *cmyk = malloc((size_t)w * h * 4);
     for (int i = 0; i < w * h; i++) {
         memcpy(cmyk + i * 4, rgb + i * 3, 3);
         cmyk[i * 4 + 3] = 255;
     }
-    b = write_jpeg(w, h, JCS_CMYK, 4, cmyk, 100);
-    CHECK_EQ_INT(decode(&b, &img, &err), KN_OK);
-    CHECK(img.channels == 3);
-    worst = 0;
-    for (int i = 0; img.pixels && i < w * h * 3; i++)
-        worst = abs(img.pixels[i] - rgb[i]) > worst ? abs(img.pixels[i] - rgb[i]) : worst;
-    CHECK(worst <= 6);
-    kn_serve_image_free(&img);
-    free(b.p);
+    jpeg_round_trip("cmyk_17x9.jpg", w, h, JCS_CMYK, 4, cmyk, 100, rgb, 3, 6);
     free(cmyk);
     free(rgb);
     free(gray);
+}
+
+/* DCT-scaled decoding picks the largest reduction that keeps the minimum size, and
+ * a reduced pixel is close to the mean of the block it covers. */
+static void test_jpeg_decode_at_least(void)
+{
+    int w = 64, h = 48;
+    uint8_t *rgb = gradient(w, h, 3);
+    membuf b = write_jpeg(w, h, JCS_RGB, 3, rgb, 100);
+    static const int cases[][4] = {/* min_w, min_h -> width, height */
+                                   {0, 0, 64, 48}, {64, 48, 64, 48}, {65, 1, 64, 48}, {32, 24, 32, 24},
+                                   {17, 12, 32, 24}, {16, 12, 16, 12}, {8, 6, 8, 6}, {1, 1, 8, 6}, {-1, 5, 64, 48}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kn_serve_image img;
+        kn_error err;
+        CHECK_EQ_INT(kn_serve_image_decode_at_least(b.p, b.n, cases[i][0], cases[i][1], &img, &err), KN_OK);
+        CHECK_EQ_INT(img.width, cases[i][2]);
+        CHECK_EQ_INT(img.height, cases[i][3]);
+        int f = w / (img.width ? img.width : 1), worst = 0;
+        for (int y = 0; img.pixels && y < img.height; y++)
+            for (int x = 0; x < img.width; x++)
+                for (int c = 0; c < 3; c++) {
+                    double mean = 0;
+                    for (int v = 0; v < f; v++)
+                        for (int u = 0; u < f; u++)
+                            mean += rgb[((size_t)(y * f + v) * w + x * f + u) * 3 + c];
+                    int d = abs((int)(mean / (f * f) + 0.5) - img.pixels[((size_t)y * img.width + x) * 3 + c]);
+                    worst = d > worst ? d : worst;
+                }
+        if (worst > 12)
+            fprintf(stderr, "decode_at_least %dx%d: worst %d\n", cases[i][0], cases[i][1], worst);
+        CHECK(worst <= 12);
+        kn_serve_image_free(&img);
+    }
+    free(b.p);
+    /* odd sizes round up; PNGs are never reduced */
+    uint8_t *odd = gradient(17, 9, 3);
+    b = write_jpeg(17, 9, JCS_RGB, 3, odd, 90);
+    kn_serve_image img;
+    kn_error err;
+    CHECK_EQ_INT(kn_serve_image_decode_at_least(b.p, b.n, 3, 2, &img, &err), KN_OK);
+    CHECK(img.width == 3 && img.height == 2);
+    kn_serve_image_free(&img);
+    free(b.p);
+    png_spec s = {17, 9, PNG_COLOR_TYPE_RGB, 8, 0, odd, NULL, 0, NULL, 0};
+    b = write_png(&s);
+    CHECK_EQ_INT(kn_serve_image_decode_at_least(b.p, b.n, 3, 2, &img, &err), KN_OK);
+    CHECK(img.width == 17 && img.height == 9);
+    kn_serve_image_free(&img);
+    free(b.p);
+    free(odd);
+    free(rgb);
 }
 
 /* ------------------------------------------------------------ preprocess */
@@ -690,6 +773,6 @@ static void test_multipart_malformed(void)
 
 TEST_MAIN(TEST_CASE(test_png_rgb_gray_exact), TEST_CASE(test_png_low_bit_gray), TEST_CASE(test_png_palette_trns),
           TEST_CASE(test_png_16bit_and_alpha), TEST_CASE(test_truncated), TEST_CASE(test_huge_and_corrupt),
-          TEST_CASE(test_other_inputs), TEST_CASE(test_jpeg_rgb_gray_cmyk), TEST_CASE(test_preprocess_vs_reference),
+          TEST_CASE(test_other_inputs), TEST_CASE(test_jpeg_rgb_gray_cmyk), TEST_CASE(test_jpeg_decode_at_least), TEST_CASE(test_preprocess_vs_reference),
           TEST_CASE(test_preprocess_exact), TEST_CASE(test_preprocess_errors), TEST_CASE(test_multipart_basic),
           TEST_CASE(test_multipart_malformed))
