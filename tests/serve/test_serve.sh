@@ -260,5 +260,31 @@ PID=
 checks=$((checks + 1))
 [ $rc -eq 0 ] || { fail "server exit status $rc after SIGTERM"; tail -20 "$T/server.log"; }
 
+echo "== no repository: the bundled example, JSON logs, /predict on the only model, SIGINT"
+rm -f "$T/port"
+"$KILN" serve --port 0 --port-file "$T/port" --log-format json >"$T/access2.log" 2>"$T/server2.log" &
+PID=$!
+i=0
+while [ ! -s "$T/port" ] && [ $i -lt 300 ] && kill -0 "$PID" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+URL=http://127.0.0.1:$(cat "$T/port" 2>/dev/null)
+req GET /v2/models/fmnist 200 && has '"name":"fmnist"'
+req POST /v2/models/fmnist/infer 200 -d "$GOOD" && has '"model_name":"fmnist"'
+code=$(curl -s -o "$T/body" -w '%{http_code}' --data-binary @"$T/img.png" "$URL/predict")
+checks=$((checks + 1))
+case $code in
+200) has '"label"' ;;
+501) echo "SKIP: /predict (built without imgio's image code)" ;;
+*) fail "/predict on the example: status $code" ;;
+esac
+kill -INT "$PID"
+wait "$PID"
+rc=$?
+PID=
+checks=$((checks + 1))
+[ $rc -eq 0 ] || fail "example server exit status $rc after SIGINT"
+grep -q '^{"ts":"[^"]*","remote":"127.0.0.1","method":"POST","path":"/v2/models/fmnist/infer","status":200' "$T/access2.log" ||
+    fail "no JSON access log line: $(head -c 300 "$T/access2.log")"
+grep -q '"level":"info","msg":"listening on' "$T/server2.log" || fail "no JSON server log line"
+
 echo "$checks checks, $fails failed"
 [ $fails -eq 0 ]
