@@ -34,6 +34,16 @@ cat > "$T/repo/fm/config.json" <<EOF
                 "scale": 0.00392156862745098, "mean": [0.286], "std": [0.353]},
  "labels": "labels.txt"}
 EOF
+# version policies: latest 2 of {1,2,3}; specific {1,3}
+for m in pol spec; do
+    for v in 1 2 3; do mkdir -p "$T/repo/$m/$v"; cp "$MODEL" "$T/repo/$m/$v/model.onnx"; done
+done
+echo '{"version_policy": {"latest": {"num_versions": 2}}, "max_batch_size": 0}' > "$T/repo/pol/config.json"
+echo '{"version_policy": {"specific": {"versions": [1, 3]}}, "instance_count": 2}' > "$T/repo/spec/config.json"
+# a config that does not fit its model: reported, not served
+mkdir -p "$T/repo/badcfg/1"
+cp "$MODEL" "$T/repo/badcfg/1/model.onnx"
+echo '{"input": [{"name": "nope", "datatype": "FP32"}]}' > "$T/repo/badcfg/config.json"
 printf '%s\n' T-shirt Trouser Pullover Dress Coat Sandal Shirt Sneaker Bag Boot > "$T/repo/fm/labels.txt"
 "$MKIMG" "$T/img" || { echo "FAIL: cannot make test images"; exit 1; }
 
@@ -92,6 +102,11 @@ req GET /v2/models/fm/versions/1 200 && has '"name":"fm"'
 req GET /v2/models/fm/ready 200
 req GET /v2/models/fm/versions/2/ready 200
 req GET /v2/models/plain 200 && has '"max_batch_size":8'
+req GET /v2/models/pol 200 && has '"versions":\["2","3"\]' && has '"max_batch_size":0'
+req GET /v2/models/spec 200 && has '"versions":\["1","3"\]'
+req GET /v2/models/spec/versions/2 404
+req POST /v2/models/badcfg/infer 503 -d "$GOOD" && has nope
+req POST /v2/repository/index 200 && has '"name":"badcfg","state":"UNAVAILABLE"'
 
 echo "== infer (JSON)"
 req POST /v2/models/fm/infer 200 -d "$GOOD" && has '"model_version":"2"' && has '"shape":\[1,10\]' && has '"name":"logits"'
@@ -178,7 +193,7 @@ else
     head -c 200 "$T/img.jpg" > "$T/trunc.jpg"
     req POST /v2/models/fm/predict 400 -H 'Content-Type: image/jpeg' --data-binary @"$T/trunc.jpg"
     req POST /v2/models/plain/predict 400 --data-binary @"$T/img.png"
-    req POST /predict 400 --data-binary @"$T/img.png"   # two models loaded: ambiguous
+    req POST /predict 400 --data-binary @"$T/img.png"   # several models loaded: ambiguous
 fi
 
 echo "== malformed and wrong requests"
