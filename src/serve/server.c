@@ -434,6 +434,15 @@ static enum MHD_Result handle_model_metadata(kn_req *r, const char *model, int64
     return reply_sbuf(r, 200, &b, "application/json");
 }
 
+static enum MHD_Result handle_model_config(kn_req *r, const char *model, int64_t version)
+{
+    if (!acquire(r, model, version))
+        return MHD_YES;
+    kn_sbuf b = {0};
+    kn_config_json(&r->ver->cfg, r->ver->model_name, &b);
+    return reply_sbuf(r, 200, &b, "application/json");
+}
+
 static enum MHD_Result handle_model_ready(kn_req *r, const char *model, int64_t version)
 {
     char err[600];
@@ -512,6 +521,8 @@ static enum MHD_Result handle_model(kn_req *r, char **seg, int n)
         return handle_model_ready(r, model, version);
     if (!strcmp(action, "stats"))
         return handle_stats(r, model, version);
+    if (!strcmp(action, "config"))
+        return handle_model_config(r, model, version);
     return reply_error(r, 404, "no such endpoint: %s", r->url);
 }
 

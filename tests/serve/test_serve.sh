@@ -105,6 +105,8 @@ req GET /v2/models/plain 200 && has '"max_batch_size":8'
 req GET /v2/models/pol 200 && has '"versions":\["2","3"\]' && has '"max_batch_size":0'
 req GET /v2/models/spec 200 && has '"versions":\["1","3"\]'
 req GET /v2/models/spec/versions/2 404
+req GET /v2/models/fm/config 200 && has '"max_batch_size":4' && has '"preferred_batch_sizes":\[4\]' && has '"channel_order":"GRAY"' && has '"all":{}'
+req GET /v2/models/spec/config 200 && has '"versions":\[1,3\]' && has '"instance_count":2'
 req POST /v2/models/badcfg/infer 503 -d "$GOOD" && has nope
 req POST /v2/repository/index 200 && has '"name":"badcfg","state":"UNAVAILABLE"'
 
