@@ -467,7 +467,7 @@ static enum MHD_Result handle_server_metadata(kn_req *r)
 {
     kn_sbuf b = {0};
     kn_sbuf_printf(&b, "{\"name\":\"kiln\",\"version\":\"%s\",\"extensions\":[\"binary_tensor_data\","
-                   "\"statistics\",\"model_repository\",\"model_repository(unload_dependents)\"]}",
+                   "\"statistics\",\"model_repository\",\"schedule_policy\"]}",
                    kiln_version());
     return reply_sbuf(r, 200, &b, "application/json");
 }
