@@ -40,6 +40,10 @@ for m in pol spec; do
 done
 echo '{"version_policy": {"latest": {"num_versions": 2}}, "max_batch_size": 0}' > "$T/repo/pol/config.json"
 echo '{"version_policy": {"specific": {"versions": [1, 3]}}, "instance_count": 2}' > "$T/repo/spec/config.json"
+# a queue of one; the worker waits 3 s for batch-mates, so a second request finds it full
+mkdir -p "$T/repo/q/1"
+cp "$MODEL" "$T/repo/q/1/model.onnx"
+echo '{"max_batch_size": 4, "max_queue_size": 1, "dynamic_batching": {"max_queue_delay_us": 3000000, "preferred_batch_sizes": [4]}}' > "$T/repo/q/config.json"
 # a config that does not fit its model: reported, not served
 mkdir -p "$T/repo/badcfg/1"
 cp "$MODEL" "$T/repo/badcfg/1/model.onnx"
@@ -161,6 +165,16 @@ for k in 1 2 3 4 5 6 7 8; do
     [ "$(cat "$T/rl.$k")" = 200 ] || fail "request during reload $k: status $(cat "$T/rl.$k")"
 done
 req POST /v2/models/fm/infer 200 -d "$GOOD"
+
+echo "== backpressure: full queue -> 503 with Retry-After"
+curl -s -o "$T/q1" -w '%{http_code}' -X POST -d "$GOOD" "$URL/v2/models/q/infer" > "$T/q1.code" &
+qpid=$!
+sleep 1
+req POST /v2/models/q/infer 503 -d "$GOOD" && has 'queue is full'
+grep -qi '^Retry-After: 1' "$T/headers" || fail "503 without Retry-After"
+wait "$qpid"
+checks=$((checks + 1))
+[ "$(cat "$T/q1.code")" = 200 ] || fail "the queued request: status $(cat "$T/q1.code")"
 
 echo "== response cache"
 req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"id":"same"')"
