@@ -541,6 +541,7 @@ static enum MHD_Result handle_metrics(kn_req *r)
 {
     kn_sbuf b = {0};
     kn_metrics_render_prometheus(&b);
+    kn_repo_queue_gauges(r->server->repo, &b);
     return reply_sbuf(r, 200, &b, "text/plain; version=0.0.4");
 }
 

@@ -169,7 +169,11 @@ req POST /v2/models/fm/infer 200 -d "$GOOD"
 echo "== backpressure: full queue -> 503 with Retry-After"
 curl -s -o "$T/q1" -w '%{http_code}' -X POST -d "$GOOD" "$URL/v2/models/q/infer" > "$T/q1.code" &
 qpid=$!
-sleep 1
+i=0
+until curl -s "$URL/metrics" | grep -q '^kiln_queue_size{model="q",version="1"} 1' || [ $i -ge 50 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
 req POST /v2/models/q/infer 503 -d "$GOOD" && has 'queue is full'
 grep -qi '^Retry-After: 1' "$T/headers" || fail "503 without Retry-After"
 wait "$qpid"
@@ -191,7 +195,7 @@ req GET /v2/models/fm/versions/1/stats 200 && has '"version":"1"'
 req GET /metrics 200
 for m in kiln_request_duration_seconds_bucket kiln_compute_duration_seconds_bucket \
     kiln_queue_duration_seconds_bucket kiln_overhead_duration_seconds_bucket kiln_batch_size_bucket \
-    kiln_inflight_requests 'outcome="success"' kiln_cache_misses_total kiln_inferences_total; do
+    kiln_inflight_requests kiln_queue_size 'outcome="success"' kiln_cache_misses_total kiln_inferences_total; do
     has "$m"
 done
 
