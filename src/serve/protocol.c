@@ -444,10 +444,6 @@ void kn_infer_response(const kn_version *v, const kn_infer_req *req, const kiln_
     kn_sbuf_puts(o, "{\"model_name\":");
     kn_sbuf_json_str(o, v->model_name);
     kn_sbuf_printf(o, ",\"model_version\":\"%lld\"", (long long)v->version);
-    if (req->id[0]) {
-        kn_sbuf_puts(o, ",\"id\":");
-        kn_sbuf_json_str(o, req->id);
-    }
     kn_sbuf_puts(o, ",\"outputs\":[");
     bool any_binary = false;
     for (int i = 0; i < req->n_out; i++) {
@@ -482,6 +478,18 @@ void kn_infer_response(const kn_version *v, const kn_infer_req *req, const kiln_
     for (int i = 0; i < req->n_out; i++)
         if (req->out_binary[i] && (size_t)req->out_idx[i] < n_outs)
             kn_sbuf_put(o, outs[req->out_idx[i]].data, outs[req->out_idx[i]].nbytes);
+}
+
+void kn_response_with_id(const char *body, size_t len, size_t json_len, const char *id, kn_sbuf *out,
+                         size_t *out_json_len)
+{
+    size_t j = json_len ? json_len : len; /* the JSON part ends with its closing brace */
+    kn_sbuf_put(out, body, j ? j - 1 : 0);
+    kn_sbuf_puts(out, ",\"id\":");
+    kn_sbuf_json_str(out, id);
+    kn_sbuf_puts(out, "}");
+    *out_json_len = json_len ? out->len : 0;
+    kn_sbuf_put(out, body + j, len - j);
 }
 
 static void write_io(kn_sbuf *o, const kiln_value_info *vi, size_t n)

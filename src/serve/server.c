@@ -298,6 +298,23 @@ static enum MHD_Result submit(kn_req *r)
     return MHD_YES;
 }
 
+/* Answer an infer request with body b (no id yet); b is consumed. */
+static enum MHD_Result reply_infer(kn_req *r, kn_sbuf *b, size_t json_len)
+{
+    if (r->ir.id[0]) {
+        kn_sbuf with_id = {0};
+        kn_response_with_id(b->data, b->len, json_len, r->ir.id, &with_id, &json_len);
+        kn_sbuf_free(b);
+        *b = with_id;
+    }
+    if (b->oom)
+        return reply_sbuf(r, 500, b, "application/json");
+    size_t len;
+    char *body = kn_sbuf_take(b, &len);
+    return reply(r, 200, json_len ? "application/octet-stream" : "application/json", body, len,
+                 json_len);
+}
+
 /* The job is back: answer it. */
 static enum MHD_Result answer_job(kn_req *r)
 {
@@ -315,10 +332,7 @@ static enum MHD_Result answer_job(kn_req *r)
         return reply_sbuf(r, 500, &b, "application/json");
     if (r->cache == 2)
         kn_cache_put(r->server->cache, r->key, b.data, b.len, json_len);
-    size_t len;
-    char *body = kn_sbuf_take(&b, &len);
-    return reply(r, 200, json_len ? "application/octet-stream" : "application/json", body, len,
-                 json_len);
+    return reply_infer(r, &b, json_len);
 }
 
 /* ---- endpoints ---- */
@@ -356,7 +370,8 @@ static bool cache_lookup(kn_req *r)
         return false;
     }
     r->cache = 1;
-    reply(r, 200, json_len ? "application/octet-stream" : "application/json", body, len, json_len);
+    kn_sbuf b = {.data = body, .len = len, .cap = len};
+    reply_infer(r, &b, json_len);
     return true;
 }
 

@@ -151,7 +151,7 @@ for k in 1 2 3 4 5 6 7 8 9 10 11 12; do
 done
 
 echo "== per-request timeout, reload under load"
-req POST /v2/models/fm/infer 504 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"id":"t1","parameters":{"timeout":1}')" && has 'timed out'
+req POST /v2/models/fm/infer 504 -d "$(infer_json FP32 '[1,1,28,28]' "$(zeros 784 0.75)" ',"id":"t1","parameters":{"timeout":1}')" && has 'timed out'
 pids=
 for k in 1 2 3 4 5 6 7 8; do
     curl -s -o /dev/null -w '%{http_code}' -X POST -d "$GOOD" "$URL/v2/models/fm/infer" > "$T/rl.$k" &
@@ -185,8 +185,14 @@ req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"
 cp "$T/body" "$T/first"
 req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"id":"same"')"
 cmp -s "$T/body" "$T/first" || fail "cached response differs from the computed one"
+req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"id":"other"')" && has '"id":"other"'
+req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"parameters":{"binary_data_output":true}')"
+req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"id":"b2","parameters":{"binary_data_output":true}')"
+jl=$(grep -i '^Inference-Header-Content-Length:' "$T/headers" | tr -dc 0-9)
+[ "$(head -c "$jl" "$T/body" | tail -c 11)" = ',"id":"b2"}' ] || fail "cached binary response: id not at the end of the JSON part"
+[ $(($(wc -c < "$T/body") - jl)) -eq 40 ] || fail "cached binary response: wrong binary size"
 req GET /metrics 200
-grep -Eq '^kiln_cache_hits_total\{model="fm",version="2"\} [1-9]' "$T/body" || fail "no cache hit counted"
+grep -Eq '^kiln_cache_hits_total\{model="fm",version="2"\} [2-9]' "$T/body" || fail "cache hits not counted"
 
 echo "== statistics and metrics"
 req GET /v2/models/stats 200 && has '"model_stats"' && has '"inference_count"'
