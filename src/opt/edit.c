@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* op_type of a deleted node; compared by address, so no real op can match it. */
 static const char deleted_op[] = "<deleted>";
@@ -505,10 +507,42 @@ static void remap_ids(int *ids, int n, const int *map)
             ids[k] = map[ids[k]];
 }
 
+/* Does any kept initializer's data touch [lo, hi)?  (Two values may share data.) */
+static bool kept_data_overlaps(const kn_graph *g, const bool *keep, uintptr_t lo, uintptr_t hi)
+{
+    for (int v = 0; v < g->n_values; v++) {
+        const kn_tensor *t = g->values[v].init;
+        if (!keep[v] || !t || !t->data)
+            continue;
+        uintptr_t a = (uintptr_t)t->data, b = a + t->nbytes;
+        if (a < hi && b > lo)
+            return true;
+    }
+    return false;
+}
+
+/* Dropped initializers (folded or fused into new ones) give their memory back: the
+ * whole pages inside their data, unless a kept value shares them.  Mapped file pages
+ * would be re-read if touched; arena pages become zero pages nobody reads. */
+static void give_back_dropped(const kn_graph *g, const bool *keep)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    for (int v = 0; page > 0 && v < g->n_values; v++) {
+        const kn_tensor *t = g->values[v].init;
+        if (keep[v] || !t || !t->data || t->nbytes < (size_t)page)
+            continue;
+        uintptr_t lo = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+        uintptr_t hi = ((uintptr_t)t->data + t->nbytes) & ~((uintptr_t)page - 1);
+        if (hi > lo && !kept_data_overlaps(g, keep, lo, hi))
+            madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
+}
+
 /* Rebuild the value table (and its name hash) with only the kept values, renumbering
  * every reference.  Node implicit lists are cleared: finalize recomputes them. */
 static int drop_values(kn_graph *g, const bool *keep, kn_error *err)
 {
+    give_back_dropped(g, keep);
     int n_old = g->n_values;
     kn_value *old = g->values;
     int *map = malloc(sizeof *map * (size_t)(n_old ? n_old : 1));

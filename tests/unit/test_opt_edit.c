@@ -232,6 +232,38 @@ static void test_eval_node(void)
     kn_model_free(m);
 }
 
+/* Dropping an unused large initializer gives its pages back, but never pages a kept
+ * initializer shares with it. */
+static void test_dropped_constant_pages(void)
+{
+    kn_model *m = kt_model_new(17);
+    kn_graph *g = m->graph;
+    int64_t d[1] = {8192};
+    float *w = malloc(sizeof *w * 8192);
+    for (int i = 0; i < 8192; i++)
+        w[i] = (float)i;
+    set_const(g, "w", 1, d, w);
+    set_const(g, "big_unused", 1, d, w);
+    int alias = kn_graph_value(g, "alias");
+    g->values[alias].init = g->values[kn_graph_find(g, "w")].init;
+    kn_graph_add_input(g, kn_graph_value(g, "x"));
+    add1(g, "Add", "x", "alias", "y");
+    kn_graph_add_output(g, kn_graph_find(g, "y"));
+    kn_error err;
+    CHECK_EQ_INT(kn_model_finalize(m, &err), KN_OK);
+    /* w itself is unused (its data is read through "alias") */
+    CHECK_EQ_INT(kn_opt_refinalize(g, &err), KN_OK);
+    CHECK_EQ_INT(kn_graph_find(g, "w"), -1);
+    CHECK_EQ_INT(kn_graph_find(g, "big_unused"), -1);
+    const kn_tensor *a = kn_opt_const(g, kn_graph_find(g, "alias"));
+    bool intact = a && a->numel == 8192;
+    for (int i = 0; intact && i < 8192; i++)
+        intact = ((const float *)a->data)[i] == (float)i;
+    CHECK(intact);
+    free(w);
+    kn_model_free(m);
+}
+
 /* If(cond) with both branches returning Relu(c) of the outer value c = Neg(x). */
 static kn_graph *branch(kn_model *m, kn_graph *parent, const char *out)
 {
@@ -287,4 +319,4 @@ static void test_subgraph_capture_is_pinned(void)
 
 TEST_MAIN(TEST_CASE(test_use_counts_and_consumers), TEST_CASE(test_delete_and_refinalize_drops_values),
           TEST_CASE(test_replace_uses_and_add_node), TEST_CASE(test_new_domain_is_imported),
-          TEST_CASE(test_attrs), TEST_CASE(test_eval_node), TEST_CASE(test_subgraph_capture_is_pinned))
+          TEST_CASE(test_attrs), TEST_CASE(test_eval_node), TEST_CASE(test_dropped_constant_pages), TEST_CASE(test_subgraph_capture_is_pinned))
