@@ -12,6 +12,7 @@ typedef struct kn_instance {
     kn_batcher *b;
     pthread_t thread;
     bool started;
+    bool busy;           /* its session is running (worker or inline caller); under mu */
     kiln_session *session;
     void **buf;          /* per input: concatenation buffer */
     size_t *buf_cap;
@@ -262,15 +263,20 @@ static void *worker_main(void *arg)
     kn_batcher *b = in->b;
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        while (!b->head && !b->stop)
+        while ((!b->head || in->busy) && !b->stop)
             pthread_cond_wait(&b->cv, &b->mu);
         if (!b->head)
             break;
+        if (in->busy) { /* stopping while a caller runs inline on this session */
+            pthread_cond_wait(&b->cv, &b->mu);
+            continue;
+        }
         if (b->opt.dynamic && b->opt.max_batch > 1)
             wait_for_batch(b);
         kn_job *expired = NULL;
         int64_t rows;
         kn_job *batch = take_batch(b, &rows, &expired);
+        in->busy = batch != NULL;
         pthread_mutex_unlock(&b->mu);
         for (kn_job *j = expired; j; j = j->next) {
             j->queue_s = kn_now() - j->t_enqueue;
@@ -283,6 +289,7 @@ static void *worker_main(void *arg)
             run_batch(in, batch, rows);
         finish(batch);
         pthread_mutex_lock(&b->mu);
+        in->busy = false;
     }
     pthread_mutex_unlock(&b->mu);
     return NULL;
@@ -309,6 +316,33 @@ int kn_batcher_submit(kn_batcher *b, kn_job *job)
     b->queued++;
     b->queued_rows += job->rows;
     pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    return 0;
+}
+
+int kn_batcher_run_inline(kn_batcher *b, kn_job *job)
+{
+    job->next = NULL;
+    job->outputs = NULL;
+    job->n_outputs = 0;
+    job->http_status = 0;
+    job->error[0] = '\0';
+    bool delay = b->opt.dynamic && b->opt.max_batch > 1 && b->opt.delay_us > 0;
+    kn_instance *in = NULL;
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; !b->stop && !b->head && !delay && !in && i < b->n_inst; i++)
+        if (!b->inst[i].busy)
+            in = &b->inst[i];
+    if (in)
+        in->busy = true;
+    pthread_mutex_unlock(&b->mu);
+    if (!in)
+        return -1;
+    job->t_enqueue = kn_now();
+    run_batch(in, job, job->rows);
+    pthread_mutex_lock(&b->mu);
+    in->busy = false;
+    pthread_cond_broadcast(&b->cv); /* its worker may have jobs waiting */
     pthread_mutex_unlock(&b->mu);
     return 0;
 }

@@ -57,6 +57,11 @@ int kn_batcher_create(const kiln_model *model, const kn_batcher_options *opt,
 /* Queue a job.  0: queued (done() will be called); 503: queue full or stopping
  * (done() will not be called). */
 int kn_batcher_submit(kn_batcher *b, kn_job *job);
+/* Run a job at once on the calling thread when that adds no latency and takes no
+ * batching chance away: nothing is queued, an instance is idle, and the model does
+ * not wait for batch-mates (max_queue_delay_us 0 or no batching).  0: done (results
+ * filled, done() NOT called); -1: not possible now, submit it instead. */
+int kn_batcher_run_inline(kn_batcher *b, kn_job *job);
 /* Requests currently waiting. */
 int kn_batcher_queued(kn_batcher *b);
 /* Finish every queued job, stop the workers, free everything. */

@@ -56,7 +56,6 @@ kn_cache_key kn_cache_key_of(const kn_version *v, const kn_infer_req *req)
     hash_bytes(&h, &req->n_out, sizeof req->n_out);
     hash_bytes(&h, req->out_idx, sizeof req->out_idx[0] * (size_t)req->n_out);
     hash_bytes(&h, req->out_binary, sizeof req->out_binary[0] * (size_t)req->n_out);
-    hash_bytes(&h, req->id, strlen(req->id)); /* the id is echoed in the body */
     return (kn_cache_key){h.a, h.b};
 }
 

@@ -1,6 +1,7 @@
 /* cache.h - the response cache: an LRU bounded in bytes, shared by all models,
  * keyed by a 128-bit hash of (model, version, input names/dtypes/shapes/bytes,
- * requested outputs).  Stores complete response bodies. */
+ * requested outputs; not the request id).  Stores response bodies without the id,
+ * which the server adds per request. */
 #ifndef KN_SERVE_CACHE_H
 #define KN_SERVE_CACHE_H
 

@@ -2,6 +2,8 @@
  * it leaves out from the model; the KServe v2 datatype names. */
 #include "serve/config.h"
 
+#include "serve/sbuf.h"
+
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -360,4 +362,52 @@ int kn_config_complete(kn_model_config *cfg, const kiln_model *m, char *err, siz
                    check_decls(cfg->outputs, cfg->n_outputs, m, true, err, errlen)
                ? -1
                : 0;
+}
+
+static void json_policy(const kn_model_config *c, kn_sbuf *o)
+{
+    if (c->policy == KN_POLICY_ALL) {
+        kn_sbuf_puts(o, "{\"all\":{}}");
+    } else if (c->policy == KN_POLICY_LATEST) {
+        kn_sbuf_printf(o, "{\"latest\":{\"num_versions\":%d}}", c->latest_n);
+    } else {
+        kn_sbuf_puts(o, "{\"specific\":{\"versions\":[");
+        for (int i = 0; i < c->n_specific; i++)
+            kn_sbuf_printf(o, "%s%lld", i ? "," : "", (long long)c->specific[i]);
+        kn_sbuf_puts(o, "]}}");
+    }
+}
+
+static void json_preprocess(const kn_cfg_preprocess *p, kn_sbuf *o)
+{
+    kn_sbuf_printf(o, ",\"preprocess\":{\"resize\":%d,\"center_crop\":[%d,%d],\"channel_order\":\"%s\","
+                   "\"layout\":\"%s\",\"scale\":%.9g,\"mean\":[%.9g,%.9g,%.9g],\"std\":[%.9g,%.9g,%.9g]}",
+                   p->resize_short, p->crop_h, p->crop_w,
+                   p->channels == 1 ? "GRAY" : p->bgr ? "BGR" : "RGB", p->nhwc ? "NHWC" : "NCHW",
+                   p->scale, p->mean[0], p->mean[1], p->mean[2], p->std[0], p->std[1], p->std[2]);
+}
+
+void kn_config_json(const kn_model_config *c, const char *name, kn_sbuf *o)
+{
+    kn_sbuf_puts(o, "{\"name\":");
+    kn_sbuf_json_str(o, name);
+    kn_sbuf_printf(o, ",\"max_batch_size\":%d,\"dynamic_batching\":{\"enable\":%s,"
+                   "\"max_queue_delay_us\":%lld,\"preferred_batch_sizes\":[",
+                   c->max_batch_size, c->dynamic_batching ? "true" : "false",
+                   (long long)c->max_queue_delay_us);
+    for (int i = 0; i < c->n_preferred; i++)
+        kn_sbuf_printf(o, "%s%d", i ? "," : "", c->preferred[i]);
+    kn_sbuf_printf(o, "]},\"instance_count\":%d,\"threads\":%d,\"max_queue_size\":%d,"
+                   "\"timeout_us\":%lld,\"version_policy\":",
+                   c->instance_count, c->threads, c->max_queue_size, (long long)c->timeout_us);
+    json_policy(c, o);
+    kn_sbuf_printf(o, ",\"response_cache\":{\"enable\":%s},\"softmax\":%s,\"top_k\":%d",
+                   c->cache ? "true" : "false", c->softmax ? "true" : "false", c->top_k);
+    if (c->pre.present)
+        json_preprocess(&c->pre, o);
+    if (c->labels[0]) {
+        kn_sbuf_puts(o, ",\"labels\":");
+        kn_sbuf_json_str(o, c->labels);
+    }
+    kn_sbuf_puts(o, "}");
 }

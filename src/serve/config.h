@@ -68,6 +68,11 @@ int kn_config_parse(const char *text, kn_model_config *cfg, char *err, size_t er
  * and output has a dynamic first dimension, else 0) and validate declarations. */
 int kn_config_complete(kn_model_config *cfg, const kiln_model *m, char *err, size_t errlen);
 
+/* The effective configuration as JSON (GET /v2/models/<m>/config), in config.json's
+ * field names so it can be saved and edited. */
+struct kn_sbuf;
+void kn_config_json(const kn_model_config *cfg, const char *name, struct kn_sbuf *out);
+
 /* KServe v2 datatype name <-> kiln dtype ("FP32" <-> KILN_FLOAT32); NULL / UNDEFINED
  * when there is no counterpart. */
 const char *kn_v2_dtype_name(kiln_dtype t);

@@ -45,7 +45,7 @@ void kn_metrics_http_status(int http_status);
 void kn_metrics_render_prometheus(kn_sbuf *out);
 /* {"model_stats":[...]} for every model, or one model (version <= 0: all versions). */
 void kn_metrics_render_stats_json(kn_sbuf *out, const char *model, int64_t version);
-/* True when stats for model (any version) exist. */
+/* Free every statistics record (at exit, after the server stopped). */
 void kn_metrics_shutdown(void);
 
 #endif

@@ -1,6 +1,8 @@
 /* protocol.c - KServe v2 infer request parsing (cJSON) and response writing. */
 #include "serve/protocol.h"
 
+#include "serve/numarray.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -43,16 +45,9 @@ static bool int_in_range(double d, double lo, double hi)
     return d == floor(d) && d >= lo && d <= hi;
 }
 
-static int store_number(fill_ctx *f, const cJSON *e)
+/* Store d as element f->at in f's dtype, checking that it fits. */
+static int store_value(fill_ctx *f, double d)
 {
-    double d;
-    if (cJSON_IsBool(e))
-        d = cJSON_IsTrue(e) ? 1 : 0;
-    else if (cJSON_IsNumber(e))
-        d = e->valuedouble;
-    else
-        return perr(f->err, f->errlen, 400, "input '%s': data element %zu is not a number", f->name,
-                    f->at);
     void *p = f->dst + f->at * f->esize;
     bool ok = true;
     switch (f->dtype) {
@@ -76,6 +71,16 @@ static int store_number(fill_ctx *f, const cJSON *e)
     return 200;
 }
 
+static int store_number(fill_ctx *f, const cJSON *e)
+{
+    if (cJSON_IsBool(e))
+        return store_value(f, cJSON_IsTrue(e) ? 1 : 0);
+    if (cJSON_IsNumber(e))
+        return store_value(f, e->valuedouble);
+    return perr(f->err, f->errlen, 400, "input '%s': data element %zu is not a number", f->name,
+                f->at);
+}
+
 /* Walk (possibly nested) data arrays in row-major order. */
 static int fill(fill_ctx *f, const cJSON *node, int depth)
 {
@@ -96,6 +101,16 @@ static int fill(fill_ctx *f, const cJSON *node, int depth)
             return st;
     }
     return 200;
+}
+
+/* Elements of a (possibly nested) data array; nesting deeper than a tensor can be
+ * is cut off (fill() then reports it). */
+static size_t count_leaves(const cJSON *node, int depth)
+{
+    size_t n = 0;
+    for (const cJSON *e = node->child; e && depth <= KILN_MAX_RANK + 1; e = e->next)
+        n += cJSON_IsArray(e) ? count_leaves(e, depth + 1) : 1;
+    return n;
 }
 
 /* ---- one input ---- */
@@ -166,7 +181,7 @@ typedef struct bin_cursor {
 } bin_cursor;
 
 static int input_data(const cJSON *in, int k, const kn_version *v, kn_infer_req *req, size_t count,
-                      bin_cursor *bin, char *err, size_t errlen)
+                      bin_cursor *bin, const kn_numarrays *na, char *err, size_t errlen)
 {
     kiln_tensor *t = &req->in[k];
     const char *name = v->in[k].name;
@@ -206,20 +221,26 @@ static int input_data(const cJSON *in, int k, const kn_version *v, kn_infer_req 
     if (t->dtype == KILN_FLOAT16 || t->dtype == KILN_BFLOAT16 || t->dtype == KILN_STRING)
         return perr(err, errlen, 400, "input '%s': %s data must be sent in binary form", name,
                     kn_v2_dtype_name(t->dtype));
+    int fast = kn_numarrays_lookup(na, data);
+    size_t given = fast >= 0 ? na->counts[fast] : count_leaves(data, 0);
+    if (given != count) /* before allocating what the shape claims */
+        return perr(err, errlen, 400, "input '%s': data has %zu elements but shape says %zu", name,
+                    given, count);
     req->owned[k] = malloc(t->nbytes ? t->nbytes : 1);
     if (!req->owned[k])
         return perr(err, errlen, 413, "input '%s': too large", name);
     t->data = req->owned[k];
     fill_ctx f = {t->dtype, req->owned[k], esize, count, 0, name, err, errlen};
-    int st = fill(&f, data, 0);
-    if (st == 200 && f.at != count)
-        return perr(err, errlen, 400, "input '%s': data has %zu elements but shape says %zu", name,
-                    f.at, count);
+    if (fast < 0)
+        return fill(&f, data, 0);
+    int st = 200;
+    for (size_t i = 0; i < count && st == 200; i++)
+        st = store_value(&f, na->values[fast][i]);
     return st;
 }
 
 static int parse_input(const cJSON *in, const kn_version *v, kn_infer_req *req, int64_t max_elements,
-                       bin_cursor *bin, char *err, size_t errlen)
+                       bin_cursor *bin, const kn_numarrays *na, char *err, size_t errlen)
 {
     const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "name"));
     if (!name)
@@ -245,7 +266,7 @@ static int parse_input(const cJSON *in, const kn_version *v, kn_infer_req *req, 
     if (st == 200)
         st = check_against_model(&v->in[k], &req->in[k], err, errlen);
     if (st == 200)
-        st = input_data(in, k, v, req, count, bin, err, errlen);
+        st = input_data(in, k, v, req, count, bin, na, err, errlen);
     return st;
 }
 
@@ -343,9 +364,13 @@ int kn_infer_parse(const kn_version *v, const char *body, size_t len, size_t jso
     if (json_len > len)
         return perr(err, errlen, 400, "Inference-Header-Content-Length %zu exceeds the body (%zu bytes)",
                     json_len, len);
-    cJSON *root = cJSON_ParseWithLength(body, json_len);
+    kn_numarrays na = {0};
+    kn_numarrays_extract(body, json_len, &na);
+    cJSON *root = na.text ? cJSON_ParseWithLength(na.text, na.len)
+                          : cJSON_ParseWithLength(body, json_len);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
+        kn_numarrays_free(&na);
         return perr(err, errlen, 400, "request body is not a JSON object");
     }
     bin_cursor bin = {body + json_len, len - json_len, 0};
@@ -354,7 +379,7 @@ int kn_infer_parse(const kn_version *v, const char *body, size_t len, size_t jso
     if (st == 200 && (!cJSON_IsArray(inputs) || !cJSON_GetArraySize(inputs)))
         st = perr(err, errlen, 400, "request needs a non-empty 'inputs' array");
     for (const cJSON *in = st == 200 ? inputs->child : NULL; in && st == 200; in = in->next)
-        st = parse_input(in, v, req, max_elements, &bin, err, errlen);
+        st = parse_input(in, v, req, max_elements, &bin, &na, err, errlen);
     if (st == 200)
         st = check_complete(v, req, err, errlen);
     if (st == 200 && bin.at != bin.len)
@@ -363,6 +388,7 @@ int kn_infer_parse(const kn_version *v, const char *body, size_t len, size_t jso
     if (st == 200)
         st = parse_outputs(root, v, req, err, errlen);
     cJSON_Delete(root);
+    kn_numarrays_free(&na);
     if (st != 200)
         kn_infer_req_free(req);
     return st;
@@ -418,10 +444,6 @@ void kn_infer_response(const kn_version *v, const kn_infer_req *req, const kiln_
     kn_sbuf_puts(o, "{\"model_name\":");
     kn_sbuf_json_str(o, v->model_name);
     kn_sbuf_printf(o, ",\"model_version\":\"%lld\"", (long long)v->version);
-    if (req->id[0]) {
-        kn_sbuf_puts(o, ",\"id\":");
-        kn_sbuf_json_str(o, req->id);
-    }
     kn_sbuf_puts(o, ",\"outputs\":[");
     bool any_binary = false;
     for (int i = 0; i < req->n_out; i++) {
@@ -456,6 +478,18 @@ void kn_infer_response(const kn_version *v, const kn_infer_req *req, const kiln_
     for (int i = 0; i < req->n_out; i++)
         if (req->out_binary[i] && (size_t)req->out_idx[i] < n_outs)
             kn_sbuf_put(o, outs[req->out_idx[i]].data, outs[req->out_idx[i]].nbytes);
+}
+
+void kn_response_with_id(const char *body, size_t len, size_t json_len, const char *id, kn_sbuf *out,
+                         size_t *out_json_len)
+{
+    size_t j = json_len ? json_len : len; /* the JSON part ends with its closing brace */
+    kn_sbuf_put(out, body, j ? j - 1 : 0);
+    kn_sbuf_puts(out, ",\"id\":");
+    kn_sbuf_json_str(out, id);
+    kn_sbuf_puts(out, "}");
+    *out_json_len = json_len ? out->len : 0;
+    kn_sbuf_put(out, body + j, len - j);
 }
 
 static void write_io(kn_sbuf *o, const kiln_value_info *vi, size_t n)

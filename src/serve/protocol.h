@@ -33,10 +33,15 @@ int kn_infer_parse(const kn_version *v, const char *body, size_t len, size_t jso
                    int64_t max_elements, kn_infer_req *req, char *err, size_t errlen);
 void kn_infer_req_free(kn_infer_req *req);
 
-/* Build the response body.  *json_len is the JSON part's length when binary outputs
- * follow it, else 0. */
+/* Build the response body (without the request id: see kn_response_with_id).
+ * *json_len is the JSON part's length when binary outputs follow it, else 0. */
 void kn_infer_response(const kn_version *v, const kn_infer_req *req, const kiln_tensor *outs,
                        size_t n_outs, kn_sbuf *body, size_t *json_len);
+
+/* The response body again with "id" added as the last field of its JSON part (the
+ * id is left out of kn_infer_response so cached bodies serve any request id). */
+void kn_response_with_id(const char *body, size_t len, size_t json_len, const char *id, kn_sbuf *out,
+                         size_t *out_json_len);
 
 /* Model metadata JSON (name, versions, platform, inputs/outputs with -1 dims). */
 void kn_model_metadata(const kn_version *v, const int64_t *versions, int n_versions, kn_sbuf *out);

@@ -755,6 +755,20 @@ void kn_repo_index_json(kn_repo *r, kn_sbuf *o)
     pthread_mutex_unlock(&r->mu);
 }
 
+void kn_repo_queue_gauges(kn_repo *r, kn_sbuf *o)
+{
+    kn_sbuf_puts(o, "# HELP kiln_queue_size Requests waiting in the model queue\n"
+                    "# TYPE kiln_queue_size gauge\n");
+    pthread_mutex_lock(&r->mu);
+    for (int i = 0; i < r->n; i++)
+        for (int k = 0; k < r->entries[i]->n_versions; k++) {
+            kn_version *v = r->entries[i]->versions[k];
+            kn_sbuf_printf(o, "kiln_queue_size{model=\"%s\",version=\"%lld\"} %d\n", v->model_name,
+                           (long long)v->version, kn_batcher_queued(v->batcher));
+        }
+    pthread_mutex_unlock(&r->mu);
+}
+
 bool kn_repo_ready(kn_repo *r)
 {
     pthread_mutex_lock(&r->mu);

@@ -74,6 +74,8 @@ int kn_repo_default_model(kn_repo *repo, char *name, size_t len);
 
 /* Triton repository index: [{"name":..,"version":..,"state":..,"reason":..}]. */
 void kn_repo_index_json(kn_repo *repo, kn_sbuf *out);
+/* Prometheus gauge kiln_queue_size{model,version}: requests waiting per loaded version. */
+void kn_repo_queue_gauges(kn_repo *repo, kn_sbuf *out);
 /* True when every model that should be loaded is (server readiness). */
 bool kn_repo_ready(kn_repo *repo);
 

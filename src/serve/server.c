@@ -267,6 +267,10 @@ static void job_done(kn_job *job)
     MHD_resume_connection(r->conn);
 }
 
+static enum MHD_Result answer_job(kn_req *r);
+
+/* Run the job at once if an instance is idle, else queue it and suspend the
+ * connection until a worker has run it. */
 static enum MHD_Result submit(kn_req *r)
 {
     kn_version *v = r->ver;
@@ -278,6 +282,8 @@ static enum MHD_Result submit(kn_req *r)
     r->job.done = job_done;
     int64_t timeout = r->ir.timeout_us ? r->ir.timeout_us : v->cfg.timeout_us;
     r->job.deadline = timeout > 0 ? kn_now() + (double)timeout * 1e-6 : 0;
+    if (kn_batcher_run_inline(v->batcher, &r->job) == 0) /* idle: no thread hand-offs */
+        return answer_job(r);
     r->state = REQ_QUEUED;
     MHD_suspend_connection(r->conn);
     if (kn_batcher_submit(v->batcher, &r->job)) {
@@ -290,6 +296,23 @@ static enum MHD_Result submit(kn_req *r)
         MHD_resume_connection(r->conn);
     }
     return MHD_YES;
+}
+
+/* Answer an infer request with body b (no id yet); b is consumed. */
+static enum MHD_Result reply_infer(kn_req *r, kn_sbuf *b, size_t json_len)
+{
+    if (r->ir.id[0]) {
+        kn_sbuf with_id = {0};
+        kn_response_with_id(b->data, b->len, json_len, r->ir.id, &with_id, &json_len);
+        kn_sbuf_free(b);
+        *b = with_id;
+    }
+    if (b->oom)
+        return reply_sbuf(r, 500, b, "application/json");
+    size_t len;
+    char *body = kn_sbuf_take(b, &len);
+    return reply(r, 200, json_len ? "application/octet-stream" : "application/json", body, len,
+                 json_len);
 }
 
 /* The job is back: answer it. */
@@ -309,10 +332,7 @@ static enum MHD_Result answer_job(kn_req *r)
         return reply_sbuf(r, 500, &b, "application/json");
     if (r->cache == 2)
         kn_cache_put(r->server->cache, r->key, b.data, b.len, json_len);
-    size_t len;
-    char *body = kn_sbuf_take(&b, &len);
-    return reply(r, 200, json_len ? "application/octet-stream" : "application/json", body, len,
-                 json_len);
+    return reply_infer(r, &b, json_len);
 }
 
 /* ---- endpoints ---- */
@@ -350,7 +370,8 @@ static bool cache_lookup(kn_req *r)
         return false;
     }
     r->cache = 1;
-    reply(r, 200, json_len ? "application/octet-stream" : "application/json", body, len, json_len);
+    kn_sbuf b = {.data = body, .len = len, .cap = len};
+    reply_infer(r, &b, json_len);
     return true;
 }
 
@@ -428,6 +449,15 @@ static enum MHD_Result handle_model_metadata(kn_req *r, const char *model, int64
     return reply_sbuf(r, 200, &b, "application/json");
 }
 
+static enum MHD_Result handle_model_config(kn_req *r, const char *model, int64_t version)
+{
+    if (!acquire(r, model, version))
+        return MHD_YES;
+    kn_sbuf b = {0};
+    kn_config_json(&r->ver->cfg, r->ver->model_name, &b);
+    return reply_sbuf(r, 200, &b, "application/json");
+}
+
 static enum MHD_Result handle_model_ready(kn_req *r, const char *model, int64_t version)
 {
     char err[600];
@@ -452,7 +482,7 @@ static enum MHD_Result handle_server_metadata(kn_req *r)
 {
     kn_sbuf b = {0};
     kn_sbuf_printf(&b, "{\"name\":\"kiln\",\"version\":\"%s\",\"extensions\":[\"binary_tensor_data\","
-                   "\"statistics\",\"model_repository\",\"model_repository(unload_dependents)\"]}",
+                   "\"statistics\",\"model_repository\",\"schedule_policy\"]}",
                    kiln_version());
     return reply_sbuf(r, 200, &b, "application/json");
 }
@@ -506,6 +536,8 @@ static enum MHD_Result handle_model(kn_req *r, char **seg, int n)
         return handle_model_ready(r, model, version);
     if (!strcmp(action, "stats"))
         return handle_stats(r, model, version);
+    if (!strcmp(action, "config"))
+        return handle_model_config(r, model, version);
     return reply_error(r, 404, "no such endpoint: %s", r->url);
 }
 
@@ -524,6 +556,7 @@ static enum MHD_Result handle_metrics(kn_req *r)
 {
     kn_sbuf b = {0};
     kn_metrics_render_prometheus(&b);
+    kn_repo_queue_gauges(r->server->repo, &b);
     return reply_sbuf(r, 200, &b, "text/plain; version=0.0.4");
 }
 
@@ -599,9 +632,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > s->opt.max_body_bytes)
+        unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+        if (len > s->opt.max_body_bytes)
             return reply_error(r, 413, "request body of %s bytes exceeds the limit of %zu", cl,
                                s->opt.max_body_bytes);
+        if (len)
+            kn_sbuf_reserve(&r->body, (size_t)len); /* one allocation for the whole body */
         return MHD_YES;
     }
     if (*upload_data_size) {

@@ -34,6 +34,20 @@ cat > "$T/repo/fm/config.json" <<EOF
                 "scale": 0.00392156862745098, "mean": [0.286], "std": [0.353]},
  "labels": "labels.txt"}
 EOF
+# version policies: latest 2 of {1,2,3}; specific {1,3}
+for m in pol spec; do
+    for v in 1 2 3; do mkdir -p "$T/repo/$m/$v"; cp "$MODEL" "$T/repo/$m/$v/model.onnx"; done
+done
+echo '{"version_policy": {"latest": {"num_versions": 2}}, "max_batch_size": 0}' > "$T/repo/pol/config.json"
+echo '{"version_policy": {"specific": {"versions": [1, 3]}}, "instance_count": 2}' > "$T/repo/spec/config.json"
+# a queue of one; the worker waits 3 s for batch-mates, so a second request finds it full
+mkdir -p "$T/repo/q/1"
+cp "$MODEL" "$T/repo/q/1/model.onnx"
+echo '{"max_batch_size": 4, "max_queue_size": 1, "dynamic_batching": {"max_queue_delay_us": 3000000, "preferred_batch_sizes": [4]}}' > "$T/repo/q/config.json"
+# a config that does not fit its model: reported, not served
+mkdir -p "$T/repo/badcfg/1"
+cp "$MODEL" "$T/repo/badcfg/1/model.onnx"
+echo '{"input": [{"name": "nope", "datatype": "FP32"}]}' > "$T/repo/badcfg/config.json"
 printf '%s\n' T-shirt Trouser Pullover Dress Coat Sandal Shirt Sneaker Bag Boot > "$T/repo/fm/labels.txt"
 "$MKIMG" "$T/img" || { echo "FAIL: cannot make test images"; exit 1; }
 
@@ -92,6 +106,13 @@ req GET /v2/models/fm/versions/1 200 && has '"name":"fm"'
 req GET /v2/models/fm/ready 200
 req GET /v2/models/fm/versions/2/ready 200
 req GET /v2/models/plain 200 && has '"max_batch_size":8'
+req GET /v2/models/pol 200 && has '"versions":\["2","3"\]' && has '"max_batch_size":0'
+req GET /v2/models/spec 200 && has '"versions":\["1","3"\]'
+req GET /v2/models/spec/versions/2 404
+req GET /v2/models/fm/config 200 && has '"max_batch_size":4' && has '"preferred_batch_sizes":\[4\]' && has '"channel_order":"GRAY"' && has '"all":{}'
+req GET /v2/models/spec/config 200 && has '"versions":\[1,3\]' && has '"instance_count":2'
+req POST /v2/models/badcfg/infer 503 -d "$GOOD" && has nope
+req POST /v2/repository/index 200 && has '"name":"badcfg","state":"UNAVAILABLE"'
 
 echo "== infer (JSON)"
 req POST /v2/models/fm/infer 200 -d "$GOOD" && has '"model_version":"2"' && has '"shape":\[1,10\]' && has '"name":"logits"'
@@ -129,13 +150,49 @@ for k in 1 2 3 4 5 6 7 8 9 10 11 12; do
     [ "$(cat "$T/par.$k")" = 200 ] || fail "concurrent request $k: status $(cat "$T/par.$k")"
 done
 
+echo "== per-request timeout, reload under load"
+req POST /v2/models/fm/infer 504 -d "$(infer_json FP32 '[1,1,28,28]' "$(zeros 784 0.75)" ',"id":"t1","parameters":{"timeout":1}')" && has 'timed out'
+pids=
+for k in 1 2 3 4 5 6 7 8; do
+    curl -s -o /dev/null -w '%{http_code}' -X POST -d "$GOOD" "$URL/v2/models/fm/infer" > "$T/rl.$k" &
+    pids="$pids $!"
+done
+touch "$T/repo/fm/2/model.onnx"     # changed on disk: load builds a new version 2
+req POST /v2/repository/models/fm/load 200
+for p in $pids; do wait "$p"; done
+for k in 1 2 3 4 5 6 7 8; do
+    checks=$((checks + 1))
+    [ "$(cat "$T/rl.$k")" = 200 ] || fail "request during reload $k: status $(cat "$T/rl.$k")"
+done
+req POST /v2/models/fm/infer 200 -d "$GOOD"
+
+echo "== backpressure: full queue -> 503 with Retry-After"
+curl -s -o "$T/q1" -w '%{http_code}' -X POST -d "$GOOD" "$URL/v2/models/q/infer" > "$T/q1.code" &
+qpid=$!
+i=0
+until curl -s "$URL/metrics" | grep -q '^kiln_queue_size{model="q",version="1"} 1' || [ $i -ge 50 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+req POST /v2/models/q/infer 503 -d "$GOOD" && has 'queue is full'
+grep -qi '^Retry-After: 1' "$T/headers" || fail "503 without Retry-After"
+wait "$qpid"
+checks=$((checks + 1))
+[ "$(cat "$T/q1.code")" = 200 ] || fail "the queued request: status $(cat "$T/q1.code")"
+
 echo "== response cache"
 req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"id":"same"')"
 cp "$T/body" "$T/first"
 req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"id":"same"')"
 cmp -s "$T/body" "$T/first" || fail "cached response differs from the computed one"
+req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"id":"other"')" && has '"id":"other"'
+req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"parameters":{"binary_data_output":true}')"
+req POST /v2/models/fm/infer 200 -d "$(infer_json FP32 '[1,1,28,28]' "$D784" ',"id":"b2","parameters":{"binary_data_output":true}')"
+jl=$(grep -i '^Inference-Header-Content-Length:' "$T/headers" | tr -dc 0-9)
+[ "$(head -c "$jl" "$T/body" | tail -c 11)" = ',"id":"b2"}' ] || fail "cached binary response: id not at the end of the JSON part"
+[ $(($(wc -c < "$T/body") - jl)) -eq 40 ] || fail "cached binary response: wrong binary size"
 req GET /metrics 200
-grep -Eq '^kiln_cache_hits_total\{model="fm",version="2"\} [1-9]' "$T/body" || fail "no cache hit counted"
+grep -Eq '^kiln_cache_hits_total\{model="fm",version="2"\} [2-9]' "$T/body" || fail "cache hits not counted"
 
 echo "== statistics and metrics"
 req GET /v2/models/stats 200 && has '"model_stats"' && has '"inference_count"'
@@ -144,7 +201,7 @@ req GET /v2/models/fm/versions/1/stats 200 && has '"version":"1"'
 req GET /metrics 200
 for m in kiln_request_duration_seconds_bucket kiln_compute_duration_seconds_bucket \
     kiln_queue_duration_seconds_bucket kiln_overhead_duration_seconds_bucket kiln_batch_size_bucket \
-    kiln_inflight_requests 'outcome="success"' kiln_cache_misses_total kiln_inferences_total; do
+    kiln_inflight_requests kiln_queue_size 'outcome="success"' kiln_cache_misses_total kiln_inferences_total; do
     has "$m"
 done
 
@@ -162,7 +219,7 @@ else
     head -c 200 "$T/img.jpg" > "$T/trunc.jpg"
     req POST /v2/models/fm/predict 400 -H 'Content-Type: image/jpeg' --data-binary @"$T/trunc.jpg"
     req POST /v2/models/plain/predict 400 --data-binary @"$T/img.png"
-    req POST /predict 400 --data-binary @"$T/img.png"   # two models loaded: ambiguous
+    req POST /predict 400 --data-binary @"$T/img.png"   # several models loaded: ambiguous
 fi
 
 echo "== malformed and wrong requests"
@@ -243,6 +300,32 @@ rc=$?
 PID=
 checks=$((checks + 1))
 [ $rc -eq 0 ] || { fail "server exit status $rc after SIGTERM"; tail -20 "$T/server.log"; }
+
+echo "== no repository: the bundled example, JSON logs, /predict on the only model, SIGINT"
+rm -f "$T/port"
+"$KILN" serve --port 0 --port-file "$T/port" --log-format json >"$T/access2.log" 2>"$T/server2.log" &
+PID=$!
+i=0
+while [ ! -s "$T/port" ] && [ $i -lt 300 ] && kill -0 "$PID" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+URL=http://127.0.0.1:$(cat "$T/port" 2>/dev/null)
+req GET /v2/models/fmnist 200 && has '"name":"fmnist"'
+req POST /v2/models/fmnist/infer 200 -d "$GOOD" && has '"model_name":"fmnist"'
+code=$(curl -s -o "$T/body" -w '%{http_code}' --data-binary @"$T/img.png" "$URL/predict")
+checks=$((checks + 1))
+case $code in
+200) has '"label"' ;;
+501) echo "SKIP: /predict (built without imgio's image code)" ;;
+*) fail "/predict on the example: status $code" ;;
+esac
+kill -INT "$PID"
+wait "$PID"
+rc=$?
+PID=
+checks=$((checks + 1))
+[ $rc -eq 0 ] || fail "example server exit status $rc after SIGINT"
+grep -q '^{"ts":"[^"]*","remote":"127.0.0.1","method":"POST","path":"/v2/models/fmnist/infer","status":200' "$T/access2.log" ||
+    fail "no JSON access log line: $(head -c 300 "$T/access2.log")"
+grep -q '"level":"info","msg":"listening on' "$T/server2.log" || fail "no JSON server log line"
 
 echo "$checks checks, $fails failed"
 [ $fails -eq 0 ]

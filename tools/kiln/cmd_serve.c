@@ -8,6 +8,9 @@
 #include "serve/serve.h"
 
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -253,6 +256,12 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     kn_serve_log_json(a.http.log_json);
+#ifdef __GLIBC__
+    /* Buffers are allocated on HTTP threads and freed on workers and back; with one
+     * malloc arena per thread the heap fragments and RSS creeps up under load (seen
+     * with 64 connections: +4 MiB over 20 s, flat with a single arena). */
+    mallopt(M_ARENA_MAX, 1);
+#endif
     kn_repo *repo = NULL;
     if (build_repo(&a, &repo)) {
         kn_repo_destroy(repo);
