@@ -22,7 +22,9 @@
 # Environment: KILN (kiln binary, default build/kiln), MOBILENET (model path),
 # WRK_THREADS (default 2), BATCH_MAX (32), BATCH_DELAY_US (max_queue_delay_us, 4000),
 # INSTANCES (sessions per model, 1), WRK_TIMEOUT (seconds before wrk gives up on a
-# response, 60).  Needs curl, wrk, python3.  "all" runs the three modes in turn.
+# response, 60), MOBILENET_TIMEOUT_MS (the server's --request-timeout-ms in the
+# MobileNet runs, 120000: on a slow machine 32 queued images can wait longer than
+# the 30 s default), SERVE_ARGS (more `kiln serve` options for every run).  Needs curl, wrk, python3.  "all" runs the three modes in turn.
 # /metrics is read after the warm-up and after the run, each time once the requests
 # wrk left in flight have finished; requests wrk cut off when it stopped show up
 # there as client errors (wrk's own non-2xx count is the one that matters).
@@ -44,8 +46,10 @@ BATCH_MAX=${BATCH_MAX:-32}
 BATCH_DELAY_US=${BATCH_DELAY_US:-4000}
 INSTANCES=${INSTANCES:-1}
 WRK_TIMEOUT=${WRK_TIMEOUT:-60}
+MOBILENET_TIMEOUT_MS=${MOBILENET_TIMEOUT_MS:-120000}
+SERVE_ARGS=${SERVE_ARGS:-}
 
-usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case $1 in
     example | overhead | mobilenet | all) mode=$1 ;;
@@ -79,7 +83,7 @@ tools=$here/wrk/v2load.py
 # start_server ARGS...: kiln serve on a free loopback port; sets PID and URL.
 start_server() {
     rm -f "$work/port"
-    "$KILN" serve --port 0 --port-file "$work/port" --no-access-log ${threads:+--threads $threads} "$@" \
+    "$KILN" serve --port 0 --port-file "$work/port" --no-access-log ${threads:+--threads $threads} $SERVE_ARGS "$@" \
         >"$out/server.log" 2>&1 &
     PID=$!
     for _ in $(seq 600); do
@@ -199,7 +203,7 @@ run_mobilenet() {
     [ -f "$MOBILENET" ] || { echo "serve_load: no MobileNetV2 at $MOBILENET (set MOBILENET)" >&2; exit 2; }
     echo "== MobileNetV2: batch-1 binary requests, 32 connections, ${duration}s each, batching off then on"
     echo "   (max_batch_size $BATCH_MAX, max_queue_delay_us $BATCH_DELAY_US, instance_count $INSTANCES)"
-    start_server --repository "$(make_mobilenet_repo)" --poll 0
+    start_server --repository "$(make_mobilenet_repo)" --poll 0 --request-timeout-ms "$MOBILENET_TIMEOUT_MS"
     local hl results=()
     hl=$(make_body mnv2_single "$work/mnv2.bin" --binary)
     for model in mnv2_single mnv2_batched; do

@@ -102,21 +102,22 @@ def histogram(d, name):
 
 
 def quantile(buckets, q):
-    """Linear interpolation inside the bucket holding rank q (as Prometheus does)."""
+    """Linear interpolation inside the bucket holding rank q (as Prometheus does);
+    inf when the rank lies in the +Inf bucket."""
     if not buckets or buckets[-1][1] <= 0:
         return float("nan")
     rank, lo, prev = q * buckets[-1][1], 0.0, 0.0
     for hi, cum in buckets:
         if cum >= rank:
             if hi == float("inf"):
-                return lo
+                return float("inf")  # beyond the last finite bucket
             return lo + (hi - lo) * ((rank - prev) / (cum - prev) if cum > prev else 1.0)
         lo, prev = hi, cum
     return lo
 
 
 def us(seconds):
-    return "%.1f" % (seconds * 1e6)
+    return "%.1f" % (seconds * 1e6) if seconds != float("inf") else "(over the last bucket)"
 
 
 def report_metrics(before_path, after_path, model):

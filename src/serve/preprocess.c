@@ -8,8 +8,11 @@
  * plain bilinear interpolation; when shrinking every source pixel contributes, so
  * no aliasing.  Only the output pixels inside the crop window are computed: the
  * horizontal pass runs on the source rows the window needs, the vertical pass on
- * the window's rows.  Sizes and the crop offset match torchvision's
- * Resize(short) + CenterCrop. */
+ * the window's rows.  Like Pillow, each pass rounds its result to an 8-bit value,
+ * so the output equals torchvision's usual training pipeline on PIL images
+ * (Resize(short) + CenterCrop + ToTensor + Normalize; sizes and crop offset as
+ * torchvision computes them) up to a rare 1/255 where Pillow's fixed-point
+ * weights round the other way. */
 #include "serve/preprocess.h"
 
 #include <math.h>
@@ -35,6 +38,13 @@ static void axis_free(pp_axis *a)
     free(a->count);
     free(a->w);
     memset(a, 0, sizeof *a);
+}
+
+/* A resize pass's result as Pillow stores it: rounded to 0..255. */
+static float round_to_8bit(float v)
+{
+    v = floorf(v + 0.5f);
+    return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
 static float triangle(float t)
@@ -171,7 +181,7 @@ static void resize_rows(const kn_serve_image *img, const pp_axis *ax, int y0, in
                 for (int c = 0; c < sc; c++)
                     acc[c] += w[k] * s[c];
             for (int c = 0; c < sc; c++)
-                dst[c] = acc[c];
+                dst[c] = round_to_8bit(acc[c]);
         }
     }
 }
@@ -212,6 +222,8 @@ static void resize_columns(const pp_plan *pl, const kn_preprocess *pp, const pp_
         for (int k = 0; k < ay->count[y]; k++) /* row-wise: contiguous, vectorizes */
             for (size_t j = 0; j < stride; j++)
                 row[j] += w[k] * src[(size_t)k * stride + j];
+        for (size_t j = 0; j < stride; j++)
+            row[j] = round_to_8bit(row[j]);
         emit_row(pl, pp, row, y, out);
     }
 }

@@ -12,7 +12,10 @@
 /* What to do, in this order:
  *  1. resize_short > 0: scale (bilinear, antialiased when shrinking) so that the
  *     shorter side becomes resize_short, keeping the aspect ratio;
- *     resize_short == 0: resize straight to crop_h x crop_w (no crop).
+ *     resize_short == 0: resize straight to crop_h x crop_w (no crop).  Each
+ *     resize pass rounds to 8 bits as Pillow does, so with RGB sources the result
+ *     equals torchvision's Resize + CenterCrop + ToTensor + Normalize on a PIL
+ *     image (a rare pixel may differ by 1/255).
  *  2. center crop crop_h x crop_w (both > 0; the resized image must be at least
  *     that large).
  *  3. convert to `channels` (1 or 3): gray -> RGB repeats the sample, RGB -> gray

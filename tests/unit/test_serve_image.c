@@ -521,8 +521,17 @@ static double ref_weight(int x, double center, double support)
     return t < 1 ? 1 - t : 0;
 }
 
-/* Plain per-pixel reference: resized size, torchvision crop offset, 2-D weighted
- * sum over the whole source, channel conversion, normalisation, layout. */
+/* Pillow-style rounding of one resize pass. */
+static double ref_round8(double v)
+{
+    v = floor(v + 0.5);
+    return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/* Plain per-pixel reference: resized size, torchvision crop offset; for each
+ * output pixel the horizontally resized (and rounded) samples of every source row
+ * in its vertical support, then the vertical sum (rounded); channel conversion,
+ * normalisation, layout. */
 static void ref_preprocess(const kn_serve_image *img, const kn_preprocess *pp, float *out)
 {
     long rw = pp->crop_w, rh = pp->crop_h;
@@ -538,17 +547,25 @@ static void ref_preprocess(const kn_serve_image *img, const kn_preprocess *pp, f
     float scale = pp->scale != 0 ? pp->scale : 1;
     for (int y = 0; y < pp->crop_h; y++)
         for (int x = 0; x < pp->crop_w; x++) {
-            double cx = (left + x + 0.5) * sx, cy = (top + y + 0.5) * sy, acc[3] = {0}, wsum = 0;
+            double cx = (left + x + 0.5) * sx, cy = (top + y + 0.5) * sy, wxsum = 0, wysum = 0, rgb[3] = {0};
+            for (int u = 0; u < img->width; u++)
+                wxsum += ref_weight(u, cx, supx);
             for (int v = 0; v < img->height; v++)
-                for (int u = 0; u < img->width; u++) {
-                    double wt = ref_weight(u, cx, supx) * ref_weight(v, cy, supy);
-                    wsum += wt;
-                    for (int c = 0; c < img->channels; c++)
-                        acc[c] += wt * img->pixels[((size_t)v * img->width + u) * img->channels + c];
+                wysum += ref_weight(v, cy, supy);
+            for (int c = 0; c < img->channels; c++) {
+                double acc = 0;
+                for (int v = 0; v < img->height; v++) {
+                    double wy = ref_weight(v, cy, supy), row = 0;
+                    if (wy == 0)
+                        continue;
+                    for (int u = 0; u < img->width; u++)
+                        row += ref_weight(u, cx, supx) * img->pixels[((size_t)v * img->width + u) * img->channels + c];
+                    acc += wy / wysum * ref_round8(row / wxsum);
                 }
-            double rgb[3];
-            for (int c = 0; c < 3; c++)
-                rgb[c] = acc[img->channels == 3 ? c : 0] / wsum;
+                rgb[c] = ref_round8(acc);
+            }
+            if (img->channels == 1)
+                rgb[1] = rgb[2] = rgb[0];
             for (int c = 0; c < pp->channels; c++) {
                 double val = pp->channels == 1 ? 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
                                                : rgb[pp->bgr ? 2 - c : c];
@@ -578,7 +595,8 @@ static void test_preprocess_vs_reference(void)
                                      {0, 1, 1}, {0, 5, 3}, {0, 7, 7}, {0, 31, 17}, {1, 1, 1}, {3, 3, 2},
                                      {7, 7, 7}, {16, 11, 13}, {29, 29, 29}, {64, 40, 48}};
     int cases = 0, worst_case = -1;
-    double worst = 0;
+    size_t values = 0, off_by_one = 0;
+    double worst = 0, one_step = 1.0 / 255 / 0.224 + 1e-3; /* one 8-bit step after normalisation */
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
         for (size_t r = 0; r < sizeof recipes / sizeof recipes[0]; r++)
             for (int variant = 0; variant < 8; variant++) {
@@ -602,19 +620,25 @@ static void test_preprocess_vs_reference(void)
                     CHECK_EQ_INT(rc, KN_OK);
                     ref_preprocess(&img, &pp, want);
                     cases++;
-                    for (size_t i = 0; i < n; i++)
-                        if (fabs(got[i] - want[i]) > worst) {
-                            worst = fabs(got[i] - want[i]);
+                    values += n;
+                    for (size_t i = 0; i < n; i++) {
+                        double diff = fabs(got[i] - want[i]);
+                        off_by_one += diff > 1e-3; /* a rounding tie broken the other way */
+                        if (diff > worst) {
+                            worst = diff;
                             worst_case = (int)(d * 1000 + r * 10 + variant);
                         }
+                    }
                 }
                 free(got);
                 free(want);
                 free(img.pixels);
             }
-    if (worst > 1e-3)
-        fprintf(stderr, "preprocess worst difference %g in case %d\n", worst, worst_case);
-    CHECK(worst <= 1e-3);
+    if (worst > one_step || off_by_one * 200 > values)
+        fprintf(stderr, "preprocess worst difference %g in case %d; %zu of %zu values off by a step\n", worst,
+                worst_case, off_by_one, values);
+    CHECK(worst <= one_step);
+    CHECK(off_by_one * 200 <= values); /* .5 ties only (float vs double): at most 1 in 200 */
     CHECK(cases > 200);
 }
 
