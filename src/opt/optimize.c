@@ -8,7 +8,7 @@
 /* The basic passes, one per file src/opt/<name>.c. */
 extern const kn_opt_pass kn_pass_eliminate_identity, kn_pass_fold_constants,
     kn_pass_eliminate_transpose, kn_pass_cse, kn_pass_fold_conv_bn, kn_pass_matmul_add_to_gemm,
-    kn_pass_eliminate_dead;
+    kn_pass_eliminate_dead, kn_pass_dedupe_initializers;
 
 /* Passes in the order they run; each family file defines its entries.  The lists
  * grow as passes land (src/opt/<pass family>.c).  Basic: clean-ups first (so that
@@ -18,6 +18,7 @@ static const kn_opt_pass *const pass_list[] = {
     &kn_pass_eliminate_identity,
     &kn_pass_fold_constants,
     &kn_pass_eliminate_transpose,
+    &kn_pass_dedupe_initializers,
     &kn_pass_cse,
     &kn_pass_fold_conv_bn,
     &kn_pass_matmul_add_to_gemm,
