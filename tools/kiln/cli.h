@@ -11,6 +11,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_conformance(int argc, char **argv);
+int cmd_optimize(int argc, char **argv);
 
 /* Print "kiln: <message>" to stderr; returns 1 (the exit status for errors). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
