@@ -46,6 +46,11 @@ if(TARGET kiln)
     add_test(NAME conformance/node COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
              --timeout 60 --list-failures --expect-pass ${KILN_NODE_MIN_PASS})
     set_tests_properties(conformance/node PROPERTIES LABELS conformance TIMEOUT 1800)
+    # The same cases on models written by kiln's ONNX writer and read back: the same
+    # pass count, and bit-identical outputs from the re-read models.
+    add_test(NAME conformance/node_roundtrip COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
+             --roundtrip --timeout 60 --list-failures --expect-pass ${KILN_NODE_MIN_PASS})
+    set_tests_properties(conformance/node_roundtrip PROPERTIES LABELS conformance TIMEOUT 1800)
   endif()
   if(EXISTS ${KILN_SHARED_DIR}/onnx-backend-tests/simple)
     add_test(NAME conformance/simple COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple
