@@ -187,7 +187,7 @@ int kn_check_same_dtype(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b)
     return KN_OK;
 }
 
-kn_tensor *kn_op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims)
+static kn_tensor *op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims, bool zero)
 {
     if (i < 0 || i >= c->n_out) {
         kn_fail(c->err, KN_ERR_MODEL, "%s: output %d requested but node has %d outputs",
@@ -195,14 +195,24 @@ kn_tensor *kn_op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_
         return NULL;
     }
     kn_tensor *t = c->out[i];
-    if (kn_tensor_alloc(t, dt, rank, dims, c->err))
-        return NULL;
-    return t;
+    int rc = c->alloc_output ? c->alloc_output(c, i, dt, rank, dims, zero)
+                             : kn_tensor_alloc(t, dt, rank, dims, c->err);
+    return rc ? NULL : t;
+}
+
+kn_tensor *kn_op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims)
+{
+    return op_output(c, i, dt, rank, dims, true);
+}
+
+kn_tensor *kn_op_output_uninit(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims)
+{
+    return op_output(c, i, dt, rank, dims, false);
 }
 
 kn_tensor *kn_op_output_copy(kn_op_ctx *c, int i, const kn_tensor *src)
 {
-    kn_tensor *t = kn_op_output(c, i, src->dtype, src->rank, src->dims);
+    kn_tensor *t = kn_op_output_uninit(c, i, src->dtype, src->rank, src->dims);
     if (t && src->nbytes)
         memcpy(t->data, src->data, src->nbytes);
     return t;
