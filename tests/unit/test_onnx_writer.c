@@ -527,6 +527,22 @@ static void test_external_data(void)
     snprintf(data, sizeof data, "%s/weights.bin", dir);
     CHECK_EQ_INT(fsize(data), 0);
     unlink(data);
+    /* AUTO goes external only past the threshold on the initializer total */
+    kn_onnx_write_options_init(&o);
+    CHECK_EQ_INT(kn_onnx_write_file(m, path, &o, &err), KN_OK);
+    snprintf(data, sizeof data, "%s/model.onnx.data", dir);
+    CHECK_EQ_INT(fsize(data), -1);
+    o.auto_bytes = 100;
+    o.external_min_bytes = 16;
+    CHECK_EQ_INT(kn_onnx_write_file(m, path, &o, &err), KN_OK);
+    CHECK(fsize(data) > 100);
+    b = NULL;
+    CHECK_EQ_INT(kn_onnx_parse_file(path, &b, &err), KN_OK);
+    if (b)
+        check_model(m, b);
+    kn_model_free(b);
+    unlink(data);
+    o.external = KN_ONNX_EXTERNAL_ALWAYS;
     /* data file names that would leave the directory, or replace the model */
     o.external_name = "../escape.bin";
     CHECK_EQ_INT(kn_onnx_write_file(m, path, &o, &err), KN_ERR_ARG);
