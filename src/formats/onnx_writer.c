@@ -304,12 +304,19 @@ static void put_type(kn_pbw *pb, uint32_t num, const kn_type *ty)
     kn_pbw_end(pb, mk);
 }
 
+/* A ValueInfoProto.  An inferred type is written as the file had it, without a
+ * shape (inference only adds the shape to a declared kind and dtype), unless
+ * inferred types were asked for. */
 static void put_value_info(writer *w, uint32_t num, const kn_value *v)
 {
     kn_pbw_mark mk = kn_pbw_begin(&w->pb, num);
     kn_pbw_string(&w->pb, 1, v->name);
-    if (v->has_type && type_writable(&v->type))
-        put_type(&w->pb, 2, &v->type);
+    if (v->has_type && type_writable(&v->type)) {
+        kn_type ty = v->type;
+        if (v->type_inferred && !w->inferred_types)
+            ty.rank = -1;
+        put_type(&w->pb, 2, &ty);
+    }
     kn_pbw_end(&w->pb, mk);
 }
 

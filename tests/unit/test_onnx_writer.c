@@ -448,11 +448,19 @@ static void test_inferred_types(void)
     kn_graph *g = m->graph;
     int y = kn_graph_find(g, "y");
     g->values[y].type_inferred = true;
+    /* a graph output declared float without a shape, the shape inferred */
+    kn_value *out = &g->values[kn_graph_find(g, "out")];
+    out->type_inferred = true;
+    out->type.rank = 1;
+    out->type.dims[0] = (kn_dim){.value = 4};
     void *buf = NULL;
     size_t len = 0;
     kn_model *b = round_trip(m, &buf, &len);
-    if (b)
+    if (b) {
         CHECK(!b->graph->values[kn_graph_find(b->graph, "y")].has_type);
+        const kn_value *bo = &b->graph->values[kn_graph_find(b->graph, "out")];
+        CHECK(bo->has_type && bo->type.dtype == KN_F32 && bo->type.rank == -1);
+    }
     kn_model_free(b);
     free(buf);
     char dir[] = "/tmp/kiln_writer_XXXXXX";
@@ -469,6 +477,8 @@ static void test_inferred_types(void)
     if (c) {
         const kn_value *v = &c->graph->values[kn_graph_find(c->graph, "y")];
         CHECK(v->has_type && v->type.dtype == KN_BF16 && v->type.rank == 2);
+        v = &c->graph->values[kn_graph_find(c->graph, "out")];
+        CHECK(v->has_type && v->type.rank == 1 && v->type.dims[0].value == 4);
     }
     kn_model_free(c);
     unlink(path);
