@@ -713,6 +713,11 @@ int kn_onnx_write_file(const kn_model *m, const char *path, const kn_onnx_write_
     }
     if (!m || !m->graph)
         return kn_fail(err, KN_ERR_ARG, "model has no graph");
+    /* refused up front: the data file would already be in place when renaming the
+     * model over a directory failed */
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return kn_fail(err, KN_ERR_IO, "cannot write '%s': it is a directory", path);
     uint64_t auto_bytes = o->auto_bytes ? o->auto_bytes : KN_ONNX_AUTO_EXTERNAL_BYTES;
     bool external = o->external == KN_ONNX_EXTERNAL_ALWAYS ||
                     (o->external == KN_ONNX_EXTERNAL_AUTO && initializer_bytes(m->graph, 0) > auto_bytes);

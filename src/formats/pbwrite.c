@@ -122,6 +122,8 @@ void kn_pbw_bytes(kn_pbw *w, uint32_t num, const void *data, size_t n)
 
 void kn_pbw_string(kn_pbw *w, uint32_t num, const char *s)
 {
+    if (!s)
+        s = "";
     kn_pbw_bytes(w, num, s, strlen(s));
 }
 

@@ -44,6 +44,7 @@ void kn_pbw_int(kn_pbw *w, uint32_t num, int64_t v);
 void kn_pbw_float(kn_pbw *w, uint32_t num, float v);
 /* A length-delimited field holding data[0..n). */
 void kn_pbw_bytes(kn_pbw *w, uint32_t num, const void *data, size_t n);
+/* A string field (NULL is written as ""). */
 void kn_pbw_string(kn_pbw *w, uint32_t num, const char *s);
 
 /* Packed repeated fields (one length-delimited field holding all elements). */

@@ -595,7 +595,12 @@ static void test_write_failures(void)
     CHECK_EQ_INT(kn_onnx_write_buffer(m, &buf, &len, &err), KN_ERR_UNSUPPORTED);
     t->kind = KN_VALUE_TENSOR;
     /* the path is a directory */
-    CHECK(kn_onnx_write_file(m, dir, NULL, &err) != KN_OK);
+    CHECK_EQ_INT(kn_onnx_write_file(m, dir, NULL, &err), KN_ERR_IO);
+    CHECK(strstr(err.msg, "directory") != NULL);
+    kn_onnx_write_options o;
+    kn_onnx_write_options_init(&o);
+    o.external = KN_ONNX_EXTERNAL_ALWAYS;
+    CHECK_EQ_INT(kn_onnx_write_file(m, dir, &o, &err), KN_ERR_IO);
     CHECK_EQ_INT(count_files(dir), 1);
     unlink(path);
     rmdir(dir);
