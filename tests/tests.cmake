@@ -26,6 +26,12 @@ foreach(src ${KILN_UNIT_TESTS})
   set_tests_properties(unit/${name} PROPERTIES LABELS unit TIMEOUT 120)
 endforeach()
 
+# The writer test re-runs every shared model (twice) and re-writes every conformance
+# model: slow under the sanitizers.
+if(TEST unit/test_onnx_writer)
+  set_tests_properties(unit/test_onnx_writer PROPERTIES TIMEOUT 600)
+endif()
+
 # libFuzzer targets (tests/fuzz/fuzz.cmake), built with -DKILN_FUZZ=ON and clang.
 if(KILN_FUZZ AND EXISTS ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
   include(${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
