@@ -2,7 +2,9 @@
  * with model.onnx and test_data_set_N/{input,output}_K.pb).  Each case runs in a
  * forked child with a time limit, so a crash or hang in one case is reported as a
  * failure of that case and the run goes on.  Prints a per-operator table and the
- * closing line "N passed, N failed, N skipped". */
+ * closing line "N passed, N failed, N skipped".  With --roundtrip each model is also
+ * written by the ONNX writer and read back, and the re-read model must compute
+ * bit-identical outputs. */
 #include "cli.h"
 
 #include "exec/exec.h"
