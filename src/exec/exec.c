@@ -159,6 +159,36 @@ static int planned_alloc(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64
     return heap_storage(t, zero, c->err);
 }
 
+/* kn_op_ctx.view_output: output i becomes a view of input src when src's bytes are
+ * provably there for as long as the output is: an initializer or graph input of this
+ * run, or (replaying a plan) a value sitting in the slot the plan shares with the
+ * output.  A recording run notes planned inputs as view candidates and copies. */
+static bool planned_view(kn_op_ctx *c, int i, int src, int rank, const int64_t *dims)
+{
+    kn_frame *f = c->exec_frame;
+    int y = c->node->out[i], x = c->node->in[src];
+    if (y < 0 || x < 0)
+        return false;
+    const kn_tensor *xt = c->in[src];
+    const kn_value *xv = &f->g->values[x];
+    bool ok = (xv->init || xv->is_input) && xv->producer < 0 && xt->data;
+    if (!ok && f->plan)
+        ok = f->plan->alias[y] == x && xt->data && xt->data == kn_plan_address(f->plan, x);
+    if (!ok) {
+        if (!f->plan)
+            f->cache->rec_alias[y] = x;
+        return false;
+    }
+    kn_tensor *t = c->out[i];
+    if (t->owns_data)
+        kn_tensor_release(t);
+    memset(t, 0, sizeof *t);
+    if (kn_tensor_set_shape(t, xt->dtype, rank, dims, c->err))
+        return false;
+    t->data = xt->data;
+    return true;
+}
+
 /* Kernels with sequence/optional values or subgraphs get heap outputs. */
 static bool node_plannable(const kn_node *nd)
 {
@@ -230,6 +260,7 @@ static int run_node(kn_frame *f, int idx, kn_error *err)
         .n_out = nd->n_out, .out = out, .err = err, .run_subgraph = subgraph_entry,
         .exec_frame = f, .state = nd->state, .pool = f->env ? f->env->pool : NULL,
         .alloc_output = f->cache && node_plannable(nd) ? planned_alloc : NULL,
+        .view_output = f->cache && node_plannable(nd) ? planned_view : NULL,
     };
     int rc = nd->op->run(&c);
     for (int k = 0; k < nd->n_out && !rc; k++) {
@@ -328,7 +359,7 @@ static int exec_frame(const kn_graph *g, const kn_frame *parent, const kn_exec_e
         n_sig = kn_plan_signature(n_in, inputs, sig, 256);
         f.plan = n_sig >= 0 ? kn_plan_find(f.cache, sig, n_sig) : NULL;
         if (!f.plan)
-            memset(f.cache->rec_bytes, 0, sizeof *f.cache->rec_bytes * (size_t)f.cache->n_values);
+            kn_plan_record_start(f.cache);
         if (n_sig < 0)
             f.cache = NULL; /* too many dims to key a plan: plain heap */
     }

@@ -14,6 +14,8 @@ static void plan_free(kn_mem_plan *p)
     free(p->arena);
     free(p->offset);
     free(p->size);
+    free(p->alias);
+    free(p->view_offset);
     free(p);
 }
 
@@ -45,7 +47,9 @@ int kn_exec_cache_init(kn_exec_cache *c, const kn_graph *g, kn_error *err)
     c->last_use = calloc(n, sizeof *c->last_use);
     c->is_output = calloc(n, sizeof *c->is_output);
     c->rec_bytes = calloc(n, sizeof *c->rec_bytes);
-    if (!c->vals || !c->present || !c->uses || !c->last_use || !c->is_output || !c->rec_bytes) {
+    c->rec_alias = calloc(n, sizeof *c->rec_alias);
+    if (!c->vals || !c->present || !c->uses || !c->last_use || !c->is_output || !c->rec_bytes ||
+        !c->rec_alias) {
         kn_exec_cache_free(c);
         return kn_fail(err, KN_ERR_NOMEM, "out of memory");
     }
@@ -63,9 +67,27 @@ void kn_exec_cache_free(kn_exec_cache *c)
     free(c->last_use);
     free(c->is_output);
     free(c->rec_bytes);
+    free(c->rec_alias);
     for (int i = 0; i < c->n_plans; i++)
         plan_free(c->plans[i]);
     memset(c, 0, sizeof *c);
+}
+
+void kn_plan_record_start(kn_exec_cache *c)
+{
+    for (int v = 0; v < c->n_values; v++) {
+        c->rec_bytes[v] = 0;
+        c->rec_alias[v] = -1;
+    }
+}
+
+void *kn_plan_address(const kn_mem_plan *p, int v)
+{
+    if (p->offset[v] != KN_PLAN_NONE)
+        return (char *)p->arena + p->offset[v];
+    if (p->alias[v] >= 0)
+        return (char *)p->arena + p->view_offset[v];
+    return NULL;
 }
 
 int kn_plan_signature(int n_in, const kn_tensor *const *inputs, int64_t *sig, int max)
@@ -140,21 +162,60 @@ static size_t lowest_fit(placed *items, int it, placed **overlap)
     return off;
 }
 
-static int collect_items(const kn_exec_cache *c, placed *items)
+static bool slot_candidate(const kn_exec_cache *c, int v)
+{
+    return c->rec_bytes[v] && !c->is_output[v] && c->g->values[v].producer >= 0;
+}
+
+/* Resolve view candidates in node order: root[v] is the value whose slot v shares
+ * (v itself when it has its own), and last[root] grows to cover every view's readers.
+ * A view joins only a slot candidate and never a graph output. */
+static void resolve_views(const kn_exec_cache *c, int *root, int *last)
 {
     const kn_graph *g = c->g;
+    for (int v = 0; v < c->n_values; v++) {
+        root[v] = v;
+        int def = g->values[v].producer;
+        last[v] = c->last_use[v] > def ? c->last_use[v] : def;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kn_node *nd = &g->nodes[i];
+        for (int k = 0; k < nd->n_out; k++) {
+            int y = nd->out[k];
+            int x = y >= 0 ? c->rec_alias[y] : -1;
+            if (x < 0 || c->is_output[y] || !slot_candidate(c, root[x]))
+                continue;
+            root[y] = root[x];
+            if (last[y] > last[root[y]])
+                last[root[y]] = last[y];
+        }
+    }
+}
+
+static int collect_items(const kn_exec_cache *c, const int *root, const int *last, placed *items)
+{
     int n = 0;
     for (int v = 0; v < c->n_values; v++) {
-        if (!c->rec_bytes[v] || c->is_output[v] || g->values[v].producer < 0)
+        if (root[v] != v || !slot_candidate(c, v))
             continue;
         placed *p = &items[n++];
         p->v = v;
-        p->def = g->values[v].producer;
-        p->last = c->last_use[v] > p->def ? c->last_use[v] : p->def;
+        p->def = c->g->values[v].producer;
+        p->last = last[v];
         p->bytes = (c->rec_bytes[v] + ALIGN - 1) & ~(size_t)(ALIGN - 1);
         p->offset = 0;
     }
     return n;
+}
+
+static void record_views(const kn_exec_cache *c, const int *root, kn_mem_plan *p)
+{
+    for (int v = 0; v < c->n_values; v++) {
+        if (root[v] == v || p->offset[root[v]] == KN_PLAN_NONE)
+            continue;
+        p->alias[v] = c->rec_alias[v];
+        p->view_offset[v] = p->offset[root[v]];
+    }
 }
 
 static kn_mem_plan *plan_alloc(const kn_exec_cache *c, const int64_t *sig, int n_sig)
@@ -166,14 +227,18 @@ static kn_mem_plan *plan_alloc(const kn_exec_cache *c, const int64_t *sig, int n
     p->sig = malloc(sizeof *sig * (size_t)(n_sig ? n_sig : 1));
     p->offset = malloc(sizeof *p->offset * nv);
     p->size = calloc(nv, sizeof *p->size);
-    if (!p->sig || !p->offset || !p->size) {
+    p->alias = malloc(sizeof *p->alias * nv);
+    p->view_offset = calloc(nv, sizeof *p->view_offset);
+    if (!p->sig || !p->offset || !p->size || !p->alias || !p->view_offset) {
         plan_free(p);
         return NULL;
     }
     memcpy(p->sig, sig, sizeof *sig * (size_t)n_sig);
     p->n_sig = n_sig;
-    for (size_t v = 0; v < nv; v++)
+    for (size_t v = 0; v < nv; v++) {
         p->offset[v] = KN_PLAN_NONE;
+        p->alias[v] = -1;
+    }
     return p;
 }
 
@@ -214,16 +279,25 @@ static void cache_insert(kn_exec_cache *c, kn_mem_plan *p)
 
 kn_mem_plan *kn_plan_build(kn_exec_cache *c, const int64_t *sig, int n_sig)
 {
-    placed *items = malloc(sizeof *items * (size_t)(c->n_values ? c->n_values : 1));
-    kn_mem_plan *p = items ? plan_alloc(c, sig, n_sig) : NULL;
-    int n = items ? collect_items(c, items) : 0;
+    size_t nv = (size_t)(c->n_values ? c->n_values : 1);
+    placed *items = malloc(sizeof *items * nv);
+    int *root = malloc(sizeof *root * nv), *last = malloc(sizeof *last * nv);
+    kn_mem_plan *p = items && root && last ? plan_alloc(c, sig, n_sig) : NULL;
+    int n = 0;
+    if (p) {
+        resolve_views(c, root, last);
+        n = collect_items(c, root, last, items);
+    }
     if (!p || place_all(p, items, n) ||
         posix_memalign(&p->arena, ALIGN, p->arena_bytes ? p->arena_bytes : ALIGN)) {
-        free(items);
         plan_free(p);
-        return NULL;
+        p = NULL;
+    } else {
+        record_views(c, root, p);
+        cache_insert(c, p);
     }
     free(items);
-    cache_insert(c, p);
+    free(root);
+    free(last);
     return p;
 }

@@ -8,7 +8,9 @@
  * runs with the same signature take output memory from the arena: no heap traffic
  * for intermediates.  Graph outputs stay on the heap (they are handed to the caller);
  * a value that turns out larger than planned (data-dependent shapes) falls back to the
- * heap.  Plans are cached per signature (a few, least recently used evicted). */
+ * heap.  Views: a reshape-family output recorded as a view candidate of its input
+ * (rec_alias) joins the input's slot, whose live interval then extends to the view's
+ * last reader; replayed runs make it a view when the input sits in its slot.  Plans are cached per signature (a few, least recently used evicted). */
 #ifndef KN_MEMPLAN_H
 #define KN_MEMPLAN_H
 
@@ -24,6 +26,8 @@ typedef struct kn_mem_plan {
     void *arena;           /* 64-byte aligned */
     size_t *offset;        /* per value id: byte offset, or KN_PLAN_NONE */
     size_t *size;          /* per value id: planned bytes */
+    int *alias;            /* per value id: the value it is a view of, or -1 */
+    size_t *view_offset;   /* per value id with alias >= 0: offset of the shared slot */
     uint64_t last_used;    /* LRU stamp */
 } kn_mem_plan;
 
@@ -38,6 +42,7 @@ typedef struct kn_exec_cache {
     int *last_use;         /* per value: index of the last node reading it, -1 if none */
     bool *is_output;       /* per value: a graph output */
     size_t *rec_bytes;     /* recorder: bytes each value took in this run (0: not planned) */
+    int *rec_alias;        /* recorder: value each output could have been a view of, or -1 */
     int n_plans;
     kn_mem_plan *plans[KN_MAX_PLANS];
     uint64_t clock;
@@ -53,6 +58,10 @@ void kn_exec_cache_free(kn_exec_cache *c);
 int kn_plan_signature(int n_in, const kn_tensor *const *inputs, int64_t *sig, int max);
 /* The cached plan for sig, or NULL. */
 kn_mem_plan *kn_plan_find(kn_exec_cache *c, const int64_t *sig, int n_sig);
+/* Start recording a run (clears rec_bytes and rec_alias). */
+void kn_plan_record_start(kn_exec_cache *c);
+/* Arena address planned for value v (own slot or shared view slot), or NULL. */
+void *kn_plan_address(const kn_mem_plan *p, int v);
 /* Make a plan from the recorder (c->rec_bytes) and cache it; NULL on failure (the
  * run still succeeded; the next run records again). */
 kn_mem_plan *kn_plan_build(kn_exec_cache *c, const int64_t *sig, int n_sig);

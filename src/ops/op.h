@@ -44,6 +44,9 @@ struct kn_op_ctx {
     /* Private to the executor: where outputs get their memory (its memory plan);
      * NULL means the heap.  Kernels use kn_op_output / kn_op_output_uninit. */
     int (*alloc_output)(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims, bool zero);
+    /* Private to the executor: make output i a view of input src (see
+     * kn_op_output_view); false when it cannot prove that safe. */
+    bool (*view_output)(kn_op_ctx *c, int i, int src, int rank, const int64_t *dims);
 };
 
 /* Session-owned scratch memory for the running kernel: at least `bytes`, 64-byte
@@ -116,6 +119,11 @@ kn_tensor *kn_op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_
 /* As kn_op_output, but the contents are undefined: for kernels that write every
  * element (saves clearing planned memory). */
 kn_tensor *kn_op_output_uninit(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims);
+/* Output i holding input src's bytes under a new shape (same dtype, same element
+ * count; checked): a view without copying where the executor can prove the bytes
+ * outlive every reader of the output and nobody writes them, else a copy.  For the
+ * reshape family (Reshape, Flatten, Squeeze, Unsqueeze). */
+kn_tensor *kn_op_output_view(kn_op_ctx *c, int i, int src, int rank, const int64_t *dims);
 /* Output i as a copy of t (same dtype/shape/data). */
 kn_tensor *kn_op_output_copy(kn_op_ctx *c, int i, const kn_tensor *t);
 
