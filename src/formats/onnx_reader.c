@@ -426,7 +426,7 @@ static int parse_value_info(reader *r, kn_graph *g, const kn_pb_field *vf, int k
         }
     }
     const char *what = kind == VI_INPUT ? "graph input" : kind == VI_OUTPUT ? "graph output" : "value_info";
-    if (!name_len) {
+    if (!name_len || !name[0]) { /* a name starting with a NUL byte is empty too */
         if (kind == VI_INFO)
             return KN_OK;
         return kn_fail(r->err, KN_ERR_MODEL, "%s without a name in graph '%s'", what, g->name);
@@ -670,7 +670,7 @@ static int parse_attr(reader *r, kn_graph *g, const kn_pb_field *af, kn_attr *a,
     int rc = scan_attr(r, af, &s);
     if (rc)
         return rc;
-    if (!s.name_len)
+    if (!s.name_len || !s.name[0]) /* a name starting with a NUL byte is empty too */
         return kn_fail(r->err, KN_ERR_MODEL, "attribute without a name");
     if (!(a->name = kn_arena_strndup(&r->m->arena, (const char *)s.name, s.name_len)))
         return oom(r);
