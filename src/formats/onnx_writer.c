@@ -660,10 +660,10 @@ static int data_paths(const char *path, const kn_onnx_write_options *o, out_path
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    if (o->external_name)
-        snprintf(p->data_name, sizeof p->data_name, "%s", o->external_name);
-    else if ((size_t)snprintf(p->data_name, sizeof p->data_name, "%s.data", base) >= sizeof p->data_name)
-        return kn_fail(err, KN_ERR_ARG, "file name '%s' is too long for a data file name", base);
+    int n = o->external_name ? snprintf(p->data_name, sizeof p->data_name, "%s", o->external_name)
+                             : snprintf(p->data_name, sizeof p->data_name, "%s.data", base);
+    if (n < 0 || (size_t)n >= sizeof p->data_name)
+        return kn_fail(err, KN_ERR_ARG, "external data file name for '%s' is too long", base);
     const char *dn = p->data_name;
     if (!dn[0] || strchr(dn, '/') || strchr(dn, '\\') || !strcmp(dn, ".") || !strcmp(dn, ".."))
         return kn_fail(err, KN_ERR_ARG, "external data file name '%s' must be a plain file name", dn);

@@ -559,6 +559,12 @@ static void test_external_data(void)
     CHECK(strstr(err.msg, "plain file name") != NULL);
     o.external_name = "model.onnx";
     CHECK_EQ_INT(kn_onnx_write_file(m, path, &o, &err), KN_ERR_ARG);
+    char long_name[400];
+    memset(long_name, 'a', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    o.external_name = long_name;
+    CHECK_EQ_INT(kn_onnx_write_file(m, path, &o, &err), KN_ERR_ARG);
+    CHECK(strstr(err.msg, "too long") != NULL);
     CHECK_EQ_INT(count_files(dir), 1);
     unlink(path);
     rmdir(dir);
