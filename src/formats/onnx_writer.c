@@ -14,6 +14,7 @@
  * out empty, and doc strings of graphs and nodes are gone. */
 #include "formats/onnx.h"
 #include "formats/pbwrite.h"
+#include "formats/protobuf.h"
 
 #include "kiln.h" /* KILN_VERSION only */
 
@@ -175,28 +176,58 @@ static int check_writable(writer *w, const kn_tensor *t, const char *name)
     return KN_OK;
 }
 
-/* A TensorProto field: dims, data_type, name, then raw_data or external data. */
+static void put_tensor_header(kn_pbw *pb, const kn_tensor *t, const char *name)
+{
+    if (t->rank > 0)
+        kn_pbw_packed_ints(pb, T_DIMS, t->dims, t->rank);
+    kn_pbw_int(pb, T_TYPE, t->dtype);
+    if (name && name[0])
+        kn_pbw_string(pb, T_NAME, name);
+}
+
+/* Bytes put_tensor_header writes (field tags here are all one byte). */
+static size_t tensor_header_size(const kn_tensor *t, const char *name)
+{
+    size_t n = 1 + kn_pbw_varint_size((uint64_t)t->dtype);
+    if (t->rank > 0) {
+        size_t dims = 0;
+        for (int i = 0; i < t->rank; i++)
+            dims += kn_pbw_varint_size((uint64_t)t->dims[i]);
+        n += 1 + kn_pbw_varint_size(dims) + dims;
+    }
+    if (name && name[0])
+        n += 1 + kn_pbw_varint_size(strlen(name)) + strlen(name);
+    return n;
+}
+
+/* A TensorProto field: dims, data_type, name, then raw_data or external data.
+ * Inline data is sized up front and copied once, straight into place (no
+ * kn_pbw_end sliding it back). */
 static int put_tensor(writer *w, uint32_t num, const kn_tensor *t, const char *name, bool may_external)
 {
     int rc = check_writable(w, t, name);
     if (rc)
         return rc;
     kn_pbw *pb = &w->pb;
-    kn_pbw_mark mk = kn_pbw_begin(pb, num);
-    if (t->rank > 0)
-        kn_pbw_packed_ints(pb, T_DIMS, t->dims, t->rank);
-    kn_pbw_int(pb, T_TYPE, t->dtype);
-    if (name && name[0])
-        kn_pbw_string(pb, T_NAME, name);
     if (may_external && w->ext.fd >= 0 && t->nbytes && t->nbytes >= w->ext.min_bytes) {
+        kn_pbw_mark mk = kn_pbw_begin(pb, num);
+        put_tensor_header(pb, t, name);
         rc = put_external_data(w, t);
-    } else {
-        uint8_t *p = kn_pbw_reserve_bytes(pb, T_RAW, t->nbytes);
-        if (p && t->nbytes)
-            copy_le(p, t->data, t->nbytes, kn_dtype_size(t->dtype));
+        kn_pbw_end(pb, mk);
+        return rc;
     }
-    kn_pbw_end(pb, mk);
-    return rc;
+    size_t body = tensor_header_size(t, name) + 1 + kn_pbw_varint_size(t->nbytes) + t->nbytes;
+    kn_pbw_tag(pb, num, KN_PB_LEN);
+    kn_pbw_varint(pb, body);
+    size_t start = pb->n;
+    put_tensor_header(pb, t, name);
+    uint8_t *p = kn_pbw_reserve_bytes(pb, T_RAW, t->nbytes);
+    if (p && t->nbytes)
+        copy_le(p, t->data, t->nbytes, kn_dtype_size(t->dtype));
+    if (kn_pbw_ok(pb) && pb->n - start != body)
+        return fail_once(w, KN_ERR_RUNTIME, "internal error: tensor '%s' encoded to %zu bytes, sized %zu",
+                         name ? name : "", pb->n - start, body);
+    return KN_OK;
 }
 
 static bool elem_is_zero(const uint8_t *p, size_t es)

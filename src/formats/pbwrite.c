@@ -67,6 +67,14 @@ static int encode_varint(uint8_t *out, uint64_t v)
     return k;
 }
 
+size_t kn_pbw_varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >>= 7)
+        n++;
+    return n;
+}
+
 void kn_pbw_varint(kn_pbw *w, uint64_t v)
 {
     uint8_t tmp[MAX_VARINT];

@@ -36,6 +36,8 @@ void kn_pbw_free(kn_pbw *w);
 /* Append n raw bytes (no tag). */
 void kn_pbw_raw(kn_pbw *w, const void *data, size_t n);
 void kn_pbw_varint(kn_pbw *w, uint64_t v);
+/* Bytes the varint encoding of v takes (1..10). */
+size_t kn_pbw_varint_size(uint64_t v);
 void kn_pbw_tag(kn_pbw *w, uint32_t num, int wire);
 
 /* Scalar fields.  int64 values are written as their two's-complement bits (the
