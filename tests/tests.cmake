@@ -34,6 +34,12 @@ if(TARGET test_steady_alloc)
     -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign)
 endif()
 
+# The writer test re-runs every shared model (twice) and re-writes every conformance
+# model: slow under the sanitizers.
+if(TEST unit/test_onnx_writer)
+  set_tests_properties(unit/test_onnx_writer PROPERTIES TIMEOUT 600)
+endif()
+
 # libFuzzer targets (tests/fuzz/fuzz.cmake), built with -DKILN_FUZZ=ON and clang.
 if(KILN_FUZZ AND EXISTS ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
   include(${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
@@ -64,6 +70,11 @@ if(TARGET kiln)
     add_test(NAME conformance/node_opt_basic COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
              --timeout 60 --list-failures --opt basic --expect-pass ${KILN_NODE_MIN_PASS})
     set_tests_properties(conformance/node_opt_basic PROPERTIES LABELS conformance TIMEOUT 1800)
+    # The same cases on models written by kiln's ONNX writer and read back: the same
+    # pass count, and bit-identical outputs from the re-read models.
+    add_test(NAME conformance/node_roundtrip COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
+             --roundtrip --timeout 60 --list-failures --expect-pass ${KILN_NODE_MIN_PASS})
+    set_tests_properties(conformance/node_roundtrip PROPERTIES LABELS conformance TIMEOUT 1800)
   endif()
   if(EXISTS ${KILN_SHARED_DIR}/onnx-backend-tests/simple)
     add_test(NAME conformance/simple COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple

@@ -5,6 +5,7 @@
 # then runs the
 # libFuzzer binary for SECONDS.  Exit status is the fuzzer's (non-zero on a crash).
 fuzzer=$1 kind=$2 shared=$3 corpus=$4 secs=$5
+[ "$kind" = onnx_writer ] && kind=onnx # the writer target starts from the same models
 mkdir -p "$corpus"
 # the optimizer target (opt) reads models: it takes the onnx seeds
 [ "$kind" = opt ] && kind=onnx
