@@ -10,6 +10,8 @@
  *     pixel-major by im2col (the input zero point as padding), multiplied by W^T
  *     (packed once: K = C*kh*kw, N = output channels) into int32, then the bias is
  *     added and the result requantized while transposing to NCHW.
+ *   QLinearConv (2-D depthwise: group == channels == filters): a direct loop over
+ *     int32 taps prepared once (no GEMM: its N would be 1).
  * int8 activations are shifted to uint8 (x + 128, zero point + 128: the products
  * are unchanged).  Results equal quant.c's reference bit for bit: both use
  * kn_requant_value's formula. */
@@ -22,9 +24,11 @@
 #include "kernels/qgemm.h"
 #include "ops/op_util.h"
 
-/* A packed weight: the GEMM's B (K x N) as it was packed from the constant. */
+/* A packed weight: the GEMM's B (K x N) as it was packed from the constant, or for
+ * a depthwise convolution (no GEMM) the n filters of k taps minus their zero points. */
 typedef struct qgemm_state {
-    kn_qpacked_b *pb;
+    kn_qpacked_b *pb;       /* NULL for depthwise */
+    int32_t *taps;          /* depthwise: n x k */
     int64_t k, n;
 } qgemm_state;
 
@@ -34,6 +38,7 @@ void kn_qgemm_state_release(void *state)
     if (!s)
         return;
     kn_qpacked_b_free(s->pb);
+    free(s->taps);
     free(s);
 }
 
@@ -82,14 +87,17 @@ static const kn_tensor *const_weight(const kn_prepare_ctx *pc, const kn_tensor *
     return w;
 }
 
-static int make_state(kn_qpacked_b *pb, int64_t k, int64_t n, void **state, kn_error *err)
+/* Takes ownership of pb and taps (one of them set). */
+static int make_state(kn_qpacked_b *pb, int32_t *taps, int64_t k, int64_t n, void **state, kn_error *err)
 {
     qgemm_state *s = calloc(1, sizeof *s);
     if (!s) {
         kn_qpacked_b_free(pb);
+        free(taps);
         return kn_fail(err, KN_ERR_NOMEM, "out of memory packing a quantized weight");
     }
     s->pb = pb;
+    s->taps = taps;
     s->k = k;
     s->n = n;
     *state = s;
@@ -109,16 +117,37 @@ int kn_qmatmul_prepare(kn_prepare_ctx *pc, void **state)
         return KN_OK;
     kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, b8, (size_t)n, 0);
     free(b8);
-    return pb ? make_state(pb, k, n, state, pc->err) : KN_OK;
+    return pb ? make_state(pb, NULL, k, n, state, pc->err) : KN_OK;
+}
+
+/* Depthwise weight [C, 1, kh, kw] (group == C) as int32 taps. */
+static int depthwise_prepare(kn_prepare_ctx *pc, const kn_tensor *w, const kn_tensor *zp, void **state)
+{
+    int64_t n = w->dims[0], k = w->dims[2] * w->dims[3];
+    int8_t *w8 = weight_to_int8(w, zp, k);
+    int32_t *taps = malloc(sizeof(int32_t) * (size_t)w->numel);
+    if (!w8 || !taps) {
+        free(w8);
+        free(taps);
+        return KN_OK;
+    }
+    for (int64_t e = 0; e < w->numel; e++)
+        taps[e] = w8[e];
+    free(w8);
+    return make_state(NULL, taps, k, n, state, pc->err);
 }
 
 int kn_qconv_prepare(kn_prepare_ctx *pc, void **state)
 {
     const kn_tensor *zp, *w = const_weight(pc, &zp, 4);
-    if (!w || kn_attr_int(pc->node, "group", 1) != 1)
+    if (!w)
         return KN_OK;
-    int64_t n = w->dims[0], k = n > 0 ? w->numel / n : 0;
+    int64_t n = w->dims[0], k = n > 0 ? w->numel / n : 0, group = kn_attr_int(pc->node, "group", 1);
     if (k < 1 || (zp && zp->numel != 1 && zp->numel != n))
+        return KN_OK;
+    if (group > 1 && group == n && w->dims[1] == 1)
+        return depthwise_prepare(pc, w, zp, state);
+    if (group != 1)
         return KN_OK;
     int8_t *w8 = weight_to_int8(w, zp, k);
     if (!w8)
@@ -126,7 +155,7 @@ int kn_qconv_prepare(kn_prepare_ctx *pc, void **state)
     /* W is [N, K] row-major: B^T, packed with trans_b */
     kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, w8, (size_t)k, 1);
     free(w8);
-    return pb ? make_state(pb, k, n, state, pc->err) : KN_OK;
+    return pb ? make_state(pb, NULL, k, n, state, pc->err) : KN_OK;
 }
 
 /* ---------------------------------------------------------------- shared run-time parts */
@@ -164,10 +193,10 @@ static bool requant_muls(const kn_op_ctx *c, int64_t n, float *mul)
 
 /* The run-time weight input still matches what prepare packed, scales are per
  * tensor for input and output, the weight scale per tensor or per column. */
-static const qgemm_state *usable_state(const kn_op_ctx *c, int64_t k, int64_t n)
+static const qgemm_state *usable_state(const kn_op_ctx *c, bool depthwise, int64_t k, int64_t n)
 {
     const qgemm_state *s = c->state;
-    if (!s || s->k != k || s->n != n || !per_tensor(c, 1, 2) || !per_tensor(c, 6, 7))
+    if (!s || (s->taps != NULL) != depthwise || s->k != k || s->n != n || !per_tensor(c, 1, 2) || !per_tensor(c, 6, 7))
         return NULL;
     if (c->in[4]->numel != 1 && c->in[4]->numel != n)
         return NULL;
@@ -195,7 +224,7 @@ int kn_qmatmul_fast(kn_op_ctx *c, kn_tensor *y, bool *done)
     if (b->rank != 2)
         return KN_OK;
     int64_t k = b->dims[0], n = b->dims[1];
-    const qgemm_state *s = usable_state(c, k, n);
+    const qgemm_state *s = usable_state(c, false, k, n);
     if (!s || a->dims[a->rank - 1] != k)
         return KN_OK;
     size_t rows = (size_t)(a->numel / k), mul_bytes = round64(sizeof(float) * (size_t)n);
@@ -313,14 +342,121 @@ static int qconv_image(kn_op_ctx *c, const qgemm_state *s, qconv_job *j)
     return KN_OK;
 }
 
+/* ---------------------------------------------------------------- depthwise QLinearConv */
+
+/* Depthwise (group == channels, one filter each): a direct loop, the GEMM's N would
+ * be 1.  Every tap inside the input adds (x - x_zero) * w; taps over the padding add
+ * nothing, as in the reference. */
+typedef struct dw_job {
+    const kn_spatial_geom *sp;
+    const qgemm_state *s;
+    int64_t ch;
+    const uint8_t *x;
+    void *y;
+    uint8_t flip;             /* 0x80 for int8 input */
+    int32_t x_zero;           /* in uint8 terms */
+    const int32_t *bias;
+    const float *mul;
+    int32_t y_zero;
+    kn_dtype yt;
+    int32_t *acc;             /* per thread: acc_stride int32 */
+    size_t acc_stride;
+} dw_job;
+
+/* Output columns ox whose input column ox*stride + off lies in [0, w). */
+static void valid_columns(int64_t off, int64_t stride, int64_t w, int64_t ow, int64_t *lo, int64_t *hi)
+{
+    *lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    *hi = w - 1 - off < 0 ? 0 : (w - 1 - off) / stride + 1;
+    if (*hi > ow)
+        *hi = ow;
+}
+
+/* acc[0, OW) = the integer sums of output row oy of one channel. */
+static void dw_row(const dw_job *j, const uint8_t *plane, const int32_t *taps, int64_t oy, int32_t *acc)
+{
+    const kn_spatial_geom *g = j->sp;
+    int64_t ow = g->out[1];
+    memset(acc, 0, sizeof(int32_t) * (size_t)ow);
+    for (int64_t ky = 0; ky < g->k[0]; ky++) {
+        int64_t iy = oy * g->stride[0] - g->pad_b[0] + ky * g->dil[0];
+        if (iy < 0 || iy >= g->in[0])
+            continue;
+        const uint8_t *line = plane + iy * g->in[1];
+        for (int64_t kx = 0; kx < g->k[1]; kx++) {
+            int64_t off = kx * g->dil[1] - g->pad_b[1], lo, hi;
+            int32_t t = taps[ky * g->k[1] + kx];
+            valid_columns(off, g->stride[1], g->in[1], ow, &lo, &hi);
+            for (int64_t ox = lo; ox < hi; ox++)
+                acc[ox] += ((int32_t)(line[ox * g->stride[1] + off] ^ j->flip) - j->x_zero) * t;
+        }
+    }
+}
+
+/* Planes [begin, end) of batch x channels. */
+static void dw_planes(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const dw_job *j = ctx;
+    const kn_spatial_geom *g = j->sp;
+    int32_t *acc = j->acc + (size_t)thread_index * j->acc_stride;
+    int64_t lo = j->yt == KN_U8 ? 0 : -128, hi = j->yt == KN_U8 ? 255 : 127;
+    for (int64_t p = begin; p < end; p++) {
+        int64_t ch = p % j->ch, bv = j->bias ? j->bias[ch] : 0;
+        const uint8_t *plane = j->x + (size_t)(p * g->in_size);
+        const int32_t *taps = j->s->taps + ch * j->s->k;
+        for (int64_t oy = 0; oy < g->out[0]; oy++) {
+            dw_row(j, plane, taps, oy, acc);
+            size_t at = (size_t)(p * g->out_size + oy * g->out[1]);
+            for (int64_t ox = 0; ox < g->out[1]; ox++) {
+                int64_t v = kn_requant_value((int64_t)acc[ox] + bv, j->mul[ch], j->y_zero, lo, hi);
+                if (j->yt == KN_U8)
+                    ((uint8_t *)j->y)[at + (size_t)ox] = (uint8_t)v;
+                else
+                    ((int8_t *)j->y)[at + (size_t)ox] = (int8_t)v;
+            }
+        }
+    }
+}
+
+/* Taps per filter past which int32 sums could overflow (255 * 128 per tap). */
+#define DW_MAX_TAPS 65536
+
+static int qconv_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y, bool *done)
+{
+    const kn_tensor *x = c->in[0], *bias = kn_op_in(c, 8);
+    int64_t ch = x->dims[1];
+    const qgemm_state *s = usable_state(c, true, sp->k_size, ch);
+    if (!s || s->k > DW_MAX_TAPS)
+        return KN_OK;
+    size_t mul_bytes = round64(sizeof(float) * (size_t)ch);
+    size_t acc_stride = round64(sizeof(int32_t) * (size_t)sp->out[1]) / sizeof(int32_t);
+    size_t threads = (size_t)kn_threadpool_size(c->pool);
+    char *scratch = kn_op_scratch(c, mul_bytes + threads * acc_stride * sizeof(int32_t));
+    if (!scratch)
+        return c->err->code;
+    float *mul = (float *)scratch;
+    if (!requant_muls(c, ch, mul))
+        return KN_OK;
+    uint8_t flip = x->dtype == KN_I8 ? 0x80 : 0;
+    dw_job j = {.sp = sp, .s = s, .ch = ch, .x = x->data, .y = y->data, .flip = flip,
+                .x_zero = (uint8_t)zero_point(c, 2) ^ flip, .bias = bias ? bias->data : NULL,
+                .mul = mul, .y_zero = zero_point(c, 7), .yt = y->dtype,
+                .acc = (int32_t *)(scratch + mul_bytes), .acc_stride = acc_stride};
+    kn_parallel_for(c->pool, x->dims[0] * ch, 1, dw_planes, &j);
+    *done = true;
+    return KN_OK;
+}
+
 int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, kn_tensor *y, bool *done)
 {
     *done = false;
     const kn_tensor *x = c->in[0], *w = c->in[3], *bias = kn_op_in(c, 8);
-    if (sp->nsp != 2 || group != 1 || sp->out_size < 1)
+    if (sp->nsp != 2 || sp->out_size < 1)
         return KN_OK;
+    if (group > 1)
+        return group == x->dims[1] && group == w->dims[0] ? qconv_depthwise(c, sp, y, done) : KN_OK;
     int64_t n = w->dims[0], ch = x->dims[1];
-    const qgemm_state *s = usable_state(c, ch * sp->k_size, n);
+    const qgemm_state *s = usable_state(c, false, ch * sp->k_size, n);
     if (!s)
         return KN_OK;
     size_t mul_bytes = round64(sizeof(float) * (size_t)n);

@@ -5,7 +5,8 @@
  * Awkward shapes (1, primes, panel and k-group tails, batched A, more than one
  * im2col pixel block), uint8/int8 on every side, per-tensor and per-column weight
  * scales and zero points, padding, strides, dilations, bias; and the cases the fast
- * path declines (weights that do not fit int8 after the zero point). */
+ * path declines (weights that do not fit int8 after the zero point, grouped but not
+ * depthwise convolutions).  Depthwise convolutions take their own direct loop. */
 #include "test.h"
 #include "op_harness.h"
 
@@ -255,11 +256,13 @@ typedef struct conv_case {
     kn_dtype xt, wt, yt;
     int per_ch, bias;
     const char *auto_pad;
+    int64_t group;          /* 0: 1 */
 } conv_case;
 
 static bool check_conv(const conv_case *cc, kn_threadpool *pool)
 {
-    int64_t wdims[4] = {cc->m, cc->xdims[1], cc->kh, cc->kw}, k = cc->xdims[1] * cc->kh * cc->kw;
+    int64_t group = cc->group ? cc->group : 1, cpg = cc->xdims[1] / group;
+    int64_t wdims[4] = {cc->m, cpg, cc->kh, cc->kw}, k = cpg * cc->kh * cc->kw;
     int64_t nq = cc->per_ch ? cc->m : 0;
     float xs = 0.03f, ws = 0.005f;
     kn_tensor ins[9];
@@ -280,6 +283,7 @@ static bool check_conv(const conv_case *cc, kn_threadpool *pool)
         q.in[i] = &ins[i];
     q.attrs[q.n_attr++] = kt_attr_ints("strides", 2, cc->strides);
     q.attrs[q.n_attr++] = kt_attr_ints("dilations", 2, cc->dil);
+    q.attrs[q.n_attr++] = kt_attr_int("group", group);
     if (cc->auto_pad)
         q.attrs[q.n_attr++] = kt_attr_str("auto_pad", cc->auto_pad);
     else
@@ -309,6 +313,33 @@ static void test_conv_fast_equals_reference(void)
     kn_threadpool_free(pool);
 }
 
+static void test_depthwise_conv_fast_equals_reference(void)
+{
+    kn_error err = {0};
+    kn_threadpool *pool = kn_threadpool_create(2, &err);
+    static const conv_case cases[] = {
+        {{1, 8, 9, 7}, 8, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_U8, KN_I8, KN_U8, 1, 1, NULL, 8},
+        {{2, 5, 10, 13}, 5, 3, 5, {2, 3}, {2, 1}, {0, 2, 1, 3}, KN_I8, KN_I8, KN_I8, 0, 1, NULL, 5},
+        {{1, 3, 1, 1}, 3, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_U8, KN_U8, 1, 0, NULL, 3},
+        {{1, 6, 14, 15}, 6, 5, 5, {2, 2}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_I8, KN_I8, 1, 1, "SAME_UPPER", 6},
+        {{1, 2, 3, 4}, 2, 5, 6, {1, 1}, {1, 1}, {2, 3, 2, 3}, KN_I8, KN_U8, KN_U8, 0, 1, NULL, 2},
+    };
+    for (int i = 0; i < KT_COUNT(cases); i++) {
+        CHECK(check_conv(&cases[i], pool));
+        CHECK(check_conv(&cases[i], NULL));
+    }
+    kn_threadpool_free(pool);
+}
+
+/* Other grouped convolutions keep the reference (no state), with equal results. */
+static void test_grouped_conv_uses_reference(void)
+{
+    conv_case cc = {{1, 4, 6, 5}, 6, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_U8, KN_I8, KN_U8, 1, 1, NULL, 2};
+    CHECK(!check_conv(&cc, NULL));
+}
+
 TEST_MAIN(TEST_CASE(test_matmul_fast_equals_reference),
           TEST_CASE(test_matmul_unpackable_weight_uses_reference),
-          TEST_CASE(test_conv_fast_equals_reference))
+          TEST_CASE(test_conv_fast_equals_reference),
+          TEST_CASE(test_depthwise_conv_fast_equals_reference),
+          TEST_CASE(test_grouped_conv_uses_reference))
