@@ -347,6 +347,10 @@ static int qconv_image(kn_op_ctx *c, const qgemm_state *s, qconv_job *j)
 /* Depthwise (group == channels, one filter each): a direct loop, the GEMM's N would
  * be 1.  Every tap inside the input adds (x - x_zero) * w; taps over the padding add
  * nothing, as in the reference. */
+/* acc[i] += (src[i] (xor flip) - x_zero) * t for i in [0, n). */
+typedef void (*dw_tap_fn)(int32_t *restrict acc, const uint8_t *restrict src, int64_t n, uint8_t flip,
+                          int32_t x_zero, int32_t t);
+
 typedef struct dw_job {
     const kn_spatial_geom *sp;
     const qgemm_state *s;
@@ -361,6 +365,7 @@ typedef struct dw_job {
     kn_dtype yt;
     int32_t *acc;             /* per thread: acc_stride int32 */
     size_t acc_stride;
+    dw_tap_fn tap;            /* stride-1 tap loop */
 } dw_job;
 
 /* Output columns ox whose input column ox*stride + off lies in [0, w). */
@@ -370,6 +375,44 @@ static void valid_columns(int64_t off, int64_t stride, int64_t w, int64_t ow, in
     *hi = w - 1 - off < 0 ? 0 : (w - 1 - off) / stride + 1;
     if (*hi > ow)
         *hi = ow;
+}
+
+/* One tap over a run of output columns at stride 1 (the common case): plain C. */
+static void dw_tap_generic(int32_t *restrict acc, const uint8_t *restrict src, int64_t n, uint8_t flip,
+                           int32_t x_zero, int32_t t)
+{
+    for (int64_t ox = 0; ox < n; ox++)
+        acc[ox] += ((int32_t)(src[ox] ^ flip) - x_zero) * t;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+/* The same, 8 columns at a time with AVX2 (identical integer results). */
+__attribute__((target("avx2"))) static void dw_tap_avx2(int32_t *restrict acc, const uint8_t *restrict src,
+                                                        int64_t n, uint8_t flip, int32_t x_zero, int32_t t)
+{
+    __m256i vf = _mm256_set1_epi32(flip), vz = _mm256_set1_epi32(x_zero), vt = _mm256_set1_epi32(t);
+    int64_t ox = 0;
+    for (; ox + 8 <= n; ox += 8) {
+        __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + ox)));
+        x = _mm256_sub_epi32(_mm256_xor_si256(x, vf), vz);
+        __m256i a = _mm256_loadu_si256((const __m256i *)(acc + ox));
+        _mm256_storeu_si256((__m256i *)(acc + ox), _mm256_add_epi32(a, _mm256_mullo_epi32(x, vt)));
+    }
+    dw_tap_generic(acc + ox, src + ox, n - ox, flip, x_zero, t);
+}
+#define HAVE_DW_TAP_AVX2 1
+#endif
+
+/* The stride-1 tap loop for this CPU within the KILN_ISA cap. */
+static dw_tap_fn dw_tap_best(void)
+{
+#ifdef HAVE_DW_TAP_AVX2
+    if (kn_cpu_isa() >= KN_ISA_AVX2)
+        return dw_tap_avx2;
+#endif
+    return dw_tap_generic;
 }
 
 /* acc[0, OW) = the integer sums of output row oy of one channel. */
@@ -387,8 +430,11 @@ static void dw_row(const dw_job *j, const uint8_t *plane, const int32_t *taps, i
             int64_t off = kx * g->dil[1] - g->pad_b[1], lo, hi;
             int32_t t = taps[ky * g->k[1] + kx];
             valid_columns(off, g->stride[1], g->in[1], ow, &lo, &hi);
-            for (int64_t ox = lo; ox < hi; ox++)
-                acc[ox] += ((int32_t)(line[ox * g->stride[1] + off] ^ j->flip) - j->x_zero) * t;
+            if (g->stride[1] == 1 && lo < hi)
+                j->tap(acc + lo, line + lo + off, hi - lo, j->flip, j->x_zero, t);
+            else
+                for (int64_t ox = lo; ox < hi; ox++)
+                    acc[ox] += ((int32_t)(line[ox * g->stride[1] + off] ^ j->flip) - j->x_zero) * t;
         }
     }
 }
@@ -441,7 +487,7 @@ static int qconv_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y
     dw_job j = {.sp = sp, .s = s, .ch = ch, .x = x->data, .y = y->data, .flip = flip,
                 .x_zero = (uint8_t)zero_point(c, 2) ^ flip, .bias = bias ? bias->data : NULL,
                 .mul = mul, .y_zero = zero_point(c, 7), .yt = y->dtype,
-                .acc = (int32_t *)(scratch + mul_bytes), .acc_stride = acc_stride};
+                .acc = (int32_t *)(scratch + mul_bytes), .acc_stride = acc_stride, .tap = dw_tap_best()};
     kn_parallel_for(c->pool, x->dims[0] * ch, 1, dw_planes, &j);
     *done = true;
     return KN_OK;

@@ -323,6 +323,8 @@ static void test_depthwise_conv_fast_equals_reference(void)
         {{1, 3, 1, 1}, 3, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_U8, KN_U8, 1, 0, NULL, 3},
         {{1, 6, 14, 15}, 6, 5, 5, {2, 2}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_I8, KN_I8, 1, 1, "SAME_UPPER", 6},
         {{1, 2, 3, 4}, 2, 5, 6, {1, 1}, {1, 1}, {2, 3, 2, 3}, KN_I8, KN_U8, KN_U8, 0, 1, NULL, 2},
+        {{1, 4, 5, 37}, 4, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_I8, KN_I8, KN_U8, 1, 1, NULL, 4},
+        {{2, 3, 6, 64}, 3, 3, 4, {1, 1}, {1, 2}, {0, 3, 2, 0}, KN_U8, KN_I8, KN_I8, 0, 1, NULL, 3},
     };
     for (int i = 0; i < KT_COUNT(cases); i++) {
         CHECK(check_conv(&cases[i], pool));
