@@ -6,10 +6,11 @@
  *
  *   QLinearMatMul: A (any rank, per-tensor scale/zero point) x 2-D constant B ->
  *     one GEMM of rows(A) x K x N, requantized in the GEMM's output stage.
- *   QLinearConv (2-D, group 1): per image, blocks of output pixels are laid out
- *     pixel-major by im2col (the input zero point as padding), multiplied by W^T
- *     (packed once: K = C*kh*kw, N = output channels) into int32, then the bias is
- *     added and the result requantized while transposing to NCHW.
+ *   QLinearConv (2-D, group 1): per image, the input is transposed to [H, W, C];
+ *     blocks of output pixels are laid out pixel-major by im2col (runs of C bytes,
+ *     the input zero point as padding), multiplied by W^T (reordered to [N, kh, kw,
+ *     C] and packed once: K = kh*kw*C, N = output channels) into int32, then the
+ *     bias is added and the result requantized while transposing to NCHW.
  *   QLinearConv (2-D depthwise: group == channels == filters): a direct loop over
  *     int32 taps prepared once (no GEMM: its N would be 1).
  * int8 activations are shifted to uint8 (x + 128, zero point + 128: the products
@@ -149,12 +150,21 @@ int kn_qconv_prepare(kn_prepare_ctx *pc, void **state)
         return depthwise_prepare(pc, w, zp, state);
     if (group != 1)
         return KN_OK;
-    int8_t *w8 = weight_to_int8(w, zp, k);
-    if (!w8)
+    int8_t *w8 = weight_to_int8(w, zp, k), *hwc = malloc((size_t)w->numel);
+    if (!w8 || !hwc) {
+        free(w8);
+        free(hwc);
         return KN_OK;
-    /* W is [N, K] row-major: B^T, packed with trans_b */
-    kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, w8, (size_t)k, 1);
+    }
+    /* [N, C, kh, kw] -> [N, kh, kw, C] (the im2col order), which is B^T: packed with trans_b */
+    int64_t ch = w->dims[1], taps = w->dims[2] * w->dims[3];
+    for (int64_t m = 0; m < n; m++)
+        for (int64_t ci = 0; ci < ch; ci++)
+            for (int64_t t = 0; t < taps; t++)
+                hwc[(m * taps + t) * ch + ci] = w8[(m * ch + ci) * taps + t];
+    kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, hwc, (size_t)k, 1);
     free(w8);
+    free(hwc);
     return pb ? make_state(pb, NULL, k, n, state, pc->err) : KN_OK;
 }
 
@@ -261,6 +271,7 @@ typedef struct qconv_job {
     const kn_spatial_geom *sp;
     int64_t ch;               /* input channels */
     const uint8_t *x;         /* this image, [ch, H, W] */
+    uint8_t *hwc;             /* the image as [H, W, ch], int8 shifted */
     uint8_t flip, pad;        /* value xor (int8 shift) and padding value, both in uint8 terms */
     int64_t p0;               /* first pixel of the block */
     uint8_t *cols;            /* im2col block: [pixels, K] */
@@ -273,26 +284,52 @@ typedef struct qconv_job {
     kn_dtype yt;
 } qconv_job;
 
-/* One im2col row: the K = ch*kh*kw input values under output pixel p. */
+/* Taps t in [*lo, *hi) whose input coordinate first + t * dil lies in [0, size). */
+static void valid_taps(int64_t first, int64_t dil, int64_t size, int64_t taps, int64_t *lo, int64_t *hi)
+{
+    *lo = first >= 0 ? 0 : (-first + dil - 1) / dil;
+    *hi = size - 1 - first < 0 ? 0 : (size - 1 - first) / dil + 1;
+    if (*hi > taps)
+        *hi = taps;
+    if (*lo > *hi)
+        *lo = *hi;
+}
+
+/* One im2col row: the K = kh*kw*ch input values under output pixel p, read from
+ * the image transposed to [H, W, ch] (values already shifted for int8). */
 static void im2col_row(const qconv_job *j, int64_t p, uint8_t *row)
 {
     const kn_spatial_geom *g = j->sp;
+    const int64_t kh = g->k[0], kw = g->k[1], w = g->in[1], dil_y = g->dil[0], dil_x = g->dil[1];
+    const size_t ch = (size_t)j->ch;
     int64_t oy = p / g->out[1], ox = p % g->out[1];
     int64_t y0 = oy * g->stride[0] - g->pad_b[0], x0 = ox * g->stride[1] - g->pad_b[1];
-    for (int64_t ci = 0; ci < j->ch; ci++) {
-        const uint8_t *plane = j->x + ci * g->in_size;
-        for (int64_t ky = 0; ky < g->k[0]; ky++, row += g->k[1]) {
-            int64_t iy = y0 + ky * g->dil[0];
-            if (iy < 0 || iy >= g->in[0]) {
-                memset(row, j->pad, (size_t)g->k[1]);
-                continue;
-            }
-            const uint8_t *line = plane + iy * g->in[1];
-            for (int64_t kx = 0; kx < g->k[1]; kx++) {
-                int64_t ix = x0 + kx * g->dil[1];
-                row[kx] = ix < 0 || ix >= g->in[1] ? j->pad : line[ix] ^ j->flip;
-            }
+    int64_t ky_lo, ky_hi, kx_lo, kx_hi;
+    valid_taps(y0, dil_y, g->in[0], kh, &ky_lo, &ky_hi);
+    valid_taps(x0, dil_x, w, kw, &kx_lo, &kx_hi);
+    for (int64_t ky = 0; ky < kh; ky++) {
+        bool row_in = ky >= ky_lo && ky < ky_hi;
+        const uint8_t *line = j->hwc + (size_t)((y0 + ky * dil_y) * w) * ch;
+        for (int64_t kx = 0; kx < kw; kx++, row += ch) {
+            if (row_in && kx >= kx_lo && kx < kx_hi)
+                memcpy(row, line + (size_t)(x0 + kx * dil_x) * ch, ch);
+            else
+                memset(row, j->pad, ch);
         }
+    }
+}
+
+/* hwc[pixel, ci] = x[ci, pixel] ^ flip for pixels [begin, end) of the image. */
+static void to_hwc_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const qconv_job *j = ctx;
+    (void)thread_index;
+    const size_t ch = (size_t)j->ch, plane = (size_t)j->sp->in_size;
+    const uint8_t flip = j->flip;
+    for (size_t ci = 0; ci < ch; ci++) {
+        const uint8_t *src = j->x + ci * plane;
+        for (int64_t q = begin; q < end; q++)
+            j->hwc[(size_t)q * ch + ci] = src[q] ^ flip;
     }
 }
 
@@ -330,6 +367,7 @@ static int qconv_image(kn_op_ctx *c, const qgemm_state *s, qconv_job *j)
     size_t K = (size_t)s->k;
     int32_t a_zero = j->pad;
     kn_qgemm_output o = {.kind = KN_QOUT_INT32, .out = (void *)j->acc, .ldc = (size_t)j->n};
+    kn_parallel_for(c->pool, j->sp->in_size, 256, to_hwc_range, j);
     for (j->p0 = 0; j->p0 < j->sp->out_size; j->p0 += PIXEL_BLOCK) {
         j->pixels = j->sp->out_size - j->p0 < PIXEL_BLOCK ? j->sp->out_size - j->p0 : PIXEL_BLOCK;
         kn_parallel_for(c->pool, j->pixels, 16, im2col_range, j);
@@ -367,15 +405,6 @@ typedef struct dw_job {
     size_t acc_stride;
     dw_tap_fn tap;            /* stride-1 tap loop */
 } dw_job;
-
-/* Output columns ox whose input column ox*stride + off lies in [0, w). */
-static void valid_columns(int64_t off, int64_t stride, int64_t w, int64_t ow, int64_t *lo, int64_t *hi)
-{
-    *lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
-    *hi = w - 1 - off < 0 ? 0 : (w - 1 - off) / stride + 1;
-    if (*hi > ow)
-        *hi = ow;
-}
 
 /* One tap over a run of output columns at stride 1 (the common case): plain C. */
 static void dw_tap_generic(int32_t *restrict acc, const uint8_t *restrict src, int64_t n, uint8_t flip,
@@ -429,7 +458,7 @@ static void dw_row(const dw_job *j, const uint8_t *plane, const int32_t *taps, i
         for (int64_t kx = 0; kx < g->k[1]; kx++) {
             int64_t off = kx * g->dil[1] - g->pad_b[1], lo, hi;
             int32_t t = taps[ky * g->k[1] + kx];
-            valid_columns(off, g->stride[1], g->in[1], ow, &lo, &hi);
+            valid_taps(off, g->stride[1], g->in[1], ow, &lo, &hi);
             if (g->stride[1] == 1 && lo < hi)
                 j->tap(acc + lo, line + lo + off, hi - lo, j->flip, j->x_zero, t);
             else
@@ -507,8 +536,9 @@ int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, kn_ten
         return KN_OK;
     size_t mul_bytes = round64(sizeof(float) * (size_t)n);
     size_t cols_bytes = round64((size_t)PIXEL_BLOCK * (size_t)s->k);
-    size_t acc_bytes = sizeof(int32_t) * (size_t)PIXEL_BLOCK * (size_t)n;
-    char *scratch = kn_op_scratch(c, mul_bytes + cols_bytes + acc_bytes);
+    size_t acc_bytes = round64(sizeof(int32_t) * (size_t)PIXEL_BLOCK * (size_t)n);
+    size_t hwc_bytes = (size_t)(ch * sp->in_size);
+    char *scratch = kn_op_scratch(c, mul_bytes + cols_bytes + acc_bytes + hwc_bytes);
     if (!scratch)
         return c->err->code;
     float *mul = (float *)scratch;
@@ -518,6 +548,7 @@ int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, kn_ten
     qconv_job j = {.sp = sp, .ch = ch, .flip = flip, .pad = (uint8_t)zero_point(c, 2) ^ flip,
                    .cols = (uint8_t *)scratch + mul_bytes,
                    .acc = (const int32_t *)(scratch + mul_bytes + cols_bytes), .n = n,
+                   .hwc = (uint8_t *)scratch + mul_bytes + cols_bytes + acc_bytes,
                    .bias = bias ? bias->data : NULL, .mul = mul, .y_zero = zero_point(c, 7),
                    .yt = y->dtype};
     size_t in_image = (size_t)(ch * sp->in_size), out_image = (size_t)(n * sp->out_size);
