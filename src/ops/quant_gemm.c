@@ -342,21 +342,27 @@ static void im2col_range(void *ctx, int64_t begin, int64_t end, int thread_index
         im2col_row(j, j->p0 + i, j->cols + (size_t)i * K);
 }
 
-/* Output channels [begin, end): add the bias, requantize, write NCHW. */
+enum { REQUANT_TILE = 64 }; /* pixels per tile of the transposing requantization */
+
+/* Output channels [begin, end): add the bias, requantize, write NCHW; in tiles of
+ * pixels so that the rows of acc being read stay in L1 across the channels. */
 static void requant_range(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     const qconv_job *j = ctx;
     (void)thread_index;
     int64_t lo = j->yt == KN_U8 ? 0 : -128, hi = j->yt == KN_U8 ? 255 : 127;
-    for (int64_t m = begin; m < end; m++) {
-        int64_t bv = j->bias ? j->bias[m] : 0;
-        size_t at = (size_t)(m * j->sp->out_size + j->p0);
-        for (int64_t i = 0; i < j->pixels; i++) {
-            int64_t v = kn_requant_value((int64_t)j->acc[i * j->n + m] + bv, j->mul[m], j->y_zero, lo, hi);
-            if (j->yt == KN_U8)
-                ((uint8_t *)j->y)[at + (size_t)i] = (uint8_t)v;
-            else
-                ((int8_t *)j->y)[at + (size_t)i] = (int8_t)v;
+    for (int64_t i0 = 0; i0 < j->pixels; i0 += REQUANT_TILE) {
+        int64_t i1 = j->pixels - i0 < REQUANT_TILE ? j->pixels : i0 + REQUANT_TILE;
+        for (int64_t m = begin; m < end; m++) {
+            int64_t bv = j->bias ? j->bias[m] : 0;
+            size_t at = (size_t)(m * j->sp->out_size + j->p0);
+            for (int64_t i = i0; i < i1; i++) {
+                int64_t v = kn_requant_value((int64_t)j->acc[i * j->n + m] + bv, j->mul[m], j->y_zero, lo, hi);
+                if (j->yt == KN_U8)
+                    ((uint8_t *)j->y)[at + (size_t)i] = (uint8_t)v;
+                else
+                    ((int8_t *)j->y)[at + (size_t)i] = (int8_t)v;
+            }
         }
     }
 }
