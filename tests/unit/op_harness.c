@@ -200,6 +200,16 @@ static void import_opsets(kn_model *m, const char *domain, int opset)
     }
 }
 
+kn_model *kt_model_new(int opset)
+{
+    kn_model *m = kn_model_new();
+    if (!m)
+        return NULL;
+    import_opsets(m, "", opset);
+    m->graph = kn_graph_new(m, NULL);
+    return m;
+}
+
 /* Adds a graph input "inK" for each given input; feeds[] gets the tensors. */
 static int wire_inputs(kn_model *m, kn_graph *g, kn_node *nd, const kt_node *n, const kn_tensor **feeds)
 {

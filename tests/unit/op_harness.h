@@ -45,6 +45,12 @@ kn_attr kt_attr_tensor(const char *name, kn_tensor *v);
  * outputs, output k = op(input k), or op(input 0) where k >= n_in. */
 kn_attr kt_attr_body(const char *name, const char *op, int n_in, int n_out);
 
+/* ---- graphs ---- */
+
+/* An empty model importing the default domain at opset, with an empty main graph
+ * (for tests that build graphs by hand; free with kn_model_free). */
+kn_model *kt_model_new(int opset);
+
 /* ---- running one node ---- */
 
 /* One node to run.  domain NULL or "" is the default ONNX domain; opset is the
