@@ -7,7 +7,22 @@
 
 /* Passes in the order they run; each family file defines its entries.  The lists
  * grow as passes land (src/opt/<pass family>.c). */
+extern const kn_opt_pass kn_pass_fuse_layernorm;
+extern const kn_opt_pass kn_pass_fuse_skip_layernorm;
+extern const kn_opt_pass kn_pass_fuse_gelu;
+extern const kn_opt_pass kn_pass_fuse_attention;
+extern const kn_opt_pass kn_pass_fuse_conv_activation;
+extern const kn_opt_pass kn_pass_fuse_gemm_activation;
+
 static const kn_opt_pass *const pass_list[] = {
+    /* extended: fusions into com.microsoft operators (src/opt/fuse_*.c); layer
+     * norms first so that the skip and attention fusions see them */
+    &kn_pass_fuse_layernorm,
+    &kn_pass_fuse_attention,
+    &kn_pass_fuse_skip_layernorm,
+    &kn_pass_fuse_gelu,
+    &kn_pass_fuse_conv_activation,
+    &kn_pass_fuse_gemm_activation,
     NULL,
 };
 

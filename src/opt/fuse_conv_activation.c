@@ -1,0 +1,86 @@
+/* fuse_conv_activation.c - pass fuse_conv_activation: Conv followed by an
+ * activation (Relu, LeakyRelu, Sigmoid, Tanh, HardSigmoid, Clip with constant
+ * bounds), optionally with a residual Add of the Conv output's shape in between
+ * (the ResNet block tail Conv + Add + Relu; Z must not be a constant, and where
+ * kiln does not know the shapes the FusedConv kernel checks Z's at run time), becomes com.microsoft FusedConv(X, W,
+ * B, Z) with the Conv's attributes, "activation" and "activation_params" (LeakyRelu
+ * alpha; Clip min, max; HardSigmoid alpha, beta).  float32 only; skipped while
+ * kiln has no FusedConv kernel. */
+#include "opt/fuse_match.h"
+
+#include "ops/op.h"
+
+typedef struct conv_match {
+    int conv, add, act;
+    int z;
+    fm_activation a;
+} conv_match;
+
+static bool match(const kn_graph *g, int conv, conv_match *m)
+{
+    const kn_node *c = &g->nodes[conv];
+    if (c->n_in < 2 || c->n_out != 1 || !(fm_is_f32(g, c->in[0]) || fm_is_f32(g, c->in[1])))
+        return false;
+    int y = c->out[0];
+    m->conv = conv;
+    m->add = -1;
+    m->z = -1;
+    int next = kn_opt_single_consumer(g, y);
+    if (next < 0)
+        return false;
+    if (fm_match_activation(g, next, true, &m->a)) {
+        m->act = next;
+        return true;
+    }
+    if (fm_consumer(g, y, "Add") != next)
+        return false;
+    int z = fm_other_input(&g->nodes[next], y);
+    if (z < 0 || z == y || fm_const(g, z) || !fm_maybe_same_shape(g, z, y) ||
+        !fm_maybe_same_shape(g, g->nodes[next].out[0], y))
+        return false;
+    int act = kn_opt_single_consumer(g, g->nodes[next].out[0]);
+    if (act < 0 || !fm_match_activation(g, act, true, &m->a))
+        return false;
+    m->add = next;
+    m->z = z;
+    m->act = act;
+    return true;
+}
+
+static int rewrite(kn_graph *g, const conv_match *m, kn_error *err)
+{
+    const kn_node *c = &g->nodes[m->conv];
+    int ins[4] = {c->in[0], c->in[1], c->n_in > 2 ? c->in[2] : -1, m->z};
+    int outs[1] = {g->nodes[m->act].out[0]};
+    int del[3] = {m->conv, m->act, m->add};
+    int conv = m->conv;
+    int i = fm_replace(g, del, m->add >= 0 ? 3 : 2, "FusedConv", KN_MS_DOMAIN, 1,
+                       m->z >= 0 ? 4 : 3, ins, 1, outs, err);
+    if (i < 0 || kn_opt_copy_attrs(g, i, conv, err) ||
+        kn_opt_set_attr_string(g, i, "activation", m->a.name, err) ||
+        (m->a.n_params &&
+         kn_opt_set_attr_floats(g, i, "activation_params", m->a.params, m->a.n_params, err)))
+        return err->code ? err->code : KN_ERR_NOMEM;
+    return KN_OK;
+}
+
+static int run(kn_graph *g, int *rewrites, kn_error *err)
+{
+    if (!kn_op_find(KN_MS_DOMAIN, "FusedConv", 1))
+        return KN_OK;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kn_node *n = &g->nodes[i];
+        if (kn_opt_node_deleted(n) || strcmp(n->op_type, "Conv") || (n->domain && n->domain[0]))
+            continue;
+        conv_match m;
+        if (!match(g, i, &m))
+            continue;
+        int rc = rewrite(g, &m, err);
+        if (rc)
+            return rc;
+        (*rewrites)++;
+    }
+    return KN_OK;
+}
+
+const kn_opt_pass kn_pass_fuse_conv_activation = {"fuse_conv_activation", KN_OPT_EXTENDED, run};
