@@ -4,6 +4,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool default_domain(const kn_node *n)
@@ -270,4 +271,97 @@ int fm_replace(kn_graph *g, const int *del, int n_del, const char *op, const cha
     for (int k = 0; k < n_del; k++)
         kn_opt_delete_node(g, del[k]);
     return kn_opt_add_node(g, op, domain, opset_if_missing, name, n_in, ins, n_out, outs, err);
+}
+
+/* ---- deleting a matched region with its dead feeders ---- */
+
+static bool has_subgraph(const kn_node *n)
+{
+    for (int a = 0; a < n->n_attr; a++)
+        if (n->attrs[a].type == KN_ATTR_GRAPH || n->attrs[a].type == KN_ATTR_GRAPHS)
+            return true;
+    return false;
+}
+
+/* Mark dead every producer whose outputs lose their last reader. */
+static void mark_dead_feeders(const kn_graph *g, bool *dead, int *cnt, int *work, int n_work)
+{
+    while (n_work > 0) {
+        const kn_node *n = &g->nodes[work[--n_work]];
+        for (int k = 0; k < n->n_in; k++) {
+            int v = n->in[k];
+            if (v < 0)
+                continue;
+            cnt[v]--;
+            int p = g->values[v].producer;
+            if (p < 0 || dead[p] || has_subgraph(&g->nodes[p]))
+                continue;
+            bool unused = true;
+            for (int o = 0; o < g->nodes[p].n_out; o++)
+                unused &= g->nodes[p].out[o] < 0 || cnt[g->nodes[p].out[o]] == 0;
+            if (unused) {
+                dead[p] = true;
+                work[n_work++] = p;
+            }
+        }
+    }
+}
+
+static bool kept(int v, const int *keep, int n_keep)
+{
+    for (int k = 0; k < n_keep; k++)
+        if (keep[k] == v)
+            return true;
+    return false;
+}
+
+/* No live node or graph output reads a dead node's output outside keep. */
+static bool dead_outputs_unread(const kn_graph *g, const bool *dead, const int *keep, int n_keep)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kn_node *n = &g->nodes[i];
+        for (int k = 0; !dead[i] && k < n->n_in + n->n_implicit; k++) {
+            int v = k < n->n_in ? n->in[k] : n->implicit[k - n->n_in];
+            int p = v >= 0 ? g->values[v].producer : -1;
+            if (p >= 0 && dead[p] && !kept(v, keep, n_keep))
+                return false;
+        }
+    }
+    for (int k = 0; k < g->n_outputs; k++) {
+        int p = g->values[g->outputs[k]].producer;
+        if (p >= 0 && dead[p] && !kept(g->outputs[k], keep, n_keep))
+            return false;
+    }
+    return true;
+}
+
+bool fm_delete_with_dead(kn_graph *g, const int *del, int n_del, const int *reads, int n_reads,
+                         const int *keep, int n_keep, kn_error *err)
+{
+    bool *dead = calloc((size_t)g->n_nodes + 1, sizeof *dead);
+    int *work = malloc(sizeof(int) * ((size_t)g->n_nodes + 1));
+    int *cnt = kn_opt_use_counts(g, err);
+    bool ok = dead && work && cnt;
+    if (!ok && !err->code)
+        kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    int n_work = 0;
+    for (int k = 0; ok && k < n_reads; k++)
+        if (reads[k] >= 0)
+            cnt[reads[k]]++;
+    for (int k = 0; ok && k < n_del; k++)
+        if (!dead[del[k]]) {
+            dead[del[k]] = true;
+            work[n_work++] = del[k];
+        }
+    if (ok) {
+        mark_dead_feeders(g, dead, cnt, work, n_work);
+        ok = dead_outputs_unread(g, dead, keep, n_keep);
+    }
+    for (int i = 0; ok && i < g->n_nodes; i++)
+        if (dead[i])
+            kn_opt_delete_node(g, i);
+    free(dead);
+    free(work);
+    free(cnt);
+    return ok;
 }

@@ -69,4 +69,13 @@ int fm_replace(kn_graph *g, const int *del, int n_del, const char *op, const cha
                int opset_if_missing, int n_in, const int *ins, int n_out, const int *outs,
                kn_error *err);
 
+/* Delete nodes del[0..n_del) and every node left computing only for them (shape
+ * subgraphs feeding a deleted Reshape...); reads[0..n_reads) are values the
+ * caller's new nodes will read, kept alive.  Refuses - returns false and changes
+ * nothing - when a remaining node or graph output would read an output of a deleted
+ * node other than keep[0..n_keep) (the values the caller's new nodes produce).
+ * false with err set on out of memory. */
+bool fm_delete_with_dead(kn_graph *g, const int *del, int n_del, const int *reads, int n_reads,
+                         const int *keep, int n_keep, kn_error *err);
+
 #endif
