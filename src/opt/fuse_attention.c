@@ -67,6 +67,46 @@ static bool sd_is_num(sdim a)
     return a.known && !a.ps && !a.pb;
 }
 
+/* Values of the symbols S and B once known (0: unknown). */
+typedef struct sbind {
+    int64_t s, b;
+} sbind;
+
+/* x with its bound symbols multiplied in. */
+static sdim sd_norm(sdim x, const sbind *bd)
+{
+    for (; x.known && x.ps > 0 && bd->s > 0 && x.c <= INT32_MAX; x.ps--)
+        x.c *= bd->s;
+    for (; x.known && x.pb > 0 && bd->b > 0 && x.c <= INT32_MAX; x.pb--)
+        x.c *= bd->b;
+    return x;
+}
+
+/* sym = c * (one unbound symbol) equals the number n: bind that symbol. */
+static bool sd_bind(sdim sym, int64_t n, sbind *bd)
+{
+    if (!sym.known || sym.ps + sym.pb != 1 || sym.c <= 0 || n <= 0 || n % sym.c)
+        return false;
+    if (sym.ps)
+        bd->s = n / sym.c;
+    else
+        bd->b = n / sym.c;
+    return true;
+}
+
+/* want and got are equal, binding a symbol to a number where that makes them so
+ * (a shape subgraph folded to constants meets a symbolic expectation). */
+static bool sd_match(sdim want, sdim got, sbind *bd)
+{
+    want = sd_norm(want, bd);
+    got = sd_norm(got, bd);
+    if (sd_eq(want, got))
+        return true;
+    if (sd_is_num(got))
+        return sd_bind(want, got.c, bd);
+    return sd_is_num(want) && sd_bind(got, want.c, bd);
+}
+
 static svec sv_fail(void)
 {
     svec v;
@@ -222,6 +262,7 @@ typedef struct attn_match {
     int tr_ctx, reshape_ctx, gemm, reshape_out, tr_out;
     float scale;
     shape_ctx sc;
+    sbind bind;
 } attn_match;
 
 static bool perm_is(const kn_graph *g, int i, int a, int b, int c)
@@ -358,6 +399,11 @@ static void fill_shapes(const kn_graph *g, attn_match *m)
     sdim xt[3] = {S, B, E}, x[3] = {B, S, E}, qkv[3] = {S, B, sd_num(3 * m->e)};
     sdim go[2] = {sd_sym(1, 1, 1), E};
     m->sc.n = 0;
+    const kn_value *xv = &g->values[m->x];
+    if (xv->has_type && xv->type.rank == 3) { /* bind S and B when the input's shape is known */
+        m->bind.b = xv->type.dims[0].value > 0 ? xv->type.dims[0].value : 0;
+        m->bind.s = xv->type.dims[1].value > 0 ? xv->type.dims[1].value : 0;
+    }
     ctx_add(&m->sc, m->x, 3, x);
     ctx_add(&m->sc, m->xt, 3, xt);
     ctx_add(&m->sc, g->nodes[m->mm].out[0], 3, qkv);
@@ -384,7 +430,7 @@ static bool slice_ok(const kn_graph *g, const attn_match *m, int k)
 }
 
 /* Reshape node r's target equals want[0..n). */
-static bool target_is(const kn_graph *g, const attn_match *m, int r, int n, const sdim *want)
+static bool target_is(const kn_graph *g, attn_match *m, int r, int n, const sdim *want)
 {
     const kn_node *nd = &g->nodes[r];
     if (nd->n_in != 2 || kn_attr_int(nd, "allowzero", 0))
@@ -393,7 +439,7 @@ static bool target_is(const kn_graph *g, const attn_match *m, int r, int n, cons
     if (!t.ok || t.n != n)
         return false;
     for (int k = 0; k < n; k++)
-        if (!sd_eq(t.d[k], want[k]))
+        if (!sd_match(want[k], t.d[k], &m->bind))
             return false;
     return true;
 }
