@@ -579,3 +579,73 @@ int kn_opt_refinalize(kn_graph *g, kn_error *err)
     reset_inferred_types(g);
     return kn_graph_finalize(g, err);
 }
+
+/* ---- shared pass utilities ---- */
+
+bool kn_opt_static_shape(const kn_graph *g, int v, int *rank, int64_t *dims)
+{
+    if (v < 0)
+        return false;
+    const kn_value *val = &g->values[v];
+    if (val->init && !val->is_input) {
+        *rank = val->init->rank;
+        memcpy(dims, val->init->dims, sizeof *dims * (size_t)val->init->rank);
+        return val->init->kind == KN_VALUE_TENSOR;
+    }
+    if (!val->has_type || val->type.kind != KN_TYPE_TENSOR || val->type.rank < 0)
+        return false;
+    for (int d = 0; d < val->type.rank; d++) {
+        if (val->type.dims[d].value < 0)
+            return false;
+        dims[d] = val->type.dims[d].value;
+    }
+    *rank = val->type.rank;
+    return true;
+}
+
+kn_dtype kn_opt_dtype(const kn_graph *g, int v)
+{
+    if (v < 0)
+        return KN_UNDEFINED;
+    const kn_value *val = &g->values[v];
+    if (val->init && !val->is_input)
+        return val->init->kind == KN_VALUE_TENSOR ? val->init->dtype : KN_UNDEFINED;
+    if (!val->has_type || val->type.kind != KN_TYPE_TENSOR)
+        return KN_UNDEFINED;
+    return val->type.dtype;
+}
+
+/* Number of inputs of live nodes that read v. */
+static int readers(const kn_graph *g, int v)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            n += g->nodes[i].in[k] == v;
+    return n;
+}
+
+bool kn_opt_bypass(kn_graph *g, int i, int in_v, int out_v)
+{
+    if (in_v < 0 || out_v < 0)
+        return false;
+    if (kn_opt_replace_uses(g, out_v, in_v)) {
+        kn_opt_delete_node(g, i);
+        return true;
+    }
+    /* out_v is a graph output or captured: let in_v's producer write out_v instead,
+     * when in_v is an ordinary intermediate that node i alone reads */
+    kn_value *iv = &g->values[in_v];
+    int p = iv->producer;
+    if (p < 0 || p == i || iv->init || iv->is_input || kn_opt_value_is_pinned(g, in_v) ||
+        readers(g, in_v) != 1 || kn_opt_node_deleted(&g->nodes[p]))
+        return false;
+    kn_opt_delete_node(g, i);
+    kn_node *pn = &g->nodes[p];
+    for (int k = 0; k < pn->n_out; k++)
+        if (pn->out[k] == in_v)
+            pn->out[k] = out_v;
+    g->values[out_v].producer = p;
+    iv->producer = -1;
+    return true;
+}

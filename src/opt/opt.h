@@ -118,4 +118,17 @@ int kn_opt_eval_node(kn_graph *g, int i, kn_tensor *outputs, kn_error *err);
  * re-finalize (ops, producers, implicit captures, topological order, types). */
 int kn_opt_refinalize(kn_graph *g, kn_error *err);
 
+
+/* ---- shared pass utilities (edit.c) ---- */
+
+/* v's shape when fully static (an initializer's dims, or a tensor type whose every
+ * dim is a known number): *rank and dims[0..*rank).  false otherwise. */
+bool kn_opt_static_shape(const kn_graph *g, int v, int *rank, int64_t *dims);
+/* v's element type when known (initializer or typed tensor), else KN_UNDEFINED. */
+kn_dtype kn_opt_dtype(const kn_graph *g, int v);
+/* Remove node i, which computes out_v == in_v: readers of out_v read in_v.  When
+ * out_v is pinned (graph output, captured), in_v's producer writes out_v instead if
+ * in_v is an intermediate only node i reads.  false (nothing changed) otherwise. */
+bool kn_opt_bypass(kn_graph *g, int i, int in_v, int out_v);
+
 #endif

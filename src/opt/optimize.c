@@ -5,24 +5,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Passes in the order they run; each family file defines its entries.  The lists
- * grow as passes land (src/opt/<pass family>.c). */
-extern const kn_opt_pass kn_pass_fuse_layernorm;
-extern const kn_opt_pass kn_pass_fuse_skip_layernorm;
-extern const kn_opt_pass kn_pass_fuse_gelu;
-extern const kn_opt_pass kn_pass_fuse_attention;
-extern const kn_opt_pass kn_pass_fuse_conv_activation;
-extern const kn_opt_pass kn_pass_fuse_gemm_activation;
+/* The basic passes, one per file src/opt/<name>.c. */
+extern const kn_opt_pass kn_pass_eliminate_identity, kn_pass_fold_constants,
+    kn_pass_eliminate_transpose, kn_pass_cse, kn_pass_fold_conv_bn, kn_pass_matmul_add_to_gemm,
+    kn_pass_eliminate_dead;
 
+/* The extended passes (fusions), one per file src/opt/fuse_<name>.c. */
+extern const kn_opt_pass kn_pass_fuse_layernorm, kn_pass_fuse_attention,
+    kn_pass_fuse_skip_layernorm, kn_pass_fuse_gelu, kn_pass_fuse_conv_activation,
+    kn_pass_fuse_gemm_activation;
+
+/* Passes in the order they run; each family file defines its entries.  The lists
+ * grow as passes land (src/opt/<pass family>.c).  Basic: clean-ups first (so that
+ * folding sees through Identity/Dropout), then folding, then the rewrites that
+ * match patterns.  Extended: fusions into com.microsoft operators
+ * (src/opt/fuse_*.c), layer norms first so that the attention and skip fusions see
+ * them.  Dead-code removal last. */
 static const kn_opt_pass *const pass_list[] = {
-    /* extended: fusions into com.microsoft operators (src/opt/fuse_*.c); layer
-     * norms first so that the skip and attention fusions see them */
+    &kn_pass_eliminate_identity,
+    &kn_pass_fold_constants,
+    &kn_pass_eliminate_transpose,
+    &kn_pass_cse,
+    &kn_pass_fold_conv_bn,
+    &kn_pass_matmul_add_to_gemm,
     &kn_pass_fuse_layernorm,
     &kn_pass_fuse_attention,
     &kn_pass_fuse_skip_layernorm,
     &kn_pass_fuse_gelu,
     &kn_pass_fuse_conv_activation,
     &kn_pass_fuse_gemm_activation,
+    &kn_pass_eliminate_dead,
     NULL,
 };
 

@@ -11,36 +11,17 @@
 
 #include <stdlib.h>
 
-/* Append node op(ins) -> outs by value names ("" = omitted). */
-static int add(kn_graph *g, const char *op, int n_in, const char *const *ins, int n_out,
-               const char *const *outs)
-{
-    kn_node *n = kn_graph_add_node(g);
-    n->op_type = op;
-    n->n_in = n_in;
-    n->n_out = n_out;
-    n->in = kn_arena_calloc(&g->model->arena, (size_t)n_in + 1, sizeof(int));
-    n->out = kn_arena_calloc(&g->model->arena, (size_t)n_out + 1, sizeof(int));
-    for (int k = 0; k < n_in; k++)
-        n->in[k] = ins[k][0] ? kn_graph_value(g, ins[k]) : -1;
-    for (int k = 0; k < n_out; k++)
-        n->out[k] = outs[k][0] ? kn_graph_value(g, outs[k]) : -1;
-    return g->n_nodes - 1;
-}
-
 static int add1(kn_graph *g, const char *op, const char *a, const char *b, const char *out)
 {
-    const char *ins[2] = {a, b};
-    return add(g, op, b ? 2 : 1, ins, 1, &out);
+    char ins[64];
+    snprintf(ins, sizeof ins, "%s%s%s", a, b ? "," : "", b ? b : "");
+    return kt_graph_node(g, op, ins, out);
 }
 
 static void set_const(kn_graph *g, const char *name, int rank, const int64_t *dims, const float *v)
 {
-    kn_tensor t = {0};
-    kn_error err;
-    kn_tensor_alloc(&t, KN_F32, rank, dims, &err);
-    memcpy(t.data, v, t.nbytes);
-    kn_opt_set_initializer(g, kn_graph_value(g, name), &t, &err);
+    kn_tensor t = kt_tensor(KN_F32, rank, dims, v);
+    kt_graph_const(g, name, &t);
     kn_tensor_release(&t);
 }
 

@@ -9,6 +9,7 @@
 #include "formats/onnx.h"
 #include "formats/tensorproto.h"
 #include "formats/valueproto.h"
+#include "opt/opt.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -35,6 +36,7 @@ typedef struct conf_opts {
     bool verbose;
     int timeout_s;
     int64_t expect_pass;
+    int opt_level;      /* kn_optimize level applied after loading (0: none) */
 } conf_opts;
 
 /* ---- one case, run inside the child ---- */
@@ -237,7 +239,7 @@ static int run_data_set(const kn_model *m, const char *ds, case_result *r)
     return kind;
 }
 
-static void run_case(const char *dir, case_result *r)
+static void run_case(const char *dir, int opt_level, case_result *r)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/model.onnx", dir);
@@ -249,6 +251,11 @@ static void run_case(const char *dir, case_result *r)
     }
     op_label(m->graph, r->op, sizeof r->op);
     if (kn_model_finalize(m, &err)) {
+        r->kind = record_error(r, &err, NULL);
+        kn_model_free(m);
+        return;
+    }
+    if (opt_level && kn_optimize(m, (kn_opt_level)opt_level, NULL, &err)) {
         r->kind = record_error(r, &err, NULL);
         kn_model_free(m);
         return;
@@ -271,7 +278,7 @@ static void run_case(const char *dir, case_result *r)
 
 /* ---- the parent: fork per case, collect results ---- */
 
-static void run_case_isolated(const char *dir, int timeout_s, case_result *r)
+static void run_case_isolated(const char *dir, const conf_opts *o, case_result *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->op, sizeof r->op, "?");
@@ -285,11 +292,11 @@ static void run_case_isolated(const char *dir, int timeout_s, case_result *r)
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
-        alarm((unsigned)timeout_s);
+        alarm((unsigned)o->timeout_s);
         case_result cr;
         memset(&cr, 0, sizeof cr);
         snprintf(cr.op, sizeof cr.op, "?");
-        run_case(dir, &cr);
+        run_case(dir, o->opt_level, &cr);
         ssize_t w = write(fds[1], &cr, sizeof cr);
         _exit(w == (ssize_t)sizeof cr ? 0 : 1);
     }
@@ -311,7 +318,7 @@ static void run_case_isolated(const char *dir, int timeout_s, case_result *r)
     if (pid < 0)
         snprintf(r->msg, sizeof r->msg, "fork failed");
     else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
-        snprintf(r->msg, sizeof r->msg, "timed out after %d s", timeout_s);
+        snprintf(r->msg, sizeof r->msg, "timed out after %d s", o->timeout_s);
     else if (WIFSIGNALED(status))
         snprintf(r->msg, sizeof r->msg, "crashed with signal %d (%s)", WTERMSIG(status),
                  strsignal(WTERMSIG(status)));
@@ -414,7 +421,7 @@ static void run_root(const char *root, const conf_opts *o, conf_state *st)
     if (file_exists(path)) {
         const char *base = strrchr(root, '/') ? strrchr(root, '/') + 1 : root;
         if (matches(base, o)) {
-            run_case_isolated(root, o->timeout_s, &r);
+            run_case_isolated(root, o, &r);
             record(st, base, &r, o);
         }
         return;
@@ -447,7 +454,7 @@ static void run_root(const char *root, const conf_opts *o, conf_state *st)
         snprintf(path, sizeof path, "%s/%s/model.onnx", root, names[i]);
         if (file_exists(path)) {
             snprintf(path, sizeof path, "%s/%s", root, names[i]);
-            run_case_isolated(path, o->timeout_s, &r);
+            run_case_isolated(path, o, &r);
             record(st, names[i], &r, o);
         }
         free(names[i]);
@@ -477,9 +484,10 @@ static void print_report(conf_state *st, const conf_opts *o)
 static void conf_usage(FILE *f)
 {
     fprintf(f, "usage: kiln conformance DIR... [--filter SUBSTR]... [--list-failures] [--verbose]\n"
-               "                        [--timeout SEC] [--expect-pass N]\n"
+               "                        [--timeout SEC] [--expect-pass N] [--opt LEVEL]\n"
                "Runs ONNX backend test cases found in DIR (a case folder or a folder of cases).\n"
-               "--expect-pass N exits non-zero when fewer than N cases pass.\n");
+               "--expect-pass N exits non-zero when fewer than N cases pass.\n"
+               "--opt LEVEL optimizes each model first (none|basic|extended|all; default none).\n");
 }
 
 int cmd_conformance(int argc, char **argv)
@@ -505,6 +513,8 @@ int cmd_conformance(int argc, char **argv)
         } else if (!strcmp(a, "--expect-pass") && i + 1 < argc && cli_parse_i64(argv[i + 1], &v)) {
             o.expect_pass = v;
             i++;
+        } else if (!strcmp(a, "--opt") && i + 1 < argc && kn_opt_level_parse(argv[i + 1]) >= 0) {
+            o.opt_level = kn_opt_level_parse(argv[++i]);
         } else if (a[0] == '-') {
             conf_usage(stderr);
             return cli_error("conformance: unknown or incomplete option '%s'", a);
