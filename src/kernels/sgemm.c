@@ -17,12 +17,15 @@
 /* Cache blocking: a kc x KN_SGEMM_PANEL slice of B stays in L1 while the microkernel
  * sweeps an mc x kc block of packed A (L2); nc bounds the B block reused across
  * the A blocks of one task.  A task is one (mc rows, nc columns) block of C, all of
- * K: tasks never share an element of C. */
+ * K: tasks never share an element of C.  K is cut into equal blocks of at most KC
+ * (rounded to 8), so no block is a sliver.  Measured on the project's Xeon (48 KiB
+ * L1d, 2 MiB L2): KC 512 beats 256 at 1024^3 (fewer passes over C); MC 56..112
+ * are alike, 168+ is slower. */
 #ifndef KN_SGEMM_KC
-#define KN_SGEMM_KC 256
+#define KN_SGEMM_KC 512
 #endif
 #ifndef KN_SGEMM_MC
-#define KN_SGEMM_MC 168
+#define KN_SGEMM_MC 84
 #endif
 #ifndef KN_SGEMM_NC
 #define KN_SGEMM_NC 1024
@@ -264,6 +267,7 @@ typedef struct gemm_plan {
     const kn_gemm_epilogue *ep;
     int onto_c;       /* C already holds the residual */
     kn_ukr_epi e;     /* alpha and activation; first/last/bias/res set per tile */
+    size_t kc;        /* k block */
     size_t mt, nt;    /* task size: mt a multiple of mr, nt of PANEL */
     size_t mtasks, ntasks;
     atomic_int nomem;
@@ -300,10 +304,17 @@ static void run_tiles(const gemm_plan *p, const kblock *kb, size_t i0, size_t mc
     }
 }
 
+/* The k block size: K in ceil(K / KC) near-equal blocks, a multiple of 8. */
+static size_t k_block(size_t K)
+{
+    size_t nblocks = (K + KC - 1) / KC;
+    return min_sz(round_up((K + nblocks - 1) / nblocks, 8), KC);
+}
+
 /* Floats of packing buffer one task needs. */
 static size_t task_buffer_floats(const gemm_plan *p)
 {
-    size_t kc = min_sz(p->K, KC), n = 0;
+    size_t kc = min_sz(p->K, p->kc), n = 0;
     if (!p->pa) n += p->mt * kc;
     if (!p->pb) n += kc * round_up(p->nt, PANEL);
     return n;
@@ -318,10 +329,10 @@ static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
         return;
     }
     size_t K = p->K, mr = (size_t)p->kr->mr;
-    float *bbuf = p->pa ? buf : buf + p->mt * min_sz(K, KC);
-    for (size_t k0 = 0; k0 < K; k0 += KC) {
+    float *bbuf = p->pa ? buf : buf + p->mt * min_sz(K, p->kc);
+    for (size_t k0 = 0; k0 < K; k0 += p->kc) {
         kblock kb;
-        kb.kc = min_sz(K - k0, KC);
+        kb.kc = min_sz(K - k0, p->kc);
         if (p->pa) {
             kb.astride = K * mr;
             kb.a = p->pa->data + i0 / mr * kb.astride + k0 * mr;
@@ -363,6 +374,7 @@ static void plan_tasks(gemm_plan *p, int threads)
 {
     size_t mr = (size_t)p->kr->mr;
     size_t mt_min = 4 * mr, nt_min = 4 * PANEL;
+    p->kc = k_block(p->K);
     p->mt = p->M < MC ? round_up(p->M, mr) : MC / mr * mr;
     p->nt = p->N < NC ? round_up(p->N, PANEL) : NC;
     for (;;) {
