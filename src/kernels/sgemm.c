@@ -110,24 +110,38 @@ static void pack_b_panels(float *dst, const float *B, size_t ldb, int trans_b, s
     }
 }
 
-kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b)
+size_t kn_sgemm_packed_b_floats(size_t K, size_t N)
 {
-    if (K && N && ldb < (trans_b ? K : N)) return NULL;
-    kn_packed_b *pb = calloc(1, sizeof *pb);
-    if (!pb) return NULL;
+    size_t npanels = (N + PANEL - 1) / PANEL, panel = K * PANEL;
+    if (K && panel / K != PANEL) return 0;
+    if (npanels && panel > SIZE_MAX / sizeof(float) / 2 / npanels) return 0;
+    return panel * npanels;
+}
+
+void kn_sgemm_pack_b_into(kn_packed_b *pb, float *data, size_t K, size_t N, const float *B,
+                          size_t ldb, int trans_b)
+{
     pb->K = K;
     pb->N = N;
     pb->npanels = (N + PANEL - 1) / PANEL;
-    size_t panel = K * PANEL;
-    if (K && panel / K != PANEL) goto fail;
-    if (pb->npanels && panel > SIZE_MAX / sizeof(float) / 2 / pb->npanels) goto fail;
-    pb->data = aligned_floats(panel * pb->npanels);
-    if (!pb->data) goto fail;
-    pack_b_panels(pb->data, B, ldb, trans_b, 0, K, 0, N);
+    pb->data = data;
+    pack_b_panels(data, B, ldb, trans_b, 0, K, 0, N);
+}
+
+kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b)
+{
+    if (K && N && ldb < (trans_b ? K : N)) return NULL;
+    size_t n = kn_sgemm_packed_b_floats(K, N);
+    if (K && N && n == 0) return NULL;
+    kn_packed_b *pb = calloc(1, sizeof *pb);
+    float *data = aligned_floats(n);
+    if (!pb || !data) {
+        free(pb);
+        free(data);
+        return NULL;
+    }
+    kn_sgemm_pack_b_into(pb, data, K, N, B, ldb, trans_b);
     return pb;
-fail:
-    free(pb);
-    return NULL;
 }
 
 void kn_packed_b_free(kn_packed_b *pb)
