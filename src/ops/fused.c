@@ -19,8 +19,10 @@
  *       mask_filter_value above the diagonal.  past / attention bias are refused.
  *
  * float32 only (KN_ERR_UNSUPPORTED otherwise).  Element-wise ops and rows are split
- * across c->pool; Attention's projection runs through the packed SGEMM when its
- * weights are constant (prepare hook), and the heads run in parallel. */
+ * across c->pool.  Attention with constant weights (prepare hook: weights packed
+ * once) projects through the threaded packed SGEMM and computes each head's
+ * Q K^T and P V with packed SGEMMs, heads in parallel; without a prepared state it
+ * takes the plain-loop reference path. */
 #include "kernels/sgemm.h"
 #include "exec/threadpool.h"
 #include "ops/op_util.h"
@@ -418,9 +420,14 @@ typedef struct attn_job {
     float *present;        /* [2, batch, heads, seq, hq] or NULL */
     attn_mask mask;
     float scale;
-    float *scratch;        /* per thread: kt [hq * seq] + scores [seq] */
+    float *scratch;        /* per thread: reference kt [hq * seq] + scores [seq]; fast
+                            * path packed K^T, packed V, scores [ATTN_QBLOCK * seq] */
     size_t scratch_per_thread;
+    bool fast;             /* per-head products through the packed SGEMM */
 } attn_job;
+
+/* Query rows per block of the fast path (bounds the scores buffer). */
+#define ATTN_QBLOCK 128
 
 /* K of head (b, h) transposed into kt [hq][seq], so score rows vectorize over keys. */
 static void attn_load_kt(const attn_job *j, int64_t b, int64_t h, float *kt)
@@ -493,9 +500,55 @@ static void attn_head(const attn_job *j, int64_t b, int64_t h, float *kt, float 
     }
 }
 
+/* Per-thread scratch of the fast path in floats: packed K^T, packed V, scores. */
+static size_t attn_fast_floats(const attn_shape *s, size_t *kt_n, size_t *v_n)
+{
+    size_t seq = (size_t)s->seq, rows = seq < ATTN_QBLOCK ? seq : ATTN_QBLOCK;
+    *kt_n = (kn_sgemm_packed_b_floats((size_t)s->hq, seq) + 15) & ~(size_t)15;
+    *v_n = (kn_sgemm_packed_b_floats(seq, (size_t)s->hv) + 15) & ~(size_t)15;
+    return (*kt_n + *v_n + rows * seq + 15) & ~(size_t)15;
+}
+
+/* Head (b, h) with packed SGEMMs: scores = scale Q K^T (+ mask), softmax, P V;
+ * query rows in blocks of ATTN_QBLOCK. */
+static void attn_head_fast(const attn_job *j, int64_t b, int64_t h, float *buf)
+{
+    const attn_shape *s = &j->s;
+    size_t seq = (size_t)s->seq, ld = (size_t)s->dqkv, kt_n, v_n;
+    attn_fast_floats(s, &kt_n, &v_n);
+    const float *base = j->qkv + b * s->seq * s->dqkv;
+    kn_packed_b kt, v;
+    kn_sgemm_pack_b_into(&kt, buf, (size_t)s->hq, seq, base + s->dq + h * s->hq, ld, 1);
+    kn_sgemm_pack_b_into(&v, buf + kt_n, seq, (size_t)s->hv, base + s->dq + s->dk + h * s->hv, ld, 0);
+    float *p = buf + kt_n + v_n;
+    kn_gemm_epilogue scale = {.has_alpha = 1, .alpha = j->scale};
+    for (size_t i0 = 0; i0 < seq; i0 += ATTN_QBLOCK) {
+        size_t rows = seq - i0 < ATTN_QBLOCK ? seq - i0 : ATTN_QBLOCK;
+        kn_sgemm_run(rows, seq, (size_t)s->hq, base + i0 * ld + h * s->hq, ld, &kt, p, seq, &scale);
+        for (size_t r = 0; r < rows; r++) {
+            float *row = p + r * seq;
+            if (j->mask.m || j->mask.causal)
+                for (size_t t = 0; t < seq; t++)
+                    row[t] += attn_mask_add(&j->mask, s->batch, s->seq, b, (int64_t)(i0 + r), (int64_t)t);
+            softmax_row(row, s->seq);
+        }
+        float *o = j->out + (b * s->seq + (int64_t)i0) * s->dv + h * s->hv;
+        kn_sgemm_run(rows, (size_t)s->hv, seq, p, seq, &v, o, (size_t)s->dv, NULL);
+    }
+}
+
 static void attn_heads(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     const attn_job *j = ctx;
+    if (j->fast) {
+        float *buf = j->scratch + (size_t)thread_index * j->scratch_per_thread;
+        for (int64_t bh = begin; bh < end; bh++) {
+            attn_head_fast(j, bh / j->s.heads, bh % j->s.heads, buf);
+            if (j->present)
+                attn_store_present(j, bh / j->s.heads, bh % j->s.heads);
+        }
+        return;
+    }
     float *kt = j->scratch + (size_t)thread_index * j->scratch_per_thread;
     float *p = kt + j->s.hq * j->s.seq;
     for (int64_t bh = begin; bh < end; bh++) {
@@ -521,7 +574,7 @@ static int attn_project(kn_op_ctx *c, const attn_shape *s, float *qkv)
     const attn_state *st = c->state;
     if (st && st->w->K == K && st->w->N == N) {
         kn_gemm_epilogue ep = {.bias = bias};
-        int rc = kn_sgemm_run(M, N, K, x, K, st->w, qkv, N, &ep);
+        int rc = kn_sgemm_run_pool(c->pool, M, N, K, x, K, st->w, qkv, N, &ep);
         return rc ? kn_fail(c->err, rc, "Attention: projection failed") : KN_OK;
     }
     kn_gemm_epilogue ep = {.bias = bias};
@@ -569,8 +622,11 @@ static int run_attention(kn_op_ctx *c)
     j.mask = (attn_mask){kn_op_in(c, 3), kn_attr_int(c->node, "unidirectional", 0) != 0,
                          kn_attr_float(c->node, "mask_filter_value", -10000.0f)};
     size_t nt = (size_t)kn_threadpool_size(c->pool);
-    size_t qkv_n = (size_t)(s->batch * s->seq * s->dqkv);
-    j.scratch_per_thread = ((size_t)(s->hq * s->seq + s->seq) + 15) & ~(size_t)15;
+    size_t qkv_n = ((size_t)(s->batch * s->seq * s->dqkv) + 15) & ~(size_t)15;
+    size_t kt_n, v_n;
+    j.fast = c->state != NULL; /* prepared: the fast path; else the plain reference */
+    j.scratch_per_thread = j.fast ? attn_fast_floats(s, &kt_n, &v_n)
+                                  : ((size_t)(s->hq * s->seq + s->seq) + 15) & ~(size_t)15;
     float *buf = kn_op_scratch(c, sizeof(float) * (qkv_n + nt * j.scratch_per_thread));
     if (!buf)
         return c->err->code;
