@@ -540,23 +540,17 @@ static int rewrite(kn_graph *g, const attn_match *m, const int *nodes, bool *don
     return KN_OK;
 }
 
+static int fuse_at(kn_graph *g, int i, bool *done, kn_error *err)
+{
+    attn_match m;
+    int nodes[21];
+    *done = false;
+    return match(g, i, &m, nodes) ? rewrite(g, &m, nodes, done, err) : KN_OK;
+}
+
 static int run(kn_graph *g, int *rewrites, kn_error *err)
 {
-    for (int i = 0; i < g->n_nodes; i++) {
-        const kn_node *n = &g->nodes[i];
-        if (kn_opt_node_deleted(n) || strcmp(n->op_type, "Softmax") || (n->domain && n->domain[0]))
-            continue;
-        attn_match m;
-        int nodes[21];
-        if (!match(g, i, &m, nodes))
-            continue;
-        bool done = false;
-        int rc = rewrite(g, &m, nodes, &done, err);
-        if (rc)
-            return rc;
-        *rewrites += done;
-    }
-    return KN_OK;
+    return fm_each_node(g, "Softmax", fuse_at, rewrites, err);
 }
 
 const kn_opt_pass kn_pass_fuse_attention = {"fuse_attention", KN_OPT_EXTENDED, run};

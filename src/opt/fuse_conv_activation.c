@@ -64,23 +64,18 @@ static int rewrite(kn_graph *g, const conv_match *m, kn_error *err)
     return KN_OK;
 }
 
+static int fuse_at(kn_graph *g, int i, bool *done, kn_error *err)
+{
+    conv_match m;
+    *done = match(g, i, &m);
+    return *done ? rewrite(g, &m, err) : KN_OK;
+}
+
 static int run(kn_graph *g, int *rewrites, kn_error *err)
 {
     if (!kn_op_find(KN_MS_DOMAIN, "FusedConv", 1))
         return KN_OK;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const kn_node *n = &g->nodes[i];
-        if (kn_opt_node_deleted(n) || strcmp(n->op_type, "Conv") || (n->domain && n->domain[0]))
-            continue;
-        conv_match m;
-        if (!match(g, i, &m))
-            continue;
-        int rc = rewrite(g, &m, err);
-        if (rc)
-            return rc;
-        (*rewrites)++;
-    }
-    return KN_OK;
+    return fm_each_node(g, "Conv", fuse_at, rewrites, err);
 }
 
 const kn_opt_pass kn_pass_fuse_conv_activation = {"fuse_conv_activation", KN_OPT_EXTENDED, run};

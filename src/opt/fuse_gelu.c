@@ -189,24 +189,24 @@ static int rewrite(kn_graph *g, gelu_match *m, bool tanh_form, kn_error *err)
                       err) < 0 ? err->code : KN_OK;
 }
 
+static int fuse_erf(kn_graph *g, int i, bool *done, kn_error *err)
+{
+    gelu_match m = {.x = -1};
+    *done = g->nodes[i].n_in == 1 && match_erf(g, i, &m) && is_f32(g, &m);
+    return *done ? rewrite(g, &m, false, err) : KN_OK;
+}
+
+static int fuse_tanh(kn_graph *g, int i, bool *done, kn_error *err)
+{
+    gelu_match m = {.x = -1};
+    *done = g->nodes[i].n_in == 1 && match_tanh(g, i, &m) && is_f32(g, &m);
+    return *done ? rewrite(g, &m, true, err) : KN_OK;
+}
+
 static int run(kn_graph *g, int *rewrites, kn_error *err)
 {
-    for (int i = 0; i < g->n_nodes; i++) {
-        const kn_node *n = &g->nodes[i];
-        if (kn_opt_node_deleted(n) || (n->domain && n->domain[0]) || n->n_in != 1)
-            continue;
-        bool is_erf = !strcmp(n->op_type, "Erf"), is_tanh = !strcmp(n->op_type, "Tanh");
-        if (!is_erf && !is_tanh)
-            continue;
-        gelu_match m = {.x = -1};
-        if (!(is_erf ? match_erf(g, i, &m) : match_tanh(g, i, &m)) || !is_f32(g, &m))
-            continue;
-        int rc = rewrite(g, &m, is_tanh, err);
-        if (rc)
-            return rc;
-        (*rewrites)++;
-    }
-    return KN_OK;
+    int rc = fm_each_node(g, "Erf", fuse_erf, rewrites, err);
+    return rc ? rc : fm_each_node(g, "Tanh", fuse_tanh, rewrites, err);
 }
 
 const kn_opt_pass kn_pass_fuse_gelu = {"fuse_gelu", KN_OPT_EXTENDED, run};

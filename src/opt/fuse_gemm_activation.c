@@ -24,25 +24,23 @@ static int rewrite(kn_graph *g, int gemm, int act, const fm_activation *a, kn_er
     return KN_OK;
 }
 
+static int fuse_at(kn_graph *g, int i, bool *done, kn_error *err)
+{
+    const kn_node *n = &g->nodes[i];
+    *done = false;
+    if (n->n_in < 2 || n->n_out != 1 || !(fm_is_f32(g, n->in[0]) || fm_is_f32(g, n->in[1])))
+        return KN_OK;
+    int act = kn_opt_single_consumer(g, n->out[0]);
+    fm_activation a;
+    *done = act >= 0 && fm_match_activation(g, act, false, &a);
+    return *done ? rewrite(g, i, act, &a, err) : KN_OK;
+}
+
 static int run(kn_graph *g, int *rewrites, kn_error *err)
 {
     if (!kn_op_find(KN_MS_DOMAIN, "FusedGemm", 1))
         return KN_OK;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const kn_node *n = &g->nodes[i];
-        if (kn_opt_node_deleted(n) || strcmp(n->op_type, "Gemm") || (n->domain && n->domain[0]) ||
-            n->n_in < 2 || n->n_out != 1 || !(fm_is_f32(g, n->in[0]) || fm_is_f32(g, n->in[1])))
-            continue;
-        int act = kn_opt_single_consumer(g, n->out[0]);
-        fm_activation a;
-        if (act < 0 || !fm_match_activation(g, act, false, &a))
-            continue;
-        int rc = rewrite(g, i, act, &a, err);
-        if (rc)
-            return rc;
-        (*rewrites)++;
-    }
-    return KN_OK;
+    return fm_each_node(g, "Gemm", fuse_at, rewrites, err);
 }
 
 const kn_opt_pass kn_pass_fuse_gemm_activation = {"fuse_gemm_activation", KN_OPT_EXTENDED, run};

@@ -132,21 +132,16 @@ static int rewrite(kn_graph *g, const ln_match *m, kn_error *err)
     return KN_OK;
 }
 
+static int fuse_at(kn_graph *g, int i, bool *done, kn_error *err)
+{
+    ln_match m = {.x = -1, .gamma = -1, .beta = -1};
+    *done = match(g, i, &m);
+    return *done ? rewrite(g, &m, err) : KN_OK;
+}
+
 static int run(kn_graph *g, int *rewrites, kn_error *err)
 {
-    for (int i = 0; i < g->n_nodes; i++) {
-        const kn_node *n = &g->nodes[i];
-        if (kn_opt_node_deleted(n) || strcmp(n->op_type, "ReduceMean") || (n->domain && n->domain[0]))
-            continue;
-        ln_match m = {.x = -1, .gamma = -1, .beta = -1};
-        if (!match(g, i, &m))
-            continue;
-        int rc = rewrite(g, &m, err);
-        if (rc)
-            return rc;
-        (*rewrites)++;
-    }
-    return KN_OK;
+    return fm_each_node(g, "ReduceMean", fuse_at, rewrites, err);
 }
 
 const kn_opt_pass kn_pass_fuse_layernorm = {"fuse_layernorm", KN_OPT_EXTENDED, run};

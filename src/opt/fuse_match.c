@@ -273,6 +273,20 @@ int fm_replace(kn_graph *g, const int *del, int n_del, const char *op, const cha
     return kn_opt_add_node(g, op, domain, opset_if_missing, name, n_in, ins, n_out, outs, err);
 }
 
+int fm_each_node(kn_graph *g, const char *op, fm_fuse_fn fuse, int *rewrites, kn_error *err)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!is_op(&g->nodes[i], op))
+            continue;
+        bool done = false;
+        int rc = fuse(g, i, &done, err);
+        if (rc)
+            return rc;
+        *rewrites += done;
+    }
+    return KN_OK;
+}
+
 /* ---- deleting a matched region with its dead feeders ---- */
 
 static bool has_subgraph(const kn_node *n)

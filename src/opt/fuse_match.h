@@ -69,6 +69,11 @@ int fm_replace(kn_graph *g, const int *del, int n_del, const char *op, const cha
                int opset_if_missing, int n_in, const int *ins, int n_out, const int *outs,
                kn_error *err);
 
+/* A fusion tried at node i: KN_OK with *done set when it rewrote the graph. */
+typedef int (*fm_fuse_fn)(kn_graph *g, int i, bool *done, kn_error *err);
+/* Try fuse at every live default-domain node of type op; adds the rewrites made. */
+int fm_each_node(kn_graph *g, const char *op, fm_fuse_fn fuse, int *rewrites, kn_error *err);
+
 /* Delete nodes del[0..n_del) and every node left computing only for them (shape
  * subgraphs feeding a deleted Reshape...); reads[0..n_reads) are values the
  * caller's new nodes will read, kept alive.  Refuses - returns false and changes

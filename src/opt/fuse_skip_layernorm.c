@@ -105,22 +105,16 @@ static int rewrite(kn_graph *g, const sln_match *m, kn_error *err)
     return KN_OK;
 }
 
+static int fuse_at(kn_graph *g, int i, bool *done, kn_error *err)
+{
+    sln_match m;
+    *done = match(g, i, &m);
+    return *done ? rewrite(g, &m, err) : KN_OK;
+}
+
 static int run(kn_graph *g, int *rewrites, kn_error *err)
 {
-    for (int i = 0; i < g->n_nodes; i++) {
-        const kn_node *n = &g->nodes[i];
-        if (kn_opt_node_deleted(n) || strcmp(n->op_type, "LayerNormalization") ||
-            (n->domain && n->domain[0]))
-            continue;
-        sln_match m;
-        if (!match(g, i, &m))
-            continue;
-        int rc = rewrite(g, &m, err);
-        if (rc)
-            return rc;
-        (*rewrites)++;
-    }
-    return KN_OK;
+    return fm_each_node(g, "LayerNormalization", fuse_at, rewrites, err);
 }
 
 const kn_opt_pass kn_pass_fuse_skip_layernorm = {"fuse_skip_layernorm", KN_OPT_EXTENDED, run};
