@@ -482,23 +482,39 @@ static bool match(const kn_graph *g, int sm, attn_match *m, int nodes[21])
 
 /* ---- rewrite ---- */
 
-/* Wo as the MatMul right operand: Wo^T when the Gemm had transB. */
+/* t holds the transpose of the e x e matrix src. */
+static bool is_transpose(const kn_tensor *t, const float *src, int64_t e)
+{
+    if (!t || t->dtype != KN_F32 || t->rank != 2 || t->dims[0] != e || t->dims[1] != e)
+        return false;
+    const float *d = t->data;
+    for (int64_t i = 0; i < e; i++)
+        for (int64_t j = 0; j < e; j++)
+            if (memcmp(&d[j * e + i], &src[i * e + j], sizeof(float)))
+                return false;
+    return true;
+}
+
+/* Wo as the MatMul right operand: Wo^T when the Gemm had transB (one copy shared
+ * by the layers that share Wo). */
 static int output_weight(kn_graph *g, int wo_v, bool trans_b, int64_t e, kn_error *err)
 {
     if (!trans_b)
         return wo_v;
-    const kn_tensor *wo = fm_const(g, wo_v);
+    const float *src = fm_const(g, wo_v)->data;
+    char hint[200];
+    snprintf(hint, sizeof hint, "%s_transposed", g->values[wo_v].name);
+    int have = kn_graph_find(g, hint);
+    if (have >= 0 && is_transpose(kn_opt_const(g, have), src, e))
+        return have;
     kn_tensor t = {0};
     int64_t dims[2] = {e, e};
     if (kn_tensor_alloc(&t, KN_F32, 2, dims, err))
         return -1;
-    const float *src = wo->data;
     float *dst = t.data;
     for (int64_t i = 0; i < e; i++)
         for (int64_t j = 0; j < e; j++)
             dst[j * e + i] = src[i * e + j];
-    char hint[200];
-    snprintf(hint, sizeof hint, "%s_transposed", g->values[wo_v].name);
     int v = kn_opt_new_initializer(g, hint, &t, err);
     kn_tensor_release(&t);
     return v;
