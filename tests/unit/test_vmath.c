@@ -4,14 +4,22 @@
  * sweep of [-20, 20] and edge values (+-0, +-inf, NaN, denormals, overflow and
  * underflow thresholds); activations, binary ops, reductions, softmax and layer norm
  * on awkward lengths (0, 1, primes, vector tails), in place, with guard elements
- * checked for stray writes.  Prints the measured ulp errors. */
+ * checked for stray writes.  Prints the measured ulp errors.
+ *
+ * Then the operators' float32 fast paths (unary, binary, softmax, reduce, norm,
+ * pool, transpose) on awkward shapes, run with a 3-thread pool and with none: the
+ * two must agree bit for bit, and match the same operator on float64 inputs, which
+ * takes the reference path. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/threadpool.h"
 #include "kernels/vmath.h"
+#include "op_harness.h"
+#include "ops/op_util.h"
 #include "test.h"
 
 static float bits_to_float(uint32_t u)
@@ -330,6 +338,251 @@ static void test_lengths(void)
     }
 }
 
+/* ---- operators: float32 fast path (threaded and not) vs the float64 reference ---- */
+
+enum { OP_MAX_IN = 5 };
+
+typedef struct op_case {
+    const char *op;
+    int opset;
+    int n_in;
+    int rank[OP_MAX_IN];
+    int64_t dims[OP_MAX_IN][6];
+    const int64_t *ints;  /* input n_in - 1 is this int64 1-D list when set */
+    int n_ints;
+    int n_attr;
+    kn_attr attrs[6];
+    bool positive;        /* inputs 1.. strictly positive (Div, BatchNorm variance) */
+} op_case;
+
+/* One node run directly through its kernel with the given pool. */
+static int run_kernel(const op_case *oc, const kn_tensor *const *in, kn_threadpool *pool,
+                      kn_tensor *out, kn_error *err)
+{
+    const kn_op_def *def = kn_op_find("", oc->op, oc->opset);
+    if (!def) return KN_ERR_UNSUPPORTED;
+    int ids[OP_MAX_IN + 1] = {0, 1, 2, 3, 4, 5}, out_id = 9;
+    kn_node node = {.name = "t", .op_type = oc->op, .domain = "", .n_in = oc->n_in, .n_out = 1,
+                    .in = ids, .out = &out_id, .n_attr = oc->n_attr,
+                    .attrs = (kn_attr *)oc->attrs, .op = def, .opset = oc->opset};
+    kn_tensor *outs[1] = {out};
+    kn_op_ctx c = {.node = &node, .opset = oc->opset, .n_in = oc->n_in, .in = in, .n_out = 1,
+                   .out = outs, .err = err, .pool = pool};
+    kn_error_clear(err);
+    return def->run(&c);
+}
+
+static bool bits_equal(const kn_tensor *a, const kn_tensor *b)
+{
+    return a->numel == b->numel && a->nbytes == b->nbytes &&
+           (a->nbytes == 0 || !memcmp(a->data, b->data, a->nbytes));
+}
+
+static void check_op_case(const op_case *oc, kn_threadpool *pool)
+{
+    kn_tensor f32[OP_MAX_IN], f64[OP_MAX_IN];
+    const kn_tensor *p32[OP_MAX_IN], *p64[OP_MAX_IN];
+    int n_float = oc->ints ? oc->n_in - 1 : oc->n_in;
+    for (int i = 0; i < n_float; i++) {
+        int64_t n = kn_dims_prod(oc->dims[i], 0, oc->rank[i]);
+        double *v = malloc(sizeof(double) * (size_t)(n + 1));
+        for (int64_t k = 0; k < n; k++) {
+            float r = rndf(3.0f);
+            if (oc->positive && i > 0) r = 0.5f + fabsf(r);
+            v[k] = r;
+        }
+        f32[i] = kt_tensor_f64(KN_F32, oc->rank[i], oc->dims[i], v);
+        f64[i] = kt_tensor_f64(KN_F64, oc->rank[i], oc->dims[i], v);
+        free(v);
+    }
+    if (oc->ints) {
+        f32[n_float] = kt_tensor_i64(KN_I64, oc->n_ints, oc->ints);
+        f64[n_float] = kt_tensor_i64(KN_I64, oc->n_ints, oc->ints);
+    }
+    for (int i = 0; i < oc->n_in; i++) p32[i] = &f32[i], p64[i] = &f64[i];
+    kn_tensor y1 = {0}, y2 = {0}, yr = {0};
+    kn_error err = {0};
+    int rc1 = run_kernel(oc, p32, NULL, &y1, &err);
+    int rc2 = run_kernel(oc, p32, pool, &y2, &err);
+    int rcr = run_kernel(oc, p64, NULL, &yr, &err);
+    CHECK_EQ_INT(rc1, KN_OK);
+    CHECK_EQ_INT(rc2, KN_OK);
+    CHECK_EQ_INT(rcr, KN_OK);
+    if (rc1 || rc2 || rcr) {
+        fprintf(stderr, "  %s: %s\n", oc->op, err.msg);
+    } else {
+        CHECK(bits_equal(&y1, &y2));
+        CHECK(y1.numel == yr.numel && y1.dtype == KN_F32);
+        double worst = 0;
+        for (int64_t k = 0; k < y1.numel && k < yr.numel; k++) {
+            double a = ((const float *)y1.data)[k], r = ((const double *)yr.data)[k];
+            double e = fabs(a - r) / (fabs(r) + 1e-2); /* inputs are O(1) */
+            if (e > worst) worst = e;
+        }
+        if (!(worst <= 2e-5)) fprintf(stderr, "  %s: rel err %g\n", oc->op, worst);
+        CHECK(worst <= 2e-5);
+    }
+    kt_release_all(f32, oc->n_in);
+    kt_release_all(f64, oc->n_in);
+    kn_tensor_release(&y1), kn_tensor_release(&y2), kn_tensor_release(&yr);
+}
+
+#define SHAPE1(...) 1, {__VA_ARGS__}
+static const int64_t AX_LAST[] = {-1}, AX_12[] = {1, 2}, AX_0[] = {0}, AX_2[] = {2};
+static const int64_t PERM_0213[] = {0, 2, 1, 3}, PERM_0231[] = {0, 2, 3, 1},
+                     PERM_0312[] = {0, 3, 1, 2}, PERM_3210[] = {3, 2, 1, 0}, PERM_10[] = {1, 0},
+                     PERM_021[] = {0, 2, 1};
+static const int64_t K33[] = {3, 3}, K22[] = {2, 2}, K54[] = {5, 4}, S22[] = {2, 2},
+                     S13[] = {1, 3}, P1111[] = {1, 1, 1, 1}, P2102[] = {2, 1, 0, 2};
+
+static void add_unary_cases(op_case *cs, int *n)
+{
+    static const char *ops[] = {"Exp", "Tanh", "Erf", "Sigmoid", "Relu", "LeakyRelu",
+                                "HardSigmoid", "HardSwish", "Gelu", "Clip"};
+    static const int64_t shapes[][2] = {{1, 1}, {1, 7}, {3, 33}, {5, 4099}};
+    for (int o = 0; o < KT_COUNT(ops); o++)
+        for (int s = 0; s < 4; s++) {
+            op_case c = {ops[o], 20, 1, {2}, {{shapes[s][0], shapes[s][1]}}};
+            if (!strcmp(ops[o], "Clip")) {
+                c.opset = 6;
+                c.n_attr = 2;
+                c.attrs[0] = kt_attr_float("min", -0.75f);
+                c.attrs[1] = kt_attr_float("max", 1.5f);
+            }
+            cs[(*n)++] = c;
+        }
+    op_case gt = {"Gelu", 20, 1, {2}, {{5, 4099}}, .n_attr = 1};
+    gt.attrs[0] = kt_attr_str("approximate", "tanh");
+    cs[(*n)++] = gt;
+}
+
+static void add_binary_cases(op_case *cs, int *n)
+{
+    static const char *ops[] = {"Add", "Sub", "Mul", "Div"};
+    /* same, scalar, bias over last, per-channel, outer product, scalar first, long rows */
+    static const op_case shapes[] = {
+        {0, 0, 2, {2, 2}, {{3, 37}, {3, 37}}},
+        {0, 0, 2, {1, 0}, {{50000}, {0}}},
+        {0, 0, 2, {3, 1}, {{2, 65, 31}, {31}}},
+        {0, 0, 2, {4, 3}, {{2, 5, 7, 9}, {5, 1, 1}}},
+        {0, 0, 2, {2, 2}, {{17, 1}, {1, 23}}},
+        {0, 0, 2, {1, 1}, {{1}, {40000}}},
+        {0, 0, 2, {2, 2}, {{1, 70001}, {1, 70001}}},
+        {0, 0, 2, {2, 2}, {{3, 5}, {3, 1}}},
+    };
+    for (int o = 0; o < 4; o++)
+        for (int s = 0; s < KT_COUNT(shapes); s++) {
+            op_case c = shapes[s];
+            c.op = ops[o];
+            c.opset = 14;
+            c.positive = o == 3;
+            cs[(*n)++] = c;
+        }
+}
+
+static void add_row_cases(op_case *cs, int *n)
+{
+    static const op_case shapes[] = {
+        {0, 0, 1, {2}, {{7, 13}}}, {0, 0, 1, {2}, {{3, 5000}}}, {0, 0, 1, {3}, {{2, 5, 300}}},
+        {0, 0, 1, {3}, {{4, 3, 1}}}, {0, 0, 1, {1}, {{1}}},
+    };
+    static const int64_t axes[] = {-1, -1, 1, 1, 0};
+    for (int k = 0; k < 2; k++)
+        for (int s = 0; s < KT_COUNT(shapes); s++) {
+            op_case c = shapes[s];
+            c.op = k ? "LogSoftmax" : "Softmax";
+            c.opset = 13;
+            c.n_attr = 1;
+            c.attrs[0] = kt_attr_int("axis", axes[s]);
+            cs[(*n)++] = c;
+        }
+    op_case legacy = {"Softmax", 11, 1, {3}, {{2, 3, 40}}, .n_attr = 1};
+    legacy.attrs[0] = kt_attr_int("axis", 1);
+    cs[(*n)++] = legacy;
+    static const char *reds[] = {"ReduceMean", "ReduceMax", "ReduceSumSquare", "ReduceL2"};
+    for (int r = 0; r < 4; r++) {
+        op_case a = {reds[r], 13, 1, {3}, {{3, 4, 5}}, .n_attr = 1};
+        a.attrs[0] = kt_attr_ints("axes", 2, AX_12);
+        op_case b = {reds[r], 13, 1, {2}, {{6, 2000}}, .n_attr = 2};
+        b.attrs[0] = kt_attr_ints("axes", 1, AX_LAST);
+        b.attrs[1] = kt_attr_int("keepdims", 0);
+        op_case d = {reds[r], 13, 1, {3}, {{2, 3, 1}}, .n_attr = 1};
+        d.attrs[0] = kt_attr_ints("axes", 1, AX_2);
+        op_case e = {reds[r], 13, 1, {3}, {{3, 4, 5}}, .n_attr = 1};
+        e.attrs[0] = kt_attr_ints("axes", 1, AX_0);
+        cs[(*n)++] = a, cs[(*n)++] = b, cs[(*n)++] = d, cs[(*n)++] = e;
+    }
+    cs[(*n)++] = (op_case){"ReduceSum", 13, 2, {2, 1}, {{5, 3000}, {1}}, AX_LAST, 1};
+    cs[(*n)++] = (op_case){"LayerNormalization", 17, 3, {3, 1, 1}, {{3, 5, 37}, {37}, {37}}};
+    cs[(*n)++] = (op_case){"LayerNormalization", 17, 2, {2, 1}, {{9, 3000}, {3000}}};
+    op_case ln = {"LayerNormalization", 17, 3, {3, 2, 2}, {{3, 5, 37}, {5, 37}, {5, 37}},
+                  .n_attr = 1};
+    ln.attrs[0] = kt_attr_int("axis", 1);
+    cs[(*n)++] = ln;
+    cs[(*n)++] = (op_case){"LayerNormalization", 17, 2, {3, 1}, {{3, 5, 37}, {1}}};
+    cs[(*n)++] = (op_case){"BatchNormalization", 15, 5, {4, 1, 1, 1, 1},
+                           {{2, 3, 5, 7}, {3}, {3}, {3}, {3}}, .positive = true};
+    cs[(*n)++] = (op_case){"BatchNormalization", 15, 5, {2, 1, 1, 1, 1},
+                           {{4, 6}, {6}, {6}, {6}, {6}}, .positive = true};
+}
+
+static void add_pool_cases(op_case *cs, int *n)
+{
+    for (int k = 0; k < 2; k++) {
+        const char *op = k ? "AveragePool" : "MaxPool";
+        op_case a = {op, 19, 1, {4}, {{2, 3, 11, 13}}, .n_attr = 3};
+        a.attrs[0] = kt_attr_ints("kernel_shape", 2, K33);
+        a.attrs[1] = kt_attr_ints("strides", 2, S22);
+        a.attrs[2] = kt_attr_ints("pads", 4, P1111);
+        op_case b = {op, 19, 1, {4}, {{1, 4, 9, 8}}, .n_attr = 3};
+        b.attrs[0] = kt_attr_ints("kernel_shape", 2, K22);
+        b.attrs[1] = kt_attr_ints("strides", 2, S22);
+        b.attrs[2] = kt_attr_int("ceil_mode", 1);
+        op_case c = {op, 19, 1, {4}, {{2, 2, 10, 9}}, .n_attr = 4};
+        c.attrs[0] = kt_attr_ints("kernel_shape", 2, K54);
+        c.attrs[1] = kt_attr_ints("strides", 2, S13);
+        c.attrs[2] = kt_attr_ints("pads", 4, P2102);
+        c.attrs[3] = kt_attr_int("count_include_pad", 1);
+        op_case d = {op, 19, 1, {4}, {{2, 64, 30, 30}}, .n_attr = 2};
+        d.attrs[0] = kt_attr_ints("kernel_shape", 2, K33);
+        d.attrs[1] = kt_attr_ints("strides", 2, S22);
+        cs[(*n)++] = a, cs[(*n)++] = b, cs[(*n)++] = c, cs[(*n)++] = d;
+    }
+    cs[(*n)++] = (op_case){"GlobalAveragePool", 1, 1, {4}, {{2, 3, 7, 9}}};
+    cs[(*n)++] = (op_case){"GlobalMaxPool", 1, 1, {4}, {{2, 300, 7, 9}}};
+}
+
+static void add_transpose_cases(op_case *cs, int *n)
+{
+    static const struct { int rank; int64_t dims[4]; const int64_t *perm; } t[] = {
+        {4, {2, 3, 4, 5}, PERM_0213}, {4, {2, 3, 4, 5}, PERM_0231}, {4, {2, 3, 4, 5}, PERM_0312},
+        {4, {2, 3, 4, 5}, PERM_3210}, {4, {1, 128, 12, 64}, PERM_0231}, {2, {67, 130}, PERM_10},
+        {3, {1, 37, 19}, PERM_021},   {2, {300, 257}, PERM_10},
+    };
+    for (int k = 0; k < KT_COUNT(t); k++) {
+        op_case c = {"Transpose", 13, 1, {t[k].rank}, {{0}}, .n_attr = 1};
+        memcpy(c.dims[0], t[k].dims, sizeof t[k].dims);
+        c.attrs[0] = kt_attr_ints("perm", t[k].rank, t[k].perm);
+        cs[(*n)++] = c;
+    }
+}
+
+static void test_op_fast_paths(void)
+{
+    kn_error err = {0};
+    kn_threadpool *pool = kn_threadpool_create(3, &err);
+    CHECK(pool != NULL);
+    static op_case cs[256];
+    int n = 0;
+    add_unary_cases(cs, &n);
+    add_binary_cases(cs, &n);
+    add_row_cases(cs, &n);
+    add_pool_cases(cs, &n);
+    add_transpose_cases(cs, &n);
+    for (int i = 0; i < n; i++) check_op_case(&cs[i], pool);
+    kn_threadpool_free(pool);
+}
+
 static void test_dispatch(void)
 {
     const kn_vmath_ops *ops = kn_vmath();
@@ -339,4 +592,5 @@ static void test_dispatch(void)
     CHECK(kn_vmath_isa(KN_ISA_COUNT) == NULL);
 }
 
-TEST_MAIN(TEST_CASE(test_dispatch), TEST_CASE(test_math_ulp), TEST_CASE(test_lengths))
+TEST_MAIN(TEST_CASE(test_dispatch), TEST_CASE(test_math_ulp), TEST_CASE(test_lengths),
+          TEST_CASE(test_op_fast_paths))
