@@ -1,6 +1,6 @@
 /* vmath.h - vectorized float32 array kernels: transcendental functions (exp, tanh,
  * erf, sigmoid, GELU in erf and tanh form), cheap activations, elementwise binary
- * arithmetic, row reductions, one-row softmax / log-softmax and layer normalization.
+ * arithmetic, square root, row reductions, one-row softmax / log-softmax and layer normalization.
  *
  * One algorithm (vmath_impl.h) is instantiated per instruction-set level: generic C,
  * AVX2+FMA and AVX-512 (vmath_{generic,avx2,avx512}.c); kn_vmath() picks the level
@@ -32,6 +32,7 @@ typedef struct kn_vmath_ops {
     kn_isa isa;
     /* y[i] = f(x[i]) */
     kn_vm_map_fn exp, tanh, erf, sigmoid, relu, hardswish;
+    kn_vm_map_fn sqrt; /* correctly rounded (the hardware instruction) */
     kn_vm_map_fn gelu_erf;  /* 0.5 x (1 + erf(x / sqrt 2)) */
     kn_vm_map_fn gelu_tanh; /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
     void (*clip)(const float *x, float *y, size_t n, float lo, float hi); /* min(max(x,lo),hi) */

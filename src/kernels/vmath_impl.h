@@ -6,7 +6,7 @@
  *   VM_TARGET           function attribute (target ISA), may be empty
  *   VT, MT, W           vector type, comparison-mask type, lanes
  *   V_LOAD(p) V_STORE(p,v) V_SET1(f)        unaligned load/store, broadcast
- *   V_ADD V_SUB V_MUL V_DIV V_FMA(a,b,c)=a*b+c
+ *   V_ADD V_SUB V_MUL V_DIV V_FMA(a,b,c)=a*b+c  V_SQRT (correctly rounded)
  *   V_MIN(a,b) V_MAX(a,b)   return b when either is NaN (x86 minps/maxps rule)
  *   V_ABS(a) V_COPYSIGN(mag,sgn)
  *   V_LT(a,b) V_GE(a,b)     ordered compares (false for NaN);  V_ISNAN(a)
@@ -266,7 +266,13 @@ VM_TARGET static inline VT VM(hardswish_v)(VT v)
     return V_MUL(v, g);
 }
 
+VM_TARGET static inline VT VM(sqrt_v)(VT v)
+{
+    return V_SQRT(v);
+}
+
 VM_DEFINE_MAP(relu, VM(relu_v))
+VM_DEFINE_MAP(sqrt, VM(sqrt_v))
 VM_DEFINE_MAP(hardswish, VM(hardswish_v))
 
 VM_TARGET static void VM(clip)(const float *x, float *y, size_t n, float lo, float hi)
@@ -468,7 +474,7 @@ VM_TARGET static void VM(layer_norm)(const float *x, float *y, size_t n, const f
 static const kn_vmath_ops VM(table) = {
     .isa = VM_ISA,
     .exp = VM(exp), .tanh = VM(tanh), .erf = VM(erf), .sigmoid = VM(sigmoid),
-    .relu = VM(relu), .hardswish = VM(hardswish),
+    .relu = VM(relu), .hardswish = VM(hardswish), .sqrt = VM(sqrt),
     .gelu_erf = VM(gelu_erf), .gelu_tanh = VM(gelu_tanh),
     .clip = VM(clip), .leaky_relu = VM(leaky_relu), .hardsigmoid = VM(hardsigmoid),
     .affine = VM(affine),

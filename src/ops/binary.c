@@ -594,6 +594,16 @@ static int legacy_broadcast_view(kn_op_ctx *c, const kn_tensor *a, const kn_tens
     return KN_OK;
 }
 
+/* Pow(x, 2) on float32 is x * x exactly (the reference rounds pow in double, where
+ * the square is exact): taken as Mul for the vectorized path. */
+static bool is_f32_square(const binop *op, const kn_tensor *a, const kn_tensor *b)
+{
+    double e;
+    kn_error ignored = {0};
+    return op == &OP_POW && a->dtype == KN_F32 && b->numel == 1 &&
+           kn_scalar_f64(b, &e, &ignored) == KN_OK && e == 2.0;
+}
+
 static int run_binop(kn_op_ctx *c, const binop *op, int param)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -613,6 +623,8 @@ static int run_binop(kn_op_ctx *c, const binop *op, int param)
     kn_tensor *out = kn_op_output(c, 0, op->bool_out ? KN_BOOL : a->dtype, rank, dims);
     if (!out)
         return c->err->code;
+    if (is_f32_square(op, a, &b))
+        return apply_binop(c, &OP_MUL, 0, a, a, out);
     return apply_binop(c, op, param, a, &b, out);
 }
 

@@ -9,8 +9,8 @@
  * generic loop (apply_unary) serves them all: float32 computes in float, float16 and
  * bfloat16 through float, float64 in double, integers exactly through int64 (or
  * through double for the few ops without an integer function, e.g. Erf, Shrink).
- * float32 Exp, Tanh, Erf, Sigmoid, Gelu, Relu, LeakyRelu, Clip, HardSigmoid and
- * HardSwish take the vectorized kernels of kernels/vmath.h instead, split over the
+ * float32 Exp, Tanh, Erf, Sigmoid, Gelu, Relu, LeakyRelu, Clip, HardSigmoid,
+ * HardSwish and Sqrt take the vectorized kernels of kernels/vmath.h instead, split over the
  * session's threads (run_fast); the loop above stays their reference. */
 #include "ops/op_util.h"
 
@@ -37,7 +37,7 @@ enum { DT_FLOAT = 1, DT_SINT = 2, DT_UINT = 4, DT_BOOL = 8, DT_INT = DT_SINT | D
 /* the vmath kernel of a float32 op (FAST_NONE: the scalar loop) */
 typedef enum fast_kind {
     FAST_NONE = 0, FAST_EXP, FAST_TANH, FAST_ERF, FAST_SIGMOID, FAST_GELU, FAST_RELU,
-    FAST_LEAKY, FAST_CLIP, FAST_HARDSIGMOID, FAST_HARDSWISH
+    FAST_LEAKY, FAST_CLIP, FAST_HARDSIGMOID, FAST_HARDSWISH, FAST_SQRT
 } fast_kind;
 
 typedef struct unary_op {
@@ -228,7 +228,7 @@ static const unary_op unary_ops[] = {
     {"Neg", FN(neg), neg_i, DT_FLOAT | DT_SINT, false, NULL, {0}, {0}},
     {"Exp", FN(exp), NULL, DT_FLOAT, false, NULL, {0}, {0}, FAST_EXP},
     {"Log", FN(log), NULL, DT_FLOAT, false, NULL, {0}, {0}},
-    {"Sqrt", FN(sqrt), NULL, DT_FLOAT, false, NULL, {0}, {0}},
+    {"Sqrt", FN(sqrt), NULL, DT_FLOAT, false, NULL, {0}, {0}, FAST_SQRT},
     {"Reciprocal", FN(recip), NULL, DT_FLOAT, false, NULL, {0}, {0}},
     {"Floor", FN(floor), NULL, DT_FLOAT, false, NULL, {0}, {0}},
     {"Ceil", FN(ceil), NULL, DT_FLOAT, false, NULL, {0}, {0}},
@@ -355,6 +355,7 @@ static void fast_range(void *ctx, int64_t begin, int64_t end, int thread_index)
     case FAST_CLIP: vm->clip(x, y, n, j->a, j->b); break;
     case FAST_HARDSIGMOID: vm->hardsigmoid(x, y, n, j->a, j->b); break;
     case FAST_HARDSWISH: vm->hardswish(x, y, n); break;
+    case FAST_SQRT: (vm->sqrt)(x, y, n); break;
     case FAST_NONE: break;
     }
 }

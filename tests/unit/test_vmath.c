@@ -46,6 +46,7 @@ static double ulp_error(float y, double ref)
 /* ---- references (double) ---- */
 
 static double ref_exp(double x) { return exp(x); }
+static double ref_sqrt(double x) { return sqrt(x); }
 static double ref_tanh(double x) { return tanh(x); }
 static double ref_erf(double x) { return erf(x); }
 static double ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
@@ -72,6 +73,7 @@ typedef struct mfn {
 #define OFF(f) offsetof(kn_vmath_ops, f)
 static const mfn FUNCS[] = {
     {"exp", ref_exp, OFF(exp), 1.5, -INFINITY},
+    {"sqrt", ref_sqrt, OFF(sqrt), 0.5, -INFINITY},
     {"tanh", ref_tanh, OFF(tanh), 2.0, -INFINITY},
     {"erf", ref_erf, OFF(erf), 3.0, -INFINITY},
     {"sigmoid", ref_sigmoid, OFF(sigmoid), 3.0, -INFINITY},
@@ -353,6 +355,7 @@ typedef struct op_case {
     int n_attr;
     kn_attr attrs[6];
     bool positive;        /* inputs 1.. strictly positive (Div, BatchNorm variance) */
+    float fill1;          /* when non-zero, every element of input 1 */
 } op_case;
 
 /* One node run directly through its kernel with the given pool. */
@@ -389,6 +392,7 @@ static void check_op_case(const op_case *oc, kn_threadpool *pool)
         for (int64_t k = 0; k < n; k++) {
             float r = rndf(3.0f);
             if (oc->positive && i > 0) r = 0.5f + fabsf(r);
+            if (oc->fill1 != 0 && i == 1) r = oc->fill1;
             v[k] = r;
         }
         f32[i] = kt_tensor_f64(KN_F32, oc->rank[i], oc->dims[i], v);
@@ -438,7 +442,7 @@ static const int64_t K33[] = {3, 3}, K22[] = {2, 2}, K54[] = {5, 4}, S22[] = {2,
 static void add_unary_cases(op_case *cs, int *n)
 {
     static const char *ops[] = {"Exp", "Tanh", "Erf", "Sigmoid", "Relu", "LeakyRelu",
-                                "HardSigmoid", "HardSwish", "Gelu", "Clip"};
+                                "HardSigmoid", "HardSwish", "Gelu", "Clip", "Sqrt"};
     static const int64_t shapes[][2] = {{1, 1}, {1, 7}, {3, 33}, {5, 4099}};
     for (int o = 0; o < KT_COUNT(ops); o++)
         for (int s = 0; s < 4; s++) {
@@ -478,6 +482,14 @@ static void add_binary_cases(op_case *cs, int *n)
             c.positive = o == 3;
             cs[(*n)++] = c;
         }
+}
+
+static void add_pow_cases(op_case *cs, int *n)
+{
+    /* Pow(x, 2) takes Mul; other exponents the reference (compared all the same) */
+    cs[(*n)++] = (op_case){"Pow", 15, 2, {3, 0}, {{2, 7, 3001}, {0}}, .fill1 = 2.0f};
+    cs[(*n)++] = (op_case){"Pow", 15, 2, {1, 2}, {{5}, {1, 1}}, .fill1 = 2.0f};
+    cs[(*n)++] = (op_case){"Pow", 15, 2, {1, 0}, {{5}, {0}}, .fill1 = 3.0f};
 }
 
 static void add_row_cases(op_case *cs, int *n)
@@ -576,6 +588,7 @@ static void test_op_fast_paths(void)
     int n = 0;
     add_unary_cases(cs, &n);
     add_binary_cases(cs, &n);
+    add_pow_cases(cs, &n);
     add_row_cases(cs, &n);
     add_pool_cases(cs, &n);
     add_transpose_cases(cs, &n);
