@@ -26,7 +26,8 @@
  *         that exp(-x^2) keeps full relative accuracy far into the tail.
  *   GELU (erf): x Phi(x) with 1 + erf(z) = erfc(-z) taken from the tail formula for
  *         negative x, so there is no cancellation: accurate down to denormal outputs.
- *   GELU (tanh), sigmoid: through exp(-|t|) without cancellation. */
+ *   GELU (tanh), sigmoid: through exp(-|t|) without cancellation; the tanh-form
+ *         argument is rounded in float, so its error grows with |x| for x < -3. */
 
 #include <math.h>
 #include <string.h>
@@ -223,12 +224,13 @@ VM_TARGET static inline VT VM(gelu_erf_v)(VT x)
     return V_SEL(V_LT(x, V_SET1(VM_GELU_NEG_ZERO)), y, V_SET1(-0.0f));
 }
 
-/* 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3) */
+/* 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3);
+ * 2u = x c0 + x (c0_lo + c1 x^2) with c0 = 2 sqrt(2/pi) split into float hi + lo */
 VM_TARGET static inline VT VM(gelu_tanh_v)(VT x)
 {
     VT x2 = V_MUL(x, x);
-    VT u2 = V_MUL(V_MUL(x, V_SET1(1.59576912160573071f)),
-                  V_FMA(x2, V_SET1(0.044715f), V_SET1(1.0f)));
+    VT rest = V_MUL(x, V_FMA(x2, V_SET1(7.135481627e-02f), V_SET1(-4.534068032e-08f)));
+    VT u2 = V_FMA(x, V_SET1(1.595769167e+00f), rest);
     VT y = V_MUL(x, VM(sigmoid_v)(u2));
     return V_SEL(V_LT(x, V_SET1(VM_GELU_NEG_ZERO)), y, V_SET1(-0.0f));
 }
