@@ -620,7 +620,7 @@ static int run_binop(kn_op_ctx *c, const binop *op, int param)
     rc = kn_broadcast_shape(a->rank, a->dims, b.rank, b.dims, &rank, dims, c->err);
     if (rc)
         return rc;
-    kn_tensor *out = kn_op_output(c, 0, op->bool_out ? KN_BOOL : a->dtype, rank, dims);
+    kn_tensor *out = kn_op_output_uninit(c, 0, op->bool_out ? KN_BOOL : a->dtype, rank, dims);
     if (!out)
         return c->err->code;
     if (is_f32_square(op, a, &b))

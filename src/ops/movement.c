@@ -230,7 +230,7 @@ static int run_transpose(kn_op_ctx *c)
     }
     for (int i = 0; i < r; i++)
         dims[i] = x->dims[perm[i]];
-    kn_tensor *o = kn_op_output(c, 0, x->dtype, r, dims);
+    kn_tensor *o = kn_op_output_uninit(c, 0, x->dtype, r, dims);
     if (!o)
         return c->err->code;
     if (o->numel == 0)

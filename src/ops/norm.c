@@ -312,7 +312,7 @@ static int run_batchnorm(kn_op_ctx *c)
     if ((rc = bn_load(c, x, &p)))
         return rc;
     double eps = kn_attr_float(c->node, "epsilon", 1e-5f);
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, x->dims);
     if (!y)
         rc = c->err->code;
     else if (bn_training(c))
@@ -453,7 +453,7 @@ static int row_norm(kn_op_ctx *c, bool rms)
     kn_tensor *y = NULL, *mean_out = NULL, *inv_out = NULL;
     if (!(rc = bparam_make(c, scale, x, "scale", &ps)) &&
         !(bias && (rc = bparam_make(c, bias, x, "B", &pb)))) {
-        y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+        y = kn_op_output_uninit(c, 0, x->dtype, x->rank, x->dims);
         if (y && !rms && c->n_out > 1)
             mean_out = stat_output(c, 1, x, axis);
         if (y && !rms && c->n_out > 2 && mean_out)

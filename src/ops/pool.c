@@ -320,7 +320,7 @@ static int run_pool(kn_op_ctx *c, pool_params *pp)
     dims[1] = x->dims[1];
     for (int i = 0; i < g.nsp; i++)
         dims[i + 2] = g.out[i];
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, dims);
     if (!y)
         return c->err->code;
     kn_tensor *yi = NULL;
@@ -416,7 +416,7 @@ static int run_global(kn_op_ctx *c, pool_kind kind, double p)
         dims[i] = 1;
         inner *= x->dims[i];
     }
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, dims);
     if (!y)
         return c->err->code;
     if (y->numel == 0)

@@ -316,7 +316,7 @@ static int run_reduce(kn_op_ctx *c, red_kind k, int axes_input_opset)
         return c->err->code;
     reduce_plan p;
     make_plan(x, reduced, kn_attr_int(c->node, "keepdims", 1) != 0, &p);
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, p.out_rank, p.out_dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, p.out_rank, p.out_dims);
     if (!y)
         return c->err->code;
     if (reduce_f32(c, k, x, reduced, &p, y))

@@ -165,7 +165,7 @@ static int sm_run(kn_op_ctx *c, sm_kind kind)
     int rc = sm_layout(c, x, &outer, &n, &inner);
     if (rc)
         return rc;
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, x->dims);
     if (!y)
         return c->err->code;
     if (x->dtype == KN_F32 && kind != SM_HARDMAX && x->numel > 0) {

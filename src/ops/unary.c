@@ -385,7 +385,7 @@ static int run_unary(kn_op_ctx *c)
     int rc = read_params(c, op, &p);
     if (rc)
         return rc;
-    kn_tensor *y = kn_op_output(c, 0, op->out_bool ? KN_BOOL : x->dtype, x->rank, x->dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, op->out_bool ? KN_BOOL : x->dtype, x->rank, x->dims);
     if (!y)
         return c->err->code;
     if (op->fast != FAST_NONE && x->dtype == KN_F32)
