@@ -18,12 +18,15 @@
  *       (ends then starts), [B, T] (0 = masked) or [B, S, T]; unidirectional adds
  *       mask_filter_value above the diagonal.  past / attention bias are refused.
  *
- * float32 only (KN_ERR_UNSUPPORTED otherwise).  Element-wise ops and rows are split
- * across c->pool.  Attention with constant weights (prepare hook: weights packed
+ * float32 only (KN_ERR_UNSUPPORTED otherwise).  The GELUs and SkipLayerNormalization
+ * run the vectorized vmath kernels (kernels/vmath.h) row by row, rows split across
+ * c->pool; their references are the formulas in double in tests/unit/test_ops_fused.c.
+ * Attention with constant weights (prepare hook: weights packed
  * once) projects through the threaded packed SGEMM and computes each head's
  * Q K^T and P V with packed SGEMMs, heads in parallel; without a prepared state it
  * takes the plain-loop reference path. */
 #include "kernels/sgemm.h"
+#include "kernels/vmath.h"
 #include "exec/threadpool.h"
 #include "ops/op_util.h"
 
@@ -73,6 +76,7 @@ static int check_last_axis_param(kn_op_ctx *c, const kn_tensor *p, int64_t n, co
 typedef enum gelu_kind { GELU_ERF, GELU_TANH, GELU_QUICK } gelu_kind;
 
 typedef struct gelu_job {
+    const kn_vmath_ops *vm;
     gelu_kind kind;
     float alpha;          /* QuickGelu */
     const float *x, *bias;
@@ -80,32 +84,28 @@ typedef struct gelu_job {
     int64_t cols;         /* length of the last axis (bias length) */
 } gelu_job;
 
-static float gelu_one(gelu_kind kind, float alpha, float x)
-{
-    switch (kind) {
-    case GELU_ERF:
-        return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
-    case GELU_TANH: {
-        const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-        return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
-    }
-    case GELU_QUICK:
-    default:
-        return x / (1.0f + expf(-alpha * x));
-    }
-}
-
 static void gelu_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     (void)thread_index;
     const gelu_job *j = ctx;
+    const kn_vmath_ops *vm = j->vm;
+    size_t n = (size_t)j->cols;
     clear_upper_state();
     for (int64_t r = begin; r < end; r++) {
         const float *x = j->x + r * j->cols;
         float *y = j->y + r * j->cols;
-        for (int64_t k = 0; k < j->cols; k++) {
-            float v = x[k] + (j->bias ? j->bias[k] : 0.0f);
-            y[k] = gelu_one(j->kind, j->alpha, v);
+        if (j->bias) {
+            vm->binary_vv(KN_VM_ADD, x, j->bias, y, n);
+            x = y;
+        }
+        if (j->kind == GELU_ERF) {
+            vm->gelu_erf(x, y, n);
+        } else if (j->kind == GELU_TANH) {
+            vm->gelu_tanh(x, y, n);
+        } else { /* x * sigmoid(alpha x); x is the input here (no bias) */
+            vm->affine(x, y, n, j->alpha, 0.0f);
+            vm->sigmoid(y, y, n);
+            vm->binary_vv(KN_VM_MUL, x, y, y, n);
         }
     }
 }
@@ -125,7 +125,7 @@ static int run_gelu_kind(kn_op_ctx *c, gelu_kind kind, const kn_tensor *bias)
         return c->err->code;
     if (x->numel == 0)
         return KN_OK;
-    gelu_job j = {kind, kn_attr_float(c->node, "alpha", 1.702f), x->data,
+    gelu_job j = {kn_vmath(), kind, kn_attr_float(c->node, "alpha", 1.702f), x->data,
                   bias ? bias->data : NULL, y->data, cols};
     int64_t rows = x->numel / cols;
     int64_t grain = cols >= 4096 ? 1 : 4096 / cols;
@@ -159,6 +159,7 @@ static int run_quick_gelu(kn_op_ctx *c)
 /* ------------------------------------------------------------------------ */
 
 typedef struct sln_job {
+    const kn_vmath_ops *vm;
     const float *x, *skip, *gamma, *beta, *bias;
     int64_t hidden, skip_rows;
     float eps;
@@ -169,31 +170,17 @@ typedef struct sln_job {
 static void sln_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     const sln_job *j = ctx;
+    const kn_vmath_ops *vm = j->vm;
     int64_t h = j->hidden;
     clear_upper_state();
     for (int64_t r = begin; r < end; r++) {
-        const float *x = j->x + r * h;
         const float *sk = j->skip + (r % j->skip_rows) * h;
         float *s = j->sum ? j->sum + r * h : j->scratch + (int64_t)thread_index * h;
-        double acc = 0.0;
-        for (int64_t k = 0; k < h; k++) {
-            s[k] = x[k] + sk[k] + (j->bias ? j->bias[k] : 0.0f);
-            acc += s[k];
-        }
-        double mean = acc / (double)h, q = 0.0;
-        for (int64_t k = 0; k < h; k++) {
-            double d = s[k] - mean;
-            q += d * d;
-        }
-        float inv = (float)(1.0 / sqrt(q / (double)h + j->eps));
-        float m = (float)mean;
-        float *y = j->y + r * h;
-        for (int64_t k = 0; k < h; k++)
-            y[k] = (s[k] - m) * inv * j->gamma[k] + (j->beta ? j->beta[k] : 0.0f);
-        if (j->mean)
-            j->mean[r] = m;
-        if (j->inv_std)
-            j->inv_std[r] = inv;
+        vm->binary_vv(KN_VM_ADD, j->x + r * h, sk, s, (size_t)h);
+        if (j->bias)
+            vm->binary_vv(KN_VM_ADD, s, j->bias, s, (size_t)h);
+        vm->layer_norm(s, j->y + r * h, (size_t)h, j->gamma, j->beta, j->eps,
+                       j->mean ? j->mean + r : NULL, j->inv_std ? j->inv_std + r : NULL);
     }
 }
 
@@ -265,7 +252,7 @@ static int run_skip_layernorm(kn_op_ctx *c)
         rc = sln_skip_rows(c, x, skip, hidden, &skip_rows);
     if (rc)
         return rc;
-    sln_job j = {x->data, skip->data, c->in[2]->data, NULL, NULL, hidden, skip_rows,
+    sln_job j = {kn_vmath(), x->data, skip->data, c->in[2]->data, NULL, NULL, hidden, skip_rows,
                  kn_attr_float(c->node, "epsilon", 1e-12f), NULL, NULL, NULL, NULL, NULL};
     j.beta = kn_op_in(c, 3) ? kn_op_in(c, 3)->data : NULL;
     j.bias = kn_op_in(c, 4) ? kn_op_in(c, 4)->data : NULL;
@@ -442,6 +429,7 @@ typedef struct attn_job {
                             * path packed K^T, packed V, scores [ATTN_QBLOCK * seq] */
     size_t scratch_per_thread;
     bool fast;             /* per-head products through the packed SGEMM */
+    const kn_vmath_ops *vm;
 } attn_job;
 
 /* Query rows per block of the fast path (bounds the scores buffer). */
@@ -553,7 +541,7 @@ static void attn_head_fast(const attn_job *j, int64_t b, int64_t h, float *buf)
             if (j->mask.m || j->mask.causal)
                 for (size_t t = 0; t < seq; t++)
                     row[t] += attn_mask_add(&j->mask, s->batch, s->seq, b, (int64_t)(i0 + r), (int64_t)t);
-            softmax_row(row, s->seq);
+            j->vm->softmax(row, row, seq);
         }
         float *o = j->out + (b * s->seq + (int64_t)i0) * s->dv + h * s->hv;
         kn_sgemm_run(rows, (size_t)s->hv, seq, p, seq, &v, o, (size_t)s->dv, NULL);
@@ -650,6 +638,7 @@ static int run_attention(kn_op_ctx *c)
     size_t qkv_n = ((size_t)(s->batch * s->seq * s->dqkv) + 15) & ~(size_t)15;
     size_t kt_n, v_n;
     j.fast = c->state != NULL; /* prepared: the fast path; else the plain reference */
+    j.vm = kn_vmath();
     j.scratch_per_thread = j.fast ? attn_fast_floats(s, &kt_n, &v_n)
                                   : ((size_t)(s->hq * s->seq + s->seq) + 15) & ~(size_t)15;
     float *buf = kn_op_scratch(c, sizeof(float) * (qkv_n + nt * j.scratch_per_thread));
