@@ -55,6 +55,10 @@ if(TARGET kiln)
     add_test(NAME conformance/node_opt_basic COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
              --timeout 60 --list-failures --opt basic --expect-pass ${KILN_NODE_MIN_PASS})
     set_tests_properties(conformance/node_opt_basic PROPERTIES LABELS conformance TIMEOUT 1800)
+    # ... and after the extended passes (fusions into com.microsoft operators).
+    add_test(NAME conformance/node_opt_extended COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
+             --timeout 60 --list-failures --opt extended --expect-pass ${KILN_NODE_MIN_PASS})
+    set_tests_properties(conformance/node_opt_extended PROPERTIES LABELS conformance TIMEOUT 1800)
   endif()
   if(EXISTS ${KILN_SHARED_DIR}/onnx-backend-tests/simple)
     add_test(NAME conformance/simple COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple
@@ -63,6 +67,9 @@ if(TARGET kiln)
     add_test(NAME conformance/simple_opt_basic COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple
              --timeout 60 --list-failures --opt basic)
     set_tests_properties(conformance/simple_opt_basic PROPERTIES LABELS conformance TIMEOUT 600)
+    add_test(NAME conformance/simple_opt_extended COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple
+             --timeout 60 --list-failures --opt extended)
+    set_tests_properties(conformance/simple_opt_extended PROPERTIES LABELS conformance TIMEOUT 600)
   endif()
   # The CLI as a user runs it.
   add_test(NAME cli/commands COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_cli.sh $<TARGET_FILE:kiln>
