@@ -585,9 +585,11 @@ static int attn_project(kn_op_ctx *c, const attn_shape *s, float *qkv)
     const float *bias = kn_op_in(c, 2) ? kn_op_in(c, 2)->data : NULL;
     size_t M = (size_t)(s->batch * s->seq), N = (size_t)s->dqkv, K = (size_t)s->d_in;
     const attn_state *st = c->state;
-    if (st && st->w->K == K && st->w->N == N) {
+    if (st) { /* the packed copy replaces W (its data may be gone: drop_inputs) */
         kn_gemm_epilogue ep = {.bias = bias};
-        int rc = kn_sgemm_run_pool(c->pool, M, N, K, x, K, st->w, qkv, N, &ep);
+        int rc = st->w->K == K && st->w->N == N
+                     ? kn_sgemm_run_pool(c->pool, M, N, K, x, K, st->w, qkv, N, &ep)
+                     : KN_ERR_ARG;
         return rc ? kn_fail(c->err, rc, "Attention: projection failed") : KN_OK;
     }
     kn_gemm_epilogue ep = {.bias = bias};
@@ -674,6 +676,7 @@ static int attn_prepare(kn_prepare_ctx *pc, void **state)
         return kn_fail(pc->err, KN_ERR_NOMEM, "Attention: out of memory packing weights");
     }
     *state = st;
+    pc->drop_inputs |= 1u << 1;
     return KN_OK;
 }
 

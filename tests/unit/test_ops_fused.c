@@ -287,8 +287,9 @@ static int run_attention_graph(const attn_case *ac, kn_tensor *x, kn_tensor *w, 
     if (mask)
         kn_graph_add_input(g, vm);
     kn_graph_add_output(g, vy);
-    g->values[vw].init = w;
-    g->values[vb].init = b;
+    kn_tensor w_rec = *w, b_rec = *b; /* the compile step may drop the weights' data */
+    g->values[vw].init = &w_rec;
+    g->values[vb].init = &b_rec;
     kn_node *nd = kn_graph_add_node(g);
     int ins[4] = {vx, vw, ac->with_bias ? vb : -1, mask ? vm : -1};
     nd->name = "attn";
