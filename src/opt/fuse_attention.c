@@ -231,7 +231,7 @@ static svec eval(const kn_graph *g, const shape_ctx *sc, int v, int depth)
     if (p < 0)
         return sv_fail();
     const kn_node *n = &g->nodes[p];
-    if (n->domain && n->domain[0])
+    if ((n->domain && n->domain[0]) || n->n_in < 1)
         return sv_fail();
     const char *op = n->op_type;
     if (!strcmp(op, "Shape"))

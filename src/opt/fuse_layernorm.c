@@ -26,11 +26,12 @@ static int match_square(const kn_graph *g, ln_match *m, int *div)
     if (fm_consumers(g, m->d, cons, 3) != 2 || kn_opt_value_is_pinned(g, m->d))
         return -1;
     for (int k = 0; k < 2; k++) {
-        const kn_node *n = &g->nodes[cons[k]];
+        const kn_node *n = &g->nodes[cons[k]], *o = &g->nodes[cons[1 - k]];
+        if (n->n_in != 2 || o->n_in != 2 || n->n_out < 1 || o->n_out < 1)
+            continue;
         bool pow2 = !strcmp(n->op_type, "Pow") && n->in[0] == m->d &&
                     fm_scalar_near(g, n->in[1], 2.0, 1e-9);
         bool mul2 = !strcmp(n->op_type, "Mul") && n->in[0] == m->d && n->in[1] == m->d;
-        const kn_node *o = &g->nodes[cons[1 - k]];
         if ((pow2 || mul2) && fm_producer(g, n->out[0], n->op_type) == cons[k] &&
             !strcmp(o->op_type, "Div") && o->in[0] == m->d && (!o->domain || !o->domain[0])) {
             *div = cons[1 - k];

@@ -12,9 +12,24 @@ static bool default_domain(const kn_node *n)
     return !n->domain || !n->domain[0] || !strcmp(n->domain, "ai.onnx");
 }
 
+/* Inputs the matchers read of a node of type op (in[0], in[1]): 2 for the binary
+ * operators, 0 for Constant, else 1. */
+static int inputs_read(const char *op)
+{
+    static const char *const binary[] = {"Add", "Sub", "Mul", "Div", "Pow", "MatMul",
+                                         "Gemm", "Reshape", "Conv", "LayerNormalization"};
+    for (size_t k = 0; k < sizeof binary / sizeof binary[0]; k++)
+        if (!strcmp(op, binary[k]))
+            return 2;
+    return strcmp(op, "Constant") ? 1 : 0;
+}
+
+/* A live default-domain node of type op with an output and the inputs matchers read,
+ * so that malformed graphs never make them read past a node's arrays. */
 static bool is_op(const kn_node *n, const char *op)
 {
-    return !kn_opt_node_deleted(n) && default_domain(n) && !strcmp(n->op_type, op);
+    return !kn_opt_node_deleted(n) && default_domain(n) && !strcmp(n->op_type, op) &&
+           n->n_out >= 1 && n->n_in >= inputs_read(op);
 }
 
 int fm_producer(const kn_graph *g, int v, const char *op)

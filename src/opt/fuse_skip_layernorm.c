@@ -50,8 +50,8 @@ static void match_bias(const kn_graph *g, sln_match *m, int v, int other, int64_
 /* A constant skip ORT accepts: [S, H] or [1, S, H] (broadcast over the batch). */
 static bool const_skip_ok(const kn_tensor *t, int64_t h)
 {
-    return t->dtype == KN_F32 && t->dims[t->rank - 1] == h &&
-           (t->rank == 2 || (t->rank == 3 && t->dims[0] == 1));
+    return t->dtype == KN_F32 && (t->rank == 2 || (t->rank == 3 && t->dims[0] == 1)) &&
+           t->dims[t->rank - 1] == h;
 }
 
 /* The residual Add's operands: input and skip (a constant operand must be the skip). */
