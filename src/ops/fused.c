@@ -184,15 +184,17 @@ static void sln_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
     }
 }
 
-/* skip must be input's shape, or input's trailing dims (broadcast over leading ones). */
+/* skip must be input's shape, or input's trailing dims after leading 1s (broadcast
+ * over input's leading dims): row r of input reads row r % skip_rows of skip. */
 static int sln_skip_rows(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *skip, int64_t hidden,
                          int64_t *skip_rows)
 {
-    bool ok = skip->rank >= 1 && skip->rank <= x->rank && skip->numel > 0;
-    for (int i = 1; ok && i <= skip->rank; i++) {
-        int64_t d = skip->dims[skip->rank - i];
-        ok = d == x->dims[x->rank - i] || (d == 1 && i == skip->rank && skip->numel > 0);
-    }
+    int lead = 0; /* skip's leading 1s broadcast; the rest must be x's trailing dims */
+    while (lead < skip->rank - 1 && skip->dims[lead] == 1)
+        lead++;
+    bool ok = skip->rank >= 1 && skip->rank - lead <= x->rank && skip->numel > 0;
+    for (int i = 1; ok && i <= skip->rank - lead; i++)
+        ok = skip->dims[skip->rank - i] == x->dims[x->rank - i];
     if (!ok || x->numel % skip->numel) {
         char a[128], b[128];
         return kn_fail(c->err, KN_ERR_ARG, "SkipLayerNormalization: skip %s does not match input %s",
@@ -246,6 +248,11 @@ static int run_skip_layernorm(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 1);
     KN_REQUIRE_INPUT(c, 2);
     const kn_tensor *x = c->in[0], *skip = c->in[1];
+    if (skip->numel > x->numel) { /* the sum commutes: the larger operand is the input */
+        const kn_tensor *t = x;
+        x = skip;
+        skip = t;
+    }
     int64_t hidden = 0, skip_rows = 0;
     int rc = sln_check_inputs(c, x, &hidden);
     if (!rc)

@@ -124,15 +124,18 @@ static kn_tensor unfused_skip_ln(const kn_tensor *x, const kn_tensor *skip, cons
     return y[0];
 }
 
-static void check_skip_ln(int rank, const int64_t *dims, int skip_rank, bool beta_on, bool bias_on)
+/* SkipLayerNormalization of x (dims) and a skip of sdims (broadcasting to dims);
+ * swap: the broadcast operand comes first (the kernel takes the larger as input). */
+static void check_skip_ln_bc(int rank, const int64_t *dims, int skip_rank, const int64_t *sdims,
+                             bool beta_on, bool bias_on, bool swap)
 {
     int64_t h = dims[rank - 1];
     kn_tensor x = rand_f32(rank, dims);
-    kn_tensor skip = rand_f32(skip_rank, dims + rank - skip_rank);
+    kn_tensor skip = rand_f32(skip_rank, sdims);
     kn_tensor gamma = rand_f32(1, &h), beta = rand_f32(1, &h), bias = rand_f32(1, &h);
     kt_node n = kt_node_of(CM, "SkipLayerNormalization", 1, 4);
-    kt_add_input(&n, &x);
-    kt_add_input(&n, &skip);
+    kt_add_input(&n, swap ? &skip : &x);
+    kt_add_input(&n, swap ? &x : &skip);
     kt_add_input(&n, &gamma);
     kt_add_input(&n, beta_on ? &beta : NULL);
     kt_add_input(&n, bias_on ? &bias : NULL);
@@ -142,11 +145,11 @@ static void check_skip_ln(int rank, const int64_t *dims, int skip_rank, bool bet
     kn_tensor want = unfused_skip_ln(&x, &skip, &gamma, beta_on ? &beta : NULL,
                                      bias_on ? &bias : NULL, 1e-5f);
     kt_check_f32_shaped(&outs[0], rank, dims, want.data, 2e-5);
-    int64_t sdims[KN_MAX_RANK];
-    memcpy(sdims, dims, sizeof(int64_t) * (size_t)rank);
-    sdims[rank - 1] = 1;
-    kt_check_dims(&outs[1], rank, sdims);
-    kt_check_dims(&outs[2], rank, sdims);
+    int64_t stat_dims[KN_MAX_RANK];
+    memcpy(stat_dims, dims, sizeof(int64_t) * (size_t)rank);
+    stat_dims[rank - 1] = 1;
+    kt_check_dims(&outs[1], rank, stat_dims);
+    kt_check_dims(&outs[2], rank, stat_dims);
     for (int64_t i = 0; outs[3].data && i < x.numel; i++) {
         double s = kt_at(&x, i) + kt_at(&skip, i % skip.numel) + (bias_on ? kt_at(&bias, i % h) : 0);
         CHECK_NEAR(kt_at(&outs[3], i), s, 1e-6);
@@ -154,6 +157,11 @@ static void check_skip_ln(int rank, const int64_t *dims, int skip_rank, bool bet
     kt_release_all(outs, 4);
     kn_tensor all[6] = {x, skip, gamma, beta, bias, want};
     kt_release_all(all, 6);
+}
+
+static void check_skip_ln(int rank, const int64_t *dims, int skip_rank, bool beta_on, bool bias_on)
+{
+    check_skip_ln_bc(rank, dims, skip_rank, dims + rank - skip_rank, beta_on, bias_on, false);
 }
 
 static void test_skip_layernorm(void)
@@ -166,6 +174,9 @@ static void test_skip_layernorm(void)
     check_skip_ln(2, d2, 2, true, true);
     int64_t bc[3] = {3, 4, 9};
     check_skip_ln(3, bc, 2, true, false); /* skip [S, H] broadcast over batch */
+    int64_t ones[3] = {1, 1, 9}, one_s[3] = {1, 4, 9};
+    check_skip_ln_bc(3, bc, 3, ones, true, true, false);  /* [1, 1, H] */
+    check_skip_ln_bc(3, bc, 3, one_s, false, true, true); /* the smaller operand first */
 }
 
 static void test_skip_layernorm_bad(void)
