@@ -1,11 +1,13 @@
 /* fuse_conv_activation.c - pass fuse_conv_activation: Conv followed by an
  * activation (Relu, LeakyRelu, Sigmoid, Tanh, HardSigmoid, Clip with constant
- * bounds), optionally with a residual Add of the Conv output's shape in between
- * (the ResNet block tail Conv + Add + Relu; Z must not be a constant, and where
- * kiln does not know the shapes the FusedConv kernel checks Z's at run time), becomes com.microsoft FusedConv(X, W,
- * B, Z) with the Conv's attributes, "activation" and "activation_params" (LeakyRelu
- * alpha; Clip min, max; HardSigmoid alpha, beta).  float32 only; skipped while
- * kiln has no FusedConv kernel. */
+ * bounds), or by a residual Add of the Conv output's shape with or without such an
+ * activation after it (the ResNet block tail Conv + Add + Relu, MobileNetV2's Conv +
+ * Add), becomes com.microsoft FusedConv(X, W, B, Z) with the Conv's attributes,
+ * "activation" and "activation_params" (LeakyRelu alpha; Clip min, max; HardSigmoid
+ * alpha, beta); without an activation the attribute is left out (identity, in kiln
+ * and ONNX Runtime alike).  Z must not be a constant (a broadcast bias); where kiln
+ * does not know the shapes, the FusedConv kernel checks Z's at run time.  float32
+ * only; skipped while kiln has no FusedConv kernel. */
 #include "opt/fuse_match.h"
 
 #include "ops/op.h"
@@ -40,7 +42,7 @@ static bool match(const kn_graph *g, int conv, conv_match *m)
         return false;
     int act = kn_opt_single_consumer(g, g->nodes[next].out[0]);
     if (act < 0 || !fm_match_activation(g, act, true, &m->a))
-        return false;
+        act = -1; /* Conv + Add alone */
     m->add = next;
     m->z = z;
     m->act = act;
@@ -51,13 +53,14 @@ static int rewrite(kn_graph *g, const conv_match *m, kn_error *err)
 {
     const kn_node *c = &g->nodes[m->conv];
     int ins[4] = {c->in[0], c->in[1], c->n_in > 2 ? c->in[2] : -1, m->z};
-    int outs[1] = {g->nodes[m->act].out[0]};
-    int del[3] = {m->conv, m->act, m->add};
+    int last = m->act >= 0 ? m->act : m->add;
+    int outs[1] = {g->nodes[last].out[0]};
+    int del[3] = {m->conv, last, m->add};
     int conv = m->conv;
-    int i = fm_replace(g, del, m->add >= 0 ? 3 : 2, "FusedConv", KN_MS_DOMAIN, 1,
+    int i = fm_replace(g, del, m->add >= 0 && m->act >= 0 ? 3 : 2, "FusedConv", KN_MS_DOMAIN, 1,
                        m->z >= 0 ? 4 : 3, ins, 1, outs, err);
     if (i < 0 || kn_opt_copy_attrs(g, i, conv, err) ||
-        kn_opt_set_attr_string(g, i, "activation", m->a.name, err) ||
+        (m->act >= 0 && kn_opt_set_attr_string(g, i, "activation", m->a.name, err)) ||
         (m->a.n_params &&
          kn_opt_set_attr_floats(g, i, "activation_params", m->a.params, m->a.n_params, err)))
         return err->code ? err->code : KN_ERR_NOMEM;

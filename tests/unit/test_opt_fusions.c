@@ -351,6 +351,21 @@ static kn_model *conv_residual_model(void)
     return m;
 }
 
+/* MobileNetV2's residual: Conv + Add, no activation after */
+static kn_model *conv_add_model(void)
+{
+    static const int64_t xd[4] = {2, 3, 5, 4}, wd[4] = {3, 3, 3, 3}, pads[4] = {1, 1, 1, 1};
+    kn_model *m = kt_model_new(13);
+    kn_graph *g = m->graph;
+    input(g, "x", 4, xd);
+    cst(g, "w", 4, wd, NULL);
+    const char *c[2] = {"x", "w"};
+    attr_ints(g, node(g, "Conv", 2, c, "c"), "pads", 4, pads);
+    op2(g, "Add", "x", "c", "y");
+    output(g, "y");
+    return m;
+}
+
 static kn_model *gemm_sigmoid_model(void)
 {
     static const int64_t xd[2] = {3, 5}, wd[2] = {4, 5}, bd[1] = {4};
@@ -372,6 +387,8 @@ static void test_fuse_conv_gemm_activation(void)
     bool gemm = kn_op_find("com.microsoft", "FusedGemm", 1) != NULL;
     check_fusion(conv_residual_model, "FusedConv", conv ? 2 : 0, 1e-4);
     check_fusion(conv_residual_model, "Relu", conv ? 0 : 2, 1e-4);
+    check_fusion(conv_add_model, "FusedConv", conv ? 1 : 0, 1e-4);
+    check_fusion(conv_add_model, "Add", conv ? 0 : 1, 1e-4);
     check_fusion(gemm_sigmoid_model, "FusedGemm", gemm ? 1 : 0, 1e-5);
 }
 
