@@ -62,24 +62,24 @@ static bool match_variance(const kn_graph *g, ln_match *m, int sq, int div)
     return true;
 }
 
+/* m->out read only by op(m->out, constant [h]): take that node, return the constant. */
+static int absorb_param(const kn_graph *g, ln_match *m, const char *op, int64_t h)
+{
+    int n = fm_consumer(g, m->out, op);
+    int p = n >= 0 ? fm_other_input(&g->nodes[n], m->out) : -1;
+    if (p < 0 || !fm_vector_f32(g, p, h))
+        return -1;
+    m->nodes[m->n++] = n;
+    m->out = g->nodes[n].out[0];
+    return p;
+}
+
 /* Optional Mul(gamma) and Add(beta) after the Div. */
 static void match_affine(const kn_graph *g, ln_match *m, int64_t h)
 {
     m->out = g->nodes[m->nodes[m->n - 1]].out[0];
-    int mul = fm_consumer(g, m->out, "Mul");
-    int gm = mul >= 0 ? fm_other_input(&g->nodes[mul], m->out) : -1;
-    if (gm < 0 || !fm_vector_f32(g, gm, h))
-        return;
-    m->gamma = gm;
-    m->nodes[m->n++] = mul;
-    m->out = g->nodes[mul].out[0];
-    int add = fm_consumer(g, m->out, "Add");
-    int bt = add >= 0 ? fm_other_input(&g->nodes[add], m->out) : -1;
-    if (bt < 0 || !fm_vector_f32(g, bt, h))
-        return;
-    m->beta = bt;
-    m->nodes[m->n++] = add;
-    m->out = g->nodes[add].out[0];
+    if ((m->gamma = absorb_param(g, m, "Mul", h)) >= 0)
+        m->beta = absorb_param(g, m, "Add", h);
 }
 
 static bool match(const kn_graph *g, int r1, ln_match *m)

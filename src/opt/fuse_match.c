@@ -304,15 +304,8 @@ int fm_each_node(kn_graph *g, const char *op, fm_fuse_fn fuse, int *rewrites, kn
 
 /* ---- deleting a matched region with its dead feeders ---- */
 
-static bool has_subgraph(const kn_node *n)
-{
-    for (int a = 0; a < n->n_attr; a++)
-        if (n->attrs[a].type == KN_ATTR_GRAPH || n->attrs[a].type == KN_ATTR_GRAPHS)
-            return true;
-    return false;
-}
-
-/* Mark dead every producer whose outputs lose their last reader. */
+/* Mark dead every producer whose outputs lose their last reader (ONNX operators,
+ * control flow included, have no side effects). */
 static void mark_dead_feeders(const kn_graph *g, bool *dead, int *cnt, int *work, int n_work)
 {
     while (n_work > 0) {
@@ -323,7 +316,7 @@ static void mark_dead_feeders(const kn_graph *g, bool *dead, int *cnt, int *work
                 continue;
             cnt[v]--;
             int p = g->values[v].producer;
-            if (p < 0 || dead[p] || has_subgraph(&g->nodes[p]))
+            if (p < 0 || dead[p])
                 continue;
             bool unused = true;
             for (int o = 0; o < g->nodes[p].n_out; o++)
