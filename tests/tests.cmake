@@ -19,6 +19,9 @@ foreach(src ${KILN_UNIT_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_link_libraries(${name} PRIVATE kiln_testlib)
+  if(name MATCHES "^test_serve" AND TARGET kiln_serve)
+    target_link_libraries(${name} PRIVATE kiln_serve)  # the server's own code (src/serve)
+  endif()
   target_compile_definitions(${name} PRIVATE
     KILN_EXAMPLE_MODEL="${PROJECT_SOURCE_DIR}/examples/fmnist/fmnist_cnn.onnx"
     KILN_SHARED_DIR="${KILN_SHARED_DIR}")
@@ -62,3 +65,6 @@ if(TARGET kiln)
            ${PROJECT_SOURCE_DIR} ${KILN_SHARED_DIR})
   set_tests_properties(cli/commands PROPERTIES LABELS cli TIMEOUT 600)
 endif()
+
+# The inference server (kiln serve), driven over HTTP.
+include(${PROJECT_SOURCE_DIR}/tests/serve/serve.cmake)

@@ -10,6 +10,9 @@ mkdir -p "$corpus"
 # image, inflate: written by make_image_seeds.py)
 seeds="$(dirname "$0")/seeds/$kind"
 [ -d "$seeds" ] && cp "$seeds"/* "$corpus"/ 2>/dev/null
+# the server's decoder (serve_image: JPEGs and PNGs written by test_serve_image
+# with KILN_WRITE_SEEDS=DIR) also starts from the core decoder's PNG seeds
+[ "$kind" = serve_image ] && cp "$(dirname "$0")"/seeds/image/*.png "$corpus"/ 2>/dev/null
 nodes="$shared/onnx-backend-tests/node"
 if [ -d "$nodes" ] && { [ "$kind" = onnx ] || [ "$kind" = tensorproto ]; }; then
     for t in test_add test_if test_loop11 test_scan9_sum test_constant test_conv_with_strides_padding \
