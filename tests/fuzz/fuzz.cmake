@@ -15,7 +15,7 @@ target_include_directories(kiln_fuzz_objs PUBLIC ${PROJECT_SOURCE_DIR}/include $
 target_compile_options(kiln_fuzz_objs PRIVATE ${KILN_FUZZ_FLAGS})
 
 set(KILN_FUZZ_SEED_SCRIPT ${PROJECT_SOURCE_DIR}/tests/fuzz/run_fuzz.sh)
-foreach(target onnx tensorproto npy image inflate)
+foreach(target onnx onnx_writer opt tensorproto npy image inflate)
   add_executable(fuzz_${target} ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_${target}.c $<TARGET_OBJECTS:kiln_fuzz_objs>)
   target_include_directories(fuzz_${target} PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_compile_options(fuzz_${target} PRIVATE ${KILN_FUZZ_FLAGS})

@@ -1,11 +1,14 @@
 #!/bin/sh
 # run_fuzz.sh FUZZER KIND SHARED_DIR CORPUS_DIR SECONDS
 # Seeds CORPUS_DIR with tests/fuzz/seeds/KIND/* and a few small files from SHARED_DIR (model.onnx files for
-# KIND=onnx, input_*.pb files for KIND=tensorproto; none for the other kinds) when present,
+# KIND=onnx or opt, input_*.pb files for KIND=tensorproto; none for the other kinds) when present,
 # then runs the
 # libFuzzer binary for SECONDS.  Exit status is the fuzzer's (non-zero on a crash).
 fuzzer=$1 kind=$2 shared=$3 corpus=$4 secs=$5
+[ "$kind" = onnx_writer ] && kind=onnx # the writer target starts from the same models
 mkdir -p "$corpus"
+# the optimizer target (opt) reads models: it takes the onnx seeds
+[ "$kind" = opt ] && kind=onnx
 # hand-built seeds (onnx: written by test_onnx_reader with KILN_WRITE_SEEDS=DIR;
 # image, inflate: written by make_image_seeds.py)
 seeds="$(dirname "$0")/seeds/$kind"
