@@ -1,14 +1,24 @@
 /* sgemm.h - single-precision GEMM: C = alpha * op(A) * B, then an epilogue
- * (bias per column, residual add, activation).  Row-major.  B is packed once
- * (weights are prepacked at model compile time) and reused by every call; A is
- * packed on the fly.  The kernel level (generic / AVX2 / AVX-512) is chosen at run
- * time (core/cpu.h, KILN_ISA caps it) or forced with kn_sgemm_run_isa. */
+ * (bias per column or per row, residual add, activation).  Row-major.  Two drivers:
+ *   - packed B (weights on the right, as in MatMul/Gemm): B is packed once
+ *     (kn_sgemm_pack_b, at model compile time) and A is packed on the fly;
+ *   - packed A (weights on the left, as in NCHW convolution): A is packed once
+ *     (kn_sgemm_pack_a) and B is packed on the fly.
+ * Both split the M x N tile space over a thread pool (NULL = the calling thread
+ * alone); every element of C is computed by one task in a fixed order, so results
+ * do not depend on the thread count.  The on-the-fly packing buffers are per thread
+ * (thread-local, grown on demand and kept for the thread's lifetime, freed when it
+ * exits), so steady-state calls do not allocate.  The kernel level (generic / AVX2 /
+ * AVX-512) is chosen at run time (core/cpu.h, KILN_ISA caps it) or forced with the
+ * _isa variants. */
 #ifndef KN_SGEMM_H
 #define KN_SGEMM_H
 
 #include <stddef.h>
 
 #include "core/cpu.h"
+
+struct kn_threadpool;
 
 typedef enum kn_gemm_act {
     KN_GEMM_ACT_NONE = 0,
@@ -19,6 +29,7 @@ typedef enum kn_gemm_act {
 /* Applied per element of C, in this order:
  *   x = alpha * sum_k op(A)[i,k] * B[k,j]   (alpha = 1 unless has_alpha)
  *   x += bias[j]                            (if bias)
+ *   x += row_bias[i]                        (if row_bias)
  *   x += residual[i * ldr + j]              (if residual; may be exactly C with ldr = ldc,
  *                                            no other overlap with C)
  *   x = act(x)
@@ -27,6 +38,7 @@ typedef struct kn_gemm_epilogue {
     int has_alpha;
     float alpha;
     const float *bias;     /* N floats or NULL */
+    const float *row_bias; /* M floats or NULL */
     const float *residual; /* M x N, row stride ldr, or NULL */
     size_t ldr;
     kn_gemm_act act;
@@ -46,6 +58,13 @@ typedef struct kn_packed_b {
 kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b);
 void kn_packed_b_free(kn_packed_b *pb);
 
+/* Packing into caller memory (per-call packing into an op's scratch): the floats a
+ * packed K x N B occupies (0 when that size overflows), and the packing itself
+ * into data (64-byte aligned, at least that many floats), *pb describing it. */
+size_t kn_sgemm_packed_b_floats(size_t K, size_t N);
+void kn_sgemm_pack_b_into(kn_packed_b *pb, float *data, size_t K, size_t N, const float *B,
+                          size_t ldb, int trans_b);
+
 /* C (M x N, stride ldc) = epilogue(A (M x K, stride lda) * B).  ep may be NULL.
  * K = 0 gives C = epilogue(0).  Returns 0, or KN_ERR_NOMEM (A packing buffer) /
  * KN_ERR_ARG (pb->K, pb->N differ from K, N, or lda / ldc / ldr shorter than a row). */
@@ -57,6 +76,41 @@ int kn_sgemm_run(size_t M, size_t N, size_t K, const float *A, size_t lda,
 int kn_sgemm_run_isa(kn_isa isa, int trans_a, size_t M, size_t N, size_t K, const float *A,
                      size_t lda, const kn_packed_b *pb, float *C, size_t ldc,
                      const kn_gemm_epilogue *ep);
+
+/* Threaded packed-B GEMM: same contract as kn_sgemm_run, the M x N tiles split
+ * over pool (NULL: inline).  KN_ERR_NOMEM when a thread's packing buffer cannot
+ * grow (C is then partly written). */
+int kn_sgemm_run_pool(struct kn_threadpool *pool, size_t M, size_t N, size_t K,
+                      const float *A, size_t lda, const kn_packed_b *pb, float *C, size_t ldc,
+                      const kn_gemm_epilogue *ep);
+int kn_sgemm_run_pool_isa(struct kn_threadpool *pool, kn_isa isa, int trans_a, size_t M,
+                          size_t N, size_t K, const float *A, size_t lda,
+                          const kn_packed_b *pb, float *C, size_t ldc,
+                          const kn_gemm_epilogue *ep);
+
+/* A packed for one kernel level into micro-panels of mr rows (zero padded), each
+ * K x mr floats k-major; 64-byte aligned. */
+typedef struct kn_packed_a {
+    size_t M, K;
+    kn_isa isa; /* the kernel level it was packed for */
+    int mr;
+    float *data; /* ceil(M / mr) * K * mr floats */
+} kn_packed_a;
+
+/* Pack A (M x K, row stride lda) for the current kernel level (kn_cpu_isa()), or
+ * for a given level and with trans_a (A then given as K x M, stride lda).  NULL on
+ * allocation failure, size overflow or lda shorter than a row. */
+kn_packed_a *kn_sgemm_pack_a(size_t M, size_t K, const float *A, size_t lda);
+kn_packed_a *kn_sgemm_pack_a_isa(kn_isa isa, int trans_a, size_t M, size_t K, const float *A,
+                                 size_t lda);
+void kn_packed_a_free(kn_packed_a *pa);
+
+/* C (M x N, stride ldc) = epilogue(Apacked * B), B (K x N, stride ldb) packed on
+ * the fly, tiles split over pool (NULL: inline).  Returns 0, KN_ERR_ARG (pa->M,
+ * pa->K differ from M, K, or ldb / ldc / ldr shorter than a row) or KN_ERR_NOMEM. */
+int kn_sgemm_run_pa(struct kn_threadpool *pool, size_t M, size_t N, size_t K,
+                    const kn_packed_a *pa, const float *B, size_t ldb, float *C, size_t ldc,
+                    const kn_gemm_epilogue *ep);
 
 /* Plain triple-loop reference with double accumulation (unpacked B). */
 void kn_sgemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, const float *A,
@@ -71,6 +125,7 @@ typedef struct kn_ukr_epi {
     int first;           /* 1: C = alpha*acc; 0: C += alpha*acc */
     int last;            /* 1: apply bias/residual/activation after accumulating */
     const float *bias;   /* at the tile's first column, or NULL */
+    const float *row_bias; /* at the tile's first row, or NULL */
     const float *res;    /* at the tile's first element, or NULL */
     size_t ldr;
     int clamp;           /* 1: x = min(max(x, lo), hi) */

@@ -17,12 +17,13 @@ KN_AVX2 static __m256i tail_mask(int n)
 }
 
 KN_AVX2 static __m256 finish8(__m256 x, const kn_ukr_epi *e, float *c, const float *bias,
-                              const float *res, __m256i mask)
+                              const float *rbias, const float *res, __m256i mask)
 {
     x = _mm256_mul_ps(x, _mm256_set1_ps(e->alpha));
     if (!e->first) x = _mm256_add_ps(x, _mm256_maskload_ps(c, mask));
     if (e->last) {
         if (bias) x = _mm256_add_ps(x, _mm256_maskload_ps(bias, mask));
+        if (rbias) x = _mm256_add_ps(x, _mm256_set1_ps(*rbias));
         if (res) x = _mm256_add_ps(x, _mm256_maskload_ps(res, mask));
         if (e->clamp) {
             x = _mm256_max_ps(_mm256_set1_ps(e->lo), x);
@@ -37,12 +38,12 @@ KN_AVX2 static void store_row(__m256 x0, __m256 x1, int i, float *c, size_t ldc,
 {
     float *row = c + (size_t)i * ldc;
     const float *res = e->res ? e->res + (size_t)i * e->ldr : NULL;
-    const float *bias = e->bias;
+    const float *bias = e->bias, *rbias = e->row_bias ? e->row_bias + i : NULL;
     __m256i m0 = tail_mask(n), m1 = tail_mask(n - 8);
-    x0 = finish8(x0, e, row, bias, res, m0);
+    x0 = finish8(x0, e, row, bias, rbias, res, m0);
     _mm256_maskstore_ps(row, m0, x0);
     if (n > 8) {
-        x1 = finish8(x1, e, row + 8, bias ? bias + 8 : NULL, res ? res + 8 : NULL, m1);
+        x1 = finish8(x1, e, row + 8, bias ? bias + 8 : NULL, rbias, res ? res + 8 : NULL, m1);
         _mm256_maskstore_ps(row + 8, m1, x1);
     }
 }

@@ -21,12 +21,13 @@ static __mmask16 mask_for(int n)
 }
 
 KN_AVX512 static __m512 finish16(__m512 x, const kn_ukr_epi *e, float *c, const float *bias,
-                                 const float *res, __mmask16 mask)
+                                 const float *rbias, const float *res, __mmask16 mask)
 {
     x = _mm512_mul_ps(x, _mm512_set1_ps(e->alpha));
     if (!e->first) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, c));
     if (e->last) {
         if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, bias));
+        if (rbias) x = _mm512_add_ps(x, _mm512_set1_ps(*rbias));
         if (res) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, res));
         if (e->clamp) {
             x = _mm512_max_ps(_mm512_set1_ps(e->lo), x);
@@ -41,12 +42,13 @@ KN_AVX512 static void store_row(__m512 x0, __m512 x1, int i, float *c, size_t ld
 {
     float *row = c + (size_t)i * ldc;
     const float *res = e->res ? e->res + (size_t)i * e->ldr : NULL;
-    const float *bias = e->bias;
+    const float *bias = e->bias, *rbias = e->row_bias ? e->row_bias + i : NULL;
     __mmask16 m0 = mask_for(n), m1 = mask_for(n - 16);
-    x0 = finish16(x0, e, row, bias, res, m0);
+    x0 = finish16(x0, e, row, bias, rbias, res, m0);
     _mm512_mask_storeu_ps(row, m0, x0);
     if (m1) {
-        x1 = finish16(x1, e, row + 16, bias ? bias + 16 : NULL, res ? res + 16 : NULL, m1);
+        x1 = finish16(x1, e, row + 16, bias ? bias + 16 : NULL, rbias, res ? res + 16 : NULL,
+                      m1);
         _mm512_mask_storeu_ps(row + 16, m1, x1);
     }
 }

@@ -12,6 +12,7 @@ static float finish(float x, const kn_ukr_epi *e, float old, int i, int j)
     if (!e->first) x += old;
     if (e->last) {
         if (e->bias) x += e->bias[j];
+        if (e->row_bias) x += e->row_bias[i];
         if (e->res) x += e->res[(size_t)i * e->ldr + (size_t)j];
         if (e->clamp) {
             x = x < e->lo ? e->lo : x;
@@ -54,6 +55,7 @@ void kn_sgemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, const 
             }
             float x = (float)(alpha * s);
             if (ep && ep->bias) x += ep->bias[j];
+            if (ep && ep->row_bias) x += ep->row_bias[i];
             if (ep && ep->residual) x += ep->residual[i * ep->ldr + j];
             if (ep && ep->act == KN_GEMM_ACT_RELU) x = x < 0.0f ? 0.0f : x;
             if (ep && ep->act == KN_GEMM_ACT_CLIP) {

@@ -1,14 +1,19 @@
 /* test_sgemm.c - every kernel level the CPU has (generic, AVX2, AVX-512) against
  * kn_sgemm_ref on awkward shapes: tails of every tile size, K and M blocks with
- * remainders, trans_a / trans_b, padded lda/ldc, all epilogue combinations, K = 0,
- * M or N = 0, residual aliasing C; plus the CPU feature / KILN_ISA plumbing.
+ * remainders, trans_a / trans_b, padded lda/ldc, all epilogue combinations (column
+ * and row bias), K = 0, M or N = 0, residual aliasing C; each through both drivers
+ * (packed B, packed A), inline and on a 3-thread pool, the pooled results required
+ * to be bit-identical to the inline ones; plus the CPU feature / KILN_ISA plumbing.
  * KILN_ISA=avx2 (or generic) runs it as a CPU without AVX-512 would. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "exec/threadpool.h"
 #include "kernels/sgemm.h"
 #include "test.h"
+
+static kn_threadpool *g_pool; /* 3 threads: more than the machine's cores */
 
 static const size_t SIZES[] = {1, 2, 3, 7, 13, 17, 31, 33, 63, 65, 127, 129, 255, 257};
 enum { NSIZES = sizeof SIZES / sizeof SIZES[0] };
@@ -32,13 +37,15 @@ typedef struct gcase {
     size_t M, N, K;
     int trans_a, trans_b;
     size_t pad_a, pad_b, pad_c;
-    int epi; /* bit 0 alpha, 1 bias, 2 residual, 3 residual == C, 4 relu, 5 clip */
+    int epi; /* bit 0 alpha, 1 bias, 2 residual, 3 residual == C, 4 relu, 5 clip,
+              * 6 row bias */
 } gcase;
 
-static kn_gemm_epilogue make_epi(const gcase *g, const float *bias, const float *res,
-                                 size_t ldr, float *C)
+static kn_gemm_epilogue make_epi(const gcase *g, const float *bias, const float *rbias,
+                                 const float *res, size_t ldr, float *C)
 {
     kn_gemm_epilogue ep = {0};
+    if (g->epi & 64) ep.row_bias = rbias;
     if (g->epi & 1) {
         ep.has_alpha = 1;
         ep.alpha = 0.75f;
@@ -70,6 +77,27 @@ static void init_c(float *C, const float *res, const gcase *g, size_t ldc)
             C[i * ldc + j] = j >= g->N ? SENTINEL : (g->epi & 8) ? res[i * ldc + j] : NAN;
 }
 
+/* 1 (and a message) when C differs from the reference beyond rounding. */
+static int compare_c(const gcase *g, int isa, int mode, const float *C, const float *Cref,
+                     size_t ldc)
+{
+    double tol = 4e-6 * (double)(g->K + 4);
+    for (size_t i = 0; i < g->M; i++) {
+        for (size_t j = 0; j < ldc; j++) {
+            float got = C[i * ldc + j], want = Cref[i * ldc + j];
+            if (!(fabs((double)got - (double)want) <= tol)) {
+                fprintf(stderr,
+                        "%s mode %d M=%zu N=%zu K=%zu ta=%d tb=%d epi=%d pads=%zu,%zu,%zu: "
+                        "C[%zu,%zu] = %g, want %g\n",
+                        kn_isa_name((kn_isa)isa), mode, g->M, g->N, g->K, g->trans_a,
+                        g->trans_b, g->epi, g->pad_a, g->pad_b, g->pad_c, i, j, got, want);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 static int run_case(const gcase *g)
 {
     size_t M = g->M, N = g->N, K = g->K;
@@ -77,44 +105,49 @@ static int run_case(const gcase *g)
     size_t brows = g->trans_b ? N : K, bcols = g->trans_b ? K : N;
     size_t lda = acols + g->pad_a, ldb = bcols + g->pad_b, ldc = N + g->pad_c;
     float *A = rnd_buf(arows * lda), *B = rnd_buf(brows * ldb), *bias = rnd_buf(N);
-    float *res = rnd_buf(M * ldc);
+    float *res = rnd_buf(M * ldc), *rbias = rnd_buf(M);
     size_t csize = M * ldc > 0 ? M * ldc : 1;
     float *Cref = malloc(csize * sizeof(float)), *C = malloc(csize * sizeof(float));
+    float *Cinline = malloc(csize * sizeof(float));
     init_c(Cref, res, g, ldc);
-    kn_gemm_epilogue ep = make_epi(g, bias, res, ldc, Cref);
+    kn_gemm_epilogue ep = make_epi(g, bias, rbias, res, ldc, Cref);
     kn_sgemm_ref(g->trans_a, g->trans_b, M, N, K, A, lda, B, ldb, Cref, ldc, &ep);
     kn_packed_b *pb = kn_sgemm_pack_b(K, N, B, ldb, g->trans_b);
     CHECK(pb != NULL);
     int bad = 0;
-    double tol = 4e-6 * (double)(K + 4);
     for (int isa = 0; pb && isa <= (int)kn_cpu_isa(); isa++) {
-        init_c(C, res, g, ldc);
-        ep = make_epi(g, bias, res, ldc, C);
-        int rc = kn_sgemm_run_isa((kn_isa)isa, g->trans_a, M, N, K, A, lda, pb, C, ldc, &ep);
-        CHECK_EQ_INT(rc, 0);
-        for (size_t i = 0; i < M && !bad; i++) {
-            for (size_t j = 0; j < ldc && !bad; j++) {
-                float got = C[i * ldc + j], want = Cref[i * ldc + j];
-                if (!(fabs((double)got - (double)want) <= tol)) {
-                    fprintf(stderr,
-                            "%s M=%zu N=%zu K=%zu ta=%d tb=%d epi=%d pads=%zu,%zu,%zu: "
-                            "C[%zu,%zu] = %g, want %g\n",
-                            kn_isa_name((kn_isa)isa), M, N, K, g->trans_a, g->trans_b,
-                            g->epi, g->pad_a, g->pad_b, g->pad_c, i, j, got, want);
-                    bad = 1;
-                }
+        kn_packed_a *pa = g->trans_b ? NULL : kn_sgemm_pack_a_isa((kn_isa)isa, g->trans_a, M, K, A, lda);
+        CHECK(g->trans_b || pa != NULL);
+        for (int mode = 0; mode < 4 && !bad; mode++) {
+            if (mode >= 2 && !pa) continue;
+            kn_threadpool *pool = (mode & 1) ? g_pool : NULL;
+            init_c(C, res, g, ldc);
+            ep = make_epi(g, bias, rbias, res, ldc, C);
+            int rc = mode < 2 ? kn_sgemm_run_pool_isa(pool, (kn_isa)isa, g->trans_a, M, N, K, A,
+                                                      lda, pb, C, ldc, &ep)
+                              : kn_sgemm_run_pa(pool, M, N, K, pa, B, ldb, C, ldc, &ep);
+            CHECK_EQ_INT(rc, 0);
+            bad = compare_c(g, isa, mode, C, Cref, ldc);
+            if (!(mode & 1))
+                memcpy(Cinline, C, csize * sizeof(float));
+            else if (!bad && memcmp(Cinline, C, csize * sizeof(float)) != 0) {
+                fprintf(stderr, "%s mode %d M=%zu N=%zu K=%zu: pooled result differs from inline\n",
+                        kn_isa_name((kn_isa)isa), mode, M, N, K);
+                bad = 1;
             }
         }
+        kn_packed_a_free(pa);
     }
     CHECK(!bad);
     kn_packed_b_free(pb);
-    free(A), free(B), free(bias), free(res), free(Cref), free(C);
+    free(A), free(B), free(bias), free(rbias), free(res), free(Cref), free(C), free(Cinline);
     return bad;
 }
 
 static gcase random_case(size_t M, size_t N, size_t K)
 {
-    static const int epis[] = {0, 1, 2, 4, 8, 16, 32, 1 | 2 | 4 | 16, 1 | 2 | 8 | 32, 2 | 32};
+    static const int epis[] = {0,  1, 2, 4, 8, 16, 32, 64, 1 | 2 | 4 | 16, 1 | 2 | 8 | 32,
+                               2 | 32, 64 | 4 | 16, 64 | 2 | 8 | 1};
     gcase g = {M, N, K, 0, 0, 0, 0, 0, 0};
     g.trans_a = (int)(rnd() & 1);
     g.trans_b = (int)(rnd() & 1);
@@ -190,7 +223,7 @@ static void test_blocking(void)
 
 static void test_empty(void)
 {
-    for (int epi = 0; epi < 64; epi++) {
+    for (int epi = 0; epi < 128; epi++) {
         if ((epi & 4) && (epi & 8)) continue;
         if ((epi & 16) && (epi & 32)) continue;
         gcase g = {5, 37, 0, 0, 0, 0, 0, 3, epi}; /* K = 0: C = epilogue(0) */
@@ -248,6 +281,55 @@ static void test_api(void)
     kn_packed_b_free(NULL);
 }
 
-TEST_MAIN(TEST_CASE(test_cpu_features), TEST_CASE(test_api), TEST_CASE(test_empty),
-          TEST_CASE(test_nan_propagates),
-          TEST_CASE(test_small_tails), TEST_CASE(test_blocking), TEST_CASE(test_size_grid))
+static void test_pool_start(void)
+{
+    kn_error err;
+    g_pool = kn_threadpool_create(3, &err);
+    CHECK(g_pool != NULL);
+}
+
+static void test_pool_stop(void)
+{
+    kn_threadpool_free(g_pool);
+    g_pool = NULL;
+}
+
+static void test_packed_a_api(void)
+{
+    float A[6] = {1, 2, 3, 4, 5, 6}, B[6] = {1, 0, 0, 1, 1, 1}, C[6], rb[2] = {10, 20};
+    kn_packed_a *pa = kn_sgemm_pack_a(2, 3, A, 3); /* A 2x3, B 3x2 */
+    CHECK(pa != NULL);
+    kn_gemm_epilogue ep = {0};
+    ep.row_bias = rb;
+    CHECK(kn_sgemm_run_pa(g_pool, 2, 2, 3, pa, B, 2, C, 2, &ep) == 0);
+    CHECK_NEAR(C[0], 1 + 3 + 10, 0);
+    CHECK_NEAR(C[1], 2 + 3 + 10, 0);
+    CHECK_NEAR(C[2], 4 + 6 + 20, 0);
+    CHECK_NEAR(C[3], 5 + 6 + 20, 0);
+    CHECK(kn_sgemm_run_pa(NULL, 3, 2, 3, pa, B, 2, C, 2, NULL) != 0); /* M mismatch */
+    CHECK(kn_sgemm_run_pa(NULL, 2, 2, 2, pa, B, 2, C, 2, NULL) != 0); /* K mismatch */
+    CHECK(kn_sgemm_run_pa(NULL, 2, 2, 3, NULL, B, 2, C, 2, NULL) != 0);
+    CHECK(kn_sgemm_run_pa(NULL, 2, 2, 3, pa, B, 1, C, 2, NULL) != 0); /* ldb < N */
+    CHECK(kn_sgemm_run_pa(NULL, 2, 2, 3, pa, B, 2, C, 1, NULL) != 0); /* ldc < N */
+    CHECK(kn_sgemm_run_pa(NULL, 2, 0, 3, pa, B, 2, C, 2, NULL) == 0); /* N = 0 */
+    CHECK(kn_sgemm_pack_a(2, 3, A, 2) == NULL);                       /* lda < K */
+    CHECK(kn_sgemm_pack_a_isa(KN_ISA_GENERIC, 1, 2, 3, A, 1) == NULL); /* lda < M */
+    kn_packed_a_free(pa);
+    kn_packed_a_free(NULL);
+}
+
+/* Shapes that the pool splits into many tasks along M, N or both. */
+static void test_pool_split(void)
+{
+    gcase cases[] = {
+        {500, 70, 40, 0, 0, 0, 0, 0, 64 | 2},   {30, 900, 300, 0, 0, 0, 0, 0, 64 | 16},
+        {128, 768, 40, 0, 1, 0, 0, 0, 2},       {700, 1100, 20, 1, 0, 3, 0, 2, 8 | 64},
+        {57, 4000, 11, 0, 0, 0, 0, 0, 64 | 32}, {2000, 33, 17, 0, 0, 0, 0, 0, 2 | 4},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+}
+
+TEST_MAIN(TEST_CASE(test_pool_start), TEST_CASE(test_cpu_features), TEST_CASE(test_api),
+          TEST_CASE(test_packed_a_api), TEST_CASE(test_empty), TEST_CASE(test_nan_propagates),
+          TEST_CASE(test_small_tails), TEST_CASE(test_blocking), TEST_CASE(test_pool_split),
+          TEST_CASE(test_size_grid), TEST_CASE(test_pool_stop))
