@@ -395,6 +395,9 @@ static int qconv_image(kn_op_ctx *c, const qgemm_state *s, qconv_job *j)
 typedef void (*dw_tap_fn)(int32_t *restrict acc, const uint8_t *restrict src, int64_t n, uint8_t flip,
                           int32_t x_zero, int32_t t);
 
+typedef void (*dw_requant_fn)(const int32_t *acc, int64_t n, int32_t bias, float mul, int32_t y_zero, bool is_u8,
+                              void *out);
+
 typedef struct dw_job {
     const kn_spatial_geom *sp;
     const qgemm_state *s;
@@ -410,6 +413,7 @@ typedef struct dw_job {
     int32_t *acc;             /* per thread: acc_stride int32 */
     size_t acc_stride;
     dw_tap_fn tap;            /* stride-1 tap loop */
+    dw_requant_fn requant;    /* a row of acc + bias (which cannot overflow int32) -> y */
 } dw_job;
 
 /* One tap over a run of output columns at stride 1 (the common case): plain C. */
@@ -418,6 +422,20 @@ static void dw_tap_generic(int32_t *restrict acc, const uint8_t *restrict src, i
 {
     for (int64_t ox = 0; ox < n; ox++)
         acc[ox] += ((int32_t)(src[ox] ^ flip) - x_zero) * t;
+}
+
+/* out[i] = requantized acc[i] + bias for i in [0, n) (uint8 or int8 out). */
+static void dw_requant_generic(const int32_t *acc, int64_t n, int32_t bias, float mul, int32_t y_zero, bool is_u8,
+                               void *out)
+{
+    int64_t lo = is_u8 ? 0 : -128, hi = is_u8 ? 255 : 127;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = kn_requant_value((int64_t)acc[i] + bias, mul, y_zero, lo, hi);
+        if (is_u8)
+            ((uint8_t *)out)[i] = (uint8_t)v;
+        else
+            ((int8_t *)out)[i] = (int8_t)v;
+    }
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -437,17 +455,50 @@ __attribute__((target("avx2"))) static void dw_tap_avx2(int32_t *restrict acc, c
     }
     dw_tap_generic(acc + ox, src + ox, n - ox, flip, x_zero, t);
 }
-#define HAVE_DW_TAP_AVX2 1
+
+/* dw_requant_generic with AVX2, 8 values at a time: the same float operations
+ * (convert, multiply, round half to even, add the zero point, clamp with NaN -> lo). */
+__attribute__((target("avx2"))) static void dw_requant_avx2(const int32_t *acc, int64_t n, int32_t bias, float mul,
+                                                            int32_t y_zero, bool is_u8, void *out)
+{
+    float lo = is_u8 ? 0.0f : -128.0f, hi = is_u8 ? 255.0f : 127.0f;
+    __m256i vb = _mm256_set1_epi32(bias);
+    __m256 vm = _mm256_set1_ps(mul), vz = _mm256_set1_ps((float)y_zero);
+    __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i a = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + i)), vb);
+        __m256 q = _mm256_round_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a), vm),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(q, vz), vlo), vhi); /* max: NaN -> lo */
+        __m256i v = _mm256_cvttps_epi32(q);
+        __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        __m128i bytes = is_u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
+        _mm_storel_epi64((__m128i *)((uint8_t *)out + i), bytes);
+    }
+    dw_requant_generic(acc + i, n - i, bias, mul, y_zero, is_u8, (uint8_t *)out + i);
+}
+#define HAVE_DW_AVX2 1
 #endif
 
 /* The stride-1 tap loop for this CPU within the KILN_ISA cap. */
 static dw_tap_fn dw_tap_best(void)
 {
-#ifdef HAVE_DW_TAP_AVX2
+#ifdef HAVE_DW_AVX2
     if (kn_cpu_isa() >= KN_ISA_AVX2)
         return dw_tap_avx2;
 #endif
     return dw_tap_generic;
+}
+
+/* The row requantization for this CPU within the KILN_ISA cap. */
+static dw_requant_fn dw_requant_best(void)
+{
+#ifdef HAVE_DW_AVX2
+    if (kn_cpu_isa() >= KN_ISA_AVX2)
+        return dw_requant_avx2;
+#endif
+    return dw_requant_generic;
 }
 
 /* acc[0, OW) = the integer sums of output row oy of one channel. */
@@ -480,27 +531,34 @@ static void dw_planes(void *ctx, int64_t begin, int64_t end, int thread_index)
     const dw_job *j = ctx;
     const kn_spatial_geom *g = j->sp;
     int32_t *acc = j->acc + (size_t)thread_index * j->acc_stride;
-    int64_t lo = j->yt == KN_U8 ? 0 : -128, hi = j->yt == KN_U8 ? 255 : 127;
     for (int64_t p = begin; p < end; p++) {
-        int64_t ch = p % j->ch, bv = j->bias ? j->bias[ch] : 0;
+        int64_t ch = p % j->ch;
+        int32_t bv = j->bias ? j->bias[ch] : 0;
         const uint8_t *plane = j->x + (size_t)(p * g->in_size);
         const int32_t *taps = j->s->taps + ch * j->s->k;
         for (int64_t oy = 0; oy < g->out[0]; oy++) {
             dw_row(j, plane, taps, oy, acc);
             size_t at = (size_t)(p * g->out_size + oy * g->out[1]);
-            for (int64_t ox = 0; ox < g->out[1]; ox++) {
-                int64_t v = kn_requant_value((int64_t)acc[ox] + bv, j->mul[ch], j->y_zero, lo, hi);
-                if (j->yt == KN_U8)
-                    ((uint8_t *)j->y)[at + (size_t)ox] = (uint8_t)v;
-                else
-                    ((int8_t *)j->y)[at + (size_t)ox] = (int8_t)v;
-            }
+            j->requant(acc, g->out[1], bv, j->mul[ch], j->y_zero, j->yt == KN_U8, (uint8_t *)j->y + at);
         }
     }
 }
 
 /* Taps per filter past which int32 sums could overflow (255 * 128 per tap). */
 #define DW_MAX_TAPS 65536
+
+/* Every acc + bias[m] stays inside int32 (|acc| <= taps * 255 * 128): the vector
+ * requantization adds in int32. */
+static bool bias_fits(const kn_tensor *bias, int64_t taps)
+{
+    int64_t room = INT32_MAX - taps * 255 * 128;
+    for (int64_t m = 0; bias && m < bias->numel; m++) {
+        int64_t b = ((const int32_t *)bias->data)[m];
+        if (b > room || -b > room)
+            return false;
+    }
+    return true;
+}
 
 static int qconv_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y, bool *done)
 {
@@ -522,7 +580,8 @@ static int qconv_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y
     dw_job j = {.sp = sp, .s = s, .ch = ch, .x = x->data, .y = y->data, .flip = flip,
                 .x_zero = (uint8_t)zero_point(c, 2) ^ flip, .bias = bias ? bias->data : NULL,
                 .mul = mul, .y_zero = zero_point(c, 7), .yt = y->dtype,
-                .acc = (int32_t *)(scratch + mul_bytes), .acc_stride = acc_stride, .tap = dw_tap_best()};
+                .acc = (int32_t *)(scratch + mul_bytes), .acc_stride = acc_stride, .tap = dw_tap_best(),
+                .requant = bias_fits(bias, s->k) ? dw_requant_best() : dw_requant_generic};
     kn_parallel_for(c->pool, x->dims[0] * ch, 1, dw_planes, &j);
     *done = true;
     return KN_OK;
