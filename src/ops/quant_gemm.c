@@ -481,24 +481,19 @@ __attribute__((target("avx2"))) static void dw_requant_avx2(const int32_t *acc, 
 #define HAVE_DW_AVX2 1
 #endif
 
-/* The stride-1 tap loop for this CPU within the KILN_ISA cap. */
-static dw_tap_fn dw_tap_best(void)
+/* The tap loop and row requantization for this CPU within the KILN_ISA cap (the
+ * vector requantization only when bias_ok: acc + bias fits int32). */
+static void dw_pick_kernels(dw_job *j, bool bias_ok)
 {
+    j->tap = dw_tap_generic;
+    j->requant = dw_requant_generic;
 #ifdef HAVE_DW_AVX2
-    if (kn_cpu_isa() >= KN_ISA_AVX2)
-        return dw_tap_avx2;
+    if (kn_cpu_isa() >= KN_ISA_AVX2) {
+        j->tap = dw_tap_avx2;
+        if (bias_ok)
+            j->requant = dw_requant_avx2;
+    }
 #endif
-    return dw_tap_generic;
-}
-
-/* The row requantization for this CPU within the KILN_ISA cap. */
-static dw_requant_fn dw_requant_best(void)
-{
-#ifdef HAVE_DW_AVX2
-    if (kn_cpu_isa() >= KN_ISA_AVX2)
-        return dw_requant_avx2;
-#endif
-    return dw_requant_generic;
 }
 
 /* acc[0, OW) = the integer sums of output row oy of one channel. */
@@ -580,8 +575,8 @@ static int qconv_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y
     dw_job j = {.sp = sp, .s = s, .ch = ch, .x = x->data, .y = y->data, .flip = flip,
                 .x_zero = (uint8_t)zero_point(c, 2) ^ flip, .bias = bias ? bias->data : NULL,
                 .mul = mul, .y_zero = zero_point(c, 7), .yt = y->dtype,
-                .acc = (int32_t *)(scratch + mul_bytes), .acc_stride = acc_stride, .tap = dw_tap_best(),
-                .requant = bias_fits(bias, s->k) ? dw_requant_best() : dw_requant_generic};
+                .acc = (int32_t *)(scratch + mul_bytes), .acc_stride = acc_stride};
+    dw_pick_kernels(&j, bias_fits(bias, s->k));
     kn_parallel_for(c->pool, x->dims[0] * ch, 1, dw_planes, &j);
     *done = true;
     return KN_OK;

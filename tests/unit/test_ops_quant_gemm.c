@@ -254,7 +254,7 @@ typedef struct conv_case {
     int64_t m, kh, kw;
     int64_t strides[2], dil[2], pads[4];
     kn_dtype xt, wt, yt;
-    int per_ch, bias;
+    int per_ch, bias;       /* bias: 0 none, 1 small, 2 near the int32 limits */
     const char *auto_pad;
     int64_t group;          /* 0: 1 */
 } conv_case;
@@ -275,8 +275,10 @@ static bool check_conv(const conv_case *cc, kn_threadpool *pool)
     ins[6] = scalar_f32(y_scale_for(xs, ws, k));
     ins[7] = zero_points(cc->yt, 0);
     ins[8] = kt_tensor(KN_I32, 1, &cc->m, NULL);
-    for (int64_t i = 0; i < cc->m; i++)
-        ((int32_t *)ins[8].data)[i] = (int32_t)(next() % 20001) - 10000;
+    for (int64_t i = 0; i < cc->m; i++) {
+        int32_t big = next() % 2 ? INT32_MAX - (int32_t)(next() % 1000) : INT32_MIN + (int32_t)(next() % 1000);
+        ((int32_t *)ins[8].data)[i] = cc->bias == 2 ? big : (int32_t)(next() % 20001) - 10000;
+    }
     qnode q = {.op = "QLinearConv", .n_in = cc->bias ? 9 : 8,
                .const_mask = 1u << 3 | 1u << 4 | 1u << 5 | 1u << 8};
     for (int i = 0; i < 9; i++)
@@ -305,6 +307,7 @@ static void test_conv_fast_equals_reference(void)
         {{1, 3, 40, 41}, 8, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_I8, KN_U8, KN_U8, 0, 1, NULL},
         {{2, 5, 13, 17}, 3, 5, 3, {2, 3}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_I8, KN_I8, 1, 1, "SAME_UPPER"},
         {{1, 2, 6, 6}, 4, 7, 7, {1, 1}, {1, 1}, {3, 3, 3, 3}, KN_U8, KN_I8, KN_U8, 0, 1, NULL},
+        {{1, 3, 9, 10}, 5, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_I8, KN_I8, KN_I8, 1, 2, NULL},
     };
     for (int i = 0; i < KT_COUNT(cases); i++) {
         CHECK(check_conv(&cases[i], pool));
@@ -325,6 +328,7 @@ static void test_depthwise_conv_fast_equals_reference(void)
         {{1, 2, 3, 4}, 2, 5, 6, {1, 1}, {1, 1}, {2, 3, 2, 3}, KN_I8, KN_U8, KN_U8, 0, 1, NULL, 2},
         {{1, 4, 5, 37}, 4, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_I8, KN_I8, KN_U8, 1, 1, NULL, 4},
         {{2, 3, 6, 64}, 3, 3, 4, {1, 1}, {1, 2}, {0, 3, 2, 0}, KN_U8, KN_I8, KN_I8, 0, 1, NULL, 3},
+        {{1, 4, 5, 37}, 4, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_U8, KN_I8, KN_U8, 1, 2, NULL, 4},
     };
     for (int i = 0; i < KT_COUNT(cases); i++) {
         CHECK(check_conv(&cases[i], pool));
