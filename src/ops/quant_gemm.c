@@ -33,6 +33,13 @@ typedef struct qgemm_state {
     int64_t k, n;
 } qgemm_state;
 
+/* out[i] = requantized acc[i] + bias[i*step] with multiplier mul[i*step] for i in
+ * [0, n) (uint8 or int8 out; bias may be NULL); step 0 broadcasts one channel's. */
+typedef void (*requant_row_fn)(const int32_t *acc, int64_t n, const int32_t *bias, const float *mul, int64_t step,
+                               int32_t y_zero, bool is_u8, void *out);
+static requant_row_fn requant_row_pick(bool bias_ok);
+static bool bias_fits(const kn_tensor *bias, int64_t taps);
+
 void kn_qgemm_state_release(void *state)
 {
     qgemm_state *s = state;
@@ -280,6 +287,9 @@ typedef struct qconv_job {
     const int32_t *bias;      /* n or NULL */
     const float *mul;
     int32_t y_zero;
+    requant_row_fn requant;
+    uint8_t *tiles;           /* per thread: REQUANT_TILE x n bytes at tile_stride */
+    size_t tile_stride;
     void *y;                  /* this image's output [n, out pixels] */
     kn_dtype yt;
 } qconv_job;
@@ -344,26 +354,23 @@ static void im2col_range(void *ctx, int64_t begin, int64_t end, int thread_index
 
 enum { REQUANT_TILE = 64 }; /* pixels per tile of the transposing requantization */
 
-/* Output channels [begin, end): add the bias, requantize, write NCHW; in tiles of
- * pixels so that the rows of acc being read stay in L1 across the channels. */
-static void requant_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+/* Pixel tiles [begin, end) of the block: requantize each pixel's row of acc (all
+ * channels, contiguous) into this thread's tile, then write the tile transposed
+ * into NCHW. */
+static void requant_tiles(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     const qconv_job *j = ctx;
-    (void)thread_index;
-    int64_t lo = j->yt == KN_U8 ? 0 : -128, hi = j->yt == KN_U8 ? 255 : 127;
-    for (int64_t i0 = 0; i0 < j->pixels; i0 += REQUANT_TILE) {
-        int64_t i1 = j->pixels - i0 < REQUANT_TILE ? j->pixels : i0 + REQUANT_TILE;
-        for (int64_t m = begin; m < end; m++) {
-            int64_t bv = j->bias ? j->bias[m] : 0;
-            size_t at = (size_t)(m * j->sp->out_size + j->p0);
-            for (int64_t i = i0; i < i1; i++) {
-                int64_t v = kn_requant_value((int64_t)j->acc[i * j->n + m] + bv, j->mul[m], j->y_zero, lo, hi);
-                if (j->yt == KN_U8)
-                    ((uint8_t *)j->y)[at + (size_t)i] = (uint8_t)v;
-                else
-                    ((int8_t *)j->y)[at + (size_t)i] = (int8_t)v;
-            }
-        }
+    uint8_t *tile = j->tiles + (size_t)thread_index * j->tile_stride;
+    size_t n = (size_t)j->n, out_size = (size_t)j->sp->out_size;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t i0 = t * REQUANT_TILE, rows = j->pixels - i0 < REQUANT_TILE ? j->pixels - i0 : REQUANT_TILE;
+        for (int64_t r = 0; r < rows; r++)
+            j->requant(j->acc + (size_t)(i0 + r) * n, j->n, j->bias, j->mul, 1, j->y_zero, j->yt == KN_U8,
+                       tile + (size_t)r * n);
+        uint8_t *y = (uint8_t *)j->y + (size_t)(j->p0 + i0);
+        for (size_t m = 0; m < n; m++)
+            for (int64_t r = 0; r < rows; r++)
+                y[m * out_size + (size_t)r] = tile[(size_t)r * n + m];
     }
 }
 
@@ -381,7 +388,7 @@ static int qconv_image(kn_op_ctx *c, const qgemm_state *s, qconv_job *j)
                               s->pb, &o);
         if (rc)
             return kn_fail(c->err, rc, "QLinearConv: integer GEMM failed");
-        kn_parallel_for(c->pool, j->n, 4, requant_range, j);
+        kn_parallel_for(c->pool, (j->pixels + REQUANT_TILE - 1) / REQUANT_TILE, 1, requant_tiles, j);
     }
     return KN_OK;
 }
@@ -394,9 +401,6 @@ static int qconv_image(kn_op_ctx *c, const qgemm_state *s, qconv_job *j)
 /* acc[i] += (src[i] (xor flip) - x_zero) * t for i in [0, n). */
 typedef void (*dw_tap_fn)(int32_t *restrict acc, const uint8_t *restrict src, int64_t n, uint8_t flip,
                           int32_t x_zero, int32_t t);
-
-typedef void (*dw_requant_fn)(const int32_t *acc, int64_t n, int32_t bias, float mul, int32_t y_zero, bool is_u8,
-                              void *out);
 
 typedef struct dw_job {
     const kn_spatial_geom *sp;
@@ -413,7 +417,7 @@ typedef struct dw_job {
     int32_t *acc;             /* per thread: acc_stride int32 */
     size_t acc_stride;
     dw_tap_fn tap;            /* stride-1 tap loop */
-    dw_requant_fn requant;    /* a row of acc + bias (which cannot overflow int32) -> y */
+    requant_row_fn requant;
 } dw_job;
 
 /* One tap over a run of output columns at stride 1 (the common case): plain C. */
@@ -424,13 +428,13 @@ static void dw_tap_generic(int32_t *restrict acc, const uint8_t *restrict src, i
         acc[ox] += ((int32_t)(src[ox] ^ flip) - x_zero) * t;
 }
 
-/* out[i] = requantized acc[i] + bias for i in [0, n) (uint8 or int8 out). */
-static void dw_requant_generic(const int32_t *acc, int64_t n, int32_t bias, float mul, int32_t y_zero, bool is_u8,
-                               void *out)
+static void requant_row_generic(const int32_t *acc, int64_t n, const int32_t *bias, const float *mul, int64_t step,
+                                int32_t y_zero, bool is_u8, void *out)
 {
     int64_t lo = is_u8 ? 0 : -128, hi = is_u8 ? 255 : 127;
     for (int64_t i = 0; i < n; i++) {
-        int64_t v = kn_requant_value((int64_t)acc[i] + bias, mul, y_zero, lo, hi);
+        int64_t bv = bias ? bias[i * step] : 0;
+        int64_t v = kn_requant_value((int64_t)acc[i] + bv, mul[i * step], y_zero, lo, hi);
         if (is_u8)
             ((uint8_t *)out)[i] = (uint8_t)v;
         else
@@ -456,17 +460,23 @@ __attribute__((target("avx2"))) static void dw_tap_avx2(int32_t *restrict acc, c
     dw_tap_generic(acc + ox, src + ox, n - ox, flip, x_zero, t);
 }
 
-/* dw_requant_generic with AVX2, 8 values at a time: the same float operations
- * (convert, multiply, round half to even, add the zero point, clamp with NaN -> lo). */
-__attribute__((target("avx2"))) static void dw_requant_avx2(const int32_t *acc, int64_t n, int32_t bias, float mul,
-                                                            int32_t y_zero, bool is_u8, void *out)
+/* requant_row_generic with AVX2, 8 values at a time: the same float operations
+ * (convert, multiply, round half to even, add the zero point, clamp with NaN -> lo);
+ * the bias is added in int32 (callers make sure it cannot overflow). */
+__attribute__((target("avx2"))) static void requant_row_avx2(const int32_t *acc, int64_t n, const int32_t *bias,
+                                                             const float *mul, int64_t step, int32_t y_zero,
+                                                             bool is_u8, void *out)
 {
     float lo = is_u8 ? 0.0f : -128.0f, hi = is_u8 ? 255.0f : 127.0f;
-    __m256i vb = _mm256_set1_epi32(bias);
-    __m256 vm = _mm256_set1_ps(mul), vz = _mm256_set1_ps((float)y_zero);
+    __m256i vb = _mm256_set1_epi32(bias ? bias[0] : 0);
+    __m256 vm = _mm256_set1_ps(mul[0]), vz = _mm256_set1_ps((float)y_zero);
     __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
+        if (step) {
+            vb = bias ? _mm256_loadu_si256((const __m256i *)(bias + i)) : vb;
+            vm = _mm256_loadu_ps(mul + i);
+        }
         __m256i a = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(acc + i)), vb);
         __m256 q = _mm256_round_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a), vm),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -476,23 +486,31 @@ __attribute__((target("avx2"))) static void dw_requant_avx2(const int32_t *acc, 
         __m128i bytes = is_u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w);
         _mm_storel_epi64((__m128i *)((uint8_t *)out + i), bytes);
     }
-    dw_requant_generic(acc + i, n - i, bias, mul, y_zero, is_u8, (uint8_t *)out + i);
+    requant_row_generic(acc + i, n - i, bias && step ? bias + i : bias, step ? mul + i : mul, step, y_zero, is_u8,
+                        (uint8_t *)out + i);
 }
 #define HAVE_DW_AVX2 1
 #endif
 
-/* The tap loop and row requantization for this CPU within the KILN_ISA cap (the
- * vector requantization only when bias_ok: acc + bias fits int32). */
+/* The row requantization for this CPU within the KILN_ISA cap (vectors only when
+ * bias_ok: acc + bias fits int32). */
+static requant_row_fn requant_row_pick(bool bias_ok)
+{
+#ifdef HAVE_DW_AVX2
+    if (bias_ok && kn_cpu_isa() >= KN_ISA_AVX2)
+        return requant_row_avx2;
+#endif
+    return requant_row_generic;
+}
+
+/* The tap loop and row requantization for this CPU within the KILN_ISA cap. */
 static void dw_pick_kernels(dw_job *j, bool bias_ok)
 {
     j->tap = dw_tap_generic;
-    j->requant = dw_requant_generic;
+    j->requant = requant_row_pick(bias_ok);
 #ifdef HAVE_DW_AVX2
-    if (kn_cpu_isa() >= KN_ISA_AVX2) {
+    if (kn_cpu_isa() >= KN_ISA_AVX2)
         j->tap = dw_tap_avx2;
-        if (bias_ok)
-            j->requant = dw_requant_avx2;
-    }
 #endif
 }
 
@@ -534,7 +552,7 @@ static void dw_planes(void *ctx, int64_t begin, int64_t end, int thread_index)
         for (int64_t oy = 0; oy < g->out[0]; oy++) {
             dw_row(j, plane, taps, oy, acc);
             size_t at = (size_t)(p * g->out_size + oy * g->out[1]);
-            j->requant(acc, g->out[1], bv, j->mul[ch], j->y_zero, j->yt == KN_U8, (uint8_t *)j->y + at);
+            j->requant(acc, g->out[1], &bv, &j->mul[ch], 0, j->y_zero, j->yt == KN_U8, (uint8_t *)j->y + at);
         }
     }
 }
@@ -597,8 +615,10 @@ int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, kn_ten
     size_t mul_bytes = round64(sizeof(float) * (size_t)n);
     size_t cols_bytes = round64((size_t)PIXEL_BLOCK * (size_t)s->k);
     size_t acc_bytes = round64(sizeof(int32_t) * (size_t)PIXEL_BLOCK * (size_t)n);
-    size_t hwc_bytes = (size_t)(ch * sp->in_size);
-    char *scratch = kn_op_scratch(c, mul_bytes + cols_bytes + acc_bytes + hwc_bytes);
+    size_t hwc_bytes = round64((size_t)(ch * sp->in_size));
+    size_t tile_stride = round64((size_t)REQUANT_TILE * (size_t)n);
+    size_t threads = (size_t)kn_threadpool_size(c->pool);
+    char *scratch = kn_op_scratch(c, mul_bytes + cols_bytes + acc_bytes + hwc_bytes + threads * tile_stride);
     if (!scratch)
         return c->err->code;
     float *mul = (float *)scratch;
@@ -610,7 +630,9 @@ int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, kn_ten
                    .acc = (const int32_t *)(scratch + mul_bytes + cols_bytes), .n = n,
                    .hwc = (uint8_t *)scratch + mul_bytes + cols_bytes + acc_bytes,
                    .bias = bias ? bias->data : NULL, .mul = mul, .y_zero = zero_point(c, 7),
-                   .yt = y->dtype};
+                   .yt = y->dtype, .requant = requant_row_pick(bias_fits(bias, s->k)),
+                   .tiles = (uint8_t *)scratch + mul_bytes + cols_bytes + acc_bytes + hwc_bytes,
+                   .tile_stride = tile_stride};
     size_t in_image = (size_t)(ch * sp->in_size), out_image = (size_t)(n * sp->out_size);
     for (int64_t b = 0; b < x->dims[0]; b++) {
         j.x = (const uint8_t *)x->data + (size_t)b * in_image;
