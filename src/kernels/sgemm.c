@@ -17,20 +17,34 @@
 /* Cache blocking: a kc x KN_SGEMM_PANEL slice of B stays in L1 while the microkernel
  * sweeps an mc x kc block of packed A (L2); nc bounds the B block reused across
  * the A blocks of one task.  A task is one (mc rows, nc columns) block of C, all of
- * K: tasks never share an element of C.  K is cut into equal blocks of at most KC
+ * K: tasks never share an element of C.  With prepacked B a task is one MC block of
+ * rows (its A packed once per k block); with prepacked A a task is all rows of an
+ * NC_PA block of columns (its B packed once per k block, then swept by MC blocks of
+ * rows), so that neither driver packs anything twice.  K is cut into equal blocks of at most KC
  * (rounded to 8), so no block is a sliver.  Measured on the project's Xeon (48 KiB
- * L1d, 2 MiB L2): KC 512 beats 256 at 1024^3 (fewer passes over C); MC 56..112
- * are alike, 168+ is slower. */
+ * L1d, 2 MiB L2, on a loaded machine, so only differences of several percent
+ * count): KC 512 beats 256 and 384 at 1024^3 (fewer passes over C, the B row
+ * prefetched ahead covers the micro-panel not fitting L1); MC 252..504 beats 84..168
+ * (a B micro-panel fetched from L3 serves more A micro-panels). */
 #ifndef KN_SGEMM_KC
 #define KN_SGEMM_KC 512
 #endif
 #ifndef KN_SGEMM_MC
-#define KN_SGEMM_MC 84
+#define KN_SGEMM_MC 336
 #endif
 #ifndef KN_SGEMM_NC
 #define KN_SGEMM_NC 1024
 #endif
-enum { KC = KN_SGEMM_KC, MC = KN_SGEMM_MC, NC = KN_SGEMM_NC, PANEL = KN_SGEMM_PANEL };
+#ifndef KN_SGEMM_NC_PA
+#define KN_SGEMM_NC_PA 512
+#endif
+enum {
+    KC = KN_SGEMM_KC,
+    MC = KN_SGEMM_MC,
+    NC = KN_SGEMM_NC,
+    NC_PA = KN_SGEMM_NC_PA, /* packed-A driver: B block packed per task, kc x NC_PA in L2 */
+    PANEL = KN_SGEMM_PANEL
+};
 
 static void *aligned_floats(size_t n)
 {
@@ -335,6 +349,8 @@ static size_t task_buffer_floats(const gemm_plan *p)
 }
 
 /* C block [i0, i0+mc) x [j0, j0+nc) over all of K, packing what is not prepacked. */
+/* C block [i0, i0+mc) x [j0, j0+nc) over all of K, packing what is not prepacked,
+ * swept by MC blocks of rows. */
 static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
 {
     float *buf = thread_buffer(task_buffer_floats(p));
@@ -342,7 +358,7 @@ static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
         atomic_store(&p->nomem, 1);
         return;
     }
-    size_t K = p->K, mr = (size_t)p->kr->mr;
+    size_t K = p->K, mr = (size_t)p->kr->mr, mblock = MC / mr * mr;
     float *bbuf = p->pa ? buf : buf + p->mt * min_sz(K, p->kc);
     for (size_t k0 = 0; k0 < K; k0 += p->kc) {
         kblock kb;
@@ -366,7 +382,11 @@ static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
         kn_ukr_epi e = p->e;
         e.first = k0 == 0 && !p->onto_c;
         e.last = k0 + kb.kc == K;
-        run_tiles(p, &kb, i0, mc, j0, nc, e);
+        for (size_t ib = 0; ib < mc; ib += mblock) {
+            kblock sub = kb;
+            sub.a = kb.a + ib / mr * kb.astride;
+            run_tiles(p, &sub, i0 + ib, min_sz(mc - ib, mblock), j0, nc, e);
+        }
     }
 }
 
@@ -389,8 +409,9 @@ static void plan_tasks(gemm_plan *p, int threads)
     size_t mr = (size_t)p->kr->mr;
     size_t mt_min = 4 * mr, nt_min = 4 * PANEL;
     p->kc = k_block(p->K);
-    p->mt = p->M < MC ? round_up(p->M, mr) : MC / mr * mr;
-    p->nt = p->N < NC ? round_up(p->N, PANEL) : NC;
+    size_t mmax = p->pa ? round_up(p->M, mr) : MC / mr * mr, nmax = p->pa ? NC_PA : NC;
+    p->mt = min_sz(round_up(p->M, mr), mmax);
+    p->nt = min_sz(round_up(p->N, PANEL), nmax);
     for (;;) {
         p->mtasks = (p->M + p->mt - 1) / p->mt;
         p->ntasks = (p->N + p->nt - 1) / p->nt;
