@@ -167,26 +167,32 @@ void kn_packed_b_free(kn_packed_b *pb)
 
 /* Pack rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into micro-panels of mr rows,
  * k-major (dst[k*mr + i]), zero-padding the last panel to mr rows.  Reads follow
- * A's rows (sequential); the strided writes land in one L1-resident micro-panel. */
+ * A's rows (sequential); the strided writes land in one L1-resident micro-panel.
+ * The kernel's own panel packer (an in-register transpose) does the plain case. */
 static void pack_a(float *dst, const float *A, size_t lda, int trans_a, size_t i0, size_t mc,
-                   size_t k0, size_t kc, int mr)
+                   size_t k0, size_t kc, const kn_sgemm_kernel *kr)
 {
-    for (size_t ip = 0; ip < mc; ip += (size_t)mr, dst += (size_t)mr * kc) {
-        size_t rows = mc - ip < (size_t)mr ? mc - ip : (size_t)mr;
+    size_t mr = (size_t)kr->mr;
+    for (size_t ip = 0; ip < mc; ip += mr, dst += mr * kc) {
+        size_t rows = mc - ip < mr ? mc - ip : mr;
+        if (!trans_a && kr->pack_panel) {
+            kr->pack_panel(dst, A + (i0 + ip) * lda + k0, lda, rows, kc);
+            continue;
+        }
         if (!trans_a) {
             for (size_t i = 0; i < rows; i++) {
                 const float *src = A + (i0 + ip + i) * lda + k0;
-                for (size_t k = 0; k < kc; k++) dst[k * (size_t)mr + i] = src[k];
+                for (size_t k = 0; k < kc; k++) dst[k * mr + i] = src[k];
             }
         } else {
             for (size_t k = 0; k < kc; k++) {
                 const float *src = A + (k0 + k) * lda + i0 + ip;
-                for (size_t i = 0; i < rows; i++) dst[k * (size_t)mr + i] = src[i];
+                for (size_t i = 0; i < rows; i++) dst[k * mr + i] = src[i];
             }
         }
-        if (rows < (size_t)mr)
+        if (rows < mr)
             for (size_t k = 0; k < kc; k++)
-                for (size_t i = rows; i < (size_t)mr; i++) dst[k * (size_t)mr + i] = 0.0f;
+                for (size_t i = rows; i < mr; i++) dst[k * mr + i] = 0.0f;
     }
 }
 
@@ -217,7 +223,7 @@ kn_packed_a *kn_sgemm_pack_a_isa(kn_isa isa, int trans_a, size_t M, size_t K, co
     if (panels && panel > SIZE_MAX / sizeof(float) / 2 / panels) goto fail;
     pa->data = aligned_floats(panel * panels);
     if (!pa->data) goto fail;
-    pack_a(pa->data, A, lda, trans_a, 0, M, 0, K, kr->mr);
+    pack_a(pa->data, A, lda, trans_a, 0, M, 0, K, kr);
     return pa;
 fail:
     free(pa);
@@ -367,7 +373,7 @@ static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
             kb.astride = K * mr;
             kb.a = p->pa->data + i0 / mr * kb.astride + k0 * mr;
         } else {
-            pack_a(buf, p->A, p->lda, p->trans_a, i0, mc, k0, kb.kc, p->kr->mr);
+            pack_a(buf, p->A, p->lda, p->trans_a, i0, mc, k0, kb.kc, p->kr);
             kb.astride = kb.kc * mr;
             kb.a = buf;
         }

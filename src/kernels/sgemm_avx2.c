@@ -82,7 +82,7 @@ KN_AVX2 static void ukr_avx2(size_t kc, const float *a, const float *b, float *c
     if (m > 5) store_row(c50, c51, 5, c, ldc, n, e);
 }
 
-static const kn_sgemm_kernel k_avx2 = {AMR, ANR, ukr_avx2};
+static const kn_sgemm_kernel k_avx2 = {AMR, ANR, ukr_avx2, NULL};
 
 const kn_sgemm_kernel *kn_sgemm_kernel_avx2(void) { return &k_avx2; }
 

@@ -130,7 +130,53 @@ static void ukr_avx512(size_t kc, const float *a, const float *b, float *c, size
         (n > 16 ? tile_4x32 : tile_4x16)(kc, a, b, c, ldc, m, n, e);
 }
 
-static const kn_sgemm_kernel k_avx512 = {XMR, XNR, ukr_avx512};
+/* 16 rows of 16 floats transposed in registers: c[j] lane i = r[i] lane j. */
+KN_AVX512 static KN_INLINE void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* u[i + c]: rows i..i+3 of column 4L + c */
+        u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        t[c] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+        t[4 + c] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+        t[8 + c] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        t[12 + c] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xDD);
+        r[12 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0xDD);
+    }
+}
+
+/* One 14-row micro-panel of plain A: 16 columns at a time, loaded by rows and
+ * transposed in registers into 16 k-rows of 14 floats. */
+KN_AVX512 static void pack_panel_avx512(float *dst, const float *A, size_t lda, size_t rows,
+                                        size_t kc)
+{
+    for (size_t k = 0; k < kc; k += 16) {
+        size_t kk = kc - k < 16 ? kc - k : 16;
+        __mmask16 lm = mask_for((int)kk);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (size_t i = 0; i < 16; i++)
+            r[i] = i < rows ? _mm512_maskz_loadu_ps(lm, A + i * lda + k) : _mm512_setzero_ps();
+        transpose16(r);
+        for (size_t j = 0; j < kk; j++)
+            _mm512_mask_storeu_ps(dst + (k + j) * XMR, (__mmask16)((1u << XMR) - 1u), r[j]);
+    }
+}
+
+static const kn_sgemm_kernel k_avx512 = {XMR, XNR, ukr_avx512, pack_panel_avx512};
 
 const kn_sgemm_kernel *kn_sgemm_kernel_avx512(void) { return &k_avx512; }
 
