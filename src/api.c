@@ -23,6 +23,9 @@ struct kiln_session {
     kn_threadpool *pool;
     kn_scratch scratch;
     kn_exec_cache cache;
+    kn_tensor *views;           /* per graph input: the caller's tensor as a view */
+    const kn_tensor **ordered;  /* per graph input: what the executor gets */
+    kn_tensor *outs;            /* per graph output: what the executor returns */
     bool profiling;
     kiln_node_time *times;      /* per main-graph node, when profiling was ever enabled */
     double *node_seconds;
@@ -79,6 +82,7 @@ static int compile_model(kn_model *m, const kiln_load_options *o, kn_error *err)
         level = o->opt_level;
     if (o && (o->no_optimize || o->opt_level < 0))
         level = KN_OPT_NONE;
+    kn_model_release_file_pages(m); /* initializers the reader copied need no file pages */
     if (level != KN_OPT_NONE && kn_optimize(m, (kn_opt_level)level, NULL, err))
         return kn_error_prefix(err, "optimizing: ");
     return kn_model_prepare(m, err);
@@ -177,11 +181,19 @@ kiln_status kiln_session_create_with(const kiln_model *model, const kiln_session
     if (!s)
         return fail(KILN_ERROR_NO_MEMORY, "out of memory");
     kn_error err = {0};
+    const kn_graph *g = model->m->graph;
+    size_t ni = (size_t)(g->n_inputs ? g->n_inputs : 1), no = (size_t)(g->n_outputs ? g->n_outputs : 1);
     s->model = model;
-    s->pool = kn_threadpool_create(threads, &err);
-    if (!s->pool || kn_exec_cache_init(&s->cache, model->m->graph, &err)) {
-        kn_threadpool_free(s->pool);
-        free(s);
+    s->views = calloc(ni, sizeof *s->views);
+    s->ordered = calloc(ni, sizeof *s->ordered);
+    s->outs = calloc(no, sizeof *s->outs);
+    int rc = (!s->views || !s->ordered || !s->outs) ? kn_fail(&err, KN_ERR_NOMEM, "out of memory") : KN_OK;
+    if (!rc && !(s->pool = kn_threadpool_create(threads, &err)))
+        rc = err.code;
+    if (!rc)
+        rc = kn_exec_cache_init(&s->cache, g, &err);
+    if (rc) {
+        kiln_session_free(s);
         return report(&err);
     }
     *out = s;
@@ -200,6 +212,9 @@ void kiln_session_free(kiln_session *session)
     kn_threadpool_free(session->pool);
     kn_scratch_free(&session->scratch);
     kn_exec_cache_free(&session->cache);
+    free(session->views);
+    free(session->ordered);
+    free(session->outs);
     free(session->times);
     free(session->node_seconds);
     free(session->node_calls);
@@ -263,22 +278,20 @@ kiln_status kiln_session_run(kiln_session *session, const char *const *names,
     const kn_graph *g = session->model->m->graph;
     kn_error err = {0};
     size_t ni = (size_t)(g->n_inputs ? g->n_inputs : 1), no = (size_t)(g->n_outputs ? g->n_outputs : 1);
-    kn_tensor *views = calloc(ni, sizeof *views);
-    const kn_tensor **ordered = calloc(ni, sizeof *ordered);
-    kn_tensor *outs = calloc(no, sizeof *outs);
-    kiln_tensor *res = calloc(no, sizeof *res);
-    int rc = (!views || !ordered || !outs || !res) ? kn_fail(&err, KN_ERR_NOMEM, "out of memory") : KN_OK;
+    kn_tensor *views = session->views, *outs = session->outs;
+    const kn_tensor **ordered = session->ordered;
+    memset(views, 0, sizeof *views * ni);
+    memset(ordered, 0, sizeof *ordered * ni);
+    memset(outs, 0, sizeof *outs * no);
+    kiln_tensor *res = calloc(no, sizeof *res); /* handed to the caller */
+    int rc = !res ? kn_fail(&err, KN_ERR_NOMEM, "out of memory") : KN_OK;
     if (!rc)
         rc = bind_caller_inputs(session->model, names, inputs, n_inputs, views, ordered, &err);
+    kn_exec_env env = {.pool = session->pool, .scratch = &session->scratch, .cache = &session->cache,
+                       .node_seconds = session->profiling ? session->node_seconds : NULL,
+                       .node_calls = session->node_calls};
     if (!rc)
-    {
-        kn_exec_env env = {.pool = session->pool, .scratch = &session->scratch,
-                           .cache = &session->cache,
-                           .node_seconds = session->profiling ? session->node_seconds : NULL,
-                           .node_calls = session->node_calls};
-        if (!rc)
-            rc = kn_exec_graph_env(g, &env, g->n_inputs, ordered, g->n_outputs, outs, &err);
-    }
+        rc = kn_exec_graph_env(g, &env, g->n_inputs, ordered, g->n_outputs, outs, &err);
     if (!rc) {
         for (int k = 0; k < g->n_outputs; k++) {
             res[k].dtype = (kiln_dtype)outs[k].dtype;
@@ -298,9 +311,6 @@ kiln_status kiln_session_run(kiln_session *session, const char *const *names,
         res = NULL;
         last_error[0] = '\0';
     }
-    free(views);
-    free(ordered);
-    free(outs);
     free(res);
     return rc ? report(&err) : KILN_OK;
 }
