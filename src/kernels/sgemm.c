@@ -10,6 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <threads.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#else
+#define _mm_prefetch(p, h) ((void)(p))
+#define _MM_HINT_T0 0
+#endif
 
 #include "core/error.h"
 #include "exec/threadpool.h"
@@ -103,22 +109,38 @@ static float *thread_buffer(size_t n)
 /* ---- packing ---- */
 
 /* Pack rows [k0, k0+kc) x cols [j0, j0+nc) of B (or, with trans_b, of B^T given
- * as N x K) into panels of PANEL columns (zero padded), panel p at dst + p*kc*PANEL,
- * row k of a panel at + k*PANEL. */
-static void pack_b_panels(float *dst, const float *B, size_t ldb, int trans_b, size_t k0,
-                          size_t kc, size_t j0, size_t nc)
+ * as N x K) into panels of PANEL columns (zero padded), panel p at dst + p*pstride,
+ * row k of a panel at + k*PANEL.  Plain B is read row by row (one sequential
+ * stream, each row scattered to the panels); B^T panel by panel. */
+static void pack_b_panels(float *dst, size_t pstride, const float *B, size_t ldb, int trans_b,
+                          size_t k0, size_t kc, size_t j0, size_t nc)
 {
+    if (!trans_b) {
+        for (size_t k = 0; k < kc; k++) {
+            const float *src = B + (k0 + k) * ldb + j0;
+            float *d = dst + k * PANEL;
+            for (size_t jp = 0; jp < nc; jp += PANEL, d += pstride) {
+                size_t nj = min_sz(nc - jp, PANEL);
+                if (k + 2 < kc) { /* rows are far apart: fetch two rows ahead */
+                    _mm_prefetch((const char *)(src + 2 * ldb + jp), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(src + 2 * ldb + jp + 16), _MM_HINT_T0);
+                }
+                if (nj == PANEL) {
+                    memcpy(d, src + jp, PANEL * sizeof(float));
+                } else {
+                    memcpy(d, src + jp, nj * sizeof(float));
+                    memset(d + nj, 0, (PANEL - nj) * sizeof(float));
+                }
+            }
+        }
+        return;
+    }
     for (size_t jp = 0; jp < nc; jp += PANEL) {
         size_t nj = min_sz(nc - jp, PANEL), jb = j0 + jp;
-        float *d = dst + jp / PANEL * kc * PANEL;
+        float *d = dst + jp / PANEL * pstride;
         for (size_t k = 0; k < kc; k++, d += PANEL) {
             size_t j = 0;
-            if (!trans_b) {
-                const float *src = B + (k0 + k) * ldb + jb;
-                for (; j < nj; j++) d[j] = src[j];
-            } else {
-                for (; j < nj; j++) d[j] = B[(jb + j) * ldb + k0 + k];
-            }
+            for (; j < nj; j++) d[j] = B[(jb + j) * ldb + k0 + k];
             for (; j < PANEL; j++) d[j] = 0.0f;
         }
     }
@@ -139,7 +161,7 @@ void kn_sgemm_pack_b_into(kn_packed_b *pb, float *data, size_t K, size_t N, cons
     pb->N = N;
     pb->npanels = (N + PANEL - 1) / PANEL;
     pb->data = data;
-    pack_b_panels(data, B, ldb, trans_b, 0, K, 0, N);
+    pack_b_panels(data, K * PANEL, B, ldb, trans_b, 0, K, 0, N);
 }
 
 kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b)
@@ -345,12 +367,17 @@ static size_t k_block(size_t K)
     return min_sz(round_up((K + nblocks - 1) / nblocks, 8), KC);
 }
 
+/* Panel stride of B packed on the fly: one cache line more than the panel, so
+ * that the panels a row of B is scattered to do not all map to one L1 set (kc *
+ * PANEL floats is often a multiple of 4 KiB). */
+static size_t b_panel_stride(size_t kc) { return kc * PANEL + 16; }
+
 /* Floats of packing buffer one task needs. */
 static size_t task_buffer_floats(const gemm_plan *p)
 {
     size_t kc = min_sz(p->K, p->kc), n = 0;
     if (!p->pa) n += p->mt * kc;
-    if (!p->pb) n += kc * round_up(p->nt, PANEL);
+    if (!p->pb) n += b_panel_stride(kc) * (round_up(p->nt, PANEL) / PANEL);
     return n;
 }
 
@@ -381,8 +408,8 @@ static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
             kb.bstride = K * PANEL;
             kb.b = p->pb->data + j0 / PANEL * kb.bstride + k0 * PANEL;
         } else {
-            pack_b_panels(bbuf, p->B, p->ldb, 0, k0, kb.kc, j0, nc);
-            kb.bstride = kb.kc * PANEL;
+            kb.bstride = b_panel_stride(kb.kc);
+            pack_b_panels(bbuf, kb.bstride, p->B, p->ldb, 0, k0, kb.kc, j0, nc);
             kb.b = bbuf;
         }
         kn_ukr_epi e = p->e;
