@@ -507,9 +507,13 @@ static int mm_job_scratch(kn_op_ctx *c, mm_job *j, size_t extra, float **extra_o
     j->pb_floats = j->packed ? 0 : lines_of(kn_sgemm_packed_b_floats((size_t)p->K, (size_t)p->N));
     if (slots && p->K && p->N && !j->pb_floats)
         return kn_fail(c->err, KN_ERR_NOMEM, "%s: B is too large", c->node->op_type);
-    float *s = kn_op_scratch(c, (slots * j->pb_floats + lines_of(extra)) * sizeof(float));
+    size_t floats = slots * j->pb_floats + lines_of(extra);
+    j->pbuf = NULL;
+    if (floats == 0) /* B prepacked and nothing else wanted */
+        return KN_OK;
+    float *s = kn_op_scratch(c, floats * sizeof(float));
     if (!s)
-        return c->err->code;
+        return c->err->code ? c->err->code : KN_ERR_NOMEM;
     j->pbuf = slots ? s : NULL;
     if (extra_out)
         *extra_out = s + slots * j->pb_floats;
