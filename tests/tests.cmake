@@ -75,6 +75,10 @@ if(TARGET kiln)
     add_test(NAME conformance/node_roundtrip COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
              --roundtrip --timeout 60 --list-failures --expect-pass ${KILN_NODE_MIN_PASS})
     set_tests_properties(conformance/node_roundtrip PROPERTIES LABELS conformance TIMEOUT 1800)
+    # ... and after the extended passes (fusions into com.microsoft operators).
+    add_test(NAME conformance/node_opt_extended COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
+             --timeout 60 --list-failures --opt extended --expect-pass ${KILN_NODE_MIN_PASS})
+    set_tests_properties(conformance/node_opt_extended PROPERTIES LABELS conformance TIMEOUT 1800)
   endif()
   if(EXISTS ${KILN_SHARED_DIR}/onnx-backend-tests/simple)
     add_test(NAME conformance/simple COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple
@@ -83,6 +87,9 @@ if(TARGET kiln)
     add_test(NAME conformance/simple_opt_basic COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple
              --timeout 60 --list-failures --opt basic)
     set_tests_properties(conformance/simple_opt_basic PROPERTIES LABELS conformance TIMEOUT 600)
+    add_test(NAME conformance/simple_opt_extended COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple
+             --timeout 60 --list-failures --opt extended)
+    set_tests_properties(conformance/simple_opt_extended PROPERTIES LABELS conformance TIMEOUT 600)
   endif()
   # The CLI as a user runs it.
   add_test(NAME cli/commands COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_cli.sh $<TARGET_FILE:kiln>
