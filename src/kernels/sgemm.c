@@ -17,6 +17,7 @@
 #define _MM_HINT_T0 0
 #endif
 
+#include "core/bigalloc.h"
 #include "core/error.h"
 #include "exec/threadpool.h"
 
@@ -55,9 +56,9 @@ enum {
 static void *aligned_floats(size_t n)
 {
     if (n > SIZE_MAX / sizeof(float) - 64) return NULL;
-    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
-    return aligned_alloc(64, bytes ? bytes : 64);
+    return kn_big_alloc(n * sizeof(float)); /* huge pages for big packed weights; free() releases */
 }
+
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
@@ -432,6 +433,7 @@ static void task_range(void *ctx, int64_t begin, int64_t end, int thread_index)
         size_t i0 = im * p->mt, j0 = jn * p->nt;
         run_task(p, i0, min_sz(p->M - i0, p->mt), j0, min_sz(p->N - j0, p->nt));
     }
+    kn_cpu_clear_upper(); /* the microkernels leave wide registers dirty */
 }
 
 /* Task sizes: the cache blocks, then, with several threads, halved until there are
