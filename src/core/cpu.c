@@ -103,3 +103,18 @@ const char *kn_isa_name(kn_isa isa)
     default: return "?";
     }
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx"))) static void vzeroupper_avx(void)
+{
+    __builtin_ia32_vzeroupper();
+}
+
+void kn_cpu_clear_upper(void)
+{
+    if (kn_cpu_isa_supported() >= KN_ISA_AVX2)
+        vzeroupper_avx();
+}
+#else
+void kn_cpu_clear_upper(void) {}
+#endif

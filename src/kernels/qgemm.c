@@ -259,6 +259,7 @@ static void run_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
         pack_a(a, jb->A, jb->lda, jb->K, i0, m, (int)mr, jb->pb->group, jb->pb->kgroups);
         run_block(jb, a, i0, m, p0, p1);
     }
+    kn_cpu_clear_upper();
 }
 
 /* Row blocks of MC; when they are fewer than two per thread, the panels are split

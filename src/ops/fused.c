@@ -34,20 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* vzeroupper: the SGEMM microkernels return with the upper halves of the vector
- * registers dirty, and every non-VEX SSE instruction (this file is built for
- * baseline x86-64) then pays a penalty - measured 8x on Attention's softmax.  Called
- * after SGEMM calls and at the start of each threaded loop body (the state is per
- * thread). */
-__attribute__((target("avx"))) static void vzeroupper_avx(void)
-{
-    __builtin_ia32_vzeroupper();
-}
-
+/* The SGEMM microkernels used to leave the upper register halves dirty; sgemm.c now
+ * clears them itself, and kn_cpu_clear_upper() here keeps this file's own vector
+ * kernels' callers safe too (the state is per thread). */
 static void clear_upper_state(void)
 {
-    if (kn_cpu_isa_supported() >= KN_ISA_AVX2)
-        vzeroupper_avx();
+    kn_cpu_clear_upper();
 }
 
 static int require_f32(kn_op_ctx *c, const kn_tensor *t)
