@@ -14,7 +14,8 @@
  *   QLinearConv (2-D depthwise: group == channels == filters): a direct loop over
  *     int32 taps prepared once (no GEMM: its N would be 1).
  * int8 activations are shifted to uint8 (x + 128, zero point + 128: the products
- * are unchanged).  Results equal quant.c's reference bit for bit: both use
+ * are unchanged).  The depthwise taps and the row requantization have AVX2
+ * versions next to their plain C ones (chosen by kn_cpu_isa, so KILN_ISA caps them).  Results equal quant.c's reference bit for bit: both use
  * kn_requant_value's formula. */
 #include "ops/quant_gemm.h"
 
@@ -489,14 +490,14 @@ __attribute__((target("avx2"))) static void requant_row_avx2(const int32_t *acc,
     requant_row_generic(acc + i, n - i, bias && step ? bias + i : bias, step ? mul + i : mul, step, y_zero, is_u8,
                         (uint8_t *)out + i);
 }
-#define HAVE_DW_AVX2 1
+#define HAVE_QUANT_AVX2 1
 #endif
 
 /* The row requantization for this CPU within the KILN_ISA cap (vectors only when
  * bias_ok: acc + bias fits int32). */
 static requant_row_fn requant_row_pick(bool bias_ok)
 {
-#ifdef HAVE_DW_AVX2
+#ifdef HAVE_QUANT_AVX2
     if (bias_ok && kn_cpu_isa() >= KN_ISA_AVX2)
         return requant_row_avx2;
 #endif
@@ -508,7 +509,7 @@ static void dw_pick_kernels(dw_job *j, bool bias_ok)
 {
     j->tap = dw_tap_generic;
     j->requant = requant_row_pick(bias_ok);
-#ifdef HAVE_DW_AVX2
+#ifdef HAVE_QUANT_AVX2
     if (kn_cpu_isa() >= KN_ISA_AVX2)
         j->tap = dw_tap_avx2;
 #endif
