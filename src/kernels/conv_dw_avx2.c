@@ -1,0 +1,61 @@
+/* conv_dw_avx2.c - AVX2 + FMA row kernel of the depthwise conv (conv_dw.c): two
+ * 8-float output vectors per step, weights broadcast per tap, a masked tail.
+ * Per-function target attributes keep the rest of the build baseline x86-64. */
+#include "kernels/conv_kernels.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define KN_AVX2 __attribute__((target("avx2,fma")))
+
+KN_AVX2 static __m256i tail_mask(int64_t left)
+{
+    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left > 8 ? 8 : left)), idx);
+}
+
+KN_AVX2 static __m256 finish(__m256 acc, const float *z, __m256i m, int clamp, __m256 lo,
+                             __m256 hi)
+{
+    if (z)
+        acc = _mm256_add_ps(acc, _mm256_maskload_ps(z, m));
+    if (clamp) /* max/min return the second operand for NaN: NaN stays NaN */
+        acc = _mm256_min_ps(hi, _mm256_max_ps(lo, acc));
+    return acc;
+}
+
+KN_AVX2 static void dw_row_avx2(const float *src, const int64_t *toff, const float *tw, int ntaps,
+                                int64_t ow, float bias, const float *z, int clamp, float lo,
+                                float hi, float *y)
+{
+    __m256 vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    __m256i all = _mm256_set1_epi32(-1);
+    int64_t ox = 0;
+    for (; ox + 16 <= ow; ox += 16) {
+        __m256 a0 = vb, a1 = vb;
+        for (int t = 0; t < ntaps; t++) {
+            const float *s = src + toff[t] + ox;
+            __m256 w = _mm256_broadcast_ss(tw + t);
+            a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(s), a0);
+            a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(s + 8), a1);
+        }
+        _mm256_storeu_ps(y + ox, finish(a0, z ? z + ox : NULL, all, clamp, vlo, vhi));
+        _mm256_storeu_ps(y + ox + 8, finish(a1, z ? z + ox + 8 : NULL, all, clamp, vlo, vhi));
+    }
+    for (; ox < ow; ox += 8) {
+        __m256i m = tail_mask(ow - ox);
+        __m256 a0 = vb;
+        for (int t = 0; t < ntaps; t++)
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(tw + t),
+                                 _mm256_maskload_ps(src + toff[t] + ox, m), a0);
+        _mm256_maskstore_ps(y + ox, m, finish(a0, z ? z + ox : NULL, m, clamp, vlo, vhi));
+    }
+}
+
+kn_dw_row_fn kn_dw_row_avx2(void) { return dw_row_avx2; }
+
+#else
+
+kn_dw_row_fn kn_dw_row_avx2(void) { return NULL; }
+
+#endif

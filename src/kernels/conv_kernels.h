@@ -1,0 +1,121 @@
+/* conv_kernels.h - hot loops of the float32 convolutions (NCHW): the fused
+ * activations of Conv/FusedConv applied to a span of outputs, the depthwise 2-D
+ * plane kernel (generic / AVX2 / AVX-512, chosen at run time), and the blocked
+ * im2col / col2im that feed the packed-A GEMM (kernels/sgemm.h).  The operator
+ * side (attributes, shapes, threading, prepacked weights) lives in ops/conv.c. */
+#ifndef KN_CONV_KERNELS_H
+#define KN_CONV_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cpu.h"
+
+/* ---------------------------------------------------------- activations */
+
+/* The activations FusedConv accepts (ONNX Runtime contrib-op semantics). */
+typedef enum kn_conv_act_kind {
+    KN_CONV_ACT_NONE = 0,
+    KN_CONV_ACT_RELU,         /* max(x, 0) */
+    KN_CONV_ACT_LEAKY_RELU,   /* x >= 0 ? x : alpha * x */
+    KN_CONV_ACT_SIGMOID,      /* 1 / (1 + exp(-x)) */
+    KN_CONV_ACT_TANH,
+    KN_CONV_ACT_CLIP,         /* min(max(x, alpha), beta) */
+    KN_CONV_ACT_HARD_SIGMOID, /* max(0, min(1, alpha * x + beta)) */
+} kn_conv_act_kind;
+
+typedef struct kn_conv_act {
+    kn_conv_act_kind kind;
+    float alpha, beta;
+} kn_conv_act;
+
+/* x[i] = act(x[i]) for i < n (NaN stays NaN for Relu and Clip). */
+void kn_conv_act_apply(const kn_conv_act *act, float *x, size_t n);
+/* act(v) for one value. */
+float kn_conv_act_one(const kn_conv_act *act, float v);
+/* True for the activations the GEMM epilogue and the vector kernels apply
+ * themselves (none, Relu, Clip); the others run over the outputs afterwards. */
+int kn_conv_act_is_clamp(const kn_conv_act *act, float *lo, float *hi);
+
+/* ------------------------------------------------------ depthwise plane */
+
+/* One channel plane of a 2-D depthwise conv: input ih x iw, kernel kh x kw,
+ * strides, dilations, begin pads (end pads follow from the output size). */
+typedef struct kn_dw_geom {
+    int64_t ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl;
+} kn_dw_geom;
+
+/* Floats of scratch kn_dwconv_plane needs for one plane (the zero-padded input
+ * with its columns split by stride phase), or 0 when the sizes overflow or
+ * exceed what the fast path accepts (use the reference then). */
+size_t kn_dw_scratch_floats(const kn_dw_geom *g);
+
+/* y (oh x ow) = act(bias + z + sum_taps w[ky, kx] * x[oy*sh - pt + ky*dh, ...])
+ * for one plane; z (oh x ow, may be NULL) is the FusedConv residual.  scratch
+ * holds kn_dw_scratch_floats(g) floats.  isa is capped by what the CPU has. */
+void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const float *w, float bias,
+                     const float *z, const kn_conv_act *act, float *scratch, float *y);
+
+/* Plain direct loops, no scratch: the reference the fast path is tested against. */
+void kn_dwconv_plane_ref(const kn_dw_geom *g, const float *x, const float *w, float bias,
+                         const float *z, const kn_conv_act *act, float *y);
+
+/* Row kernels of the per-ISA files: y[ox] = bias + sum_t tw[t] * (src + toff[t])[ox]
+ * for ox < ow, then + z[ox] (z may be NULL) and a clamp to [lo, hi] when clamp. */
+typedef void (*kn_dw_row_fn)(const float *src, const int64_t *toff, const float *tw, int ntaps,
+                             int64_t ow, float bias, const float *z, int clamp, float lo,
+                             float hi, float *y);
+kn_dw_row_fn kn_dw_row_avx2(void);   /* NULL when not built */
+kn_dw_row_fn kn_dw_row_avx512(void); /* NULL when not built */
+
+/* ----------------------------------------------------- im2col / col2im */
+
+/* 2-D geometry of a conv with the input of one group: channels x ih x iw. */
+typedef struct kn_conv2d_geom {
+    int64_t channels, ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl;
+} kn_conv2d_geom;
+
+/* Columns for output pixels [p0, p0 + np) (flattened oy * ow + ox): col is
+ * (channels * kh * kw) rows of np floats, row r = (ci, ky, kx); zero where the
+ * window falls in the padding. */
+void kn_im2col_tile(const kn_conv2d_geom *g, const float *x, int64_t p0, int64_t np, float *col);
+
+/* Transposed conv scatter for one output channel plane: y (oh x ow) +=
+ * col[(ky, kx)][input pixel] over the kh * kw rows of np = ih * iw floats. */
+void kn_col2im_plane(const kn_conv2d_geom *g, const float *col, float *y);
+
+/* ------------------------------------------------ whole 2-D convolutions */
+
+struct kn_threadpool;
+typedef struct kn_packed_a kn_packed_a;
+
+/* One float32 NCHW 2-D conv (1-D convs pass ih = kh = 1).  g describes one group:
+ * g.channels = input channels / group.  w is [m, g.channels, kh, kw]; bias [m] or
+ * NULL; z (FusedConv residual, shaped like y) or NULL; pa[group] the weights of
+ * each group prepacked as (m / group) x (g.channels * kh * kw) matrices, or NULL
+ * to pack them per call. */
+typedef struct kn_conv2d_args {
+    kn_conv2d_geom g;
+    int64_t batch, group, m;
+    const float *x, *w, *bias, *z;
+    kn_packed_a *const *pa;
+    kn_conv_act act;
+    float *y;
+} kn_conv2d_args;
+
+typedef enum kn_conv_algo {
+    KN_CONV_ALGO_DEPTHWISE, /* group == channels == m: direct plane kernel */
+    KN_CONV_ALGO_POINTWISE, /* 1x1, stride 1, no pads: GEMM on the input itself */
+    KN_CONV_ALGO_IM2COL,    /* anything else: im2col tiles + GEMM per group */
+} kn_conv_algo;
+
+kn_conv_algo kn_conv2d_algo(const kn_conv2d_args *a);
+/* Scratch floats kn_conv2d_run needs with `threads` threads, 0 when it needs none;
+ * SIZE_MAX when the conv is too large for the fast paths (use the reference). */
+size_t kn_conv2d_scratch_floats(const kn_conv2d_args *a, int threads);
+/* Runs the conv over pool (NULL: inline) at kernel level isa, scratch as sized
+ * above (64-byte aligned).  Returns KN_OK or KN_ERR_NOMEM (weight packing). */
+int kn_conv2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
+                  float *scratch);
+
+#endif
