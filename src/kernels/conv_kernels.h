@@ -118,4 +118,14 @@ size_t kn_conv2d_scratch_floats(const kn_conv2d_args *a, int threads);
 int kn_conv2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
                   float *scratch);
 
+/* Transposed 2-D conv with the same record: g.channels = input channels / group,
+ * g.ih x g.iw the input, g.oh x g.ow the output, pt / pl the begin pads; w is
+ * [group * g.channels, m / group, kh, kw]; z and act unused; pa[group] from
+ * kn_convt2d_pack_group or NULL.  Scratch: kn_convt2d_scratch_floats (SIZE_MAX:
+ * too large, use the reference).  Returns KN_OK or KN_ERR_NOMEM. */
+size_t kn_convt2d_scratch_floats(const kn_conv2d_args *a);
+kn_packed_a *kn_convt2d_pack_group(kn_isa isa, const kn_conv2d_args *a, int64_t gi);
+int kn_convt2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
+                   float *scratch);
+
 #endif

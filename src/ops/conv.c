@@ -414,33 +414,51 @@ static void release_conv_state(void *state)
     free(s);
 }
 
-static int prepare_conv(kn_prepare_ctx *pc, void **state)
+/* Packs each group's weights: Conv's [m, C/group, k...] rows as (m/group) x K
+ * matrices; ConvTranspose's [C, m/group, k...] transposed to (m/group * k) x
+ * (C/group).  Leaves *state NULL when the weights are not constant float32 2-D
+ * / 1-D, or for depthwise convs (they read the weights as they are). */
+static int prepare_weights(kn_prepare_ctx *pc, void **state, bool transposed)
 {
     const kn_tensor *w = pc->n_in > 1 ? pc->in_const[1] : NULL;
     int64_t group = kn_attr_int(pc->node, "group", 1);
     if (!w || w->dtype != KN_F32 || (w->rank != 3 && w->rank != 4) || group < 1 ||
         w->dims[0] % group || w->numel == 0)
         return KN_OK; /* the kernel takes its general path (and reports bad shapes) */
-    if (w->dims[1] == 1 && w->dims[0] == group && group > 1)
-        return KN_OK; /* depthwise: reads the weights as they are */
+    if (!transposed && w->dims[1] == 1 && w->dims[0] == group && group > 1)
+        return KN_OK;
     conv_state *s = calloc(1, sizeof *s);
     if (!s || !(s->pa = calloc((size_t)group, sizeof *s->pa))) {
         free(s);
-        return kn_fail(pc->err, KN_ERR_NOMEM, "out of memory preparing Conv weights");
+        return kn_fail(pc->err, KN_ERR_NOMEM, "out of memory preparing %s weights", pc->node->op_type);
     }
     s->rank = w->rank;
     s->group = group;
     memcpy(s->dims, w->dims, sizeof(int64_t) * (size_t)w->rank);
-    size_t mg = (size_t)(w->dims[0] / group), k = (size_t)(w->numel / w->dims[0]);
+    /* per group: rows x cols of the weight as stored */
+    size_t rows = (size_t)(w->dims[0] / group), cols = (size_t)(w->numel / w->dims[0]);
     for (int64_t gi = 0; gi < group; gi++) {
-        s->pa[gi] = kn_sgemm_pack_a(mg, k, (const float *)w->data + (size_t)gi * mg * k, k);
+        const float *wg = (const float *)w->data + (size_t)gi * rows * cols;
+        s->pa[gi] = transposed ? kn_sgemm_pack_a_isa(kn_cpu_isa(), 1, cols, rows, wg, cols)
+                               : kn_sgemm_pack_a(rows, cols, wg, cols);
         if (!s->pa[gi]) {
             release_conv_state(s);
-            return kn_fail(pc->err, KN_ERR_NOMEM, "out of memory packing Conv weights");
+            return kn_fail(pc->err, KN_ERR_NOMEM, "out of memory packing %s weights",
+                           pc->node->op_type);
         }
     }
     *state = s;
     return KN_OK;
+}
+
+static int prepare_conv(kn_prepare_ctx *pc, void **state)
+{
+    return prepare_weights(pc, state, false);
+}
+
+static int prepare_conv_transpose(kn_prepare_ctx *pc, void **state)
+{
+    return prepare_weights(pc, state, true);
 }
 
 /* The prepacked weights when c->state was built for this weight and group. */
@@ -745,6 +763,28 @@ static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, 
 DEFINE_CONVT_FORWARD(float)
 DEFINE_CONVT_FORWARD(double)
 
+/* Float transposed conv: the GEMM + col2im kernel for 1-D/2-D, else the reference. */
+static int convt_float(kn_op_ctx *c, const float *x, const float *w, const float *b,
+                       const kn_tensor *xt, const kn_tensor *wt, int64_t m, int64_t group,
+                       const kn_spatial_geom *g, float *y)
+{
+    int64_t batch = xt->dims[0], chans = xt->dims[1];
+    if (g->nsp <= 2) {
+        kn_conv2d_args a = {conv2d_geom_of(g, chans / group), batch, group, m, x, w, b, NULL,
+                            state_weights(c, wt, group), {KN_CONV_ACT_NONE, 0.0f, 0.0f}, y};
+        size_t need = kn_convt2d_scratch_floats(&a);
+        if (need != SIZE_MAX) {
+            float *scratch = kn_op_scratch(c, need * sizeof(float));
+            if (!scratch)
+                return c->err->code;
+            if (kn_convt2d_run(c->pool, kn_cpu_isa(), &a, scratch))
+                return kn_fail(c->err, KN_ERR_NOMEM, "ConvTranspose: out of memory packing weights");
+            return KN_OK;
+        }
+    }
+    return convt_forward_float(c, x, w, b, batch, chans, m, group, g, y);
+}
+
 static int run_conv_transpose(kn_op_ctx *c)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -784,7 +824,7 @@ static int run_conv_transpose(kn_op_ctx *c)
     if (!fx || !fw || (b && !fb) || !fy)
         rc = kn_op_nomem(c);
     else
-        rc = convt_forward_float(c, fx, fw, fb, x->dims[0], x->dims[1], m, group, &g, fy);
+        rc = convt_float(c, fx, fw, fb, x, w, m, group, &g, fy);
     if (!rc)
         store_float(y, fy);
     free(ox);
@@ -1025,7 +1065,8 @@ const kn_op_def kn_ops_conv[] = {
     {"", "Conv", 1, run_conv, NULL, NULL, .prepare = prepare_conv, .release = release_conv_state},
     {"com.microsoft", "FusedConv", 1, run_fused_conv, NULL, NULL, .prepare = prepare_conv,
      .release = release_conv_state},
-    {"", "ConvTranspose", 1, run_conv_transpose, NULL, NULL},
+    {"", "ConvTranspose", 1, run_conv_transpose, NULL, NULL, .prepare = prepare_conv_transpose,
+     .release = release_conv_state},
     {"", "ConvInteger", 1, run_conv_integer, NULL, NULL},
     {"", "DeformConv", 1, run_deform_conv, NULL, NULL},
     {"", "CausalConvWithState", 1, run_causal_conv, NULL, NULL},

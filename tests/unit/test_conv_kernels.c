@@ -281,6 +281,98 @@ static void test_conv2d_against_naive(void)
     kn_threadpool_free(pool3);
 }
 
+/* ---- transposed convs ---- */
+
+static void convt_naive(const kn_conv2d_args *a, float *y)
+{
+    const kn_conv2d_geom *g = &a->g;
+    int64_t mg = a->m / a->group, cg = g->channels, out_plane = g->oh * g->ow;
+    for (int64_t n = 0; n < a->batch; n++)
+        for (int64_t co = 0; co < a->m; co++) {
+            double *acc = calloc((size_t)out_plane, sizeof(double));
+            int64_t gi = co / mg, cm = co % mg;
+            for (int64_t ci = gi * cg; ci < (gi + 1) * cg; ci++)
+                for (int64_t iy = 0; iy < g->ih; iy++)
+                    for (int64_t ix = 0; ix < g->iw; ix++)
+                        for (int64_t ky = 0; ky < g->kh; ky++)
+                            for (int64_t kx = 0; kx < g->kw; kx++) {
+                                int64_t oy = iy * g->sh - g->pt + ky * g->dh;
+                                int64_t ox = ix * g->sw - g->pl + kx * g->dw;
+                                if (oy < 0 || oy >= g->oh || ox < 0 || ox >= g->ow)
+                                    continue;
+                                acc[oy * g->ow + ox] +=
+                                    (double)a->x[((n * cg * a->group + ci) * g->ih + iy) * g->iw + ix] *
+                                    a->w[((ci * mg + cm) * g->kh + ky) * g->kw + kx];
+                            }
+            for (int64_t p = 0; p < out_plane; p++)
+                y[(n * a->m + co) * out_plane + p] = (float)acc[p] + (a->bias ? a->bias[co] : 0.0f);
+            free(acc);
+        }
+}
+
+static void check_convt_case(const conv_case *t, kn_threadpool *pool3)
+{
+    int64_t cg = t->C / t->group, mg = t->M / t->group;
+    kn_conv2d_geom g = {cg, t->ih, t->iw, 0, 0, t->kh, t->kw, t->s, t->s, t->d, t->d, t->pt, t->pl};
+    /* output size with end pad pe taken off (and output_padding-like growth when pe < 0) */
+    g.oh = (t->ih - 1) * t->s + (t->kh - 1) * t->d + 1 - t->pt - t->pe;
+    g.ow = (t->iw - 1) * t->s + (t->kw - 1) * t->d + 1 - t->pl - t->pe;
+    if (g.oh < 1 || g.ow < 1)
+        return;
+    int64_t n_out = t->batch * t->M * g.oh * g.ow;
+    kn_conv2d_args a = {g, t->batch, t->group, t->M, NULL, NULL, NULL, NULL, NULL,
+                        {KN_CONV_ACT_NONE, 0, 0}, NULL};
+    float *x = rand_floats(t->batch * t->C * t->ih * t->iw), *w = rand_floats(t->C * mg * t->kh * t->kw);
+    float *b = rand_floats(t->M), *want = rand_floats(n_out);
+    a.x = x, a.w = w, a.bias = b;
+    convt_naive(&a, want);
+    size_t sf = kn_convt2d_scratch_floats(&a);
+    CHECK(sf != SIZE_MAX);
+    float *scratch = malloc(sizeof(float) * (sf == SIZE_MAX ? 1 : sf));
+    for (int isa = 0; isa <= (int)kn_cpu_isa() && sf != SIZE_MAX; isa++) {
+        float *y1 = rand_floats(n_out), *y3 = rand_floats(n_out);
+        kn_packed_a **pa = calloc((size_t)t->group, sizeof *pa);
+        for (int64_t gi = 0; gi < t->group; gi++)
+            pa[gi] = kn_convt2d_pack_group((kn_isa)isa, &a, gi);
+        a.y = y1;
+        CHECK_EQ_INT(kn_convt2d_run(NULL, (kn_isa)isa, &a, scratch), KN_OK);
+        a.y = y3;
+        a.pa = pa;
+        CHECK_EQ_INT(kn_convt2d_run(pool3, (kn_isa)isa, &a, scratch), KN_OK);
+        a.pa = NULL;
+        double e = max_rel_err(y1, want, n_out);
+        if (!(e < 1e-4))
+            fprintf(stderr, "convT %s: case C%lld M%lld g%lld: err %g\n", kn_isa_name((kn_isa)isa),
+                    (long long)t->C, (long long)t->M, (long long)t->group, e);
+        CHECK(e < 1e-4);
+        CHECK(memcmp(y1, y3, sizeof(float) * (size_t)n_out) == 0);
+        free_packs(pa, t->group);
+        free(y1);
+        free(y3);
+    }
+    free(scratch);
+    free(x);
+    free(w);
+    free(b);
+    free(want);
+}
+
+static void test_convt2d_against_naive(void)
+{
+    kn_error err;
+    kn_threadpool *pool3 = kn_threadpool_create(3, &err);
+    for (size_t i = 0; i < KT_COUNT(k_cases); i++)
+        check_convt_case(&k_cases[i], pool3);
+    static const conv_case more[] = {
+        {1, 4, 6, 2, 5, 6, 4, 4, 2, 1, 1, 1, 1}, /* upsampling 4x4 stride 2 */
+        {2, 3, 5, 1, 4, 3, 3, 3, 3, 2, 0, 0, -2}, /* stride 3, dilation, extra output */
+        {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0},
+    };
+    for (size_t i = 0; i < KT_COUNT(more); i++)
+        check_convt_case(&more[i], pool3);
+    kn_threadpool_free(pool3);
+}
+
 static void test_im2col_tile(void)
 {
     kn_conv2d_geom g = {2, 5, 6, 0, 0, 3, 2, 2, 1, 1, 2, 1, 2};
@@ -406,6 +498,32 @@ static void test_ops_prepared_pooled(void)
     free(zv);
 }
 
+static void test_conv_transpose_prepared_pooled(void)
+{
+    int64_t dx[4] = {2, 6, 5, 4}, dw[4] = {6, 2, 3, 3}, db[1] = {4};
+    float *xv = rand_floats(2 * 6 * 5 * 4), *wv = rand_floats(6 * 2 * 3 * 3), *bv = rand_floats(4);
+    kn_tensor x = kt_view(KN_F32, 4, dx, xv), w = kt_view(KN_F32, 4, dw, wv), b = kt_view(KN_F32, 1, db, bv);
+    int64_t strides[2] = {2, 2}, pads[4] = {1, 0, 0, 1}, opad[2] = {1, 0};
+    kn_attr at[] = {kt_attr_int("group", 2), kt_attr_ints("strides", 2, strides),
+                    kt_attr_ints("pads", 4, pads), kt_attr_ints("output_padding", 2, opad)};
+    kn_tensor ref = {0}, got = {0};
+    const kn_tensor *ins[3] = {&x, &w, &b};
+    kn_error err;
+    CHECK_EQ_INT(kt_run_op("ConvTranspose", 17, 3, ins, KT_COUNT(at), at, 1, &ref, &err), KN_OK);
+    /* (5-1)*2 + 3 - 1 + 1 = 11 rows, (4-1)*2 + 3 - 1 = 8 columns */
+    int64_t dy[4] = {2, 4, 11, 8};
+    for (int threads = 1; threads <= 3; threads += 2) {
+        CHECK_EQ_INT(run_model("", "ConvTranspose", &x, &w, &b, NULL, at, KT_COUNT(at), threads, &got),
+                     KN_OK);
+        kt_check_f32_shaped(&got, 4, dy, ref.data, 1e-5);
+        kn_tensor_release(&got);
+    }
+    kn_tensor_release(&ref);
+    free(xv);
+    free(wv);
+    free(bv);
+}
+
 static kt_node fused_node(const kn_tensor *x, const kn_tensor *w, const kn_tensor *z)
 {
     kt_node n = kt_node_of("com.microsoft", "FusedConv", 1, 1);
@@ -462,7 +580,9 @@ int main(void)
         TEST_CASE(test_dw_plane_too_big),
         TEST_CASE(test_im2col_tile),
         TEST_CASE(test_conv2d_against_naive),
+        TEST_CASE(test_convt2d_against_naive),
         TEST_CASE(test_ops_prepared_pooled),
+        TEST_CASE(test_conv_transpose_prepared_pooled),
         TEST_CASE(test_fused_conv_checks),
     };
     return kt_run(cases, KT_COUNT(cases));
