@@ -1,14 +1,26 @@
-/* conv.c - convolution operators: Conv, ConvTranspose, ConvInteger, DeformConv.
+/* conv.c - convolution operators: Conv, FusedConv (com.microsoft), ConvTranspose,
+ * ConvInteger, DeformConv, CausalConvWithState.
  *
  * All of them work on N-D inputs laid out [N, C, d1..dk] with weights
- * [M, C/group, k1..kk] (ConvTranspose: [C, M/group, k1..kk]).  The method is the
- * classic one: per batch item and group, unfold the input into a column matrix
- * (im2col: one row per (input channel, kernel offset), one column per output
- * position) and multiply the weights by it with a plain GEMM whose inner loop
- * runs along contiguous rows.  ConvTranspose does the reverse: GEMM with the
- * transposed weights, then fold the columns back (col2im).  DeformConv builds
- * its columns by bilinear sampling at offset positions.  CausalConvWithState
- * (opset 27) is a stateful causal depthwise 1-D conv done with direct loops.
+ * [M, C/group, k1..kk] (ConvTranspose: [C, M/group, k1..kk]).
+ *
+ * Float 1-D and 2-D Conv / FusedConv / ConvTranspose take the fast kernels of
+ * kernels/conv_kernels.h (depthwise plane kernel, pointwise GEMM, im2col tiles +
+ * packed-A GEMM, GEMM + col2im), threaded over the session pool; their prepare
+ * hook packs constant float32 weights once per model.  FusedConv adds its optional
+ * input Z and applies its activation (Relu, LeakyRelu, Sigmoid, Tanh, Clip,
+ * HardSigmoid) on the output.
+ *
+ * Everything else (3-D and up, float64, ConvInteger, DeformConv, convs too large
+ * for the fast paths' scratch) uses the reference method below: per batch item
+ * and group, unfold the input into a column matrix (im2col: one row per (input
+ * channel, kernel offset), one column per output position) and multiply the
+ * weights by it with a plain GEMM whose inner loop runs along contiguous rows.
+ * ConvTranspose does the reverse: GEMM with the transposed weights, then fold the
+ * columns back (col2im).  DeformConv builds its columns by bilinear sampling at
+ * offset positions.  CausalConvWithState (opset 27) is a stateful causal
+ * depthwise 1-D conv done with direct loops.  The reference Conv loops
+ * (conv_reference_*) are what the fast paths are tested against.
  *
  * float32/float16/bfloat16 compute in float; float64 and ConvInteger compute in
  * double (exact for the integer sums ConvInteger can produce in int32). */

@@ -524,6 +524,44 @@ static void test_conv_transpose_prepared_pooled(void)
     free(bv);
 }
 
+/* 1-D Conv / ConvTranspose in float32 (fast kernels) against float64 (reference). */
+static void check_1d_against_f64(const char *op, int64_t C, int64_t M, int64_t group, int64_t w_rows,
+                                 int64_t w_cols)
+{
+    int64_t dx[3] = {2, C, 13}, dw[3] = {w_rows, w_cols, 4};
+    double xv[2 * 16 * 13], wv[16 * 16 * 4];
+    for (int i = 0; i < 2 * C * 13; i++)
+        xv[i] = frand();
+    for (int i = 0; i < w_rows * w_cols * 4; i++)
+        wv[i] = frand();
+    int64_t strides[1] = {2}, dil[1] = {2}, pads[2] = {3, 1};
+    kn_attr at[] = {kt_attr_int("group", group), kt_attr_ints("strides", 1, strides),
+                    kt_attr_ints("dilations", 1, dil), kt_attr_ints("pads", 2, pads)};
+    kn_tensor y32 = {0}, y64 = {0};
+    kn_error err;
+    for (int f = 0; f < 2; f++) {
+        kn_dtype dt = f ? KN_F64 : KN_F32;
+        kn_tensor x = kt_tensor_f64(dt, 3, dx, xv), w = kt_tensor_f64(dt, 3, dw, wv);
+        const kn_tensor *ins[2] = {&x, &w};
+        CHECK_EQ_INT(kt_run_op(op, 17, 2, ins, KT_COUNT(at), at, 1, f ? &y64 : &y32, &err), KN_OK);
+        kn_tensor_release(&x);
+        kn_tensor_release(&w);
+    }
+    CHECK_EQ_INT(y32.numel, y64.numel);
+    CHECK(y32.numel > 0 && y32.dims[1] == M);
+    for (int64_t i = 0; i < y32.numel && y32.numel == y64.numel; i++)
+        CHECK_NEAR(kt_at(&y32, i), kt_at(&y64, i), 1e-4);
+    kn_tensor_release(&y32);
+    kn_tensor_release(&y64);
+}
+
+static void test_1d_against_f64(void)
+{
+    check_1d_against_f64("Conv", 6, 4, 2, 4, 3);          /* grouped */
+    check_1d_against_f64("Conv", 5, 5, 5, 5, 1);          /* depthwise */
+    check_1d_against_f64("ConvTranspose", 6, 4, 2, 6, 2); /* grouped transposed */
+}
+
 static kt_node fused_node(const kn_tensor *x, const kn_tensor *w, const kn_tensor *z)
 {
     kt_node n = kt_node_of("com.microsoft", "FusedConv", 1, 1);
@@ -583,6 +621,7 @@ int main(void)
         TEST_CASE(test_convt2d_against_naive),
         TEST_CASE(test_ops_prepared_pooled),
         TEST_CASE(test_conv_transpose_prepared_pooled),
+        TEST_CASE(test_1d_against_f64),
         TEST_CASE(test_fused_conv_checks),
     };
     return kt_run(cases, KT_COUNT(cases));
