@@ -32,9 +32,24 @@ void kn_conv_act_apply(const kn_conv_act *act, float *x, size_t n)
 {
     if (!act || act->kind == KN_CONV_ACT_NONE)
         return;
-    if (act->kind == KN_CONV_ACT_RELU) { /* the common case, kept vectorizable */
+    /* the piecewise-linear ones as branch-free loops the compiler vectorizes */
+    float a = act->alpha, b = act->beta;
+    if (act->kind == KN_CONV_ACT_RELU) {
         for (size_t i = 0; i < n; i++)
             x[i] = x[i] < 0.0f ? 0.0f : x[i];
+        return;
+    }
+    if (act->kind == KN_CONV_ACT_LEAKY_RELU) {
+        for (size_t i = 0; i < n; i++)
+            x[i] = x[i] < 0.0f ? a * x[i] : x[i];
+        return;
+    }
+    if (act->kind == KN_CONV_ACT_HARD_SIGMOID) {
+        for (size_t i = 0; i < n; i++) {
+            float h = a * x[i] + b;
+            h = h < 0.0f ? 0.0f : h;
+            x[i] = h > 1.0f ? 1.0f : h;
+        }
         return;
     }
     for (size_t i = 0; i < n; i++)

@@ -67,11 +67,16 @@ static void fill_row(const kn_dw_geom *g, const dw_layout *L, const float *x, in
         return;
     }
     for (int64_t ph = 0; ph < g->sw; ph++) {
+        /* phase ph holds columns c = j * sw + ph, input column c - pl */
         float *d = dst + ph * L->pwp;
-        for (int64_t j = 0; j < L->pwp; j++) {
-            int64_t col = j * g->sw + ph, ix = col - g->pl;
-            d[j] = (col < L->pw && ix >= 0 && ix < g->iw) ? xr[ix] : 0.0f;
-        }
+        int64_t jlo = kn_clamp64(kn_ceil_div(g->pl - ph, g->sw), 0, L->pwp);
+        int64_t jhi = kn_clamp64(kn_ceil_div(g->iw + g->pl - ph, g->sw), jlo, L->pwp);
+        jhi = kn_clamp64(kn_ceil_div(L->pw - ph, g->sw), jlo, jhi);
+        const float *src = xr + ph - g->pl + jlo * g->sw;
+        memset(d, 0, sizeof(float) * (size_t)jlo);
+        for (int64_t j = jlo; j < jhi; j++, src += g->sw)
+            d[j] = *src;
+        memset(d + jhi, 0, sizeof(float) * (size_t)(L->pwp - jhi));
     }
 }
 

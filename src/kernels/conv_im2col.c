@@ -5,25 +5,14 @@
 
 #include <string.h>
 
-/* ceil(a / b) for b > 0 and any sign of a. */
-static int64_t ceil_div(int64_t a, int64_t b)
-{
-    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
-}
-
-static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
 /* Output columns [ox0, ox0 + n) of one row for tap offset kx: zeros where the
  * input column ox * sw - pl + kx * dw falls outside [0, iw), else xr at it. */
 static void gather_segment(const kn_conv2d_geom *g, const float *xr, int64_t kx, int64_t ox0,
                            int64_t n, float *dst)
 {
     int64_t shift = kx * g->dw - g->pl;
-    int64_t lo = clamp64(ceil_div(-shift, g->sw), ox0, ox0 + n);
-    int64_t hi = clamp64(ceil_div(g->iw - shift, g->sw), lo, ox0 + n);
+    int64_t lo = kn_clamp64(kn_ceil_div(-shift, g->sw), ox0, ox0 + n);
+    int64_t hi = kn_clamp64(kn_ceil_div(g->iw - shift, g->sw), lo, ox0 + n);
     memset(dst, 0, sizeof(float) * (size_t)(lo - ox0));
     if (g->sw == 1) {
         memcpy(dst + (lo - ox0), xr + lo + shift, sizeof(float) * (size_t)(hi - lo));
@@ -63,8 +52,8 @@ void kn_col2im_plane(const kn_conv2d_geom *g, const float *col, float *y)
         for (int64_t kx = 0; kx < g->kw; kx++, col += np) {
             int64_t shift = kx * g->dw - g->pl;
             /* input columns ix whose output column ix * sw + shift lies in [0, ow) */
-            int64_t lo = clamp64(ceil_div(-shift, g->sw), 0, g->iw);
-            int64_t hi = clamp64(ceil_div(g->ow - shift, g->sw), lo, g->iw);
+            int64_t lo = kn_clamp64(kn_ceil_div(-shift, g->sw), 0, g->iw);
+            int64_t hi = kn_clamp64(kn_ceil_div(g->ow - shift, g->sw), lo, g->iw);
             for (int64_t iy = 0; iy < g->ih; iy++) {
                 int64_t oy = iy * g->sh - g->pt + ky * g->dh;
                 if (oy < 0 || oy >= g->oh)

@@ -11,6 +11,17 @@
 
 #include "core/cpu.h"
 
+/* ceil(a / b) for b > 0 and any sign of a. */
+static inline int64_t kn_ceil_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+static inline int64_t kn_clamp64(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
 /* ---------------------------------------------------------- activations */
 
 /* The activations FusedConv accepts (ONNX Runtime contrib-op semantics). */
