@@ -191,6 +191,27 @@ kiln_status kiln_session_run(kiln_session *session, const char *const *names,
                              const kiln_tensor *inputs, size_t n_inputs,
                              kiln_tensor **outputs, size_t *n_outputs);
 
+/* Profiling: per-node wall time of the main graph, accumulated over runs while
+** enabled (enabling resets the counters).  kiln_session_node_times gives one entry per
+** main-graph node in execution order (valid until the session is freed). */
+typedef struct kiln_node_time {
+    const char *node;       /* node name */
+    const char *op_type;    /* operator, e.g. "Conv" or "FusedConv" */
+    double seconds;         /* total time in this node's kernel */
+    uint64_t calls;
+} kiln_node_time;
+kiln_status kiln_session_set_profiling(kiln_session *session, int enabled);
+size_t kiln_session_node_times(const kiln_session *session, const kiln_node_time **times);
+
+/* Threads the session's pool uses (the caller's thread included). */
+int kiln_session_threads(const kiln_session *session);
+/* Bytes of the largest memory-plan arena this session holds for intermediates. */
+size_t kiln_session_arena_bytes(const kiln_session *session);
+/* Bytes of the model's initializers (weights and other constants), after optimization. */
+size_t kiln_model_weight_bytes(const kiln_model *model);
+/* Nodes in the model's main graph (after optimization). */
+size_t kiln_model_node_count(const kiln_model *model);
+
 /* Free an output array returned by kiln_session_run.  NULL is a no-op. */
 void kiln_tensors_free(kiln_tensor *tensors, size_t n);
 

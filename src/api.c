@@ -4,6 +4,7 @@
 #include "kiln.h"
 
 #include "exec/exec.h"
+#include "exec/memplan.h"
 #include "exec/threadpool.h"
 #include "formats/onnx.h"
 #include "opt/opt.h"
@@ -21,6 +22,14 @@ struct kiln_session {
     const kiln_model *model;
     kn_threadpool *pool;
     kn_scratch scratch;
+    kn_exec_cache cache;
+    kn_tensor *views;           /* per graph input: the caller's tensor as a view */
+    const kn_tensor **ordered;  /* per graph input: what the executor gets */
+    kn_tensor *outs;            /* per graph output: what the executor returns */
+    bool profiling;
+    kiln_node_time *times;      /* per main-graph node, when profiling was ever enabled */
+    double *node_seconds;
+    uint64_t *node_calls;
 };
 
 static _Thread_local char last_error[KN_ERRMSG_MAX];
@@ -171,10 +180,19 @@ kiln_status kiln_session_create_with(const kiln_model *model, const kiln_session
     if (!s)
         return fail(KILN_ERROR_NO_MEMORY, "out of memory");
     kn_error err = {0};
+    const kn_graph *g = model->m->graph;
+    size_t ni = (size_t)(g->n_inputs ? g->n_inputs : 1), no = (size_t)(g->n_outputs ? g->n_outputs : 1);
     s->model = model;
-    s->pool = kn_threadpool_create(threads, &err);
-    if (!s->pool) {
-        free(s);
+    s->views = calloc(ni, sizeof *s->views);
+    s->ordered = calloc(ni, sizeof *s->ordered);
+    s->outs = calloc(no, sizeof *s->outs);
+    int rc = (!s->views || !s->ordered || !s->outs) ? kn_fail(&err, KN_ERR_NOMEM, "out of memory") : KN_OK;
+    if (!rc && !(s->pool = kn_threadpool_create(threads, &err)))
+        rc = err.code;
+    if (!rc)
+        rc = kn_exec_cache_init(&s->cache, g, &err);
+    if (rc) {
+        kiln_session_free(s);
         return report(&err);
     }
     *out = s;
@@ -192,6 +210,13 @@ void kiln_session_free(kiln_session *session)
         return;
     kn_threadpool_free(session->pool);
     kn_scratch_free(&session->scratch);
+    kn_exec_cache_free(&session->cache);
+    free(session->views);
+    free(session->ordered);
+    free(session->outs);
+    free(session->times);
+    free(session->node_seconds);
+    free(session->node_calls);
     free(session);
 }
 
@@ -252,19 +277,20 @@ kiln_status kiln_session_run(kiln_session *session, const char *const *names,
     const kn_graph *g = session->model->m->graph;
     kn_error err = {0};
     size_t ni = (size_t)(g->n_inputs ? g->n_inputs : 1), no = (size_t)(g->n_outputs ? g->n_outputs : 1);
-    kn_tensor *views = calloc(ni, sizeof *views);
-    const kn_tensor **ordered = calloc(ni, sizeof *ordered);
-    kn_tensor *outs = calloc(no, sizeof *outs);
-    kiln_tensor *res = calloc(no, sizeof *res);
-    int rc = (!views || !ordered || !outs || !res) ? kn_fail(&err, KN_ERR_NOMEM, "out of memory") : KN_OK;
+    kn_tensor *views = session->views, *outs = session->outs;
+    const kn_tensor **ordered = session->ordered;
+    memset(views, 0, sizeof *views * ni);
+    memset(ordered, 0, sizeof *ordered * ni);
+    memset(outs, 0, sizeof *outs * no);
+    kiln_tensor *res = calloc(no, sizeof *res); /* handed to the caller */
+    int rc = !res ? kn_fail(&err, KN_ERR_NOMEM, "out of memory") : KN_OK;
     if (!rc)
         rc = bind_caller_inputs(session->model, names, inputs, n_inputs, views, ordered, &err);
+    kn_exec_env env = {.pool = session->pool, .scratch = &session->scratch, .cache = &session->cache,
+                       .node_seconds = session->profiling ? session->node_seconds : NULL,
+                       .node_calls = session->node_calls};
     if (!rc)
-    {
-        kn_exec_env env = {.pool = session->pool, .scratch = &session->scratch};
-        if (!rc)
-            rc = kn_exec_graph_env(g, &env, g->n_inputs, ordered, g->n_outputs, outs, &err);
-    }
+        rc = kn_exec_graph_env(g, &env, g->n_inputs, ordered, g->n_outputs, outs, &err);
     if (!rc) {
         for (int k = 0; k < g->n_outputs; k++) {
             res[k].dtype = (kiln_dtype)outs[k].dtype;
@@ -284,9 +310,6 @@ kiln_status kiln_session_run(kiln_session *session, const char *const *names,
         res = NULL;
         last_error[0] = '\0';
     }
-    free(views);
-    free(ordered);
-    free(outs);
     free(res);
     return rc ? report(&err) : KILN_OK;
 }
@@ -298,4 +321,64 @@ void kiln_tensors_free(kiln_tensor *tensors, size_t n)
     for (size_t i = 0; i < n; i++)
         free(tensors[i].data);
     free(tensors);
+}
+
+kiln_status kiln_session_set_profiling(kiln_session *session, int enabled)
+{
+    if (!session)
+        return fail(KILN_ERROR_INVALID_ARGUMENT, "kiln_session_set_profiling: NULL session");
+    const kn_graph *g = session->model->m->graph;
+    size_t n = (size_t)(g->n_nodes ? g->n_nodes : 1);
+    if (enabled && !session->times) {
+        session->times = calloc(n, sizeof *session->times);
+        session->node_seconds = calloc(n, sizeof *session->node_seconds);
+        session->node_calls = calloc(n, sizeof *session->node_calls);
+        if (!session->times || !session->node_seconds || !session->node_calls)
+            return fail(KILN_ERROR_NO_MEMORY, "out of memory");
+    }
+    if (enabled) {
+        memset(session->node_seconds, 0, sizeof *session->node_seconds * n);
+        memset(session->node_calls, 0, sizeof *session->node_calls * n);
+    }
+    session->profiling = enabled != 0;
+    return KILN_OK;
+}
+
+size_t kiln_session_node_times(const kiln_session *session, const kiln_node_time **times)
+{
+    *times = NULL;
+    if (!session || !session->times)
+        return 0;
+    const kn_graph *g = session->model->m->graph;
+    for (int i = 0; i < g->n_nodes; i++) {
+        kiln_node_time *t = &session->times[i];
+        t->node = g->nodes[i].name;
+        t->op_type = g->nodes[i].op_type;
+        t->seconds = session->node_seconds[i];
+        t->calls = session->node_calls[i];
+    }
+    *times = session->times;
+    return (size_t)g->n_nodes;
+}
+
+size_t kiln_session_arena_bytes(const kiln_session *session)
+{
+    return session ? session->cache.peak_arena : 0;
+}
+
+size_t kiln_model_weight_bytes(const kiln_model *model)
+{
+    const kn_graph *g = model->m->graph;
+    size_t total = 0;
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v].init)
+            total += g->values[v].init->nbytes;
+    return total;
+}
+
+size_t kiln_model_node_count(const kiln_model *model) { return (size_t)model->m->graph->n_nodes; }
+
+int kiln_session_threads(const kiln_session *session)
+{
+    return session ? kn_threadpool_size(session->pool) : 0;
 }

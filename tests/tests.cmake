@@ -25,6 +25,11 @@ foreach(src ${KILN_UNIT_TESTS})
   add_test(NAME unit/${name} COMMAND ${name})
   set_tests_properties(unit/${name} PROPERTIES LABELS unit TIMEOUT 120)
 endforeach()
+# The steady-state allocation test counts libkiln's allocations through --wrap.
+if(TARGET test_steady_alloc)
+  target_link_options(test_steady_alloc PRIVATE
+    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign)
+endif()
 
 # libFuzzer targets (tests/fuzz/fuzz.cmake), built with -DKILN_FUZZ=ON and clang.
 if(KILN_FUZZ AND EXISTS ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz.cmake)

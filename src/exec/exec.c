@@ -1,9 +1,11 @@
 /* exec.c - reference graph executor (see exec.h). */
 #include "exec/exec.h"
+#include "exec/memplan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct kn_frame {
     const kn_graph *g;
@@ -12,6 +14,9 @@ struct kn_frame {
     kn_tensor *vals;   /* one record per value id */
     bool *present;     /* vals[v] holds a value */
     int *uses;         /* remaining reads before vals[v] can be freed */
+    bool borrowed;     /* the arrays belong to a kn_exec_cache */
+    kn_exec_cache *cache;  /* main graph with a session: plan or record */
+    kn_mem_plan *plan;     /* replaying this plan, or NULL */
 };
 
 /* Find a value visible from frame f by name (for outer-scope captures). */
@@ -31,9 +36,34 @@ static void frame_free(kn_frame *f)
         for (int v = 0; v < f->g->n_values; v++)
             if (f->present[v])
                 kn_tensor_release(&f->vals[v]);
+    if (f->borrowed)
+        return;
     free(f->vals);
     free(f->present);
     free(f->uses);
+}
+
+/* Use the session cache's arrays for its own graph, else allocate. */
+static int frame_arrays(kn_frame *f, const kn_graph *g, kn_exec_cache *cache, kn_error *err)
+{
+    size_t n = (size_t)(g->n_values ? g->n_values : 1);
+    if (cache && cache->g == g && cache->n_values == g->n_values) {
+        f->vals = cache->vals;
+        f->present = cache->present;
+        f->uses = cache->uses;
+        f->borrowed = true;
+        f->cache = cache;
+        memset(f->vals, 0, sizeof *f->vals * n);
+        memset(f->present, 0, sizeof *f->present * n);
+        memset(f->uses, 0, sizeof *f->uses * n);
+        return KN_OK;
+    }
+    f->vals = calloc(n, sizeof *f->vals);
+    f->present = calloc(n, sizeof *f->present);
+    f->uses = calloc(n, sizeof *f->uses);
+    if (!f->vals || !f->present || !f->uses)
+        return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    return KN_OK;
 }
 
 static int frame_init(kn_frame *f, const kn_graph *g, const kn_frame *parent,
@@ -43,12 +73,8 @@ static int frame_init(kn_frame *f, const kn_graph *g, const kn_frame *parent,
     f->g = g;
     f->parent = parent;
     f->env = env;
-    size_t n = (size_t)(g->n_values ? g->n_values : 1);
-    f->vals = calloc(n, sizeof *f->vals);
-    f->present = calloc(n, sizeof *f->present);
-    f->uses = calloc(n, sizeof *f->uses);
-    if (!f->vals || !f->present || !f->uses)
-        return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    if (frame_arrays(f, g, parent ? NULL : env ? env->cache : NULL, err))
+        return err->code;
     for (int i = 0; i < g->n_nodes; i++) {
         const kn_node *nd = &g->nodes[i];
         for (int k = 0; k < nd->n_in; k++)
@@ -98,6 +124,81 @@ static int subgraph_entry(kn_op_ctx *c, const kn_graph *body, int n_in,
 }
 
 #define MAX_NODE_IO 512
+
+/* Heap storage for t (shape already set), zero-filled or not. */
+static int heap_storage(kn_tensor *t, bool zero, kn_error *err)
+{
+    t->data = zero ? calloc(1, t->nbytes ? t->nbytes : 1) : malloc(t->nbytes ? t->nbytes : 1);
+    if (!t->data)
+        return kn_fail(err, KN_ERR_NOMEM, "out of memory allocating %zu bytes", t->nbytes);
+    t->owns_data = true;
+    return KN_OK;
+}
+
+/* kn_op_ctx.alloc_output for planned frames: arena memory when the plan has room
+ * for this value, else the heap (recording the size on a recording run). */
+static int planned_alloc(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims, bool zero)
+{
+    kn_frame *f = c->exec_frame;
+    kn_tensor *t = c->out[i];
+    int v = c->node->out[i];
+    if (t->owns_data)
+        kn_tensor_release(t);
+    memset(t, 0, sizeof *t);
+    if (kn_tensor_set_shape(t, dt, rank, dims, c->err))
+        return c->err->code;
+    kn_mem_plan *p = f->plan;
+    if (v >= 0 && p && p->offset[v] != KN_PLAN_NONE && t->nbytes <= p->size[v]) {
+        t->data = (char *)p->arena + p->offset[v];
+        if (zero)
+            memset(t->data, 0, t->nbytes);
+        return KN_OK;
+    }
+    if (v >= 0 && !p && t->nbytes > f->cache->rec_bytes[v])
+        f->cache->rec_bytes[v] = t->nbytes;
+    return heap_storage(t, zero, c->err);
+}
+
+/* kn_op_ctx.view_output: output i becomes a view of input src when src's bytes are
+ * provably there for as long as the output is: an initializer or graph input of this
+ * run, or (replaying a plan) a value sitting in the slot the plan shares with the
+ * output.  A recording run notes planned inputs as view candidates and copies. */
+static bool planned_view(kn_op_ctx *c, int i, int src, int rank, const int64_t *dims)
+{
+    kn_frame *f = c->exec_frame;
+    int y = c->node->out[i], x = c->node->in[src];
+    if (y < 0 || x < 0)
+        return false;
+    const kn_tensor *xt = c->in[src];
+    const kn_value *xv = &f->g->values[x];
+    bool ok = (xv->init || xv->is_input) && xv->producer < 0 && xt->data;
+    if (!ok && f->plan)
+        ok = f->plan->alias[y] == x && xt->data && xt->data == kn_plan_address(f->plan, x);
+    if (!ok) {
+        if (!f->plan)
+            f->cache->rec_alias[y] = x;
+        return false;
+    }
+    kn_tensor *t = c->out[i];
+    if (t->owns_data)
+        kn_tensor_release(t);
+    memset(t, 0, sizeof *t);
+    if (kn_tensor_set_shape(t, xt->dtype, rank, dims, c->err))
+        return false;
+    t->data = xt->data;
+    return true;
+}
+
+/* Kernels with sequence/optional values or subgraphs get heap outputs. */
+static bool node_plannable(const kn_node *nd)
+{
+    if (nd->op->any_value)
+        return false;
+    for (int a = 0; a < nd->n_attr; a++)
+        if (nd->attrs[a].type == KN_ATTR_GRAPH || nd->attrs[a].type == KN_ATTR_GRAPHS)
+            return false;
+    return true;
+}
 
 static void release_dead_inputs(kn_frame *f, const kn_node *nd)
 {
@@ -158,6 +259,8 @@ static int run_node(kn_frame *f, int idx, kn_error *err)
         .graph = g, .node = nd, .opset = nd->opset, .n_in = nd->n_in, .in = in,
         .n_out = nd->n_out, .out = out, .err = err, .run_subgraph = subgraph_entry,
         .exec_frame = f, .state = nd->state, .pool = f->env ? f->env->pool : NULL,
+        .alloc_output = f->cache && node_plannable(nd) ? planned_alloc : NULL,
+        .view_output = f->cache && node_plannable(nd) ? planned_view : NULL,
     };
     int rc = nd->op->run(&c);
     for (int k = 0; k < nd->n_out && !rc; k++) {
@@ -175,6 +278,17 @@ static int run_node(kn_frame *f, int idx, kn_error *err)
         return kn_error_prefix(err, "node '%s' (%s): ", kn_node_label(g, nd, lb, sizeof lb), nd->op_type);
     release_dead_inputs(f, nd);
     return KN_OK;
+}
+
+static int run_node_timed(kn_frame *f, int idx, kn_error *err)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = run_node(f, idx, err);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    f->env->node_seconds[idx] += (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) * 1e-9;
+    f->env->node_calls[idx]++;
+    return rc;
 }
 
 static int collect_outputs(kn_frame *f, int n_out, kn_tensor *outputs, kn_error *err)
@@ -238,13 +352,25 @@ static int exec_frame(const kn_graph *g, const kn_frame *parent, const kn_exec_e
                       const kn_tensor *const *inputs, int n_out, kn_tensor *outputs, kn_error *err)
 {
     kn_frame f;
+    int64_t sig[256];
+    int n_sig = -1;
     int rc = frame_init(&f, g, parent, env, err);
+    if (!rc && f.cache) {
+        n_sig = kn_plan_signature(n_in, inputs, sig, 256);
+        f.plan = n_sig >= 0 ? kn_plan_find(f.cache, sig, n_sig) : NULL;
+        if (!f.plan)
+            kn_plan_record_start(f.cache);
+        if (n_sig < 0)
+            f.cache = NULL; /* too many dims to key a plan: plain heap */
+    }
     if (!rc)
         rc = bind_inputs(&f, n_in, inputs, err);
     for (int i = 0; !rc && i < g->n_nodes; i++)
-        rc = run_node(&f, i, err);
+        rc = parent || !env || !env->node_seconds ? run_node(&f, i, err) : run_node_timed(&f, i, err);
     if (!rc)
         rc = collect_outputs(&f, n_out, outputs, err);
+    if (!rc && f.cache && !f.plan)
+        kn_plan_build(f.cache, sig, n_sig);
     frame_free(&f);
     return rc;
 }
@@ -261,7 +387,10 @@ int kn_exec_graph_env(const kn_graph *g, const kn_exec_env *env, int n_in,
                       const kn_tensor *const *inputs, int n_out, kn_tensor *outputs, kn_error *err)
 {
     kn_scratch local = {0};
-    kn_exec_env own = {.pool = env ? env->pool : NULL, .scratch = &local};
+    kn_exec_env own = {.pool = env ? env->pool : NULL, .scratch = &local,
+                       .cache = env ? env->cache : NULL,
+                       .node_seconds = env ? env->node_seconds : NULL,
+                       .node_calls = env ? env->node_calls : NULL};
     if (env && env->scratch)
         own.scratch = env->scratch;
     int rc = exec_frame(g, NULL, &own, n_in, inputs, n_out, outputs, err);

@@ -19,9 +19,13 @@ void kn_scratch_free(kn_scratch *s);
 
 /* What a session lends the executor: its thread pool (NULL: single thread) and
  * its scratch buffer (NULL: a temporary one per run). */
+struct kn_exec_cache;
 typedef struct kn_exec_env {
     struct kn_threadpool *pool;
     kn_scratch *scratch;
+    struct kn_exec_cache *cache;  /* memory plans for this main graph (memplan.h), or NULL */
+    double *node_seconds;         /* per main-graph node: add kernel wall time, or NULL */
+    uint64_t *node_calls;
 } kn_exec_env;
 
 /* Run graph g.  inputs[i] feeds g->inputs[i] (NULL: not provided - the input's

@@ -41,6 +41,12 @@ struct kn_op_ctx {
     /* The session's thread pool for kn_parallel_for (src/exec/threadpool.h); NULL
      * means run single-threaded (kn_parallel_for accepts NULL). */
     struct kn_threadpool *pool;
+    /* Private to the executor: where outputs get their memory (its memory plan);
+     * NULL means the heap.  Kernels use kn_op_output / kn_op_output_uninit. */
+    int (*alloc_output)(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims, bool zero);
+    /* Private to the executor: make output i a view of input src (see
+     * kn_op_output_view); false when it cannot prove that safe. */
+    bool (*view_output)(kn_op_ctx *c, int i, int src, int rank, const int64_t *dims);
 };
 
 /* Session-owned scratch memory for the running kernel: at least `bytes`, 64-byte
@@ -50,7 +56,10 @@ struct kn_op_ctx {
 void *kn_op_scratch(kn_op_ctx *c, size_t bytes);
 
 /* Compile-time preparation of one node, run once when a model is loaded for
- * execution (after optimization).  in_const[i] is input i's value when it is a
+ * execution (after optimization).  A hook whose state fully replaces constant input i
+ * (the kernel never reads that input's data while c->state is set, whatever the
+ * run-time shapes) may set bit i of drop_inputs: when every reader of an initializer
+ * drops it, its memory is given back to the system (contents gone).  in_const[i] is input i's value when it is a
  * constant of the graph (initializer), else NULL; in_type[i] its static type when
  * known (NULL otherwise, or when omitted).  A hook that has something to precompute
  * (packed weights, a chosen algorithm) sets *state; the model owns it and frees it
@@ -65,6 +74,7 @@ typedef struct kn_prepare_ctx {
     const kn_tensor *const *in_const;
     const kn_type *const *in_type;
     kn_error *err;
+    uint32_t drop_inputs;   /* out: bit i = input i's data is no longer needed */
 } kn_prepare_ctx;
 
 /* Optional static type inference.  in[i] is NULL for omitted inputs; in_const[i]
@@ -106,6 +116,14 @@ const kn_op_def *kn_op_at(int i);
 /* Allocate output i with the given type and shape (zero-filled).  Returns the
  * tensor or NULL with c->err set (overflow, absurd size, out of memory). */
 kn_tensor *kn_op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims);
+/* As kn_op_output, but the contents are undefined: for kernels that write every
+ * element (saves clearing planned memory). */
+kn_tensor *kn_op_output_uninit(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims);
+/* Output i holding input src's bytes under a new shape (same dtype, same element
+ * count; checked): a view without copying where the executor can prove the bytes
+ * outlive every reader of the output and nobody writes them, else a copy.  For the
+ * reshape family (Reshape, Flatten, Squeeze, Unsqueeze). */
+kn_tensor *kn_op_output_view(kn_op_ctx *c, int i, int src, int rank, const int64_t *dims);
 /* Output i as a copy of t (same dtype/shape/data). */
 kn_tensor *kn_op_output_copy(kn_op_ctx *c, int i, const kn_tensor *t);
 

@@ -1,6 +1,7 @@
 /* op_util.c - helpers shared by operator kernels (see op_util.h). */
 #include "ops/op_util.h"
 
+#include <stdint.h>
 #include <string.h>
 
 int kn_norm_axis(int64_t axis, int rank, int *out, kn_error *err)
@@ -187,7 +188,7 @@ int kn_check_same_dtype(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b)
     return KN_OK;
 }
 
-kn_tensor *kn_op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims)
+static kn_tensor *op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims, bool zero)
 {
     if (i < 0 || i >= c->n_out) {
         kn_fail(c->err, KN_ERR_MODEL, "%s: output %d requested but node has %d outputs",
@@ -195,14 +196,47 @@ kn_tensor *kn_op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_
         return NULL;
     }
     kn_tensor *t = c->out[i];
-    if (kn_tensor_alloc(t, dt, rank, dims, c->err))
+    int rc = c->alloc_output ? c->alloc_output(c, i, dt, rank, dims, zero)
+                             : kn_tensor_alloc(t, dt, rank, dims, c->err);
+    return rc ? NULL : t;
+}
+
+kn_tensor *kn_op_output(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims)
+{
+    return op_output(c, i, dt, rank, dims, true);
+}
+
+kn_tensor *kn_op_output_uninit(kn_op_ctx *c, int i, kn_dtype dt, int rank, const int64_t *dims)
+{
+    return op_output(c, i, dt, rank, dims, false);
+}
+
+kn_tensor *kn_op_output_view(kn_op_ctx *c, int i, int src, int rank, const int64_t *dims)
+{
+    const kn_tensor *x = kn_op_in(c, src);
+    int64_t n = 1;
+    if (!x) {
+        kn_fail(c->err, KN_ERR_MODEL, "%s: input %d is missing", c->node->op_type, src);
         return NULL;
-    return t;
+    }
+    for (int d = 0; d < rank; d++)
+        n = dims[d] >= 0 && (dims[d] == 0 || n <= INT64_MAX / dims[d]) ? n * dims[d] : -1;
+    if (n != x->numel) {
+        kn_fail(c->err, KN_ERR_ARG, "cannot reshape %lld elements into %lld", (long long)x->numel,
+                (long long)n);
+        return NULL;
+    }
+    if (i >= 0 && i < c->n_out && c->view_output && c->view_output(c, i, src, rank, dims))
+        return c->out[i];
+    kn_tensor *o = kn_op_output_uninit(c, i, x->dtype, rank, dims);
+    if (o && o->nbytes)
+        memcpy(o->data, x->data, o->nbytes);
+    return o;
 }
 
 kn_tensor *kn_op_output_copy(kn_op_ctx *c, int i, const kn_tensor *src)
 {
-    kn_tensor *t = kn_op_output(c, i, src->dtype, src->rank, src->dims);
+    kn_tensor *t = kn_op_output_uninit(c, i, src->dtype, src->rank, src->dims);
     if (t && src->nbytes)
         memcpy(t->data, src->data, src->nbytes);
     return t;

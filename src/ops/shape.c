@@ -13,18 +13,11 @@
 
 /* ---- small helpers ---- */
 
-/* Output i as a byte copy of t's data under a new shape (same element count). */
-static int output_reshaped(kn_op_ctx *c, int i, const kn_tensor *t, int rank, const int64_t *dims)
+/* Output i with input 0's data under a new shape (same element count): a view when
+ * the executor allows, else a copy. */
+static int output_reshaped(kn_op_ctx *c, int i, int rank, const int64_t *dims)
 {
-    kn_tensor *o = kn_op_output(c, i, t->dtype, rank, dims);
-    if (!o)
-        return c->err->code;
-    if (o->numel != t->numel)
-        return kn_fail(c->err, KN_ERR_ARG, "cannot reshape %lld elements into %lld",
-                       (long long)t->numel, (long long)o->numel);
-    if (o->nbytes)
-        memcpy(o->data, t->data, o->nbytes);
-    return KN_OK;
+    return kn_op_output_view(c, i, 0, rank, dims) ? KN_OK : c->err->code;
 }
 
 /* ---- Reshape ---- */
@@ -87,7 +80,7 @@ static int run_reshape(kn_op_ctx *c)
         return kn_fail(c->err, KN_ERR_MODEL, "Reshape: missing shape");
     bool allowzero = c->opset >= 14 && kn_attr_int(c->node, "allowzero", 0) != 0;
     int rc = reshape_target(c, x, shape, n, allowzero, dims);
-    return rc ? rc : output_reshaped(c, 0, x, n, dims);
+    return rc ? rc : output_reshaped(c, 0, n, dims);
 }
 
 /* ---- Flatten ---- */
@@ -106,7 +99,7 @@ static int run_flatten(kn_op_ctx *c)
     for (int i = 0; i < x->rank; i++)
         if (!kn_mul_ok(dims[i < axis ? 0 : 1], x->dims[i], &dims[i < axis ? 0 : 1]))
             return kn_fail(c->err, KN_ERR_ARG, "Flatten: dimension product overflows");
-    return output_reshaped(c, 0, x, 2, dims);
+    return output_reshaped(c, 0, 2, dims);
 }
 
 /* ---- Squeeze / Unsqueeze ---- */
@@ -146,7 +139,7 @@ static int run_squeeze(kn_op_ctx *c)
     for (int i = 0; i < x->rank; i++)
         if (!drop[i])
             dims[r++] = x->dims[i];
-    return output_reshaped(c, 0, x, r, dims);
+    return output_reshaped(c, 0, r, dims);
 }
 
 static int run_unsqueeze(kn_op_ctx *c)
@@ -176,7 +169,7 @@ static int run_unsqueeze(kn_op_ctx *c)
     int64_t dims[KN_MAX_RANK];
     for (int i = 0, j = 0; i < r; i++)
         dims[i] = added[i] ? 1 : x->dims[j++];
-    return output_reshaped(c, 0, x, r, dims);
+    return output_reshaped(c, 0, r, dims);
 }
 
 /* ---- Shape / Size ---- */

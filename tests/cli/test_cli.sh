@@ -47,6 +47,20 @@ expect_err "run wrong input name" "no input named 'nope'" "$KILN" run "$MODEL" -
 expect_err "run bad -i syntax" "NAME=FILE" "$KILN" run "$MODEL" -i image
 expect_err "run missing npy" "No such file" "$KILN" run "$MODEL" -i image="$TMP/none.npy"
 
+# run options: threads, optimization level, batch
+expect_ok "run --threads --opt none" "logits: float32\[2,10\]" "$KILN" run "$MODEL" --random --batch 2 --threads 1 --opt none
+expect_err "run bad --threads" "threads expects" "$KILN" run "$MODEL" --random --threads 0
+expect_err "run bad --opt" "opt expects" "$KILN" run "$MODEL" --random --opt fastest
+
+# bench: figures, JSON, profile, bad options
+expect_ok "bench" "latency *p50" "$KILN" bench "$MODEL" --batch 4 --iters 3 --warmup 1 --threads 2
+expect_ok "bench json" '"p99_ms": ' "$KILN" bench "$MODEL" --iters 2 --json
+expect_ok "bench json batch" '"batch": 3' "$KILN" bench "$MODEL" --iters 2 --batch 3 --json
+expect_ok "bench profile" "node (top 25)" "$KILN" bench "$MODEL" --iters 2 --profile
+expect_err "bench no model" "no model" "$KILN" bench
+expect_err "bench bad iters" "iters" "$KILN" bench "$MODEL" --iters 0
+expect_err "bench missing file" "No such file" "$KILN" bench "$TMP/nope.onnx"
+
 # inputs of the wrong shape / dtype are refused with the reason
 python_free_npy() { # write a .npy: $1 path, $2 descr, $3 shape tuple, $4 data bytes
     printf "\223NUMPY\001\000" >"$1"

@@ -11,6 +11,10 @@ int cmd_inspect(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_conformance(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* --threads N / --opt LEVEL (run, bench): 1 consumed, 0 not one, -1 bad value. */
+int cli_session_option(int argc, char **argv, int *i, int *threads, int *opt_level, const char *cmd);
 
 /* Print "kiln: <message>" to stderr; returns 1 (the exit status for errors). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -20,6 +20,8 @@ static void usage(FILE *f)
             "  inspect MODEL                 opset, inputs/outputs, operators, parameters\n"
             "  run MODEL [-i NAME=FILE.npy]... [-o OUTDIR] [--random] [--dim NAME=VALUE]...\n"
             "                                run a model on .npy inputs, write outputs as .npy\n"
+            "  bench MODEL [--batch N] [--threads N] [--iters N] [--json] [--profile]\n"
+            "                                latency percentiles, throughput, memory, profile\n"
             "  eval MODEL --data X --labels Y [--normalize MEAN,STD] [--batch N]\n"
             "                                top-1/top-5 accuracy of a classifier (.npy or IDX data)\n"
             "  conformance DIR... [--filter S] [--list-failures] [--timeout SEC]\n"
@@ -71,6 +73,8 @@ int main(int argc, char **argv)
         return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "run"))
         return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval"))
         return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "conformance"))
