@@ -71,11 +71,23 @@ static int64_t slice_floats(const kn_conv2d_args *a)
 
 size_t kn_conv2d_scratch_floats(const kn_conv2d_args *a, int threads)
 {
-    int64_t s = slice_floats(a);
-    if (s < 0 || rows_per_group(a) > SCRATCH_MAX_FLOATS ||
-        (threads > 0 && s > SCRATCH_MAX_FLOATS / threads))
+    int64_t s = slice_floats(a), slices = threads > 1 ? threads : 1;
+    if (s < 0 || rows_per_group(a) > SCRATCH_MAX_FLOATS || s > SCRATCH_MAX_FLOATS)
         return SIZE_MAX;
-    return (size_t)(s * (threads > 0 ? threads : 1));
+    if (s && slices > SCRATCH_MAX_FLOATS / s)
+        slices = SCRATCH_MAX_FLOATS / s; /* fewer slices: the run goes sequential */
+    return (size_t)(s * slices);
+}
+
+int kn_conv2d_gemm_always_fits(int64_t rows)
+{
+    return rows >= 1 && rows <= SCRATCH_MAX_FLOATS / 64;
+}
+
+/* True when scratch has a slice for each thread of pool (else run one task at a time). */
+static bool slice_per_thread(struct kn_threadpool *pool, int64_t slice, size_t scratch_floats)
+{
+    return slice == 0 || (int64_t)(scratch_floats / (size_t)slice) >= kn_threadpool_size(pool);
 }
 
 /* ------------------------------------------------------------ depthwise */
@@ -202,7 +214,7 @@ static void free_groups(kn_packed_a **pa, int64_t group)
 }
 
 static int run_gemms(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
-                     float *scratch)
+                     float *scratch, size_t scratch_floats)
 {
     kn_packed_a **own = NULL;
     gemm_job j = {.a = a, .pa = a->pa, .scratch = scratch};
@@ -216,7 +228,7 @@ static int run_gemms(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_arg
     j.tiles = (P + j.tile - 1) / j.tile;
     j.slice = cols ? slice_floats(a) : 0;
     int64_t tasks = a->batch * a->group * j.tiles;
-    if (threads > 1 && tasks >= 2 * threads) {
+    if (threads > 1 && tasks >= 2 * threads && slice_per_thread(pool, j.slice, scratch_floats)) {
         kn_parallel_for(pool, tasks, 1, gemm_tiles, &j); /* GEMMs inline in each task */
     } else {
         j.pool = pool; /* few tasks: one after another, each GEMM split over the pool */
@@ -227,12 +239,15 @@ static int run_gemms(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_arg
 }
 
 int kn_conv2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
-                  float *scratch)
+                  float *scratch, size_t scratch_floats)
 {
     if (kn_conv2d_algo(a) == KN_CONV_ALGO_DEPTHWISE) {
         dw_job j = {a, isa, scratch, slice_floats(a)};
-        kn_parallel_for(pool, a->batch * a->m, 1, dw_planes, &j);
+        if (slice_per_thread(pool, j.slice, scratch_floats))
+            kn_parallel_for(pool, a->batch * a->m, 1, dw_planes, &j);
+        else
+            dw_planes(&j, 0, a->batch * a->m, 0);
         return KN_OK;
     }
-    return run_gemms(pool, isa, a, scratch);
+    return run_gemms(pool, isa, a, scratch, scratch_floats);
 }

@@ -121,13 +121,19 @@ typedef enum kn_conv_algo {
 } kn_conv_algo;
 
 kn_conv_algo kn_conv2d_algo(const kn_conv2d_args *a);
-/* Scratch floats kn_conv2d_run needs with `threads` threads, 0 when it needs none;
- * SIZE_MAX when the conv is too large for the fast paths (use the reference). */
+/* Scratch floats kn_conv2d_run wants with `threads` threads (fewer slices when
+ * that much would be too large), 0 when it needs none; SIZE_MAX when the conv is
+ * too large for the fast paths (use the reference). */
 size_t kn_conv2d_scratch_floats(const kn_conv2d_args *a, int threads);
-/* Runs the conv over pool (NULL: inline) at kernel level isa, scratch as sized
- * above (64-byte aligned).  Returns KN_OK or KN_ERR_NOMEM (weight packing). */
+/* True when a GEMM conv with `rows` = channels / group * kh * kw never needs the
+ * reference, whatever the image size: prepacked weights then replace the weights. */
+int kn_conv2d_gemm_always_fits(int64_t rows);
+/* Runs the conv over pool (NULL: inline) at kernel level isa with scratch_floats
+ * floats of 64-byte aligned scratch (as sized above; with less than a slice per
+ * thread the work runs one task at a time).  Returns KN_OK or KN_ERR_NOMEM
+ * (weight packing). */
 int kn_conv2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
-                  float *scratch);
+                  float *scratch, size_t scratch_floats);
 
 /* Transposed 2-D conv with the same record: g.channels = input channels / group,
  * g.ih x g.iw the input, g.oh x g.ow the output, pt / pl the begin pads; w is

@@ -434,7 +434,7 @@ static int prepare_weights(kn_prepare_ctx *pc, void **state, bool transposed)
 {
     const kn_tensor *w = pc->n_in > 1 ? pc->in_const[1] : NULL;
     int64_t group = kn_attr_int(pc->node, "group", 1);
-    if (!w || w->dtype != KN_F32 || (w->rank != 3 && w->rank != 4) || group < 1 ||
+    if (!w || !w->data || w->dtype != KN_F32 || (w->rank != 3 && w->rank != 4) || group < 1 ||
         w->dims[0] % group || w->numel == 0)
         return KN_OK; /* the kernel takes its general path (and reports bad shapes) */
     if (!transposed && w->dims[1] == 1 && w->dims[0] == group && group > 1)
@@ -460,6 +460,10 @@ static int prepare_weights(kn_prepare_ctx *pc, void **state, bool transposed)
         }
     }
     *state = s;
+    /* Conv reads only the packed weights from now on (ConvTranspose may still need
+     * the reference for images too large for its column buffer) */
+    if (!transposed && kn_conv2d_gemm_always_fits((int64_t)cols))
+        pc->drop_inputs |= 1u << 1;
     return KN_OK;
 }
 
@@ -510,20 +514,24 @@ static int conv_float(kn_op_ctx *c, const float *x, const float *w, const float 
                       const kn_tensor *wt, int64_t group, const kn_spatial_geom *g, float *y)
 {
     int64_t batch = xt->dims[0], chans = xt->dims[1], m = wt->dims[0];
+    kn_packed_a *const *packed = state_weights(c, wt, group);
     if (g->nsp <= 2) {
         kn_conv2d_args a = {conv2d_geom_of(g, chans / group), batch, group, m, x, w, b, z,
-                            state_weights(c, wt, group), *act, y};
+                            packed, *act, y};
         size_t need = kn_conv2d_scratch_floats(&a, kn_threadpool_size(c->pool));
         if (need != SIZE_MAX) {
             float *scratch = need ? kn_op_scratch(c, need * sizeof(float)) : NULL;
             if (need && !scratch)
                 return c->err->code;
-            if (kn_conv2d_run(c->pool, kn_cpu_isa(), &a, scratch))
+            if (kn_conv2d_run(c->pool, kn_cpu_isa(), &a, scratch, need))
                 return kn_fail(c->err, KN_ERR_NOMEM, "%s: out of memory packing weights",
                                c->node->op_type);
             return KN_OK;
         }
     }
+    if (!w) /* prepare released the weights; cannot happen for the shapes it packs */
+        return kn_fail(c->err, KN_ERR_RUNTIME, "%s: weights released but the fast path declined",
+                       c->node->op_type);
     int rc = conv_reference_float(c, x, w, b, batch, chans, m, group, g, y);
     if (!rc)
         finish_reference(y, batch * m * g->out_size, z, act);
@@ -588,7 +596,7 @@ static int run_conv_impl(kn_op_ctx *c, bool fused)
         return rc;
     int64_t dims[KN_MAX_RANK];
     conv_out_dims(x, w->dims[0], &g, dims);
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, dims); /* every path writes all */
     if (!y)
         return c->err->code;
     if ((rc = check_residual(c, z, y)) || y->numel == 0)
@@ -599,7 +607,7 @@ static int run_conv_impl(kn_op_ctx *c, bool fused)
     float *ox, *ow, *ob = NULL, *oy = NULL;
     const float *fx = as_float(x, &ox), *fw = as_float(w, &ow), *fb = b ? as_float(b, &ob) : NULL;
     float *fy = x->dtype == KN_F32 ? y->data : (oy = malloc(sizeof(float) * (size_t)y->numel));
-    if (!fx || !fw || (b && !fb) || !fy)
+    if (!fx || (!fw && w->dtype != KN_F32) || (b && !fb) || !fy) /* NULL float32 w: released */
         rc = kn_op_nomem(c);
     else
         rc = conv_float(c, fx, fw, fb, z ? z->data : NULL, &act, x, w, group, &g, fy);
@@ -822,7 +830,7 @@ static int run_conv_transpose(kn_op_ctx *c)
         return rc;
     int64_t dims[KN_MAX_RANK];
     conv_out_dims(x, m, &g, dims);
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, dims); /* bias first, then sums */
     if (!y)
         return c->err->code;
     if (y->numel == 0)

@@ -197,7 +197,7 @@ static float *run_conv2d(kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *
         scratch = aligned_alloc(64, (sf * sizeof(float) + 63) / 64 * 64);
     kn_conv2d_args b = *a;
     b.y = y;
-    CHECK_EQ_INT(sf == SIZE_MAX ? -1 : kn_conv2d_run(pool, isa, &b, scratch), KN_OK);
+    CHECK_EQ_INT(sf == SIZE_MAX ? -1 : kn_conv2d_run(pool, isa, &b, scratch, sf), KN_OK);
     free(scratch);
     return y;
 }
@@ -400,8 +400,8 @@ static void test_im2col_tile(void)
 
 /* ---- the operators, with prepare and a pool ---- */
 
-/* A one-node model: x (and z) fed at run time, w and b initializers (so the
- * prepare hook sees them); returns y run with a pool of `threads`. */
+/* A one-node model: x (and z) fed at run time, w (copied) and b initializers (so
+ * the prepare hook sees them); returns y run with a pool of `threads`. */
 static int run_model(const char *domain, const char *op, kn_tensor *x, kn_tensor *w, kn_tensor *b,
                      kn_tensor *z, const kn_attr *attrs, int n_attr, int threads, kn_tensor *y)
 {
@@ -419,7 +419,9 @@ static int run_model(const char *domain, const char *op, kn_tensor *x, kn_tensor
     nd->op_type = op;
     nd->domain = domain;
     static const char *names[4] = {"x", "w", "b", "z"};
-    kn_tensor *ins[4] = {x, w, b, z};
+    /* the prepare step may give the weight's pages back: hand it a copy */
+    kn_tensor wcopy = kt_tensor(w->dtype, w->rank, w->dims, w->data);
+    kn_tensor *ins[4] = {x, &wcopy, b, z};
     const kn_tensor *feeds[2];
     int n_feeds = 0;
     nd->n_in = z ? 4 : 3;
@@ -454,8 +456,10 @@ static int run_model(const char *domain, const char *op, kn_tensor *x, kn_tensor
         rc = kn_exec_graph_env(g, &env, n_feeds, feeds, 1, y, &err);
     if (rc)
         fprintf(stderr, "  (%s: %s)\n", op, err.msg);
+    CHECK(!nd->state || strcmp(op, "Conv") || wcopy.data == NULL); /* Conv dropped it */
     kn_threadpool_free(pool);
     kn_model_free(m);
+    kn_tensor_release(&wcopy);
     return rc;
 }
 
