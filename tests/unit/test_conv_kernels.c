@@ -421,6 +421,7 @@ static int run_model(const char *domain, const char *op, kn_tensor *x, kn_tensor
     static const char *names[4] = {"x", "w", "b", "z"};
     /* the prepare step may give the weight's pages back: hand it a copy */
     kn_tensor wcopy = kt_tensor(w->dtype, w->rank, w->dims, w->data);
+    void *wdata = wcopy.data;
     kn_tensor *ins[4] = {x, &wcopy, b, z};
     const kn_tensor *feeds[2];
     int n_feeds = 0;
@@ -459,6 +460,7 @@ static int run_model(const char *domain, const char *op, kn_tensor *x, kn_tensor
     CHECK(!nd->state || strcmp(op, "Conv") || wcopy.data == NULL); /* Conv dropped it */
     kn_threadpool_free(pool);
     kn_model_free(m);
+    wcopy.data = wdata; /* the prepare step may have cleared it */
     kn_tensor_release(&wcopy);
     return rc;
 }
