@@ -82,6 +82,7 @@ static int compile_model(kn_model *m, const kiln_load_options *o, kn_error *err)
         level = o->opt_level;
     if (o && (o->no_optimize || o->opt_level < 0))
         level = KN_OPT_NONE;
+    kn_model_release_file_pages(m); /* initializers the reader copied need no file pages */
     if (level != KN_OPT_NONE && kn_optimize(m, (kn_opt_level)level, NULL, err))
         return kn_error_prefix(err, "optimizing: ");
     return kn_model_prepare(m, err);

@@ -1,6 +1,7 @@
 /* exec.c - reference graph executor (see exec.h). */
 #include "exec/exec.h"
 #include "exec/memplan.h"
+#include "core/bigalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -329,12 +330,12 @@ void *kn_op_scratch(kn_op_ctx *c, size_t bytes)
     if (bytes > s->cap) {
         size_t cap = bytes < 4096 ? 4096 : bytes;
         cap = (cap + 63) & ~(size_t)63;
-        void *p = NULL;
-        if (cap < bytes || posix_memalign(&p, 64, cap)) {
+        void *p = cap < bytes ? NULL : kn_big_alloc(cap);
+        if (!p) {
             kn_fail(c->err, KN_ERR_NOMEM, "out of memory for %zu bytes of scratch", bytes);
             return NULL;
         }
-        free(s->data);
+        kn_big_free(s->data);
         s->data = p;
         s->cap = cap;
     }
@@ -343,7 +344,7 @@ void *kn_op_scratch(kn_op_ctx *c, size_t bytes)
 
 void kn_scratch_free(kn_scratch *s)
 {
-    free(s->data);
+    kn_big_free(s->data);
     s->data = NULL;
     s->cap = 0;
 }

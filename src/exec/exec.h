@@ -41,6 +41,10 @@ int kn_exec_graph_env(const kn_graph *g, const kn_exec_env *env, int n_in,
 /* Compile step run once at load: call every node's prepare hook (main graph and
  * subgraphs) with its constant inputs, storing node->state (owned by the model). */
 int kn_model_prepare(kn_model *m, kn_error *err);
+/* Give back the resident pages of the model's file mappings (read-only and
+ * file-backed: whatever is read again faults back in).  Called once the reader has
+ * copied what it copies, and again after prepare. */
+void kn_model_release_file_pages(kn_model *m);
 
 /* Check a caller's tensor against the declared type of a graph input: dtype, rank
  * and fixed dims.  Symbolic dims are bound in syms (name -> value) so that one

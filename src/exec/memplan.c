@@ -1,6 +1,8 @@
 /* memplan.c - liveness-based arena plans for intermediate tensors (see memplan.h). */
 #include "exec/memplan.h"
 
+#include "core/bigalloc.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +13,7 @@ static void plan_free(kn_mem_plan *p)
     if (!p)
         return;
     free(p->sig);
-    free(p->arena);
+    kn_big_free(p->arena);
     free(p->offset);
     free(p->size);
     free(p->alias);
@@ -288,8 +290,7 @@ kn_mem_plan *kn_plan_build(kn_exec_cache *c, const int64_t *sig, int n_sig)
         resolve_views(c, root, last);
         n = collect_items(c, root, last, items);
     }
-    if (!p || place_all(p, items, n) ||
-        posix_memalign(&p->arena, ALIGN, p->arena_bytes ? p->arena_bytes : ALIGN)) {
+    if (!p || place_all(p, items, n) || !(p->arena = kn_big_alloc(p->arena_bytes))) {
         plan_free(p);
         p = NULL;
     } else {

@@ -12,9 +12,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int prepare_graph(kn_model *m, kn_graph *g, int *dropped, kn_error *err);
+static int prepare_graph(kn_model *m, kn_graph *g, int *dropped, const int *readers, kn_error *err);
+static void release_if_unread(kn_graph *g, int v, const int *dropped, const int *readers);
+static void count_readers(const kn_graph *g, int *readers);
 
-static int prepare_node(kn_model *m, kn_graph *g, kn_node *nd, int *dropped, kn_error *err)
+static int prepare_node(kn_model *m, kn_graph *g, kn_node *nd, int *dropped, const int *readers,
+                        kn_error *err)
 {
     char lb[160];
     const kn_tensor *consts[512];
@@ -38,9 +41,12 @@ static int prepare_node(kn_model *m, kn_graph *g, kn_node *nd, int *dropped, kn_
     if (kn_model_own_state(m, state, nd->op->release, err))
         return err->code;
     nd->state = state;
-    for (int k = 0; k < nd->n_in && k < 32 && dropped; k++)
-        if ((pc.drop_inputs >> k & 1u) && consts[k])
+    for (int k = 0; k < nd->n_in && k < 32 && dropped; k++) {
+        if ((pc.drop_inputs >> k & 1u) && consts[k]) {
             dropped[nd->in[k]]++;
+            release_if_unread(g, nd->in[k], dropped, readers); /* at once: keeps the load's peak low */
+        }
+    }
     return KN_OK;
 }
 
@@ -48,20 +54,20 @@ static int prepare_subgraphs(kn_model *m, kn_node *nd, kn_error *err)
 {
     for (int a = 0; a < nd->n_attr; a++) {
         kn_attr *at = &nd->attrs[a];
-        if (at->type == KN_ATTR_GRAPH && at->g && prepare_graph(m, at->g, NULL, err))
+        if (at->type == KN_ATTR_GRAPH && at->g && prepare_graph(m, at->g, NULL, NULL, err))
             return err->code;
         for (int k = 0; at->type == KN_ATTR_GRAPHS && k < at->n; k++)
-            if (at->graphs[k] && prepare_graph(m, at->graphs[k], NULL, err))
+            if (at->graphs[k] && prepare_graph(m, at->graphs[k], NULL, NULL, err))
                 return err->code;
     }
     return KN_OK;
 }
 
-static int prepare_graph(kn_model *m, kn_graph *g, int *dropped, kn_error *err)
+static int prepare_graph(kn_model *m, kn_graph *g, int *dropped, const int *readers, kn_error *err)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         kn_node *nd = &g->nodes[i];
-        if (nd->op && nd->op->prepare && !nd->state && prepare_node(m, g, nd, dropped, err))
+        if (nd->op && nd->op->prepare && !nd->state && prepare_node(m, g, nd, dropped, readers, err))
             return err->code;
         if (prepare_subgraphs(m, nd, err))
             return err->code;
@@ -94,16 +100,33 @@ static void count_readers(const kn_graph *g, int *readers)
         readers[g->outputs[k]] += 1 << 20;
 }
 
-static void drop_replaced_initializers(kn_graph *g, const int *dropped, int *readers)
+/* Every reader of initializer v has declared it replaced: give its memory back. */
+static void release_if_unread(kn_graph *g, int v, const int *dropped, const int *readers)
 {
-    count_readers(g, readers);
+    kn_value *val = &g->values[v];
+    if (!dropped[v] || dropped[v] != readers[v] || val->is_input || !val->init || !val->init->data)
+        return;
+    release_pages(val->init->data, val->init->nbytes);
+    val->init->data = NULL; /* nothing may read it any more */
+}
+
+/* Initializers no node reads any more (the optimizer folded or fused them into new
+ * ones) hold memory for nothing. */
+static void release_orphans(kn_graph *g, const int *readers)
+{
     for (int v = 0; v < g->n_values; v++) {
         kn_value *val = &g->values[v];
-        if (!dropped[v] || dropped[v] != readers[v] || val->is_input || !val->init || !val->init->data)
+        if (readers[v] || val->is_input || !val->init || !val->init->data)
             continue;
         release_pages(val->init->data, val->init->nbytes);
-        val->init->data = NULL; /* nothing may read it any more */
+        val->init->data = NULL;
     }
+}
+
+void kn_model_release_file_pages(kn_model *m)
+{
+    for (int i = 0; i < m->n_maps; i++)
+        madvise(m->maps[i].base, m->maps[i].size, MADV_DONTNEED);
 }
 
 int kn_model_prepare(kn_model *m, kn_error *err)
@@ -113,13 +136,15 @@ int kn_model_prepare(kn_model *m, kn_error *err)
     kn_graph *g = m->graph;
     size_t n = (size_t)(g->n_values ? g->n_values : 1);
     int *dropped = calloc(n, sizeof *dropped), *readers = calloc(n, sizeof *readers);
-    int rc = (!dropped || !readers) ? kn_fail(err, KN_ERR_NOMEM, "out of memory")
-                                    : prepare_graph(m, g, dropped, err);
-    if (!rc)
-        drop_replaced_initializers(g, dropped, readers);
+    int rc = (!dropped || !readers) ? kn_fail(err, KN_ERR_NOMEM, "out of memory") : KN_OK;
+    if (!rc) {
+        count_readers(g, readers);
+        release_orphans(g, readers);
+        rc = prepare_graph(m, g, dropped, readers, err);
+    }
     free(dropped);
     free(readers);
-    for (int i = 0; !rc && i < m->n_maps; i++)
-        madvise(m->maps[i].base, m->maps[i].size, MADV_DONTNEED);
+    if (!rc)
+        kn_model_release_file_pages(m);
     return rc;
 }

@@ -1,0 +1,26 @@
+/* bigalloc.c - huge-page friendly allocations (see bigalloc.h). */
+#include "core/bigalloc.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+void *kn_big_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (bytes > SIZE_MAX - HUGE_PAGE)
+        return NULL;
+    if (bytes < HUGE_PAGE)
+        return posix_memalign(&p, 64, bytes ? (bytes + 63) & ~(size_t)63 : 64) ? NULL : p;
+    size_t size = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    if (posix_memalign(&p, HUGE_PAGE, size))
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE); /* advice only: failure leaves normal pages */
+#endif
+    return p;
+}
+
+void kn_big_free(void *p) { free(p); }
