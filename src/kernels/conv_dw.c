@@ -46,9 +46,27 @@ size_t kn_dw_scratch_floats(const kn_dw_geom *g)
     return (size_t)(L.ph * L.rs + DW_SLACK);
 }
 
+/* Stride 2: input columns ix, ix + 1 (ix even) land in the two phases at the
+ * same or next position, so one pass deinterleaves pairs (a loop compilers vectorize). */
+static void fill_row_stride2(const kn_dw_geom *g, const dw_layout *L, kn_dw_split2_fn split,
+                             const float *xr, float *dst)
+{
+    int64_t n = g->iw < L->pw - g->pl ? g->iw : L->pw - g->pl; /* input columns that land */
+    memset(dst, 0, sizeof(float) * (size_t)L->rs);
+    if (n <= 0)
+        return;
+    int64_t h = g->pl / 2;
+    float *first = (g->pl & 1) ? dst + L->pwp + h : dst + h;   /* gets the even ix */
+    float *second = (g->pl & 1) ? dst + h + 1 : dst + L->pwp + h; /* gets the odd ix */
+    int64_t pairs = n / 2;
+    split(xr, pairs, first, second);
+    if (n & 1)
+        first[pairs] = xr[n - 1];
+}
+
 /* One padded row (input row iy, or zeros when iy is outside), phase-split. */
-static void fill_row(const kn_dw_geom *g, const dw_layout *L, const float *x, int64_t iy,
-                     float *dst)
+static void fill_row(const kn_dw_geom *g, const dw_layout *L, kn_dw_split2_fn split,
+                     const float *x, int64_t iy, float *dst)
 {
     if (iy < 0 || iy >= g->ih) {
         memset(dst, 0, sizeof(float) * (size_t)L->rs);
@@ -64,6 +82,10 @@ static void fill_row(const kn_dw_geom *g, const dw_layout *L, const float *x, in
         else
             hi = lo;
         memset(dst + hi, 0, sizeof(float) * (size_t)(L->rs - hi));
+        return;
+    }
+    if (g->sw == 2) {
+        fill_row_stride2(g, L, split, xr, dst);
         return;
     }
     for (int64_t ph = 0; ph < g->sw; ph++) {
@@ -102,17 +124,44 @@ static void dw_row_generic(const float *src, const int64_t *toff, const float *t
         }
 }
 
-static kn_dw_row_fn row_kernel_for(kn_isa isa)
+static void split2_generic(const float *src, int64_t pairs, float *even, float *odd)
+{
+    for (int64_t j = 0; j < pairs; j++) {
+        even[j] = src[2 * j];
+        odd[j] = src[2 * j + 1];
+    }
+}
+
+/* The row kernel and stride-2 split of level isa (capped by the CPU). */
+static void kernels_for(kn_isa isa, kn_dw_row_fn *row, kn_dw_split2_fn *split)
 {
     kn_isa top = kn_cpu_isa_supported();
-    kn_dw_row_fn fn = NULL;
+    *row = NULL;
+    *split = NULL;
     if (isa > top)
         isa = top;
-    if (isa >= KN_ISA_AVX512)
-        fn = kn_dw_row_avx512();
-    if (!fn && isa >= KN_ISA_AVX2)
-        fn = kn_dw_row_avx2();
-    return fn ? fn : dw_row_generic;
+    if (isa >= KN_ISA_AVX512 && (*row = kn_dw_row_avx512()))
+        *split = kn_dw_split2_avx512();
+    if (!*row && isa >= KN_ISA_AVX2 && (*row = kn_dw_row_avx2()))
+        *split = kn_dw_split2_avx2();
+    if (!*row || !*split) {
+        *row = dw_row_generic;
+        *split = split2_generic;
+    }
+}
+
+/* Each tap's offset in the padded copy (from an output row's start) and weight. */
+static int build_taps(const kn_dw_geom *g, const dw_layout *L, const float *w, int64_t *toff,
+                      float *tw)
+{
+    int nt = 0;
+    for (int64_t ky = 0; ky < g->kh; ky++)
+        for (int64_t kx = 0; kx < g->kw; kx++, nt++) {
+            int64_t c = kx * g->dw;
+            toff[nt] = ky * g->dh * L->rs + (c % g->sw) * L->pwp + c / g->sw;
+            tw[nt] = w[nt];
+        }
+    return nt;
 }
 
 void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const float *w, float bias,
@@ -123,22 +172,18 @@ void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const floa
         kn_dwconv_plane_ref(g, x, w, bias, z, act, y);
         return;
     }
+    kn_dw_row_fn row;
+    kn_dw_split2_fn split;
+    kernels_for(isa, &row, &split);
     for (int64_t r = 0; r < L.ph; r++)
-        fill_row(g, &L, x, r - g->pt, scratch + r * L.rs);
+        fill_row(g, &L, split, x, r - g->pt, scratch + r * L.rs);
     memset(scratch + L.ph * L.rs, 0, sizeof(float) * DW_SLACK);
     int64_t toff[DW_MAX_TAPS];
     float tw[DW_MAX_TAPS];
-    int nt = 0;
-    for (int64_t ky = 0; ky < g->kh; ky++)
-        for (int64_t kx = 0; kx < g->kw; kx++, nt++) {
-            int64_t c = kx * g->dw;
-            toff[nt] = ky * g->dh * L.rs + (c % g->sw) * L.pwp + c / g->sw;
-            tw[nt] = w[nt];
-        }
+    int nt = build_taps(g, &L, w, toff, tw);
     float lo, hi;
     int inline_act = kn_conv_act_is_clamp(act, &lo, &hi);
     int clamp = inline_act && act && act->kind != KN_CONV_ACT_NONE;
-    kn_dw_row_fn row = row_kernel_for(isa);
     for (int64_t oy = 0; oy < g->oh; oy++) {
         float *yr = y + oy * g->ow;
         row(scratch + oy * g->sh * L.rs, toff, tw, nt, g->ow, bias, z ? z + oy * g->ow : NULL,

@@ -1,5 +1,6 @@
 /* conv_dw_avx2.c - AVX2 + FMA row kernel of the depthwise conv (conv_dw.c): two
- * 8-float output vectors per step, weights broadcast per tap, a masked tail.
+ * 8-float output vectors per step, weights broadcast per tap, a masked tail; and
+ * the stride-2 deinterleave of its padded copy.
  * Per-function target attributes keep the rest of the build baseline x86-64. */
 #include "kernels/conv_kernels.h"
 
@@ -52,10 +53,31 @@ KN_AVX2 static void dw_row_avx2(const float *src, const int64_t *toff, const flo
     }
 }
 
+KN_AVX2 static void split2_avx2(const float *src, int64_t pairs, float *even, float *odd)
+{
+    int64_t j = 0;
+    for (; j + 8 <= pairs; j += 8) {
+        __m256 a = _mm256_loadu_ps(src + 2 * j), b = _mm256_loadu_ps(src + 2 * j + 8);
+        /* per 128-bit lane [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pieces in order */
+        __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+        _mm256_storeu_ps(even + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e),
+                                                                          _MM_SHUFFLE(3, 1, 2, 0))));
+        _mm256_storeu_ps(odd + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o),
+                                                                         _MM_SHUFFLE(3, 1, 2, 0))));
+    }
+    for (; j < pairs; j++) {
+        even[j] = src[2 * j];
+        odd[j] = src[2 * j + 1];
+    }
+}
+
 kn_dw_row_fn kn_dw_row_avx2(void) { return dw_row_avx2; }
+kn_dw_split2_fn kn_dw_split2_avx2(void) { return split2_avx2; }
 
 #else
 
 kn_dw_row_fn kn_dw_row_avx2(void) { return NULL; }
+kn_dw_split2_fn kn_dw_split2_avx2(void) { return NULL; }
 
 #endif

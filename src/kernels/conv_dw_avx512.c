@@ -1,6 +1,6 @@
 /* conv_dw_avx512.c - AVX-512 row kernel of the depthwise conv (conv_dw.c): two
  * 16-float output vectors per step with every tap's weight broadcast, opmask
- * stores for the row tail.  Per-function target attributes keep the rest of the
+ * stores for the row tail; and the stride-2 deinterleave of its padded copy.  Per-function target attributes keep the rest of the
  * build baseline x86-64. */
 #include "kernels/conv_kernels.h"
 
@@ -47,10 +47,28 @@ KN_AVX512 static void dw_row_avx512(const float *src, const int64_t *toff, const
     }
 }
 
+KN_AVX512 static void split2_avx512(const float *src, int64_t pairs, float *even, float *odd)
+{
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    int64_t j = 0;
+    for (; j + 16 <= pairs; j += 16) {
+        __m512 a = _mm512_loadu_ps(src + 2 * j), b = _mm512_loadu_ps(src + 2 * j + 16);
+        _mm512_storeu_ps(even + j, _mm512_permutex2var_ps(a, ie, b));
+        _mm512_storeu_ps(odd + j, _mm512_permutex2var_ps(a, io, b));
+    }
+    for (; j < pairs; j++) {
+        even[j] = src[2 * j];
+        odd[j] = src[2 * j + 1];
+    }
+}
+
 kn_dw_row_fn kn_dw_row_avx512(void) { return dw_row_avx512; }
+kn_dw_split2_fn kn_dw_split2_avx512(void) { return split2_avx512; }
 
 #else
 
 kn_dw_row_fn kn_dw_row_avx512(void) { return NULL; }
+kn_dw_split2_fn kn_dw_split2_avx512(void) { return NULL; }
 
 #endif
