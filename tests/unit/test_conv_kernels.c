@@ -187,10 +187,12 @@ static void free_packs(kn_packed_a **pa, int64_t group)
     free(pa);
 }
 
-/* Runs a with isa over pool; returns the result in a fresh buffer. */
-static float *run_conv2d(kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a, int64_t n_out)
+/* Runs a with isa over pool with scratch for `slices` threads; returns the result
+ * in a fresh buffer. */
+static float *run_conv2d(kn_threadpool *pool, int slices, kn_isa isa, const kn_conv2d_args *a,
+                         int64_t n_out)
 {
-    size_t sf = kn_conv2d_scratch_floats(a, kn_threadpool_size(pool));
+    size_t sf = kn_conv2d_scratch_floats(a, slices);
     CHECK(sf != SIZE_MAX);
     float *scratch = NULL, *y = rand_floats(n_out);
     if (sf && sf != SIZE_MAX)
@@ -220,9 +222,10 @@ static void check_conv_case(const conv_case *t, const kn_conv_act *act, bool wit
     conv_naive(&a, want);
     for (int isa = 0; isa <= (int)kn_cpu_isa(); isa++) {
         kn_packed_a **pa = pack_for(&a, (kn_isa)isa);
-        float *y1 = run_conv2d(NULL, (kn_isa)isa, &a, n_out);
+        float *y1 = run_conv2d(NULL, 1, (kn_isa)isa, &a, n_out);
+        float *y3s = run_conv2d(pool3, 1, (kn_isa)isa, &a, n_out); /* one slice: sequential */
         a.pa = pa;
-        float *y3 = run_conv2d(pool3, (kn_isa)isa, &a, n_out);
+        float *y3 = run_conv2d(pool3, 3, (kn_isa)isa, &a, n_out);
         a.pa = NULL;
         double e = max_rel_err(y1, want, n_out);
         if (!(e < 1e-4))
@@ -235,8 +238,10 @@ static void check_conv_case(const conv_case *t, const kn_conv_act *act, bool wit
         CHECK(e < 1e-4);
         /* thread count and prepacking change nothing, bit for bit */
         CHECK(memcmp(y1, y3, sizeof(float) * (size_t)n_out) == 0);
+        CHECK(memcmp(y1, y3s, sizeof(float) * (size_t)n_out) == 0);
         free(y1);
         free(y3);
+        free(y3s);
         free_packs(pa, t->group);
     }
     free(x);
@@ -264,6 +269,7 @@ static const conv_case k_cases[] = {
     {2, 64, 40, 1, 15, 17, 3, 3, 1, 1, 1, 1, 1},  /* K over the tile budget */
     {1, 3, 16, 1, 31, 29, 7, 7, 2, 1, 3, 3, 3},   /* stem-like 7x7 stride 2 */
     {1, 9, 5, 1, 6, 13, 1, 5, 1, 3, 0, 6, 6},     /* thin kernel, wide dilation */
+    {2, 64, 8, 1, 30, 30, 3, 3, 1, 1, 1, 1, 1},   /* 10 tiles over 3 threads, ragged last */
 };
 
 static void test_conv2d_against_naive(void)
