@@ -1,6 +1,7 @@
 /* conv_im2col.c - column matrices for the GEMM convolutions (2-D, one group):
  * im2col of a tile of output pixels (the forward conv's B operand) and the
- * col2im scatter of one output channel (the transposed conv's fold). */
+ * col2im scatter of one output channel over a band of input rows (the
+ * transposed conv's fold). */
 #include "kernels/conv_kernels.h"
 
 #include <string.h>
@@ -45,20 +46,20 @@ void kn_im2col_tile(const kn_conv2d_geom *g, const float *x, int64_t p0, int64_t
     }
 }
 
-void kn_col2im_plane(const kn_conv2d_geom *g, const float *col, float *y)
+void kn_col2im_rows(const kn_conv2d_geom *g, const float *col, int64_t iy0, int64_t nrows, float *y)
 {
-    int64_t np = g->ih * g->iw;
+    int64_t np = nrows * g->iw;
     for (int64_t ky = 0; ky < g->kh; ky++) {
         for (int64_t kx = 0; kx < g->kw; kx++, col += np) {
             int64_t shift = kx * g->dw - g->pl;
             /* input columns ix whose output column ix * sw + shift lies in [0, ow) */
             int64_t lo = kn_clamp64(kn_ceil_div(-shift, g->sw), 0, g->iw);
             int64_t hi = kn_clamp64(kn_ceil_div(g->ow - shift, g->sw), lo, g->iw);
-            for (int64_t iy = 0; iy < g->ih; iy++) {
-                int64_t oy = iy * g->sh - g->pt + ky * g->dh;
+            for (int64_t r = 0; r < nrows; r++) {
+                int64_t oy = (iy0 + r) * g->sh - g->pt + ky * g->dh;
                 if (oy < 0 || oy >= g->oh)
                     continue;
-                const float *cr = col + iy * g->iw;
+                const float *cr = col + r * g->iw;
                 float *yr = y + oy * g->ow;
                 for (int64_t ix = lo; ix < hi; ix++)
                     yr[ix * g->sw + shift] += cr[ix];

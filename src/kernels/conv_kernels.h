@@ -96,9 +96,11 @@ typedef struct kn_conv2d_geom {
  * window falls in the padding. */
 void kn_im2col_tile(const kn_conv2d_geom *g, const float *x, int64_t p0, int64_t np, float *col);
 
-/* Transposed conv scatter for one output channel plane: y (oh x ow) +=
- * col[(ky, kx)][input pixel] over the kh * kw rows of np = ih * iw floats. */
-void kn_col2im_plane(const kn_conv2d_geom *g, const float *col, float *y);
+/* Transposed conv scatter for one output channel plane and input rows [iy0,
+ * iy0 + nrows): y (oh x ow) += col[(ky, kx)][input pixel of the band] over the
+ * kh * kw column rows of nrows * iw floats. */
+void kn_col2im_rows(const kn_conv2d_geom *g, const float *col, int64_t iy0, int64_t nrows,
+                    float *y);
 
 /* ------------------------------------------------ whole 2-D convolutions */
 
@@ -143,11 +145,14 @@ int kn_conv2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *
 /* Transposed 2-D conv with the same record: g.channels = input channels / group,
  * g.ih x g.iw the input, g.oh x g.ow the output, pt / pl the begin pads; w is
  * [group * g.channels, m / group, kh, kw]; z and act unused; pa[group] from
- * kn_convt2d_pack_group or NULL.  Scratch: kn_convt2d_scratch_floats (SIZE_MAX:
- * too large, use the reference).  Returns KN_OK or KN_ERR_NOMEM. */
+ * kn_convt2d_pack_group or NULL.  The columns of a band of input rows go through
+ * scratch: kn_convt2d_scratch_floats wants room for a bounded band (SIZE_MAX: not
+ * even one row fits, use the reference); kn_convt2d_run takes bands of as many
+ * rows as scratch_floats holds.  Returns KN_OK, KN_ERR_ARG (scratch below one
+ * row) or KN_ERR_NOMEM. */
 size_t kn_convt2d_scratch_floats(const kn_conv2d_args *a);
 kn_packed_a *kn_convt2d_pack_group(kn_isa isa, const kn_conv2d_args *a, int64_t gi);
 int kn_convt2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
-                   float *scratch);
+                   float *scratch, size_t scratch_floats);
 
 #endif

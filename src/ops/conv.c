@@ -797,7 +797,7 @@ static int convt_float(kn_op_ctx *c, const float *x, const float *w, const float
             float *scratch = kn_op_scratch(c, need * sizeof(float));
             if (!scratch)
                 return c->err->code;
-            if (kn_convt2d_run(c->pool, kn_cpu_isa(), &a, scratch))
+            if (kn_convt2d_run(c->pool, kn_cpu_isa(), &a, scratch, need))
                 return kn_fail(c->err, KN_ERR_NOMEM, "ConvTranspose: out of memory packing weights");
             return KN_OK;
         }

@@ -341,10 +341,18 @@ static void check_convt_case(const conv_case *t, kn_threadpool *pool3)
         for (int64_t gi = 0; gi < t->group; gi++)
             pa[gi] = kn_convt2d_pack_group((kn_isa)isa, &a, gi);
         a.y = y1;
-        CHECK_EQ_INT(kn_convt2d_run(NULL, (kn_isa)isa, &a, scratch), KN_OK);
+        CHECK_EQ_INT(kn_convt2d_run(NULL, (kn_isa)isa, &a, scratch, sf), KN_OK);
         a.y = y3;
         a.pa = pa;
-        CHECK_EQ_INT(kn_convt2d_run(pool3, (kn_isa)isa, &a, scratch), KN_OK);
+        CHECK_EQ_INT(kn_convt2d_run(pool3, (kn_isa)isa, &a, scratch, sf), KN_OK);
+        /* bands of 1 or 2 input rows (sums in another order); below one row it fails */
+        float *yb = rand_floats(n_out);
+        size_t row = (size_t)(mg * t->kh * t->kw * t->iw), band = row * (isa % 2 ? 1 : 2);
+        a.y = yb;
+        CHECK_EQ_INT(kn_convt2d_run(pool3, (kn_isa)isa, &a, scratch, band < sf ? band : sf), KN_OK);
+        CHECK_EQ_INT(kn_convt2d_run(pool3, (kn_isa)isa, &a, scratch, row - 1), KN_ERR_ARG);
+        CHECK(max_rel_err(yb, want, n_out) < 1e-4);
+        free(yb);
         a.pa = NULL;
         double e = max_rel_err(y1, want, n_out);
         if (!(e < 1e-4))
