@@ -19,6 +19,9 @@ foreach(src ${KILN_UNIT_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_link_libraries(${name} PRIVATE kiln_testlib)
+  if(name MATCHES "^test_serve" AND TARGET kiln_serve)
+    target_link_libraries(${name} PRIVATE kiln_serve)  # the server's own code (src/serve)
+  endif()
   target_compile_definitions(${name} PRIVATE
     KILN_EXAMPLE_MODEL="${PROJECT_SOURCE_DIR}/examples/fmnist/fmnist_cnn.onnx"
     KILN_SHARED_DIR="${KILN_SHARED_DIR}")
@@ -29,6 +32,12 @@ endforeach()
 if(TARGET test_steady_alloc)
   target_link_options(test_steady_alloc PRIVATE
     -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign)
+endif()
+
+# The writer test re-runs every shared model (twice) and re-writes every conformance
+# model: slow under the sanitizers.
+if(TEST unit/test_onnx_writer)
+  set_tests_properties(unit/test_onnx_writer PROPERTIES TIMEOUT 600)
 endif()
 
 # libFuzzer targets (tests/fuzz/fuzz.cmake), built with -DKILN_FUZZ=ON and clang.
@@ -42,6 +51,12 @@ add_executable(test_golden ${PROJECT_SOURCE_DIR}/tests/golden/test_golden.c)
 target_link_libraries(test_golden PRIVATE kiln_static)
 add_test(NAME golden/models COMMAND test_golden ${KILN_SHARED_DIR}/models ${PROJECT_SOURCE_DIR}/examples/fmnist)
 set_tests_properties(golden/models PROPERTIES LABELS golden TIMEOUT 600)
+# The same at the basic level and with no optimization (the default is all).
+foreach(level none basic)
+  add_test(NAME golden/models_opt_${level} COMMAND test_golden --opt ${level} ${KILN_SHARED_DIR}/models
+           ${PROJECT_SOURCE_DIR}/examples/fmnist)
+  set_tests_properties(golden/models_opt_${level} PROPERTIES LABELS golden TIMEOUT 600)
+endforeach()
 
 if(TARGET kiln)
   # ONNX backend conformance: the node suite must not drop below the recorded pass
@@ -51,14 +66,36 @@ if(TARGET kiln)
     add_test(NAME conformance/node COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
              --timeout 60 --list-failures --expect-pass ${KILN_NODE_MIN_PASS})
     set_tests_properties(conformance/node PROPERTIES LABELS conformance TIMEOUT 1800)
+    # The same cases after the basic optimizer passes: same floor.
+    add_test(NAME conformance/node_opt_basic COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
+             --timeout 60 --list-failures --opt basic --expect-pass ${KILN_NODE_MIN_PASS})
+    set_tests_properties(conformance/node_opt_basic PROPERTIES LABELS conformance TIMEOUT 1800)
+    # The same cases on models written by kiln's ONNX writer and read back: the same
+    # pass count, and bit-identical outputs from the re-read models.
+    add_test(NAME conformance/node_roundtrip COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
+             --roundtrip --timeout 60 --list-failures --expect-pass ${KILN_NODE_MIN_PASS})
+    set_tests_properties(conformance/node_roundtrip PROPERTIES LABELS conformance TIMEOUT 1800)
+    # ... and after the extended passes (fusions into com.microsoft operators).
+    add_test(NAME conformance/node_opt_extended COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/node
+             --timeout 60 --list-failures --opt extended --expect-pass ${KILN_NODE_MIN_PASS})
+    set_tests_properties(conformance/node_opt_extended PROPERTIES LABELS conformance TIMEOUT 1800)
   endif()
   if(EXISTS ${KILN_SHARED_DIR}/onnx-backend-tests/simple)
     add_test(NAME conformance/simple COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple
              --timeout 60 --list-failures)
     set_tests_properties(conformance/simple PROPERTIES LABELS conformance TIMEOUT 600)
+    add_test(NAME conformance/simple_opt_basic COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple
+             --timeout 60 --list-failures --opt basic)
+    set_tests_properties(conformance/simple_opt_basic PROPERTIES LABELS conformance TIMEOUT 600)
+    add_test(NAME conformance/simple_opt_extended COMMAND kiln conformance ${KILN_SHARED_DIR}/onnx-backend-tests/simple
+             --timeout 60 --list-failures --opt extended)
+    set_tests_properties(conformance/simple_opt_extended PROPERTIES LABELS conformance TIMEOUT 600)
   endif()
   # The CLI as a user runs it.
   add_test(NAME cli/commands COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_cli.sh $<TARGET_FILE:kiln>
            ${PROJECT_SOURCE_DIR} ${KILN_SHARED_DIR})
   set_tests_properties(cli/commands PROPERTIES LABELS cli TIMEOUT 600)
 endif()
+
+# The inference server (kiln serve), driven over HTTP.
+include(${PROJECT_SOURCE_DIR}/tests/serve/serve.cmake)

@@ -426,7 +426,7 @@ static int parse_value_info(reader *r, kn_graph *g, const kn_pb_field *vf, int k
         }
     }
     const char *what = kind == VI_INPUT ? "graph input" : kind == VI_OUTPUT ? "graph output" : "value_info";
-    if (!name_len) {
+    if (!name_len || !name[0]) { /* a name starting with a NUL byte is empty too */
         if (kind == VI_INFO)
             return KN_OK;
         return kn_fail(r->err, KN_ERR_MODEL, "%s without a name in graph '%s'", what, g->name);
@@ -495,7 +495,7 @@ typedef struct attr_scan {
     size_t name_len;
     int64_t type;
     bool has_f, has_i, has_s, has_t, has_g, has_sparse, has_tp;
-    kn_pb_field f, i, s, t, g, sparse, ref;
+    kn_pb_field f, i, s, t, g, sparse, ref, tp;
     bool has_ref;
     int64_t n_floats, n_ints;
     int n_strings, n_tensors, n_graphs;
@@ -525,7 +525,7 @@ static int scan_attr(reader *r, const kn_pb_field *af, attr_scan *s)
         case 9: want = KN_PB_LEN; s->n_strings++; break;
         case 10: want = KN_PB_LEN; s->n_tensors++; break;
         case 11: want = KN_PB_LEN; s->n_graphs++; break;
-        case 14: s->has_tp = true; break;
+        case 14: want = KN_PB_LEN; s->has_tp = true; s->tp = f; break;
         case 20: want = KN_PB_VARINT; s->type = (int64_t)f.u; break;
         case 21: want = KN_PB_LEN; s->has_ref = true; s->ref = f; break;
         case 22: want = KN_PB_LEN; s->has_sparse = true; s->sparse = f; break;
@@ -653,6 +653,13 @@ static int fill_single(reader *r, kn_graph *g, const attr_scan *s, kn_attr *a, i
         if (!s->has_g)
             return ref ? KN_OK : kn_fail(r->err, KN_ERR_MODEL, "graph attribute has no graph");
         return parse_subgraph(r, g, &s->g, depth, &a->g);
+    case KN_ATTR_TYPE_PROTO:
+        /* kept as raw TypeProto bytes (s / s_len) so that the writer can copy them back */
+        if (!s->has_tp)
+            return KN_OK;
+        a->s_len = s->tp.len;
+        a->s = dup_field(r, &s->tp);
+        return a->s ? KN_OK : oom(r);
     default: return KN_OK;
     }
 }
@@ -663,7 +670,7 @@ static int parse_attr(reader *r, kn_graph *g, const kn_pb_field *af, kn_attr *a,
     int rc = scan_attr(r, af, &s);
     if (rc)
         return rc;
-    if (!s.name_len)
+    if (!s.name_len || !s.name[0]) /* a name starting with a NUL byte is empty too */
         return kn_fail(r->err, KN_ERR_MODEL, "attribute without a name");
     if (!(a->name = kn_arena_strndup(&r->m->arena, (const char *)s.name, s.name_len)))
         return oom(r);

@@ -17,12 +17,15 @@
 /* Cache blocking: a kc x KN_SGEMM_PANEL slice of B stays in L1 while the microkernel
  * sweeps an mc x kc block of packed A (L2); nc bounds the B block reused across
  * the A blocks of one task.  A task is one (mc rows, nc columns) block of C, all of
- * K: tasks never share an element of C. */
+ * K: tasks never share an element of C.  K is cut into equal blocks of at most KC
+ * (rounded to 8), so no block is a sliver.  Measured on the project's Xeon (48 KiB
+ * L1d, 2 MiB L2): KC 512 beats 256 at 1024^3 (fewer passes over C); MC 56..112
+ * are alike, 168+ is slower. */
 #ifndef KN_SGEMM_KC
-#define KN_SGEMM_KC 256
+#define KN_SGEMM_KC 512
 #endif
 #ifndef KN_SGEMM_MC
-#define KN_SGEMM_MC 168
+#define KN_SGEMM_MC 84
 #endif
 #ifndef KN_SGEMM_NC
 #define KN_SGEMM_NC 1024
@@ -107,24 +110,38 @@ static void pack_b_panels(float *dst, const float *B, size_t ldb, int trans_b, s
     }
 }
 
-kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b)
+size_t kn_sgemm_packed_b_floats(size_t K, size_t N)
 {
-    if (K && N && ldb < (trans_b ? K : N)) return NULL;
-    kn_packed_b *pb = calloc(1, sizeof *pb);
-    if (!pb) return NULL;
+    size_t npanels = (N + PANEL - 1) / PANEL, panel = K * PANEL;
+    if (K && panel / K != PANEL) return 0;
+    if (npanels && panel > SIZE_MAX / sizeof(float) / 2 / npanels) return 0;
+    return panel * npanels;
+}
+
+void kn_sgemm_pack_b_into(kn_packed_b *pb, float *data, size_t K, size_t N, const float *B,
+                          size_t ldb, int trans_b)
+{
     pb->K = K;
     pb->N = N;
     pb->npanels = (N + PANEL - 1) / PANEL;
-    size_t panel = K * PANEL;
-    if (K && panel / K != PANEL) goto fail;
-    if (pb->npanels && panel > SIZE_MAX / sizeof(float) / 2 / pb->npanels) goto fail;
-    pb->data = aligned_floats(panel * pb->npanels);
-    if (!pb->data) goto fail;
-    pack_b_panels(pb->data, B, ldb, trans_b, 0, K, 0, N);
+    pb->data = data;
+    pack_b_panels(data, B, ldb, trans_b, 0, K, 0, N);
+}
+
+kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b)
+{
+    if (K && N && ldb < (trans_b ? K : N)) return NULL;
+    size_t n = kn_sgemm_packed_b_floats(K, N);
+    if (K && N && n == 0) return NULL;
+    kn_packed_b *pb = calloc(1, sizeof *pb);
+    float *data = aligned_floats(n);
+    if (!pb || !data) {
+        free(pb);
+        free(data);
+        return NULL;
+    }
+    kn_sgemm_pack_b_into(pb, data, K, N, B, ldb, trans_b);
     return pb;
-fail:
-    free(pb);
-    return NULL;
 }
 
 void kn_packed_b_free(kn_packed_b *pb)
@@ -264,6 +281,7 @@ typedef struct gemm_plan {
     const kn_gemm_epilogue *ep;
     int onto_c;       /* C already holds the residual */
     kn_ukr_epi e;     /* alpha and activation; first/last/bias/res set per tile */
+    size_t kc;        /* k block */
     size_t mt, nt;    /* task size: mt a multiple of mr, nt of PANEL */
     size_t mtasks, ntasks;
     atomic_int nomem;
@@ -300,10 +318,17 @@ static void run_tiles(const gemm_plan *p, const kblock *kb, size_t i0, size_t mc
     }
 }
 
+/* The k block size: K in ceil(K / KC) near-equal blocks, a multiple of 8. */
+static size_t k_block(size_t K)
+{
+    size_t nblocks = (K + KC - 1) / KC;
+    return min_sz(round_up((K + nblocks - 1) / nblocks, 8), KC);
+}
+
 /* Floats of packing buffer one task needs. */
 static size_t task_buffer_floats(const gemm_plan *p)
 {
-    size_t kc = min_sz(p->K, KC), n = 0;
+    size_t kc = min_sz(p->K, p->kc), n = 0;
     if (!p->pa) n += p->mt * kc;
     if (!p->pb) n += kc * round_up(p->nt, PANEL);
     return n;
@@ -318,10 +343,10 @@ static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
         return;
     }
     size_t K = p->K, mr = (size_t)p->kr->mr;
-    float *bbuf = p->pa ? buf : buf + p->mt * min_sz(K, KC);
-    for (size_t k0 = 0; k0 < K; k0 += KC) {
+    float *bbuf = p->pa ? buf : buf + p->mt * min_sz(K, p->kc);
+    for (size_t k0 = 0; k0 < K; k0 += p->kc) {
         kblock kb;
-        kb.kc = min_sz(K - k0, KC);
+        kb.kc = min_sz(K - k0, p->kc);
         if (p->pa) {
             kb.astride = K * mr;
             kb.a = p->pa->data + i0 / mr * kb.astride + k0 * mr;
@@ -363,6 +388,7 @@ static void plan_tasks(gemm_plan *p, int threads)
 {
     size_t mr = (size_t)p->kr->mr;
     size_t mt_min = 4 * mr, nt_min = 4 * PANEL;
+    p->kc = k_block(p->K);
     p->mt = p->M < MC ? round_up(p->M, mr) : MC / mr * mr;
     p->nt = p->N < NC ? round_up(p->N, PANEL) : NC;
     for (;;) {

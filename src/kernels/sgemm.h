@@ -58,6 +58,13 @@ typedef struct kn_packed_b {
 kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b);
 void kn_packed_b_free(kn_packed_b *pb);
 
+/* Packing into caller memory (per-call packing into an op's scratch): the floats a
+ * packed K x N B occupies (0 when that size overflows), and the packing itself
+ * into data (64-byte aligned, at least that many floats), *pb describing it. */
+size_t kn_sgemm_packed_b_floats(size_t K, size_t N);
+void kn_sgemm_pack_b_into(kn_packed_b *pb, float *data, size_t K, size_t N, const float *B,
+                          size_t ldb, int trans_b);
+
 /* C (M x N, stride ldc) = epilogue(A (M x K, stride lda) * B).  ep may be NULL.
  * K = 0 gives C = epilogue(0).  Returns 0, or KN_ERR_NOMEM (A packing buffer) /
  * KN_ERR_ARG (pb->K, pb->N differ from K, N, or lda / ldc / ldr shorter than a row). */

@@ -11,11 +11,17 @@
  * (float16/bfloat16 included, rounded on store), int64 for signed integers and
  * uint64 for unsigned integers and bool - runs the operator's kernel over the
  * chunk and stores the result.  Integer arithmetic is exact and wraps like C
- * unsigned arithmetic truncated to the output width. */
+ * unsigned arithmetic truncated to the output width.  All-float32 Add/Sub/Mul/Div/
+ * Max/Min whose innermost collapsed dimension is contiguous or a scalar for each
+ * input (same shape, scalar, bias over the last dim, per-channel NCHW) run the
+ * vmath kernels (kernels/vmath.h) split over the session's threads. */
 #include "ops/op_util.h"
 
 #include <math.h>
 #include <string.h>
+
+#include "exec/threadpool.h"
+#include "kernels/vmath.h"
 
 /* ---- computing domains ---- */
 
@@ -335,36 +341,40 @@ F32_ROW(f32_min, isnan(x) || isnan(y) ? x + y : (x < y ? x : y))
 
 enum { TF = 1, TS = 2, TU = 4, TB = 8, TNUM = TF | TS | TU, TINT = TS | TU };
 
+/* vmath operation of a binop, or VM_NONE */
+#define VM_NONE (-1)
+
 typedef struct binop {
     kern_fn kern;
     f32_fn f32;        /* optional direct float32 row */
+    int vm;            /* kn_vm_binop for the vectorized rows, or VM_NONE */
     unsigned types;    /* dtype classes accepted for input A */
     bool bool_out;     /* comparisons and logic produce bool */
     bool mixed;        /* input B may have another dtype (Pow's exponent) */
 } binop;
 
-static const binop OP_ADD = {k_add, f32_add, TNUM, false, false};
-static const binop OP_SUB = {k_sub, f32_sub, TNUM, false, false};
-static const binop OP_MUL = {k_mul, f32_mul, TNUM, false, false};
-static const binop OP_DIV = {k_div, f32_div, TNUM, false, false};
-static const binop OP_POW = {k_pow, NULL, TNUM, false, true};
-static const binop OP_MOD = {k_mod, NULL, TNUM, false, false};
-static const binop OP_MAX = {k_max, f32_max, TNUM, false, false};
-static const binop OP_MIN = {k_min, f32_min, TNUM, false, false};
-static const binop OP_SUM = {k_add, f32_add, TNUM, false, false};
-static const binop OP_MEAN = {k_add, f32_add, TF, false, false};
-static const binop OP_AND = {k_bit_and, NULL, TB, true, false};
-static const binop OP_OR = {k_bit_or, NULL, TB, true, false};
-static const binop OP_XOR = {k_bit_xor, NULL, TB, true, false};
-static const binop OP_EQUAL = {k_equal, NULL, TNUM | TB, true, false};
-static const binop OP_LESS = {k_less, NULL, TNUM | TB, true, false};
-static const binop OP_GREATER = {k_greater, NULL, TNUM | TB, true, false};
-static const binop OP_LESS_EQUAL = {k_less_equal, NULL, TNUM | TB, true, false};
-static const binop OP_GREATER_EQUAL = {k_greater_equal, NULL, TNUM | TB, true, false};
-static const binop OP_BITSHIFT = {k_bitshift, NULL, TU, false, false};
-static const binop OP_BIT_AND = {k_bit_and, NULL, TINT, false, false};
-static const binop OP_BIT_OR = {k_bit_or, NULL, TINT, false, false};
-static const binop OP_BIT_XOR = {k_bit_xor, NULL, TINT, false, false};
+static const binop OP_ADD = {k_add, f32_add, KN_VM_ADD, TNUM, false, false};
+static const binop OP_SUB = {k_sub, f32_sub, KN_VM_SUB, TNUM, false, false};
+static const binop OP_MUL = {k_mul, f32_mul, KN_VM_MUL, TNUM, false, false};
+static const binop OP_DIV = {k_div, f32_div, KN_VM_DIV, TNUM, false, false};
+static const binop OP_POW = {k_pow, NULL, VM_NONE, TNUM, false, true};
+static const binop OP_MOD = {k_mod, NULL, VM_NONE, TNUM, false, false};
+static const binop OP_MAX = {k_max, f32_max, KN_VM_MAX, TNUM, false, false};
+static const binop OP_MIN = {k_min, f32_min, KN_VM_MIN, TNUM, false, false};
+static const binop OP_SUM = {k_add, f32_add, KN_VM_ADD, TNUM, false, false};
+static const binop OP_MEAN = {k_add, f32_add, KN_VM_ADD, TF, false, false};
+static const binop OP_AND = {k_bit_and, NULL, VM_NONE, TB, true, false};
+static const binop OP_OR = {k_bit_or, NULL, VM_NONE, TB, true, false};
+static const binop OP_XOR = {k_bit_xor, NULL, VM_NONE, TB, true, false};
+static const binop OP_EQUAL = {k_equal, NULL, VM_NONE, TNUM | TB, true, false};
+static const binop OP_LESS = {k_less, NULL, VM_NONE, TNUM | TB, true, false};
+static const binop OP_GREATER = {k_greater, NULL, VM_NONE, TNUM | TB, true, false};
+static const binop OP_LESS_EQUAL = {k_less_equal, NULL, VM_NONE, TNUM | TB, true, false};
+static const binop OP_GREATER_EQUAL = {k_greater_equal, NULL, VM_NONE, TNUM | TB, true, false};
+static const binop OP_BITSHIFT = {k_bitshift, NULL, VM_NONE, TU, false, false};
+static const binop OP_BIT_AND = {k_bit_and, NULL, VM_NONE, TINT, false, false};
+static const binop OP_BIT_OR = {k_bit_or, NULL, VM_NONE, TINT, false, false};
+static const binop OP_BIT_XOR = {k_bit_xor, NULL, VM_NONE, TINT, false, false};
 
 static unsigned type_class(kn_dtype t)
 {
@@ -448,6 +458,77 @@ static int generic_row(const binop *op, const bctx *x, const kn_tensor *a, int64
     return KERN_OK;
 }
 
+/* ---- vectorized, threaded float32 rows ---- */
+
+/* Rows longer than this are split into segments so one long row spreads over the
+ * threads; a chunk of work handed to a thread covers at least VEC_GRAIN elements. */
+#define VEC_SEG 16384
+#define VEC_GRAIN 32768
+#define VEC_MIN_ROW 8
+
+typedef struct vec_job {
+    const kn_vmath_ops *vm;
+    kn_vm_binop op;
+    const plan *p;
+    const float *a, *b;
+    float *out;
+    int64_t n, seg, nseg; /* row length, segment length, segments per row */
+} vec_job;
+
+/* Offsets of row `row` (index over the collapsed outer dims) into a and b. */
+static void row_offsets(const plan *p, int64_t row, int64_t *oa, int64_t *ob)
+{
+    *oa = *ob = 0;
+    for (int d = p->rank - 2; d >= 0; d--) {
+        int64_t i = row % p->dims[d];
+        row /= p->dims[d];
+        *oa += i * p->st[0][d];
+        *ob += i * p->st[1][d];
+    }
+}
+
+static void vec_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const vec_job *j = ctx;
+    (void)thread_index;
+    int64_t sa = j->p->st[0][j->p->rank - 1], sb = j->p->st[1][j->p->rank - 1];
+    for (int64_t item = begin; item < end; item++) {
+        int64_t row = item / j->nseg, k0 = item % j->nseg * j->seg, oa, ob;
+        int64_t m = j->n - k0 < j->seg ? j->n - k0 : j->seg;
+        row_offsets(j->p, row, &oa, &ob);
+        const float *a = j->a + oa + k0 * sa, *b = j->b + ob + k0 * sb;
+        float *y = j->out + row * j->n + k0;
+        if (sa && sb)
+            j->vm->binary_vv(j->op, a, b, y, (size_t)m);
+        else if (sa)
+            j->vm->binary_vs(j->op, a, b[0], y, (size_t)m);
+        else
+            j->vm->binary_sv(j->op, a[0], b, y, (size_t)m);
+    }
+}
+
+/* The vectorized path when it applies (float32, inner strides 1/1, 1/0 or 0/1, rows
+ * long enough); false otherwise. */
+static bool apply_vectorized(kn_op_ctx *c, const binop *op, const plan *p, const kn_tensor *a,
+                             const kn_tensor *b, kn_tensor *out)
+{
+    int64_t n = p->dims[p->rank - 1];
+    int64_t sa = p->st[0][p->rank - 1], sb = p->st[1][p->rank - 1];
+    if (op->vm == VM_NONE || a->dtype != KN_F32 || b->dtype != KN_F32 || out->dtype != KN_F32)
+        return false;
+    if (n < VEC_MIN_ROW || sa > 1 || sb > 1 || (sa == 0 && sb == 0))
+        return false;
+    vec_job j = {kn_vmath(), (kn_vm_binop)op->vm, p, a->data, b->data, out->data, n, n, 1};
+    if (n > 2 * VEC_SEG) {
+        j.seg = VEC_SEG;
+        j.nseg = (n + VEC_SEG - 1) / VEC_SEG;
+    }
+    int64_t items = out->numel / n * j.nseg;
+    int64_t grain = VEC_GRAIN / j.seg > 1 ? VEC_GRAIN / j.seg : 1;
+    kn_parallel_for(c->pool, items, grain, vec_range, &j);
+    return true;
+}
+
 /* out = op(a, b), with a and b broadcast to out's (already allocated) shape.
  * a may be out itself (in-place accumulation for the variadic operators). */
 static int apply_binop(kn_op_ctx *c, const binop *op, int param, const kn_tensor *a,
@@ -458,6 +539,8 @@ static int apply_binop(kn_op_ctx *c, const binop *op, int param, const kn_tensor
     const kn_tensor *ins[2] = {a, b};
     plan p;
     build_plan(out, 2, ins, &p);
+    if (apply_vectorized(c, op, &p, a, b, out))
+        return KN_OK;
     bctx x = {dom_of(a->dtype), dom_of(b->dtype), param};
     bool fast = op->f32 && a->dtype == KN_F32 && b->dtype == KN_F32 && out->dtype == KN_F32;
     int64_t n = p.dims[p.rank - 1];
@@ -511,6 +594,16 @@ static int legacy_broadcast_view(kn_op_ctx *c, const kn_tensor *a, const kn_tens
     return KN_OK;
 }
 
+/* Pow(x, 2) on float32 is x * x exactly (the reference rounds pow in double, where
+ * the square is exact): taken as Mul for the vectorized path. */
+static bool is_f32_square(const binop *op, const kn_tensor *a, const kn_tensor *b)
+{
+    double e;
+    kn_error ignored = {0};
+    return op == &OP_POW && a->dtype == KN_F32 && b->numel == 1 &&
+           kn_scalar_f64(b, &e, &ignored) == KN_OK && e == 2.0;
+}
+
 static int run_binop(kn_op_ctx *c, const binop *op, int param)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -527,9 +620,11 @@ static int run_binop(kn_op_ctx *c, const binop *op, int param)
     rc = kn_broadcast_shape(a->rank, a->dims, b.rank, b.dims, &rank, dims, c->err);
     if (rc)
         return rc;
-    kn_tensor *out = kn_op_output(c, 0, op->bool_out ? KN_BOOL : a->dtype, rank, dims);
+    kn_tensor *out = kn_op_output_uninit(c, 0, op->bool_out ? KN_BOOL : a->dtype, rank, dims);
     if (!out)
         return c->err->code;
+    if (is_f32_square(op, a, &b))
+        return apply_binop(c, &OP_MUL, 0, a, a, out);
     return apply_binop(c, op, param, a, &b, out);
 }
 

@@ -1,14 +1,23 @@
 /* matmul.c - matrix products: MatMul (numpy semantics: 1-D promotion and batch
- * broadcasting), Gemm, MatMulInteger and Einsum.
+ * broadcasting), Gemm, MatMulInteger, Einsum, and ONNX Runtime's com.microsoft
+ * FusedGemm (Gemm + activation) and FusedMatMul (MatMul + transA/transB/alpha).
  *
- * Float32 products use a blocked i-k-j kernel over contiguous rows; float16 and
- * bfloat16 compute in float32 and round on store; float64 computes in double;
- * integer products are exact with two's-complement wraparound (computed modulo
- * 2^64 and truncated to the output width). */
+ * Float32 MatMul/Gemm/Fused* run on the packed, threaded SGEMM (kernels/sgemm.h):
+ * a constant B is packed once at load (prepare hook), Gemm's C and alpha and
+ * FusedGemm's Relu go into the GEMM epilogue.  The plain kernels stay as the
+ * reference and for other dtypes: float32 matrix-vector products (1-D B) use a
+ * blocked i-k-j kernel over contiguous rows; float16 and bfloat16 compute in
+ * float32 and round on store; float64 computes in double; integer products are
+ * exact with two's-complement wraparound (computed modulo 2^64 and truncated to
+ * the output width). */
 #include "ops/op_util.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "exec/threadpool.h"
+#include "kernels/sgemm.h"
 
 /* ------------------------------------------------------------------------ */
 /* Buffers converted to a compute type                                       */
@@ -291,6 +300,316 @@ static void mm_run_batches(const mm_plan *p, mm_batch_fn fn, const void *a, cons
 }
 
 /* ------------------------------------------------------------------------ */
+/* float32 through the packed SGEMM (kernels/sgemm.h): MatMul, Gemm and the   */
+/* com.microsoft FusedMatMul / FusedGemm.  A constant B (initializer) is      */
+/* packed once by the prepare hook, every batch matrix of it; otherwise B is  */
+/* packed per call into the op's scratch.  Work goes to the session's pool.   */
+/* ------------------------------------------------------------------------ */
+
+/* Prepared state: the packed matrices of a constant B (count of them, each K x N
+ * as used, i.e. after transB). */
+typedef struct mm_packed {
+    int64_t K, N, count;
+    int trans_b;
+    kn_packed_b **pb;
+} mm_packed;
+
+static void mm_packed_free(void *state)
+{
+    mm_packed *s = state;
+    if (!s)
+        return;
+    for (int64_t i = 0; s->pb && i < s->count; i++)
+        kn_packed_b_free(s->pb[i]);
+    free(s->pb);
+    free(s);
+}
+
+/* transB of the node: Gemm, FusedGemm and FusedMatMul have it, MatMul not. */
+static int node_trans_b(const kn_node *n)
+{
+    if (strcmp(n->op_type, "MatMul") == 0)
+        return 0;
+    return kn_attr_int(n, "transB", 0) != 0;
+}
+
+static int prepare_packed_b(kn_prepare_ctx *pc, void **state)
+{
+    const kn_tensor *b = pc->n_in > 1 ? pc->in_const[1] : NULL;
+    *state = NULL;
+    if (!b || b->dtype != KN_F32 || b->rank < 2 || !b->data)
+        return KN_OK;
+    if (kn_attr_int(pc->node, "transBatchB", 0) != 0)
+        return KN_OK;
+    int tb = node_trans_b(pc->node);
+    int64_t rows = b->dims[b->rank - 2], cols = b->dims[b->rank - 1];
+    if (rows == 0 || cols == 0)
+        return KN_OK;
+    mm_packed *s = calloc(1, sizeof *s);
+    if (!s)
+        return kn_fail(pc->err, KN_ERR_NOMEM, "%s: out of memory packing B", pc->node->op_type);
+    s->K = tb ? cols : rows;
+    s->N = tb ? rows : cols;
+    s->trans_b = tb;
+    s->count = b->numel / (rows * cols);
+    s->pb = calloc((size_t)s->count, sizeof *s->pb);
+    for (int64_t i = 0; s->pb && i < s->count; i++) {
+        s->pb[i] = kn_sgemm_pack_b((size_t)s->K, (size_t)s->N,
+                                   (const float *)b->data + i * rows * cols, (size_t)cols, tb);
+        if (!s->pb[i])
+            break;
+    }
+    if (!s->pb || !s->pb[s->count - 1]) {
+        mm_packed_free(s);
+        return kn_fail(pc->err, KN_ERR_NOMEM, "%s: out of memory packing B", pc->node->op_type);
+    }
+    *state = s;
+    return KN_OK;
+}
+
+/* An activation applied after the product (FusedGemm); Relu goes into the GEMM
+ * epilogue, the others run over the output afterwards. */
+typedef enum mm_act_kind {
+    MM_ACT_NONE, MM_ACT_RELU, MM_ACT_LEAKY_RELU, MM_ACT_SIGMOID, MM_ACT_TANH,
+    MM_ACT_HARD_SIGMOID, MM_ACT_ELU, MM_ACT_SOFTPLUS, MM_ACT_SOFTSIGN, MM_ACT_SELU,
+    MM_ACT_THRESHOLDED_RELU,
+} mm_act_kind;
+
+typedef struct mm_act {
+    mm_act_kind kind;
+    float alpha, beta, gamma;
+} mm_act;
+
+/* ONNX Runtime's FusedGemm attributes: activation, activation_alpha/beta/gamma
+ * (leaky_relu_alpha is the older spelling of LeakyRelu's alpha). */
+static int mm_act_parse(const kn_node *n, mm_act *a, kn_error *err)
+{
+    static const struct {
+        const char *name;
+        mm_act_kind kind;
+        float alpha, beta, gamma; /* defaults of the standard ops */
+    } acts[] = {
+        {"Relu", MM_ACT_RELU, 0, 0, 0},
+        {"LeakyRelu", MM_ACT_LEAKY_RELU, 0.01f, 0, 0},
+        {"Sigmoid", MM_ACT_SIGMOID, 0, 0, 0},
+        {"Tanh", MM_ACT_TANH, 0, 0, 0},
+        {"HardSigmoid", MM_ACT_HARD_SIGMOID, 0.2f, 0.5f, 0},
+        {"Elu", MM_ACT_ELU, 1.0f, 0, 0},
+        {"Softplus", MM_ACT_SOFTPLUS, 0, 0, 0},
+        {"Softsign", MM_ACT_SOFTSIGN, 0, 0, 0},
+        {"Selu", MM_ACT_SELU, 1.67326319217681884765625f, 0, 1.05070102214813232421875f},
+        {"ThresholdedRelu", MM_ACT_THRESHOLDED_RELU, 1.0f, 0, 0},
+    };
+    const char *name = kn_attr_string(n, "activation", NULL);
+    memset(a, 0, sizeof *a);
+    if (!name || !name[0])
+        return KN_OK;
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        if (strcmp(name, acts[i].name) != 0)
+            continue;
+        a->kind = acts[i].kind;
+        float alpha = kn_attr_float(n, "leaky_relu_alpha", acts[i].alpha);
+        a->alpha = kn_attr_float(n, "activation_alpha", alpha);
+        a->beta = kn_attr_float(n, "activation_beta", acts[i].beta);
+        a->gamma = kn_attr_float(n, "activation_gamma", acts[i].gamma);
+        return KN_OK;
+    }
+    return kn_fail(err, KN_ERR_UNSUPPORTED, "%s: activation '%s' is not supported", n->op_type,
+                   name);
+}
+
+static float mm_act_apply(const mm_act *a, float x)
+{
+    switch (a->kind) {
+    case MM_ACT_LEAKY_RELU: return x < 0 ? a->alpha * x : x;
+    case MM_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case MM_ACT_TANH: return tanhf(x);
+    case MM_ACT_HARD_SIGMOID: return fmaxf(0.0f, fminf(1.0f, a->alpha * x + a->beta));
+    case MM_ACT_ELU: return x < 0 ? a->alpha * expm1f(x) : x;
+    case MM_ACT_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));
+    case MM_ACT_SOFTSIGN: return x / (1.0f + fabsf(x));
+    case MM_ACT_SELU: return a->gamma * (x <= 0 ? a->alpha * expm1f(x) : x);
+    case MM_ACT_THRESHOLDED_RELU: return x > a->alpha ? x : 0.0f;
+    default: return x;
+    }
+}
+
+/* One float32 product family call: Y[b] = ep(alpha * op(A[b]) * op(B[b])). */
+typedef struct mm_job {
+    const mm_plan *p;
+    const float *a, *b;
+    float *y;
+    int ta, tb;
+    const mm_packed *packed;   /* B prepacked, or NULL: pack into scratch */
+    float *pbuf;               /* per-thread packing slots of pb_floats each */
+    size_t pb_floats;
+    kn_gemm_epilogue ep;
+    bool by_batch;             /* one batch per thread */
+    _Atomic int rc;
+} mm_job;
+
+/* Offsets (in matrices) of A and B for output batch bi. */
+static void mm_batch_offsets(const mm_plan *p, int64_t bi, int64_t *ia, int64_t *ib)
+{
+    *ia = *ib = 0;
+    for (int d = p->batch_rank - 1; d >= 0; d--) {
+        int64_t idx = bi % p->batch_dims[d];
+        bi /= p->batch_dims[d];
+        *ia += idx * p->strides[0][d];
+        *ib += idx * p->strides[1][d];
+    }
+}
+
+/* The product of output batch bi on pool (NULL: this thread), packing B into slot. */
+static int mm_run_one(mm_job *j, int64_t bi, struct kn_threadpool *pool, float *slot)
+{
+    const mm_plan *p = j->p;
+    size_t M = (size_t)p->M, N = (size_t)p->N, K = (size_t)p->K;
+    int64_t ia, ib;
+    mm_batch_offsets(p, bi, &ia, &ib);
+    kn_packed_b local;
+    const kn_packed_b *pb;
+    if (j->packed) {
+        pb = j->packed->pb[ib];
+    } else {
+        kn_sgemm_pack_b_into(&local, slot, K, N, j->b + ib * p->K * p->N, j->tb ? K : N, j->tb);
+        pb = &local;
+    }
+    return kn_sgemm_run_pool_isa(pool, kn_cpu_isa(), j->ta, M, N, K, j->a + ia * p->M * p->K,
+                                 j->ta ? M : K, pb, j->y + bi * p->M * p->N, N, &j->ep);
+}
+
+static void mm_batch_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    mm_job *j = ctx;
+    float *slot = j->pbuf ? j->pbuf + (size_t)thread_index * j->pb_floats : NULL;
+    for (int64_t bi = begin; bi < end; bi++) {
+        int rc = mm_run_one(j, bi, NULL, slot);
+        if (rc)
+            j->rc = rc;
+    }
+}
+
+/* Floats rounded up to whole 64-byte lines, so that scratch slices stay aligned. */
+static size_t lines_of(size_t floats)
+{
+    return (floats + 15) / 16 * 16;
+}
+
+/* Scratch for a job: its B packing slots (one, or one per thread when batches go
+ * one per thread), then `extra` floats for the caller (*extra_out). */
+static int mm_job_scratch(kn_op_ctx *c, mm_job *j, size_t extra, float **extra_out)
+{
+    const mm_plan *p = j->p;
+    int threads = kn_threadpool_size(c->pool);
+    j->by_batch = threads > 1 && p->batch >= 2 * threads;
+    size_t slots = j->packed ? 0 : j->by_batch ? (size_t)threads : 1;
+    j->pb_floats = j->packed ? 0 : lines_of(kn_sgemm_packed_b_floats((size_t)p->K, (size_t)p->N));
+    if (slots && p->K && p->N && !j->pb_floats)
+        return kn_fail(c->err, KN_ERR_NOMEM, "%s: B is too large", c->node->op_type);
+    float *s = kn_op_scratch(c, (slots * j->pb_floats + lines_of(extra)) * sizeof(float));
+    if (!s)
+        return c->err->code;
+    j->pbuf = slots ? s : NULL;
+    if (extra_out)
+        *extra_out = s + slots * j->pb_floats;
+    return KN_OK;
+}
+
+/* Run every batch: many batches go one per thread, few go one after the other
+ * with each product split over the pool. */
+static int mm_job_run(kn_op_ctx *c, mm_job *j)
+{
+    const mm_plan *p = j->p;
+    j->rc = KN_OK;
+    if (j->by_batch)
+        kn_parallel_for(c->pool, p->batch, 1, mm_batch_range, j);
+    for (int64_t bi = 0; !j->by_batch && bi < p->batch && !j->rc; bi++)
+        j->rc = mm_run_one(j, bi, c->pool, j->pbuf);
+    if (j->rc)
+        return kn_fail(c->err, j->rc, "%s: sgemm failed (%s)", c->node->op_type,
+                       kn_status_name(j->rc));
+    return KN_OK;
+}
+
+/* The activations that the GEMM epilogue does not do, over the whole output. */
+static void mm_act_output(const mm_act *act, float *y, int64_t n)
+{
+    if (!act || act->kind <= MM_ACT_RELU)
+        return;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = mm_act_apply(act, y[i]);
+}
+
+/* The prepared packing when it fits this call's B (it always should). */
+static const mm_packed *mm_state_for(const kn_op_ctx *c, const mm_plan *p, int tb)
+{
+    const mm_packed *s = c->state;
+    if (!s || s->K != p->K || s->N != p->N || s->trans_b != tb)
+        return NULL;
+    const kn_tensor *b = c->in[1];
+    int64_t count = b->numel / (p->K * p->N > 0 ? p->K * p->N : 1);
+    return count == s->count ? s : NULL;
+}
+
+/* Plan of op(A) x op(B) where op swaps the last two dims (1-D operands unchanged). */
+static int mm_plan_trans(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, int ta, int tb,
+                         mm_plan *p)
+{
+    kn_tensor va = *a, vb = *b;
+    if (ta && a->rank >= 2) {
+        va.dims[a->rank - 2] = a->dims[a->rank - 1];
+        va.dims[a->rank - 1] = a->dims[a->rank - 2];
+    }
+    if (tb && b->rank >= 2) {
+        vb.dims[b->rank - 2] = b->dims[b->rank - 1];
+        vb.dims[b->rank - 1] = b->dims[b->rank - 2];
+    }
+    return mm_plan_make(c, &va, &vb, p);
+}
+
+/* float32 MatMul / FusedMatMul through the SGEMM; B of rank >= 2 (rank-1 B is a
+ * matrix-vector product: the caller keeps the reference path). */
+static int matmul_f32_sgemm(kn_op_ctx *c, int ta, int tb, float alpha, const mm_act *act)
+{
+    const kn_tensor *a = c->in[0], *b = c->in[1];
+    mm_plan p;
+    int rc = mm_plan_trans(c, a, b, ta && a->rank >= 2, tb, &p);
+    if (rc)
+        return rc;
+    kn_tensor *y = kn_op_output(c, 0, KN_F32, p.out_rank, p.out_dims);
+    if (!y)
+        return c->err->code;
+    if (y->numel == 0)
+        return KN_OK;
+    mm_job j;
+    memset(&j, 0, sizeof j);
+    j.a = a->data, j.b = b->data, j.y = y->data;
+    j.ta = ta && a->rank >= 2, j.tb = tb;
+    j.packed = mm_state_for(c, &p, tb);
+    j.ep.has_alpha = alpha != 1.0f;
+    j.ep.alpha = alpha;
+    if (act && act->kind == MM_ACT_RELU)
+        j.ep.act = KN_GEMM_ACT_RELU;
+    /* B shared by every batch and A not transposed: one product of all A's rows */
+    bool b_shared = true;
+    for (int d = 0; d < p.batch_rank; d++)
+        b_shared = b_shared && p.strides[1][d] == 0;
+    mm_plan flat = p;
+    if (b_shared && !j.ta) {
+        flat.M = p.M * p.batch;
+        flat.batch = 1;
+        flat.batch_rank = 0;
+    }
+    j.p = &flat;
+    if ((rc = mm_job_scratch(c, &j, 0, NULL)) || (rc = mm_job_run(c, &j)))
+        return rc;
+    mm_act_output(act, j.y, y->numel);
+    return KN_OK;
+}
+
+
+/* ------------------------------------------------------------------------ */
 /* MatMul                                                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -344,6 +663,8 @@ static int run_matmul(kn_op_ctx *c)
         return rc;
     if (!matmul_dtype_ok(a->dtype))
         return kn_unsupported_dtype(c, a->dtype);
+    if (a->dtype == KN_F32 && b->rank >= 2)
+        return matmul_f32_sgemm(c, 0, 0, 1.0f, NULL);
     mm_plan p;
     if ((rc = mm_plan_make(c, a, b, &p)))
         return rc;
@@ -496,6 +817,68 @@ static int gemm_shape_make(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b,
     return gemm_check_c(c, kn_op_in(c, 2), g);
 }
 
+/* Gemm's beta * C as an epilogue: a row vector becomes the column bias, a column
+ * vector the row bias (scaled into tmp when beta != 1); a scalar or full C is
+ * written into Y first, which the GEMM then accumulates onto. */
+static void gemm_c_epilogue(const gemm_shape *g, const kn_tensor *ct, float *y, float *tmp,
+                            kn_gemm_epilogue *ep)
+{
+    const float *cv = ct->data;
+    float beta = (float)g->beta;
+    bool row = g->c_strides[0] == 0 && g->c_strides[1] == 1;
+    bool col = g->c_strides[0] == 1 && g->c_strides[1] == 0 && g->N > 1;
+    if (row || col) {
+        int64_t n = row ? g->N : g->M;
+        const float *v = cv;
+        if (beta != 1.0f) {
+            for (int64_t i = 0; i < n; i++)
+                tmp[i] = beta * cv[i];
+            v = tmp;
+        }
+        if (row)
+            ep->bias = v;
+        else
+            ep->row_bias = v;
+        return;
+    }
+    for (int64_t i = 0; i < g->M; i++)
+        for (int64_t j = 0; j < g->N; j++)
+            y[i * g->N + j] = beta * cv[i * g->c_strides[0] + j * g->c_strides[1]];
+    ep->residual = y;
+    ep->ldr = (size_t)g->N;
+}
+
+/* float32 Gemm / FusedGemm through the SGEMM. */
+static int gemm_f32_sgemm(kn_op_ctx *c, const gemm_shape *g, kn_tensor *y, const mm_act *act)
+{
+    const kn_tensor *a = c->in[0], *b = c->in[1], *ct = kn_op_in(c, 2);
+    mm_plan p;
+    memset(&p, 0, sizeof p);
+    p.M = g->M, p.K = g->K, p.N = g->N, p.batch = 1;
+    mm_job j;
+    memset(&j, 0, sizeof j);
+    j.p = &p;
+    j.a = a->data, j.b = b->data, j.y = y->data;
+    j.ta = g->ta, j.tb = g->tb;
+    j.packed = mm_state_for(c, &p, g->tb);
+    j.ep.has_alpha = g->alpha != 1.0;
+    j.ep.alpha = (float)g->alpha;
+    if (act && act->kind == MM_ACT_RELU)
+        j.ep.act = KN_GEMM_ACT_RELU;
+    bool use_c = ct && ct->numel > 0 && g->beta != 0.0;
+    size_t extra = use_c ? (size_t)(g->M > g->N ? g->M : g->N) : 0;
+    float *tmp = NULL;
+    int rc = mm_job_scratch(c, &j, extra, &tmp);
+    if (rc)
+        return rc;
+    if (use_c)
+        gemm_c_epilogue(g, ct, j.y, tmp, &j.ep);
+    if ((rc = mm_job_run(c, &j)))
+        return rc;
+    mm_act_output(act, j.y, y->numel);
+    return KN_OK;
+}
+
 /* Transposed copy of an r-by-n float matrix. */
 static float *transpose_f32(kn_op_ctx *c, const float *x, int64_t r, int64_t n)
 {
@@ -624,7 +1007,8 @@ static int gemm_int(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, kn_ten
     return KN_OK;
 }
 
-static int run_gemm(kn_op_ctx *c)
+/* Inputs, shape and output of Gemm / FusedGemm (fused: float32 only). */
+static int gemm_begin(kn_op_ctx *c, bool fused, gemm_shape *g, kn_tensor **y)
 {
     KN_REQUIRE_INPUT(c, 0);
     KN_REQUIRE_INPUT(c, 1);
@@ -632,22 +1016,76 @@ static int run_gemm(kn_op_ctx *c)
     int rc = kn_check_same_dtype(c, a, b);
     if (rc || (ct && (rc = kn_check_same_dtype(c, a, ct))))
         return rc;
-    if (!matmul_dtype_ok(a->dtype))
+    if (!matmul_dtype_ok(a->dtype) || (fused && a->dtype != KN_F32))
         return kn_unsupported_dtype(c, a->dtype);
-    gemm_shape g;
-    if ((rc = gemm_shape_make(c, a, b, &g)))
+    if ((rc = gemm_shape_make(c, a, b, g)))
         return rc;
-    int64_t dims[2] = {g.M, g.N};
-    kn_tensor *y = kn_op_output(c, 0, a->dtype, 2, dims);
-    if (!y)
-        return c->err->code;
-    if (y->numel == 0)
-        return KN_OK;
-    if (a->dtype == KN_F32 || a->dtype == KN_F16 || a->dtype == KN_BF16)
+    int64_t dims[2] = {g->M, g->N};
+    *y = kn_op_output(c, 0, a->dtype, 2, dims);
+    return *y ? KN_OK : c->err->code;
+}
+
+static int run_gemm(kn_op_ctx *c)
+{
+    gemm_shape g;
+    kn_tensor *y;
+    int rc = gemm_begin(c, false, &g, &y);
+    if (rc || y->numel == 0)
+        return rc;
+    const kn_tensor *a = c->in[0], *b = c->in[1];
+    if (a->dtype == KN_F32)
+        return gemm_f32_sgemm(c, &g, y, NULL);
+    if (a->dtype == KN_F16 || a->dtype == KN_BF16)
         return gemm_f32(c, a, b, y, &g);
     if (a->dtype == KN_F64)
         return gemm_f64(c, a, b, y, &g);
     return gemm_int(c, a, b, y, &g);
+}
+
+/* ------------------------------------------------------------------------ */
+/* com.microsoft FusedGemm and FusedMatMul (ONNX Runtime contrib ops): float32 */
+/* ------------------------------------------------------------------------ */
+
+/* FusedGemm: act(alpha * A' * B' + beta * C), act from "activation". */
+static int run_fused_gemm(kn_op_ctx *c)
+{
+    mm_act act;
+    gemm_shape g;
+    kn_tensor *y;
+    int rc = mm_act_parse(c->node, &act, c->err);
+    if (rc || (rc = gemm_begin(c, true, &g, &y)))
+        return rc;
+    return y->numel ? gemm_f32_sgemm(c, &g, y, &act) : KN_OK;
+}
+
+static int check_fused_gemm(const kn_node *node, int opset, kn_error *err)
+{
+    mm_act act;
+    (void)opset;
+    return mm_act_parse(node, &act, err);
+}
+
+/* FusedMatMul: alpha * op(A) x op(B) with numpy batching; op transposes the last
+ * two dims (transA/transB).  transBatchA/B (batch-dim transposes) are refused. */
+static int run_fused_matmul(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    int rc = kn_check_same_dtype(c, c->in[0], c->in[1]);
+    if (rc)
+        return rc;
+    if (c->in[0]->dtype != KN_F32)
+        return kn_unsupported_dtype(c, c->in[0]->dtype);
+    int ta = kn_attr_int(c->node, "transA", 0) != 0, tb = kn_attr_int(c->node, "transB", 0) != 0;
+    return matmul_f32_sgemm(c, ta, tb, kn_attr_float(c->node, "alpha", 1.0f), NULL);
+}
+
+static int check_fused_matmul(const kn_node *node, int opset, kn_error *err)
+{
+    (void)opset;
+    if (kn_attr_int(node, "transBatchA", 0) != 0 || kn_attr_int(node, "transBatchB", 0) != 0)
+        return kn_fail(err, KN_ERR_UNSUPPORTED, "FusedMatMul: transBatchA/transBatchB are not supported");
+    return KN_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1115,6 +1553,27 @@ static int infer_gemm(kn_infer_ctx *ic)
     return KN_OK;
 }
 
+/* FusedMatMul: MatMul's inference on the transposed operand types. */
+static int infer_fused_matmul(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 2 || !ic->in[0] || !ic->in[1])
+        return infer_matmul(ic);
+    kn_type t[2] = {*ic->in[0], *ic->in[1]};
+    const char *attr[2] = {"transA", "transB"};
+    for (int i = 0; i < 2; i++) {
+        if (t[i].rank >= 2 && kn_attr_int(ic->node, attr[i], 0) != 0) {
+            kn_dim d = t[i].dims[t[i].rank - 1];
+            t[i].dims[t[i].rank - 1] = t[i].dims[t[i].rank - 2];
+            t[i].dims[t[i].rank - 2] = d;
+        }
+    }
+    const kn_type *in[2] = {&t[0], &t[1]};
+    kn_infer_ctx sub = *ic;
+    sub.n_in = 2;
+    sub.in = in;
+    return infer_matmul_as(&sub, t[0].dtype);
+}
+
 /* Load-time check: the equation is present and well formed. */
 static int check_einsum(const kn_node *node, int opset, kn_error *err)
 {
@@ -1133,9 +1592,13 @@ static int check_einsum(const kn_node *node, int opset, kn_error *err)
 }
 
 const kn_op_def kn_ops_matmul[] = {
-    {"", "MatMul", 1, run_matmul, NULL, infer_matmul},
+    {"", "MatMul", 1, run_matmul, NULL, infer_matmul, false, prepare_packed_b, mm_packed_free},
     {"", "MatMulInteger", 1, run_matmul_integer, NULL, infer_matmul_integer},
-    {"", "Gemm", 1, run_gemm, NULL, infer_gemm},
+    {"", "Gemm", 1, run_gemm, NULL, infer_gemm, false, prepare_packed_b, mm_packed_free},
+    {"com.microsoft", "FusedGemm", 1, run_fused_gemm, check_fused_gemm, infer_gemm, false,
+     prepare_packed_b, mm_packed_free},
+    {"com.microsoft", "FusedMatMul", 1, run_fused_matmul, check_fused_matmul,
+     infer_fused_matmul, false, prepare_packed_b, mm_packed_free},
     {"", "Einsum", 1, run_einsum, check_einsum, NULL},
     {0},
 };

@@ -4,11 +4,15 @@
  * (which sums overlapping blocks, so it computes through double / int64).
  * Every other kernel is dtype-agnostic: it copies elements of kn_dtype_size() bytes,
  * with memcpy fast paths for contiguous inner runs.  Most of them reduce to one
- * strided gather (strided_copy) over a view of the input. */
+ * strided gather (strided_copy) over a view of the input.  A Transpose that moves
+ * the input's innermost axis away from the output's innermost position runs as
+ * cache-blocked 2-D tile transposes split over the session's threads. */
 #include "ops/op_util.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "exec/threadpool.h"
 
 /* Most outputs Split accepts (the executor allows fewer). */
 #define SPLIT_MAX_OUTPUTS 4096
@@ -120,6 +124,87 @@ static int norm_axes(kn_op_ctx *c, const int64_t *axes, int n, int rank, int *ou
 
 /* ---- Transpose ---- */
 
+/* Tiled transpose of a coalesced view (rank >= 2) whose innermost output axis is
+ * not the source's contiguous axis q: for every index of the other axes, a 2-D
+ * transpose out[i * ostr_q + j] = src[i + j * s_last] (i < dims[q], j < dims[last])
+ * done in TILE x TILE blocks, so both sides touch whole cache lines. */
+#define TILE 16
+#define TILE_GRAIN 65536 /* elements per chunk handed to a thread */
+
+typedef struct tile_job {
+    int rank, q;
+    int64_t dims[KN_MAX_RANK], istr[KN_MAX_RANK], ostr[KN_MAX_RANK];
+    int64_t iblocks; /* blocks of TILE along axis q */
+    const char *src;
+    char *dst;
+    size_t es;
+} tile_job;
+
+static void tile_copy(const tile_job *j, char *dst, const char *src, int64_t ni, int64_t nj)
+{
+    int64_t os = j->ostr[j->q], is = j->istr[j->rank - 1];
+    size_t es = j->es;
+    if (es == 4) {
+        for (int64_t i = 0; i < ni; i++)
+            for (int64_t jj = 0; jj < nj; jj++)
+                memcpy(dst + (size_t)(i * os + jj) * 4, src + (size_t)(i + jj * is) * 4, 4);
+        return;
+    }
+    for (int64_t i = 0; i < ni; i++)
+        for (int64_t jj = 0; jj < nj; jj++)
+            kn_copy_elem(dst + (size_t)(i * os + jj) * es, src + (size_t)(i + jj * is) * es, es);
+}
+
+/* item = (index over the axes other than q and last) * iblocks + block of q */
+static void tile_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const tile_job *j = ctx;
+    int last = j->rank - 1;
+    (void)thread_index;
+    for (int64_t item = begin; item < end; item++) {
+        int64_t rest = item / j->iblocks, i0 = item % j->iblocks * TILE, so = 0, doff = 0;
+        for (int d = last - 1; d >= 0; d--) {
+            if (d == j->q)
+                continue;
+            int64_t k = rest % j->dims[d];
+            rest /= j->dims[d];
+            so += k * j->istr[d];
+            doff += k * j->ostr[d];
+        }
+        int64_t ni = j->dims[j->q] - i0 < TILE ? j->dims[j->q] - i0 : TILE;
+        so += i0;
+        doff += i0 * j->ostr[j->q];
+        for (int64_t j0 = 0; j0 < j->dims[last]; j0 += TILE) {
+            int64_t nj = j->dims[last] - j0 < TILE ? j->dims[last] - j0 : TILE;
+            tile_copy(j, j->dst + (size_t)(doff + j0) * j->es,
+                      j->src + (size_t)(so + j0 * j->istr[last]) * j->es, ni, nj);
+        }
+    }
+}
+
+/* The tiled path when the view needs it (inner stride != 1); false otherwise. */
+static bool transpose_tiled(kn_op_ctx *c, char *dst, const char *src, int rank,
+                            const int64_t *dims_in, const int64_t *strides_in, size_t es)
+{
+    tile_job j = {.src = src, .dst = dst, .es = es, .q = -1};
+    memcpy(j.dims, dims_in, sizeof(int64_t) * (size_t)rank);
+    memcpy(j.istr, strides_in, sizeof(int64_t) * (size_t)rank);
+    j.rank = coalesce_view(rank, j.dims, j.istr);
+    if (j.rank < 2 || j.istr[j.rank - 1] == 1 || j.dims[j.rank - 1] < 4)
+        return false;
+    for (int d = 0; d < j.rank - 1; d++)
+        if (j.istr[d] == 1)
+            j.q = d;
+    if (j.q < 0 || j.dims[j.q] < 4)
+        return false;
+    kn_strides(j.rank, j.dims, j.ostr);
+    j.iblocks = (j.dims[j.q] + TILE - 1) / TILE;
+    int64_t items = kn_dims_prod(j.dims, 0, j.rank - 1) / j.dims[j.q] * j.iblocks;
+    int64_t per_item = TILE * j.dims[j.rank - 1];
+    kn_parallel_for(c->pool, items, TILE_GRAIN / per_item + 1, tile_range, &j);
+    return true;
+}
+
 static int run_transpose(kn_op_ctx *c)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -145,7 +230,7 @@ static int run_transpose(kn_op_ctx *c)
     }
     for (int i = 0; i < r; i++)
         dims[i] = x->dims[perm[i]];
-    kn_tensor *o = kn_op_output(c, 0, x->dtype, r, dims);
+    kn_tensor *o = kn_op_output_uninit(c, 0, x->dtype, r, dims);
     if (!o)
         return c->err->code;
     if (o->numel == 0)
@@ -153,7 +238,9 @@ static int run_transpose(kn_op_ctx *c)
     kn_strides(r, x->dims, in_str);
     for (int i = 0; i < r; i++)
         strides[i] = in_str[perm[i]];
-    strided_copy(o->data, x->data, r, dims, strides, kn_dtype_size(x->dtype));
+    size_t es = kn_dtype_size(x->dtype);
+    if (!transpose_tiled(c, o->data, x->data, r, dims, strides, es))
+        strided_copy(o->data, x->data, r, dims, strides, es);
     return KN_OK;
 }
 

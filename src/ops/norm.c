@@ -3,12 +3,20 @@
  * RMSNormalization, LRN, MeanVarianceNormalization, LpNormalization.
  *
  * Inputs of any float dtype; statistics are accumulated in double and results
- * rounded on store to the input's dtype. */
+ * rounded on store to the input's dtype.  float32 LayerNormalization with per-row
+ * scale/bias and inference BatchNormalization take vmath kernels (kernels/vmath.h)
+ * over the session's threads instead; the double loops stay their reference. */
 #include "ops/op_util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "exec/threadpool.h"
+#include "kernels/vmath.h"
+
+/* input elements per chunk handed to a thread */
+#define NORM_GRAIN 16384
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                   */
@@ -200,6 +208,44 @@ static void bn_batch_stats(const kn_tensor *x, const bn_params *p, double *mean,
     }
 }
 
+typedef struct bn_job {
+    const kn_vmath_ops *vm;
+    const float *x, *a, *b; /* per channel: y = x * a + b */
+    float *y;
+    int64_t C, S;
+} bn_job;
+
+static void bn_planes(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const bn_job *j = ctx;
+    (void)thread_index;
+    for (int64_t pl = begin; pl < end; pl++) {
+        int64_t ch = pl % j->C;
+        j->vm->affine(j->x + pl * j->S, j->y + pl * j->S, (size_t)j->S, j->a[ch], j->b[ch]);
+    }
+}
+
+/* float32 inference with per-channel statistics: one affine map per (n, c) plane.
+ * Returns false (nothing done) when it does not apply. */
+static bool bn_apply_f32(kn_op_ctx *c, const kn_tensor *x, kn_tensor *y, const bn_params *p,
+                         double eps)
+{
+    if (x->dtype != KN_F32 || p->pn != p->C || x->numel == 0)
+        return false;
+    float *ab = malloc(sizeof(float) * 2 * (size_t)p->C);
+    if (!ab)
+        return false;
+    for (int64_t ch = 0; ch < p->C; ch++) {
+        double a = p->scale[ch] / sqrt(p->var[ch] + eps);
+        ab[ch] = (float)a;
+        ab[p->C + ch] = (float)(p->bias[ch] - p->mean[ch] * a);
+    }
+    bn_job j = {kn_vmath(), x->data, ab, ab + p->C, y->data, p->C, p->S};
+    kn_parallel_for(c->pool, p->N * p->C, NORM_GRAIN / (p->S + 1) + 1, bn_planes, &j);
+    free(ab);
+    return true;
+}
+
 static bool bn_training(kn_op_ctx *c)
 {
     if (c->opset >= 14)
@@ -266,13 +312,14 @@ static int run_batchnorm(kn_op_ctx *c)
     if ((rc = bn_load(c, x, &p)))
         return rc;
     double eps = kn_attr_float(c->node, "epsilon", 1e-5f);
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, x->dims);
     if (!y)
         rc = c->err->code;
     else if (bn_training(c))
         rc = bn_run_training(c, x, y, &p, eps);
     else {
-        bn_apply(x, y, &p, p.mean, p.var, eps);
+        if (!bn_apply_f32(c, x, y, &p, eps))
+            bn_apply(x, y, &p, p.mean, p.var, eps);
         /* inference: optional outputs pass the running statistics through */
         for (int i = 1; !rc && i < c->n_out; i++)
             rc = bn_store_vec(c, i, kn_op_in(c, i % 2 ? 3 : 4), i % 2 ? p.mean : p.var, p.pn);
@@ -330,6 +377,61 @@ static kn_tensor *stat_output(kn_op_ctx *c, int i, const kn_tensor *x, int axis)
     return kn_op_output(c, i, declared_dtype(c, i, stash_dtype(c)), x->rank, dims);
 }
 
+typedef struct ln_job {
+    const kn_vmath_ops *vm;
+    const float *x, *scale, *bias;
+    float *y;
+    int64_t inner;
+    float eps;
+    kn_tensor *mean_out, *inv_out;
+} ln_job;
+
+static void ln_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const ln_job *j = ctx;
+    (void)thread_index;
+    for (int64_t o = begin; o < end; o++) {
+        float m, r;
+        j->vm->layer_norm(j->x + o * j->inner, j->y + o * j->inner, (size_t)j->inner, j->scale,
+                          j->bias, j->eps, &m, &r);
+        if (j->mean_out)
+            kn_set_f64(j->mean_out, o, m);
+        if (j->inv_out)
+            kn_set_f64(j->inv_out, o, r);
+    }
+}
+
+/* p (float32) holds one value per element of a row: its broadcast strides over x
+ * are 0 before axis and x's own strides from axis on. */
+static bool per_row_param(const kn_tensor *p, const kn_tensor *x, const bparam *bp, int axis)
+{
+    if (!p)
+        return true;
+    if (p->dtype != KN_F32)
+        return false;
+    int64_t st[KN_MAX_RANK];
+    kn_strides(x->rank, x->dims, st);
+    for (int d = 0; d < x->rank; d++)
+        if (x->dims[d] != 1 && bp->strides[d] != (d < axis ? 0 : st[d]))
+            return false;
+    return true;
+}
+
+static bool layernorm_f32(kn_op_ctx *c, const kn_tensor *x, kn_tensor *y, const bparam *ps,
+                          const bparam *pb, int axis, float eps, kn_tensor *mean_out,
+                          kn_tensor *inv_out)
+{
+    const kn_tensor *scale = c->in[1], *bias = kn_op_in(c, 2);
+    int64_t outer = kn_dims_prod(x->dims, 0, axis), inner = kn_dims_prod(x->dims, axis, x->rank);
+    if (x->dtype != KN_F32 || inner == 0 || !per_row_param(scale, x, ps, axis) ||
+        !per_row_param(bias, x, pb, axis))
+        return false;
+    ln_job j = {kn_vmath(), x->data, scale->data, bias ? bias->data : NULL, y->data, inner, eps,
+                mean_out, inv_out};
+    kn_parallel_for(c->pool, outer, NORM_GRAIN / inner + 1, ln_rows, &j);
+    return true;
+}
+
 /* Normalize each row of `inner` trailing elements; rms selects RMSNormalization
  * (no mean subtraction, no bias). */
 static int row_norm(kn_op_ctx *c, bool rms)
@@ -351,13 +453,17 @@ static int row_norm(kn_op_ctx *c, bool rms)
     kn_tensor *y = NULL, *mean_out = NULL, *inv_out = NULL;
     if (!(rc = bparam_make(c, scale, x, "scale", &ps)) &&
         !(bias && (rc = bparam_make(c, bias, x, "B", &pb)))) {
-        y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+        y = kn_op_output_uninit(c, 0, x->dtype, x->rank, x->dims);
         if (y && !rms && c->n_out > 1)
             mean_out = stat_output(c, 1, x, axis);
         if (y && !rms && c->n_out > 2 && mean_out)
             inv_out = stat_output(c, 2, x, axis);
         if (!y || (!rms && c->n_out > 1 && !mean_out) || (!rms && c->n_out > 2 && !inv_out))
             rc = c->err->code;
+    }
+    if (!rc && !rms && layernorm_f32(c, x, y, &ps, &pb, axis, (float)eps, mean_out, inv_out)) {
+        free(ps.v), free(pb.v);
+        return KN_OK;
     }
     if (!rc) {
         int64_t strides[2][KN_MAX_RANK];

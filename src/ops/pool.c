@@ -4,7 +4,10 @@
  * Inputs are [N, C, d1..dk].  Windowed pools share one geometry (kernel, strides,
  * dilations, pads / auto_pad read through spatial.h, plus ceil_mode) and one
  * window walker; values are read into double (exact for every dtype the pools
- * accept) and rounded on store. */
+ * accept) and rounded on store.  float32 2-D MaxPool (without Indices) and
+ * AveragePool with dilation 1, and float32 GlobalAverage/GlobalMaxPool, take direct
+ * float loops (vmath row reductions for the global ones) split over the session's
+ * threads by planes; the double walker stays their reference. */
 #include "ops/op_util.h"
 #include "ops/spatial.h"
 
@@ -12,6 +15,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "exec/threadpool.h"
+#include "kernels/vmath.h"
+
+/* window reads per chunk of planes handed to a thread */
+#define POOL_GRAIN 32768
 
 static int check_pool_input(kn_op_ctx *c, const kn_tensor *x)
 {
@@ -206,6 +215,95 @@ static void pool_planes(const double *x, int64_t planes, const kn_spatial_geom *
     }
 }
 
+/* ---- float32 2-D planes ---- */
+
+typedef struct pool2d_job {
+    const kn_spatial_geom *g;
+    const pool_params *pp;
+    const float *x;
+    float *y;
+} pool2d_job;
+
+/* [lo, hi) of kernel taps k with 0 <= start + k < limit (clamped to [0, k_len]) */
+static void tap_range(int64_t start, int64_t k_len, int64_t limit, int64_t *lo, int64_t *hi)
+{
+    *lo = start < 0 ? -start : 0;
+    *hi = limit - start < k_len ? limit - start : k_len;
+    if (*lo > k_len) *lo = k_len;
+    if (*hi < *lo) *hi = *lo;
+}
+
+static float window_max(const float *plane, int64_t W, int64_t h0, int64_t w0, int64_t hlo,
+                        int64_t hhi, int64_t wlo, int64_t whi)
+{
+    float m = -INFINITY;
+    for (int64_t kh = hlo; kh < hhi; kh++) {
+        const float *row = plane + (h0 + kh) * W + w0;
+        for (int64_t kw = wlo; kw < whi; kw++) {
+            float v = row[kw];
+            if (v > m || (isnan(v) && !isnan(m)))
+                m = v;
+        }
+    }
+    return m;
+}
+
+static float window_avg(const float *plane, const kn_spatial_geom *g, bool include_pad,
+                        int64_t h0, int64_t w0, int64_t hlo, int64_t hhi, int64_t wlo, int64_t whi)
+{
+    float s = 0.0f;
+    for (int64_t kh = hlo; kh < hhi; kh++) {
+        const float *row = plane + (h0 + kh) * g->in[1] + w0;
+        for (int64_t kw = wlo; kw < whi; kw++)
+            s += row[kw];
+    }
+    int64_t count = (hhi - hlo) * (whi - wlo);
+    if (include_pad) { /* taps inside the padded extent */
+        int64_t plo, phi, qlo, qhi;
+        tap_range(h0 + g->pad_b[0], g->k[0], g->in[0] + g->pad_b[0] + g->pad_e[0], &plo, &phi);
+        tap_range(w0 + g->pad_b[1], g->k[1], g->in[1] + g->pad_b[1] + g->pad_e[1], &qlo, &qhi);
+        count = (phi - plo) * (qhi - qlo);
+    }
+    return count ? s / (float)count : 0.0f;
+}
+
+static void pool2d_planes(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const pool2d_job *j = ctx;
+    const kn_spatial_geom *g = j->g;
+    (void)thread_index;
+    for (int64_t pl = begin; pl < end; pl++) {
+        const float *plane = j->x + pl * g->in_size;
+        float *y = j->y + pl * g->out_size;
+        for (int64_t oh = 0; oh < g->out[0]; oh++) {
+            int64_t h0 = oh * g->stride[0] - g->pad_b[0], hlo, hhi;
+            tap_range(h0, g->k[0], g->in[0], &hlo, &hhi);
+            for (int64_t ow = 0; ow < g->out[1]; ow++) {
+                int64_t w0 = ow * g->stride[1] - g->pad_b[1], wlo, whi;
+                tap_range(w0, g->k[1], g->in[1], &wlo, &whi);
+                *y++ = j->pp->kind == POOL_MAX
+                           ? window_max(plane, g->in[1], h0, w0, hlo, hhi, wlo, whi)
+                           : window_avg(plane, g, j->pp->count_include_pad, h0, w0, hlo, hhi,
+                                        wlo, whi);
+            }
+        }
+    }
+}
+
+/* float32, two spatial axes, dilation 1, Max or Average: true when done */
+static bool pool2d_f32(kn_op_ctx *c, const kn_tensor *x, const kn_spatial_geom *g,
+                       const pool_params *pp, kn_tensor *y)
+{
+    if (x->dtype != KN_F32 || g->nsp != 2 || g->dil[0] != 1 || g->dil[1] != 1 ||
+        pp->kind == POOL_LP)
+        return false;
+    pool2d_job j = {g, pp, x->data, y->data};
+    int64_t per_plane = g->out_size * g->k_size + 1;
+    kn_parallel_for(c->pool, x->dims[0] * x->dims[1], POOL_GRAIN / per_plane + 1, pool2d_planes,
+                    &j);
+    return true;
+}
+
 static int run_pool(kn_op_ctx *c, pool_params *pp)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -222,7 +320,7 @@ static int run_pool(kn_op_ctx *c, pool_params *pp)
     dims[1] = x->dims[1];
     for (int i = 0; i < g.nsp; i++)
         dims[i + 2] = g.out[i];
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, dims);
     if (!y)
         return c->err->code;
     kn_tensor *yi = NULL;
@@ -232,6 +330,8 @@ static int run_pool(kn_op_ctx *c, pool_params *pp)
             return c->err->code;
     }
     if (y->numel == 0)
+        return KN_OK;
+    if (!yi && pool2d_f32(c, x, &g, pp, y))
         return KN_OK;
     double *xd = load_all(x), *yd = malloc(sizeof(double) * (size_t)y->numel);
     if (!xd || !yd) {
@@ -281,6 +381,25 @@ static int run_lp_pool(kn_op_ctx *c)
 
 /* ---------------------------------------------------------- global pools */
 
+typedef struct global_job {
+    const kn_vmath_ops *vm;
+    bool max;
+    const float *x;
+    float *y;
+    int64_t inner;
+} global_job;
+
+static void global_planes(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const global_job *j = ctx;
+    size_t n = (size_t)j->inner;
+    (void)thread_index;
+    for (int64_t pl = begin; pl < end; pl++) {
+        const float *v = j->x + pl * j->inner;
+        j->y[pl] = j->max ? j->vm->max(v, n) : j->vm->sum(v, n) / (float)n;
+    }
+}
+
 static int run_global(kn_op_ctx *c, pool_kind kind, double p)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -297,11 +416,16 @@ static int run_global(kn_op_ctx *c, pool_kind kind, double p)
         dims[i] = 1;
         inner *= x->dims[i];
     }
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, dims);
     if (!y)
         return c->err->code;
     if (y->numel == 0)
         return KN_OK;
+    if (x->dtype == KN_F32 && kind != POOL_LP && inner > 0) {
+        global_job j = {kn_vmath(), kind == POOL_MAX, x->data, y->data, inner};
+        kn_parallel_for(c->pool, y->numel, POOL_GRAIN / inner + 1, global_planes, &j);
+        return KN_OK;
+    }
     double *xd = load_all(x), *yd = malloc(sizeof(double) * (size_t)y->numel);
     if (!xd || !yd) {
         free(xd);

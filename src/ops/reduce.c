@@ -8,11 +8,16 @@
  * element's reduced set.  Each op supplies a small accumulator: a float one
  * (values as double, so float32 sums are accurate) and, for integer inputs, an
  * exact one (int64 / uint64 with wrap-around like the storage type).
- * Reducing an empty set gives the op's identity (0, 1, -inf, +inf, ...). */
+ * Reducing an empty set gives the op's identity (0, 1, -inf, +inf, ...).
+ * float32 Sum / Mean / Max / SumSquare / L2 over trailing axes (each reduced set a
+ * contiguous row) use the vmath reductions instead, rows split over the threads. */
 #include "ops/op_util.h"
 
 #include <math.h>
 #include <string.h>
+
+#include "exec/threadpool.h"
+#include "kernels/vmath.h"
 
 typedef enum red_kind {
     RK_SUM, RK_MEAN, RK_MAX, RK_MIN, RK_PROD, RK_L1, RK_L2,
@@ -241,6 +246,63 @@ static bool dtype_ok(red_kind k, kn_dtype t)
     return t == KN_BOOL && (k == RK_MAX || k == RK_MIN);
 }
 
+/* ---- float32 rows ---- */
+
+#define RED_GRAIN 16384 /* input elements per chunk handed to a thread */
+
+typedef struct red_job {
+    const kn_vmath_ops *vm;
+    red_kind k;
+    const float *x;
+    float *y;
+    int64_t n; /* row length */
+} red_job;
+
+static void red_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const red_job *j = ctx;
+    size_t n = (size_t)j->n;
+    (void)thread_index;
+    for (int64_t r = begin; r < end; r++) {
+        const float *x = j->x + r * j->n;
+        float v;
+        switch (j->k) {
+        case RK_MAX: v = j->vm->max(x, n); break;
+        case RK_SUMSQUARE: v = j->vm->sumsq_dev(x, n, 0.0f); break;
+        case RK_L2: v = sqrtf(j->vm->sumsq_dev(x, n, 0.0f)); break;
+        case RK_MEAN: v = j->vm->sum(x, n) / (float)n; break;
+        default: v = j->vm->sum(x, n); break;
+        }
+        j->y[r] = v;
+    }
+}
+
+/* The reduced axes are the trailing ones (size-1 axes aside) and not empty. */
+static bool trailing_rows(const kn_tensor *x, const bool *reduced, const reduce_plan *p)
+{
+    bool seen = false;
+    for (int d = 0; d < x->rank; d++) {
+        if (x->dims[d] == 1)
+            continue;
+        if (seen && !reduced[d])
+            return false;
+        seen |= reduced[d];
+    }
+    return p->n_set > 0;
+}
+
+static bool reduce_f32(kn_op_ctx *c, red_kind k, const kn_tensor *x, const bool *reduced,
+                       const reduce_plan *p, kn_tensor *y)
+{
+    if (x->dtype != KN_F32 || !trailing_rows(x, reduced, p))
+        return false;
+    if (k != RK_SUM && k != RK_MEAN && k != RK_MAX && k != RK_SUMSQUARE && k != RK_L2)
+        return false;
+    red_job j = {kn_vmath(), k, x->data, y->data, p->n_set};
+    kn_parallel_for(c->pool, p->n_out, RED_GRAIN / p->n_set + 1, red_rows, &j);
+    return true;
+}
+
 /* ---- driver ---- */
 
 static int run_reduce(kn_op_ctx *c, red_kind k, int axes_input_opset)
@@ -254,9 +316,11 @@ static int run_reduce(kn_op_ctx *c, red_kind k, int axes_input_opset)
         return c->err->code;
     reduce_plan p;
     make_plan(x, reduced, kn_attr_int(c->node, "keepdims", 1) != 0, &p);
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, p.out_rank, p.out_dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, p.out_rank, p.out_dims);
     if (!y)
         return c->err->code;
+    if (reduce_f32(c, k, x, reduced, &p, y))
+        return KN_OK;
     kn_iter it;
     iter_over(&it, p.n_keep, p.keep_dims, p.keep_str);
     bool exact = !kn_dtype_is_float(x->dtype) && int_exact(k);

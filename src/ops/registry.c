@@ -31,6 +31,7 @@ extern const kn_op_def kn_ops_training[];
 extern const kn_op_def kn_ops_ml[];
 extern const kn_op_def kn_ops_text[];
 extern const kn_op_def kn_ops_image[];
+extern const kn_op_def kn_ops_fused[];
 
 static const kn_op_def *const family_tables[] = {
     kn_ops_unary,
@@ -59,6 +60,7 @@ static const kn_op_def *const family_tables[] = {
     kn_ops_ml,
     kn_ops_text,
     kn_ops_image,
+    kn_ops_fused,
 };
 
 #define N_FAMILIES (sizeof family_tables / sizeof family_tables[0])

@@ -3,12 +3,17 @@
  *
  * Before opset 13 the Softmax family flattens the input to 2-D at `axis`
  * (default 1) and works on rows; from opset 13 it works along one axis
- * (default -1).  Everything computes in double and rounds on store. */
+ * (default -1).  Everything computes in double and rounds on store, except float32
+ * Softmax / LogSoftmax, which run the vmath row kernels (kernels/vmath.h) over the
+ * session's threads: whole rows when the axis is innermost, else column blocks. */
 #include "ops/op_util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "exec/threadpool.h"
+#include "kernels/vmath.h"
 
 /* ------------------------------------------------------------------------ */
 /* Softmax, LogSoftmax, Hardmax                                              */
@@ -75,6 +80,81 @@ static void sm_vector(const kn_tensor *x, kn_tensor *y, int64_t base, int64_t st
     }
 }
 
+/* ---- float32 fast path ---- */
+
+/* inner positions handled together when the axis is not innermost */
+#define SM_COLS 256
+/* elements per chunk handed to a thread */
+#define SM_GRAIN 16384
+
+typedef struct sm_job {
+    const kn_vmath_ops *vm;
+    bool log;
+    const float *x;
+    float *y;
+    int64_t n, inner, nblk; /* axis length, inner size, column blocks per outer index */
+} sm_job;
+
+static void sm_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const sm_job *j = ctx;
+    (void)thread_index;
+    for (int64_t r = begin; r < end; r++)
+        (j->log ? j->vm->log_softmax : j->vm->softmax)(j->x + r * j->n, j->y + r * j->n,
+                                                       (size_t)j->n);
+}
+
+/* One block of m <= SM_COLS columns: x, y at the block's first element of k = 0. */
+static void sm_columns(const sm_job *j, const float *x, float *y, size_t m)
+{
+    const kn_vmath_ops *vm = j->vm;
+    float mx[SM_COLS], sum[SM_COLS], e[SM_COLS];
+    size_t st = (size_t)j->inner;
+    memcpy(mx, x, m * sizeof(float));
+    for (int64_t k = 1; k < j->n; k++) vm->binary_vv(KN_VM_MAX, mx, x + (size_t)k * st, mx, m);
+    memset(sum, 0, m * sizeof(float));
+    for (int64_t k = 0; k < j->n; k++) {
+        float *yk = y + (size_t)k * st;
+        vm->binary_vv(KN_VM_SUB, x + (size_t)k * st, mx, yk, m);
+        (vm->exp)(yk, j->log ? e : yk, m);
+        vm->binary_vv(KN_VM_ADD, sum, j->log ? e : yk, sum, m);
+    }
+    if (j->log) {
+        for (size_t i = 0; i < m; i++) sum[i] = logf(sum[i]);
+        for (int64_t k = 0; k < j->n; k++)
+            vm->binary_vv(KN_VM_SUB, y + (size_t)k * st, sum, y + (size_t)k * st, m);
+    } else {
+        vm->binary_sv(KN_VM_DIV, 1.0f, sum, sum, m);
+        for (int64_t k = 0; k < j->n; k++)
+            vm->binary_vv(KN_VM_MUL, y + (size_t)k * st, sum, y + (size_t)k * st, m);
+    }
+}
+
+static void sm_blocks(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const sm_job *j = ctx;
+    (void)thread_index;
+    for (int64_t b = begin; b < end; b++) {
+        int64_t o = b / j->nblk, i0 = b % j->nblk * SM_COLS;
+        int64_t m = j->inner - i0 < SM_COLS ? j->inner - i0 : SM_COLS;
+        size_t off = (size_t)(o * j->n * j->inner + i0);
+        sm_columns(j, j->x + off, j->y + off, (size_t)m);
+    }
+}
+
+static void sm_run_f32(kn_op_ctx *c, const kn_tensor *x, kn_tensor *y, sm_kind kind,
+                       int64_t outer, int64_t n, int64_t inner)
+{
+    sm_job j = {kn_vmath(), kind == SM_LOGSOFTMAX, x->data, y->data, n, inner,
+                (inner + SM_COLS - 1) / SM_COLS};
+    if (inner == 1) {
+        kn_parallel_for(c->pool, outer, SM_GRAIN / n + 1, sm_rows, &j);
+        return;
+    }
+    int64_t per_item = n * (inner < SM_COLS ? inner : SM_COLS);
+    kn_parallel_for(c->pool, outer * j.nblk, SM_GRAIN / per_item + 1, sm_blocks, &j);
+}
+
 static int sm_run(kn_op_ctx *c, sm_kind kind)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -85,9 +165,13 @@ static int sm_run(kn_op_ctx *c, sm_kind kind)
     int rc = sm_layout(c, x, &outer, &n, &inner);
     if (rc)
         return rc;
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, x->dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, x->dims);
     if (!y)
         return c->err->code;
+    if (x->dtype == KN_F32 && kind != SM_HARDMAX && x->numel > 0) {
+        sm_run_f32(c, x, y, kind, outer, n, inner);
+        return KN_OK;
+    }
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++)
             sm_vector(x, y, o * n * inner + i, inner, n, kind);

@@ -8,11 +8,17 @@
  * int64 function, the dtype classes the op accepts and its float attributes.  One
  * generic loop (apply_unary) serves them all: float32 computes in float, float16 and
  * bfloat16 through float, float64 in double, integers exactly through int64 (or
- * through double for the few ops without an integer function, e.g. Erf, Shrink). */
+ * through double for the few ops without an integer function, e.g. Erf, Shrink).
+ * float32 Exp, Tanh, Erf, Sigmoid, Gelu, Relu, LeakyRelu, Clip, HardSigmoid,
+ * HardSwish and Sqrt take the vectorized kernels of kernels/vmath.h instead, split over the
+ * session's threads (run_fast); the loop above stays their reference. */
 #include "ops/op_util.h"
 
 #include <string.h>
 #include <tgmath.h>
+
+#include "exec/threadpool.h"
+#include "kernels/vmath.h"
 
 /* Attribute values of one node, read once per run. */
 typedef struct uparams {
@@ -28,6 +34,12 @@ typedef int64_t (*unary_int)(int64_t x, const uparams *p);
 /* dtype classes an op accepts */
 enum { DT_FLOAT = 1, DT_SINT = 2, DT_UINT = 4, DT_BOOL = 8, DT_INT = DT_SINT | DT_UINT };
 
+/* the vmath kernel of a float32 op (FAST_NONE: the scalar loop) */
+typedef enum fast_kind {
+    FAST_NONE = 0, FAST_EXP, FAST_TANH, FAST_ERF, FAST_SIGMOID, FAST_GELU, FAST_RELU,
+    FAST_LEAKY, FAST_CLIP, FAST_HARDSIGMOID, FAST_HARDSWISH, FAST_SQRT
+} fast_kind;
+
 typedef struct unary_op {
     const char *name;
     unary_f32 f32;
@@ -38,6 +50,7 @@ typedef struct unary_op {
     int (*params)(kn_op_ctx *c, uparams *p); /* non-float attributes / extra inputs */
     const char *attr[3];   /* float attributes stored in a, b, c */
     float def[3];
+    fast_kind fast;
 } unary_op;
 
 /* One expression, two functions: name##_f (float) and name##_d (double).  Inside the
@@ -213,9 +226,9 @@ static int clip_params(kn_op_ctx *c, uparams *p)
 static const unary_op unary_ops[] = {
     {"Abs", FN(abs), abs_i, DT_FLOAT | DT_INT, false, NULL, {0}, {0}},
     {"Neg", FN(neg), neg_i, DT_FLOAT | DT_SINT, false, NULL, {0}, {0}},
-    {"Exp", FN(exp), NULL, DT_FLOAT, false, NULL, {0}, {0}},
+    {"Exp", FN(exp), NULL, DT_FLOAT, false, NULL, {0}, {0}, FAST_EXP},
     {"Log", FN(log), NULL, DT_FLOAT, false, NULL, {0}, {0}},
-    {"Sqrt", FN(sqrt), NULL, DT_FLOAT, false, NULL, {0}, {0}},
+    {"Sqrt", FN(sqrt), NULL, DT_FLOAT, false, NULL, {0}, {0}, FAST_SQRT},
     {"Reciprocal", FN(recip), NULL, DT_FLOAT, false, NULL, {0}, {0}},
     {"Floor", FN(floor), NULL, DT_FLOAT, false, NULL, {0}, {0}},
     {"Ceil", FN(ceil), NULL, DT_FLOAT, false, NULL, {0}, {0}},
@@ -232,29 +245,29 @@ static const unary_op unary_ops[] = {
     {"Asinh", FN(asinh), NULL, DT_FLOAT, false, NULL, {0}, {0}},
     {"Acosh", FN(acosh), NULL, DT_FLOAT, false, NULL, {0}, {0}},
     {"Atanh", FN(atanh), NULL, DT_FLOAT, false, NULL, {0}, {0}},
-    {"Tanh", FN(tanh), NULL, DT_FLOAT, false, NULL, {0}, {0}},
-    {"Erf", FN(erf), NULL, DT_FLOAT | DT_INT, false, NULL, {0}, {0}},
+    {"Tanh", FN(tanh), NULL, DT_FLOAT, false, NULL, {0}, {0}, FAST_TANH},
+    {"Erf", FN(erf), NULL, DT_FLOAT | DT_INT, false, NULL, {0}, {0}, FAST_ERF},
     {"IsNaN", FN(isnan), NULL, DT_FLOAT, true, NULL, {0}, {0}},
     {"IsInf", FN(isinf), NULL, DT_FLOAT, true, isinf_params, {0}, {0}},
     /* Not and BitwiseNot take no floats: their float functions are never called */
     {"Not", FN(abs), not_i, DT_BOOL, false, NULL, {0}, {0}},
     {"BitwiseNot", FN(abs), bitnot_i, DT_INT, false, NULL, {0}, {0}},
-    {"Relu", FN(relu), relu_i, DT_FLOAT | DT_SINT, false, NULL, {0}, {0}},
-    {"LeakyRelu", FN(leaky), NULL, DT_FLOAT, false, NULL, {"alpha"}, {0.01f}},
+    {"Relu", FN(relu), relu_i, DT_FLOAT | DT_SINT, false, NULL, {0}, {0}, FAST_RELU},
+    {"LeakyRelu", FN(leaky), NULL, DT_FLOAT, false, NULL, {"alpha"}, {0.01f}, FAST_LEAKY},
     {"Elu", FN(elu), NULL, DT_FLOAT, false, NULL, {"alpha"}, {1.0f}},
     {"Selu", FN(selu), NULL, DT_FLOAT, false, NULL, {"alpha", "gamma"}, {SELU_ALPHA, SELU_GAMMA}},
     {"Celu", FN(celu), NULL, DT_FLOAT, false, NULL, {"alpha"}, {1.0f}},
-    {"Sigmoid", FN(sigmoid), NULL, DT_FLOAT, false, NULL, {0}, {0}},
-    {"HardSigmoid", FN(hardsigmoid), NULL, DT_FLOAT, false, NULL, {"alpha", "beta"}, {0.2f, 0.5f}},
-    {"HardSwish", FN(hardswish), NULL, DT_FLOAT, false, NULL, {0}, {0}},
+    {"Sigmoid", FN(sigmoid), NULL, DT_FLOAT, false, NULL, {0}, {0}, FAST_SIGMOID},
+    {"HardSigmoid", FN(hardsigmoid), NULL, DT_FLOAT, false, NULL, {"alpha", "beta"}, {0.2f, 0.5f}, FAST_HARDSIGMOID},
+    {"HardSwish", FN(hardswish), NULL, DT_FLOAT, false, NULL, {0}, {0}, FAST_HARDSWISH},
     {"Softplus", FN(softplus), NULL, DT_FLOAT, false, NULL, {0}, {0}},
     {"Softsign", FN(softsign), NULL, DT_FLOAT, false, NULL, {0}, {0}},
     {"Mish", FN(mish), NULL, DT_FLOAT, false, NULL, {0}, {0}},
-    {"Gelu", FN(gelu), NULL, DT_FLOAT, false, gelu_params, {0}, {0}},
+    {"Gelu", FN(gelu), NULL, DT_FLOAT, false, gelu_params, {0}, {0}, FAST_GELU},
     {"ThresholdedRelu", FN(thresholded), NULL, DT_FLOAT, false, NULL, {"alpha"}, {1.0f}},
     {"Shrink", FN(shrink), NULL, DT_FLOAT | DT_INT, false, NULL, {"lambd", "bias"}, {0.5f, 0.0f}},
     {"Swish", FN(swish), NULL, DT_FLOAT, false, NULL, {"alpha"}, {1.0f}},
-    {"Clip", FN(clip), clip_i, DT_FLOAT | DT_INT, false, clip_params, {0}, {0}},
+    {"Clip", FN(clip), clip_i, DT_FLOAT | DT_INT, false, clip_params, {0}, {0}, FAST_CLIP},
 };
 
 #define N_UNARY_OPS (sizeof unary_ops / sizeof unary_ops[0])
@@ -312,6 +325,53 @@ static void apply_unary(const unary_op *op, const uparams *p, const kn_tensor *x
     }
 }
 
+/* ---- float32 through vmath, split over the session's threads ---- */
+
+typedef struct fast_job {
+    const kn_vmath_ops *vm;
+    fast_kind kind;
+    bool tanh_gelu;
+    float a, b;
+    const float *x;
+    float *y;
+} fast_job;
+
+static void fast_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const fast_job *j = ctx;
+    const kn_vmath_ops *vm = j->vm;
+    const float *x = j->x + begin;
+    float *y = j->y + begin;
+    size_t n = (size_t)(end - begin);
+    (void)thread_index;
+    switch (j->kind) {
+    case FAST_EXP: (vm->exp)(x, y, n); break; /* parenthesized: tgmath macros */
+    case FAST_TANH: (vm->tanh)(x, y, n); break;
+    case FAST_ERF: (vm->erf)(x, y, n); break;
+    case FAST_SIGMOID: vm->sigmoid(x, y, n); break;
+    case FAST_GELU: (j->tanh_gelu ? vm->gelu_tanh : vm->gelu_erf)(x, y, n); break;
+    case FAST_RELU: vm->relu(x, y, n); break;
+    case FAST_LEAKY: vm->leaky_relu(x, y, n, j->a); break;
+    case FAST_CLIP: vm->clip(x, y, n, j->a, j->b); break;
+    case FAST_HARDSIGMOID: vm->hardsigmoid(x, y, n, j->a, j->b); break;
+    case FAST_HARDSWISH: vm->hardswish(x, y, n); break;
+    case FAST_SQRT: (vm->sqrt)(x, y, n); break;
+    case FAST_NONE: break;
+    }
+}
+
+/* Elements per chunk handed to a thread: fewer for the transcendental kernels. */
+#define FAST_GRAIN_MATH 8192
+#define FAST_GRAIN_CHEAP 32768
+
+static void run_fast(kn_op_ctx *c, const unary_op *op, const uparams *p, const kn_tensor *x,
+                     kn_tensor *y)
+{
+    fast_job j = {kn_vmath(), op->fast, p->a != 0, (float)p->a, (float)p->b, x->data, y->data};
+    bool cheap = op->fast >= FAST_RELU;
+    kn_parallel_for(c->pool, x->numel, cheap ? FAST_GRAIN_CHEAP : FAST_GRAIN_MATH, fast_range, &j);
+}
+
 static int run_unary(kn_op_ctx *c)
 {
     const unary_op *op = find_unary(c->node->op_type);
@@ -325,10 +385,13 @@ static int run_unary(kn_op_ctx *c)
     int rc = read_params(c, op, &p);
     if (rc)
         return rc;
-    kn_tensor *y = kn_op_output(c, 0, op->out_bool ? KN_BOOL : x->dtype, x->rank, x->dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, op->out_bool ? KN_BOOL : x->dtype, x->rank, x->dims);
     if (!y)
         return c->err->code;
-    apply_unary(op, &p, x, y);
+    if (op->fast != FAST_NONE && x->dtype == KN_F32)
+        run_fast(c, op, &p, x, y);
+    else
+        apply_unary(op, &p, x, y);
     return KN_OK;
 }
 

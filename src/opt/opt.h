@@ -75,7 +75,9 @@ bool kn_opt_value_is_pinned(const kn_graph *g, int v);
 /* Make every node input that reads `from` read `to` instead.  Refuses (returns
  * false, changes nothing) when `from` is pinned (graph output / captured). */
 bool kn_opt_replace_uses(kn_graph *g, int from, int to);
-/* Mark node i deleted (compacted by kn_opt_refinalize); its outputs lose their producer. */
+/* Mark node i deleted (compacted by kn_opt_refinalize); its outputs lose their
+ * producer (those whose producer is still i: delete the old node first or last, a
+ * node added for the same output keeps it).  Node indices stay valid until then. */
 void kn_opt_delete_node(kn_graph *g, int i);
 bool kn_opt_node_deleted(const kn_node *n);
 /* Index of the single node reading value v, or -1 when zero or several nodes read it
@@ -85,6 +87,10 @@ int kn_opt_single_consumer(const kn_graph *g, int v);
 int kn_opt_new_value(kn_graph *g, const char *hint, kn_error *err);
 /* A new initializer value holding a copy of t (data copied into the arena). */
 int kn_opt_new_initializer(kn_graph *g, const char *hint, const kn_tensor *t, kn_error *err);
+/* Make value v (typically the output of a node the pass is about to delete) an
+ * initializer holding a copy of t; v keeps its name, so this also works for graph
+ * outputs.  Only numeric tensors (not strings, sequences or optionals). */
+int kn_opt_set_initializer(kn_graph *g, int v, const kn_tensor *t, kn_error *err);
 /* Constant value of v (initializer that is not a graph input), or NULL. */
 const kn_tensor *kn_opt_const(const kn_graph *g, int v);
 /* Append a node; ins/outs are value ids (-1 for omitted).  The node gets a unique
@@ -101,10 +107,28 @@ int kn_opt_set_attr_floats(kn_graph *g, int i, const char *name, const float *v,
 int kn_opt_set_attr_string(kn_graph *g, int i, const char *name, const char *v, kn_error *err);
 /* Copy every attribute of node `from` onto node `to` (same graph). */
 int kn_opt_copy_attrs(kn_graph *g, int to, int from, kn_error *err);
-/* Run node i's kernel on its (all constant) inputs; outputs[k] receive owned tensors. */
+/* Run node i's kernel on its (all constant) inputs; outputs[k] receive owned tensors
+ * (zeroed records for omitted outputs).  The node runs as a one-node graph through the
+ * executor (so kernels get scratch memory); nodes with subgraph attributes are refused
+ * (KN_ERR_UNSUPPORTED), as are non-constant inputs (KN_ERR_ARG). */
 int kn_opt_eval_node(kn_graph *g, int i, kn_tensor *outputs, kn_error *err);
 /* Compact deleted nodes, drop values no node or graph output refers to (keeping
- * graph inputs), re-finalize (ops, producers, topological order, types). */
+ * graph inputs; unused initializers go too), renumber value ids (value ids held across
+ * a refinalize are stale), forget inferred types (not declared ones), and
+ * re-finalize (ops, producers, implicit captures, topological order, types). */
 int kn_opt_refinalize(kn_graph *g, kn_error *err);
+
+
+/* ---- shared pass utilities (edit.c) ---- */
+
+/* v's shape when fully static (an initializer's dims, or a tensor type whose every
+ * dim is a known number): *rank and dims[0..*rank).  false otherwise. */
+bool kn_opt_static_shape(const kn_graph *g, int v, int *rank, int64_t *dims);
+/* v's element type when known (initializer or typed tensor), else KN_UNDEFINED. */
+kn_dtype kn_opt_dtype(const kn_graph *g, int v);
+/* Remove node i, which computes out_v == in_v: readers of out_v read in_v.  When
+ * out_v is pinned (graph output, captured), in_v's producer writes out_v instead if
+ * in_v is an intermediate only node i reads.  false (nothing changed) otherwise. */
+bool kn_opt_bypass(kn_graph *g, int i, int in_v, int out_v);
 
 #endif

@@ -5,9 +5,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The basic passes, one per file src/opt/<name>.c. */
+extern const kn_opt_pass kn_pass_eliminate_identity, kn_pass_fold_constants,
+    kn_pass_eliminate_transpose, kn_pass_cse, kn_pass_fold_conv_bn, kn_pass_matmul_add_to_gemm,
+    kn_pass_eliminate_dead, kn_pass_dedupe_initializers;
+
+/* The extended passes (fusions), one per file src/opt/fuse_<name>.c. */
+extern const kn_opt_pass kn_pass_fuse_layernorm, kn_pass_fuse_attention,
+    kn_pass_fuse_skip_layernorm, kn_pass_fuse_gelu, kn_pass_fuse_conv_activation,
+    kn_pass_fuse_gemm_activation;
+
 /* Passes in the order they run; each family file defines its entries.  The lists
- * grow as passes land (src/opt/<pass family>.c). */
+ * grow as passes land (src/opt/<pass family>.c).  Basic: clean-ups first (so that
+ * folding sees through Identity/Dropout), then folding, then the rewrites that
+ * match patterns.  Extended: fusions into com.microsoft operators
+ * (src/opt/fuse_*.c), layer norms first so that the attention and skip fusions see
+ * them.  Dead-code removal last. */
 static const kn_opt_pass *const pass_list[] = {
+    &kn_pass_eliminate_identity,
+    &kn_pass_fold_constants,
+    &kn_pass_eliminate_transpose,
+    &kn_pass_dedupe_initializers,
+    &kn_pass_cse,
+    &kn_pass_fold_conv_bn,
+    &kn_pass_matmul_add_to_gemm,
+    &kn_pass_fuse_layernorm,
+    &kn_pass_fuse_attention,
+    &kn_pass_fuse_skip_layernorm,
+    &kn_pass_fuse_gelu,
+    &kn_pass_fuse_conv_activation,
+    &kn_pass_fuse_gemm_activation,
+    &kn_pass_eliminate_dead,
     NULL,
 };
 
@@ -52,8 +80,13 @@ int kn_optimize(kn_model *m, kn_opt_level level, kn_opt_report *rep, kn_error *e
             if (pass->level > level)
                 continue;
             int n = 0;
-            if (pass->run(g, &n, err))
+            if (pass->run(g, &n, err)) {
+                /* compact what the pass already marked, so the graph stays runnable */
+                kn_error ignored;
+                kn_opt_refinalize(g, &ignored);
+                rep->nodes_after = g->n_nodes;
                 return kn_error_prefix(err, "pass %s: ", pass->name);
+            }
             if (n && kn_opt_refinalize(g, err))
                 return kn_error_prefix(err, "after pass %s: ", pass->name);
             report_add(rep, pass->name, n);

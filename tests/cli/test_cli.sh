@@ -100,5 +100,41 @@ if [ -d "$SHARED/onnx-backend-tests/node/test_relu" ]; then
     expect_ok "conformance one case" "1 passed, 0 failed, 0 skipped" "$KILN" conformance "$SHARED/onnx-backend-tests/node/test_relu"
 fi
 
+# optimize: writes an ONNX file that kiln runs again (and the ONNX checker accepts)
+expect_ok "optimize" "nodes before" "$KILN" optimize "$MODEL" -o "$TMP/opt.onnx" --level basic
+expect_ok "optimize output runs" "logits: float32\[16,10\]" "$KILN" run "$TMP/opt.onnx" -i image="$EX/fmnist_cnn.in.image.npy"
+expect_ok "optimize external data" "written in" "$KILN" optimize "$MODEL" -o "$TMP/optx.onnx" --level none --external-data
+[ -s "$TMP/optx.onnx.data" ] && ok || bad "optimize --external-data wrote optx.onnx.data"
+expect_ok "optimize external output runs" "logits: float32\[3,10\]" "$KILN" run "$TMP/optx.onnx" --random --dim batch=3
+expect_err "optimize bad level" "unknown level 'fast'" "$KILN" optimize "$MODEL" -o "$TMP/o2.onnx" --level fast
+expect_err "optimize no output" "required" "$KILN" optimize "$MODEL"
+expect_err "optimize missing input" "No such file" "$KILN" optimize "$TMP/nope.onnx" -o "$TMP/o3.onnx"
+expect_err "optimize unwritable output" "cannot create" "$KILN" optimize "$MODEL" -o "$TMP/no/such/dir/o.onnx"
+mkdir "$TMP/ro" && chmod 555 "$TMP/ro"
+if [ "$(id -u)" != 0 ]; then # root writes anywhere
+    expect_err "optimize read-only dir" "Permission denied" "$KILN" optimize "$MODEL" -o "$TMP/ro/o.onnx"
+fi
+[ ! -e "$TMP/o2.onnx" ] && [ ! -e "$TMP/o3.onnx" ] && ok || bad "failed optimize runs left files"
+# the ONNX checker (python3-onnx), where it is installed, on those and the shared models
+checked="$TMP/opt.onnx $TMP/optx.onnx"
+for m in "$SHARED"/models/*.onnx; do
+    [ -f "$m" ] || continue
+    out="$TMP/written_$(basename "$m")"
+    "$KILN" optimize "$m" -o "$out" --level none >/dev/null 2>&1 && checked="$checked $out" || bad "optimize $m"
+done
+checker=
+for py in python3 /usr/bin/python3; do
+    if "$py" -c "import onnx" 2>/dev/null; then
+        checker=$py
+        expect_ok "onnx checker" "checked" "$py" -c "import onnx, sys
+for p in sys.argv[1:]:
+    onnx.checker.check_model(onnx.load(p), full_check=True)
+    onnx.checker.check_model(p)
+print('checked', len(sys.argv) - 1)" $checked
+        break
+    fi
+done
+[ -n "$checker" ] || echo "onnx checker: skipped (python3 cannot import onnx)"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

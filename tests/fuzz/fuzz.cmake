@@ -15,7 +15,7 @@ target_include_directories(kiln_fuzz_objs PUBLIC ${PROJECT_SOURCE_DIR}/include $
 target_compile_options(kiln_fuzz_objs PRIVATE ${KILN_FUZZ_FLAGS})
 
 set(KILN_FUZZ_SEED_SCRIPT ${PROJECT_SOURCE_DIR}/tests/fuzz/run_fuzz.sh)
-foreach(target onnx tensorproto npy image inflate)
+foreach(target onnx onnx_writer opt tensorproto npy image inflate)
   add_executable(fuzz_${target} ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_${target}.c $<TARGET_OBJECTS:kiln_fuzz_objs>)
   target_include_directories(fuzz_${target} PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_compile_options(fuzz_${target} PRIVATE ${KILN_FUZZ_FLAGS})
@@ -26,3 +26,26 @@ foreach(target onnx tensorproto npy image inflate)
                    ${KILN_SHARED_DIR} ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus-${target} 20)
   set_tests_properties(fuzz/${target} PROPERTIES LABELS fuzz TIMEOUT 120)
 endforeach()
+
+# The server's parsers (src/serve): image decoding + preprocess, multipart.  All of
+# kiln_serve is compiled again with the same instrumentation and linked with the
+# libraries kiln_serve uses (libjpeg, libpng, libmicrohttpd, cJSON).
+if(TARGET kiln_serve)
+  add_library(kiln_fuzz_serve_objs OBJECT ${KILN_SERVE_SOURCES})
+  target_include_directories(kiln_fuzz_serve_objs PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(kiln_fuzz_serve_objs PRIVATE ${KILN_FUZZ_FLAGS})
+  target_link_libraries(kiln_fuzz_serve_objs PUBLIC PkgConfig::MHD PkgConfig::CJSON PkgConfig::PNG JPEG::JPEG)
+  foreach(target serve_image multipart)
+    add_executable(fuzz_${target} ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_${target}.c
+                   $<TARGET_OBJECTS:kiln_fuzz_serve_objs> $<TARGET_OBJECTS:kiln_fuzz_objs>)
+    target_include_directories(fuzz_${target} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    target_compile_options(fuzz_${target} PRIVATE ${KILN_FUZZ_FLAGS})
+    target_link_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_libraries(fuzz_${target} PRIVATE PkgConfig::MHD PkgConfig::CJSON PkgConfig::PNG JPEG::JPEG
+                          m Threads::Threads)
+    add_test(NAME fuzz/${target}
+             COMMAND sh ${KILN_FUZZ_SEED_SCRIPT} $<TARGET_FILE:fuzz_${target}> ${target}
+                     ${KILN_SHARED_DIR} ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus-${target} 20)
+    set_tests_properties(fuzz/${target} PROPERTIES LABELS fuzz TIMEOUT 120)
+  endforeach()
+endif()

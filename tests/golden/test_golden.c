@@ -2,9 +2,11 @@
  * command line, feeds NAME.in.<input>.npy and compares every output with
  * NAME.out.<output>.npy (max abs error <= 1e-4, or relative to the output's largest
  * magnitude when that exceeds 1).  Prints one line per model and
- * "N passed, N failed". */
+ * "N passed, N failed".  A leading "--opt LEVEL" (none|basic|extended|all) loads
+ * the models at that optimization level instead of the default (all). */
 #include "kiln.h"
 #include "formats/npy.h"
+#include "opt/opt.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -88,13 +90,15 @@ static bool compare_outputs(const kiln_model *m, const char *base, const kiln_te
     return ok;
 }
 
+static kiln_load_options load_options;   /* zero: the API's default level */
+
 static bool run_model(const char *dir, const char *file)
 {
     char path[4200], base[4200];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     snprintf(base, sizeof base, "%s/%.*s", dir, (int)(strlen(file) - 5), file);
     kiln_model *m;
-    if (kiln_model_load(path, &m)) {
+    if (kiln_model_load_with(path, &load_options, &m)) {
         printf("  load failed: %s\n", kiln_errmsg());
         return false;
     }
@@ -126,8 +130,18 @@ static bool run_model(const char *dir, const char *file)
 
 int main(int argc, char **argv)
 {
-    int passed = 0, failed = 0;
-    for (int a = 1; a < argc; a++) {
+    int passed = 0, failed = 0, first = 1;
+    if (argc > 2 && !strcmp(argv[1], "--opt")) {
+        int level = kn_opt_level_parse(argv[2]);
+        if (level < 0) {
+            printf("unknown optimization level '%s'\n", argv[2]);
+            return 2;
+        }
+        load_options.opt_level = level;
+        load_options.no_optimize = level == KN_OPT_NONE;
+        first = 3;
+    }
+    for (int a = first; a < argc; a++) {
         DIR *d = opendir(argv[a]);
         if (!d) {
             printf("skipping %s (not found)\n", argv[a]);

@@ -200,6 +200,83 @@ static void import_opsets(kn_model *m, const char *domain, int opset)
     }
 }
 
+kn_model *kt_model_new(int opset)
+{
+    kn_model *m = kn_model_new();
+    if (!m)
+        return NULL;
+    import_opsets(m, "", opset);
+    m->graph = kn_graph_new(m, NULL);
+    return m;
+}
+
+/* Value ids for the comma-separated names in list (-1 for empty items) in the
+ * arena; *n gets their count. */
+static int *name_list(kn_graph *g, const char *list, int *n)
+{
+    *n = 0;
+    if (!list[0])
+        return id_array(g->model, 0);
+    int count = 1;
+    for (const char *p = list; *p; p++)
+        count += *p == ',';
+    int *ids = id_array(g->model, count);
+    const char *p = list;
+    for (int k = 0; k < count; k++) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        ids[k] = len ? kn_graph_value(g, name) : -1;
+        p += len + (e != NULL);
+    }
+    *n = count;
+    return ids;
+}
+
+int kt_graph_node(kn_graph *g, const char *op, const char *ins, const char *outs)
+{
+    int n_in, n_out;
+    int *in = name_list(g, ins, &n_in), *out = name_list(g, outs, &n_out);
+    kn_node *nd = kn_graph_add_node(g);
+    nd->op_type = op;
+    nd->n_in = n_in;
+    nd->in = in;
+    nd->n_out = n_out;
+    nd->out = out;
+    return g->n_nodes - 1;
+}
+
+void kt_graph_const(kn_graph *g, const char *name, const kn_tensor *t)
+{
+    kn_tensor *c = kn_arena_alloc(&g->model->arena, sizeof *c);
+    void *data = kn_arena_alloc(&g->model->arena, t->nbytes ? t->nbytes : 1);
+    int id = kn_graph_value(g, name);  /* may move g->values */
+    kn_value *v = &g->values[id];
+    *c = *t;
+    c->owns_data = false;
+    c->data = data;
+    if (t->nbytes)
+        memcpy(data, t->data, t->nbytes);
+    v->init = c;
+    kn_type_from_tensor(&v->type, c);
+    v->has_type = true;
+}
+
+void kt_graph_type(kn_graph *g, const char *name, kn_dtype dt, int rank, const int64_t *dims)
+{
+    int id = kn_graph_value(g, name);  /* may move g->values */
+    kn_value *v = &g->values[id];
+    v->has_type = true;
+    v->type.kind = KN_TYPE_TENSOR;
+    v->type.dtype = dt;
+    v->type.rank = rank;
+    for (int d = 0; d < rank; d++) {
+        v->type.dims[d].value = dims[d];
+        v->type.dims[d].param = NULL;
+    }
+}
+
 /* Adds a graph input "inK" for each given input; feeds[] gets the tensors. */
 static int wire_inputs(kn_model *m, kn_graph *g, kn_node *nd, const kt_node *n, const kn_tensor **feeds)
 {

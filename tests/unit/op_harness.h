@@ -45,6 +45,20 @@ kn_attr kt_attr_tensor(const char *name, kn_tensor *v);
  * outputs, output k = op(input k), or op(input 0) where k >= n_in. */
 kn_attr kt_attr_body(const char *name, const char *op, int n_in, int n_out);
 
+/* ---- graphs ---- */
+
+/* An empty model importing the default domain at opset, with an empty main graph
+ * (for tests that build graphs by hand; free with kn_model_free). */
+kn_model *kt_model_new(int opset);
+/* Append node op to g reading and writing values named in comma-separated lists
+ * ("a,b"; an empty item "a,,c" is an omitted input/output; "" for none).  Returns
+ * the node index. */
+int kt_graph_node(kn_graph *g, const char *op, const char *ins, const char *outs);
+/* Value `name` of g becomes an initializer holding a copy of t. */
+void kt_graph_const(kn_graph *g, const char *name, const kn_tensor *t);
+/* Declare value `name` of g a tensor of dtype dt and shape dims[0..rank) (-1: unknown dim). */
+void kt_graph_type(kn_graph *g, const char *name, kn_dtype dt, int rank, const int64_t *dims);
+
 /* ---- running one node ---- */
 
 /* One node to run.  domain NULL or "" is the default ONNX domain; opset is the

@@ -3,22 +3,12 @@
  * defined tensors, unsupported operators listed by name, and static inference of
  * undeclared value types with symbolic dims. */
 #include "test.h"
+#include "op_harness.h"
 
 #include "exec/exec.h"
 #include "ir/ir.h"
 
 #include <stdio.h>
-
-static kn_model *new_model(int opset)
-{
-    kn_model *m = kn_model_new();
-    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
-    m->opsets[0].domain = "";
-    m->opsets[0].version = opset;
-    m->n_opsets = 1;
-    m->graph = kn_graph_new(m, NULL);
-    return m;
-}
 
 static void add_unary(kn_graph *g, const char *op, const char *in, const char *out)
 {
@@ -35,7 +25,7 @@ static void add_unary(kn_graph *g, const char *op, const char *in, const char *o
 static void test_long_chain_added_backwards(void)
 {
     enum { N = 20000 };
-    kn_model *m = new_model(17);
+    kn_model *m = kt_model_new(17);
     kn_graph *g = m->graph;
     char in[32], out[32];
     kn_graph_add_input(g, kn_graph_value(g, "v0"));
@@ -75,7 +65,7 @@ static void test_long_chain_added_backwards(void)
 
 static void test_cycle(void)
 {
-    kn_model *m = new_model(17);
+    kn_model *m = kt_model_new(17);
     kn_graph *g = m->graph;
     kn_graph_add_input(g, kn_graph_value(g, "x"));
     add_unary(g, "Relu", "b", "a");
@@ -89,7 +79,7 @@ static void test_cycle(void)
 
 static void test_undefined_and_twice_defined(void)
 {
-    kn_model *m = new_model(17);
+    kn_model *m = kt_model_new(17);
     kn_graph *g = m->graph;
     kn_graph_add_input(g, kn_graph_value(g, "x"));
     add_unary(g, "Relu", "nowhere", "y");
@@ -99,7 +89,7 @@ static void test_undefined_and_twice_defined(void)
     CHECK(strstr(err.msg, "nowhere") != NULL);
     kn_model_free(m);
 
-    m = new_model(17);
+    m = kt_model_new(17);
     g = m->graph;
     kn_graph_add_input(g, kn_graph_value(g, "x"));
     add_unary(g, "Relu", "x", "y");
@@ -112,7 +102,7 @@ static void test_undefined_and_twice_defined(void)
 
 static void test_unsupported_listed(void)
 {
-    kn_model *m = new_model(17);
+    kn_model *m = kt_model_new(17);
     kn_graph *g = m->graph;
     kn_graph_add_input(g, kn_graph_value(g, "x"));
     add_unary(g, "FrobnicateA", "x", "y");
@@ -127,7 +117,7 @@ static void test_unsupported_listed(void)
 
 static void test_inference_keeps_symbols(void)
 {
-    kn_model *m = new_model(17);
+    kn_model *m = kt_model_new(17);
     kn_graph *g = m->graph;
     int x = kn_graph_value(g, "x");
     kn_graph_add_input(g, x);

@@ -11,6 +11,8 @@ int cmd_inspect(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_conformance(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_optimize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 /* --threads N / --opt LEVEL (run, bench): 1 consumed, 0 not one, -1 bad value. */

@@ -2,13 +2,16 @@
  * with model.onnx and test_data_set_N/{input,output}_K.pb).  Each case runs in a
  * forked child with a time limit, so a crash or hang in one case is reported as a
  * failure of that case and the run goes on.  Prints a per-operator table and the
- * closing line "N passed, N failed, N skipped". */
+ * closing line "N passed, N failed, N skipped".  With --roundtrip each model is also
+ * written by the ONNX writer and read back, and the re-read model must compute
+ * bit-identical outputs. */
 #include "cli.h"
 
 #include "exec/exec.h"
 #include "formats/onnx.h"
 #include "formats/tensorproto.h"
 #include "formats/valueproto.h"
+#include "opt/opt.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -33,8 +36,10 @@ typedef struct conf_opts {
     int n_filters;
     bool list_failures;
     bool verbose;
+    bool roundtrip;
     int timeout_s;
     int64_t expect_pass;
+    int opt_level;      /* kn_optimize level applied after loading (0: none) */
 } conf_opts;
 
 /* ---- one case, run inside the child ---- */
@@ -189,7 +194,48 @@ static int check_io_types(const kn_graph *g, case_result *r)
     return R_PASS;
 }
 
-static int run_data_set(const kn_model *m, const char *ds, case_result *r)
+/* --roundtrip: the re-read model must compute bit-identical values. */
+static int compare_identical(const kn_tensor *got, const kn_tensor *want, const char *name,
+                             case_result *r)
+{
+    bool same = got->kind == want->kind && got->n_items == want->n_items && got->dtype == want->dtype &&
+                got->rank == want->rank && got->nbytes == want->nbytes &&
+                !memcmp(got->dims, want->dims, sizeof(int64_t) * (size_t)got->rank) &&
+                (!got->nbytes || !memcmp(got->data, want->data, got->nbytes));
+    for (int i = 0; same && i < want->n_items; i++)
+        if (compare_identical(&got->items[i], &want->items[i], name, r) != R_PASS)
+            return R_FAIL;
+    if (!same)
+        snprintf(r->msg, sizeof r->msg, "output '%s' differs after writing and reading the model back", name);
+    return same ? R_PASS : R_FAIL;
+}
+
+/* Run the re-read model rt on the same inputs and compare with outs. */
+static int run_roundtrip(const kn_model *rt, int n_in, const kn_tensor **inp, int n_out,
+                         const kn_tensor *outs, case_result *r)
+{
+    const kn_graph *g = rt->graph;
+    if (g->n_inputs != n_in || g->n_outputs != n_out) {
+        snprintf(r->msg, sizeof r->msg, "re-read model has %d inputs and %d outputs, expected %d and %d",
+                 g->n_inputs, g->n_outputs, n_in, n_out);
+        return R_FAIL;
+    }
+    kn_tensor *outs2 = calloc((size_t)n_out + 1, sizeof *outs2);
+    kn_error err = {0};
+    int kind = R_PASS;
+    if (!outs2 || kn_exec_graph(g, NULL, n_in, inp, n_out, outs2, &err)) {
+        snprintf(r->msg, sizeof r->msg, "re-read model: %s", outs2 ? err.msg : "out of memory");
+        kind = R_FAIL;
+    }
+    for (int k = 0; k < n_out && kind == R_PASS; k++)
+        kind = compare_identical(&outs2[k], &outs[k], g->values[g->outputs[k]].name, r);
+    for (int k = 0; outs2 && k < n_out; k++)
+        kn_tensor_release(&outs2[k]);
+    free(outs2);
+    return kind;
+}
+
+static int run_data_set(const kn_model *m, const kn_model *rt, const char *ds, case_result *r)
 {
     const kn_graph *g = m->graph;
     int n_in = g->n_inputs, n_out = g->n_outputs;
@@ -217,6 +263,8 @@ static int run_data_set(const kn_model *m, const char *ds, case_result *r)
     if (kind == R_PASS && kn_exec_graph(g, NULL, n_in, inp, n_out, outs, &err)) {
         kind = record_error(r, &err, NULL);
     }
+    if (kind == R_PASS && rt)
+        kind = run_roundtrip(rt, n_in, inp, n_out, outs, r);
     for (int k = 0; k < n_out && kind == R_PASS; k++) {
         snprintf(path, sizeof path, "%s/output_%d.pb", ds, k);
         kn_tensor want = {0};
@@ -237,7 +285,27 @@ static int run_data_set(const kn_model *m, const char *ds, case_result *r)
     return kind;
 }
 
-static void run_case(const char *dir, case_result *r)
+/* Write m with the ONNX writer into memory and read it back into *out. */
+static int reload_model(const kn_model *m, const char *dir, kn_model **out, case_result *r)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    kn_error err = {0};
+    int rc = kn_onnx_write_buffer(m, &buf, &len, &err);
+    if (!rc) {
+        rc = kn_onnx_load_buffer(buf, len, dir, out, &err);
+        free(buf);
+        if (rc)
+            kn_error_prefix(&err, "reading the written model back: ");
+    } else {
+        kn_error_prefix(&err, "writing the model: ");
+    }
+    if (rc)
+        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+    return rc ? R_FAIL : R_PASS;
+}
+
+static void run_case(const char *dir, int opt_level, bool roundtrip, case_result *r)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/model.onnx", dir);
@@ -253,15 +321,24 @@ static void run_case(const char *dir, case_result *r)
         kn_model_free(m);
         return;
     }
+    if (opt_level && kn_optimize(m, (kn_opt_level)opt_level, NULL, &err)) {
+        r->kind = record_error(r, &err, NULL);
+        kn_model_free(m);
+        return;
+    }
     r->kind = check_io_types(m->graph, r);
+    kn_model *rt = NULL;
+    if (r->kind == R_PASS && roundtrip)
+        r->kind = reload_model(m, dir, &rt, r);
     int n_sets = 0;
     for (int s = 0; r->kind == R_PASS; s++) {
         snprintf(path, sizeof path, "%s/test_data_set_%d", dir, s);
         if (!is_dir(path))
             break;
-        r->kind = run_data_set(m, path, r);
+        r->kind = run_data_set(m, rt, path, r);
         n_sets++;
     }
+    kn_model_free(rt);
     if (r->kind == R_PASS && n_sets == 0) {
         r->kind = R_SKIP;
         snprintf(r->msg, sizeof r->msg, "no test_data_set folders");
@@ -271,7 +348,7 @@ static void run_case(const char *dir, case_result *r)
 
 /* ---- the parent: fork per case, collect results ---- */
 
-static void run_case_isolated(const char *dir, int timeout_s, case_result *r)
+static void run_case_isolated(const char *dir, const conf_opts *o, case_result *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->op, sizeof r->op, "?");
@@ -285,11 +362,11 @@ static void run_case_isolated(const char *dir, int timeout_s, case_result *r)
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
-        alarm((unsigned)timeout_s);
+        alarm((unsigned)o->timeout_s);
         case_result cr;
         memset(&cr, 0, sizeof cr);
         snprintf(cr.op, sizeof cr.op, "?");
-        run_case(dir, &cr);
+        run_case(dir, o->opt_level, o->roundtrip, &cr);
         ssize_t w = write(fds[1], &cr, sizeof cr);
         _exit(w == (ssize_t)sizeof cr ? 0 : 1);
     }
@@ -311,7 +388,7 @@ static void run_case_isolated(const char *dir, int timeout_s, case_result *r)
     if (pid < 0)
         snprintf(r->msg, sizeof r->msg, "fork failed");
     else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
-        snprintf(r->msg, sizeof r->msg, "timed out after %d s", timeout_s);
+        snprintf(r->msg, sizeof r->msg, "timed out after %d s", o->timeout_s);
     else if (WIFSIGNALED(status))
         snprintf(r->msg, sizeof r->msg, "crashed with signal %d (%s)", WTERMSIG(status),
                  strsignal(WTERMSIG(status)));
@@ -414,7 +491,7 @@ static void run_root(const char *root, const conf_opts *o, conf_state *st)
     if (file_exists(path)) {
         const char *base = strrchr(root, '/') ? strrchr(root, '/') + 1 : root;
         if (matches(base, o)) {
-            run_case_isolated(root, o->timeout_s, &r);
+            run_case_isolated(root, o, &r);
             record(st, base, &r, o);
         }
         return;
@@ -447,7 +524,7 @@ static void run_root(const char *root, const conf_opts *o, conf_state *st)
         snprintf(path, sizeof path, "%s/%s/model.onnx", root, names[i]);
         if (file_exists(path)) {
             snprintf(path, sizeof path, "%s/%s", root, names[i]);
-            run_case_isolated(path, o->timeout_s, &r);
+            run_case_isolated(path, o, &r);
             record(st, names[i], &r, o);
         }
         free(names[i]);
@@ -477,9 +554,12 @@ static void print_report(conf_state *st, const conf_opts *o)
 static void conf_usage(FILE *f)
 {
     fprintf(f, "usage: kiln conformance DIR... [--filter SUBSTR]... [--list-failures] [--verbose]\n"
-               "                        [--timeout SEC] [--expect-pass N]\n"
+               "                        [--timeout SEC] [--expect-pass N] [--opt LEVEL] [--roundtrip]\n"
                "Runs ONNX backend test cases found in DIR (a case folder or a folder of cases).\n"
-               "--expect-pass N exits non-zero when fewer than N cases pass.\n");
+               "--expect-pass N exits non-zero when fewer than N cases pass.\n"
+               "--opt LEVEL optimizes each model first (none|basic|extended|all; default none).\n"
+               "--roundtrip also writes each model with kiln's ONNX writer, reads it back and\n"
+               "            requires bit-identical outputs from the re-read model.\n");
 }
 
 int cmd_conformance(int argc, char **argv)
@@ -497,6 +577,8 @@ int cmd_conformance(int argc, char **argv)
             o.filters[o.n_filters++] = argv[++i];
         } else if (!strcmp(a, "--list-failures")) {
             o.list_failures = true;
+        } else if (!strcmp(a, "--roundtrip")) {
+            o.roundtrip = true;
         } else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
             o.verbose = true;
         } else if (!strcmp(a, "--timeout") && i + 1 < argc && cli_parse_i64(argv[i + 1], &v) && v > 0) {
@@ -505,6 +587,8 @@ int cmd_conformance(int argc, char **argv)
         } else if (!strcmp(a, "--expect-pass") && i + 1 < argc && cli_parse_i64(argv[i + 1], &v)) {
             o.expect_pass = v;
             i++;
+        } else if (!strcmp(a, "--opt") && i + 1 < argc && kn_opt_level_parse(argv[i + 1]) >= 0) {
+            o.opt_level = kn_opt_level_parse(argv[++i]);
         } else if (a[0] == '-') {
             conf_usage(stderr);
             return cli_error("conformance: unknown or incomplete option '%s'", a);

@@ -26,6 +26,10 @@ static void usage(FILE *f)
             "                                top-1/top-5 accuracy of a classifier (.npy or IDX data)\n"
             "  conformance DIR... [--filter S] [--list-failures] [--timeout SEC]\n"
             "                                run ONNX backend test cases\n"
+            "  serve [--repository DIR] [--host H] [--port P] [--threads N]\n"
+            "                                KServe v2 / Triton-protocol inference server\n"
+            "  optimize MODEL -o OUT.onnx [--level none|basic|extended|all] [--external-data]\n"
+            "                                optimize the graph and write it as ONNX\n"
             "  version                       print the version\n\n"
             "Run 'kiln COMMAND --help' for the options of a command.\n",
             kiln_version());
@@ -79,6 +83,10 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "conformance"))
         return cmd_conformance(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "optimize"))
+        return cmd_optimize(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("kiln %s\n", kiln_version());
         return 0;

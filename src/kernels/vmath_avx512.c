@@ -1,0 +1,69 @@
+/* vmath_avx512.c - the vmath algorithms (vmath_impl.h) on 16-lane AVX-512 vectors
+ * with opmask compares and blends, compiled with per-function target attributes
+ * (the build stays baseline x86-64). */
+#include "kernels/vmath.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define VM(name) vm_avx512_##name
+#define VM_ISA KN_ISA_AVX512
+#define VM_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define VT __m512
+#define MT __mmask16
+#define W 16
+
+VM_TARGET static inline __m512 avx512_scale2(__m512 p, __m512 n)
+{
+    __m512i ni = _mm512_cvtps_epi32(n);
+    __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
+    const __m512i bias = _mm512_set1_epi32(127);
+    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
+    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
+    return _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+}
+
+/* bit select without AVX512DQ: sign bit from sgn, the rest from mag */
+VM_TARGET static inline __m512 avx512_copysign(__m512 mag, __m512 sgn)
+{
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    __m512i r = _mm512_ternarylogic_epi32(sign, _mm512_castps_si512(sgn),
+                                          _mm512_castps_si512(mag), 0xCA);
+    return _mm512_castsi512_ps(r);
+}
+
+#define V_LOAD(p) _mm512_loadu_ps(p)
+#define V_STORE(p, v) _mm512_storeu_ps(p, v)
+#define V_SET1(f) _mm512_set1_ps(f)
+#define V_ADD(a, b) _mm512_add_ps(a, b)
+#define V_SUB(a, b) _mm512_sub_ps(a, b)
+#define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_DIV(a, b) _mm512_div_ps(a, b)
+#define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define V_SQRT(a) _mm512_sqrt_ps(a)
+#define V_MIN(a, b) _mm512_min_ps(a, b)
+#define V_MAX(a, b) _mm512_max_ps(a, b)
+#define V_ABS(a) _mm512_abs_ps(a)
+#define V_COPYSIGN(m, s) avx512_copysign(m, s)
+#define V_LT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
+#define V_GE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
+#define V_ISNAN(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
+#define V_SEL(m, a, b) _mm512_mask_blend_ps(m, a, b)
+#define V_ROUND(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define V_SCALE2(p, n) avx512_scale2(p, n)
+#define V_SQR_LO(a, hi) _mm512_fmsub_ps(a, a, hi)
+#define V_HSUM(v) _mm512_reduce_add_ps(v)
+#define V_HMAX(v) _mm512_reduce_max_ps(v)
+
+#include "kernels/vmath_impl.h"
+
+const kn_vmath_ops *kn_vmath_ops_avx512(void)
+{
+    return &VM(table);
+}
+#else
+const kn_vmath_ops *kn_vmath_ops_avx512(void)
+{
+    return 0;
+}
+#endif
