@@ -1,12 +1,16 @@
-/* sgemm_bench.c - single-thread sgemm throughput per kernel level (GFLOP/s, best of
- * several runs) on square and BERT-like shapes, with the ratio to the measured FMA
- * peaks of the reference machine (AVX-512 188, AVX2 96 GFLOP/s per core).
- * Usage: sgemm_bench [runs] [generic|avx2|avx512]   (not a ctest test) */
+/* sgemm_bench.c - sgemm throughput per kernel level (GFLOP/s, best and median of
+ * several timed runs) on square, BERT-like and convolution-like shapes, for both
+ * drivers (packed B "pb", packed A "pa") on one thread, and for the packed-B driver
+ * on a thread pool ("pool", wall-clock time), with the ratio to the nominal FMA peaks
+ * of the reference machine (AVX-512 188, AVX2 96 GFLOP/s per core) and to the peak
+ * an FMA loop reaches right now (the machine may be shared: see the median).
+ * Usage: sgemm_bench [runs] [generic|avx2|avx512] [threads]   (not a ctest test) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "exec/threadpool.h"
 #include "kernels/sgemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -15,13 +19,14 @@
 #endif
 
 /* Thread CPU time, so that time the (shared) machine gives to other processes does
- * not count; KILN_BENCH_WALL=1 switches to wall-clock time. */
+ * not count; KILN_BENCH_WALL=1 (and the pooled runs, whose work is on several
+ * threads) use wall-clock time. */
+static int g_wall = -1;
 static double now_s(void)
 {
     struct timespec ts;
-    static int wall = -1;
-    if (wall < 0) wall = getenv("KILN_BENCH_WALL") != NULL;
-    clock_gettime(wall ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &ts);
+    if (g_wall < 0) g_wall = getenv("KILN_BENCH_WALL") != NULL;
+    clock_gettime(g_wall ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -77,58 +82,111 @@ static float *rnd_buf(size_t n)
     return p;
 }
 
-static double bench_one(kn_isa isa, size_t M, size_t N, size_t K, int runs)
+typedef enum bmode { MODE_PB, MODE_PA, MODE_POOL } bmode;
+static const char *const MODE_NAMES[] = {"pb", "pa", "pool"};
+
+typedef struct bresult {
+    double best, median; /* GFLOP/s */
+} bresult;
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* One call of the measured driver. */
+static void call_once(bmode mode, kn_isa isa, kn_threadpool *pool, size_t M, size_t N, size_t K,
+                      const float *A, const float *B, const kn_packed_b *pb,
+                      const kn_packed_a *pa, float *C)
+{
+    if (mode == MODE_PA)
+        kn_sgemm_run_pa(NULL, M, N, K, pa, B, N, C, N, NULL);
+    else
+        kn_sgemm_run_pool_isa(mode == MODE_POOL ? pool : NULL, isa, 0, M, N, K, A, K, pb, C, N,
+                              NULL);
+}
+
+/* runs timed runs of ~5 ms each (at least one call): best and median. */
+static bresult bench_one(bmode mode, kn_isa isa, kn_threadpool *pool, size_t M, size_t N,
+                         size_t K, int runs)
 {
     float *A = rnd_buf(M * K), *B = rnd_buf(K * N), *C = rnd_buf(M * N);
     kn_packed_b *pb = kn_sgemm_pack_b(K, N, B, N, 0);
-    double best = 1e30, flops = 2.0 * (double)M * (double)N * (double)K;
-    if (!A || !B || !C || !pb) {
+    kn_packed_a *pa = kn_sgemm_pack_a_isa(isa, 0, M, K, A, K);
+    double flops = 2.0 * (double)M * (double)N * (double)K, *t = calloc((size_t)runs, sizeof *t);
+    if (!A || !B || !C || !pb || !pa || !t) {
         fprintf(stderr, "out of memory\n");
         exit(1);
     }
-    /* enough repetitions per timed run to last ~50 ms */
-    int reps = (int)(0.05 * 20e9 / flops / (isa == KN_ISA_GENERIC ? 8 : 1)) + 1;
-    kn_sgemm_run_isa(isa, 0, M, N, K, A, K, pb, C, N, NULL);
+    int reps = (int)(0.005 * 20e9 / flops / (isa == KN_ISA_GENERIC ? 8 : 1)) + 1;
+    int wall = g_wall;
+    if (mode == MODE_POOL) g_wall = 1;
+    call_once(mode, isa, pool, M, N, K, A, B, pb, pa, C);
     for (int r = 0; r < runs; r++) {
         double t0 = now_s();
-        for (int i = 0; i < reps; i++) kn_sgemm_run_isa(isa, 0, M, N, K, A, K, pb, C, N, NULL);
-        double t = (now_s() - t0) / reps;
-        if (t < best) best = t;
+        for (int i = 0; i < reps; i++) call_once(mode, isa, pool, M, N, K, A, B, pb, pa, C);
+        t[r] = (now_s() - t0) / reps;
     }
+    g_wall = wall;
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    bresult res = {flops / t[0] * 1e-9, flops / t[runs / 2] * 1e-9};
     kn_packed_b_free(pb);
-    free(A), free(B), free(C);
-    return flops / best * 1e-9;
+    kn_packed_a_free(pa);
+    free(A), free(B), free(C), free(t);
+    return res;
+}
+
+static void print_row(kn_isa isa, bmode mode, size_t M, size_t N, size_t K, bresult g,
+                      double peak, double probe)
+{
+    printf("%-8s %-5s %6zu %6zu %6zu %9.1f %9.1f", kn_isa_name(isa), MODE_NAMES[mode], M, N, K,
+           g.best, g.median);
+    if (peak > 0)
+        printf(" %7.0f%% %8.0f%%\n", 100.0 * g.best / peak, probe > 0 ? 100.0 * g.best / probe : 0.0);
+    else
+        printf(" %8s\n", "-");
+    fflush(stdout);
 }
 
 int main(int argc, char **argv)
 {
-    static const size_t shapes[][3] = {{168, 32, 256}, {256, 256, 256},  {512, 512, 512},  {1024, 1024, 1024},
-                                       {2048, 2048, 2048}, {128, 3072, 768}, {128, 768, 3072}};
+    static const size_t shapes[][3] = {{168, 32, 256},    {256, 256, 256},  {512, 512, 512},
+                                       {1024, 1024, 1024}, {2048, 2048, 2048}, {128, 3072, 768},
+                                       {128, 768, 3072},   {64, 3136, 576},  {256, 196, 2304}};
     static const double peak[KN_ISA_COUNT] = {0.0, 96.0, 188.0};
-    int runs = argc > 1 ? atoi(argv[1]) : 5;
+    int runs = argc > 1 ? atoi(argv[1]) : 15;
+    int threads = argc > 3 ? atoi(argv[3]) : 0;
     if (runs < 1) runs = 1;
-    printf("sgemm_bench: single thread, best of %d; CPU supports up to %s\n", runs,
-           kn_isa_name(kn_cpu_isa_supported()));
-    printf("%-8s %6s %6s %6s %10s %8s %9s\n", "isa", "M", "N", "K", "GFLOP/s", "of peak",
-           "of probe");
+    kn_error err;
+    kn_threadpool *pool = kn_threadpool_create(threads, &err);
+    if (!pool) {
+        fprintf(stderr, "thread pool: %s\n", err.msg);
+        return 1;
+    }
+    printf("sgemm_bench: best and median of %d runs; pb/pa on one thread (thread CPU time), "
+           "pool on %d threads (wall time); CPU supports up to %s\n",
+           runs, kn_threadpool_size(pool), kn_isa_name(kn_cpu_isa_supported()));
+    printf("%-8s %-5s %6s %6s %6s %9s %9s %8s %9s\n", "isa", "mode", "M", "N", "K", "best",
+           "median", "of peak", "of probe");
     for (int isa = (int)kn_cpu_isa_supported(); isa >= 0; isa--) {
         if (argc > 2 && strcmp(argv[2], kn_isa_name((kn_isa)isa)) != 0) continue;
         double probe = isa == KN_ISA_GENERIC ? 0.0 : probe_peak((kn_isa)isa);
         if (probe > 0)
-            printf("%-8s FMA peak probed now: %.1f GFLOP/s (nominal %.0f)\n",
+            printf("%-8s FMA peak probed now: %.1f GFLOP/s per core (nominal %.0f)\n",
                    kn_isa_name((kn_isa)isa), probe, peak[isa]);
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-            if (isa == KN_ISA_GENERIC && M * N * K > 600u * 1000u * 1000u) continue;
-            double g = bench_one((kn_isa)isa, M, N, K, runs);
-            if (peak[isa] > 0)
-                printf("%-8s %6zu %6zu %6zu %10.1f %7.0f%% %8.0f%%\n", kn_isa_name((kn_isa)isa),
-                       M, N, K, g, 100.0 * g / peak[isa], probe > 0 ? 100.0 * g / probe : 0.0);
-            else
-                printf("%-8s %6zu %6zu %6zu %10.1f %8s\n", kn_isa_name((kn_isa)isa), M, N, K, g,
-                       "-");
-            fflush(stdout);
+        for (int mode = MODE_PB; mode <= MODE_POOL; mode++) {
+            double pk = mode == MODE_POOL ? peak[isa] * kn_threadpool_size(pool) : peak[isa];
+            double pr = mode == MODE_POOL ? probe * kn_threadpool_size(pool) : probe;
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+                size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                if (isa == KN_ISA_GENERIC && (M * N * K > 600u * 1000u * 1000u || mode)) continue;
+                if (mode == MODE_POOL && kn_threadpool_size(pool) < 2) continue;
+                bresult g = bench_one((bmode)mode, (kn_isa)isa, pool, M, N, K, runs);
+                print_row((kn_isa)isa, (bmode)mode, M, N, K, g, pk, pr);
+            }
         }
     }
+    kn_threadpool_free(pool);
     return 0;
 }

@@ -10,6 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <threads.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#else
+#define _mm_prefetch(p, h) ((void)(p))
+#define _MM_HINT_T0 0
+#endif
 
 #include "core/error.h"
 #include "exec/threadpool.h"
@@ -17,20 +23,34 @@
 /* Cache blocking: a kc x KN_SGEMM_PANEL slice of B stays in L1 while the microkernel
  * sweeps an mc x kc block of packed A (L2); nc bounds the B block reused across
  * the A blocks of one task.  A task is one (mc rows, nc columns) block of C, all of
- * K: tasks never share an element of C.  K is cut into equal blocks of at most KC
+ * K: tasks never share an element of C.  With prepacked B a task is one MC block of
+ * rows (its A packed once per k block); with prepacked A a task is all rows of an
+ * NC_PA block of columns (its B packed once per k block, then swept by MC blocks of
+ * rows), so that neither driver packs anything twice.  K is cut into equal blocks of at most KC
  * (rounded to 8), so no block is a sliver.  Measured on the project's Xeon (48 KiB
- * L1d, 2 MiB L2): KC 512 beats 256 at 1024^3 (fewer passes over C); MC 56..112
- * are alike, 168+ is slower. */
+ * L1d, 2 MiB L2, on a loaded machine, so only differences of several percent
+ * count): KC 512 beats 256 and 384 at 1024^3 (fewer passes over C, the B row
+ * prefetched ahead covers the micro-panel not fitting L1); MC 252..504 beats 84..168
+ * (a B micro-panel fetched from L3 serves more A micro-panels). */
 #ifndef KN_SGEMM_KC
 #define KN_SGEMM_KC 512
 #endif
 #ifndef KN_SGEMM_MC
-#define KN_SGEMM_MC 84
+#define KN_SGEMM_MC 336
 #endif
 #ifndef KN_SGEMM_NC
 #define KN_SGEMM_NC 1024
 #endif
-enum { KC = KN_SGEMM_KC, MC = KN_SGEMM_MC, NC = KN_SGEMM_NC, PANEL = KN_SGEMM_PANEL };
+#ifndef KN_SGEMM_NC_PA
+#define KN_SGEMM_NC_PA 512
+#endif
+enum {
+    KC = KN_SGEMM_KC,
+    MC = KN_SGEMM_MC,
+    NC = KN_SGEMM_NC,
+    NC_PA = KN_SGEMM_NC_PA, /* packed-A driver: B block packed per task, kc x NC_PA in L2 */
+    PANEL = KN_SGEMM_PANEL
+};
 
 static void *aligned_floats(size_t n)
 {
@@ -89,22 +109,38 @@ static float *thread_buffer(size_t n)
 /* ---- packing ---- */
 
 /* Pack rows [k0, k0+kc) x cols [j0, j0+nc) of B (or, with trans_b, of B^T given
- * as N x K) into panels of PANEL columns (zero padded), panel p at dst + p*kc*PANEL,
- * row k of a panel at + k*PANEL. */
-static void pack_b_panels(float *dst, const float *B, size_t ldb, int trans_b, size_t k0,
-                          size_t kc, size_t j0, size_t nc)
+ * as N x K) into panels of PANEL columns (zero padded), panel p at dst + p*pstride,
+ * row k of a panel at + k*PANEL.  Plain B is read row by row (one sequential
+ * stream, each row scattered to the panels); B^T panel by panel. */
+static void pack_b_panels(float *dst, size_t pstride, const float *B, size_t ldb, int trans_b,
+                          size_t k0, size_t kc, size_t j0, size_t nc)
 {
+    if (!trans_b) {
+        for (size_t k = 0; k < kc; k++) {
+            const float *src = B + (k0 + k) * ldb + j0;
+            float *d = dst + k * PANEL;
+            for (size_t jp = 0; jp < nc; jp += PANEL, d += pstride) {
+                size_t nj = min_sz(nc - jp, PANEL);
+                if (k + 2 < kc) { /* rows are far apart: fetch two rows ahead */
+                    _mm_prefetch((const char *)(src + 2 * ldb + jp), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(src + 2 * ldb + jp + 16), _MM_HINT_T0);
+                }
+                if (nj == PANEL) {
+                    memcpy(d, src + jp, PANEL * sizeof(float));
+                } else {
+                    memcpy(d, src + jp, nj * sizeof(float));
+                    memset(d + nj, 0, (PANEL - nj) * sizeof(float));
+                }
+            }
+        }
+        return;
+    }
     for (size_t jp = 0; jp < nc; jp += PANEL) {
         size_t nj = min_sz(nc - jp, PANEL), jb = j0 + jp;
-        float *d = dst + jp / PANEL * kc * PANEL;
+        float *d = dst + jp / PANEL * pstride;
         for (size_t k = 0; k < kc; k++, d += PANEL) {
             size_t j = 0;
-            if (!trans_b) {
-                const float *src = B + (k0 + k) * ldb + jb;
-                for (; j < nj; j++) d[j] = src[j];
-            } else {
-                for (; j < nj; j++) d[j] = B[(jb + j) * ldb + k0 + k];
-            }
+            for (; j < nj; j++) d[j] = B[(jb + j) * ldb + k0 + k];
             for (; j < PANEL; j++) d[j] = 0.0f;
         }
     }
@@ -125,7 +161,7 @@ void kn_sgemm_pack_b_into(kn_packed_b *pb, float *data, size_t K, size_t N, cons
     pb->N = N;
     pb->npanels = (N + PANEL - 1) / PANEL;
     pb->data = data;
-    pack_b_panels(data, B, ldb, trans_b, 0, K, 0, N);
+    pack_b_panels(data, K * PANEL, B, ldb, trans_b, 0, K, 0, N);
 }
 
 kn_packed_b *kn_sgemm_pack_b(size_t K, size_t N, const float *B, size_t ldb, int trans_b)
@@ -153,26 +189,32 @@ void kn_packed_b_free(kn_packed_b *pb)
 
 /* Pack rows [i0, i0+mc) x cols [k0, k0+kc) of op(A) into micro-panels of mr rows,
  * k-major (dst[k*mr + i]), zero-padding the last panel to mr rows.  Reads follow
- * A's rows (sequential); the strided writes land in one L1-resident micro-panel. */
+ * A's rows (sequential); the strided writes land in one L1-resident micro-panel.
+ * The kernel's own panel packer (an in-register transpose) does the plain case. */
 static void pack_a(float *dst, const float *A, size_t lda, int trans_a, size_t i0, size_t mc,
-                   size_t k0, size_t kc, int mr)
+                   size_t k0, size_t kc, const kn_sgemm_kernel *kr)
 {
-    for (size_t ip = 0; ip < mc; ip += (size_t)mr, dst += (size_t)mr * kc) {
-        size_t rows = mc - ip < (size_t)mr ? mc - ip : (size_t)mr;
+    size_t mr = (size_t)kr->mr;
+    for (size_t ip = 0; ip < mc; ip += mr, dst += mr * kc) {
+        size_t rows = mc - ip < mr ? mc - ip : mr;
+        if (!trans_a && kr->pack_panel) {
+            kr->pack_panel(dst, A + (i0 + ip) * lda + k0, lda, rows, kc);
+            continue;
+        }
         if (!trans_a) {
             for (size_t i = 0; i < rows; i++) {
                 const float *src = A + (i0 + ip + i) * lda + k0;
-                for (size_t k = 0; k < kc; k++) dst[k * (size_t)mr + i] = src[k];
+                for (size_t k = 0; k < kc; k++) dst[k * mr + i] = src[k];
             }
         } else {
             for (size_t k = 0; k < kc; k++) {
                 const float *src = A + (k0 + k) * lda + i0 + ip;
-                for (size_t i = 0; i < rows; i++) dst[k * (size_t)mr + i] = src[i];
+                for (size_t i = 0; i < rows; i++) dst[k * mr + i] = src[i];
             }
         }
-        if (rows < (size_t)mr)
+        if (rows < mr)
             for (size_t k = 0; k < kc; k++)
-                for (size_t i = rows; i < (size_t)mr; i++) dst[k * (size_t)mr + i] = 0.0f;
+                for (size_t i = rows; i < mr; i++) dst[k * mr + i] = 0.0f;
     }
 }
 
@@ -203,7 +245,7 @@ kn_packed_a *kn_sgemm_pack_a_isa(kn_isa isa, int trans_a, size_t M, size_t K, co
     if (panels && panel > SIZE_MAX / sizeof(float) / 2 / panels) goto fail;
     pa->data = aligned_floats(panel * panels);
     if (!pa->data) goto fail;
-    pack_a(pa->data, A, lda, trans_a, 0, M, 0, K, kr->mr);
+    pack_a(pa->data, A, lda, trans_a, 0, M, 0, K, kr);
     return pa;
 fail:
     free(pa);
@@ -325,16 +367,23 @@ static size_t k_block(size_t K)
     return min_sz(round_up((K + nblocks - 1) / nblocks, 8), KC);
 }
 
+/* Panel stride of B packed on the fly: one cache line more than the panel, so
+ * that the panels a row of B is scattered to do not all map to one L1 set (kc *
+ * PANEL floats is often a multiple of 4 KiB). */
+static size_t b_panel_stride(size_t kc) { return kc * PANEL + 16; }
+
 /* Floats of packing buffer one task needs. */
 static size_t task_buffer_floats(const gemm_plan *p)
 {
     size_t kc = min_sz(p->K, p->kc), n = 0;
     if (!p->pa) n += p->mt * kc;
-    if (!p->pb) n += kc * round_up(p->nt, PANEL);
+    if (!p->pb) n += b_panel_stride(kc) * (round_up(p->nt, PANEL) / PANEL);
     return n;
 }
 
 /* C block [i0, i0+mc) x [j0, j0+nc) over all of K, packing what is not prepacked. */
+/* C block [i0, i0+mc) x [j0, j0+nc) over all of K, packing what is not prepacked,
+ * swept by MC blocks of rows. */
 static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
 {
     float *buf = thread_buffer(task_buffer_floats(p));
@@ -342,7 +391,7 @@ static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
         atomic_store(&p->nomem, 1);
         return;
     }
-    size_t K = p->K, mr = (size_t)p->kr->mr;
+    size_t K = p->K, mr = (size_t)p->kr->mr, mblock = MC / mr * mr;
     float *bbuf = p->pa ? buf : buf + p->mt * min_sz(K, p->kc);
     for (size_t k0 = 0; k0 < K; k0 += p->kc) {
         kblock kb;
@@ -351,7 +400,7 @@ static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
             kb.astride = K * mr;
             kb.a = p->pa->data + i0 / mr * kb.astride + k0 * mr;
         } else {
-            pack_a(buf, p->A, p->lda, p->trans_a, i0, mc, k0, kb.kc, p->kr->mr);
+            pack_a(buf, p->A, p->lda, p->trans_a, i0, mc, k0, kb.kc, p->kr);
             kb.astride = kb.kc * mr;
             kb.a = buf;
         }
@@ -359,14 +408,18 @@ static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
             kb.bstride = K * PANEL;
             kb.b = p->pb->data + j0 / PANEL * kb.bstride + k0 * PANEL;
         } else {
-            pack_b_panels(bbuf, p->B, p->ldb, 0, k0, kb.kc, j0, nc);
-            kb.bstride = kb.kc * PANEL;
+            kb.bstride = b_panel_stride(kb.kc);
+            pack_b_panels(bbuf, kb.bstride, p->B, p->ldb, 0, k0, kb.kc, j0, nc);
             kb.b = bbuf;
         }
         kn_ukr_epi e = p->e;
         e.first = k0 == 0 && !p->onto_c;
         e.last = k0 + kb.kc == K;
-        run_tiles(p, &kb, i0, mc, j0, nc, e);
+        for (size_t ib = 0; ib < mc; ib += mblock) {
+            kblock sub = kb;
+            sub.a = kb.a + ib / mr * kb.astride;
+            run_tiles(p, &sub, i0 + ib, min_sz(mc - ib, mblock), j0, nc, e);
+        }
     }
 }
 
@@ -389,8 +442,9 @@ static void plan_tasks(gemm_plan *p, int threads)
     size_t mr = (size_t)p->kr->mr;
     size_t mt_min = 4 * mr, nt_min = 4 * PANEL;
     p->kc = k_block(p->K);
-    p->mt = p->M < MC ? round_up(p->M, mr) : MC / mr * mr;
-    p->nt = p->N < NC ? round_up(p->N, PANEL) : NC;
+    size_t mmax = p->pa ? round_up(p->M, mr) : MC / mr * mr, nmax = p->pa ? NC_PA : NC;
+    p->mt = min_sz(round_up(p->M, mr), mmax);
+    p->nt = min_sz(round_up(p->N, PANEL), nmax);
     for (;;) {
         p->mtasks = (p->M + p->mt - 1) / p->mt;
         p->ntasks = (p->N + p->nt - 1) / p->nt;

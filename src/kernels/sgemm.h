@@ -138,9 +138,15 @@ typedef struct kn_ukr_epi {
 typedef void (*kn_sgemm_ukr)(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                              int m, int n, const kn_ukr_epi *e);
 
+/* Packs one micro-panel: rows [0, rows) (rows <= mr) x cols [0, kc) of row-major A
+ * (stride lda) into dst[k*mr + i], rows past `rows` zero. */
+typedef void (*kn_sgemm_pack_panel)(float *dst, const float *A, size_t lda, size_t rows,
+                                    size_t kc);
+
 typedef struct kn_sgemm_kernel {
     int mr, nr; /* nr divides KN_SGEMM_PANEL */
     kn_sgemm_ukr ukr;
+    kn_sgemm_pack_panel pack_panel; /* NULL: the portable packing */
 } kn_sgemm_kernel;
 
 /* NULL when the file was built without support for that level. */

@@ -1,5 +1,7 @@
 /* sgemm_avx512.c - AVX-512 microkernel: 14 x 32 tile (28 zmm accumulators, two
- * B vectors, one broadcast), opmask loads/stores for column tails.  Compiled with
+ * B vectors, one broadcast), opmask loads/stores for column tails, and narrower
+ * instances of the same body (8 or 4 rows, 16 columns) for edge tiles so that a
+ * tile of few valid rows or columns does not pay for a full one.  Compiled with
  * per-function target attributes so the rest of the build stays baseline x86-64. */
 #include "kernels/sgemm.h"
 
@@ -7,11 +9,9 @@
 #include <immintrin.h>
 
 #define KN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define KN_INLINE inline __attribute__((always_inline))
 
-#ifndef KN_AVX512_MR
-#define KN_AVX512_MR 14 /* 12 or 14 rows */
-#endif
-enum { XMR = KN_AVX512_MR, XNR = 32 };
+enum { XMR = 14, XNR = 32 };
 
 static __mmask16 mask_for(int n)
 {
@@ -20,10 +20,11 @@ static __mmask16 mask_for(int n)
     return (__mmask16)((1u << n) - 1u);
 }
 
-KN_AVX512 static __m512 finish16(__m512 x, const kn_ukr_epi *e, float *c, const float *bias,
-                                 const float *rbias, const float *res, __mmask16 mask)
+KN_AVX512 static KN_INLINE __m512 finish16(__m512 x, const kn_ukr_epi *e, float *c,
+                                           const float *bias, const float *rbias,
+                                           const float *res, __mmask16 mask)
 {
-    x = _mm512_mul_ps(x, _mm512_set1_ps(e->alpha));
+    if (e->alpha != 1.0f) x = _mm512_mul_ps(x, _mm512_set1_ps(e->alpha));
     if (!e->first) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, c));
     if (e->last) {
         if (bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, bias));
@@ -37,8 +38,9 @@ KN_AVX512 static __m512 finish16(__m512 x, const kn_ukr_epi *e, float *c, const 
     return x;
 }
 
-KN_AVX512 static void store_row(__m512 x0, __m512 x1, int i, float *c, size_t ldc, int n,
-                                const kn_ukr_epi *e)
+/* Row i of the tile: its first 16 columns from x0, the next 16 from x1. */
+KN_AVX512 static KN_INLINE void store_row(__m512 x0, __m512 x1, int i, float *c, size_t ldc,
+                                          int n, const kn_ukr_epi *e)
 {
     float *row = c + (size_t)i * ldc;
     const float *res = e->res ? e->res + (size_t)i * e->ldr : NULL;
@@ -53,43 +55,128 @@ KN_AVX512 static void store_row(__m512 x0, __m512 x1, int i, float *c, size_t ld
     }
 }
 
-#define DECL(i) __m512 c##i##_0 = _mm512_setzero_ps(), c##i##_1 = _mm512_setzero_ps();
-#define STEP(i)                                                                        \
-    av = _mm512_set1_ps(a[i]);                                                         \
-    c##i##_0 = _mm512_fmadd_ps(av, b0, c##i##_0);                                      \
-    c##i##_1 = _mm512_fmadd_ps(av, b1, c##i##_1);
-#define STORE(i)                                                                       \
-    if (m > i) store_row(c##i##_0, c##i##_1, i, c, ldc, n, e);
-
-KN_AVX512 static void ukr_avx512(size_t kc, const float *a, const float *b, float *c,
-                                 size_t ldc, int m, int n, const kn_ukr_epi *e)
+/* The kernel body for R rows (of the XMR-row packed A) and V 16-column vectors;
+ * R and V are constants at every call, so the loops unroll into registers. */
+KN_AVX512 static KN_INLINE void tile(const int R, const int V, size_t kc, const float *a,
+                                     const float *b, float *c, size_t ldc, int m, int n,
+                                     const kn_ukr_epi *e)
 {
-    DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5) DECL(6)
-    DECL(7) DECL(8) DECL(9) DECL(10) DECL(11)
-#if KN_AVX512_MR == 14
-    DECL(12) DECL(13)
-#endif
+    __m512 acc[XMR][2];
+#pragma GCC unroll 14
+    for (int i = 0; i < R; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+    }
     for (int i = 0; i < m; i++) { /* C is touched only at the end: start fetching it now */
         _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
     }
 #pragma GCC unroll 4
     for (size_t k = 0; k < kc; k++, a += XMR, b += KN_SGEMM_PANEL) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), av;
-        STEP(0) STEP(1) STEP(2) STEP(3) STEP(4) STEP(5) STEP(6)
-        STEP(7) STEP(8) STEP(9) STEP(10) STEP(11)
-#if KN_AVX512_MR == 14
-        STEP(12) STEP(13)
-#endif
+        _mm_prefetch((const char *)(b + 8 * KN_SGEMM_PANEL), _MM_HINT_T0);
+        if (V > 1) _mm_prefetch((const char *)(b + 8 * KN_SGEMM_PANEL + 16), _MM_HINT_T0);
+        __m512 b0 = _mm512_load_ps(b), b1 = V > 1 ? _mm512_load_ps(b + 16) : b0;
+#pragma GCC unroll 14
+        for (int i = 0; i < R; i++) {
+            __m512 av = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+            if (V > 1) acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+        }
     }
-    STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6)
-    STORE(7) STORE(8) STORE(9) STORE(10) STORE(11)
-#if KN_AVX512_MR == 14
-    STORE(12) STORE(13)
-#endif
+#pragma GCC unroll 14
+    for (int i = 0; i < R; i++)
+        if (i < m) store_row(acc[i][0], acc[i][1], i, c, ldc, n, e);
 }
 
-static const kn_sgemm_kernel k_avx512 = {XMR, XNR, ukr_avx512};
+KN_AVX512 static void tile_14x32(size_t kc, const float *a, const float *b, float *c,
+                                 size_t ldc, int m, int n, const kn_ukr_epi *e)
+{
+    tile(14, 2, kc, a, b, c, ldc, m, n, e);
+}
+
+KN_AVX512 static void tile_14x16(size_t kc, const float *a, const float *b, float *c,
+                                 size_t ldc, int m, int n, const kn_ukr_epi *e)
+{
+    tile(14, 1, kc, a, b, c, ldc, m, n, e);
+}
+
+KN_AVX512 static void tile_8x32(size_t kc, const float *a, const float *b, float *c,
+                                size_t ldc, int m, int n, const kn_ukr_epi *e)
+{
+    tile(8, 2, kc, a, b, c, ldc, m, n, e);
+}
+
+KN_AVX512 static void tile_4x32(size_t kc, const float *a, const float *b, float *c,
+                                size_t ldc, int m, int n, const kn_ukr_epi *e)
+{
+    tile(4, 2, kc, a, b, c, ldc, m, n, e);
+}
+
+KN_AVX512 static void tile_4x16(size_t kc, const float *a, const float *b, float *c,
+                                size_t ldc, int m, int n, const kn_ukr_epi *e)
+{
+    tile(4, 1, kc, a, b, c, ldc, m, n, e);
+}
+
+/* The smallest instance covering m rows and n columns. */
+static void ukr_avx512(size_t kc, const float *a, const float *b, float *c, size_t ldc, int m,
+                       int n, const kn_ukr_epi *e)
+{
+    if (m > 8)
+        (n > 16 ? tile_14x32 : tile_14x16)(kc, a, b, c, ldc, m, n, e);
+    else if (m > 4)
+        tile_8x32(kc, a, b, c, ldc, m, n, e);
+    else
+        (n > 16 ? tile_4x32 : tile_4x16)(kc, a, b, c, ldc, m, n, e);
+}
+
+/* 16 rows of 16 floats transposed in registers: c[j] lane i = r[i] lane j. */
+KN_AVX512 static KN_INLINE void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* u[i + c]: rows i..i+3 of column 4L + c */
+        u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        t[c] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+        t[4 + c] = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+        t[8 + c] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        t[12 + c] = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xDD);
+        r[12 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0xDD);
+    }
+}
+
+/* One 14-row micro-panel of plain A: 16 columns at a time, loaded by rows and
+ * transposed in registers into 16 k-rows of 14 floats. */
+KN_AVX512 static void pack_panel_avx512(float *dst, const float *A, size_t lda, size_t rows,
+                                        size_t kc)
+{
+    for (size_t k = 0; k < kc; k += 16) {
+        size_t kk = kc - k < 16 ? kc - k : 16;
+        __mmask16 lm = mask_for((int)kk);
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (size_t i = 0; i < 16; i++)
+            r[i] = i < rows ? _mm512_maskz_loadu_ps(lm, A + i * lda + k) : _mm512_setzero_ps();
+        transpose16(r);
+        for (size_t j = 0; j < kk; j++)
+            _mm512_mask_storeu_ps(dst + (k + j) * XMR, (__mmask16)((1u << XMR) - 1u), r[j]);
+    }
+}
+
+static const kn_sgemm_kernel k_avx512 = {XMR, XNR, ukr_avx512, pack_panel_avx512};
 
 const kn_sgemm_kernel *kn_sgemm_kernel_avx512(void) { return &k_avx512; }
 

@@ -36,7 +36,7 @@ static void ukr_generic(size_t kc, const float *a, const float *b, float *c, siz
     }
 }
 
-static const kn_sgemm_kernel k_generic = {GMR, GNR, ukr_generic};
+static const kn_sgemm_kernel k_generic = {GMR, GNR, ukr_generic, NULL};
 
 const kn_sgemm_kernel *kn_sgemm_kernel_generic(void) { return &k_generic; }
 

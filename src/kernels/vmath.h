@@ -51,6 +51,10 @@ typedef struct kn_vmath_ops {
     /* one row: y = softmax(x), y = log_softmax(x) */
     void (*softmax)(const float *x, float *y, size_t n);
     void (*log_softmax)(const float *x, float *y, size_t n);
+    /* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols (8 x 8 register
+     * blocks on AVX2 / AVX-512) */
+    void (*transpose)(const float *src, size_t lds, float *dst, size_t ldd, size_t rows,
+                      size_t cols);
     /* y = (x - mean) / sqrt(var + eps) * gamma + beta (gamma, beta may be NULL);
      * *mean_out / *rstd_out receive the statistics when not NULL. */
     void (*layer_norm)(const float *x, float *y, size_t n, const float *gamma,

@@ -16,6 +16,7 @@
  *                           into the denormal range (two exact power-of-two steps)
  *   V_SQR_LO(a,hi)          a*a - hi exactly, where hi = a*a rounded
  *   V_HSUM(v) V_HMAX(v)     horizontal sum / max to a float
+ *   VM_TRANSPOSE8(s,lds,d,ldd)  optional: one 8 x 8 float block transpose
  *
  * Approximations (coefficients fitted by Chebyshev interpolation, see the comments):
  *   exp:  x = n ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial, scale by 2^n.
@@ -471,6 +472,25 @@ VM_TARGET static void VM(layer_norm)(const float *x, float *y, size_t n, const f
     if (beta) VM(binary_vv)(KN_VM_ADD, y, beta, y, n); /* y is still in L1 */
 }
 
+/* ---- 2-D transpose ---- */
+
+VM_TARGET static void VM(transpose)(const float *src, size_t lds, float *dst, size_t ldd,
+                                    size_t rows, size_t cols)
+{
+    size_t i = 0;
+#ifdef VM_TRANSPOSE8
+    for (; i + 8 <= rows; i += 8) {
+        size_t j = 0;
+        for (; j + 8 <= cols; j += 8)
+            VM_TRANSPOSE8(src + i * lds + j, lds, dst + j * ldd + i, ldd);
+        for (; j < cols; j++)
+            for (size_t k = 0; k < 8; k++) dst[j * ldd + i + k] = src[(i + k) * lds + j];
+    }
+#endif
+    for (; i < rows; i++)
+        for (size_t j = 0; j < cols; j++) dst[j * ldd + i] = src[i * lds + j];
+}
+
 /* ---- the table ---- */
 
 static const kn_vmath_ops VM(table) = {
@@ -483,4 +503,5 @@ static const kn_vmath_ops VM(table) = {
     .binary_vv = VM(binary_vv), .binary_vs = VM(binary_vs), .binary_sv = VM(binary_sv),
     .sum = VM(sum), .max = VM(max), .sumsq_dev = VM(sumsq_dev),
     .softmax = VM(softmax), .log_softmax = VM(log_softmax), .layer_norm = VM(layer_norm),
+    .transpose = VM(transpose),
 };

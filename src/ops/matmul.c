@@ -507,9 +507,13 @@ static int mm_job_scratch(kn_op_ctx *c, mm_job *j, size_t extra, float **extra_o
     j->pb_floats = j->packed ? 0 : lines_of(kn_sgemm_packed_b_floats((size_t)p->K, (size_t)p->N));
     if (slots && p->K && p->N && !j->pb_floats)
         return kn_fail(c->err, KN_ERR_NOMEM, "%s: B is too large", c->node->op_type);
-    float *s = kn_op_scratch(c, (slots * j->pb_floats + lines_of(extra)) * sizeof(float));
+    size_t floats = slots * j->pb_floats + lines_of(extra);
+    j->pbuf = NULL;
+    if (floats == 0) /* B prepacked and nothing else wanted */
+        return KN_OK;
+    float *s = kn_op_scratch(c, floats * sizeof(float));
     if (!s)
-        return c->err->code;
+        return c->err->code ? c->err->code : KN_ERR_NOMEM;
     j->pbuf = slots ? s : NULL;
     if (extra_out)
         *extra_out = s + slots * j->pb_floats;
@@ -532,13 +536,26 @@ static int mm_job_run(kn_op_ctx *c, mm_job *j)
     return KN_OK;
 }
 
+typedef struct mm_act_job {
+    const mm_act *act;
+    float *y;
+} mm_act_job;
+
+static void mm_act_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const mm_act_job *j = ctx;
+    (void)thread_index;
+    for (int64_t i = begin; i < end; i++)
+        j->y[i] = mm_act_apply(j->act, j->y[i]);
+}
+
 /* The activations that the GEMM epilogue does not do, over the whole output. */
-static void mm_act_output(const mm_act *act, float *y, int64_t n)
+static void mm_act_output(kn_op_ctx *c, const mm_act *act, float *y, int64_t n)
 {
     if (!act || act->kind <= MM_ACT_RELU)
         return;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = mm_act_apply(act, y[i]);
+    mm_act_job j = {act, y};
+    kn_parallel_for(c->pool, n, 16384, mm_act_range, &j);
 }
 
 /* The prepared packing when it fits this call's B (it always should). */
@@ -604,7 +621,7 @@ static int matmul_f32_sgemm(kn_op_ctx *c, int ta, int tb, float alpha, const mm_
     j.p = &flat;
     if ((rc = mm_job_scratch(c, &j, 0, NULL)) || (rc = mm_job_run(c, &j)))
         return rc;
-    mm_act_output(act, j.y, y->numel);
+    mm_act_output(c, act, j.y, y->numel);
     return KN_OK;
 }
 
@@ -875,7 +892,7 @@ static int gemm_f32_sgemm(kn_op_ctx *c, const gemm_shape *g, kn_tensor *y, const
         gemm_c_epilogue(g, ct, j.y, tmp, &j.ep);
     if ((rc = mm_job_run(c, &j)))
         return rc;
-    mm_act_output(act, j.y, y->numel);
+    mm_act_output(c, act, j.y, y->numel);
     return KN_OK;
 }
 

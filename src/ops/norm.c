@@ -81,12 +81,21 @@ static int bparam_make(kn_op_ctx *c, const kn_tensor *p, const kn_tensor *x, con
     int rc = require_numeric_param(c, p, what);
     if (rc)
         return rc;
+    kn_broadcast_strides(x->rank, x->dims, p->rank, p->dims, bp->strides);
+    return KN_OK;
+}
+
+/* The values of a checked parameter as doubles, for the reference path only (the
+ * float32 fast path reads the tensor itself and allocates nothing). */
+static int bparam_load(kn_op_ctx *c, const kn_tensor *p, bparam *bp)
+{
+    if (!p)
+        return KN_OK;
     bp->v = malloc(sizeof(double) * (size_t)(p->numel > 0 ? p->numel : 1));
     if (!bp->v)
         return kn_fail(c->err, KN_ERR_NOMEM, "%s: out of memory", c->node->op_type);
     for (int64_t i = 0; i < p->numel; i++)
         bp->v[i] = kn_load_f64(p->data, p->dtype, (size_t)i);
-    kn_broadcast_strides(x->rank, x->dims, p->rank, p->dims, bp->strides);
     return KN_OK;
 }
 
@@ -461,10 +470,10 @@ static int row_norm(kn_op_ctx *c, bool rms)
         if (!y || (!rms && c->n_out > 1 && !mean_out) || (!rms && c->n_out > 2 && !inv_out))
             rc = c->err->code;
     }
-    if (!rc && !rms && layernorm_f32(c, x, y, &ps, &pb, axis, (float)eps, mean_out, inv_out)) {
-        free(ps.v), free(pb.v);
+    if (!rc && !rms && layernorm_f32(c, x, y, &ps, &pb, axis, (float)eps, mean_out, inv_out))
         return KN_OK;
-    }
+    if (!rc && !(rc = bparam_load(c, scale, &ps)))
+        rc = bparam_load(c, bias, &pb);
     if (!rc) {
         int64_t strides[2][KN_MAX_RANK];
         memcpy(strides[0], ps.strides, sizeof strides[0]);

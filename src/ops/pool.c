@@ -218,6 +218,7 @@ static void pool_planes(const double *x, int64_t planes, const kn_spatial_geom *
 /* ---- float32 2-D planes ---- */
 
 typedef struct pool2d_job {
+    const kn_vmath_ops *vm;
     const kn_spatial_geom *g;
     const pool_params *pp;
     const float *x;
@@ -233,59 +234,66 @@ static void tap_range(int64_t start, int64_t k_len, int64_t limit, int64_t *lo, 
     if (*hi < *lo) *hi = *lo;
 }
 
-static float window_max(const float *plane, int64_t W, int64_t h0, int64_t w0, int64_t hlo,
-                        int64_t hhi, int64_t wlo, int64_t whi)
-{
-    float m = -INFINITY;
-    for (int64_t kh = hlo; kh < hhi; kh++) {
-        const float *row = plane + (h0 + kh) * W + w0;
-        for (int64_t kw = wlo; kw < whi; kw++) {
-            float v = row[kw];
-            if (v > m || (isnan(v) && !isnan(m)))
-                m = v;
-        }
-    }
-    return m;
-}
+/* Widest input row the float path handles (its per-thread row buffer). */
+#define POOL_ROW_MAX 4096
 
-static float window_avg(const float *plane, const kn_spatial_geom *g, bool include_pad,
-                        int64_t h0, int64_t w0, int64_t hlo, int64_t hhi, int64_t wlo, int64_t whi)
+/* One output row: kernel rows hlo..hhi combined column-wise (max or sum) into buf
+ * with the vector kernels, then each output's horizontal taps read from buf. */
+static void pool2d_row(const pool2d_job *j, const float *plane, int64_t h0, int64_t hlo,
+                       int64_t hhi, float *buf, float *y)
 {
-    float s = 0.0f;
-    for (int64_t kh = hlo; kh < hhi; kh++) {
-        const float *row = plane + (h0 + kh) * g->in[1] + w0;
+    const kn_spatial_geom *g = j->g;
+    int64_t W = g->in[1];
+    bool max = j->pp->kind == POOL_MAX;
+    if (hhi > hlo) {
+        memcpy(buf, plane + (h0 + hlo) * W, sizeof(float) * (size_t)W);
+        for (int64_t kh = hlo + 1; kh < hhi; kh++)
+            j->vm->binary_vv(max ? KN_VM_MAX : KN_VM_ADD, buf, plane + (h0 + kh) * W, buf,
+                             (size_t)W);
+    }
+    int64_t plo = 0, phi = 0; /* rows inside the padded extent (count_include_pad) */
+    tap_range(h0 + g->pad_b[0], g->k[0], g->in[0] + g->pad_b[0] + g->pad_e[0], &plo, &phi);
+    for (int64_t ow = 0; ow < g->out[1]; ow++) {
+        int64_t w0 = ow * g->stride[1] - g->pad_b[1], wlo, whi;
+        tap_range(w0, g->k[1], W, &wlo, &whi);
+        if (hhi == hlo)
+            whi = wlo; /* no input row under the window */
+        if (max) {
+            float m = -INFINITY;
+            for (int64_t kw = wlo; kw < whi; kw++) {
+                float v = buf[w0 + kw];
+                if (v > m || (isnan(v) && !isnan(m)))
+                    m = v;
+            }
+            *y++ = m;
+            continue;
+        }
+        float sum = 0.0f;
         for (int64_t kw = wlo; kw < whi; kw++)
-            s += row[kw];
+            sum += buf[w0 + kw];
+        int64_t count = (hhi - hlo) * (whi - wlo);
+        if (j->pp->count_include_pad) {
+            int64_t qlo, qhi;
+            tap_range(w0 + g->pad_b[1], g->k[1], W + g->pad_b[1] + g->pad_e[1], &qlo, &qhi);
+            count = (phi - plo) * (qhi - qlo);
+        }
+        *y++ = count ? sum / (float)count : 0.0f;
     }
-    int64_t count = (hhi - hlo) * (whi - wlo);
-    if (include_pad) { /* taps inside the padded extent */
-        int64_t plo, phi, qlo, qhi;
-        tap_range(h0 + g->pad_b[0], g->k[0], g->in[0] + g->pad_b[0] + g->pad_e[0], &plo, &phi);
-        tap_range(w0 + g->pad_b[1], g->k[1], g->in[1] + g->pad_b[1] + g->pad_e[1], &qlo, &qhi);
-        count = (phi - plo) * (qhi - qlo);
-    }
-    return count ? s / (float)count : 0.0f;
 }
 
 static void pool2d_planes(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     const pool2d_job *j = ctx;
     const kn_spatial_geom *g = j->g;
+    float buf[POOL_ROW_MAX];
     (void)thread_index;
     for (int64_t pl = begin; pl < end; pl++) {
         const float *plane = j->x + pl * g->in_size;
         float *y = j->y + pl * g->out_size;
-        for (int64_t oh = 0; oh < g->out[0]; oh++) {
+        for (int64_t oh = 0; oh < g->out[0]; oh++, y += g->out[1]) {
             int64_t h0 = oh * g->stride[0] - g->pad_b[0], hlo, hhi;
             tap_range(h0, g->k[0], g->in[0], &hlo, &hhi);
-            for (int64_t ow = 0; ow < g->out[1]; ow++) {
-                int64_t w0 = ow * g->stride[1] - g->pad_b[1], wlo, whi;
-                tap_range(w0, g->k[1], g->in[1], &wlo, &whi);
-                *y++ = j->pp->kind == POOL_MAX
-                           ? window_max(plane, g->in[1], h0, w0, hlo, hhi, wlo, whi)
-                           : window_avg(plane, g, j->pp->count_include_pad, h0, w0, hlo, hhi,
-                                        wlo, whi);
-            }
+            pool2d_row(j, plane, h0, hlo, hhi, buf, y);
         }
     }
 }
@@ -295,9 +303,9 @@ static bool pool2d_f32(kn_op_ctx *c, const kn_tensor *x, const kn_spatial_geom *
                        const pool_params *pp, kn_tensor *y)
 {
     if (x->dtype != KN_F32 || g->nsp != 2 || g->dil[0] != 1 || g->dil[1] != 1 ||
-        pp->kind == POOL_LP)
+        pp->kind == POOL_LP || g->in[1] > POOL_ROW_MAX)
         return false;
-    pool2d_job j = {g, pp, x->data, y->data};
+    pool2d_job j = {kn_vmath(), g, pp, x->data, y->data};
     int64_t per_plane = g->out_size * g->k_size + 1;
     kn_parallel_for(c->pool, x->dims[0] * x->dims[1], POOL_GRAIN / per_plane + 1, pool2d_planes,
                     &j);

@@ -278,6 +278,10 @@ static void test_gemm_c_shapes(void)
     ref_spec s = {0, 1, 1.0, 1.0, NULL, 0};
     int64_t bias[] = {300};
     gemm_case("Gemm", 150, 300, 200, s, 1, bias); /* split over the pool */
+    int64_t row7[] = {7}, full57[] = {5, 7};
+    s.beta = 0.5;
+    gemm_case("Gemm", 5, 7, 0, s, 1, row7); /* K = 0: Y = beta * C */
+    gemm_case("Gemm", 5, 7, 0, s, 2, full57);
 }
 
 static void test_fused_gemm(void)

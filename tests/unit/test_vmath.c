@@ -325,6 +325,21 @@ static void check_maps_len(const kn_vmath_ops *ops, size_t n)
     free(x), free(y), free(big);
 }
 
+static void check_transpose_len(const kn_vmath_ops *ops, size_t rows)
+{
+    size_t cols = LENS[(rows * 7 + 3) % NLENS], lds = cols + 3, ldd = rows + 5;
+    float *src = rnd_buf(rows * lds, 1), *dst = rnd_buf(cols * ldd, 1);
+    float *keep = malloc((cols * ldd + 1) * sizeof *keep);
+    memcpy(keep, dst, cols * ldd * sizeof *keep);
+    ops->transpose(src, lds, dst, ldd, rows, cols);
+    int ok = guard_ok(dst, cols * ldd);
+    for (size_t j = 0; j < cols; j++)
+        for (size_t i = 0; i < ldd; i++)
+            ok &= dst[j * ldd + i] == (i < rows ? src[i * lds + j] : keep[j * ldd + i]);
+    CHECK(ok);
+    free(src), free(dst), free(keep);
+}
+
 static void test_lengths(void)
 {
     for (int isa = 0; isa < KN_ISA_COUNT; isa++) {
@@ -336,6 +351,7 @@ static void test_lengths(void)
             check_reductions_len(ops, LENS[i]);
             check_rows_len(ops, LENS[i]);
             check_maps_len(ops, LENS[i]);
+            check_transpose_len(ops, LENS[i]);
         }
     }
 }

@@ -1,0 +1,56 @@
+/* tlsbuf.c - per-thread scratch buffers (see tlsbuf.h): C11 thread-specific storage
+ * whose destructor frees a thread's buffers when it exits. */
+#include "core/tlsbuf.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <threads.h>
+
+typedef struct tls_bufs {
+    void *p[KN_TLS_SLOTS];
+    size_t cap[KN_TLS_SLOTS];
+} tls_bufs;
+
+static tss_t key;
+static once_flag key_once = ONCE_FLAG_INIT;
+static int key_ok;
+
+static void bufs_free(void *v)
+{
+    tls_bufs *b = v;
+    for (int i = 0; b && i < KN_TLS_SLOTS; i++)
+        free(b->p[i]);
+    free(b);
+}
+
+static void key_init(void) { key_ok = tss_create(&key, bufs_free) == thrd_success; }
+
+static tls_bufs *this_thread(void)
+{
+    call_once(&key_once, key_init);
+    if (!key_ok)
+        return NULL;
+    tls_bufs *b = tss_get(key);
+    if (!b && (b = calloc(1, sizeof *b)) && tss_set(key, b) != thrd_success) {
+        free(b);
+        b = NULL;
+    }
+    return b;
+}
+
+void *kn_thread_buffer(int slot, size_t bytes)
+{
+    tls_bufs *b = slot >= 0 && slot < KN_TLS_SLOTS ? this_thread() : NULL;
+    if (!b || bytes > SIZE_MAX - 64)
+        return NULL;
+    if (b->cap[slot] < bytes) {
+        size_t cap = (bytes + 63) & ~(size_t)63;
+        void *p = aligned_alloc(64, cap ? cap : 64);
+        if (!p)
+            return NULL;
+        free(b->p[slot]);
+        b->p[slot] = p;
+        b->cap[slot] = cap;
+    }
+    return b->p[slot];
+}

@@ -1,0 +1,130 @@
+/* qgemm_avx512.c - AVX-512 integer GEMM micro-kernels, 12 rows x 32 columns (24 zmm
+ * accumulators, two B vectors, one broadcast): AVX-512BW on int16 pairs with vpmaddwd
+ * and AVX-512 VNNI on int8 quads with vpdpbusd (uint8 x int8, no saturation). */
+#include "kernels/qgemm.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define KN_AVX512BW __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define KN_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+enum { MR = 12, NR = KN_QGEMM_NR };
+
+/* One macro body, two instruction choices: STEP(acc, a, b) accumulates. */
+#define QGEMM_TILE(NAME, ATTR, STEP, ELEM, GROUP)                                          \
+    ATTR static void NAME(size_t kgroups, const void *a, const void *b, int32_t *acc)     \
+    {                                                                                      \
+        const uint32_t *aw = a;                                                            \
+        const ELEM *bq = b;                                                                \
+        __m512i c[MR][2];                                                                  \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                            \
+            c[i][0] = _mm512_loadu_si512(acc + i * NR);                                    \
+            c[i][1] = _mm512_loadu_si512(acc + i * NR + 16);                               \
+        }                                                                                  \
+        for (size_t g = 0; g < kgroups; g++, bq += NR * GROUP) {                           \
+            __m512i b0 = _mm512_load_si512((const void *)bq);                              \
+            __m512i b1 = _mm512_load_si512((const void *)(bq + 16 * GROUP));               \
+            _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                        \
+                __m512i av = _mm512_set1_epi32((int)aw[g * MR + (size_t)i]);               \
+                c[i][0] = STEP(c[i][0], av, b0);                                           \
+                c[i][1] = STEP(c[i][1], av, b1);                                           \
+            }                                                                              \
+        }                                                                                  \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                            \
+            _mm512_storeu_si512(acc + i * NR, c[i][0]);                                    \
+            _mm512_storeu_si512(acc + i * NR + 16, c[i][1]);                               \
+        }                                                                                  \
+    }
+
+KN_AVX512BW static inline __m512i step_madd(__m512i c, __m512i a, __m512i b)
+{
+    return _mm512_add_epi32(c, _mm512_madd_epi16(a, b));
+}
+
+KN_AVX512VNNI static inline __m512i step_dpbusd(__m512i c, __m512i a, __m512i b)
+{
+    return _mm512_dpbusd_epi32(c, a, b);
+}
+
+QGEMM_TILE(ukr_pairs, KN_AVX512BW, step_madd, int16_t, 2)
+QGEMM_TILE(ukr_quads, KN_AVX512VNNI, step_dpbusd, int8_t, 4)
+
+/* ---- vectorized output stage (same arithmetic as kn_qgemm_store_tile) ---- */
+
+static __mmask16 cols_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
+
+KN_AVX512BW static __m512 dequant16(const kn_qgemm_output *o, __m512i v, size_t col, __mmask16 mk)
+{
+    __m512 scale = o->b_scale_per_col ? _mm512_maskz_loadu_ps(mk, o->b_scale + col) : _mm512_set1_ps(o->b_scale[0]);
+    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(_mm512_set1_ps(o->a_scale), scale));
+    if (o->bias)
+        y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, o->bias + col));
+    if (o->relu)
+        y = _mm512_max_ps(y, _mm512_setzero_ps());
+    return y;
+}
+
+KN_AVX512BW static __m512i requant16(const kn_qgemm_output *o, __m512 y, float lo, float hi)
+{
+    __m512 q = _mm512_roundscale_ps(_mm512_div_ps(y, _mm512_set1_ps(o->y_scale)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm512_add_ps(q, _mm512_set1_ps((float)o->y_zero));
+    q = _mm512_max_ps(q, _mm512_set1_ps(lo)); /* NaN -> lo, as the scalar path */
+    q = _mm512_min_ps(q, _mm512_set1_ps(hi));
+    return _mm512_cvttps_epi32(q);
+}
+
+KN_AVX512BW static void store16(const kn_qgemm_output *o, const int32_t *acc, size_t row, size_t col, int n,
+                                int32_t a_zero, const int32_t *col_sum)
+{
+    __mmask16 mk = cols_mask(n);
+    __m512i v = _mm512_loadu_si512(acc);
+    if (col_sum)
+        v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(a_zero),
+                                                   _mm512_maskz_loadu_epi32(mk, col_sum + col)));
+    size_t at = row * o->ldc + col;
+    if (o->kind == KN_QOUT_INT32) {
+        _mm512_mask_storeu_epi32((int32_t *)o->out + at, mk, v);
+        return;
+    }
+    __m512 y = dequant16(o, v, col, mk);
+    if (o->kind == KN_QOUT_FLOAT)
+        _mm512_mask_storeu_ps((float *)o->out + at, mk, y);
+    else if (o->kind == KN_QOUT_UINT8)
+        _mm_mask_storeu_epi8((uint8_t *)o->out + at, mk, _mm512_cvtepi32_epi8(requant16(o, y, 0.0f, 255.0f)));
+    else
+        _mm_mask_storeu_epi8((int8_t *)o->out + at, mk, _mm512_cvtepi32_epi8(requant16(o, y, -128.0f, 127.0f)));
+}
+
+KN_AVX512BW void kn_qgemm_store_tile_avx512(const kn_qgemm_output *o, const int32_t *acc, size_t i0, size_t j0,
+                                            int m, int n, int32_t a_zero, const int32_t *col_sum)
+{
+    for (int i = 0; i < m; i++) {
+        store16(o, acc + i * NR, i0 + (size_t)i, j0, n, a_zero, col_sum);
+        if (n > 16)
+            store16(o, acc + i * NR + 16, i0 + (size_t)i, j0 + 16, n - 16, a_zero, col_sum);
+    }
+}
+
+const kn_qgemm_kernel *kn_qgemm_kernel_avx512bw(void)
+{
+    static const kn_qgemm_kernel k = {MR, 2, ukr_pairs};
+    return &k;
+}
+
+const kn_qgemm_kernel *kn_qgemm_kernel_vnni(void)
+{
+    static const kn_qgemm_kernel k = {MR, 4, ukr_quads};
+    return &k;
+}
+
+#else
+void kn_qgemm_store_tile_avx512(const kn_qgemm_output *o, const int32_t *acc, size_t i0, size_t j0, int m,
+                                int n, int32_t a_zero, const int32_t *col_sum)
+{
+    kn_qgemm_store_tile(o, acc, i0, j0, m, n, a_zero, col_sum);
+}
+const kn_qgemm_kernel *kn_qgemm_kernel_avx512bw(void) { return NULL; }
+const kn_qgemm_kernel *kn_qgemm_kernel_vnni(void) { return NULL; }
+#endif
