@@ -102,26 +102,26 @@ static void fill_row(const kn_dw_geom *g, const dw_layout *L, kn_dw_split2_fn sp
     }
 }
 
-static void dw_row_generic(const float *src, const int64_t *toff, const float *tw, int ntaps,
-                           int64_t ow, float bias, const float *z, int clamp, float lo, float hi,
-                           float *y)
+static void dw_row_generic(const kn_dw_rows *r)
 {
-    for (int64_t ox = 0; ox < ow; ox++)
-        y[ox] = bias;
-    for (int t = 0; t < ntaps; t++) {
-        const float *s = src + toff[t];
-        float w = tw[t];
-        for (int64_t ox = 0; ox < ow; ox++)
-            y[ox] += w * s[ox];
-    }
-    if (z)
-        for (int64_t ox = 0; ox < ow; ox++)
-            y[ox] += z[ox];
-    if (clamp)
-        for (int64_t ox = 0; ox < ow; ox++) {
-            float v = y[ox] < lo ? lo : y[ox];
-            y[ox] = v > hi ? hi : v;
+    for (int64_t i = 0; i < r->rows; i++) {
+        const float *src = r->src + i * r->src_stride, *z = r->z ? r->z + i * r->ow : NULL;
+        float *y = r->y + i * r->ow;
+        for (int64_t ox = 0; ox < r->ow; ox++)
+            y[ox] = r->bias;
+        for (int t = 0; t < r->ntaps; t++) {
+            const float *s = src + r->toff[t];
+            float w = r->tw[t];
+            for (int64_t ox = 0; ox < r->ow; ox++)
+                y[ox] += w * s[ox];
         }
+        for (int64_t ox = 0; z && ox < r->ow; ox++)
+            y[ox] += z[ox];
+        for (int64_t ox = 0; r->clamp && ox < r->ow; ox++) {
+            float v = y[ox] < r->lo ? r->lo : y[ox];
+            y[ox] = v > r->hi ? r->hi : v;
+        }
+    }
 }
 
 static void split2_generic(const float *src, int64_t pairs, float *even, float *odd)
@@ -181,16 +181,13 @@ void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const floa
     int64_t toff[DW_MAX_TAPS];
     float tw[DW_MAX_TAPS];
     int nt = build_taps(g, &L, w, toff, tw);
-    float lo, hi;
-    int inline_act = kn_conv_act_is_clamp(act, &lo, &hi);
-    int clamp = inline_act && act && act->kind != KN_CONV_ACT_NONE;
-    for (int64_t oy = 0; oy < g->oh; oy++) {
-        float *yr = y + oy * g->ow;
-        row(scratch + oy * g->sh * L.rs, toff, tw, nt, g->ow, bias, z ? z + oy * g->ow : NULL,
-            clamp, lo, hi, yr);
-        if (!inline_act)
-            kn_conv_act_apply(act, yr, (size_t)g->ow);
-    }
+    kn_dw_rows rows = {scratch, g->sh * L.rs, g->oh, g->ow, toff, tw, nt, 0, bias,
+                       0.0f, 0.0f, z, y};
+    int inline_act = kn_conv_act_is_clamp(act, &rows.lo, &rows.hi);
+    rows.clamp = inline_act && act && act->kind != KN_CONV_ACT_NONE;
+    row(&rows);
+    if (!inline_act)
+        kn_conv_act_apply(act, y, (size_t)(g->oh * g->ow));
 }
 
 void kn_dwconv_plane_ref(const kn_dw_geom *g, const float *x, const float *w, float bias,

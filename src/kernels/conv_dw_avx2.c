@@ -25,31 +25,36 @@ KN_AVX2 static __m256 finish(__m256 acc, const float *z, __m256i m, int clamp, _
     return acc;
 }
 
-KN_AVX2 static void dw_row_avx2(const float *src, const int64_t *toff, const float *tw, int ntaps,
-                                int64_t ow, float bias, const float *z, int clamp, float lo,
-                                float hi, float *y)
+KN_AVX2 static void dw_row_avx2(const kn_dw_rows *r)
 {
-    __m256 vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    __m256 vb = _mm256_set1_ps(r->bias), vlo = _mm256_set1_ps(r->lo), vhi = _mm256_set1_ps(r->hi);
     __m256i all = _mm256_set1_epi32(-1);
-    int64_t ox = 0;
-    for (; ox + 16 <= ow; ox += 16) {
-        __m256 a0 = vb, a1 = vb;
-        for (int t = 0; t < ntaps; t++) {
-            const float *s = src + toff[t] + ox;
-            __m256 w = _mm256_broadcast_ss(tw + t);
-            a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(s), a0);
-            a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(s + 8), a1);
+    const int64_t *toff = r->toff;
+    const float *tw = r->tw;
+    int64_t ow = r->ow;
+    for (int64_t i = 0; i < r->rows; i++) {
+        const float *src = r->src + i * r->src_stride, *z = r->z ? r->z + i * ow : NULL;
+        float *y = r->y + i * ow;
+        int64_t ox = 0;
+        for (; ox + 16 <= ow; ox += 16) {
+            __m256 a0 = vb, a1 = vb;
+            for (int t = 0; t < r->ntaps; t++) {
+                const float *s = src + toff[t] + ox;
+                __m256 w = _mm256_broadcast_ss(tw + t);
+                a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(s), a0);
+                a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(s + 8), a1);
+            }
+            _mm256_storeu_ps(y + ox, finish(a0, z ? z + ox : NULL, all, r->clamp, vlo, vhi));
+            _mm256_storeu_ps(y + ox + 8, finish(a1, z ? z + ox + 8 : NULL, all, r->clamp, vlo, vhi));
         }
-        _mm256_storeu_ps(y + ox, finish(a0, z ? z + ox : NULL, all, clamp, vlo, vhi));
-        _mm256_storeu_ps(y + ox + 8, finish(a1, z ? z + ox + 8 : NULL, all, clamp, vlo, vhi));
-    }
-    for (; ox < ow; ox += 8) {
-        __m256i m = tail_mask(ow - ox);
-        __m256 a0 = vb;
-        for (int t = 0; t < ntaps; t++)
-            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(tw + t),
-                                 _mm256_maskload_ps(src + toff[t] + ox, m), a0);
-        _mm256_maskstore_ps(y + ox, m, finish(a0, z ? z + ox : NULL, m, clamp, vlo, vhi));
+        for (; ox < ow; ox += 8) {
+            __m256i m = tail_mask(ow - ox);
+            __m256 a0 = vb;
+            for (int t = 0; t < r->ntaps; t++)
+                a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(tw + t),
+                                     _mm256_maskload_ps(src + toff[t] + ox, m), a0);
+            _mm256_maskstore_ps(y + ox, m, finish(a0, z ? z + ox : NULL, m, r->clamp, vlo, vhi));
+        }
     }
 }
 

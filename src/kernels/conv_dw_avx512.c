@@ -19,31 +19,37 @@ KN_AVX512 static __m512 finish(__m512 acc, const float *z, __mmask16 m, int clam
     return acc;
 }
 
-KN_AVX512 static void dw_row_avx512(const float *src, const int64_t *toff, const float *tw,
-                                    int ntaps, int64_t ow, float bias, const float *z, int clamp,
-                                    float lo, float hi, float *y)
+KN_AVX512 static void dw_row_avx512(const kn_dw_rows *r)
 {
-    __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    int64_t ox = 0;
-    for (; ox + 32 <= ow; ox += 32) {
-        __m512 a0 = vb, a1 = vb;
-        for (int t = 0; t < ntaps; t++) {
-            const float *s = src + toff[t] + ox;
-            __m512 w = _mm512_set1_ps(tw[t]);
-            a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(s), a0);
-            a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(s + 16), a1);
+    __m512 vb = _mm512_set1_ps(r->bias), vlo = _mm512_set1_ps(r->lo), vhi = _mm512_set1_ps(r->hi);
+    const int64_t *toff = r->toff;
+    const float *tw = r->tw;
+    int64_t ow = r->ow;
+    for (int64_t i = 0; i < r->rows; i++) {
+        const float *src = r->src + i * r->src_stride, *z = r->z ? r->z + i * ow : NULL;
+        float *y = r->y + i * ow;
+        int64_t ox = 0;
+        for (; ox + 32 <= ow; ox += 32) {
+            __m512 a0 = vb, a1 = vb;
+            for (int t = 0; t < r->ntaps; t++) {
+                const float *s = src + toff[t] + ox;
+                __m512 w = _mm512_set1_ps(tw[t]);
+                a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(s), a0);
+                a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(s + 16), a1);
+            }
+            _mm512_storeu_ps(y + ox, finish(a0, z ? z + ox : NULL, 0xFFFF, r->clamp, vlo, vhi));
+            _mm512_storeu_ps(y + ox + 16,
+                             finish(a1, z ? z + ox + 16 : NULL, 0xFFFF, r->clamp, vlo, vhi));
         }
-        _mm512_storeu_ps(y + ox, finish(a0, z ? z + ox : NULL, 0xFFFF, clamp, vlo, vhi));
-        _mm512_storeu_ps(y + ox + 16, finish(a1, z ? z + ox + 16 : NULL, 0xFFFF, clamp, vlo, vhi));
-    }
-    for (; ox < ow; ox += 16) {
-        int64_t left = ow - ox;
-        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-        __m512 a0 = vb;
-        for (int t = 0; t < ntaps; t++)
-            a0 = _mm512_fmadd_ps(_mm512_set1_ps(tw[t]),
-                                 _mm512_maskz_loadu_ps(m, src + toff[t] + ox), a0);
-        _mm512_mask_storeu_ps(y + ox, m, finish(a0, z ? z + ox : NULL, m, clamp, vlo, vhi));
+        for (; ox < ow; ox += 16) {
+            int64_t left = ow - ox;
+            __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+            __m512 a0 = vb;
+            for (int t = 0; t < r->ntaps; t++)
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(tw[t]),
+                                     _mm512_maskz_loadu_ps(m, src + toff[t] + ox), a0);
+            _mm512_mask_storeu_ps(y + ox, m, finish(a0, z ? z + ox : NULL, m, r->clamp, vlo, vhi));
+        }
     }
 }
 

@@ -71,11 +71,20 @@ void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const floa
 void kn_dwconv_plane_ref(const kn_dw_geom *g, const float *x, const float *w, float bias,
                          const float *z, const kn_conv_act *act, float *y);
 
-/* Row kernels of the per-ISA files: y[ox] = bias + sum_t tw[t] * (src + toff[t])[ox]
- * for ox < ow, then + z[ox] (z may be NULL) and a clamp to [lo, hi] when clamp. */
-typedef void (*kn_dw_row_fn)(const float *src, const int64_t *toff, const float *tw, int ntaps,
-                             int64_t ow, float bias, const float *z, int clamp, float lo,
-                             float hi, float *y);
+/* Row kernels of the per-ISA files, over `rows` output rows: row r has
+ * y[r*ow + ox] = bias + sum_t tw[t] * (src + r * src_stride + toff[t])[ox] for
+ * ox < ow, then + z[r*ow + ox] (z may be NULL) and a clamp to [lo, hi] when clamp. */
+typedef struct kn_dw_rows {
+    const float *src;
+    int64_t src_stride, rows, ow;
+    const int64_t *toff;
+    const float *tw;
+    int ntaps, clamp;
+    float bias, lo, hi;
+    const float *z;
+    float *y;
+} kn_dw_rows;
+typedef void (*kn_dw_row_fn)(const kn_dw_rows *r);
 kn_dw_row_fn kn_dw_row_avx2(void);   /* NULL when not built */
 kn_dw_row_fn kn_dw_row_avx512(void); /* NULL when not built */
 /* Deinterleave of the stride-2 padded copy: even[j] = src[2j], odd[j] = src[2j+1]
