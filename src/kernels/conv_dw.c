@@ -46,6 +46,15 @@ size_t kn_dw_scratch_floats(const kn_dw_geom *g)
     return (size_t)(L.ph * L.rs + DW_SLACK);
 }
 
+static int64_t split2_generic(const float *src, int64_t pairs, float *even, float *odd)
+{
+    for (int64_t j = 0; j < pairs; j++) {
+        even[j] = src[2 * j];
+        odd[j] = src[2 * j + 1];
+    }
+    return pairs;
+}
+
 /* Stride 2: input columns ix, ix + 1 (ix even) land in the two phases at the
  * same or next position, so one pass deinterleaves pairs (a loop compilers vectorize). */
 static void fill_row_stride2(const kn_dw_geom *g, const dw_layout *L, kn_dw_split2_fn split,
@@ -59,7 +68,8 @@ static void fill_row_stride2(const kn_dw_geom *g, const dw_layout *L, kn_dw_spli
     float *first = (g->pl & 1) ? dst + L->pwp + h : dst + h;   /* gets the even ix */
     float *second = (g->pl & 1) ? dst + h + 1 : dst + L->pwp + h; /* gets the odd ix */
     int64_t pairs = n / 2;
-    split(xr, pairs, first, second);
+    int64_t done = split(xr, pairs, first, second);
+    split2_generic(xr + 2 * done, pairs - done, first + done, second + done);
     if (n & 1)
         first[pairs] = xr[n - 1];
 }
@@ -121,14 +131,6 @@ static void dw_row_generic(const kn_dw_rows *r)
             float v = y[ox] < r->lo ? r->lo : y[ox];
             y[ox] = v > r->hi ? r->hi : v;
         }
-    }
-}
-
-static void split2_generic(const float *src, int64_t pairs, float *even, float *odd)
-{
-    for (int64_t j = 0; j < pairs; j++) {
-        even[j] = src[2 * j];
-        odd[j] = src[2 * j + 1];
     }
 }
 

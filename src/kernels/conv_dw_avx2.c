@@ -58,7 +58,7 @@ KN_AVX2 static void dw_row_avx2(const kn_dw_rows *r)
     }
 }
 
-KN_AVX2 static void split2_avx2(const float *src, int64_t pairs, float *even, float *odd)
+KN_AVX2 static int64_t split2_avx2(const float *src, int64_t pairs, float *even, float *odd)
 {
     int64_t j = 0;
     for (; j + 8 <= pairs; j += 8) {
@@ -71,10 +71,7 @@ KN_AVX2 static void split2_avx2(const float *src, int64_t pairs, float *even, fl
         _mm256_storeu_ps(odd + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o),
                                                                          _MM_SHUFFLE(3, 1, 2, 0))));
     }
-    for (; j < pairs; j++) {
-        even[j] = src[2 * j];
-        odd[j] = src[2 * j + 1];
-    }
+    return j;
 }
 
 kn_dw_row_fn kn_dw_row_avx2(void) { return dw_row_avx2; }

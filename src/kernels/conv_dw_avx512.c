@@ -53,7 +53,7 @@ KN_AVX512 static void dw_row_avx512(const kn_dw_rows *r)
     }
 }
 
-KN_AVX512 static void split2_avx512(const float *src, int64_t pairs, float *even, float *odd)
+KN_AVX512 static int64_t split2_avx512(const float *src, int64_t pairs, float *even, float *odd)
 {
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
@@ -63,10 +63,7 @@ KN_AVX512 static void split2_avx512(const float *src, int64_t pairs, float *even
         _mm512_storeu_ps(even + j, _mm512_permutex2var_ps(a, ie, b));
         _mm512_storeu_ps(odd + j, _mm512_permutex2var_ps(a, io, b));
     }
-    for (; j < pairs; j++) {
-        even[j] = src[2 * j];
-        odd[j] = src[2 * j + 1];
-    }
+    return j;
 }
 
 kn_dw_row_fn kn_dw_row_avx512(void) { return dw_row_avx512; }

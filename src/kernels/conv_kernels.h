@@ -88,8 +88,8 @@ typedef void (*kn_dw_row_fn)(const kn_dw_rows *r);
 kn_dw_row_fn kn_dw_row_avx2(void);   /* NULL when not built */
 kn_dw_row_fn kn_dw_row_avx512(void); /* NULL when not built */
 /* Deinterleave of the stride-2 padded copy: even[j] = src[2j], odd[j] = src[2j+1]
- * for j < pairs. */
-typedef void (*kn_dw_split2_fn)(const float *src, int64_t pairs, float *even, float *odd);
+ * for the j < pairs that whole vectors cover; returns how many pairs it did. */
+typedef int64_t (*kn_dw_split2_fn)(const float *src, int64_t pairs, float *even, float *odd);
 kn_dw_split2_fn kn_dw_split2_avx2(void);   /* NULL when not built */
 kn_dw_split2_fn kn_dw_split2_avx512(void); /* NULL when not built */
 
