@@ -1,19 +1,35 @@
-/* conv.c - convolution operators: Conv, ConvTranspose, ConvInteger, DeformConv.
+/* conv.c - convolution operators: Conv, FusedConv (com.microsoft), ConvTranspose,
+ * ConvInteger, DeformConv, CausalConvWithState.
  *
  * All of them work on N-D inputs laid out [N, C, d1..dk] with weights
- * [M, C/group, k1..kk] (ConvTranspose: [C, M/group, k1..kk]).  The method is the
- * classic one: per batch item and group, unfold the input into a column matrix
- * (im2col: one row per (input channel, kernel offset), one column per output
- * position) and multiply the weights by it with a plain GEMM whose inner loop
- * runs along contiguous rows.  ConvTranspose does the reverse: GEMM with the
- * transposed weights, then fold the columns back (col2im).  DeformConv builds
- * its columns by bilinear sampling at offset positions.  CausalConvWithState
- * (opset 27) is a stateful causal depthwise 1-D conv done with direct loops.
+ * [M, C/group, k1..kk] (ConvTranspose: [C, M/group, k1..kk]).
+ *
+ * Float 1-D and 2-D Conv / FusedConv / ConvTranspose take the fast kernels of
+ * kernels/conv_kernels.h (depthwise plane kernel, pointwise GEMM, im2col tiles +
+ * packed-A GEMM, GEMM + col2im), threaded over the session pool; their prepare
+ * hook packs constant float32 weights once per model.  FusedConv adds its optional
+ * input Z and applies its activation (Relu, LeakyRelu, Sigmoid, Tanh, Clip,
+ * HardSigmoid) on the output.
+ *
+ * Everything else (3-D and up, float64, ConvInteger, DeformConv, convs too large
+ * for the fast paths' scratch) uses the reference method below: per batch item
+ * and group, unfold the input into a column matrix (im2col: one row per (input
+ * channel, kernel offset), one column per output position) and multiply the
+ * weights by it with a plain GEMM whose inner loop runs along contiguous rows.
+ * ConvTranspose does the reverse: GEMM with the transposed weights, then fold the
+ * columns back (col2im).  DeformConv builds its columns by bilinear sampling at
+ * offset positions.  CausalConvWithState (opset 27) is a stateful causal
+ * depthwise 1-D conv done with direct loops.  The reference Conv loops
+ * (conv_reference_*) are what the fast paths are tested against.
  *
  * float32/float16/bfloat16 compute in float; float64 and ConvInteger compute in
  * double (exact for the integer sums ConvInteger can produce in int32). */
 #include "ops/op_util.h"
 #include "ops/spatial.h"
+
+#include "exec/threadpool.h"
+#include "kernels/conv_kernels.h"
+#include "kernels/sgemm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -338,8 +354,9 @@ static int col_elems(kn_op_ctx *c, int64_t r, int64_t width, int64_t *n)
 }
 
 #define DEFINE_CONV_FORWARD(T)                                                              \
-    /* y[N, M, out] = conv(x[N, C, in], w[M, C/group, k]) + b[M] */                         \
-    static int conv_forward_##T(kn_op_ctx *c, const T *x, const T *w, const T *b,           \
+    /* y[N, M, out] = conv(x[N, C, in], w[M, C/group, k]) + b[M]: the plain loops every \
+     * fast path (kernels/conv_kernels.h) is tested against */                         \
+    static int conv_reference_##T(kn_op_ctx *c, const T *x, const T *w, const T *b,           \
                                 int64_t batch, int64_t chans, int64_t m, int64_t group,     \
                                 const kn_spatial_geom *g, T *y)                                 \
     {                                                                                       \
@@ -388,15 +405,189 @@ static int check_bias(kn_op_ctx *c, const kn_tensor *b, int64_t m)
     return KN_OK;
 }
 
-static int run_conv(kn_op_ctx *c)
+/* ------------------------------------------------ Conv, FusedConv: fast path */
+
+/* What prepare builds for a Conv/FusedConv with constant float32 weights: the
+ * weights of each group packed as GEMM A operands (not for depthwise convs). */
+typedef struct conv_state {
+    int64_t dims[KN_MAX_RANK];
+    int rank;
+    int64_t group;
+    kn_packed_a **pa;
+} conv_state;
+
+static void release_conv_state(void *state)
+{
+    conv_state *s = state;
+    for (int64_t gi = 0; s && s->pa && gi < s->group; gi++)
+        kn_packed_a_free(s->pa[gi]);
+    if (s)
+        free(s->pa);
+    free(s);
+}
+
+/* Packs each group's weights: Conv's [m, C/group, k...] rows as (m/group) x K
+ * matrices; ConvTranspose's [C, m/group, k...] transposed to (m/group * k) x
+ * (C/group).  Leaves *state NULL when the weights are not constant float32 2-D
+ * / 1-D, or for depthwise convs (they read the weights as they are). */
+static int prepare_weights(kn_prepare_ctx *pc, void **state, bool transposed)
+{
+    const kn_tensor *w = pc->n_in > 1 ? pc->in_const[1] : NULL;
+    int64_t group = kn_attr_int(pc->node, "group", 1);
+    if (!w || !w->data || w->dtype != KN_F32 || (w->rank != 3 && w->rank != 4) || group < 1 ||
+        w->dims[0] % group || w->numel == 0)
+        return KN_OK; /* the kernel takes its general path (and reports bad shapes) */
+    if (!transposed && w->dims[1] == 1 && w->dims[0] == group && group > 1)
+        return KN_OK;
+    conv_state *s = calloc(1, sizeof *s);
+    if (!s || !(s->pa = calloc((size_t)group, sizeof *s->pa))) {
+        free(s);
+        return kn_fail(pc->err, KN_ERR_NOMEM, "out of memory preparing %s weights", pc->node->op_type);
+    }
+    s->rank = w->rank;
+    s->group = group;
+    memcpy(s->dims, w->dims, sizeof(int64_t) * (size_t)w->rank);
+    /* per group: rows x cols of the weight as stored */
+    size_t rows = (size_t)(w->dims[0] / group), cols = (size_t)(w->numel / w->dims[0]);
+    for (int64_t gi = 0; gi < group; gi++) {
+        const float *wg = (const float *)w->data + (size_t)gi * rows * cols;
+        s->pa[gi] = transposed ? kn_sgemm_pack_a_isa(kn_cpu_isa(), 1, cols, rows, wg, cols)
+                               : kn_sgemm_pack_a(rows, cols, wg, cols);
+        if (!s->pa[gi]) {
+            release_conv_state(s);
+            return kn_fail(pc->err, KN_ERR_NOMEM, "out of memory packing %s weights",
+                           pc->node->op_type);
+        }
+    }
+    *state = s;
+    /* Conv reads only the packed weights from now on (ConvTranspose may still need
+     * the reference for images too large for its column buffer) */
+    if (!transposed && kn_conv2d_gemm_always_fits((int64_t)cols))
+        pc->drop_inputs |= 1u << 1;
+    return KN_OK;
+}
+
+static int prepare_conv(kn_prepare_ctx *pc, void **state)
+{
+    return prepare_weights(pc, state, false);
+}
+
+static int prepare_conv_transpose(kn_prepare_ctx *pc, void **state)
+{
+    return prepare_weights(pc, state, true);
+}
+
+/* The prepacked weights when c->state was built for this weight and group. */
+static kn_packed_a *const *state_weights(const kn_op_ctx *c, const kn_tensor *w, int64_t group)
+{
+    const conv_state *s = c->state;
+    if (!s || w->dtype != KN_F32 || s->rank != w->rank || s->group != group ||
+        memcmp(s->dims, w->dims, sizeof(int64_t) * (size_t)w->rank))
+        return NULL;
+    return s->pa;
+}
+
+/* The 2-D kernel geometry of a 1-D or 2-D conv, per group of cg channels. */
+static kn_conv2d_geom conv2d_geom_of(const kn_spatial_geom *g, int64_t cg)
+{
+    kn_conv2d_geom d = {cg, 1, g->in[0], 1, g->out[0], 1, g->k[0], 1, g->stride[0],
+                        1, g->dil[0], 0, g->pad_b[0]};
+    if (g->nsp == 2)
+        d = (kn_conv2d_geom){cg, g->in[0], g->in[1], g->out[0], g->out[1], g->k[0], g->k[1],
+                             g->stride[0], g->stride[1], g->dil[0], g->dil[1], g->pad_b[0],
+                             g->pad_b[1]};
+    return d;
+}
+
+/* The FusedConv residual and activation on the reference path's output. */
+static void finish_reference(float *y, int64_t n, const float *z, const kn_conv_act *act)
+{
+    for (int64_t i = 0; z && i < n; i++)
+        y[i] += z[i];
+    kn_conv_act_apply(act, y, (size_t)n);
+}
+
+/* Float conv: the fast kernels for 1-D/2-D, else the reference loops.  x is
+ * [batch, chans, in...]; z (like y) and act are FusedConv's, NULL / none for Conv. */
+static int conv_float(kn_op_ctx *c, const float *x, const float *w, const float *b,
+                      const float *z, const kn_conv_act *act, const kn_tensor *xt,
+                      const kn_tensor *wt, int64_t group, const kn_spatial_geom *g, float *y)
+{
+    int64_t batch = xt->dims[0], chans = xt->dims[1], m = wt->dims[0];
+    kn_packed_a *const *packed = state_weights(c, wt, group);
+    if (g->nsp <= 2) {
+        kn_conv2d_args a = {conv2d_geom_of(g, chans / group), batch, group, m, x, w, b, z,
+                            packed, *act, y};
+        size_t need = kn_conv2d_scratch_floats(&a, kn_threadpool_size(c->pool));
+        if (need != SIZE_MAX) {
+            float *scratch = need ? kn_op_scratch(c, need * sizeof(float)) : NULL;
+            if (need && !scratch)
+                return c->err->code;
+            if (kn_conv2d_run(c->pool, kn_cpu_isa(), &a, scratch, need))
+                return kn_fail(c->err, KN_ERR_NOMEM, "%s: out of memory packing weights",
+                               c->node->op_type);
+            return KN_OK;
+        }
+    }
+    if (!w) /* prepare released the weights; cannot happen for the shapes it packs */
+        return kn_fail(c->err, KN_ERR_RUNTIME, "%s: weights released but the fast path declined",
+                       c->node->op_type);
+    int rc = conv_reference_float(c, x, w, b, batch, chans, m, group, g, y);
+    if (!rc)
+        finish_reference(y, batch * m * g->out_size, z, act);
+    return rc;
+}
+
+/* FusedConv's activation attributes (ONNX Runtime contrib op): "activation" with
+ * its "activation_params" (LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha,
+ * beta). */
+static int read_fused_activation(kn_op_ctx *c, kn_conv_act *act)
+{
+    static const struct { const char *name; kn_conv_act_kind kind; int params; } acts[] = {
+        {"Relu", KN_CONV_ACT_RELU, 0},       {"Sigmoid", KN_CONV_ACT_SIGMOID, 0},
+        {"Tanh", KN_CONV_ACT_TANH, 0},       {"LeakyRelu", KN_CONV_ACT_LEAKY_RELU, 1},
+        {"Clip", KN_CONV_ACT_CLIP, 2},       {"HardSigmoid", KN_CONV_ACT_HARD_SIGMOID, 2},
+    };
+    *act = (kn_conv_act){KN_CONV_ACT_NONE, 0.0f, 0.0f};
+    const char *name = kn_attr_string(c->node, "activation", "");
+    if (!*name || !strcmp(name, "Identity"))
+        return KN_OK;
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        if (strcmp(name, acts[i].name))
+            continue;
+        const float *p;
+        int n = kn_attr_floats(c->node, "activation_params", &p);
+        if (acts[i].params && n != acts[i].params)
+            return kn_fail(c->err, KN_ERR_ARG, "FusedConv activation %s needs %d activation_params, got %d",
+                           name, acts[i].params, n < 0 ? 0 : n);
+        act->kind = acts[i].kind;
+        act->alpha = acts[i].params > 0 ? p[0] : 0.0f;
+        act->beta = acts[i].params > 1 ? p[1] : 0.0f;
+        return KN_OK;
+    }
+    return kn_fail(c->err, KN_ERR_UNSUPPORTED, "FusedConv activation '%s' is not supported", name);
+}
+
+static int check_residual(kn_op_ctx *c, const kn_tensor *z, const kn_tensor *y)
+{
+    if (z && (z->dtype != y->dtype || !kn_same_shape(z, y)))
+        return kn_fail(c->err, KN_ERR_ARG, "FusedConv input Z must have the output's type and shape");
+    return KN_OK;
+}
+
+/* Conv and FusedConv (fused: its activation and optional residual input 3). */
+static int run_conv_impl(kn_op_ctx *c, bool fused)
 {
     KN_REQUIRE_INPUT(c, 0);
     KN_REQUIRE_INPUT(c, 1);
     const kn_tensor *x = c->in[0], *w = c->in[1], *b = kn_op_in(c, 2);
-    if (!kn_dtype_is_float(x->dtype))
+    const kn_tensor *z = fused ? kn_op_in(c, 3) : NULL;
+    kn_conv_act act = {KN_CONV_ACT_NONE, 0.0f, 0.0f};
+    if (!kn_dtype_is_float(x->dtype) || (fused && x->dtype != KN_F32))
         return kn_unsupported_dtype(c, x->dtype);
     int rc;
-    if ((rc = kn_check_same_dtype(c, x, w)) || (b && (rc = kn_check_same_dtype(c, x, b))))
+    if ((rc = kn_check_same_dtype(c, x, w)) || (b && (rc = kn_check_same_dtype(c, x, b))) ||
+        (fused && (rc = read_fused_activation(c, &act))))
         return rc;
     kn_spatial_geom g;
     int64_t group = kn_attr_int(c->node, "group", 1);
@@ -405,23 +596,21 @@ static int run_conv(kn_op_ctx *c)
         return rc;
     int64_t dims[KN_MAX_RANK];
     conv_out_dims(x, w->dims[0], &g, dims);
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, dims); /* every path writes all */
     if (!y)
         return c->err->code;
-    if (y->numel == 0)
-        return KN_OK;
-    if (x->dtype == KN_F64) {
-        rc = conv_forward_double(c, x->data, w->data, b ? b->data : NULL, x->dims[0],
-                                 x->dims[1], w->dims[0], group, &g, y->data);
+    if ((rc = check_residual(c, z, y)) || y->numel == 0)
         return rc;
-    }
+    if (x->dtype == KN_F64)
+        return conv_reference_double(c, x->data, w->data, b ? b->data : NULL, x->dims[0],
+                                     x->dims[1], w->dims[0], group, &g, y->data);
     float *ox, *ow, *ob = NULL, *oy = NULL;
     const float *fx = as_float(x, &ox), *fw = as_float(w, &ow), *fb = b ? as_float(b, &ob) : NULL;
     float *fy = x->dtype == KN_F32 ? y->data : (oy = malloc(sizeof(float) * (size_t)y->numel));
-    if (!fx || !fw || (b && !fb) || !fy)
+    if (!fx || (!fw && w->dtype != KN_F32) || (b && !fb) || !fy) /* NULL float32 w: released */
         rc = kn_op_nomem(c);
     else
-        rc = conv_forward_float(c, fx, fw, fb, x->dims[0], x->dims[1], w->dims[0], group, &g, fy);
+        rc = conv_float(c, fx, fw, fb, z ? z->data : NULL, &act, x, w, group, &g, fy);
     if (!rc)
         store_float(y, fy);
     free(ox);
@@ -429,6 +618,16 @@ static int run_conv(kn_op_ctx *c)
     free(ob);
     free(oy);
     return rc;
+}
+
+static int run_conv(kn_op_ctx *c)
+{
+    return run_conv_impl(c, false);
+}
+
+static int run_fused_conv(kn_op_ctx *c)
+{
+    return run_conv_impl(c, true);
 }
 
 /* ----------------------------------------------------------- ConvInteger */
@@ -474,7 +673,7 @@ static int run_conv_integer(kn_op_ctx *c)
     if (!dx || !dw || !dy)
         rc = kn_op_nomem(c);
     else
-        rc = conv_forward_double(c, dx, dw, NULL, x->dims[0], x->dims[1], m, group, &g, dy);
+        rc = conv_reference_double(c, dx, dw, NULL, x->dims[0], x->dims[1], m, group, &g, dy);
     if (!rc) {
         int32_t *out = y->data;
         for (int64_t i = 0; i < y->numel; i++) /* wraps like int32 accumulation would */
@@ -584,6 +783,28 @@ static int convt_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, 
 DEFINE_CONVT_FORWARD(float)
 DEFINE_CONVT_FORWARD(double)
 
+/* Float transposed conv: the GEMM + col2im kernel for 1-D/2-D, else the reference. */
+static int convt_float(kn_op_ctx *c, const float *x, const float *w, const float *b,
+                       const kn_tensor *xt, const kn_tensor *wt, int64_t m, int64_t group,
+                       const kn_spatial_geom *g, float *y)
+{
+    int64_t batch = xt->dims[0], chans = xt->dims[1];
+    if (g->nsp <= 2) {
+        kn_conv2d_args a = {conv2d_geom_of(g, chans / group), batch, group, m, x, w, b, NULL,
+                            state_weights(c, wt, group), {KN_CONV_ACT_NONE, 0.0f, 0.0f}, y};
+        size_t need = kn_convt2d_scratch_floats(&a);
+        if (need != SIZE_MAX) {
+            float *scratch = kn_op_scratch(c, need * sizeof(float));
+            if (!scratch)
+                return c->err->code;
+            if (kn_convt2d_run(c->pool, kn_cpu_isa(), &a, scratch, need))
+                return kn_fail(c->err, KN_ERR_NOMEM, "ConvTranspose: out of memory packing weights");
+            return KN_OK;
+        }
+    }
+    return convt_forward_float(c, x, w, b, batch, chans, m, group, g, y);
+}
+
 static int run_conv_transpose(kn_op_ctx *c)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -609,7 +830,7 @@ static int run_conv_transpose(kn_op_ctx *c)
         return rc;
     int64_t dims[KN_MAX_RANK];
     conv_out_dims(x, m, &g, dims);
-    kn_tensor *y = kn_op_output(c, 0, x->dtype, x->rank, dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, x->rank, dims); /* bias first, then sums */
     if (!y)
         return c->err->code;
     if (y->numel == 0)
@@ -623,7 +844,7 @@ static int run_conv_transpose(kn_op_ctx *c)
     if (!fx || !fw || (b && !fb) || !fy)
         rc = kn_op_nomem(c);
     else
-        rc = convt_forward_float(c, fx, fw, fb, x->dims[0], x->dims[1], m, group, &g, fy);
+        rc = convt_float(c, fx, fw, fb, x, w, m, group, &g, fy);
     if (!rc)
         store_float(y, fy);
     free(ox);
@@ -861,8 +1082,11 @@ static int run_causal_conv(kn_op_ctx *c)
 }
 
 const kn_op_def kn_ops_conv[] = {
-    {"", "Conv", 1, run_conv, NULL, NULL},
-    {"", "ConvTranspose", 1, run_conv_transpose, NULL, NULL},
+    {"", "Conv", 1, run_conv, NULL, NULL, .prepare = prepare_conv, .release = release_conv_state},
+    {"com.microsoft", "FusedConv", 1, run_fused_conv, NULL, NULL, .prepare = prepare_conv,
+     .release = release_conv_state},
+    {"", "ConvTranspose", 1, run_conv_transpose, NULL, NULL, .prepare = prepare_conv_transpose,
+     .release = release_conv_state},
     {"", "ConvInteger", 1, run_conv_integer, NULL, NULL},
     {"", "DeformConv", 1, run_deform_conv, NULL, NULL},
     {"", "CausalConvWithState", 1, run_causal_conv, NULL, NULL},

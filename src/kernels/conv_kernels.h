@@ -1,0 +1,167 @@
+/* conv_kernels.h - hot loops of the float32 convolutions (NCHW): the fused
+ * activations of Conv/FusedConv applied to a span of outputs, the depthwise 2-D
+ * plane kernel (generic / AVX2 / AVX-512, chosen at run time), and the blocked
+ * im2col / col2im that feed the packed-A GEMM (kernels/sgemm.h).  The operator
+ * side (attributes, shapes, threading, prepacked weights) lives in ops/conv.c. */
+#ifndef KN_CONV_KERNELS_H
+#define KN_CONV_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cpu.h"
+
+/* ceil(a / b) for b > 0 and any sign of a. */
+static inline int64_t kn_ceil_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+static inline int64_t kn_clamp64(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* ---------------------------------------------------------- activations */
+
+/* The activations FusedConv accepts (ONNX Runtime contrib-op semantics). */
+typedef enum kn_conv_act_kind {
+    KN_CONV_ACT_NONE = 0,
+    KN_CONV_ACT_RELU,         /* max(x, 0) */
+    KN_CONV_ACT_LEAKY_RELU,   /* x >= 0 ? x : alpha * x */
+    KN_CONV_ACT_SIGMOID,      /* 1 / (1 + exp(-x)) */
+    KN_CONV_ACT_TANH,
+    KN_CONV_ACT_CLIP,         /* min(max(x, alpha), beta) */
+    KN_CONV_ACT_HARD_SIGMOID, /* max(0, min(1, alpha * x + beta)) */
+} kn_conv_act_kind;
+
+typedef struct kn_conv_act {
+    kn_conv_act_kind kind;
+    float alpha, beta;
+} kn_conv_act;
+
+/* x[i] = act(x[i]) for i < n (NaN stays NaN for Relu and Clip). */
+void kn_conv_act_apply(const kn_conv_act *act, float *x, size_t n);
+/* act(v) for one value. */
+float kn_conv_act_one(const kn_conv_act *act, float v);
+/* True for the activations the GEMM epilogue and the vector kernels apply
+ * themselves (none, Relu, Clip); the others run over the outputs afterwards. */
+int kn_conv_act_is_clamp(const kn_conv_act *act, float *lo, float *hi);
+
+/* ------------------------------------------------------ depthwise plane */
+
+/* One channel plane of a 2-D depthwise conv: input ih x iw, kernel kh x kw,
+ * strides, dilations, begin pads (end pads follow from the output size). */
+typedef struct kn_dw_geom {
+    int64_t ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl;
+} kn_dw_geom;
+
+/* Floats of scratch kn_dwconv_plane needs for one plane (the zero-padded input
+ * with its columns split by stride phase), or 0 when the sizes overflow or
+ * exceed what the fast path accepts (use the reference then). */
+size_t kn_dw_scratch_floats(const kn_dw_geom *g);
+
+/* y (oh x ow) = act(bias + z + sum_taps w[ky, kx] * x[oy*sh - pt + ky*dh, ...])
+ * for one plane; z (oh x ow, may be NULL) is the FusedConv residual.  scratch
+ * holds kn_dw_scratch_floats(g) floats.  isa is capped by what the CPU has. */
+void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const float *w, float bias,
+                     const float *z, const kn_conv_act *act, float *scratch, float *y);
+
+/* Plain direct loops, no scratch: the reference the fast path is tested against. */
+void kn_dwconv_plane_ref(const kn_dw_geom *g, const float *x, const float *w, float bias,
+                         const float *z, const kn_conv_act *act, float *y);
+
+/* Row kernels of the per-ISA files, over `rows` output rows: row r has
+ * y[r*ow + ox] = bias + sum_t tw[t] * (src + r * src_stride + toff[t])[ox] for
+ * ox < ow, then + z[r*ow + ox] (z may be NULL) and a clamp to [lo, hi] when clamp. */
+typedef struct kn_dw_rows {
+    const float *src;
+    int64_t src_stride, rows, ow;
+    const int64_t *toff;
+    const float *tw;
+    int ntaps, clamp;
+    float bias, lo, hi;
+    const float *z;
+    float *y;
+} kn_dw_rows;
+typedef void (*kn_dw_row_fn)(const kn_dw_rows *r);
+kn_dw_row_fn kn_dw_row_avx2(void);   /* NULL when not built */
+kn_dw_row_fn kn_dw_row_avx512(void); /* NULL when not built */
+/* Deinterleave of the stride-2 padded copy: even[j] = src[2j], odd[j] = src[2j+1]
+ * for the j < pairs that whole vectors cover; returns how many pairs it did. */
+typedef int64_t (*kn_dw_split2_fn)(const float *src, int64_t pairs, float *even, float *odd);
+kn_dw_split2_fn kn_dw_split2_avx2(void);   /* NULL when not built */
+kn_dw_split2_fn kn_dw_split2_avx512(void); /* NULL when not built */
+
+/* ----------------------------------------------------- im2col / col2im */
+
+/* 2-D geometry of a conv with the input of one group: channels x ih x iw. */
+typedef struct kn_conv2d_geom {
+    int64_t channels, ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl;
+} kn_conv2d_geom;
+
+/* Columns for output pixels [p0, p0 + np) (flattened oy * ow + ox): col is
+ * (channels * kh * kw) rows of np floats, row r = (ci, ky, kx); zero where the
+ * window falls in the padding. */
+void kn_im2col_tile(const kn_conv2d_geom *g, const float *x, int64_t p0, int64_t np, float *col);
+
+/* Transposed conv scatter for one output channel plane and input rows [iy0,
+ * iy0 + nrows): y (oh x ow) += col[(ky, kx)][input pixel of the band] over the
+ * kh * kw column rows of nrows * iw floats. */
+void kn_col2im_rows(const kn_conv2d_geom *g, const float *col, int64_t iy0, int64_t nrows,
+                    float *y);
+
+/* ------------------------------------------------ whole 2-D convolutions */
+
+struct kn_threadpool;
+typedef struct kn_packed_a kn_packed_a;
+
+/* One float32 NCHW 2-D conv (1-D convs pass ih = kh = 1).  g describes one group:
+ * g.channels = input channels / group.  w is [m, g.channels, kh, kw]; bias [m] or
+ * NULL; z (FusedConv residual, shaped like y) or NULL; pa[group] the weights of
+ * each group prepacked as (m / group) x (g.channels * kh * kw) matrices, or NULL
+ * to pack them per call. */
+typedef struct kn_conv2d_args {
+    kn_conv2d_geom g;
+    int64_t batch, group, m;
+    const float *x, *w, *bias, *z;
+    kn_packed_a *const *pa;
+    kn_conv_act act;
+    float *y;
+} kn_conv2d_args;
+
+typedef enum kn_conv_algo {
+    KN_CONV_ALGO_DEPTHWISE, /* group == channels == m: direct plane kernel */
+    KN_CONV_ALGO_POINTWISE, /* 1x1, stride 1, no pads: GEMM on the input itself */
+    KN_CONV_ALGO_IM2COL,    /* anything else: im2col tiles + GEMM per group */
+} kn_conv_algo;
+
+kn_conv_algo kn_conv2d_algo(const kn_conv2d_args *a);
+/* Scratch floats kn_conv2d_run wants with `threads` threads (fewer slices when
+ * that much would be too large), 0 when it needs none; SIZE_MAX when the conv is
+ * too large for the fast paths (use the reference). */
+size_t kn_conv2d_scratch_floats(const kn_conv2d_args *a, int threads);
+/* True when a GEMM conv with `rows` = channels / group * kh * kw never needs the
+ * reference, whatever the image size: prepacked weights then replace the weights. */
+int kn_conv2d_gemm_always_fits(int64_t rows);
+/* Runs the conv over pool (NULL: inline) at kernel level isa with scratch_floats
+ * floats of 64-byte aligned scratch (as sized above; with less than a slice per
+ * thread the work runs one task at a time).  Returns KN_OK or KN_ERR_NOMEM
+ * (weight packing). */
+int kn_conv2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
+                  float *scratch, size_t scratch_floats);
+
+/* Transposed 2-D conv with the same record: g.channels = input channels / group,
+ * g.ih x g.iw the input, g.oh x g.ow the output, pt / pl the begin pads; w is
+ * [group * g.channels, m / group, kh, kw]; z and act unused; pa[group] from
+ * kn_convt2d_pack_group or NULL.  The columns of a band of input rows go through
+ * scratch: kn_convt2d_scratch_floats wants room for a bounded band (SIZE_MAX: not
+ * even one row fits, use the reference); kn_convt2d_run takes bands of as many
+ * rows as scratch_floats holds.  Returns KN_OK, KN_ERR_ARG (scratch below one
+ * row) or KN_ERR_NOMEM. */
+size_t kn_convt2d_scratch_floats(const kn_conv2d_args *a);
+kn_packed_a *kn_convt2d_pack_group(kn_isa isa, const kn_conv2d_args *a, int64_t gi);
+int kn_convt2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
+                   float *scratch, size_t scratch_floats);
+
+#endif
