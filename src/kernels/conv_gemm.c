@@ -112,6 +112,7 @@ static void dw_planes(void *ctx, int64_t begin, int64_t end, int thread_index)
                         a->bias ? a->bias[ch] : 0.0f, a->z ? a->z + q * out_plane : NULL,
                         &a->act, scratch, a->y + q * out_plane);
     }
+    kn_cpu_clear_upper(); /* the plane kernels leave wide registers dirty */
 }
 
 /* --------------------------------------------------------------- GEMMs */
