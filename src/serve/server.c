@@ -565,7 +565,8 @@ static enum MHD_Result handle_metrics(kn_req *r)
 static int split_path(char *path, char **seg)
 {
     int n = 0;
-    for (char *tok = strtok(path, "/"); tok; tok = strtok(NULL, "/")) {
+    char *save = NULL; /* strtok_r: requests are routed on several threads at once */
+    for (char *tok = strtok_r(path, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
         if (n == MAX_SEGMENTS)
             return -1;
         seg[n++] = tok;
