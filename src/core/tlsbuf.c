@@ -2,6 +2,8 @@
  * whose destructor frees a thread's buffers when it exits. */
 #include "core/tlsbuf.h"
 
+#include "core/bigalloc.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <threads.h>
@@ -45,7 +47,7 @@ void *kn_thread_buffer(int slot, size_t bytes)
         return NULL;
     if (b->cap[slot] < bytes) {
         size_t cap = (bytes + 63) & ~(size_t)63;
-        void *p = aligned_alloc(64, cap ? cap : 64);
+        void *p = kn_big_alloc(cap); /* huge pages for big buffers; free() releases */
         if (!p)
             return NULL;
         free(b->p[slot]);

@@ -8,11 +8,12 @@
  * mapping (read-only and file-backed, so a later read simply faults them back in). */
 #include "exec/exec.h"
 
+#include "core/bigalloc.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 /* Bookkeeping of the main graph's preparation: per value, readers and readers that
  * declared it replaced; the nodes prepared so far, whose states later identical nodes
@@ -177,15 +178,6 @@ static int prepare_graph(kn_model *m, kn_graph *g, prep_state *ps, kn_error *err
     return KN_OK;
 }
 
-/* Give back the whole pages inside [p, p + n). */
-static void release_pages(void *p, size_t n)
-{
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-    uintptr_t hi = ((uintptr_t)p + n) & ~((uintptr_t)page - 1);
-    if (page > 0 && hi > lo)
-        madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
 
 /* Readers of each main-graph value (node inputs, subgraph captures, graph outputs). */
 static void count_readers(const kn_graph *g, int *readers)
@@ -208,7 +200,7 @@ static void release_if_unread(kn_graph *g, int v, const int *dropped, const int 
     kn_value *val = &g->values[v];
     if (!dropped[v] || dropped[v] != readers[v] || val->is_input || !val->init || !val->init->data)
         return;
-    release_pages(val->init->data, val->init->nbytes);
+    kn_release_pages(val->init->data, val->init->nbytes);
     val->init->data = NULL; /* nothing may read it any more */
 }
 
@@ -220,7 +212,7 @@ static void release_orphans(kn_graph *g, const int *readers)
         kn_value *val = &g->values[v];
         if (readers[v] || val->is_input || !val->init || !val->init->data)
             continue;
-        release_pages(val->init->data, val->init->nbytes);
+        kn_release_pages(val->init->data, val->init->nbytes);
         val->init->data = NULL;
     }
 }

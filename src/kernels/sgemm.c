@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <threads.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #else
@@ -19,6 +18,7 @@
 
 #include "core/bigalloc.h"
 #include "core/error.h"
+#include "core/tlsbuf.h"
 #include "exec/threadpool.h"
 
 /* Cache blocking: a kc x KN_SGEMM_PANEL slice of B stays in L1 while the microkernel
@@ -63,48 +63,11 @@ static void *aligned_floats(size_t n)
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-/* ---- per-thread packing buffer ---- */
-
-typedef struct tls_buf {
-    float *p;
-    size_t n;
-} tls_buf;
-
-static tss_t g_buf_key;
-static once_flag g_buf_once = ONCE_FLAG_INIT;
-static int g_buf_key_ok;
-
-static void tls_buf_free(void *v)
-{
-    tls_buf *b = v;
-    if (b) free(b->p);
-    free(b);
-}
-
-static void buf_key_init(void) { g_buf_key_ok = tss_create(&g_buf_key, tls_buf_free) == thrd_success; }
-
-/* This thread's buffer of at least n floats (grown, never shrunk), or NULL. */
+/* This thread's packing buffer of at least n floats (core/tlsbuf.c: grown, never
+ * shrunk, freed when the thread exits), or NULL. */
 static float *thread_buffer(size_t n)
 {
-    call_once(&g_buf_once, buf_key_init);
-    if (!g_buf_key_ok) return NULL;
-    tls_buf *b = tss_get(g_buf_key);
-    if (!b) {
-        b = calloc(1, sizeof *b);
-        if (!b) return NULL;
-        if (tss_set(g_buf_key, b) != thrd_success) {
-            free(b);
-            return NULL;
-        }
-    }
-    if (b->n < n) {
-        float *p = aligned_floats(n);
-        if (!p) return NULL;
-        free(b->p);
-        b->p = p;
-        b->n = n;
-    }
-    return b->p;
+    return n > SIZE_MAX / sizeof(float) ? NULL : kn_thread_buffer(KN_TLS_SGEMM, n * sizeof(float));
 }
 
 /* ---- packing ---- */

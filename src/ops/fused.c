@@ -34,14 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The SGEMM microkernels used to leave the upper register halves dirty; sgemm.c now
- * clears them itself, and kn_cpu_clear_upper() here keeps this file's own vector
- * kernels' callers safe too (the state is per thread). */
-static void clear_upper_state(void)
-{
-    kn_cpu_clear_upper();
-}
-
 static int require_f32(kn_op_ctx *c, const kn_tensor *t)
 {
     return t->dtype == KN_F32 ? KN_OK : kn_unsupported_dtype(c, t->dtype);
@@ -82,7 +74,7 @@ static void gelu_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
     const gelu_job *j = ctx;
     const kn_vmath_ops *vm = j->vm;
     size_t n = (size_t)j->cols;
-    clear_upper_state();
+    kn_cpu_clear_upper(); /* this thread ran wide vector code */
     for (int64_t r = begin; r < end; r++) {
         const float *x = j->x + r * j->cols;
         float *y = j->y + r * j->cols;
@@ -164,7 +156,7 @@ static void sln_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
     const sln_job *j = ctx;
     const kn_vmath_ops *vm = j->vm;
     int64_t h = j->hidden;
-    clear_upper_state();
+    kn_cpu_clear_upper(); /* this thread ran wide vector code */
     for (int64_t r = begin; r < end; r++) {
         const float *sk = j->skip + (r % j->skip_rows) * h;
         float *s = j->sum ? j->sum + r * h : j->scratch + (int64_t)thread_index * h;
@@ -534,7 +526,7 @@ static void attn_head_fast(const attn_job *j, int64_t b, int64_t h, float *buf)
     for (size_t i0 = 0; i0 < seq; i0 += ATTN_QBLOCK) {
         size_t rows = seq - i0 < ATTN_QBLOCK ? seq - i0 : ATTN_QBLOCK;
         kn_sgemm_run(rows, seq, (size_t)s->hq, base + i0 * ld + h * s->hq, ld, &kt, p, seq, &scale);
-        clear_upper_state();
+        kn_cpu_clear_upper(); /* this thread ran wide vector code */
         for (size_t r = 0; r < rows; r++) {
             float *row = p + r * seq;
             if (j->mask.m || j->mask.causal)
@@ -544,14 +536,14 @@ static void attn_head_fast(const attn_job *j, int64_t b, int64_t h, float *buf)
         }
         float *o = j->out + (b * s->seq + (int64_t)i0) * s->dv + h * s->hv;
         kn_sgemm_run(rows, (size_t)s->hv, seq, p, seq, &v, o, (size_t)s->dv, NULL);
-        clear_upper_state();
+        kn_cpu_clear_upper(); /* this thread ran wide vector code */
     }
 }
 
 static void attn_heads(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     const attn_job *j = ctx;
-    clear_upper_state();
+    kn_cpu_clear_upper(); /* this thread ran wide vector code */
     if (j->fast) {
         float *buf = j->scratch + (size_t)thread_index * j->scratch_per_thread;
         for (int64_t bh = begin; bh < end; bh++) {

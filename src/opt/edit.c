@@ -5,14 +5,14 @@
  * values, then kn_graph_finalize). */
 #include "opt/opt.h"
 
+#include "core/bigalloc.h"
+
 #include "exec/exec.h"
 #include "ops/op.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 /* op_type of a deleted node; compared by address, so no real op can match it. */
 static const char deleted_op[] = "<deleted>";
@@ -526,15 +526,13 @@ static bool kept_data_overlaps(const kn_graph *g, const bool *keep, uintptr_t lo
  * would be re-read if touched; arena pages become zero pages nobody reads. */
 static void give_back_dropped(const kn_graph *g, const bool *keep)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    for (int v = 0; page > 0 && v < g->n_values; v++) {
+    for (int v = 0; v < g->n_values; v++) {
         const kn_tensor *t = g->values[v].init;
-        if (keep[v] || !t || !t->data || t->nbytes < (size_t)page)
+        uintptr_t lo, hi;
+        if (keep[v] || !t || !t->data || !kn_inner_pages(t->data, t->nbytes, &lo, &hi))
             continue;
-        uintptr_t lo = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-        uintptr_t hi = ((uintptr_t)t->data + t->nbytes) & ~((uintptr_t)page - 1);
-        if (hi > lo && !kept_data_overlaps(g, keep, lo, hi))
-            madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        if (!kept_data_overlaps(g, keep, lo, hi))
+            kn_release_pages((void *)lo, hi - lo);
     }
 }
 
