@@ -1,0 +1,91 @@
+/* quant.h - compression transforms (graph to graph) and the tools around them:
+ * the contracts shared by quantize.c (and its per-mode files), calib.c, observe.c
+ * and compare.c.  Everything here works on the IR (src/ir) of a model loaded
+ * WITHOUT optimization, so value names are the ones the user's exporter wrote.
+ *
+ * The files kiln quantize writes are standard ONNX that ONNX Runtime 1.30 loads:
+ *   static  - QDQ: each quantized activation x becomes x_f -> QuantizeLinear ->
+ *             DequantizeLinear -> x (the float value consumers read keeps its
+ *             original name, so per-layer comparison matches by name); weights are
+ *             int8 initializers -> DequantizeLinear (per-channel: axis 0 for Conv,
+ *             axis 1 for a MatMul [K,N] weight); bias int32 with scale
+ *             x_scale * w_scale[c] -> DequantizeLinear.
+ *   dynamic - ONNX Runtime's quantize_dynamic form: DynamicQuantizeLinear(x) ->
+ *             MatMulInteger / ConvInteger (int8 weight initializer, per-channel zero
+ *             points all 0) -> Cast(float) -> Mul(x_scale * w_scale) [-> Add(bias)].
+ *   fp16    - float initializers stored as float16, each read through Cast(to=float).
+ *   int4    - MatMul with a constant [K,N] weight -> com.microsoft MatMulNBits
+ *             (bits 4, block_size 32 or 128, a float scale per block, symmetric:
+ *             no zero_points input, which means 8).
+ * The executor (src/opt/fuse_qdq*.c, src/ops) pattern-matches these into integer
+ * kernels at load. */
+#ifndef KN_QUANT_H
+#define KN_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "ir/ir.h"
+
+/* ---- activation ranges (calibration -> static quantization) ---- */
+
+typedef struct kn_act_range {
+    char *name;      /* value name in the unoptimized graph (owned) */
+    float lo, hi;    /* the range to represent (lo <= 0 <= hi after widening) */
+} kn_act_range;
+
+typedef struct kn_act_ranges {
+    kn_act_range *v; /* owned */
+    size_t n;
+} kn_act_ranges;
+
+const kn_act_range *kn_act_ranges_find(const kn_act_ranges *r, const char *name);
+void kn_act_ranges_free(kn_act_ranges *r);
+
+/* ---- quantize (quantize.c) ---- */
+
+typedef enum kn_qmode { KN_QMODE_DYNAMIC, KN_QMODE_STATIC, KN_QMODE_FP16, KN_QMODE_INT4 } kn_qmode;
+
+typedef struct kn_quant_opts {
+    kn_qmode mode;
+    bool per_channel;            /* weights: a scale per output channel (default true) */
+    bool symmetric_activations;  /* static: int8 with zero point 0 instead of uint8 asymmetric */
+    int int4_block;              /* 32 or 128 */
+    const char *const *exclude;  /* node names or op types kept in float */
+    size_t n_exclude;
+    const kn_act_ranges *ranges; /* static: activation ranges from calibration */
+} kn_quant_opts;
+
+void kn_quant_opts_init(kn_quant_opts *o);
+
+typedef struct kn_quant_report {
+    size_t weight_bytes_before, weight_bytes_after;  /* initializer bytes */
+    int nodes_quantized, nodes_kept_float;
+} kn_quant_report;
+
+/* Rewrite m (loaded with kn_onnx_load_file, finalized, not optimized) in place.
+ * The result is written with kn_onnx_write_file. */
+int kn_quantize_model(kn_model *m, const kn_quant_opts *o, kn_quant_report *rep, kn_error *err);
+
+/* ---- observing intermediate values (observe.c) ---- */
+
+/* Called once per observed value per run; t is only valid during the call. */
+typedef int (*kn_observe_fn)(void *user, const char *name, const kn_tensor *t, kn_error *err);
+
+typedef struct kn_observer kn_observer;
+
+/* Load path without optimization and mark for observation every float tensor value
+ * the main graph's nodes produce (and the graph inputs), or only the names listed
+ * (names non-NULL).  threads as kiln_session_create_with (0: default). */
+int kn_observer_open(const char *path, const char *const *names, size_t n_names, int threads,
+                     kn_observer **out, kn_error *err);
+const kn_model *kn_observer_model(const kn_observer *o);
+/* Run on inputs (one per graph input without an initializer, in graph order) and
+ * call fn for each observed value, in topological order of production. */
+int kn_observer_run(kn_observer *o, int n_in, const kn_tensor *const *inputs, kn_observe_fn fn,
+                    void *user, kn_error *err);
+void kn_observer_close(kn_observer *o);
+
+#endif
