@@ -1,0 +1,199 @@
+/* quantize.c - kn_quantize_model (quant.h): checks the options, dispatches to the
+ * per-mode transform (quant_dynamic.c, quant_static.c, quant_fp16.c, quant_int4.c),
+ * re-finalizes the graph and accounts initializer bytes; plus the helpers the modes
+ * share (quant_internal.h): node selection and exclusion, symmetric int8 weight
+ * quantization, and shorthands for building nodes and initializers. */
+#include "quant/quant_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void kn_quant_opts_init(kn_quant_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->mode = KN_QMODE_DYNAMIC;
+    o->per_channel = true;
+    o->int4_block = 32;
+}
+
+/* ---- node selection ---- */
+
+bool kn_q_is_op(const kn_node *n, const char *op)
+{
+    return (!n->domain[0] || !strcmp(n->domain, "ai.onnx")) && !strcmp(n->op_type, op);
+}
+
+bool kn_q_excluded(const kn_quant_opts *o, const kn_node *n)
+{
+    for (size_t k = 0; k < o->n_exclude; k++) {
+        const char *e = o->exclude[k];
+        if (e && ((n->name && !strcmp(n->name, e)) || !strcmp(n->op_type, e)))
+            return true;
+    }
+    return false;
+}
+
+const char *kn_q_hint(const kn_node *n, const char *suffix, char *buf, size_t len)
+{
+    snprintf(buf, len, "%.180s_%s", n->name && n->name[0] ? n->name : n->op_type, suffix);
+    return buf;
+}
+
+const kn_tensor *kn_q_const_f32(const kn_graph *g, int v, int rank)
+{
+    const kn_tensor *t = kn_opt_const(g, v);
+    if (!t || t->kind != KN_VALUE_TENSOR || t->dtype != KN_F32 || t->rank != rank)
+        return NULL;
+    return t->numel > 0 && t->data ? t : NULL;
+}
+
+int kn_q_opset(const kn_graph *g)
+{
+    int64_t v = kn_model_opset(g->model, "");
+    return v < 0 ? 0 : (int)v;
+}
+
+/* ---- weights ---- */
+
+/* Scale of a slice whose largest magnitude is amax. */
+static float int8_scale(float amax)
+{
+    return amax > 0 && isfinite(amax) ? amax / 127.0f : 1.0f;
+}
+
+static int8_t int8_code(float w, float s)
+{
+    float r = rintf(w / s);
+    return (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+}
+
+int kn_q_weight_int8(const kn_tensor *w, int axis, kn_tensor *q, kn_tensor *scale, kn_error *err)
+{
+    if (w->dtype != KN_F32 || (axis >= 0 && axis >= w->rank))
+        return kn_fail(err, KN_ERR_ARG, "cannot quantize a %s weight along axis %d",
+                       kn_dtype_name(w->dtype), axis);
+    int64_t channels = axis < 0 ? 1 : w->dims[axis], inner = 1;
+    for (int d = axis + 1; axis >= 0 && d < w->rank; d++)
+        inner *= w->dims[d];
+    int64_t sdims[1] = {channels};
+    if (kn_tensor_alloc(q, KN_I8, w->rank, w->dims, err) ||
+        kn_tensor_alloc(scale, KN_F32, axis < 0 ? 0 : 1, sdims, err))
+        return err->code;
+    const float *x = w->data;
+    float *s = scale->data;
+    int8_t *y = q->data;
+    float *amax = calloc((size_t)channels, sizeof *amax);
+    if (!amax)
+        return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < w->numel; i++) {
+        int64_t c = axis < 0 ? 0 : (i / inner) % channels;
+        amax[c] = fmaxf(amax[c], fabsf(x[i]));
+    }
+    for (int64_t c = 0; c < channels; c++)
+        s[c] = int8_scale(amax[c]);
+    for (int64_t i = 0; i < w->numel; i++)
+        y[i] = int8_code(x[i], s[axis < 0 ? 0 : (i / inner) % channels]);
+    free(amax);
+    return KN_OK;
+}
+
+int kn_q_transpose2d(const kn_tensor *w, kn_tensor *out, kn_error *err)
+{
+    int64_t rows = w->dims[0], cols = w->dims[1], dims[2] = {cols, rows};
+    if (kn_tensor_alloc(out, KN_F32, 2, dims, err))
+        return err->code;
+    const float *x = w->data;
+    float *y = out->data;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            y[c * rows + r] = x[r * cols + c];
+    return KN_OK;
+}
+
+/* ---- building ---- */
+
+int kn_q_init(kn_graph *g, const char *hint, kn_dtype dt, int rank, const int64_t *dims,
+              const void *data, kn_error *err)
+{
+    kn_tensor t = {0};
+    if (kn_tensor_set_shape(&t, dt, rank, dims, err))
+        return -1;
+    t.data = (void *)data;
+    return kn_opt_new_initializer(g, hint, &t, err);
+}
+
+int kn_q_scalar(kn_graph *g, const char *hint, kn_dtype dt, double v, kn_error *err)
+{
+    uint64_t buf = 0;
+    kn_store_f64(&buf, dt, 0, v);
+    return kn_q_init(g, hint, dt, 0, NULL, &buf, err);
+}
+
+int kn_q_value(kn_graph *g, const char *hint, kn_error *err)
+{
+    return kn_opt_new_value(g, hint, err);
+}
+
+int kn_q_node(kn_graph *g, const char *op, const char *hint, int n_in, const int *ins, int n_out,
+              const int *outs, kn_error *err)
+{
+    return kn_opt_add_node(g, op, "", 13, hint, n_in, ins, n_out, outs, err);
+}
+
+int kn_q_cast(kn_graph *g, const char *hint, int x, kn_dtype to, int y, kn_error *err)
+{
+    int i = kn_q_node(g, "Cast", hint, 1, &x, 1, &y, err);
+    if (i < 0 || kn_opt_set_attr_int(g, i, "to", (int64_t)to, err))
+        return -1;
+    return i;
+}
+
+size_t kn_q_initializer_bytes(const kn_graph *g)
+{
+    size_t sum = 0;
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v].init && !g->values[v].is_input)
+            sum += g->values[v].init->nbytes;
+    return sum;
+}
+
+/* ---- the driver ---- */
+
+static int check_opts(const kn_quant_opts *o, kn_error *err)
+{
+    if (o->mode < KN_QMODE_DYNAMIC || o->mode > KN_QMODE_INT4)
+        return kn_fail(err, KN_ERR_ARG, "unknown quantization mode %d", (int)o->mode);
+    if (o->mode == KN_QMODE_INT4 && o->int4_block != 32 && o->int4_block != 128)
+        return kn_fail(err, KN_ERR_ARG, "int4 block size must be 32 or 128, not %d", o->int4_block);
+    if (o->mode == KN_QMODE_STATIC && !o->ranges)
+        return kn_fail(err, KN_ERR_ARG, "static quantization needs activation ranges (calibration)");
+    if (o->n_exclude && !o->exclude)
+        return kn_fail(err, KN_ERR_ARG, "exclusion list is missing");
+    return KN_OK;
+}
+
+int kn_quantize_model(kn_model *m, const kn_quant_opts *o, kn_quant_report *rep, kn_error *err)
+{
+    kn_quant_report local;
+    if (!rep)
+        rep = &local;
+    memset(rep, 0, sizeof *rep);
+    if (!m || !m->graph || !o)
+        return kn_fail(err, KN_ERR_ARG, "quantize: no model or options");
+    if (check_opts(o, err))
+        return err->code;
+    kn_graph *g = m->graph;
+    rep->weight_bytes_before = kn_q_initializer_bytes(g);
+    static int (*const modes[])(kn_graph *, const kn_quant_opts *, kn_quant_report *, kn_error *) = {
+        [KN_QMODE_DYNAMIC] = kn_quant_dynamic,
+        [KN_QMODE_STATIC] = kn_quant_static,
+        [KN_QMODE_FP16] = kn_quant_fp16,
+        [KN_QMODE_INT4] = kn_quant_int4,
+    };
+    if (modes[o->mode](g, o, rep, err) || kn_opt_refinalize(g, err))
+        return err->code;
+    rep->weight_bytes_after = kn_q_initializer_bytes(g);
+    return KN_OK;
+}
