@@ -22,73 +22,34 @@ typedef struct dq_cache {
 
 /* One node to rewrite, with everything the emitted nodes need. */
 typedef struct dyn_node {
+    kn_q_matrix m;          /* weight ([K, N] for matrices; Conv's as is), alpha, bias */
     int x, y;               /* float activation input, the output value to keep */
-    kn_tensor w;            /* float weight ([K, N] for matrices), a view or owned copy */
-    int axis;               /* output-channel axis of w */
-    float alpha;            /* multiplies the result (Gemm) */
-    int bias;               /* value added at the end, -1 for none */
+    int axis;               /* output-channel axis of the weight */
     const kn_tensor *conv_bias; /* Conv's [M] bias, reshaped before the Add */
     bool conv;
 } dyn_node;
 
-static bool float_activation(const kn_graph *g, int v)
-{
-    kn_dtype dt = kn_opt_dtype(g, v);
-    return v >= 0 && !kn_opt_const(g, v) && (dt == KN_F32 || dt == KN_UNDEFINED);
-}
-
 static bool plan_matmul(const kn_graph *g, const kn_node *n, dyn_node *d)
 {
     const kn_tensor *w = n->n_in == 2 ? kn_q_const_f32(g, n->in[1], 2) : NULL;
-    if (!w || !float_activation(g, n->in[0]))
+    if (!w || !kn_q_float_activation(g, n->in[0]))
         return false;
-    kn_tensor_view(&d->w, w);
+    kn_tensor_view(&d->m.w, w);
     d->axis = 1;
     return true;
-}
-
-/* Gemm(A, B, C): transA must be 0; a non-constant C only with beta 1. */
-static bool plan_gemm(kn_graph *g, const kn_node *n, dyn_node *d, int *rc, kn_error *err)
-{
-    const kn_tensor *w = n->n_in >= 2 ? kn_q_const_f32(g, n->in[1], 2) : NULL;
-    if (!w || !float_activation(g, n->in[0]) || kn_attr_int(n, "transA", 0))
-        return false;
-    float beta = kn_attr_float(n, "beta", 1.0f);
-    int c = n->n_in > 2 && beta != 0 ? n->in[2] : -1;
-    const kn_tensor *C = kn_opt_const(g, c);
-    if (c >= 0 && beta != 1 && (!C || C->dtype != KN_F32))
-        return false;
-    d->alpha = kn_attr_float(n, "alpha", 1.0f);
-    d->axis = 1;
-    if (kn_attr_int(n, "transB", 0))
-        *rc = kn_q_transpose2d(w, &d->w, err);
-    else
-        kn_tensor_view(&d->w, w);
-    d->bias = c;
-    if (!*rc && c >= 0 && beta != 1) {
-        kn_tensor cb = {0};
-        if (!(*rc = kn_tensor_copy(&cb, C, err))) {
-            for (int64_t i = 0; i < cb.numel; i++)
-                ((float *)cb.data)[i] *= beta;
-            d->bias = kn_opt_new_initializer(g, "gemm_bias_scaled", &cb, err);
-            *rc = d->bias < 0 ? err->code : KN_OK;
-        }
-        kn_tensor_release(&cb);
-    }
-    return !*rc;
 }
 
 static bool plan_conv(const kn_graph *g, const kn_node *n, dyn_node *d)
 {
     const kn_tensor *w = n->n_in >= 2 ? kn_opt_const(g, n->in[1]) : NULL;
-    if (!w || w->dtype != KN_F32 || w->rank < 3 || !w->data || !float_activation(g, n->in[0]))
+    if (!w || w->dtype != KN_F32 || w->rank < 3 || !w->data || !kn_q_float_activation(g, n->in[0]))
         return false;
     if (n->n_in > 2 && n->in[2] >= 0) {
         d->conv_bias = kn_q_const_f32(g, n->in[2], 1);
         if (!d->conv_bias || d->conv_bias->dims[0] != w->dims[0])
             return false;
     }
-    kn_tensor_view(&d->w, w);
+    kn_tensor_view(&d->m.w, w);
     d->axis = 0;
     d->conv = true;
     return true;
@@ -99,16 +60,19 @@ static bool plan(kn_graph *g, int i, dyn_node *d, int *rc, kn_error *err)
 {
     const kn_node *n = &g->nodes[i];
     memset(d, 0, sizeof *d);
-    d->bias = -1;
-    d->alpha = 1;
+    d->m.bias = -1;
+    d->m.alpha = 1;
     if (n->n_out != 1 || n->out[0] < 0 || n->n_in < 2)
         return false;
     d->x = n->in[0];
     d->y = n->out[0];
     if (kn_q_is_op(n, "MatMul"))
         return plan_matmul(g, n, d);
-    if (kn_q_is_op(n, "Gemm"))
-        return plan_gemm(g, n, d, rc, err);
+    if (kn_q_is_op(n, "Gemm")) {
+        const kn_tensor *w = kn_q_const_f32(g, n->in[1], 2);
+        d->axis = 1;
+        return w && kn_q_float_activation(g, n->in[0]) && kn_q_plan_gemm(g, n, w, &d->m, rc, err);
+    }
     if (kn_q_is_op(n, "Conv"))
         return plan_conv(g, n, d);
     return false;
@@ -120,11 +84,11 @@ static int scale_init(kn_graph *g, const dyn_node *d, kn_tensor *s, const char *
 {
     float *p = s->data;
     for (int64_t c = 0; c < s->numel; c++)
-        p[c] *= d->alpha;
+        p[c] *= d->m.alpha;
     int64_t dims[KN_MAX_RANK];
     int rank = s->rank;
     if (d->conv && s->rank == 1) {
-        rank = d->w.rank - 1;
+        rank = d->m.w.rank - 1;
         dims[0] = s->dims[0];
         for (int k = 1; k < rank; k++)
             dims[k] = 1;
@@ -160,7 +124,7 @@ static int weight_zero_point(kn_graph *g, const dyn_node *d, const kn_tensor *s,
 static int conv_bias_init(kn_graph *g, const dyn_node *d, const char *name, kn_error *err)
 {
     int64_t dims[KN_MAX_RANK];
-    int rank = d->w.rank - 1;
+    int rank = d->m.w.rank - 1;
     dims[0] = d->conv_bias->dims[0];
     for (int k = 1; k < rank; k++)
         dims[k] = 1;
@@ -245,7 +209,7 @@ static int rewrite(kn_graph *g, int i, const dyn_node *d, const kn_quant_opts *o
     snprintf(name, sizeof name, "%s", g->nodes[i].name && g->nodes[i].name[0] ? g->nodes[i].name
                                                                               : g->nodes[i].op_type);
     kn_tensor q = {0}, s = {0};
-    int rc = kn_q_weight_int8(&d->w, o->per_channel ? d->axis : -1, &q, &s, err);
+    int rc = kn_q_weight_int8(&d->m.w, o->per_channel ? d->axis : -1, &q, &s, err);
     int ids[6] = {-1, -1, -1, -1, -1, -1};
     if (!rc) {
         snprintf(h, sizeof h, "%s_w_quantized", name);
@@ -256,7 +220,7 @@ static int rewrite(kn_graph *g, int i, const dyn_node *d, const kn_quant_opts *o
     }
     kn_tensor_release(&q);
     kn_tensor_release(&s);
-    int bias = d->conv_bias && !rc ? conv_bias_init(g, d, name, err) : d->bias;
+    int bias = d->conv_bias && !rc ? conv_bias_init(g, d, name, err) : d->m.bias;
     if (rc || (d->conv_bias && bias < 0))
         return err->code;
     kn_opt_delete_node(g, i);
@@ -285,7 +249,7 @@ int kn_quant_dynamic(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, 
         if (ok)
             rc = rewrite(g, i, &d, o, &cache, err);
         if (ok || rc)
-            kn_tensor_release(&d.w);
+            kn_tensor_release(&d.m.w);
         rep->nodes_quantized += ok;
         rep->nodes_kept_float += !ok;
     }

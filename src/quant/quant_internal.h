@@ -25,6 +25,8 @@ bool kn_q_excluded(const kn_quant_opts *o, const kn_node *n);
 const char *kn_q_hint(const kn_node *n, const char *suffix, char *buf, size_t len);
 /* Value v is a constant float32 tensor of the given rank: the tensor, else NULL. */
 const kn_tensor *kn_q_const_f32(const kn_graph *g, int v, int rank);
+/* v is a float32 tensor computed at run time (or of unknown type, not a constant). */
+bool kn_q_float_activation(const kn_graph *g, int v);
 /* The default-domain opset the model imports (0 when none). */
 int kn_q_opset(const kn_graph *g);
 
@@ -36,6 +38,16 @@ int kn_q_opset(const kn_graph *g);
 int kn_q_weight_int8(const kn_tensor *w, int axis, kn_tensor *q, kn_tensor *scale, kn_error *err);
 /* A float32 [K, N] copy of a [N, K] matrix. */
 int kn_q_transpose2d(const kn_tensor *w, kn_tensor *out, kn_error *err);
+
+/* A Gemm or MatMul as y = alpha * (x @ w) [+ bias]. */
+typedef struct kn_q_matrix {
+    kn_tensor w;      /* float [K, N]: a view of the weight, or an owned transposed copy */
+    float alpha;
+    int bias;         /* value added after the product (Gemm's C, or beta * C), -1: none */
+} kn_q_matrix;
+/* Gemm node n with constant B as a kn_q_matrix: false when transA is set or beta * C
+ * cannot be an Add (a non-constant C with beta != 1), or on error (*rc set). */
+bool kn_q_plan_gemm(kn_graph *g, const kn_node *n, const kn_tensor *B, kn_q_matrix *d, int *rc, kn_error *err);
 
 /* ---- building ---- */
 
