@@ -201,30 +201,52 @@ static int quantized_input(kn_graph *g, dq_cache *c, int x, const char *name, in
     return KN_OK;
 }
 
-/* Replace node i (planned in d) by the dynamic form. */
-static int rewrite(kn_graph *g, int i, const dyn_node *d, const kn_quant_opts *o, dq_cache *c,
-                   kn_error *err)
+/* The caches of one pass: quantized activations and quantized weights. */
+typedef struct dyn_pass {
+    const kn_quant_opts *o;
+    dq_cache acts;
+    kn_q_wcache weights;
+} dyn_pass;
+
+/* ids[0..3) = w_q, w_scale, w_zp of node i's weight: cached, or made now. */
+static int weight_inits(kn_graph *g, int i, const dyn_node *d, dyn_pass *p, const char *name, int *ids,
+                        kn_error *err)
 {
-    char name[200], h[256];
-    snprintf(name, sizeof name, "%s", g->nodes[i].name && g->nodes[i].name[0] ? g->nodes[i].name
-                                                                              : g->nodes[i].op_type);
+    int src = g->nodes[i].in[1], variant = 2 * d->conv + d->m.w.owns_data;
+    const int *hit = kn_q_wcache_find(&p->weights, src, variant, d->m.alpha);
+    if (hit) {
+        memcpy(ids, hit, 3 * sizeof *ids);
+        return KN_OK;
+    }
     kn_tensor q = {0}, s = {0};
-    int rc = kn_q_weight_int8(&d->m.w, o->per_channel ? d->axis : -1, &q, &s, err);
-    int ids[6] = {-1, -1, -1, -1, -1, -1};
+    char h[256];
+    int rc = kn_q_weight_int8(&d->m.w, p->o->per_channel ? d->axis : -1, &q, &s, err);
     if (!rc) {
         snprintf(h, sizeof h, "%s_w_quantized", name);
-        ids[3] = kn_opt_new_initializer(g, h, &q, err);
-        ids[4] = ids[3] < 0 ? -1 : scale_init(g, d, &s, name, err);
-        ids[5] = ids[4] < 0 ? -1 : weight_zero_point(g, d, &s, name, err);
-        rc = ids[5] < 0 ? err->code : KN_OK;
+        ids[0] = kn_opt_new_initializer(g, h, &q, err);
+        ids[1] = ids[0] < 0 ? -1 : scale_init(g, d, &s, name, err);
+        ids[2] = ids[1] < 0 ? -1 : weight_zero_point(g, d, &s, name, err);
+        rc = ids[2] < 0 ? err->code : kn_q_wcache_add(&p->weights, src, variant, d->m.alpha, ids, 3, err);
     }
     kn_tensor_release(&q);
     kn_tensor_release(&s);
-    int bias = d->conv_bias && !rc ? conv_bias_init(g, d, name, err) : d->m.bias;
-    if (rc || (d->conv_bias && bias < 0))
+    return rc;
+}
+
+/* Replace node i (planned in d) by the dynamic form. */
+static int rewrite(kn_graph *g, int i, const dyn_node *d, dyn_pass *p, kn_error *err)
+{
+    char name[200];
+    snprintf(name, sizeof name, "%s", g->nodes[i].name && g->nodes[i].name[0] ? g->nodes[i].name
+                                                                              : g->nodes[i].op_type);
+    int ids[6] = {-1, -1, -1, -1, -1, -1};
+    if (weight_inits(g, i, d, p, name, &ids[3], err))
+        return err->code;
+    int bias = d->conv_bias ? conv_bias_init(g, d, name, err) : d->m.bias;
+    if (d->conv_bias && bias < 0)
         return err->code;
     kn_opt_delete_node(g, i);
-    if (quantized_input(g, c, d->x, name, ids, err))
+    if (quantized_input(g, &p->acts, d->x, name, ids, err))
         return err->code;
     return emit_compute(g, i, d, ids, bias, name, err);
 }
@@ -240,19 +262,20 @@ int kn_quant_dynamic(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, 
         return kn_fail(err, KN_ERR_UNSUPPORTED,
                        "dynamic quantization needs opset 11 or newer (the model imports %d)", kn_q_opset(g));
     int n0 = g->n_nodes, rc = KN_OK;   /* appended nodes are not visited */
-    dq_cache cache = {0};
+    dyn_pass pass = {.o = o};
     for (int i = 0; i < n0 && !rc; i++) {
         if (kn_opt_node_deleted(&g->nodes[i]) || !is_candidate(&g->nodes[i]))
             continue;
         dyn_node d;
         bool ok = !kn_q_excluded(o, &g->nodes[i]) && plan(g, i, &d, &rc, err);
         if (ok)
-            rc = rewrite(g, i, &d, o, &cache, err);
+            rc = rewrite(g, i, &d, &pass, err);
         if (ok || rc)
             kn_tensor_release(&d.m.w);
         rep->nodes_quantized += ok;
         rep->nodes_kept_float += !ok;
     }
-    free(cache.e);
+    free(pass.acts.e);
+    kn_q_wcache_free(&pass.weights);
     return rc;
 }

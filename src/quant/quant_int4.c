@@ -76,27 +76,43 @@ static int set_attrs(kn_graph *g, int i, const kn_q_matrix *d, int block, kn_err
     return KN_OK;
 }
 
+/* ids = packed codes, scales of node i's weight: cached, or made now. */
+static int weight_inits(kn_graph *g, int i, const kn_q_matrix *d, int block, kn_q_wcache *wc, int *ids,
+                        kn_error *err)
+{
+    int wv = g->nodes[i].in[1];
+    const int *hit = kn_q_wcache_find(wc, wv, d->w.owns_data, d->alpha);
+    if (hit) {
+        memcpy(ids, hit, 2 * sizeof *ids);
+        return KN_OK;
+    }
+    kn_tensor q = {0}, s = {0};
+    char h[256];
+    int rc = quantize_blocks(d, block, &q, &s, err);
+    snprintf(h, sizeof h, "%.180s_int4", g->values[wv].name);
+    ids[0] = rc ? -1 : kn_opt_new_initializer(g, h, &q, err);
+    snprintf(h, sizeof h, "%.180s_int4_scale", g->values[wv].name);
+    ids[1] = ids[0] < 0 ? -1 : kn_opt_new_initializer(g, h, &s, err);
+    kn_tensor_release(&q);
+    kn_tensor_release(&s);
+    return ids[1] < 0 ? err->code : kn_q_wcache_add(wc, wv, d->w.owns_data, d->alpha, ids, 2, err);
+}
+
 /* Replace node i (planned in d) by MatMulNBits [+ Add]. */
-static int rewrite(kn_graph *g, int i, const kn_q_matrix *d, int block, kn_error *err)
+static int rewrite(kn_graph *g, int i, const kn_q_matrix *d, int block, kn_q_wcache *wc, kn_error *err)
 {
     char name[200], h[256];
     snprintf(name, sizeof name, "%s", g->nodes[i].name && g->nodes[i].name[0] ? g->nodes[i].name
                                                                               : g->nodes[i].op_type);
-    int x = g->nodes[i].in[0], y = g->nodes[i].out[0], wv = g->nodes[i].in[1];
-    kn_tensor q = {0}, s = {0};
-    int rc = quantize_blocks(d, block, &q, &s, err);
-    snprintf(h, sizeof h, "%.180s_int4", g->values[wv].name);
-    int qv = rc ? -1 : kn_opt_new_initializer(g, h, &q, err);
-    snprintf(h, sizeof h, "%.180s_int4_scale", g->values[wv].name);
-    int sv = qv < 0 ? -1 : kn_opt_new_initializer(g, h, &s, err);
-    kn_tensor_release(&q);
-    kn_tensor_release(&s);
+    int x = g->nodes[i].in[0], y = g->nodes[i].out[0], w[2];
+    if (weight_inits(g, i, d, block, wc, w, err))
+        return err->code;
     snprintf(h, sizeof h, "%s_product", name);
-    int prod = sv < 0 ? -1 : d->bias < 0 ? y : kn_q_value(g, h, err);
+    int prod = d->bias < 0 ? y : kn_q_value(g, h, err);
     if (prod < 0)
         return err->code;
     kn_opt_delete_node(g, i);
-    int ins[3] = {x, qv, sv}, ains[2] = {prod, d->bias};
+    int ins[3] = {x, w[0], w[1]}, ains[2] = {prod, d->bias};
     snprintf(h, sizeof h, "%s_MatMulNBits", name);
     int mi = kn_opt_add_node(g, "MatMulNBits", "com.microsoft", 1, h, 3, ins, 1, &prod, err);
     if (mi < 0 || set_attrs(g, mi, d, block, err))
@@ -108,6 +124,7 @@ static int rewrite(kn_graph *g, int i, const kn_q_matrix *d, int block, kn_error
 int kn_quant_int4(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, kn_error *err)
 {
     int n0 = g->n_nodes, rc = KN_OK;   /* appended nodes are not visited */
+    kn_q_wcache wc = {0};
     for (int i = 0; i < n0 && !rc; i++) {
         const kn_node *n = &g->nodes[i];
         if (kn_opt_node_deleted(n) || (!kn_q_is_op(n, "MatMul") && !kn_q_is_op(n, "Gemm")))
@@ -115,11 +132,12 @@ int kn_quant_int4(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, kn_
         kn_q_matrix d;
         bool ok = !kn_q_excluded(o, n) && plan(g, i, &d, &rc, err);
         if (ok)
-            rc = rewrite(g, i, &d, o->int4_block, err);
+            rc = rewrite(g, i, &d, o->int4_block, &wc, err);
         if (ok || rc)
             kn_tensor_release(&d.w);
         rep->nodes_quantized += ok;
         rep->nodes_kept_float += !ok;
     }
+    kn_q_wcache_free(&wc);
     return rc;
 }

@@ -49,6 +49,23 @@ typedef struct kn_q_matrix {
  * cannot be an Add (a non-constant C with beta != 1), or on error (*rc set). */
 bool kn_q_plan_gemm(kn_graph *g, const kn_node *n, const kn_tensor *B, kn_q_matrix *d, int *rc, kn_error *err);
 
+/* Weights already quantized in this pass, so that a weight several nodes share (or
+ * that exporters deduplicated) is stored once: key (source value, variant, alpha),
+ * the variant saying how the mode transformed it (axis, transposition...). */
+typedef struct kn_q_wcache_entry {
+    int src, variant;
+    float alpha;
+    int ids[4];
+} kn_q_wcache_entry;
+typedef struct kn_q_wcache {
+    int n, cap;
+    kn_q_wcache_entry *e;
+} kn_q_wcache;
+/* The ids stored for the key, or NULL. */
+const int *kn_q_wcache_find(const kn_q_wcache *c, int src, int variant, float alpha);
+int kn_q_wcache_add(kn_q_wcache *c, int src, int variant, float alpha, const int *ids, int n_ids, kn_error *err);
+void kn_q_wcache_free(kn_q_wcache *c);
+
 /* ---- building ---- */
 
 /* A new initializer from raw data (copied): dtype dt, shape dims[0..rank). */

@@ -41,6 +41,7 @@ typedef struct st_ctx {
     bool *qdq;             /* value gets a Q/DQ pair */
     int *scale_v, *zp_v;   /* the group's scale / zero point initializers (root) */
     char *role;            /* per original node: ROLE_* when quantized, else NONE */
+    kn_q_wcache weights;   /* weights already quantized */
 } st_ctx;
 
 /* ---- roles ---- */
@@ -291,25 +292,44 @@ static int scaled_copy(const kn_tensor *t, float f, kn_tensor *out, kn_error *er
     return KN_OK;
 }
 
-/* Input 1 of node i becomes DequantizeLinear(int8 W); *s gets the weight scales. */
-static int quantize_weight(st_ctx *c, int i, int axis, kn_tensor *s, kn_error *err)
+/* DequantizeLinear(int8 W (times alpha)) for weight value wv: ids = its output, the
+ * scale initializer. */
+static int dequantized_weight(st_ctx *c, int wv, int axis, float alpha, int *ids, kn_error *err)
 {
     kn_graph *g = c->g;
-    int wv = g->nodes[i].in[1];
-    float alpha = kn_q_is_op(&g->nodes[i], "Gemm") ? kn_attr_float(&g->nodes[i], "alpha", 1.0f) : 1.0f;
-    kn_tensor w = {0}, q = {0};
+    const int *hit = kn_q_wcache_find(&c->weights, wv, axis + 1, alpha);
+    if (hit) {
+        memcpy(ids, hit, 2 * sizeof *ids);
+        return KN_OK;
+    }
+    kn_tensor w = {0}, q = {0}, s = {0};
     int rc = scaled_copy(kn_opt_const(g, wv), alpha, &w, err);
     if (!rc)
-        rc = kn_q_weight_int8(&w, axis, &q, s, err);
+        rc = kn_q_weight_int8(&w, axis, &q, &s, err);
     int qv = rc ? -1 : derived_init(g, wv, "quantized", &q, err);
-    int sv = qv < 0 ? -1 : derived_init(g, wv, "scale", s, err);
-    int zv = sv < 0 ? -1 : weight_zero_points(g, wv, s, err);
+    int sv = qv < 0 ? -1 : derived_init(g, wv, "scale", &s, err);
+    int zv = sv < 0 ? -1 : weight_zero_points(g, wv, &s, err);
     int out = zv < 0 ? -1 : derived_value(g, wv, "dequantized", err);
     kn_tensor_release(&w);
     kn_tensor_release(&q);
+    kn_tensor_release(&s);
     if (out < 0 || add_dq(g, g->values[out].name, qv, sv, zv, axis, out, err) < 0)
         return err->code;
-    g->nodes[i].in[1] = out;
+    ids[0] = out;
+    ids[1] = sv;
+    return kn_q_wcache_add(&c->weights, wv, axis + 1, alpha, ids, 2, err);
+}
+
+/* Input 1 of node i becomes DequantizeLinear(int8 W); *ws gets the weight scales. */
+static int quantize_weight(st_ctx *c, int i, int axis, const kn_tensor **ws, kn_error *err)
+{
+    kn_graph *g = c->g;
+    float alpha = kn_q_is_op(&g->nodes[i], "Gemm") ? kn_attr_float(&g->nodes[i], "alpha", 1.0f) : 1.0f;
+    int ids[2];
+    if (dequantized_weight(c, g->nodes[i].in[1], axis, alpha, ids, err))
+        return err->code;
+    g->nodes[i].in[1] = ids[0];
+    *ws = g->values[ids[1]].init;
     if (alpha != 1.0f && kn_opt_set_attr_float(g, i, "alpha", 1.0f, err))
         return err->code;
     return KN_OK;
@@ -372,12 +392,10 @@ static int quantize_compute(st_ctx *c, int i, kn_error *err)
     int64_t channels = axis == 0 ? w->dims[0] : w->dims[1];
     if (axis < 0)
         channels = kn_q_is_op(n, "Conv") || kn_attr_int(n, "transB", 0) ? w->dims[0] : w->dims[1];
-    const kn_tensor *b = compute_bias(c->g, n, channels);
-    kn_tensor s = {0};
-    int rc = quantize_weight(c, i, axis, &s, err);
+    const kn_tensor *b = compute_bias(c->g, n, channels), *ws = NULL;
+    int rc = quantize_weight(c, i, axis, &ws, err);
     if (!rc && b)
-        rc = quantize_bias(c, i, b, &s, axis, err);
-    kn_tensor_release(&s);
+        rc = quantize_bias(c, i, b, ws, axis, err);
     return rc;
 }
 
@@ -470,6 +488,7 @@ static void ctx_free(st_ctx *c)
     free(c->no_own_range);
     free(c->qdq);
     free(c->role);
+    kn_q_wcache_free(&c->weights);
 }
 
 static int rewrite(st_ctx *c, kn_error *err)

@@ -149,6 +149,39 @@ int kn_q_transpose2d(const kn_tensor *w, kn_tensor *out, kn_error *err)
     return KN_OK;
 }
 
+const int *kn_q_wcache_find(const kn_q_wcache *c, int src, int variant, float alpha)
+{
+    for (int k = 0; k < c->n; k++)
+        if (c->e[k].src == src && c->e[k].variant == variant && c->e[k].alpha == alpha)
+            return c->e[k].ids;
+    return NULL;
+}
+
+int kn_q_wcache_add(kn_q_wcache *c, int src, int variant, float alpha, const int *ids, int n_ids, kn_error *err)
+{
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 16;
+        kn_q_wcache_entry *p = realloc(c->e, sizeof *p * (size_t)cap);
+        if (!p)
+            return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+        c->e = p;
+        c->cap = cap;
+    }
+    kn_q_wcache_entry *e = &c->e[c->n++];
+    memset(e, 0, sizeof *e);
+    e->src = src;
+    e->variant = variant;
+    e->alpha = alpha;
+    memcpy(e->ids, ids, sizeof *ids * (size_t)(n_ids < 4 ? n_ids : 4));
+    return KN_OK;
+}
+
+void kn_q_wcache_free(kn_q_wcache *c)
+{
+    free(c->e);
+    memset(c, 0, sizeof *c);
+}
+
 /* ---- building ---- */
 
 int kn_q_init(kn_graph *g, const char *hint, kn_dtype dt, int rank, const int64_t *dims,
@@ -223,6 +256,22 @@ static bool only_int4_unresolved(const kn_graph *g)
     return true;
 }
 
+/* Identity(constant) -> its readers read the constant (exporters write shared
+ * weights so); lets the modes see those weights as constants. */
+static int fold_constant_identities(kn_graph *g, kn_error *err)
+{
+    int folded = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        kn_node *n = &g->nodes[i];
+        if (kn_q_is_op(n, "Identity") && n->n_in == 1 && n->n_out == 1 && n->out[0] >= 0 &&
+            kn_opt_const(g, n->in[0]) && kn_opt_replace_uses(g, n->out[0], n->in[0])) {
+            kn_opt_delete_node(g, i);
+            folded++;
+        }
+    }
+    return folded ? kn_opt_refinalize(g, err) : KN_OK;
+}
+
 int kn_quantize_model(kn_model *m, const kn_quant_opts *o, kn_quant_report *rep, kn_error *err)
 {
     kn_quant_report local;
@@ -241,7 +290,7 @@ int kn_quantize_model(kn_model *m, const kn_quant_opts *o, kn_quant_report *rep,
         [KN_QMODE_FP16] = kn_quant_fp16,
         [KN_QMODE_INT4] = kn_quant_int4,
     };
-    if (modes[o->mode](g, o, rep, err))
+    if (fold_constant_identities(g, err) || modes[o->mode](g, o, rep, err))
         return err->code;
     int rc = kn_opt_refinalize(g, err);
     if (rc == KN_ERR_UNSUPPORTED && o->mode == KN_QMODE_INT4 && only_int4_unresolved(g))
