@@ -1,0 +1,364 @@
+/* calib.c - calibration statistics (quant.h): a collector fed value by value over
+ * many batches (min, max and a histogram of |x| per value name) and the three ways
+ * of turning them into activation ranges: minmax, percentile and entropy (KL
+ * divergence, TensorRT-style).
+ *
+ * The histogram: HIST_BINS counts of |x|, bin b holding [b*w, (b+1)*w) with the
+ * width w a power of two, the smallest one for which the largest |x| seen so far
+ * falls inside.  When a later batch holds a larger |x| the width doubles as often
+ * as needed and bins merge pairwise (b -> b >> shift); because x * 2^-e is exact,
+ * a value lands in the same bin whether it came before or after a merge, so the
+ * histogram - and every range - does not depend on how the data was split into
+ * batches.  The data covers at least half of the bins.  Exact zeros are counted
+ * apart: they count for the percentile, but the entropy search leaves them out (a
+ * ReLU output's spike at 0 is represented exactly by any range and would
+ * otherwise push the KL search towards tiny thresholds). */
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HIST_LOG2 12
+#define HIST_BINS (1 << HIST_LOG2) /* stored bins per value (32 KiB of counts) */
+#define KL_BINS 2048               /* bins of the histogram the entropy search works on */
+#define KL_LEVELS 128              /* quantization levels of a candidate distribution */
+#define KL_STEP 4                  /* candidate thresholds: 128, 132, ..., 2048 bins */
+
+typedef struct calib_stat {
+    char *name;
+    float min, max;     /* of the finite values seen */
+    uint64_t count;     /* finite values seen */
+    uint64_t zeros;     /* exact zeros among them (not in hist: zero is always exact) */
+    bool has_width;     /* false until a non-zero |x| was seen */
+    int exp;            /* bin width = 2^exp */
+    uint64_t *hist;     /* HIST_BINS counts of |x|; NULL for minmax */
+} calib_stat;
+
+struct kn_calib {
+    kn_calib_opts opts;
+    calib_stat *v;
+    size_t n, cap;
+    size_t hint;        /* where the next lookup looks first: runs feed values in the same order */
+};
+
+void kn_calib_opts_init(kn_calib_opts *o)
+{
+    o->method = KN_CALIB_MINMAX;
+    o->percentile = 99.99;
+}
+
+static const char *const method_names[] = {"minmax", "percentile", "entropy"};
+
+int kn_calib_method_parse(const char *s)
+{
+    for (int i = 0; s && i < 3; i++)
+        if (!strcmp(s, method_names[i]))
+            return i;
+    return -1;
+}
+
+const char *kn_calib_method_name(kn_calib_method m)
+{
+    return (unsigned)m < 3 ? method_names[m] : "?";
+}
+
+int kn_calib_create(const kn_calib_opts *o, kn_calib **out, kn_error *err)
+{
+    *out = NULL;
+    if ((unsigned)o->method > KN_CALIB_ENTROPY)
+        return kn_fail(err, KN_ERR_ARG, "calibration: unknown method %d", (int)o->method);
+    if (o->method == KN_CALIB_PERCENTILE && !(o->percentile > 0 && o->percentile <= 100))
+        return kn_fail(err, KN_ERR_ARG, "calibration: percentile %g is not in (0, 100]", o->percentile);
+    kn_calib *c = calloc(1, sizeof *c);
+    if (!c)
+        return kn_fail(err, KN_ERR_NOMEM, "calibration: out of memory");
+    c->opts = *o;
+    *out = c;
+    return KN_OK;
+}
+
+void kn_calib_free(kn_calib *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->v[i].name);
+        free(c->v[i].hist);
+    }
+    free(c->v);
+    free(c);
+}
+
+static calib_stat *stat_append(kn_calib *c, const char *name, kn_error *err)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        calib_stat *v = realloc(c->v, cap * sizeof *v);
+        if (!v)
+            return kn_fail(err, KN_ERR_NOMEM, "calibration: out of memory"), NULL;
+        c->v = v;
+        c->cap = cap;
+    }
+    calib_stat *s = &c->v[c->n];
+    memset(s, 0, sizeof *s);
+    s->name = strdup(name);
+    if (c->opts.method != KN_CALIB_MINMAX)
+        s->hist = calloc(HIST_BINS, sizeof *s->hist);
+    if (!s->name || (c->opts.method != KN_CALIB_MINMAX && !s->hist)) {
+        free(s->name);
+        free(s->hist);
+        return kn_fail(err, KN_ERR_NOMEM, "calibration: out of memory"), NULL;
+    }
+    s->min = INFINITY;
+    s->max = -INFINITY;
+    c->n++;
+    return s;
+}
+
+static calib_stat *stat_for(kn_calib *c, const char *name, kn_error *err)
+{
+    size_t at = c->hint;
+    if (at >= c->n || strcmp(c->v[at].name, name) != 0)
+        for (at = 0; at < c->n && strcmp(c->v[at].name, name) != 0; at++)
+            ;
+    c->hint = at + 1;
+    return at < c->n ? &c->v[at] : stat_append(c, name, err);
+}
+
+/* min/max of the finite values into s; returns how many were finite. */
+static size_t update_minmax(calib_stat *s, const float *x, size_t n)
+{
+    float lo = s->min, hi = s->max;
+    size_t finite = 0;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        if (!isfinite(v))
+            continue;
+        finite++;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    s->min = lo;
+    s->max = hi;
+    s->count += finite;
+    return finite;
+}
+
+/* Merge bins so that the width becomes 2^exp (exp > s->exp).  In place: bin b only
+ * ever moves down to b >> shift, which has already been emptied. */
+static void hist_widen(calib_stat *s, int exp)
+{
+    int shift = exp - s->exp;
+    for (size_t b = 1; b < HIST_BINS; b++) {
+        uint64_t v = s->hist[b];
+        s->hist[b] = 0;
+        s->hist[shift < HIST_LOG2 ? b >> shift : 0] += v;
+    }
+    s->exp = exp;
+}
+
+/* Make the width cover amax (> 0): the smallest 2^e with amax < HIST_BINS * 2^e. */
+static void hist_fit(calib_stat *s, double amax)
+{
+    int p;
+    frexp(amax, &p); /* 2^(p-1) <= amax < 2^p */
+    int exp = p - HIST_LOG2;
+    if (!s->has_width) {
+        s->exp = exp;
+        s->has_width = true;
+    } else if (exp > s->exp) {
+        hist_widen(s, exp);
+    }
+}
+
+static void hist_add(calib_stat *s, const float *x, size_t n)
+{
+    double amax = fmax(fabs((double)s->min), fabs((double)s->max));
+    if (amax > 0)
+        hist_fit(s, amax);
+    double scale = s->has_width ? ldexp(1.0, -s->exp) : 0.0;
+    uint64_t *h = s->hist, zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (!isfinite(a))
+            continue;
+        if (a == 0) {
+            zeros++;
+            continue;
+        }
+        size_t b = (size_t)((double)a * scale);
+        h[b < HIST_BINS ? b : HIST_BINS - 1]++;
+    }
+    s->zeros += zeros;
+}
+
+int kn_calib_add(kn_calib *c, const char *name, const float *x, size_t n, kn_error *err)
+{
+    if (!c || !name || (!x && n))
+        return kn_fail(err, KN_ERR_ARG, "calibration: no collector, name or data");
+    calib_stat *s = stat_for(c, name, err);
+    if (!s)
+        return err ? err->code : KN_ERR_NOMEM;
+    if (update_minmax(s, x, n) && s->hist)
+        hist_add(s, x, n);
+    return KN_OK;
+}
+
+int kn_calib_observe(void *user, const char *name, const kn_tensor *t, kn_error *err)
+{
+    if (t->kind != KN_VALUE_TENSOR || t->dtype != KN_F32 || (t->numel && !t->data))
+        return KN_OK;
+    return kn_calib_add(user, name, t->data, (size_t)t->numel, err);
+}
+
+/* ---- ranges ---- */
+
+static double amax_of(const calib_stat *s)
+{
+    return fmax(fabs((double)s->min), fabs((double)s->max));
+}
+
+/* The p-th percentile of |x|, interpolated inside its bin. */
+static double percentile_threshold(const calib_stat *s, double p)
+{
+    double amax = amax_of(s);
+    if (!s->has_width)
+        return 0.0;
+    double w = ldexp(1.0, s->exp), target = p / 100.0 * (double)s->count, cum = (double)s->zeros;
+    if (cum >= target)
+        return 0.0;
+    for (size_t b = 0; b < HIST_BINS; b++) {
+        double h = (double)s->hist[b];
+        if (h > 0 && cum + h >= target) {
+            double t = ((double)b + (target - cum) / h) * w;
+            return t < amax ? t : amax;
+        }
+        cum += h;
+    }
+    return amax;
+}
+
+/* Spread the stored histogram over KL_BINS bins spanning [0, amax], a stored bin's
+ * count split in proportion to its overlap (the last occupied bin is taken to end
+ * at amax).  A new bin is at least as wide as a stored one (amax >= KL_BINS * w),
+ * so a stored bin touches at most two new ones.  Returns the new bins' width. */
+static double resample_for_kl(const calib_stat *s, double *out)
+{
+    double amax = amax_of(s), w = ldexp(1.0, s->exp), dw = amax / KL_BINS;
+    memset(out, 0, KL_BINS * sizeof *out);
+    for (size_t b = 0; b < HIST_BINS; b++) {
+        if (!s->hist[b])
+            continue;
+        double n = (double)s->hist[b];
+        double lo = (double)b * w, hi = fmin((double)(b + 1) * w, amax);
+        size_t d0 = (size_t)fmin(lo / dw, KL_BINS - 1), d1 = (size_t)fmin(hi / dw, KL_BINS - 1);
+        if (d1 == d0 || hi <= lo) {
+            out[d0] += n;
+            continue;
+        }
+        double first = n * fmax(0.0, fmin(1.0, ((double)d1 * dw - lo) / (hi - lo)));
+        out[d0] += first;
+        out[d1] += n - first;
+    }
+    return dw;
+}
+
+/* KL(P || Q) for clipping at i bins.  P: h[0..i) with the mass beyond folded into
+ * bin i-1.  Q: h[0..i) WITHOUT that mass, quantized to KL_LEVELS levels (bin j is
+ * in level j*LEVELS/i) and expanded back, each level's mass shared equally by its
+ * non-empty bins.  (Quantizing P itself would make Q == P at i == KL_LEVELS, a
+ * zero divergence that always wins; leaving the clipped mass out of Q is what
+ * makes clipping cost something.)  Both are normalized; a bin that P has and Q
+ * lacks (the last one, when only folded mass lands there) gets a small floor. */
+static double kl_for_candidate(const double *h, size_t i, double tail)
+{
+    double p_total = tail, q_total = 0, kl = 0;
+    for (size_t j = 0; j < i; j++)
+        q_total += h[j];
+    p_total += q_total;
+    if (q_total <= 0)
+        return INFINITY;
+    double floor_q = 1e-4 / (double)i;
+    for (size_t j = 0; j < i;) {
+        size_t level = j * KL_LEVELS / i, end = j, nonzero = 0;
+        double mass = 0;
+        for (; end < i && end * KL_LEVELS / i == level; end++) {
+            mass += h[end];
+            nonzero += h[end] > 0;
+        }
+        double q_each = nonzero ? mass / (double)nonzero / q_total : 0;
+        for (; j < end; j++) {
+            double p = (h[j] + (j == i - 1 ? tail : 0)) / p_total;
+            double q = h[j] > 0 ? q_each : 0;
+            if (p > 0)
+                kl += p * log(p / fmax(q, floor_q));
+        }
+    }
+    return kl;
+}
+
+static double entropy_threshold(const calib_stat *s)
+{
+    double amax = amax_of(s);
+    if (!s->has_width || amax <= 0)
+        return 0.0;
+    double h[KL_BINS];
+    double dw = resample_for_kl(s, h);
+    double tail = 0;
+    for (size_t j = KL_LEVELS; j < KL_BINS; j++)
+        tail += h[j];
+    double best_kl = INFINITY;
+    size_t best = KL_BINS;
+    for (size_t i = KL_LEVELS; i <= KL_BINS; i += KL_STEP) {
+        double kl = kl_for_candidate(h, i, tail);
+        if (kl < best_kl) {
+            best_kl = kl;
+            best = i;
+        }
+        for (size_t j = i; j < i + KL_STEP && j < KL_BINS; j++)
+            tail -= h[j];
+        if (tail < 0)
+            tail = 0;
+    }
+    double t = (double)best * dw;
+    return t < amax ? t : amax;
+}
+
+static void range_of(const calib_stat *s, const kn_calib_opts *o, float *lo, float *hi)
+{
+    double l = s->min, h = s->max;
+    if (o->method != KN_CALIB_MINMAX) {
+        double t = o->method == KN_CALIB_PERCENTILE ? percentile_threshold(s, o->percentile)
+                                                    : entropy_threshold(s);
+        l = fmax(l, -t);
+        h = fmin(h, t);
+    }
+    *lo = (float)fmin(l, 0.0);
+    *hi = (float)fmax(h, 0.0);
+}
+
+int kn_calib_ranges(const kn_calib *c, kn_act_ranges *out, kn_error *err)
+{
+    out->v = NULL;
+    out->n = 0;
+    if (!c || !c->n)
+        return KN_OK;
+    out->v = calloc(c->n, sizeof *out->v);
+    if (!out->v)
+        return kn_fail(err, KN_ERR_NOMEM, "calibration: out of memory");
+    for (size_t i = 0; i < c->n; i++) {
+        const calib_stat *s = &c->v[i];
+        if (!s->count)
+            continue;
+        kn_act_range *r = &out->v[out->n];
+        if (!(r->name = strdup(s->name))) {
+            kn_act_ranges_free(out);
+            return kn_fail(err, KN_ERR_NOMEM, "calibration: out of memory");
+        }
+        range_of(s, &c->opts, &r->lo, &r->hi);
+        out->n++;
+    }
+    return KN_OK;
+}
