@@ -1,20 +1,26 @@
 /* calib.c - calibration statistics (quant.h): a collector fed value by value over
- * many batches (min, max and a histogram of |x| per value name) and the three ways
- * of turning them into activation ranges: minmax, percentile and entropy (KL
- * divergence, TensorRT-style).
+ * many batches (min, max and two magnitude histograms per value name) and the
+ * three ways of turning them into activation ranges: minmax, percentile and
+ * entropy (KL divergence, TensorRT-style).
  *
- * The histogram: HIST_BINS counts of |x|, bin b holding [b*w, (b+1)*w) with the
- * width w a power of two, the smallest one for which the largest |x| seen so far
- * falls inside.  When a later batch holds a larger |x| the width doubles as often
- * as needed and bins merge pairwise (b -> b >> shift); because x * 2^-e is exact,
- * a value lands in the same bin whether it came before or after a merge, so the
- * histogram - and every range - does not depend on how the data was split into
- * batches.  The data covers at least half of the bins.  Exact zeros are counted
- * apart: they count for the percentile, but the entropy search leaves them out (a
- * ReLU output's spike at 0 is represented exactly by any range and would
- * otherwise push the KL search towards tiny thresholds). */
+ * Each sign has its own histogram: the positive values' x and the negative
+ * values' -x, so hi comes from the positive side and lo from the negative side
+ * (a ReLU output has no negative side and gets lo = 0; an input whose negative
+ * side is one spike, like normalized background pixels, is not clipped by its
+ * positive tail or the other way round).  Exact zeros are counted apart: zero is
+ * always representable, so they take no part in the search for a threshold.
+ *
+ * A histogram: HIST_BINS counts, bin b holding [b*w, (b+1)*w) with the width w a
+ * power of two, the smallest one for which the largest magnitude seen so far falls
+ * inside.  When a later batch holds a larger one the width doubles as often as
+ * needed and bins merge (b -> b >> shift); because x * 2^-e is exact, a value lands
+ * in the same bin whether it came before or after a merge, so the histogram - and
+ * every range - does not depend on how the data was split into batches.  The data
+ * covers at least half of the bins.  A side's bins are allocated when it first
+ * gets a value (ReLU outputs never pay for a negative side). */
 #include "quant/quant.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,14 +32,21 @@
 #define KL_LEVELS 128              /* quantization levels of a candidate distribution */
 #define KL_STEP 4                  /* candidate thresholds: 128, 132, ..., 2048 bins */
 
+typedef struct side_hist {
+    uint64_t count;     /* values on this side (not zero) */
+    float amax;         /* largest magnitude among them */
+    bool has_width;
+    int exp;            /* bin width = 2^exp */
+    uint64_t *bins;     /* HIST_BINS counts of magnitudes, allocated on first use */
+} side_hist;
+
+enum { POS = 0, NEG = 1 };
+
 typedef struct calib_stat {
     char *name;
     float min, max;     /* of the finite values seen */
     uint64_t count;     /* finite values seen */
-    uint64_t zeros;     /* exact zeros among them (not in hist: zero is always exact) */
-    bool has_width;     /* false until a non-zero |x| was seen */
-    int exp;            /* bin width = 2^exp */
-    uint64_t *hist;     /* HIST_BINS counts of |x|; NULL for minmax */
+    side_hist side[2];  /* percentile / entropy only: positive x, negative -x */
 } calib_stat;
 
 struct kn_calib {
@@ -85,7 +98,8 @@ void kn_calib_free(kn_calib *c)
         return;
     for (size_t i = 0; i < c->n; i++) {
         free(c->v[i].name);
-        free(c->v[i].hist);
+        free(c->v[i].side[POS].bins);
+        free(c->v[i].side[NEG].bins);
     }
     free(c->v);
     free(c);
@@ -103,14 +117,8 @@ static calib_stat *stat_append(kn_calib *c, const char *name, kn_error *err)
     }
     calib_stat *s = &c->v[c->n];
     memset(s, 0, sizeof *s);
-    s->name = strdup(name);
-    if (c->opts.method != KN_CALIB_MINMAX)
-        s->hist = calloc(HIST_BINS, sizeof *s->hist);
-    if (!s->name || (c->opts.method != KN_CALIB_MINMAX && !s->hist)) {
-        free(s->name);
-        free(s->hist);
+    if (!(s->name = strdup(name)))
         return kn_fail(err, KN_ERR_NOMEM, "calibration: out of memory"), NULL;
-    }
     s->min = INFINITY;
     s->max = -INFINITY;
     c->n++;
@@ -146,52 +154,57 @@ static size_t update_minmax(calib_stat *s, const float *x, size_t n)
     return finite;
 }
 
-/* Merge bins so that the width becomes 2^exp (exp > s->exp).  In place: bin b only
+/* Merge bins so that the width becomes 2^exp (exp > h->exp).  In place: bin b only
  * ever moves down to b >> shift, which has already been emptied. */
-static void hist_widen(calib_stat *s, int exp)
+static void side_widen(side_hist *h, int exp)
 {
-    int shift = exp - s->exp;
+    int shift = exp - h->exp;
     for (size_t b = 1; b < HIST_BINS; b++) {
-        uint64_t v = s->hist[b];
-        s->hist[b] = 0;
-        s->hist[shift < HIST_LOG2 ? b >> shift : 0] += v;
+        uint64_t v = h->bins[b];
+        h->bins[b] = 0;
+        h->bins[shift < HIST_LOG2 ? b >> shift : 0] += v;
     }
-    s->exp = exp;
+    h->exp = exp;
 }
 
-/* Make the width cover amax (> 0): the smallest 2^e with amax < HIST_BINS * 2^e. */
-static void hist_fit(calib_stat *s, double amax)
+/* Make the side's width cover amax (> 0): the smallest 2^e with amax < HIST_BINS * 2^e. */
+static int side_fit(side_hist *h, float amax, kn_error *err)
 {
+    if (!h->bins && !(h->bins = calloc(HIST_BINS, sizeof *h->bins)))
+        return kn_fail(err, KN_ERR_NOMEM, "calibration: out of memory for a histogram");
     int p;
-    frexp(amax, &p); /* 2^(p-1) <= amax < 2^p */
+    frexp((double)amax, &p); /* 2^(p-1) <= amax < 2^p */
     int exp = p - HIST_LOG2;
-    if (!s->has_width) {
-        s->exp = exp;
-        s->has_width = true;
-    } else if (exp > s->exp) {
-        hist_widen(s, exp);
+    if (!h->has_width) {
+        h->exp = exp;
+        h->has_width = true;
+    } else if (exp > h->exp) {
+        side_widen(h, exp);
     }
+    h->amax = amax > h->amax ? amax : h->amax;
+    return KN_OK;
 }
 
+/* Count each finite non-zero x in its side's histogram (the sides already fit). */
 static void hist_add(calib_stat *s, const float *x, size_t n)
 {
-    double amax = fmax(fabs((double)s->min), fabs((double)s->max));
-    if (amax > 0)
-        hist_fit(s, amax);
-    double scale = s->has_width ? ldexp(1.0, -s->exp) : 0.0;
-    uint64_t *h = s->hist, zeros = 0;
+    side_hist *pos = &s->side[POS], *neg = &s->side[NEG];
+    double ps = pos->has_width ? ldexp(1.0, -pos->exp) : 0, ns = neg->has_width ? -ldexp(1.0, -neg->exp) : 0;
+    uint64_t n_pos = 0, n_neg = 0;
     for (size_t i = 0; i < n; i++) {
-        float a = fabsf(x[i]);
-        if (!isfinite(a))
-            continue;
-        if (a == 0) {
-            zeros++;
-            continue;
+        float v = x[i];
+        if (v > 0 && v <= FLT_MAX) {
+            size_t b = (size_t)((double)v * ps);
+            pos->bins[b < HIST_BINS ? b : HIST_BINS - 1]++;
+            n_pos++;
+        } else if (v < 0 && v >= -FLT_MAX) {
+            size_t b = (size_t)((double)v * ns);
+            neg->bins[b < HIST_BINS ? b : HIST_BINS - 1]++;
+            n_neg++;
         }
-        size_t b = (size_t)((double)a * scale);
-        h[b < HIST_BINS ? b : HIST_BINS - 1]++;
     }
-    s->zeros += zeros;
+    pos->count += n_pos;
+    neg->count += n_neg;
 }
 
 int kn_calib_add(kn_calib *c, const char *name, const float *x, size_t n, kn_error *err)
@@ -201,8 +214,13 @@ int kn_calib_add(kn_calib *c, const char *name, const float *x, size_t n, kn_err
     calib_stat *s = stat_for(c, name, err);
     if (!s)
         return err ? err->code : KN_ERR_NOMEM;
-    if (update_minmax(s, x, n) && s->hist)
-        hist_add(s, x, n);
+    if (!update_minmax(s, x, n) || c->opts.method == KN_CALIB_MINMAX)
+        return KN_OK;
+    if (s->max > 0 && side_fit(&s->side[POS], s->max, err))
+        return KN_ERR_NOMEM;
+    if (s->min < 0 && side_fit(&s->side[NEG], -s->min, err))
+        return KN_ERR_NOMEM;
+    hist_add(s, x, n);
     return KN_OK;
 }
 
@@ -213,45 +231,35 @@ int kn_calib_observe(void *user, const char *name, const kn_tensor *t, kn_error 
     return kn_calib_add(user, name, t->data, (size_t)t->numel, err);
 }
 
-/* ---- ranges ---- */
+/* ---- thresholds of one side ---- */
 
-static double amax_of(const calib_stat *s)
+/* The p-th percentile of the side's magnitudes, interpolated inside its bin. */
+static double percentile_threshold(const side_hist *h, double p)
 {
-    return fmax(fabs((double)s->min), fabs((double)s->max));
-}
-
-/* The p-th percentile of |x|, interpolated inside its bin. */
-static double percentile_threshold(const calib_stat *s, double p)
-{
-    double amax = amax_of(s);
-    if (!s->has_width)
-        return 0.0;
-    double w = ldexp(1.0, s->exp), target = p / 100.0 * (double)s->count, cum = (double)s->zeros;
-    if (cum >= target)
-        return 0.0;
+    double w = ldexp(1.0, h->exp), target = p / 100.0 * (double)h->count, cum = 0;
     for (size_t b = 0; b < HIST_BINS; b++) {
-        double h = (double)s->hist[b];
-        if (h > 0 && cum + h >= target) {
-            double t = ((double)b + (target - cum) / h) * w;
-            return t < amax ? t : amax;
+        double n = (double)h->bins[b];
+        if (n > 0 && cum + n >= target) {
+            double t = ((double)b + (target - cum) / n) * w;
+            return t < h->amax ? t : h->amax;
         }
-        cum += h;
+        cum += n;
     }
-    return amax;
+    return h->amax;
 }
 
 /* Spread the stored histogram over KL_BINS bins spanning [0, amax], a stored bin's
  * count split in proportion to its overlap (the last occupied bin is taken to end
  * at amax).  A new bin is at least as wide as a stored one (amax >= KL_BINS * w),
  * so a stored bin touches at most two new ones.  Returns the new bins' width. */
-static double resample_for_kl(const calib_stat *s, double *out)
+static double resample_for_kl(const side_hist *h, double *out)
 {
-    double amax = amax_of(s), w = ldexp(1.0, s->exp), dw = amax / KL_BINS;
+    double amax = h->amax, w = ldexp(1.0, h->exp), dw = amax / KL_BINS;
     memset(out, 0, KL_BINS * sizeof *out);
     for (size_t b = 0; b < HIST_BINS; b++) {
-        if (!s->hist[b])
+        if (!h->bins[b])
             continue;
-        double n = (double)s->hist[b];
+        double n = (double)h->bins[b];
         double lo = (double)b * w, hi = fmin((double)(b + 1) * w, amax);
         size_t d0 = (size_t)fmin(lo / dw, KL_BINS - 1), d1 = (size_t)fmin(hi / dw, KL_BINS - 1);
         if (d1 == d0 || hi <= lo) {
@@ -299,11 +307,10 @@ static double kl_for_candidate(const double *h, size_t i, double tail)
     return kl;
 }
 
-static double entropy_threshold(const calib_stat *s)
+/* The threshold (candidates every KL_STEP bins from KL_LEVELS to KL_BINS) with the
+ * least divergence; the first one on ties. */
+static double entropy_threshold(const side_hist *s)
 {
-    double amax = amax_of(s);
-    if (!s->has_width || amax <= 0)
-        return 0.0;
     double h[KL_BINS];
     double dw = resample_for_kl(s, h);
     double tail = 0;
@@ -323,17 +330,22 @@ static double entropy_threshold(const calib_stat *s)
             tail = 0;
     }
     double t = (double)best * dw;
-    return t < amax ? t : amax;
+    return t < s->amax ? t : s->amax;
+}
+
+static double side_threshold(const side_hist *h, const kn_calib_opts *o)
+{
+    if (!h->count || !h->has_width)
+        return 0.0;
+    return o->method == KN_CALIB_PERCENTILE ? percentile_threshold(h, o->percentile) : entropy_threshold(h);
 }
 
 static void range_of(const calib_stat *s, const kn_calib_opts *o, float *lo, float *hi)
 {
     double l = s->min, h = s->max;
     if (o->method != KN_CALIB_MINMAX) {
-        double t = o->method == KN_CALIB_PERCENTILE ? percentile_threshold(s, o->percentile)
-                                                    : entropy_threshold(s);
-        l = fmax(l, -t);
-        h = fmin(h, t);
+        l = -side_threshold(&s->side[NEG], o);
+        h = side_threshold(&s->side[POS], o);
     }
     *lo = (float)fmin(l, 0.0);
     *hi = (float)fmax(h, 0.0);

@@ -92,15 +92,16 @@ void kn_observer_close(kn_observer *o);
 
 /* How a range is chosen from the values seen:
  *   minmax     - the observed [min, max];
- *   percentile - |x| is histogrammed; t = the P-th percentile of |x|;
- *   entropy    - |x| is histogrammed; t = the threshold whose 128-level quantized
+ *   percentile - hi = the P-th percentile of the positive values, lo = minus the
+ *                P-th percentile of the negative values' magnitudes;
+ *   entropy    - per side again: the threshold whose 128-level quantized
  *                distribution is closest (least KL divergence) to the clipped one
- *                (TensorRT-style, 2048 bins, candidates 128..2048; exact
- *                zeros left out of the search).
- * For percentile and entropy the range is [max(min, -t), min(max, t)]: the sign
- * structure is kept (a value that is never negative, a ReLU output, gets lo = 0).
- * Every range is widened to include 0.  Non-finite values (NaN, +-inf) are not
- * counted.  Only float32 tensors are observed; other dtypes are skipped. */
+ *                (TensorRT-style, 2048 bins, candidates 128..2048).
+ * Each sign is its own distribution (a histogram of x > 0 and one of -x for x < 0;
+ * exact zeros take no part), so the sign structure is kept: a value that is never
+ * negative, a ReLU output, gets lo = 0.  Every range is widened to include 0.
+ * Non-finite values (NaN, +-inf) are not counted.  Only float32 tensors are
+ * observed; other dtypes are skipped. */
 typedef enum kn_calib_method { KN_CALIB_MINMAX, KN_CALIB_PERCENTILE, KN_CALIB_ENTROPY } kn_calib_method;
 
 typedef struct kn_calib_opts {
@@ -115,8 +116,8 @@ const char *kn_calib_method_name(kn_calib_method m);
 
 /* A collector: fed value by value over any number of batches, it keeps a fixed
  * amount of state per value name (min, max and, for percentile/entropy, a
- * histogram of |x| with 4096 bins whose width is a power of two that doubles when
- * a later batch exceeds the range).  Feeding a batch in pieces gives exactly the
+ * histogram per sign with 4096 bins whose width is a power of two that doubles
+ * when a later batch exceeds the range: 32 KiB per side that has values).  Feeding a batch in pieces gives exactly the
  * same result as feeding it whole. */
 typedef struct kn_calib kn_calib;
 

@@ -123,7 +123,7 @@ static void test_percentile_ignores_outliers(void)
     kn_act_range p = range_for(KN_CALIB_PERCENTILE, 99.99, x, n);
     CHECK(p.hi > 3.3f && p.hi < 4.5f);
     CHECK(p.lo < -3.3f && p.lo > -4.5f);
-    CHECK(p.lo == -p.hi);
+    CHECK_NEAR(p.lo, -p.hi, 0.3);
     /* 99% of |x|: 2.576 */
     p = range_for(KN_CALIB_PERCENTILE, 99.0, x, n);
     CHECK(p.hi > 2.3f && p.hi < 2.85f);
