@@ -218,6 +218,18 @@ static int open_path(calib_data *d, const char *path, kn_error *err)
     return rc ? kn_error_prefix(err, "not a .npy, IDX, JPEG or PNG file: ") : KN_OK;
 }
 
+/* "[?,1,28,28]": the model input's shape, '?' for a dim that is not fixed. */
+static const char *model_shape(const calib_data *d, char *buf, size_t len)
+{
+    size_t at = (size_t)snprintf(buf, len, "[");
+    for (int k = 0; k < d->rank && at < len; k++)
+        at += d->dims[k] >= 0 ? (size_t)snprintf(buf + at, len - at, "%s%lld", k ? "," : "", (long long)d->dims[k])
+                              : (size_t)snprintf(buf + at, len - at, "%s?", k ? "," : "");
+    if (at < len)
+        snprintf(buf + at, len - at, "]");
+    return buf;
+}
+
 /* ---- arrays ---- */
 
 /* The per-sample shape of the array just loaded from `what`: the model's when all
@@ -240,12 +252,12 @@ static int resolve_sample_shape(calib_data *d, const char *what, kn_error *err)
     if (fixed && per != want)
         return kn_fail(err, KN_ERR_ARG, "%s: each sample of %s has %lld values, the model input %s wants %lld",
                        what, kn_dims_str(a->rank, a->dims, buf, sizeof buf), (long long)per,
-                       kn_dims_str(d->rank, d->dims, mbuf, sizeof mbuf), (long long)want);
+                       model_shape(d, mbuf, sizeof mbuf), (long long)want);
     for (int k = 1; !fixed && k < d->rank; k++)
         if (a->rank != d->rank || (d->dims[k] >= 0 && d->dims[k] != a->dims[k]))
             return kn_fail(err, KN_ERR_ARG, "%s: data of shape %s does not fit the model input %s", what,
                            kn_dims_str(a->rank, a->dims, buf, sizeof buf),
-                           kn_dims_str(d->rank, d->dims, mbuf, sizeof mbuf));
+                           model_shape(d, mbuf, sizeof mbuf));
     for (int k = 1; k < d->rank; k++)
         d->sample_dims[k] = fixed ? d->dims[k] : a->dims[k];
     d->sample_numel = per;
@@ -342,7 +354,7 @@ static int next_array_batch(calib_data *d, kn_tensor *batch, bool *done, kn_erro
 static int image_geometry(calib_data *d, kn_error *err)
 {
     char buf[128];
-    const char *shape = kn_dims_str(d->rank, d->dims, buf, sizeof buf);
+    const char *shape = model_shape(d, buf, sizeof buf);
     if (d->rank != 4)
         return kn_fail(err, KN_ERR_ARG, "images need a 4-D model input, this one is %s", shape);
     d->nhwc = !(d->dims[1] == 1 || d->dims[1] == 3) && (d->dims[3] == 1 || d->dims[3] == 3);
