@@ -30,7 +30,7 @@
 #define HIST_BINS (1 << HIST_LOG2) /* stored bins per value (32 KiB of counts) */
 #define KL_BINS 2048               /* bins of the histogram the entropy search works on */
 #define KL_LEVELS 128              /* quantization levels of a candidate distribution */
-#define KL_STEP 4                  /* candidate thresholds: 128, 132, ..., 2048 bins */
+#define KL_STEP 1                  /* candidate thresholds: every bin from 128 to 2048 */
 
 typedef struct side_hist {
     uint64_t count;     /* values on this side (not zero) */
@@ -273,36 +273,57 @@ static double resample_for_kl(const side_hist *h, double *out)
     return dw;
 }
 
-/* KL(P || Q) for clipping at i bins.  P: h[0..i) with the mass beyond folded into
- * bin i-1.  Q: h[0..i) WITHOUT that mass, quantized to KL_LEVELS levels (bin j is
- * in level j*LEVELS/i) and expanded back, each level's mass shared equally by its
- * non-empty bins.  (Quantizing P itself would make Q == P at i == KL_LEVELS, a
- * zero divergence that always wins; leaving the clipped mass out of Q is what
- * makes clipping cost something.)  Both are normalized; a bin that P has and Q
- * lacks (the last one, when only folded mass lands there) gets a small floor. */
-static double kl_for_candidate(const double *h, size_t i, double tail)
+/* Prefix sums over the KL histogram h: of the counts, of h log h and of the
+ * non-empty bins, so that a candidate's divergence costs O(KL_LEVELS). */
+typedef struct kl_prefix {
+    double count[KL_BINS + 1], hlogh[KL_BINS + 1];
+    int nonzero[KL_BINS + 1];
+} kl_prefix;
+
+static void kl_prefix_build(const double *h, kl_prefix *s)
 {
-    double p_total = tail, q_total = 0, kl = 0;
-    for (size_t j = 0; j < i; j++)
-        q_total += h[j];
-    p_total += q_total;
+    s->count[0] = s->hlogh[0] = 0;
+    s->nonzero[0] = 0;
+    for (size_t j = 0; j < KL_BINS; j++) {
+        s->count[j + 1] = s->count[j] + h[j];
+        s->hlogh[j + 1] = s->hlogh[j] + (h[j] > 0 ? h[j] * log(h[j]) : 0);
+        s->nonzero[j + 1] = s->nonzero[j] + (h[j] > 0);
+    }
+}
+
+/* KL(P || Q) for clipping at i bins.  P: h[0..i) with the mass beyond (tail)
+ * folded into bin i-1.  Q: h[0..i) WITHOUT that mass, quantized to KL_LEVELS
+ * levels (level l = bins [ceil(l*i/L), ceil((l+1)*i/L))) and expanded back, each
+ * level's mass shared equally by its non-empty bins.  (Quantizing P itself would
+ * make Q == P at i == KL_LEVELS, a zero divergence that always wins; leaving the
+ * clipped mass out of Q is what makes clipping cost something.)  Both normalized.
+ * Over a level's non-empty bins, sum p log(p/q) = (sum h log h - m log(m/nz)) / Pt
+ * + m (log Qt - log Pt) / Pt with m the level's mass, nz its non-empty bins; bin
+ * i-1 is then corrected for the folded tail (when Q has nothing there, q is
+ * floored at 1e-4 / i). */
+static double kl_for_candidate(const double *h, const kl_prefix *s, size_t i, double tail)
+{
+    double q_total = s->count[i], p_total = q_total + tail;
     if (q_total <= 0)
         return INFINITY;
-    double floor_q = 1e-4 / (double)i;
-    for (size_t j = 0; j < i;) {
-        size_t level = j * KL_LEVELS / i, end = j, nonzero = 0;
-        double mass = 0;
-        for (; end < i && end * KL_LEVELS / i == level; end++) {
-            mass += h[end];
-            nonzero += h[end] > 0;
-        }
-        double q_each = nonzero ? mass / (double)nonzero / q_total : 0;
-        for (; j < end; j++) {
-            double p = (h[j] + (j == i - 1 ? tail : 0)) / p_total;
-            double q = h[j] > 0 ? q_each : 0;
-            if (p > 0)
-                kl += p * log(p / fmax(q, floor_q));
-        }
+    double sum = 0, log_ratio = log(q_total) - log(p_total), last_q = 0;
+    for (size_t l = 0; l < KL_LEVELS; l++) {
+        size_t a = (l * i + KL_LEVELS - 1) / KL_LEVELS, b = ((l + 1) * i + KL_LEVELS - 1) / KL_LEVELS;
+        int nz = s->nonzero[b] - s->nonzero[a];
+        if (!nz)
+            continue;
+        double m = s->count[b] - s->count[a], q_raw = m / nz;
+        sum += s->hlogh[b] - s->hlogh[a] - m * log(q_raw) + m * log_ratio;
+        if (b == i)
+            last_q = q_raw;
+    }
+    double kl = sum / p_total;
+    if (tail > 0) {
+        double hl = h[i - 1], p_last = (hl + tail) / p_total;
+        if (hl > 0) /* replace the last bin's term: its p grew by the tail */
+            kl -= hl / p_total * log((hl / p_total) / (last_q / q_total));
+        double q_last = hl > 0 ? last_q / q_total : 1e-4 / (double)i;
+        kl += p_last * log(p_last / q_last);
     }
     return kl;
 }
@@ -312,22 +333,17 @@ static double kl_for_candidate(const double *h, size_t i, double tail)
 static double entropy_threshold(const side_hist *s)
 {
     double h[KL_BINS];
+    kl_prefix pre; /* 40 KiB on the stack */
     double dw = resample_for_kl(s, h);
-    double tail = 0;
-    for (size_t j = KL_LEVELS; j < KL_BINS; j++)
-        tail += h[j];
+    kl_prefix_build(h, &pre);
     double best_kl = INFINITY;
     size_t best = KL_BINS;
     for (size_t i = KL_LEVELS; i <= KL_BINS; i += KL_STEP) {
-        double kl = kl_for_candidate(h, i, tail);
+        double kl = kl_for_candidate(h, &pre, i, pre.count[KL_BINS] - pre.count[i]);
         if (kl < best_kl) {
             best_kl = kl;
             best = i;
         }
-        for (size_t j = i; j < i + KL_STEP && j < KL_BINS; j++)
-            tail -= h[j];
-        if (tail < 0)
-            tail = 0;
     }
     double t = (double)best * dw;
     return t < s->amax ? t : s->amax;
