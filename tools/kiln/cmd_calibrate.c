@@ -84,6 +84,8 @@ static int run_batches(kn_observer *obs, calib_data *data, kn_calib *cal, bool q
             break;
         progress_show(&p, calib_data_progress(data), calib_data_samples(data));
     }
+    if (!rc) /* the end (also when a remainder the model cannot take was left out) */
+        progress_show(&p, 1.0, calib_data_samples(data));
     progress_end(&p);
     return rc;
 }
