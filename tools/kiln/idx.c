@@ -90,8 +90,8 @@ static int read_header(idx_source *s, const char *name, kn_dtype *dt, int *rank,
 
 static int read_idx(idx_source *s, const char *name, kn_tensor *out, kn_error *err)
 {
-    kn_dtype dt;
-    int rank;
+    kn_dtype dt = KN_UNDEFINED;
+    int rank = 0;
     int64_t dims[KN_MAX_RANK];
     int rc = read_header(s, name, &dt, &rank, dims, err);
     if (rc)
