@@ -1,0 +1,246 @@
+/* quant_dynamic.c - operator family 'quant_dynamic': dynamic INT8 matrix products,
+ * the form `kiln quantize --mode dynamic` (and ONNX Runtime's quantize_dynamic)
+ * writes, after src/opt/fuse_dynamic_quant.c fused it:
+ *
+ *   com.microsoft DynamicQuantizeMatMul(A float [..., K], B int8/uint8 [K, N],
+ *       b_scale [N] or scalar, b_zero_point (optional, like b_scale), bias [N]
+ *       (optional)) -> Y float [..., N]:
+ *     A is quantized per tensor to uint8 exactly as DynamicQuantizeLinear does
+ *     (kernels/dynquant.h), then Y = float(sum_k (Aq - a_zero)(B - b_zero)) *
+ *     (a_scale * b_scale[n]) + bias[n] - the unfused graph's arithmetic, in its order.
+ *
+ * Fast path: B (minus its zero point) packed once at prepare for the integer GEMM
+ * (kernels/qgemm.h: VNNI / AVX-512BW / AVX2), A quantized by the vectorized, threaded
+ * kernel into session scratch, and the dequantization (scales, bias) done in the
+ * GEMM's output stage.  Without a state (B not constant, unit tests) a plain
+ * reference loop runs.  The same packing serves MatMulInteger's fast path (int32
+ * output), declared in quant_dynamic.h and called from matmul.c. */
+#include "ops/quant_dynamic.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/dynquant.h"
+#include "kernels/qgemm.h"
+#include "ops/op_util.h"
+#include "ops/quant_gemm.h"
+
+/* A constant B [K, N] minus its zero point, packed. */
+typedef struct qdyn_state {
+    kn_qpacked_b *pb;
+    int64_t k, n;
+} qdyn_state;
+
+void kn_qdyn_state_release(void *state)
+{
+    qdyn_state *s = state;
+    if (s)
+        kn_qpacked_b_free(s->pb);
+    free(s);
+}
+
+/* ---------------------------------------------------------------- prepare */
+
+static bool present(const kn_prepare_ctx *pc, int i)
+{
+    return i < pc->n_in && pc->node->in[i] >= 0;
+}
+
+/* Pack constant input ib ([K, N], 8-bit) minus constant zero point input iz (absent,
+ * or 1 / N values of B's dtype); no state when anything does not fit.  drop: the
+ * kernel never reads B's data once it has the state. */
+static int pack_const_b(kn_prepare_ctx *pc, int ib, int iz, bool drop, void **state)
+{
+    const kn_tensor *b = ib < pc->n_in ? pc->in_const[ib] : NULL, *zp = NULL;
+    if (!b || b->rank != 2 || (b->dtype != KN_U8 && b->dtype != KN_I8) || b->dims[0] < 1 || b->dims[1] < 1)
+        return KN_OK;
+    int64_t k = b->dims[0], n = b->dims[1];
+    if (present(pc, iz)) {
+        zp = pc->in_const[iz];
+        if (!zp || zp->dtype != b->dtype || zp->rank > 1 || (zp->numel != 1 && zp->numel != n))
+            return KN_OK;
+    }
+    int8_t *b8 = kn_qweight_to_int8(b, zp, 1);
+    if (!b8)
+        return KN_OK;
+    kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, b8, (size_t)n, 0);
+    free(b8);
+    qdyn_state *s = pb ? calloc(1, sizeof *s) : NULL;
+    if (!s) {
+        kn_qpacked_b_free(pb);
+        return kn_fail(pc->err, KN_ERR_NOMEM, "out of memory packing a quantized weight");
+    }
+    s->pb = pb;
+    s->k = k;
+    s->n = n;
+    *state = s;
+    if (drop)
+        pc->drop_inputs |= 1u << ib;
+    return KN_OK;
+}
+
+static int prepare_dqmm(kn_prepare_ctx *pc, void **state)
+{
+    return pack_const_b(pc, 1, 3, true, state);
+}
+
+/* MatMulInteger keeps B: a per-row A zero point takes the reference path. */
+int kn_matmul_integer_prepare(kn_prepare_ctx *pc, void **state)
+{
+    return pack_const_b(pc, 1, 3, false, state);
+}
+
+static const qdyn_state *state_for(const kn_op_ctx *c, int64_t k, int64_t n)
+{
+    const qdyn_state *s = c->state;
+    return s && s->k == k && s->n == n ? s : NULL;
+}
+
+/* ---------------------------------------------------------------- DynamicQuantizeMatMul */
+
+typedef struct dqmm_args {
+    const kn_tensor *a, *b, *scale, *zp, *bias;
+    int64_t m, k, n;
+} dqmm_args;
+
+static bool is_vec(const kn_tensor *t, int64_t n)
+{
+    return t->rank <= 1 && (t->numel == 1 || t->numel == n);
+}
+
+static int dqmm_validate(kn_op_ctx *c, dqmm_args *g)
+{
+    g->a = c->in[0];
+    g->b = c->in[1];
+    g->scale = c->in[2];
+    g->zp = kn_op_in(c, 3);
+    g->bias = kn_op_in(c, 4);
+    if (g->a->dtype != KN_F32 || g->scale->dtype != KN_F32)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "DynamicQuantizeMatMul: A and b_scale must be float32");
+    if (g->b->dtype != KN_I8 && g->b->dtype != KN_U8)
+        return kn_fail(c->err, KN_ERR_ARG, "DynamicQuantizeMatMul: B must be int8 or uint8");
+    if (g->b->rank != 2 || g->a->rank < 1)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "DynamicQuantizeMatMul: B must be 2-D and A at least 1-D");
+    g->k = g->b->dims[0];
+    g->n = g->b->dims[1];
+    if (g->a->dims[g->a->rank - 1] != g->k)
+        return kn_fail(c->err, KN_ERR_ARG, "DynamicQuantizeMatMul: A's last dim %lld differs from B's rows %lld",
+                       (long long)g->a->dims[g->a->rank - 1], (long long)g->k);
+    g->m = g->k ? g->a->numel / g->k : 0;
+    if (!is_vec(g->scale, g->n) || (g->zp && (g->zp->dtype != g->b->dtype || !is_vec(g->zp, g->n))))
+        return kn_fail(c->err, KN_ERR_ARG, "DynamicQuantizeMatMul: b_scale / b_zero_point must have 1 or N values of B's type");
+    if (g->bias && (g->bias->dtype != KN_F32 || g->bias->rank != 1 || g->bias->numel != g->n))
+        return kn_fail(c->err, KN_ERR_ARG, "DynamicQuantizeMatMul: bias must be float32 [N]");
+    return KN_OK;
+}
+
+/* The reference: int64 sums of (Aq - a_zero)(B - b_zero), the float formula of the
+ * unfused graph: float(acc) * (a_scale * b_scale[j]) + bias[j]. */
+static void dqmm_ref(const dqmm_args *g, const uint8_t *aq, float a_scale, uint8_t a_zero, float *y)
+{
+    const float *bs = g->scale->data, *bias = g->bias ? g->bias->data : NULL;
+    for (int64_t i = 0; i < g->m; i++) {
+        for (int64_t j = 0; j < g->n; j++) {
+            int64_t bz = g->zp ? kn_load_i64(g->zp->data, g->zp->dtype, (size_t)(g->zp->numel == 1 ? 0 : j)) : 0;
+            int64_t acc = 0;
+            for (int64_t k = 0; k < g->k; k++)
+                acc += ((int64_t)aq[i * g->k + k] - a_zero) *
+                       (kn_load_i64(g->b->data, g->b->dtype, (size_t)(k * g->n + j)) - bz);
+            float s = a_scale * bs[g->scale->numel == 1 ? 0 : j];
+            float v = (float)(int32_t)acc * s;
+            if (bias)
+                v += bias[j];
+            y[i * g->n + j] = v;
+        }
+    }
+}
+
+static int run_dqmm(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    KN_REQUIRE_INPUT(c, 2);
+    dqmm_args g = {0};
+    int rc = dqmm_validate(c, &g);
+    if (rc)
+        return rc;
+    int64_t dims[KN_MAX_RANK];
+    memcpy(dims, g.a->dims, sizeof(int64_t) * (size_t)g.a->rank);
+    dims[g.a->rank - 1] = g.n;
+    kn_tensor *y = kn_op_output_uninit(c, 0, KN_F32, g.a->rank, dims);
+    if (!y)
+        return c->err->code;
+    if (!y->numel)
+        return KN_OK;
+    uint8_t *aq = kn_op_scratch(c, (size_t)g.a->numel + 1);
+    if (!aq)
+        return c->err->code;
+    float a_scale;
+    uint8_t a_zero;
+    kn_dynq_tensor(c->pool, g.a->data, (size_t)g.a->numel, aq, &a_scale, &a_zero);
+    const qdyn_state *s = state_for(c, g.k, g.n);
+    if (!s) {
+        dqmm_ref(&g, aq, a_scale, a_zero, y->data);
+        return KN_OK;
+    }
+    kn_qgemm_output out = {KN_QOUT_FLOAT, y->data, (size_t)g.n, a_scale, g.scale->data,
+                           g.scale->numel != 1, g.bias ? g.bias->data : NULL, 0, 0.0f, 0};
+    rc = kn_qgemm_run(c->pool, (size_t)g.m, (size_t)g.n, (size_t)g.k, aq, (size_t)g.k, a_zero, s->pb, &out);
+    return rc ? kn_fail(c->err, rc, "DynamicQuantizeMatMul: integer GEMM failed") : KN_OK;
+}
+
+static int infer_dqmm(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 2 || !ic->in[0] || ic->n_out < 1)
+        return KN_OK;
+    const kn_type *a = ic->in[0], *b = ic->in[1];
+    kn_type *o = &ic->out[0];
+    o->kind = KN_TYPE_TENSOR;
+    o->dtype = KN_F32;
+    o->rank = a->rank;
+    for (int i = 0; i < a->rank; i++)
+        o->dims[i] = a->dims[i];
+    if (a->rank >= 1) {
+        kn_dim unknown = {-1, NULL};
+        o->dims[a->rank - 1] = b && b->rank == 2 ? b->dims[1] : unknown;
+    }
+    return KN_OK;
+}
+
+/* ---------------------------------------------------------------- MatMulInteger */
+
+int kn_matmul_integer_fast(kn_op_ctx *c, kn_tensor *y, bool *done)
+{
+    *done = false;
+    const kn_tensor *a = c->in[0], *b = c->in[1], *az = kn_op_in(c, 2);
+    if (b->rank != 2 || a->rank < 1 || (az && az->numel != 1) || !y->numel)
+        return KN_OK;
+    const qdyn_state *s = state_for(c, b->dims[0], b->dims[1]);
+    if (!s || a->dims[a->rank - 1] != s->k)
+        return KN_OK;
+    int32_t zero = az ? (int32_t)kn_load_i64(az->data, az->dtype, 0) : 0;
+    const uint8_t *a8 = a->data;
+    if (a->dtype == KN_I8) { /* shift to uint8: the products are unchanged */
+        uint8_t *t = kn_op_scratch(c, (size_t)a->numel);
+        if (!t)
+            return c->err->code;
+        const int8_t *src = a->data;
+        for (int64_t i = 0; i < a->numel; i++)
+            t[i] = (uint8_t)(src[i] + 128);
+        a8 = t;
+        zero += 128;
+    }
+    size_t m = (size_t)(a->numel / s->k);
+    kn_qgemm_output out = {KN_QOUT_INT32, y->data, (size_t)s->n, 1.0f, NULL, 0, NULL, 0, 0.0f, 0};
+    int rc = kn_qgemm_run(c->pool, m, (size_t)s->n, (size_t)s->k, a8, (size_t)s->k, (uint8_t)zero, s->pb, &out);
+    if (rc)
+        return kn_fail(c->err, rc, "MatMulInteger: integer GEMM failed");
+    *done = true;
+    return KN_OK;
+}
+
+const kn_op_def kn_ops_quant_dynamic[] = {
+    {"com.microsoft", "DynamicQuantizeMatMul", 1, run_dqmm, NULL, infer_dqmm, false, prepare_dqmm,
+     kn_qdyn_state_release},
+    {0},
+};
