@@ -13,8 +13,9 @@
  * (kernels/qgemm.h: VNNI / AVX-512BW / AVX2), A quantized by the vectorized, threaded
  * kernel into session scratch, and the dequantization (scales, bias) done in the
  * GEMM's output stage.  Without a state (B not constant, unit tests) a plain
- * reference loop runs.  The same packing serves MatMulInteger's fast path (int32
- * output), declared in quant_dynamic.h and called from matmul.c. */
+ * reference loop runs.  The same packing serves the int32 fast paths of
+ * MatMulInteger (constant B) and ConvInteger (2-D, group 1: im2col + GEMM), declared
+ * in quant_dynamic.h and called from matmul.c / conv.c. */
 #include "ops/quant_dynamic.h"
 
 #include <stdlib.h>
@@ -46,24 +47,25 @@ static bool present(const kn_prepare_ctx *pc, int i)
     return i < pc->n_in && pc->node->in[i] >= 0;
 }
 
-/* Pack constant input ib ([K, N], 8-bit) minus constant zero point input iz (absent,
- * or 1 / N values of B's dtype); no state when anything does not fit.  drop: the
- * kernel never reads B's data once it has the state. */
-static int pack_const_b(kn_prepare_ctx *pc, int ib, int iz, bool drop, void **state)
+/* Pack constant input ib minus constant zero point input iz (absent, or 1 / N values
+ * of B's dtype); no state when anything does not fit.  conv: B is a ConvInteger
+ * weight [N, K...] used transposed, else a MatMul B [K, N].  drop: the kernel never
+ * reads B's data once it has the state. */
+static int pack_const_b(kn_prepare_ctx *pc, int ib, int iz, bool conv, bool drop, void **state)
 {
     const kn_tensor *b = ib < pc->n_in ? pc->in_const[ib] : NULL, *zp = NULL;
-    if (!b || b->rank != 2 || (b->dtype != KN_U8 && b->dtype != KN_I8) || b->dims[0] < 1 || b->dims[1] < 1)
+    if (!b || (conv ? b->rank < 3 : b->rank != 2) || (b->dtype != KN_U8 && b->dtype != KN_I8) || b->numel < 1)
         return KN_OK;
-    int64_t k = b->dims[0], n = b->dims[1];
+    int64_t n = conv ? b->dims[0] : b->dims[1], k = b->numel / n;
     if (present(pc, iz)) {
         zp = pc->in_const[iz];
         if (!zp || zp->dtype != b->dtype || zp->rank > 1 || (zp->numel != 1 && zp->numel != n))
             return KN_OK;
     }
-    int8_t *b8 = kn_qweight_to_int8(b, zp, 1);
+    int8_t *b8 = kn_qweight_to_int8(b, zp, conv ? k : 1);
     if (!b8)
         return KN_OK;
-    kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, b8, (size_t)n, 0);
+    kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, b8, (size_t)(conv ? k : n), conv);
     free(b8);
     qdyn_state *s = pb ? calloc(1, sizeof *s) : NULL;
     if (!s) {
@@ -81,13 +83,20 @@ static int pack_const_b(kn_prepare_ctx *pc, int ib, int iz, bool drop, void **st
 
 static int prepare_dqmm(kn_prepare_ctx *pc, void **state)
 {
-    return pack_const_b(pc, 1, 3, true, state);
+    return pack_const_b(pc, 1, 3, false, true, state);
 }
 
 /* MatMulInteger keeps B: a per-row A zero point takes the reference path. */
 int kn_matmul_integer_prepare(kn_prepare_ctx *pc, void **state)
 {
-    return pack_const_b(pc, 1, 3, false, state);
+    return pack_const_b(pc, 1, 3, false, false, state);
+}
+
+int kn_conv_integer_prepare(kn_prepare_ctx *pc, void **state)
+{
+    if (kn_attr_int(pc->node, "group", 1) != 1)
+        return KN_OK;
+    return pack_const_b(pc, 1, 3, true, false, state);
 }
 
 static const qdyn_state *state_for(const kn_op_ctx *c, int64_t k, int64_t n)
@@ -235,6 +244,70 @@ int kn_matmul_integer_fast(kn_op_ctx *c, kn_tensor *y, bool *done)
     int rc = kn_qgemm_run(c->pool, m, (size_t)s->n, (size_t)s->k, a8, (size_t)s->k, (uint8_t)zero, s->pb, &out);
     if (rc)
         return kn_fail(c->err, rc, "MatMulInteger: integer GEMM failed");
+    *done = true;
+    return KN_OK;
+}
+
+/* ---------------------------------------------------------------- ConvInteger */
+
+enum { CONV_ROWS = 256 }; /* output pixels per im2col block */
+
+typedef struct convi_job {
+    const uint8_t *x;       /* one image [C, H, W] */
+    int64_t c;
+    const kn_spatial_geom *g;
+    uint8_t pad;            /* the input zero point (as uint8) */
+    uint8_t flip;           /* 0x80 for int8 input (shifted to uint8), else 0 */
+} convi_job;
+
+/* im2col row of output pixel p: K = C*kh*kw bytes in the weight's order. */
+static void convi_row(const convi_job *j, int64_t p, uint8_t *row)
+{
+    const kn_spatial_geom *g = j->g;
+    int64_t oy = p / g->out[1], ox = p % g->out[1];
+    for (int64_t ch = 0; ch < j->c; ch++) {
+        const uint8_t *plane = j->x + ch * g->in[0] * g->in[1];
+        for (int64_t ky = 0; ky < g->k[0]; ky++) {
+            int64_t iy = oy * g->stride[0] - g->pad_b[0] + ky * g->dil[0];
+            for (int64_t kx = 0; kx < g->k[1]; kx++, row++) {
+                int64_t ix = ox * g->stride[1] - g->pad_b[1] + kx * g->dil[1];
+                bool in = iy >= 0 && iy < g->in[0] && ix >= 0 && ix < g->in[1];
+                *row = in ? (uint8_t)(plane[iy * g->in[1] + ix] ^ j->flip) : j->pad;
+            }
+        }
+    }
+}
+
+int kn_conv_integer_fast(kn_op_ctx *c, const kn_spatial_geom *g, int64_t group, kn_tensor *y, bool *done)
+{
+    *done = false;
+    const kn_tensor *x = c->in[0], *w = c->in[1], *xz = kn_op_in(c, 2);
+    const qdyn_state *s = state_for(c, w->dims[0] ? w->numel / w->dims[0] : 0, w->dims[0]);
+    if (!s || group != 1 || g->nsp != 2 || x->dims[1] * g->k_size != s->k)
+        return KN_OK;
+    convi_job j = {NULL, x->dims[1], g, 0, x->dtype == KN_I8 ? 0x80 : 0};
+    j.pad = (uint8_t)((xz ? kn_load_i64(xz->data, xz->dtype, 0) : 0) + (j.flip ? 128 : 0));
+    size_t rows = (size_t)(g->out_size < CONV_ROWS ? g->out_size : CONV_ROWS), k = (size_t)s->k, m = (size_t)s->n;
+    uint8_t *a = kn_op_scratch(c, rows * k + sizeof(int32_t) * rows * m + 64);
+    if (!a)
+        return c->err->code;
+    int32_t *acc = (int32_t *)(a + (rows * k + 63) / 64 * 64);
+    kn_qgemm_output out = {KN_QOUT_INT32, acc, m, 1.0f, NULL, 0, NULL, 0, 0.0f, 0};
+    for (int64_t n = 0; n < x->dims[0]; n++) {
+        j.x = (const uint8_t *)x->data + n * x->dims[1] * g->in_size;
+        int32_t *yn = (int32_t *)y->data + n * (int64_t)m * g->out_size;
+        for (int64_t p0 = 0; p0 < g->out_size; p0 += (int64_t)rows) {
+            size_t r = (size_t)(g->out_size - p0 < (int64_t)rows ? g->out_size - p0 : (int64_t)rows);
+            for (size_t i = 0; i < r; i++)
+                convi_row(&j, p0 + (int64_t)i, a + i * k);
+            int rc = kn_qgemm_run(c->pool, r, m, k, a, k, j.pad, s->pb, &out);
+            if (rc)
+                return kn_fail(c->err, rc, "ConvInteger: integer GEMM failed");
+            for (size_t i = 0; i < r; i++)
+                for (size_t f = 0; f < m; f++)
+                    yn[(int64_t)f * g->out_size + p0 + (int64_t)i] = acc[i * m + f];
+        }
+    }
     *done = true;
     return KN_OK;
 }

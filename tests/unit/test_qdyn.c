@@ -287,6 +287,53 @@ static void test_matmul_integer_fast(void)
     check_mmi(KN_I8, KN_U8, 1, d5, 8, true);
 }
 
+/* ConvInteger (2-D, group 1) with a constant weight: exact int32 either way. */
+typedef struct ci_case {
+    kn_dtype xt, wt;
+    int64_t n, c, h, w, m, kh, kw;
+    int64_t stride, dil, pad;
+    bool per_channel_zp;
+} ci_case;
+
+static void check_conv_integer(const ci_case *cc)
+{
+    int64_t xd[4] = {cc->n, cc->c, cc->h, cc->w}, wd[4] = {cc->m, cc->c, cc->kh, cc->kw};
+    int64_t nz = cc->per_channel_zp ? cc->m : 0;
+    kn_model *m = kt_model_new(13);
+    kn_graph *g = m->graph;
+    kn_tensor x = random_8bit(cc->xt, 4, xd, 256), w = random_8bit(cc->wt, 4, wd, 100);
+    kn_tensor xz = random_8bit(cc->xt, 0, NULL, 256), wz = random_8bit(cc->wt, nz ? 1 : 0, &nz, 16);
+    kt_graph_type(g, "x", cc->xt, 4, xd);
+    kn_graph_add_input(g, kn_graph_value(g, "x"));
+    kt_graph_const(g, "w", &w);
+    kt_graph_const(g, "xz", &xz);
+    kt_graph_const(g, "wz", &wz);
+    int i = kt_graph_node(g, "ConvInteger", "x,w,xz,wz", "y");
+    int64_t st[2] = {cc->stride, cc->stride}, dl[2] = {cc->dil, cc->dil};
+    int64_t pads[4] = {cc->pad, cc->pad, cc->pad, cc->pad};
+    kn_error err = {0};
+    kn_opt_set_attr_ints(g, i, "strides", st, 2, &err);
+    kn_opt_set_attr_ints(g, i, "dilations", dl, 2, &err);
+    kn_opt_set_attr_ints(g, i, "pads", pads, 4, &err);
+    kn_graph_add_output(g, kn_graph_value(g, "y"));
+    CHECK(run_ref_and_fast(m, &x, 0.0));
+    kn_model_free(m);
+    kt_release_all((kn_tensor[]){x, w, xz, wz}, 4);
+}
+
+static void test_conv_integer_fast(void)
+{
+    static const ci_case cases[] = {
+        {KN_U8, KN_I8, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, false},
+        {KN_U8, KN_I8, 2, 3, 9, 7, 5, 3, 3, 1, 1, 1, true},
+        {KN_I8, KN_I8, 1, 8, 17, 19, 33, 3, 3, 2, 1, 1, true},
+        {KN_U8, KN_U8, 1, 5, 20, 20, 4, 5, 3, 1, 2, 2, false},
+        {KN_I8, KN_U8, 2, 16, 18, 18, 7, 1, 1, 1, 1, 0, true}, /* 324 pixels: two blocks */
+    };
+    for (size_t i = 0; i < KT_COUNT(cases); i++)
+        check_conv_integer(&cases[i]);
+}
+
 /* ---- the fusion ---- */
 
 static int count_op(const kn_graph *g, const char *op)
@@ -519,4 +566,5 @@ static void test_tiny_bert_dynamic(void)
 
 TEST_MAIN(TEST_CASE(test_quantizer_isa), TEST_CASE(test_quantizer_threaded),
           TEST_CASE(test_dynamic_quantize_matmul), TEST_CASE(test_matmul_integer_fast),
+          TEST_CASE(test_conv_integer_fast),
           TEST_CASE(test_fuse_dynamic_quant), TEST_CASE(test_tiny_bert_dynamic))
