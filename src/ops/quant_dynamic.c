@@ -135,7 +135,7 @@ static int dqmm_validate(kn_op_ctx *c, dqmm_args *g)
     if (g->a->dims[g->a->rank - 1] != g->k)
         return kn_fail(c->err, KN_ERR_ARG, "DynamicQuantizeMatMul: A's last dim %lld differs from B's rows %lld",
                        (long long)g->a->dims[g->a->rank - 1], (long long)g->k);
-    g->m = g->k ? g->a->numel / g->k : 0;
+    g->m = kn_dims_prod(g->a->dims, 0, g->a->rank - 1);
     if (!is_vec(g->scale, g->n) || (g->zp && (g->zp->dtype != g->b->dtype || !is_vec(g->zp, g->n))))
         return kn_fail(c->err, KN_ERR_ARG, "DynamicQuantizeMatMul: b_scale / b_zero_point must have 1 or N values of B's type");
     if (g->bias && (g->bias->dtype != KN_F32 || g->bias->rank != 1 || g->bias->numel != g->n))
