@@ -258,6 +258,30 @@ static void test_dynamic_quantize_matmul(void)
         check_dqmm_case(&dq_cases[i]);
 }
 
+/* Inputs that do not fit fail with an error naming them, never crash. */
+static void test_dqmm_bad_inputs(void)
+{
+    const int64_t ad[2] = {3, 4}, bd[2] = {4, 5}, bad_k[2] = {6, 5}, n5[1] = {5}, n4[1] = {4};
+    kn_tensor a = random_f32(2, ad, 1.0f), b = random_8bit(KN_I8, 2, bd, 50), bk = random_8bit(KN_I8, 2, bad_k, 50);
+    kn_tensor s5 = random_f32(1, n5, 0.1f), s4 = random_f32(1, n4, 0.1f), bias4 = random_f32(1, n4, 1.0f);
+    kn_tensor ai = random_8bit(KN_I8, 2, ad, 50), z16 = kt_tensor(KN_I16, 1, n5, NULL);
+    const kn_tensor *cases[][5] = {
+        {&a, &bk, &s5, NULL, NULL},   /* K differs */
+        {&a, &b, &s4, NULL, NULL},    /* 4 scales for N = 5 */
+        {&a, &b, &s5, NULL, &bias4},  /* bias of 4 */
+        {&ai, &b, &s5, NULL, NULL},   /* integer A */
+        {&a, &b, &s5, &z16, NULL},    /* zero point type differs from B */
+        {&a, &s5, &s5, NULL, NULL},   /* float B */
+    };
+    for (size_t i = 0; i < KT_COUNT(cases); i++) {
+        kt_node nd = kt_node_of("com.microsoft", "DynamicQuantizeMatMul", 1, 1);
+        for (int k = 0; k < 5; k++)
+            kt_add_input(&nd, cases[i][k]);
+        kt_expect_any_fail(&nd);
+    }
+    kt_release_all((kn_tensor[]){a, b, bk, s5, s4, bias4, ai, z16}, 8);
+}
+
 /* MatMulInteger with a constant B: exact int32 either way. */
 static void check_mmi(kn_dtype at, kn_dtype bt, int rank, const int64_t *adims, int64_t n, bool per_col_zp)
 {
@@ -566,6 +590,6 @@ static void test_tiny_bert_dynamic(void)
 }
 
 TEST_MAIN(TEST_CASE(test_quantizer_isa), TEST_CASE(test_quantizer_threaded),
-          TEST_CASE(test_dynamic_quantize_matmul), TEST_CASE(test_matmul_integer_fast),
+          TEST_CASE(test_dynamic_quantize_matmul), TEST_CASE(test_dqmm_bad_inputs), TEST_CASE(test_matmul_integer_fast),
           TEST_CASE(test_conv_integer_fast),
           TEST_CASE(test_fuse_dynamic_quant), TEST_CASE(test_tiny_bert_dynamic))
