@@ -4,8 +4,8 @@
  * DynamicQuantizeMatMul and MatMulInteger fast paths on the packed integer GEMM
  * against their reference loops (prepared vs unprepared, with and without a
  * 2-thread pool), the fuse_dynamic_quant pass on hand-built patterns (positive and
- * negative), and tiny_bert quantized in the test (ONNX Runtime's quantize_dynamic
- * form) run fused against unfused and against FP32. */
+ * negative), and tiny_bert quantized by kn_quantize_model (ONNX Runtime's
+ * quantize_dynamic form) run fused against unfused and against FP32. */
 #include "test.h"
 #include "op_harness.h"
 
@@ -15,6 +15,7 @@
 #include "formats/onnx.h"
 #include "kernels/dynquant.h"
 #include "opt/opt.h"
+#include "quant/quant.h"
 #include "ops/op_util.h"
 
 #include <math.h>
@@ -462,56 +463,7 @@ static void test_fuse_dynamic_quant(void)
     check_dyn_fusion(CAST_READ, 0);
 }
 
-/* ---- tiny_bert, quantized here in ONNX Runtime's quantize_dynamic form ---- */
-
-/* Per-column symmetric int8 of the constant float [K, N] weight w. */
-static void quantize_weight(const kn_tensor *w, kn_tensor *q, kn_tensor *s, kn_tensor *z)
-{
-    int64_t k = w->dims[0], n = w->dims[1];
-    *q = kt_tensor(KN_I8, 2, w->dims, NULL);
-    *s = kt_tensor(KN_F32, 1, &n, NULL);
-    *z = kt_tensor(KN_I8, 1, &n, NULL);
-    const float *wv = w->data;
-    for (int64_t j = 0; j < n; j++) {
-        float amax = 0.0f;
-        for (int64_t r = 0; r < k; r++)
-            amax = fmaxf(amax, fabsf(wv[r * n + j]));
-        float sc = amax > 0.0f ? amax / 127.0f : 1.0f;
-        ((float *)s->data)[j] = sc;
-        for (int64_t r = 0; r < k; r++)
-            ((int8_t *)q->data)[r * n + j] = (int8_t)lrintf(wv[r * n + j] / sc);
-    }
-}
-
-static int add_node(kn_graph *g, const char *op, int n_in, const int *ins, int n_out, const int *outs)
-{
-    kn_error err = {0};
-    return kn_opt_add_node(g, op, "", 13, op, n_in, ins, n_out, outs, &err);
-}
-
-/* MatMul node i (constant float [K, N] weight) -> the dynamic pattern. */
-static void rewrite_matmul(kn_graph *g, int i)
-{
-    kn_error err = {0};
-    kn_tensor q, s, z;
-    quantize_weight(kn_opt_const(g, g->nodes[i].in[1]), &q, &s, &z);
-    int x = g->nodes[i].in[0], y = g->nodes[i].out[0];
-    int wq = kn_opt_new_initializer(g, "wq", &q, &err), ws = kn_opt_new_initializer(g, "ws", &s, &err);
-    int wz = kn_opt_new_initializer(g, "wz", &z, &err);
-    int v[6];
-    for (int k = 0; k < 6; k++)
-        v[k] = kn_opt_new_value(g, "dq", &err);
-    kn_opt_delete_node(g, i);
-    int dq_out[3] = {v[0], v[1], v[2]}, mi_in[4] = {v[0], wq, v[2], wz};
-    int sc_in[2] = {v[1], ws}, mul_in[2] = {v[4], v[5]};
-    add_node(g, "DynamicQuantizeLinear", 1, &x, 3, dq_out);
-    add_node(g, "MatMulInteger", 4, mi_in, 1, &v[3]);
-    int c = add_node(g, "Cast", 1, &v[3], 1, &v[4]);
-    kn_opt_set_attr_int(g, c, "to", KN_F32, &err);
-    add_node(g, "Mul", 2, sc_in, 1, &v[5]);
-    add_node(g, "Mul", 2, mul_in, 1, &y);
-    kt_release_all((kn_tensor[]){q, s, z}, 3);
-}
+/* ---- tiny_bert through kiln quantize --mode dynamic ---- */
 
 static kn_model *tiny_bert_dynamic(void)
 {
@@ -519,16 +471,12 @@ static kn_model *tiny_bert_dynamic(void)
     kn_error err = {0};
     if (kn_onnx_load_file(KILN_SHARED_DIR "/models/tiny_bert.onnx", &m, &err))
         return NULL;
-    kn_graph *g = m->graph;
-    kn_optimize(m, KN_OPT_BASIC, NULL, &err); /* constant weights out of Identity / Transpose */
-    int n = g->n_nodes;
-    for (int i = 0; i < n; i++) {
-        const kn_node *nd = &g->nodes[i];
-        const kn_tensor *w = nd->n_in == 2 ? kn_opt_const(g, nd->in[1]) : NULL;
-        if (!strcmp(nd->op_type, "MatMul") && w && w->dtype == KN_F32 && w->rank == 2)
-            rewrite_matmul(g, i);
-    }
-    CHECK_EQ_INT(kn_opt_refinalize(g, &err), KN_OK);
+    kn_quant_opts o;
+    kn_quant_opts_init(&o);
+    o.mode = KN_QMODE_DYNAMIC;
+    kn_quant_report rep;
+    CHECK_EQ_INT(kn_quantize_model(m, &o, &rep, &err), KN_OK);
+    CHECK(rep.nodes_quantized >= 6);
     return m;
 }
 
