@@ -12,7 +12,9 @@
  * Fast path: B (minus its zero point) packed once at prepare for the integer GEMM
  * (kernels/qgemm.h: VNNI / AVX-512BW / AVX2), A quantized by the vectorized, threaded
  * kernel into session scratch, and the dequantization (scales, bias) done in the
- * GEMM's output stage.  Without a state (B not constant, unit tests) a plain
+ * GEMM's output stage, which evaluates the same float expression: the fast path
+ * equals the reference bit for bit, on every kernel variant and thread count.
+ * Without a state (B not constant, unit tests) a plain
  * reference loop runs.  The same packing serves the int32 fast paths of
  * MatMulInteger (constant B) and ConvInteger (2-D, group 1: im2col + GEMM), declared
  * in quant_dynamic.h and called from matmul.c / conv.c. */
