@@ -362,6 +362,20 @@ static void test_conv_integer_fast(void)
         check_conv_integer(&cases[i]);
 }
 
+/* Cast int32 -> float (after ConvInteger) rounds to nearest even, symmetrically. */
+static void test_cast_accumulators(void)
+{
+    const int32_t v[7] = {0, 16777217, -16777217, 33554435, -33554437, INT32_MAX, INT32_MIN};
+    const float want[7] = {0.0f, 16777216.0f, -16777216.0f, 33554436.0f, -33554436.0f, 2147483648.0f, -2147483648.0f};
+    const int64_t d[1] = {7};
+    kn_tensor x = kt_tensor(KN_I32, 1, d, v);
+    kt_node nd = kt_node_of("", "Cast", 13, 1);
+    kt_add_input(&nd, &x);
+    kt_add_attr(&nd, kt_attr_int("to", KN_F32));
+    kt_expect_out(&nd, KN_F32, 1, d, want);
+    kn_tensor_release(&x);
+}
+
 /* ---- the fusion ---- */
 
 static int count_op(const kn_graph *g, const char *op)
@@ -541,5 +555,5 @@ static void test_tiny_bert_dynamic(void)
 
 TEST_MAIN(TEST_CASE(test_quantizer_isa), TEST_CASE(test_quantizer_threaded),
           TEST_CASE(test_dynamic_quantize_matmul), TEST_CASE(test_dqmm_bad_inputs), TEST_CASE(test_matmul_integer_fast),
-          TEST_CASE(test_conv_integer_fast),
+          TEST_CASE(test_conv_integer_fast), TEST_CASE(test_cast_accumulators),
           TEST_CASE(test_fuse_dynamic_quant), TEST_CASE(test_tiny_bert_dynamic))
