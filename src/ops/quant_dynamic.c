@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/threadpool.h"
 #include "kernels/dynquant.h"
 #include "kernels/qgemm.h"
 #include "ops/op_util.h"
@@ -262,22 +263,55 @@ typedef struct convi_job {
     uint8_t flip;           /* 0x80 for int8 input (shifted to uint8), else 0 */
 } convi_job;
 
+/* kw input bytes of one kernel row starting at column ix (all inside). */
+static void copy_run(uint8_t *dst, const uint8_t *src, int64_t n, int64_t dil, uint8_t flip)
+{
+    if (dil == 1 && !flip) {
+        memcpy(dst, src, (size_t)n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = (uint8_t)(src[i * dil] ^ flip);
+}
+
 /* im2col row of output pixel p: K = C*kh*kw bytes in the weight's order. */
 static void convi_row(const convi_job *j, int64_t p, uint8_t *row)
 {
     const kn_spatial_geom *g = j->g;
     int64_t oy = p / g->out[1], ox = p % g->out[1];
+    int64_t iy0 = oy * g->stride[0] - g->pad_b[0], ix0 = ox * g->stride[1] - g->pad_b[1];
+    bool x_inside = ix0 >= 0 && ix0 + (g->k[1] - 1) * g->dil[1] < g->in[1];
     for (int64_t ch = 0; ch < j->c; ch++) {
         const uint8_t *plane = j->x + ch * g->in[0] * g->in[1];
-        for (int64_t ky = 0; ky < g->k[0]; ky++) {
-            int64_t iy = oy * g->stride[0] - g->pad_b[0] + ky * g->dil[0];
-            for (int64_t kx = 0; kx < g->k[1]; kx++, row++) {
-                int64_t ix = ox * g->stride[1] - g->pad_b[1] + kx * g->dil[1];
-                bool in = iy >= 0 && iy < g->in[0] && ix >= 0 && ix < g->in[1];
-                *row = in ? (uint8_t)(plane[iy * g->in[1] + ix] ^ j->flip) : j->pad;
+        for (int64_t ky = 0; ky < g->k[0]; ky++, row += g->k[1]) {
+            int64_t iy = iy0 + ky * g->dil[0];
+            bool y_inside = iy >= 0 && iy < g->in[0];
+            if (y_inside && x_inside) {
+                copy_run(row, plane + iy * g->in[1] + ix0, g->k[1], g->dil[1], j->flip);
+                continue;
+            }
+            for (int64_t kx = 0; kx < g->k[1]; kx++) {
+                int64_t ix = ix0 + kx * g->dil[1];
+                bool in = y_inside && ix >= 0 && ix < g->in[1];
+                row[kx] = in ? (uint8_t)(plane[iy * g->in[1] + ix] ^ j->flip) : j->pad;
             }
         }
     }
+}
+
+typedef struct convi_block {
+    const convi_job *j;
+    uint8_t *a;
+    size_t k;
+    int64_t p0;
+} convi_block;
+
+static void convi_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const convi_block *b = ctx;
+    (void)thread_index;
+    for (int64_t i = begin; i < end; i++)
+        convi_row(b->j, b->p0 + i, b->a + (size_t)i * b->k);
 }
 
 int kn_conv_integer_fast(kn_op_ctx *c, const kn_spatial_geom *g, int64_t group, kn_tensor *y, bool *done)
@@ -300,8 +334,8 @@ int kn_conv_integer_fast(kn_op_ctx *c, const kn_spatial_geom *g, int64_t group, 
         int32_t *yn = (int32_t *)y->data + n * (int64_t)m * g->out_size;
         for (int64_t p0 = 0; p0 < g->out_size; p0 += (int64_t)rows) {
             size_t r = (size_t)(g->out_size - p0 < (int64_t)rows ? g->out_size - p0 : (int64_t)rows);
-            for (size_t i = 0; i < r; i++)
-                convi_row(&j, p0 + (int64_t)i, a + i * k);
+            convi_block blk = {&j, a, k, p0};
+            kn_parallel_for(c->pool, (int64_t)r, 16, convi_rows, &blk);
             int rc = kn_qgemm_run(c->pool, r, m, k, a, k, j.pad, s->pb, &out);
             if (rc)
                 return kn_fail(c->err, rc, "ConvInteger: integer GEMM failed");
