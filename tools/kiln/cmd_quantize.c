@@ -8,6 +8,7 @@
 #include "cli.h"
 
 #include "formats/onnx.h"
+#include "core/file.h"
 #include "quant/quant.h"
 
 #include <errno.h>
@@ -176,52 +177,17 @@ static int parse_args(int argc, char **argv, quant_args *a)
 
 /* ---- ranges file ---- */
 
-static int add_range(kn_act_ranges *r, size_t *cap, const char *name, float lo, float hi)
-{
-    if (r->n == *cap) {
-        size_t c = *cap ? 2 * *cap : 64;
-        kn_act_range *p = realloc(r->v, sizeof *p * c);
-        if (!p)
-            return cli_error("quantize: out of memory");
-        r->v = p;
-        *cap = c;
-    }
-    if (!(r->v[r->n].name = strdup(name)))
-        return cli_error("quantize: out of memory");
-    r->v[r->n].lo = lo;
-    r->v[r->n++].hi = hi;
-    return 0;
-}
-
-/* One line "name lo hi" (blank lines and '#' comments skipped). */
-static int parse_range_line(const char *path, int lineno, char *line, kn_act_ranges *r, size_t *cap)
-{
-    char *save = NULL, *name = strtok_r(line, " \t\r\n", &save);
-    if (!name || name[0] == '#')
-        return 0;
-    char *slo = strtok_r(NULL, " \t\r\n", &save), *shi = strtok_r(NULL, " \t\r\n", &save);
-    char *e1 = NULL, *e2 = NULL;
-    float lo = slo ? strtof(slo, &e1) : NAN, hi = shi ? strtof(shi, &e2) : NAN;
-    if (!slo || !shi || *e1 || *e2 || strtok_r(NULL, " \t\r\n", &save) || !isfinite(lo) ||
-        !isfinite(hi) || lo > hi)
-        return cli_error("quantize: %s:%d: expected 'name lo hi' with finite lo <= hi", path, lineno);
-    return add_range(r, cap, name, lo, hi);
-}
-
+/* "name lo hi" lines (kn_act_ranges_parse: blank lines and '#' comments skipped). */
 static int read_ranges(const char *path, kn_act_ranges *r)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return cli_error("quantize: cannot open %s: %s", path, strerror(errno));
-    char line[4096];
-    size_t cap = 0;
-    int lineno = 0, rc = 0;
-    while (!rc && fgets(line, sizeof line, f))
-        rc = parse_range_line(path, ++lineno, line, r, &cap);
-    fclose(f);
-    if (!rc && !r->n)
-        rc = cli_error("quantize: %s holds no ranges", path);
-    return rc;
+    kn_error err = {0};
+    uint8_t *text = NULL;
+    size_t len = 0;
+    if (kn_read_file(path, &text, &len, &err))
+        return cli_error("quantize: cannot open the ranges file %s", err.msg);
+    int rc = kn_act_ranges_parse((const char *)text, len, path, r, &err);
+    free(text);
+    return rc ? cli_error("quantize: %s", err.msg) : 0;
 }
 
 /* ---- running ---- */
