@@ -187,7 +187,8 @@ void kn_qgemm_store_tile(const kn_qgemm_output *o, const int32_t *acc, size_t i0
             size_t col = j0 + (size_t)j;
             /* wrapping arithmetic: the true value fits int32, the parts may not */
             uint32_t zero_term = col_sum ? (uint32_t)a_zero * (uint32_t)col_sum[col] : 0;
-            int32_t v = (int32_t)((uint32_t)acc[i * NR + j] - zero_term);
+            uint32_t bias = o->bias_i32 ? (uint32_t)o->bias_i32[col] : 0;
+            int32_t v = (int32_t)((uint32_t)acc[i * NR + j] - zero_term + bias);
             if (o->kind == KN_QOUT_INT32) {
                 ((int32_t *)o->out)[row + col] = v;
                 continue;

@@ -78,6 +78,8 @@ typedef struct kn_qgemm_output {
     int relu;               /* clamp below at 0 before requantizing */
     float y_scale;          /* requantization */
     int32_t y_zero;
+    const int32_t *bias_i32; /* N int32 added to acc before any conversion, or NULL
+                                (wrapping: callers keep acc + bias inside int32) */
 } kn_qgemm_output;
 
 /* Run with the variant pb was packed for, tiles split over pool (NULL: inline).

@@ -83,6 +83,8 @@ KN_AVX512BW static void store16(const kn_qgemm_output *o, const int32_t *acc, si
     if (col_sum)
         v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_set1_epi32(a_zero),
                                                    _mm512_maskz_loadu_epi32(mk, col_sum + col)));
+    if (o->bias_i32)
+        v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mk, o->bias_i32 + col));
     size_t at = row * o->ldc + col;
     if (o->kind == KN_QOUT_INT32) {
         _mm512_mask_storeu_epi32((int32_t *)o->out + at, mk, v);

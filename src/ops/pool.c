@@ -7,7 +7,8 @@
  * accept) and rounded on store.  float32 2-D MaxPool (without Indices) and
  * AveragePool with dilation 1, and float32 GlobalAverage/GlobalMaxPool, take direct
  * float loops (vmath row reductions for the global ones) split over the session's
- * threads by planes; the double walker stays their reference. */
+ * threads by planes, as does 8-bit 2-D MaxPool (QDQ models); the double walker stays
+ * their reference. */
 #include "ops/op_util.h"
 #include "ops/spatial.h"
 
@@ -312,6 +313,58 @@ static bool pool2d_f32(kn_op_ctx *c, const kn_tensor *x, const kn_spatial_geom *
     return true;
 }
 
+/* 8-bit MaxPool (QDQ models after fuse_qdq): any dilation, two spatial axes, the
+ * int8 values compared signed.  An all-padding window gives the type's minimum. */
+typedef struct pool2d_q8_job {
+    const kn_spatial_geom *g;
+    const uint8_t *x;
+    uint8_t *y;
+    uint8_t flip;               /* 0x80 for int8: compare as unsigned after the flip */
+} pool2d_q8_job;
+
+static uint8_t max_window_q8(const pool2d_q8_job *j, const uint8_t *plane, int64_t oh, int64_t ow)
+{
+    const kn_spatial_geom *g = j->g;
+    uint8_t m = 0;
+    for (int64_t kh = 0; kh < g->k[0]; kh++) {
+        int64_t ih = oh * g->stride[0] - g->pad_b[0] + kh * g->dil[0];
+        if (ih < 0 || ih >= g->in[0])
+            continue;
+        const uint8_t *row = plane + ih * g->in[1];
+        for (int64_t kw = 0; kw < g->k[1]; kw++) {
+            int64_t iw = ow * g->stride[1] - g->pad_b[1] + kw * g->dil[1];
+            uint8_t v = iw >= 0 && iw < g->in[1] ? (uint8_t)(row[iw] ^ j->flip) : 0;
+            m = v > m ? v : m;
+        }
+    }
+    return (uint8_t)(m ^ j->flip);
+}
+
+static void pool2d_q8_planes(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const pool2d_q8_job *j = ctx;
+    const kn_spatial_geom *g = j->g;
+    (void)thread_index;
+    for (int64_t pl = begin; pl < end; pl++) {
+        const uint8_t *plane = j->x + pl * g->in_size;
+        uint8_t *y = j->y + pl * g->out_size;
+        for (int64_t oh = 0; oh < g->out[0]; oh++)
+            for (int64_t ow = 0; ow < g->out[1]; ow++)
+                *y++ = max_window_q8(j, plane, oh, ow);
+    }
+}
+
+static bool pool2d_q8(kn_op_ctx *c, const kn_tensor *x, const kn_spatial_geom *g, const pool_params *pp,
+                      kn_tensor *y)
+{
+    if ((x->dtype != KN_U8 && x->dtype != KN_I8) || g->nsp != 2 || pp->kind != POOL_MAX)
+        return false;
+    pool2d_q8_job j = {g, x->data, y->data, x->dtype == KN_I8 ? 0x80 : 0};
+    int64_t per_plane = g->out_size * g->k_size + 1;
+    kn_parallel_for(c->pool, x->dims[0] * x->dims[1], POOL_GRAIN / per_plane + 1, pool2d_q8_planes, &j);
+    return true;
+}
+
 static int run_pool(kn_op_ctx *c, pool_params *pp)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -339,7 +392,7 @@ static int run_pool(kn_op_ctx *c, pool_params *pp)
     }
     if (y->numel == 0)
         return KN_OK;
-    if (!yi && pool2d_f32(c, x, &g, pp, y))
+    if (!yi && (pool2d_f32(c, x, &g, pp, y) || pool2d_q8(c, x, &g, pp, y)))
         return KN_OK;
     double *xd = load_all(x), *yd = malloc(sizeof(double) * (size_t)y->numel);
     if (!xd || !yd) {

@@ -3,6 +3,7 @@
  *   QuantizeLinear, DequantizeLinear   per-tensor, per-axis and blocked scales
  *   DynamicQuantizeLinear              float32 -> uint8 with computed scale/zero point
  *   QLinearMatMul, QLinearConv         integer matmul / convolution on quantized data
+ *   com.microsoft QLinearConv          the same with channels_last (x, y as [N, d.., C])
  *
  * Rounding is half to even (rint in the default rounding mode); stores into
  * integer types saturate.  float8 / int4 / int2 / float4 types are reported as
@@ -545,64 +546,67 @@ static int32_t *zp_adjusted(const kn_tensor *t, const qparam *p, bool per_row)
     return out;
 }
 
-static int run_qlinear_conv(kn_op_ctx *c)
+/* Validated inputs of one QLinearConv. */
+typedef struct qconv_args {
+    const kn_tensor *x, *w, *bias;   /* x channels-first (a view of the dims when channels_last) */
+    kn_dtype yt;
+    qparam px, pw, py;
+    qconv_geom g;
+} qconv_args;
+
+static int qconv_args_read(kn_op_ctx *c, const kn_tensor *x, qconv_args *q)
 {
     for (int i = 0; i < 8; i++)
         if (i != 2 && i != 5 && i != 7)
             KN_REQUIRE_INPUT(c, i);
-    const kn_tensor *x = c->in[0], *w = c->in[3], *bias = kn_op_in(c, 8);
-    kn_dtype yt = kn_op_in(c, 7) ? c->in[7]->dtype : x->dtype;
-    if (!is_q8(x->dtype) || !is_q8(w->dtype) || !is_q8(yt))
+    q->x = x;
+    q->w = c->in[3];
+    q->bias = kn_op_in(c, 8);
+    q->yt = kn_op_in(c, 7) ? c->in[7]->dtype : x->dtype;
+    if (!is_q8(x->dtype) || !is_q8(q->w->dtype) || !is_q8(q->yt))
         return kn_fail(c->err, KN_ERR_UNSUPPORTED, "QLinearConv supports only int8/uint8");
-    qparam px, pw, py;
-    if (qparam_get(c, 1, 2, x->dtype, "x", &px) || qparam_get(c, 4, 5, w->dtype, "w", &pw) ||
-        qparam_get(c, 6, 7, yt, "y", &py))
+    if (qparam_get(c, 1, 2, x->dtype, "x", &q->px) || qparam_get(c, 4, 5, q->w->dtype, "w", &q->pw) ||
+        qparam_get(c, 6, 7, q->yt, "y", &q->py))
         return c->err->code;
-    qconv_geom g;
-    if (qconv_geometry(c, x, w, &g))
+    if (qconv_geometry(c, x, q->w, &q->g))
         return c->err->code;
-    if (px.n != 1 || py.n != 1 || (pw.n != 1 && pw.n != g.m))
+    if (q->px.n != 1 || q->py.n != 1 || (q->pw.n != 1 && q->pw.n != q->g.m))
         return kn_fail(c->err, KN_ERR_ARG, "QLinearConv: x/y scales must be per-tensor and w "
                        "scale per-tensor or per output channel");
-    if (bias && (bias->dtype != KN_I32 || bias->numel != g.m))
+    if (q->bias && (q->bias->dtype != KN_I32 || q->bias->numel != q->g.m))
         return kn_fail(c->err, KN_ERR_ARG, "QLinearConv bias must be int32 of size %lld",
-                       (long long)g.m);
-    int64_t odims[KN_MAX_RANK] = {g.n, g.m};
-    for (int i = 0; i < g.sp.nsp; i++)
-        odims[i + 2] = g.sp.out[i];
-    kn_tensor *y = kn_op_output(c, 0, yt, x->rank, odims);
-    if (!y)
-        return c->err->code;
-    if (c->state) {
-        bool done = false;
-        int rc = kn_qconv_fast(c, &g.sp, g.group, y, &done);
-        if (rc || done)
-            return rc;
-    }
-    int64_t lo, hi;
-    quant_range(yt, &lo, &hi);
-    int64_t zy = qparam_zp(&py, 0);
-    int32_t *xa = zp_adjusted(x, &px, false), *wa = zp_adjusted(w, &pw, pw.n > 1);
+                       (long long)q->g.m);
+    return KN_OK;
+}
+
+/* The plain integer loops: y_data in channels-first order. */
+static int qconv_reference(kn_op_ctx *c, const qconv_args *q, void *y_data)
+{
+    const qconv_geom *g = &q->g;
+    int64_t lo = 0, hi = 0;
+    quant_range(q->yt, &lo, &hi);
+    int64_t zy = qparam_zp(&q->py, 0);
+    int32_t *xa = zp_adjusted(q->x, &q->px, false), *wa = zp_adjusted(q->w, &q->pw, q->pw.n > 1);
     if (!xa || !wa) {
         free(xa);
         free(wa);
         return kn_fail(c->err, KN_ERR_NOMEM, "out of memory in QLinearConv");
     }
     int64_t yk = 0;
-    for (int64_t b = 0; b < g.n; b++)
-        for (int64_t m = 0; m < g.m; m++) {
-            int64_t grp = m / g.mpg;
-            const int32_t *xg = xa + (b * g.c + grp * g.cpg) * g.sp.in_size;
-            const int32_t *wm = wa + m * g.cpg * g.sp.k_size;
-            int64_t bv = bias ? ((const int32_t *)bias->data)[m] : 0;
-            float mul = kn_requant_mul(px.scale->dtype, qparam_scale(&px, 0),
-                                            qparam_scale(&pw, m), qparam_scale(&py, 0));
+    for (int64_t b = 0; b < g->n; b++)
+        for (int64_t m = 0; m < g->m; m++) {
+            int64_t grp = m / g->mpg;
+            const int32_t *xg = xa + (b * g->c + grp * g->cpg) * g->sp.in_size;
+            const int32_t *wm = wa + m * g->cpg * g->sp.k_size;
+            int64_t bv = q->bias ? ((const int32_t *)q->bias->data)[m] : 0;
+            float mul = kn_requant_mul(q->px.scale->dtype, qparam_scale(&q->px, 0),
+                                       qparam_scale(&q->pw, m), qparam_scale(&q->py, 0));
             int64_t opos[KN_MAX_SPATIAL] = {0};
-            for (int64_t o = 0; o < g.sp.out_size; o++, yk++) {
-                int64_t acc = qconv_point(&g, xg, wm, opos) + bv;
-                kn_store_i64(y->data, yt, (size_t)yk, kn_requant_value(acc, mul, (int32_t)zy, lo, hi));
-                for (int d = g.sp.nsp - 1; d >= 0; d--) {
-                    if (++opos[d] < g.sp.out[d])
+            for (int64_t o = 0; o < g->sp.out_size; o++, yk++) {
+                int64_t acc = qconv_point(g, xg, wm, opos) + bv;
+                kn_store_i64(y_data, q->yt, (size_t)yk, kn_requant_value(acc, mul, (int32_t)zy, lo, hi));
+                for (int d = g->sp.nsp - 1; d >= 0; d--) {
+                    if (++opos[d] < g->sp.out[d])
                         break;
                     opos[d] = 0;
                 }
@@ -611,6 +615,101 @@ static int run_qlinear_conv(kn_op_ctx *c)
     free(xa);
     free(wa);
     return KN_OK;
+}
+
+static int run_qlinear_conv(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    qconv_args q;
+    if (qconv_args_read(c, c->in[0], &q))
+        return c->err->code;
+    int64_t odims[KN_MAX_RANK] = {q.g.n, q.g.m};
+    for (int i = 0; i < q.g.sp.nsp; i++)
+        odims[i + 2] = q.g.sp.out[i];
+    kn_tensor *y = kn_op_output(c, 0, q.yt, q.x->rank, odims);
+    if (!y)
+        return c->err->code;
+    if (c->state) {
+        bool done = false;
+        int rc = kn_qconv_fast(c, &q.g.sp, q.g.group, false, y, &done);
+        if (rc || done)
+            return rc;
+    }
+    return qconv_reference(c, &q, y->data);
+}
+
+/* ---------------------------------------------------------------- channels-last QLinearConv */
+
+/* dst = src with the channel axis moved: [N, C, S] <-> [N, S, C] (S the product of
+ * the spatial dims), one byte per element. */
+static void move_channels(const uint8_t *src, uint8_t *dst, int64_t n, int64_t ch, int64_t sp, bool to_last)
+{
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t ci = 0; ci < ch; ci++)
+            for (int64_t p = 0; p < sp; p++) {
+                size_t first = (size_t)((b * ch + ci) * sp + p), last = (size_t)((b * sp + p) * ch + ci);
+                if (to_last)
+                    dst[last] = src[first];
+                else
+                    dst[first] = src[last];
+            }
+}
+
+/* The reference on channels-last tensors: x moved to channels-first, the plain
+ * loops, the result moved back. */
+static int qconv_reference_last(kn_op_ctx *c, qconv_args *q, const kn_tensor *x, kn_tensor *y)
+{
+    const qconv_geom *g = &q->g;
+    uint8_t *xf = malloc((size_t)(x->numel > 0 ? x->numel : 1)), *yf = malloc((size_t)(y->numel > 0 ? y->numel : 1));
+    int rc = KN_OK;
+    if (!xf || !yf) {
+        rc = kn_fail(c->err, KN_ERR_NOMEM, "out of memory in QLinearConv");
+    } else {
+        move_channels(x->data, xf, g->n, g->c, g->sp.in_size, false);
+        kn_tensor xv = *q->x;
+        xv.data = xf;
+        xv.owns_data = false;
+        q->x = &xv;
+        rc = qconv_reference(c, q, yf);
+        if (!rc)
+            move_channels(yf, y->data, g->n, g->m, g->sp.out_size, true);
+    }
+    free(xf);
+    free(yf);
+    return rc;
+}
+
+/* com.microsoft QLinearConv: the ONNX operator, with channels_last = 1 meaning x
+ * and y are [N, d1.., C] (w stays [M, C/group, k1..]). */
+static int run_qlinear_conv_ms(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    if (!kn_attr_int(c->node, "channels_last", 0))
+        return run_qlinear_conv(c);
+    if (x->rank < 3)
+        return kn_fail(c->err, KN_ERR_ARG, "QLinearConv needs x of rank >= 3");
+    kn_tensor xv = *x; /* the channels-first dims, for the geometry */
+    xv.dims[1] = x->dims[x->rank - 1];
+    for (int d = 2; d < x->rank; d++)
+        xv.dims[d] = x->dims[d - 1];
+    qconv_args q;
+    if (qconv_args_read(c, &xv, &q))
+        return c->err->code;
+    int64_t odims[KN_MAX_RANK] = {q.g.n};
+    for (int i = 0; i < q.g.sp.nsp; i++)
+        odims[i + 1] = q.g.sp.out[i];
+    odims[x->rank - 1] = q.g.m;
+    kn_tensor *y = kn_op_output(c, 0, q.yt, x->rank, odims);
+    if (!y)
+        return c->err->code;
+    if (c->state) {
+        bool done = false;
+        int rc = kn_qconv_fast(c, &q.g.sp, q.g.group, true, y, &done);
+        if (rc || done)
+            return rc;
+    }
+    return qconv_reference_last(c, &q, x, y);
 }
 
 const kn_op_def kn_ops_quant[] = {
@@ -622,6 +721,8 @@ const kn_op_def kn_ops_quant[] = {
     {"", "QLinearConv", 1, run_qlinear_conv, NULL, NULL, .prepare = kn_qconv_prepare,
      .release = kn_qgemm_state_release},
     /* ONNX Runtime's contrib versions (int16/uint16 QDQ models): same semantics */
+    {"com.microsoft", "QLinearConv", 1, run_qlinear_conv_ms, NULL, NULL, .prepare = kn_qconv_prepare,
+     .release = kn_qgemm_state_release},
     {"com.microsoft", "QuantizeLinear", 1, run_quantize, NULL, NULL},
     {"com.microsoft", "DequantizeLinear", 1, run_dequantize, NULL, NULL},
     {0},

@@ -13,6 +13,10 @@
  *     bias is added and the result requantized while transposing to NCHW.
  *   QLinearConv (2-D depthwise: group == channels == filters): a direct loop over
  *     int32 taps prepared once (no GEMM: its N would be 1).
+ *   com.microsoft QLinearConv with channels_last (2-D, group 1): [N, H, W, C] in and
+ *     out, so no transposes: pointwise convolutions are one GEMM over the whole
+ *     batch reading x in place, others im2col blocks; the bias and requantization
+ *     happen in the GEMM's output stage, which writes y's rows directly.
  * int8 activations are shifted to uint8 (x + 128, zero point + 128: the products
  * are unchanged).  The depthwise taps and the row requantization have AVX2
  * versions next to their plain C ones (chosen by kn_cpu_isa, so KILN_ISA caps them).  Results equal quant.c's reference bit for bit: both use
@@ -598,12 +602,84 @@ static int qconv_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y
     return KN_OK;
 }
 
-int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, kn_tensor *y, bool *done)
+/* ---------------------------------------------------------------- channels-last QLinearConv */
+
+/* [N, H, W, C] in and out: no transposes.  A pointwise convolution (1x1, stride 1,
+ * no padding) is one GEMM over every pixel of the batch, reading x in place; others
+ * go through im2col blocks of one image.  The GEMM's output stage adds the bias and
+ * requantizes straight into y's rows (ldc = output channels), with the same float
+ * operations as kn_requant_value. */
+static bool pointwise(const kn_spatial_geom *sp)
+{
+    return sp->k_size == 1 && sp->stride[0] == 1 && sp->stride[1] == 1 && sp->pad_b[0] == 0 && sp->pad_b[1] == 0 &&
+           sp->pad_e[0] == 0 && sp->pad_e[1] == 0;
+}
+
+static int qconv_last_blocks(kn_op_ctx *c, const qgemm_state *s, qconv_job *j, const uint8_t *x, int64_t images,
+                             kn_qgemm_output *o)
+{
+    size_t K = (size_t)s->k, in_image = (size_t)(j->ch * j->sp->in_size);
+    uint8_t *y = o->out;
+    for (int64_t b = 0; b < images; b++) {
+        j->hwc = (uint8_t *)(x + (size_t)b * in_image); /* read only */
+        for (j->p0 = 0; j->p0 < j->sp->out_size; j->p0 += PIXEL_BLOCK) {
+            j->pixels = j->sp->out_size - j->p0 < PIXEL_BLOCK ? j->sp->out_size - j->p0 : PIXEL_BLOCK;
+            kn_parallel_for(c->pool, j->pixels, 16, im2col_range, j);
+            o->out = y + (size_t)((b * j->sp->out_size + j->p0) * j->n);
+            int rc = kn_qgemm_run(c->pool, (size_t)j->pixels, (size_t)j->n, K, j->cols, K, j->pad, s->pb, o);
+            if (rc)
+                return kn_fail(c->err, rc, "QLinearConv: integer GEMM failed");
+        }
+    }
+    return KN_OK;
+}
+
+static int qconv_last(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y, bool *done)
+{
+    const kn_tensor *x = c->in[0], *w = c->in[3], *bias = kn_op_in(c, 8);
+    int64_t n = w->dims[0], ch = x->dims[x->rank - 1];
+    const qgemm_state *s = usable_state(c, false, ch * sp->k_size, n);
+    if (!s || !bias_fits(bias, s->k))
+        return KN_OK;
+    bool shift = x->dtype == KN_I8, direct = pointwise(sp);
+    size_t mul_bytes = round64(sizeof(float) * (size_t)n), shift_bytes = shift ? round64((size_t)x->numel) : 0;
+    size_t cols_bytes = direct ? 0 : round64((size_t)PIXEL_BLOCK * (size_t)s->k);
+    char *scratch = kn_op_scratch(c, mul_bytes + shift_bytes + cols_bytes);
+    if (!scratch)
+        return c->err->code;
+    float *mul = (float *)scratch;
+    if (!requant_muls(c, n, mul))
+        return KN_OK;
+    const uint8_t *X = x->data;
+    uint8_t pad = (uint8_t)zero_point(c, 2) ^ (shift ? 0x80 : 0);
+    if (shift) {
+        shift_int8((uint8_t *)scratch + mul_bytes, x->data, (size_t)x->numel);
+        X = (uint8_t *)scratch + mul_bytes;
+    }
+    kn_qgemm_output o = {.kind = y->dtype == KN_U8 ? KN_QOUT_UINT8 : KN_QOUT_INT8, .out = y->data,
+                         .ldc = (size_t)n, .a_scale = 1.0f, .b_scale = mul, .b_scale_per_col = 1,
+                         .y_scale = 1.0f, .y_zero = zero_point(c, 7), .bias_i32 = bias ? bias->data : NULL};
+    int rc;
+    if (direct) {
+        rc = kn_qgemm_run(c->pool, (size_t)(x->numel / ch), (size_t)n, (size_t)ch, X, (size_t)ch, pad, s->pb, &o);
+        rc = rc ? kn_fail(c->err, rc, "QLinearConv: integer GEMM failed") : KN_OK;
+    } else {
+        qconv_job j = {.sp = sp, .ch = ch, .pad = pad, .n = n, .cols = (uint8_t *)scratch + mul_bytes + shift_bytes};
+        rc = qconv_last_blocks(c, s, &j, X, x->dims[0], &o);
+    }
+    *done = rc == KN_OK;
+    return rc;
+}
+
+int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, bool channels_last, kn_tensor *y,
+                  bool *done)
 {
     *done = false;
     const kn_tensor *x = c->in[0], *w = c->in[3], *bias = kn_op_in(c, 8);
     if (sp->nsp != 2 || sp->out_size < 1)
         return KN_OK;
+    if (channels_last)
+        return group == 1 ? qconv_last(c, sp, y, done) : KN_OK;
     if (group > 1)
         return group == x->dims[1] && group == w->dims[0] ? qconv_depthwise(c, sp, y, done) : KN_OK;
     int64_t n = w->dims[0], ch = x->dims[1];
