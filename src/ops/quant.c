@@ -278,6 +278,34 @@ static int run_dynamic_quantize(kn_op_ctx *c)
     return KN_OK;
 }
 
+/* ---------------------------------------------------------------- type inference */
+
+/* Q and DQ keep x's shape; Q gives the zero point's type (else output_dtype, else
+ * uint8), DQ the scale's (float32 when unknown). */
+static int infer_quantize(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 1 || !ic->in[0] || ic->n_out < 1)
+        return KN_OK;
+    ic->out[0] = *ic->in[0];
+    ic->out[0].kind = KN_TYPE_TENSOR;
+    int64_t odt = kn_attr_int(ic->node, "output_dtype", 0);
+    if (ic->n_in > 2 && ic->in[2] && ic->in[2]->dtype != KN_UNDEFINED)
+        ic->out[0].dtype = ic->in[2]->dtype;
+    else
+        ic->out[0].dtype = odt == KN_I8 ? KN_I8 : odt == 0 || odt == KN_U8 ? KN_U8 : KN_UNDEFINED;
+    return KN_OK;
+}
+
+static int infer_dequantize(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 1 || !ic->in[0] || ic->n_out < 1)
+        return KN_OK;
+    ic->out[0] = *ic->in[0];
+    ic->out[0].kind = KN_TYPE_TENSOR;
+    ic->out[0].dtype = ic->n_in > 1 && ic->in[1] && is_float_scale(ic->in[1]->dtype) ? ic->in[1]->dtype : KN_F32;
+    return KN_OK;
+}
+
 /* ---------------------------------------------------------------- shared by QLinear* */
 
 /* A quantized scale/zero-point pair: per-tensor (n == 1) or a vector of n values. */
@@ -713,8 +741,8 @@ static int run_qlinear_conv_ms(kn_op_ctx *c)
 }
 
 const kn_op_def kn_ops_quant[] = {
-    {"", "QuantizeLinear", 1, run_quantize, NULL, NULL},
-    {"", "DequantizeLinear", 1, run_dequantize, NULL, NULL},
+    {"", "QuantizeLinear", 1, run_quantize, NULL, infer_quantize},
+    {"", "DequantizeLinear", 1, run_dequantize, NULL, infer_dequantize},
     {"", "DynamicQuantizeLinear", 1, run_dynamic_quantize, NULL, NULL},
     {"", "QLinearMatMul", 1, run_qlinear_matmul, NULL, NULL, .prepare = kn_qmatmul_prepare,
      .release = kn_qgemm_state_release},
