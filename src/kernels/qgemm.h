@@ -98,10 +98,16 @@ void kn_qgemm_ref(size_t M, size_t N, size_t K, const uint8_t *A, size_t lda, ui
  * `group` bytes/halfwords: a[g*mr + i]) and one packed B panel; adds into acc
  * (row stride KN_QGEMM_NR), which the caller zeroes. */
 typedef void (*kn_qgemm_ukr)(size_t kgroups, const void *a, const void *b, int32_t *acc);
+/* Optional micro-kernel reading A in place (int8 quads only, used when K % 4 == 0):
+ * rows r of the tile start at a + min(r, rows - 1) * lda (rows past `rows` repeat the
+ * last one; the caller discards them). */
+typedef void (*kn_qgemm_ukr_rows)(size_t kgroups, const uint8_t *a, size_t lda, int rows, const void *b,
+                                  int32_t *acc);
 typedef struct kn_qgemm_kernel {
     int mr;
     int group;
     kn_qgemm_ukr ukr;
+    kn_qgemm_ukr_rows ukr_rows; /* NULL: A is always packed */
 } kn_qgemm_kernel;
 
 const kn_qgemm_kernel *kn_qgemm_kernel_generic(int group);

@@ -37,6 +37,36 @@ enum { MR = 12, NR = KN_QGEMM_NR };
         }                                                                                  \
     }
 
+/* ukr_quads reading A's rows in place (no packing): the same products, the same
+ * order of accumulation, so the same int32 results. */
+KN_AVX512VNNI static void ukr_quads_rows(size_t kgroups, const uint8_t *a, size_t lda, int rows, const void *b,
+                                         int32_t *acc)
+{
+    const int8_t *bq = b;
+    const uint8_t *row[MR];
+    __m512i c[MR][2];
+    _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
+        row[i] = a + (size_t)(i < rows ? i : rows - 1) * lda;
+        c[i][0] = _mm512_loadu_si512(acc + i * NR);
+        c[i][1] = _mm512_loadu_si512(acc + i * NR + 16);
+    }
+    for (size_t g = 0; g < kgroups; g++, bq += NR * 4) {
+        __m512i b0 = _mm512_load_si512((const void *)bq);
+        __m512i b1 = _mm512_load_si512((const void *)(bq + 64));
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
+            int32_t w;
+            __builtin_memcpy(&w, row[i] + g * 4, 4);
+            __m512i av = _mm512_set1_epi32(w);
+            c[i][0] = _mm512_dpbusd_epi32(c[i][0], av, b0);
+            c[i][1] = _mm512_dpbusd_epi32(c[i][1], av, b1);
+        }
+    }
+    _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
+        _mm512_storeu_si512(acc + i * NR, c[i][0]);
+        _mm512_storeu_si512(acc + i * NR + 16, c[i][1]);
+    }
+}
+
 KN_AVX512BW static inline __m512i step_madd(__m512i c, __m512i a, __m512i b)
 {
     return _mm512_add_epi32(c, _mm512_madd_epi16(a, b));
@@ -117,7 +147,7 @@ const kn_qgemm_kernel *kn_qgemm_kernel_avx512bw(void)
 
 const kn_qgemm_kernel *kn_qgemm_kernel_vnni(void)
 {
-    static const kn_qgemm_kernel k = {MR, 4, ukr_quads};
+    static const kn_qgemm_kernel k = {MR, 4, ukr_quads, ukr_quads_rows};
     return &k;
 }
 
