@@ -307,7 +307,7 @@ int kn_qgemm_run(struct kn_threadpool *pool, size_t M, size_t N, size_t K, const
     qgemm_job jb = {M, N, K, lda, A, a_zero, pb, kernel_of(pb->kernel), out, 0, 0, 0, 0};
     if (!jb.kr || jb.kr->mr > 16)
         return KN_ERR_ARG;
-    jb.direct = jb.kr->ukr_rows && pb->group == 4 && K % 4 == 0;
+    jb.direct = jb.kr->ukr_rows && pb->group == 4 && (K % 4 == 0 || lda >= (K + 3) / 4 * 4);
     jb.store = pb->kernel >= KN_QK_AVX512BW ? kn_qgemm_store_tile_avx512 : kn_qgemm_store_tile;
     plan_tasks(&jb, kn_threadpool_size(pool));
     kn_parallel_for(pool, (int64_t)(jb.row_tasks * jb.panel_tasks), 1, run_tasks, &jb);

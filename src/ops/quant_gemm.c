@@ -283,7 +283,8 @@ typedef struct qconv_job {
     uint8_t *hwc;             /* the image as [H, W, ch], int8 shifted */
     uint8_t flip, pad;        /* value xor (int8 shift) and padding value, both in uint8 terms */
     int64_t p0;               /* first pixel of the block */
-    uint8_t *cols;            /* im2col block: [pixels, K] */
+    uint8_t *cols;            /* im2col block: [pixels, ldk] */
+    size_t ldk;               /* its row stride: K, or K rounded up to 4 (zero tail) */
     const int32_t *acc;       /* GEMM result: [pixels, N] */
     int64_t pixels, n;
     const int32_t *bias;      /* n or NULL */
@@ -322,6 +323,11 @@ static void im2col_row(const qconv_job *j, int64_t p, uint8_t *row)
     for (int64_t ky = 0; ky < kh; ky++) {
         bool row_in = ky >= ky_lo && ky < ky_hi;
         const uint8_t *line = j->hwc + (size_t)((y0 + ky * dil_y) * w) * ch;
+        if (row_in && dil_x == 1 && kx_lo == 0 && kx_hi == kw) { /* the kernel row in one run */
+            memcpy(row, line + (size_t)x0 * ch, (size_t)kw * ch);
+            row += (size_t)kw * ch;
+            continue;
+        }
         for (int64_t kx = 0; kx < kw; kx++, row += ch) {
             if (row_in && kx >= kx_lo && kx < kx_hi)
                 memcpy(row, line + (size_t)(x0 + kx * dil_x) * ch, ch);
@@ -350,8 +356,10 @@ static void im2col_range(void *ctx, int64_t begin, int64_t end, int thread_index
     const qconv_job *j = ctx;
     (void)thread_index;
     size_t K = (size_t)(j->ch * j->sp->k_size);
-    for (int64_t i = begin; i < end; i++)
-        im2col_row(j, j->p0 + i, j->cols + (size_t)i * K);
+    for (int64_t i = begin; i < end; i++) {
+        im2col_row(j, j->p0 + i, j->cols + (size_t)i * j->ldk);
+        memset(j->cols + (size_t)i * j->ldk + K, 0, j->ldk - K);
+    }
 }
 
 enum { REQUANT_TILE = 64 }; /* pixels per tile of the transposing requantization */
@@ -626,7 +634,7 @@ static int qconv_last_blocks(kn_op_ctx *c, const qgemm_state *s, qconv_job *j, c
             j->pixels = j->sp->out_size - j->p0 < PIXEL_BLOCK ? j->sp->out_size - j->p0 : PIXEL_BLOCK;
             kn_parallel_for(c->pool, j->pixels, 16, im2col_range, j);
             o->out = y + (size_t)((b * j->sp->out_size + j->p0) * j->n);
-            int rc = kn_qgemm_run(c->pool, (size_t)j->pixels, (size_t)j->n, K, j->cols, K, j->pad, s->pb, o);
+            int rc = kn_qgemm_run(c->pool, (size_t)j->pixels, (size_t)j->n, K, j->cols, j->ldk, j->pad, s->pb, o);
             if (rc)
                 return kn_fail(c->err, rc, "QLinearConv: integer GEMM failed");
         }
@@ -643,7 +651,8 @@ static int qconv_last(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y, boo
         return KN_OK;
     bool shift = x->dtype == KN_I8, direct = pointwise(sp);
     size_t mul_bytes = round64(sizeof(float) * (size_t)n), shift_bytes = shift ? round64((size_t)x->numel) : 0;
-    size_t cols_bytes = direct ? 0 : round64((size_t)PIXEL_BLOCK * (size_t)s->k);
+    size_t ldk = ((size_t)s->k + 3) & ~(size_t)3;
+    size_t cols_bytes = direct ? 0 : round64((size_t)PIXEL_BLOCK * ldk);
     char *scratch = kn_op_scratch(c, mul_bytes + shift_bytes + cols_bytes);
     if (!scratch)
         return c->err->code;
@@ -664,7 +673,8 @@ static int qconv_last(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y, boo
         rc = kn_qgemm_run(c->pool, (size_t)(x->numel / ch), (size_t)n, (size_t)ch, X, (size_t)ch, pad, s->pb, &o);
         rc = rc ? kn_fail(c->err, rc, "QLinearConv: integer GEMM failed") : KN_OK;
     } else {
-        qconv_job j = {.sp = sp, .ch = ch, .pad = pad, .n = n, .cols = (uint8_t *)scratch + mul_bytes + shift_bytes};
+        qconv_job j = {.sp = sp, .ch = ch, .pad = pad, .n = n, .ldk = ldk,
+                       .cols = (uint8_t *)scratch + mul_bytes + shift_bytes};
         rc = qconv_last_blocks(c, s, &j, X, x->dims[0], &o);
     }
     *done = rc == KN_OK;
@@ -700,7 +710,7 @@ int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, bool c
         return KN_OK;
     uint8_t flip = x->dtype == KN_I8 ? 0x80 : 0;
     qconv_job j = {.sp = sp, .ch = ch, .flip = flip, .pad = (uint8_t)zero_point(c, 2) ^ flip,
-                   .cols = (uint8_t *)scratch + mul_bytes,
+                   .cols = (uint8_t *)scratch + mul_bytes, .ldk = (size_t)s->k,
                    .acc = (const int32_t *)(scratch + mul_bytes + cols_bytes), .n = n,
                    .hwc = (uint8_t *)scratch + mul_bytes + cols_bytes + acc_bytes,
                    .bias = bias ? bias->data : NULL, .mul = mul, .y_zero = zero_point(c, 7),

@@ -8,7 +8,10 @@
  *       => the add on the transposes' inputs, then one Transpose(NCHW)
  *       (an elementwise operator commutes with the same permutation of both inputs);
  *   com.microsoft QLinearGlobalAveragePool (channels_last 0) reading Transpose(NHWC -> NCHW)
- *       => channels_last=1 on the transpose's input, then Transpose(NCHW).
+ *       => channels_last=1 on the transpose's input, then Transpose(NCHW);
+ *   8-bit MaxPool reading Transpose(NHWC -> NCHW) => com.microsoft NhwcMaxPool;
+ *   Transpose(QuantizeLinear(x)), per-tensor => QuantizeLinear(Transpose(x)), so the
+ *       model input is transposed as float by the tiled kernel.
  *
  * Every rewrite is exact on its own; the gain comes from eliminate_transpose, which
  * cancels each Transpose(NCHW) -> Transpose(NHWC) pair this leaves between two
@@ -55,12 +58,13 @@ static int add_transpose(kn_graph *g, int in, int out, const int64_t *perm, kn_e
  * node i's output. */
 static int replace_channels_last(kn_graph *g, int i, const char *op, int n_in, const int *ins, kn_error *err)
 {
+    bool attr = strcmp(op, "NhwcMaxPool") != 0; /* NhwcMaxPool is channels-last by definition */
     int y = g->nodes[i].out[0], yl = kn_opt_new_value(g, "nhwc", err);
     if (yl < 0)
         return err->code;
     int del[1] = {i}, outs[1] = {yl};
     int k = fm_replace(g, del, 1, op, KN_MS_DOMAIN, 1, n_in, ins, 1, outs, err);
-    if (k < 0 || kn_opt_copy_attrs(g, k, i, err) || kn_opt_set_attr_int(g, k, "channels_last", 1, err) ||
+    if (k < 0 || kn_opt_copy_attrs(g, k, i, err) || (attr && kn_opt_set_attr_int(g, k, "channels_last", 1, err)) ||
         add_transpose(g, yl, y, to_first, err) < 0)
         return err->code ? err->code : KN_ERR_NOMEM;
     return KN_OK;
@@ -116,6 +120,58 @@ static int gap_to_last(kn_graph *g, int i, bool *done, kn_error *err)
     return replace_channels_last(g, i, "QLinearGlobalAveragePool", n->n_in, ins, err);
 }
 
+/* v holds 8-bit data: its type says so, or a quantized com.microsoft operator made it. */
+static bool is_q8_value(const kn_graph *g, int v)
+{
+    kn_dtype t = kn_opt_dtype(g, v);
+    int p = v >= 0 ? g->values[v].producer : -1;
+    if (t == KN_U8 || t == KN_I8)
+        return true;
+    return p >= 0 && (is_ms_op(&g->nodes[p], "QLinearConv") || is_ms_op(&g->nodes[p], "QLinearAdd"));
+}
+
+/* 8-bit 2-D MaxPool reading Transpose(NHWC -> NCHW): com.microsoft NhwcMaxPool. */
+static int maxpool_to_last(kn_graph *g, int i, bool *done, kn_error *err)
+{
+    const kn_node *n = &g->nodes[i];
+    int x = transposed_from(g, n->in[0], to_first);
+    if (x < 0 || (n->n_out > 1 && n->out[1] >= 0) || !is_q8_value(g, x) ||
+        !kn_op_find(KN_MS_DOMAIN, "NhwcMaxPool", 1))
+        return KN_OK;
+    int ins[1] = {x};
+    *done = true;
+    return replace_channels_last(g, i, "NhwcMaxPool", 1, ins, err);
+}
+
+/* Transpose(QuantizeLinear(x)) with per-tensor parameters is
+ * QuantizeLinear(Transpose(x)): the float transpose has the fast tiled kernel. */
+static int transpose_before_quantize(kn_graph *g, int i, bool *done, kn_error *err)
+{
+    const kn_node *t = &g->nodes[i];
+    int q = fm_producer(g, t->in[0], "QuantizeLinear");
+    if (q < 0 || kn_opt_single_consumer(g, t->in[0]) != i || g->nodes[q].n_in < 2 || g->nodes[q].n_in > 3)
+        return KN_OK;
+    const kn_node *qn = &g->nodes[q];
+    const kn_tensor *s = fm_const(g, qn->in[1]), *z = qn->n_in > 2 && qn->in[2] >= 0 ? fm_const(g, qn->in[2]) : NULL;
+    if (!s || s->numel != 1 || (qn->n_in > 2 && qn->in[2] >= 0 && (!z || z->numel != 1)) ||
+        kn_opt_dtype(g, qn->in[0]) != KN_F32)
+        return KN_OK;
+    int ins[3] = {qn->in[0], qn->in[1], qn->n_in > 2 ? qn->in[2] : -1}, n_in = qn->n_in, out = t->out[0];
+    int tf = kn_opt_new_value(g, "transposed", err), del[2] = {i, q}, tins[1] = {ins[0]}, touts[1] = {tf};
+    if (tf < 0)
+        return err->code;
+    int k = fm_replace(g, del, 2, "Transpose", "", 13, 1, tins, 1, touts, err);
+    if (k < 0 || kn_opt_copy_attrs(g, k, i, err))
+        return err->code ? err->code : KN_ERR_NOMEM;
+    ins[0] = tf;
+    int outs[1] = {out};
+    int qk = kn_opt_add_node(g, "QuantizeLinear", "", 13, "quantize", n_in, ins, 1, outs, err);
+    if (qk < 0 || kn_opt_copy_attrs(g, qk, q, err))
+        return err->code ? err->code : KN_ERR_NOMEM;
+    *done = true;
+    return KN_OK;
+}
+
 /* The com.microsoft nodes (fm_each_node visits default-domain ones only). */
 static int each_ms_node(kn_graph *g, fm_fuse_fn fn, int *rewrites, kn_error *err)
 {
@@ -138,6 +194,10 @@ static int run(kn_graph *g, int *rewrites, kn_error *err)
         rc = each_ms_node(g, add_to_last, rewrites, err);
     if (!rc)
         rc = each_ms_node(g, gap_to_last, rewrites, err);
+    if (!rc)
+        rc = fm_each_node(g, "MaxPool", maxpool_to_last, rewrites, err);
+    if (!rc)
+        rc = fm_each_node(g, "Transpose", transpose_before_quantize, rewrites, err);
     return rc;
 }
 
