@@ -87,7 +87,9 @@ static __mmask16 cols_mask(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 
 KN_AVX512BW static __m512 dequant16(const kn_qgemm_output *o, __m512i v, size_t col, __mmask16 mk)
 {
     __m512 scale = o->b_scale_per_col ? _mm512_maskz_loadu_ps(mk, o->b_scale + col) : _mm512_set1_ps(o->b_scale[0]);
-    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(_mm512_set1_ps(o->a_scale), scale));
+    if (o->a_scale != 1.0f) /* 1 * scale is scale */
+        scale = _mm512_mul_ps(_mm512_set1_ps(o->a_scale), scale);
+    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
     if (o->bias)
         y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, o->bias + col));
     if (o->relu)
@@ -97,8 +99,9 @@ KN_AVX512BW static __m512 dequant16(const kn_qgemm_output *o, __m512i v, size_t 
 
 KN_AVX512BW static __m512i requant16(const kn_qgemm_output *o, __m512 y, float lo, float hi)
 {
-    __m512 q = _mm512_roundscale_ps(_mm512_div_ps(y, _mm512_set1_ps(o->y_scale)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if (o->y_scale != 1.0f) /* y / 1 is y: callers folding y_scale into b_scale skip the division */
+        y = _mm512_div_ps(y, _mm512_set1_ps(o->y_scale));
+    __m512 q = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     q = _mm512_add_ps(q, _mm512_set1_ps((float)o->y_zero));
     q = _mm512_max_ps(q, _mm512_set1_ps(lo)); /* NaN -> lo, as the scalar path */
     q = _mm512_min_ps(q, _mm512_set1_ps(hi));
