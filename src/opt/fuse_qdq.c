@@ -188,14 +188,14 @@ static int quantizing_reader(const kn_graph *g, int v, int *act, qparam *yq)
 
 /* ---- building the fused node ---- */
 
-/* The zero point input for p: its own, or a new scalar zero of its type. */
+/* The zero point input for p: its own, or new zeros of its type shaped as the
+ * scale (ONNX Runtime wants equal shapes). */
 static int zero_point_value(kn_graph *g, const qparam *p, kn_error *err)
 {
     if (p->zp_v >= 0)
         return p->zp_v;
-    int64_t one = 1;
     kn_tensor t = {0};
-    if (kn_tensor_alloc(&t, p->qt, 0, &one, err))
+    if (kn_tensor_alloc(&t, p->qt, p->scale->rank, p->scale->dims, err))
         return -1;
     int v = kn_opt_new_initializer(g, "zero_point", &t, err);
     kn_tensor_release(&t);

@@ -54,11 +54,13 @@ static int add_transpose(kn_graph *g, int in, int out, const int64_t *perm, kn_e
 }
 
 /* Replace node i by com.microsoft `op` reading ins (node i's attributes, plus
- * channels_last = 1) that writes a new channels-last value, transposed back into
+ * channels_last = 1 where op has it) that writes a new channels-last value, transposed back into
  * node i's output. */
 static int replace_channels_last(kn_graph *g, int i, const char *op, int n_in, const int *ins, kn_error *err)
 {
-    bool attr = strcmp(op, "NhwcMaxPool") != 0; /* NhwcMaxPool is channels-last by definition */
+    /* NhwcMaxPool is channels-last by definition, QLinearAdd layout-free: neither
+     * has the attribute (ONNX Runtime refuses unknown attributes) */
+    bool attr = strcmp(op, "NhwcMaxPool") != 0 && strcmp(op, "QLinearAdd") != 0;
     int y = g->nodes[i].out[0], yl = kn_opt_new_value(g, "nhwc", err);
     if (yl < 0)
         return err->code;
