@@ -10,7 +10,8 @@
  * Also the com.microsoft operators of the QDQ fusion: QLinearConv with
  * channels_last (fast = its reference = the ONNX operator transposed), QGemm (fast
  * = reference), QLinearAdd and QLinearGlobalAveragePool (against their formulas
- * written out here, same and broadcast shapes, both layouts). */
+ * written out here, same and broadcast shapes, both layouts), 8-bit MaxPool (= the
+ * float one) and NhwcMaxPool (= MaxPool transposed). */
 #include "test.h"
 #include "op_harness.h"
 
@@ -588,6 +589,61 @@ static void test_qlinear_global_average_pool(void)
     check_qgap(KN_U8, c, true);
 }
 
+/* 8-bit 2-D MaxPool (pool.c's direct loop) equals float MaxPool on the same values,
+ * and com.microsoft NhwcMaxPool equals it transposed. */
+static void check_maxpool_q8(kn_dtype t, const int64_t *xdims, const int64_t *k, const int64_t *st,
+                             const int64_t *dil, const int64_t *pads, int ceil_mode)
+{
+    kn_tensor x = random_q8(t, 4, xdims, NULL, 1), xf = kt_tensor(KN_F32, 4, xdims, NULL);
+    for (int64_t i = 0; i < x.numel; i++)
+        ((float *)xf.data)[i] = (float)kt_at_i64(&x, i);
+    qnode q = {.op = "MaxPool", .n_in = 1};
+    q.attrs[q.n_attr++] = kt_attr_ints("kernel_shape", 2, k);
+    q.attrs[q.n_attr++] = kt_attr_ints("strides", 2, st);
+    q.attrs[q.n_attr++] = kt_attr_ints("dilations", 2, dil);
+    q.attrs[q.n_attr++] = kt_attr_ints("pads", 4, pads);
+    q.attrs[q.n_attr++] = kt_attr_int("ceil_mode", ceil_mode);
+    q.in[0] = &xf;
+    kn_tensor want = run_reference(&q);
+    q.in[0] = &x;
+    kn_tensor got = run_reference(&q);
+    CHECK(kn_same_shape(&want, &got));
+    int64_t bad = 0;
+    for (int64_t i = 0; kn_same_shape(&want, &got) && i < got.numel; i++)
+        bad += (double)kt_at_i64(&got, i) != kt_at(&want, i);
+    CHECK_EQ_INT(bad, 0);
+    kn_tensor xl = nchw_to_nhwc(&x, xdims, true);
+    q.in[0] = &xl;
+    q.op = "NhwcMaxPool";
+    q.domain = "com.microsoft";
+    kn_tensor gl = run_reference(&q);
+    if (gl.rank == 4 && got.rank == 4) {
+        kn_tensor back = nchw_to_nhwc(&gl, got.dims, false);
+        CHECK(kn_same_shape(&back, &got) && !memcmp(back.data, got.data, (size_t)got.numel));
+        kn_tensor_release(&back);
+    } else {
+        CHECK(false);
+    }
+    kn_tensor_release(&gl);
+    kn_tensor_release(&xl);
+    kn_tensor_release(&want);
+    kn_tensor_release(&got);
+    kn_tensor_release(&x);
+    kn_tensor_release(&xf);
+}
+
+static void test_maxpool_q8(void)
+{
+    static const int64_t a[4] = {1, 3, 7, 9}, b[4] = {2, 70, 9, 8}, c[4] = {1, 1, 1, 1};
+    static const int64_t k3[2] = {3, 3}, k2[2] = {2, 2}, k1[2] = {1, 1}, s1[2] = {1, 1}, s2[2] = {2, 2},
+                         d2[2] = {2, 1}, p0[4] = {0, 0, 0, 0}, p1[4] = {1, 1, 1, 1}, p2[4] = {0, 1, 2, 0};
+    check_maxpool_q8(KN_U8, a, k3, s2, s1, p1, 0);
+    check_maxpool_q8(KN_I8, a, k3, s2, s1, p1, 1);
+    check_maxpool_q8(KN_U8, b, k2, s1, d2, p2, 0);
+    check_maxpool_q8(KN_I8, b, k3, s2, s1, p0, 1);
+    check_maxpool_q8(KN_U8, c, k1, s1, s1, p0, 0);
+}
+
 /* Other grouped convolutions keep the reference (no state), with equal results. */
 static void test_grouped_conv_uses_reference(void)
 {
@@ -596,7 +652,7 @@ static void test_grouped_conv_uses_reference(void)
 }
 
 TEST_MAIN(TEST_CASE(test_channels_last_conv), TEST_CASE(test_qgemm_fast_equals_reference),
-          TEST_CASE(test_qlinear_add), TEST_CASE(test_qlinear_global_average_pool),
+          TEST_CASE(test_qlinear_add), TEST_CASE(test_qlinear_global_average_pool), TEST_CASE(test_maxpool_q8),
           TEST_CASE(test_matmul_fast_equals_reference),
           TEST_CASE(test_matmul_unpackable_weight_uses_reference),
           TEST_CASE(test_conv_fast_equals_reference),
