@@ -455,7 +455,7 @@ static bool check_qgemm(const gemm_case *gc, kn_threadpool *pool)
     for (int64_t i = 0; i < gc->n; i++)
         ((int32_t *)ins[6].data)[i] = (int32_t)(next() % 20001) - 10000;
     ins[7] = scalar_f32(y_scale_for(as, bs, gc->k));
-    ins[8] = zero_points(gc->yt, 0);
+    ins[8] = zero_points(gc->quantized ? gc->yt : KN_U8, 0); /* unused for float output */
     qnode q = {.op = "QGemm", .domain = "com.microsoft", .n_in = gc->quantized ? 9 : 7,
                .const_mask = 1u << 3 | 1u << 4 | 1u << 5 | 1u << 6};
     for (int i = 0; i < 9; i++)
