@@ -11,6 +11,8 @@
  *   DQ(x) -> GlobalAveragePool -> Q             =>  com.microsoft QLinearGlobalAveragePool
  *   DQ(x) -> MaxPool / Reshape / Flatten -> Q (same scale, zero point, type)
  *                                               =>  the same operator on the 8-bit tensor
+ *   DQ(x) -> Relu/Clip -> Q (same parameters, the Q's saturation is the clamp)  =>  x
+ *   Gemm (or 2-D MatMul [+ bias]) on DQ inputs with no Q after  =>  QGemm, float output
  *   Q(DQ(v)) with DQ's scale, zero point and type  =>  v
  *
  * Activations are per-tensor (scale and zero point constants); weights int8/uint8
@@ -219,8 +221,9 @@ static void fusion_begin(fusion *f, const kn_graph *g, int anchor, int extra, in
         f->del[f->n_del++] = extra;
     if (act >= 0)
         f->del[f->n_del++] = act;
-    f->del[f->n_del++] = q;
-    f->out = g->nodes[q].out[0];
+    if (q >= 0)
+        f->del[f->n_del++] = q;
+    f->out = g->nodes[f->del[f->n_del - 1]].out[0];
 }
 
 static void fusion_value(fusion *f, int v)
@@ -376,7 +379,7 @@ static int emit_linear(kn_graph *g, int anchor, linear_match *m, kn_error *err)
     int32_t *bias = NULL;
     if (m->bias_v >= 0 && !(bias = bias_as_int32(g, m->bias_v, &m->aq, &m->bq, m->n)))
         return KN_OK;
-    bool qgemm = m->bias_v >= 0 || m->trans_b || strcmp(g->nodes[anchor].op_type, "MatMul");
+    bool qgemm = m->bias_v >= 0 || m->trans_b || m->q < 0 || strcmp(g->nodes[anchor].op_type, "MatMul");
     fusion f;
     fusion_begin(&f, g, anchor, m->add, m->act, m->q);
     fusion_value(&f, m->a);
@@ -389,7 +392,8 @@ static int emit_linear(kn_graph *g, int anchor, linear_match *m, kn_error *err)
         if (!bias)
             fusion_value(&f, -1);
     }
-    fusion_qparam(&f, &m->yq);
+    if (m->q >= 0)
+        fusion_qparam(&f, &m->yq);
     int n = fusion_emit(g, &f, qgemm ? "QGemm" : "QLinearMatMul", qgemm ? KN_MS_DOMAIN : "", err);
     if (n < 0 || (qgemm && kn_opt_set_attr_int(g, n, "transB", m->trans_b, err)))
         return err->code ? err->code : KN_ERR_NOMEM;
@@ -412,7 +416,8 @@ static int fuse_matmul(kn_graph *g, int i, bool *done, kn_error *err)
         m.bias_v = other;
         y = g->nodes[add].out[0];
     }
-    if ((m.q = quantizing_reader(g, y, &m.act, &m.yq)) < 0)
+    /* no quantization after: QGemm with float output, when A is known 2-D */
+    if ((m.q = quantizing_reader(g, y, &m.act, &m.yq)) < 0 && fm_rank(g, n->in[0]) != 2)
         return KN_OK;
     int rc = emit_linear(g, i, &m, err);
     *done = rc == 1;
@@ -426,8 +431,7 @@ static int fuse_gemm(kn_graph *g, int i, bool *done, kn_error *err)
     if (n->n_out != 1 || kn_attr_int(n, "transA", 0) || kn_attr_float(n, "alpha", 1.0f) != 1.0f ||
         kn_attr_float(n, "beta", 1.0f) != 1.0f || !linear_inputs(g, n, kn_attr_int(n, "transB", 0) != 0, &m))
         return KN_OK;
-    if ((m.q = quantizing_reader(g, n->out[0], &m.act, &m.yq)) < 0)
-        return KN_OK;
+    m.q = quantizing_reader(g, n->out[0], &m.act, &m.yq); /* -1: QGemm with float output */
     int rc = emit_linear(g, i, &m, err);
     *done = rc == 1;
     return rc == 1 ? KN_OK : rc;
@@ -499,6 +503,25 @@ static int fuse_passthrough(kn_graph *g, int i, bool *done, kn_error *err)
     return KN_OK;
 }
 
+/* DQ(x) -> Relu/Clip -> Q with DQ's parameters, where the Q's own saturation is the
+ * clamp (Q(lo) = type minimum, Q(hi) = maximum; kiln quantize gives a Relu its
+ * input's uint8 parameters with zero point 0): the 8-bit x itself. */
+static int fuse_clamp_identity(kn_graph *g, int i, bool *done, kn_error *err)
+{
+    int x, act, q;
+    qparam xq, yq;
+    (void)err;
+    if (g->nodes[i].n_in < 1 || !dq_act(g, g->nodes[i].in[0], &x, &xq) ||
+        (q = quantizing_reader(g, g->nodes[i].in[0], &act, &yq)) < 0 || act != i || !same_qparam(&xq, &yq) ||
+        kn_opt_dtype(g, x) != yq.qt)
+        return KN_OK;
+    if (!kn_opt_replace_uses(g, g->nodes[q].out[0], x))
+        return KN_OK;
+    kn_opt_delete_node(g, q);
+    *done = true;
+    return KN_OK;
+}
+
 /* Q(DQ(v)) with equal parameters is v. */
 static int fuse_requantize(kn_graph *g, int i, bool *done, kn_error *err)
 {
@@ -521,7 +544,8 @@ static int run(kn_graph *g, int *rewrites, kn_error *err)
         const char *op;
         fm_fuse_fn fuse;
     } fusions[] = {
-        {"QuantizeLinear", fuse_requantize}, {"Conv", fuse_conv}, {"Gemm", fuse_gemm},
+        {"QuantizeLinear", fuse_requantize}, {"Relu", fuse_clamp_identity}, {"Clip", fuse_clamp_identity},
+        {"Conv", fuse_conv}, {"Gemm", fuse_gemm},
         {"MatMul", fuse_matmul}, {"Add", fuse_add}, {"GlobalAveragePool", fuse_global_average_pool},
         {"MaxPool", fuse_passthrough}, {"Reshape", fuse_passthrough}, {"Flatten", fuse_passthrough},
     };
