@@ -230,14 +230,15 @@ static void run_block(const qgemm_job *jb, const uint32_t *a, size_t i0, size_t 
         const char *bp = (const char *)pb->data + p * pb->kgroups * group_bytes;
         size_t j0 = p * NR;
         int n = (int)(jb->N - j0 < NR ? jb->N - j0 : NR);
-        memset(acc, 0, sizeof(int32_t) * tiles * mr * NR);
+        if (!jb->direct)
+            memset(acc, 0, sizeof(int32_t) * tiles * mr * NR);
         for (size_t g0 = 0; g0 < pb->kgroups; g0 += KCG) {
             size_t kg = pb->kgroups - g0 < KCG ? pb->kgroups - g0 : KCG;
             for (size_t q = 0; q < tiles; q++) {
                 if (jb->direct)
                     jb->kr->ukr_rows(kg, jb->A + (i0 + q * mr) * jb->lda + g0 * 4, jb->lda,
                                      (int)(m - q * mr < mr ? m - q * mr : mr), bp + g0 * group_bytes,
-                                     acc + q * mr * NR);
+                                     acc + q * mr * NR, g0 == 0);
                 else
                     jb->kr->ukr(kg, a + q * mr * pb->kgroups + g0 * mr, bp + g0 * group_bytes, acc + q * mr * NR);
             }
@@ -307,7 +308,7 @@ int kn_qgemm_run(struct kn_threadpool *pool, size_t M, size_t N, size_t K, const
     qgemm_job jb = {M, N, K, lda, A, a_zero, pb, kernel_of(pb->kernel), out, 0, 0, 0, 0};
     if (!jb.kr || jb.kr->mr > 16)
         return KN_ERR_ARG;
-    jb.direct = jb.kr->ukr_rows && pb->group == 4 && (K % 4 == 0 || lda >= (K + 3) / 4 * 4);
+    jb.direct = jb.kr->ukr_rows && pb->group == 4 && K > 0 && (K % 4 == 0 || lda >= (K + 3) / 4 * 4);
     jb.store = pb->kernel >= KN_QK_AVX512BW ? kn_qgemm_store_tile_avx512 : kn_qgemm_store_tile;
     plan_tasks(&jb, kn_threadpool_size(pool));
     kn_parallel_for(pool, (int64_t)(jb.row_tasks * jb.panel_tasks), 1, run_tasks, &jb);

@@ -104,9 +104,9 @@ typedef void (*kn_qgemm_ukr)(size_t kgroups, const void *a, const void *b, int32
 /* Optional micro-kernel reading A in place (int8 quads only, used when K % 4 == 0
  * or lda leaves room for the last group, see kn_qgemm_run):
  * rows r of the tile start at a + min(r, rows - 1) * lda (rows past `rows` repeat the
- * last one; the caller discards them). */
+ * last one; the caller discards them); acc_zero: acc starts at zero (not read). */
 typedef void (*kn_qgemm_ukr_rows)(size_t kgroups, const uint8_t *a, size_t lda, int rows, const void *b,
-                                  int32_t *acc);
+                                  int32_t *acc, int acc_zero);
 typedef struct kn_qgemm_kernel {
     int mr;
     int group;

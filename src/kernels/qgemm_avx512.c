@@ -40,15 +40,15 @@ enum { MR = 12, NR = KN_QGEMM_NR };
 /* ukr_quads reading A's rows in place (no packing): the same products, the same
  * order of accumulation, so the same int32 results. */
 KN_AVX512VNNI static void ukr_quads_rows(size_t kgroups, const uint8_t *a, size_t lda, int rows, const void *b,
-                                         int32_t *acc)
+                                         int32_t *acc, int acc_zero)
 {
     const int8_t *bq = b;
     const uint8_t *row[MR];
     __m512i c[MR][2];
     _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
         row[i] = a + (size_t)(i < rows ? i : rows - 1) * lda;
-        c[i][0] = _mm512_loadu_si512(acc + i * NR);
-        c[i][1] = _mm512_loadu_si512(acc + i * NR + 16);
+        c[i][0] = acc_zero ? _mm512_setzero_si512() : _mm512_loadu_si512(acc + i * NR);
+        c[i][1] = acc_zero ? _mm512_setzero_si512() : _mm512_loadu_si512(acc + i * NR + 16);
     }
     for (size_t g = 0; g < kgroups; g++, bq += NR * 4) {
         __m512i b0 = _mm512_load_si512((const void *)bq);
