@@ -16,7 +16,9 @@
  *   com.microsoft QLinearConv with channels_last (2-D, group 1): [N, H, W, C] in and
  *     out, so no transposes: pointwise convolutions are one GEMM over the whole
  *     batch reading x in place, others im2col blocks; the bias and requantization
- *     happen in the GEMM's output stage, which writes y's rows directly.
+ *     happen in the GEMM's output stage, which writes y's rows directly.  Depthwise
+ *     channels-last: per output pixel, taps add channel vectors (AVX2), one
+ *     requantized row per pixel.
  * int8 activations are shifted to uint8 (x + 128, zero point + 128: the products
  * are unchanged).  The depthwise taps and the row requantization have AVX2
  * versions next to their plain C ones (chosen by kn_cpu_isa, so KILN_ISA caps them).  Results equal quant.c's reference bit for bit: both use
@@ -681,6 +683,112 @@ static int qconv_last(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y, boo
     return rc;
 }
 
+/* Channels-last depthwise: per output pixel, each tap adds its input pixel's
+ * channel vector times the tap's per-channel weights (taps rearranged to [k, C] per
+ * call), then the pixel's channels are requantized as one row. */
+typedef void (*dwl_tap_fn)(int32_t *restrict acc, const uint8_t *restrict src, const int32_t *restrict w, int64_t n,
+                           uint8_t flip, int32_t x_zero);
+
+typedef struct dwl_job {
+    const kn_spatial_geom *sp;
+    const uint8_t *x;
+    uint8_t *y;
+    int64_t ch;
+    uint8_t flip;
+    int32_t x_zero;           /* in uint8 terms */
+    const int32_t *taps;      /* [k, ch] */
+    const int32_t *bias;
+    const float *mul;
+    int32_t y_zero;
+    bool u8;
+    int32_t *acc;             /* per thread: acc_stride int32 */
+    size_t acc_stride;
+    dwl_tap_fn tap;
+    requant_row_fn requant;
+} dwl_job;
+
+static void dwl_tap_generic(int32_t *restrict acc, const uint8_t *restrict src, const int32_t *restrict w, int64_t n,
+                            uint8_t flip, int32_t x_zero)
+{
+    for (int64_t i = 0; i < n; i++)
+        acc[i] += ((int32_t)(src[i] ^ flip) - x_zero) * w[i];
+}
+
+#ifdef HAVE_QUANT_AVX2
+/* The same, 8 channels at a time. */
+__attribute__((target("avx2"))) static void dwl_tap_avx2(int32_t *restrict acc, const uint8_t *restrict src,
+                                                         const int32_t *restrict w, int64_t n, uint8_t flip,
+                                                         int32_t x_zero)
+{
+    __m256i vf = _mm256_set1_epi32(flip), vz = _mm256_set1_epi32(x_zero);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + i)));
+        x = _mm256_sub_epi32(_mm256_xor_si256(x, vf), vz);
+        __m256i a = _mm256_loadu_si256((const __m256i *)(acc + i));
+        __m256i p = _mm256_mullo_epi32(x, _mm256_loadu_si256((const __m256i *)(w + i)));
+        _mm256_storeu_si256((__m256i *)(acc + i), _mm256_add_epi32(a, p));
+    }
+    dwl_tap_generic(acc + i, src + i, w + i, n - i, flip, x_zero);
+}
+#endif
+
+static void dwl_pixels(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const dwl_job *j = ctx;
+    const kn_spatial_geom *g = j->sp;
+    int32_t *acc = j->acc + (size_t)thread_index * j->acc_stride;
+    size_t ch = (size_t)j->ch;
+    for (int64_t o = begin; o < end; o++) {
+        int64_t b = o / g->out_size, oy = o % g->out_size / g->out[1], ox = o % g->out[1];
+        memset(acc, 0, sizeof(int32_t) * ch);
+        for (int64_t ky = 0; ky < g->k[0]; ky++) {
+            int64_t iy = oy * g->stride[0] - g->pad_b[0] + ky * g->dil[0];
+            for (int64_t kx = 0; kx < g->k[1] && iy >= 0 && iy < g->in[0]; kx++) {
+                int64_t ix = ox * g->stride[1] - g->pad_b[1] + kx * g->dil[1];
+                if (ix >= 0 && ix < g->in[1])
+                    j->tap(acc, j->x + (size_t)((b * g->in[0] + iy) * g->in[1] + ix) * ch,
+                           j->taps + (size_t)(ky * g->k[1] + kx) * ch, j->ch, j->flip, j->x_zero);
+            }
+        }
+        j->requant(acc, j->ch, j->bias, j->mul, 1, j->y_zero, j->u8, j->y + (size_t)o * ch);
+    }
+}
+
+static int qconv_last_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y, bool *done)
+{
+    const kn_tensor *x = c->in[0], *bias = kn_op_in(c, 8);
+    int64_t ch = x->dims[x->rank - 1];
+    const qgemm_state *s = usable_state(c, true, sp->k_size, ch);
+    if (!s || s->k > DW_MAX_TAPS)
+        return KN_OK;
+    size_t threads = (size_t)kn_threadpool_size(c->pool), mul_bytes = round64(sizeof(float) * (size_t)ch);
+    size_t taps_bytes = round64(sizeof(int32_t) * (size_t)(ch * s->k)), acc_stride = round64(sizeof(int32_t) * (size_t)ch) / 4;
+    char *scratch = kn_op_scratch(c, mul_bytes + taps_bytes + threads * acc_stride * sizeof(int32_t));
+    if (!scratch)
+        return c->err->code;
+    float *mul = (float *)scratch;
+    if (!requant_muls(c, ch, mul))
+        return KN_OK;
+    int32_t *taps = (int32_t *)(scratch + mul_bytes);
+    for (int64_t m = 0; m < ch; m++)
+        for (int64_t t = 0; t < s->k; t++)
+            taps[t * ch + m] = s->taps[m * s->k + t];
+    uint8_t flip = x->dtype == KN_I8 ? 0x80 : 0;
+    dwl_job j = {.sp = sp, .x = x->data, .y = y->data, .ch = ch, .flip = flip,
+                 .x_zero = (uint8_t)zero_point(c, 2) ^ flip, .taps = taps, .bias = bias ? bias->data : NULL,
+                 .mul = mul, .y_zero = zero_point(c, 7), .u8 = y->dtype == KN_U8,
+                 .acc = (int32_t *)(scratch + mul_bytes + taps_bytes), .acc_stride = acc_stride,
+                 .tap = dwl_tap_generic, .requant = requant_row_pick(bias_fits(bias, s->k))};
+#ifdef HAVE_QUANT_AVX2
+    if (kn_cpu_isa() >= KN_ISA_AVX2)
+        j.tap = dwl_tap_avx2;
+#endif
+    kn_parallel_for(c->pool, x->dims[0] * sp->out_size, 16, dwl_pixels, &j);
+    *done = true;
+    return KN_OK;
+}
+
 int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, bool channels_last, kn_tensor *y,
                   bool *done)
 {
@@ -688,8 +796,12 @@ int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, bool c
     const kn_tensor *x = c->in[0], *w = c->in[3], *bias = kn_op_in(c, 8);
     if (sp->nsp != 2 || sp->out_size < 1)
         return KN_OK;
-    if (channels_last)
-        return group == 1 ? qconv_last(c, sp, y, done) : KN_OK;
+    if (channels_last) {
+        if (group == 1)
+            return qconv_last(c, sp, y, done);
+        bool depthwise = group == x->dims[x->rank - 1] && group == w->dims[0] && w->dims[1] == 1;
+        return depthwise ? qconv_last_depthwise(c, sp, y, done) : KN_OK;
+    }
     if (group > 1)
         return group == x->dims[1] && group == w->dims[0] ? qconv_depthwise(c, sp, y, done) : KN_OK;
     int64_t n = w->dims[0], ch = x->dims[1];

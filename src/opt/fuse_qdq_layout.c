@@ -2,7 +2,7 @@
  * between the integer operators that fuse_qdq made, so that convolutions need no
  * per-image transposes:
  *
- *   QLinearConv (2-D, group 1, constant weight)
+ *   QLinearConv (2-D, group 1 or depthwise, constant weight)
  *       => Transpose(NHWC) -> com.microsoft QLinearConv(channels_last=1) -> Transpose(NCHW)
  *   com.microsoft QLinearAdd whose two inputs are both Transpose(NHWC -> NCHW)
  *       => the add on the transposes' inputs, then one Transpose(NCHW)
@@ -76,7 +76,9 @@ static int conv_to_last(kn_graph *g, int i, bool *done, kn_error *err)
 {
     const kn_node *n = &g->nodes[i];
     const kn_tensor *w = n->n_in > 3 ? fm_const(g, n->in[3]) : NULL;
-    if (!w || w->rank != 4 || kn_attr_int(n, "group", 1) != 1 || n->n_out != 1 || n->n_in > 9)
+    int64_t group = kn_attr_int(n, "group", 1);
+    if (!w || w->rank != 4 || n->n_out != 1 || n->n_in > 9 ||
+        (group != 1 && (group != w->dims[0] || w->dims[1] != 1))) /* group 1 or depthwise */
         return KN_OK;
     int ins[9];
     for (int k = 0; k < n->n_in; k++)

@@ -408,7 +408,9 @@ static void test_depthwise_conv_fast_equals_reference(void)
 
 /* com.microsoft QLinearConv, channels_last: pointwise (one GEMM over the batch,
  * bias in the GEMM output stage), strided pointwise and general (im2col blocks),
- * int8 inputs (shifted), more than one pixel block. */
+ * int8 inputs (shifted), more than one pixel block; depthwise (channel-vector taps,
+ * channel counts off the vector width, strides, dilations, asymmetric pads, a bias
+ * near the int32 limits). */
 static void test_channels_last_conv(void)
 {
     kn_error err = {0};
@@ -423,6 +425,10 @@ static void test_channels_last_conv(void)
         {{2, 5, 13, 17}, 3, 5, 3, {2, 3}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_I8, KN_I8, 1, 1, "SAME_UPPER", 0, 1},
         {{1, 3, 9, 10}, 5, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_I8, KN_I8, KN_I8, 1, 2, NULL, 0, 1},
         {{1, 8, 9, 7}, 8, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_U8, KN_I8, KN_U8, 1, 1, NULL, 8, 1},
+        {{2, 37, 10, 13}, 37, 3, 5, {2, 3}, {2, 1}, {0, 2, 1, 3}, KN_I8, KN_I8, KN_I8, 0, 1, NULL, 37, 1},
+        {{1, 3, 1, 1}, 3, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_U8, KN_U8, 1, 0, NULL, 3, 1},
+        {{1, 19, 14, 15}, 19, 5, 5, {2, 2}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_I8, KN_I8, 1, 1, "SAME_UPPER", 19, 1},
+        {{1, 16, 5, 37}, 16, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_U8, KN_I8, KN_U8, 1, 2, NULL, 16, 1},
     };
     for (int i = 0; i < KT_COUNT(cases); i++) {
         check_conv(&cases[i], pool);
@@ -651,10 +657,10 @@ static void test_grouped_conv_uses_reference(void)
     CHECK(!check_conv(&cc, NULL));
 }
 
-TEST_MAIN(TEST_CASE(test_channels_last_conv), TEST_CASE(test_qgemm_fast_equals_reference),
-          TEST_CASE(test_qlinear_add), TEST_CASE(test_qlinear_global_average_pool), TEST_CASE(test_maxpool_q8),
-          TEST_CASE(test_matmul_fast_equals_reference),
+TEST_MAIN(TEST_CASE(test_matmul_fast_equals_reference),
           TEST_CASE(test_matmul_unpackable_weight_uses_reference),
           TEST_CASE(test_conv_fast_equals_reference),
           TEST_CASE(test_depthwise_conv_fast_equals_reference),
-          TEST_CASE(test_grouped_conv_uses_reference))
+          TEST_CASE(test_grouped_conv_uses_reference),
+          TEST_CASE(test_channels_last_conv), TEST_CASE(test_qgemm_fast_equals_reference),
+          TEST_CASE(test_qlinear_add), TEST_CASE(test_qlinear_global_average_pool), TEST_CASE(test_maxpool_q8))

@@ -262,7 +262,7 @@ static kn_model *conv_pointwise_float_bias(void)
     return m;
 }
 
-/* depthwise 3x3: stays a channels-first QLinearConv */
+/* depthwise 3x3 */
 static kn_model *conv_depthwise(void)
 {
     kn_model *m = kt_model_new(13);
@@ -293,7 +293,7 @@ static void test_fuse_conv(void)
     check_qdq(conv_shared, "QLinearConv", 0, y_step * 1.001);
     check_qdq(conv_pointwise_float_bias, "QLinearConv", 1, y_step * 1.001);
     check_qdq(conv_depthwise, "QLinearConv", 1, 0.02 * 1.001);
-    check_qdq(conv_depthwise, "Transpose", 0, 0.02 * 1.001);
+    check_qdq(conv_depthwise, "Transpose", 2, 0.02 * 1.001); /* channels-last depthwise too */
 }
 
 /* ---- MatMul, Gemm ---- */
