@@ -64,6 +64,7 @@ static bool input_present(const kn_prepare_ctx *pc, int i)
     return i < pc->n_in && pc->node->in[i] >= 0;
 }
 
+/* (declared in quant_gemm.h) */
 int8_t *kn_qweight_to_int8(const kn_tensor *w, const kn_tensor *zp, int64_t zp_inner)
 {
     int8_t *out = malloc((size_t)(w->numel > 0 ? w->numel : 1));
