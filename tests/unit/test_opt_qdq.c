@@ -122,6 +122,17 @@ static void bias(kn_graph *g, const char *out, int64_t n, float xs, const float 
     kn_opt_set_attr_int(g, i, "axis", 0, &berr);
 }
 
+/* A model with float input "x" of dims and its quantized copy "xd" (scale s, uint8
+ * zero point z): the start of every single-input builder. */
+static kn_graph *start(kn_model **m, int rank, const int64_t *dims, float s, int z)
+{
+    *m = kt_model_new(13);
+    kn_graph *g = (*m)->graph;
+    input(g, "x", rank, dims);
+    qdq(g, "x", "xd", s, z);
+    return g;
+}
+
 /* ---- running and comparing ---- */
 
 typedef kn_model *(*builder_fn)(void);
@@ -208,12 +219,10 @@ static const float y_step = 0.05f;
 /* Conv 3x3 (per-channel weights, int32 bias) -> Relu -> Q with zero point zy. */
 static kn_model *conv_relu(int zy)
 {
-    kn_model *m = kt_model_new(13);
-    kn_graph *g = m->graph;
+    kn_model *m = NULL;
+    kn_graph *g = start(&m, 4, x4, 0.02f, 128);
     static const int64_t wd[4] = {7, 5, 3, 3}, pads[4] = {1, 1, 1, 1};
     float ws[7];
-    input(g, "x", 4, x4);
-    qdq(g, "x", "xd", 0.02f, 128);
     weight(g, "wd", 4, wd, 0, 7, ws);
     bias(g, "bd", 7, 0.02f, ws, 0);
     int c = kt_graph_node(g, "Conv", "xd,wd,bd", "c");
@@ -245,11 +254,9 @@ static kn_model *conv_shared(void)
 /* 1x1 stride 2, one weight scale, a float bias (re-quantized to int32), batch 2 */
 static kn_model *conv_pointwise_float_bias(void)
 {
-    kn_model *m = kt_model_new(13);
-    kn_graph *g = m->graph;
-    static const int64_t xd[4] = {2, 6, 5, 7}, wd[4] = {9, 6, 1, 1}, s2[2] = {2, 2}, nine = 9;
-    input(g, "x", 4, xd);
-    qdq(g, "x", "xd", 0.02f, 120);
+    static const int64_t xdims[4] = {2, 6, 5, 7}, wd[4] = {9, 6, 1, 1}, s2[2] = {2, 2}, nine = 9;
+    kn_model *m = NULL;
+    kn_graph *g = start(&m, 4, xdims, 0.02f, 120);
     weight(g, "wd", 4, wd, 0, 0, NULL);
     kn_tensor b = kt_tensor(KN_F32, 1, &nine, NULL);
     for (int i = 0; i < 9; i++)
@@ -265,12 +272,10 @@ static kn_model *conv_pointwise_float_bias(void)
 /* depthwise 3x3 */
 static kn_model *conv_depthwise(void)
 {
-    kn_model *m = kt_model_new(13);
-    kn_graph *g = m->graph;
+    kn_model *m = NULL;
+    kn_graph *g = start(&m, 4, x4, 0.02f, 128);
     static const int64_t wd[4] = {5, 1, 3, 3}, pads[4] = {1, 1, 1, 1};
     float ws[5];
-    input(g, "x", 4, x4);
-    qdq(g, "x", "xd", 0.02f, 128);
     weight(g, "wd", 4, wd, 0, 5, ws);
     bias(g, "bd", 5, 0.02f, ws, 0);
     int c = kt_graph_node(g, "Conv", "xd,wd,bd", "c");
@@ -302,11 +307,9 @@ static const int64_t x2[2] = {3, 8};
 
 static kn_model *matmul_plain(void)
 {
-    kn_model *m = kt_model_new(13);
-    kn_graph *g = m->graph;
+    kn_model *m = NULL;
+    kn_graph *g = start(&m, 2, x2, 0.02f, 128);
     static const int64_t wd[2] = {8, 5};
-    input(g, "x", 2, x2);
-    qdq(g, "x", "xd", 0.02f, 128);
     weight(g, "wd", 2, wd, 1, 5, NULL);
     kt_graph_node(g, "MatMul", "xd,wd", "mm");
     qdq(g, "mm", "y", 0.01f, 128);
@@ -317,12 +320,10 @@ static kn_model *matmul_plain(void)
 /* MatMul + Add(DQ int32 bias) -> Relu -> Q: com.microsoft QGemm */
 static kn_model *matmul_bias_relu(void)
 {
-    kn_model *m = kt_model_new(13);
-    kn_graph *g = m->graph;
+    kn_model *m = NULL;
+    kn_graph *g = start(&m, 2, x2, 0.02f, 128);
     static const int64_t wd[2] = {8, 5};
     float ws[5];
-    input(g, "x", 2, x2);
-    qdq(g, "x", "xd", 0.02f, 128);
     weight(g, "wd", 2, wd, 1, 5, ws);
     bias(g, "bd", 5, 0.02f, ws, 0);
     kt_graph_node(g, "MatMul", "xd,wd", "mm");
@@ -336,12 +337,10 @@ static kn_model *matmul_bias_relu(void)
 /* Gemm transB = 1 with a bias at a different scale (re-quantized) */
 static kn_model *gemm_trans_b(void)
 {
-    kn_model *m = kt_model_new(13);
-    kn_graph *g = m->graph;
+    kn_model *m = NULL;
+    kn_graph *g = start(&m, 2, x2, 0.02f, 128);
     static const int64_t wd[2] = {5, 8};
     float ws[5];
-    input(g, "x", 2, x2);
-    qdq(g, "x", "xd", 0.02f, 128);
     weight(g, "wd", 2, wd, 0, 5, ws);
     bias(g, "bd", 5, 0.015f, ws, 0);
     int i = kt_graph_node(g, "Gemm", "xd,wd,bd", "gm");
@@ -379,10 +378,8 @@ static kn_model *add_relu(void)
 
 static kn_model *global_pool(void)
 {
-    kn_model *m = kt_model_new(13);
-    kn_graph *g = m->graph;
-    input(g, "x", 4, x4);
-    qdq(g, "x", "xd", 0.02f, 128);
+    kn_model *m = NULL;
+    kn_graph *g = start(&m, 4, x4, 0.02f, 128);
     kt_graph_node(g, "GlobalAveragePool", "xd", "p");
     qdq(g, "p", "y", 0.005f, 128);
     output(g, "y");
@@ -392,11 +389,9 @@ static kn_model *global_pool(void)
 /* MaxPool and Flatten between Q/DQ pairs with the same parameters, then Q(DQ(v)) */
 static kn_model *maxpool_flatten(void)
 {
-    kn_model *m = kt_model_new(13);
-    kn_graph *g = m->graph;
+    kn_model *m = NULL;
+    kn_graph *g = start(&m, 4, x4, 0.02f, 128);
     static const int64_t k2[2] = {2, 2};
-    input(g, "x", 4, x4);
-    qdq(g, "x", "xd", 0.02f, 128);
     int i = kt_graph_node(g, "MaxPool", "xd", "mp");
     kn_opt_set_attr_ints(g, i, "kernel_shape", k2, 2, &berr);
     kn_opt_set_attr_ints(g, i, "strides", k2, 2, &berr);
@@ -411,11 +406,9 @@ static kn_model *maxpool_flatten(void)
 /* the MaxPool's Q has other parameters: it stays float */
 static kn_model *maxpool_other_params(void)
 {
-    kn_model *m = kt_model_new(13);
-    kn_graph *g = m->graph;
+    kn_model *m = NULL;
+    kn_graph *g = start(&m, 4, x4, 0.02f, 128);
     static const int64_t k2[2] = {2, 2};
-    input(g, "x", 4, x4);
-    qdq(g, "x", "xd", 0.02f, 128);
     int i = kt_graph_node(g, "MaxPool", "xd", "mp");
     kn_opt_set_attr_ints(g, i, "kernel_shape", k2, 2, &berr);
     qdq(g, "mp", "y", 0.03f, 128);
@@ -440,12 +433,10 @@ static void test_fuse_add_pools(void)
 /* conv 3x3 -> conv 1x1, + the first conv's output, Relu, global pool */
 static kn_model *residual_block(void)
 {
-    kn_model *m = kt_model_new(13);
-    kn_graph *g = m->graph;
+    kn_model *m = NULL;
+    kn_graph *g = start(&m, 4, x4, 0.02f, 128);
     static const int64_t w1[4] = {5, 5, 3, 3}, w2[4] = {5, 5, 1, 1}, pads[4] = {1, 1, 1, 1};
     float s1[5], s2[5];
-    input(g, "x", 4, x4);
-    qdq(g, "x", "xd", 0.02f, 128);
     weight(g, "w1", 4, w1, 0, 5, s1);
     bias(g, "b1", 5, 0.02f, s1, 0);
     int c = kt_graph_node(g, "Conv", "xd,w1,b1", "c1");
