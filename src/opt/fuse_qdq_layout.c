@@ -139,7 +139,8 @@ static int maxpool_to_last(kn_graph *g, int i, bool *done, kn_error *err)
 {
     const kn_node *n = &g->nodes[i];
     int x = transposed_from(g, n->in[0], to_first);
-    if (x < 0 || (n->n_out > 1 && n->out[1] >= 0) || !is_q8_value(g, x) ||
+    /* NhwcMaxPool has no storage_order (ONNX Runtime refuses unknown attributes) */
+    if (x < 0 || (n->n_out > 1 && n->out[1] >= 0) || !is_q8_value(g, x) || kn_attr_find(n, "storage_order") ||
         !kn_op_find(KN_MS_DOMAIN, "NhwcMaxPool", 1))
         return KN_OK;
     int ins[1] = {x};
