@@ -170,11 +170,7 @@ static void quantize_row_c(const float *a, size_t K, size_t Kp, uint8_t *q, floa
 
 void kn_qb_quantize_row(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za)
 {
-    const kn_qb_kernel *kr = kernel_of(kn_qb_best());
-    if (kr && kr->quantize_row)
-        kr->quantize_row(a, K, Kp, q, sa, za);
-    else
-        quantize_row_c(a, K, Kp, q, sa, za);
+    kernel_of(kn_qb_best())->quantize_row(a, K, Kp, q, sa, za);
 }
 
 /* ---- portable micro-kernel ---- */
@@ -199,7 +195,7 @@ static void ukr_generic(size_t nblk, size_t gpb, const uint32_t *a, const int8_t
 
 const kn_qb_kernel *kn_qb_kernel_generic(void)
 {
-    static const kn_qb_kernel k = {GMR, ukr_generic, NULL};
+    static const kn_qb_kernel k = {GMR, ukr_generic, quantize_row_c};
     return &k;
 }
 
@@ -223,10 +219,8 @@ static void quantize_rows(void *ctx, int64_t begin, int64_t end, int thread_inde
 {
     qb_job *jb = ctx;
     (void)thread_index;
-    void (*fn)(const float *, size_t, size_t, uint8_t *, float *, int32_t *) =
-        jb->kr->quantize_row ? jb->kr->quantize_row : quantize_row_c;
     for (int64_t i = begin; i < end; i++)
-        fn(jb->A + (size_t)i * jb->lda, jb->K, jb->Kp, jb->qa + (size_t)i * jb->Kp, &jb->sa[i], &jb->za[i]);
+        jb->kr->quantize_row(jb->A + (size_t)i * jb->lda, jb->K, jb->Kp, jb->qa + (size_t)i * jb->Kp, &jb->sa[i], &jb->za[i]);
     kn_cpu_clear_upper();
 }
 

@@ -65,9 +65,11 @@ int kn_qb_run(struct kn_threadpool *pool, size_t M, size_t N, size_t K, const fl
               size_t lda, const kn_qb_packed *pb, float *C, size_t ldc, const float *bias,
               void *work);
 
-/* The row quantization kn_qb_run applies: q[k] = sat(rne(a[k] / sa) + za) over
+/* The row quantization kn_qb_run applies: q[k] = sat(rne(a[k] * (1/sa)) + za) over
  * K values with sa = (max(a,0) - min(a,0)) / 255 (1 if all zero), za =
- * rne(-min/sa); q padded with zeros to Kp.  Identical bytes on every ISA. */
+ * rne(-min/sa), 1/sa applied as a product; q padded with zeros to Kp.  A NaN or
+ * inf in the row makes sa NaN (the row's results NaN).  Identical bytes on every
+ * ISA. */
 void kn_qb_quantize_row(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za);
 
 /* Plain reference of the same arithmetic on unpacked W (N x K, stride ldw) and
@@ -86,7 +88,7 @@ typedef void (*kn_qb_ukr)(size_t nblk, size_t gpb, const uint32_t *a, const int8
 typedef struct kn_qb_kernel {
     int mr;
     kn_qb_ukr ukr;
-    /* Row quantization (kn_qb_quantize_row's contract), NULL: the portable one. */
+    /* Row quantization (kn_qb_quantize_row's contract). */
     void (*quantize_row)(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za);
 } kn_qb_kernel;
 
