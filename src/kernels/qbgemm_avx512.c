@@ -12,20 +12,12 @@
 
 enum { MR = 12, NR = KN_QB_NR };
 
-KN_VNNI static void fold_block(__m512i c[MR][2], const float *scales, float *facc)
+/* One block (kept out of line: inlined into the block loop, the compiler holds the
+ * float tile in registers across blocks and spills the int32 sums). */
+KN_VNNI __attribute__((noinline)) static void block_vnni(size_t gpb, const uint32_t *a, const int8_t *b,
+                                                         const float *scales, float *facc)
 {
-    __m512 s0 = _mm512_loadu_ps(scales), s1 = _mm512_loadu_ps(scales + 16);
-    _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
-        float *f = facc + i * NR;
-        _mm512_storeu_ps(f, _mm512_fmadd_ps(_mm512_cvtepi32_ps(c[i][0]), s0, _mm512_loadu_ps(f)));
-        _mm512_storeu_ps(f + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(c[i][1]), s1, _mm512_loadu_ps(f + 16)));
-    }
-}
-
-KN_VNNI static void ukr_vnni(size_t nblk, size_t gpb, const uint32_t *a, const int8_t *b, const float *scales,
-                             float *facc)
-{
-    for (size_t blk = 0; blk < nblk; blk++, scales += NR) {
+    {
         __m512i c[MR][2];
         _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
             c[i][0] = _mm512_setzero_si512();
@@ -40,8 +32,29 @@ KN_VNNI static void ukr_vnni(size_t nblk, size_t gpb, const uint32_t *a, const i
                 c[i][1] = _mm512_dpbusd_epi32(c[i][1], av, b1);
             }
         }
-        fold_block(c, scales, facc);
+        /* fold the finished block into the float tile with its column scales (through
+         * memory: folding straight from c makes gcc keep c on the stack in the loop) */
+        _Alignas(64) int32_t t[MR * NR];
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
+            _mm512_store_si512(t + i * NR, c[i][0]);
+            _mm512_store_si512(t + i * NR + 16, c[i][1]);
+        }
+        __m512 s0 = _mm512_loadu_ps(scales), s1 = _mm512_loadu_ps(scales + 16);
+        for (int i = 0; i < MR; i++) {
+            float *f = facc + i * NR;
+            __m512 x0 = _mm512_cvtepi32_ps(_mm512_load_si512(t + i * NR));
+            __m512 x1 = _mm512_cvtepi32_ps(_mm512_load_si512(t + i * NR + 16));
+            _mm512_storeu_ps(f, _mm512_fmadd_ps(x0, s0, _mm512_loadu_ps(f)));
+            _mm512_storeu_ps(f + 16, _mm512_fmadd_ps(x1, s1, _mm512_loadu_ps(f + 16)));
+        }
     }
+}
+
+KN_VNNI static void ukr_vnni(size_t nblk, size_t gpb, const uint32_t *a, const int8_t *b, const float *scales,
+                             float *facc)
+{
+    for (size_t blk = 0; blk < nblk; blk++)
+        block_vnni(gpb, a + blk * gpb * MR, b + blk * gpb * NR * 4, scales + blk * NR, facc);
 }
 
 static __mmask16 tail_mask(size_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
