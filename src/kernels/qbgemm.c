@@ -195,7 +195,7 @@ static void ukr_generic(size_t nblk, size_t gpb, const uint32_t *a, const int8_t
 
 const kn_qb_kernel *kn_qb_kernel_generic(void)
 {
-    static const kn_qb_kernel k = {GMR, ukr_generic, quantize_row_c};
+    static const kn_qb_kernel k = {GMR, ukr_generic, quantize_row_c, NULL};
     return &k;
 }
 
@@ -336,6 +336,8 @@ int kn_qb_run(struct kn_threadpool *pool, size_t M, size_t N, size_t K, const fl
     qb_job jb = {M, N, K, pb->nblocks * pb->bs, lda, ldc, A, C, bias, pb, kernel_of(pb->kernel)};
     if (!jb.kr)
         return KN_ERR_ARG;
+    if (jb.kr->small && M <= 2 * (size_t)jb.kr->small->mr)
+        jb.kr = jb.kr->small;
     jb.qa = work;
     jb.sa = (float *)((char *)work + ((M * jb.Kp + 63) & ~(size_t)63));
     jb.za = (int32_t *)(jb.sa + M);

@@ -90,6 +90,8 @@ typedef struct kn_qb_kernel {
     kn_qb_ukr ukr;
     /* Row quantization (kn_qb_quantize_row's contract). */
     void (*quantize_row)(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za);
+    /* The same variant with fewer rows per tile, used when M <= 2 * its mr; or NULL. */
+    const struct kn_qb_kernel *small;
 } kn_qb_kernel;
 
 const kn_qb_kernel *kn_qb_kernel_generic(void);

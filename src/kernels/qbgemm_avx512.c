@@ -1,7 +1,8 @@
 /* qbgemm_avx512.c - AVX-512 VNNI pieces of the block-quantized-weight GEMM
  * (qbgemm.h): the 12 x 32 micro-kernel (24 zmm int32 block sums fed by vpdpbusd,
- * folded into the float tile with the block's scales when the block ends) and the
- * vectorized row quantization (same bytes as the portable one). */
+ * folded into the float tile with the block's scales when the block ends), its
+ * 4-row sibling for few rows (decoders: M <= 8 would waste most of a 12-row tile)
+ * and the vectorized row quantization (same bytes as the portable one). */
 #include "kernels/qbgemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -10,51 +11,65 @@
 
 #define KN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
 
-enum { MR = 12, NR = KN_QB_NR };
+enum { MR = 12, MR_SMALL = 4, NR = KN_QB_NR };
 
-/* One block (kept out of line: inlined into the block loop, the compiler holds the
- * float tile in registers across blocks and spills the int32 sums). */
-KN_VNNI __attribute__((noinline)) static void block_vnni(size_t gpb, const uint32_t *a, const int8_t *b,
-                                                         const float *scales, float *facc)
+/* One block of ROWS x 32 (kept out of line: inlined into the block loop, the
+ * compiler holds the float tile in registers across blocks and spills the int32
+ * sums); the fold goes through memory for the same reason. */
+#define QB_BLOCK(NAME, ROWS)                                                                              \
+    KN_VNNI __attribute__((noinline)) static void NAME(size_t gpb, const uint32_t *a, const int8_t *b,   \
+                                                       const float *scales, float *facc)                 \
+    {                                                                                                     \
+        __m512i c[ROWS][2];                                                                               \
+        _Pragma("GCC unroll 12") for (int i = 0; i < ROWS; i++) {                                         \
+            c[i][0] = _mm512_setzero_si512();                                                             \
+            c[i][1] = _mm512_setzero_si512();                                                             \
+        }                                                                                                 \
+        for (size_t g = 0; g < gpb; g++, a += ROWS, b += NR * 4) {                                        \
+            __m512i b0 = _mm512_load_si512((const void *)b);                                              \
+            __m512i b1 = _mm512_load_si512((const void *)(b + 64));                                       \
+            _Pragma("GCC unroll 12") for (int i = 0; i < ROWS; i++) {                                     \
+                __m512i av = _mm512_set1_epi32((int)a[i]);                                                \
+                c[i][0] = _mm512_dpbusd_epi32(c[i][0], av, b0);                                           \
+                c[i][1] = _mm512_dpbusd_epi32(c[i][1], av, b1);                                           \
+            }                                                                                             \
+        }                                                                                                 \
+        _Alignas(64) int32_t t[ROWS * NR];                                                                \
+        _Pragma("GCC unroll 12") for (int i = 0; i < ROWS; i++) {                                         \
+            _mm512_store_si512(t + i * NR, c[i][0]);                                                      \
+            _mm512_store_si512(t + i * NR + 16, c[i][1]);                                                 \
+        }                                                                                                 \
+        fold(ROWS, t, scales, facc);                                                                      \
+    }
+
+/* facc[i][j] += scales[j] * t[i][j] over rows x 32. */
+KN_VNNI static inline void fold(int rows, const int32_t *t, const float *scales, float *facc)
 {
-    {
-        __m512i c[MR][2];
-        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
-            c[i][0] = _mm512_setzero_si512();
-            c[i][1] = _mm512_setzero_si512();
-        }
-        for (size_t g = 0; g < gpb; g++, a += MR, b += NR * 4) {
-            __m512i b0 = _mm512_load_si512((const void *)b);
-            __m512i b1 = _mm512_load_si512((const void *)(b + 64));
-            _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
-                __m512i av = _mm512_set1_epi32((int)a[i]);
-                c[i][0] = _mm512_dpbusd_epi32(c[i][0], av, b0);
-                c[i][1] = _mm512_dpbusd_epi32(c[i][1], av, b1);
-            }
-        }
-        /* fold the finished block into the float tile with its column scales (through
-         * memory: folding straight from c makes gcc keep c on the stack in the loop) */
-        _Alignas(64) int32_t t[MR * NR];
-        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
-            _mm512_store_si512(t + i * NR, c[i][0]);
-            _mm512_store_si512(t + i * NR + 16, c[i][1]);
-        }
-        __m512 s0 = _mm512_loadu_ps(scales), s1 = _mm512_loadu_ps(scales + 16);
-        for (int i = 0; i < MR; i++) {
-            float *f = facc + i * NR;
-            __m512 x0 = _mm512_cvtepi32_ps(_mm512_load_si512(t + i * NR));
-            __m512 x1 = _mm512_cvtepi32_ps(_mm512_load_si512(t + i * NR + 16));
-            _mm512_storeu_ps(f, _mm512_fmadd_ps(x0, s0, _mm512_loadu_ps(f)));
-            _mm512_storeu_ps(f + 16, _mm512_fmadd_ps(x1, s1, _mm512_loadu_ps(f + 16)));
-        }
+    __m512 s0 = _mm512_loadu_ps(scales), s1 = _mm512_loadu_ps(scales + 16);
+    for (int i = 0; i < rows; i++) {
+        float *f = facc + i * NR;
+        __m512 x0 = _mm512_cvtepi32_ps(_mm512_load_si512(t + i * NR));
+        __m512 x1 = _mm512_cvtepi32_ps(_mm512_load_si512(t + i * NR + 16));
+        _mm512_storeu_ps(f, _mm512_fmadd_ps(x0, s0, _mm512_loadu_ps(f)));
+        _mm512_storeu_ps(f + 16, _mm512_fmadd_ps(x1, s1, _mm512_loadu_ps(f + 16)));
     }
 }
 
-KN_VNNI static void ukr_vnni(size_t nblk, size_t gpb, const uint32_t *a, const int8_t *b, const float *scales,
-                             float *facc)
+QB_BLOCK(block_12, MR)
+QB_BLOCK(block_4, MR_SMALL)
+
+KN_VNNI static void ukr_12(size_t nblk, size_t gpb, const uint32_t *a, const int8_t *b, const float *scales,
+                           float *facc)
 {
     for (size_t blk = 0; blk < nblk; blk++)
-        block_vnni(gpb, a + blk * gpb * MR, b + blk * gpb * NR * 4, scales + blk * NR, facc);
+        block_12(gpb, a + blk * gpb * MR, b + blk * gpb * NR * 4, scales + blk * NR, facc);
+}
+
+KN_VNNI static void ukr_4(size_t nblk, size_t gpb, const uint32_t *a, const int8_t *b, const float *scales,
+                          float *facc)
+{
+    for (size_t blk = 0; blk < nblk; blk++)
+        block_4(gpb, a + blk * gpb * MR_SMALL, b + blk * gpb * NR * 4, scales + blk * NR, facc);
 }
 
 static __mmask16 tail_mask(size_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
@@ -98,7 +113,8 @@ KN_VNNI static void quantize_row_avx512(const float *a, size_t K, size_t Kp, uin
 
 const kn_qb_kernel *kn_qb_kernel_vnni(void)
 {
-    static const kn_qb_kernel k = {MR, ukr_vnni, quantize_row_avx512};
+    static const kn_qb_kernel small = {MR_SMALL, ukr_4, quantize_row_avx512, NULL};
+    static const kn_qb_kernel k = {MR, ukr_12, quantize_row_avx512, &small};
     return &k;
 }
 
