@@ -21,12 +21,13 @@ enum { NR = KN_QB_NR, MC = 96, KSLICE = 384, GMR = 4 };
 
 const char *kn_qbkernel_name(kn_qbkernel k)
 {
-    return k == KN_QB_VNNI ? "avx512vnni" : k == KN_QB_GENERIC ? "generic" : "?";
+    static const char *const names[] = {"generic", "avx2", "avx512vnni"};
+    return k >= 0 && k < KN_QB_COUNT ? names[k] : "?";
 }
 
 static const kn_qb_kernel *kernel_of(kn_qbkernel k)
 {
-    return k == KN_QB_VNNI ? kn_qb_kernel_vnni() : kn_qb_kernel_generic();
+    return k == KN_QB_VNNI ? kn_qb_kernel_vnni() : k == KN_QB_AVX2 ? kn_qb_kernel_avx2() : kn_qb_kernel_generic();
 }
 
 int kn_qb_supported(kn_qbkernel k)
@@ -34,6 +35,8 @@ int kn_qb_supported(kn_qbkernel k)
     const kn_cpu_feature_set *f = kn_cpu_features();
     if (k == KN_QB_GENERIC)
         return 1;
+    if (k == KN_QB_AVX2)
+        return f->avx2 && f->fma && kernel_of(k) != NULL;
     if (k == KN_QB_VNNI)
         return f->avx512f && f->avx512bw && f->avx512_vnni && kernel_of(k) != NULL;
     return 0;
@@ -43,7 +46,19 @@ kn_qbkernel kn_qb_best(void)
 {
     if (kn_cpu_isa() >= KN_ISA_AVX512 && kn_qb_supported(KN_QB_VNNI))
         return KN_QB_VNNI;
+    if (kn_cpu_isa() >= KN_ISA_AVX2 && kn_qb_supported(KN_QB_AVX2))
+        return KN_QB_AVX2;
     return KN_QB_GENERIC;
+}
+
+/* Every |w| within the variant's exact range. */
+static int weights_fit(const kn_qb_kernel *kr, size_t K, size_t N, const int8_t *W, size_t ldw)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < K; k++)
+            if (W[n * ldw + k] > kr->w_max || W[n * ldw + k] < -kr->w_max)
+                return 0;
+    return 1;
 }
 
 /* ---- packing ---- */
@@ -88,7 +103,7 @@ kn_qb_packed *kn_qb_pack(kn_qbkernel k, size_t K, size_t N, size_t bs, const int
         N > ((size_t)1 << 40) / K || ldw < K)
         return NULL;
     size_t nblocks = (K + bs - 1) / bs;
-    if (lds < nblocks)
+    if (lds < nblocks || !weights_fit(kernel_of(k), K, N, W, ldw))
         return NULL;
     kn_qb_packed *pb = calloc(1, sizeof *pb);
     if (!pb)
@@ -170,7 +185,8 @@ static void quantize_row_c(const float *a, size_t K, size_t Kp, uint8_t *q, floa
 
 void kn_qb_quantize_row(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za)
 {
-    kernel_of(kn_qb_best())->quantize_row(a, K, Kp, q, sa, za);
+    const kn_qb_kernel *kr = kernel_of(kn_qb_best());
+    (kr->quantize_row ? kr->quantize_row : quantize_row_c)(a, K, Kp, q, sa, za);
 }
 
 /* ---- portable micro-kernel ---- */
@@ -195,7 +211,7 @@ static void ukr_generic(size_t nblk, size_t gpb, const uint32_t *a, const int8_t
 
 const kn_qb_kernel *kn_qb_kernel_generic(void)
 {
-    static const kn_qb_kernel k = {GMR, ukr_generic, quantize_row_c, NULL};
+    static const kn_qb_kernel k = {GMR, ukr_generic, quantize_row_c, NULL, 128};
     return &k;
 }
 
@@ -219,8 +235,10 @@ static void quantize_rows(void *ctx, int64_t begin, int64_t end, int thread_inde
 {
     qb_job *jb = ctx;
     (void)thread_index;
+    void (*quantize)(const float *, size_t, size_t, uint8_t *, float *, int32_t *) =
+        jb->kr->quantize_row ? jb->kr->quantize_row : quantize_row_c;
     for (int64_t i = begin; i < end; i++)
-        jb->kr->quantize_row(jb->A + (size_t)i * jb->lda, jb->K, jb->Kp, jb->qa + (size_t)i * jb->Kp, &jb->sa[i], &jb->za[i]);
+        quantize(jb->A + (size_t)i * jb->lda, jb->K, jb->Kp, jb->qa + (size_t)i * jb->Kp, &jb->sa[i], &jb->za[i]);
     kn_cpu_clear_upper();
 }
 

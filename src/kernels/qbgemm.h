@@ -15,8 +15,9 @@
  * int8 quad layout (qgemm.h): panels of 32 columns, groups of 4 k, about K*N bytes;
  * the per-block scales are laid out per panel.  The micro-kernel keeps int32 block
  * sums in registers and folds each finished block into float accumulators with its
- * scales.  Kernels: AVX-512 VNNI (vpdpbusd) and portable C; results agree up to
- * float reassociation of the block sums (the int32 parts are exact). */
+ * scales.  Kernels: AVX-512 VNNI (vpdpbusd), AVX2 (vpmaddubsw, for 4-bit-sized
+ * weights) and portable C; results agree up to float reassociation of the block
+ * sums (the int32 parts are exact). */
 #ifndef KN_QBGEMM_H
 #define KN_QBGEMM_H
 
@@ -27,8 +28,9 @@ struct kn_threadpool;
 
 typedef enum kn_qbkernel {
     KN_QB_GENERIC = 0,
-    KN_QB_VNNI = 1,
-    KN_QB_COUNT = 2
+    KN_QB_AVX2 = 1,  /* vpmaddubsw + vpmaddwd: weights |w| <= 64 only (4-bit codes) */
+    KN_QB_VNNI = 2,  /* AVX-512 VNNI vpdpbusd */
+    KN_QB_COUNT = 3
 } kn_qbkernel;
 
 /* The fastest variant this CPU has within KILN_ISA's cap; is variant k usable. */
@@ -48,7 +50,8 @@ typedef struct kn_qb_packed {
 
 /* Pack W given as N x K int8 (row stride ldw, k contiguous: MatMulNBits' order)
  * with scales N x nblocks (row stride lds).  NULL on bad sizes (bs not a positive
- * multiple of 4, K over 65536) or out of memory. */
+ * multiple of 4, K over 65536), weights the variant is not exact for (AVX2: a
+ * |w| > 64), or out of memory. */
 kn_qb_packed *kn_qb_pack(kn_qbkernel k, size_t K, size_t N, size_t bs, const int8_t *W,
                          size_t ldw, const float *scales, size_t lds);
 void kn_qb_packed_free(kn_qb_packed *pb);
@@ -88,13 +91,15 @@ typedef void (*kn_qb_ukr)(size_t nblk, size_t gpb, const uint32_t *a, const int8
 typedef struct kn_qb_kernel {
     int mr;
     kn_qb_ukr ukr;
-    /* Row quantization (kn_qb_quantize_row's contract). */
+    /* Row quantization (kn_qb_quantize_row's contract); NULL: the portable one. */
     void (*quantize_row)(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za);
     /* The same variant with fewer rows per tile, used when M <= 2 * its mr; or NULL. */
     const struct kn_qb_kernel *small;
+    int w_max;  /* largest |w| the products stay exact for */
 } kn_qb_kernel;
 
 const kn_qb_kernel *kn_qb_kernel_generic(void);
+const kn_qb_kernel *kn_qb_kernel_avx2(void); /* NULL when not built */
 const kn_qb_kernel *kn_qb_kernel_vnni(void); /* NULL when not built */
 
 /* The row's scale and zero point from its min and max (shared by the variants). */

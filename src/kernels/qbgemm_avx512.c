@@ -113,8 +113,8 @@ KN_VNNI static void quantize_row_avx512(const float *a, size_t K, size_t Kp, uin
 
 const kn_qb_kernel *kn_qb_kernel_vnni(void)
 {
-    static const kn_qb_kernel small = {MR_SMALL, ukr_4, quantize_row_avx512, NULL};
-    static const kn_qb_kernel k = {MR, ukr_12, quantize_row_avx512, &small};
+    static const kn_qb_kernel small = {MR_SMALL, ukr_4, quantize_row_avx512, NULL, 128};
+    static const kn_qb_kernel k = {MR, ukr_12, quantize_row_avx512, &small, 128};
     return &k;
 }
 

@@ -11,9 +11,10 @@
  * tests) dequantizes W to float32 in scratch and runs the SGEMM.  The prepare hook,
  * for constant weights, builds one of: the block-quantized integer GEMM
  * (kernels/qbgemm.h: A rows quantized to 8 bits at run time, int8 x int8 block sums
- * scaled per block; taken when the CPU has AVX-512 VNNI, the zero points are
- * integers and every code minus its zero point fits int8, no g_idx), else the
- * dequantized weight packed once for the SGEMM.  Either state replaces B, scales and
+ * scaled per block; taken when the CPU has AVX-512 VNNI or AVX2, the zero points
+ * are integers and every code minus its zero point fits the variant's range (int8;
+ * |w| <= 64 on AVX2, which every 4-bit code meets), no g_idx), else the dequantized
+ * weight packed once for the SGEMM.  Either state replaces B, scales and
  * zero points, whose memory is then given back. */
 #include "ops/op_util.h"
 
@@ -171,15 +172,19 @@ static int8_t *integer_weights(const nbits_weights *w)
     return q;
 }
 
+/* The integer path on the best qbgemm variant (not the portable one: slower than
+ * the SGEMM), else the dequantized weight packed for the SGEMM. */
 static int build_state(const nbits_weights *w, nbits_state *s)
 {
     const nbits_attrs *a = w->at;
-    int8_t *q = kn_qb_best() == KN_QB_VNNI ? integer_weights(w) : NULL;
-    if (q) {
-        s->qb = kn_qb_pack(KN_QB_VNNI, (size_t)a->K, (size_t)a->N, (size_t)a->bs, q, (size_t)a->K, w->scales,
+    kn_qbkernel k = kn_qb_best();
+    int8_t *q = k != KN_QB_GENERIC ? integer_weights(w) : NULL;
+    if (q) { /* NULL from the packing: out of memory, or weights past the variant's exact range */
+        s->qb = kn_qb_pack(k, (size_t)a->K, (size_t)a->N, (size_t)a->bs, q, (size_t)a->K, w->scales,
                            (size_t)a->nblocks);
         free(q);
-        return s->qb ? KN_OK : KN_ERR_NOMEM;
+        if (s->qb)
+            return KN_OK;
     }
     float *f = malloc(sizeof(float) * (size_t)(a->N * a->K));
     if (!f)
