@@ -16,6 +16,7 @@ extern const kn_op_def kn_ops_conv[];
 extern const kn_op_def kn_ops_pool[];
 extern const kn_op_def kn_ops_norm[];
 extern const kn_op_def kn_ops_matmul[];
+extern const kn_op_def kn_ops_matmul_nbits[];
 extern const kn_op_def kn_ops_softmax[];
 extern const kn_op_def kn_ops_resize[];
 extern const kn_op_def kn_ops_rnn[];
@@ -47,6 +48,7 @@ static const kn_op_def *const family_tables[] = {
     kn_ops_pool,
     kn_ops_norm,
     kn_ops_matmul,
+    kn_ops_matmul_nbits,
     kn_ops_softmax,
     kn_ops_resize,
     kn_ops_rnn,
