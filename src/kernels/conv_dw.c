@@ -134,6 +134,21 @@ static void dw_row_generic(const kn_dw_rows *r)
     }
 }
 
+int64_t kn_dw_padded_row_floats(const kn_dw_geom *g)
+{
+    dw_layout L;
+    return dw_layout_of(g, &L) ? L.rs : 0;
+}
+
+int64_t kn_dw_tap_offset(const kn_dw_geom *g, int64_t ky, int64_t kx)
+{
+    dw_layout L;
+    if (!dw_layout_of(g, &L))
+        return 0;
+    int64_t c = kx * g->dw;
+    return ky * g->dh * L.rs + (c % g->sw) * L.pwp + c / g->sw;
+}
+
 /* The row kernel and stride-2 split of level isa (capped by the CPU). */
 static void kernels_for(kn_isa isa, kn_dw_row_fn *row, kn_dw_split2_fn *split)
 {
@@ -150,6 +165,19 @@ static void kernels_for(kn_isa isa, kn_dw_row_fn *row, kn_dw_split2_fn *split)
         *row = dw_row_generic;
         *split = split2_generic;
     }
+}
+
+void kn_dw_fill_rows(kn_isa isa, const kn_dw_geom *g, const float *x, int64_t r0, int64_t n,
+                     float *dst)
+{
+    dw_layout L;
+    kn_dw_row_fn row;
+    kn_dw_split2_fn split;
+    if (!dw_layout_of(g, &L))
+        return;
+    kernels_for(isa, &row, &split);
+    for (int64_t r = 0; r < n; r++)
+        fill_row(g, &L, split, x, r0 + r - g->pt, dst + r * L.rs);
 }
 
 /* Each tap's offset in the padded copy (from an output row's start) and weight. */

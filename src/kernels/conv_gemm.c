@@ -33,6 +33,8 @@ kn_conv_algo kn_conv2d_algo(const kn_conv2d_args *a)
     if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 &&
         g->oh == g->ih && g->ow == g->iw)
         return KN_CONV_ALGO_POINTWISE;
+    if (kn_conv2d_direct_ok(a))
+        return KN_CONV_ALGO_DIRECT;
     return KN_CONV_ALGO_IM2COL;
 }
 
@@ -65,6 +67,8 @@ static int64_t slice_floats(const kn_conv2d_args *a)
         n = f ? (int64_t)f : -1;
     } else if (algo == KN_CONV_ALGO_IM2COL) {
         n = rows_per_group(a) * tile_pixels(a);
+    } else if (algo == KN_CONV_ALGO_DIRECT) {
+        n = (int64_t)kn_conv2d_direct_slice_floats(a);
     }
     return n < 0 ? n : (n + 15) / 16 * 16;
 }
@@ -248,6 +252,10 @@ int kn_conv2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *
             kn_parallel_for(pool, a->batch * a->m, 1, dw_planes, &j);
         else
             dw_planes(&j, 0, a->batch * a->m, 0);
+        return KN_OK;
+    }
+    if (kn_conv2d_algo(a) == KN_CONV_ALGO_DIRECT) {
+        kn_conv2d_direct_run(pool, isa, a, scratch, scratch_floats);
         return KN_OK;
     }
     return run_gemms(pool, isa, a, scratch, scratch_floats);

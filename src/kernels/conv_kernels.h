@@ -93,6 +93,40 @@ typedef int64_t (*kn_dw_split2_fn)(const float *src, int64_t pairs, float *even,
 kn_dw_split2_fn kn_dw_split2_avx2(void);   /* NULL when not built */
 kn_dw_split2_fn kn_dw_split2_avx512(void); /* NULL when not built */
 
+/* The padded, phase-split copy of a plane that kn_dwconv_plane builds, row by
+ * row, for other direct kernels: floats per padded row (0 when the geometry is
+ * out of the fast path's bounds), the offset of tap (ky, kx) from an output
+ * row's first padded row, and the padded rows [r0, r0 + n) (padded row r holds
+ * input row r - pt, zeros outside) written n rows of that stride into dst. */
+int64_t kn_dw_padded_row_floats(const kn_dw_geom *g);
+int64_t kn_dw_tap_offset(const kn_dw_geom *g, int64_t ky, int64_t kx);
+void kn_dw_fill_rows(kn_isa isa, const kn_dw_geom *g, const float *x, int64_t r0, int64_t n,
+                     float *dst);
+
+/* ------------------------------------------------------- direct conv */
+
+/* Output channels one direct row-kernel call computes. */
+#define KN_DIRECT_CO 4
+
+/* Rows of a direct conv over few input channels: for co < KN_DIRECT_CO, output
+ * row r < rows, ox < ow:
+ *   y[co*plane + r*ow + ox] = bias[co] + sum_t w[co*ntaps + t] * (src + r*src_stride + toff[t])[ox]
+ * then + z (same indexing as y, may be NULL) and a clamp to [lo, hi] when clamp.
+ * Channels co >= nco are computed (their weights must be readable) but not stored. */
+typedef struct kn_direct_rows {
+    const float *src;
+    int64_t src_stride, rows, ow, plane;
+    const int64_t *toff;
+    const float *w, *bias; /* KN_DIRECT_CO * ntaps and KN_DIRECT_CO floats */
+    int ntaps, nco, clamp;
+    float lo, hi;
+    const float *z;
+    float *y;
+} kn_direct_rows;
+typedef void (*kn_direct_row_fn)(const kn_direct_rows *r);
+void kn_direct_rows_generic(const kn_direct_rows *r);
+kn_direct_row_fn kn_direct_row_avx512(void); /* NULL when not built */
+
 /* ----------------------------------------------------- im2col / col2im */
 
 /* 2-D geometry of a conv with the input of one group: channels x ih x iw. */
@@ -134,6 +168,7 @@ typedef enum kn_conv_algo {
     KN_CONV_ALGO_DEPTHWISE, /* group == channels == m: direct plane kernel */
     KN_CONV_ALGO_POINTWISE, /* 1x1, stride 1, no pads: GEMM on the input itself */
     KN_CONV_ALGO_IM2COL,    /* anything else: im2col tiles + GEMM per group */
+    KN_CONV_ALGO_DIRECT,    /* group 1, few input channels x taps, weights given: direct */
 } kn_conv_algo;
 
 kn_conv_algo kn_conv2d_algo(const kn_conv2d_args *a);
@@ -150,6 +185,18 @@ int kn_conv2d_gemm_always_fits(int64_t rows);
  * (weight packing). */
 int kn_conv2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
                   float *scratch, size_t scratch_floats);
+
+/* The direct path (conv_direct.c): whether it takes a (group 1, not pointwise
+ * is the caller's test, a->w given, few input channels x taps, bands that fit),
+ * the floats of one thread's slice of scratch, and the run (one slice per pool
+ * thread, else one task at a time). */
+int kn_conv2d_direct_ok(const kn_conv2d_args *a);
+size_t kn_conv2d_direct_slice_floats(const kn_conv2d_args *a);
+void kn_conv2d_direct_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
+                          float *scratch, size_t scratch_floats);
+/* True when a conv with these weights (group, input channels / group, kernel)
+ * may take the direct path, which reads the weights as they are. */
+int kn_conv2d_direct_weights(int64_t group, int64_t channels, int64_t kh, int64_t kw);
 
 /* Transposed 2-D conv with the same record: g.channels = input channels / group,
  * g.ih x g.iw the input, g.oh x g.ow the output, pt / pl the begin pads; w is

@@ -226,6 +226,14 @@ static void check_conv_case(const conv_case *t, const kn_conv_act *act, bool wit
         float *y3s = run_conv2d(pool3, 1, (kn_isa)isa, &a, n_out); /* one slice: sequential */
         a.pa = pa;
         float *y3 = run_conv2d(pool3, 3, (kn_isa)isa, &a, n_out);
+        if (kn_conv2d_algo(&a) == KN_CONV_ALGO_DIRECT) { /* weights released: im2col */
+            kn_conv2d_args packed_only = a;
+            packed_only.w = NULL;
+            CHECK_EQ_INT(kn_conv2d_algo(&packed_only), KN_CONV_ALGO_IM2COL);
+            float *yp = run_conv2d(pool3, 3, (kn_isa)isa, &packed_only, n_out);
+            CHECK(max_rel_err(yp, want, n_out) < 1e-4);
+            free(yp);
+        }
         a.pa = NULL;
         double e = max_rel_err(y1, want, n_out);
         if (!(e < 1e-4))
@@ -270,6 +278,10 @@ static const conv_case k_cases[] = {
     {1, 3, 16, 1, 31, 29, 7, 7, 2, 1, 3, 3, 3},   /* stem-like 7x7 stride 2 */
     {1, 9, 5, 1, 6, 13, 1, 5, 1, 3, 0, 6, 6},     /* thin kernel, wide dilation */
     {2, 64, 8, 1, 30, 30, 3, 3, 1, 1, 1, 1, 1},   /* 10 tiles over 3 threads, ragged last */
+    {2, 3, 7, 1, 37, 41, 3, 3, 2, 1, 1, 1, 1},    /* direct: stem-like stride 2, M % 4 != 0 */
+    {1, 1, 6, 1, 20, 70, 5, 5, 3, 1, 2, 2, 0},    /* direct: stride 3, rows over 64 wide */
+    {1, 2, 5, 1, 1, 50, 1, 7, 1, 2, 0, 3, 3},     /* direct: one row, dilation 2 */
+    {3, 7, 9, 1, 33, 17, 3, 3, 1, 1, 1, 1, 1},    /* direct: 63 taps, batch 3 */
 };
 
 static void test_conv2d_against_naive(void)
