@@ -180,6 +180,14 @@ void kn_dw_fill_rows(kn_isa isa, const kn_dw_geom *g, const float *x, int64_t r0
         fill_row(g, &L, split, x, r0 + r - g->pt, dst + r * L.rs);
 }
 
+/* The row-blocked kernel of level isa (capped by the CPU), or NULL. */
+static kn_dw_block_fn block_kernel(kn_isa isa)
+{
+    if (isa > kn_cpu_isa_supported())
+        isa = kn_cpu_isa_supported();
+    return isa >= KN_ISA_AVX512 ? kn_dw_block_avx512() : NULL;
+}
+
 /* Each tap's offset in the padded copy (from an output row's start) and weight. */
 static int build_taps(const kn_dw_geom *g, const dw_layout *L, const float *w, int64_t *toff,
                       float *tw)
@@ -212,10 +220,12 @@ void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const floa
     float tw[DW_MAX_TAPS];
     int nt = build_taps(g, &L, w, toff, tw);
     kn_dw_rows rows = {scratch, g->sh * L.rs, g->oh, g->ow, toff, tw, nt, 0, bias,
-                       0.0f, 0.0f, z, y};
+                       0.0f, 0.0f, z, y, L.rs, (int)g->kh, (int)g->kw, (int)g->sh, (int)g->dh};
     int inline_act = kn_conv_act_is_clamp(act, &rows.lo, &rows.hi);
     rows.clamp = inline_act && act && act->kind != KN_CONV_ACT_NONE;
-    row(&rows);
+    kn_dw_block_fn block = block_kernel(isa);
+    if (!block || !block(&rows))
+        row(&rows);
     if (!inline_act)
         kn_conv_act_apply(act, y, (size_t)(g->oh * g->ow));
 }

@@ -66,12 +66,105 @@ KN_AVX512 static int64_t split2_avx512(const float *src, int64_t pairs, float *e
     return j;
 }
 
+/* ---- row-blocked kernel: R output rows x V vectors of 16 columns per tile ---- */
+
+#define KN_INLINE __attribute__((always_inline)) inline
+
+/* Output rows [i0, i0 + R), columns [ox, ox + 16 * V) (masks m0, m1) of a K x K
+ * kernel at stride S along y: input row j of the tile feeds output row r through
+ * kernel row ky = j - r * S, so each loaded vector serves every row it reaches. */
+KN_AVX512 static KN_INLINE void dw_tile(const kn_dw_rows *p, int64_t i0, int64_t ox,
+                                        __mmask16 m0, __mmask16 m1, const int K, const int S,
+                                        const int R, const int V)
+{
+    const float *src = p->src + i0 * p->src_stride + ox;
+    __m512 acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        acc[r][0] = acc[r][1] = _mm512_set1_ps(p->bias);
+#pragma GCC unroll 16
+    for (int j = 0; j < (R - 1) * S + K; j++) {
+#pragma GCC unroll 8
+        for (int kx = 0; kx < K; kx++) {
+            const float *s = src + j * p->rs + p->toff[kx];
+            __m512 v0 = _mm512_maskz_loadu_ps(m0, s);
+            __m512 v1 = V > 1 ? _mm512_maskz_loadu_ps(m1, s + 16) : v0;
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                int ky = j - r * S;
+                if (ky < 0 || ky >= K)
+                    continue;
+                __m512 w = _mm512_set1_ps(p->tw[ky * K + kx]);
+                acc[r][0] = _mm512_fmadd_ps(w, v0, acc[r][0]);
+                if (V > 1)
+                    acc[r][1] = _mm512_fmadd_ps(w, v1, acc[r][1]);
+            }
+        }
+    }
+    __m512 vlo = _mm512_set1_ps(p->lo), vhi = _mm512_set1_ps(p->hi);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        int64_t at = (i0 + r) * p->ow + ox;
+        const float *z = p->z ? p->z + at : NULL;
+        _mm512_mask_storeu_ps(p->y + at, m0, finish(acc[r][0], z, m0, p->clamp, vlo, vhi));
+        if (V > 1)
+            _mm512_mask_storeu_ps(p->y + at + 16, m1,
+                                  finish(acc[r][1], z ? z + 16 : NULL, m1, p->clamp, vlo, vhi));
+    }
+}
+
+static __mmask16 tail_mask16(int64_t left)
+{
+    return left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1u);
+}
+
+/* Rows [i0, i0 + R) across the whole output row: 32-column tiles, then a
+ * masked 16-column tile (and a second masked one) for the tail. */
+KN_AVX512 static KN_INLINE void dw_rows_of(const kn_dw_rows *p, int64_t i0, const int K,
+                                           const int S, const int R)
+{
+    int64_t ox = 0;
+    for (; ox + 32 <= p->ow; ox += 32)
+        dw_tile(p, i0, ox, 0xFFFF, 0xFFFF, K, S, R, 2);
+    if (ox < p->ow)
+        dw_tile(p, i0, ox, tail_mask16(p->ow - ox), tail_mask16(p->ow - ox - 16), K, S, R, 2);
+}
+
+/* All output rows for a K x K kernel at stride S: tiles of 4 rows, then 2, then 1. */
+KN_AVX512 static KN_INLINE void dw_plane_k(const kn_dw_rows *p, const int K, const int S)
+{
+    int64_t i = 0;
+    for (; i + 4 <= p->rows; i += 4)
+        dw_rows_of(p, i, K, S, 4);
+    for (; i + 2 <= p->rows; i += 2)
+        dw_rows_of(p, i, K, S, 2);
+    for (; i < p->rows; i++)
+        dw_rows_of(p, i, K, S, 1);
+}
+
+KN_AVX512 static int dw_block_avx512(const kn_dw_rows *p)
+{
+    if (p->kh != p->kw || p->dh != 1 || (p->kh != 3 && p->kh != 5) || (p->sh != 1 && p->sh != 2))
+        return 0;
+    if (p->kh == 3 && p->sh == 1)
+        dw_plane_k(p, 3, 1);
+    else if (p->kh == 3)
+        dw_plane_k(p, 3, 2);
+    else if (p->sh == 1)
+        dw_plane_k(p, 5, 1);
+    else
+        dw_plane_k(p, 5, 2);
+    return 1;
+}
+
 kn_dw_row_fn kn_dw_row_avx512(void) { return dw_row_avx512; }
+kn_dw_block_fn kn_dw_block_avx512(void) { return dw_block_avx512; }
 kn_dw_split2_fn kn_dw_split2_avx512(void) { return split2_avx512; }
 
 #else
 
 kn_dw_row_fn kn_dw_row_avx512(void) { return NULL; }
+kn_dw_block_fn kn_dw_block_avx512(void) { return NULL; }
 kn_dw_split2_fn kn_dw_split2_avx512(void) { return NULL; }
 
 #endif

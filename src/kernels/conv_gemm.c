@@ -17,6 +17,12 @@
 
 /* Column tile budget (floats): one thread's tile of im2col stays in its L2. */
 #define COL_TILE_FLOATS ((int64_t)1 << 17)
+/* ... but a tile keeps at least COL_TILE_MIN_PIXELS pixels while that stays under
+ * COL_TILE_MAX_FLOATS: every tile streams all of the weights through the GEMM, and
+ * deep 3x3 convs at 14x14 / 7x7 (K = 2304, 4608: weights of 2.4 / 9.4 MB) would
+ * otherwise read them for every 32 pixels. */
+#define COL_TILE_MIN_PIXELS 128
+#define COL_TILE_MAX_FLOATS ((int64_t)1 << 19)
 /* Fast paths decline anything whose scratch would exceed this many floats. */
 #define SCRATCH_MAX_FLOATS ((int64_t)1 << 28)
 
@@ -49,7 +55,10 @@ static kn_dw_geom dw_geom_of(const kn_conv2d_geom *g)
  * budget, or all of them. */
 static int64_t tile_pixels(const kn_conv2d_args *a)
 {
-    int64_t P = a->g.oh * a->g.ow, t = COL_TILE_FLOATS / rows_per_group(a);
+    int64_t P = a->g.oh * a->g.ow, K = rows_per_group(a), t = COL_TILE_FLOATS / K;
+    if (t < COL_TILE_MIN_PIXELS)
+        t = COL_TILE_MAX_FLOATS / K < COL_TILE_MIN_PIXELS ? COL_TILE_MAX_FLOATS / K
+                                                          : COL_TILE_MIN_PIXELS;
     t = t / 32 * 32;
     if (t < 32)
         t = 32;

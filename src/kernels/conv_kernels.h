@@ -83,8 +83,17 @@ typedef struct kn_dw_rows {
     float bias, lo, hi;
     const float *z;
     float *y;
+    /* for the row-blocked kernels: padded row stride, kernel, stride and dilation
+     * along y (toff[ky * kw + kx] = ky * dh * rs + toff[kx]) */
+    int64_t rs;
+    int kh, kw, sh, dh;
 } kn_dw_rows;
 typedef void (*kn_dw_row_fn)(const kn_dw_rows *r);
+/* Row-blocked plane kernel: several output rows at once, each input vector loaded
+ * once for all the rows it feeds.  Returns 0 (and does nothing) for geometries it
+ * does not cover (it takes 3x3 and 5x5, stride 1 or 2 along y, dilation 1 along y). */
+typedef int (*kn_dw_block_fn)(const kn_dw_rows *r);
+kn_dw_block_fn kn_dw_block_avx512(void); /* NULL when not built */
 kn_dw_row_fn kn_dw_row_avx2(void);   /* NULL when not built */
 kn_dw_row_fn kn_dw_row_avx512(void); /* NULL when not built */
 /* Deinterleave of the stride-2 padded copy: even[j] = src[2j], odd[j] = src[2j+1]

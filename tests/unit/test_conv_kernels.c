@@ -282,6 +282,9 @@ static const conv_case k_cases[] = {
     {1, 1, 6, 1, 20, 70, 5, 5, 3, 1, 2, 2, 0},    /* direct: stride 3, rows over 64 wide */
     {1, 2, 5, 1, 1, 50, 1, 7, 1, 2, 0, 3, 3},     /* direct: one row, dilation 2 */
     {3, 7, 9, 1, 33, 17, 3, 3, 1, 1, 1, 1, 1},    /* direct: 63 taps, batch 3 */
+    {2, 130, 20, 1, 13, 14, 3, 3, 1, 1, 1, 1, 1}, /* K 1170: 128-pixel tiles, ragged last */
+    {1, 8, 8, 8, 37, 45, 5, 5, 1, 1, 2, 2, 2},    /* depthwise 5x5 stride 1, row tails */
+    {2, 5, 5, 5, 38, 70, 3, 3, 2, 1, 0, 1, 1},    /* depthwise 3x3 stride 2, 35 wide */
 };
 
 static void test_conv2d_against_naive(void)
