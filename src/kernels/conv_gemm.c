@@ -235,9 +235,13 @@ static int run_gemms(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_arg
     atomic_init(&j.rc, KN_OK);
     if (!j.pa && !(j.pa = own = pack_groups(a, isa)))
         return KN_ERR_NOMEM;
+    bool cols = kn_conv2d_algo(a) == KN_CONV_ALGO_IM2COL;
+    if (!cols && kn_conv2d_pointwise_run(pool, isa, a, j.pa)) {
+        free_groups(own, a->group);
+        return KN_OK;
+    }
     int threads = kn_threadpool_size(pool);
     int64_t P = a->g.oh * a->g.ow;
-    bool cols = kn_conv2d_algo(a) == KN_CONV_ALGO_IM2COL;
     j.tile = cols ? tile_pixels(a) : P;
     j.tiles = (P + j.tile - 1) / j.tile;
     j.slice = cols ? slice_floats(a) : 0;

@@ -136,6 +136,28 @@ typedef void (*kn_direct_row_fn)(const kn_direct_rows *r);
 void kn_direct_rows_generic(const kn_direct_rows *r);
 kn_direct_row_fn kn_direct_row_avx512(void); /* NULL when not built */
 
+/* ---------------------------------------------------- pointwise tiles */
+
+/* One tile of an unpacked pointwise conv: for i < m output channels, j < n pixels
+ *   y[i*ldy + j] = act(bias[i] + sum_k a[k*mr + i] * x[k*ldx + j] + z[i*ldy + j])
+ * with a one micro-panel (mr rows, k-major) of the GEMM's packed weights, x the
+ * input read where it lies (rows ldx apart), bias / z optional and act a clamp
+ * to [lo, hi] when clamp.  m <= mr, n <= KN_PW_TILE_COLS. */
+#define KN_PW_TILE_COLS 32
+typedef struct kn_pw_tile {
+    const float *a, *x;
+    int64_t ldx, K;
+    float *y;
+    const float *z, *bias;
+    int64_t ldy;
+    int mr, m, n, clamp;
+    float lo, hi;
+} kn_pw_tile;
+typedef void (*kn_pw_tile_fn)(const kn_pw_tile *t);
+void kn_pw_tile_generic(const kn_pw_tile *t);
+kn_pw_tile_fn kn_pw_tile_avx512(void); /* NULL when not built */
+int kn_pw_tile_rows_avx512(void);      /* the mr it takes (0 when not built) */
+
 /* ----------------------------------------------------- im2col / col2im */
 
 /* 2-D geometry of a conv with the input of one group: channels x ih x iw. */
@@ -206,6 +228,14 @@ void kn_conv2d_direct_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2
 /* True when a conv with these weights (group, input channels / group, kernel)
  * may take the direct path, which reads the weights as they are. */
 int kn_conv2d_direct_weights(int64_t group, int64_t channels, int64_t kh, int64_t kw);
+
+/* The unpacked pointwise path (conv_pointwise.c): the pointwise conv a with the
+ * weights of each group packed in pa, the input read in place, tasks of pixel
+ * blocks (and, when those are few, of output channel chunks) over pool.
+ * Returns 0 when it does not apply (no kernel for isa, pa packed for another
+ * micro-panel height): the caller runs the GEMM then. */
+int kn_conv2d_pointwise_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
+                            kn_packed_a *const *pa);
 
 /* Transposed 2-D conv with the same record: g.channels = input channels / group,
  * g.ih x g.iw the input, g.oh x g.ow the output, pt / pl the begin pads; w is

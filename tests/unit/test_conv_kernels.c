@@ -137,6 +137,66 @@ static void test_dw_plane_too_big(void)
     CHECK(kn_dw_scratch_floats(&h) == 0);
 }
 
+/* ---- pointwise tile and direct row kernels against their plain C versions ---- */
+
+static void check_pw_tile(kn_pw_tile_fn fn, int mr, int m, int n, int64_t K, bool extras)
+{
+    int64_t ldx = n + 3, ldy = n + 5;
+    float *a = rand_floats(K * mr), *x = rand_floats(K * ldx), *z = rand_floats(m * ldy);
+    float *bias = rand_floats(mr), *want = rand_floats(m * ldy), *got = malloc(sizeof(float) * (size_t)(m * ldy));
+    memcpy(got, want, sizeof(float) * (size_t)(m * ldy)); /* untouched parts must stay equal */
+    kn_pw_tile t = {a, x, ldx, K, want, extras ? z : NULL, extras ? bias : NULL, ldy, mr, m, n,
+                    extras, -0.5f, 0.75f};
+    kn_pw_tile_generic(&t);
+    t.y = got;
+    fn(&t);
+    CHECK(max_rel_err(got, want, m * ldy) < 1e-5);
+    free(a), free(x), free(z), free(bias), free(want), free(got);
+}
+
+static void test_pw_tile_kernels(void)
+{
+    kn_pw_tile_fn fn = kn_pw_tile_avx512();
+    int mr = kn_pw_tile_rows_avx512();
+    if (!fn || kn_cpu_isa_supported() < KN_ISA_AVX512)
+        return;
+    static const int64_t ks[] = {1, 2, 7, 16, 33};
+    for (int m = 1; m <= mr; m += (m < 3 || m >= mr - 1) ? 1 : 5)
+        for (int n = 1; n <= KN_PW_TILE_COLS; n += n < 17 ? (n < 2 ? 1 : 7) : 5)
+            for (size_t ki = 0; ki < KT_COUNT(ks); ki++)
+                check_pw_tile(fn, mr, m, n, ks[ki], (m + n + (int)ki) % 2 == 0);
+}
+
+static void check_direct_rows(kn_direct_row_fn fn, int64_t rows, int64_t ow, int nco, bool extras)
+{
+    int64_t stride = ow + 11, plane = rows * ow + 2, ntaps = 13;
+    int64_t toff[13];
+    for (int t = 0; t < ntaps; t++)
+        toff[t] = (t * 5) % 9 + (t / 4) * stride;
+    float *src = rand_floats(rows * stride + 4 * stride + 16), *w = rand_floats(KN_DIRECT_CO * ntaps);
+    float *bias = rand_floats(KN_DIRECT_CO), *z = rand_floats(KN_DIRECT_CO * plane);
+    float *want = rand_floats(KN_DIRECT_CO * plane), *got = malloc(sizeof(float) * (size_t)(KN_DIRECT_CO * plane));
+    memcpy(got, want, sizeof(float) * (size_t)(KN_DIRECT_CO * plane));
+    kn_direct_rows r = {src, stride, rows, ow, plane, toff, w, bias, (int)ntaps, nco, extras,
+                        -0.5f, 0.5f, extras ? z : NULL, want};
+    kn_direct_rows_generic(&r);
+    r.y = got;
+    fn(&r);
+    CHECK(max_rel_err(got, want, KN_DIRECT_CO * plane) < 1e-5);
+    free(src), free(w), free(bias), free(z), free(want), free(got);
+}
+
+static void test_direct_row_kernels(void)
+{
+    kn_direct_row_fn fn = kn_direct_row_avx512();
+    if (!fn || kn_cpu_isa_supported() < KN_ISA_AVX512)
+        return;
+    static const int64_t ows[] = {1, 5, 16, 17, 31, 32, 33, 48, 67};
+    for (size_t i = 0; i < KT_COUNT(ows); i++)
+        for (int nco = 1; nco <= KN_DIRECT_CO; nco++)
+            check_direct_rows(fn, 1 + (int64_t)(i % 3), ows[i], nco, (i + (size_t)nco) % 2 == 0);
+}
+
 /* ---- whole convs ---- */
 
 /* Direct conv with double accumulation; z and act applied like FusedConv. */
@@ -283,6 +343,9 @@ static const conv_case k_cases[] = {
     {1, 2, 5, 1, 1, 50, 1, 7, 1, 2, 0, 3, 3},     /* direct: one row, dilation 2 */
     {3, 7, 9, 1, 33, 17, 3, 3, 1, 1, 1, 1, 1},    /* direct: 63 taps, batch 3 */
     {2, 130, 20, 1, 13, 14, 3, 3, 1, 1, 1, 1, 1}, /* K 1170: 128-pixel tiles, ragged last */
+    {1, 80, 20, 1, 60, 61, 1, 1, 1, 1, 0, 0, 0},  /* pointwise deep and large: GEMM */
+    {1, 70, 31, 1, 23, 29, 1, 1, 1, 1, 0, 0, 0},  /* pointwise unpacked: 2 pixel blocks, 3 panels */
+    {3, 33, 29, 1, 5, 9, 1, 1, 1, 1, 0, 0, 0},    /* pointwise unpacked: tiny plane, batch 3 */
     {1, 8, 8, 8, 37, 45, 5, 5, 1, 1, 2, 2, 2},    /* depthwise 5x5 stride 1, row tails */
     {2, 5, 5, 5, 38, 70, 3, 3, 2, 1, 0, 1, 1},    /* depthwise 3x3 stride 2, 35 wide */
 };
@@ -652,6 +715,8 @@ int main(void)
         TEST_CASE(test_dw_plane_shapes),
         TEST_CASE(test_dw_plane_too_big),
         TEST_CASE(test_im2col_tile),
+        TEST_CASE(test_pw_tile_kernels),
+        TEST_CASE(test_direct_row_kernels),
         TEST_CASE(test_conv2d_against_naive),
         TEST_CASE(test_convt2d_against_naive),
         TEST_CASE(test_ops_prepared_pooled),
