@@ -75,9 +75,16 @@ static void fill_row_stride2(const kn_dw_geom *g, const dw_layout *L, kn_dw_spli
 }
 
 /* One padded row (input row iy, or zeros when iy is outside), phase-split. */
-static void fill_row(const kn_dw_geom *g, const dw_layout *L, kn_dw_split2_fn split,
+/* The per-ISA helpers of the padded copy. */
+typedef struct dw_fill_fns {
+    kn_dw_split2_fn split;
+    kn_dw_shift_fn shift; /* NULL: memset / memcpy */
+} dw_fill_fns;
+
+static void fill_row(const kn_dw_geom *g, const dw_layout *L, const dw_fill_fns *f,
                      const float *x, int64_t iy, float *dst)
 {
+    kn_dw_split2_fn split = f->split;
     if (iy < 0 || iy >= g->ih) {
         memset(dst, 0, sizeof(float) * (size_t)L->rs);
         return;
@@ -86,6 +93,10 @@ static void fill_row(const kn_dw_geom *g, const dw_layout *L, kn_dw_split2_fn sp
     if (g->sw == 1) {
         int64_t lo = g->pl < L->pw ? g->pl : L->pw;
         int64_t hi = g->pl + g->iw < L->pw ? g->pl + g->iw : L->pw;
+        if (f->shift) {
+            f->shift(xr, lo, hi > lo ? hi : lo, L->rs, dst);
+            return;
+        }
         memset(dst, 0, sizeof(float) * (size_t)lo);
         if (hi > lo)
             memcpy(dst + lo, xr, sizeof(float) * (size_t)(hi - lo));
@@ -149,21 +160,25 @@ int64_t kn_dw_tap_offset(const kn_dw_geom *g, int64_t ky, int64_t kx)
     return ky * g->dh * L.rs + (c % g->sw) * L.pwp + c / g->sw;
 }
 
-/* The row kernel and stride-2 split of level isa (capped by the CPU). */
-static void kernels_for(kn_isa isa, kn_dw_row_fn *row, kn_dw_split2_fn *split)
+/* The row kernel and padded-copy helpers of level isa (capped by the CPU). */
+static void kernels_for(kn_isa isa, kn_dw_row_fn *row, dw_fill_fns *f)
 {
     kn_isa top = kn_cpu_isa_supported();
     *row = NULL;
-    *split = NULL;
+    f->split = NULL;
+    f->shift = NULL;
     if (isa > top)
         isa = top;
-    if (isa >= KN_ISA_AVX512 && (*row = kn_dw_row_avx512()))
-        *split = kn_dw_split2_avx512();
+    if (isa >= KN_ISA_AVX512 && (*row = kn_dw_row_avx512())) {
+        f->split = kn_dw_split2_avx512();
+        f->shift = kn_dw_shift_avx512();
+    }
     if (!*row && isa >= KN_ISA_AVX2 && (*row = kn_dw_row_avx2()))
-        *split = kn_dw_split2_avx2();
-    if (!*row || !*split) {
+        f->split = kn_dw_split2_avx2();
+    if (!*row || !f->split) {
         *row = dw_row_generic;
-        *split = split2_generic;
+        f->split = split2_generic;
+        f->shift = NULL;
     }
 }
 
@@ -172,12 +187,12 @@ void kn_dw_fill_rows(kn_isa isa, const kn_dw_geom *g, const float *x, int64_t r0
 {
     dw_layout L;
     kn_dw_row_fn row;
-    kn_dw_split2_fn split;
+    dw_fill_fns f;
     if (!dw_layout_of(g, &L))
         return;
-    kernels_for(isa, &row, &split);
+    kernels_for(isa, &row, &f);
     for (int64_t r = 0; r < n; r++)
-        fill_row(g, &L, split, x, r0 + r - g->pt, dst + r * L.rs);
+        fill_row(g, &L, &f, x, r0 + r - g->pt, dst + r * L.rs);
 }
 
 /* The row-blocked kernel of level isa (capped by the CPU), or NULL. */
@@ -211,10 +226,10 @@ void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const floa
         return;
     }
     kn_dw_row_fn row;
-    kn_dw_split2_fn split;
-    kernels_for(isa, &row, &split);
+    dw_fill_fns f;
+    kernels_for(isa, &row, &f);
     for (int64_t r = 0; r < L.ph; r++)
-        fill_row(g, &L, split, x, r - g->pt, scratch + r * L.rs);
+        fill_row(g, &L, &f, x, r - g->pt, scratch + r * L.rs);
     memset(scratch + L.ph * L.rs, 0, sizeof(float) * DW_SLACK);
     int64_t toff[DW_MAX_TAPS];
     float tw[DW_MAX_TAPS];

@@ -6,6 +6,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#include <stdint.h>
 
 #define KN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
@@ -62,6 +63,17 @@ KN_AVX512 static int64_t split2_avx512(const float *src, int64_t pairs, float *e
         __m512 a = _mm512_loadu_ps(src + 2 * j), b = _mm512_loadu_ps(src + 2 * j + 16);
         _mm512_storeu_ps(even + j, _mm512_permutex2var_ps(a, ie, b));
         _mm512_storeu_ps(odd + j, _mm512_permutex2var_ps(a, io, b));
+    }
+    if (j < pairs) { /* the last 1..15 pairs: masked loads of 2 * left floats, masked stores */
+        int64_t left = pairs - j;
+        __mmask16 m = (__mmask16)((1u << left) - 1u);
+        __mmask16 ma = left >= 8 ? (__mmask16)0xFFFF : (__mmask16)((1u << (2 * left)) - 1u);
+        __mmask16 mb = left > 8 ? (__mmask16)((1u << (2 * left - 16)) - 1u) : 0;
+        __m512 a = _mm512_maskz_loadu_ps(ma, src + 2 * j);
+        __m512 b = _mm512_maskz_loadu_ps(mb, src + 2 * j + 16);
+        _mm512_mask_storeu_ps(even + j, m, _mm512_permutex2var_ps(a, ie, b));
+        _mm512_mask_storeu_ps(odd + j, m, _mm512_permutex2var_ps(a, io, b));
+        j = pairs;
     }
     return j;
 }
@@ -157,7 +169,30 @@ KN_AVX512 static int dw_block_avx512(const kn_dw_rows *p)
     return 1;
 }
 
+/* Lanes [c, c + 16) of the padded row: mask of the lanes inside [lo, hi). */
+static __mmask16 window_mask(int64_t c, int64_t lo, int64_t hi)
+{
+    int64_t a = lo - c, b = hi - c;
+    a = a < 0 ? 0 : a > 16 ? 16 : a;
+    b = b < a ? a : b > 16 ? 16 : b;
+    return (__mmask16)(((1u << b) - 1u) & ~((1u << a) - 1u));
+}
+
+KN_AVX512 static void shift_avx512(const float *src, int64_t lo, int64_t hi, int64_t n,
+                                   float *dst)
+{
+    /* src - lo + c addresses the input column of padded column c; only lanes
+     * inside [lo, hi) are loaded, so nothing outside src[0, hi - lo) is read */
+    uintptr_t base = (uintptr_t)src - (uintptr_t)lo * sizeof(float);
+    for (int64_t c = 0; c < n; c += 16) {
+        __mmask16 m = window_mask(c, lo, hi), st = window_mask(c, 0, n);
+        __m512 v = _mm512_maskz_loadu_ps(m, (const float *)(base + (uintptr_t)c * sizeof(float)));
+        _mm512_mask_storeu_ps(dst + c, st, v);
+    }
+}
+
 kn_dw_row_fn kn_dw_row_avx512(void) { return dw_row_avx512; }
+kn_dw_shift_fn kn_dw_shift_avx512(void) { return shift_avx512; }
 kn_dw_block_fn kn_dw_block_avx512(void) { return dw_block_avx512; }
 kn_dw_split2_fn kn_dw_split2_avx512(void) { return split2_avx512; }
 
@@ -165,6 +200,7 @@ kn_dw_split2_fn kn_dw_split2_avx512(void) { return split2_avx512; }
 
 kn_dw_row_fn kn_dw_row_avx512(void) { return NULL; }
 kn_dw_block_fn kn_dw_block_avx512(void) { return NULL; }
+kn_dw_shift_fn kn_dw_shift_avx512(void) { return NULL; }
 kn_dw_split2_fn kn_dw_split2_avx512(void) { return NULL; }
 
 #endif

@@ -101,6 +101,10 @@ kn_dw_row_fn kn_dw_row_avx512(void); /* NULL when not built */
 typedef int64_t (*kn_dw_split2_fn)(const float *src, int64_t pairs, float *even, float *odd);
 kn_dw_split2_fn kn_dw_split2_avx2(void);   /* NULL when not built */
 kn_dw_split2_fn kn_dw_split2_avx512(void); /* NULL when not built */
+/* A padded stride-1 row: dst[c] = src[c - lo] for lo <= c < hi, 0 elsewhere, c < n
+ * (src is read only at [0, hi - lo)). */
+typedef void (*kn_dw_shift_fn)(const float *src, int64_t lo, int64_t hi, int64_t n, float *dst);
+kn_dw_shift_fn kn_dw_shift_avx512(void); /* NULL when not built */
 
 /* The padded, phase-split copy of a plane that kn_dwconv_plane builds, row by
  * row, for other direct kernels: floats per padded row (0 when the geometry is

@@ -17,9 +17,11 @@
 #define PW_BLOCK 512
 /* Floats of input (K x strip columns) the tile sweeps share from L1 / L2. */
 #define PW_STRIP_FLOATS 16384
-/* Deep inputs over large planes go to the GEMM, whose packing turns the K rows
- * (each in its own pages) into one stream: reading them in place was measured
- * slower there (ResNet-50's 256 -> 64 at 56x56), equal or faster below these. */
+/* Deep inputs go to the GEMM, whose packing turns the K rows (each in its own
+ * pages) into one stream and whose K blocking keeps the weights in L2: reading
+ * the input in place was measured slower for K >= 512 at 7x7 / 14x14 and for
+ * K = 256 at 56x56, faster for the shallow expand convs (K = 16..64: 1.2-2.5x). */
+#define PW_MAX_K 128
 #define PW_DEEP_K 64
 #define PW_MAX_INPUT ((int64_t)1 << 18)
 /* Tasks per pool thread the split aims at. */
@@ -125,7 +127,7 @@ int kn_conv2d_pointwise_run(struct kn_threadpool *pool, kn_isa isa, const kn_con
     int64_t P = a->g.oh * a->g.ow, mg = a->m / a->group;
     if (!pa || !pa[0] || !(j.tile = tile_for(isa, pa[0]->mr)) || pa[0]->isa != isa)
         return 0;
-    if (a->g.channels > PW_DEEP_K && a->g.channels * P > PW_MAX_INPUT)
+    if (a->g.channels > PW_MAX_K || (a->g.channels > PW_DEEP_K && a->g.channels * P > PW_MAX_INPUT))
         return 0;
     j.inline_act = kn_conv_act_is_clamp(&a->act, &j.lo, &j.hi);
     j.clamp = j.inline_act && a->act.kind != KN_CONV_ACT_NONE;

@@ -346,6 +346,7 @@ static const conv_case k_cases[] = {
     {1, 80, 20, 1, 60, 61, 1, 1, 1, 1, 0, 0, 0},  /* pointwise deep and large: GEMM */
     {1, 70, 31, 1, 23, 29, 1, 1, 1, 1, 0, 0, 0},  /* pointwise unpacked: 2 pixel blocks, 3 panels */
     {3, 33, 29, 1, 5, 9, 1, 1, 1, 1, 0, 0, 0},    /* pointwise unpacked: tiny plane, batch 3 */
+    {2, 130, 17, 1, 6, 7, 1, 1, 1, 1, 0, 0, 0},   /* pointwise deep: GEMM */
     {1, 8, 8, 8, 37, 45, 5, 5, 1, 1, 2, 2, 2},    /* depthwise 5x5 stride 1, row tails */
     {2, 5, 5, 5, 38, 70, 3, 3, 2, 1, 0, 1, 1},    /* depthwise 3x3 stride 2, 35 wide */
 };
