@@ -95,6 +95,10 @@ if(TARGET kiln)
   add_test(NAME cli/commands COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_cli.sh $<TARGET_FILE:kiln>
            ${PROJECT_SOURCE_DIR} ${KILN_SHARED_DIR})
   set_tests_properties(cli/commands PROPERTIES LABELS cli TIMEOUT 600)
+  # kiln quantize: every mode on the example model.
+  add_test(NAME cli/quantize COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_quantize.sh $<TARGET_FILE:kiln>
+           ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli/quantize PROPERTIES LABELS cli TIMEOUT 300)
 endif()
 
 # The inference server (kiln serve), driven over HTTP.

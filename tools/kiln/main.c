@@ -87,6 +87,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "optimize"))
         return cmd_optimize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize"))
+        return cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("kiln %s\n", kiln_version());
         return 0;

@@ -1,0 +1,20 @@
+# expect.sh - helpers the CLI test scripts source (after setting TMP to a scratch
+# directory): pass/fail counters and checks on a command's exit code and output.
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect_ok NAME PATTERN CMD...: exit 0 and output matching PATTERN
+expect_ok() {
+    name=$1; pat=$2; shift 2
+    if "$@" >"$TMP/out" 2>&1 && grep -q -- "$pat" "$TMP/out"; then ok; else bad "$name"; cat "$TMP/out"; fi
+}
+# expect_err NAME PATTERN CMD...: non-zero exit (not a crash) and message matching PATTERN
+expect_err() {
+    name=$1; pat=$2; shift 2
+    "$@" >"$TMP/out" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q -- "$pat" "$TMP/out"; then ok; else bad "$name (rc=$rc)"; cat "$TMP/out"; fi
+}
