@@ -4,7 +4,7 @@
  * that is the direct path, with the im2col path it replaced (weights given only
  * prepacked).  Reports the best and median thread CPU time of `reps` runs, so a
  * loaded machine inflates the numbers less than wall time would.  Run by hand:
- *   build/conv_bench [reps] [generic|avx2|avx512] */
+ *   build/conv_bench [reps] [generic|avx2|avx512] [name filter] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +138,7 @@ int main(int argc, char **argv)
         reps = 1;
     printf("conv_bench: %s, %d runs, thread CPU time\n", kn_isa_name(isa), reps);
     for (size_t i = 0; i < sizeof k_layers / sizeof k_layers[0]; i++)
-        bench_layer(&k_layers[i], isa, reps);
+        if (argc <= 3 || strstr(k_layers[i].name, argv[3]))
+            bench_layer(&k_layers[i], isa, reps);
     return 0;
 }

@@ -195,6 +195,14 @@ void kn_dw_fill_rows(kn_isa isa, const kn_dw_geom *g, const float *x, int64_t r0
         fill_row(g, &L, &f, x, r0 + r - g->pt, dst + r * L.rs);
 }
 
+/* The in-place stride-1 kernel of level isa (capped by the CPU), or NULL. */
+static kn_dw_inplace_fn inplace_kernel(kn_isa isa)
+{
+    if (isa > kn_cpu_isa_supported())
+        isa = kn_cpu_isa_supported();
+    return isa >= KN_ISA_AVX512 ? kn_dw_inplace_avx512() : NULL;
+}
+
 /* The row-blocked kernel of level isa (capped by the CPU), or NULL. */
 static kn_dw_block_fn block_kernel(kn_isa isa)
 {
@@ -210,11 +218,32 @@ static int build_taps(const kn_dw_geom *g, const dw_layout *L, const float *w, i
     int nt = 0;
     for (int64_t ky = 0; ky < g->kh; ky++)
         for (int64_t kx = 0; kx < g->kw; kx++, nt++) {
-            int64_t c = kx * g->dw;
-            toff[nt] = ky * g->dh * L->rs + (c % g->sw) * L->pwp + c / g->sw;
+            int64_t c = kx * g->dw, phase = g->sw == 1 ? 0 : c % g->sw; /* no divides at stride 1 */
+            toff[nt] = ky * g->dh * L->rs + phase * L->pwp + (g->sw == 1 ? c : c / g->sw);
             tw[nt] = w[nt];
         }
     return nt;
+}
+
+/* The plane through the padded copy in scratch and the row kernels. */
+static void plane_padded(kn_isa isa, const kn_dw_geom *g, const dw_layout *L, const float *x,
+                         const float *w, float bias, const float *z, int clamp, float lo,
+                         float hi, float *scratch, float *y)
+{
+    kn_dw_row_fn row;
+    dw_fill_fns f;
+    kernels_for(isa, &row, &f);
+    for (int64_t r = 0; r < L->ph; r++)
+        fill_row(g, L, &f, x, r - g->pt, scratch + r * L->rs);
+    memset(scratch + L->ph * L->rs, 0, sizeof(float) * DW_SLACK);
+    int64_t toff[DW_MAX_TAPS];
+    float tw[DW_MAX_TAPS];
+    int nt = build_taps(g, L, w, toff, tw);
+    kn_dw_rows rows = {scratch, g->sh * L->rs, g->oh, g->ow, toff, tw, nt, clamp, bias,
+                       lo, hi, z, y, L->rs, (int)g->kh, (int)g->kw, (int)g->sh, (int)g->dh};
+    kn_dw_block_fn block = block_kernel(isa);
+    if (!block || !block(&rows))
+        row(&rows);
 }
 
 void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const float *w, float bias,
@@ -225,22 +254,12 @@ void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const floa
         kn_dwconv_plane_ref(g, x, w, bias, z, act, y);
         return;
     }
-    kn_dw_row_fn row;
-    dw_fill_fns f;
-    kernels_for(isa, &row, &f);
-    for (int64_t r = 0; r < L.ph; r++)
-        fill_row(g, &L, &f, x, r - g->pt, scratch + r * L.rs);
-    memset(scratch + L.ph * L.rs, 0, sizeof(float) * DW_SLACK);
-    int64_t toff[DW_MAX_TAPS];
-    float tw[DW_MAX_TAPS];
-    int nt = build_taps(g, &L, w, toff, tw);
-    kn_dw_rows rows = {scratch, g->sh * L.rs, g->oh, g->ow, toff, tw, nt, 0, bias,
-                       0.0f, 0.0f, z, y, L.rs, (int)g->kh, (int)g->kw, (int)g->sh, (int)g->dh};
-    int inline_act = kn_conv_act_is_clamp(act, &rows.lo, &rows.hi);
-    rows.clamp = inline_act && act && act->kind != KN_CONV_ACT_NONE;
-    kn_dw_block_fn block = block_kernel(isa);
-    if (!block || !block(&rows))
-        row(&rows);
+    float lo = 0.0f, hi = 0.0f;
+    int inline_act = kn_conv_act_is_clamp(act, &lo, &hi);
+    int clamp = inline_act && act && act->kind != KN_CONV_ACT_NONE;
+    kn_dw_inplace_fn inplace = inplace_kernel(isa);
+    if (!inplace || !inplace(g, x, w, bias, z, clamp, lo, hi, y))
+        plane_padded(isa, g, &L, x, w, bias, z, clamp, lo, hi, scratch, y);
     if (!inline_act)
         kn_conv_act_apply(act, y, (size_t)(g->oh * g->ow));
 }

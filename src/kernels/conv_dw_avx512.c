@@ -138,8 +138,10 @@ KN_AVX512 static KN_INLINE void dw_rows_of(const kn_dw_rows *p, int64_t i0, cons
     int64_t ox = 0;
     for (; ox + 32 <= p->ow; ox += 32)
         dw_tile(p, i0, ox, 0xFFFF, 0xFFFF, K, S, R, 2);
-    if (ox < p->ow)
-        dw_tile(p, i0, ox, tail_mask16(p->ow - ox), tail_mask16(p->ow - ox - 16), K, S, R, 2);
+    if (p->ow - ox > 16)
+        dw_tile(p, i0, ox, 0xFFFF, tail_mask16(p->ow - ox - 16), K, S, R, 2);
+    else if (ox < p->ow)
+        dw_tile(p, i0, ox, tail_mask16(p->ow - ox), 0, K, S, R, 1);
 }
 
 /* All output rows for a K x K kernel at stride S: tiles of 4 rows, then 2, then 1. */
@@ -191,7 +193,109 @@ KN_AVX512 static void shift_avx512(const float *src, int64_t lo, int64_t hi, int
     }
 }
 
+/* ---- stride-1 kernel on the input in place ---- */
+
+typedef struct dw_inplace {
+    const kn_dw_geom *g;
+    const float *x, *w, *z;
+    float *y;
+    float bias, lo, hi;
+    int clamp;
+} dw_inplace;
+
+/* Output rows [i0, i0 + R), columns [ox, ox + 16 * V): input row j of the tile
+ * (input row i0 - pt + j, skipped when it is padding) feeds output row r through
+ * kernel row j - r; the loads of tap column kx are masked to the input columns
+ * that exist. */
+KN_AVX512 static KN_INLINE void inplace_tile(const dw_inplace *p, int64_t i0, int64_t ox,
+                                             const int K, const int R, const int V)
+{
+    const kn_dw_geom *g = p->g;
+    __mmask16 mk0[5], mk1[5];
+#pragma GCC unroll 5
+    for (int kx = 0; kx < K; kx++) {
+        int64_t c0 = ox + kx - g->pl;
+        mk0[kx] = window_mask(c0, 0, g->iw);
+        mk1[kx] = V > 1 ? window_mask(c0 + 16, 0, g->iw) : 0;
+    }
+    __m512 acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        acc[r][0] = acc[r][1] = _mm512_set1_ps(p->bias);
+#pragma GCC unroll 8
+    for (int j = 0; j < R - 1 + K; j++) {
+        int64_t iy = i0 - g->pt + j;
+        if (iy < 0 || iy >= g->ih)
+            continue;
+        uintptr_t row = (uintptr_t)(p->x + iy * g->iw);
+#pragma GCC unroll 5
+        for (int kx = 0; kx < K; kx++) {
+            uintptr_t at = row + (uintptr_t)(ox + kx - g->pl) * sizeof(float);
+            __m512 v0 = _mm512_maskz_loadu_ps(mk0[kx], (const float *)at);
+            __m512 v1 = V > 1 ? _mm512_maskz_loadu_ps(mk1[kx], (const float *)(at + 64)) : v0;
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                int ky = j - r;
+                if (ky < 0 || ky >= K)
+                    continue;
+                __m512 w = _mm512_set1_ps(p->w[ky * K + kx]);
+                acc[r][0] = _mm512_fmadd_ps(w, v0, acc[r][0]);
+                if (V > 1)
+                    acc[r][1] = _mm512_fmadd_ps(w, v1, acc[r][1]);
+            }
+        }
+    }
+    __m512 vlo = _mm512_set1_ps(p->lo), vhi = _mm512_set1_ps(p->hi);
+    __mmask16 om0 = window_mask(ox, 0, g->ow), om1 = window_mask(ox + 16, 0, g->ow);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        int64_t at = (i0 + r) * g->ow + ox;
+        const float *z = p->z ? p->z + at : NULL;
+        _mm512_mask_storeu_ps(p->y + at, om0, finish(acc[r][0], z, om0, p->clamp, vlo, vhi));
+        if (V > 1)
+            _mm512_mask_storeu_ps(p->y + at + 16, om1,
+                                  finish(acc[r][1], z ? z + 16 : NULL, om1, p->clamp, vlo, vhi));
+    }
+}
+
+KN_AVX512 static KN_INLINE void inplace_rows(const dw_inplace *p, int64_t i0, const int K,
+                                             const int R)
+{
+    int64_t ox = 0, ow = p->g->ow;
+    for (; ow - ox > 16; ox += 32)
+        inplace_tile(p, i0, ox, K, R, 2);
+    if (ox < ow)
+        inplace_tile(p, i0, ox, K, R, 1);
+}
+
+KN_AVX512 static KN_INLINE void inplace_plane(const dw_inplace *p, const int K)
+{
+    int64_t i = 0, oh = p->g->oh;
+    for (; i + 4 <= oh; i += 4)
+        inplace_rows(p, i, K, 4);
+    for (; i + 2 <= oh; i += 2)
+        inplace_rows(p, i, K, 2);
+    for (; i < oh; i++)
+        inplace_rows(p, i, K, 1);
+}
+
+KN_AVX512 static int dw_inplace_avx512(const kn_dw_geom *g, const float *x, const float *w,
+                                       float bias, const float *z, int clamp, float lo,
+                                       float hi, float *y)
+{
+    if (g->kh != g->kw || (g->kh != 3 && g->kh != 5) || g->sh != 1 || g->sw != 1 ||
+        g->dh != 1 || g->dw != 1)
+        return 0;
+    dw_inplace p = {g, x, w, z, y, bias, lo, hi, clamp};
+    if (g->kh == 3)
+        inplace_plane(&p, 3);
+    else
+        inplace_plane(&p, 5);
+    return 1;
+}
+
 kn_dw_row_fn kn_dw_row_avx512(void) { return dw_row_avx512; }
+kn_dw_inplace_fn kn_dw_inplace_avx512(void) { return dw_inplace_avx512; }
 kn_dw_shift_fn kn_dw_shift_avx512(void) { return shift_avx512; }
 kn_dw_block_fn kn_dw_block_avx512(void) { return dw_block_avx512; }
 kn_dw_split2_fn kn_dw_split2_avx512(void) { return split2_avx512; }
@@ -201,6 +305,7 @@ kn_dw_split2_fn kn_dw_split2_avx512(void) { return split2_avx512; }
 kn_dw_row_fn kn_dw_row_avx512(void) { return NULL; }
 kn_dw_block_fn kn_dw_block_avx512(void) { return NULL; }
 kn_dw_shift_fn kn_dw_shift_avx512(void) { return NULL; }
+kn_dw_inplace_fn kn_dw_inplace_avx512(void) { return NULL; }
 kn_dw_split2_fn kn_dw_split2_avx512(void) { return NULL; }
 
 #endif
