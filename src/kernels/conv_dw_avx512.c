@@ -258,6 +258,67 @@ KN_AVX512 static KN_INLINE void inplace_tile(const dw_inplace *p, int64_t i0, in
     }
 }
 
+/* Stride 2 along x: output columns [ox, ox + 16) of rows [i0, i0 + R) at stride S
+ * along y.  Tap column kx reads input columns 2 * (ox + l) + kx - pl: two masked
+ * loads of the 32 columns from 2 * ox + kx - pl and a permute of the even lanes. */
+KN_AVX512 static KN_INLINE void inplace_tile_s2(const dw_inplace *p, int64_t i0, int64_t ox,
+                                                const int K, const int S, const int R)
+{
+    const kn_dw_geom *g = p->g;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    __mmask16 ma[5], mb[5];
+#pragma GCC unroll 5
+    for (int kx = 0; kx < K; kx++) {
+        int64_t c0 = 2 * ox + kx - g->pl;
+        ma[kx] = window_mask(c0, 0, g->iw);
+        mb[kx] = window_mask(c0 + 16, 0, g->iw);
+    }
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+        acc[r] = _mm512_set1_ps(p->bias);
+#pragma GCC unroll 16
+    for (int j = 0; j < (R - 1) * S + K; j++) {
+        int64_t iy = i0 * S - g->pt + j;
+        if (iy < 0 || iy >= g->ih)
+            continue;
+        uintptr_t row = (uintptr_t)(p->x + iy * g->iw);
+#pragma GCC unroll 5
+        for (int kx = 0; kx < K; kx++) {
+            uintptr_t at = row + (uintptr_t)(2 * ox + kx - g->pl) * sizeof(float);
+            __m512 a = _mm512_maskz_loadu_ps(ma[kx], (const float *)at);
+            __m512 b = _mm512_maskz_loadu_ps(mb[kx], (const float *)(at + 64));
+            __m512 v = _mm512_permutex2var_ps(a, even, b);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                int ky = j - r * S;
+                if (ky >= 0 && ky < K)
+                    acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(p->w[ky * K + kx]), v, acc[r]);
+            }
+        }
+    }
+    __m512 vlo = _mm512_set1_ps(p->lo), vhi = _mm512_set1_ps(p->hi);
+    __mmask16 om = window_mask(ox, 0, g->ow);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        int64_t at = (i0 + r) * g->ow + ox;
+        _mm512_mask_storeu_ps(p->y + at, om,
+                              finish(acc[r], p->z ? p->z + at : NULL, om, p->clamp, vlo, vhi));
+    }
+}
+
+KN_AVX512 static KN_INLINE void inplace_plane_s2(const dw_inplace *p, const int K, const int S)
+{
+    int64_t i = 0, oh = p->g->oh, ow = p->g->ow;
+    for (; i + 4 <= oh; i += 4)
+        for (int64_t ox = 0; ox < ow; ox += 16)
+            inplace_tile_s2(p, i, ox, K, S, 4);
+    for (; i < oh; i++)
+        for (int64_t ox = 0; ox < ow; ox += 16)
+            inplace_tile_s2(p, i, ox, K, S, 1);
+}
+
 KN_AVX512 static KN_INLINE void inplace_rows(const dw_inplace *p, int64_t i0, const int K,
                                              const int R)
 {
@@ -283,10 +344,17 @@ KN_AVX512 static int dw_inplace_avx512(const kn_dw_geom *g, const float *x, cons
                                        float bias, const float *z, int clamp, float lo,
                                        float hi, float *y)
 {
-    if (g->kh != g->kw || (g->kh != 3 && g->kh != 5) || g->sh != 1 || g->sw != 1 ||
+    if (g->kh != g->kw || (g->kh != 3 && g->kh != 5) || g->sh != g->sw || g->sh > 2 ||
         g->dh != 1 || g->dw != 1)
         return 0;
     dw_inplace p = {g, x, w, z, y, bias, lo, hi, clamp};
+    if (g->sh == 2) {
+        if (g->kh == 3)
+            inplace_plane_s2(&p, 3, 2);
+        else
+            inplace_plane_s2(&p, 5, 2);
+        return 1;
+    }
     if (g->kh == 3)
         inplace_plane(&p, 3);
     else

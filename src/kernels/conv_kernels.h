@@ -94,10 +94,10 @@ typedef void (*kn_dw_row_fn)(const kn_dw_rows *r);
  * does not cover (it takes 3x3 and 5x5, stride 1 or 2 along y, dilation 1 along y). */
 typedef int (*kn_dw_block_fn)(const kn_dw_rows *r);
 kn_dw_block_fn kn_dw_block_avx512(void); /* NULL when not built */
-/* Stride-1 plane kernel reading the input in place (no padded copy: the padding
- * is masked out of the loads): y = bias + taps (+ z) (clamped to [lo, hi] when
- * clamp).  Returns 0 (and does nothing) unless the kernel is 3x3 or 5x5 with
- * stride 1 and dilation 1. */
+/* Plane kernel reading the input in place (no padded copy: the padding is masked
+ * out of the loads, stride 2 along x takes the even lanes of two loads): y = bias
+ * + taps (+ z) (clamped to [lo, hi] when clamp).  Returns 0 (and does nothing)
+ * unless the kernel is 3x3 or 5x5, strides both 1 or both 2, dilation 1. */
 typedef int (*kn_dw_inplace_fn)(const kn_dw_geom *g, const float *x, const float *w, float bias,
                                 const float *z, int clamp, float lo, float hi, float *y);
 kn_dw_inplace_fn kn_dw_inplace_avx512(void); /* NULL when not built */
