@@ -109,7 +109,7 @@ static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb,
 
 static void test_dw_plane_shapes(void)
 {
-    static const int64_t sizes[] = {1, 2, 7, 16, 17, 33, 40};
+    static const int64_t sizes[] = {1, 2, 7, 16, 17, 33, 40, 70};
     static const int64_t ks[][2] = {{3, 3}, {5, 5}, {1, 1}, {2, 3}, {7, 1}};
     int n = 0;
     for (size_t si = 0; si < KT_COUNT(sizes); si++)
