@@ -1,5 +1,7 @@
-# expect.sh - helpers the CLI test scripts source (after setting TMP to a scratch
-# directory): pass/fail counters and checks on a command's exit code and output.
+# expect.sh - sourced by the CLI test scripts: a temporary folder ($TMP, removed on
+# exit), pass/fail counters and the expect_ok / expect_err checks.
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
 pass=0
 fail=0
 

@@ -6,8 +6,6 @@ REPO=$2
 SHARED=$3
 EX=$REPO/examples/fmnist
 MODEL=$EX/fmnist_cnn.onnx
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 . "$REPO/tests/cli/expect.sh"
 
 expect_ok "version" "kiln " "$KILN" version

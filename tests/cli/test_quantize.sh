@@ -7,8 +7,6 @@ REPO=$2
 EX=$REPO/examples/fmnist
 MODEL=$EX/fmnist_cnn.onnx
 RANGES=$REPO/tests/cli/fmnist_cnn.ranges.txt
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
 . "$REPO/tests/cli/expect.sh"
 run_ok() { # run_ok NAME MODEL: kiln runs the written model on the example images
     expect_ok "$1 runs" "logits: float32\[16,10\]" "$KILN" run "$2" -i image="$EX/fmnist_cnn.in.image.npy"

@@ -30,6 +30,8 @@ static void usage(FILE *f)
             "                                KServe v2 / Triton-protocol inference server\n"
             "  optimize MODEL -o OUT.onnx [--level none|basic|extended|all] [--external-data]\n"
             "                                optimize the graph and write it as ONNX\n"
+            "  calibrate MODEL --calib DATA [-o RANGES.txt] [--calib-method minmax|percentile|entropy]\n"
+            "                                activation ranges over calibration data\n"
             "  version                       print the version\n\n"
             "Run 'kiln COMMAND --help' for the options of a command.\n",
             kiln_version());
@@ -89,6 +91,8 @@ int main(int argc, char **argv)
         return cmd_optimize(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize"))
         return cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "calibrate"))
+        return cmd_calibrate(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("kiln %s\n", kiln_version());
         return 0;
