@@ -250,15 +250,16 @@ void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const floa
                      const float *z, const kn_conv_act *act, float *scratch, float *y)
 {
     dw_layout L;
-    if (!dw_layout_of(g, &L)) { /* callers check kn_dw_scratch_floats first */
-        kn_dwconv_plane_ref(g, x, w, bias, z, act, y);
-        return;
-    }
     float lo = 0.0f, hi = 0.0f;
     int inline_act = kn_conv_act_is_clamp(act, &lo, &hi);
     int clamp = inline_act && act && act->kind != KN_CONV_ACT_NONE;
-    kn_dw_inplace_fn inplace = inplace_kernel(isa);
-    if (!inplace || !inplace(g, x, w, bias, z, clamp, lo, hi, y))
+    kn_dw_inplace_fn inplace = inplace_kernel(isa); /* needs no scratch: tried first */
+    int done = inplace && inplace(g, x, w, bias, z, clamp, lo, hi, y);
+    if (!done && !dw_layout_of(g, &L)) { /* callers check kn_dw_scratch_floats first */
+        kn_dwconv_plane_ref(g, x, w, bias, z, act, y);
+        return;
+    }
+    if (!done)
         plane_padded(isa, g, &L, x, w, bias, z, clamp, lo, hi, scratch, y);
     if (!inline_act)
         kn_conv_act_apply(act, y, (size_t)(g->oh * g->ow));
