@@ -162,6 +162,7 @@ typedef struct gemm_job {
     const kn_conv2d_args *a;
     kn_packed_a *const *pa;
     struct kn_threadpool *pool; /* the GEMM's own pool (NULL inside a parallel job) */
+    kn_isa isa;
     float *scratch;
     int64_t slice, tile, tiles;
     atomic_int rc; /* any failing task's code (all are KN_ERR_NOMEM) */
@@ -178,7 +179,7 @@ static int run_tile(const gemm_job *j, int64_t n, int64_t gi, int64_t t, float *
     float *yg = a->y + (n * a->m + gi * mg) * P + p0;
     const float *B = xg + p0;
     if (col) {
-        kn_im2col_tile(g, xg, p0, np, col);
+        kn_im2col_tile_isa(j->isa, g, xg, p0, np, col);
         B = col;
     }
     kn_gemm_epilogue ep;
@@ -231,7 +232,7 @@ static int run_gemms(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_arg
                      float *scratch, size_t scratch_floats)
 {
     kn_packed_a **own = NULL;
-    gemm_job j = {.a = a, .pa = a->pa, .scratch = scratch};
+    gemm_job j = {.a = a, .pa = a->pa, .isa = isa, .scratch = scratch};
     atomic_init(&j.rc, KN_OK);
     if (!j.pa && !(j.pa = own = pack_groups(a, isa)))
         return KN_ERR_NOMEM;

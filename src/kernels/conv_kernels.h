@@ -180,6 +180,10 @@ typedef struct kn_conv2d_geom {
  * (channels * kh * kw) rows of np floats, row r = (ci, ky, kx); zero where the
  * window falls in the padding. */
 void kn_im2col_tile(const kn_conv2d_geom *g, const float *x, int64_t p0, int64_t np, float *col);
+/* The same at kernel level isa (capped by the CPU): the plain version above is its
+ * reference. */
+void kn_im2col_tile_isa(kn_isa isa, const kn_conv2d_geom *g, const float *x, int64_t p0,
+                        int64_t np, float *col);
 
 /* Transposed conv scatter for one output channel plane and input rows [iy0,
  * iy0 + nrows): y (oh x ow) += col[(ky, kx)][input pixel of the band] over the

@@ -466,16 +466,30 @@ static void test_convt2d_against_naive(void)
     kn_threadpool_free(pool3);
 }
 
+static void check_im2col_tile(kn_conv2d_geom g, int64_t pe_h, int64_t pe_w, int64_t step);
+
 static void test_im2col_tile(void)
 {
-    kn_conv2d_geom g = {2, 5, 6, 0, 0, 3, 2, 2, 1, 1, 2, 1, 2};
-    g.oh = out_size(g.ih, g.kh, g.sh, g.dh, g.pt, 1);
-    g.ow = out_size(g.iw, g.kw, g.sw, g.dw, g.pl, 0);
+    check_im2col_tile((kn_conv2d_geom){2, 5, 6, 0, 0, 3, 2, 2, 1, 1, 2, 1, 2}, 1, 0, 5);
+    check_im2col_tile((kn_conv2d_geom){2, 9, 40, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1}, 1, 1, 37);
+    check_im2col_tile((kn_conv2d_geom){1, 4, 23, 0, 0, 2, 5, 1, 1, 1, 2, 0, 4}, 0, 3, 70);
+}
+
+static void check_im2col_tile(kn_conv2d_geom g, int64_t pe_h, int64_t pe_w, int64_t step)
+{
+    g.oh = out_size(g.ih, g.kh, g.sh, g.dh, g.pt, pe_h);
+    g.ow = out_size(g.iw, g.kw, g.sw, g.dw, g.pl, pe_w);
     int64_t P = g.oh * g.ow, K = g.channels * g.kh * g.kw;
     float *x = rand_floats(g.channels * g.ih * g.iw), *col = rand_floats(K * P);
-    for (int64_t p0 = 0; p0 < P; p0 += 5) {
-        int64_t np = P - p0 < 5 ? P - p0 : 5;
+    for (int64_t p0 = 0; p0 < P; p0 += step) {
+        int64_t np = P - p0 < step ? P - p0 : step;
         kn_im2col_tile(&g, x, p0, np, col);
+        for (int isa = 0; isa <= (int)kn_cpu_isa(); isa++) { /* the ISA variants agree */
+            float *col2 = rand_floats(K * np);
+            kn_im2col_tile_isa((kn_isa)isa, &g, x, p0, np, col2);
+            CHECK(memcmp(col, col2, sizeof(float) * (size_t)(K * np)) == 0);
+            free(col2);
+        }
         for (int64_t r = 0; r < K; r++) {
             int64_t ci = r / (g.kh * g.kw), ky = r / g.kw % g.kh, kx = r % g.kw;
             for (int64_t j = 0; j < np; j++) {
