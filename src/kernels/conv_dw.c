@@ -1,4 +1,6 @@
-/* conv_dw.c - depthwise 2-D convolution of one channel plane.  The input is first
+/* conv_dw.c - depthwise 2-D convolution of one channel plane.  On AVX-512, 3x3 and
+ * 5x5 kernels at strides 1 / 2 read the input in place (conv_dw_avx512.c).
+ * Otherwise the input is first
  * copied into scratch with its padding made explicit and its columns split by
  * stride phase (column c goes to phase c % sw, position c / sw), so that every
  * kernel tap reads a contiguous run of the padded row for consecutive outputs,

@@ -1,7 +1,13 @@
-/* conv_dw_avx512.c - AVX-512 row kernel of the depthwise conv (conv_dw.c): two
- * 16-float output vectors per step with every tap's weight broadcast, opmask
- * stores for the row tail; and the stride-2 deinterleave of its padded copy.  Per-function target attributes keep the rest of the
- * build baseline x86-64. */
+/* conv_dw_avx512.c - AVX-512 kernels of the depthwise conv (conv_dw.c):
+ *   - in place (3x3 / 5x5, strides 1 or 2): the input plane read where it lies,
+ *     padding masked out of the loads, stride 2 by an even-lane permute of two
+ *     loads; 4 output rows per tile, each loaded vector serving every row it feeds;
+ *   - on the padded copy: the row-blocked kernel (3x3 / 5x5, stride 1 or 2 along
+ *     y) and the plain row kernel (any kernel: two 16-float vectors per step,
+ *     opmask stores for the row tail);
+ *   - the padded copy's helpers: the stride-2 deinterleave and the masked shift
+ *     of a stride-1 row (also used by im2col).
+ * Per-function target attributes keep the rest of the build baseline x86-64. */
 #include "kernels/conv_kernels.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

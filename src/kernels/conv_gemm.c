@@ -1,5 +1,7 @@
 /* conv_gemm.c - whole float32 NCHW 2-D convolutions on top of the plane and
- * column kernels: algorithm choice (depthwise / pointwise / im2col), scratch
+ * column kernels: algorithm choice (depthwise / pointwise / direct / im2col; the
+ * direct path lives in conv_direct.c, the unpacked pointwise one in
+ * conv_pointwise.c, tried before the pointwise GEMM), scratch
  * sizing, and the threading (planes for depthwise, pixel tiles for im2col, the
  * GEMM's own split for pointwise and for too few tiles).  Per group the conv is
  * the GEMM Y[co, pixels] = W[co, ci*kh*kw] x cols[ci*kh*kw, pixels] with the

@@ -1,8 +1,10 @@
 /* conv_kernels.h - hot loops of the float32 convolutions (NCHW): the fused
  * activations of Conv/FusedConv applied to a span of outputs, the depthwise 2-D
- * plane kernel (generic / AVX2 / AVX-512, chosen at run time), and the blocked
- * im2col / col2im that feed the packed-A GEMM (kernels/sgemm.h).  The operator
- * side (attributes, shapes, threading, prepacked weights) lives in ops/conv.c. */
+ * plane kernel (generic / AVX2 / AVX-512, chosen at run time), the direct conv
+ * over few input channels (CNN stems), the unpacked pointwise tile, and the
+ * blocked im2col / col2im that feed the packed-A GEMM (kernels/sgemm.h), plus
+ * the whole-conv drivers choosing among them.  The operator side (attributes,
+ * shapes, prepacked weights) lives in ops/conv.c. */
 #ifndef KN_CONV_KERNELS_H
 #define KN_CONV_KERNELS_H
 
