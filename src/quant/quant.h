@@ -152,9 +152,8 @@ typedef struct kn_compare kn_compare;
 /* Load both models (same input names and output count required). */
 int kn_compare_open(const char *path_a, const char *path_b, const kn_compare_opts *o, kn_compare **out,
                     kn_error *err);
-/* Model A's graph inputs (without initializers), in order, for building batches. */
-int kn_compare_input_count(const kn_compare *c);
-const kn_value *kn_compare_input(const kn_compare *c, int i);
+/* Model A (which 0) or B (1) as loaded for running (kiln.h: inputs, outputs). */
+const struct kiln_model *kn_compare_model(const kn_compare *c, int which);
 /* Run both models on one batch (inputs as kn_observer_run) and accumulate.  labels:
  * NULL, or one class per row of the first dim, for classifier outputs. */
 int kn_compare_batch(kn_compare *c, int n_in, const kn_tensor *const *inputs, const int64_t *labels,

@@ -1,0 +1,144 @@
+/* sensitivity.c - `kiln quantize --auto-exclude N` (quant.h): after comparing the
+ * float model (A) with its quantized version (B) layer by layer, pick the N nodes
+ * of A that quantization hurts most, to be kept in float.
+ *
+ * A node of A counts as quantized when the value it produces is made differently in
+ * B: by another operator (DequantizeLinear after QDQ, Mul after MatMulInteger,
+ * MatMulNBits), or by the same operator reading a DequantizeLinear output.  Its
+ * score is the error it adds: the cosine distance (1 - cosine) of its output minus
+ * the largest cosine distance among its inputs (errors flowing in from earlier
+ * layers are not its fault); ties go to the larger output error. */
+#include "quant/compare_priv.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct ranked {
+    const layer_slot *slot;
+    double added;
+} ranked;
+
+static double cos_distance(const kn_err_stats *s)
+{
+    double c = kn_err_stats_cosine(s);
+    return isnan(c) ? 0.0 : 1.0 - c;
+}
+
+static bool reads_dequantized(const kn_graph *g, const kn_node *n)
+{
+    for (int i = 0; i < n->n_in; i++) {
+        int v = n->in[i];
+        int p = v >= 0 ? g->values[v].producer : -1;
+        if (p >= 0 && !strcmp(g->nodes[p].op_type, "DequantizeLinear"))
+            return true;
+    }
+    return false;
+}
+
+static bool is_quantized(const kn_graph *ga, const kn_graph *gb, const layer_slot *s)
+{
+    const kn_node *na = &ga->nodes[s->node_a], *nb = &gb->nodes[s->node_b];
+    return strcmp(na->op_type, nb->op_type) || strcmp(na->domain, nb->domain) || reads_dequantized(gb, nb);
+}
+
+/* Cosine distance of the node's output minus the worst of its compared inputs. */
+static double added_error(kn_compare *c, const kn_graph *ga, const layer_slot *s)
+{
+    const kn_node *na = &ga->nodes[s->node_a];
+    double worst_in = 0.0;
+    for (int i = 0; i < na->n_in; i++) {
+        if (na->in[i] < 0)
+            continue;
+        const layer_slot *in = kn_compare_find_slot(c, ga->values[na->in[i]].name);
+        if (in && in->stat.err.count) {
+            double d = cos_distance(&in->stat.err);
+            worst_in = d > worst_in ? d : worst_in;
+        }
+    }
+    return cos_distance(&s->stat.err) - worst_in;
+}
+
+static int cmp_ranked(const void *x, const void *y)
+{
+    const ranked *a = x, *b = y;
+    if (a->added != b->added)
+        return a->added > b->added ? -1 : 1;
+    int r = kn_err_stats_cmp_worse(&a->slot->stat.err, &b->slot->stat.err);
+    return r ? r : strcmp(a->slot->stat.name, b->slot->stat.name);
+}
+
+/* Copy the node names of the first n_worst ranked entries, skipping repeats
+ * (a node with several compared outputs). */
+static int take_names(const ranked *r, size_t n, size_t n_worst, char ***names, size_t *n_names, kn_error *err)
+{
+    char **out = calloc(n_worst ? n_worst : 1, sizeof *out);
+    if (!out)
+        return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < n_worst; i++) {
+        const char *nm = r[i].slot->stat.node_a;
+        bool seen = false;
+        for (size_t j = 0; j < k && !seen; j++)
+            seen = !strcmp(out[j], nm);
+        if (seen)
+            continue;
+        size_t len = strlen(nm) + 1;
+        if (!(out[k] = malloc(len))) {
+            kn_names_free(out, k);
+            return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+        }
+        memcpy(out[k++], nm, len);
+    }
+    *names = out;
+    *n_names = k;
+    return KN_OK;
+}
+
+int kn_compare_sensitive_nodes(kn_compare *c, size_t n_worst, char ***names, size_t *n_names, kn_error *err)
+{
+    *names = NULL;
+    *n_names = 0;
+    if (!c->obs[0])
+        return kn_fail(err, KN_ERR_ARG, "auto-exclude: the comparison was opened without layers");
+    const kn_graph *ga = kn_observer_model(c->obs[0])->graph, *gb = kn_observer_model(c->obs[1])->graph;
+    ranked *r = calloc(c->n_slots + 1, sizeof *r);
+    if (!r)
+        return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_slots; i++) {
+        const layer_slot *s = &c->slots[i];
+        if (s->stat.err.count && is_quantized(ga, gb, s))
+            r[n++] = (ranked){s, added_error(c, ga, s)};
+    }
+    qsort(r, n, sizeof *r, cmp_ranked);
+    int rc = take_names(r, n, n_worst, names, n_names, err);
+    free(r);
+    return rc;
+}
+
+int kn_quant_auto_exclude(const char *float_path, const char *quant_path, const kn_tensor *const *batches,
+                          size_t n_batches, int n_in, size_t n_worst, char ***names, size_t *n_names,
+                          kn_error *err)
+{
+    *names = NULL;
+    *n_names = 0;
+    kn_compare_opts o = {.layers = true};
+    kn_compare *c = NULL;
+    int rc = kn_compare_open(float_path, quant_path, &o, &c, err);
+    for (size_t b = 0; !rc && b < n_batches; b++)
+        rc = kn_compare_batch(c, n_in, batches + b * (size_t)n_in, NULL, 0, err);
+    if (!rc)
+        rc = kn_compare_sensitive_nodes(c, n_worst, names, n_names, err);
+    kn_compare_close(c);
+    return rc;
+}
+
+void kn_names_free(char **names, size_t n)
+{
+    if (!names)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
