@@ -45,8 +45,16 @@ function runJson(cmd, args) {
   return JSON.parse(line);
 }
 
+// A compressed variant is named BASE.VARIANT (file BASE.VARIANT.onnx, made by
+// bench/make_variants.sh with `kiln quantize`); it shares its base model's inputs
+// and its rows also show kiln's latency relative to kiln on the FP32 base.
+function baseName(model) { return model.split('.')[0]; }
+
 // Save seeded random inputs for (model, batch) once; returns [dir, input names].
 function prepareInputs(model, file, batch) {
+  const baseFile = path.join(modelDir, `${baseName(model)}.onnx`);
+  if (fs.existsSync(baseFile)) file = baseFile;
+  model = baseName(model);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kiln-bench-${model}-b${batch}-`));
   execFileSync(kiln, ['run', file, '--random', '--seed', '7', '--batch', String(batch),
     ...(dims[model] || []), '--save-inputs', dir, '--opt', 'none', '--threads', '1'], { stdio: 'ignore' });
@@ -67,7 +75,7 @@ function fmt(x, d = 1) { return x === undefined ? '-' : x.toFixed(d); }
 function main() {
   const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1];
   const rows = [];
-  const header = '| model | batch | threads | kiln p50 ms | ORT p50 ms | kiln/ORT | kiln load ms | ORT load ms | kiln RSS MiB | ORT RSS MiB | ORT RSS - node MiB |';
+  const header = '| model | batch | threads | kiln p50 ms | ORT p50 ms | kiln/ORT | kiln/kiln FP32 | kiln load ms | ORT load ms | kiln RSS MiB | ORT RSS MiB | ORT RSS - node MiB |';
   console.log(`machine: ${cpu}, ${os.cpus().length} CPUs; rounds ${rounds}, iters ${iters}, warmup ${warmup}`);
   console.log(header);
   for (const model of models) {
@@ -92,8 +100,10 @@ function main() {
           ortNet: median(o.map((x) => x.peak_rss_mib - x.base_rss_mib)),
         };
         row.ratio = row.kiln / row.ort;
+        const base = rows.find((r) => r.model === baseName(model) && r.batch === batch && r.threads === threads);
+        if (base && base !== row && model !== base.model) row.vsFp32 = row.kiln / base.kiln;
         rows.push(row);
-        console.log(`| ${model} | ${batch} | ${threads} | ${fmt(row.kiln)} | ${fmt(row.ort)} | ${fmt(row.ratio, 2)} | ` +
+        console.log(`| ${model} | ${batch} | ${threads} | ${fmt(row.kiln)} | ${fmt(row.ort)} | ${fmt(row.ratio, 2)} | ${fmt(row.vsFp32, 2)} | ` +
           `${fmt(row.kilnLoad)} | ${fmt(row.ortLoad)} | ${fmt(row.kilnRss)} | ${fmt(row.ortRss)} | ${fmt(row.ortNet)} |`);
       }
       fs.rmSync(inDir, { recursive: true, force: true });
@@ -101,8 +111,8 @@ function main() {
   }
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   const md = [`machine: ${cpu}, ${os.cpus().length} CPUs; ${new Date().toISOString()}; rounds ${rounds}, iters ${iters}`,
-    '', header, '|---|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.model} | ${r.batch} | ${r.threads} | ${fmt(r.kiln)} | ${fmt(r.ort)} | ${fmt(r.ratio, 2)} | ` +
+    '', header, '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.model} | ${r.batch} | ${r.threads} | ${fmt(r.kiln)} | ${fmt(r.ort)} | ${fmt(r.ratio, 2)} | ${fmt(r.vsFp32, 2)} | ` +
       `${fmt(r.kilnLoad)} | ${fmt(r.ortLoad)} | ${fmt(r.kilnRss)} | ${fmt(r.ortRss)} | ${fmt(r.ortNet)} |`)].join('\n');
   fs.writeFileSync(outFile, md + '\n');
   fs.writeFileSync(outFile.replace(/\.md$/, '.json'), JSON.stringify(rows, null, 1));
