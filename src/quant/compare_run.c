@@ -6,6 +6,7 @@
  * compared against them as they arrive; only the running figures are kept. */
 #include "quant/compare_priv.h"
 
+#include "formats/onnx.h"
 #include "kiln.h"
 
 #include <stdlib.h>
@@ -118,6 +119,47 @@ static int find_shared_layers(kn_compare *c, kn_error *err)
     return c->sorted ? KN_OK : kn_fail(err, KN_ERR_NOMEM, "out of memory");
 }
 
+static bool node_made(const kn_graph *g, const char *name)
+{
+    int v = kn_graph_find(g, name);
+    return v >= 0 && g->values[v].producer >= 0;
+}
+
+/* Names of the values nodes produce in both models (borrowed from ma). */
+static int shared_names(const kn_model *ma, const kn_model *mb, const char ***names, size_t *n, kn_error *err)
+{
+    const kn_graph *ga = ma->graph;
+    *n = 0;
+    if (!(*names = calloc((size_t)ga->n_values + 1, sizeof **names)))
+        return kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    for (int v = 0; v < ga->n_values; v++)
+        if (ga->values[v].producer >= 0 && node_made(mb->graph, ga->values[v].name))
+            (*names)[(*n)++] = ga->values[v].name;
+    return KN_OK;
+}
+
+/* Observers watching exactly the shared values (a list of names also hands over
+ * values whose type static inference left open), then one slot per value. */
+static int open_observers(kn_compare *c, const char *path_a, const char *path_b, int threads, kn_error *err)
+{
+    kn_model *ma = NULL, *mb = NULL;
+    const char **names = NULL;
+    size_t n = 0;
+    int rc = kn_onnx_load_file(path_a, &ma, err);
+    if (!rc)
+        rc = kn_onnx_load_file(path_b, &mb, err);
+    if (!rc)
+        rc = shared_names(ma, mb, &names, &n, err);
+    if (!rc)
+        rc = kn_observer_open(path_a, names, n, threads, &c->obs[0], err);
+    if (!rc)
+        rc = kn_observer_open(path_b, names, n, threads, &c->obs[1], err);
+    free(names);
+    kn_model_free(ma);
+    kn_model_free(mb);
+    return rc ? rc : find_shared_layers(c, err);
+}
+
 int kn_compare_open(const char *path_a, const char *path_b, const kn_compare_opts *o, kn_compare **out,
                     kn_error *err)
 {
@@ -132,13 +174,8 @@ int kn_compare_open(const char *path_a, const char *path_b, const kn_compare_opt
         rc = load_runner(c, 1, path_b, o, err);
     if (!rc)
         rc = match_interfaces(c, path_b, err);
-    if (!rc && o->layers) {
-        rc = kn_observer_open(path_a, NULL, 0, o->threads, &c->obs[0], err);
-        if (!rc)
-            rc = kn_observer_open(path_b, NULL, 0, o->threads, &c->obs[1], err);
-        if (!rc)
-            rc = find_shared_layers(c, err);
-    }
+    if (!rc && o->layers)
+        rc = open_observers(c, path_a, path_b, o->threads, err);
     if (rc) {
         kn_compare_close(c);
         return rc;
