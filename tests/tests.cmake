@@ -95,6 +95,10 @@ if(TARGET kiln)
   add_test(NAME cli/commands COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_cli.sh $<TARGET_FILE:kiln>
            ${PROJECT_SOURCE_DIR} ${KILN_SHARED_DIR})
   set_tests_properties(cli/commands PROPERTIES LABELS cli TIMEOUT 600)
+  # kiln compare and the size report of kiln inspect.
+  add_test(NAME cli/compare COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_compare.sh $<TARGET_FILE:kiln>
+           ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli/compare PROPERTIES LABELS cli TIMEOUT 600)
 endif()
 
 # The inference server (kiln serve), driven over HTTP.

@@ -230,9 +230,10 @@ static int check_data(batch_src *s)
     if (in.shape[0] >= 1 && s->o->batch != in.shape[0])
         return cli_error("compare: the model has a fixed batch of %lld (use --batch)", (long long)in.shape[0]);
     s->per_sample = want;
-    s->n_samples = rows;
-    if (s->labels && s->n_labels < rows)
-        return cli_error("compare: %lld labels for %lld samples", (long long)s->n_labels, (long long)rows);
+    s->n_samples = s->o->limit && s->o->limit < rows ? s->o->limit : rows;
+    if (s->labels && s->n_labels < s->n_samples)
+        return cli_error("compare: %lld labels for %lld samples", (long long)s->n_labels,
+                         (long long)s->n_samples);
     return 0;
 }
 
@@ -258,9 +259,9 @@ static int data_batch(const batch_src *s, int64_t start, int64_t count, kn_tenso
     return 0;
 }
 
-static int run_data(kn_compare *c, batch_src *s, int64_t limit)
+static int run_data(kn_compare *c, batch_src *s)
 {
-    int64_t n = limit > 0 && limit < s->n_samples ? limit : s->n_samples;
+    int64_t n = s->n_samples;
     for (int64_t start = 0; start < n; start += s->o->batch) {
         int64_t count = n - start < s->o->batch ? n - start : s->o->batch;
         kn_tensor t = {0};
@@ -472,12 +473,11 @@ int cmd_compare(int argc, char **argv)
         o.batch = o.batch ? o.batch : default_batch(&o, src.m);
         rc = load_inputs(&src);
     }
-    int64_t limit = o.limit ? o.limit : o.data ? 0 : 8;
+    int64_t limit = o.limit ? o.limit : 8; /* random inputs */
     if (!rc)
-        rc = o.data ? run_data(c, &src, limit) : run_random(c, &src, limit);
+        rc = o.data ? run_data(c, &src) : run_random(c, &src, limit);
     if (!rc) {
-        int64_t samples = o.data ? (limit && limit < src.n_samples ? limit : src.n_samples)
-                                 : ((limit + o.batch - 1) / o.batch) * o.batch;
+        int64_t samples = o.data ? src.n_samples : ((limit + o.batch - 1) / o.batch) * o.batch;
         const kn_compare_report *r = kn_compare_report_get(c);
         if (o.json)
             rc = print_json(&o, r, samples);
