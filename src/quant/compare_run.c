@@ -269,6 +269,8 @@ static int run_outputs(kn_compare *c, const kn_tensor *const *inputs, const int6
 
 layer_slot *kn_compare_find_slot(kn_compare *c, const char *name)
 {
+    if (!c->n_slots)
+        return NULL;
     layer_slot key = {.stat.name = (char *)name};
     return bsearch(&key, c->slots, c->n_slots, sizeof *c->slots, cmp_slot_name);
 }
@@ -329,13 +331,19 @@ static int cmp_stat_worse(const void *x, const void *y)
     return r ? r : strcmp(a->name, b->name);
 }
 
+static bool compared(const kn_err_stats *e)
+{
+    return e->count || e->nonfinite || e->matched_nonfinite;
+}
+
 const kn_compare_report *kn_compare_report_get(kn_compare *c)
 {
     size_t n = 0;
     for (size_t i = 0; i < c->n_slots; i++)
-        if (c->slots[i].stat.err.count || c->slots[i].stat.err.nonfinite || c->slots[i].stat.err.matched_nonfinite)
+        if (compared(&c->slots[i].stat.err))
             c->sorted[n++] = c->slots[i].stat;
-    qsort(c->sorted, n, sizeof *c->sorted, cmp_stat_worse);
+    if (n)
+        qsort(c->sorted, n, sizeof *c->sorted, cmp_stat_worse);
     c->rep.outputs = c->outs;
     c->rep.n_outputs = c->n_outs;
     c->rep.layers = c->sorted;
