@@ -5,9 +5,13 @@
  * A node of A counts as quantized when the value it produces is made differently in
  * B: by another operator (DequantizeLinear after QDQ, Mul after MatMulInteger,
  * MatMulNBits), or by the same operator reading a DequantizeLinear output.  Its
- * score is the error it adds: the cosine distance (1 - cosine) of its output minus
+ * score is the error it adds: the cosine distance (1 - cosine) at its output minus
  * the largest cosine distance among its inputs (errors flowing in from earlier
- * layers are not its fault); ties go to the larger output error. */
+ * layers are not its fault); ties go to the larger output error.  "Its output" is
+ * taken after a chain of activations that only it feeds (Conv -> Relu): static
+ * quantization gives a Conv the range of the Relu after it, so the Conv's own
+ * output in B is already clipped and only the Relu's output compares like for like.
+ * Activations themselves are not candidates: they go with the node before them. */
 #include "quant/compare_priv.h"
 
 #include <math.h>
@@ -42,7 +46,55 @@ static bool is_quantized(const kn_graph *ga, const kn_graph *gb, const layer_slo
     return strcmp(na->op_type, nb->op_type) || strcmp(na->domain, nb->domain) || reads_dequantized(gb, nb);
 }
 
-/* Cosine distance of the node's output minus the worst of its compared inputs. */
+static bool is_activation(const kn_node *n)
+{
+    static const char *const ops[] = {"Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid",
+                                      "HardSwish", "Elu", "Selu", "Softplus", "Gelu"};
+    if (n->domain[0] || n->n_in < 1 || n->n_out != 1)
+        return false;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (!strcmp(n->op_type, ops[i]))
+            return true;
+    return false;
+}
+
+/* The only node reading value v (-1 when none or several, or v is a graph output). */
+static int sole_consumer(const kn_graph *g, int v)
+{
+    for (int k = 0; k < g->n_outputs; k++)
+        if (g->outputs[k] == v)
+            return -1;
+    int found = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            if (g->nodes[i].in[k] == v) {
+                if (found >= 0 && found != i)
+                    return -1;
+                found = i;
+            }
+    return found;
+}
+
+/* The compared value at the end of the activations that only s's node feeds. */
+static const layer_slot *after_activations(kn_compare *c, const kn_graph *ga, const layer_slot *s)
+{
+    const layer_slot *end = s;
+    int v = kn_graph_find(ga, s->stat.name);
+    for (int hops = 0; v >= 0 && hops < 4; hops++) {
+        int k = sole_consumer(ga, v);
+        if (k < 0 || !is_activation(&ga->nodes[k]) || ga->nodes[k].in[0] != v)
+            break;
+        v = ga->nodes[k].out[0];
+        const layer_slot *next = v >= 0 ? kn_compare_find_slot(c, ga->values[v].name) : NULL;
+        if (!next || !next->stat.err.count)
+            break;
+        end = next;
+    }
+    return end;
+}
+
+/* Cosine distance at the node's output (after its activations) minus the worst of
+ * its compared inputs. */
 static double added_error(kn_compare *c, const kn_graph *ga, const layer_slot *s)
 {
     const kn_node *na = &ga->nodes[s->node_a];
@@ -56,7 +108,7 @@ static double added_error(kn_compare *c, const kn_graph *ga, const layer_slot *s
             worst_in = d > worst_in ? d : worst_in;
         }
     }
-    return cos_distance(&s->stat.err) - worst_in;
+    return cos_distance(&after_activations(c, ga, s)->stat.err) - worst_in;
 }
 
 static int cmp_ranked(const void *x, const void *y)
@@ -108,7 +160,7 @@ int kn_compare_sensitive_nodes(kn_compare *c, size_t n_worst, char ***names, siz
     size_t n = 0;
     for (size_t i = 0; i < c->n_slots; i++) {
         const layer_slot *s = &c->slots[i];
-        if (s->stat.err.count && is_quantized(ga, gb, s))
+        if (s->stat.err.count && !is_activation(&ga->nodes[s->node_a]) && is_quantized(ga, gb, s))
             r[n++] = (ranked){s, added_error(c, ga, s)};
     }
     qsort(r, n, sizeof *r, cmp_ranked);

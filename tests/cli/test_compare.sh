@@ -36,6 +36,10 @@ expect_ok "self outputs only" "top-1 agreement 100.00% (5/5)" "$KILN" compare "$
 "$KILN" compare "$MODEL" "$MODEL" --layers 0 >"$TMP/l0" 2>&1
 grep -q "^layers" "$TMP/l0" && bad "--layers 0 prints no layers" || ok
 
+expect_ok "self sensitive" "most sensitive quantized nodes (by the error each adds): none" "$KILN" compare "$MODEL" "$MODEL" --sensitive 2 --limit 2 --layers 0
+expect_ok "self sensitive json" '"sensitive": \[\]' "$KILN" compare "$MODEL" "$MODEL" --sensitive 2 --limit 2 --json
+expect_err "bad sensitive" "sensitive expects" "$KILN" compare "$MODEL" "$MODEL" --sensitive 0
+
 # against the optimized copy (fused Conv+Relu, Gemm+Relu): same outputs, layers
 # matched by name where they survive
 "$KILN" optimize "$MODEL" -o "$TMP/opt.onnx" >/dev/null 2>&1 || bad "optimize"

@@ -22,7 +22,7 @@
 
 typedef struct compare_opts {
     const char *a, *b, *data, *labels;
-    int64_t limit, layers, batch;
+    int64_t limit, layers, batch, sensitive;
     bool json, normalize;
     double mean, std;
     int threads;
@@ -32,12 +32,14 @@ typedef struct compare_opts {
 static void compare_usage(FILE *f)
 {
     fprintf(f, "usage: kiln compare MODEL_A MODEL_B [--data X] [--labels Y] [--limit N] [--layers K]\n"
-               "                    [--batch N] [--normalize MEAN,STD] [--threads N] [--seed N]\n"
+               "                    [--sensitive N] [--batch N] [--normalize MEAN,STD] [--threads N] [--seed N]\n"
                "                    [--dim NAME=VALUE]... [--json]\n"
                "  X: .npy or IDX samples for a single-input model (uint8 scaled to [0,1]);\n"
                "     without --data, random inputs (--limit samples, default 8)\n"
                "  Y: labels as .npy, IDX or a text file of integers: accuracy of both models\n"
                "  --layers K     show the K shared layers that differ most (default 10, 0: outputs only)\n"
+               "  --sensitive N  name the N quantized nodes of MODEL_A (float) that add the most error\n"
+               "                 in MODEL_B: what `kiln quantize --auto-exclude N` keeps in float\n"
                "  layers are ranked by 1 - cosine similarity, then by relative error |a-b|/|a|\n");
 }
 
@@ -70,6 +72,9 @@ static int parse_one(int argc, char **argv, int *i, compare_opts *o)
     } else if (!strcmp(a, "--layers") && val) {
         if (!cli_parse_i64(argv[++*i], &o->layers))
             return cli_error("compare: --layers expects a number");
+    } else if (!strcmp(a, "--sensitive") && val) {
+        if (!cli_parse_i64(argv[++*i], &o->sensitive) || o->sensitive < 1)
+            return cli_error("compare: --sensitive expects a positive number");
     } else if (!strcmp(a, "--batch") && val) {
         if (!cli_parse_i64(argv[++*i], &o->batch) || o->batch < 1)
             return cli_error("compare: --batch expects a positive number");
@@ -405,7 +410,8 @@ static void json_stat(kn_sbuf *b, const kn_compare_stat *s, bool layer)
     kn_sbuf_puts(b, "}");
 }
 
-static int print_json(const compare_opts *o, const kn_compare_report *r, int64_t samples)
+static int print_json(const compare_opts *o, const kn_compare_report *r, int64_t samples, char **sensitive,
+                      size_t n_sensitive)
 {
     kn_sbuf b = {0};
     kn_sbuf_puts(&b, "{\"model_a\": ");
@@ -424,17 +430,35 @@ static int print_json(const compare_opts *o, const kn_compare_report *r, int64_t
         kn_sbuf_puts(&b, i ? ", " : "");
         json_stat(&b, &r->layers[i], true);
     }
-    kn_sbuf_puts(&b, "]}\n");
+    kn_sbuf_puts(&b, "]");
+    if (o->sensitive) {
+        kn_sbuf_puts(&b, ", \"sensitive\": [");
+        for (size_t i = 0; i < n_sensitive; i++) {
+            kn_sbuf_puts(&b, i ? ", " : "");
+            kn_sbuf_json_str(&b, sensitive[i]);
+        }
+        kn_sbuf_puts(&b, "]");
+    }
+    kn_sbuf_puts(&b, "}\n");
     int rc = b.oom ? cli_error("compare: out of memory") : (fputs(b.data, stdout), 0);
     kn_sbuf_free(&b);
     return rc;
+}
+
+/* The nodes --auto-exclude would keep in float, most sensitive first. */
+static void print_sensitive(char **names, size_t n)
+{
+    printf("most sensitive quantized nodes (by the error each adds):");
+    for (size_t i = 0; i < n; i++)
+        printf("%s %s", i ? "," : "", names[i]);
+    printf("%s\n", n ? "" : " none");
 }
 
 /* ---- command ---- */
 
 static int open_compare(const compare_opts *o, kn_compare **c)
 {
-    kn_compare_opts co = {.layers = o->layers > 0, .threads = o->threads};
+    kn_compare_opts co = {.layers = o->layers > 0 || o->sensitive > 0, .threads = o->threads};
     kn_error err = {0};
     return kn_compare_open(o->a, o->b, &co, c, &err) ? cli_error("compare: %s", err.msg) : 0;
 }
@@ -458,6 +482,26 @@ static int64_t default_batch(const compare_opts *o, const kiln_model *m)
     return o->data ? 100 : 1;
 }
 
+static int report(kn_compare *c, const compare_opts *o, int64_t samples)
+{
+    char **names = NULL;
+    size_t n = 0;
+    kn_error err = {0};
+    if (o->sensitive && kn_compare_sensitive_nodes(c, (size_t)o->sensitive, &names, &n, &err))
+        return cli_error("compare: %s", err.msg);
+    const kn_compare_report *r = kn_compare_report_get(c);
+    int rc = 0;
+    if (o->json) {
+        rc = print_json(o, r, samples, names, n);
+    } else {
+        print_text(o, r, samples);
+        if (o->sensitive)
+            print_sensitive(names, n);
+    }
+    kn_names_free(names, n);
+    return rc;
+}
+
 int cmd_compare(int argc, char **argv)
 {
     compare_opts o = {.layers = 10};
@@ -478,11 +522,7 @@ int cmd_compare(int argc, char **argv)
         rc = o.data ? run_data(c, &src) : run_random(c, &src, limit);
     if (!rc) {
         int64_t samples = o.data ? src.n_samples : ((limit + o.batch - 1) / o.batch) * o.batch;
-        const kn_compare_report *r = kn_compare_report_get(c);
-        if (o.json)
-            rc = print_json(&o, r, samples);
-        else
-            print_text(&o, r, samples);
+        rc = report(c, &o, samples);
     }
     kn_compare_close(c);
     kn_tensor_release(&src.data);
