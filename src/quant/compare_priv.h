@@ -32,4 +32,10 @@ struct kn_compare {
 /* The slot of a layer by value name, NULL when the name is not shared. */
 layer_slot *kn_compare_find_slot(kn_compare *c, const char *name);
 
+/* Graph questions of sensitivity.c that compare_run.c asks too: an elementwise
+ * activation (Relu, Clip, ...), and the only node reading value v (-1 when none or
+ * several; graph outputs are not looked at: the observers made every value one). */
+bool kn_compare_is_activation(const kn_node *n);
+int kn_compare_sole_consumer(const kn_graph *g, int v);
+
 #endif

@@ -128,6 +128,10 @@ typedef struct kn_compare_stat {
     char *op_b;               /* producer in model B */
     kn_err_stats err;
     int64_t shape_mismatch;   /* runs where the two shapes differed (not compared) */
+    bool range_folded;        /* layers: B dequantizes this value with the range of the one
+                                 activation reading it in A (Conv -> Relu): B's value is
+                                 clipped like the activation's output, so they differ by more
+                                 than quantization */
     /* outputs shaped [N, classes] (classes > 1): top-1 figures per row */
     bool classifier;
     int64_t rows, agree, correct_a, correct_b, labelled;
@@ -142,7 +146,7 @@ typedef struct kn_compare_opts {
 typedef struct kn_compare_report {
     kn_compare_stat *outputs;
     size_t n_outputs;
-    kn_compare_stat *layers;  /* worst first (kn_err_stats_cmp_worse) */
+    kn_compare_stat *layers;  /* worst first (kn_err_stats_cmp_worse), range_folded ones last */
     size_t n_layers;          /* only layers compared at least once */
     int64_t batches;
 } kn_compare_report;

@@ -46,7 +46,7 @@ static bool is_quantized(const kn_graph *ga, const kn_graph *gb, const layer_slo
     return strcmp(na->op_type, nb->op_type) || strcmp(na->domain, nb->domain) || reads_dequantized(gb, nb);
 }
 
-static bool is_activation(const kn_node *n)
+bool kn_compare_is_activation(const kn_node *n)
 {
     static const char *const ops[] = {"Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid",
                                       "HardSwish", "Elu", "Selu", "Softplus", "Gelu"};
@@ -58,12 +58,8 @@ static bool is_activation(const kn_node *n)
     return false;
 }
 
-/* The only node reading value v (-1 when none or several, or v is a graph output). */
-static int sole_consumer(const kn_graph *g, int v)
+int kn_compare_sole_consumer(const kn_graph *g, int v)
 {
-    for (int k = 0; k < g->n_outputs; k++)
-        if (g->outputs[k] == v)
-            return -1;
     int found = -1;
     for (int i = 0; i < g->n_nodes; i++)
         for (int k = 0; k < g->nodes[i].n_in; k++)
@@ -81,8 +77,8 @@ static const layer_slot *after_activations(kn_compare *c, const kn_graph *ga, co
     const layer_slot *end = s;
     int v = kn_graph_find(ga, s->stat.name);
     for (int hops = 0; v >= 0 && hops < 4; hops++) {
-        int k = sole_consumer(ga, v);
-        if (k < 0 || !is_activation(&ga->nodes[k]) || ga->nodes[k].in[0] != v)
+        int k = kn_compare_sole_consumer(ga, v);
+        if (k < 0 || !kn_compare_is_activation(&ga->nodes[k]) || ga->nodes[k].in[0] != v)
             break;
         v = ga->nodes[k].out[0];
         const layer_slot *next = v >= 0 ? kn_compare_find_slot(c, ga->values[v].name) : NULL;
@@ -160,7 +156,7 @@ int kn_compare_sensitive_nodes(kn_compare *c, size_t n_worst, char ***names, siz
     size_t n = 0;
     for (size_t i = 0; i < c->n_slots; i++) {
         const layer_slot *s = &c->slots[i];
-        if (s->stat.err.count && !is_activation(&ga->nodes[s->node_a]) && is_quantized(ga, gb, s))
+        if (s->stat.err.count && !kn_compare_is_activation(&ga->nodes[s->node_a]) && is_quantized(ga, gb, s))
             r[n++] = (ranked){s, added_error(c, ga, s)};
     }
     qsort(r, n, sizeof *r, cmp_ranked);

@@ -40,7 +40,8 @@ static void compare_usage(FILE *f)
                "  --layers K     show the K shared layers that differ most (default 10, 0: outputs only)\n"
                "  --sensitive N  name the N quantized nodes of MODEL_A (float) that add the most error\n"
                "                 in MODEL_B: what `kiln quantize --auto-exclude N` keeps in float\n"
-               "  layers are ranked by 1 - cosine similarity, then by relative error |a-b|/|a|\n");
+               "  layers are ranked by 1 - cosine similarity, then by relative error |a-b|/|a|;\n"
+               "  values B quantizes with the range of the activation after them (marked *) come last\n");
 }
 
 static int parse_normalize(const char *s, compare_opts *o)
@@ -355,17 +356,22 @@ static void print_text(const compare_opts *o, const kn_compare_report *r, int64_
     if (o->layers <= 0)
         return;
     size_t k = (size_t)o->layers < r->n_layers ? (size_t)o->layers : r->n_layers;
-    printf("layers: %zu worst of %zu shared (by 1 - cosine, then relative error)\n", k, r->n_layers);
-    printf("  %-28s %-22s %10s %10s %10s %10s\n", "value", "op A -> op B", "cosine", "rel", "max abs",
+    printf("layers: %zu worst of %zu shared (by 1 - cosine, then relative error; * last)\n", k, r->n_layers);
+    printf("  %-28s %-30s %10s %10s %10s %10s\n", "value", "op A -> op B", "cosine", "rel", "max abs",
            "mean abs");
+    bool folded = false;
     for (size_t i = 0; i < k; i++) {
         const kn_compare_stat *s = &r->layers[i];
         char ops[96];
         snprintf(ops, sizeof ops, "%s -> %s", s->op_a, s->op_b);
-        printf("  %-28s %-22s %10.6f %10.4g %10.4g %10.4g%s\n", s->name, ops, kn_err_stats_cosine(&s->err),
+        printf("  %-28s %-30s %10.6f %10.4g %10.4g %10.4g%s%s\n", s->name, ops, kn_err_stats_cosine(&s->err),
                kn_err_stats_rel(&s->err), s->err.max_abs, kn_err_stats_mean_abs(&s->err),
-               s->err.nonfinite ? "  NaN/Inf!" : "");
+               s->range_folded ? " *" : "", s->err.nonfinite ? "  NaN/Inf!" : "");
+        folded |= s->range_folded;
     }
+    if (folded)
+        printf("  * B quantizes this value with the range of the activation after it (Conv -> Relu):\n"
+               "    its values are already clipped, so the difference is mostly the activation's, not an error\n");
 }
 
 static void json_errors(kn_sbuf *b, const kn_err_stats *e)
@@ -393,6 +399,7 @@ static void json_stat(kn_sbuf *b, const kn_compare_stat *s, bool layer)
         kn_sbuf_json_str(b, s->op_a);
         kn_sbuf_puts(b, ", \"op_b\": ");
         kn_sbuf_json_str(b, s->op_b);
+        kn_sbuf_printf(b, ", \"range_folded\": %s", s->range_folded ? "true" : "false");
     }
     kn_sbuf_puts(b, ", ");
     json_errors(b, &s->err);
