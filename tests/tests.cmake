@@ -99,7 +99,23 @@ if(TARGET kiln)
   add_test(NAME cli/compare COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_compare.sh $<TARGET_FILE:kiln>
            ${PROJECT_SOURCE_DIR})
   set_tests_properties(cli/compare PROPERTIES LABELS cli TIMEOUT 600)
+  # issue 4's accuracy bar: each quantization mode of the example model on the
+  # Fashion-MNIST test set (skipped, code 77, without Debian's data set).
+  add_test(NAME cli/quant_accuracy COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/quant_accuracy.sh $<TARGET_FILE:kiln>
+           ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli/quant_accuracy PROPERTIES LABELS "cli;accuracy" TIMEOUT 900 SKIP_RETURN_CODE 77)
+  # kiln quantize: every mode on the example model.
+  add_test(NAME cli/quantize COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_quantize.sh $<TARGET_FILE:kiln>
+           ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli/quantize PROPERTIES LABELS cli TIMEOUT 300)
 endif()
 
 # The inference server (kiln serve), driven over HTTP.
 include(${PROJECT_SOURCE_DIR}/tests/serve/serve.cmake)
+
+# kiln calibrate on the example model (IDX, .npy and image sources, each method, bad input).
+if(TARGET kiln)
+  add_test(NAME cli/calibrate COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_calibrate.sh $<TARGET_FILE:kiln>
+           ${PROJECT_SOURCE_DIR} "$<$<TARGET_EXISTS:serve_make_images>:$<TARGET_FILE:serve_make_images>>")
+  set_tests_properties(cli/calibrate PROPERTIES LABELS cli TIMEOUT 300)
+endif()

@@ -225,7 +225,9 @@ static int decode_with(reader *r, tp_decoder decode, const kn_pb_field *f, const
     kn_tensor *t = kn_arena_alloc(&r->m->arena, sizeof *t);
     if (!t)
         return oom(r);
-    kn_tp_opts o = {&r->m->arena, true, resolve_external, r, what};
+    /* a model read from a file has all its bytes in mappings (file or external data) */
+    kn_tp_opts o = {.arena = &r->m->arena, .zero_copy = true, .release_source = r->m->n_maps > 0 && !r->m->owned_buffer,
+                    .external = resolve_external, .user = r, .what = what};
     const char *nm = NULL;
     size_t nl = 0;
     int rc = decode(f->data, f->len, &o, t, &nm, &nl, r->err);

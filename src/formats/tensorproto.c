@@ -4,6 +4,8 @@
  * COO sparse tensors densified.  Shared by the model reader and the standalone
  * test-data reader (kn_tensorproto_read*). */
 #include "formats/tensorproto.h"
+
+#include "core/bigalloc.h"
 #include "formats/protobuf.h"
 #include "core/file.h"
 
@@ -264,6 +266,8 @@ static int place_bytes(const kn_tp_opts *o, kn_tensor *t, const uint8_t *src, kn
     if (rc)
         return rc;
     memcpy(t->data, src, t->nbytes);
+    if (o->release_source)
+        kn_release_pages((void *)(uintptr_t)src, t->nbytes);
     if (!le && es > 1) {
         uint8_t *p = t->data;
         for (size_t i = 0; i < t->nbytes; i += es)
@@ -576,7 +580,7 @@ int kn_tp_decode_sparse(const void *data, size_t size, const kn_tp_opts *o, kn_t
 int kn_tensorproto_read(const void *data, size_t size, kn_tensor *out, char *name, size_t name_len,
                         kn_error *err)
 {
-    kn_tp_opts o = {NULL, false, NULL, NULL, "tensor"};
+    kn_tp_opts o = {.arena = NULL, .zero_copy = false, .external = NULL, .what = "tensor"};
     const char *nm = NULL;
     size_t nl = 0;
     int rc = kn_tp_decode(data, size, &o, out, &nm, &nl, err);

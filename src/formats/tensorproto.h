@@ -29,6 +29,9 @@ typedef int (*kn_tp_external_fn)(void *user, const char *location, uint64_t offs
 typedef struct kn_tp_opts {
     kn_arena *arena;            /* copies come from this arena; NULL: owned malloc storage */
     bool zero_copy;             /* raw_data may be referenced in place when aligned */
+    bool release_source;        /* the bytes are a read-only file mapping: once raw_data
+                                   is copied, give its whole pages back (they would
+                                   otherwise stay resident next to the copy) */
     kn_tp_external_fn external; /* NULL: external data is an error */
     void *user;
     const char *what;           /* "initializer", "tensor", ... for messages */

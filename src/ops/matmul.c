@@ -364,6 +364,7 @@ static int prepare_packed_b(kn_prepare_ctx *pc, void **state)
         return kn_fail(pc->err, KN_ERR_NOMEM, "%s: out of memory packing B", pc->node->op_type);
     }
     *state = s;
+    pc->drop_inputs |= 1u << 1; /* the float path reads only the packed copy (mm_state_for) */
     return KN_OK;
 }
 

@@ -44,7 +44,8 @@ static bool wanted(const kn_graph *g, int v, const char *const *names, size_t n_
     const kn_value *val = &g->values[v];
     if (names)
         return name_listed(val->name, names, n_names);
-    return !val->has_type || val->type.dtype == KN_F32;
+    /* a type without a dtype (shape inference filled in only the rank) says nothing */
+    return !val->has_type || val->type.dtype == KN_F32 || val->type.dtype == KN_UNDEFINED;
 }
 
 static int output_index_of(const kn_graph *g, int v)

@@ -177,5 +177,48 @@ int kn_quant_auto_exclude(const char *float_path, const char *quant_path, const 
                           size_t n_batches, int n_in, size_t n_worst, char ***names, size_t *n_names,
                           kn_error *err);
 void kn_names_free(char **names, size_t n);
+/* ---- calibration (calib.c): activation statistics -> ranges ---- */
+
+/* How a range is chosen from the values seen:
+ *   minmax     - the observed [min, max];
+ *   percentile - hi = the P-th percentile of the positive values, lo = minus the
+ *                P-th percentile of the negative values' magnitudes;
+ *   entropy    - per side again: the threshold whose 128-level quantized
+ *                distribution is closest (least KL divergence) to the clipped one
+ *                (TensorRT-style, 2048 bins, candidates 128..2048).
+ * Each sign is its own distribution (a histogram of x > 0 and one of -x for x < 0;
+ * exact zeros take no part), so the sign structure is kept: a value that is never
+ * negative, a ReLU output, gets lo = 0.  Every range is widened to include 0.
+ * Non-finite values (NaN, +-inf) are not counted.  Only float32 tensors are
+ * observed; other dtypes are skipped. */
+typedef enum kn_calib_method { KN_CALIB_MINMAX, KN_CALIB_PERCENTILE, KN_CALIB_ENTROPY } kn_calib_method;
+
+typedef struct kn_calib_opts {
+    kn_calib_method method;
+    double percentile;      /* percentile method: in (0, 100], default 99.99 */
+} kn_calib_opts;
+
+void kn_calib_opts_init(kn_calib_opts *o);
+/* "minmax" / "percentile" / "entropy" -> method; -1 for anything else. */
+int kn_calib_method_parse(const char *s);
+const char *kn_calib_method_name(kn_calib_method m);
+
+/* A collector: fed value by value over any number of batches, it keeps a fixed
+ * amount of state per value name (min, max and, for percentile/entropy, a
+ * histogram per sign with 4096 bins whose width is a power of two that doubles
+ * when a later batch exceeds the range: 32 KiB per side that has values).  Feeding a batch in pieces gives exactly the
+ * same result as feeding it whole. */
+typedef struct kn_calib kn_calib;
+
+int kn_calib_create(const kn_calib_opts *o, kn_calib **out, kn_error *err);
+/* Add n values of the value `name`. */
+int kn_calib_add(kn_calib *c, const char *name, const float *x, size_t n, kn_error *err);
+/* kn_observe_fn for kn_observer_run (user = the kn_calib): adds float32 tensors,
+ * skips the others. */
+int kn_calib_observe(void *user, const char *name, const kn_tensor *t, kn_error *err);
+/* The ranges of every value seen (in order of first appearance), into *out (owned
+ * by the caller: kn_act_ranges_free).  The collector stays usable. */
+int kn_calib_ranges(const kn_calib *c, kn_act_ranges *out, kn_error *err);
+void kn_calib_free(kn_calib *c);
 
 #endif

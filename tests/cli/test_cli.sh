@@ -6,26 +6,7 @@ REPO=$2
 SHARED=$3
 EX=$REPO/examples/fmnist
 MODEL=$EX/fmnist_cnn.onnx
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect_ok NAME PATTERN CMD...: exit 0 and output matching PATTERN
-expect_ok() {
-    name=$1; pat=$2; shift 2
-    if "$@" >"$TMP/out" 2>&1 && grep -q -- "$pat" "$TMP/out"; then ok; else bad "$name"; cat "$TMP/out"; fi
-}
-# expect_err NAME PATTERN CMD...: non-zero exit (not a crash) and message matching PATTERN
-expect_err() {
-    name=$1; pat=$2; shift 2
-    "$@" >"$TMP/out" 2>&1
-    rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q -- "$pat" "$TMP/out"; then ok; else bad "$name (rc=$rc)"; cat "$TMP/out"; fi
-}
+. "$REPO/tests/cli/expect.sh"
 
 expect_ok "version" "kiln " "$KILN" version
 expect_ok "help" "usage" "$KILN" --help

@@ -6,23 +6,7 @@ KILN=$1
 REPO=$2
 FM=/usr/share/datasets/fashion-mnist
 MODEL=$REPO/examples/fmnist/fmnist_cnn.onnx
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-expect_ok() {
-    name=$1; pat=$2; shift 2
-    if "$@" >"$TMP/out" 2>&1 && grep -q -- "$pat" "$TMP/out"; then ok; else bad "$name"; cat "$TMP/out"; fi
-}
-expect_err() {
-    name=$1; pat=$2; shift 2
-    "$@" >"$TMP/out" 2>&1
-    rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -q -- "$pat" "$TMP/out"; then ok; else bad "$name (rc=$rc)"; cat "$TMP/out"; fi
-}
+. "$REPO/tests/cli/expect.sh"
 
 # size report
 expect_ok "inspect bytes per dtype" "float32 *10 initializers *864680 bytes" "$KILN" inspect "$MODEL"

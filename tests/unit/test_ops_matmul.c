@@ -66,8 +66,14 @@ static kn_graph *build_graph(kn_model *m, const mnode *n, const kn_tensor **feed
         snprintf(name, sizeof name, "in%d", i);
         nd->in[i] = kn_graph_value(g, kn_arena_strdup(&m->arena, name));
         if (n->const_mask & (1u << i)) {
+            /* the model owns its initializers: prepare may give back the pages
+               of one it has packed, so it gets a copy of the test's data */
             kn_tensor *t = kn_arena_calloc(&m->arena, 1, sizeof *t);
             *t = *n->in[i];
+            t->owns_data = false;
+            t->data = kn_arena_alloc(&m->arena, t->nbytes ? t->nbytes : 1);
+            if (t->nbytes)
+                memcpy(t->data, n->in[i]->data, t->nbytes);
             g->values[nd->in[i]].init = t;
         } else {
             kn_graph_add_input(g, nd->in[i]);

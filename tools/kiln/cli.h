@@ -15,6 +15,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_optimize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
 
 /* --threads N / --opt LEVEL (run, bench): 1 consumed, 0 not one, -1 bad value. */
 int cli_session_option(int argc, char **argv, int *i, int *threads, int *opt_level, const char *cmd);

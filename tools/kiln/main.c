@@ -32,6 +32,8 @@ static void usage(FILE *f)
             "                                optimize the graph and write it as ONNX\n"
             "  compare MODEL_A MODEL_B [--data X] [--labels Y] [--limit N] [--layers K] [--json]\n"
             "                                agreement, accuracy and error of two models, worst layers\n"
+            "  calibrate MODEL --calib DATA [-o RANGES.txt] [--calib-method minmax|percentile|entropy]\n"
+            "                                activation ranges over calibration data\n"
             "  version                       print the version\n\n"
             "Run 'kiln COMMAND --help' for the options of a command.\n",
             kiln_version());
@@ -91,6 +93,10 @@ int main(int argc, char **argv)
         return cmd_optimize(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare"))
         return cmd_compare(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize"))
+        return cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "calibrate"))
+        return cmd_calibrate(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("kiln %s\n", kiln_version());
         return 0;

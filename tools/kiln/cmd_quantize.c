@@ -1,0 +1,303 @@
+/* cmd_quantize.c - `kiln quantize`: load a model (unoptimized), rewrite it into one
+ * of the compressed forms of src/quant/quant.h (dynamic / static int8, fp16, int4),
+ * print what changed (nodes quantized / kept in float, sizes before and after) and
+ * write it as ONNX.  Static mode takes activation ranges from a file (--ranges:
+ * lines "name lo hi"); the calibration options are parsed here too. */
+#include "cli.h"
+
+#include "formats/onnx.h"
+#include "quant/quant.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_EXCLUDE 256
+
+/* Calibration options for static mode (used once calibration is wired in). */
+typedef struct calib_args {
+    const char *path, *method, *resize, *crop, *mean, *std;
+    double percentile;
+    int64_t limit;
+} calib_args;
+
+typedef struct quant_args {
+    const char *in, *out, *ranges;
+    kn_quant_opts qo;
+    kn_onnx_write_options wo;
+    calib_args calib;
+    char *exclude[MAX_EXCLUDE];
+    size_t n_exclude;
+} quant_args;
+
+static void quantize_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kiln quantize MODEL -o OUT.onnx --mode dynamic|static|fp16|int4\n"
+            "                     [--per-tensor] [--symmetric] [--block 32|128]\n"
+            "                     [--exclude NAME_OR_OPTYPE[,...]] [--external-data]\n"
+            "                     static: --ranges FILE | --calib PATH [--calib-method\n"
+            "                     minmax|percentile|entropy] [--percentile P] [--resize N]\n"
+            "                     [--crop N] [--mean M,M,M] [--std S,S,S] [--calib-limit N]\n"
+            "Writes MODEL with compressed weights:\n"
+            "  dynamic  int8 weights, activations quantized at run time (MatMul, Gemm, Conv)\n"
+            "  static   int8 weights and activations (QDQ) from calibrated ranges\n"
+            "  fp16     float16 weights, computed in float32\n"
+            "  int4     4-bit block-wise weights for MatMul/Gemm (MatMulNBits)\n"
+            "--per-tensor      one weight scale per tensor (default: per output channel)\n"
+            "--symmetric       static: int8 activations with zero point 0 (default uint8)\n"
+            "--block N         int4 block size, 32 (default) or 128\n"
+            "--exclude LIST    node names or operator types kept in float\n"
+            "--ranges FILE     static: activation ranges, lines 'name lo hi'\n"
+            "--external-data   initializers of 1 KiB or more go to OUT.onnx.data\n");
+}
+
+static int parse_mode(const char *s, kn_qmode *m)
+{
+    static const char *const names[] = {"dynamic", "static", "fp16", "int4"};
+    for (int k = 0; k < 4; k++)
+        if (!strcmp(s, names[k])) {
+            *m = (kn_qmode)k;
+            return 0;
+        }
+    return cli_error("quantize: unknown mode '%s' (dynamic, static, fp16 or int4)", s);
+}
+
+/* Add the comma-separated names of list to a->exclude. */
+static int add_excludes(quant_args *a, const char *list)
+{
+    const char *p = list;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        if (len && a->n_exclude == MAX_EXCLUDE)
+            return cli_error("quantize: more than %d exclusions", MAX_EXCLUDE);
+        if (len && !(a->exclude[a->n_exclude++] = strndup(p, len)))
+            return cli_error("quantize: out of memory");
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
+/* Options that take a value; 1 consumed, 0 not one of them, -1 bad value. */
+static int parse_valued(quant_args *a, const char *s, const char *v)
+{
+    int64_t n;
+    char *end;
+    if (!strcmp(s, "--mode"))
+        return parse_mode(v, &a->qo.mode) ? -1 : 1;
+    if (!strcmp(s, "--block")) {
+        if (!cli_parse_i64(v, &n) || (n != 32 && n != 128))
+            return cli_error("quantize: --block expects 32 or 128, not '%s'", v), -1;
+        a->qo.int4_block = (int)n;
+        return 1;
+    }
+    if (!strcmp(s, "--exclude"))
+        return add_excludes(a, v) ? -1 : 1;
+    if (!strcmp(s, "--percentile")) {
+        a->calib.percentile = strtod(v, &end);
+        if (*end || !(a->calib.percentile > 0 && a->calib.percentile <= 100))
+            return cli_error("quantize: --percentile expects a number in (0, 100], not '%s'", v), -1;
+        return 1;
+    }
+    if (!strcmp(s, "--calib-limit")) {
+        if (!cli_parse_i64(v, &a->calib.limit) || a->calib.limit < 1)
+            return cli_error("quantize: --calib-limit expects a positive count, not '%s'", v), -1;
+        return 1;
+    }
+    static const char *const names[] = {"--ranges", "--calib", "--calib-method", "--resize", "--crop",
+                                        "--mean", "--std"};
+    const char **slots[] = {&a->ranges, &a->calib.path, &a->calib.method, &a->calib.resize,
+                            &a->calib.crop, &a->calib.mean, &a->calib.std};
+    for (int k = 0; k < 7; k++)
+        if (!strcmp(s, names[k])) {
+            *slots[k] = v;
+            return 1;
+        }
+    return 0;
+}
+
+/* Options without a value; true if s was one. */
+static bool parse_flag(quant_args *a, const char *s)
+{
+    if (!strcmp(s, "--per-tensor"))
+        a->qo.per_channel = false;
+    else if (!strcmp(s, "--symmetric"))
+        a->qo.symmetric_activations = true;
+    else if (!strcmp(s, "--external-data"))
+        a->wo.external = KN_ONNX_EXTERNAL_ALWAYS;
+    else
+        return false;
+    return true;
+}
+
+static int check_args(quant_args *a, bool have_mode)
+{
+    if (!a->in || !a->out || !have_mode) {
+        quantize_usage(stderr);
+        return cli_error("quantize: a MODEL, -o OUT.onnx and --mode are required");
+    }
+    const char *m = a->calib.method;
+    if (m && strcmp(m, "minmax") && strcmp(m, "percentile") && strcmp(m, "entropy"))
+        return cli_error("quantize: unknown --calib-method '%s' (minmax, percentile or entropy)", m);
+    if (a->qo.mode == KN_QMODE_STATIC && !a->ranges && !a->calib.path)
+        return cli_error("quantize: static mode needs --calib PATH or --ranges FILE");
+    if (a->qo.mode != KN_QMODE_STATIC && (a->ranges || a->calib.path))
+        return cli_error("quantize: --calib and --ranges are for --mode static");
+    if (a->calib.path && !a->ranges)
+        return cli_error("quantize: calibration (--calib) is not available in this build yet; "
+                         "give the ranges with --ranges FILE");
+    return 0;
+}
+
+/* 0: parsed; 1: error (message printed); -1: --help was asked for. */
+static int parse_args(int argc, char **argv, quant_args *a)
+{
+    kn_quant_opts_init(&a->qo);
+    kn_onnx_write_options_init(&a->wo);
+    a->calib.percentile = 99.99;
+    bool have_mode = false;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        int r = i + 1 < argc ? parse_valued(a, s, argv[i + 1]) : 0;
+        if (r < 0)
+            return 1;
+        if (r > 0) {
+            have_mode |= !strcmp(s, "--mode");
+            i++;
+        } else if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            quantize_usage(stdout);
+            return -1;
+        } else if ((!strcmp(s, "-o") || !strcmp(s, "--output")) && i + 1 < argc) {
+            a->out = argv[++i];
+        } else if (parse_flag(a, s)) {
+            continue;
+        } else if (s[0] == '-' || a->in) {
+            quantize_usage(stderr);
+            return cli_error("quantize: unexpected argument '%s'", s);
+        } else {
+            a->in = s;
+        }
+    }
+    a->qo.exclude = (const char *const *)a->exclude;
+    a->qo.n_exclude = a->n_exclude;
+    return check_args(a, have_mode);
+}
+
+/* ---- ranges file ---- */
+
+static int add_range(kn_act_ranges *r, size_t *cap, const char *name, float lo, float hi)
+{
+    if (r->n == *cap) {
+        size_t c = *cap ? 2 * *cap : 64;
+        kn_act_range *p = realloc(r->v, sizeof *p * c);
+        if (!p)
+            return cli_error("quantize: out of memory");
+        r->v = p;
+        *cap = c;
+    }
+    if (!(r->v[r->n].name = strdup(name)))
+        return cli_error("quantize: out of memory");
+    r->v[r->n].lo = lo;
+    r->v[r->n++].hi = hi;
+    return 0;
+}
+
+/* One line "name lo hi" (blank lines and '#' comments skipped). */
+static int parse_range_line(const char *path, int lineno, char *line, kn_act_ranges *r, size_t *cap)
+{
+    char *save = NULL, *name = strtok_r(line, " \t\r\n", &save);
+    if (!name || name[0] == '#')
+        return 0;
+    char *slo = strtok_r(NULL, " \t\r\n", &save), *shi = strtok_r(NULL, " \t\r\n", &save);
+    char *e1 = NULL, *e2 = NULL;
+    float lo = slo ? strtof(slo, &e1) : NAN, hi = shi ? strtof(shi, &e2) : NAN;
+    if (!slo || !shi || *e1 || *e2 || strtok_r(NULL, " \t\r\n", &save) || !isfinite(lo) ||
+        !isfinite(hi) || lo > hi)
+        return cli_error("quantize: %s:%d: expected 'name lo hi' with finite lo <= hi", path, lineno);
+    return add_range(r, cap, name, lo, hi);
+}
+
+static int read_ranges(const char *path, kn_act_ranges *r)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return cli_error("quantize: cannot open %s: %s", path, strerror(errno));
+    char line[4096];
+    size_t cap = 0;
+    int lineno = 0, rc = 0;
+    while (!rc && fgets(line, sizeof line, f))
+        rc = parse_range_line(path, ++lineno, line, r, &cap);
+    fclose(f);
+    if (!rc && !r->n)
+        rc = cli_error("quantize: %s holds no ranges", path);
+    return rc;
+}
+
+/* ---- running ---- */
+
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static void print_report(const quant_args *a, const kn_quant_report *rep)
+{
+    static const char *const names[] = {"dynamic", "static", "fp16", "int4"};
+    printf("mode %s: %d nodes quantized, %d kept in float\n", names[a->qo.mode], rep->nodes_quantized,
+           rep->nodes_kept_float);
+    double ratio = rep->weight_bytes_after ? (double)rep->weight_bytes_before / (double)rep->weight_bytes_after : 0;
+    printf("initializers: %zu bytes before, %zu after (%.2fx smaller)\n", rep->weight_bytes_before,
+           rep->weight_bytes_after, ratio);
+}
+
+static void print_file_sizes(const quant_args *a)
+{
+    char data[4200];
+    snprintf(data, sizeof data, "%s.data", a->out);
+    long long before = file_size(a->in), after = file_size(a->out), ext = file_size(data);
+    if (a->wo.external == KN_ONNX_EXTERNAL_ALWAYS && ext > 0)
+        after += ext;
+    printf("file size: %lld bytes before, %lld after (%.2fx smaller): %s\n", before, after,
+           after > 0 ? (double)before / (double)after : 0.0, a->out);
+}
+
+static int run_quantize(quant_args *a, kn_act_ranges *ranges)
+{
+    if (a->ranges && read_ranges(a->ranges, ranges))
+        return 1;
+    a->qo.ranges = a->ranges ? ranges : NULL;
+    kn_error err = {0};
+    kn_model *m = NULL;
+    if (kn_onnx_load_file(a->in, &m, &err))
+        return cli_error("%s", err.msg);
+    kn_quant_report rep;
+    double t0 = cli_now();
+    int rc = kn_quantize_model(m, &a->qo, &rep, &err);
+    double t1 = cli_now();
+    if (!rc)
+        rc = kn_onnx_write_file(m, a->out, &a->wo, &err);
+    kn_model_free(m);
+    if (rc)
+        return cli_error("quantize: %s", err.msg);
+    print_report(a, &rep);
+    print_file_sizes(a);
+    printf("quantized in %.1f ms, written in %.1f ms\n", (t1 - t0) * 1e3, (cli_now() - t1) * 1e3);
+    return 0;
+}
+
+int cmd_quantize(int argc, char **argv)
+{
+    quant_args a = {0};
+    kn_act_ranges ranges = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (!rc)
+        rc = run_quantize(&a, &ranges);
+    kn_act_ranges_free(&ranges);
+    for (size_t k = 0; k < a.n_exclude; k++)
+        free(a.exclude[k]);
+    return rc < 0 ? 0 : rc;
+}
