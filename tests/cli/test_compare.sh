@@ -45,8 +45,17 @@ if [ -f "$FM/t10k-images-idx3-ubyte.gz" ]; then
     printf '9 2 x\n' >"$TMP/junk.txt"
     printf "9 2\n" >"$TMP/two.txt"
     expect_err "junk labels" "integers" "$KILN" compare "$MODEL" "$MODEL" --data "$FM/t10k-images-idx3-ubyte.gz" --labels "$TMP/junk.txt"
-    expect_err "too few labels" "2 labels for 5 samples" "$KILN" compare "$MODEL" "$MODEL" --data "$FM/t10k-images-idx3-ubyte.gz" --labels "$TMP/two.txt" --limit 5
+    expect_err "too few labels" "2 labels for at least 5 samples" "$KILN" compare "$MODEL" "$MODEL" --data "$FM/t10k-images-idx3-ubyte.gz" --labels "$TMP/two.txt" --limit 5
 fi
+
+# --data through the calibration sources: a .npy file, --mean/--std spelled as in calibrate
+expect_ok "npy data" "top-1 agreement 100.00% (16/16)" "$KILN" compare "$MODEL" "$MODEL" \
+    --data "$REPO/examples/fmnist/fmnist_cnn.in.image.npy" --layers 0
+if [ -f "$FM/t10k-images-idx3-ubyte.gz" ]; then
+    expect_ok "mean std" "(10/10)" "$KILN" compare "$MODEL" "$MODEL" --data "$FM/t10k-images-idx3-ubyte.gz" \
+        --labels "$TMP/labels.txt" --mean 0.2860 --std 0.3530 --limit 10 --layers 0
+fi
+expect_err "bad std" "std must not be 0" "$KILN" compare "$MODEL" "$MODEL" --std 0
 
 # bad input
 expect_err "one model" "two models" "$KILN" compare "$MODEL"
@@ -56,7 +65,7 @@ expect_err "bad limit" "limit expects" "$KILN" compare "$MODEL" "$MODEL" --limit
 expect_err "labels without data" "needs --data" "$KILN" compare "$MODEL" "$MODEL" --labels "$TMP/labels.txt"
 printf 'not a model' >"$TMP/junk.onnx"
 expect_err "junk model" "cannot load" "$KILN" compare "$MODEL" "$TMP/junk.onnx"
-expect_err "wrong data shape" "each sample of --data" "$KILN" compare "$MODEL" "$MODEL" --data "$FM/t10k-labels-idx1-ubyte.gz"
+expect_err "wrong data shape" "each sample of" "$KILN" compare "$MODEL" "$MODEL" --data "$FM/t10k-labels-idx1-ubyte.gz"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -2,9 +2,11 @@
  * float model and its quantized or optimized version) on the same inputs and
  * reports, per output, top-1 agreement, accuracy of each with --labels, max/mean
  * absolute error and cosine similarity, then the shared layers that differ most
- * (src/quant/compare_run.c does the work).  Inputs: --data (.npy or IDX, one sample
- * per row of a single-input model; uint8 scaled to [0,1], then --normalize as in
- * `kiln eval`) or deterministic random inputs. */
+ * (src/quant/compare_run.c does the work).  Inputs: --data, read by the calibration
+ * data sources (calib_data.h: .npy file or folder, IDX, JPEG/PNG folder; integers
+ * and pixels scaled to [0,1], then --mean/--std or --normalize as in `kiln eval`),
+ * or deterministic random inputs. */
+#include "calib_data.h"
 #include "cli.h"
 
 #include "formats/npy.h"
@@ -23,18 +25,20 @@
 typedef struct compare_opts {
     const char *a, *b, *data, *labels;
     int64_t limit, layers, batch, sensitive;
-    bool json, normalize;
-    double mean, std;
+    bool json;
     int threads;
     cli_inputs rand;     /* --seed / --dim for random inputs */
+    cli_calib_opts src;  /* --data and its preprocessing (--resize --crop --mean --std) */
 } compare_opts;
 
 static void compare_usage(FILE *f)
 {
     fprintf(f, "usage: kiln compare MODEL_A MODEL_B [--data X] [--labels Y] [--limit N] [--layers K]\n"
-               "                    [--sensitive N] [--batch N] [--normalize MEAN,STD] [--threads N] [--seed N]\n"
-               "                    [--dim NAME=VALUE]... [--json]\n"
-               "  X: .npy or IDX samples for a single-input model (uint8 scaled to [0,1]);\n"
+               "                    [--sensitive N] [--batch N] [--threads N] [--json]\n"
+               "                    [--mean a[,b,c] --std a[,b,c] | --normalize MEAN,STD] [--resize N] [--crop N]\n"
+               "                    [--seed N] [--dim NAME=VALUE]...\n"
+               "  X: samples for a single-input model: a .npy file or folder, an IDX file or a folder\n"
+               "     of JPEG/PNG images (integers and pixels scaled to [0,1], then (x - mean) / std);\n"
                "     without --data, random inputs (--limit samples, default 8)\n"
                "  Y: labels as .npy, IDX or a text file of integers: accuracy of both models\n"
                "  --layers K     show the K shared layers that differ most (default 10, 0: outputs only)\n"
@@ -44,14 +48,23 @@ static void compare_usage(FILE *f)
                "  values B quantizes with the range of the activation after them (marked *) come last\n");
 }
 
+/* --normalize MEAN,STD (as kiln eval): one --mean and one --std. */
 static int parse_normalize(const char *s, compare_opts *o)
 {
     char *end;
-    o->mean = strtod(s, &end);
-    if (*end != ',' || (o->std = strtod(end + 1, &end), *end) || o->std == 0)
+    double mean = strtod(s, &end), std = 0;
+    if (*end != ',' || (std = strtod(end + 1, &end), *end) || std == 0)
         return cli_error("compare: --normalize expects MEAN,STD with STD != 0");
-    o->normalize = true;
+    o->src.mean[0] = (float)mean;
+    o->src.std[0] = (float)std;
+    o->src.n_mean = o->src.n_std = 1;
     return 0;
+}
+
+/* The preprocessing options of the data sources (calib_data.h). */
+static bool is_source_option(const char *a)
+{
+    return !strcmp(a, "--resize") || !strcmp(a, "--crop") || !strcmp(a, "--mean") || !strcmp(a, "--std");
 }
 
 /* One option at argv[*i]: 0 consumed, 1 error, 2 not an option of ours. */
@@ -103,7 +116,10 @@ static int parse_compare_args(int argc, char **argv, compare_opts *o)
             return 1;
         if (r == 0)
             continue;
-        if (!strcmp(a, "--seed") || !strcmp(a, "--dim")) {
+        if (is_source_option(a)) {
+            if (cli_calib_option(&o->src, argc, argv, &i, "compare") != 1)
+                return 1;
+        } else if (!strcmp(a, "--seed") || !strcmp(a, "--dim")) {
             if (cli_inputs_option(&o->rand, argc, argv, &i, "compare") != 1)
                 return cli_error("compare: bad or incomplete option '%s'", a);
         } else if (a[0] == '-') {
@@ -209,78 +225,67 @@ static int read_labels(const char *path, int64_t **out, int64_t *n)
 typedef struct batch_src {
     const compare_opts *o;
     const kiln_model *m;
-    kn_tensor data;        /* --data, all samples */
-    int64_t per_sample, n_samples;
     int64_t *labels;
     int64_t n_labels;
+    int64_t samples;       /* compared so far */
 } batch_src;
 
-static int check_data(batch_src *s)
+static int open_data(batch_src *s, calib_data **d)
 {
     if (kiln_model_input_count(s->m) != 1)
         return cli_error("compare: --data feeds single-input models; this one has %zu inputs",
                          kiln_model_input_count(s->m));
     kiln_value_info in;
     kiln_model_input(s->m, 0, &in);
-    int64_t want = 1;
-    for (int d = 1; d < in.rank; d++) {
-        if (in.shape[d] < 0)
-            return cli_error("compare: model input dimension %d is not fixed", d);
-        want *= in.shape[d];
-    }
-    const kn_tensor *x = &s->data;
-    int64_t rows = x->rank ? x->dims[0] : 0;
-    if (in.rank < 1 || rows < 1 || x->numel / rows != want)
-        return cli_error("compare: each sample of --data has %lld values, the model wants %lld",
-                         (long long)(rows ? x->numel / rows : 0), (long long)want);
-    if (in.shape[0] >= 1 && s->o->batch != in.shape[0])
-        return cli_error("compare: the model has a fixed batch of %lld (use --batch)", (long long)in.shape[0]);
-    s->per_sample = want;
-    s->n_samples = s->o->limit && s->o->limit < rows ? s->o->limit : rows;
-    if (s->labels && s->n_labels < s->n_samples)
-        return cli_error("compare: %lld labels for %lld samples", (long long)s->n_labels,
-                         (long long)s->n_samples);
-    return 0;
+    if (in.rank < 1)
+        return cli_error("compare: the model input has no declared shape");
+    cli_calib_opts co = s->o->src;
+    co.calib = s->o->data;
+    co.limit = s->o->limit;
+    co.batch = s->o->batch;
+    co.quiet = true;
+    kn_error err = {0};
+    return calib_data_open(&co, in.rank, in.shape, d, &err) ? cli_error("compare: %s", err.msg) : 0;
 }
 
-/* Samples [start, start + count) of --data as a float tensor shaped like the input. */
-static int data_batch(const batch_src *s, int64_t start, int64_t count, kn_tensor *t)
+/* Compare one batch of --data; the labels are those of its samples. */
+static int compare_data_batch(kn_compare *c, batch_src *s, const kn_tensor *t)
 {
-    kiln_value_info in;
-    kiln_model_input(s->m, 0, &in);
-    int64_t dims[KILN_MAX_RANK];
-    dims[0] = count;
-    for (int d = 1; d < in.rank; d++)
-        dims[d] = in.shape[d];
+    int64_t rows = t->rank ? t->dims[0] : 1;
+    if (s->labels && s->samples + rows > s->n_labels)
+        return cli_error("compare: %lld labels for at least %lld samples", (long long)s->n_labels,
+                         (long long)(s->samples + rows));
+    const kn_tensor *ins[1] = {t};
     kn_error err = {0};
-    if (kn_tensor_alloc(t, KN_F32, in.rank, dims, &err))
+    if (kn_compare_batch(c, 1, ins, s->labels ? s->labels + s->samples : NULL, rows, &err))
         return cli_error("compare: %s", err.msg);
-    bool scale = !kn_dtype_is_float(s->data.dtype);
-    float *dst = t->data;
-    for (int64_t i = 0; i < count * s->per_sample; i++) {
-        double v = kn_load_f64(s->data.data, s->data.dtype, (size_t)(start * s->per_sample + i));
-        v = scale ? v / 255.0 : v;
-        dst[i] = (float)(s->o->normalize ? (v - s->o->mean) / s->o->std : v);
-    }
+    s->samples += rows;
     return 0;
 }
 
 static int run_data(kn_compare *c, batch_src *s)
 {
-    int64_t n = s->n_samples;
-    for (int64_t start = 0; start < n; start += s->o->batch) {
-        int64_t count = n - start < s->o->batch ? n - start : s->o->batch;
+    calib_data *d = NULL;
+    if (open_data(s, &d))
+        return 1;
+    int rc = 0;
+    for (bool done = false; !rc;) {
         kn_tensor t = {0};
-        if (data_batch(s, start, count, &t))
-            return 1;
-        const kn_tensor *ins[1] = {&t};
         kn_error err = {0};
-        int rc = kn_compare_batch(c, 1, ins, s->labels ? s->labels + start : NULL, count, &err);
+        if (calib_data_next(d, &t, &done, &err)) {
+            rc = cli_error("compare: %s", err.msg);
+            break;
+        }
+        if (done)
+            break;
+        rc = compare_data_batch(c, s, &t);
         kn_tensor_release(&t);
-        if (rc)
-            return cli_error("compare: %s", err.msg);
     }
-    return 0;
+    calib_data_close(d);
+    if (!rc && s->labels && s->n_labels != s->samples)
+        fprintf(stderr, "kiln: compare: note: %lld labels for %lld samples (the first ones used)\n",
+                (long long)s->n_labels, (long long)s->samples);
+    return rc;
 }
 
 static int run_random(kn_compare *c, batch_src *s, int64_t limit)
@@ -470,23 +475,20 @@ static int open_compare(const compare_opts *o, kn_compare **c)
     return kn_compare_open(o->a, o->b, &co, c, &err) ? cli_error("compare: %s", err.msg) : 0;
 }
 
-static int load_inputs(batch_src *s)
+static int load_labels(batch_src *s)
 {
-    const compare_opts *o = s->o;
-    if (!o->data)
-        return 0;
-    if (read_array(o->data, &s->data) || (o->labels && read_labels(o->labels, &s->labels, &s->n_labels)))
-        return 1;
-    return check_data(s);
+    return s->o->labels ? read_labels(s->o->labels, &s->labels, &s->n_labels) : 0;
 }
 
-/* The batch size: --batch, else the model's fixed first dim, else 100 for data, 1 for random. */
-static int64_t default_batch(const compare_opts *o, const kiln_model *m)
+/* Random inputs: --batch, else the model's fixed first dim, else 1. */
+static int64_t random_batch(const compare_opts *o, const kiln_model *m)
 {
     kiln_value_info in;
+    if (o->batch)
+        return o->batch;
     if (kiln_model_input_count(m) && !kiln_model_input(m, 0, &in) && in.rank >= 1 && in.shape[0] >= 1)
         return in.shape[0];
-    return o->data ? 100 : 1;
+    return 1;
 }
 
 static int report(kn_compare *c, const compare_opts *o, int64_t samples)
@@ -512,6 +514,7 @@ static int report(kn_compare *c, const compare_opts *o, int64_t samples)
 int cmd_compare(int argc, char **argv)
 {
     compare_opts o = {.layers = 10};
+    cli_calib_opts_init(&o.src);
     if (parse_compare_args(argc, argv, &o)) {
         cli_inputs_free(&o.rand);
         return 1;
@@ -521,18 +524,19 @@ int cmd_compare(int argc, char **argv)
     int rc = open_compare(&o, &c);
     if (!rc) {
         src.m = kn_compare_model(c, 0);
-        o.batch = o.batch ? o.batch : default_batch(&o, src.m);
-        rc = load_inputs(&src);
+        rc = load_labels(&src);
     }
-    int64_t limit = o.limit ? o.limit : 8; /* random inputs */
+    if (!rc && o.data) {
+        rc = run_data(c, &src);
+    } else if (!rc) {
+        o.batch = random_batch(&o, src.m);
+        int64_t limit = o.limit ? o.limit : 8;
+        rc = run_random(c, &src, limit);
+        src.samples = ((limit + o.batch - 1) / o.batch) * o.batch;
+    }
     if (!rc)
-        rc = o.data ? run_data(c, &src) : run_random(c, &src, limit);
-    if (!rc) {
-        int64_t samples = o.data ? src.n_samples : ((limit + o.batch - 1) / o.batch) * o.batch;
-        rc = report(c, &o, samples);
-    }
+        rc = report(c, &o, src.samples);
     kn_compare_close(c);
-    kn_tensor_release(&src.data);
     free(src.labels);
     cli_inputs_free(&o.rand);
     return rc;
