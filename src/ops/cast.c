@@ -98,6 +98,13 @@ static void cast_elements(const kn_tensor *x, kn_tensor *y)
             memcpy(y->data, x->data, x->nbytes);
         return;
     }
+    if (x->dtype == KN_I32 && y->dtype == KN_F32) { /* integer accumulators (ConvInteger -> Cast) */
+        const int32_t *xv = x->data;
+        float *yv = y->data;
+        for (size_t i = 0; i < n; i++) /* rounds like int_to_float: to nearest, symmetric */
+            yv[i] = (float)xv[i];
+        return;
+    }
     bool xf = kn_dtype_is_float(x->dtype), yf = kn_dtype_is_float(y->dtype);
     for (size_t i = 0; i < n; i++) {
         if (xf && yf)

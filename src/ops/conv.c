@@ -30,6 +30,7 @@
 #include "exec/threadpool.h"
 #include "kernels/conv_kernels.h"
 #include "kernels/sgemm.h"
+#include "ops/quant_dynamic.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -667,6 +668,9 @@ static int run_conv_integer(kn_op_ctx *c)
         return c->err->code;
     if (y->numel == 0)
         return KN_OK;
+    bool done;
+    if ((rc = kn_conv_integer_fast(c, &g, group, y, &done)) || done)
+        return rc;
     int64_t per_m = m ? w->numel / m : 1;
     double *dx = as_double(x, xz, 1), *dw = as_double(w, wz, per_m ? per_m : 1);
     double *dy = malloc(sizeof(double) * (size_t)y->numel);
@@ -1087,7 +1091,7 @@ const kn_op_def kn_ops_conv[] = {
      .release = release_conv_state},
     {"", "ConvTranspose", 1, run_conv_transpose, NULL, NULL, .prepare = prepare_conv_transpose,
      .release = release_conv_state},
-    {"", "ConvInteger", 1, run_conv_integer, NULL, NULL},
+    {"", "ConvInteger", 1, run_conv_integer, NULL, NULL, false, kn_conv_integer_prepare, kn_qdyn_state_release},
     {"", "DeformConv", 1, run_deform_conv, NULL, NULL},
     {"", "CausalConvWithState", 1, run_causal_conv, NULL, NULL},
     {0},

@@ -18,6 +18,7 @@
 
 #include "exec/threadpool.h"
 #include "kernels/sgemm.h"
+#include "ops/quant_dynamic.h"
 
 /* ------------------------------------------------------------------------ */
 /* Buffers converted to a compute type                                       */
@@ -771,6 +772,10 @@ static int run_matmul_integer(kn_op_ctx *c)
     kn_tensor *y = kn_op_output(c, 0, KN_I32, p.out_rank, p.out_dims);
     if (!y)
         return c->err->code;
+    bool done;
+    rc = kn_matmul_integer_fast(c, y, &done);
+    if (rc || done)
+        return rc;
     uint64_t *ua = sub_zero_point(c, a, kn_op_in(c, 2), true);
     uint64_t *ub = ua ? sub_zero_point(c, b, kn_op_in(c, 3), false) : NULL;
     uint64_t *uy = ub ? xcalloc(c, y->numel, sizeof(uint64_t)) : NULL;
@@ -1611,7 +1616,8 @@ static int check_einsum(const kn_node *node, int opset, kn_error *err)
 
 const kn_op_def kn_ops_matmul[] = {
     {"", "MatMul", 1, run_matmul, NULL, infer_matmul, false, prepare_packed_b, mm_packed_free},
-    {"", "MatMulInteger", 1, run_matmul_integer, NULL, infer_matmul_integer},
+    {"", "MatMulInteger", 1, run_matmul_integer, NULL, infer_matmul_integer, false, kn_matmul_integer_prepare,
+     kn_qdyn_state_release},
     {"", "Gemm", 1, run_gemm, NULL, infer_gemm, false, prepare_packed_b, mm_packed_free},
     {"com.microsoft", "FusedGemm", 1, run_fused_gemm, check_fused_gemm, infer_gemm, false,
      prepare_packed_b, mm_packed_free},

@@ -8,6 +8,7 @@
  * integer types saturate.  float8 / int4 / int2 / float4 types are reported as
  * unsupported. */
 #include "ops/op_util.h"
+#include "kernels/dynquant.h"
 #include "ops/quant_gemm.h"
 #include "ops/spatial.h"
 
@@ -240,28 +241,12 @@ static int run_dynamic_quantize(kn_op_ctx *c)
     const kn_tensor *x = c->in[0];
     if (x->dtype != KN_F32)
         return unsupported_type(c, "input", x->dtype);
-    const float *xv = x->data;
-    float rmin = 0.0f, rmax = 0.0f;
-    for (int64_t k = 0; k < x->numel; k++) {
-        if (xv[k] < rmin)
-            rmin = xv[k];
-        if (xv[k] > rmax)
-            rmax = xv[k];
-    }
-    float scale = (rmax - rmin) / 255.0f;
-    int64_t zp = 0;
-    if (scale != 0.0f && isfinite(scale))
-        zp = round_saturate(0.0f - rmin / scale, 0, 255);
-    kn_tensor *y = kn_op_output(c, 0, KN_U8, x->rank, x->dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, KN_U8, x->rank, x->dims);
     if (!y)
         return c->err->code;
-    uint8_t *yv = y->data;
-    for (int64_t k = 0; k < x->numel; k++) {
-        if (scale == 0.0f)
-            yv[k] = (uint8_t)zp;
-        else
-            yv[k] = (uint8_t)clamp_i64(round_saturate(xv[k] / scale, -1024, 1024) + zp, 0, 255);
-    }
+    float scale;
+    uint8_t zp;
+    kn_dynq_tensor(c->pool, x->data, (size_t)x->numel, y->data, &scale, &zp);
     if (c->n_out > 1) {
         kn_tensor *s = kn_op_output(c, 1, KN_F32, 0, NULL);
         if (!s)
@@ -272,7 +257,7 @@ static int run_dynamic_quantize(kn_op_ctx *c)
         kn_tensor *z = kn_op_output(c, 2, KN_U8, 0, NULL);
         if (!z)
             return c->err->code;
-        *(uint8_t *)z->data = (uint8_t)zp;
+        *(uint8_t *)z->data = zp;
     }
     return KN_OK;
 }

@@ -58,10 +58,8 @@ static bool input_present(const kn_prepare_ctx *pc, int i)
     return i < pc->n_in && pc->node->in[i] >= 0;
 }
 
-/* The constant weight w minus its constant zero point as int8, in w's element
- * order; the zero point is per tensor or per `zp_axis` index (stride zp_inner
- * elements).  NULL (nothing allocated) when a value does not fit int8. */
-static int8_t *weight_to_int8(const kn_tensor *w, const kn_tensor *zp, int64_t zp_inner)
+/* (declared in quant_gemm.h) */
+int8_t *kn_qweight_to_int8(const kn_tensor *w, const kn_tensor *zp, int64_t zp_inner)
 {
     int8_t *out = malloc((size_t)(w->numel > 0 ? w->numel : 1));
     if (!out)
@@ -121,7 +119,7 @@ int kn_qmatmul_prepare(kn_prepare_ctx *pc, void **state)
     int64_t k = b->dims[0], n = b->dims[1];
     if (k < 1 || n < 1 || (zp && zp->numel != 1 && zp->numel != n))
         return KN_OK;
-    int8_t *b8 = weight_to_int8(b, zp, 1);
+    int8_t *b8 = kn_qweight_to_int8(b, zp, 1);
     if (!b8)
         return KN_OK;
     kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, b8, (size_t)n, 0);
@@ -133,7 +131,7 @@ int kn_qmatmul_prepare(kn_prepare_ctx *pc, void **state)
 static int depthwise_prepare(kn_prepare_ctx *pc, const kn_tensor *w, const kn_tensor *zp, void **state)
 {
     int64_t n = w->dims[0], k = w->dims[2] * w->dims[3];
-    int8_t *w8 = weight_to_int8(w, zp, k);
+    int8_t *w8 = kn_qweight_to_int8(w, zp, k);
     int32_t *taps = malloc(sizeof(int32_t) * (size_t)w->numel);
     if (!w8 || !taps) {
         free(w8);
@@ -158,7 +156,7 @@ int kn_qconv_prepare(kn_prepare_ctx *pc, void **state)
         return depthwise_prepare(pc, w, zp, state);
     if (group != 1)
         return KN_OK;
-    int8_t *w8 = weight_to_int8(w, zp, k), *hwc = malloc((size_t)w->numel);
+    int8_t *w8 = kn_qweight_to_int8(w, zp, k), *hwc = malloc((size_t)w->numel);
     if (!w8 || !hwc) {
         free(w8);
         free(hwc);

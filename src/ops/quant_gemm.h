@@ -39,6 +39,12 @@ static inline int64_t kn_requant_value(int64_t acc, float mul, int32_t y_zero, i
     return q > (float)hi ? hi : (int64_t)q;
 }
 
+/* The constant 8-bit weight w minus its constant zero point (NULL: none) as int8, in
+ * w's element order (malloc'ed); the zero point is per tensor or one per index of
+ * w's flat position / zp_inner (mod its size).  NULL (nothing allocated) when a value
+ * does not fit int8 or memory runs out.  Shared with quant_dynamic.c. */
+int8_t *kn_qweight_to_int8(const kn_tensor *w, const kn_tensor *zp, int64_t zp_inner);
+
 /* Prepare hooks: pack the constant weight (input 3, with its constant zero point,
  * input 5) as int8 for the integer GEMM; no state when the weight is not constant,
  * not 8-bit, or its values minus the zero point do not fit int8. */

@@ -21,6 +21,7 @@ extern const kn_op_def kn_ops_resize[];
 extern const kn_op_def kn_ops_rnn[];
 extern const kn_op_def kn_ops_attention[];
 extern const kn_op_def kn_ops_quant[];
+extern const kn_op_def kn_ops_quant_dynamic[];
 extern const kn_op_def kn_ops_control[];
 extern const kn_op_def kn_ops_sequence[];
 extern const kn_op_def kn_ops_signal[];
@@ -50,6 +51,7 @@ static const kn_op_def *const family_tables[] = {
     kn_ops_rnn,
     kn_ops_attention,
     kn_ops_quant,
+    kn_ops_quant_dynamic,
     kn_ops_control,
     kn_ops_sequence,
     kn_ops_signal,

@@ -13,7 +13,7 @@ extern const kn_opt_pass kn_pass_eliminate_identity, kn_pass_fold_constants,
 /* The extended passes (fusions), one per file src/opt/fuse_<name>.c. */
 extern const kn_opt_pass kn_pass_fuse_layernorm, kn_pass_fuse_attention,
     kn_pass_fuse_skip_layernorm, kn_pass_fuse_gelu, kn_pass_fuse_conv_activation,
-    kn_pass_fuse_gemm_activation;
+    kn_pass_fuse_gemm_activation, kn_pass_fuse_dynamic_quant;
 
 /* Passes in the order they run; each family file defines its entries.  The lists
  * grow as passes land (src/opt/<pass family>.c).  Basic: clean-ups first (so that
@@ -30,6 +30,7 @@ static const kn_opt_pass *const pass_list[] = {
     &kn_pass_fold_conv_bn,
     &kn_pass_matmul_add_to_gemm,
     &kn_pass_fuse_layernorm,
+    &kn_pass_fuse_dynamic_quant, /* before attention, skip-LN and gelu: see its file */
     &kn_pass_fuse_attention,
     &kn_pass_fuse_skip_layernorm,
     &kn_pass_fuse_gelu,

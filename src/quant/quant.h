@@ -43,6 +43,11 @@ typedef struct kn_act_ranges {
 
 const kn_act_range *kn_act_ranges_find(const kn_act_ranges *r, const char *name);
 void kn_act_ranges_free(kn_act_ranges *r);
+/* Parse the text form: one "name lo hi" per line (finite lo <= hi), blank lines
+ * and '#' comments skipped; label names the source in messages.  At least one
+ * range is required. */
+int kn_act_ranges_parse(const char *text, size_t len, const char *label, kn_act_ranges *out,
+                        kn_error *err);
 
 /* ---- quantize (quantize.c) ---- */
 

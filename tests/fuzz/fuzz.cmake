@@ -15,7 +15,7 @@ target_include_directories(kiln_fuzz_objs PUBLIC ${PROJECT_SOURCE_DIR}/include $
 target_compile_options(kiln_fuzz_objs PRIVATE ${KILN_FUZZ_FLAGS})
 
 set(KILN_FUZZ_SEED_SCRIPT ${PROJECT_SOURCE_DIR}/tests/fuzz/run_fuzz.sh)
-foreach(target onnx onnx_writer opt tensorproto npy image inflate)
+foreach(target onnx onnx_writer opt tensorproto npy image inflate ranges)
   add_executable(fuzz_${target} ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_${target}.c $<TARGET_OBJECTS:kiln_fuzz_objs>)
   target_include_directories(fuzz_${target} PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_compile_options(fuzz_${target} PRIVATE ${KILN_FUZZ_FLAGS})
@@ -48,4 +48,19 @@ if(TARGET kiln_serve)
                      ${KILN_SHARED_DIR} ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus-${target} 20)
     set_tests_properties(fuzz/${target} PROPERTIES LABELS fuzz TIMEOUT 120)
   endforeach()
+endif()
+
+# The CLI's dataset reader (tools/kiln/idx.c, over zlib for gzipped files).
+find_package(ZLIB)
+if(ZLIB_FOUND)
+  add_executable(fuzz_idx ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_idx.c ${PROJECT_SOURCE_DIR}/tools/kiln/idx.c
+                 $<TARGET_OBJECTS:kiln_fuzz_objs>)
+  target_include_directories(fuzz_idx PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tools/kiln)
+  target_compile_options(fuzz_idx PRIVATE ${KILN_FUZZ_FLAGS})
+  target_link_options(fuzz_idx PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_idx PRIVATE ZLIB::ZLIB m Threads::Threads)
+  add_test(NAME fuzz/idx
+           COMMAND sh ${KILN_FUZZ_SEED_SCRIPT} $<TARGET_FILE:fuzz_idx> idx
+                   ${KILN_SHARED_DIR} ${CMAKE_CURRENT_BINARY_DIR}/fuzz-corpus-idx 20)
+  set_tests_properties(fuzz/idx PROPERTIES LABELS fuzz TIMEOUT 120)
 endif()

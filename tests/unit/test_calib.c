@@ -172,6 +172,24 @@ static void test_entropy(void)
     free(l);
 }
 
+/* Each sign is its own distribution: a spike on the negative side (normalized
+ * background pixels) does not make the positive side clip, nor the other way round. */
+static void test_sides_are_independent(void)
+{
+    rng_state = 7;
+    size_t n = 400000;
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = i % 2 ? -0.8f : (float)(2.0 * uniform01());
+    kn_act_range e = range_for(KN_CALIB_ENTROPY, 0, x, n);
+    CHECK_NEAR(e.lo, -0.8, 0.01);
+    CHECK(e.hi > 1.9f);
+    kn_act_range p = range_for(KN_CALIB_PERCENTILE, 99.0, x, n);
+    CHECK_NEAR(p.lo, -0.8, 0.001);
+    CHECK_NEAR(p.hi, 1.98, 0.01);
+    free(x);
+}
+
 /* Feeding the values in pieces (small magnitudes first, so the histogram has to
  * grow several times) gives exactly the ranges of one batch. */
 static void test_pieces_match_whole(void)
@@ -286,6 +304,7 @@ int main(void)
         TEST_CASE(test_percentile_ignores_outliers),
         TEST_CASE(test_percentile_uniform),
         TEST_CASE(test_entropy),
+        TEST_CASE(test_sides_are_independent),
         TEST_CASE(test_pieces_match_whole),
         TEST_CASE(test_order_nonfinite_and_tensors),
         TEST_CASE(test_options),

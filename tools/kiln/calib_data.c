@@ -19,6 +19,7 @@
 #include "serve/preprocess.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,7 @@ static int parse_floats3(const char *s, float *v)
     while (n < 3) {
         char *end;
         double x = strtod(s, &end);
-        if (end == s)
+        if (end == s || !isfinite(x))
             return 0;
         v[n++] = (float)x;
         if (*end == '\0')

@@ -130,22 +130,39 @@ done:
 static void calibrate_usage(FILE *f)
 {
     fprintf(f, "usage: kiln calibrate MODEL --calib PATH [options] [-o RANGES.txt] [--threads N] [--quiet]\n"
-               "  writes one 'name lo hi' line per float value of the model (stdout without -o)\n%s",
+               "  writes one 'name lo hi' line per float value of the model (stdout without -o),\n"
+               "  the format 'kiln quantize --ranges' reads\n%s",
                cli_calib_help);
 }
 
-static int write_ranges(const char *path, const kn_act_ranges *r)
+/* "name lo hi" lines after a '#' comment saying where they came from.  A name the
+ * line format cannot carry (whitespace, a leading '#') is left out, with a note. */
+static int write_ranges(const char *path, const kn_act_ranges *r, const char *model, const cli_calib_opts *o)
 {
     FILE *f = path ? fopen(path, "w") : stdout;
     if (!f)
         return cli_error("calibrate: cannot write %s", path);
-    for (size_t i = 0; i < r->n; i++)
-        fprintf(f, "%s %.9g %.9g\n", r->v[i].name, (double)r->v[i].lo, (double)r->v[i].hi);
+    fprintf(f, "# kiln calibrate %s --calib %s --calib-method %s", model, o->calib, kn_calib_method_name(o->method));
+    if (o->method == KN_CALIB_PERCENTILE)
+        fprintf(f, " --percentile %g", o->percentile);
+    fputc('\n', f);
+    size_t skipped = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const char *name = r->v[i].name;
+        if (!*name || name[0] == '#' || strpbrk(name, " \t\r\n")) {
+            skipped++;
+            continue;
+        }
+        fprintf(f, "%s %.9g %.9g\n", name, (double)r->v[i].lo, (double)r->v[i].hi);
+    }
     bool bad = ferror(f) != 0;
     if (path)
         bad = fclose(f) != 0 || bad;
     else
         bad = fflush(f) != 0 || bad;
+    if (skipped)
+        fprintf(stderr, "kiln: calibrate: %zu values left out: their names hold whitespace or start with '#'\n",
+                skipped);
     return bad ? cli_error("calibrate: error writing %s", path ? path : "stdout") : 0;
 }
 
@@ -198,7 +215,7 @@ int cmd_calibrate(int argc, char **argv)
     kn_act_ranges r;
     if (cli_calibrate(model, &o, &r))
         return 1;
-    int rc = write_ranges(out, &r);
+    int rc = write_ranges(out, &r, model, &o);
     if (!rc && !o.quiet)
         fprintf(stderr, "calibrated %zu values (%s) in %.1f s%s%s\n", r.n, kn_calib_method_name(o.method),
                 cli_now() - t0, out ? " -> " : "", out ? out : "");
