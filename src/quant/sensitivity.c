@@ -2,16 +2,19 @@
  * float model (A) with its quantized version (B) layer by layer, pick the N nodes
  * of A that quantization hurts most, to be kept in float.
  *
- * A node of A counts as quantized when the value it produces is made differently in
- * B: by another operator (DequantizeLinear after QDQ, Mul after MatMulInteger,
- * MatMulNBits), or by the same operator reading a DequantizeLinear output.  Its
+ * A node of A counts as quantized when B computes its value differently: with
+ * another operator (Mul after MatMulInteger, MatMulNBits), or with the same one
+ * reading DequantizeLinear outputs; a QuantizeLinear -> DequantizeLinear pair on the
+ * value itself is looked through (nodes kept in float keep it for their consumers).  Its
  * score is the error it adds: the cosine distance (1 - cosine) at its output minus
  * the largest cosine distance among its inputs (errors flowing in from earlier
  * layers are not its fault); ties go to the larger output error.  "Its output" is
  * taken after a chain of activations that only it feeds (Conv -> Relu): static
  * quantization gives a Conv the range of the Relu after it, so the Conv's own
  * output in B is already clipped and only the Relu's output compares like for like.
- * Activations themselves are not candidates: they go with the node before them. */
+ * Activations themselves are not candidates: they go with the node before them.
+ * Nodes with weights (a constant input: Conv, MatMul, Gemm) rank before the others
+ * (pools, Flatten, Add), whose quantization only shares their inputs' scales. */
 #include "quant/compare_priv.h"
 
 #include <math.h>
@@ -20,6 +23,7 @@
 
 typedef struct ranked {
     const layer_slot *slot;
+    bool weighted;   /* A's node reads a constant (Conv, MatMul, Gemm weights) */
     double added;
 } ranked;
 
@@ -40,9 +44,34 @@ static bool reads_dequantized(const kn_graph *g, const kn_node *n)
     return false;
 }
 
+static const kn_node *producer_of_input(const kn_graph *g, const kn_node *n, int i)
+{
+    int v = i < n->n_in ? n->in[i] : -1;
+    int p = v >= 0 ? g->values[v].producer : -1;
+    return p >= 0 ? &g->nodes[p] : NULL;
+}
+
+/* The node of B that computes value s in float: its producer, or, when the value
+ * is QuantizeLinear -> DequantizeLinear of another (an activation quantized on the
+ * way out), the producer of that one. */
+static const kn_node *float_producer(const kn_graph *gb, const layer_slot *s)
+{
+    const kn_node *n = &gb->nodes[s->node_b];
+    if (strcmp(n->op_type, "DequantizeLinear"))
+        return n;
+    const kn_node *q = producer_of_input(gb, n, 0);
+    if (!q || strcmp(q->op_type, "QuantizeLinear"))
+        return n;
+    const kn_node *x = producer_of_input(gb, q, 0);
+    return x ? x : n;
+}
+
+/* Quantized: B computes it with another operator, or from dequantized inputs
+ * (a node kept in float reads float inputs and weights, even where its output is
+ * quantized for the nodes after it). */
 static bool is_quantized(const kn_graph *ga, const kn_graph *gb, const layer_slot *s)
 {
-    const kn_node *na = &ga->nodes[s->node_a], *nb = &gb->nodes[s->node_b];
+    const kn_node *na = &ga->nodes[s->node_a], *nb = float_producer(gb, s);
     return strcmp(na->op_type, nb->op_type) || strcmp(na->domain, nb->domain) || reads_dequantized(gb, nb);
 }
 
@@ -107,9 +136,19 @@ static double added_error(kn_compare *c, const kn_graph *ga, const layer_slot *s
     return cos_distance(&after_activations(c, ga, s)->stat.err) - worst_in;
 }
 
+static bool reads_constant(const kn_graph *g, const kn_node *n)
+{
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i] >= 0 && g->values[n->in[i]].init)
+            return true;
+    return false;
+}
+
 static int cmp_ranked(const void *x, const void *y)
 {
     const ranked *a = x, *b = y;
+    if (a->weighted != b->weighted)
+        return a->weighted ? -1 : 1;
     if (a->added != b->added)
         return a->added > b->added ? -1 : 1;
     int r = kn_err_stats_cmp_worse(&a->slot->stat.err, &b->slot->stat.err);
@@ -157,7 +196,7 @@ int kn_compare_sensitive_nodes(kn_compare *c, size_t n_worst, char ***names, siz
     for (size_t i = 0; i < c->n_slots; i++) {
         const layer_slot *s = &c->slots[i];
         if (s->stat.err.count && !kn_compare_is_activation(&ga->nodes[s->node_a]) && is_quantized(ga, gb, s))
-            r[n++] = (ranked){s, added_error(c, ga, s)};
+            r[n++] = (ranked){s, reads_constant(ga, &ga->nodes[s->node_a]), added_error(c, ga, s)};
     }
     qsort(r, n, sizeof *r, cmp_ranked);
     int rc = take_names(r, n, n_worst, names, n_names, err);

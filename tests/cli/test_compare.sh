@@ -48,6 +48,23 @@ if [ -f "$FM/t10k-images-idx3-ubyte.gz" ]; then
     expect_err "too few labels" "2 labels for at least 5 samples" "$KILN" compare "$MODEL" "$MODEL" --data "$FM/t10k-images-idx3-ubyte.gz" --labels "$TMP/two.txt" --limit 5
 fi
 
+# against quantized copies: --sensitive names Conv/Gemm nodes of the float model, and
+# not the ones kept in float by --exclude
+RANGES=$REPO/tests/cli/fmnist_cnn.ranges.txt
+if "$KILN" quantize "$MODEL" -o "$TMP/st.onnx" --mode static --ranges "$RANGES" >/dev/null 2>&1 &&
+   "$KILN" quantize "$MODEL" -o "$TMP/ex.onnx" --mode static --ranges "$RANGES" \
+       --exclude /body/body.4/Conv,/body/body.8/Conv >/dev/null 2>&1; then
+    expect_ok "static sensitive" "nodes (by the error each adds): /[a-z/.0-9]*/Conv, " "$KILN" compare "$MODEL" "$TMP/st.onnx" \
+        --limit 8 --layers 0 --sensitive 3
+    expect_ok "static layers marked" "B quantizes this value with the range of the activation" "$KILN" compare "$MODEL" \
+        "$TMP/st.onnx" --limit 4 --layers 20
+    "$KILN" compare "$MODEL" "$TMP/ex.onnx" --limit 8 --layers 0 --sensitive 5 >"$TMP/ex" 2>&1
+    grep -q "body.0/Conv" "$TMP/ex" && ! grep -q "body.4/Conv\|body.8/Conv" "$TMP/ex" && ok ||
+        { bad "excluded nodes suggested again"; cat "$TMP/ex"; }
+else
+    bad "quantize static for compare"
+fi
+
 # --data through the calibration sources: a .npy file, --mean/--std spelled as in calibrate
 expect_ok "npy data" "top-1 agreement 100.00% (16/16)" "$KILN" compare "$MODEL" "$MODEL" \
     --data "$REPO/examples/fmnist/fmnist_cnn.in.image.npy" --layers 0
