@@ -4,6 +4,7 @@
 
 #include "core/bigalloc.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <threads.h>
@@ -12,6 +13,12 @@ typedef struct tls_bufs {
     void *p[KN_TLS_SLOTS];
     size_t cap[KN_TLS_SLOTS];
 } tls_bufs;
+
+/* The largest buffer any thread has taken per slot: a thread whose buffer is
+ * smaller grows to it at its next use, even for a smaller request, so that every
+ * pool thread reaches the steady size within a run of the largest request,
+ * whichever share of the work it happened to claim (work is claimed dynamically). */
+static _Atomic size_t high_water[KN_TLS_SLOTS];
 
 static tss_t key;
 static once_flag key_once = ONCE_FLAG_INIT;
@@ -45,8 +52,13 @@ void *kn_thread_buffer(int slot, size_t bytes)
     tls_bufs *b = slot >= 0 && slot < KN_TLS_SLOTS ? this_thread() : NULL;
     if (!b || bytes > SIZE_MAX - 64)
         return NULL;
-    if (b->cap[slot] < bytes) {
+    size_t seen = atomic_load_explicit(&high_water[slot], memory_order_relaxed);
+    if (b->cap[slot] < bytes || b->cap[slot] < seen) {
         size_t cap = (bytes + 63) & ~(size_t)63;
+        while (cap > seen && !atomic_compare_exchange_weak(&high_water[slot], &seen, cap))
+            ;
+        if (seen > cap)
+            cap = seen;
         void *p = kn_big_alloc(cap); /* huge pages for big buffers; free() releases */
         if (!p)
             return NULL;

@@ -109,15 +109,10 @@ static int weight_zero_point(kn_graph *g, const dyn_node *d, const kn_tensor *s,
     snprintf(h, sizeof h, "%s_w_zero_point", name);
     if (d->conv || s->rank == 0)
         return kn_q_scalar(g, h, KN_I8, 0, err);
-    int8_t zeros[4096] = {0};
-    int64_t n = s->dims[0];
-    if (n > (int64_t)sizeof zeros) {
-        kn_tensor z = {0};
-        int v = kn_tensor_alloc(&z, KN_I8, 1, &n, err) ? -1 : kn_opt_new_initializer(g, h, &z, err);
-        kn_tensor_release(&z);
-        return v;
-    }
-    return kn_q_init(g, h, KN_I8, 1, &n, zeros, err);
+    kn_tensor z = {0};
+    int v = kn_tensor_alloc(&z, KN_I8, 1, s->dims, err) ? -1 : kn_opt_new_initializer(g, h, &z, err);
+    kn_tensor_release(&z);
+    return v;
 }
 
 /* Conv's bias reshaped to [M, 1, ...]. */

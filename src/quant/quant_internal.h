@@ -21,8 +21,6 @@ int kn_quant_int4(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, kn_
 bool kn_q_is_op(const kn_node *n, const char *op);
 /* The user asked to keep n in float (its name or op type is in o->exclude). */
 bool kn_q_excluded(const kn_quant_opts *o, const kn_node *n);
-/* "<node name or op type>_<suffix>": a readable hint for new names. */
-const char *kn_q_hint(const kn_node *n, const char *suffix, char *buf, size_t len);
 /* Value v is a constant float32 tensor of the given rank: the tensor, else NULL. */
 const kn_tensor *kn_q_const_f32(const kn_graph *g, int v, int rank);
 /* v is a float32 tensor computed at run time (or of unknown type, not a constant). */

@@ -35,12 +35,6 @@ bool kn_q_excluded(const kn_quant_opts *o, const kn_node *n)
     return false;
 }
 
-const char *kn_q_hint(const kn_node *n, const char *suffix, char *buf, size_t len)
-{
-    snprintf(buf, len, "%.180s_%s", n->name && n->name[0] ? n->name : n->op_type, suffix);
-    return buf;
-}
-
 const kn_tensor *kn_q_const_f32(const kn_graph *g, int v, int rank)
 {
     const kn_tensor *t = kn_opt_const(g, v);

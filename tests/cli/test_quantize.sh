@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_quantize.sh KILN REPO - runs `kiln quantize` as a user does on the example
 # model: every mode writes a model that kiln runs (int4 only when this build has
-# MatMulNBits), size and node counts are printed, bad options are refused.
+# MatMulNBits), static from a ranges file and from calibration data, size and node
+# counts are printed, bad options are refused.
 KILN=$1
 REPO=$2
 EX=$REPO/examples/fmnist
@@ -26,6 +27,11 @@ expect_ok "static symmetric, exclude by name" "11 nodes quantized, 1 kept in flo
     "$KILN" quantize "$MODEL" -o "$TMP/st2.onnx" --mode static --ranges "$RANGES" --symmetric \
     --exclude /head/head.4/Gemm
 run_ok "static symmetric" "$TMP/st2.onnx"
+for m in minmax entropy; do
+    expect_ok "static --calib $m" "mode static: 12 nodes quantized" "$KILN" quantize "$MODEL" \
+        -o "$TMP/stc_$m.onnx" --mode static --calib "$EX/fmnist_cnn.in.image.npy" --calib-method $m
+    run_ok "static --calib $m" "$TMP/stc_$m.onnx"
+done
 expect_ok "fp16" "(2.00x smaller)" "$KILN" quantize "$MODEL" -o "$TMP/h.onnx" --mode fp16
 run_ok fp16 "$TMP/h.onnx"
 expect_ok "fp16 external data" "file size" "$KILN" quantize "$MODEL" -o "$TMP/hx.onnx" --mode fp16 --external-data
@@ -53,10 +59,16 @@ expect_err "bad ranges line" "bad.txt:2: expected 'name lo hi'" \
     "$KILN" quantize "$MODEL" -o "$TMP/x.onnx" --mode static --ranges "$TMP/bad.txt"
 expect_err "missing ranges file" "cannot open" \
     "$KILN" quantize "$MODEL" -o "$TMP/x.onnx" --mode static --ranges "$TMP/none.txt"
-expect_err "bad calib method" "unknown --calib-method" \
+expect_err "bad calib method" "calib-method expects" \
     "$KILN" quantize "$MODEL" -o "$TMP/x.onnx" --mode static --ranges "$RANGES" --calib-method median
 expect_err "bad percentile" "percentile expects" \
     "$KILN" quantize "$MODEL" -o "$TMP/x.onnx" --mode static --ranges "$RANGES" --percentile 101
+expect_err "calib and ranges" "not both" "$KILN" quantize "$MODEL" -o "$TMP/x.onnx" --mode static \
+    --ranges "$RANGES" --calib "$EX/fmnist_cnn.in.image.npy"
+expect_err "calib in fp16 mode" "are for --mode static" "$KILN" quantize "$MODEL" -o "$TMP/x.onnx" --mode fp16 \
+    --calib "$EX/fmnist_cnn.in.image.npy"
+expect_err "calib data missing" "calibrate" "$KILN" quantize "$MODEL" -o "$TMP/x.onnx" --mode static \
+    --calib "$TMP/none.npy"
 expect_err "missing model" "No such file" "$KILN" quantize "$TMP/none.onnx" -o "$TMP/x.onnx" --mode fp16
 [ -e "$TMP/x.onnx" ] && bad "a failed quantize wrote its output" || ok
 

@@ -221,9 +221,9 @@ static void save(kn_model *m, const char *path)
 
 /* x[4,256] -> MatMul W1 -> Relu -> MatMul W2 -> Add(residual) -> Gemm(W3 [128,256],
  * transB, alpha 0.5, C [128], beta 2) -> y: a MatMul-heavy graph. */
-static void build_mlp(const char *path)
+static void build_mlp_opset(const char *path, int opset)
 {
-    kn_model *m = kt_model_new(17);
+    kn_model *m = kt_model_new(opset);
     kn_graph *g = m->graph;
     int64_t xd[2] = {4, 256}, wd[2] = {256, 256}, w3d[2] = {128, 256}, cd[1] = {128}, yd[2] = {4, 128};
     add_input(g, "x", 2, xd);
@@ -243,6 +243,11 @@ static void build_mlp(const char *path)
     kn_graph_add_output(g, kn_graph_value(g, "y"));
     kt_graph_type(g, "y", KN_F32, 2, yd);
     save(m, path);
+}
+
+static void build_mlp(const char *path)
+{
+    build_mlp_opset(path, 17);
 }
 
 /* x[2,3,10,10] -> Conv(pads 1) -> Relu -> MaxPool 2 -> Conv(group 2) ->
@@ -641,6 +646,44 @@ static void test_missing_ranges(void)
     kn_tensor_release(&ref);
 }
 
+/* Before opset 13 DequantizeLinear has no axis: static falls back to per-tensor
+ * weights; dynamic needs opset 11 (DynamicQuantizeLinear). */
+static void test_old_opsets(void)
+{
+    const char *path = tmp_path("mlp12.onnx");
+    build_mlp_opset(path, 12);
+    int64_t xd[2] = {4, 256};
+    kn_tensor in = random_input(2, xd), ref = float_output(path, &in);
+    kn_act_ranges ranges = calibrate(path, &in);
+    kn_quant_opts o = opts(KN_QMODE_STATIC);
+    o.ranges = &ranges;
+    result r = quantize_and_run(path, &o, &in);
+    CHECK_EQ_INT(r.rc, 0);
+    if (!r.rc) {
+        const kn_graph *g = r.q->graph;
+        for (int i = 0; i < g->n_nodes; i++)
+            if (!strcmp(g->nodes[i].op_type, "DequantizeLinear")) {
+                CHECK(kn_attr_find(&g->nodes[i], "axis") == NULL);
+                CHECK_EQ_INT(g->values[g->nodes[i].in[1]].init->numel, 1);
+            }
+        check_close_not_equal(&r.out, &ref, 0.02, "mlp static, opset 12");
+    }
+    result_free(&r);
+    kn_act_ranges_free(&ranges);
+    kn_tensor_release(&in);
+    kn_tensor_release(&ref);
+
+    path = tmp_path("mlp10.onnx");
+    build_mlp_opset(path, 10);
+    kn_error err = {0};
+    kn_model *m = NULL;
+    CHECK_EQ_INT(kn_onnx_load_file(path, &m, &err), KN_OK);
+    o = opts(KN_QMODE_DYNAMIC);
+    if (m)
+        CHECK_EQ_INT(kn_quantize_model(m, &o, NULL, &err), KN_ERR_UNSUPPORTED);
+    kn_model_free(m);
+}
+
 static void test_bad_options(void)
 {
     kn_error err = {0};
@@ -666,7 +709,8 @@ static void test_bad_options(void)
 
 static void cleanup(void)
 {
-    const char *names[] = {"mlp.onnx", "mlp_pt.onnx", "mlp4.onnx", "mlp4r.onnx", "cnn.onnx"};
+    const char *names[] = {"mlp.onnx", "mlp_pt.onnx", "mlp4.onnx", "mlp4r.onnx", "cnn.onnx", "mlp12.onnx",
+                           "mlp10.onnx"};
     for (size_t k = 0; tmpdir[0] && k < sizeof names / sizeof *names; k++)
         remove(tmp_path(names[k]));
     if (tmpdir[0])
@@ -675,5 +719,5 @@ static void cleanup(void)
 
 TEST_MAIN(TEST_CASE(test_mlp_dynamic_static_fp16), TEST_CASE(test_per_tensor), TEST_CASE(test_mlp_int4),
           TEST_CASE(test_mlp_int4_runs), TEST_CASE(test_cnn_modes), TEST_CASE(test_fmnist_modes),
-          TEST_CASE(test_exclusions), TEST_CASE(test_missing_ranges), TEST_CASE(test_bad_options),
+          TEST_CASE(test_exclusions), TEST_CASE(test_missing_ranges), TEST_CASE(test_old_opsets), TEST_CASE(test_bad_options),
           TEST_CASE(cleanup))

@@ -98,10 +98,13 @@ static void check_steady(const char *path, int threads)
     void *px = make_input(&info, 4, &in);
     /* Warm-up: the first run records the plan, the second builds the arena; with a
      * pool, work is claimed dynamically, so a worker may meet a kernel (and size its
-     * per-thread buffer) only in a later run: a few more warm-ups, then three runs
-     * that must allocate nothing beyond their outputs. */
-    for (int w = 0; w < (threads > 1 ? 6 : 2); w++)
-        allocs_of_run(s, &in, info.name);
+     * per-thread buffer) only in a later run: warm up until two runs in a row
+     * allocate nothing (at most 30), then three runs must allocate nothing beyond
+     * their outputs. */
+    for (int w = 0, quiet = 0; w < 30 && quiet < 2; w++) {
+        long a = allocs_of_run(s, &in, info.name);
+        quiet = w >= 1 && a == 0 ? quiet + 1 : 0;
+    }
     long extra = 0;
     for (int r = 0; r < 3; r++)
         extra += allocs_of_run(s, &in, info.name);

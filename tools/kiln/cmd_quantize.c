@@ -1,11 +1,14 @@
 /* cmd_quantize.c - `kiln quantize`: load a model (unoptimized), rewrite it into one
  * of the compressed forms of src/quant/quant.h (dynamic / static int8, fp16, int4),
  * print what changed (nodes quantized / kept in float, sizes before and after) and
- * write it as ONNX.  Static mode takes activation ranges from a file (--ranges:
- * lines "name lo hi"); the calibration options are parsed here too. */
+ * write it as ONNX.  Static mode calibrates the activation ranges on data (--calib
+ * and the options of calib_data.h) or reads them from a file (--ranges: lines
+ * "name lo hi", as `kiln calibrate` writes). */
+#include "calib_data.h"
 #include "cli.h"
 
 #include "formats/onnx.h"
+#include "core/file.h"
 #include "quant/quant.h"
 
 #include <errno.h>
@@ -17,18 +20,11 @@
 
 #define MAX_EXCLUDE 256
 
-/* Calibration options for static mode (used once calibration is wired in). */
-typedef struct calib_args {
-    const char *path, *method, *resize, *crop, *mean, *std;
-    double percentile;
-    int64_t limit;
-} calib_args;
-
 typedef struct quant_args {
     const char *in, *out, *ranges;
     kn_quant_opts qo;
     kn_onnx_write_options wo;
-    calib_args calib;
+    cli_calib_opts calib;
     char *exclude[MAX_EXCLUDE];
     size_t n_exclude;
 } quant_args;
@@ -39,9 +35,7 @@ static void quantize_usage(FILE *f)
             "usage: kiln quantize MODEL -o OUT.onnx --mode dynamic|static|fp16|int4\n"
             "                     [--per-tensor] [--symmetric] [--block 32|128]\n"
             "                     [--exclude NAME_OR_OPTYPE[,...]] [--external-data]\n"
-            "                     static: --ranges FILE | --calib PATH [--calib-method\n"
-            "                     minmax|percentile|entropy] [--percentile P] [--resize N]\n"
-            "                     [--crop N] [--mean M,M,M] [--std S,S,S] [--calib-limit N]\n"
+            "                     static: --calib PATH [calibration options] | --ranges FILE\n"
             "Writes MODEL with compressed weights:\n"
             "  dynamic  int8 weights, activations quantized at run time (MatMul, Gemm, Conv)\n"
             "  static   int8 weights and activations (QDQ) from calibrated ranges\n"
@@ -51,8 +45,11 @@ static void quantize_usage(FILE *f)
             "--symmetric       static: int8 activations with zero point 0 (default uint8)\n"
             "--block N         int4 block size, 32 (default) or 128\n"
             "--exclude LIST    node names or operator types kept in float\n"
-            "--ranges FILE     static: activation ranges, lines 'name lo hi'\n"
-            "--external-data   initializers of 1 KiB or more go to OUT.onnx.data\n");
+            "--ranges FILE     static: activation ranges, lines 'name lo hi' (kiln calibrate)\n"
+            "--threads N       threads for the calibration runs\n"
+            "--external-data   initializers of 1 KiB or more go to OUT.onnx.data\n"
+            "calibration options (static):\n%s",
+            cli_calib_help);
 }
 
 static int parse_mode(const char *s, kn_qmode *m)
@@ -85,7 +82,6 @@ static int add_excludes(quant_args *a, const char *list)
 static int parse_valued(quant_args *a, const char *s, const char *v)
 {
     int64_t n;
-    char *end;
     if (!strcmp(s, "--mode"))
         return parse_mode(v, &a->qo.mode) ? -1 : 1;
     if (!strcmp(s, "--block")) {
@@ -96,26 +92,17 @@ static int parse_valued(quant_args *a, const char *s, const char *v)
     }
     if (!strcmp(s, "--exclude"))
         return add_excludes(a, v) ? -1 : 1;
-    if (!strcmp(s, "--percentile")) {
-        a->calib.percentile = strtod(v, &end);
-        if (*end || !(a->calib.percentile > 0 && a->calib.percentile <= 100))
-            return cli_error("quantize: --percentile expects a number in (0, 100], not '%s'", v), -1;
+    if (!strcmp(s, "--ranges")) {
+        a->ranges = v;
         return 1;
     }
-    if (!strcmp(s, "--calib-limit")) {
-        if (!cli_parse_i64(v, &a->calib.limit) || a->calib.limit < 1)
-            return cli_error("quantize: --calib-limit expects a positive count, not '%s'", v), -1;
+    if (!strcmp(s, "--threads")) {
+        int64_t t;
+        if (!cli_parse_i64(v, &t) || t < 1 || t > 1024)
+            return cli_error("quantize: --threads expects a count from 1 to 1024, not '%s'", v), -1;
+        a->calib.threads = (int)t;
         return 1;
     }
-    static const char *const names[] = {"--ranges", "--calib", "--calib-method", "--resize", "--crop",
-                                        "--mean", "--std"};
-    const char **slots[] = {&a->ranges, &a->calib.path, &a->calib.method, &a->calib.resize,
-                            &a->calib.crop, &a->calib.mean, &a->calib.std};
-    for (int k = 0; k < 7; k++)
-        if (!strcmp(s, names[k])) {
-            *slots[k] = v;
-            return 1;
-        }
     return 0;
 }
 
@@ -139,16 +126,13 @@ static int check_args(quant_args *a, bool have_mode)
         quantize_usage(stderr);
         return cli_error("quantize: a MODEL, -o OUT.onnx and --mode are required");
     }
-    const char *m = a->calib.method;
-    if (m && strcmp(m, "minmax") && strcmp(m, "percentile") && strcmp(m, "entropy"))
-        return cli_error("quantize: unknown --calib-method '%s' (minmax, percentile or entropy)", m);
-    if (a->qo.mode == KN_QMODE_STATIC && !a->ranges && !a->calib.path)
+    const char *c = a->calib.calib;
+    if (a->qo.mode == KN_QMODE_STATIC && !a->ranges && !c)
         return cli_error("quantize: static mode needs --calib PATH or --ranges FILE");
-    if (a->qo.mode != KN_QMODE_STATIC && (a->ranges || a->calib.path))
+    if (a->qo.mode != KN_QMODE_STATIC && (a->ranges || c))
         return cli_error("quantize: --calib and --ranges are for --mode static");
-    if (a->calib.path && !a->ranges)
-        return cli_error("quantize: calibration (--calib) is not available in this build yet; "
-                         "give the ranges with --ranges FILE");
+    if (a->ranges && c)
+        return cli_error("quantize: give --calib or --ranges, not both");
     return 0;
 }
 
@@ -157,11 +141,16 @@ static int parse_args(int argc, char **argv, quant_args *a)
 {
     kn_quant_opts_init(&a->qo);
     kn_onnx_write_options_init(&a->wo);
-    a->calib.percentile = 99.99;
+    cli_calib_opts_init(&a->calib);
     bool have_mode = false;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
-        int r = i + 1 < argc ? parse_valued(a, s, argv[i + 1]) : 0;
+        int r = cli_calib_option(&a->calib, argc, argv, &i, "quantize");
+        if (r < 0)
+            return 1;
+        if (r > 0)
+            continue;
+        r = i + 1 < argc ? parse_valued(a, s, argv[i + 1]) : 0;
         if (r < 0)
             return 1;
         if (r > 0) {
@@ -188,52 +177,17 @@ static int parse_args(int argc, char **argv, quant_args *a)
 
 /* ---- ranges file ---- */
 
-static int add_range(kn_act_ranges *r, size_t *cap, const char *name, float lo, float hi)
-{
-    if (r->n == *cap) {
-        size_t c = *cap ? 2 * *cap : 64;
-        kn_act_range *p = realloc(r->v, sizeof *p * c);
-        if (!p)
-            return cli_error("quantize: out of memory");
-        r->v = p;
-        *cap = c;
-    }
-    if (!(r->v[r->n].name = strdup(name)))
-        return cli_error("quantize: out of memory");
-    r->v[r->n].lo = lo;
-    r->v[r->n++].hi = hi;
-    return 0;
-}
-
-/* One line "name lo hi" (blank lines and '#' comments skipped). */
-static int parse_range_line(const char *path, int lineno, char *line, kn_act_ranges *r, size_t *cap)
-{
-    char *save = NULL, *name = strtok_r(line, " \t\r\n", &save);
-    if (!name || name[0] == '#')
-        return 0;
-    char *slo = strtok_r(NULL, " \t\r\n", &save), *shi = strtok_r(NULL, " \t\r\n", &save);
-    char *e1 = NULL, *e2 = NULL;
-    float lo = slo ? strtof(slo, &e1) : NAN, hi = shi ? strtof(shi, &e2) : NAN;
-    if (!slo || !shi || *e1 || *e2 || strtok_r(NULL, " \t\r\n", &save) || !isfinite(lo) ||
-        !isfinite(hi) || lo > hi)
-        return cli_error("quantize: %s:%d: expected 'name lo hi' with finite lo <= hi", path, lineno);
-    return add_range(r, cap, name, lo, hi);
-}
-
+/* "name lo hi" lines (kn_act_ranges_parse: blank lines and '#' comments skipped). */
 static int read_ranges(const char *path, kn_act_ranges *r)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return cli_error("quantize: cannot open %s: %s", path, strerror(errno));
-    char line[4096];
-    size_t cap = 0;
-    int lineno = 0, rc = 0;
-    while (!rc && fgets(line, sizeof line, f))
-        rc = parse_range_line(path, ++lineno, line, r, &cap);
-    fclose(f);
-    if (!rc && !r->n)
-        rc = cli_error("quantize: %s holds no ranges", path);
-    return rc;
+    kn_error err = {0};
+    uint8_t *text = NULL;
+    size_t len = 0;
+    if (kn_read_file(path, &text, &len, &err))
+        return cli_error("quantize: cannot open the ranges file %s", err.msg);
+    int rc = kn_act_ranges_parse((const char *)text, len, path, r, &err);
+    free(text);
+    return rc ? cli_error("quantize: %s", err.msg) : 0;
 }
 
 /* ---- running ---- */
@@ -269,7 +223,9 @@ static int run_quantize(quant_args *a, kn_act_ranges *ranges)
 {
     if (a->ranges && read_ranges(a->ranges, ranges))
         return 1;
-    a->qo.ranges = a->ranges ? ranges : NULL;
+    if (a->calib.calib && cli_calibrate(a->in, &a->calib, ranges))
+        return 1;
+    a->qo.ranges = a->qo.mode == KN_QMODE_STATIC ? ranges : NULL;
     kn_error err = {0};
     kn_model *m = NULL;
     if (kn_onnx_load_file(a->in, &m, &err))
