@@ -52,12 +52,6 @@ check() {
         return
     fi
     acc=$(accuracy "$out")
-    if [ -z "$acc" ] && grep -q "unsupported operators: com.microsoft.MatMulNBits" "$TMP/eval"; then
-        # the file is written, but this build cannot run it yet
-        echo "note: $mode not checked: this build does not run MatMulNBits"
-        printf '%-8s %9s %8s %10s\n' "$mode" "n/a" "n/a" "$(size_of "$out")" >>"$TMP/table"
-        return
-    fi
     [ -n "$acc" ] || { bad "eval of the $mode model"; return; }
     loss=$(awk -v f="$FLOAT_ACC" -v q="$acc" 'BEGIN { printf "%.2f", f - q }')
     size=$(size_of "$out")
