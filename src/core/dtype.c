@@ -1,8 +1,15 @@
-/* dtype.c - element type table and float16 / bfloat16 conversion. */
+/* dtype.c - element type table and float16 / bfloat16 conversion (one value, and
+ * whole buffers to float32: F16C when the CPU has it). */
 #include "core/dtype.h"
 
 #include <math.h>
 #include <string.h>
+
+#include "core/cpu.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
 
 size_t kn_dtype_size(kn_dtype t)
 {
@@ -91,6 +98,36 @@ float kn_f16_to_f32(uint16_t h)
     float f;
     memcpy(&f, &bits, 4);
     return f;
+}
+
+/* 8 halves at a time with vcvtph2ps (exact, like the scalar conversion). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx,f16c"))) static size_t f16_to_f32_f16c(const uint16_t *src, float *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    return i;
+}
+#endif
+
+void kn_f16_to_f32_n(const uint16_t *src, float *dst, size_t n)
+{
+    size_t i = 0;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (kn_cpu_features()->f16c && kn_cpu_isa() >= KN_ISA_AVX2)
+        i = f16_to_f32_f16c(src, dst, n);
+#endif
+    for (; i < n; i++)
+        dst[i] = kn_f16_to_f32(src[i]);
+}
+
+void kn_bf16_to_f32_n(const uint16_t *src, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits = (uint32_t)src[i] << 16;
+        memcpy(&dst[i], &bits, 4);
+    }
 }
 
 uint16_t kn_f32_to_f16(float f)

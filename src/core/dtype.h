@@ -44,6 +44,10 @@ float kn_f16_to_f32(uint16_t h);
 uint16_t kn_f32_to_f16(float f);     /* round to nearest even */
 float kn_bf16_to_f32(uint16_t h);
 uint16_t kn_f32_to_bf16(float f);    /* round to nearest even */
+/* n float16 / bfloat16 values to float32 (exact; F16C, when the CPU has it, returns
+ * a signalling NaN quieted), for Cast and the folding of float16 weights. */
+void kn_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);
+void kn_bf16_to_f32_n(const uint16_t *src, float *dst, size_t n);
 
 /* Read element i of a buffer of type t as double / int64, and write one back.
  * Slow but general: use for reference kernels over rarely-used dtypes. */

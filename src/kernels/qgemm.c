@@ -187,7 +187,8 @@ void kn_qgemm_store_tile(const kn_qgemm_output *o, const int32_t *acc, size_t i0
             size_t col = j0 + (size_t)j;
             /* wrapping arithmetic: the true value fits int32, the parts may not */
             uint32_t zero_term = col_sum ? (uint32_t)a_zero * (uint32_t)col_sum[col] : 0;
-            int32_t v = (int32_t)((uint32_t)acc[i * NR + j] - zero_term);
+            uint32_t bias = o->bias_i32 ? (uint32_t)o->bias_i32[col] : 0;
+            int32_t v = (int32_t)((uint32_t)acc[i * NR + j] - zero_term + bias);
             if (o->kind == KN_QOUT_INT32) {
                 ((int32_t *)o->out)[row + col] = v;
                 continue;
@@ -214,10 +215,11 @@ typedef struct qgemm_job {
     const kn_qgemm_output *out;
     size_t row_tasks, panel_tasks, panels_per_task;
     int failed;
+    int direct;             /* the micro-kernel reads A in place (no packing) */
     void (*store)(const kn_qgemm_output *, const int32_t *, size_t, size_t, int, int, int32_t, const int32_t *);
 } qgemm_job;
 
-/* Rows [i0, i0+m) (packed in a) times panels [p0, p1). */
+/* Rows [i0, i0+m) (packed in a, or read in place when jb->direct) times panels [p0, p1). */
 static void run_block(const qgemm_job *jb, const uint32_t *a, size_t i0, size_t m, size_t p0, size_t p1)
 {
     const kn_qpacked_b *pb = jb->pb;
@@ -228,11 +230,18 @@ static void run_block(const qgemm_job *jb, const uint32_t *a, size_t i0, size_t 
         const char *bp = (const char *)pb->data + p * pb->kgroups * group_bytes;
         size_t j0 = p * NR;
         int n = (int)(jb->N - j0 < NR ? jb->N - j0 : NR);
-        memset(acc, 0, sizeof(int32_t) * tiles * mr * NR);
+        if (!jb->direct)
+            memset(acc, 0, sizeof(int32_t) * tiles * mr * NR);
         for (size_t g0 = 0; g0 < pb->kgroups; g0 += KCG) {
             size_t kg = pb->kgroups - g0 < KCG ? pb->kgroups - g0 : KCG;
-            for (size_t q = 0; q < tiles; q++)
-                jb->kr->ukr(kg, a + q * mr * pb->kgroups + g0 * mr, bp + g0 * group_bytes, acc + q * mr * NR);
+            for (size_t q = 0; q < tiles; q++) {
+                if (jb->direct)
+                    jb->kr->ukr_rows(kg, jb->A + (i0 + q * mr) * jb->lda + g0 * 4, jb->lda,
+                                     (int)(m - q * mr < mr ? m - q * mr : mr), bp + g0 * group_bytes,
+                                     acc + q * mr * NR, g0 == 0);
+                else
+                    jb->kr->ukr(kg, a + q * mr * pb->kgroups + g0 * mr, bp + g0 * group_bytes, acc + q * mr * NR);
+            }
         }
         for (size_t q = 0; q < tiles; q++) {
             int rows = (int)(m - q * mr < mr ? m - q * mr : mr);
@@ -246,8 +255,8 @@ static void run_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
     qgemm_job *jb = ctx;
     (void)thread_index;
     size_t mr = (size_t)jb->kr->mr, block = (MC + mr - 1) / mr * mr;
-    uint32_t *a = kn_thread_buffer(KN_TLS_QGEMM, sizeof(uint32_t) * jb->pb->kgroups * block);
-    if (!a) {
+    uint32_t *a = jb->direct ? NULL : kn_thread_buffer(KN_TLS_QGEMM, sizeof(uint32_t) * jb->pb->kgroups * block);
+    if (!a && !jb->direct) {
         __atomic_store_n(&jb->failed, 1, __ATOMIC_RELAXED);
         return;
     }
@@ -256,7 +265,8 @@ static void run_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
         size_t i0 = rt * block, m = jb->M - i0 < block ? jb->M - i0 : block;
         size_t p0 = pt * jb->panels_per_task;
         size_t p1 = p0 + jb->panels_per_task < jb->pb->npanels ? p0 + jb->panels_per_task : jb->pb->npanels;
-        pack_a(a, jb->A, jb->lda, jb->K, i0, m, (int)mr, jb->pb->group, jb->pb->kgroups);
+        if (!jb->direct)
+            pack_a(a, jb->A, jb->lda, jb->K, i0, m, (int)mr, jb->pb->group, jb->pb->kgroups);
         run_block(jb, a, i0, m, p0, p1);
     }
     kn_cpu_clear_upper();
@@ -298,6 +308,7 @@ int kn_qgemm_run(struct kn_threadpool *pool, size_t M, size_t N, size_t K, const
     qgemm_job jb = {M, N, K, lda, A, a_zero, pb, kernel_of(pb->kernel), out, 0, 0, 0, 0};
     if (!jb.kr || jb.kr->mr > 16)
         return KN_ERR_ARG;
+    jb.direct = jb.kr->ukr_rows && pb->group == 4 && K > 0 && (K % 4 == 0 || lda >= (K + 3) / 4 * 4);
     jb.store = pb->kernel >= KN_QK_AVX512BW ? kn_qgemm_store_tile_avx512 : kn_qgemm_store_tile;
     plan_tasks(&jb, kn_threadpool_size(pool));
     kn_parallel_for(pool, (int64_t)(jb.row_tasks * jb.panel_tasks), 1, run_tasks, &jb);

@@ -78,9 +78,14 @@ typedef struct kn_qgemm_output {
     int relu;               /* clamp below at 0 before requantizing */
     float y_scale;          /* requantization */
     int32_t y_zero;
+    const int32_t *bias_i32; /* N int32 added to acc before any conversion, or NULL
+                                (wrapping: callers keep acc + bias inside int32) */
 } kn_qgemm_output;
 
 /* Run with the variant pb was packed for, tiles split over pool (NULL: inline).
+ * When lda >= K rounded up to 4, every row of A (the last one too) must have that
+ * many readable bytes: the VNNI kernel may read the tail in place (B's padding rows
+ * are zero, so the tail's values do not matter).
  * Returns 0, KN_ERR_ARG (sizes differ from pb, lda/ldc short, bad scales), or
  * KN_ERR_NOMEM (A packing buffer). */
 int kn_qgemm_run(struct kn_threadpool *pool, size_t M, size_t N, size_t K, const uint8_t *A,
@@ -96,10 +101,17 @@ void kn_qgemm_ref(size_t M, size_t N, size_t K, const uint8_t *A, size_t lda, ui
  * `group` bytes/halfwords: a[g*mr + i]) and one packed B panel; adds into acc
  * (row stride KN_QGEMM_NR), which the caller zeroes. */
 typedef void (*kn_qgemm_ukr)(size_t kgroups, const void *a, const void *b, int32_t *acc);
+/* Optional micro-kernel reading A in place (int8 quads only, used when K % 4 == 0
+ * or lda leaves room for the last group, see kn_qgemm_run):
+ * rows r of the tile start at a + min(r, rows - 1) * lda (rows past `rows` repeat the
+ * last one; the caller discards them); acc_zero: acc starts at zero (not read). */
+typedef void (*kn_qgemm_ukr_rows)(size_t kgroups, const uint8_t *a, size_t lda, int rows, const void *b,
+                                  int32_t *acc, int acc_zero);
 typedef struct kn_qgemm_kernel {
     int mr;
     int group;
     kn_qgemm_ukr ukr;
+    kn_qgemm_ukr_rows ukr_rows; /* NULL: A is always packed */
 } kn_qgemm_kernel;
 
 const kn_qgemm_kernel *kn_qgemm_kernel_generic(int group);

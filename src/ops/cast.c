@@ -98,6 +98,10 @@ static void cast_elements(const kn_tensor *x, kn_tensor *y)
             memcpy(y->data, x->data, x->nbytes);
         return;
     }
+    if ((x->dtype == KN_F16 || x->dtype == KN_BF16) && y->dtype == KN_F32) { /* float16 weights */
+        (x->dtype == KN_F16 ? kn_f16_to_f32_n : kn_bf16_to_f32_n)(x->data, y->data, n);
+        return;
+    }
     if (x->dtype == KN_I32 && y->dtype == KN_F32) { /* integer accumulators (ConvInteger -> Cast) */
         const int32_t *xv = x->data;
         float *yv = y->data;

@@ -7,7 +7,9 @@
  * accept) and rounded on store.  float32 2-D MaxPool (without Indices) and
  * AveragePool with dilation 1, and float32 GlobalAverage/GlobalMaxPool, take direct
  * float loops (vmath row reductions for the global ones) split over the session's
- * threads by planes; the double walker stays their reference. */
+ * threads by planes, as does 8-bit 2-D MaxPool (QDQ models); the double walker stays
+ * their reference.  com.microsoft NhwcMaxPool: the 8-bit MaxPool on channels-last
+ * tensors (vectors of channels per tap). */
 #include "ops/op_util.h"
 #include "ops/spatial.h"
 
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "exec/threadpool.h"
 #include "kernels/vmath.h"
 
@@ -312,6 +315,58 @@ static bool pool2d_f32(kn_op_ctx *c, const kn_tensor *x, const kn_spatial_geom *
     return true;
 }
 
+/* 8-bit MaxPool (QDQ models after fuse_qdq): any dilation, two spatial axes, the
+ * int8 values compared signed.  An all-padding window gives the type's minimum. */
+typedef struct pool2d_q8_job {
+    const kn_spatial_geom *g;
+    const uint8_t *x;
+    uint8_t *y;
+    uint8_t flip;               /* 0x80 for int8: compare as unsigned after the flip */
+} pool2d_q8_job;
+
+static uint8_t max_window_q8(const pool2d_q8_job *j, const uint8_t *plane, int64_t oh, int64_t ow)
+{
+    const kn_spatial_geom *g = j->g;
+    uint8_t m = 0;
+    for (int64_t kh = 0; kh < g->k[0]; kh++) {
+        int64_t ih = oh * g->stride[0] - g->pad_b[0] + kh * g->dil[0];
+        if (ih < 0 || ih >= g->in[0])
+            continue;
+        const uint8_t *row = plane + ih * g->in[1];
+        for (int64_t kw = 0; kw < g->k[1]; kw++) {
+            int64_t iw = ow * g->stride[1] - g->pad_b[1] + kw * g->dil[1];
+            uint8_t v = iw >= 0 && iw < g->in[1] ? (uint8_t)(row[iw] ^ j->flip) : 0;
+            m = v > m ? v : m;
+        }
+    }
+    return (uint8_t)(m ^ j->flip);
+}
+
+static void pool2d_q8_planes(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const pool2d_q8_job *j = ctx;
+    const kn_spatial_geom *g = j->g;
+    (void)thread_index;
+    for (int64_t pl = begin; pl < end; pl++) {
+        const uint8_t *plane = j->x + pl * g->in_size;
+        uint8_t *y = j->y + pl * g->out_size;
+        for (int64_t oh = 0; oh < g->out[0]; oh++)
+            for (int64_t ow = 0; ow < g->out[1]; ow++)
+                *y++ = max_window_q8(j, plane, oh, ow);
+    }
+}
+
+static bool pool2d_q8(kn_op_ctx *c, const kn_tensor *x, const kn_spatial_geom *g, const pool_params *pp,
+                      kn_tensor *y)
+{
+    if ((x->dtype != KN_U8 && x->dtype != KN_I8) || g->nsp != 2 || pp->kind != POOL_MAX)
+        return false;
+    pool2d_q8_job j = {g, x->data, y->data, x->dtype == KN_I8 ? 0x80 : 0};
+    int64_t per_plane = g->out_size * g->k_size + 1;
+    kn_parallel_for(c->pool, x->dims[0] * x->dims[1], POOL_GRAIN / per_plane + 1, pool2d_q8_planes, &j);
+    return true;
+}
+
 static int run_pool(kn_op_ctx *c, pool_params *pp)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -339,7 +394,7 @@ static int run_pool(kn_op_ctx *c, pool_params *pp)
     }
     if (y->numel == 0)
         return KN_OK;
-    if (!yi && pool2d_f32(c, x, &g, pp, y))
+    if (!yi && (pool2d_f32(c, x, &g, pp, y) || pool2d_q8(c, x, &g, pp, y)))
         return KN_OK;
     double *xd = load_all(x), *yd = malloc(sizeof(double) * (size_t)y->numel);
     if (!xd || !yd) {
@@ -351,6 +406,96 @@ static int run_pool(kn_op_ctx *c, pool_params *pp)
     store_all(y, yd);
     free(xd);
     free(yd);
+    return KN_OK;
+}
+
+/* ---------------------------------------------------------- com.microsoft NhwcMaxPool */
+
+/* MaxPool on [N, d1.., C] 8-bit tensors (QDQ models kept channels-last by
+ * opt/fuse_qdq_layout.c): 2-D windows, each output pixel the running maximum of its
+ * taps' channel vectors.  int8 is compared as uint8 after flipping the sign bit. */
+typedef struct nhwc_pool_job {
+    const kn_spatial_geom *g;
+    const uint8_t *x;
+    uint8_t *y;
+    int64_t ch;
+    uint8_t flip;
+} nhwc_pool_job;
+
+static void max_into_generic(uint8_t *m, const uint8_t *v, int64_t n, uint8_t flip)
+{
+    for (int64_t c = 0; c < n; c++) {
+        uint8_t x = (uint8_t)(v[c] ^ flip);
+        m[c] = x > m[c] ? x : m[c];
+    }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_NHWC_POOL_AVX512 1
+__attribute__((target("avx512f,avx512bw"))) static void max_into_avx512(uint8_t *m, const uint8_t *v, int64_t n,
+                                                                        uint8_t flip)
+{
+    __m512i f = _mm512_set1_epi8((char)flip);
+    int64_t c = 0;
+    for (; c + 64 <= n; c += 64) {
+        __m512i x = _mm512_xor_si512(_mm512_loadu_si512(v + c), f);
+        _mm512_storeu_si512(m + c, _mm512_max_epu8(_mm512_loadu_si512(m + c), x));
+    }
+    max_into_generic(m + c, v + c, n - c, flip);
+}
+#endif
+
+static void nhwc_pool_pixels(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const nhwc_pool_job *j = ctx;
+    const kn_spatial_geom *g = j->g;
+    void (*max_into)(uint8_t *, const uint8_t *, int64_t, uint8_t) = max_into_generic;
+#ifdef HAVE_NHWC_POOL_AVX512
+    if (kn_cpu_isa() >= KN_ISA_AVX512)
+        max_into = max_into_avx512;
+#endif
+    (void)thread_index;
+    for (int64_t o = begin; o < end; o++) {
+        int64_t b = o / g->out_size, oh = o % g->out_size / g->out[1], ow = o % g->out[1];
+        uint8_t *y = j->y + o * j->ch;
+        memset(y, 0, (size_t)j->ch);
+        for (int64_t kh = 0; kh < g->k[0]; kh++) {
+            int64_t ih = oh * g->stride[0] - g->pad_b[0] + kh * g->dil[0];
+            for (int64_t kw = 0; kw < g->k[1] && ih >= 0 && ih < g->in[0]; kw++) {
+                int64_t iw = ow * g->stride[1] - g->pad_b[1] + kw * g->dil[1];
+                if (iw >= 0 && iw < g->in[1])
+                    max_into(y, j->x + ((b * g->in[0] + ih) * g->in[1] + iw) * j->ch, j->ch, j->flip);
+            }
+        }
+        for (int64_t c = 0; j->flip && c < j->ch; c++)
+            y[c] ^= j->flip;
+    }
+}
+
+static int run_nhwc_max_pool(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    if (x->dtype != KN_U8 && x->dtype != KN_I8)
+        return kn_unsupported_dtype(c, x->dtype);
+    if (x->rank != 4)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "NhwcMaxPool supports 2-D pooling (rank 4 input) only");
+    kn_tensor xv = *x; /* channels-first dims for the shared geometry */
+    xv.dims[1] = x->dims[3];
+    xv.dims[2] = x->dims[1];
+    xv.dims[3] = x->dims[2];
+    kn_spatial_geom g;
+    int rc = pool_geometry(c, &xv, &g);
+    if (rc)
+        return rc;
+    int64_t dims[4] = {x->dims[0], g.out[0], g.out[1], x->dims[3]};
+    kn_tensor *y = kn_op_output_uninit(c, 0, x->dtype, 4, dims);
+    if (!y)
+        return c->err->code;
+    nhwc_pool_job j = {&g, x->data, y->data, x->dims[3], x->dtype == KN_I8 ? 0x80 : 0};
+    int64_t per_pixel = g.k_size * x->dims[3] + 1;
+    kn_parallel_for(c->pool, x->dims[0] * g.out_size, POOL_GRAIN / per_pixel + 1, nhwc_pool_pixels, &j);
     return KN_OK;
 }
 
@@ -814,5 +959,6 @@ const kn_op_def kn_ops_pool[] = {
     {"", "MaxUnpool", 1, run_max_unpool, NULL, NULL},
     {"", "MaxRoiPool", 1, run_max_roi_pool, NULL, NULL},
     {"", "RoiAlign", 1, run_roi_align, NULL, NULL},
+    {"com.microsoft", "NhwcMaxPool", 1, run_nhwc_max_pool, NULL, NULL},
     {0},
 };

@@ -3,6 +3,7 @@
  *   QuantizeLinear, DequantizeLinear   per-tensor, per-axis and blocked scales
  *   DynamicQuantizeLinear              float32 -> uint8 with computed scale/zero point
  *   QLinearMatMul, QLinearConv         integer matmul / convolution on quantized data
+ *   com.microsoft QLinearConv          the same with channels_last (x, y as [N, d.., C])
  *
  * Rounding is half to even (rint in the default rounding mode); stores into
  * integer types saturate.  float8 / int4 / int2 / float4 types are reported as
@@ -11,6 +12,9 @@
 #include "kernels/dynquant.h"
 #include "ops/quant_gemm.h"
 #include "ops/spatial.h"
+
+#include "core/cpu.h"
+#include "exec/threadpool.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -146,6 +150,81 @@ static int quantize_out_dtype(kn_op_ctx *c, const kn_tensor *zp, kn_dtype *out)
     return KN_OK;
 }
 
+/* float32 -> 8-bit with one scale and zero point, the reference's operations in
+ * float (divide, round half to even, NaN -> 0, add the zero point, saturate),
+ * split over the pool, 16 at a time with AVX-512. */
+typedef struct quantize_job {
+    const float *x;
+    void *y;
+    int64_t n;
+    float s, z, lo, hi;
+    bool u8;
+} quantize_job;
+
+static void quantize_f32_generic(const quantize_job *j, int64_t begin, int64_t end)
+{
+    for (int64_t i = begin; i < end; i++) {
+        float q = j->x[i] / j->s;
+        float v = (isnan(q) ? 0.0f : nearbyintf(q)) + j->z;
+        v = v < j->lo ? j->lo : v > j->hi ? j->hi : v;
+        if (j->u8)
+            ((uint8_t *)j->y)[i] = (uint8_t)v;
+        else
+            ((int8_t *)j->y)[i] = (int8_t)v;
+    }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_QUANTIZE_AVX512 1
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void quantize_f32_avx512(const quantize_job *j,
+                                                                                    int64_t begin, int64_t end)
+{
+    const __m512 s = _mm512_set1_ps(j->s), z = _mm512_set1_ps(j->z), lo = _mm512_set1_ps(j->lo),
+                 hi = _mm512_set1_ps(j->hi);
+    int64_t i = begin;
+    for (; i + 16 <= end; i += 16) {
+        __m512 q = _mm512_div_ps(_mm512_loadu_ps(j->x + i), s);
+        __mmask16 ord = _mm512_cmp_ps_mask(q, q, _CMP_ORD_Q);
+        __m512 r = _mm512_maskz_mov_ps(ord, _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, z), lo), hi);
+        _mm_storeu_si128((__m128i *)((uint8_t *)j->y + i), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v)));
+    }
+    quantize_f32_generic(j, i, end);
+}
+#endif
+
+enum { QUANTIZE_CHUNK = 8192 };
+
+static void quantize_chunks(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const quantize_job *j = ctx;
+    (void)thread_index;
+    begin *= QUANTIZE_CHUNK;
+    end = end * QUANTIZE_CHUNK < j->n ? end * QUANTIZE_CHUNK : j->n;
+#ifdef HAVE_QUANTIZE_AVX512
+    if (kn_cpu_isa() >= KN_ISA_AVX512) {
+        quantize_f32_avx512(j, begin, end);
+        return;
+    }
+#endif
+    quantize_f32_generic(j, begin, end);
+}
+
+/* The per-tensor float32 -> uint8/int8 case; false for the others. */
+static bool quantize_f32_fast(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *scale, const kn_tensor *zp,
+                              const qlayout *l, kn_tensor *y)
+{
+    if (x->dtype != KN_F32 || scale->dtype != KN_F32 || l->mode != 0 || (y->dtype != KN_U8 && y->dtype != KN_I8))
+        return false;
+    bool u8 = y->dtype == KN_U8;
+    quantize_job j = {x->data, y->data, x->numel, ((const float *)scale->data)[0],
+                      zp ? (float)kn_load_i64(zp->data, zp->dtype, 0) : 0.0f, u8 ? 0.0f : -128.0f,
+                      u8 ? 255.0f : 127.0f, u8};
+    kn_parallel_for(c->pool, (x->numel + QUANTIZE_CHUNK - 1) / QUANTIZE_CHUNK, 1, quantize_chunks, &j);
+    return true;
+}
+
 static int run_quantize(kn_op_ctx *c)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -164,6 +243,8 @@ static int run_quantize(kn_op_ctx *c)
     kn_tensor *y = kn_op_output(c, 0, qt, x->rank, x->dims);
     if (!y)
         return c->err->code;
+    if (quantize_f32_fast(c, x, scale, zp, &l, y))
+        return KN_OK;
     int64_t lo, hi;
     quant_range(qt, &lo, &hi);
     /* float inputs divide in float32 (f16/bf16 quotients rounded back), others in double */
@@ -188,6 +269,40 @@ static int run_quantize(kn_op_ctx *c)
 }
 
 /* ---------------------------------------------------------------- DequantizeLinear */
+
+/* 8-bit -> float32 with one scale and zero point: the reference's value for each
+ * of the 256 inputs, looked up. */
+typedef struct dequantize_job {
+    const uint8_t *x;
+    float *y;
+    float table[256];           /* by the byte's unsigned value */
+} dequantize_job;
+
+static void dequantize_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const dequantize_job *j = ctx;
+    (void)thread_index;
+    for (int64_t i = begin; i < end; i++)
+        j->y[i] = j->table[j->x[i]];
+}
+
+static bool dequantize_8bit_fast(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *scale, const kn_tensor *zp,
+                                 const qlayout *l, kn_tensor *y)
+{
+    if ((x->dtype != KN_U8 && x->dtype != KN_I8) || scale->dtype != KN_F32 || y->dtype != KN_F32 || l->mode != 0)
+        return false;
+    dequantize_job job, *j = &job;
+    int64_t z = zp ? kn_load_i64(zp->data, zp->dtype, 0) : 0;
+    float s = ((const float *)scale->data)[0];
+    for (int b = 0; b < 256; b++) {
+        int64_t v = x->dtype == KN_U8 ? b : (int8_t)(uint8_t)b;
+        j->table[b] = (float)(v - z) * s;
+    }
+    j->x = x->data;
+    j->y = y->data;
+    kn_parallel_for(c->pool, x->numel, 65536, dequantize_range, j);
+    return true;
+}
 
 static int run_dequantize(kn_op_ctx *c)
 {
@@ -215,6 +330,8 @@ static int run_dequantize(kn_op_ctx *c)
     kn_tensor *y = kn_op_output(c, 0, ot, x->rank, x->dims);
     if (!y)
         return c->err->code;
+    if (dequantize_8bit_fast(c, x, scale, zp, &l, y))
+        return KN_OK;
     int64_t k = 0;
     for (int64_t o = 0; o < l.outer; o++)
         for (int64_t a = 0; a < l.len; a++)
@@ -259,6 +376,34 @@ static int run_dynamic_quantize(kn_op_ctx *c)
             return c->err->code;
         *(uint8_t *)z->data = zp;
     }
+    return KN_OK;
+}
+
+/* ---------------------------------------------------------------- type inference */
+
+/* Q and DQ keep x's shape; Q gives the zero point's type (else output_dtype, else
+ * uint8), DQ the scale's (float32 when unknown). */
+static int infer_quantize(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 1 || !ic->in[0] || ic->n_out < 1)
+        return KN_OK;
+    ic->out[0] = *ic->in[0];
+    ic->out[0].kind = KN_TYPE_TENSOR;
+    int64_t odt = kn_attr_int(ic->node, "output_dtype", 0);
+    if (ic->n_in > 2 && ic->in[2] && ic->in[2]->dtype != KN_UNDEFINED)
+        ic->out[0].dtype = ic->in[2]->dtype;
+    else
+        ic->out[0].dtype = odt == KN_I8 ? KN_I8 : odt == 0 || odt == KN_U8 ? KN_U8 : KN_UNDEFINED;
+    return KN_OK;
+}
+
+static int infer_dequantize(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 1 || !ic->in[0] || ic->n_out < 1)
+        return KN_OK;
+    ic->out[0] = *ic->in[0];
+    ic->out[0].kind = KN_TYPE_TENSOR;
+    ic->out[0].dtype = ic->n_in > 1 && ic->in[1] && is_float_scale(ic->in[1]->dtype) ? ic->in[1]->dtype : KN_F32;
     return KN_OK;
 }
 
@@ -530,64 +675,67 @@ static int32_t *zp_adjusted(const kn_tensor *t, const qparam *p, bool per_row)
     return out;
 }
 
-static int run_qlinear_conv(kn_op_ctx *c)
+/* Validated inputs of one QLinearConv. */
+typedef struct qconv_args {
+    const kn_tensor *x, *w, *bias;   /* x channels-first (a view of the dims when channels_last) */
+    kn_dtype yt;
+    qparam px, pw, py;
+    qconv_geom g;
+} qconv_args;
+
+static int qconv_args_read(kn_op_ctx *c, const kn_tensor *x, qconv_args *q)
 {
     for (int i = 0; i < 8; i++)
         if (i != 2 && i != 5 && i != 7)
             KN_REQUIRE_INPUT(c, i);
-    const kn_tensor *x = c->in[0], *w = c->in[3], *bias = kn_op_in(c, 8);
-    kn_dtype yt = kn_op_in(c, 7) ? c->in[7]->dtype : x->dtype;
-    if (!is_q8(x->dtype) || !is_q8(w->dtype) || !is_q8(yt))
+    q->x = x;
+    q->w = c->in[3];
+    q->bias = kn_op_in(c, 8);
+    q->yt = kn_op_in(c, 7) ? c->in[7]->dtype : x->dtype;
+    if (!is_q8(x->dtype) || !is_q8(q->w->dtype) || !is_q8(q->yt))
         return kn_fail(c->err, KN_ERR_UNSUPPORTED, "QLinearConv supports only int8/uint8");
-    qparam px, pw, py;
-    if (qparam_get(c, 1, 2, x->dtype, "x", &px) || qparam_get(c, 4, 5, w->dtype, "w", &pw) ||
-        qparam_get(c, 6, 7, yt, "y", &py))
+    if (qparam_get(c, 1, 2, x->dtype, "x", &q->px) || qparam_get(c, 4, 5, q->w->dtype, "w", &q->pw) ||
+        qparam_get(c, 6, 7, q->yt, "y", &q->py))
         return c->err->code;
-    qconv_geom g;
-    if (qconv_geometry(c, x, w, &g))
+    if (qconv_geometry(c, x, q->w, &q->g))
         return c->err->code;
-    if (px.n != 1 || py.n != 1 || (pw.n != 1 && pw.n != g.m))
+    if (q->px.n != 1 || q->py.n != 1 || (q->pw.n != 1 && q->pw.n != q->g.m))
         return kn_fail(c->err, KN_ERR_ARG, "QLinearConv: x/y scales must be per-tensor and w "
                        "scale per-tensor or per output channel");
-    if (bias && (bias->dtype != KN_I32 || bias->numel != g.m))
+    if (q->bias && (q->bias->dtype != KN_I32 || q->bias->numel != q->g.m))
         return kn_fail(c->err, KN_ERR_ARG, "QLinearConv bias must be int32 of size %lld",
-                       (long long)g.m);
-    int64_t odims[KN_MAX_RANK] = {g.n, g.m};
-    for (int i = 0; i < g.sp.nsp; i++)
-        odims[i + 2] = g.sp.out[i];
-    kn_tensor *y = kn_op_output(c, 0, yt, x->rank, odims);
-    if (!y)
-        return c->err->code;
-    if (c->state) {
-        bool done = false;
-        int rc = kn_qconv_fast(c, &g.sp, g.group, y, &done);
-        if (rc || done)
-            return rc;
-    }
-    int64_t lo, hi;
-    quant_range(yt, &lo, &hi);
-    int64_t zy = qparam_zp(&py, 0);
-    int32_t *xa = zp_adjusted(x, &px, false), *wa = zp_adjusted(w, &pw, pw.n > 1);
+                       (long long)q->g.m);
+    return KN_OK;
+}
+
+/* The plain integer loops: y_data in channels-first order. */
+static int qconv_reference(kn_op_ctx *c, const qconv_args *q, void *y_data)
+{
+    const qconv_geom *g = &q->g;
+    int64_t lo = 0, hi = 0;
+    quant_range(q->yt, &lo, &hi);
+    int64_t zy = qparam_zp(&q->py, 0);
+    int32_t *xa = zp_adjusted(q->x, &q->px, false), *wa = zp_adjusted(q->w, &q->pw, q->pw.n > 1);
     if (!xa || !wa) {
         free(xa);
         free(wa);
         return kn_fail(c->err, KN_ERR_NOMEM, "out of memory in QLinearConv");
     }
     int64_t yk = 0;
-    for (int64_t b = 0; b < g.n; b++)
-        for (int64_t m = 0; m < g.m; m++) {
-            int64_t grp = m / g.mpg;
-            const int32_t *xg = xa + (b * g.c + grp * g.cpg) * g.sp.in_size;
-            const int32_t *wm = wa + m * g.cpg * g.sp.k_size;
-            int64_t bv = bias ? ((const int32_t *)bias->data)[m] : 0;
-            float mul = kn_requant_mul(px.scale->dtype, qparam_scale(&px, 0),
-                                            qparam_scale(&pw, m), qparam_scale(&py, 0));
+    for (int64_t b = 0; b < g->n; b++)
+        for (int64_t m = 0; m < g->m; m++) {
+            int64_t grp = m / g->mpg;
+            const int32_t *xg = xa + (b * g->c + grp * g->cpg) * g->sp.in_size;
+            const int32_t *wm = wa + m * g->cpg * g->sp.k_size;
+            int64_t bv = q->bias ? ((const int32_t *)q->bias->data)[m] : 0;
+            float mul = kn_requant_mul(q->px.scale->dtype, qparam_scale(&q->px, 0),
+                                       qparam_scale(&q->pw, m), qparam_scale(&q->py, 0));
             int64_t opos[KN_MAX_SPATIAL] = {0};
-            for (int64_t o = 0; o < g.sp.out_size; o++, yk++) {
-                int64_t acc = qconv_point(&g, xg, wm, opos) + bv;
-                kn_store_i64(y->data, yt, (size_t)yk, kn_requant_value(acc, mul, (int32_t)zy, lo, hi));
-                for (int d = g.sp.nsp - 1; d >= 0; d--) {
-                    if (++opos[d] < g.sp.out[d])
+            for (int64_t o = 0; o < g->sp.out_size; o++, yk++) {
+                int64_t acc = qconv_point(g, xg, wm, opos) + bv;
+                kn_store_i64(y_data, q->yt, (size_t)yk, kn_requant_value(acc, mul, (int32_t)zy, lo, hi));
+                for (int d = g->sp.nsp - 1; d >= 0; d--) {
+                    if (++opos[d] < g->sp.out[d])
                         break;
                     opos[d] = 0;
                 }
@@ -598,15 +746,112 @@ static int run_qlinear_conv(kn_op_ctx *c)
     return KN_OK;
 }
 
+static int run_qlinear_conv(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    qconv_args q;
+    if (qconv_args_read(c, c->in[0], &q))
+        return c->err->code;
+    int64_t odims[KN_MAX_RANK] = {q.g.n, q.g.m};
+    for (int i = 0; i < q.g.sp.nsp; i++)
+        odims[i + 2] = q.g.sp.out[i];
+    kn_tensor *y = kn_op_output(c, 0, q.yt, q.x->rank, odims);
+    if (!y)
+        return c->err->code;
+    if (c->state) {
+        bool done = false;
+        int rc = kn_qconv_fast(c, &q.g.sp, q.g.group, false, y, &done);
+        if (rc || done)
+            return rc;
+    }
+    return qconv_reference(c, &q, y->data);
+}
+
+/* ---------------------------------------------------------------- channels-last QLinearConv */
+
+/* dst = src with the channel axis moved: [N, C, S] <-> [N, S, C] (S the product of
+ * the spatial dims), one byte per element. */
+static void move_channels(const uint8_t *src, uint8_t *dst, int64_t n, int64_t ch, int64_t sp, bool to_last)
+{
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t ci = 0; ci < ch; ci++)
+            for (int64_t p = 0; p < sp; p++) {
+                size_t first = (size_t)((b * ch + ci) * sp + p), last = (size_t)((b * sp + p) * ch + ci);
+                if (to_last)
+                    dst[last] = src[first];
+                else
+                    dst[first] = src[last];
+            }
+}
+
+/* The reference on channels-last tensors: x moved to channels-first, the plain
+ * loops, the result moved back. */
+static int qconv_reference_last(kn_op_ctx *c, qconv_args *q, const kn_tensor *x, kn_tensor *y)
+{
+    const qconv_geom *g = &q->g;
+    uint8_t *xf = malloc((size_t)(x->numel > 0 ? x->numel : 1)), *yf = malloc((size_t)(y->numel > 0 ? y->numel : 1));
+    int rc = KN_OK;
+    if (!xf || !yf) {
+        rc = kn_fail(c->err, KN_ERR_NOMEM, "out of memory in QLinearConv");
+    } else {
+        move_channels(x->data, xf, g->n, g->c, g->sp.in_size, false);
+        kn_tensor xv = *q->x;
+        xv.data = xf;
+        xv.owns_data = false;
+        q->x = &xv;
+        rc = qconv_reference(c, q, yf);
+        if (!rc)
+            move_channels(yf, y->data, g->n, g->m, g->sp.out_size, true);
+    }
+    free(xf);
+    free(yf);
+    return rc;
+}
+
+/* com.microsoft QLinearConv: the ONNX operator, with channels_last = 1 meaning x
+ * and y are [N, d1.., C] (w stays [M, C/group, k1..]). */
+static int run_qlinear_conv_ms(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *x = c->in[0];
+    if (!kn_attr_int(c->node, "channels_last", 0))
+        return run_qlinear_conv(c);
+    if (x->rank < 3)
+        return kn_fail(c->err, KN_ERR_ARG, "QLinearConv needs x of rank >= 3");
+    kn_tensor xv = *x; /* the channels-first dims, for the geometry */
+    xv.dims[1] = x->dims[x->rank - 1];
+    for (int d = 2; d < x->rank; d++)
+        xv.dims[d] = x->dims[d - 1];
+    qconv_args q;
+    if (qconv_args_read(c, &xv, &q))
+        return c->err->code;
+    int64_t odims[KN_MAX_RANK] = {q.g.n};
+    for (int i = 0; i < q.g.sp.nsp; i++)
+        odims[i + 1] = q.g.sp.out[i];
+    odims[x->rank - 1] = q.g.m;
+    kn_tensor *y = kn_op_output(c, 0, q.yt, x->rank, odims);
+    if (!y)
+        return c->err->code;
+    if (c->state) {
+        bool done = false;
+        int rc = kn_qconv_fast(c, &q.g.sp, q.g.group, true, y, &done);
+        if (rc || done)
+            return rc;
+    }
+    return qconv_reference_last(c, &q, x, y);
+}
+
 const kn_op_def kn_ops_quant[] = {
-    {"", "QuantizeLinear", 1, run_quantize, NULL, NULL},
-    {"", "DequantizeLinear", 1, run_dequantize, NULL, NULL},
+    {"", "QuantizeLinear", 1, run_quantize, NULL, infer_quantize},
+    {"", "DequantizeLinear", 1, run_dequantize, NULL, infer_dequantize},
     {"", "DynamicQuantizeLinear", 1, run_dynamic_quantize, NULL, NULL},
     {"", "QLinearMatMul", 1, run_qlinear_matmul, NULL, NULL, .prepare = kn_qmatmul_prepare,
      .release = kn_qgemm_state_release},
     {"", "QLinearConv", 1, run_qlinear_conv, NULL, NULL, .prepare = kn_qconv_prepare,
      .release = kn_qgemm_state_release},
     /* ONNX Runtime's contrib versions (int16/uint16 QDQ models): same semantics */
+    {"com.microsoft", "QLinearConv", 1, run_qlinear_conv_ms, NULL, NULL, .prepare = kn_qconv_prepare,
+     .release = kn_qgemm_state_release},
     {"com.microsoft", "QuantizeLinear", 1, run_quantize, NULL, NULL},
     {"com.microsoft", "DequantizeLinear", 1, run_dequantize, NULL, NULL},
     {0},

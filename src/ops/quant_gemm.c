@@ -13,6 +13,12 @@
  *     bias is added and the result requantized while transposing to NCHW.
  *   QLinearConv (2-D depthwise: group == channels == filters): a direct loop over
  *     int32 taps prepared once (no GEMM: its N would be 1).
+ *   com.microsoft QLinearConv with channels_last (2-D, group 1): [N, H, W, C] in and
+ *     out, so no transposes: pointwise convolutions are one GEMM over the whole
+ *     batch reading x in place, others im2col blocks; the bias and requantization
+ *     happen in the GEMM's output stage, which writes y's rows directly.  Depthwise
+ *     channels-last: per output pixel, taps add channel vectors (AVX2), one
+ *     requantized row per pixel.
  * int8 activations are shifted to uint8 (x + 128, zero point + 128: the products
  * are unchanged).  The depthwise taps and the row requantization have AVX2
  * versions next to their plain C ones (chosen by kn_cpu_isa, so KILN_ISA caps them).  Results equal quant.c's reference bit for bit: both use
@@ -280,7 +286,8 @@ typedef struct qconv_job {
     uint8_t *hwc;             /* the image as [H, W, ch], int8 shifted */
     uint8_t flip, pad;        /* value xor (int8 shift) and padding value, both in uint8 terms */
     int64_t p0;               /* first pixel of the block */
-    uint8_t *cols;            /* im2col block: [pixels, K] */
+    uint8_t *cols;            /* im2col block: [pixels, ldk] */
+    size_t ldk;               /* its row stride: K, or K rounded up to 4 (zero tail) */
     const int32_t *acc;       /* GEMM result: [pixels, N] */
     int64_t pixels, n;
     const int32_t *bias;      /* n or NULL */
@@ -319,6 +326,11 @@ static void im2col_row(const qconv_job *j, int64_t p, uint8_t *row)
     for (int64_t ky = 0; ky < kh; ky++) {
         bool row_in = ky >= ky_lo && ky < ky_hi;
         const uint8_t *line = j->hwc + (size_t)((y0 + ky * dil_y) * w) * ch;
+        if (row_in && dil_x == 1 && kx_lo == 0 && kx_hi == kw) { /* the kernel row in one run */
+            memcpy(row, line + (size_t)x0 * ch, (size_t)kw * ch);
+            row += (size_t)kw * ch;
+            continue;
+        }
         for (int64_t kx = 0; kx < kw; kx++, row += ch) {
             if (row_in && kx >= kx_lo && kx < kx_hi)
                 memcpy(row, line + (size_t)(x0 + kx * dil_x) * ch, ch);
@@ -347,8 +359,10 @@ static void im2col_range(void *ctx, int64_t begin, int64_t end, int thread_index
     const qconv_job *j = ctx;
     (void)thread_index;
     size_t K = (size_t)(j->ch * j->sp->k_size);
-    for (int64_t i = begin; i < end; i++)
-        im2col_row(j, j->p0 + i, j->cols + (size_t)i * K);
+    for (int64_t i = begin; i < end; i++) {
+        im2col_row(j, j->p0 + i, j->cols + (size_t)i * j->ldk);
+        memset(j->cols + (size_t)i * j->ldk + K, 0, j->ldk - K);
+    }
 }
 
 enum { REQUANT_TILE = 64 }; /* pixels per tile of the transposing requantization */
@@ -599,12 +613,196 @@ static int qconv_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y
     return KN_OK;
 }
 
-int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, kn_tensor *y, bool *done)
+/* ---------------------------------------------------------------- channels-last QLinearConv */
+
+/* [N, H, W, C] in and out: no transposes.  A pointwise convolution (1x1, stride 1,
+ * no padding) is one GEMM over every pixel of the batch, reading x in place; others
+ * go through im2col blocks of one image.  The GEMM's output stage adds the bias and
+ * requantizes straight into y's rows (ldc = output channels), with the same float
+ * operations as kn_requant_value. */
+static bool pointwise(const kn_spatial_geom *sp)
+{
+    return sp->k_size == 1 && sp->stride[0] == 1 && sp->stride[1] == 1 && sp->pad_b[0] == 0 && sp->pad_b[1] == 0 &&
+           sp->pad_e[0] == 0 && sp->pad_e[1] == 0;
+}
+
+static int qconv_last_blocks(kn_op_ctx *c, const qgemm_state *s, qconv_job *j, const uint8_t *x, int64_t images,
+                             kn_qgemm_output *o)
+{
+    size_t K = (size_t)s->k, in_image = (size_t)(j->ch * j->sp->in_size);
+    uint8_t *y = o->out;
+    for (int64_t b = 0; b < images; b++) {
+        j->hwc = (uint8_t *)(x + (size_t)b * in_image); /* read only */
+        for (j->p0 = 0; j->p0 < j->sp->out_size; j->p0 += PIXEL_BLOCK) {
+            j->pixels = j->sp->out_size - j->p0 < PIXEL_BLOCK ? j->sp->out_size - j->p0 : PIXEL_BLOCK;
+            kn_parallel_for(c->pool, j->pixels, 16, im2col_range, j);
+            o->out = y + (size_t)((b * j->sp->out_size + j->p0) * j->n);
+            int rc = kn_qgemm_run(c->pool, (size_t)j->pixels, (size_t)j->n, K, j->cols, j->ldk, j->pad, s->pb, o);
+            if (rc)
+                return kn_fail(c->err, rc, "QLinearConv: integer GEMM failed");
+        }
+    }
+    return KN_OK;
+}
+
+static int qconv_last(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y, bool *done)
+{
+    const kn_tensor *x = c->in[0], *w = c->in[3], *bias = kn_op_in(c, 8);
+    int64_t n = w->dims[0], ch = x->dims[x->rank - 1];
+    const qgemm_state *s = usable_state(c, false, ch * sp->k_size, n);
+    if (!s || !bias_fits(bias, s->k))
+        return KN_OK;
+    bool shift = x->dtype == KN_I8, direct = pointwise(sp);
+    size_t mul_bytes = round64(sizeof(float) * (size_t)n), shift_bytes = shift ? round64((size_t)x->numel) : 0;
+    size_t ldk = ((size_t)s->k + 3) & ~(size_t)3;
+    size_t cols_bytes = direct ? 0 : round64((size_t)PIXEL_BLOCK * ldk);
+    char *scratch = kn_op_scratch(c, mul_bytes + shift_bytes + cols_bytes);
+    if (!scratch)
+        return c->err->code;
+    float *mul = (float *)scratch;
+    if (!requant_muls(c, n, mul))
+        return KN_OK;
+    const uint8_t *X = x->data;
+    uint8_t pad = (uint8_t)zero_point(c, 2) ^ (shift ? 0x80 : 0);
+    if (shift) {
+        shift_int8((uint8_t *)scratch + mul_bytes, x->data, (size_t)x->numel);
+        X = (uint8_t *)scratch + mul_bytes;
+    }
+    kn_qgemm_output o = {.kind = y->dtype == KN_U8 ? KN_QOUT_UINT8 : KN_QOUT_INT8, .out = y->data,
+                         .ldc = (size_t)n, .a_scale = 1.0f, .b_scale = mul, .b_scale_per_col = 1,
+                         .y_scale = 1.0f, .y_zero = zero_point(c, 7), .bias_i32 = bias ? bias->data : NULL};
+    int rc;
+    if (direct) {
+        rc = kn_qgemm_run(c->pool, (size_t)(x->numel / ch), (size_t)n, (size_t)ch, X, (size_t)ch, pad, s->pb, &o);
+        rc = rc ? kn_fail(c->err, rc, "QLinearConv: integer GEMM failed") : KN_OK;
+    } else {
+        qconv_job j = {.sp = sp, .ch = ch, .pad = pad, .n = n, .ldk = ldk,
+                       .cols = (uint8_t *)scratch + mul_bytes + shift_bytes};
+        rc = qconv_last_blocks(c, s, &j, X, x->dims[0], &o);
+    }
+    *done = rc == KN_OK;
+    return rc;
+}
+
+/* Channels-last depthwise: per output pixel, each tap adds its input pixel's
+ * channel vector times the tap's per-channel weights (taps rearranged to [k, C] per
+ * call), then the pixel's channels are requantized as one row. */
+typedef void (*dwl_tap_fn)(int32_t *restrict acc, const uint8_t *restrict src, const int32_t *restrict w, int64_t n,
+                           uint8_t flip, int32_t x_zero);
+
+typedef struct dwl_job {
+    const kn_spatial_geom *sp;
+    const uint8_t *x;
+    uint8_t *y;
+    int64_t ch;
+    uint8_t flip;
+    int32_t x_zero;           /* in uint8 terms */
+    const int32_t *taps;      /* [k, ch] */
+    const int32_t *bias;
+    const float *mul;
+    int32_t y_zero;
+    bool u8;
+    int32_t *acc;             /* per thread: acc_stride int32 */
+    size_t acc_stride;
+    dwl_tap_fn tap;
+    requant_row_fn requant;
+} dwl_job;
+
+static void dwl_tap_generic(int32_t *restrict acc, const uint8_t *restrict src, const int32_t *restrict w, int64_t n,
+                            uint8_t flip, int32_t x_zero)
+{
+    for (int64_t i = 0; i < n; i++)
+        acc[i] += ((int32_t)(src[i] ^ flip) - x_zero) * w[i];
+}
+
+#ifdef HAVE_QUANT_AVX2
+/* The same, 8 channels at a time. */
+__attribute__((target("avx2"))) static void dwl_tap_avx2(int32_t *restrict acc, const uint8_t *restrict src,
+                                                         const int32_t *restrict w, int64_t n, uint8_t flip,
+                                                         int32_t x_zero)
+{
+    __m256i vf = _mm256_set1_epi32(flip), vz = _mm256_set1_epi32(x_zero);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + i)));
+        x = _mm256_sub_epi32(_mm256_xor_si256(x, vf), vz);
+        __m256i a = _mm256_loadu_si256((const __m256i *)(acc + i));
+        __m256i p = _mm256_mullo_epi32(x, _mm256_loadu_si256((const __m256i *)(w + i)));
+        _mm256_storeu_si256((__m256i *)(acc + i), _mm256_add_epi32(a, p));
+    }
+    dwl_tap_generic(acc + i, src + i, w + i, n - i, flip, x_zero);
+}
+#endif
+
+static void dwl_pixels(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const dwl_job *j = ctx;
+    const kn_spatial_geom *g = j->sp;
+    int32_t *acc = j->acc + (size_t)thread_index * j->acc_stride;
+    size_t ch = (size_t)j->ch;
+    for (int64_t o = begin; o < end; o++) {
+        int64_t b = o / g->out_size, oy = o % g->out_size / g->out[1], ox = o % g->out[1];
+        memset(acc, 0, sizeof(int32_t) * ch);
+        for (int64_t ky = 0; ky < g->k[0]; ky++) {
+            int64_t iy = oy * g->stride[0] - g->pad_b[0] + ky * g->dil[0];
+            for (int64_t kx = 0; kx < g->k[1] && iy >= 0 && iy < g->in[0]; kx++) {
+                int64_t ix = ox * g->stride[1] - g->pad_b[1] + kx * g->dil[1];
+                if (ix >= 0 && ix < g->in[1])
+                    j->tap(acc, j->x + (size_t)((b * g->in[0] + iy) * g->in[1] + ix) * ch,
+                           j->taps + (size_t)(ky * g->k[1] + kx) * ch, j->ch, j->flip, j->x_zero);
+            }
+        }
+        j->requant(acc, j->ch, j->bias, j->mul, 1, j->y_zero, j->u8, j->y + (size_t)o * ch);
+    }
+}
+
+static int qconv_last_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y, bool *done)
+{
+    const kn_tensor *x = c->in[0], *bias = kn_op_in(c, 8);
+    int64_t ch = x->dims[x->rank - 1];
+    const qgemm_state *s = usable_state(c, true, sp->k_size, ch);
+    if (!s || s->k > DW_MAX_TAPS)
+        return KN_OK;
+    size_t threads = (size_t)kn_threadpool_size(c->pool), mul_bytes = round64(sizeof(float) * (size_t)ch);
+    size_t taps_bytes = round64(sizeof(int32_t) * (size_t)(ch * s->k)), acc_stride = round64(sizeof(int32_t) * (size_t)ch) / 4;
+    char *scratch = kn_op_scratch(c, mul_bytes + taps_bytes + threads * acc_stride * sizeof(int32_t));
+    if (!scratch)
+        return c->err->code;
+    float *mul = (float *)scratch;
+    if (!requant_muls(c, ch, mul))
+        return KN_OK;
+    int32_t *taps = (int32_t *)(scratch + mul_bytes);
+    for (int64_t m = 0; m < ch; m++)
+        for (int64_t t = 0; t < s->k; t++)
+            taps[t * ch + m] = s->taps[m * s->k + t];
+    uint8_t flip = x->dtype == KN_I8 ? 0x80 : 0;
+    dwl_job j = {.sp = sp, .x = x->data, .y = y->data, .ch = ch, .flip = flip,
+                 .x_zero = (uint8_t)zero_point(c, 2) ^ flip, .taps = taps, .bias = bias ? bias->data : NULL,
+                 .mul = mul, .y_zero = zero_point(c, 7), .u8 = y->dtype == KN_U8,
+                 .acc = (int32_t *)(scratch + mul_bytes + taps_bytes), .acc_stride = acc_stride,
+                 .tap = dwl_tap_generic, .requant = requant_row_pick(bias_fits(bias, s->k))};
+#ifdef HAVE_QUANT_AVX2
+    if (kn_cpu_isa() >= KN_ISA_AVX2)
+        j.tap = dwl_tap_avx2;
+#endif
+    kn_parallel_for(c->pool, x->dims[0] * sp->out_size, 16, dwl_pixels, &j);
+    *done = true;
+    return KN_OK;
+}
+
+int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, bool channels_last, kn_tensor *y,
+                  bool *done)
 {
     *done = false;
     const kn_tensor *x = c->in[0], *w = c->in[3], *bias = kn_op_in(c, 8);
     if (sp->nsp != 2 || sp->out_size < 1)
         return KN_OK;
+    if (channels_last) {
+        if (group == 1)
+            return qconv_last(c, sp, y, done);
+        bool depthwise = group == x->dims[x->rank - 1] && group == w->dims[0] && w->dims[1] == 1;
+        return depthwise ? qconv_last_depthwise(c, sp, y, done) : KN_OK;
+    }
     if (group > 1)
         return group == x->dims[1] && group == w->dims[0] ? qconv_depthwise(c, sp, y, done) : KN_OK;
     int64_t n = w->dims[0], ch = x->dims[1];
@@ -625,7 +823,7 @@ int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, kn_ten
         return KN_OK;
     uint8_t flip = x->dtype == KN_I8 ? 0x80 : 0;
     qconv_job j = {.sp = sp, .ch = ch, .flip = flip, .pad = (uint8_t)zero_point(c, 2) ^ flip,
-                   .cols = (uint8_t *)scratch + mul_bytes,
+                   .cols = (uint8_t *)scratch + mul_bytes, .ldk = (size_t)s->k,
                    .acc = (const int32_t *)(scratch + mul_bytes + cols_bytes), .n = n,
                    .hwc = (uint8_t *)scratch + mul_bytes + cols_bytes + acc_bytes,
                    .bias = bias ? bias->data : NULL, .mul = mul, .y_zero = zero_point(c, 7),

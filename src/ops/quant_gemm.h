@@ -56,6 +56,8 @@ void kn_qgemm_state_release(void *state);
  * allocated.  *done = false (and KN_OK) when the case is not one they handle
  * (then the reference runs). */
 int kn_qmatmul_fast(kn_op_ctx *c, kn_tensor *y, bool *done);
-int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, kn_tensor *y, bool *done);
+/* channels_last: x and y are [N, H, W, C] (com.microsoft QLinearConv), group 1 only. */
+int kn_qconv_fast(kn_op_ctx *c, const kn_spatial_geom *sp, int64_t group, bool channels_last, kn_tensor *y,
+                  bool *done);
 
 #endif

@@ -16,11 +16,13 @@ extern const kn_op_def kn_ops_conv[];
 extern const kn_op_def kn_ops_pool[];
 extern const kn_op_def kn_ops_norm[];
 extern const kn_op_def kn_ops_matmul[];
+extern const kn_op_def kn_ops_matmul_nbits[];
 extern const kn_op_def kn_ops_softmax[];
 extern const kn_op_def kn_ops_resize[];
 extern const kn_op_def kn_ops_rnn[];
 extern const kn_op_def kn_ops_attention[];
 extern const kn_op_def kn_ops_quant[];
+extern const kn_op_def kn_ops_quant_contrib[];
 extern const kn_op_def kn_ops_quant_dynamic[];
 extern const kn_op_def kn_ops_control[];
 extern const kn_op_def kn_ops_sequence[];
@@ -46,11 +48,13 @@ static const kn_op_def *const family_tables[] = {
     kn_ops_pool,
     kn_ops_norm,
     kn_ops_matmul,
+    kn_ops_matmul_nbits,
     kn_ops_softmax,
     kn_ops_resize,
     kn_ops_rnn,
     kn_ops_attention,
     kn_ops_quant,
+    kn_ops_quant_contrib,
     kn_ops_quant_dynamic,
     kn_ops_control,
     kn_ops_sequence,

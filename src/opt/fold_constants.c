@@ -3,7 +3,8 @@
  * initializers (keeping their names).  Shape and Size of a value whose static shape
  * is fully known fold too, which lets the Shape -> Gather -> Unsqueeze -> Concat
  * chains that exporters build for Reshape targets fold away.  Folded tensors are
- * capped in size so folding never blows up memory. */
+ * capped in size so folding never blows up memory, except Casts that widen float16
+ * weights to float32 (the run-time Cast would allocate as much on every run). */
 #include "opt/opt.h"
 
 #include "ops/op.h"
@@ -112,9 +113,22 @@ static bool may_grow(const kn_node *n)
     return false;
 }
 
+/* A Cast of a constant float16 / bfloat16 tensor to float32 (weights stored in half
+ * precision): folded whatever its size, since running it would allocate the same
+ * float32 bytes on every run, and the half-precision source is then unread. */
+static bool half_weight_cast(const kn_graph *g, const kn_node *n)
+{
+    if (strcmp(n->op_type, "Cast") || n->n_in != 1 || kn_attr_int(n, "to", 0) != KN_F32)
+        return false;
+    const kn_tensor *t = kn_opt_const(g, n->in[0]);
+    return t && (t->dtype == KN_F16 || t->dtype == KN_BF16);
+}
+
 /* Is folding node n safe for memory? Sizes from static types where known. */
 static bool small_enough(const kn_graph *g, const kn_node *n)
 {
+    if (half_weight_cast(g, n))
+        return true;
     size_t in_bytes = 0;
     for (int k = 0; k < n->n_in; k++) {
         const kn_tensor *t = kn_opt_const(g, n->in[k]);
@@ -162,11 +176,11 @@ static int fold_node(kn_graph *g, int i, bool *folded, kn_error *err)
     if (kn_opt_eval_node(g, i, outs, &eval_err))
         return KN_OK;
     memcpy(out_ids, n->out, sizeof *out_ids * (size_t)n_out);
-    bool ok = true;
+    bool ok = true, any_size = half_weight_cast(g, n);
     for (int k = 0; k < n_out; k++)
         if (out_ids[k] >= 0)
             ok &= outs[k].kind == KN_VALUE_TENSOR && outs[k].dtype != KN_STRING &&
-                  outs[k].nbytes <= FOLD_MAX_BYTES;
+                  (any_size || outs[k].nbytes <= FOLD_MAX_BYTES);
     int rc = KN_OK;
     if (ok) {
         kn_opt_delete_node(g, i);

@@ -13,14 +13,16 @@ extern const kn_opt_pass kn_pass_eliminate_identity, kn_pass_fold_constants,
 /* The extended passes (fusions), one per file src/opt/fuse_<name>.c. */
 extern const kn_opt_pass kn_pass_fuse_layernorm, kn_pass_fuse_attention,
     kn_pass_fuse_skip_layernorm, kn_pass_fuse_gelu, kn_pass_fuse_conv_activation,
-    kn_pass_fuse_gemm_activation, kn_pass_fuse_dynamic_quant;
+    kn_pass_fuse_gemm_activation, kn_pass_fuse_dynamic_quant, kn_pass_fuse_qdq,
+    kn_pass_qdq_channels_last;
 
 /* Passes in the order they run; each family file defines its entries.  The lists
  * grow as passes land (src/opt/<pass family>.c).  Basic: clean-ups first (so that
  * folding sees through Identity/Dropout), then folding, then the rewrites that
  * match patterns.  Extended: fusions into com.microsoft operators
  * (src/opt/fuse_*.c), layer norms first so that the attention and skip fusions see
- * them.  Dead-code removal last. */
+ * them; QDQ patterns into integer operators before the float fusions could take
+ * their Conv/Gemm + activation (then their 8-bit activations go channels-last).  Dead-code removal last. */
 static const kn_opt_pass *const pass_list[] = {
     &kn_pass_eliminate_identity,
     &kn_pass_fold_constants,
@@ -29,6 +31,8 @@ static const kn_opt_pass *const pass_list[] = {
     &kn_pass_cse,
     &kn_pass_fold_conv_bn,
     &kn_pass_matmul_add_to_gemm,
+    &kn_pass_fuse_qdq,
+    &kn_pass_qdq_channels_last,
     &kn_pass_fuse_layernorm,
     &kn_pass_fuse_dynamic_quant, /* before attention, skip-LN and gelu: see its file */
     &kn_pass_fuse_attention,

@@ -6,7 +6,12 @@
  * im2col pixel block), uint8/int8 on every side, per-tensor and per-column weight
  * scales and zero points, padding, strides, dilations, bias; and the cases the fast
  * path declines (weights that do not fit int8 after the zero point, grouped but not
- * depthwise convolutions).  Depthwise convolutions take their own direct loop. */
+ * depthwise convolutions).  Depthwise convolutions take their own direct loop.
+ * Also the com.microsoft operators of the QDQ fusion: QLinearConv with
+ * channels_last (fast = its reference = the ONNX operator transposed), QGemm (fast
+ * = reference), QLinearAdd and QLinearGlobalAveragePool (against their formulas
+ * written out here, same and broadcast shapes, both layouts), 8-bit MaxPool (= the
+ * float one) and NhwcMaxPool (= MaxPool transposed). */
 #include "test.h"
 #include "op_harness.h"
 
@@ -30,6 +35,7 @@ static uint32_t next(void)
 
 typedef struct qnode {
     const char *op;
+    const char *domain;     /* NULL: the default domain */
     int n_in;
     kn_tensor *in[9];       /* NULL: omitted */
     unsigned const_mask;    /* bit i: input i is an initializer */
@@ -42,16 +48,18 @@ static kn_model *build_model(const qnode *q, const kn_tensor **feeds, int *n_fee
     kn_model *m = kn_model_new();
     if (!m)
         return NULL;
-    m->opsets = kn_arena_calloc(&m->arena, 1, sizeof *m->opsets);
+    m->opsets = kn_arena_calloc(&m->arena, 2, sizeof *m->opsets);
     m->opsets[0].domain = "";
     m->opsets[0].version = 13;
-    m->n_opsets = 1;
+    m->opsets[1].domain = "com.microsoft";
+    m->opsets[1].version = 1;
+    m->n_opsets = 2;
     kn_graph *g = kn_graph_new(m, NULL);
     m->graph = g;
     kn_node *nd = kn_graph_add_node(g);
     nd->name = "node";
     nd->op_type = q->op;
-    nd->domain = "";
+    nd->domain = q->domain ? q->domain : "";
     nd->n_in = q->n_in;
     nd->in = kn_arena_calloc(&m->arena, (size_t)q->n_in + 1, sizeof(int));
     *n_feeds = 0;
@@ -257,7 +265,64 @@ typedef struct conv_case {
     int per_ch, bias;       /* bias: 0 none, 1 small, 2 near the int32 limits */
     const char *auto_pad;
     int64_t group;          /* 0: 1 */
+    int channels_last;      /* com.microsoft QLinearConv on [N, H, W, C] */
 } conv_case;
+
+/* The node's output run by the reference (no prepare, one thread). */
+static kn_tensor run_reference(const qnode *q)
+{
+    const kn_tensor *feeds[9];
+    int n_feeds = 0;
+    kn_error err = {0};
+    kn_tensor out = {0};
+    kn_model *m = build_model(q, feeds, &n_feeds);
+    CHECK(m && kn_model_finalize(m, &err) == KN_OK);
+    CHECK_EQ_INT(m ? kn_exec_graph(m->graph, NULL, n_feeds, feeds, 1, &out, &err) : -1, KN_OK);
+    kn_model_free(m);
+    return out;
+}
+
+/* [N, C, H, W] <-> [N, H, W, C] copies of 8-bit data (dims: the NCHW dims). */
+static kn_tensor nchw_to_nhwc(const kn_tensor *x, const int64_t *dims, bool to_last)
+{
+    int64_t last[4] = {dims[0], dims[2], dims[3], dims[1]};
+    kn_tensor y = kt_tensor(x->dtype, 4, to_last ? last : dims, NULL);
+    int64_t hw = dims[2] * dims[3];
+    for (int64_t b = 0; b < dims[0]; b++)
+        for (int64_t c = 0; c < dims[1]; c++)
+            for (int64_t p = 0; p < hw; p++) {
+                int64_t first = (b * dims[1] + c) * hw + p, at_last = (b * hw + p) * dims[1] + c;
+                ((uint8_t *)y.data)[to_last ? at_last : first] = ((const uint8_t *)x->data)[to_last ? first : at_last];
+            }
+    return y;
+}
+
+/* q (an ONNX QLinearConv on NCHW x) as com.microsoft QLinearConv with
+ * channels_last = 1: its fast path equals its reference, and both equal the ONNX
+ * operator's output transposed. */
+static bool check_channels_last_conv(const qnode *q, kn_threadpool *pool, const int64_t *xdims)
+{
+    kn_tensor want = run_reference(q);
+    qnode ql = *q;
+    kn_tensor xl = nchw_to_nhwc(q->in[0], xdims, true);
+    ql.in[0] = &xl;
+    ql.domain = "com.microsoft";
+    ql.attrs[ql.n_attr++] = kt_attr_int("channels_last", 1);
+    bool st = check_fast_equals_reference(&ql, pool);
+    kn_tensor got = run_reference(&ql);
+    if (want.rank == 4 && got.rank == 4) {
+        kn_tensor back = nchw_to_nhwc(&got, want.dims, false);
+        CHECK(kn_same_shape(&back, &want));
+        CHECK(kn_same_shape(&back, &want) && !memcmp(back.data, want.data, (size_t)want.numel));
+        kn_tensor_release(&back);
+    } else {
+        CHECK(false);
+    }
+    kn_tensor_release(&want);
+    kn_tensor_release(&got);
+    kn_tensor_release(&xl);
+    return st;
+}
 
 static bool check_conv(const conv_case *cc, kn_threadpool *pool)
 {
@@ -290,7 +355,11 @@ static bool check_conv(const conv_case *cc, kn_threadpool *pool)
         q.attrs[q.n_attr++] = kt_attr_str("auto_pad", cc->auto_pad);
     else
         q.attrs[q.n_attr++] = kt_attr_ints("pads", 4, cc->pads);
-    bool st = check_fast_equals_reference(&q, pool);
+    bool st;
+    if (cc->channels_last)
+        st = check_channels_last_conv(&q, pool, cc->xdims);
+    else
+        st = check_fast_equals_reference(&q, pool);
     kt_release_all(ins, 9);
     return st;
 }
@@ -337,6 +406,250 @@ static void test_depthwise_conv_fast_equals_reference(void)
     kn_threadpool_free(pool);
 }
 
+/* com.microsoft QLinearConv, channels_last: pointwise (one GEMM over the batch,
+ * bias in the GEMM output stage), strided pointwise and general (im2col blocks),
+ * int8 inputs (shifted), more than one pixel block; depthwise (channel-vector taps,
+ * channel counts off the vector width, strides, dilations, asymmetric pads, a bias
+ * near the int32 limits). */
+static void test_channels_last_conv(void)
+{
+    kn_error err = {0};
+    kn_threadpool *pool = kn_threadpool_create(2, &err);
+    static const conv_case cases[] = {
+        {{1, 1, 1, 1}, 1, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_I8, KN_U8, 0, 0, NULL, 0, 1},
+        {{2, 16, 7, 5}, 33, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_I8, KN_U8, 1, 1, NULL, 0, 1},
+        {{1, 13, 9, 11}, 7, 1, 1, {2, 2}, {1, 1}, {0, 0, 0, 0}, KN_I8, KN_I8, KN_I8, 0, 1, NULL, 0, 1},
+        {{2, 3, 7, 5}, 5, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_U8, KN_I8, KN_U8, 1, 1, NULL, 0, 1},
+        {{1, 4, 9, 11}, 7, 3, 2, {2, 1}, {1, 2}, {0, 1, 2, 1}, KN_I8, KN_I8, KN_I8, 0, 1, NULL, 0, 1},
+        {{1, 3, 40, 41}, 8, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_I8, KN_U8, KN_U8, 0, 1, NULL, 0, 1},
+        {{2, 5, 13, 17}, 3, 5, 3, {2, 3}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_I8, KN_I8, 1, 1, "SAME_UPPER", 0, 1},
+        {{1, 3, 9, 10}, 5, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_I8, KN_I8, KN_I8, 1, 2, NULL, 0, 1},
+        {{1, 8, 9, 7}, 8, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_U8, KN_I8, KN_U8, 1, 1, NULL, 8, 1},
+        {{2, 37, 10, 13}, 37, 3, 5, {2, 3}, {2, 1}, {0, 2, 1, 3}, KN_I8, KN_I8, KN_I8, 0, 1, NULL, 37, 1},
+        {{1, 3, 1, 1}, 3, 1, 1, {1, 1}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_U8, KN_U8, 1, 0, NULL, 3, 1},
+        {{1, 19, 14, 15}, 19, 5, 5, {2, 2}, {1, 1}, {0, 0, 0, 0}, KN_U8, KN_I8, KN_I8, 1, 1, "SAME_UPPER", 19, 1},
+        {{1, 16, 5, 37}, 16, 3, 3, {1, 1}, {1, 1}, {1, 1, 1, 1}, KN_U8, KN_I8, KN_U8, 1, 2, NULL, 16, 1},
+    };
+    for (int i = 0; i < KT_COUNT(cases); i++) {
+        check_conv(&cases[i], pool);
+        check_conv(&cases[i], NULL);
+    }
+    kn_threadpool_free(pool);
+}
+
+/* ---- com.microsoft QGemm, QLinearAdd, QLinearGlobalAveragePool ---- */
+
+typedef struct gemm_case {
+    int64_t m, k, n;
+    int trans_b, per_col, bias, quantized;
+    kn_dtype at, bt, yt;
+} gemm_case;
+
+static bool check_qgemm(const gemm_case *gc, kn_threadpool *pool)
+{
+    int64_t bdims[2] = {gc->trans_b ? gc->n : gc->k, gc->trans_b ? gc->k : gc->n}, adims[2] = {gc->m, gc->k};
+    int64_t nq = gc->per_col ? gc->n : 0;
+    float as = 0.02f, bs = 0.01f;
+    kn_tensor ins[9];
+    ins[0] = random_q8(gc->at, 2, adims, NULL, 1);
+    ins[1] = scalar_f32(as);
+    ins[2] = zero_points(gc->at, 0);
+    ins[5] = zero_points(gc->bt, nq);
+    ins[3] = random_q8(gc->bt, 2, bdims, &ins[5], gc->trans_b ? gc->k : 1);
+    ins[4] = scales(bs, nq);
+    ins[6] = kt_tensor(KN_I32, 1, &gc->n, NULL);
+    for (int64_t i = 0; i < gc->n; i++)
+        ((int32_t *)ins[6].data)[i] = (int32_t)(next() % 20001) - 10000;
+    ins[7] = scalar_f32(y_scale_for(as, bs, gc->k));
+    ins[8] = zero_points(gc->quantized ? gc->yt : KN_U8, 0); /* unused for float output */
+    qnode q = {.op = "QGemm", .domain = "com.microsoft", .n_in = gc->quantized ? 9 : 7,
+               .const_mask = 1u << 3 | 1u << 4 | 1u << 5 | 1u << 6};
+    for (int i = 0; i < 9; i++)
+        q.in[i] = &ins[i];
+    if (!gc->bias)
+        q.in[6] = NULL;
+    q.attrs[q.n_attr++] = kt_attr_int("transB", gc->trans_b);
+    bool st = check_fast_equals_reference(&q, pool);
+    kt_release_all(ins, 9);
+    return st;
+}
+
+static void test_qgemm_fast_equals_reference(void)
+{
+    kn_error err = {0};
+    kn_threadpool *pool = kn_threadpool_create(2, &err);
+    static const gemm_case cases[] = {
+        {1, 1, 1, 0, 0, 0, 1, KN_U8, KN_I8, KN_U8},
+        {1, 2048, 1000, 1, 1, 1, 1, KN_U8, KN_I8, KN_U8},
+        {3, 7, 5, 0, 1, 1, 1, KN_I8, KN_I8, KN_I8},
+        {17, 64, 97, 1, 0, 0, 1, KN_U8, KN_U8, KN_I8},
+        {5, 33, 31, 0, 1, 1, 0, KN_U8, KN_I8, KN_F32},
+    };
+    for (int i = 0; i < KT_COUNT(cases); i++) {
+        CHECK(check_qgemm(&cases[i], pool));
+        CHECK(check_qgemm(&cases[i], NULL));
+    }
+    kn_threadpool_free(pool);
+}
+
+/* QLinearAdd's formula, written out. */
+static int64_t qadd_expected(int64_t a, int64_t b, float ma, float mb, int64_t za, int64_t zb, int64_t zy, bool u8)
+{
+    float u = (float)(a - za) * ma, v = (float)(b - zb) * mb;
+    float q = nearbyintf(u + v) + (float)zy;
+    float lo = u8 ? 0.0f : -128.0f, hi = u8 ? 255.0f : 127.0f;
+    return (int64_t)(q < lo ? lo : q > hi ? hi : q);
+}
+
+/* Same shapes (the vector path, sizes around its chunks) and broadcast shapes. */
+static void check_qadd(kn_dtype t, int ra, const int64_t *da, int rb, const int64_t *db, kn_threadpool *pool)
+{
+    kn_tensor ins[8];
+    ins[0] = random_q8(t, ra, da, NULL, 1);
+    ins[1] = scalar_f32(0.05f);
+    ins[2] = zero_points(t, 0);
+    ins[3] = random_q8(t, rb, db, NULL, 1);
+    ins[4] = scalar_f32(0.08f);
+    ins[5] = zero_points(t, 0);
+    ins[6] = scalar_f32(0.1f);
+    ins[7] = zero_points(t, 0);
+    qnode q = {.op = "QLinearAdd", .domain = "com.microsoft", .n_in = 8};
+    for (int i = 0; i < 8; i++)
+        q.in[i] = &ins[i];
+    check_fast_equals_reference(&q, pool);
+    kn_tensor y = run_reference(&q);
+    int rank;
+    int64_t dims[KN_MAX_RANK], sa[KN_MAX_RANK], sb[KN_MAX_RANK];
+    kn_error err = {0};
+    CHECK_EQ_INT(kn_broadcast_shape(ra, da, rb, db, &rank, dims, &err), KN_OK);
+    kn_broadcast_strides(rank, dims, ra, da, sa);
+    kn_broadcast_strides(rank, dims, rb, db, sb);
+    int64_t bad = 0, idx[KN_MAX_RANK] = {0};
+    for (int64_t i = 0; i < y.numel; i++) {
+        int64_t oa = 0, ob = 0;
+        for (int d = 0; d < rank; d++) {
+            oa += idx[d] * sa[d];
+            ob += idx[d] * sb[d];
+        }
+        int64_t want = qadd_expected(kt_at_i64(&ins[0], oa), kt_at_i64(&ins[3], ob), 0.05f / 0.1f, 0.08f / 0.1f,
+                                     kt_at_i64(&ins[2], 0), kt_at_i64(&ins[5], 0), kt_at_i64(&ins[7], 0), t == KN_U8);
+        bad += kt_at_i64(&y, i) != want;
+        for (int d = rank - 1; d >= 0 && ++idx[d] == dims[d]; d--)
+            idx[d] = 0;
+    }
+    CHECK_EQ_INT(bad, 0);
+    kn_tensor_release(&y);
+    kt_release_all(ins, 8);
+}
+
+static void test_qlinear_add(void)
+{
+    kn_error err = {0};
+    kn_threadpool *pool = kn_threadpool_create(2, &err);
+    static const int64_t one[1] = {1}, odd[1] = {4096 * 3 + 17}, img[4] = {1, 5, 7, 3}, row[2] = {1, 3},
+                         chan[4] = {1, 5, 1, 1}, d15[1] = {15};
+    check_qadd(KN_U8, 1, one, 1, one, pool);
+    check_qadd(KN_U8, 1, odd, 1, odd, pool);
+    check_qadd(KN_I8, 1, odd, 1, odd, NULL);
+    check_qadd(KN_I8, 1, d15, 1, d15, pool);
+    check_qadd(KN_U8, 4, img, 2, row, pool);
+    check_qadd(KN_I8, 4, img, 4, chan, NULL);
+    kn_threadpool_free(pool);
+}
+
+/* QLinearGlobalAveragePool in both layouts against the formula. */
+static void check_qgap(kn_dtype t, const int64_t *dims, bool last)
+{
+    kn_tensor ins[5];
+    ins[0] = random_q8(t, 4, dims, NULL, 1);
+    ins[1] = scalar_f32(0.05f);
+    ins[2] = zero_points(t, 0);
+    ins[3] = scalar_f32(0.03f);
+    ins[4] = zero_points(t, 0);
+    qnode q = {.op = "QLinearGlobalAveragePool", .domain = "com.microsoft", .n_in = 5};
+    for (int i = 0; i < 5; i++)
+        q.in[i] = &ins[i];
+    q.attrs[q.n_attr++] = kt_attr_int("channels_last", last);
+    kn_tensor y = run_reference(&q);
+    int64_t ch = last ? dims[3] : dims[1], px = last ? dims[1] * dims[2] : dims[2] * dims[3];
+    CHECK_EQ_INT(y.numel, dims[0] * ch);
+    CHECK_EQ_INT(y.dims[last ? 3 : 1], ch);
+    for (int64_t o = 0; o < y.numel && y.numel == dims[0] * ch; o++) {
+        int64_t b = o / ch, c = o % ch, sum = 0;
+        for (int64_t p = 0; p < px; p++)
+            sum += kt_at_i64(&ins[0], last ? (b * px + p) * ch + c : (b * ch + c) * px + p) - kt_at_i64(&ins[2], 0);
+        double v = nearbyint((double)sum * (0.05 / (0.03 * (double)px))) + (double)kt_at_i64(&ins[4], 0);
+        double lo = t == KN_U8 ? 0 : -128, hi = t == KN_U8 ? 255 : 127;
+        CHECK_EQ_INT(kt_at_i64(&y, o), (int64_t)(v < lo ? lo : v > hi ? hi : v));
+    }
+    kn_tensor_release(&y);
+    kt_release_all(ins, 5);
+}
+
+static void test_qlinear_global_average_pool(void)
+{
+    static const int64_t a[4] = {1, 1, 1, 1}, b[4] = {2, 5, 7, 3}, c[4] = {1, 7, 7, 64};
+    check_qgap(KN_U8, a, false);
+    check_qgap(KN_U8, b, false);
+    check_qgap(KN_I8, b, true);
+    check_qgap(KN_U8, c, true);
+}
+
+/* 8-bit 2-D MaxPool (pool.c's direct loop) equals float MaxPool on the same values,
+ * and com.microsoft NhwcMaxPool equals it transposed. */
+static void check_maxpool_q8(kn_dtype t, const int64_t *xdims, const int64_t *k, const int64_t *st,
+                             const int64_t *dil, const int64_t *pads, int ceil_mode)
+{
+    kn_tensor x = random_q8(t, 4, xdims, NULL, 1), xf = kt_tensor(KN_F32, 4, xdims, NULL);
+    for (int64_t i = 0; i < x.numel; i++)
+        ((float *)xf.data)[i] = (float)kt_at_i64(&x, i);
+    qnode q = {.op = "MaxPool", .n_in = 1};
+    q.attrs[q.n_attr++] = kt_attr_ints("kernel_shape", 2, k);
+    q.attrs[q.n_attr++] = kt_attr_ints("strides", 2, st);
+    q.attrs[q.n_attr++] = kt_attr_ints("dilations", 2, dil);
+    q.attrs[q.n_attr++] = kt_attr_ints("pads", 4, pads);
+    q.attrs[q.n_attr++] = kt_attr_int("ceil_mode", ceil_mode);
+    q.in[0] = &xf;
+    kn_tensor want = run_reference(&q);
+    q.in[0] = &x;
+    kn_tensor got = run_reference(&q);
+    CHECK(kn_same_shape(&want, &got));
+    int64_t bad = 0;
+    for (int64_t i = 0; kn_same_shape(&want, &got) && i < got.numel; i++)
+        bad += (double)kt_at_i64(&got, i) != kt_at(&want, i);
+    CHECK_EQ_INT(bad, 0);
+    kn_tensor xl = nchw_to_nhwc(&x, xdims, true);
+    q.in[0] = &xl;
+    q.op = "NhwcMaxPool";
+    q.domain = "com.microsoft";
+    kn_tensor gl = run_reference(&q);
+    if (gl.rank == 4 && got.rank == 4) {
+        kn_tensor back = nchw_to_nhwc(&gl, got.dims, false);
+        CHECK(kn_same_shape(&back, &got) && !memcmp(back.data, got.data, (size_t)got.numel));
+        kn_tensor_release(&back);
+    } else {
+        CHECK(false);
+    }
+    kn_tensor_release(&gl);
+    kn_tensor_release(&xl);
+    kn_tensor_release(&want);
+    kn_tensor_release(&got);
+    kn_tensor_release(&x);
+    kn_tensor_release(&xf);
+}
+
+static void test_maxpool_q8(void)
+{
+    static const int64_t a[4] = {1, 3, 7, 9}, b[4] = {2, 70, 9, 8}, c[4] = {1, 1, 1, 1};
+    static const int64_t k3[2] = {3, 3}, k2[2] = {2, 2}, k1[2] = {1, 1}, s1[2] = {1, 1}, s2[2] = {2, 2},
+                         d2[2] = {2, 1}, p0[4] = {0, 0, 0, 0}, p1[4] = {1, 1, 1, 1}, p2[4] = {0, 1, 2, 0};
+    check_maxpool_q8(KN_U8, a, k3, s2, s1, p1, 0);
+    check_maxpool_q8(KN_I8, a, k3, s2, s1, p1, 1);
+    check_maxpool_q8(KN_U8, b, k2, s1, d2, p2, 0);
+    check_maxpool_q8(KN_I8, b, k3, s2, s1, p0, 1);
+    check_maxpool_q8(KN_U8, c, k1, s1, s1, p0, 0);
+}
+
 /* Other grouped convolutions keep the reference (no state), with equal results. */
 static void test_grouped_conv_uses_reference(void)
 {
@@ -348,4 +661,6 @@ TEST_MAIN(TEST_CASE(test_matmul_fast_equals_reference),
           TEST_CASE(test_matmul_unpackable_weight_uses_reference),
           TEST_CASE(test_conv_fast_equals_reference),
           TEST_CASE(test_depthwise_conv_fast_equals_reference),
-          TEST_CASE(test_grouped_conv_uses_reference))
+          TEST_CASE(test_grouped_conv_uses_reference),
+          TEST_CASE(test_channels_last_conv), TEST_CASE(test_qgemm_fast_equals_reference),
+          TEST_CASE(test_qlinear_add), TEST_CASE(test_qlinear_global_average_pool), TEST_CASE(test_maxpool_q8))

@@ -1,0 +1,123 @@
+/* qbgemm_avx512.c - AVX-512 VNNI pieces of the block-quantized-weight GEMM
+ * (qbgemm.h): the 12 x 32 micro-kernel (24 zmm int32 block sums fed by vpdpbusd,
+ * folded into the float tile with the block's scales when the block ends), its
+ * 4-row sibling for few rows (decoders: M <= 8 would waste most of a 12-row tile)
+ * and the vectorized row quantization (same bytes as the portable one). */
+#include "kernels/qbgemm.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#include <string.h>
+
+#define KN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
+
+enum { MR = 12, MR_SMALL = 4, NR = KN_QB_NR };
+
+/* One block of ROWS x 32 (kept out of line: inlined into the block loop, the
+ * compiler holds the float tile in registers across blocks and spills the int32
+ * sums); the fold goes through memory for the same reason. */
+#define QB_BLOCK(NAME, ROWS)                                                                              \
+    KN_VNNI __attribute__((noinline)) static void NAME(size_t gpb, const uint32_t *a, const int8_t *b,   \
+                                                       const float *scales, float *facc)                 \
+    {                                                                                                     \
+        __m512i c[ROWS][2];                                                                               \
+        _Pragma("GCC unroll 12") for (int i = 0; i < ROWS; i++) {                                         \
+            c[i][0] = _mm512_setzero_si512();                                                             \
+            c[i][1] = _mm512_setzero_si512();                                                             \
+        }                                                                                                 \
+        for (size_t g = 0; g < gpb; g++, a += ROWS, b += NR * 4) {                                        \
+            __m512i b0 = _mm512_load_si512((const void *)b);                                              \
+            __m512i b1 = _mm512_load_si512((const void *)(b + 64));                                       \
+            _Pragma("GCC unroll 12") for (int i = 0; i < ROWS; i++) {                                     \
+                __m512i av = _mm512_set1_epi32((int)a[i]);                                                \
+                c[i][0] = _mm512_dpbusd_epi32(c[i][0], av, b0);                                           \
+                c[i][1] = _mm512_dpbusd_epi32(c[i][1], av, b1);                                           \
+            }                                                                                             \
+        }                                                                                                 \
+        _Alignas(64) int32_t t[ROWS * NR];                                                                \
+        _Pragma("GCC unroll 12") for (int i = 0; i < ROWS; i++) {                                         \
+            _mm512_store_si512(t + i * NR, c[i][0]);                                                      \
+            _mm512_store_si512(t + i * NR + 16, c[i][1]);                                                 \
+        }                                                                                                 \
+        fold(ROWS, t, scales, facc);                                                                      \
+    }
+
+/* facc[i][j] += scales[j] * t[i][j] over rows x 32. */
+KN_VNNI static inline void fold(int rows, const int32_t *t, const float *scales, float *facc)
+{
+    __m512 s0 = _mm512_loadu_ps(scales), s1 = _mm512_loadu_ps(scales + 16);
+    for (int i = 0; i < rows; i++) {
+        float *f = facc + i * NR;
+        __m512 x0 = _mm512_cvtepi32_ps(_mm512_load_si512(t + i * NR));
+        __m512 x1 = _mm512_cvtepi32_ps(_mm512_load_si512(t + i * NR + 16));
+        _mm512_storeu_ps(f, _mm512_fmadd_ps(x0, s0, _mm512_loadu_ps(f)));
+        _mm512_storeu_ps(f + 16, _mm512_fmadd_ps(x1, s1, _mm512_loadu_ps(f + 16)));
+    }
+}
+
+QB_BLOCK(block_12, MR)
+QB_BLOCK(block_4, MR_SMALL)
+
+KN_VNNI static void ukr_12(size_t nblk, size_t gpb, const uint32_t *a, const int8_t *b, const float *scales,
+                           float *facc)
+{
+    for (size_t blk = 0; blk < nblk; blk++)
+        block_12(gpb, a + blk * gpb * MR, b + blk * gpb * NR * 4, scales + blk * NR, facc);
+}
+
+KN_VNNI static void ukr_4(size_t nblk, size_t gpb, const uint32_t *a, const int8_t *b, const float *scales,
+                          float *facc)
+{
+    for (size_t blk = 0; blk < nblk; blk++)
+        block_4(gpb, a + blk * gpb * MR_SMALL, b + blk * gpb * NR * 4, scales + blk * NR, facc);
+}
+
+static __mmask16 tail_mask(size_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
+
+/* min(row, 0), max(row, 0) and whether a NaN is present. */
+KN_VNNI static int row_range(const float *a, size_t K, float *lo, float *hi)
+{
+    __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
+    __mmask16 nan = 0;
+    for (size_t k = 0; k < K; k += 16) {
+        __mmask16 mk = tail_mask(K - k);
+        __m512 x = _mm512_maskz_loadu_ps(mk, a + k);
+        nan |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+        vlo = _mm512_min_ps(x, vlo); /* a NaN x keeps the old bound, as the C loop */
+        vhi = _mm512_max_ps(x, vhi);
+    }
+    *lo = _mm512_reduce_min_ps(vlo);
+    *hi = _mm512_reduce_max_ps(vhi);
+    return nan != 0;
+}
+
+KN_VNNI static void quantize_row_avx512(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za)
+{
+    float lo, hi, inv;
+    int bad = row_range(a, K, &lo, &hi);
+    kn_qb_row_params(lo, hi, sa, za, &inv);
+    if (bad)
+        *sa = __builtin_nanf("");
+    __m512 vinv = _mm512_set1_ps(inv), lim = _mm512_set1_ps(512.0f);
+    __m512i vz = _mm512_set1_epi32(*za), v0 = _mm512_setzero_si512(), v255 = _mm512_set1_epi32(255);
+    for (size_t k = 0; k < K; k += 16) {
+        __mmask16 mk = tail_mask(K - k);
+        __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, a + k), vinv);
+        x = _mm512_min_ps(_mm512_max_ps(x, _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim); /* NaN -> -512 */
+        __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(x), vz); /* round half to even */
+        v = _mm512_min_epi32(_mm512_max_epi32(v, v0), v255);
+        _mm_mask_storeu_epi8(q + k, mk, _mm512_cvtepi32_epi8(v));
+    }
+    memset(q + K, 0, Kp - K);
+}
+
+const kn_qb_kernel *kn_qb_kernel_vnni(void)
+{
+    static const kn_qb_kernel small = {MR_SMALL, ukr_4, quantize_row_avx512, NULL, 128};
+    static const kn_qb_kernel k = {MR, ukr_12, quantize_row_avx512, &small, 128};
+    return &k;
+}
+
+#else
+const kn_qb_kernel *kn_qb_kernel_vnni(void) { return NULL; }
+#endif
