@@ -6,10 +6,12 @@
  * with a symmetric scale per row (amax / 127).  Only the rows a run looks up are
  * converted, so the float table exists neither in the file nor in memory at run
  * time (a DequantizeLinear before the Gather would be folded back into the float
- * table at load).  The original output value is kept, so consumers are untouched. */
+ * table at load).  The original output value is kept, so consumers are untouched.
+ * A table something else also reads (after the mode's own pass) stays float. */
 #include "quant/quant_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Node i is a Gather along axis 0 of a large constant float [V, D] table. */
@@ -76,20 +78,45 @@ static int rewrite(kn_graph *g, int i, const kn_tensor *t, kn_q_wcache *wc, kn_e
     return kn_q_node(g, "Mul", h, 2, mul, 1, &y, err) < 0 ? err->code : KN_OK;
 }
 
+/* The table node i reads when it is a Gather to rewrite, else NULL. */
+static const kn_tensor *rewritable(const kn_graph *g, const kn_quant_opts *o, int i)
+{
+    const kn_node *n = &g->nodes[i];
+    return kn_opt_node_deleted(n) || kn_q_excluded(o, n) ? NULL : embedding_table(g, n);
+}
+
+/* shared[v]: value v has readers other than Gathers to rewrite (a tied output
+ * projection...), so its float table stays and an int8 copy would only add bytes. */
+static bool *shared_tables(const kn_graph *g, const kn_quant_opts *o, kn_error *err)
+{
+    int *uses = kn_opt_use_counts(g, err);
+    bool *shared = uses ? calloc((size_t)g->n_values + 1, sizeof *shared) : NULL;
+    if (uses && !shared)
+        kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    for (int i = 0; shared && i < g->n_nodes; i++)
+        if (rewritable(g, o, i))
+            uses[g->nodes[i].in[0]]--;
+    for (int v = 0; shared && v < g->n_values; v++)
+        shared[v] = uses[v] > 0;
+    free(uses);
+    return shared;
+}
+
 int kn_quant_embeddings(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, kn_error *err)
 {
     int n0 = g->n_nodes, rc = KN_OK;   /* appended nodes are not visited */
+    bool *shared = shared_tables(g, o, err);
+    if (!shared)
+        return err->code;
     kn_q_wcache wc = {0};
     for (int i = 0; i < n0 && !rc; i++) {
-        const kn_node *n = &g->nodes[i];
-        if (kn_opt_node_deleted(n))
-            continue;
-        const kn_tensor *t = embedding_table(g, n);
-        if (!t || kn_q_excluded(o, n))
+        const kn_tensor *t = rewritable(g, o, i);
+        if (!t || shared[g->nodes[i].in[0]])
             continue;
         rc = rewrite(g, i, t, &wc, err);
         rep->nodes_quantized += !rc;
     }
     kn_q_wcache_free(&wc);
+    free(shared);
     return rc;
 }

@@ -788,6 +788,26 @@ static void test_embedding_modes(void)
     kn_tensor_release(&ref);
 }
 
+/* A table another node also reads (here a Transpose to a second output) stays
+ * float: an int8 copy would only add bytes. */
+static void test_shared_embedding_kept(void)
+{
+    const char *path = tmp_path("emb_shared.onnx");
+    build_embedding(path, 1024);
+    kn_error err = {0};
+    kn_model *m = NULL;
+    CHECK_EQ_INT(kn_onnx_load_file(path, &m, &err), KN_OK);
+    if (!m)
+        return;
+    kt_graph_node(m->graph, "Transpose", "E", "Et");
+    kn_graph_add_output(m->graph, kn_graph_value(m->graph, "Et"));
+    save(m, path);
+    kn_tensor in = embedding_ids(1024);
+    kn_quant_opts o = opts(KN_QMODE_DYNAMIC);
+    check_gather_kept_float(path, &o, &in);
+    kn_tensor_release(&in);
+}
+
 /* A table one row short of the size threshold stays float. */
 static void test_small_embedding_kept(void)
 {
@@ -802,7 +822,7 @@ static void test_small_embedding_kept(void)
 static void cleanup(void)
 {
     const char *names[] = {"mlp.onnx", "mlp_pt.onnx", "mlp4.onnx", "mlp4r.onnx", "cnn.onnx", "mlp12.onnx",
-                           "mlp10.onnx", "emb.onnx", "emb_small.onnx"};
+                           "mlp10.onnx", "emb.onnx", "emb_small.onnx", "emb_shared.onnx"};
     for (size_t k = 0; tmpdir[0] && k < sizeof names / sizeof *names; k++)
         remove(tmp_path(names[k]));
     if (tmpdir[0])
@@ -813,4 +833,5 @@ TEST_MAIN(TEST_CASE(test_mlp_dynamic_static_fp16), TEST_CASE(test_per_tensor), T
           TEST_CASE(test_mlp_int4_runs), TEST_CASE(test_cnn_modes), TEST_CASE(test_fmnist_modes),
           TEST_CASE(test_exclusions), TEST_CASE(test_missing_ranges), TEST_CASE(test_old_opsets), TEST_CASE(test_bad_options),
           TEST_CASE(test_embedding_modes), TEST_CASE(test_small_embedding_kept),
+          TEST_CASE(test_shared_embedding_kept),
           TEST_CASE(cleanup))
