@@ -113,9 +113,11 @@ endif()
 # The inference server (kiln serve), driven over HTTP.
 include(${PROJECT_SOURCE_DIR}/tests/serve/serve.cmake)
 
-# kiln calibrate on the example model (IDX, .npy and image sources, each method, bad input).
+# kiln calibrate on the example model (IDX, .npy and image sources, each method, bad input),
+# and on shared models with token-id and several inputs.
 if(TARGET kiln)
   add_test(NAME cli/calibrate COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_calibrate.sh $<TARGET_FILE:kiln>
-           ${PROJECT_SOURCE_DIR} "$<$<TARGET_EXISTS:serve_make_images>:$<TARGET_FILE:serve_make_images>>")
+           ${PROJECT_SOURCE_DIR} "$<$<TARGET_EXISTS:serve_make_images>:$<TARGET_FILE:serve_make_images>>"
+           ${KILN_SHARED_DIR})
   set_tests_properties(cli/calibrate PROPERTIES LABELS cli TIMEOUT 300)
 endif()

@@ -17,6 +17,9 @@
  *   int4    - MatMul with a constant [K,N] weight -> com.microsoft MatMulNBits
  *             (bits 4, block_size 32 or 128, a float scale per block, symmetric:
  *             no zero_points input, which means 8).
+ *   embeddings (dynamic, static, int4) - a Gather (axis 0) from a constant float
+ *             [V, D] table of >= 64K values reads an int8 table and a float [V, 1]
+ *             scale per row: Gather(int8) -> Cast(float) -> Mul(Gather(scale)).
  * The executor (src/opt/fuse_qdq*.c, src/ops) pattern-matches these into integer
  * kernels at load. */
 #ifndef KN_QUANT_H
