@@ -245,7 +245,9 @@ static int open_data(batch_src *s, calib_data **d)
     co.batch = s->o->batch;
     co.quiet = true;
     kn_error err = {0};
-    return calib_data_open(&co, in.rank, in.shape, d, &err) ? cli_error("compare: %s", err.msg) : 0;
+    if (calib_data_open(&co, (kn_dtype)in.dtype, in.rank, in.shape, d, &err))
+        return cli_error("compare: %s", err.msg);
+    return 0;
 }
 
 /* Compare one batch of --data; the labels are those of its samples. */
