@@ -17,6 +17,7 @@ extern const kn_op_def kn_ops_pool[];
 extern const kn_op_def kn_ops_norm[];
 extern const kn_op_def kn_ops_matmul[];
 extern const kn_op_def kn_ops_matmul_nbits[];
+extern const kn_op_def kn_ops_gather_quant[];
 extern const kn_op_def kn_ops_softmax[];
 extern const kn_op_def kn_ops_resize[];
 extern const kn_op_def kn_ops_rnn[];
@@ -49,6 +50,7 @@ static const kn_op_def *const family_tables[] = {
     kn_ops_norm,
     kn_ops_matmul,
     kn_ops_matmul_nbits,
+    kn_ops_gather_quant,
     kn_ops_softmax,
     kn_ops_resize,
     kn_ops_rnn,
