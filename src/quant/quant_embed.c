@@ -7,12 +7,21 @@
  * converted, so the float table exists neither in the file nor in memory at run
  * time (a DequantizeLinear before the Gather would be folded back into the float
  * table at load).  The original output value is kept, so consumers are untouched.
- * A table something else also reads (after the mode's own pass) stays float. */
+ * A table something else also reads (after the mode's own pass) stays float.
+ * In int4 mode a table with an even D instead becomes one com.microsoft
+ *   GatherBlockQuantized(table uint8 [V, D / 2], ids, scales float [V, ceil(D / 32)])
+ * (gather_axis 0, quantize_axis 1, block_size 32, bits 4, no zero points = 8):
+ * blocks of 32 values along D, symmetric, scale = amax / 7, code = clamp(round(w /
+ * scale), -8, 7) + 8, two codes a byte, the lower d in the low nibble. */
 #include "quant/quant_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* int4 tables: block size along D; wcache variants of a table. */
+enum { INT4_BLOCK = 32, VARIANT_INT8 = 0, VARIANT_INT4 = 1 };
 
 /* Node i is a Gather along axis 0 of a large constant float [V, D] table. */
 static const kn_tensor *embedding_table(const kn_graph *g, const kn_node *n)
@@ -27,25 +36,91 @@ static const kn_tensor *embedding_table(const kn_graph *g, const kn_node *n)
     return it == KN_I64 || it == KN_I32 || it == KN_UNDEFINED ? t : NULL;
 }
 
-/* ids[0..2) = int8 table [V, D], scales [V, 1]: cached, or made now. */
-static int table_inits(kn_graph *g, int src, const kn_tensor *t, kn_q_wcache *wc, int *ids, kn_error *err)
+/* Quantize w[0..len) (one block) into 4-bit codes at code index k0 of row. */
+static float pack_block4(const float *w, int64_t len, uint8_t *row, int64_t k0)
 {
-    const int *hit = kn_q_wcache_find(wc, src, 0, 1.0f);
+    float amax = 0;
+    for (int64_t k = 0; k < len; k++)
+        amax = fmaxf(amax, fabsf(w[k]));
+    float s = amax > 0 && isfinite(amax) ? amax / 7.0f : 1.0f;
+    for (int64_t k = 0; k < len; k++) {
+        float r = rintf(w[k] / s);
+        int q = (int)(r > 7 ? 7 : r < -8 ? -8 : r) + 8;
+        uint8_t *b = &row[(k0 + k) / 2];
+        *b = (uint8_t)((k0 + k) % 2 ? (*b & 0x0f) | (q << 4) : (*b & 0xf0) | q);
+    }
+    return s;
+}
+
+/* t [V, D] (D even) as packed 4-bit codes [V, D / 2] and block scales [V, nb]. */
+static int quantize_table4(const kn_tensor *t, kn_tensor *q, kn_tensor *s, kn_error *err)
+{
+    int64_t V = t->dims[0], D = t->dims[1], nb = (D + INT4_BLOCK - 1) / INT4_BLOCK;
+    int64_t qd[2] = {V, D / 2}, sd[2] = {V, nb};
+    if (kn_tensor_alloc(q, KN_U8, 2, qd, err) || kn_tensor_alloc(s, KN_F32, 2, sd, err))
+        return err->code;
+    const float *w = t->data;
+    uint8_t *qp = q->data;
+    float *sp = s->data;
+    for (int64_t v = 0; v < V; v++)
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t k0 = b * INT4_BLOCK, len = D - k0 < INT4_BLOCK ? D - k0 : INT4_BLOCK;
+            sp[v * nb + b] = pack_block4(w + v * D + k0, len, qp + v * (D / 2), k0);
+        }
+    return KN_OK;
+}
+
+/* t quantized as `variant`: int8 [V, D] with row scales [V, 1], or packed int4. */
+static int quantize_table(const kn_tensor *t, int variant, kn_tensor *q, kn_tensor *s, kn_error *err)
+{
+    if (variant == VARIANT_INT4)
+        return quantize_table4(t, q, s, err);
+    if (kn_q_weight_int8(t, 0, q, s, err))
+        return err->code;
+    s->rank = 2;   /* [V] -> [V, 1] */
+    s->dims[1] = 1;
+    return KN_OK;
+}
+
+/* ids[0..2) = quantized table, its scales (variant's form): cached, or made now. */
+static int table_inits(kn_graph *g, int src, const kn_tensor *t, int variant, kn_q_wcache *wc, int *ids,
+                       kn_error *err)
+{
+    const int *hit = kn_q_wcache_find(wc, src, variant, 1.0f);
     if (hit) {
         memcpy(ids, hit, 2 * sizeof *ids);
         return KN_OK;
     }
+    static const char *const sfx[2][2] = {{"int8", "row_scale"}, {"int4", "int4_scale"}};
     kn_tensor q = {0}, s = {0};
     char h[256];
-    int rc = kn_q_weight_int8(t, 0, &q, &s, err);
-    snprintf(h, sizeof h, "%.180s_int8", g->values[src].name);
+    int rc = quantize_table(t, variant, &q, &s, err);
+    snprintf(h, sizeof h, "%.180s_%s", g->values[src].name, sfx[variant][0]);
     ids[0] = rc ? -1 : kn_opt_new_initializer(g, h, &q, err);
-    int64_t sd[2] = {t->dims[0], 1};
-    snprintf(h, sizeof h, "%.180s_row_scale", g->values[src].name);
-    ids[1] = ids[0] < 0 ? -1 : kn_q_init(g, h, KN_F32, 2, sd, s.data, err);
+    snprintf(h, sizeof h, "%.180s_%s", g->values[src].name, sfx[variant][1]);
+    ids[1] = ids[0] < 0 ? -1 : kn_opt_new_initializer(g, h, &s, err);
     kn_tensor_release(&q);
     kn_tensor_release(&s);
-    return ids[1] < 0 ? err->code : kn_q_wcache_add(wc, src, 0, 1.0f, ids, 2, err);
+    return ids[1] < 0 ? err->code : kn_q_wcache_add(wc, src, variant, 1.0f, ids, 2, err);
+}
+
+/* Replace Gather node i by one GatherBlockQuantized (int4 mode). */
+static int rewrite_int4(kn_graph *g, int i, const kn_tensor *t, kn_q_wcache *wc, kn_error *err)
+{
+    char h[256];
+    snprintf(h, sizeof h, "%.200s_GatherBlockQuantized",
+             g->nodes[i].name && g->nodes[i].name[0] ? g->nodes[i].name : "Gather");
+    int idx = g->nodes[i].in[1], y = g->nodes[i].out[0], tab[2];
+    if (table_inits(g, g->nodes[i].in[0], t, VARIANT_INT4, wc, tab, err))
+        return err->code;
+    kn_opt_delete_node(g, i);
+    int ins[3] = {tab[0], idx, tab[1]};
+    int ni = kn_opt_add_node(g, "GatherBlockQuantized", "com.microsoft", 1, h, 3, ins, 1, &y, err);
+    if (ni < 0 || kn_opt_set_attr_int(g, ni, "gather_axis", 0, err) ||
+        kn_opt_set_attr_int(g, ni, "quantize_axis", 1, err) ||
+        kn_opt_set_attr_int(g, ni, "block_size", INT4_BLOCK, err) || kn_opt_set_attr_int(g, ni, "bits", 4, err))
+        return err->code;
+    return KN_OK;
 }
 
 /* Replace Gather node i by the int8 form. */
@@ -54,7 +129,7 @@ static int rewrite(kn_graph *g, int i, const kn_tensor *t, kn_q_wcache *wc, kn_e
     char name[200], h[256];
     snprintf(name, sizeof name, "%s", g->nodes[i].name && g->nodes[i].name[0] ? g->nodes[i].name : "Gather");
     int src = g->nodes[i].in[0], idx = g->nodes[i].in[1], y = g->nodes[i].out[0], tab[2];
-    if (table_inits(g, src, t, wc, tab, err))
+    if (table_inits(g, src, t, VARIANT_INT8, wc, tab, err))
         return err->code;
     const char *sfx[3] = {"rows_int8", "row_scales", "rows_float"};
     int v[3];
@@ -113,7 +188,8 @@ int kn_quant_embeddings(kn_graph *g, const kn_quant_opts *o, kn_quant_report *re
         const kn_tensor *t = rewritable(g, o, i);
         if (!t || shared[g->nodes[i].in[0]])
             continue;
-        rc = rewrite(g, i, t, &wc, err);
+        bool int4 = o->mode == KN_QMODE_INT4 && t->dims[1] % 2 == 0;
+        rc = int4 ? rewrite_int4(g, i, t, &wc, err) : rewrite(g, i, t, &wc, err);
         rep->nodes_quantized += !rc;
     }
     kn_q_wcache_free(&wc);
