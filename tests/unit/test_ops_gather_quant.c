@@ -73,7 +73,7 @@ static void make_case(gq_case *c, int rank, const int64_t *dims, int64_t bits, i
     }
     c->data = packed_tensor(c, c->codes, c->C);
     int64_t sd[3];
-    memcpy(sd, dims, sizeof sd);
+    memcpy(sd, c->dims, sizeof sd);
     sd[rank - 1] = c->nb;
     c->scale_t = kt_tensor(KN_F32, rank, sd, c->scales);
     if (zp)
