@@ -95,6 +95,15 @@ if(TARGET kiln)
   add_test(NAME cli/commands COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_cli.sh $<TARGET_FILE:kiln>
            ${PROJECT_SOURCE_DIR} ${KILN_SHARED_DIR})
   set_tests_properties(cli/commands PROPERTIES LABELS cli TIMEOUT 600)
+  # kiln compare and the size report of kiln inspect.
+  add_test(NAME cli/compare COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_compare.sh $<TARGET_FILE:kiln>
+           ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli/compare PROPERTIES LABELS cli TIMEOUT 600)
+  # issue 4's accuracy bar: each quantization mode of the example model on the
+  # Fashion-MNIST test set (skipped, code 77, without Debian's data set).
+  add_test(NAME cli/quant_accuracy COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/quant_accuracy.sh $<TARGET_FILE:kiln>
+           ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli/quant_accuracy PROPERTIES LABELS "cli;accuracy" TIMEOUT 900 SKIP_RETURN_CODE 77)
   # kiln quantize: every mode on the example model.
   add_test(NAME cli/quantize COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_quantize.sh $<TARGET_FILE:kiln>
            ${PROJECT_SOURCE_DIR})
@@ -104,9 +113,11 @@ endif()
 # The inference server (kiln serve), driven over HTTP.
 include(${PROJECT_SOURCE_DIR}/tests/serve/serve.cmake)
 
-# kiln calibrate on the example model (IDX, .npy and image sources, each method, bad input).
+# kiln calibrate on the example model (IDX, .npy and image sources, each method, bad input),
+# and on shared models with token-id and several inputs.
 if(TARGET kiln)
   add_test(NAME cli/calibrate COMMAND sh ${PROJECT_SOURCE_DIR}/tests/cli/test_calibrate.sh $<TARGET_FILE:kiln>
-           ${PROJECT_SOURCE_DIR} "$<$<TARGET_EXISTS:serve_make_images>:$<TARGET_FILE:serve_make_images>>")
+           ${PROJECT_SOURCE_DIR} "$<$<TARGET_EXISTS:serve_make_images>:$<TARGET_FILE:serve_make_images>>"
+           ${KILN_SHARED_DIR})
   set_tests_properties(cli/calibrate PROPERTIES LABELS cli TIMEOUT 300)
 endif()

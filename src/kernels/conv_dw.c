@@ -1,4 +1,6 @@
-/* conv_dw.c - depthwise 2-D convolution of one channel plane.  The input is first
+/* conv_dw.c - depthwise 2-D convolution of one channel plane.  On AVX-512, 3x3 and
+ * 5x5 kernels at strides 1 / 2 read the input in place (conv_dw_avx512.c).
+ * Otherwise the input is first
  * copied into scratch with its padding made explicit and its columns split by
  * stride phase (column c goes to phase c % sw, position c / sw), so that every
  * kernel tap reads a contiguous run of the padded row for consecutive outputs,
@@ -75,9 +77,16 @@ static void fill_row_stride2(const kn_dw_geom *g, const dw_layout *L, kn_dw_spli
 }
 
 /* One padded row (input row iy, or zeros when iy is outside), phase-split. */
-static void fill_row(const kn_dw_geom *g, const dw_layout *L, kn_dw_split2_fn split,
+/* The per-ISA helpers of the padded copy. */
+typedef struct dw_fill_fns {
+    kn_dw_split2_fn split;
+    kn_dw_shift_fn shift; /* NULL: memset / memcpy */
+} dw_fill_fns;
+
+static void fill_row(const kn_dw_geom *g, const dw_layout *L, const dw_fill_fns *f,
                      const float *x, int64_t iy, float *dst)
 {
+    kn_dw_split2_fn split = f->split;
     if (iy < 0 || iy >= g->ih) {
         memset(dst, 0, sizeof(float) * (size_t)L->rs);
         return;
@@ -86,6 +95,10 @@ static void fill_row(const kn_dw_geom *g, const dw_layout *L, kn_dw_split2_fn sp
     if (g->sw == 1) {
         int64_t lo = g->pl < L->pw ? g->pl : L->pw;
         int64_t hi = g->pl + g->iw < L->pw ? g->pl + g->iw : L->pw;
+        if (f->shift) {
+            f->shift(xr, lo, hi > lo ? hi : lo, L->rs, dst);
+            return;
+        }
         memset(dst, 0, sizeof(float) * (size_t)lo);
         if (hi > lo)
             memcpy(dst + lo, xr, sizeof(float) * (size_t)(hi - lo));
@@ -134,22 +147,70 @@ static void dw_row_generic(const kn_dw_rows *r)
     }
 }
 
-/* The row kernel and stride-2 split of level isa (capped by the CPU). */
-static void kernels_for(kn_isa isa, kn_dw_row_fn *row, kn_dw_split2_fn *split)
+int64_t kn_dw_padded_row_floats(const kn_dw_geom *g)
+{
+    dw_layout L;
+    return dw_layout_of(g, &L) ? L.rs : 0;
+}
+
+int64_t kn_dw_tap_offset(const kn_dw_geom *g, int64_t ky, int64_t kx)
+{
+    dw_layout L;
+    if (!dw_layout_of(g, &L))
+        return 0;
+    int64_t c = kx * g->dw;
+    return ky * g->dh * L.rs + (c % g->sw) * L.pwp + c / g->sw;
+}
+
+/* The row kernel and padded-copy helpers of level isa (capped by the CPU). */
+static void kernels_for(kn_isa isa, kn_dw_row_fn *row, dw_fill_fns *f)
 {
     kn_isa top = kn_cpu_isa_supported();
     *row = NULL;
-    *split = NULL;
+    f->split = NULL;
+    f->shift = NULL;
     if (isa > top)
         isa = top;
-    if (isa >= KN_ISA_AVX512 && (*row = kn_dw_row_avx512()))
-        *split = kn_dw_split2_avx512();
-    if (!*row && isa >= KN_ISA_AVX2 && (*row = kn_dw_row_avx2()))
-        *split = kn_dw_split2_avx2();
-    if (!*row || !*split) {
-        *row = dw_row_generic;
-        *split = split2_generic;
+    if (isa >= KN_ISA_AVX512 && (*row = kn_dw_row_avx512())) {
+        f->split = kn_dw_split2_avx512();
+        f->shift = kn_dw_shift_avx512();
     }
+    if (!*row && isa >= KN_ISA_AVX2 && (*row = kn_dw_row_avx2()))
+        f->split = kn_dw_split2_avx2();
+    if (!*row || !f->split) {
+        *row = dw_row_generic;
+        f->split = split2_generic;
+        f->shift = NULL;
+    }
+}
+
+void kn_dw_fill_rows(kn_isa isa, const kn_dw_geom *g, const float *x, int64_t r0, int64_t n,
+                     float *dst)
+{
+    dw_layout L;
+    kn_dw_row_fn row;
+    dw_fill_fns f;
+    if (!dw_layout_of(g, &L))
+        return;
+    kernels_for(isa, &row, &f);
+    for (int64_t r = 0; r < n; r++)
+        fill_row(g, &L, &f, x, r0 + r - g->pt, dst + r * L.rs);
+}
+
+/* The in-place stride-1 kernel of level isa (capped by the CPU), or NULL. */
+static kn_dw_inplace_fn inplace_kernel(kn_isa isa)
+{
+    if (isa > kn_cpu_isa_supported())
+        isa = kn_cpu_isa_supported();
+    return isa >= KN_ISA_AVX512 ? kn_dw_inplace_avx512() : NULL;
+}
+
+/* The row-blocked kernel of level isa (capped by the CPU), or NULL. */
+static kn_dw_block_fn block_kernel(kn_isa isa)
+{
+    if (isa > kn_cpu_isa_supported())
+        isa = kn_cpu_isa_supported();
+    return isa >= KN_ISA_AVX512 ? kn_dw_block_avx512() : NULL;
 }
 
 /* Each tap's offset in the padded copy (from an output row's start) and weight. */
@@ -159,35 +220,49 @@ static int build_taps(const kn_dw_geom *g, const dw_layout *L, const float *w, i
     int nt = 0;
     for (int64_t ky = 0; ky < g->kh; ky++)
         for (int64_t kx = 0; kx < g->kw; kx++, nt++) {
-            int64_t c = kx * g->dw;
-            toff[nt] = ky * g->dh * L->rs + (c % g->sw) * L->pwp + c / g->sw;
+            int64_t c = kx * g->dw, phase = g->sw == 1 ? 0 : c % g->sw; /* no divides at stride 1 */
+            toff[nt] = ky * g->dh * L->rs + phase * L->pwp + (g->sw == 1 ? c : c / g->sw);
             tw[nt] = w[nt];
         }
     return nt;
+}
+
+/* The plane through the padded copy in scratch and the row kernels. */
+static void plane_padded(kn_isa isa, const kn_dw_geom *g, const dw_layout *L, const float *x,
+                         const float *w, float bias, const float *z, int clamp, float lo,
+                         float hi, float *scratch, float *y)
+{
+    kn_dw_row_fn row;
+    dw_fill_fns f;
+    kernels_for(isa, &row, &f);
+    for (int64_t r = 0; r < L->ph; r++)
+        fill_row(g, L, &f, x, r - g->pt, scratch + r * L->rs);
+    memset(scratch + L->ph * L->rs, 0, sizeof(float) * DW_SLACK);
+    int64_t toff[DW_MAX_TAPS];
+    float tw[DW_MAX_TAPS];
+    int nt = build_taps(g, L, w, toff, tw);
+    kn_dw_rows rows = {scratch, g->sh * L->rs, g->oh, g->ow, toff, tw, nt, clamp, bias,
+                       lo, hi, z, y, L->rs, (int)g->kh, (int)g->kw, (int)g->sh, (int)g->dh};
+    kn_dw_block_fn block = block_kernel(isa);
+    if (!block || !block(&rows))
+        row(&rows);
 }
 
 void kn_dwconv_plane(kn_isa isa, const kn_dw_geom *g, const float *x, const float *w, float bias,
                      const float *z, const kn_conv_act *act, float *scratch, float *y)
 {
     dw_layout L;
-    if (!dw_layout_of(g, &L)) { /* callers check kn_dw_scratch_floats first */
+    float lo = 0.0f, hi = 0.0f;
+    int inline_act = kn_conv_act_is_clamp(act, &lo, &hi);
+    int clamp = inline_act && act && act->kind != KN_CONV_ACT_NONE;
+    kn_dw_inplace_fn inplace = inplace_kernel(isa); /* needs no scratch: tried first */
+    int done = inplace && inplace(g, x, w, bias, z, clamp, lo, hi, y);
+    if (!done && !dw_layout_of(g, &L)) { /* callers check kn_dw_scratch_floats first */
         kn_dwconv_plane_ref(g, x, w, bias, z, act, y);
         return;
     }
-    kn_dw_row_fn row;
-    kn_dw_split2_fn split;
-    kernels_for(isa, &row, &split);
-    for (int64_t r = 0; r < L.ph; r++)
-        fill_row(g, &L, split, x, r - g->pt, scratch + r * L.rs);
-    memset(scratch + L.ph * L.rs, 0, sizeof(float) * DW_SLACK);
-    int64_t toff[DW_MAX_TAPS];
-    float tw[DW_MAX_TAPS];
-    int nt = build_taps(g, &L, w, toff, tw);
-    kn_dw_rows rows = {scratch, g->sh * L.rs, g->oh, g->ow, toff, tw, nt, 0, bias,
-                       0.0f, 0.0f, z, y};
-    int inline_act = kn_conv_act_is_clamp(act, &rows.lo, &rows.hi);
-    rows.clamp = inline_act && act && act->kind != KN_CONV_ACT_NONE;
-    row(&rows);
+    if (!done)
+        plane_padded(isa, g, &L, x, w, bias, z, clamp, lo, hi, scratch, y);
     if (!inline_act)
         kn_conv_act_apply(act, y, (size_t)(g->oh * g->ow));
 }

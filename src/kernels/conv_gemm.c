@@ -1,5 +1,7 @@
 /* conv_gemm.c - whole float32 NCHW 2-D convolutions on top of the plane and
- * column kernels: algorithm choice (depthwise / pointwise / im2col), scratch
+ * column kernels: algorithm choice (depthwise / pointwise / direct / im2col; the
+ * direct path lives in conv_direct.c, the unpacked pointwise one in
+ * conv_pointwise.c, tried before the pointwise GEMM), scratch
  * sizing, and the threading (planes for depthwise, pixel tiles for im2col, the
  * GEMM's own split for pointwise and for too few tiles).  Per group the conv is
  * the GEMM Y[co, pixels] = W[co, ci*kh*kw] x cols[ci*kh*kw, pixels] with the
@@ -17,6 +19,12 @@
 
 /* Column tile budget (floats): one thread's tile of im2col stays in its L2. */
 #define COL_TILE_FLOATS ((int64_t)1 << 17)
+/* ... but a tile keeps at least COL_TILE_MIN_PIXELS pixels while that stays under
+ * COL_TILE_MAX_FLOATS: every tile streams all of the weights through the GEMM, and
+ * deep 3x3 convs at 14x14 / 7x7 (K = 2304, 4608: weights of 2.4 / 9.4 MB) would
+ * otherwise read them for every 32 pixels. */
+#define COL_TILE_MIN_PIXELS 128
+#define COL_TILE_MAX_FLOATS ((int64_t)1 << 19)
 /* Fast paths decline anything whose scratch would exceed this many floats. */
 #define SCRATCH_MAX_FLOATS ((int64_t)1 << 28)
 
@@ -33,6 +41,8 @@ kn_conv_algo kn_conv2d_algo(const kn_conv2d_args *a)
     if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 &&
         g->oh == g->ih && g->ow == g->iw)
         return KN_CONV_ALGO_POINTWISE;
+    if (kn_conv2d_direct_ok(a))
+        return KN_CONV_ALGO_DIRECT;
     return KN_CONV_ALGO_IM2COL;
 }
 
@@ -47,7 +57,10 @@ static kn_dw_geom dw_geom_of(const kn_conv2d_geom *g)
  * budget, or all of them. */
 static int64_t tile_pixels(const kn_conv2d_args *a)
 {
-    int64_t P = a->g.oh * a->g.ow, t = COL_TILE_FLOATS / rows_per_group(a);
+    int64_t P = a->g.oh * a->g.ow, K = rows_per_group(a), t = COL_TILE_FLOATS / K;
+    if (t < COL_TILE_MIN_PIXELS)
+        t = COL_TILE_MAX_FLOATS / K < COL_TILE_MIN_PIXELS ? COL_TILE_MAX_FLOATS / K
+                                                          : COL_TILE_MIN_PIXELS;
     t = t / 32 * 32;
     if (t < 32)
         t = 32;
@@ -65,6 +78,8 @@ static int64_t slice_floats(const kn_conv2d_args *a)
         n = f ? (int64_t)f : -1;
     } else if (algo == KN_CONV_ALGO_IM2COL) {
         n = rows_per_group(a) * tile_pixels(a);
+    } else if (algo == KN_CONV_ALGO_DIRECT) {
+        n = (int64_t)kn_conv2d_direct_slice_floats(a);
     }
     return n < 0 ? n : (n + 15) / 16 * 16;
 }
@@ -149,6 +164,7 @@ typedef struct gemm_job {
     const kn_conv2d_args *a;
     kn_packed_a *const *pa;
     struct kn_threadpool *pool; /* the GEMM's own pool (NULL inside a parallel job) */
+    kn_isa isa;
     float *scratch;
     int64_t slice, tile, tiles;
     atomic_int rc; /* any failing task's code (all are KN_ERR_NOMEM) */
@@ -165,7 +181,7 @@ static int run_tile(const gemm_job *j, int64_t n, int64_t gi, int64_t t, float *
     float *yg = a->y + (n * a->m + gi * mg) * P + p0;
     const float *B = xg + p0;
     if (col) {
-        kn_im2col_tile(g, xg, p0, np, col);
+        kn_im2col_tile_isa(j->isa, g, xg, p0, np, col);
         B = col;
     }
     kn_gemm_epilogue ep;
@@ -218,13 +234,17 @@ static int run_gemms(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_arg
                      float *scratch, size_t scratch_floats)
 {
     kn_packed_a **own = NULL;
-    gemm_job j = {.a = a, .pa = a->pa, .scratch = scratch};
+    gemm_job j = {.a = a, .pa = a->pa, .isa = isa, .scratch = scratch};
     atomic_init(&j.rc, KN_OK);
     if (!j.pa && !(j.pa = own = pack_groups(a, isa)))
         return KN_ERR_NOMEM;
+    bool cols = kn_conv2d_algo(a) == KN_CONV_ALGO_IM2COL;
+    if (!cols && kn_conv2d_pointwise_run(pool, isa, a, j.pa)) {
+        free_groups(own, a->group);
+        return KN_OK;
+    }
     int threads = kn_threadpool_size(pool);
     int64_t P = a->g.oh * a->g.ow;
-    bool cols = kn_conv2d_algo(a) == KN_CONV_ALGO_IM2COL;
     j.tile = cols ? tile_pixels(a) : P;
     j.tiles = (P + j.tile - 1) / j.tile;
     j.slice = cols ? slice_floats(a) : 0;
@@ -248,6 +268,10 @@ int kn_conv2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *
             kn_parallel_for(pool, a->batch * a->m, 1, dw_planes, &j);
         else
             dw_planes(&j, 0, a->batch * a->m, 0);
+        return KN_OK;
+    }
+    if (kn_conv2d_algo(a) == KN_CONV_ALGO_DIRECT) {
+        kn_conv2d_direct_run(pool, isa, a, scratch, scratch_floats);
         return KN_OK;
     }
     return run_gemms(pool, isa, a, scratch, scratch_floats);

@@ -1,8 +1,10 @@
 /* conv_kernels.h - hot loops of the float32 convolutions (NCHW): the fused
  * activations of Conv/FusedConv applied to a span of outputs, the depthwise 2-D
- * plane kernel (generic / AVX2 / AVX-512, chosen at run time), and the blocked
- * im2col / col2im that feed the packed-A GEMM (kernels/sgemm.h).  The operator
- * side (attributes, shapes, threading, prepacked weights) lives in ops/conv.c. */
+ * plane kernel (generic / AVX2 / AVX-512, chosen at run time), the direct conv
+ * over few input channels (CNN stems), the unpacked pointwise tile, and the
+ * blocked im2col / col2im that feed the packed-A GEMM (kernels/sgemm.h), plus
+ * the whole-conv drivers choosing among them.  The operator side (attributes,
+ * shapes, prepacked weights) lives in ops/conv.c. */
 #ifndef KN_CONV_KERNELS_H
 #define KN_CONV_KERNELS_H
 
@@ -83,8 +85,24 @@ typedef struct kn_dw_rows {
     float bias, lo, hi;
     const float *z;
     float *y;
+    /* for the row-blocked kernels: padded row stride, kernel, stride and dilation
+     * along y (toff[ky * kw + kx] = ky * dh * rs + toff[kx]) */
+    int64_t rs;
+    int kh, kw, sh, dh;
 } kn_dw_rows;
 typedef void (*kn_dw_row_fn)(const kn_dw_rows *r);
+/* Row-blocked plane kernel: several output rows at once, each input vector loaded
+ * once for all the rows it feeds.  Returns 0 (and does nothing) for geometries it
+ * does not cover (it takes 3x3 and 5x5, stride 1 or 2 along y, dilation 1 along y). */
+typedef int (*kn_dw_block_fn)(const kn_dw_rows *r);
+kn_dw_block_fn kn_dw_block_avx512(void); /* NULL when not built */
+/* Plane kernel reading the input in place (no padded copy: the padding is masked
+ * out of the loads, stride 2 along x takes the even lanes of two loads): y = bias
+ * + taps (+ z) (clamped to [lo, hi] when clamp).  Returns 0 (and does nothing)
+ * unless the kernel is 3x3 or 5x5, strides both 1 or both 2, dilation 1. */
+typedef int (*kn_dw_inplace_fn)(const kn_dw_geom *g, const float *x, const float *w, float bias,
+                                const float *z, int clamp, float lo, float hi, float *y);
+kn_dw_inplace_fn kn_dw_inplace_avx512(void); /* NULL when not built */
 kn_dw_row_fn kn_dw_row_avx2(void);   /* NULL when not built */
 kn_dw_row_fn kn_dw_row_avx512(void); /* NULL when not built */
 /* Deinterleave of the stride-2 padded copy: even[j] = src[2j], odd[j] = src[2j+1]
@@ -92,6 +110,66 @@ kn_dw_row_fn kn_dw_row_avx512(void); /* NULL when not built */
 typedef int64_t (*kn_dw_split2_fn)(const float *src, int64_t pairs, float *even, float *odd);
 kn_dw_split2_fn kn_dw_split2_avx2(void);   /* NULL when not built */
 kn_dw_split2_fn kn_dw_split2_avx512(void); /* NULL when not built */
+/* A padded stride-1 row: dst[c] = src[c - lo] for lo <= c < hi, 0 elsewhere, c < n
+ * (src is read only at [0, hi - lo)). */
+typedef void (*kn_dw_shift_fn)(const float *src, int64_t lo, int64_t hi, int64_t n, float *dst);
+kn_dw_shift_fn kn_dw_shift_avx512(void); /* NULL when not built */
+
+/* The padded, phase-split copy of a plane that kn_dwconv_plane builds, row by
+ * row, for other direct kernels: floats per padded row (0 when the geometry is
+ * out of the fast path's bounds), the offset of tap (ky, kx) from an output
+ * row's first padded row, and the padded rows [r0, r0 + n) (padded row r holds
+ * input row r - pt, zeros outside) written n rows of that stride into dst. */
+int64_t kn_dw_padded_row_floats(const kn_dw_geom *g);
+int64_t kn_dw_tap_offset(const kn_dw_geom *g, int64_t ky, int64_t kx);
+void kn_dw_fill_rows(kn_isa isa, const kn_dw_geom *g, const float *x, int64_t r0, int64_t n,
+                     float *dst);
+
+/* ------------------------------------------------------- direct conv */
+
+/* Output channels one direct row-kernel call computes. */
+#define KN_DIRECT_CO 4
+
+/* Rows of a direct conv over few input channels: for co < KN_DIRECT_CO, output
+ * row r < rows, ox < ow:
+ *   y[co*plane + r*ow + ox] = bias[co] + sum_t w[co*ntaps + t] * (src + r*src_stride + toff[t])[ox]
+ * then + z (same indexing as y, may be NULL) and a clamp to [lo, hi] when clamp.
+ * Channels co >= nco are computed (their weights must be readable) but not stored. */
+typedef struct kn_direct_rows {
+    const float *src;
+    int64_t src_stride, rows, ow, plane;
+    const int64_t *toff;
+    const float *w, *bias; /* KN_DIRECT_CO * ntaps and KN_DIRECT_CO floats */
+    int ntaps, nco, clamp;
+    float lo, hi;
+    const float *z;
+    float *y;
+} kn_direct_rows;
+typedef void (*kn_direct_row_fn)(const kn_direct_rows *r);
+void kn_direct_rows_generic(const kn_direct_rows *r);
+kn_direct_row_fn kn_direct_row_avx512(void); /* NULL when not built */
+
+/* ---------------------------------------------------- pointwise tiles */
+
+/* One tile of an unpacked pointwise conv: for i < m output channels, j < n pixels
+ *   y[i*ldy + j] = act(bias[i] + sum_k a[k*mr + i] * x[k*ldx + j] + z[i*ldy + j])
+ * with a one micro-panel (mr rows, k-major) of the GEMM's packed weights, x the
+ * input read where it lies (rows ldx apart), bias / z optional and act a clamp
+ * to [lo, hi] when clamp.  m <= mr, n <= KN_PW_TILE_COLS. */
+#define KN_PW_TILE_COLS 32
+typedef struct kn_pw_tile {
+    const float *a, *x;
+    int64_t ldx, K;
+    float *y;
+    const float *z, *bias;
+    int64_t ldy;
+    int mr, m, n, clamp;
+    float lo, hi;
+} kn_pw_tile;
+typedef void (*kn_pw_tile_fn)(const kn_pw_tile *t);
+void kn_pw_tile_generic(const kn_pw_tile *t);
+kn_pw_tile_fn kn_pw_tile_avx512(void); /* NULL when not built */
+int kn_pw_tile_rows_avx512(void);      /* the mr it takes (0 when not built) */
 
 /* ----------------------------------------------------- im2col / col2im */
 
@@ -104,6 +182,10 @@ typedef struct kn_conv2d_geom {
  * (channels * kh * kw) rows of np floats, row r = (ci, ky, kx); zero where the
  * window falls in the padding. */
 void kn_im2col_tile(const kn_conv2d_geom *g, const float *x, int64_t p0, int64_t np, float *col);
+/* The same at kernel level isa (capped by the CPU): the plain version above is its
+ * reference. */
+void kn_im2col_tile_isa(kn_isa isa, const kn_conv2d_geom *g, const float *x, int64_t p0,
+                        int64_t np, float *col);
 
 /* Transposed conv scatter for one output channel plane and input rows [iy0,
  * iy0 + nrows): y (oh x ow) += col[(ky, kx)][input pixel of the band] over the
@@ -134,6 +216,7 @@ typedef enum kn_conv_algo {
     KN_CONV_ALGO_DEPTHWISE, /* group == channels == m: direct plane kernel */
     KN_CONV_ALGO_POINTWISE, /* 1x1, stride 1, no pads: GEMM on the input itself */
     KN_CONV_ALGO_IM2COL,    /* anything else: im2col tiles + GEMM per group */
+    KN_CONV_ALGO_DIRECT,    /* group 1, few input channels x taps, weights given: direct */
 } kn_conv_algo;
 
 kn_conv_algo kn_conv2d_algo(const kn_conv2d_args *a);
@@ -150,6 +233,26 @@ int kn_conv2d_gemm_always_fits(int64_t rows);
  * (weight packing). */
 int kn_conv2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
                   float *scratch, size_t scratch_floats);
+
+/* The direct path (conv_direct.c): whether it takes a (group 1, not pointwise
+ * is the caller's test, a->w given, few input channels x taps, bands that fit),
+ * the floats of one thread's slice of scratch, and the run (one slice per pool
+ * thread, else one task at a time). */
+int kn_conv2d_direct_ok(const kn_conv2d_args *a);
+size_t kn_conv2d_direct_slice_floats(const kn_conv2d_args *a);
+void kn_conv2d_direct_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
+                          float *scratch, size_t scratch_floats);
+/* True when a conv with these weights (group, input channels / group, kernel)
+ * may take the direct path, which reads the weights as they are. */
+int kn_conv2d_direct_weights(int64_t group, int64_t channels, int64_t kh, int64_t kw);
+
+/* The unpacked pointwise path (conv_pointwise.c): the pointwise conv a with the
+ * weights of each group packed in pa, the input read in place, tasks of pixel
+ * blocks (and, when those are few, of output channel chunks) over pool.
+ * Returns 0 when it does not apply (no kernel for isa, pa packed for another
+ * micro-panel height): the caller runs the GEMM then. */
+int kn_conv2d_pointwise_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
+                            kn_packed_a *const *pa);
 
 /* Transposed 2-D conv with the same record: g.channels = input channels / group,
  * g.ih x g.iw the input, g.oh x g.ow the output, pt / pl the begin pads; w is

@@ -462,8 +462,11 @@ static int prepare_weights(kn_prepare_ctx *pc, void **state, bool transposed)
     }
     *state = s;
     /* Conv reads only the packed weights from now on (ConvTranspose may still need
-     * the reference for images too large for its column buffer) */
-    if (!transposed && kn_conv2d_gemm_always_fits((int64_t)cols))
+     * the reference for images too large for its column buffer; the direct path
+     * reads the weights as they are) */
+    int64_t kh = w->rank == 4 ? w->dims[2] : 1, kw = w->dims[w->rank - 1];
+    if (!transposed && kn_conv2d_gemm_always_fits((int64_t)cols) &&
+        !kn_conv2d_direct_weights(group, w->dims[1], kh, kw))
         pc->drop_inputs |= 1u << 1;
     return KN_OK;
 }

@@ -69,7 +69,8 @@ typedef struct gelu_job {
     float alpha;          /* QuickGelu */
     const float *x, *bias;
     float *y;
-    int64_t cols;         /* length of the last axis (bias length) */
+    int64_t cols;         /* row length: the last axis (bias length), or a chunk without bias */
+    int64_t total;        /* elements in all (the last row may be short) */
 } gelu_job;
 
 static void gelu_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
@@ -82,6 +83,7 @@ static void gelu_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
     for (int64_t r = begin; r < end; r++) {
         const float *x = j->x + r * j->cols;
         float *y = j->y + r * j->cols;
+        n = (size_t)(j->total - r * j->cols < j->cols ? j->total - r * j->cols : j->cols);
         if (j->bias) {
             vm->binary_vv(KN_VM_ADD, x, j->bias, y, n);
             x = y;
@@ -91,8 +93,12 @@ static void gelu_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
         } else if (j->kind == GELU_TANH) {
             vm->gelu_tanh(x, y, n);
         } else { /* x * sigmoid(alpha x); x is the input here (no bias) */
-            vm->affine(x, y, n, j->alpha, 0.0f);
-            vm->sigmoid(y, y, n);
+            if (j->alpha == 1.0f) { /* SiLU */
+                vm->sigmoid(x, y, n);
+            } else {
+                vm->affine(x, y, n, j->alpha, 0.0f);
+                vm->sigmoid(y, y, n);
+            }
             vm->binary_vv(KN_VM_MUL, x, y, y, n);
         }
     }
@@ -113,9 +119,11 @@ static int run_gelu_kind(kn_op_ctx *c, gelu_kind kind, const kn_tensor *bias)
         return c->err->code;
     if (x->numel == 0)
         return KN_OK;
+    if (!bias) /* elementwise: rows of a fixed length, whatever the shape (7x7 planes...) */
+        cols = x->numel < 4096 ? x->numel : 4096;
     gelu_job j = {kn_vmath(), kind, kn_attr_float(c->node, "alpha", 1.702f), x->data,
-                  bias ? bias->data : NULL, y->data, cols};
-    int64_t rows = x->numel / cols;
+                  bias ? bias->data : NULL, y->data, cols, x->numel};
+    int64_t rows = (x->numel + cols - 1) / cols;
     int64_t grain = cols >= 4096 ? 1 : 4096 / cols;
     kn_parallel_for(c->pool, rows, grain, gelu_rows, &j);
     return KN_OK;

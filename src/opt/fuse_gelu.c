@@ -5,10 +5,14 @@
  *   x * 0.5 * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))   (x^3 as Pow(x, 3) or
  *                                          x * x * x)                      -> FastGelu(x)
  * and when x = Add(a, bias) with a constant 1-D bias over the last axis that only
- * the GELU reads: BiasGelu(a, bias), or FastGelu(a, bias). */
+ * the GELU reads: BiasGelu(a, bias), or FastGelu(a, bias).  Also SiLU / Swish as
+ * exported (EfficientNet, MobileNetV3...):
+ *   x * Sigmoid(x)  (the Sigmoid read only by the Mul)     -> QuickGelu(x, alpha 1)
+ * one pass over x instead of two and no intermediate tensor. */
 #include "opt/fuse_match.h"
 
 #include <math.h>
+#include <string.h>
 
 #define TOL 1e-3
 
@@ -203,10 +207,56 @@ static int fuse_tanh(kn_graph *g, int i, bool *done, kn_error *err)
     return *done ? rewrite(g, &m, true, err) : KN_OK;
 }
 
+/* x is float32: its type, or the type of the first typed value up a chain of
+ * operators whose output has their input 0's element type (CNN blocks leave the
+ * Conv outputs between a typed input and the SiLU untyped). */
+static bool chain_is_f32(const kn_graph *g, int x)
+{
+    static const char *const same_type[] = {"Conv", "FusedConv", "BatchNormalization", "Add", "Mul",
+                                            "Sub", "Relu", "Clip", "Sigmoid", "QuickGelu", "MaxPool",
+                                            "AveragePool", "GlobalAveragePool", "Identity"};
+    for (int steps = 0; x >= 0 && steps < 256; steps++) {
+        kn_dtype t = kn_opt_dtype(g, x);
+        if (t != KN_UNDEFINED)
+            return t == KN_F32;
+        int p = g->values[x].producer;
+        if (p < 0 || g->nodes[p].n_in < 1)
+            return false;
+        bool same = false;
+        for (size_t k = 0; k < sizeof same_type / sizeof same_type[0]; k++)
+            same = same || strcmp(g->nodes[p].op_type, same_type[k]) == 0;
+        if (!same)
+            return false;
+        x = g->nodes[p].in[0];
+    }
+    return false;
+}
+
+/* Sigmoid(x) at node i, read only by a Mul whose other operand is x itself. */
+static int fuse_silu(kn_graph *g, int i, bool *done, kn_error *err)
+{
+    const kn_node *sig = &g->nodes[i];
+    *done = false;
+    if (sig->n_in != 1 || sig->n_out != 1 || fm_uses(g, sig->out[0]) != 1 ||
+        kn_opt_value_is_pinned(g, sig->out[0]))
+        return KN_OK;
+    int x = sig->in[0], mul = fm_consumer(g, sig->out[0], "Mul");
+    if (mul < 0 || !chain_is_f32(g, x) || fm_other_input(&g->nodes[mul], sig->out[0]) != x)
+        return KN_OK;
+    int del[2] = {i, mul}, ins[1] = {x}, outs[1] = {g->nodes[mul].out[0]};
+    int q = fm_replace(g, del, 2, "QuickGelu", KN_MS_DOMAIN, 1, 1, ins, 1, outs, err);
+    if (q < 0 || kn_opt_set_attr_float(g, q, "alpha", 1.0f, err))
+        return err->code;
+    *done = true;
+    return KN_OK;
+}
+
 static int run(kn_graph *g, int *rewrites, kn_error *err)
 {
     int rc = fm_each_node(g, "Erf", fuse_erf, rewrites, err);
-    return rc ? rc : fm_each_node(g, "Tanh", fuse_tanh, rewrites, err);
+    if (!rc)
+        rc = fm_each_node(g, "Tanh", fuse_tanh, rewrites, err);
+    return rc ? rc : fm_each_node(g, "Sigmoid", fuse_silu, rewrites, err);
 }
 
 const kn_opt_pass kn_pass_fuse_gelu = {"fuse_gelu", KN_OPT_EXTENDED, run};

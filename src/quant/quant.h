@@ -17,6 +17,9 @@
  *   int4    - MatMul with a constant [K,N] weight -> com.microsoft MatMulNBits
  *             (bits 4, block_size 32 or 128, a float scale per block, symmetric:
  *             no zero_points input, which means 8).
+ *   embeddings (dynamic, static, int4) - a Gather (axis 0) from a constant float
+ *             [V, D] table of >= 64K values reads an int8 table and a float [V, 1]
+ *             scale per row: Gather(int8) -> Cast(float) -> Mul(Gather(scale)).
  * The executor (src/opt/fuse_qdq*.c, src/ops) pattern-matches these into integer
  * kernels at load. */
 #ifndef KN_QUANT_H
@@ -93,6 +96,95 @@ int kn_observer_run(kn_observer *o, int n_in, const kn_tensor *const *inputs, kn
                     void *user, kn_error *err);
 void kn_observer_close(kn_observer *o);
 
+/* ---- comparing two models (compare.c: metrics; compare_run.c: running; sensitivity.c) ---- */
+
+/* Streaming error figures between a reference a and a candidate b: add element
+ * pairs batch by batch, nothing is kept.  Pairs where either side is NaN or Inf are
+ * left out of the figures: `matched_nonfinite` counts those where both sides are the
+ * same NaN/Inf class (NaN with NaN, +Inf with +Inf, ...), `nonfinite` the others. */
+typedef struct kn_err_stats {
+    int64_t count;            /* finite pairs in the figures */
+    int64_t nonfinite;        /* pairs where a and b disagree on NaN / Inf */
+    int64_t matched_nonfinite;
+    double max_abs, sum_abs;  /* |a - b| */
+    double dot, sum_aa, sum_bb, sum_dd; /* a.b, |a|^2, |b|^2, |a-b|^2 */
+} kn_err_stats;
+
+void kn_err_stats_add(kn_err_stats *s, const float *a, const float *b, size_t n);
+/* Merge src into dst (as if dst had also seen src's pairs). */
+void kn_err_stats_merge(kn_err_stats *dst, const kn_err_stats *src);
+double kn_err_stats_mean_abs(const kn_err_stats *s);
+/* Cosine similarity of the concatenated vectors in [-1, 1]: exactly 1 when a == b
+ * (including both zero), 0 when only one side is all zero, NaN when nothing finite
+ * was compared. */
+double kn_err_stats_cosine(const kn_err_stats *s);
+/* Relative error |a - b| / |a| (L2 norms); 0 when a == b, +Inf when a is zero and b not. */
+double kn_err_stats_rel(const kn_err_stats *s);
+/* The sort key of per-layer reports, larger = worse: 1 - cosine, then the relative
+ * error; pairs with NaN/Inf disagreements rank first. */
+int kn_err_stats_cmp_worse(const kn_err_stats *x, const kn_err_stats *y);
+
+/* Index of the largest value (the first of equals), NaN skipped; -1 when n == 0 or
+ * all values are NaN. */
+int64_t kn_argmax_f32(const float *v, int64_t n);
+
+/* One compared value: a model output (outputs compared by position) or a layer (a
+ * float value with the same name in both models, compared where the shapes agree). */
+typedef struct kn_compare_stat {
+    char *name;               /* value name (model A's for outputs) */
+    char *node_a, *op_a;      /* producer in model A ("" for none) */
+    char *op_b;               /* producer in model B */
+    kn_err_stats err;
+    int64_t shape_mismatch;   /* runs where the two shapes differed (not compared) */
+    bool range_folded;        /* layers: B dequantizes this value with the range of the one
+                                 activation reading it in A (Conv -> Relu): B's value is
+                                 clipped like the activation's output, so they differ by more
+                                 than quantization */
+    /* outputs shaped [N, classes] (classes > 1): top-1 figures per row */
+    bool classifier;
+    int64_t rows, agree, correct_a, correct_b, labelled;
+} kn_compare_stat;
+
+typedef struct kn_compare_opts {
+    bool layers;              /* also observe and compare the shared intermediate values */
+    int threads;              /* as kiln_session_create_with (0: default) */
+    int opt_level;            /* outputs run at this kiln_opt_level (0: all); layers never optimized */
+} kn_compare_opts;
+
+typedef struct kn_compare_report {
+    kn_compare_stat *outputs;
+    size_t n_outputs;
+    kn_compare_stat *layers;  /* worst first (kn_err_stats_cmp_worse), range_folded ones last */
+    size_t n_layers;          /* only layers compared at least once */
+    int64_t batches;
+} kn_compare_report;
+
+typedef struct kn_compare kn_compare;
+
+/* Load both models (same input names and output count required). */
+int kn_compare_open(const char *path_a, const char *path_b, const kn_compare_opts *o, kn_compare **out,
+                    kn_error *err);
+/* Model A (which 0) or B (1) as loaded for running (kiln.h: inputs, outputs). */
+const struct kiln_model *kn_compare_model(const kn_compare *c, int which);
+/* Run both models on one batch (inputs as kn_observer_run) and accumulate.  labels:
+ * NULL, or one class per row of the first dim, for classifier outputs. */
+int kn_compare_batch(kn_compare *c, int n_in, const kn_tensor *const *inputs, const int64_t *labels,
+                     int64_t n_labels, kn_error *err);
+/* The figures so far (layers sorted); valid until the next batch or close. */
+const kn_compare_report *kn_compare_report_get(kn_compare *c);
+void kn_compare_close(kn_compare *c);
+
+/* --auto-exclude (sensitivity.c): the n_worst nodes of the float model (path_a of a
+ * compare opened with layers) whose output is produced differently in the quantized
+ * model (B) and compares worst (kn_err_stats_cmp_worse).  *names: malloc'd array of
+ * malloc'd node names of model A (free with kn_names_free); *n_names <= n_worst. */
+int kn_compare_sensitive_nodes(kn_compare *c, size_t n_worst, char ***names, size_t *n_names, kn_error *err);
+/* The same in one call: compare float_path with quant_path on n_batches batches
+ * (batches[b * n_in + i] feeds input i of batch b) and pick the n_worst nodes. */
+int kn_quant_auto_exclude(const char *float_path, const char *quant_path, const kn_tensor *const *batches,
+                          size_t n_batches, int n_in, size_t n_worst, char ***names, size_t *n_names,
+                          kn_error *err);
+void kn_names_free(char **names, size_t n);
 /* ---- calibration (calib.c): activation statistics -> ranges ---- */
 
 /* How a range is chosen from the values seen:

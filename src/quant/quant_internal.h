@@ -1,5 +1,6 @@
 /* quant_internal.h - what quantize.c shares with the per-mode files
- * (quant_dynamic.c, quant_static.c, quant_fp16.c, quant_int4.c): which nodes may be
+ * (quant_dynamic.c, quant_static.c, quant_fp16.c, quant_int4.c,
+ * quant_embed.c): which nodes may be
  * rewritten, weight quantization, and small graph-building shorthands over the
  * optimizer's editing helpers (src/opt/opt.h).  Not part of the public contract. */
 #ifndef KN_QUANT_INTERNAL_H
@@ -14,6 +15,11 @@ int kn_quant_dynamic(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, 
 int kn_quant_static(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, kn_error *err);
 int kn_quant_fp16(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, kn_error *err);
 int kn_quant_int4(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, kn_error *err);
+/* The int8 modes and int4, after the mode's own pass: Gathers from a constant float
+ * [V, D] table of at least KN_Q_EMBED_MIN_ELEMS values read an int8 table with a
+ * scale per row instead (quant_embed.c). */
+#define KN_Q_EMBED_MIN_ELEMS 65536
+int kn_quant_embeddings(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, kn_error *err);
 
 /* ---- node selection ---- */
 

@@ -1,5 +1,6 @@
 /* quantize.c - kn_quantize_model (quant.h): checks the options, dispatches to the
- * per-mode transform (quant_dynamic.c, quant_static.c, quant_fp16.c, quant_int4.c),
+ * per-mode transform (quant_dynamic.c, quant_static.c, quant_fp16.c, quant_int4.c;
+ * quant_embed.c for embedding tables after the int8 and int4 modes),
  * re-finalizes the graph and accounts initializer bytes; plus the helpers the modes
  * share (quant_internal.h): node selection and exclusion, symmetric int8 weight
  * quantization, and shorthands for building nodes and initializers. */
@@ -284,7 +285,8 @@ int kn_quantize_model(kn_model *m, const kn_quant_opts *o, kn_quant_report *rep,
         [KN_QMODE_FP16] = kn_quant_fp16,
         [KN_QMODE_INT4] = kn_quant_int4,
     };
-    if (fold_constant_identities(g, err) || modes[o->mode](g, o, rep, err))
+    if (fold_constant_identities(g, err) || modes[o->mode](g, o, rep, err) ||
+        (o->mode != KN_QMODE_FP16 && kn_quant_embeddings(g, o, rep, err)))
         return err->code;
     int rc = kn_opt_refinalize(g, err);
     if (rc == KN_ERR_UNSUPPORTED && o->mode == KN_QMODE_INT4 && only_int4_unresolved(g))

@@ -4,10 +4,13 @@
 # Conv/Relu output present, lo <= 0 <= hi, ReLU outputs lo == 0, percentile and
 # entropy ranges inside the minmax range); the .npy and image sources work; bad
 # input fails with a clear message.  MAKE_IMAGES (serve_make_images) writes a PNG
-# and a JPEG; without it the image cases are skipped.
+# and a JPEG; without it the image cases are skipped.  SHARED (the shared test
+# data) gives models with an int64 token-id input (tiny_bert) and with two inputs
+# (the conformance case test_add): skipped without it.
 KILN=$1
 REPO=$2
 MAKE_IMAGES=$3
+SHARED=$4
 EX=$REPO/examples/fmnist
 MODEL=$EX/fmnist_cnn.onnx
 FM=/usr/share/datasets/fashion-mnist
@@ -92,6 +95,29 @@ if [ -n "$MAKE_IMAGES" ] && "$MAKE_IMAGES" "$TMP/img" >/dev/null 2>&1; then
     rm "$TMP/images/a.npy"
     head -c 100 "$TMP/images/img.jpg" >"$TMP/images/broken.jpg"
     expect_err "corrupt image" "broken.jpg" "$KILN" calibrate "$MODEL" --calib "$TMP/images"
+fi
+
+# token ids: an int64 input fed as it is; several inputs: a folder of <input name>.npy
+BERT=$SHARED/models/tiny_bert
+ADD=$SHARED/onnx-backend-tests/node/test_add/model.onnx
+if [ -n "$SHARED" ] && [ -f "$BERT.onnx" ]; then
+    expect_ok "int64 token ids" "calibrated" "$KILN" calibrate "$BERT.onnx" --calib "$BERT.in.input_ids.npy" \
+        -o "$TMP/bert.txt"
+    check "token ids not scaled" '$1 == "input_ids" { print "int64 input got a range: " $0 }' "$TMP/bert.txt"
+    expect_ok "int64 static quantize" "mode static: [1-9][0-9]* nodes quantized" "$KILN" quantize "$BERT.onnx" \
+        --mode static --calib "$BERT.in.input_ids.npy" -o "$TMP/bert_st.onnx"
+    expect_ok "int64 static runs" "output: float32" "$KILN" run "$TMP/bert_st.onnx" -i input_ids="$BERT.in.input_ids.npy"
+    expect_err "no --mean for token ids" "--mean/--std apply to float32 inputs, this one is int64" "$KILN" \
+        calibrate "$BERT.onnx" --calib "$BERT.in.input_ids.npy" --mean 0.5
+fi
+if [ -n "$SHARED" ] && [ -f "$ADD" ]; then
+    "$KILN" run "$ADD" --random --save-inputs "$TMP/add" >/dev/null
+    expect_ok "two inputs" "calibrated 3 values" "$KILN" calibrate "$ADD" --calib "$TMP/add" -o "$TMP/add.txt"
+    check "two inputs: x, y, sum" '$1 == "x" || $1 == "y" { n++ } END { if (n != 2) print n " input lines" }' "$TMP/add.txt"
+    expect_err "two inputs need a folder" "the model has 2 inputs: --calib must be a folder" "$KILN" calibrate \
+        "$ADD" --calib "$TMP/add/x.npy"
+    rm "$TMP/add/y.npy"
+    expect_err "missing input file" "input 'y': .*y.npy: no such file" "$KILN" calibrate "$ADD" --calib "$TMP/add"
 fi
 
 # bad input

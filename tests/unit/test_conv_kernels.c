@@ -109,7 +109,7 @@ static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb,
 
 static void test_dw_plane_shapes(void)
 {
-    static const int64_t sizes[] = {1, 2, 7, 16, 17, 33, 40};
+    static const int64_t sizes[] = {1, 2, 7, 16, 17, 33, 40, 70};
     static const int64_t ks[][2] = {{3, 3}, {5, 5}, {1, 1}, {2, 3}, {7, 1}};
     int n = 0;
     for (size_t si = 0; si < KT_COUNT(sizes); si++)
@@ -135,6 +135,66 @@ static void test_dw_plane_too_big(void)
     CHECK(kn_dw_scratch_floats(&g) == 0);
     kn_dw_geom h = {4, 4, 2, 2, 3, 3, (int64_t)1 << 40, 1, 1, 1, 0, 0};
     CHECK(kn_dw_scratch_floats(&h) == 0);
+}
+
+/* ---- pointwise tile and direct row kernels against their plain C versions ---- */
+
+static void check_pw_tile(kn_pw_tile_fn fn, int mr, int m, int n, int64_t K, bool extras)
+{
+    int64_t ldx = n + 3, ldy = n + 5;
+    float *a = rand_floats(K * mr), *x = rand_floats(K * ldx), *z = rand_floats(m * ldy);
+    float *bias = rand_floats(mr), *want = rand_floats(m * ldy), *got = malloc(sizeof(float) * (size_t)(m * ldy));
+    memcpy(got, want, sizeof(float) * (size_t)(m * ldy)); /* untouched parts must stay equal */
+    kn_pw_tile t = {a, x, ldx, K, want, extras ? z : NULL, extras ? bias : NULL, ldy, mr, m, n,
+                    extras, -0.5f, 0.75f};
+    kn_pw_tile_generic(&t);
+    t.y = got;
+    fn(&t);
+    CHECK(max_rel_err(got, want, m * ldy) < 1e-5);
+    free(a), free(x), free(z), free(bias), free(want), free(got);
+}
+
+static void test_pw_tile_kernels(void)
+{
+    kn_pw_tile_fn fn = kn_pw_tile_avx512();
+    int mr = kn_pw_tile_rows_avx512();
+    if (!fn || kn_cpu_isa_supported() < KN_ISA_AVX512)
+        return;
+    static const int64_t ks[] = {1, 2, 7, 16, 33};
+    for (int m = 1; m <= mr; m += (m < 3 || m >= mr - 1) ? 1 : 5)
+        for (int n = 1; n <= KN_PW_TILE_COLS; n += n < 17 ? (n < 2 ? 1 : 7) : 5)
+            for (size_t ki = 0; ki < KT_COUNT(ks); ki++)
+                check_pw_tile(fn, mr, m, n, ks[ki], (m + n + (int)ki) % 2 == 0);
+}
+
+static void check_direct_rows(kn_direct_row_fn fn, int64_t rows, int64_t ow, int nco, bool extras)
+{
+    int64_t stride = ow + 11, plane = rows * ow + 2, ntaps = 13;
+    int64_t toff[13];
+    for (int t = 0; t < ntaps; t++)
+        toff[t] = (t * 5) % 9 + (t / 4) * stride;
+    float *src = rand_floats(rows * stride + 4 * stride + 16), *w = rand_floats(KN_DIRECT_CO * ntaps);
+    float *bias = rand_floats(KN_DIRECT_CO), *z = rand_floats(KN_DIRECT_CO * plane);
+    float *want = rand_floats(KN_DIRECT_CO * plane), *got = malloc(sizeof(float) * (size_t)(KN_DIRECT_CO * plane));
+    memcpy(got, want, sizeof(float) * (size_t)(KN_DIRECT_CO * plane));
+    kn_direct_rows r = {src, stride, rows, ow, plane, toff, w, bias, (int)ntaps, nco, extras,
+                        -0.5f, 0.5f, extras ? z : NULL, want};
+    kn_direct_rows_generic(&r);
+    r.y = got;
+    fn(&r);
+    CHECK(max_rel_err(got, want, KN_DIRECT_CO * plane) < 1e-5);
+    free(src), free(w), free(bias), free(z), free(want), free(got);
+}
+
+static void test_direct_row_kernels(void)
+{
+    kn_direct_row_fn fn = kn_direct_row_avx512();
+    if (!fn || kn_cpu_isa_supported() < KN_ISA_AVX512)
+        return;
+    static const int64_t ows[] = {1, 5, 16, 17, 31, 32, 33, 48, 67};
+    for (size_t i = 0; i < KT_COUNT(ows); i++)
+        for (int nco = 1; nco <= KN_DIRECT_CO; nco++)
+            check_direct_rows(fn, 1 + (int64_t)(i % 3), ows[i], nco, (i + (size_t)nco) % 2 == 0);
 }
 
 /* ---- whole convs ---- */
@@ -226,6 +286,14 @@ static void check_conv_case(const conv_case *t, const kn_conv_act *act, bool wit
         float *y3s = run_conv2d(pool3, 1, (kn_isa)isa, &a, n_out); /* one slice: sequential */
         a.pa = pa;
         float *y3 = run_conv2d(pool3, 3, (kn_isa)isa, &a, n_out);
+        if (kn_conv2d_algo(&a) == KN_CONV_ALGO_DIRECT) { /* weights released: im2col */
+            kn_conv2d_args packed_only = a;
+            packed_only.w = NULL;
+            CHECK_EQ_INT(kn_conv2d_algo(&packed_only), KN_CONV_ALGO_IM2COL);
+            float *yp = run_conv2d(pool3, 3, (kn_isa)isa, &packed_only, n_out);
+            CHECK(max_rel_err(yp, want, n_out) < 1e-4);
+            free(yp);
+        }
         a.pa = NULL;
         double e = max_rel_err(y1, want, n_out);
         if (!(e < 1e-4))
@@ -270,6 +338,17 @@ static const conv_case k_cases[] = {
     {1, 3, 16, 1, 31, 29, 7, 7, 2, 1, 3, 3, 3},   /* stem-like 7x7 stride 2 */
     {1, 9, 5, 1, 6, 13, 1, 5, 1, 3, 0, 6, 6},     /* thin kernel, wide dilation */
     {2, 64, 8, 1, 30, 30, 3, 3, 1, 1, 1, 1, 1},   /* 10 tiles over 3 threads, ragged last */
+    {2, 3, 7, 1, 37, 41, 3, 3, 2, 1, 1, 1, 1},    /* direct: stem-like stride 2, M % 4 != 0 */
+    {1, 1, 6, 1, 20, 70, 5, 5, 3, 1, 2, 2, 0},    /* direct: stride 3, rows over 64 wide */
+    {1, 2, 5, 1, 1, 50, 1, 7, 1, 2, 0, 3, 3},     /* direct: one row, dilation 2 */
+    {3, 7, 9, 1, 33, 17, 3, 3, 1, 1, 1, 1, 1},    /* direct: 63 taps, batch 3 */
+    {2, 130, 20, 1, 13, 14, 3, 3, 1, 1, 1, 1, 1}, /* K 1170: 128-pixel tiles, ragged last */
+    {1, 80, 20, 1, 60, 61, 1, 1, 1, 1, 0, 0, 0},  /* pointwise deep and large: GEMM */
+    {1, 70, 31, 1, 23, 29, 1, 1, 1, 1, 0, 0, 0},  /* pointwise unpacked: 2 pixel blocks, 3 panels */
+    {3, 33, 29, 1, 5, 9, 1, 1, 1, 1, 0, 0, 0},    /* pointwise unpacked: tiny plane, batch 3 */
+    {2, 130, 17, 1, 6, 7, 1, 1, 1, 1, 0, 0, 0},   /* pointwise deep: GEMM */
+    {1, 8, 8, 8, 37, 45, 5, 5, 1, 1, 2, 2, 2},    /* depthwise 5x5 stride 1, row tails */
+    {2, 5, 5, 5, 38, 70, 3, 3, 2, 1, 0, 1, 1},    /* depthwise 3x3 stride 2, 35 wide */
 };
 
 static void test_conv2d_against_naive(void)
@@ -387,16 +466,30 @@ static void test_convt2d_against_naive(void)
     kn_threadpool_free(pool3);
 }
 
+static void check_im2col_tile(kn_conv2d_geom g, int64_t pe_h, int64_t pe_w, int64_t step);
+
 static void test_im2col_tile(void)
 {
-    kn_conv2d_geom g = {2, 5, 6, 0, 0, 3, 2, 2, 1, 1, 2, 1, 2};
-    g.oh = out_size(g.ih, g.kh, g.sh, g.dh, g.pt, 1);
-    g.ow = out_size(g.iw, g.kw, g.sw, g.dw, g.pl, 0);
+    check_im2col_tile((kn_conv2d_geom){2, 5, 6, 0, 0, 3, 2, 2, 1, 1, 2, 1, 2}, 1, 0, 5);
+    check_im2col_tile((kn_conv2d_geom){2, 9, 40, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1}, 1, 1, 37);
+    check_im2col_tile((kn_conv2d_geom){1, 4, 23, 0, 0, 2, 5, 1, 1, 1, 2, 0, 4}, 0, 3, 70);
+}
+
+static void check_im2col_tile(kn_conv2d_geom g, int64_t pe_h, int64_t pe_w, int64_t step)
+{
+    g.oh = out_size(g.ih, g.kh, g.sh, g.dh, g.pt, pe_h);
+    g.ow = out_size(g.iw, g.kw, g.sw, g.dw, g.pl, pe_w);
     int64_t P = g.oh * g.ow, K = g.channels * g.kh * g.kw;
     float *x = rand_floats(g.channels * g.ih * g.iw), *col = rand_floats(K * P);
-    for (int64_t p0 = 0; p0 < P; p0 += 5) {
-        int64_t np = P - p0 < 5 ? P - p0 : 5;
+    for (int64_t p0 = 0; p0 < P; p0 += step) {
+        int64_t np = P - p0 < step ? P - p0 : step;
         kn_im2col_tile(&g, x, p0, np, col);
+        for (int isa = 0; isa <= (int)kn_cpu_isa(); isa++) { /* the ISA variants agree */
+            float *col2 = rand_floats(K * np);
+            kn_im2col_tile_isa((kn_isa)isa, &g, x, p0, np, col2);
+            CHECK(memcmp(col, col2, sizeof(float) * (size_t)(K * np)) == 0);
+            free(col2);
+        }
         for (int64_t r = 0; r < K; r++) {
             int64_t ci = r / (g.kh * g.kw), ky = r / g.kw % g.kh, kx = r % g.kw;
             for (int64_t j = 0; j < np; j++) {
@@ -637,6 +730,8 @@ int main(void)
         TEST_CASE(test_dw_plane_shapes),
         TEST_CASE(test_dw_plane_too_big),
         TEST_CASE(test_im2col_tile),
+        TEST_CASE(test_pw_tile_kernels),
+        TEST_CASE(test_direct_row_kernels),
         TEST_CASE(test_conv2d_against_naive),
         TEST_CASE(test_convt2d_against_naive),
         TEST_CASE(test_ops_prepared_pooled),

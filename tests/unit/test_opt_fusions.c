@@ -251,8 +251,37 @@ static kn_model *gelu_shared_model(void)
     return m;
 }
 
+/* SiLU: x * Sigmoid(x) after an (untyped) Add of the input and a constant */
+static kn_model *silu_model(void)
+{
+    kn_model *m = kt_model_new(13);
+    kn_graph *g = m->graph;
+    input(g, "a", 2, d34);
+    cst(g, "bias", 1, d20, NULL);
+    op2(g, "Add", "a", "bias", "x");
+    op1(g, "Sigmoid", "x", "s");
+    op2(g, "Mul", "s", "x", "y");
+    output(g, "y");
+    return m;
+}
+
+/* a squeeze-excitation style Mul(x, Sigmoid(z)) with z != x is not a SiLU */
+static kn_model *sigmoid_gate_model(void)
+{
+    kn_model *m = kt_model_new(13);
+    kn_graph *g = m->graph;
+    input(g, "x", 2, d34);
+    input(g, "z", 2, d34);
+    op1(g, "Sigmoid", "z", "s");
+    op2(g, "Mul", "x", "s", "y");
+    output(g, "y");
+    return m;
+}
+
 static void test_fuse_gelu(void)
 {
+    check_fusion(silu_model, "QuickGelu", 1, 1e-6);
+    check_fusion(sigmoid_gate_model, "Sigmoid", 1, 0);
     check_fusion(gelu_bias_model, "BiasGelu", 1, 1e-5);
     check_fusion(gelu_half_first_model, "Gelu", 1, 1e-5);
     check_fusion(fast_gelu_model, "FastGelu", 1, 1e-5);

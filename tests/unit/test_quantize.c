@@ -707,10 +707,122 @@ static void test_bad_options(void)
     kn_model_free(m);
 }
 
+/* ids int64 [2, 5] -> Gather(E [rows, 64]) -> MatMul W [64, 32] -> y: an embedding
+ * table (65536 values when rows is 1024: just large enough to be quantized). */
+static void build_embedding(const char *path, int64_t rows)
+{
+    kn_model *m = kt_model_new(17);
+    kn_graph *g = m->graph;
+    int64_t ed[2] = {rows, 64}, wd[2] = {64, 32}, idd[2] = {2, 5};
+    kn_graph_add_input(g, kn_graph_value(g, "ids"));
+    kt_graph_type(g, "ids", KN_I64, 2, idd);
+    add_const(g, "E", 2, ed, 0.1f);
+    float *e = g->values[kn_graph_value(g, "E")].init->data;
+    for (int64_t r = 0; r < rows; r++)      /* rows of very different magnitudes */
+        for (int k = 0; k < 64; k++)
+            e[r * 64 + k] *= (float)(1 + r % 7) * (r % 5 ? 1.0f : 0.01f);
+    add_const(g, "W", 2, wd, 0.2f);
+    kt_graph_node(g, "Gather", "E,ids", "emb");
+    kt_graph_node(g, "MatMul", "emb,W", "y");
+    kn_graph_add_output(g, kn_graph_value(g, "y"));
+    save(m, path);
+}
+
+static kn_tensor embedding_ids(int64_t rows)
+{
+    int64_t idd[2] = {2, 5}, ids[10] = {0, 1, rows - 1, 5, 5, 10, 3, 999, rows / 2, 2};
+    return kt_tensor(KN_I64, 2, idd, ids);
+}
+
+/* Quantizing the embedding model at path with o leaves its one float Gather. */
+static void check_gather_kept_float(const char *path, const kn_quant_opts *o, const kn_tensor *in)
+{
+    result r = quantize_and_run(path, o, in);
+    CHECK_EQ_INT(r.rc, 0);
+    CHECK_EQ_INT(r.rep.nodes_quantized, 1);   /* the MatMul */
+    if (!r.rc)
+        CHECK_EQ_INT(count_op(r.q->graph, "Gather"), 1);
+    result_free(&r);
+}
+
+static void test_embedding_modes(void)
+{
+    const char *path = tmp_path("emb.onnx");
+    build_embedding(path, 1024);
+    kn_tensor in = embedding_ids(1024), ref = float_output(path, &in);
+    kn_act_ranges ranges = calibrate(path, &in);
+    for (int k = 0; k < 2; k++) {
+        kn_quant_opts o = opts(k ? KN_QMODE_STATIC : KN_QMODE_DYNAMIC);
+        o.ranges = &ranges;
+        result r = quantize_and_run(path, &o, &in);
+        CHECK_EQ_INT(r.rc, 0);
+        CHECK_EQ_INT(r.rep.nodes_quantized, 2);   /* Gather, MatMul */
+        if (!r.rc) {
+            CHECK_EQ_INT(count_op(r.q->graph, "Gather"), 2);  /* int8 rows, row scales */
+            check_close_not_equal(&r.out, &ref, 0.02, k ? "embedding static" : "embedding dynamic");
+            check_size_ratio(&r.rep, 3.6, 4.0);
+        }
+        result_free(&r);
+    }
+    /* int4: the MatMul becomes MatMulNBits, the table int8 */
+    kn_error err = {0};
+    kn_model *m = NULL;
+    kn_quant_opts o = opts(KN_QMODE_INT4);
+    kn_quant_report rep;
+    CHECK_EQ_INT(kn_onnx_load_file(path, &m, &err), KN_OK);
+    if (m) {
+        CHECK_EQ_INT(kn_quantize_model(m, &o, &rep, &err), KN_OK);
+        CHECK_EQ_INT(rep.nodes_quantized, 2);
+        CHECK_EQ_INT(count_op(m->graph, "Gather"), 2);
+        check_size_ratio(&rep, 3.7, 4.5);
+    }
+    kn_model_free(m);
+    /* an excluded Gather stays float */
+    o = opts(KN_QMODE_DYNAMIC);
+    const char *ex[1] = {"Gather"};
+    o.exclude = ex;
+    o.n_exclude = 1;
+    check_gather_kept_float(path, &o, &in);
+    kn_act_ranges_free(&ranges);
+    kn_tensor_release(&in);
+    kn_tensor_release(&ref);
+}
+
+/* A table another node also reads (here a Transpose to a second output) stays
+ * float: an int8 copy would only add bytes. */
+static void test_shared_embedding_kept(void)
+{
+    const char *path = tmp_path("emb_shared.onnx");
+    build_embedding(path, 1024);
+    kn_error err = {0};
+    kn_model *m = NULL;
+    CHECK_EQ_INT(kn_onnx_load_file(path, &m, &err), KN_OK);
+    if (!m)
+        return;
+    kt_graph_node(m->graph, "Transpose", "E", "Et");
+    kn_graph_add_output(m->graph, kn_graph_value(m->graph, "Et"));
+    save(m, path);
+    kn_tensor in = embedding_ids(1024);
+    kn_quant_opts o = opts(KN_QMODE_DYNAMIC);
+    check_gather_kept_float(path, &o, &in);
+    kn_tensor_release(&in);
+}
+
+/* A table one row short of the size threshold stays float. */
+static void test_small_embedding_kept(void)
+{
+    const char *path = tmp_path("emb_small.onnx");
+    build_embedding(path, 1023);
+    kn_tensor in = embedding_ids(1023);
+    kn_quant_opts o = opts(KN_QMODE_DYNAMIC);
+    check_gather_kept_float(path, &o, &in);
+    kn_tensor_release(&in);
+}
+
 static void cleanup(void)
 {
     const char *names[] = {"mlp.onnx", "mlp_pt.onnx", "mlp4.onnx", "mlp4r.onnx", "cnn.onnx", "mlp12.onnx",
-                           "mlp10.onnx"};
+                           "mlp10.onnx", "emb.onnx", "emb_small.onnx", "emb_shared.onnx"};
     for (size_t k = 0; tmpdir[0] && k < sizeof names / sizeof *names; k++)
         remove(tmp_path(names[k]));
     if (tmpdir[0])
@@ -720,4 +832,6 @@ static void cleanup(void)
 TEST_MAIN(TEST_CASE(test_mlp_dynamic_static_fp16), TEST_CASE(test_per_tensor), TEST_CASE(test_mlp_int4),
           TEST_CASE(test_mlp_int4_runs), TEST_CASE(test_cnn_modes), TEST_CASE(test_fmnist_modes),
           TEST_CASE(test_exclusions), TEST_CASE(test_missing_ranges), TEST_CASE(test_old_opsets), TEST_CASE(test_bad_options),
+          TEST_CASE(test_embedding_modes), TEST_CASE(test_small_embedding_kept),
+          TEST_CASE(test_shared_embedding_kept),
           TEST_CASE(cleanup))

@@ -1,8 +1,10 @@
 /* calib_data.c - the calibration data sources of calib_data.h and the --calib
  * options.  Two kinds of source:
  *   arrays - a .npy file, a folder of .npy files (sorted by name) or an IDX file:
- *            the first dim counts samples; integer data is scaled to [0,1]; a
- *            single --mean/--std then applies as (x - mean) / std;
+ *            the first dim counts samples; for a float32 input integer data is
+ *            scaled to [0,1] and a single --mean/--std then applies as
+ *            (x - mean) / std; an integer or bool input (token ids) gets the
+ *            values as they are;
  *   images - a folder of JPEG/PNG files (sorted by name), decoded and preprocessed
  *            by the server's code (serve/image_io.h, serve/preprocess.h): --resize,
  *            --crop, scale to [0,1], --mean/--std per channel, NCHW or NHWC as the
@@ -32,7 +34,9 @@
 
 const char cli_calib_help[] =
     "  --calib PATH             calibration data: a .npy batch, a folder of .npy batches,\n"
-    "                           an IDX file (gzipped or not) or a folder of JPEG/PNG images\n"
+    "                           an IDX file (gzipped or not) or a folder of JPEG/PNG images;\n"
+    "                           integer inputs (token ids) take .npy/IDX values as they are;\n"
+    "                           a model with several inputs: a folder of <input name>.npy\n"
     "  --calib-method M         minmax (default), percentile or entropy (KL, TensorRT-style)\n"
     "  --percentile P           the percentile method's P (default 99.99)\n"
     "  --calib-limit N          use at most N samples\n"
@@ -130,7 +134,8 @@ typedef enum src_kind { SRC_ARRAYS, SRC_IMAGES } src_kind;
 struct calib_data {
     cli_calib_opts o;
     src_kind kind;
-    int rank;                       /* the model input's */
+    kn_dtype dtype;                 /* the model input's */
+    int rank;
     int64_t dims[KN_MAX_RANK];      /* < 0: not fixed */
     int64_t fixed_batch;            /* the model's batch dim when fixed, else 0 */
     char **files;                   /* .npy or image files of a folder (or the one .npy file) */
@@ -307,14 +312,25 @@ static float std_of(const calib_data *d, int c)
     return d->o.n_std ? d->o.std[d->o.n_std == 3 ? c : 0] : 1.0f;
 }
 
-static void convert_samples(const calib_data *d, int64_t first, int64_t count, float *dst)
+/* Samples [first, first + count) of the array into dst, of the input's dtype: a
+ * float32 input gets integers scaled to [0,1] and --mean/--std; other inputs get
+ * the values as they are. */
+static void convert_samples(const calib_data *d, int64_t first, int64_t count, void *dst)
 {
-    bool scale = kn_dtype_is_int(d->arr.dtype);
-    float mean = mean_of(d, 0), inv_std = 1.0f / std_of(d, 0);
     size_t base = (size_t)(first * d->sample_numel), n = (size_t)(count * d->sample_numel);
+    if (d->dtype != KN_F32) {
+        size_t es = kn_dtype_size(d->dtype);
+        if (d->arr.dtype == d->dtype)
+            memcpy(dst, (const char *)d->arr.data + base * es, n * es);
+        for (size_t i = 0; d->arr.dtype != d->dtype && i < n; i++)
+            kn_store_f64(dst, d->dtype, i, kn_load_f64(d->arr.data, d->arr.dtype, base + i));
+        return;
+    }
+    bool scale = kn_dtype_is_int(d->arr.dtype);
+    float mean = mean_of(d, 0), inv_std = 1.0f / std_of(d, 0), *out = dst;
     for (size_t i = 0; i < n; i++) {
         double v = kn_load_f64(d->arr.data, d->arr.dtype, base + i);
-        dst[i] = ((float)(scale ? v / 255.0 : v) - mean) * inv_std;
+        out[i] = ((float)(scale ? v / 255.0 : v) - mean) * inv_std;
     }
 }
 
@@ -339,7 +355,7 @@ static int next_array_batch(calib_data *d, kn_tensor *batch, bool *done, kn_erro
         int64_t dims[KN_MAX_RANK];
         memcpy(dims, d->sample_dims, sizeof dims);
         dims[0] = count;
-        if ((rc = kn_tensor_alloc(batch, KN_F32, d->rank, dims, err)))
+        if ((rc = kn_tensor_alloc(batch, d->dtype, d->rank, dims, err)))
             return rc;
         convert_samples(d, d->arr_pos, count, batch->data);
         d->arr_pos += count;
@@ -423,17 +439,38 @@ static int next_image_batch(calib_data *d, kn_tensor *batch, bool *done, kn_erro
 
 /* ---- the iterator ---- */
 
-int calib_data_open(const cli_calib_opts *o, int rank, const int64_t *dims, calib_data **out, kn_error *err)
+/* What the options and the data kind allow for an input of d->dtype. */
+static int check_kind(const calib_data *d, kn_error *err)
+{
+    const cli_calib_opts *o = &d->o;
+    if (d->kind == SRC_ARRAYS && (o->n_mean == 3 || o->n_std == 3))
+        return kn_fail(err, KN_ERR_ARG, "three --mean/--std values are for images; .npy and IDX data take one");
+    if (d->dtype == KN_F32)
+        return KN_OK;
+    if (d->kind == SRC_IMAGES)
+        return kn_fail(err, KN_ERR_ARG, "images feed float32 inputs, this one is %s", kn_dtype_name(d->dtype));
+    if (o->n_mean || o->n_std)
+        return kn_fail(err, KN_ERR_ARG, "--mean/--std apply to float32 inputs, this one is %s",
+                       kn_dtype_name(d->dtype));
+    return KN_OK;
+}
+
+int calib_data_open(const cli_calib_opts *o, kn_dtype dtype, int rank, const int64_t *dims, calib_data **out,
+                    kn_error *err)
 {
     *out = NULL;
     if (!o->calib)
         return kn_fail(err, KN_ERR_ARG, "no calibration data (--calib PATH)");
     if (rank < 1 || rank > KN_MAX_RANK)
         return kn_fail(err, KN_ERR_ARG, "the model input has no batch dimension (rank %d)", rank);
+    if (dtype != KN_F32 && dtype != KN_BOOL && !kn_dtype_is_int(dtype))
+        return kn_fail(err, KN_ERR_UNSUPPORTED, "calibration feeds float32, integer or bool inputs, not %s",
+                       kn_dtype_name(dtype));
     calib_data *d = calloc(1, sizeof *d);
     if (!d)
         return kn_fail(err, KN_ERR_NOMEM, "out of memory");
     d->o = *o;
+    d->dtype = dtype;
     d->rank = rank;
     memcpy(d->dims, dims, (size_t)rank * sizeof *dims);
     d->fixed_batch = dims[0] > 0 ? dims[0] : 0;
@@ -445,8 +482,8 @@ int calib_data_open(const cli_calib_opts *o, int rank, const int64_t *dims, cali
         rc = open_path(d, o->calib, err);
     if (!rc && d->kind == SRC_IMAGES)
         rc = image_geometry(d, err);
-    if (!rc && d->kind == SRC_ARRAYS && (o->n_mean == 3 || o->n_std == 3))
-        rc = kn_fail(err, KN_ERR_ARG, "three --mean/--std values are for images; .npy and IDX data take one");
+    if (!rc)
+        rc = check_kind(d, err);
     if (!rc && d->idx)
         rc = resolve_sample_shape(d, o->calib, err);
     bool none;

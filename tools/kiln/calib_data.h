@@ -4,8 +4,14 @@
  * activation ranges.  Used by `kiln calibrate` and `kiln quantize --mode static`;
  * the data sources are meant for `kiln compare --data` too.
  *
- * Batches are kn_tensor (float32, owned), because the observer (quant.h) runs on
- * kn_tensor; a kiln_tensor view of one is {KILN_FLOAT32, rank, shape = dims, data}. */
+ * Batches are kn_tensor (owned) of the model input's dtype, because the observer
+ * (quant.h) runs on kn_tensor.  A float32 input takes any of the sources (integer
+ * arrays scaled to [0,1], then --mean/--std); an integer or bool input (token ids)
+ * takes .npy / IDX arrays only, fed as they are: no scaling, no --mean/--std.
+ *
+ * A model with several inputs reads --calib DIR, a folder holding <input name>.npy
+ * for each input, all with the same number of samples (first dim); sample i of
+ * every file makes one sample of the model. */
 #ifndef KILN_CALIB_DATA_H
 #define KILN_CALIB_DATA_H
 
@@ -45,13 +51,13 @@ extern const char cli_calib_help[];
 
 typedef struct calib_data calib_data;
 
-/* Open o->calib for a model input of the given rank and dims (dims[d] < 0: not
- * fixed; dims[0] is the batch).  Checks what it can up front: the path exists, a
+/* Open o->calib for a model input of the given dtype, rank and dims (dims[d] < 0:
+ * not fixed; dims[0] is the batch).  Checks what it can up front: the path exists, a
  * folder holds .npy or image files (not both), an IDX/.npy sample has the model's
  * per-sample size, images fit a 1- or 3-channel NCHW/NHWC input. */
-int calib_data_open(const cli_calib_opts *o, int rank, const int64_t *dims, calib_data **out,
-                    kn_error *err);
-/* The next batch into *batch (an owned float32 tensor of the model's rank; release
+int calib_data_open(const cli_calib_opts *o, kn_dtype dtype, int rank, const int64_t *dims,
+                    calib_data **out, kn_error *err);
+/* The next batch into *batch (an owned tensor of the input's dtype and rank; release
  * it with kn_tensor_release); *done set (and *batch empty) when there is no more. */
 int calib_data_next(calib_data *d, kn_tensor *batch, bool *done, kn_error *err);
 /* How far through the data the batches handed out so far are, in [0, 1]. */
@@ -68,8 +74,9 @@ void calib_data_close(calib_data *d);
 /* Run the model at model_path (unoptimized, through kn_observer) over the batches of
  * o->calib and collect the ranges of every float value (graph input and node
  * outputs) with o->method.  Progress goes to stderr (a bar when stderr is a
- * terminal, else a line per 10%) unless o->quiet.  The model must have exactly one
- * input (without initializer), float32.  Returns 0, or 1 after printing
+ * terminal, else a line per 10%) unless o->quiet.  Each model input (without
+ * initializer) must be a typed tensor of numbers with a batch dimension; with
+ * several inputs o->calib is the folder of <input name>.npy files described above.  Returns 0, or 1 after printing
  * "kiln: <cmd>: <why>" (cmd "calibrate"); *out is then empty. */
 int cli_calibrate(const char *model_path, const cli_calib_opts *o, kn_act_ranges *out);
 

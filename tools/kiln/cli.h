@@ -14,6 +14,7 @@ int cmd_conformance(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_optimize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 

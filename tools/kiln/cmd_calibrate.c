@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- progress on stderr: a bar on a terminal, else a line per 10% ---- */
@@ -48,45 +49,121 @@ static void progress_end(const progress *p)
 
 /* ---- the calibration loop ---- */
 
-/* The one input without an initializer: its shape (unknown dims < 0). */
-static int model_input(const kn_model *m, int *rank, int64_t *dims)
+/* The model's inputs without initializer, in graph order, each with its data. */
+typedef struct calib_input {
+    const char *name;
+    kn_dtype dtype;
+    int rank;
+    int64_t dims[KN_MAX_RANK];   /* unknown dims < 0 */
+    calib_data *data;
+} calib_input;
+
+typedef struct calib_inputs {
+    calib_input *v;
+    int n;
+} calib_inputs;
+
+static void inputs_close(calib_inputs *in)
 {
-    const kn_graph *g = m->graph;
-    const kn_value *in = NULL;
-    int n = 0;
-    for (int i = 0; i < g->n_inputs; i++)
-        if (!g->values[g->inputs[i]].init && n++ == 0)
-            in = &g->values[g->inputs[i]];
-    if (n != 1)
-        return cli_error("calibrate: the model has %d inputs; calibration feeds models with exactly one", n);
-    if (!in->has_type || in->type.kind != KN_TYPE_TENSOR || in->type.dtype != KN_F32 || in->type.rank < 1)
-        return cli_error("calibrate: the model input '%s' must be a float32 tensor with a batch dimension",
-                         in->name);
-    *rank = in->type.rank;
-    for (int k = 0; k < *rank; k++)
-        dims[k] = in->type.dims[k].value;
-    return 0;
+    for (int i = 0; i < in->n; i++)
+        calib_data_close(in->v[i].data);
+    free(in->v);
+    in->v = NULL;
+    in->n = 0;
 }
 
-static int run_batches(kn_observer *obs, calib_data *data, kn_calib *cal, bool quiet, kn_error *err)
+/* The inputs' names, types and shapes; 1 after printing why they cannot be fed. */
+static int model_inputs(const kn_model *m, calib_inputs *out)
+{
+    const kn_graph *g = m->graph;
+    if (!(out->v = calloc((size_t)g->n_inputs + 1, sizeof *out->v)))
+        return cli_error("calibrate: out of memory");
+    for (int i = 0; i < g->n_inputs; i++) {
+        const kn_value *in = &g->values[g->inputs[i]];
+        if (in->init)
+            continue;
+        if (!in->has_type || in->type.kind != KN_TYPE_TENSOR || in->type.rank < 1)
+            return cli_error("calibrate: the model input '%s' must be a tensor with a batch dimension", in->name);
+        calib_input *c = &out->v[out->n++];
+        c->name = in->name;
+        c->dtype = in->type.dtype;
+        c->rank = in->type.rank;
+        for (int k = 0; k < c->rank; k++)
+            c->dims[k] = in->type.dims[k].value;
+    }
+    return out->n ? 0 : cli_error("calibrate: the model has no inputs to feed");
+}
+
+/* Open each input's data: o->calib itself for one input, else o->calib/<name>.npy. */
+static int open_inputs(calib_inputs *in, const cli_calib_opts *o, kn_error *err)
+{
+    cli_calib_opts one = *o;
+    char path[4096];
+    struct stat st;
+    if (in->n > 1 && (stat(o->calib, &st) != 0 || !S_ISDIR(st.st_mode)))
+        return kn_fail(err, KN_ERR_ARG, "the model has %d inputs: --calib must be a folder holding "
+                       "<input name>.npy for each ('%s.npy', ...)", in->n, in->v[0].name);
+    for (int i = 0; i < in->n; i++) {
+        calib_input *c = &in->v[i];
+        if (in->n > 1) {
+            if ((size_t)snprintf(path, sizeof path, "%s/%s.npy", o->calib, c->name) >= sizeof path ||
+                strchr(c->name, '/'))
+                return kn_fail(err, KN_ERR_ARG, "input '%s': no file name for it under %s", c->name, o->calib);
+            one.calib = path;
+        }
+        if (calib_data_open(&one, c->dtype, c->rank, c->dims, &c->data, err))
+            return kn_error_prefix(err, "input '%s': ", c->name);
+    }
+    return KN_OK;
+}
+
+/* The next batch of every input into b[]; *done when there is no more.  The inputs
+ * must run out together and agree on the batch size. */
+static int next_batches(calib_inputs *in, kn_tensor *b, bool *done, kn_error *err)
+{
+    int rc = KN_OK, n_done = 0;
+    for (int i = 0; i < in->n && !rc; i++) {
+        bool d;
+        rc = calib_data_next(in->v[i].data, &b[i], &d, err);
+        n_done += !rc && d;
+        if (!rc && !d && i && b[i].dims[0] != b[0].dims[0])
+            rc = kn_fail(err, KN_ERR_ARG, "inputs '%s' and '%s' give batches of %lld and %lld samples: the files "
+                         "must hold the same number of samples", in->v[0].name, in->v[i].name,
+                         (long long)b[0].dims[0], (long long)b[i].dims[0]);
+    }
+    if (!rc && n_done && n_done != in->n)
+        rc = kn_fail(err, KN_ERR_ARG, "the inputs' files hold different numbers of samples");
+    *done = n_done == in->n;
+    if (rc || *done)
+        for (int i = 0; i < in->n; i++)
+            kn_tensor_release(&b[i]);
+    return rc;
+}
+
+static int run_batches(kn_observer *obs, calib_inputs *in, kn_calib *cal, bool quiet, kn_error *err)
 {
     progress p = {.tty = isatty(STDERR_FILENO), .quiet = quiet, .t0 = cli_now()};
-    int rc = KN_OK;
-    for (;;) {
-        kn_tensor batch;
+    calib_data *first = in->v[0].data;
+    kn_tensor *b = calloc((size_t)in->n, sizeof *b);
+    const kn_tensor **ins = calloc((size_t)in->n, sizeof *ins);
+    int rc = b && ins ? KN_OK : kn_fail(err, KN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < in->n && !rc; i++)
+        ins[i] = &b[i];
+    while (!rc) {
         bool done;
-        if ((rc = calib_data_next(data, &batch, &done, err)) || done)
+        if ((rc = next_batches(in, b, &done, err)) || done)
             break;
-        const kn_tensor *ins[1] = {&batch};
-        rc = kn_observer_run(obs, 1, ins, kn_calib_observe, cal, err);
-        kn_tensor_release(&batch);
-        if (rc)
-            break;
-        progress_show(&p, calib_data_progress(data), calib_data_samples(data));
+        rc = kn_observer_run(obs, in->n, ins, kn_calib_observe, cal, err);
+        for (int i = 0; i < in->n; i++)
+            kn_tensor_release(&b[i]);
+        if (!rc)
+            progress_show(&p, calib_data_progress(first), calib_data_samples(first));
     }
     if (!rc) /* the end (also when a remainder the model cannot take was left out) */
-        progress_show(&p, 1.0, calib_data_samples(data));
+        progress_show(&p, 1.0, calib_data_samples(first));
     progress_end(&p);
+    free(b);
+    free(ins);
     return rc;
 }
 
@@ -96,30 +173,30 @@ int cli_calibrate(const char *model_path, const cli_calib_opts *o, kn_act_ranges
     out->n = 0;
     kn_error err = {0};
     kn_observer *obs = NULL;
-    calib_data *data = NULL;
+    calib_inputs in = {0};
     kn_calib *cal = NULL;
     kn_calib_opts co = {.method = o->method, .percentile = o->percentile};
-    int rank = 0, rc = 0;
-    int64_t dims[KN_MAX_RANK];
+    int rc = 0;
     if (kn_calib_create(&co, &cal, &err) || kn_observer_open(model_path, NULL, 0, o->threads, &obs, &err))
         rc = 1;
-    else if ((rc = model_input(kn_observer_model(obs), &rank, dims)))
+    else if ((rc = model_inputs(kn_observer_model(obs), &in)))
         goto done;
-    else if (calib_data_open(o, rank, dims, &data, &err) || run_batches(obs, data, cal, o->quiet, &err))
+    else if (open_inputs(&in, o, &err) || run_batches(obs, &in, cal, o->quiet, &err))
         rc = 1;
     if (rc) {
         cli_error("calibrate: %s", err.msg);
         goto done;
     }
-    if (calib_data_dropped(data))
+    calib_data *first = in.v[0].data;
+    if (calib_data_dropped(first))
         fprintf(stderr, "kiln: calibrate: %lld samples left out: the model takes batches of exactly %lld\n",
-                (long long)calib_data_dropped(data), (long long)dims[0]);
-    if (calib_data_samples(data) == 0)
+                (long long)calib_data_dropped(first), (long long)in.v[0].dims[0]);
+    if (calib_data_samples(first) == 0)
         rc = cli_error("calibrate: %s gave no samples", o->calib);
     else if (kn_calib_ranges(cal, out, &err))
         rc = cli_error("calibrate: %s", err.msg);
 done:
-    calib_data_close(data);
+    inputs_close(&in);
     kn_calib_free(cal);
     kn_observer_close(obs);
     return rc;

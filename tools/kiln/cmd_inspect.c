@@ -22,6 +22,7 @@ typedef struct inspect_stats {
     int64_t params;
     int n_inits;
     size_t bytes_by_dtype[KN_DTYPE_COUNT_ONNX];
+    int inits_by_dtype[KN_DTYPE_COUNT_ONNX];
 } inspect_stats;
 
 static void count_op(inspect_stats *s, const kn_node *n)
@@ -43,8 +44,10 @@ static void walk_graph(const kn_graph *g, inspect_stats *s)
             continue;
         s->n_inits++;
         s->params += t->numel;
-        if ((int)t->dtype < KN_DTYPE_COUNT_ONNX)
+        if ((int)t->dtype < KN_DTYPE_COUNT_ONNX) {
             s->bytes_by_dtype[t->dtype] += t->nbytes;
+            s->inits_by_dtype[t->dtype]++;
+        }
     }
     for (int i = 0; i < g->n_nodes; i++) {
         const kn_node *n = &g->nodes[i];
@@ -94,6 +97,26 @@ static void human_bytes(size_t b, char *buf, size_t len)
         snprintf(buf, len, "%zu B", b);
 }
 
+/* Initializer bytes in total and per dtype, with the share of the total. */
+static void print_sizes(const inspect_stats *s)
+{
+    size_t total = 0;
+    for (int d = 0; d < KN_DTYPE_COUNT_ONNX; d++)
+        total += s->bytes_by_dtype[d];
+    char hb[64];
+    human_bytes(total, hb, sizeof hb);
+    printf("parameters: %lld in %d initializers, %s (%zu bytes)\n", (long long)s->params, s->n_inits, hb,
+           total);
+    for (int d = 0; d < KN_DTYPE_COUNT_ONNX; d++) {
+        if (!s->inits_by_dtype[d])
+            continue;
+        human_bytes(s->bytes_by_dtype[d], hb, sizeof hb);
+        printf("  %-10s %5d initializers %12zu bytes  %-12s %5.1f%%\n", kn_dtype_name((kn_dtype)d),
+               s->inits_by_dtype[d], s->bytes_by_dtype[d], hb,
+               total ? 100.0 * (double)s->bytes_by_dtype[d] / (double)total : 0.0);
+    }
+}
+
 static void print_model(const char *path, const kn_model *m, inspect_stats *s)
 {
     printf("model: %s\n", path);
@@ -112,17 +135,7 @@ static void print_model(const char *path, const kn_model *m, inspect_stats *s)
     printf("operators (%d nodes, %d types):\n", s->n_nodes, s->n_ops);
     for (int i = 0; i < s->n_ops; i++)
         printf("  %-28s %d\n", s->ops[i].op, s->ops[i].count);
-    size_t total = 0;
-    for (int d = 0; d < KN_DTYPE_COUNT_ONNX; d++)
-        total += s->bytes_by_dtype[d];
-    char hb[64];
-    human_bytes(total, hb, sizeof hb);
-    printf("parameters: %lld in %d initializers, %s\n", (long long)s->params, s->n_inits, hb);
-    for (int d = 0; d < KN_DTYPE_COUNT_ONNX; d++)
-        if (s->bytes_by_dtype[d]) {
-            human_bytes(s->bytes_by_dtype[d], hb, sizeof hb);
-            printf("  %-10s %s\n", kn_dtype_name((kn_dtype)d), hb);
-        }
+    print_sizes(s);
 }
 
 int cmd_inspect(int argc, char **argv)

@@ -30,6 +30,8 @@ static void usage(FILE *f)
             "                                KServe v2 / Triton-protocol inference server\n"
             "  optimize MODEL -o OUT.onnx [--level none|basic|extended|all] [--external-data]\n"
             "                                optimize the graph and write it as ONNX\n"
+            "  compare MODEL_A MODEL_B [--data X] [--labels Y] [--limit N] [--layers K] [--json]\n"
+            "                                agreement, accuracy and error of two models, worst layers\n"
             "  calibrate MODEL --calib DATA [-o RANGES.txt] [--calib-method minmax|percentile|entropy]\n"
             "                                activation ranges over calibration data\n"
             "  version                       print the version\n\n"
@@ -89,6 +91,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "optimize"))
         return cmd_optimize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "compare"))
+        return cmd_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize"))
         return cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "calibrate"))

@@ -1,0 +1,144 @@
+/* conv_bench.c - single-thread timing of the float32 2-D conv kernels on layer
+ * shapes of the reference CNNs (MobileNetV2 stem, expand / depthwise / project
+ * convs, ResNet-50 3x3 convs), each with the path kn_conv2d_run picks and, where
+ * that is the direct path, with the im2col path it replaced (weights given only
+ * prepacked).  Reports the best and median thread CPU time of `reps` runs, so a
+ * loaded machine inflates the numbers less than wall time would.  Run by hand:
+ *   build/conv_bench [reps] [generic|avx2|avx512] [name filter] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/cpu.h"
+#include "kernels/conv_kernels.h"
+#include "kernels/sgemm.h"
+
+typedef struct layer {
+    const char *name;
+    int64_t batch, C, M, group, ih, iw, k, s, pad;
+    kn_conv_act_kind act;
+} layer;
+
+static const layer k_layers[] = {
+    {"mnv2 stem 3->32 3x3 s2 224", 1, 3, 32, 1, 224, 224, 3, 2, 1, KN_CONV_ACT_CLIP},
+    {"mnv2 f2 expand 16->96 112", 1, 16, 96, 1, 112, 112, 1, 1, 0, KN_CONV_ACT_CLIP},
+    {"mnv2 f2 dw 96 3x3 s2 112", 1, 96, 96, 96, 112, 112, 3, 2, 1, KN_CONV_ACT_CLIP},
+    {"mnv2 f3 dw 144 3x3 s1 56", 1, 144, 144, 144, 56, 56, 3, 1, 1, KN_CONV_ACT_CLIP},
+    {"mnv2 f8 dw 384 3x3 s1 14", 1, 384, 384, 384, 14, 14, 3, 1, 1, KN_CONV_ACT_CLIP},
+    {"mnv2 f15 dw 960 3x3 s1 7", 1, 960, 960, 960, 7, 7, 3, 1, 1, KN_CONV_ACT_CLIP},
+    {"effb0 dw 240 5x5 s2 28", 1, 240, 240, 240, 28, 28, 5, 2, 2, KN_CONV_ACT_NONE},
+    {"mnv2 f2 project 96->24 56", 1, 96, 24, 1, 56, 56, 1, 1, 0, KN_CONV_ACT_NONE},
+    {"mnv2 f17 expand 160->960 7", 1, 160, 960, 1, 7, 7, 1, 1, 0, KN_CONV_ACT_CLIP},
+    {"mnv2 f17 expand 160->960 7 b8", 8, 160, 960, 1, 7, 7, 1, 1, 0, KN_CONV_ACT_CLIP},
+    {"mnv2 f3 expand 24->144 56", 1, 24, 144, 1, 56, 56, 1, 1, 0, KN_CONV_ACT_CLIP},
+    {"mnv2 f5 expand 32->192 28", 1, 32, 192, 1, 28, 28, 1, 1, 0, KN_CONV_ACT_CLIP},
+    {"mnv2 f8 expand 64->384 14", 1, 64, 384, 1, 14, 14, 1, 1, 0, KN_CONV_ACT_CLIP},
+    {"mnv2 f8 expand 64->384 14 b8", 8, 64, 384, 1, 14, 14, 1, 1, 0, KN_CONV_ACT_CLIP},
+    {"mnv2 f3 project 144->24 56", 1, 144, 24, 1, 56, 56, 1, 1, 0, KN_CONV_ACT_NONE},
+    {"mnv2 f17 project 960->320 7", 1, 960, 320, 1, 7, 7, 1, 1, 0, KN_CONV_ACT_NONE},
+    {"r50 1x1 256->64 56", 1, 256, 64, 1, 56, 56, 1, 1, 0, KN_CONV_ACT_RELU},
+    {"r50 1x1 64->256 56", 1, 64, 256, 1, 56, 56, 1, 1, 0, KN_CONV_ACT_NONE},
+    {"r50 1x1 1024->256 14", 1, 1024, 256, 1, 14, 14, 1, 1, 0, KN_CONV_ACT_RELU},
+    {"r50 1x1 512->2048 7", 1, 512, 2048, 1, 7, 7, 1, 1, 0, KN_CONV_ACT_NONE},
+    {"r50 stem 3->64 7x7 s2 224", 1, 3, 64, 1, 224, 224, 7, 2, 3, KN_CONV_ACT_RELU},
+    {"r50 l1 3x3 64 56", 1, 64, 64, 1, 56, 56, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"r50 l3 3x3 256 14", 1, 256, 256, 1, 14, 14, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"r50 l4 3x3 512 7", 1, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"r50 l4 3x3 512 7 b8", 8, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
+};
+
+static double thread_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static float *filled(int64_t n)
+{
+    float *p = aligned_alloc(64, ((size_t)n * sizeof(float) + 63) / 64 * 64);
+    for (int64_t i = 0; p && i < n; i++)
+        p[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    return p;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Times a at isa: best and median ms of reps runs (one warm-up). */
+static void time_conv(const kn_conv2d_args *a, kn_isa isa, int reps, double *best, double *med)
+{
+    size_t sf = kn_conv2d_scratch_floats(a, 1);
+    float *scratch = sf && sf != SIZE_MAX ? filled((int64_t)sf) : NULL;
+    double *t = calloc((size_t)reps, sizeof *t);
+    kn_conv2d_run(NULL, isa, a, scratch, sf);
+    for (int r = 0; r < reps; r++) {
+        double t0 = thread_ms();
+        kn_conv2d_run(NULL, isa, a, scratch, sf);
+        t[r] = thread_ms() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    *best = t[0];
+    *med = t[reps / 2];
+    free(t);
+    free(scratch);
+}
+
+static const char *algo_name(kn_conv_algo algo)
+{
+    static const char *names[] = {"depthwise", "pointwise", "im2col", "direct"};
+    return names[algo];
+}
+
+static void bench_layer(const layer *l, kn_isa isa, int reps)
+{
+    int64_t cg = l->C / l->group, mg = l->M / l->group, K = cg * l->k * l->k;
+    int64_t oh = (l->ih + 2 * l->pad - l->k) / l->s + 1, ow = (l->iw + 2 * l->pad - l->k) / l->s + 1;
+    kn_conv2d_geom g = {cg, l->ih, l->iw, oh, ow, l->k, l->k, l->s, l->s, 1, 1, l->pad, l->pad};
+    kn_conv_act act = {l->act, 0.0f, 6.0f};
+    float *x = filled(l->batch * l->C * l->ih * l->iw), *w = filled(l->M * K);
+    float *b = filled(l->M), *y = filled(l->batch * l->M * oh * ow);
+    kn_packed_a **pa = calloc((size_t)l->group, sizeof *pa);
+    for (int64_t gi = 0; gi < l->group; gi++)
+        pa[gi] = kn_sgemm_pack_a_isa(isa, 0, (size_t)mg, (size_t)K, w + gi * mg * K, (size_t)K);
+    kn_conv2d_args a = {g, l->batch, l->group, l->M, x, w, b, NULL, pa, act, y};
+    double macs = (double)l->batch * l->M * oh * ow * K, best, med;
+    kn_conv_algo algo = kn_conv2d_algo(&a);
+    time_conv(&a, isa, reps, &best, &med);
+    printf("%-32s %-9s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", l->name,
+           algo_name(algo), best, med, 2e-6 * macs / best);
+    if (algo == KN_CONV_ALGO_DIRECT) {
+        a.w = NULL;
+        time_conv(&a, isa, reps, &best, &med);
+        printf("%-32s %-9s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", "", "im2col",
+               best, med, 2e-6 * macs / best);
+    }
+    for (int64_t gi = 0; gi < l->group; gi++)
+        kn_packed_a_free(pa[gi]);
+    free(pa);
+    free(x);
+    free(w);
+    free(b);
+    free(y);
+}
+
+int main(int argc, char **argv)
+{
+    int reps = argc > 1 ? atoi(argv[1]) : 20;
+    kn_isa isa = kn_cpu_isa();
+    if (argc > 2)
+        isa = !strcmp(argv[2], "generic") ? KN_ISA_GENERIC
+              : !strcmp(argv[2], "avx2")  ? KN_ISA_AVX2
+                                          : KN_ISA_AVX512;
+    if (reps < 1)
+        reps = 1;
+    printf("conv_bench: %s, %d runs, thread CPU time\n", kn_isa_name(isa), reps);
+    for (size_t i = 0; i < sizeof k_layers / sizeof k_layers[0]; i++)
+        if (argc <= 3 || strstr(k_layers[i].name, argv[3]))
+            bench_layer(&k_layers[i], isa, reps);
+    return 0;
+}
