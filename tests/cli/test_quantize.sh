@@ -72,5 +72,15 @@ expect_err "calib data missing" "calibrate" "$KILN" quantize "$MODEL" -o "$TMP/x
 expect_err "missing model" "No such file" "$KILN" quantize "$TMP/none.onnx" -o "$TMP/x.onnx" --mode fp16
 [ -e "$TMP/x.onnx" ] && bad "a failed quantize wrote its output" || ok
 
+# --auto-exclude: quantize, compare with the float model on the data, keep the worst in float
+expect_ok "auto-exclude" "keeping 1 node in float" "$KILN" quantize "$MODEL" -o "$TMP/ae.onnx" \
+    --mode dynamic --calib "$EX/fmnist_cnn.in.image.npy" --auto-exclude 1
+run_ok "auto-exclude" "$TMP/ae.onnx"
+[ -e "$TMP/ae.onnx.probe.onnx" ] && bad "auto-exclude left its probe model" || ok
+expect_err "auto-exclude without data" "needs data" "$KILN" quantize "$MODEL" -o "$TMP/x2.onnx" \
+    --mode dynamic --auto-exclude 1
+expect_err "auto-exclude bad count" "count from 1 to 64" "$KILN" quantize "$MODEL" -o "$TMP/x2.onnx" \
+    --mode dynamic --calib "$EX/fmnist_cnn.in.image.npy" --auto-exclude 0
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

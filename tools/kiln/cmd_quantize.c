@@ -4,6 +4,7 @@
  * write it as ONNX.  Static mode calibrates the activation ranges on data (--calib
  * and the options of calib_data.h) or reads them from a file (--ranges: lines
  * "name lo hi", as `kiln calibrate` writes). */
+#include "kiln.h"
 #include "calib_data.h"
 #include "cli.h"
 
@@ -27,6 +28,7 @@ typedef struct quant_args {
     cli_calib_opts calib;
     char *exclude[MAX_EXCLUDE];
     size_t n_exclude;
+    int64_t auto_exclude;       /* --auto-exclude N: keep the N most sensitive nodes in float */
 } quant_args;
 
 static void quantize_usage(FILE *f)
@@ -45,6 +47,9 @@ static void quantize_usage(FILE *f)
             "--symmetric       static: int8 activations with zero point 0 (default uint8)\n"
             "--block N         int4 block size, 32 (default) or 128\n"
             "--exclude LIST    node names or operator types kept in float\n"
+            "--auto-exclude N  quantize, compare layer by layer with the float model on the\n"
+            "                  --calib data (any mode), keep the N nodes that add the most\n"
+            "                  error in float, and quantize again\n"
             "--ranges FILE     static: activation ranges, lines 'name lo hi' (kiln calibrate)\n"
             "--threads N       threads for the calibration runs\n"
             "--external-data   initializers of 1 KiB or more go to OUT.onnx.data\n"
@@ -92,6 +97,12 @@ static int parse_valued(quant_args *a, const char *s, const char *v)
     }
     if (!strcmp(s, "--exclude"))
         return add_excludes(a, v) ? -1 : 1;
+    if (!strcmp(s, "--auto-exclude")) {
+        if (!cli_parse_i64(v, &n) || n < 1 || n > 64)
+            return cli_error("quantize: --auto-exclude expects a count from 1 to 64, not '%s'", v), -1;
+        a->auto_exclude = n;
+        return 1;
+    }
     if (!strcmp(s, "--ranges")) {
         a->ranges = v;
         return 1;
@@ -129,8 +140,10 @@ static int check_args(quant_args *a, bool have_mode)
     const char *c = a->calib.calib;
     if (a->qo.mode == KN_QMODE_STATIC && !a->ranges && !c)
         return cli_error("quantize: static mode needs --calib PATH or --ranges FILE");
-    if (a->qo.mode != KN_QMODE_STATIC && (a->ranges || c))
-        return cli_error("quantize: --calib and --ranges are for --mode static");
+    if (a->auto_exclude && !c)
+        return cli_error("quantize: --auto-exclude needs data to compare on: --calib PATH");
+    if (a->qo.mode != KN_QMODE_STATIC && (a->ranges || (c && !a->auto_exclude)))
+        return cli_error("quantize: --calib and --ranges are for --mode static (or --auto-exclude)");
     if (a->ranges && c)
         return cli_error("quantize: give --calib or --ranges, not both");
     return 0;
@@ -219,29 +232,102 @@ static void print_file_sizes(const quant_args *a)
            after > 0 ? (double)before / (double)after : 0.0, a->out);
 }
 
-static int run_quantize(quant_args *a, kn_act_ranges *ranges)
+/* Quantize a->in with a->qo into path; *rep and the times filled. */
+static int quantize_to(quant_args *a, const char *path, kn_quant_report *rep, double *t_quant,
+                       double *t_write)
 {
-    if (a->ranges && read_ranges(a->ranges, ranges))
-        return 1;
-    if (a->calib.calib && cli_calibrate(a->in, &a->calib, ranges))
-        return 1;
-    a->qo.ranges = a->qo.mode == KN_QMODE_STATIC ? ranges : NULL;
     kn_error err = {0};
     kn_model *m = NULL;
     if (kn_onnx_load_file(a->in, &m, &err))
         return cli_error("%s", err.msg);
-    kn_quant_report rep;
     double t0 = cli_now();
-    int rc = kn_quantize_model(m, &a->qo, &rep, &err);
+    int rc = kn_quantize_model(m, &a->qo, rep, &err);
     double t1 = cli_now();
     if (!rc)
-        rc = kn_onnx_write_file(m, a->out, &a->wo, &err);
+        rc = kn_onnx_write_file(m, path, &a->wo, &err);
     kn_model_free(m);
-    if (rc)
-        return cli_error("quantize: %s", err.msg);
+    *t_quant = t1 - t0;
+    *t_write = cli_now() - t1;
+    return rc ? cli_error("quantize: %s", err.msg) : 0;
+}
+
+/* Compare the float model with the quantized one at probe on the --calib data and
+ * return the a->auto_exclude nodes adding the most error. */
+static int sensitive_nodes(quant_args *a, const char *probe, char ***names, size_t *n_names)
+{
+    kn_error err = {0};
+    kn_compare *c = NULL;
+    kn_compare_opts co = {.layers = true};
+    if (kn_compare_open(a->in, probe, &co, &c, &err))
+        return cli_error("quantize: --auto-exclude: %s", err.msg);
+    const struct kiln_model *fm = kn_compare_model(c, 0);
+    int rc = 0;
+    calib_data *d = NULL;
+    kiln_value_info in;
+    if (kiln_model_input_count(fm) != 1)
+        rc = cli_error("quantize: --auto-exclude compares single-input models only");
+    else if (kiln_model_input(fm, 0, &in), calib_data_open(&a->calib, (kn_dtype)in.dtype, in.rank,
+                                                           in.shape, &d, &err))
+        rc = cli_error("quantize: --auto-exclude: %s", err.msg);
+    for (bool done = false; !rc && !done;) {
+        kn_tensor batch = {0};
+        const kn_tensor *ins[1] = {&batch};
+        if (calib_data_next(d, &batch, &done, &err) || (!done && kn_compare_batch(c, 1, ins, NULL, 0, &err)))
+            rc = cli_error("quantize: --auto-exclude: %s", err.msg);
+        kn_tensor_release(&batch);
+    }
+    if (!rc && kn_compare_sensitive_nodes(c, (size_t)a->auto_exclude, names, n_names, &err))
+        rc = cli_error("quantize: --auto-exclude: %s", err.msg);
+    calib_data_close(d);
+    kn_compare_close(c);
+    return rc;
+}
+
+/* --auto-exclude: quantize to a probe file next to the output, find the sensitive
+ * nodes, add them to the exclusions. */
+static int auto_exclude(quant_args *a)
+{
+    char probe[4096];
+    if (snprintf(probe, sizeof probe, "%s.probe.onnx", a->out) >= (int)sizeof probe)
+        return cli_error("quantize: output path too long");
+    kn_quant_report rep;
+    double tq, tw;
+    int rc = quantize_to(a, probe, &rep, &tq, &tw);
+    char **names = NULL;
+    size_t n = 0;
+    if (!rc)
+        rc = sensitive_nodes(a, probe, &names, &n);
+    remove(probe);
+    if (!rc)
+        printf("auto-exclude: keeping %zu node%s in float:", n, n == 1 ? "" : "s");
+    for (size_t k = 0; !rc && k < n; k++) {
+        printf(" %s", names[k]);
+        rc = add_excludes(a, names[k]);
+    }
+    if (!rc)
+        printf("\n");
+    kn_names_free(names, n);
+    a->qo.exclude = (const char *const *)a->exclude;
+    a->qo.n_exclude = a->n_exclude;
+    return rc;
+}
+
+static int run_quantize(quant_args *a, kn_act_ranges *ranges)
+{
+    if (a->ranges && read_ranges(a->ranges, ranges))
+        return 1;
+    if (a->qo.mode == KN_QMODE_STATIC && a->calib.calib && cli_calibrate(a->in, &a->calib, ranges))
+        return 1;
+    a->qo.ranges = a->qo.mode == KN_QMODE_STATIC ? ranges : NULL;
+    if (a->auto_exclude && auto_exclude(a))
+        return 1;
+    kn_quant_report rep;
+    double tq, tw;
+    if (quantize_to(a, a->out, &rep, &tq, &tw))
+        return 1;
     print_report(a, &rep);
     print_file_sizes(a);
-    printf("quantized in %.1f ms, written in %.1f ms\n", (t1 - t0) * 1e3, (cli_now() - t1) * 1e3);
+    printf("quantized in %.1f ms, written in %.1f ms\n", tq * 1e3, tw * 1e3);
     return 0;
 }
 
