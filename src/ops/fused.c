@@ -17,6 +17,9 @@
  *       mask_filter_value (-10000 unless given): mask_index is [B] (key ends), [2B]
  *       (ends then starts), [B, T] (0 = masked) or [B, S, T]; unidirectional adds
  *       mask_filter_value above the diagonal.  past / attention bias are refused.
+ *   MultiHeadAttention(query, key, value) -> output: the same per-head core on
+ *       separate Q, K, V [B, S, hidden] (fuse_attention emits it when the QKV
+ *       projection is quantized); bias, masks, past and present are refused.
  *
  * float32 only (KN_ERR_UNSUPPORTED otherwise).  The GELUs and SkipLayerNormalization
  * run the vectorized vmath kernels (kernels/vmath.h) row by row, rows split across
@@ -24,7 +27,8 @@
  * Attention with constant weights (prepare hook: weights packed
  * once) projects through the threaded packed SGEMM and computes each head's
  * Q K^T and P V with packed SGEMMs, heads in parallel; without a prepared state it
- * takes the plain-loop reference path. */
+ * takes the plain-loop reference path.  MultiHeadAttention always takes the
+ * packed per-head path (its reference is the unfused graph: test_opt_attnq.c). */
 #include "kernels/sgemm.h"
 #include "kernels/vmath.h"
 #include "exec/threadpool.h"
@@ -419,7 +423,8 @@ static float attn_mask_add(const attn_mask *am, int64_t batch, int64_t seq, int6
 
 typedef struct attn_job {
     attn_shape s;
-    const float *qkv;      /* [batch*seq, dqkv] projected Q|K|V */
+    const float *q, *k, *v; /* row (b, t) of Q at q + (b * seq + t) * ldq, same for K, V */
+    int64_t ldq, ldk, ldv;
     float *out;            /* [batch, seq, dv] */
     float *present;        /* [2, batch, heads, seq, hq] or NULL */
     attn_mask mask;
@@ -439,7 +444,7 @@ static void attn_load_kt(const attn_job *j, int64_t b, int64_t h, float *kt)
 {
     const attn_shape *s = &j->s;
     for (int64_t t = 0; t < s->seq; t++) {
-        const float *k = j->qkv + (b * s->seq + t) * s->dqkv + s->dq + h * s->hq;
+        const float *k = j->k + (b * s->seq + t) * j->ldk + h * s->hq;
         for (int64_t d = 0; d < s->hq; d++)
             kt[d * s->seq + t] = k[d];
     }
@@ -450,12 +455,11 @@ static void attn_store_present(const attn_job *j, int64_t b, int64_t h)
 {
     const attn_shape *s = &j->s;
     for (int kv = 0; kv < 2; kv++) {
-        int64_t off = kv ? s->dq + s->dk + h * s->hv : s->dq + h * s->hq;
-        int64_t hd = kv ? s->hv : s->hq;
+        const float *src = kv ? j->v + h * s->hv : j->k + h * s->hq;
+        int64_t hd = kv ? s->hv : s->hq, ld = kv ? j->ldv : j->ldk;
         float *dst = j->present + (((int64_t)kv * s->batch + b) * s->heads + h) * s->seq * hd;
         for (int64_t t = 0; t < s->seq; t++)
-            memcpy(dst + t * hd, j->qkv + (b * s->seq + t) * s->dqkv + off,
-                   sizeof(float) * (size_t)hd);
+            memcpy(dst + t * hd, src + (b * s->seq + t) * ld, sizeof(float) * (size_t)hd);
     }
 }
 
@@ -484,7 +488,7 @@ static void attn_head(const attn_job *j, int64_t b, int64_t h, float *kt, float 
     const attn_shape *s = &j->s;
     int64_t T = s->seq;
     for (int64_t i = 0; i < s->seq; i++) {
-        const float *q = j->qkv + (b * s->seq + i) * s->dqkv + h * s->hq;
+        const float *q = j->q + (b * s->seq + i) * j->ldq + h * s->hq;
         for (int64_t t = 0; t < T; t++)
             p[t] = 0.0f;
         for (int64_t d = 0; d < s->hq; d++) {
@@ -501,7 +505,7 @@ static void attn_head(const attn_job *j, int64_t b, int64_t h, float *kt, float 
         for (int64_t d = 0; d < s->hv; d++)
             o[d] = 0.0f;
         for (int64_t t = 0; t < T; t++) {
-            const float *v = j->qkv + (b * s->seq + t) * s->dqkv + s->dq + s->dk + h * s->hv;
+            const float *v = j->v + (b * s->seq + t) * j->ldv + h * s->hv;
             float pt = p[t];
             for (int64_t d = 0; d < s->hv; d++)
                 o[d] += pt * v[d];
@@ -523,17 +527,19 @@ static size_t attn_fast_floats(const attn_shape *s, size_t *kt_n, size_t *v_n)
 static void attn_head_fast(const attn_job *j, int64_t b, int64_t h, float *buf)
 {
     const attn_shape *s = &j->s;
-    size_t seq = (size_t)s->seq, ld = (size_t)s->dqkv, kt_n, v_n;
+    size_t seq = (size_t)s->seq, ldq = (size_t)j->ldq, kt_n, v_n;
     attn_fast_floats(s, &kt_n, &v_n);
-    const float *base = j->qkv + b * s->seq * s->dqkv;
+    const float *qb = j->q + b * s->seq * j->ldq + h * s->hq;
     kn_packed_b kt, v;
-    kn_sgemm_pack_b_into(&kt, buf, (size_t)s->hq, seq, base + s->dq + h * s->hq, ld, 1);
-    kn_sgemm_pack_b_into(&v, buf + kt_n, seq, (size_t)s->hv, base + s->dq + s->dk + h * s->hv, ld, 0);
+    kn_sgemm_pack_b_into(&kt, buf, (size_t)s->hq, seq, j->k + b * s->seq * j->ldk + h * s->hq,
+                         (size_t)j->ldk, 1);
+    kn_sgemm_pack_b_into(&v, buf + kt_n, seq, (size_t)s->hv, j->v + b * s->seq * j->ldv + h * s->hv,
+                         (size_t)j->ldv, 0);
     float *p = buf + kt_n + v_n;
     kn_gemm_epilogue scale = {.has_alpha = 1, .alpha = j->scale};
     for (size_t i0 = 0; i0 < seq; i0 += ATTN_QBLOCK) {
         size_t rows = seq - i0 < ATTN_QBLOCK ? seq - i0 : ATTN_QBLOCK;
-        kn_sgemm_run(rows, seq, (size_t)s->hq, base + i0 * ld + h * s->hq, ld, &kt, p, seq, &scale);
+        kn_sgemm_run(rows, seq, (size_t)s->hq, qb + i0 * ldq, ldq, &kt, p, seq, &scale);
         kn_cpu_clear_upper(); /* this thread ran wide vector code */
         for (size_t r = 0; r < rows; r++) {
             float *row = p + r * seq;
@@ -646,7 +652,8 @@ static int run_attention(kn_op_ctx *c)
     if (!buf)
         return c->err->code;
     j.scratch = buf + qkv_n;
-    j.qkv = buf;
+    j.q = buf, j.k = buf + s->dq, j.v = buf + s->dq + s->dk;
+    j.ldq = j.ldk = j.ldv = s->dqkv;
     if ((rc = attn_project(c, s, buf)))
         return rc;
     kn_parallel_for(c->pool, s->batch * s->heads, 1, attn_heads, &j);
@@ -705,6 +712,99 @@ static int infer_attention(kn_infer_ctx *ic)
     return KN_OK;
 }
 
+/* ---- MultiHeadAttention (com.microsoft): query, key, value [B, S, hidden] ---- */
+
+static int mha_refuse_extras(kn_op_ctx *c)
+{
+    static const char *const names[] = {"bias", "key_padding_mask", "attention_bias", "past_key",
+                                        "past_value"};
+    for (int i = 3; i < c->n_in && i < 8; i++)
+        if (c->in[i])
+            return kn_fail(c->err, KN_ERR_UNSUPPORTED, "MultiHeadAttention: input '%s' is not supported",
+                           names[i - 3]);
+    for (int i = 1; i < c->node->n_out; i++)
+        if (c->node->out[i] >= 0)
+            return kn_fail(c->err, KN_ERR_UNSUPPORTED, "MultiHeadAttention: present outputs are not supported");
+    return KN_OK;
+}
+
+/* Q, K, V all float32 [batch, seq, hidden] with equal batch and seq, K and Q of one width. */
+static int mha_check_inputs(kn_op_ctx *c, attn_shape *s)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    const kn_tensor *q = c->in[0], *k = kn_op_in(c, 1), *v = kn_op_in(c, 2);
+    if (!k || !v)
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "MultiHeadAttention: packed QKV or KV is not supported");
+    int rc = mha_refuse_extras(c);
+    for (int i = 0; i < 3 && !rc; i++)
+        rc = require_f32(c, c->in[i]);
+    if (rc)
+        return rc;
+    if (q->rank != 3 || k->rank != 3 || v->rank != 3 || k->dims[0] != q->dims[0] ||
+        v->dims[0] != q->dims[0] || k->dims[1] != q->dims[1] || v->dims[1] != q->dims[1] ||
+        k->dims[2] != q->dims[2])
+        return kn_fail(c->err, KN_ERR_UNSUPPORTED, "MultiHeadAttention: query, key and value must be "
+                       "[batch, seq, hidden] with one batch and sequence length");
+    s->batch = q->dims[0], s->seq = q->dims[1], s->d_in = q->dims[2];
+    s->dq = s->dk = q->dims[2], s->dv = v->dims[2], s->dqkv = s->dq + s->dk + s->dv;
+    s->heads = kn_attr_int(c->node, "num_heads", 0);
+    if (s->heads <= 0 || s->dq % s->heads || s->dv % s->heads)
+        return kn_fail(c->err, KN_ERR_ARG, "MultiHeadAttention: num_heads %lld must be positive and "
+                       "divide the hidden sizes", (long long)s->heads);
+    s->hq = s->dq / s->heads, s->hv = s->dv / s->heads;
+    return KN_OK;
+}
+
+static int run_mha(kn_op_ctx *c)
+{
+    attn_job j;
+    memset(&j, 0, sizeof j);
+    int rc = mha_check_inputs(c, &j.s);
+    const attn_shape *s = &j.s;
+    int64_t od[3] = {s->batch, s->seq, s->dv};
+    kn_tensor *y = rc ? NULL : kn_op_output(c, 0, KN_F32, 3, od);
+    if (!y)
+        return c->err->code;
+    if (y->numel == 0)
+        return KN_OK;
+    float scale = kn_attr_float(c->node, "scale", 0.0f);
+    j.scale = scale != 0.0f ? scale : 1.0f / sqrtf((float)s->hq);
+    j.mask = (attn_mask){NULL, kn_attr_int(c->node, "unidirectional", 0) != 0,
+                         kn_attr_float(c->node, "mask_filter_value", -10000.0f)};
+    j.q = c->in[0]->data, j.k = c->in[1]->data, j.v = c->in[2]->data;
+    j.ldq = j.ldk = s->dq, j.ldv = s->dv;
+    j.out = y->data;
+    j.fast = true;
+    j.vm = kn_vmath();
+    size_t kt_n, v_n, nt = (size_t)kn_threadpool_size(c->pool);
+    j.scratch_per_thread = attn_fast_floats(s, &kt_n, &v_n);
+    j.scratch = kn_op_scratch(c, sizeof(float) * nt * j.scratch_per_thread);
+    if (!j.scratch)
+        return c->err->code;
+    kn_parallel_for(c->pool, s->batch * s->heads, 1, attn_heads, &j);
+    return KN_OK;
+}
+
+static int check_mha(const kn_node *node, int opset, kn_error *err)
+{
+    (void)opset;
+    if (kn_attr_int(node, "num_heads", 0) <= 0)
+        return kn_fail(err, KN_ERR_MODEL,
+                       "MultiHeadAttention: attribute 'num_heads' must be given and positive");
+    return KN_OK;
+}
+
+/* Output [batch, seq, hidden of V]. */
+static int infer_mha(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 3 || !ic->in[0] || !ic->in[2] || ic->n_out < 1)
+        return KN_OK;
+    ic->out[0] = *ic->in[0];
+    if (ic->in[0]->rank == 3 && ic->in[2]->rank == 3)
+        ic->out[0].dims[2] = ic->in[2]->dims[2];
+    return KN_OK;
+}
+
 const kn_op_def kn_ops_fused[] = {
     {"com.microsoft", "Gelu", 1, run_gelu, NULL, kn_infer_same_as_input0},
     {"com.microsoft", "BiasGelu", 1, run_bias_gelu, NULL, kn_infer_same_as_input0},
@@ -713,5 +813,6 @@ const kn_op_def kn_ops_fused[] = {
     {"com.microsoft", "SkipLayerNormalization", 1, run_skip_layernorm, NULL, infer_skip_layernorm},
     {"com.microsoft", "Attention", 1, run_attention, check_attention, infer_attention, false,
      attn_prepare, attn_release},
+    {"com.microsoft", "MultiHeadAttention", 1, run_mha, check_mha, infer_mha},
     {0},
 };

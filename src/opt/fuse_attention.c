@@ -261,6 +261,7 @@ typedef struct attn_match {
     int tr_in, mm, add;                 /* input Transpose, projection MatMul and Add */
     int tr_ctx, reshape_ctx, gemm, reshape_out, tr_out;
     float scale;
+    bool packed;                        /* float projection: Attention(X, W, b) */
     shape_ctx sc;
     sbind bind;
 } attn_match;
@@ -359,6 +360,73 @@ static bool match_projection(const kn_graph *g, attn_match *m)
     return true;
 }
 
+/* Width 3E of the projected qkv [S, B, 3E] when the projection is not a float
+ * MatMul: from its static type, else from the producing MatMulNBits (N) or
+ * DynamicQuantizeMatMul / MatMulInteger-style constant weight [K, 3E]; 0 if unknown. */
+static int64_t qkv_width(const kn_graph *g, int qkv)
+{
+    int64_t w = fm_last_dim(g, qkv);
+    if (w > 0)
+        return w;
+    int p = g->values[qkv].producer;
+    if (p < 0)
+        return 0;
+    const kn_node *n = &g->nodes[p];
+    if (!strcmp(n->op_type, "Add")) { /* + bias vector [3E] */
+        for (int k = 0; k < 2 && n->n_in == 2; k++) {
+            const kn_tensor *b = fm_const(g, n->in[k]);
+            if (b && b->rank == 1)
+                return b->dims[0];
+        }
+        return 0;
+    }
+    if (!strcmp(n->op_type, "MatMulNBits"))
+        return kn_attr_int(n, "N", 0);
+    const kn_tensor *wt = n->n_in > 1 ? fm_const(g, n->in[1]) : NULL;
+    return wt && wt->rank == 2 ? wt->dims[1] : 0;
+}
+
+/* Slices of one qkv value [S, B, 3E] produced by anything (the quantized
+ * projections): the fusion then starts at qkv. */
+static bool match_qkv(const kn_graph *g, attn_match *m)
+{
+    m->qkv = g->nodes[m->slice[0]].in[0];
+    if (g->nodes[m->slice[1]].in[0] != m->qkv || g->nodes[m->slice[2]].in[0] != m->qkv ||
+        !fm_is_f32(g, m->qkv) || (fm_rank(g, m->qkv) >= 0 && fm_rank(g, m->qkv) != 3))
+        return false;
+    int64_t w = qkv_width(g, m->qkv);
+    if (w <= 0 || w % 3)
+        return false;
+    m->e = w / 3;
+    m->x = m->xt = m->w = m->bias = m->tr_in = m->mm = m->add = -1;
+    int p = g->values[m->qkv].producer;
+    int in = p >= 0 && g->nodes[p].n_in > 0 ? g->nodes[p].in[0] : -1;
+    int tr = in >= 0 ? transpose_of(g, in, 1, 0, 2) : -1;
+    if (tr < 0 && p >= 0 && !strcmp(g->nodes[p].op_type, "Add")) { /* Add(bias, MatMul...(Xt)) */
+        for (int k = 0; k < 2 && tr < 0; k++) {
+            int q = g->values[g->nodes[p].in[k]].producer;
+            in = q >= 0 && g->nodes[q].n_in > 0 ? g->nodes[q].in[0] : -1;
+            tr = in >= 0 ? transpose_of(g, in, 1, 0, 2) : -1;
+        }
+    }
+    if (tr >= 0) { /* Xt = Transpose(X): its shape feeds the shape subgraphs */
+        m->xt = in;
+        m->x = g->nodes[tr].in[0];
+    }
+    return true;
+}
+
+/* Context side of the quantized form: Transpose -> Reshape [S*B, E]. */
+static bool match_context(const kn_graph *g, attn_match *m)
+{
+    int pv = g->nodes[m->matmul_pv].out[0];
+    m->tr_ctx = fm_consumer(g, pv, "Transpose");
+    if (m->tr_ctx < 0 || !perm_is(g, m->tr_ctx, 1, 0, 2))
+        return false;
+    m->reshape_ctx = fm_consumer(g, g->nodes[m->tr_ctx].out[0], "Reshape");
+    return m->reshape_ctx >= 0;
+}
+
 /* Output side: Transpose -> Reshape [S*B, E] -> Gemm -> Reshape [S, B, E] -> Transpose. */
 static bool match_output(const kn_graph *g, attn_match *m)
 {
@@ -399,18 +467,22 @@ static void fill_shapes(const kn_graph *g, attn_match *m)
     sdim xt[3] = {S, B, E}, x[3] = {B, S, E}, qkv[3] = {S, B, sd_num(3 * m->e)};
     sdim go[2] = {sd_sym(1, 1, 1), E};
     m->sc.n = 0;
-    const kn_value *xv = &g->values[m->x];
-    if (xv->has_type && xv->type.rank == 3) { /* bind S and B when the input's shape is known */
-        m->bind.b = xv->type.dims[0].value > 0 ? xv->type.dims[0].value : 0;
-        m->bind.s = xv->type.dims[1].value > 0 ? xv->type.dims[1].value : 0;
+    bool from_x = m->x >= 0 && g->values[m->x].has_type; /* X [B, S, E], else qkv [S, B, 3E] */
+    const kn_value *xv = &g->values[from_x ? m->x : m->qkv];
+    if (xv->has_type && xv->type.rank == 3) { /* bind S and B when the shape is known */
+        int64_t b = xv->type.dims[from_x ? 0 : 1].value, s = xv->type.dims[from_x ? 1 : 0].value;
+        m->bind.b = b > 0 ? b : 0;
+        m->bind.s = s > 0 ? s : 0;
     }
     ctx_add(&m->sc, m->x, 3, x);
     ctx_add(&m->sc, m->xt, 3, xt);
-    ctx_add(&m->sc, g->nodes[m->mm].out[0], 3, qkv);
+    if (m->packed)
+        ctx_add(&m->sc, g->nodes[m->mm].out[0], 3, qkv);
     ctx_add(&m->sc, m->qkv, 3, qkv);
     for (int k = 0; k < 3; k++)
         ctx_add(&m->sc, g->nodes[m->slice[k]].out[0], 3, xt);
-    ctx_add(&m->sc, g->nodes[m->gemm].out[0], 2, go);
+    if (m->packed)
+        ctx_add(&m->sc, g->nodes[m->gemm].out[0], 2, go);
 }
 
 /* Slice k takes [k*E, (k+1)*E) of the last axis with step 1. */
@@ -461,17 +533,33 @@ static bool shapes_ok(const kn_graph *g, attn_match *m)
     for (int k = 0; k < 3; k++)
         if (!target_is(g, m, m->reshape[k], 3, heads))
             return false;
-    return target_is(g, m, m->reshape_ctx, 2, ctx) && target_is(g, m, m->reshape_out, 3, out);
+    return target_is(g, m, m->reshape_ctx, 2, ctx) &&
+           (!m->packed || target_is(g, m, m->reshape_out, 3, out));
 }
+
+/* Nodes of the quantized form, from the slices to the context reshape. */
+#define ATTN_CORE_NODES 15
 
 static bool match(const kn_graph *g, int sm, attn_match *m, int nodes[21])
 {
     memset(m, 0, sizeof *m);
-    if (!match_core(g, m, sm) || !match_projection(g, m) || !match_output(g, m))
+    if (!match_core(g, m, sm))
+        return false;
+    m->packed = match_projection(g, m) && match_output(g, m);
+    if (!m->packed && (!match_qkv(g, m) || !match_context(g, m)))
         return false;
     fill_shapes(g, m);
     if (!shapes_ok(g, m))
         return false;
+    if (!m->packed) {
+        int core[ATTN_CORE_NODES] = {m->slice[0], m->slice[1], m->slice[2], m->reshape[0],
+                                     m->reshape[1], m->reshape[2], m->transpose[0],
+                                     m->transpose[1], m->transpose[2], m->scale_node,
+                                     m->matmul_qk, m->softmax, m->matmul_pv, m->tr_ctx,
+                                     m->reshape_ctx};
+        memcpy(nodes, core, sizeof core);
+        return true;
+    }
     int list[21] = {m->tr_in, m->mm, m->add, m->slice[0], m->slice[1], m->slice[2], m->reshape[0],
                     m->reshape[1], m->reshape[2], m->transpose[0], m->transpose[1],
                     m->transpose[2], m->scale_node, m->matmul_qk, m->softmax, m->matmul_pv,
@@ -556,12 +644,81 @@ static int rewrite(kn_graph *g, const attn_match *m, const int *nodes, bool *don
     return KN_OK;
 }
 
+/* A constant int64 vector initializer. */
+static int int64_const(kn_graph *g, const char *hint, int n, const int64_t *vals, kn_error *err)
+{
+    kn_tensor t = {0};
+    int64_t dims[1] = {n};
+    if (kn_tensor_alloc(&t, KN_I64, 1, dims, err))
+        return -1;
+    memcpy(t.data, vals, sizeof(int64_t) * (size_t)n);
+    int v = kn_opt_new_initializer(g, hint, &t, err);
+    kn_tensor_release(&t);
+    return v;
+}
+
+/* q, k, v [B, S, E] = Slice(Transpose(qkv, 1 0 2), last axis, thirds): values in qkv3. */
+static int split_qkv(kn_graph *g, const attn_match *m, int qkv3[3], kn_error *err)
+{
+    int64_t axis = 2, bounds[4] = {0, m->e, 2 * m->e, 3 * m->e};
+    int qkvb = kn_opt_new_value(g, "attention_qkv_bsd", err);
+    int ax = int64_const(g, "attention_axis", 1, &axis, err);
+    if (qkvb < 0 || ax < 0)
+        return err->code;
+    int t = add_node(g, "Transpose", "", "attention_qkv_transpose", 1, &m->qkv, qkvb, err);
+    int64_t perm[3] = {1, 0, 2};
+    if (t < 0 || kn_opt_set_attr_ints(g, t, "perm", perm, 3, err))
+        return err->code;
+    static const char *const names[3] = {"attention_q", "attention_k", "attention_v"};
+    for (int k = 0; k < 3; k++) {
+        int st = int64_const(g, "attention_start", 1, &bounds[k], err);
+        int en = int64_const(g, "attention_end", 1, &bounds[k + 1], err);
+        qkv3[k] = kn_opt_new_value(g, names[k], err);
+        int ins[4] = {qkvb, st, en, ax};
+        if (st < 0 || en < 0 || qkv3[k] < 0 || add_node(g, "Slice", "", names[k], 4, ins, qkv3[k], err) < 0)
+            return err->code;
+    }
+    return KN_OK;
+}
+
+/* The quantized form: slices ... context reshape become
+ * Transpose + 3 Slices -> MultiHeadAttention -> Transpose -> Reshape [S*B, E]. */
+static int rewrite_core(kn_graph *g, const attn_match *m, const int *nodes, bool *done, kn_error *err)
+{
+    int ctx = g->nodes[m->reshape_ctx].out[0];
+    char hint[200];
+    snprintf(hint, sizeof hint, "%s", g->nodes[m->softmax].name);
+    *done = fm_delete_with_dead(g, nodes, ATTN_CORE_NODES, &m->qkv, 1, &ctx, 1, err);
+    if (!*done)
+        return err->code;
+    int qkv3[3], att = kn_opt_new_value(g, "attention_out", err);
+    int att_t = kn_opt_new_value(g, "attention_out_sbd", err);
+    int64_t target[2] = {-1, m->e};
+    int shp = int64_const(g, "attention_ctx_shape", 2, target, err);
+    if (att < 0 || att_t < 0 || shp < 0 || split_qkv(g, m, qkv3, err))
+        return err->code;
+    int a = add_node(g, "MultiHeadAttention", KN_MS_DOMAIN, hint, 3, qkv3, att, err);
+    if (a < 0 || kn_opt_set_attr_int(g, a, "num_heads", m->heads, err))
+        return err->code;
+    if (fabs(m->scale * sqrt((double)m->hd) - 1.0) > 1e-6 &&
+        kn_opt_set_attr_float(g, a, "scale", m->scale, err))
+        return err->code;
+    int t = add_node(g, "Transpose", "", "attention_out_transpose", 1, &att, att_t, err);
+    int64_t perm[3] = {1, 0, 2};
+    if (t < 0 || kn_opt_set_attr_ints(g, t, "perm", perm, 3, err))
+        return err->code;
+    int ri[2] = {att_t, shp};
+    return add_node(g, "Reshape", "", "attention_ctx", 2, ri, ctx, err) < 0 ? err->code : KN_OK;
+}
+
 static int fuse_at(kn_graph *g, int i, bool *done, kn_error *err)
 {
     attn_match m;
     int nodes[21];
     *done = false;
-    return match(g, i, &m, nodes) ? rewrite(g, &m, nodes, done, err) : KN_OK;
+    if (!match(g, i, &m, nodes))
+        return KN_OK;
+    return m.packed ? rewrite(g, &m, nodes, done, err) : rewrite_core(g, &m, nodes, done, err);
 }
 
 static int run(kn_graph *g, int *rewrites, kn_error *err)
