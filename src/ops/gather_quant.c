@@ -5,7 +5,8 @@
  *   data uint8 [R, ..., C * bits / 8]: codes packed along the last axis, low bits
  *        first (bits = 2, 4 or 8; C = the logical last dimension);
  *   indices int32/int64, any shape, negative values count from the end; an index
- *        still out of range gives a row of zeros (the spec, unlike Gather);
+ *        out of [-R, R) is an error, as in ONNX Runtime 1.30 and Gather (the newest
+ *        contrib-op text says a row of zeros instead);
  *   scales float32 [R, ..., ceil(C / block_size)]: one scale per block of the
  *        last axis (quantize_axis must be the last axis, gather_axis 0);
  *   zero_points optional uint8, packed like data ([R, ..., ceil(nb * bits / 8)]);
@@ -156,16 +157,17 @@ static int run_gbq(kn_op_ctx *c)
     memcpy(dims, idx->dims, sizeof(int64_t) * (size_t)idx->rank);
     memcpy(dims + idx->rank, d->dims + 1, sizeof(int64_t) * (size_t)(d->rank - 1));
     dims[idx->rank + d->rank - 2] = t.cols;
-    kn_tensor *y = kn_op_output(c, 0, KN_F32, idx->rank + d->rank - 1, dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, KN_F32, idx->rank + d->rank - 1, dims);
     if (!y)
         return c->err->code;
     float *yp = y->data;
     int64_t slice = t.inner * t.cols;
     for (int64_t i = 0; i < idx->numel; i++) {
         int64_t r = index_at(idx, i);
+        if (r < -t.rows || r >= t.rows)
+            return kn_fail(c->err, KN_ERR_ARG, "GatherBlockQuantized: index %lld out of range [-%lld, %lld]",
+                           (long long)r, (long long)t.rows, (long long)t.rows - 1);
         r = r < 0 ? r + t.rows : r;
-        if (r < 0 || r >= t.rows)
-            continue;   /* out of range: zeros (the output starts zero-filled) */
         for (int64_t j = 0; j < t.inner; j++)
             dequantize_line(&t, r * t.inner + j, yp + i * slice + j * t.cols);
     }

@@ -1,8 +1,8 @@
 /* test_ops_gather_quant.c - com.microsoft GatherBlockQuantized (src/ops/gather_quant.c)
  * against a plain dequantize-the-whole-table-then-Gather written here: bits 2/4/8,
  * block 16 with a partial last block, default and packed uint8 zero points, rank-2
- * and rank-3 tables, int32/int64 indices of rank 0..2 with negative and out-of-range
- * values (a row of zeros, as the spec says); bad attributes and shapes fail cleanly. */
+ * and rank-3 tables, int32/int64 indices of rank 0..2 with negative values; bad
+ * attributes, shapes and out-of-range indices (as in ONNX Runtime 1.30) fail cleanly. */
 #include "test.h"
 #include "op_harness.h"
 
@@ -105,7 +105,7 @@ static kt_node node_of(const gq_case *c, const kn_tensor *idx)
     return n;
 }
 
-/* The whole table dequantized, then gathered along axis 0 (zeros out of range). */
+/* The whole table dequantized, then gathered along axis 0. */
 static float *expected(const gq_case *c, const int64_t *ids, int64_t n_ids)
 {
     int64_t per_row = c->lines / c->dims[0] * c->C;
@@ -118,8 +118,7 @@ static float *expected(const gq_case *c, const int64_t *ids, int64_t n_ids)
     float *y = calloc((size_t)(n_ids * per_row), sizeof(float));
     for (int64_t i = 0; i < n_ids; i++) {
         int64_t r = ids[i] < 0 ? ids[i] + c->dims[0] : ids[i];
-        if (r >= 0 && r < c->dims[0])
-            memcpy(y + i * per_row, table + r * per_row, sizeof(float) * (size_t)per_row);
+        memcpy(y + i * per_row, table + r * per_row, sizeof(float) * (size_t)per_row);
     }
     free(table);
     return y;
@@ -152,8 +151,8 @@ static void test_matches_dequantize_then_gather(void)
 {
     int64_t d2[2] = {7, 40}, d2b[2] = {5, 16}, d3[3] = {4, 3, 24}, d8[2] = {6, 33};
     int64_t one[1] = {5}, two[2] = {2, 3}, scalar[1] = {0};
-    int64_t ids5[5] = {0, 6, -1, 3, 7};          /* 7: out of range */
-    int64_t ids6[6] = {4, -5, 0, 2, -6, 1};      /* -6: out of range */
+    int64_t ids5[5] = {0, 6, -1, 3, -7};
+    int64_t ids6[6] = {3, -4, 0, 2, -1, 1};
     check_case(2, d2, 4, 16, false, KN_I64, 1, one, ids5);
     check_case(2, d2, 4, 16, true, KN_I32, 1, one, ids5);
     check_case(2, d2b, 4, 16, false, KN_I64, 2, two, ids6);
@@ -187,6 +186,13 @@ static void test_bad_inputs(void)
     kt_expect_fail(&n, KN_ERR_ARG);
     n = node_of(&c, &fidx);
     kt_expect_fail(&n, KN_ERR_UNSUPPORTED);
+    int64_t out_of_range[2][2] = {{1, 7}, {-8, 0}};
+    for (int k = 0; k < 2; k++) {
+        kn_tensor bad = kt_tensor(KN_I64, 1, id1, out_of_range[k]);
+        n = node_of(&c, &bad);
+        kt_expect_fail(&n, KN_ERR_ARG);
+        kn_tensor_release(&bad);
+    }
     n = node_of(&c, &idx);
     n.in[0] = &c.scale_t; /* float data */
     kt_expect_fail(&n, KN_ERR_UNSUPPORTED);
