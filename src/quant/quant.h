@@ -19,7 +19,10 @@
  *             no zero_points input, which means 8).
  *   embeddings (dynamic, static, int4) - a Gather (axis 0) from a constant float
  *             [V, D] table of >= 64K values reads an int8 table and a float [V, 1]
- *             scale per row: Gather(int8) -> Cast(float) -> Mul(Gather(scale)).
+ *             scale per row: Gather(int8) -> Cast(float) -> Mul(Gather(scale));
+ *             in int4 mode (D even) com.microsoft GatherBlockQuantized instead:
+ *             4-bit codes +8 two per byte, blocks of 32 along D, a float scale
+ *             per block, no zero points (8).
  * The executor (src/opt/fuse_qdq*.c, src/ops) pattern-matches these into integer
  * kernels at load. */
 #ifndef KN_QUANT_H

@@ -17,7 +17,8 @@ int kn_quant_fp16(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, kn_
 int kn_quant_int4(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, kn_error *err);
 /* The int8 modes and int4, after the mode's own pass: Gathers from a constant float
  * [V, D] table of at least KN_Q_EMBED_MIN_ELEMS values read an int8 table with a
- * scale per row instead (quant_embed.c). */
+ * scale per row instead, or in int4 mode (D even) a 4-bit GatherBlockQuantized
+ * table (quant_embed.c). */
 #define KN_Q_EMBED_MIN_ELEMS 65536
 int kn_quant_embeddings(kn_graph *g, const kn_quant_opts *o, kn_quant_report *rep, kn_error *err);
 
