@@ -13,6 +13,8 @@
  * exactly B samples and a shorter remainder is dropped (counted in `dropped`). */
 #include "calib_data.h"
 
+#include "kiln.h"
+
 #include "cli.h"
 #include "core/file.h"
 #include "formats/npy.h"
@@ -539,4 +541,20 @@ void calib_data_close(calib_data *d)
     free(d->files);
     kn_tensor_release(&d->arr);
     free(d);
+}
+
+int calib_data_open_model_input(const cli_calib_opts *o, const kiln_model *m, const char *what,
+                                calib_data **out)
+{
+    if (kiln_model_input_count(m) != 1)
+        return cli_error("%s: --data / --calib feed single-input models; this one has %zu inputs", what,
+                         kiln_model_input_count(m));
+    kiln_value_info in;
+    kiln_model_input(m, 0, &in);
+    if (in.rank < 1)
+        return cli_error("%s: the model input has no declared shape", what);
+    kn_error err = {0};
+    if (calib_data_open(o, (kn_dtype)in.dtype, in.rank, in.shape, out, &err))
+        return cli_error("%s: %s", what, err.msg);
+    return 0;
 }

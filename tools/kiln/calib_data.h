@@ -57,6 +57,12 @@ typedef struct calib_data calib_data;
  * per-sample size, images fit a 1- or 3-channel NCHW/NHWC input. */
 int calib_data_open(const cli_calib_opts *o, kn_dtype dtype, int rank, const int64_t *dims,
                     calib_data **out, kn_error *err);
+/* calib_data_open for the single input of model m (kiln.h), with the checks both
+ * `kiln compare --data` and `kiln quantize --auto-exclude` need; errors are printed
+ * prefixed with what ("compare", "quantize: --auto-exclude"); returns 0 or 1. */
+struct kiln_model;
+int calib_data_open_model_input(const cli_calib_opts *o, const struct kiln_model *m, const char *what,
+                                calib_data **out);
 /* The next batch into *batch (an owned tensor of the input's dtype and rank; release
  * it with kn_tensor_release); *done set (and *batch empty) when there is no more. */
 int calib_data_next(calib_data *d, kn_tensor *batch, bool *done, kn_error *err);

@@ -232,22 +232,12 @@ typedef struct batch_src {
 
 static int open_data(batch_src *s, calib_data **d)
 {
-    if (kiln_model_input_count(s->m) != 1)
-        return cli_error("compare: --data feeds single-input models; this one has %zu inputs",
-                         kiln_model_input_count(s->m));
-    kiln_value_info in;
-    kiln_model_input(s->m, 0, &in);
-    if (in.rank < 1)
-        return cli_error("compare: the model input has no declared shape");
     cli_calib_opts co = s->o->src;
     co.calib = s->o->data;
     co.limit = s->o->limit;
     co.batch = s->o->batch;
     co.quiet = true;
-    kn_error err = {0};
-    if (calib_data_open(&co, (kn_dtype)in.dtype, in.rank, in.shape, d, &err))
-        return cli_error("compare: %s", err.msg);
-    return 0;
+    return calib_data_open_model_input(&co, s->m, "compare", d);
 }
 
 /* Compare one batch of --data; the labels are those of its samples. */

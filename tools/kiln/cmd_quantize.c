@@ -261,14 +261,8 @@ static int sensitive_nodes(quant_args *a, const char *probe, char ***names, size
     if (kn_compare_open(a->in, probe, &co, &c, &err))
         return cli_error("quantize: --auto-exclude: %s", err.msg);
     const struct kiln_model *fm = kn_compare_model(c, 0);
-    int rc = 0;
     calib_data *d = NULL;
-    kiln_value_info in;
-    if (kiln_model_input_count(fm) != 1)
-        rc = cli_error("quantize: --auto-exclude compares single-input models only");
-    else if (kiln_model_input(fm, 0, &in), calib_data_open(&a->calib, (kn_dtype)in.dtype, in.rank,
-                                                           in.shape, &d, &err))
-        rc = cli_error("quantize: --auto-exclude: %s", err.msg);
+    int rc = calib_data_open_model_input(&a->calib, fm, "quantize: --auto-exclude", &d);
     for (bool done = false; !rc && !done;) {
         kn_tensor batch = {0};
         const kn_tensor *ins[1] = {&batch};
