@@ -22,8 +22,9 @@ static double bench(kn_qkernel k, size_t M, size_t N, size_t K, int reps)
     int32_t *C = malloc(sizeof(int32_t) * M * N);
     for (size_t i = 0; i < M * K; i++)
         A[i] = (uint8_t)(i * 7);
+    int w_max = k == KN_QK_AVX512BW7 ? 64 : 128; /* that variant is for 7-bit weights */
     for (size_t i = 0; i < K * N; i++)
-        B[i] = (int8_t)(i * 13);
+        B[i] = (int8_t)((int)(i * 13 % (size_t)(2 * w_max)) - w_max);
     kn_qpacked_b *pb = kn_qgemm_pack_b(k, K, N, B, N, 0);
     kn_qgemm_output o = {KN_QOUT_INT32, C, N};
     double best = 1e30;

@@ -21,13 +21,18 @@ enum { NR = KN_QB_NR, MC = 96, KSLICE = 384, GMR = 4 };
 
 const char *kn_qbkernel_name(kn_qbkernel k)
 {
-    static const char *const names[] = {"generic", "avx2", "avx512vnni"};
+    static const char *const names[] = {"generic", "avx2", "avx512bw", "avx512vnni"};
     return k >= 0 && k < KN_QB_COUNT ? names[k] : "?";
 }
 
 static const kn_qb_kernel *kernel_of(kn_qbkernel k)
 {
-    return k == KN_QB_VNNI ? kn_qb_kernel_vnni() : k == KN_QB_AVX2 ? kn_qb_kernel_avx2() : kn_qb_kernel_generic();
+    switch (k) {
+    case KN_QB_VNNI: return kn_qb_kernel_vnni();
+    case KN_QB_AVX512BW: return kn_qb_kernel_avx512bw();
+    case KN_QB_AVX2: return kn_qb_kernel_avx2();
+    default: return kn_qb_kernel_generic();
+    }
 }
 
 int kn_qb_supported(kn_qbkernel k)
@@ -37,6 +42,8 @@ int kn_qb_supported(kn_qbkernel k)
         return 1;
     if (k == KN_QB_AVX2)
         return f->avx2 && f->fma && kernel_of(k) != NULL;
+    if (k == KN_QB_AVX512BW)
+        return f->avx512f && f->avx512bw && f->fma && kernel_of(k) != NULL;
     if (k == KN_QB_VNNI)
         return f->avx512f && f->avx512bw && f->avx512_vnni && kernel_of(k) != NULL;
     return 0;
@@ -46,6 +53,8 @@ kn_qbkernel kn_qb_best(void)
 {
     if (kn_cpu_isa() >= KN_ISA_AVX512 && kn_qb_supported(KN_QB_VNNI))
         return KN_QB_VNNI;
+    if (kn_cpu_isa() >= KN_ISA_AVX512 && kn_qb_supported(KN_QB_AVX512BW))
+        return KN_QB_AVX512BW;
     if (kn_cpu_isa() >= KN_ISA_AVX2 && kn_qb_supported(KN_QB_AVX2))
         return KN_QB_AVX2;
     return KN_QB_GENERIC;

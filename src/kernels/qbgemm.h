@@ -15,8 +15,8 @@
  * int8 quad layout (qgemm.h): panels of 32 columns, groups of 4 k, about K*N bytes;
  * the per-block scales are laid out per panel.  The micro-kernel keeps int32 block
  * sums in registers and folds each finished block into float accumulators with its
- * scales.  Kernels: AVX-512 VNNI (vpdpbusd), AVX2 (vpmaddubsw, for 4-bit-sized
- * weights) and portable C; results agree up to float reassociation of the block
+ * scales.  Kernels: AVX-512 VNNI (vpdpbusd), AVX-512BW and AVX2 (vpmaddubsw, for
+ * 4-bit-sized weights) and portable C; results agree up to float reassociation of the block
  * sums (the int32 parts are exact). */
 #ifndef KN_QBGEMM_H
 #define KN_QBGEMM_H
@@ -28,9 +28,10 @@ struct kn_threadpool;
 
 typedef enum kn_qbkernel {
     KN_QB_GENERIC = 0,
-    KN_QB_AVX2 = 1,  /* vpmaddubsw + vpmaddwd: weights |w| <= 64 only (4-bit codes) */
-    KN_QB_VNNI = 2,  /* AVX-512 VNNI vpdpbusd */
-    KN_QB_COUNT = 3
+    KN_QB_AVX2 = 1,      /* vpmaddubsw + vpmaddwd: weights |w| <= 64 only (4-bit codes) */
+    KN_QB_AVX512BW = 2,  /* the same on AVX-512BW, 12 x 32 tiles */
+    KN_QB_VNNI = 3,      /* AVX-512 VNNI vpdpbusd */
+    KN_QB_COUNT = 4
 } kn_qbkernel;
 
 /* The fastest variant this CPU has within KILN_ISA's cap; is variant k usable. */
@@ -100,6 +101,7 @@ typedef struct kn_qb_kernel {
 
 const kn_qb_kernel *kn_qb_kernel_generic(void);
 const kn_qb_kernel *kn_qb_kernel_avx2(void); /* NULL when not built */
+const kn_qb_kernel *kn_qb_kernel_avx512bw(void); /* NULL when not built */
 const kn_qb_kernel *kn_qb_kernel_vnni(void); /* NULL when not built */
 
 /* The row's scale and zero point from its min and max (shared by the variants). */

@@ -1,8 +1,10 @@
-/* qbgemm_avx512.c - AVX-512 VNNI pieces of the block-quantized-weight GEMM
- * (qbgemm.h): the 12 x 32 micro-kernel (24 zmm int32 block sums fed by vpdpbusd,
- * folded into the float tile with the block's scales when the block ends), its
- * 4-row sibling for few rows (decoders: M <= 8 would waste most of a 12-row tile)
- * and the vectorized row quantization (same bytes as the portable one). */
+/* qbgemm_avx512.c - AVX-512 pieces of the block-quantized-weight GEMM (qbgemm.h):
+ * the 12 x 32 micro-kernel (24 zmm int32 block sums, folded into the float tile
+ * with the block's scales when the block ends) in two instruction choices, VNNI
+ * (vpdpbusd) and AVX-512BW without VNNI (vpmaddubsw + vpmaddwd by ones, exact for
+ * |w| <= 64, which every 4-bit code minus its zero point is), each with a 4-row
+ * sibling for few rows (decoders: M <= 8 would waste most of a 12-row tile), and the
+ * vectorized row quantization (same bytes as the portable one). */
 #include "kernels/qbgemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -10,15 +12,16 @@
 #include <string.h>
 
 #define KN_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
+#define KN_BW __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
 enum { MR = 12, MR_SMALL = 4, NR = KN_QB_NR };
 
 /* One block of ROWS x 32 (kept out of line: inlined into the block loop, the
  * compiler holds the float tile in registers across blocks and spills the int32
  * sums); the fold goes through memory for the same reason. */
-#define QB_BLOCK(NAME, ROWS)                                                                              \
-    KN_VNNI __attribute__((noinline)) static void NAME(size_t gpb, const uint32_t *a, const int8_t *b,   \
-                                                       const float *scales, float *facc)                 \
+#define QB_BLOCK(NAME, ATTR, STEP, ROWS)                                                                  \
+    ATTR __attribute__((noinline)) static void NAME(size_t gpb, const uint32_t *a, const int8_t *b,      \
+                                                    const float *scales, float *facc)                    \
     {                                                                                                     \
         __m512i c[ROWS][2];                                                                               \
         _Pragma("GCC unroll 12") for (int i = 0; i < ROWS; i++) {                                         \
@@ -30,8 +33,8 @@ enum { MR = 12, MR_SMALL = 4, NR = KN_QB_NR };
             __m512i b1 = _mm512_load_si512((const void *)(b + 64));                                       \
             _Pragma("GCC unroll 12") for (int i = 0; i < ROWS; i++) {                                     \
                 __m512i av = _mm512_set1_epi32((int)a[i]);                                                \
-                c[i][0] = _mm512_dpbusd_epi32(c[i][0], av, b0);                                           \
-                c[i][1] = _mm512_dpbusd_epi32(c[i][1], av, b1);                                           \
+                c[i][0] = STEP(c[i][0], av, b0);                                                          \
+                c[i][1] = STEP(c[i][1], av, b1);                                                          \
             }                                                                                             \
         }                                                                                                 \
         _Alignas(64) int32_t t[ROWS * NR];                                                                \
@@ -43,7 +46,7 @@ enum { MR = 12, MR_SMALL = 4, NR = KN_QB_NR };
     }
 
 /* facc[i][j] += scales[j] * t[i][j] over rows x 32. */
-KN_VNNI static inline void fold(int rows, const int32_t *t, const float *scales, float *facc)
+KN_BW static inline void fold(int rows, const int32_t *t, const float *scales, float *facc)
 {
     __m512 s0 = _mm512_loadu_ps(scales), s1 = _mm512_loadu_ps(scales + 16);
     for (int i = 0; i < rows; i++) {
@@ -55,27 +58,38 @@ KN_VNNI static inline void fold(int rows, const int32_t *t, const float *scales,
     }
 }
 
-QB_BLOCK(block_12, MR)
-QB_BLOCK(block_4, MR_SMALL)
+KN_VNNI static inline __m512i step_dpbusd(__m512i c, __m512i a, __m512i b) { return _mm512_dpbusd_epi32(c, a, b); }
 
-KN_VNNI static void ukr_12(size_t nblk, size_t gpb, const uint32_t *a, const int8_t *b, const float *scales,
-                           float *facc)
+/* uint8 x int8 quads without VNNI: pairs into int16 (exact while |w| <= 64), pairs of
+ * pairs into int32, add. */
+KN_BW static inline __m512i step_maddubs(__m512i c, __m512i a, __m512i b)
 {
-    for (size_t blk = 0; blk < nblk; blk++)
-        block_12(gpb, a + blk * gpb * MR, b + blk * gpb * NR * 4, scales + blk * NR, facc);
+    return _mm512_add_epi32(c, _mm512_madd_epi16(_mm512_maddubs_epi16(a, b), _mm512_set1_epi16(1)));
 }
 
-KN_VNNI static void ukr_4(size_t nblk, size_t gpb, const uint32_t *a, const int8_t *b, const float *scales,
-                          float *facc)
-{
-    for (size_t blk = 0; blk < nblk; blk++)
-        block_4(gpb, a + blk * gpb * MR_SMALL, b + blk * gpb * NR * 4, scales + blk * NR, facc);
-}
+QB_BLOCK(block_12, KN_VNNI, step_dpbusd, MR)
+QB_BLOCK(block_4, KN_VNNI, step_dpbusd, MR_SMALL)
+QB_BLOCK(block_bw_12, KN_BW, step_maddubs, MR)
+QB_BLOCK(block_bw_4, KN_BW, step_maddubs, MR_SMALL)
+
+/* The micro-kernel over nblk blocks from one block function of ROWS rows. */
+#define QB_UKR(NAME, BLOCK, ROWS)                                                                          \
+    static void NAME(size_t nblk, size_t gpb, const uint32_t *a, const int8_t *b, const float *scales,   \
+                     float *facc)                                                                          \
+    {                                                                                                      \
+        for (size_t blk = 0; blk < nblk; blk++)                                                            \
+            BLOCK(gpb, a + blk * gpb * ROWS, b + blk * gpb * NR * 4, scales + blk * NR, facc);             \
+    }
+
+QB_UKR(ukr_12, block_12, MR)
+QB_UKR(ukr_4, block_4, MR_SMALL)
+QB_UKR(ukr_bw_12, block_bw_12, MR)
+QB_UKR(ukr_bw_4, block_bw_4, MR_SMALL)
 
 static __mmask16 tail_mask(size_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
 
 /* min(row, 0), max(row, 0) and whether a NaN is present. */
-KN_VNNI static int row_range(const float *a, size_t K, float *lo, float *hi)
+KN_BW static int row_range(const float *a, size_t K, float *lo, float *hi)
 {
     __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
     __mmask16 nan = 0;
@@ -91,7 +105,7 @@ KN_VNNI static int row_range(const float *a, size_t K, float *lo, float *hi)
     return nan != 0;
 }
 
-KN_VNNI static void quantize_row_avx512(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za)
+KN_BW static void quantize_row_avx512(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za)
 {
     float lo, hi, inv;
     int bad = row_range(a, K, &lo, &hi);
@@ -118,6 +132,14 @@ const kn_qb_kernel *kn_qb_kernel_vnni(void)
     return &k;
 }
 
+const kn_qb_kernel *kn_qb_kernel_avx512bw(void)
+{
+    static const kn_qb_kernel small = {MR_SMALL, ukr_bw_4, quantize_row_avx512, NULL, 64};
+    static const kn_qb_kernel k = {MR, ukr_bw_12, quantize_row_avx512, &small, 64};
+    return &k;
+}
+
 #else
 const kn_qb_kernel *kn_qb_kernel_vnni(void) { return NULL; }
+const kn_qb_kernel *kn_qb_kernel_avx512bw(void) { return NULL; }
 #endif

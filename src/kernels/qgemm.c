@@ -21,7 +21,7 @@ enum { NR = KN_QGEMM_NR, MC = 96, KCG = 96 }; /* KCG k-groups: B panel slice + A
 
 const char *kn_qkernel_name(kn_qkernel k)
 {
-    static const char *const names[] = {"generic", "avx2", "avx512bw", "avx512vnni"};
+    static const char *const names[] = {"generic", "avx2", "avx512bw", "avx512bw7", "avx512vnni"};
     return k >= 0 && k < KN_QK_COUNT ? names[k] : "?";
 }
 
@@ -30,6 +30,7 @@ static const kn_qgemm_kernel *kernel_of(kn_qkernel k)
     switch (k) {
     case KN_QK_VNNI: return kn_qgemm_kernel_vnni();
     case KN_QK_AVX512BW: return kn_qgemm_kernel_avx512bw();
+    case KN_QK_AVX512BW7: return kn_qgemm_kernel_avx512bw7();
     case KN_QK_AVX2: return kn_qgemm_kernel_avx2();
     default: return kn_qgemm_kernel_generic(4);
     }
@@ -41,7 +42,8 @@ int kn_qgemm_supported(kn_qkernel k)
     switch (k) {
     case KN_QK_GENERIC: return 1;
     case KN_QK_AVX2: return f->avx2 && kernel_of(k) != NULL;
-    case KN_QK_AVX512BW: return f->avx512f && f->avx512bw && kernel_of(k) != NULL;
+    case KN_QK_AVX512BW:
+    case KN_QK_AVX512BW7: return f->avx512f && f->avx512bw && kernel_of(k) != NULL;
     case KN_QK_VNNI: return f->avx512f && f->avx512bw && f->avx512_vnni && kernel_of(k) != NULL;
     default: return 0;
     }
@@ -52,6 +54,8 @@ kn_qkernel kn_qgemm_best(void)
     kn_isa cap = kn_cpu_isa();
     if (cap >= KN_ISA_AVX512 && kn_qgemm_supported(KN_QK_VNNI))
         return KN_QK_VNNI;
+    if (cap >= KN_ISA_AVX512 && kn_qgemm_supported(KN_QK_AVX512BW7))
+        return KN_QK_AVX512BW7; /* falls back to avx512bw at packing for 8-bit weights */
     if (cap >= KN_ISA_AVX512 && kn_qgemm_supported(KN_QK_AVX512BW))
         return KN_QK_AVX512BW;
     if (cap >= KN_ISA_AVX2 && kn_qgemm_supported(KN_QK_AVX2))
@@ -85,11 +89,29 @@ static void pack_panel(kn_qpacked_b *pb, size_t p, const int8_t *B, size_t ldb, 
     }
 }
 
+/* Every |B| within w_max. */
+static int weights_fit(int w_max, size_t K, size_t N, const int8_t *B, size_t ldb, int trans_b)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t k = 0; k < K; k++) {
+            int v = b_at(B, ldb, trans_b, k, n);
+            if (v > w_max || v < -w_max)
+                return 0;
+        }
+    return 1;
+}
+
 kn_qpacked_b *kn_qgemm_pack_b(kn_qkernel k, size_t K, size_t N, const int8_t *B, size_t ldb, int trans_b)
 {
     const kn_qgemm_kernel *kr = kernel_of(k);
     if (!kr || K > QGEMM_MAX_K || (K && N && ldb < (trans_b ? K : N)) || N > (SIZE_MAX >> 8) / NR)
         return NULL;
+    if (kr->w_max && !weights_fit(kr->w_max, K, N, B, ldb, trans_b)) {
+        k = KN_QK_AVX512BW; /* the only limited variant: same CPU, pairs for any int8 */
+        kr = kernel_of(k);
+        if (!kr)
+            return NULL;
+    }
     kn_qpacked_b *pb = calloc(1, sizeof *pb);
     if (!pb)
         return NULL;

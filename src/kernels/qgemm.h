@@ -13,9 +13,11 @@
  * Kernels (chosen at run time): generic C; AVX2 and AVX-512BW widen both operands to
  * 16 bits and use vpmaddwd, which is exact for every uint8 x int8 pair (the 8-bit
  * vpmaddubsw saturates at 16 bits when two products add up past 32767, which is why
- * int8 runs wrong or needs 7-bit weights on pre-VNNI CPUs); AVX-512 VNNI uses vpdpbusd
- * (4 products into int32, no intermediate saturation).  Every path gives identical
- * results. */
+ * int8 runs wrong or needs 7-bit weights on pre-VNNI CPUs); "avx512bw7" is that 8-bit
+ * vpmaddubsw path, a third fewer instructions per product, used only for weights that
+ * fit 7 bits (|w| <= 64, what `kiln quantize` writes by default), where it is exact;
+ * AVX-512 VNNI uses vpdpbusd (4 products into int32, no intermediate saturation).
+ * Every path gives identical results. */
 #ifndef KN_QGEMM_H
 #define KN_QGEMM_H
 
@@ -32,8 +34,9 @@ typedef enum kn_qkernel {
     KN_QK_GENERIC = 0,
     KN_QK_AVX2 = 1,      /* AVX2: 16-bit pairs, vpmaddwd */
     KN_QK_AVX512BW = 2,  /* AVX-512BW: 16-bit pairs, vpmaddwd */
-    KN_QK_VNNI = 3,      /* AVX-512 VNNI: 8-bit quads, vpdpbusd */
-    KN_QK_COUNT = 4
+    KN_QK_AVX512BW7 = 3, /* AVX-512BW: 8-bit quads, vpmaddubsw; weights |w| <= 64 only */
+    KN_QK_VNNI = 4,      /* AVX-512 VNNI: 8-bit quads, vpdpbusd */
+    KN_QK_COUNT = 5
 } kn_qkernel;
 
 kn_qkernel kn_qgemm_best(void);
@@ -55,7 +58,9 @@ typedef struct kn_qpacked_b {
 } kn_qpacked_b;
 
 /* Pack B (K x N int8, row stride ldb) or, with trans_b, B^T given as N x K.  For
- * kernel variant k (use kn_qgemm_best()).  NULL on allocation failure / overflow. */
+ * kernel variant k (use kn_qgemm_best()); a variant limited to small weights
+ * (avx512bw7) falls back to the one below it (avx512bw) when a |w| is too large:
+ * pb->kernel says which was used.  NULL on allocation failure / overflow. */
 kn_qpacked_b *kn_qgemm_pack_b(kn_qkernel k, size_t K, size_t N, const int8_t *B, size_t ldb,
                               int trans_b);
 void kn_qpacked_b_free(kn_qpacked_b *pb);
@@ -112,11 +117,13 @@ typedef struct kn_qgemm_kernel {
     int group;
     kn_qgemm_ukr ukr;
     kn_qgemm_ukr_rows ukr_rows; /* NULL: A is always packed */
+    int w_max;                  /* largest |w| the variant is exact for; 0: any int8 */
 } kn_qgemm_kernel;
 
 const kn_qgemm_kernel *kn_qgemm_kernel_generic(int group);
 const kn_qgemm_kernel *kn_qgemm_kernel_avx2(void);
 const kn_qgemm_kernel *kn_qgemm_kernel_avx512bw(void);
+const kn_qgemm_kernel *kn_qgemm_kernel_avx512bw7(void);
 const kn_qgemm_kernel *kn_qgemm_kernel_vnni(void);
 
 /* Output stage of one tile: rows [i0, i0+m) x cols [j0, j0+n) from acc (row stride

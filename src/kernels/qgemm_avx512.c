@@ -1,6 +1,9 @@
 /* qgemm_avx512.c - AVX-512 integer GEMM micro-kernels, 12 rows x 32 columns (24 zmm
- * accumulators, two B vectors, one broadcast): AVX-512BW on int16 pairs with vpmaddwd
- * and AVX-512 VNNI on int8 quads with vpdpbusd (uint8 x int8, no saturation). */
+ * accumulators, two B vectors, one broadcast): AVX-512BW on int16 pairs with vpmaddwd,
+ * AVX-512BW on int8 quads with vpmaddubsw + vpmaddwd for 7-bit weights (|w| <= 64:
+ * a pair of products stays within 2 x 255 x 64 < 32767, so the 16-bit step cannot
+ * saturate), and AVX-512 VNNI on int8 quads with vpdpbusd (no saturation at all).
+ * The quad kernels come in two forms: packed A, and A read in place. */
 #include "kernels/qgemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -11,61 +14,59 @@
 
 enum { MR = 12, NR = KN_QGEMM_NR };
 
-/* One macro body, two instruction choices: STEP(acc, a, b) accumulates. */
-#define QGEMM_TILE(NAME, ATTR, STEP, ELEM, GROUP)                                          \
-    ATTR static void NAME(size_t kgroups, const void *a, const void *b, int32_t *acc)     \
-    {                                                                                      \
-        const uint32_t *aw = a;                                                            \
-        const ELEM *bq = b;                                                                \
-        __m512i c[MR][2];                                                                  \
-        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                            \
-            c[i][0] = _mm512_loadu_si512(acc + i * NR);                                    \
-            c[i][1] = _mm512_loadu_si512(acc + i * NR + 16);                               \
-        }                                                                                  \
-        for (size_t g = 0; g < kgroups; g++, bq += NR * GROUP) {                           \
-            __m512i b0 = _mm512_load_si512((const void *)bq);                              \
-            __m512i b1 = _mm512_load_si512((const void *)(bq + 16 * GROUP));               \
-            _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                        \
-                __m512i av = _mm512_set1_epi32((int)aw[g * MR + (size_t)i]);               \
-                c[i][0] = STEP(c[i][0], av, b0);                                           \
-                c[i][1] = STEP(c[i][1], av, b1);                                           \
-            }                                                                              \
-        }                                                                                  \
-        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                            \
-            _mm512_storeu_si512(acc + i * NR, c[i][0]);                                    \
-            _mm512_storeu_si512(acc + i * NR + 16, c[i][1]);                               \
-        }                                                                                  \
+/* One macro body for every instruction choice and both ways of reading A:
+ * STEP(acc, a, b) accumulates one group, WORD(g, i) is row i's word of group g. */
+#define QGEMM_BODY(STEP, ELEM, GROUP, WORD)                                                              \
+    const ELEM *bq = b;                                                                                  \
+    __m512i c[MR][2];                                                                                    \
+    _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                              \
+        c[i][0] = acc_zero ? _mm512_setzero_si512() : _mm512_loadu_si512(acc + i * NR);                  \
+        c[i][1] = acc_zero ? _mm512_setzero_si512() : _mm512_loadu_si512(acc + i * NR + 16);             \
+    }                                                                                                    \
+    for (size_t g = 0; g < kgroups; g++, bq += NR * GROUP) {                                             \
+        __m512i b0 = _mm512_load_si512((const void *)bq);                                                \
+        __m512i b1 = _mm512_load_si512((const void *)(bq + 16 * GROUP));                                 \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                          \
+            __m512i av = _mm512_set1_epi32(WORD(g, i));                                                  \
+            c[i][0] = STEP(c[i][0], av, b0);                                                             \
+            c[i][1] = STEP(c[i][1], av, b1);                                                             \
+        }                                                                                                \
+    }                                                                                                    \
+    _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                              \
+        _mm512_storeu_si512(acc + i * NR, c[i][0]);                                                      \
+        _mm512_storeu_si512(acc + i * NR + 16, c[i][1]);                                                 \
     }
 
-/* ukr_quads reading A's rows in place (no packing): the same products, the same
- * order of accumulation, so the same int32 results. */
-KN_AVX512VNNI static void ukr_quads_rows(size_t kgroups, const uint8_t *a, size_t lda, int rows, const void *b,
-                                         int32_t *acc, int acc_zero)
+#define PACKED_WORD(g, i) ((int)aw[(g) * MR + (size_t)(i)])
+#define ROW_WORD(g, i) row_word(row[i] + (g) * 4)
+
+static inline int row_word(const uint8_t *p)
 {
-    const int8_t *bq = b;
-    const uint8_t *row[MR];
-    __m512i c[MR][2];
-    _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
-        row[i] = a + (size_t)(i < rows ? i : rows - 1) * lda;
-        c[i][0] = acc_zero ? _mm512_setzero_si512() : _mm512_loadu_si512(acc + i * NR);
-        c[i][1] = acc_zero ? _mm512_setzero_si512() : _mm512_loadu_si512(acc + i * NR + 16);
-    }
-    for (size_t g = 0; g < kgroups; g++, bq += NR * 4) {
-        __m512i b0 = _mm512_load_si512((const void *)bq);
-        __m512i b1 = _mm512_load_si512((const void *)(bq + 64));
-        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
-            int32_t w;
-            __builtin_memcpy(&w, row[i] + g * 4, 4);
-            __m512i av = _mm512_set1_epi32(w);
-            c[i][0] = _mm512_dpbusd_epi32(c[i][0], av, b0);
-            c[i][1] = _mm512_dpbusd_epi32(c[i][1], av, b1);
-        }
-    }
-    _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {
-        _mm512_storeu_si512(acc + i * NR, c[i][0]);
-        _mm512_storeu_si512(acc + i * NR + 16, c[i][1]);
-    }
+    int32_t w;
+    __builtin_memcpy(&w, p, 4);
+    return w;
 }
+
+/* Packed A (a[g*MR + i]). */
+#define QGEMM_TILE(NAME, ATTR, STEP, ELEM, GROUP)                                      \
+    ATTR static void NAME(size_t kgroups, const void *a, const void *b, int32_t *acc) \
+    {                                                                                  \
+        const uint32_t *aw = a;                                                        \
+        const int acc_zero = 0;                                                        \
+        QGEMM_BODY(STEP, ELEM, GROUP, PACKED_WORD)                                     \
+    }
+
+/* The quad kernel reading A's rows in place (no packing): the same products, the
+ * same order of accumulation, so the same int32 results. */
+#define QGEMM_ROWS(NAME, ATTR, STEP)                                                             \
+    ATTR static void NAME(size_t kgroups, const uint8_t *a, size_t lda, int rows, const void *b, \
+                          int32_t *acc, int acc_zero)                                            \
+    {                                                                                            \
+        const uint8_t *row[MR];                                                                  \
+        _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++)                                    \
+            row[i] = a + (size_t)(i < rows ? i : rows - 1) * lda;                                \
+        QGEMM_BODY(STEP, int8_t, 4, ROW_WORD)                                                    \
+    }
 
 KN_AVX512BW static inline __m512i step_madd(__m512i c, __m512i a, __m512i b)
 {
@@ -77,8 +78,18 @@ KN_AVX512VNNI static inline __m512i step_dpbusd(__m512i c, __m512i a, __m512i b)
     return _mm512_dpbusd_epi32(c, a, b);
 }
 
+/* uint8 x int8 quads without VNNI: vpmaddubsw (pairs into int16, exact while
+ * |w| <= 64), vpmaddwd by ones (into int32), add. */
+KN_AVX512BW static inline __m512i step_maddubs(__m512i c, __m512i a, __m512i b)
+{
+    return _mm512_add_epi32(c, _mm512_madd_epi16(_mm512_maddubs_epi16(a, b), _mm512_set1_epi16(1)));
+}
+
 QGEMM_TILE(ukr_pairs, KN_AVX512BW, step_madd, int16_t, 2)
+QGEMM_TILE(ukr_quads7, KN_AVX512BW, step_maddubs, int8_t, 4)
 QGEMM_TILE(ukr_quads, KN_AVX512VNNI, step_dpbusd, int8_t, 4)
+QGEMM_ROWS(ukr_quads7_rows, KN_AVX512BW, step_maddubs)
+QGEMM_ROWS(ukr_quads_rows, KN_AVX512VNNI, step_dpbusd)
 
 /* ---- vectorized output stage (same arithmetic as kn_qgemm_store_tile) ---- */
 
@@ -171,6 +182,12 @@ const kn_qgemm_kernel *kn_qgemm_kernel_avx512bw(void)
     return &k;
 }
 
+const kn_qgemm_kernel *kn_qgemm_kernel_avx512bw7(void)
+{
+    static const kn_qgemm_kernel k = {MR, 4, ukr_quads7, ukr_quads7_rows, 64};
+    return &k;
+}
+
 const kn_qgemm_kernel *kn_qgemm_kernel_vnni(void)
 {
     static const kn_qgemm_kernel k = {MR, 4, ukr_quads, ukr_quads_rows};
@@ -184,5 +201,6 @@ void kn_qgemm_store_tile_avx512(const kn_qgemm_output *o, const int32_t *acc, si
     kn_qgemm_store_tile(o, acc, i0, j0, m, n, a_zero, col_sum);
 }
 const kn_qgemm_kernel *kn_qgemm_kernel_avx512bw(void) { return NULL; }
+const kn_qgemm_kernel *kn_qgemm_kernel_avx512bw7(void) { return NULL; }
 const kn_qgemm_kernel *kn_qgemm_kernel_vnni(void) { return NULL; }
 #endif

@@ -76,8 +76,8 @@ static void check_case(const qbcase *q, kn_qbkernel k, int with_bias, kn_threadp
     kn_qb_packed *pb = kn_qb_pack(k, q->K, q->N, q->bs, q->W, q->K, q->scales, q->nblocks);
     int fits = 1;
     for (size_t i = 0; i < q->N * q->K; i++)
-        fits &= k != KN_QB_AVX2 || (q->W[i] >= -64 && q->W[i] <= 64);
-    CHECK(fits ? pb != NULL : pb == NULL); /* AVX2 refuses weights it would saturate on */
+        fits &= (k != KN_QB_AVX2 && k != KN_QB_AVX512BW) || (q->W[i] >= -64 && q->W[i] <= 64);
+    CHECK(fits ? pb != NULL : pb == NULL); /* vpmaddubsw variants refuse weights they would saturate on */
     if (!pb) {
         free(want);
         free(got);
@@ -143,7 +143,7 @@ static void test_quantize_rows(void)
     rows[5][0] = 1e-30f;                             /* tiny against the rest */
     const kn_qb_kernel *ref = kn_qb_kernel_generic();
     for (int k = 0; k < KN_QB_COUNT; k++) {
-        const kn_qb_kernel *kr = k == KN_QB_VNNI ? kn_qb_kernel_vnni() : ref;
+        const kn_qb_kernel *kr = k == KN_QB_VNNI ? kn_qb_kernel_vnni() : k == KN_QB_AVX512BW ? kn_qb_kernel_avx512bw() : ref;
         if (!kn_qb_supported((kn_qbkernel)k) || !kr)
             continue;
         for (int r = 0; r < 6; r++)

@@ -2,7 +2,9 @@
  * plain reference, on awkward shapes (1, primes, tails of the 32-column panels and of
  * the k groups), extreme values (A = 255, B = -128), every zero point class, every
  * output kind (exact int32, dequantized float with per-column scales, bias and
- * relu, requantized uint8/int8), with and without a thread pool, and bad arguments. */
+ * relu, requantized uint8/int8), with and without a thread pool, and bad arguments.
+ * The 7-bit-weight variant (avx512bw7) runs on weights in [-64, 64], with A = 255
+ * against w = +-64 at the edge of its 16-bit step, and falls back for 8-bit ones. */
 #include "test.h"
 
 #include "exec/threadpool.h"
@@ -27,7 +29,9 @@ typedef struct qcase {
     float *scales, *bias;
 } qcase;
 
-static void make_case(qcase *q, size_t M, size_t N, size_t K, int extreme)
+/* w_max 128: any int8 B (extreme: all -128); 64: B in [-64, 64] (extreme: +-64
+ * in runs of four, so each 16-bit pair sum reaches 2 x 255 x 64). */
+static void make_case_w(qcase *q, size_t M, size_t N, size_t K, int extreme, int w_max)
 {
     q->M = M, q->N = N, q->K = K;
     q->A = malloc(M * K + 1);
@@ -36,12 +40,21 @@ static void make_case(qcase *q, size_t M, size_t N, size_t K, int extreme)
     q->bias = malloc(sizeof(float) * (N + 1));
     for (size_t i = 0; i < M * K; i++)
         q->A[i] = extreme ? 255 : (uint8_t)next();
-    for (size_t i = 0; i < K * N; i++)
-        q->B[i] = extreme ? -128 : (int8_t)next();
+    for (size_t i = 0; i < K * N; i++) {
+        if (w_max == 128)
+            q->B[i] = extreme ? -128 : (int8_t)next();
+        else
+            q->B[i] = (int8_t)(extreme ? (i / 4 % 2 ? w_max : -w_max) : (int)(next() % (2u * w_max + 1)) - w_max);
+    }
     for (size_t j = 0; j < N; j++) {
         q->scales[j] = 0.001f + (float)(next() % 1000) * 1e-5f;
         q->bias[j] = (float)((int)(next() % 200) - 100) * 0.01f;
     }
+}
+
+static void make_case(qcase *q, size_t M, size_t N, size_t K, int extreme)
+{
+    make_case_w(q, M, N, K, extreme, 128);
 }
 
 static void free_case(qcase *q)
@@ -55,9 +68,10 @@ static void free_case(qcase *q)
 static size_t out_size(kn_qout_kind kind) { return kind == KN_QOUT_INT32 || kind == KN_QOUT_FLOAT ? 4 : 1; }
 
 /* Run variant k (and the reference) for one output kind; outputs must be identical. */
-static void check_kind(const qcase *q, kn_qkernel k, kn_qout_kind kind, uint8_t a_zero, int trans_b,
-                       kn_threadpool *pool)
+static kn_qkernel check_kind(const qcase *q, kn_qkernel k, kn_qout_kind kind, uint8_t a_zero, int trans_b,
+                             kn_threadpool *pool)
 {
+    kn_qkernel used = KN_QK_COUNT;
     size_t ldc = q->N + 3, bytes = out_size(kind) * q->M * ldc + 1;
     void *got = calloc(1, bytes), *want = calloc(1, bytes);
     kn_qgemm_output o = {kind, NULL, ldc, 0.02f, q->scales, 1, q->bias, kind != KN_QOUT_INT32, 0.05f, 7};
@@ -79,10 +93,13 @@ static void check_kind(const qcase *q, kn_qkernel k, kn_qout_kind kind, uint8_t 
                 q->M, q->N, q->K, a_zero, trans_b);
         CHECK(0);
     }
+    if (pb)
+        used = pb->kernel;
     kn_qpacked_b_free(pb);
     free(Bt);
     free(got);
     free(want);
+    return used;
 }
 
 static void test_shapes_all_kernels(void)
@@ -120,6 +137,34 @@ static void test_extremes_exact(void)
     }
 }
 
+static void test_7bit_weights(void)
+{
+    if (!kn_qgemm_supported(KN_QK_AVX512BW7))
+        return;
+    static const size_t dims[][3] = {{1, 1, 1}, {13, 33, 9}, {25, 70, 3}, {49, 31, 130}, {97, 65, 31}, {2, 300, 1000}};
+    kn_error err;
+    kn_threadpool *pool = kn_threadpool_create(2, &err);
+    for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {
+        qcase q;
+        make_case_w(&q, dims[d][0], dims[d][1], dims[d][2], 0, 64);
+        for (int kind = 0; kind < 4; kind++)
+            CHECK_EQ_INT(check_kind(&q, KN_QK_AVX512BW7, (kn_qout_kind)kind, (uint8_t)(d * 53 % 256), (int)(d & 1),
+                                    d % 2 ? pool : NULL),
+                         KN_QK_AVX512BW7);
+        free_case(&q);
+    }
+    qcase q;
+    make_case_w(&q, 5, 40, 4099, 1, 64); /* A = 255, w = +-64: the 16-bit step's limit */
+    CHECK_EQ_INT(check_kind(&q, KN_QK_AVX512BW7, KN_QOUT_INT32, 0, 0, NULL), KN_QK_AVX512BW7);
+    CHECK_EQ_INT(check_kind(&q, KN_QK_AVX512BW7, KN_QOUT_INT32, 255, 1, NULL), KN_QK_AVX512BW7);
+    free_case(&q);
+    make_case_w(&q, 5, 40, 64, 0, 128); /* 8-bit weights: packed for the exact pairs kernel */
+    q.B[17] = 65;
+    CHECK_EQ_INT(check_kind(&q, KN_QK_AVX512BW7, KN_QOUT_INT32, 9, 0, NULL), KN_QK_AVX512BW);
+    free_case(&q);
+    kn_threadpool_free(pool);
+}
+
 static void test_bad_arguments(void)
 {
     int8_t B[6] = {1, 2, 3, 4, 5, 6};
@@ -137,4 +182,5 @@ static void test_bad_arguments(void)
     kn_qpacked_b_free(pb);
 }
 
-TEST_MAIN(TEST_CASE(test_shapes_all_kernels), TEST_CASE(test_extremes_exact), TEST_CASE(test_bad_arguments))
+TEST_MAIN(TEST_CASE(test_shapes_all_kernels), TEST_CASE(test_extremes_exact), TEST_CASE(test_7bit_weights),
+          TEST_CASE(test_bad_arguments))
