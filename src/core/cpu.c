@@ -10,6 +10,10 @@
 #include <cpuid.h>
 #define KN_X86 1
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static kn_cpu_feature_set g_features;
 static kn_isa g_isa_supported = KN_ISA_GENERIC;
@@ -22,6 +26,19 @@ static unsigned long long read_xcr0(void)
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((unsigned long long)hi << 32) | lo;
+}
+
+/* Linux hands out the 8 KiB tile data state only on request, once per process
+ * (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA); without it the first
+ * tile instruction faults. */
+static int amx_permission(void)
+{
+#if defined(__linux__) && defined(__x86_64__)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
 }
 
 static void detect_x86(kn_cpu_feature_set *f)
@@ -48,12 +65,18 @@ static void detect_x86(kn_cpu_feature_set *f)
         f->avx512vl = (b >> 31) & 1;
         f->avx512_vnni = f->avx512f && ((c >> 11) & 1);
     }
+    int amx_cpu = ((d >> 24) & 1) && ((d >> 25) & 1); /* AMX-TILE, AMX-INT8 */
+    int amx_os = (xcr0 & 0x60000) == 0x60000;        /* XTILECFG + XTILEDATA */
+    f->amx_int8 = f->avx512bw && amx_cpu && amx_os && amx_permission();
 }
 #endif
+
+static int g_amx_used;
 
 static kn_isa level_from_env(kn_isa supported)
 {
     const char *s = getenv("KILN_ISA");
+    g_amx_used = g_features.amx_int8 && (!s || !*s || strcmp(s, "amx") == 0);
     if (!s || !*s) return supported;
     kn_isa want = supported;
     if (strcmp(s, "generic") == 0) want = KN_ISA_GENERIC;
@@ -92,6 +115,12 @@ kn_isa kn_cpu_isa(void)
 {
     pthread_once(&g_once, detect_once);
     return g_isa_used;
+}
+
+int kn_cpu_amx_int8(void)
+{
+    pthread_once(&g_once, detect_once);
+    return g_amx_used;
 }
 
 const char *kn_isa_name(kn_isa isa)

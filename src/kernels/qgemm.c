@@ -21,7 +21,7 @@ enum { NR = KN_QGEMM_NR, MC = 96, KCG = 96 }; /* KCG k-groups: B panel slice + A
 
 const char *kn_qkernel_name(kn_qkernel k)
 {
-    static const char *const names[] = {"generic", "avx2", "avx512bw", "avx512bw7", "avx512vnni"};
+    static const char *const names[] = {"generic", "avx2", "avx512bw", "avx512bw7", "avx512vnni", "amx"};
     return k >= 0 && k < KN_QK_COUNT ? names[k] : "?";
 }
 
@@ -29,6 +29,7 @@ static const kn_qgemm_kernel *kernel_of(kn_qkernel k)
 {
     switch (k) {
     case KN_QK_VNNI: return kn_qgemm_kernel_vnni();
+    case KN_QK_AMX: return kn_qgemm_kernel_amx();
     case KN_QK_AVX512BW: return kn_qgemm_kernel_avx512bw();
     case KN_QK_AVX512BW7: return kn_qgemm_kernel_avx512bw7();
     case KN_QK_AVX2: return kn_qgemm_kernel_avx2();
@@ -45,6 +46,7 @@ int kn_qgemm_supported(kn_qkernel k)
     case KN_QK_AVX512BW:
     case KN_QK_AVX512BW7: return f->avx512f && f->avx512bw && kernel_of(k) != NULL;
     case KN_QK_VNNI: return f->avx512f && f->avx512bw && f->avx512_vnni && kernel_of(k) != NULL;
+    case KN_QK_AMX: return f->amx_int8 && f->avx512_vnni && kernel_of(k) != NULL;
     default: return 0;
     }
 }
@@ -52,6 +54,8 @@ int kn_qgemm_supported(kn_qkernel k)
 kn_qkernel kn_qgemm_best(void)
 {
     kn_isa cap = kn_cpu_isa();
+    if (cap >= KN_ISA_AVX512 && kn_cpu_amx_int8() && kn_qgemm_supported(KN_QK_AMX))
+        return KN_QK_AMX;
     if (cap >= KN_ISA_AVX512 && kn_qgemm_supported(KN_QK_VNNI))
         return KN_QK_VNNI;
     if (cap >= KN_ISA_AVX512 && kn_qgemm_supported(KN_QK_AVX512BW7))
@@ -247,15 +251,16 @@ static void run_block(const qgemm_job *jb, const uint32_t *a, size_t i0, size_t 
     const kn_qpacked_b *pb = jb->pb;
     size_t mr = (size_t)jb->kr->mr, tiles = (m + mr - 1) / mr;
     size_t elem = pb->group == 4 ? 1 : 2, group_bytes = NR * (size_t)pb->group * elem;
-    int32_t acc[(MC + 16) * NR];
+    size_t kcg = jb->kr->kcg ? jb->kr->kcg : KCG;
+    int32_t acc[(MC + 32) * NR]; /* rows of the block rounded up to whole tiles (mr <= 32) */
     for (size_t p = p0; p < p1; p++) {
         const char *bp = (const char *)pb->data + p * pb->kgroups * group_bytes;
         size_t j0 = p * NR;
         int n = (int)(jb->N - j0 < NR ? jb->N - j0 : NR);
         if (!jb->direct)
             memset(acc, 0, sizeof(int32_t) * tiles * mr * NR);
-        for (size_t g0 = 0; g0 < pb->kgroups; g0 += KCG) {
-            size_t kg = pb->kgroups - g0 < KCG ? pb->kgroups - g0 : KCG;
+        for (size_t g0 = 0; g0 < pb->kgroups; g0 += kcg) {
+            size_t kg = pb->kgroups - g0 < kcg ? pb->kgroups - g0 : kcg;
             for (size_t q = 0; q < tiles; q++) {
                 if (jb->direct)
                     jb->kr->ukr_rows(kg, jb->A + (i0 + q * mr) * jb->lda + g0 * 4, jb->lda,
@@ -328,9 +333,13 @@ int kn_qgemm_run(struct kn_threadpool *pool, size_t M, size_t N, size_t K, const
     if (rc || !M || !N)
         return rc;
     qgemm_job jb = {M, N, K, lda, A, a_zero, pb, kernel_of(pb->kernel), out, 0, 0, 0, 0};
-    if (!jb.kr || jb.kr->mr > 16)
+    if (!jb.kr || jb.kr->mr > 32)
         return KN_ERR_ARG;
     jb.direct = jb.kr->ukr_rows && pb->group == 4 && K > 0 && (K % 4 == 0 || lda >= (K + 3) / 4 * 4);
+    if (!jb.direct && !jb.kr->ukr) /* AMX needs A in place; the same layout runs on VNNI */
+        jb.kr = kn_qgemm_kernel_vnni();
+    if (!jb.kr)
+        return KN_ERR_ARG;
     jb.store = pb->kernel >= KN_QK_AVX512BW ? kn_qgemm_store_tile_avx512 : kn_qgemm_store_tile;
     plan_tasks(&jb, kn_threadpool_size(pool));
     kn_parallel_for(pool, (int64_t)(jb.row_tasks * jb.panel_tasks), 1, run_tasks, &jb);

@@ -16,8 +16,10 @@
  * int8 runs wrong or needs 7-bit weights on pre-VNNI CPUs); "avx512bw7" is that 8-bit
  * vpmaddubsw path, a third fewer instructions per product, used only for weights that
  * fit 7 bits (|w| <= 64, what `kiln quantize` writes by default), where it is exact;
- * AVX-512 VNNI uses vpdpbusd (4 products into int32, no intermediate saturation).
- * Every path gives identical results. */
+ * AVX-512 VNNI uses vpdpbusd (4 products into int32, no intermediate saturation);
+ * AMX-INT8 runs the same products on tiles (TDPBUSD) from the VNNI layout, for A it
+ * can read in place (otherwise the VNNI kernel runs).  Every path gives identical
+ * results. */
 #ifndef KN_QGEMM_H
 #define KN_QGEMM_H
 
@@ -36,7 +38,8 @@ typedef enum kn_qkernel {
     KN_QK_AVX512BW = 2,  /* AVX-512BW: 16-bit pairs, vpmaddwd */
     KN_QK_AVX512BW7 = 3, /* AVX-512BW: 8-bit quads, vpmaddubsw; weights |w| <= 64 only */
     KN_QK_VNNI = 4,      /* AVX-512 VNNI: 8-bit quads, vpdpbusd */
-    KN_QK_COUNT = 5
+    KN_QK_AMX = 5,       /* AMX-INT8 tiles, TDPBUSD: the VNNI layout, 32 x 32 tiles */
+    KN_QK_COUNT = 6
 } kn_qkernel;
 
 kn_qkernel kn_qgemm_best(void);
@@ -118,6 +121,7 @@ typedef struct kn_qgemm_kernel {
     kn_qgemm_ukr ukr;
     kn_qgemm_ukr_rows ukr_rows; /* NULL: A is always packed */
     int w_max;                  /* largest |w| the variant is exact for; 0: any int8 */
+    size_t kcg;                 /* k-groups per call (the driver's k slice); 0: its default */
 } kn_qgemm_kernel;
 
 const kn_qgemm_kernel *kn_qgemm_kernel_generic(int group);
@@ -125,6 +129,7 @@ const kn_qgemm_kernel *kn_qgemm_kernel_avx2(void);
 const kn_qgemm_kernel *kn_qgemm_kernel_avx512bw(void);
 const kn_qgemm_kernel *kn_qgemm_kernel_avx512bw7(void);
 const kn_qgemm_kernel *kn_qgemm_kernel_vnni(void);
+const kn_qgemm_kernel *kn_qgemm_kernel_amx(void); /* reads A in place only (no ukr) */
 
 /* Output stage of one tile: rows [i0, i0+m) x cols [j0, j0+n) from acc (row stride
  * KN_QGEMM_NR), subtracting a_zero * col_sum (col_sum NULL: nothing to subtract). */

@@ -10,15 +10,15 @@ set(KILN_SHARED_DIR "${_kiln_shared_default}" CACHE PATH "shared test data (mode
 set(KILN_FUZZ_FLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
     -fno-sanitize-recover=undefined)
 
-# The per-ISA kernel files (src/kernels/*_avx2.c, *_avx512.c) are compiled without
+# The per-ISA kernel files (src/kernels/*_avx2.c, *_avx512.c, *_amx.c) are compiled without
 # instrumentation: the fuzzers reach them only through the kernels' plain entry
 # points, and clang with ASan spends tens of minutes and gigabytes on their
 # unrolled intrinsics.  They are linked in as ordinary objects
 # (kiln_fuzz_isa_objs); everything else is instrumented.
 set(KILN_FUZZ_ISA_SOURCES ${KILN_SOURCES})
-list(FILTER KILN_FUZZ_ISA_SOURCES INCLUDE REGEX "src/kernels/[^/]*_(avx2|avx512)\\.c$")
+list(FILTER KILN_FUZZ_ISA_SOURCES INCLUDE REGEX "src/kernels/[^/]*_(avx2|avx512|amx)\\.c$")
 set(KILN_FUZZ_SOURCES ${KILN_SOURCES})
-list(FILTER KILN_FUZZ_SOURCES EXCLUDE REGEX "src/kernels/[^/]*_(avx2|avx512)\\.c$")
+list(FILTER KILN_FUZZ_SOURCES EXCLUDE REGEX "src/kernels/[^/]*_(avx2|avx512|amx)\\.c$")
 add_library(kiln_fuzz_isa_objs OBJECT ${KILN_FUZZ_ISA_SOURCES})
 target_include_directories(kiln_fuzz_isa_objs PUBLIC ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
 add_library(kiln_fuzz_objs OBJECT ${KILN_FUZZ_SOURCES})
