@@ -21,7 +21,7 @@ enum { NR = KN_QB_NR, MC = 96, KSLICE = 384, GMR = 4 };
 
 const char *kn_qbkernel_name(kn_qbkernel k)
 {
-    static const char *const names[] = {"generic", "avx2", "avx512bw", "avx512vnni"};
+    static const char *const names[] = {"generic", "avx2", "avx512bw", "avx512vnni", "amx"};
     return k >= 0 && k < KN_QB_COUNT ? names[k] : "?";
 }
 
@@ -29,6 +29,7 @@ static const kn_qb_kernel *kernel_of(kn_qbkernel k)
 {
     switch (k) {
     case KN_QB_VNNI: return kn_qb_kernel_vnni();
+    case KN_QB_AMX: return kn_qb_kernel_amx();
     case KN_QB_AVX512BW: return kn_qb_kernel_avx512bw();
     case KN_QB_AVX2: return kn_qb_kernel_avx2();
     default: return kn_qb_kernel_generic();
@@ -46,11 +47,15 @@ int kn_qb_supported(kn_qbkernel k)
         return f->avx512f && f->avx512bw && f->fma && kernel_of(k) != NULL;
     if (k == KN_QB_VNNI)
         return f->avx512f && f->avx512bw && f->avx512_vnni && kernel_of(k) != NULL;
+    if (k == KN_QB_AMX)
+        return f->amx_int8 && f->avx512_vnni && kernel_of(k) != NULL;
     return 0;
 }
 
 kn_qbkernel kn_qb_best(void)
 {
+    if (kn_cpu_isa() >= KN_ISA_AVX512 && kn_cpu_amx_int8() && kn_qb_supported(KN_QB_AMX))
+        return KN_QB_AMX;
     if (kn_cpu_isa() >= KN_ISA_AVX512 && kn_qb_supported(KN_QB_VNNI))
         return KN_QB_VNNI;
     if (kn_cpu_isa() >= KN_ISA_AVX512 && kn_qb_supported(KN_QB_AVX512BW))
@@ -108,6 +113,8 @@ static void zero_point_terms(kn_qb_packed *pb, const int8_t *W, size_t ldw, cons
 kn_qb_packed *kn_qb_pack(kn_qbkernel k, size_t K, size_t N, size_t bs, const int8_t *W, size_t ldw,
                          const float *scales, size_t lds)
 {
+    if (k == KN_QB_AMX && bs % 32) /* AMX steps are 32 or 64 k: the same layout on VNNI */
+        k = KN_QB_VNNI;
     if (!kernel_of(k) || bs == 0 || bs % 4 || bs > QB_MAX_K || K == 0 || K > QB_MAX_K || N == 0 ||
         N > ((size_t)1 << 40) / K || ldw < K)
         return NULL;
@@ -292,9 +299,15 @@ static void run_block(const qb_job *jb, const uint32_t *a, float *facc, size_t i
         memset(facc, 0, sizeof(float) * tiles * mr * NR);
         for (size_t b0 = 0; b0 < pb->nblocks; b0 += slice) {
             size_t nb = pb->nblocks - b0 < slice ? pb->nblocks - b0 : slice;
-            for (size_t q = 0; q < tiles; q++)
-                jb->kr->ukr(nb, gpb, a + q * mr * groups + b0 * gpb * mr, bp + b0 * gpb * NR * 4, sp + b0 * NR,
-                            facc + q * mr * NR);
+            for (size_t q = 0; q < tiles; q++) {
+                if (jb->kr->ukr_rows)
+                    jb->kr->ukr_rows(nb, gpb, jb->qa + (i0 + q * mr) * jb->Kp + b0 * pb->bs, jb->Kp,
+                                     (int)(m - q * mr < mr ? m - q * mr : mr), bp + b0 * gpb * NR * 4, sp + b0 * NR,
+                                     facc + q * mr * NR);
+                else
+                    jb->kr->ukr(nb, gpb, a + q * mr * groups + b0 * gpb * mr, bp + b0 * gpb * NR * 4,
+                                sp + b0 * NR, facc + q * mr * NR);
+            }
         }
         size_t j0 = p * NR, n = jb->N - j0 < NR ? jb->N - j0 : NR;
         store_tile(jb, facc, i0, j0, m, n);
@@ -325,7 +338,8 @@ static void run_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
         size_t i0 = rt * block, m = jb->M - i0 < block ? jb->M - i0 : block;
         size_t p0 = pt * jb->panels_per_task;
         size_t p1 = p0 + jb->panels_per_task < jb->pb->npanels ? p0 + jb->panels_per_task : jb->pb->npanels;
-        pack_a(jb, a, i0, m);
+        if (!jb->kr->ukr_rows)
+            pack_a(jb, a, i0, m);
         run_block(jb, a, facc, i0, m, p0, p1);
     }
     kn_cpu_clear_upper();

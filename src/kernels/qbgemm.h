@@ -15,8 +15,8 @@
  * int8 quad layout (qgemm.h): panels of 32 columns, groups of 4 k, about K*N bytes;
  * the per-block scales are laid out per panel.  The micro-kernel keeps int32 block
  * sums in registers and folds each finished block into float accumulators with its
- * scales.  Kernels: AVX-512 VNNI (vpdpbusd), AVX-512BW and AVX2 (vpmaddubsw, for
- * 4-bit-sized weights) and portable C; results agree up to float reassociation of the block
+ * scales.  Kernels: AMX-INT8 (tiles, A read in place), AVX-512 VNNI (vpdpbusd),
+ * AVX-512BW and AVX2 (vpmaddubsw, for 4-bit-sized weights) and portable C; results agree up to float reassociation of the block
  * sums (the int32 parts are exact). */
 #ifndef KN_QBGEMM_H
 #define KN_QBGEMM_H
@@ -31,7 +31,8 @@ typedef enum kn_qbkernel {
     KN_QB_AVX2 = 1,      /* vpmaddubsw + vpmaddwd: weights |w| <= 64 only (4-bit codes) */
     KN_QB_AVX512BW = 2,  /* the same on AVX-512BW, 12 x 32 tiles */
     KN_QB_VNNI = 3,      /* AVX-512 VNNI vpdpbusd */
-    KN_QB_COUNT = 4
+    KN_QB_AMX = 4,       /* AMX-INT8 tiles on the VNNI layout; blocks of a multiple of 32 */
+    KN_QB_COUNT = 5
 } kn_qbkernel;
 
 /* The fastest variant this CPU has within KILN_ISA's cap; is variant k usable. */
@@ -50,7 +51,8 @@ typedef struct kn_qb_packed {
 } kn_qb_packed;
 
 /* Pack W given as N x K int8 (row stride ldw, k contiguous: MatMulNBits' order)
- * with scales N x nblocks (row stride lds).  NULL on bad sizes (bs not a positive
+ * with scales N x nblocks (row stride lds).  AMX with a block size that is not a
+ * multiple of 32 packs for VNNI (pb->kernel says which).  NULL on bad sizes (bs not a positive
  * multiple of 4, K over 65536), weights the variant is not exact for (AVX2: a
  * |w| > 64), or out of memory. */
 kn_qb_packed *kn_qb_pack(kn_qbkernel k, size_t K, size_t N, size_t bs, const int8_t *W,
@@ -97,12 +99,22 @@ typedef struct kn_qb_kernel {
     /* The same variant with fewer rows per tile, used when M <= 2 * its mr; or NULL. */
     const struct kn_qb_kernel *small;
     int w_max;  /* largest |w| the products stay exact for */
+    /* Instead of ukr: A's quantized rows read in place (rows [0, rows) at a, stride
+     * lda, k from the slice's first block); facc row stride 32. */
+    void (*ukr_rows)(size_t nblk, size_t gpb, const uint8_t *a, size_t lda, int rows, const int8_t *b,
+                     const float *scales, float *facc);
 } kn_qb_kernel;
 
 const kn_qb_kernel *kn_qb_kernel_generic(void);
 const kn_qb_kernel *kn_qb_kernel_avx2(void); /* NULL when not built */
 const kn_qb_kernel *kn_qb_kernel_avx512bw(void); /* NULL when not built */
 const kn_qb_kernel *kn_qb_kernel_vnni(void); /* NULL when not built */
+const kn_qb_kernel *kn_qb_kernel_amx(void);  /* NULL when not built */
+
+/* AVX-512 pieces the AMX variant shares: the fold of rows x 32 int32 block sums t
+ * (row stride 32) into facc with the block's scales, and the row quantization. */
+void kn_qb_fold_avx512(int rows, const int32_t *t, const float *scales, float *facc);
+void kn_qb_quantize_row_avx512(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za);
 
 /* The row's scale and zero point from its min and max (shared by the variants). */
 void kn_qb_row_params(float lo, float hi, float *sa, int32_t *za, float *inv);

@@ -67,6 +67,11 @@ KN_BW static inline __m512i step_maddubs(__m512i c, __m512i a, __m512i b)
     return _mm512_add_epi32(c, _mm512_madd_epi16(_mm512_maddubs_epi16(a, b), _mm512_set1_epi16(1)));
 }
 
+KN_BW void kn_qb_fold_avx512(int rows, const int32_t *t, const float *scales, float *facc)
+{
+    fold(rows, t, scales, facc);
+}
+
 QB_BLOCK(block_12, KN_VNNI, step_dpbusd, MR)
 QB_BLOCK(block_4, KN_VNNI, step_dpbusd, MR_SMALL)
 QB_BLOCK(block_bw_12, KN_BW, step_maddubs, MR)
@@ -105,7 +110,7 @@ KN_BW static int row_range(const float *a, size_t K, float *lo, float *hi)
     return nan != 0;
 }
 
-KN_BW static void quantize_row_avx512(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za)
+KN_BW void kn_qb_quantize_row_avx512(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za)
 {
     float lo, hi, inv;
     int bad = row_range(a, K, &lo, &hi);
@@ -127,19 +132,27 @@ KN_BW static void quantize_row_avx512(const float *a, size_t K, size_t Kp, uint8
 
 const kn_qb_kernel *kn_qb_kernel_vnni(void)
 {
-    static const kn_qb_kernel small = {MR_SMALL, ukr_4, quantize_row_avx512, NULL, 128};
-    static const kn_qb_kernel k = {MR, ukr_12, quantize_row_avx512, &small, 128};
+    static const kn_qb_kernel small = {MR_SMALL, ukr_4, kn_qb_quantize_row_avx512, NULL, 128};
+    static const kn_qb_kernel k = {MR, ukr_12, kn_qb_quantize_row_avx512, &small, 128};
     return &k;
 }
 
 const kn_qb_kernel *kn_qb_kernel_avx512bw(void)
 {
-    static const kn_qb_kernel small = {MR_SMALL, ukr_bw_4, quantize_row_avx512, NULL, 64};
-    static const kn_qb_kernel k = {MR, ukr_bw_12, quantize_row_avx512, &small, 64};
+    static const kn_qb_kernel small = {MR_SMALL, ukr_bw_4, kn_qb_quantize_row_avx512, NULL, 64};
+    static const kn_qb_kernel k = {MR, ukr_bw_12, kn_qb_quantize_row_avx512, &small, 64};
     return &k;
 }
 
 #else
+void kn_qb_fold_avx512(int rows, const int32_t *t, const float *scales, float *facc)
+{
+    (void)rows, (void)t, (void)scales, (void)facc;
+}
+void kn_qb_quantize_row_avx512(const float *a, size_t K, size_t Kp, uint8_t *q, float *sa, int32_t *za)
+{
+    kn_qb_quantize_row(a, K, Kp, q, sa, za);
+}
 const kn_qb_kernel *kn_qb_kernel_vnni(void) { return NULL; }
 const kn_qb_kernel *kn_qb_kernel_avx512bw(void) { return NULL; }
 #endif

@@ -10,8 +10,10 @@
  * fewer than 32 rows gets a tile configuration with that many rows (so no load
  * reads past A's last row); a short last step (fewer than 16 groups) goes through
  * zero-padded copies on the stack, so no load reads past the rows' ends or the
- * panel.  Each thread keeps its configuration until a tile of another height. */
+ * panel.  The tile layout is amx.h's. */
 #include "kernels/qgemm.h"
+
+#include "kernels/amx.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -20,51 +22,6 @@
 #define KN_AMX __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw")))
 
 enum { MR = 32, NR = KN_QGEMM_NR, STEP_GROUPS = 16, STEP_BYTES = 64 };
-
-typedef struct tile_config {
-    uint8_t palette, start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-static _Thread_local int g_rows; /* rows of the thread's loaded configuration; 0: none */
-
-/* Palette 1: C tiles tmm0-1 (rows 0-15) and tmm2-3 (rows 16+), A tiles tmm4 (rows
- * 0-15) and tmm5 (rows 16+), B tiles tmm6-7 (16 groups x 64 bytes). */
-KN_AMX static void configure(int rows)
-{
-    if (g_rows == rows)
-        return;
-    tile_config c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    int upper = rows < 16 ? rows : 16, lower = rows - upper;
-    static const int is_lower[8] = {0, 0, 1, 1, 0, 1, 0, 0};
-    for (int t = 0; t < 8; t++) {
-        int r = t >= 6 ? STEP_GROUPS : is_lower[t] ? lower : upper;
-        c.colsb[t] = r ? STEP_BYTES : 0;
-        c.rows[t] = (uint8_t)r;
-    }
-    _tile_loadconfig(&c);
-    g_rows = rows;
-}
-
-/* The C tiles += one 64-k step: A rows at a (stride lda), B groups at b (stride
- * 128 bytes).  lower: the tile has rows past 16. */
-#define AMX_STEP(a, lda, b, lower)                                     \
-    do {                                                               \
-        _tile_loadd(4, (a), (lda));                                    \
-        _tile_loadd(6, (b), NR * 4);                                   \
-        _tile_loadd(7, (const char *)(b) + 64, NR * 4);                \
-        _tile_dpbusd(0, 4, 6);                                         \
-        _tile_dpbusd(1, 4, 7);                                         \
-        if (lower) {                                                   \
-            _tile_loadd(5, (const char *)(a) + 16 * (lda), (lda));     \
-            _tile_dpbusd(2, 5, 6);                                     \
-            _tile_dpbusd(3, 5, 7);                                     \
-        }                                                              \
-    } while (0)
 
 /* A last step of `groups` < 16 groups: A's rows and the B groups copied with zeros
  * after them. */
@@ -80,41 +37,31 @@ KN_AMX static void short_step(const uint8_t *a, size_t lda, int rows, const int8
     /* The tile-load intrinsics are asm statements that take the address only, so
      * the compiler does not see them read these buffers: make it finish the stores. */
     __asm__ volatile("" : : "r"(ap), "r"(bp) : "memory");
-    AMX_STEP(ap[0], (size_t)STEP_BYTES, bp[0], rows > 16);
+    KN_AMX_STEP(ap[0], (size_t)STEP_BYTES, bp[0], rows > 16);
 }
 
 KN_AMX static void ukr_amx_rows(size_t kgroups, const uint8_t *a, size_t lda, int rows, const void *b,
                                 int32_t *acc, int acc_zero)
 {
-    configure(rows);
+    kn_amx_configure(rows, STEP_BYTES);
     int lower = rows > 16;
     if (acc_zero) {
-        _tile_zero(0);
-        _tile_zero(1);
+        KN_AMX_ZERO_C(lower);
     } else {
         _tile_loadd(0, acc, NR * 4);
         _tile_loadd(1, acc + 16, NR * 4);
-    }
-    if (lower && acc_zero) {
-        _tile_zero(2);
-        _tile_zero(3);
-    } else if (lower) {
-        _tile_loadd(2, acc + 16 * NR, NR * 4);
-        _tile_loadd(3, acc + 16 * NR + 16, NR * 4);
+        if (lower) {
+            _tile_loadd(2, acc + 16 * NR, NR * 4);
+            _tile_loadd(3, acc + 16 * NR + 16, NR * 4);
+        }
     }
     const int8_t *bq = b;
     size_t full = kgroups / STEP_GROUPS;
     for (size_t s = 0; s < full; s++, a += STEP_BYTES, bq += STEP_GROUPS * NR * 4)
-        AMX_STEP(a, lda, bq, lower);
+        KN_AMX_STEP(a, lda, bq, lower);
     if (kgroups % STEP_GROUPS)
         short_step(a, lda, rows, bq, kgroups % STEP_GROUPS);
-    _tile_stored(0, acc, NR * 4);
-    _tile_stored(1, acc + 16, NR * 4);
-    if (lower) {
-        _tile_stored(2, acc + 16 * NR, NR * 4);
-        _tile_stored(3, acc + 16 * NR + 16, NR * 4);
-    }
-    __asm__ volatile("" : : "r"(acc) : "memory"); /* the stores are asm too: acc changed */
+    KN_AMX_STORE_C(acc, lower);
 }
 
 const kn_qgemm_kernel *kn_qgemm_kernel_amx(void)

@@ -143,7 +143,9 @@ static void test_quantize_rows(void)
     rows[5][0] = 1e-30f;                             /* tiny against the rest */
     const kn_qb_kernel *ref = kn_qb_kernel_generic();
     for (int k = 0; k < KN_QB_COUNT; k++) {
-        const kn_qb_kernel *kr = k == KN_QB_VNNI ? kn_qb_kernel_vnni() : k == KN_QB_AVX512BW ? kn_qb_kernel_avx512bw() : ref;
+        const kn_qb_kernel *kr = k == KN_QB_VNNI ? kn_qb_kernel_vnni() : k == KN_QB_AVX512BW ? kn_qb_kernel_avx512bw()
+                                 : k == KN_QB_AMX      ? kn_qb_kernel_amx()
+                                                       : ref;
         if (!kn_qb_supported((kn_qbkernel)k) || !kr)
             continue;
         for (int r = 0; r < 6; r++)
