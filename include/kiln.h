@@ -205,7 +205,8 @@ size_t kiln_session_node_times(const kiln_session *session, const kiln_node_time
 
 /* Threads the session's pool uses (the caller's thread included). */
 int kiln_session_threads(const kiln_session *session);
-/* Bytes of the largest memory-plan arena this session holds for intermediates. */
+/* Bytes of memory this session holds for intermediates: one arena, shared by the
+ * memory plans of every input signature it has run (as large as the largest). */
 size_t kiln_session_arena_bytes(const kiln_session *session);
 /* Bytes of the model's initializers (weights and other constants), after optimization. */
 size_t kiln_model_weight_bytes(const kiln_model *model);

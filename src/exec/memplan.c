@@ -13,7 +13,6 @@ static void plan_free(kn_mem_plan *p)
     if (!p)
         return;
     free(p->sig);
-    kn_big_free(p->arena);
     free(p->offset);
     free(p->size);
     free(p->alias);
@@ -72,6 +71,7 @@ void kn_exec_cache_free(kn_exec_cache *c)
     free(c->rec_alias);
     for (int i = 0; i < c->n_plans; i++)
         plan_free(c->plans[i]);
+    kn_big_free(c->arena);
     memset(c, 0, sizeof *c);
 }
 
@@ -275,8 +275,22 @@ static void cache_insert(kn_exec_cache *c, kn_mem_plan *p)
         c->plans[lru] = c->plans[--c->n_plans];
     }
     c->plans[c->n_plans++] = p;
-    if (p->arena_bytes > c->peak_arena)
-        c->peak_arena = p->arena_bytes;
+    for (int i = 0; i < c->n_plans; i++)
+        c->plans[i]->arena = c->arena;
+}
+
+/* Grow the shared arena to hold `bytes` (the old contents are dead between runs). */
+static int reserve_arena(kn_exec_cache *c, size_t bytes)
+{
+    if (c->arena && bytes <= c->peak_arena)
+        return 0;
+    void *a = kn_big_alloc(bytes ? bytes : ALIGN);
+    if (!a)
+        return -1;
+    kn_big_free(c->arena);
+    c->arena = a;
+    c->peak_arena = bytes;
+    return 0;
 }
 
 kn_mem_plan *kn_plan_build(kn_exec_cache *c, const int64_t *sig, int n_sig)
@@ -290,7 +304,7 @@ kn_mem_plan *kn_plan_build(kn_exec_cache *c, const int64_t *sig, int n_sig)
         resolve_views(c, root, last);
         n = collect_items(c, root, last, items);
     }
-    if (!p || place_all(p, items, n) || !(p->arena = kn_big_alloc(p->arena_bytes))) {
+    if (!p || place_all(p, items, n) || reserve_arena(c, p->arena_bytes)) {
         plan_free(p);
         p = NULL;
     } else {

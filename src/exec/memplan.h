@@ -10,7 +10,11 @@
  * a value that turns out larger than planned (data-dependent shapes) falls back to the
  * heap.  Views: a reshape-family output recorded as a view candidate of its input
  * (rec_alias) joins the input's slot, whose live interval then extends to the view's
- * last reader; replayed runs make it a view when the input sits in its slot.  Plans are cached per signature (a few, least recently used evicted). */
+ * last reader; replayed runs make it a view when the input sits in its slot.  Plans are cached per signature (a few, least recently used evicted).
+ * A session runs one plan at a time, so its plans share one arena, as large as the
+ * largest of them: a server batching requests of varying size compiles a plan per
+ * batch size, and memory stays at the largest batch's instead of growing with
+ * every new size. */
 #ifndef KN_MEMPLAN_H
 #define KN_MEMPLAN_H
 
@@ -23,7 +27,7 @@ typedef struct kn_mem_plan {
     int n_sig;
     int64_t *sig;          /* input signature: per input dtype, rank, dims */
     size_t arena_bytes;
-    void *arena;           /* 64-byte aligned */
+    void *arena;           /* the cache's shared arena (64-byte aligned) */
     size_t *offset;        /* per value id: byte offset, or KN_PLAN_NONE */
     size_t *size;          /* per value id: planned bytes */
     int *alias;            /* per value id: the value it is a view of, or -1 */
@@ -47,6 +51,7 @@ typedef struct kn_exec_cache {
     kn_mem_plan *plans[KN_MAX_PLANS];
     uint64_t clock;
     size_t peak_arena;     /* largest arena of any cached plan */
+    void *arena;           /* shared by every plan: peak_arena bytes */
 } kn_exec_cache;
 
 /* Set up cache for g (NULL-safe free with kn_exec_cache_free). */

@@ -2,7 +2,8 @@
  * signature records tensor sizes and later runs place intermediates in one planned
  * arena.  Every later run, with the same or other signatures, in any order, must
  * give bit-identical outputs to a fresh session (which runs from the heap), on the
- * bundled example and on the shared CNN and transformer models. */
+ * bundled example and on the shared CNN and transformer models.  The plans of a
+ * session share one arena, as large as the largest plan's. */
 #include "test.h"
 
 #include "kiln.h"
@@ -112,6 +113,33 @@ static void test_example_signatures(void)
     check_model(KILN_EXAMPLE_MODEL, batches, (int)(sizeof batches / sizeof *batches));
 }
 
+/* The plans of one session share an arena as large as the largest: smaller
+ * signatures after a large one add no arena bytes, a larger one grows it. */
+static void test_plans_share_arena(void)
+{
+    kiln_model *m = NULL;
+    CHECK_EQ_INT(kiln_model_load(KILN_EXAMPLE_MODEL, &m), KILN_OK);
+    kiln_session *s = NULL;
+    CHECK_EQ_INT(kiln_session_create(m, &s), KILN_OK);
+    if (!s) {
+        kiln_model_free(m);
+        return;
+    }
+    check_run(m, s, 8, 1);
+    size_t at8 = kiln_session_arena_bytes(s);
+    CHECK(at8 > 0);
+    static const int64_t smaller[] = {1, 3, 5, 7, 2, 8, 4};
+    for (size_t i = 0; i < sizeof smaller / sizeof *smaller; i++) {
+        check_run(m, s, smaller[i], (unsigned)i + 2);
+        CHECK(kiln_session_arena_bytes(s) == at8);
+    }
+    check_run(m, s, 16, 9);
+    CHECK(kiln_session_arena_bytes(s) > at8);
+    check_run(m, s, 3, 10); /* a cached small plan on the regrown arena */
+    kiln_session_free(s);
+    kiln_model_free(m);
+}
+
 static void test_shared_models(void)
 {
 #ifdef KILN_SHARED_DIR
@@ -125,4 +153,4 @@ static void test_shared_models(void)
 #endif
 }
 
-TEST_MAIN(TEST_CASE(test_example_signatures), TEST_CASE(test_shared_models))
+TEST_MAIN(TEST_CASE(test_example_signatures), TEST_CASE(test_plans_share_arena), TEST_CASE(test_shared_models))
