@@ -64,22 +64,63 @@ static bool input_present(const kn_prepare_ctx *pc, int i)
     return i < pc->n_in && pc->node->in[i] >= 0;
 }
 
+/* out[i] = w[e0 + i] - z for a run of n elements of one zero point; false when a
+ * value leaves int8. */
+static bool shift_run(const kn_tensor *w, int64_t e0, int64_t n, int64_t z, int8_t *out)
+{
+    int bad = 0;
+    if (w->dtype == KN_I8 && z == 0) {
+        memcpy(out, (const int8_t *)w->data + e0, (size_t)n);
+        return true;
+    }
+    if (w->dtype == KN_I8) {
+        const int8_t *src = (const int8_t *)w->data + e0;
+        for (int64_t i = 0; i < n; i++) {
+            int32_t v = (int32_t)src[i] - (int32_t)z;
+            bad |= v < -128 || v > 127;
+            out[i] = (int8_t)v;
+        }
+    } else {
+        const uint8_t *src = (const uint8_t *)w->data + e0;
+        for (int64_t i = 0; i < n; i++) {
+            int32_t v = (int32_t)src[i] - (int32_t)z;
+            bad |= v < -128 || v > 127;
+            out[i] = (int8_t)v;
+        }
+    }
+    return !bad;
+}
+
+static bool all_zero(const kn_tensor *t)
+{
+    const uint8_t *b = t->data;
+    for (size_t i = 0; i < t->nbytes; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
 /* (declared in quant_gemm.h) */
 int8_t *kn_qweight_to_int8(const kn_tensor *w, const kn_tensor *zp, int64_t zp_inner)
 {
     int8_t *out = malloc((size_t)(w->numel > 0 ? w->numel : 1));
     if (!out)
         return NULL;
-    for (int64_t e = 0; e < w->numel; e++) {
-        int64_t z = 0;
-        if (zp)
-            z = kn_load_i64(zp->data, zp->dtype, (size_t)(zp->numel == 1 ? 0 : (e / zp_inner) % zp->numel));
-        int64_t v = kn_load_i64(w->data, w->dtype, (size_t)e) - z;
-        if (v < -128 || v > 127) {
+    if (w->dtype != KN_I8 && w->dtype != KN_U8) {
+        free(out);
+        return NULL;
+    }
+    if (zp && all_zero(zp))
+        zp = NULL; /* symmetric weights (the common case): a plain copy */
+    bool per_group = zp && zp->numel > 1;
+    int64_t run = per_group ? (zp_inner > 0 ? zp_inner : 1) : (w->numel > 0 ? w->numel : 1);
+    for (int64_t e0 = 0; e0 < w->numel; e0 += run) {
+        int64_t n = w->numel - e0 < run ? w->numel - e0 : run;
+        int64_t z = zp ? kn_load_i64(zp->data, zp->dtype, (size_t)(per_group ? (e0 / run) % zp->numel : 0)) : 0;
+        if (!shift_run(w, e0, n, z, out + e0)) {
             free(out);
             return NULL;
         }
-        out[e] = (int8_t)v;
     }
     return out;
 }
