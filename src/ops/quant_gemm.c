@@ -203,14 +203,19 @@ int kn_qconv_prepare(kn_prepare_ctx *pc, void **state)
         return depthwise_prepare(pc, w, zp, state);
     if (group != 1)
         return KN_OK;
-    int8_t *w8 = kn_qweight_to_int8(w, zp, k), *hwc = malloc((size_t)w->numel);
-    if (!w8 || !hwc) {
+    int64_t ch = w->dims[1], taps = w->dims[2] * w->dims[3];
+    int8_t *w8 = kn_qweight_to_int8(w, zp, k), *hwc = taps > 1 ? malloc((size_t)w->numel) : NULL;
+    if (!w8 || (taps > 1 && !hwc)) {
         free(w8);
         free(hwc);
         return KN_OK;
     }
+    if (taps == 1) { /* 1x1: [N, C] already is B^T */
+        kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, w8, (size_t)k, 1);
+        free(w8);
+        return pb ? make_state(pb, NULL, k, n, state, pc->err) : KN_OK;
+    }
     /* [N, C, kh, kw] -> [N, kh, kw, C] (the im2col order), which is B^T: packed with trans_b */
-    int64_t ch = w->dims[1], taps = w->dims[2] * w->dims[3];
     for (int64_t m = 0; m < n; m++)
         for (int64_t ci = 0; ci < ch; ci++)
             for (int64_t t = 0; t < taps; t++)
