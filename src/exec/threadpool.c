@@ -3,12 +3,9 @@
  *
  * Protocol: the caller publishes a job (fn, ctx, chunking) under the pool mutex,
  * bumps the generation counter and wakes the workers; every participant claims
- * chunks from one atomic word holding the job's generation (high 32 bits) and the
- * next chunk number (low 32 bits), so a worker that wakes late, after its job has
- * ended and another begun, cannot claim a chunk of the new job with the old job's
- * function.  Each finished chunk is counted; the caller returns once all chunks
- * are done.  It never waits for a worker that claimed nothing: a worker still
- * asleep when the caller has run out of chunks costs it no wake-up. */
+ * chunk numbers from an atomic counter until they run out.  Each worker asked to
+ * help decrements `pending` under the mutex when it has finished; the caller waits
+ * for pending == 0, after which no worker touches the job any more. */
 #include "exec/threadpool.h"
 
 #include <ctype.h>
@@ -21,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Spins (with pause) on the generation / done counters before sleeping on a condvar. */
+/* Spins on the generation / pending counters before sleeping on a condvar. */
 #define KN_SPIN_ITERS 4000
 /* Where CPU topology lives (overridable at compile time to test the parser). */
 #ifndef KN_SYSFS_CPU_DIR
@@ -47,16 +44,16 @@ struct kn_threadpool {
     pthread_cond_t done_cv;    /* pending reached 0 */
 
     atomic_uint_fast64_t generation;
+    atomic_int pending;  /* helpers still working on the current job */
     atomic_int shutdown;
-    int caller_waiting;  /* the caller sleeps on done_cv (under lock) */
+    int n_helpers;       /* workers 1..n_helpers take part in the current job */
 
     /* the current job (written under lock before the generation bump) */
     kn_range_fn fn;
     void *ctx;
     int64_t n;
     int64_t n_chunks;
-    atomic_uint_fast64_t claim; /* generation << 32 | next chunk */
-    atomic_int_fast64_t done;   /* chunks finished */
+    atomic_int_fast64_t next_chunk;
 };
 
 /* thread_index of this thread inside a running job, -1 outside any job. */
@@ -81,43 +78,16 @@ static int64_t chunk_count(int64_t n, int64_t grain, int n_threads)
     return c < 1 ? 1 : c;
 }
 
-static void cpu_relax(void)
+static void run_chunks(kn_threadpool *p, kn_range_fn fn, void *ctx, int64_t n, int64_t n_chunks,
+                       int thread_index)
 {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* The next chunk of job generation gen, or -1 when its chunks are all claimed or
- * the pool has moved on to another job. */
-static int64_t claim_chunk(kn_threadpool *p, uint_fast64_t gen, int64_t n_chunks)
-{
-    uint_fast64_t v = atomic_load_explicit(&p->claim, memory_order_relaxed);
     for (;;) {
-        if ((v >> 32) != (gen & 0xFFFFFFFFu) || (int64_t)(v & 0xFFFFFFFFu) >= n_chunks)
-            return -1;
-        if (atomic_compare_exchange_weak_explicit(&p->claim, &v, v + 1, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return (int64_t)(v & 0xFFFFFFFFu);
-    }
-}
-
-/* Run chunks of job gen until none is left; the participant that finishes the last
- * chunk wakes a sleeping caller. */
-static void run_chunks(kn_threadpool *p, uint_fast64_t gen, kn_range_fn fn, void *ctx, int64_t n,
-                       int64_t n_chunks, int thread_index)
-{
-    int64_t c;
-    while ((c = claim_chunk(p, gen, n_chunks)) >= 0) {
+        int64_t c = atomic_fetch_add_explicit(&p->next_chunk, 1, memory_order_relaxed);
+        if (c >= n_chunks)
+            break;
         int64_t b, e;
         chunk_bounds(n, n_chunks, c, &b, &e);
         fn(ctx, b, e, thread_index);
-        if (atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) + 1 == n_chunks && thread_index) {
-            pthread_mutex_lock(&p->lock);
-            if (p->caller_waiting)
-                pthread_cond_signal(&p->done_cv);
-            pthread_mutex_unlock(&p->lock);
-        }
     }
 }
 
@@ -131,7 +101,6 @@ static void wait_for_job(kn_threadpool *p, uint_fast64_t seen)
         if (atomic_load_explicit(&p->generation, memory_order_relaxed) != seen ||
             atomic_load_explicit(&p->shutdown, memory_order_relaxed))
             break;
-        cpu_relax();
         if ((i & 63) == 63)
             sched_yield();
     }
@@ -152,14 +121,22 @@ static void *worker_main(void *arg)
             break;
         }
         seen = atomic_load(&p->generation);
+        int helps = w->index <= p->n_helpers;
         kn_range_fn fn = p->fn;
         void *ctx = p->ctx;
         int64_t n = p->n, n_chunks = p->n_chunks;
         pthread_mutex_unlock(&p->lock);
+        if (!helps)
+            continue;
 
         tls_job_index = w->index;
-        run_chunks(p, seen, fn, ctx, n, n_chunks, w->index);
+        run_chunks(p, fn, ctx, n, n_chunks, w->index);
         tls_job_index = -1;
+
+        pthread_mutex_lock(&p->lock);
+        if (atomic_fetch_sub(&p->pending, 1) == 1)
+            pthread_cond_signal(&p->done_cv);
+        pthread_mutex_unlock(&p->lock);
     }
     return NULL;
 }
@@ -211,9 +188,9 @@ kn_threadpool *kn_threadpool_create(int n_threads, kn_error *err)
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
     atomic_init(&p->generation, 0);
+    atomic_init(&p->pending, 0);
     atomic_init(&p->shutdown, 0);
-    atomic_init(&p->claim, 0);
-    atomic_init(&p->done, 0);
+    atomic_init(&p->next_chunk, 0);
 
     for (int i = 0; i < n_threads - 1; i++) {
         workers[i].pool = p;
@@ -246,21 +223,17 @@ int kn_threadpool_size(const kn_threadpool *p)
 
 /* ---- parallel_for ---- */
 
-/* Until every chunk of the job is done: spin while helpers finish theirs, then sleep. */
-static void wait_for_chunks(kn_threadpool *p, int64_t n_chunks)
+static void wait_for_helpers(kn_threadpool *p)
 {
     for (int i = 0; i < KN_SPIN_ITERS; i++) {
-        if (atomic_load_explicit(&p->done, memory_order_acquire) == n_chunks)
-            return;
-        cpu_relax();
+        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0)
+            break;
         if ((i & 63) == 63)
             sched_yield();
     }
     pthread_mutex_lock(&p->lock);
-    p->caller_waiting = 1;
-    while (atomic_load(&p->done) != n_chunks)
+    while (atomic_load(&p->pending) != 0)
         pthread_cond_wait(&p->done_cv, &p->lock);
-    p->caller_waiting = 0;
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -279,24 +252,28 @@ void kn_parallel_for(kn_threadpool *p, int64_t n, int64_t grain, kn_range_fn fn,
         fn(ctx, 0, n, 0);
         return;
     }
+    int helpers = p->n_threads - 1;
+    if (n_chunks - 1 < helpers)
+        helpers = (int)(n_chunks - 1);
+
     pthread_mutex_lock(&p->call_lock);
     pthread_mutex_lock(&p->lock);
     p->fn = fn;
     p->ctx = ctx;
     p->n = n;
     p->n_chunks = n_chunks;
-    atomic_store(&p->done, 0);
-    uint_fast64_t gen = atomic_load(&p->generation) + 1;
-    atomic_store(&p->claim, (gen & 0xFFFFFFFFu) << 32);
-    atomic_store(&p->generation, gen);
+    p->n_helpers = helpers;
+    atomic_store(&p->next_chunk, 0);
+    atomic_store(&p->pending, helpers);
+    atomic_fetch_add(&p->generation, 1);
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->lock);
 
     tls_job_index = 0;
-    run_chunks(p, gen, fn, ctx, n, n_chunks, 0);
+    run_chunks(p, fn, ctx, n, n_chunks, 0);
     tls_job_index = -1;
 
-    wait_for_chunks(p, n_chunks);
+    wait_for_helpers(p);
     pthread_mutex_unlock(&p->call_lock);
 }
 
