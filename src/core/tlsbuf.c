@@ -68,3 +68,17 @@ void *kn_thread_buffer(int slot, size_t bytes)
     }
     return b->p[slot];
 }
+
+void kn_thread_buffers_sync(void)
+{
+    tls_bufs *b = NULL;
+    for (int slot = 0; slot < KN_TLS_SLOTS; slot++) {
+        size_t seen = atomic_load_explicit(&high_water[slot], memory_order_relaxed);
+        if (!seen)
+            continue;
+        if (!b && !(b = this_thread()))
+            return;
+        if (b->cap[slot] < seen)
+            (void)kn_thread_buffer(slot, seen);
+    }
+}

@@ -8,6 +8,8 @@
  * for pending == 0, after which no worker touches the job any more. */
 #include "exec/threadpool.h"
 
+#include "core/tlsbuf.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
@@ -130,6 +132,7 @@ static void *worker_main(void *arg)
             continue;
 
         tls_job_index = w->index;
+        kn_thread_buffers_sync(); /* per-thread scratch at its steady size, work or not */
         run_chunks(p, fn, ctx, n, n_chunks, w->index);
         tls_job_index = -1;
 
