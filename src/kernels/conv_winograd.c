@@ -1,0 +1,347 @@
+/* conv_winograd.c - float32 NCHW 3x3 stride-1 group-1 convolutions by Winograd
+ * F(2x2, 3x3): 2x2 output tiles from overlapping 4x4 input tiles, 16 multiplies
+ * per tile and input channel instead of 36.
+ *   weights (once, at load): U = G g G^T per (output, input) channel, stored as
+ *     16 matrices U[xi] (m x C), each prepacked as the SGEMM's A operand;
+ *   per block of T tiles of one image: V[xi] (C x T) = B^T d B of every input
+ *     tile, M[xi] (m x T) = U[xi] * V[xi] (16 GEMMs), Y = A^T M A per tile, with
+ *     bias, the FusedConv residual and the activation applied as Y is stored.
+ * Tiles read zeros outside the image (pads), partial tiles at the right and
+ * bottom store only their valid outputs.  Blocks of (batch item, tile range) are
+ * the parallel tasks; the block size depends on the shape only, so results do
+ * not depend on the thread count.  The transforms are plain C (the GEMMs are the
+ * vectorized part).  Declarations in conv_kernels.h. */
+#include "kernels/conv_kernels.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "exec/threadpool.h"
+#include "kernels/sgemm.h"
+
+/* Floats of V + M one block of tiles aims at (a thread's share of L2)... */
+#define WINO_BLOCK_FLOATS ((int64_t)1 << 18)
+/* ... but a block keeps at least this many tiles (each block streams all the
+ * weights through the 16 GEMMs) and at most this many. */
+#define WINO_MIN_TILES 64
+#define WINO_MAX_TILES 512
+
+/* ------------------------------------------------------------ transforms */
+
+void kn_wino_weight_tile(const float g[9], float u[KN_WINO_POS])
+{
+    float t[4][3]; /* G g */
+    for (int c = 0; c < 3; c++) {
+        float g0 = g[c], g1 = g[3 + c], g2 = g[6 + c];
+        t[0][c] = g0;
+        t[1][c] = 0.5f * (g0 + g1 + g2);
+        t[2][c] = 0.5f * (g0 - g1 + g2);
+        t[3][c] = g2;
+    }
+    for (int r = 0; r < 4; r++) { /* (G g) G^T */
+        float g0 = t[r][0], g1 = t[r][1], g2 = t[r][2];
+        u[r * 4 + 0] = g0;
+        u[r * 4 + 1] = 0.5f * (g0 + g1 + g2);
+        u[r * 4 + 2] = 0.5f * (g0 - g1 + g2);
+        u[r * 4 + 3] = g2;
+    }
+}
+
+/* v = B^T d B of one 4x4 tile (row-major). */
+static void input_tile(const float d[16], float v[16])
+{
+    float t[16];
+    for (int c = 0; c < 4; c++) {
+        float d0 = d[c], d1 = d[4 + c], d2 = d[8 + c], d3 = d[12 + c];
+        t[c] = d0 - d2;
+        t[4 + c] = d1 + d2;
+        t[8 + c] = d2 - d1;
+        t[12 + c] = d1 - d3;
+    }
+    for (int r = 0; r < 4; r++) {
+        const float *s = t + 4 * r;
+        v[4 * r + 0] = s[0] - s[2];
+        v[4 * r + 1] = s[1] + s[2];
+        v[4 * r + 2] = s[2] - s[1];
+        v[4 * r + 3] = s[1] - s[3];
+    }
+}
+
+/* y (2x2, row-major) = A^T m A of one 4x4 tile. */
+static void output_tile(const float m[16], float y[4])
+{
+    float t[8];
+    for (int c = 0; c < 4; c++) {
+        t[c] = m[c] + m[4 + c] + m[8 + c];
+        t[4 + c] = m[4 + c] - m[8 + c] - m[12 + c];
+    }
+    for (int r = 0; r < 2; r++) {
+        const float *s = t + 4 * r;
+        y[2 * r] = s[0] + s[1] + s[2];
+        y[2 * r + 1] = s[1] - s[2] - s[3];
+    }
+}
+
+/* The 4x4 input patch at (iy0, ix0) of an ih x iw plane, zeros outside it. */
+static void load_patch(const float *plane, int64_t ih, int64_t iw, int64_t iy0, int64_t ix0,
+                       float d[16])
+{
+    if (iy0 >= 0 && ix0 >= 0 && iy0 + 4 <= ih && ix0 + 4 <= iw) {
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c < 4; c++)
+                d[4 * r + c] = plane[(iy0 + r) * iw + ix0 + c];
+        return;
+    }
+    for (int r = 0; r < 4; r++) {
+        int64_t iy = iy0 + r;
+        for (int c = 0; c < 4; c++) {
+            int64_t ix = ix0 + c;
+            d[4 * r + c] = iy >= 0 && iy < ih && ix >= 0 && ix < iw ? plane[iy * iw + ix] : 0.0f;
+        }
+    }
+}
+
+/* ----------------------------------------------------------- weights */
+
+void kn_wino_free(kn_wino_weights *ww)
+{
+    for (int xi = 0; ww && xi < KN_WINO_POS; xi++)
+        kn_packed_a_free(ww->u[xi]);
+    free(ww);
+}
+
+/* u (16 matrices m x C, each C floats a row) = the weight tiles of w. */
+static void transform_weights(const float *w, int64_t m, int64_t channels, float *u)
+{
+    int64_t mc = m * channels;
+    for (int64_t o = 0; o < m; o++)
+        for (int64_t c = 0; c < channels; c++) {
+            float t[KN_WINO_POS];
+            kn_wino_weight_tile(w + (o * channels + c) * 9, t);
+            for (int xi = 0; xi < KN_WINO_POS; xi++)
+                u[xi * mc + o * channels + c] = t[xi];
+        }
+}
+
+kn_wino_weights *kn_wino_pack(kn_isa isa, const float *w, int64_t m, int64_t channels)
+{
+    if (m < 1 || channels < 1 || (size_t)m > SIZE_MAX / 16 / sizeof(float) / (size_t)channels)
+        return NULL;
+    kn_wino_weights *ww = calloc(1, sizeof *ww);
+    float *u = malloc(sizeof(float) * KN_WINO_POS * (size_t)(m * channels));
+    bool ok = ww && u;
+    if (ok) {
+        ww->m = m;
+        ww->channels = channels;
+        transform_weights(w, m, channels, u);
+    }
+    for (int xi = 0; ok && xi < KN_WINO_POS; xi++)
+        ok = (ww->u[xi] = kn_sgemm_pack_a_isa(isa, 0, (size_t)m, (size_t)channels,
+                                              u + xi * m * channels, (size_t)channels)) != NULL;
+    free(u);
+    if (!ok) {
+        kn_wino_free(ww);
+        return NULL;
+    }
+    return ww;
+}
+
+/* ------------------------------------------------------------- choice */
+
+/* KILN_CONV_WINOGRAD: "0" off, "1" on for every shape it takes, else (unset)
+ * the shapes where it was measured to win. */
+enum { WINO_OFF, WINO_FORCED, WINO_AUTO };
+
+static int wino_mode(void)
+{
+    static atomic_int cached = -1; /* -1: not read yet */
+    int v = atomic_load(&cached);
+    if (v < 0) {
+        const char *e = getenv("KILN_CONV_WINOGRAD");
+        v = e && !strcmp(e, "0") ? WINO_OFF : e && !strcmp(e, "1") ? WINO_FORCED : WINO_AUTO;
+        atomic_store(&cached, v);
+    }
+    return v;
+}
+
+/* The shapes where Winograd beat im2col + GEMM in bench/conv_bench (1 thread). */
+static bool wino_wins(const kn_conv2d_args *a)
+{
+    (void)a;
+    return false;
+}
+
+int kn_wino_weights_ok(int64_t group, int64_t channels, int64_t m, int64_t kh, int64_t kw)
+{
+    return group == 1 && kh == 3 && kw == 3 && channels >= KN_WINO_MIN_CHANNELS &&
+           m >= KN_WINO_MIN_CHANNELS && channels <= (1 << 16) && m <= (1 << 16);
+}
+
+int kn_wino_applies(const kn_conv2d_args *a)
+{
+    const kn_conv2d_geom *g = &a->g;
+    const kn_wino_weights *ww = a->wino;
+    int mode = wino_mode();
+    return ww && mode != WINO_OFF && (mode == WINO_FORCED || wino_wins(a)) && ww->m == a->m && ww->channels == g->channels &&
+           kn_wino_weights_ok(a->group, g->channels, a->m, g->kh, g->kw) && g->sh == 1 &&
+           g->sw == 1 && g->dh == 1 && g->dw == 1 && g->oh >= 1 && g->ow >= 1;
+}
+
+/* ------------------------------------------------------------ blocking */
+
+static int64_t tiles_per_image(const kn_conv2d_geom *g)
+{
+    return ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
+}
+
+/* Tiles per block: near the budget, within [WINO_MIN_TILES, WINO_MAX_TILES],
+ * a multiple of the GEMM panel, or all of the image's. */
+static int64_t block_tiles(const kn_conv2d_args *a)
+{
+    int64_t t = WINO_BLOCK_FLOATS / (KN_WINO_POS * (a->g.channels + a->m));
+    t = t < WINO_MIN_TILES ? WINO_MIN_TILES : t > WINO_MAX_TILES ? WINO_MAX_TILES : t;
+    t = t / KN_SGEMM_PANEL * KN_SGEMM_PANEL;
+    int64_t all = tiles_per_image(&a->g);
+    return t < all ? t : all;
+}
+
+/* Floats from one position's matrix to the next in V (C x T) and M (m x T):
+ * padded by a cache line so that the 16 streams do not share cache sets. */
+static int64_t pos_stride(int64_t rows, int64_t T)
+{
+    return (rows * T + 15) / 16 * 16 + 16;
+}
+
+size_t kn_wino_slice_floats(const kn_conv2d_args *a)
+{
+    int64_t T = block_tiles(a);
+    return (size_t)(KN_WINO_POS * (pos_stride(a->g.channels, T) + pos_stride(a->m, T)));
+}
+
+/* ------------------------------------------------------------------ run */
+
+typedef struct wino_job {
+    const kn_conv2d_args *a;
+    struct kn_threadpool *pool; /* the GEMMs' pool (NULL inside a parallel job) */
+    float *scratch;
+    int64_t slice, T, blocks; /* blocks per image */
+    atomic_int rc;
+} wino_job;
+
+/* V[xi][c][i] for tiles [t0, t0 + nt) of batch item n. */
+static void transform_inputs(const kn_conv2d_args *a, int64_t n, int64_t t0, int64_t nt,
+                             int64_t T, float *V)
+{
+    const kn_conv2d_geom *g = &a->g;
+    int64_t C = g->channels, tw = (g->ow + 1) / 2, plane = g->ih * g->iw;
+    int64_t vs = pos_stride(C, T);
+    for (int64_t c = 0; c < C; c++) {
+        const float *x = a->x + (n * C + c) * plane;
+        float *vc = V + c * T;
+        for (int64_t i = 0; i < nt; i++) {
+            int64_t t = t0 + i, ty = t / tw, tx = t - ty * tw;
+            float d[16], v[16];
+            load_patch(x, g->ih, g->iw, 2 * ty - g->pt, 2 * tx - g->pl, d);
+            input_tile(d, v);
+            for (int xi = 0; xi < KN_WINO_POS; xi++)
+                vc[xi * vs + i] = v[xi];
+        }
+    }
+}
+
+/* Stores one 2x2 output tile (its valid part) of plane y at (oy, ox): + bias,
+ * + residual z (same plane layout, may be NULL), then the activation. */
+static void store_tile(const kn_conv2d_args *a, const float v[4], float bias, const float *z,
+                       float *y, int64_t oy, int64_t ox, bool clamp, float lo, float hi)
+{
+    int64_t ow = a->g.ow;
+    int rows = oy + 1 < a->g.oh ? 2 : 1, cols = ox + 1 < ow ? 2 : 1;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            int64_t p = (oy + r) * ow + ox + c;
+            float s = v[2 * r + c] + bias + (z ? z[p] : 0.0f);
+            if (clamp)
+                s = s < lo ? lo : s > hi ? hi : s; /* NaN stays NaN */
+            else
+                s = kn_conv_act_one(&a->act, s);
+            y[p] = s;
+        }
+}
+
+/* Y of tiles [t0, t0 + nt) of batch item n from M[xi][co][i]. */
+static void transform_outputs(const kn_conv2d_args *a, int64_t n, int64_t t0, int64_t nt,
+                              int64_t T, const float *M)
+{
+    const kn_conv2d_geom *g = &a->g;
+    int64_t m = a->m, tw = (g->ow + 1) / 2, P = g->oh * g->ow, ms = pos_stride(m, T);
+    float lo = 0, hi = 0;
+    bool clamp = kn_conv_act_is_clamp(&a->act, &lo, &hi) != 0;
+    for (int64_t co = 0; co < m; co++) {
+        const float *mc = M + co * T;
+        float *y = a->y + (n * m + co) * P;
+        const float *z = a->z ? a->z + (n * m + co) * P : NULL;
+        float bias = a->bias ? a->bias[co] : 0.0f;
+        for (int64_t i = 0; i < nt; i++) {
+            int64_t t = t0 + i, ty = t / tw, tx = t - ty * tw;
+            float mm[16], v[4];
+            for (int xi = 0; xi < KN_WINO_POS; xi++)
+                mm[xi] = mc[xi * ms + i];
+            output_tile(mm, v);
+            store_tile(a, v, bias, z, y, 2 * ty, 2 * tx, clamp, lo, hi);
+        }
+    }
+}
+
+/* One block: tiles [b * T, ...) of batch item n, through scratch V and M. */
+static int run_block(const wino_job *j, int64_t n, int64_t b, float *V)
+{
+    const kn_conv2d_args *a = j->a;
+    int64_t C = a->g.channels, m = a->m, T = j->T, t0 = b * T;
+    int64_t nt = tiles_per_image(&a->g) - t0 < T ? tiles_per_image(&a->g) - t0 : T;
+    int64_t vs = pos_stride(C, T), ms = pos_stride(m, T);
+    float *M = V + KN_WINO_POS * vs;
+    transform_inputs(a, n, t0, nt, T, V);
+    for (int xi = 0; xi < KN_WINO_POS; xi++) {
+        int rc = kn_sgemm_run_pa(j->pool, (size_t)m, (size_t)nt, (size_t)C, a->wino->u[xi],
+                                 V + xi * vs, (size_t)T, M + xi * ms, (size_t)T, NULL);
+        if (rc)
+            return rc;
+    }
+    transform_outputs(a, n, t0, nt, T, M);
+    return KN_OK;
+}
+
+static void run_blocks(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    wino_job *j = ctx;
+    float *V = j->scratch + thread_index * j->slice;
+    for (int64_t q = begin; q < end; q++) {
+        int rc = run_block(j, q / j->blocks, q % j->blocks, V);
+        if (rc)
+            atomic_store(&j->rc, rc);
+    }
+}
+
+int kn_wino_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a, float *scratch,
+                size_t scratch_floats)
+{
+    (void)isa; /* the GEMMs run at the level the weights were packed for */
+    wino_job j = {.a = a, .scratch = scratch};
+    atomic_init(&j.rc, KN_OK);
+    j.T = block_tiles(a);
+    j.slice = (int64_t)kn_wino_slice_floats(a);
+    j.blocks = (tiles_per_image(&a->g) + j.T - 1) / j.T;
+    int64_t tasks = a->batch * j.blocks;
+    int threads = kn_threadpool_size(pool);
+    if (threads > 1 && tasks >= 2 * threads &&
+        (int64_t)(scratch_floats / (size_t)j.slice) >= threads) {
+        kn_parallel_for(pool, tasks, 1, run_blocks, &j); /* GEMMs inline in each task */
+    } else {
+        j.pool = pool; /* few blocks: one after another, each GEMM split over the pool */
+        run_blocks(&j, 0, tasks, 0);
+    }
+    return atomic_load(&j.rc);
+}
