@@ -274,12 +274,38 @@ void kn_wino_free(kn_wino_weights *ww);
 /* U = G g G^T of one 3x3 plane g into u[16] (row-major 4x4). */
 void kn_wino_weight_tile(const float g[9], float u[KN_WINO_POS]);
 /* Whether the prepared weights may take this conv's shape at all (3x3, group 1,
- * channels and m from KN_WINO_MIN_CHANNELS up); and whether the path is on for
+ * channels and m from KN_WINO_MIN_CHANNELS up; never with KILN_CONV_WINOGRAD=0,
+ * so that A/B runs without it also save its weights' memory); and whether the path is on for
  * it: stride 1, dilation 1, a->wino built for these sizes, and the shapes where
  * it was measured to win (KILN_CONV_WINOGRAD=0: never, =1: every shape it takes). */
 #define KN_WINO_MIN_CHANNELS 16
 int kn_wino_weights_ok(int64_t group, int64_t channels, int64_t m, int64_t kh, int64_t kw);
 int kn_wino_applies(const kn_conv2d_args *a);
+/* Row-run kernels of the transforms (plain C here, AVX-512 when built), over n
+ * tiles along one tile row.  Input: tile k reads rows[r][ix0 + 2k + c] (r, c <
+ * 4; zero where rows[r] is NULL or the column is >= iw; ix0 >= 0) and writes
+ * v[xi * vs + k].  Output: tile k reads m[xi * ms + k], and stores its 2x2
+ * outputs at columns 2k, 2k + 1 (those < cols) of y[0] and, unless NULL, y[1],
+ * each + bias + z[r][col] (z[r] NULL: no residual) and clamped to [lo, hi]. */
+typedef struct kn_wino_in_run {
+    const float *rows[4];
+    int64_t iw, ix0, n;
+    float *v;
+    int64_t vs;
+} kn_wino_in_run;
+typedef struct kn_wino_out_run {
+    const float *m;
+    int64_t ms, n, cols;
+    float *y[2];
+    const float *z[2];
+    float bias, lo, hi;
+} kn_wino_out_run;
+typedef void (*kn_wino_in_fn)(const kn_wino_in_run *r);
+typedef void (*kn_wino_out_fn)(const kn_wino_out_run *r);
+void kn_wino_input_generic(const kn_wino_in_run *r);
+void kn_wino_output_generic(const kn_wino_out_run *r);
+kn_wino_in_fn kn_wino_input_avx512(void);   /* NULL when not built */
+kn_wino_out_fn kn_wino_output_avx512(void); /* NULL when not built */
 /* Floats of one thread's slice of scratch (V and M of one block of tiles), and
  * the run (one slice per pool thread, else one block at a time with the GEMMs
  * split over pool).  Returns KN_OK or KN_ERR_NOMEM (GEMM packing buffers). */

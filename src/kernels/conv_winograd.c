@@ -9,8 +9,10 @@
  * Tiles read zeros outside the image (pads), partial tiles at the right and
  * bottom store only their valid outputs.  Blocks of (batch item, tile range) are
  * the parallel tasks; the block size depends on the shape only, so results do
- * not depend on the thread count.  The transforms are plain C (the GEMMs are the
- * vectorized part).  Declarations in conv_kernels.h. */
+ * not depend on the thread count.  The transforms run as kernels over runs of
+ * tiles along a tile row: plain C here, AVX-512 in conv_winograd_avx512.c.  On
+ * by default only where it was measured to win (wino_wins); KILN_CONV_WINOGRAD=0
+ * turns it off, =1 on for every shape it takes.  Declarations in conv_kernels.h. */
 #include "kernels/conv_kernels.h"
 
 #include <stdatomic.h>
@@ -167,17 +169,30 @@ static int wino_mode(void)
     return v;
 }
 
-/* The shapes where Winograd beat im2col + GEMM in bench/conv_bench (1 thread). */
+/* Tiles per image from which the Winograd path is on by default. */
+#define WINO_AUTO_MIN_TILES 16
+
+static int64_t tiles_per_image(const kn_conv2d_geom *g)
+{
+    return ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
+}
+
+/* The shapes where Winograd (AVX-512 transforms) beat im2col + GEMM in
+ * bench/conv_bench, 1 thread: 16..512 channels at 7x7 (16 tiles) and up, 1.1x
+ * to 1.7x; at 4x4 and 1x1 outputs (4 and 1 tiles) the 16/9 larger weights
+ * streamed per image cost more than the multiplies saved.  The plain C
+ * transforms lose to im2col at 56x56 and 28x28: AVX-512 only. */
 static bool wino_wins(const kn_conv2d_args *a)
 {
-    (void)a;
-    return false;
+    return kn_cpu_isa() >= KN_ISA_AVX512 && kn_wino_input_avx512() &&
+           tiles_per_image(&a->g) >= WINO_AUTO_MIN_TILES;
 }
 
 int kn_wino_weights_ok(int64_t group, int64_t channels, int64_t m, int64_t kh, int64_t kw)
 {
-    return group == 1 && kh == 3 && kw == 3 && channels >= KN_WINO_MIN_CHANNELS &&
-           m >= KN_WINO_MIN_CHANNELS && channels <= (1 << 16) && m <= (1 << 16);
+    return wino_mode() != WINO_OFF && group == 1 && kh == 3 && kw == 3 &&
+           channels >= KN_WINO_MIN_CHANNELS && m >= KN_WINO_MIN_CHANNELS &&
+           channels <= (1 << 16) && m <= (1 << 16);
 }
 
 int kn_wino_applies(const kn_conv2d_args *a)
@@ -185,17 +200,13 @@ int kn_wino_applies(const kn_conv2d_args *a)
     const kn_conv2d_geom *g = &a->g;
     const kn_wino_weights *ww = a->wino;
     int mode = wino_mode();
-    return ww && mode != WINO_OFF && (mode == WINO_FORCED || wino_wins(a)) && ww->m == a->m && ww->channels == g->channels &&
+    return ww && mode != WINO_OFF && (mode == WINO_FORCED || wino_wins(a)) && ww->m == a->m &&
+           ww->channels == g->channels &&
            kn_wino_weights_ok(a->group, g->channels, a->m, g->kh, g->kw) && g->sh == 1 &&
            g->sw == 1 && g->dh == 1 && g->dw == 1 && g->oh >= 1 && g->ow >= 1;
 }
 
 /* ------------------------------------------------------------ blocking */
-
-static int64_t tiles_per_image(const kn_conv2d_geom *g)
-{
-    return ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
-}
 
 /* Tiles per block: near the budget, within [WINO_MIN_TILES, WINO_MAX_TILES],
  * a multiple of the GEMM panel, or all of the image's. */
@@ -223,77 +234,166 @@ size_t kn_wino_slice_floats(const kn_conv2d_args *a)
 
 /* ------------------------------------------------------------------ run */
 
+/* ------------------------------------------------- row-run kernels */
+
+void kn_wino_input_generic(const kn_wino_in_run *r)
+{
+    for (int64_t k = 0; k < r->n; k++) {
+        float d[16], v[16];
+        int64_t ix = r->ix0 + 2 * k;
+        for (int y = 0; y < 4; y++)
+            for (int c = 0; c < 4; c++)
+                d[4 * y + c] = r->rows[y] && ix + c < r->iw ? r->rows[y][ix + c] : 0.0f;
+        input_tile(d, v);
+        for (int xi = 0; xi < KN_WINO_POS; xi++)
+            r->v[xi * r->vs + k] = v[xi];
+    }
+}
+
+void kn_wino_output_generic(const kn_wino_out_run *r)
+{
+    for (int64_t k = 0; k < r->n; k++) {
+        float mm[16], v[4];
+        for (int xi = 0; xi < KN_WINO_POS; xi++)
+            mm[xi] = r->m[xi * r->ms + k];
+        output_tile(mm, v);
+        for (int y = 0; y < 2 && r->y[y]; y++)
+            for (int c = 0; c < 2 && 2 * k + c < r->cols; c++) {
+                int64_t col = 2 * k + c;
+                float s = v[2 * y + c] + r->bias + (r->z[y] ? r->z[y][col] : 0.0f);
+                r->y[y][col] = s < r->lo ? r->lo : s > r->hi ? r->hi : s; /* NaN stays */
+            }
+    }
+}
+
+/* The run kernels for isa. */
+typedef struct wino_kernels {
+    kn_wino_in_fn in;
+    kn_wino_out_fn out;
+} wino_kernels;
+
+static wino_kernels kernels_for(kn_isa isa)
+{
+    wino_kernels k = {kn_wino_input_generic, kn_wino_output_generic};
+    if (isa > kn_cpu_isa_supported())
+        isa = kn_cpu_isa_supported();
+    if (isa >= KN_ISA_AVX512 && kn_wino_input_avx512() && kn_wino_output_avx512()) {
+        k.in = kn_wino_input_avx512();
+        k.out = kn_wino_output_avx512();
+    }
+    return k;
+}
+
+/* ------------------------------------------------------------ drivers */
+
+/* The tiles [t0, t0 + nt) of an image split at tile-row ends: calls fn for
+ * each run (tile row ty, columns [tx0, tx0 + n), first block index i). */
+typedef void (*run_fn)(void *ctx, int64_t ty, int64_t tx0, int64_t n, int64_t i);
+
+static void for_runs(int64_t tw, int64_t t0, int64_t nt, run_fn fn, void *ctx)
+{
+    for (int64_t i = 0; i < nt;) {
+        int64_t t = t0 + i, ty = t / tw, tx = t - ty * tw;
+        int64_t n = tw - tx < nt - i ? tw - tx : nt - i;
+        fn(ctx, ty, tx, n, i);
+        i += n;
+    }
+}
+
+typedef struct in_ctx {
+    const kn_conv2d_args *a;
+    const float *x; /* the channel plane */
+    float *v;       /* V at this channel's row */
+    int64_t vs;
+    kn_wino_in_fn fn;
+} in_ctx;
+
+static void input_run(void *ctx, int64_t ty, int64_t tx0, int64_t n, int64_t i)
+{
+    const in_ctx *c = ctx;
+    const kn_conv2d_geom *g = &c->a->g;
+    int64_t iy0 = 2 * ty - g->pt;
+    kn_wino_in_run r = {.iw = g->iw, .vs = c->vs};
+    for (int y = 0; y < 4; y++)
+        r.rows[y] = iy0 + y >= 0 && iy0 + y < g->ih ? c->x + (iy0 + y) * g->iw : NULL;
+    for (; n > 0 && 2 * tx0 - g->pl < 0; tx0++, n--, i++) { /* tiles over the left pad */
+        float d[16], v[16];
+        load_patch(c->x, g->ih, g->iw, iy0, 2 * tx0 - g->pl, d);
+        input_tile(d, v);
+        for (int xi = 0; xi < KN_WINO_POS; xi++)
+            c->v[xi * c->vs + i] = v[xi];
+    }
+    r.ix0 = 2 * tx0 - g->pl;
+    r.n = n;
+    r.v = c->v + i;
+    if (n > 0)
+        c->fn(&r);
+}
+
+/* V[xi][c][i] for tiles [t0, t0 + nt) of batch item n. */
+static void transform_inputs(const kn_conv2d_args *a, kn_wino_in_fn fn, int64_t n, int64_t t0,
+                             int64_t nt, int64_t T, float *V)
+{
+    const kn_conv2d_geom *g = &a->g;
+    int64_t C = g->channels, plane = g->ih * g->iw;
+    in_ctx c = {.a = a, .vs = pos_stride(C, T), .fn = fn};
+    for (int64_t ci = 0; ci < C; ci++) {
+        c.x = a->x + (n * C + ci) * plane;
+        c.v = V + ci * T;
+        for_runs((g->ow + 1) / 2, t0, nt, input_run, &c);
+    }
+}
+
+typedef struct out_ctx {
+    const kn_conv2d_args *a;
+    const float *m; /* M at this output channel's row */
+    float *y;       /* the output plane */
+    const float *z; /* the residual plane or NULL */
+    int64_t ms;
+    float bias, lo, hi;
+    bool other_act; /* an activation the clamp does not cover */
+    kn_wino_out_fn fn;
+} out_ctx;
+
+static void output_run(void *ctx, int64_t ty, int64_t tx0, int64_t n, int64_t i)
+{
+    const out_ctx *c = ctx;
+    int64_t oh = c->a->g.oh, ow = c->a->g.ow, oy = 2 * ty, ox0 = 2 * tx0;
+    kn_wino_out_run r = {.m = c->m + i, .ms = c->ms, .n = n,
+                         .cols = ow - ox0 < 2 * n ? ow - ox0 : 2 * n, .bias = c->bias, .lo = c->lo, .hi = c->hi};
+    for (int y = 0; y < 2 && oy + y < oh; y++) {
+        r.y[y] = c->y + (oy + y) * ow + ox0;
+        r.z[y] = c->z ? c->z + (oy + y) * ow + ox0 : NULL;
+    }
+    c->fn(&r);
+    for (int y = 0; c->other_act && y < 2 && r.y[y]; y++)
+        kn_conv_act_apply(&c->a->act, r.y[y], (size_t)r.cols);
+}
+
+/* Y of tiles [t0, t0 + nt) of batch item n from M[xi][co][i]. */
+static void transform_outputs(const kn_conv2d_args *a, kn_wino_out_fn fn, int64_t n, int64_t t0,
+                              int64_t nt, int64_t T, const float *M)
+{
+    int64_t m = a->m, P = a->g.oh * a->g.ow;
+    out_ctx c = {.a = a, .ms = pos_stride(m, T), .fn = fn};
+    c.other_act = !kn_conv_act_is_clamp(&a->act, &c.lo, &c.hi);
+    for (int64_t co = 0; co < m; co++) {
+        c.m = M + co * T;
+        c.y = a->y + (n * m + co) * P;
+        c.z = a->z ? a->z + (n * m + co) * P : NULL;
+        c.bias = a->bias ? a->bias[co] : 0.0f;
+        for_runs((a->g.ow + 1) / 2, t0, nt, output_run, &c);
+    }
+}
+
 typedef struct wino_job {
     const kn_conv2d_args *a;
     struct kn_threadpool *pool; /* the GEMMs' pool (NULL inside a parallel job) */
     float *scratch;
     int64_t slice, T, blocks; /* blocks per image */
+    wino_kernels k;
     atomic_int rc;
 } wino_job;
-
-/* V[xi][c][i] for tiles [t0, t0 + nt) of batch item n. */
-static void transform_inputs(const kn_conv2d_args *a, int64_t n, int64_t t0, int64_t nt,
-                             int64_t T, float *V)
-{
-    const kn_conv2d_geom *g = &a->g;
-    int64_t C = g->channels, tw = (g->ow + 1) / 2, plane = g->ih * g->iw;
-    int64_t vs = pos_stride(C, T);
-    for (int64_t c = 0; c < C; c++) {
-        const float *x = a->x + (n * C + c) * plane;
-        float *vc = V + c * T;
-        for (int64_t i = 0; i < nt; i++) {
-            int64_t t = t0 + i, ty = t / tw, tx = t - ty * tw;
-            float d[16], v[16];
-            load_patch(x, g->ih, g->iw, 2 * ty - g->pt, 2 * tx - g->pl, d);
-            input_tile(d, v);
-            for (int xi = 0; xi < KN_WINO_POS; xi++)
-                vc[xi * vs + i] = v[xi];
-        }
-    }
-}
-
-/* Stores one 2x2 output tile (its valid part) of plane y at (oy, ox): + bias,
- * + residual z (same plane layout, may be NULL), then the activation. */
-static void store_tile(const kn_conv2d_args *a, const float v[4], float bias, const float *z,
-                       float *y, int64_t oy, int64_t ox, bool clamp, float lo, float hi)
-{
-    int64_t ow = a->g.ow;
-    int rows = oy + 1 < a->g.oh ? 2 : 1, cols = ox + 1 < ow ? 2 : 1;
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) {
-            int64_t p = (oy + r) * ow + ox + c;
-            float s = v[2 * r + c] + bias + (z ? z[p] : 0.0f);
-            if (clamp)
-                s = s < lo ? lo : s > hi ? hi : s; /* NaN stays NaN */
-            else
-                s = kn_conv_act_one(&a->act, s);
-            y[p] = s;
-        }
-}
-
-/* Y of tiles [t0, t0 + nt) of batch item n from M[xi][co][i]. */
-static void transform_outputs(const kn_conv2d_args *a, int64_t n, int64_t t0, int64_t nt,
-                              int64_t T, const float *M)
-{
-    const kn_conv2d_geom *g = &a->g;
-    int64_t m = a->m, tw = (g->ow + 1) / 2, P = g->oh * g->ow, ms = pos_stride(m, T);
-    float lo = 0, hi = 0;
-    bool clamp = kn_conv_act_is_clamp(&a->act, &lo, &hi) != 0;
-    for (int64_t co = 0; co < m; co++) {
-        const float *mc = M + co * T;
-        float *y = a->y + (n * m + co) * P;
-        const float *z = a->z ? a->z + (n * m + co) * P : NULL;
-        float bias = a->bias ? a->bias[co] : 0.0f;
-        for (int64_t i = 0; i < nt; i++) {
-            int64_t t = t0 + i, ty = t / tw, tx = t - ty * tw;
-            float mm[16], v[4];
-            for (int xi = 0; xi < KN_WINO_POS; xi++)
-                mm[xi] = mc[xi * ms + i];
-            output_tile(mm, v);
-            store_tile(a, v, bias, z, y, 2 * ty, 2 * tx, clamp, lo, hi);
-        }
-    }
-}
 
 /* One block: tiles [b * T, ...) of batch item n, through scratch V and M. */
 static int run_block(const wino_job *j, int64_t n, int64_t b, float *V)
@@ -303,14 +403,14 @@ static int run_block(const wino_job *j, int64_t n, int64_t b, float *V)
     int64_t nt = tiles_per_image(&a->g) - t0 < T ? tiles_per_image(&a->g) - t0 : T;
     int64_t vs = pos_stride(C, T), ms = pos_stride(m, T);
     float *M = V + KN_WINO_POS * vs;
-    transform_inputs(a, n, t0, nt, T, V);
+    transform_inputs(a, j->k.in, n, t0, nt, T, V);
     for (int xi = 0; xi < KN_WINO_POS; xi++) {
         int rc = kn_sgemm_run_pa(j->pool, (size_t)m, (size_t)nt, (size_t)C, a->wino->u[xi],
                                  V + xi * vs, (size_t)T, M + xi * ms, (size_t)T, NULL);
         if (rc)
             return rc;
     }
-    transform_outputs(a, n, t0, nt, T, M);
+    transform_outputs(a, j->k.out, n, t0, nt, T, M);
     return KN_OK;
 }
 
@@ -328,8 +428,7 @@ static void run_blocks(void *ctx, int64_t begin, int64_t end, int thread_index)
 int kn_wino_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a, float *scratch,
                 size_t scratch_floats)
 {
-    (void)isa; /* the GEMMs run at the level the weights were packed for */
-    wino_job j = {.a = a, .scratch = scratch};
+    wino_job j = {.a = a, .scratch = scratch, .k = kernels_for(isa)};
     atomic_init(&j.rc, KN_OK);
     j.T = block_tiles(a);
     j.slice = (int64_t)kn_wino_slice_floats(a);

@@ -448,8 +448,8 @@ static bool unit_strides_dilations(const kn_node *node)
  * other convs).  Returns KN_OK or KN_ERR_NOMEM. */
 static int prepare_winograd(kn_prepare_ctx *pc, const kn_tensor *w, conv_state *s)
 {
-    if (w->rank != 4 || !kn_wino_weights_ok(s->group, w->dims[1], w->dims[0], w->dims[2], w->dims[3]) ||
-        !unit_strides_dilations(pc->node))
+    if (w->rank != 4 || !unit_strides_dilations(pc->node) ||
+        !kn_wino_weights_ok(s->group, w->dims[1], w->dims[0], w->dims[2], w->dims[3]))
         return KN_OK;
     s->wino = kn_wino_pack(kn_cpu_isa(), w->data, w->dims[0], w->dims[1]);
     if (!s->wino)

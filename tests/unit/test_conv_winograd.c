@@ -2,13 +2,16 @@
  * against a plain double-precision direct conv on awkward shapes: images of 1x1,
  * 2x2, odd and ResNet sizes, pads 0 / 1 / one-sided, 16 / 17 / 64 input channels,
  * 16 / 33 outputs, batch 1 and 3, with and without bias, residual z, Relu / Clip /
- * a non-clamp activation; the weight transform against G g G^T; the algorithm
- * choice; and pools of 1 and 3 threads giving identical results.  The tolerance
+ * a non-clamp activation, with the AVX-512 and the plain C transforms; the
+ * transform row-run kernels of each ISA against the plain C ones on tails and
+ * image edges; the weight transform against G g G^T; the algorithm choice; and
+ * pools of 1 and 3 threads giving identical results.  The tolerance
  * is relative to sum |w| |x| per output (Winograd reassociates the sums). */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include "test.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +53,72 @@ static void test_weight_tile(void)
         }
 }
 
+static double max_abs_diff(const float *a, const float *b, int64_t n)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        worst = d > worst || d != d ? d : worst;
+    }
+    return worst;
+}
+
+/* ---- row-run kernels: every ISA against the plain C ones ---- */
+
+static void check_input_run(kn_wino_in_fn fn, int64_t iw, int64_t ix0, int64_t n, int null_row)
+{
+    float *x = random_array(4 * iw), out[2][16 * 50];
+    kn_wino_in_run r = {{x, x + iw, x + 2 * iw, x + 3 * iw}, iw, ix0, n, NULL, 50};
+    if (null_row >= 0)
+        r.rows[null_row] = NULL;
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 16 * 50; i++)
+            out[k][i] = -7.0f; /* untouched past n */
+        r.v = out[k];
+        (k ? fn : kn_wino_input_generic)(&r);
+    }
+    CHECK(memcmp(out[0], out[1], sizeof out[0]) == 0);
+    free(x);
+}
+
+static void check_output_run(kn_wino_out_fn fn, int64_t n, int64_t cols, bool two_rows,
+                             bool with_z)
+{
+    float *m = random_array(16 * 40), *z = random_array(2 * 80), y[2][2][80];
+    kn_wino_out_run r = {m, 40, n, cols, {NULL, NULL}, {NULL, NULL}, 0.25f, -0.5f, 0.75f};
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 2 * 80; i++)
+            y[k][i / 80][i % 80] = -7.0f;
+        r.y[0] = y[k][0];
+        r.y[1] = two_rows ? y[k][1] : NULL;
+        r.z[0] = with_z ? z : NULL;
+        r.z[1] = with_z ? z + 80 : NULL;
+        (k ? fn : kn_wino_output_generic)(&r);
+    }
+    CHECK(memcmp(y[0], y[1], sizeof y[0]) == 0);
+    free(m);
+    free(z);
+}
+
+static void test_run_kernels(void)
+{
+    kn_wino_in_fn in = kn_cpu_isa_supported() >= KN_ISA_AVX512 ? kn_wino_input_avx512() : NULL;
+    kn_wino_out_fn out = kn_cpu_isa_supported() >= KN_ISA_AVX512 ? kn_wino_output_avx512() : NULL;
+    if (!in || !out) {
+        printf("  (no AVX-512 transform kernels on this CPU / build: plain C only)\n");
+        return;
+    }
+    static const int64_t runs[][3] = {{1, 0, 1}, {4, 0, 1}, {5, 1, 2}, {7, 0, 3}, {33, 1, 16},
+                                      {34, 0, 17}, {57, 1, 28}, {60, 3, 20}, {90, 1, 44}};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
+        for (int nr = -1; nr < 4; nr++)
+            check_input_run(in, runs[i][0], runs[i][1], runs[i][2], nr);
+    for (int64_t n = 1; n <= 40; n += 3)
+        for (int64_t cols = 2 * n - 1; cols <= 2 * n; cols++)
+            for (int v = 0; v < 4; v++)
+                check_output_run(out, n, cols, v & 1, v & 2);
+}
+
 /* ---- whole convs ---- */
 
 typedef struct wino_case {
@@ -85,15 +154,15 @@ static void reference(const kn_conv2d_args *a, double *y, double *mag)
             }
 }
 
-/* The outputs of a (in a new array) run over pool. */
-static float *run_with(kn_threadpool *pool, const kn_conv2d_args *a, int64_t ny)
+/* The outputs of a (in a new array) run over pool at kernel level isa. */
+static float *run_with(kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a, int64_t ny)
 {
     kn_conv2d_args b = *a;
     size_t need = kn_conv2d_scratch_floats(a, kn_threadpool_size(pool));
     float *scratch = need && need != SIZE_MAX ? aligned_alloc(64, (need * 4 + 63) / 64 * 64) : NULL;
     b.y = malloc(sizeof(float) * (size_t)ny);
     CHECK(need != SIZE_MAX && b.y);
-    CHECK_EQ_INT(kn_conv2d_run(pool, kn_cpu_isa(), &b, scratch, need), KN_OK);
+    CHECK_EQ_INT(kn_conv2d_run(pool, isa, &b, scratch, need), KN_OK);
     free(scratch);
     return b.y;
 }
@@ -116,7 +185,8 @@ static void check_case(const wino_case *t, int variant, kn_threadpool *pool3)
     CHECK(ww != NULL);
     CHECK_EQ_INT(kn_conv2d_algo(&a), KN_CONV_ALGO_WINOGRAD);
     reference(&a, ref, mag);
-    float *y1 = run_with(NULL, &a, ny), *y3 = run_with(pool3, &a, ny);
+    float *y1 = run_with(NULL, kn_cpu_isa(), &a, ny), *y3 = run_with(pool3, kn_cpu_isa(), &a, ny);
+    float *yg = run_with(NULL, KN_ISA_GENERIC, &a, ny); /* the plain transforms */
     int64_t bad = 0;
     for (int64_t i = 0; i < ny; i++) {
         if (!(fabs(y1[i] - ref[i]) <= 2e-6 * mag[i] + 1e-6) && bad++ < 3)
@@ -128,6 +198,8 @@ static void check_case(const wino_case *t, int variant, kn_threadpool *pool3)
     }
     CHECK_EQ_INT(bad, 0);
     CHECK(memcmp(y1, y3, sizeof(float) * (size_t)ny) == 0);
+    CHECK(max_abs_diff(y1, yg, ny) <= 1e-5);
+    free(yg);
     free(y1);
     free(y3);
     kn_wino_free(ww);
@@ -188,6 +260,7 @@ static void test_choice(void)
 int main(void)
 {
     static const kt_case cases[] = {TEST_CASE(test_weight_tile), TEST_CASE(test_choice),
+                                    TEST_CASE(test_run_kernels),
                                     TEST_CASE(test_against_reference)};
     setenv("KILN_CONV_WINOGRAD", "1", 1); /* every shape it takes, not only where it wins */
     return kt_run(cases, (int)(sizeof cases / sizeof cases[0]));
