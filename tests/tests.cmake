@@ -36,6 +36,14 @@ endif()
 
 # The writer test re-runs every shared model (twice) and re-writes every conformance
 # model: slow under the sanitizers.
+# The integer operators pick their tap loops and row requantization from kn_cpu_isa:
+# run them again capped at AVX2 and at plain C so every path is compared.
+foreach(isa avx2 generic)
+  add_test(NAME unit/test_ops_quant_gemm_${isa} COMMAND test_ops_quant_gemm)
+  set_tests_properties(unit/test_ops_quant_gemm_${isa} PROPERTIES LABELS unit TIMEOUT 120
+                       ENVIRONMENT "KILN_ISA=${isa}")
+endforeach()
+
 if(TEST unit/test_onnx_writer)
   set_tests_properties(unit/test_onnx_writer PROPERTIES TIMEOUT 600)
 endif()

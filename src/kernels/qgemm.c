@@ -74,23 +74,34 @@ static int8_t b_at(const int8_t *B, size_t ldb, int trans_b, size_t k, size_t n)
     return trans_b ? B[n * ldb + k] : B[k * ldb + n];
 }
 
+/* Panel p's group kg: NR columns x g values of k, zero past K and N; adds them to
+ * the columns' sums. */
+static void pack_group(kn_qpacked_b *pb, size_t p, size_t kg, const int8_t *B, size_t ldb, int trans_b)
+{
+    size_t g = (size_t)pb->group, base = (p * pb->kgroups + kg) * NR * g;
+    size_t j0 = p * NR, k0 = kg * g;
+    size_t nj = pb->N - j0 < NR ? pb->N - j0 : NR, nt = pb->K - k0 < g ? pb->K - k0 : g;
+    int8_t v[NR][4];
+    memset(v, 0, sizeof v);
+    for (size_t t = 0; t < nt; t++)
+        for (size_t j = 0; j < nj; j++)
+            v[j][t] = trans_b ? B[(j0 + j) * ldb + k0 + t] : B[(k0 + t) * ldb + j0 + j];
+    for (size_t j = 0; j < nj; j++)
+        pb->col_sum[j0 + j] += v[j][0] + v[j][1] + v[j][2] + v[j][3];
+    if (g == 4) {
+        memcpy((int8_t *)pb->data + base, v, sizeof v);
+        return;
+    }
+    int16_t *dst = (int16_t *)pb->data + base;
+    for (size_t j = 0; j < NR; j++)
+        for (size_t t = 0; t < g; t++)
+            dst[j * g + t] = v[j][t];
+}
+
 static void pack_panel(kn_qpacked_b *pb, size_t p, const int8_t *B, size_t ldb, int trans_b)
 {
-    size_t g = (size_t)pb->group, per_group = NR * g;
-    size_t j0 = p * NR;
-    for (size_t kg = 0; kg < pb->kgroups; kg++) {
-        size_t base = (p * pb->kgroups + kg) * per_group;
-        for (size_t j = 0; j < NR; j++) {
-            for (size_t t = 0; t < g; t++) {
-                size_t k = kg * g + t, n = j0 + j;
-                int8_t v = k < pb->K && n < pb->N ? b_at(B, ldb, trans_b, k, n) : 0;
-                if (g == 4)
-                    ((int8_t *)pb->data)[base + j * g + t] = v;
-                else
-                    ((int16_t *)pb->data)[base + j * g + t] = v;
-            }
-        }
-    }
+    for (size_t kg = 0; kg < pb->kgroups; kg++)
+        pack_group(pb, p, kg, B, ldb, trans_b);
 }
 
 /* Every |B| within w_max. */
@@ -134,10 +145,7 @@ kn_qpacked_b *kn_qgemm_pack_b(kn_qkernel k, size_t K, size_t N, const int8_t *B,
         return NULL;
     }
     for (size_t p = 0; p < pb->npanels; p++)
-        pack_panel(pb, p, B, ldb, trans_b);
-    for (size_t n = 0; n < N; n++)
-        for (size_t kk = 0; kk < K; kk++)
-            pb->col_sum[n] += b_at(B, ldb, trans_b, kk, n);
+        pack_panel(pb, p, B, ldb, trans_b); /* the column sums too */
     return pb;
 }
 

@@ -8,9 +8,9 @@
  * columns x 4 bytes, so the 16 groups of one 64-k step are a B tile of 16 rows x 64
  * bytes at a row stride of 128 (the right half 64 bytes further on).  A tile of
  * fewer than 32 rows gets a tile configuration with that many rows (so no load
- * reads past A's last row); a short last step (fewer than 16 groups) goes through
- * zero-padded copies on the stack, so no load reads past the rows' ends or the
- * panel.  The tile layout is amx.h's. */
+ * reads past A's last row), a K under 64 one with exactly K bytes per row (one
+ * step, in place); a short last step after whole ones goes through zero-padded
+ * copies on the stack, so no load reads past the rows' ends or the panel.  The tile layout is amx.h's. */
 #include "kernels/qgemm.h"
 
 #include "kernels/amx.h"
@@ -43,7 +43,9 @@ KN_AMX static void short_step(const uint8_t *a, size_t lda, int rows, const int8
 KN_AMX static void ukr_amx_rows(size_t kgroups, const uint8_t *a, size_t lda, int rows, const void *b,
                                 int32_t *acc, int acc_zero)
 {
-    kn_amx_configure(rows, STEP_BYTES);
+    /* K under 64 (shallow 1x1 convolutions): one step of exactly K, read in place */
+    int whole = kgroups < STEP_GROUPS;
+    kn_amx_configure(rows, whole ? (int)kgroups * 4 : STEP_BYTES);
     int lower = rows > 16;
     if (acc_zero) {
         KN_AMX_ZERO_C(lower);
@@ -56,10 +58,10 @@ KN_AMX static void ukr_amx_rows(size_t kgroups, const uint8_t *a, size_t lda, in
         }
     }
     const int8_t *bq = b;
-    size_t full = kgroups / STEP_GROUPS;
+    size_t full = whole ? 1 : kgroups / STEP_GROUPS;
     for (size_t s = 0; s < full; s++, a += STEP_BYTES, bq += STEP_GROUPS * NR * 4)
         KN_AMX_STEP(a, lda, bq, lower);
-    if (kgroups % STEP_GROUPS)
+    if (!whole && kgroups % STEP_GROUPS)
         short_step(a, lda, rows, bq, kgroups % STEP_GROUPS);
     KN_AMX_STORE_C(acc, lower);
 }

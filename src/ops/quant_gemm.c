@@ -17,11 +17,11 @@
  *     out, so no transposes: pointwise convolutions are one GEMM over the whole
  *     batch reading x in place, others im2col blocks; the bias and requantization
  *     happen in the GEMM's output stage, which writes y's rows directly.  Depthwise
- *     channels-last: per output pixel, taps add channel vectors (AVX2), one
- *     requantized row per pixel.
+ *     channels-last: per output pixel, the taps' channel vectors summed in registers
+ *     (AVX2 / AVX-512), one requantized row per pixel.
  * int8 activations are shifted to uint8 (x + 128, zero point + 128: the products
- * are unchanged).  The depthwise taps and the row requantization have AVX2
- * versions next to their plain C ones (chosen by kn_cpu_isa, so KILN_ISA caps them).  Results equal quant.c's reference bit for bit: both use
+ * are unchanged).  The depthwise taps (AVX2, and AVX-512 for channels-last) and
+ * the row requantization (AVX2) have vector versions next to their plain C ones (chosen by kn_cpu_isa, so KILN_ISA caps them).  Results equal quant.c's reference bit for bit: both use
  * kn_requant_value's formula. */
 #include "ops/quant_gemm.h"
 
@@ -64,22 +64,63 @@ static bool input_present(const kn_prepare_ctx *pc, int i)
     return i < pc->n_in && pc->node->in[i] >= 0;
 }
 
+/* out[i] = w[e0 + i] - z for a run of n elements of one zero point; false when a
+ * value leaves int8. */
+static bool shift_run(const kn_tensor *w, int64_t e0, int64_t n, int64_t z, int8_t *out)
+{
+    int bad = 0;
+    if (w->dtype == KN_I8 && z == 0) {
+        memcpy(out, (const int8_t *)w->data + e0, (size_t)n);
+        return true;
+    }
+    if (w->dtype == KN_I8) {
+        const int8_t *src = (const int8_t *)w->data + e0;
+        for (int64_t i = 0; i < n; i++) {
+            int32_t v = (int32_t)src[i] - (int32_t)z;
+            bad |= v < -128 || v > 127;
+            out[i] = (int8_t)v;
+        }
+    } else {
+        const uint8_t *src = (const uint8_t *)w->data + e0;
+        for (int64_t i = 0; i < n; i++) {
+            int32_t v = (int32_t)src[i] - (int32_t)z;
+            bad |= v < -128 || v > 127;
+            out[i] = (int8_t)v;
+        }
+    }
+    return !bad;
+}
+
+static bool all_zero(const kn_tensor *t)
+{
+    const uint8_t *b = t->data;
+    for (size_t i = 0; i < t->nbytes; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
 /* (declared in quant_gemm.h) */
 int8_t *kn_qweight_to_int8(const kn_tensor *w, const kn_tensor *zp, int64_t zp_inner)
 {
     int8_t *out = malloc((size_t)(w->numel > 0 ? w->numel : 1));
     if (!out)
         return NULL;
-    for (int64_t e = 0; e < w->numel; e++) {
-        int64_t z = 0;
-        if (zp)
-            z = kn_load_i64(zp->data, zp->dtype, (size_t)(zp->numel == 1 ? 0 : (e / zp_inner) % zp->numel));
-        int64_t v = kn_load_i64(w->data, w->dtype, (size_t)e) - z;
-        if (v < -128 || v > 127) {
+    if (w->dtype != KN_I8 && w->dtype != KN_U8) {
+        free(out);
+        return NULL;
+    }
+    if (zp && all_zero(zp))
+        zp = NULL; /* symmetric weights (the common case): a plain copy */
+    bool per_group = zp && zp->numel > 1;
+    int64_t run = per_group ? (zp_inner > 0 ? zp_inner : 1) : (w->numel > 0 ? w->numel : 1);
+    for (int64_t e0 = 0; e0 < w->numel; e0 += run) {
+        int64_t n = w->numel - e0 < run ? w->numel - e0 : run;
+        int64_t z = zp ? kn_load_i64(zp->data, zp->dtype, (size_t)(per_group ? (e0 / run) % zp->numel : 0)) : 0;
+        if (!shift_run(w, e0, n, z, out + e0)) {
             free(out);
             return NULL;
         }
-        out[e] = (int8_t)v;
     }
     return out;
 }
@@ -162,14 +203,19 @@ int kn_qconv_prepare(kn_prepare_ctx *pc, void **state)
         return depthwise_prepare(pc, w, zp, state);
     if (group != 1)
         return KN_OK;
-    int8_t *w8 = kn_qweight_to_int8(w, zp, k), *hwc = malloc((size_t)w->numel);
-    if (!w8 || !hwc) {
+    int64_t ch = w->dims[1], taps = w->dims[2] * w->dims[3];
+    int8_t *w8 = kn_qweight_to_int8(w, zp, k), *hwc = taps > 1 ? malloc((size_t)w->numel) : NULL;
+    if (!w8 || (taps > 1 && !hwc)) {
         free(w8);
         free(hwc);
         return KN_OK;
     }
+    if (taps == 1) { /* 1x1: [N, C] already is B^T */
+        kn_qpacked_b *pb = kn_qgemm_pack_b(kn_qgemm_best(), (size_t)k, (size_t)n, w8, (size_t)k, 1);
+        free(w8);
+        return pb ? make_state(pb, NULL, k, n, state, pc->err) : KN_OK;
+    }
     /* [N, C, kh, kw] -> [N, kh, kw, C] (the im2col order), which is B^T: packed with trans_b */
-    int64_t ch = w->dims[1], taps = w->dims[2] * w->dims[3];
     for (int64_t m = 0; m < n; m++)
         for (int64_t ci = 0; ci < ch; ci++)
             for (int64_t t = 0; t < taps; t++)
@@ -684,11 +730,14 @@ static int qconv_last(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y, boo
     return rc;
 }
 
-/* Channels-last depthwise: per output pixel, each tap adds its input pixel's
- * channel vector times the tap's per-channel weights (taps rearranged to [k, C] per
- * call), then the pixel's channels are requantized as one row. */
-typedef void (*dwl_tap_fn)(int32_t *restrict acc, const uint8_t *restrict src, const int32_t *restrict w, int64_t n,
-                           uint8_t flip, int32_t x_zero);
+/* Channels-last depthwise: per output pixel, the valid taps' input pixels (channel
+ * vectors) times the taps' per-channel weights (rearranged to [k, C] per call) are
+ * summed per channel in registers, 8 (AVX2) or 16 (AVX-512) channels at a time,
+ * and the pixel's channels are requantized as one row. */
+#define DWL_MAX_TAPS 121 /* kernels up to 11 x 11 (the pointers live on the stack); larger: the reference */
+
+typedef void (*dwl_pixel_fn)(int32_t *restrict acc, const uint8_t *const *src, const int32_t *const *w, int taps,
+                             int64_t ch, uint8_t flip, int32_t x_zero);
 
 typedef struct dwl_job {
     const kn_spatial_geom *sp;
@@ -704,56 +753,141 @@ typedef struct dwl_job {
     bool u8;
     int32_t *acc;             /* per thread: acc_stride int32 */
     size_t acc_stride;
-    dwl_tap_fn tap;
+    dwl_pixel_fn pixel;
     requant_row_fn requant;
+    ptrdiff_t off[DWL_MAX_TAPS];      /* tap t's input pixel relative to the window's corner */
+    const int32_t *wrow[DWL_MAX_TAPS]; /* tap t's weight row */
 } dwl_job;
 
-static void dwl_tap_generic(int32_t *restrict acc, const uint8_t *restrict src, const int32_t *restrict w, int64_t n,
-                            uint8_t flip, int32_t x_zero)
+/* acc[i] for channels [from, ch). */
+static void dwl_channels(int32_t *restrict acc, const uint8_t *const *src, const int32_t *const *w, int taps,
+                         int64_t from, int64_t ch, uint8_t flip, int32_t x_zero)
 {
-    for (int64_t i = 0; i < n; i++)
-        acc[i] += ((int32_t)(src[i] ^ flip) - x_zero) * w[i];
+    for (int64_t i = from; i < ch; i++) {
+        int32_t sum = 0;
+        for (int t = 0; t < taps; t++)
+            sum += ((int32_t)(src[t][i] ^ flip) - x_zero) * w[t][i];
+        acc[i] = sum;
+    }
+}
+
+static void dwl_pixel_generic(int32_t *restrict acc, const uint8_t *const *src, const int32_t *const *w, int taps,
+                              int64_t ch, uint8_t flip, int32_t x_zero)
+{
+    dwl_channels(acc, src, w, taps, 0, ch, flip, x_zero);
 }
 
 #ifdef HAVE_QUANT_AVX2
-/* The same, 8 channels at a time. */
-__attribute__((target("avx2"))) static void dwl_tap_avx2(int32_t *restrict acc, const uint8_t *restrict src,
-                                                         const int32_t *restrict w, int64_t n, uint8_t flip,
-                                                         int32_t x_zero)
+__attribute__((target("avx2"))) static void dwl_pixel_avx2(int32_t *restrict acc, const uint8_t *const *src,
+                                                           const int32_t *const *w, int taps, int64_t ch,
+                                                           uint8_t flip, int32_t x_zero)
 {
     __m256i vf = _mm256_set1_epi32(flip), vz = _mm256_set1_epi32(x_zero);
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src + i)));
-        x = _mm256_sub_epi32(_mm256_xor_si256(x, vf), vz);
-        __m256i a = _mm256_loadu_si256((const __m256i *)(acc + i));
-        __m256i p = _mm256_mullo_epi32(x, _mm256_loadu_si256((const __m256i *)(w + i)));
-        _mm256_storeu_si256((__m256i *)(acc + i), _mm256_add_epi32(a, p));
+    for (; i + 8 <= ch; i += 8) {
+        __m256i sum = _mm256_setzero_si256();
+        for (int t = 0; t < taps; t++) {
+            __m256i x = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(src[t] + i)));
+            x = _mm256_sub_epi32(_mm256_xor_si256(x, vf), vz);
+            sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(x, _mm256_loadu_si256((const __m256i *)(w[t] + i))));
+        }
+        _mm256_storeu_si256((__m256i *)(acc + i), sum);
     }
-    dwl_tap_generic(acc + i, src + i, w + i, n - i, flip, x_zero);
+    dwl_channels(acc, src, w, taps, i, ch, flip, x_zero);
+}
+
+/* 16 channels at a time, the last group masked. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void dwl_pixel_avx512(
+    int32_t *restrict acc, const uint8_t *const *src, const int32_t *const *w, int taps, int64_t ch, uint8_t flip,
+    int32_t x_zero)
+{
+    __m512i vf = _mm512_set1_epi32(flip), vz = _mm512_set1_epi32(x_zero);
+    for (int64_t i = 0; i < ch; i += 16) {
+        __mmask16 mk = ch - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ch - i)) - 1u);
+        __m512i sum = _mm512_setzero_si512();
+        for (int t = 0; t < taps; t++) {
+            __m512i x = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, src[t] + i));
+            x = _mm512_sub_epi32(_mm512_xor_si512(x, vf), vz);
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(x, _mm512_maskz_loadu_epi32(mk, w[t] + i)));
+        }
+        _mm512_mask_storeu_epi32(acc + i, mk, sum);
+    }
 }
 #endif
+
+/* The pixel kernel for this CPU within the KILN_ISA cap. */
+static dwl_pixel_fn dwl_pixel_pick(void)
+{
+#ifdef HAVE_QUANT_AVX2
+    if (kn_cpu_isa() >= KN_ISA_AVX512)
+        return dwl_pixel_avx512;
+    if (kn_cpu_isa() >= KN_ISA_AVX2)
+        return dwl_pixel_avx2;
+#endif
+    return dwl_pixel_generic;
+}
+
+/* Tap offsets and weight rows, for windows that lie inside the image. */
+static void dwl_prepare_taps(dwl_job *j)
+{
+    const kn_spatial_geom *g = j->sp;
+    for (int64_t ky = 0, t = 0; ky < g->k[0]; ky++)
+        for (int64_t kx = 0; kx < g->k[1]; kx++, t++) {
+            j->off[t] = (ptrdiff_t)((ky * g->dil[0] * g->in[1] + kx * g->dil[1]) * j->ch);
+            j->wrow[t] = j->taps + (size_t)t * (size_t)j->ch;
+        }
+}
+
+/* The taps of output pixel (b, oy, ox) that land inside the image: their input
+ * pixels and weight rows; returns how many. */
+static int dwl_valid_taps(const dwl_job *j, int64_t b, int64_t oy, int64_t ox, const uint8_t **src,
+                          const int32_t **w)
+{
+    const kn_spatial_geom *g = j->sp;
+    int64_t iy0 = oy * g->stride[0] - g->pad_b[0], ix0 = ox * g->stride[1] - g->pad_b[1];
+    int64_t taps = g->k[0] * g->k[1];
+    if (iy0 >= 0 && ix0 >= 0 && iy0 + (g->k[0] - 1) * g->dil[0] < g->in[0] &&
+        ix0 + (g->k[1] - 1) * g->dil[1] < g->in[1]) { /* inside: every tap */
+        const uint8_t *corner = j->x + (size_t)((b * g->in[0] + iy0) * g->in[1] + ix0) * (size_t)j->ch;
+        for (int64_t t = 0; t < taps; t++) {
+            src[t] = corner + j->off[t];
+            w[t] = j->wrow[t];
+        }
+        return (int)taps;
+    }
+    int n = 0;
+    for (int64_t ky = 0; ky < g->k[0]; ky++) {
+        int64_t iy = iy0 + ky * g->dil[0];
+        for (int64_t kx = 0; kx < g->k[1] && iy >= 0 && iy < g->in[0]; kx++) {
+            int64_t ix = ix0 + kx * g->dil[1];
+            if (ix < 0 || ix >= g->in[1])
+                continue;
+            src[n] = j->x + (size_t)((b * g->in[0] + iy) * g->in[1] + ix) * (size_t)j->ch;
+            w[n++] = j->wrow[ky * g->k[1] + kx];
+        }
+    }
+    return n;
+}
 
 static void dwl_pixels(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     const dwl_job *j = ctx;
     const kn_spatial_geom *g = j->sp;
     int32_t *acc = j->acc + (size_t)thread_index * j->acc_stride;
-    size_t ch = (size_t)j->ch;
+    const uint8_t *src[DWL_MAX_TAPS];
+    const int32_t *w[DWL_MAX_TAPS];
+    int64_t b = begin / g->out_size, oy = begin % g->out_size / g->out[1], ox = begin % g->out[1];
     for (int64_t o = begin; o < end; o++) {
-        int64_t b = o / g->out_size, oy = o % g->out_size / g->out[1], ox = o % g->out[1];
-        memset(acc, 0, sizeof(int32_t) * ch);
-        for (int64_t ky = 0; ky < g->k[0]; ky++) {
-            int64_t iy = oy * g->stride[0] - g->pad_b[0] + ky * g->dil[0];
-            for (int64_t kx = 0; kx < g->k[1] && iy >= 0 && iy < g->in[0]; kx++) {
-                int64_t ix = ox * g->stride[1] - g->pad_b[1] + kx * g->dil[1];
-                if (ix >= 0 && ix < g->in[1])
-                    j->tap(acc, j->x + (size_t)((b * g->in[0] + iy) * g->in[1] + ix) * ch,
-                           j->taps + (size_t)(ky * g->k[1] + kx) * ch, j->ch, j->flip, j->x_zero);
-            }
+        int n = dwl_valid_taps(j, b, oy, ox, src, w);
+        j->pixel(acc, src, w, n, j->ch, j->flip, j->x_zero);
+        j->requant(acc, j->ch, j->bias, j->mul, 1, j->y_zero, j->u8, j->y + (size_t)o * (size_t)j->ch);
+        if (++ox == g->out[1]) {
+            ox = 0;
+            if (++oy == g->out[0])
+                oy = 0, b++;
         }
-        j->requant(acc, j->ch, j->bias, j->mul, 1, j->y_zero, j->u8, j->y + (size_t)o * ch);
     }
+    kn_cpu_clear_upper();
 }
 
 static int qconv_last_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tensor *y, bool *done)
@@ -761,7 +895,7 @@ static int qconv_last_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tens
     const kn_tensor *x = c->in[0], *bias = kn_op_in(c, 8);
     int64_t ch = x->dims[x->rank - 1];
     const qgemm_state *s = usable_state(c, true, sp->k_size, ch);
-    if (!s || s->k > DW_MAX_TAPS)
+    if (!s || s->k > DWL_MAX_TAPS)
         return KN_OK;
     size_t threads = (size_t)kn_threadpool_size(c->pool), mul_bytes = round64(sizeof(float) * (size_t)ch);
     size_t taps_bytes = round64(sizeof(int32_t) * (size_t)(ch * s->k)), acc_stride = round64(sizeof(int32_t) * (size_t)ch) / 4;
@@ -780,11 +914,8 @@ static int qconv_last_depthwise(kn_op_ctx *c, const kn_spatial_geom *sp, kn_tens
                  .x_zero = (uint8_t)zero_point(c, 2) ^ flip, .taps = taps, .bias = bias ? bias->data : NULL,
                  .mul = mul, .y_zero = zero_point(c, 7), .u8 = y->dtype == KN_U8,
                  .acc = (int32_t *)(scratch + mul_bytes + taps_bytes), .acc_stride = acc_stride,
-                 .tap = dwl_tap_generic, .requant = requant_row_pick(bias_fits(bias, s->k))};
-#ifdef HAVE_QUANT_AVX2
-    if (kn_cpu_isa() >= KN_ISA_AVX2)
-        j.tap = dwl_tap_avx2;
-#endif
+                 .pixel = dwl_pixel_pick(), .requant = requant_row_pick(bias_fits(bias, s->k))};
+    dwl_prepare_taps(&j);
     kn_parallel_for(c->pool, x->dims[0] * sp->out_size, 16, dwl_pixels, &j);
     *done = true;
     return KN_OK;
