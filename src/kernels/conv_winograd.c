@@ -195,6 +195,14 @@ int kn_wino_weights_ok(int64_t group, int64_t channels, int64_t m, int64_t kh, i
            channels <= (1 << 16) && m <= (1 << 16);
 }
 
+int kn_wino_worth_weights(int64_t ih, int64_t iw)
+{
+    kn_conv2d_geom g = {.oh = ih, .ow = iw};
+    int mode = wino_mode();
+    return mode == WINO_FORCED ||
+           (mode == WINO_AUTO && (ih < 0 || iw < 0 || tiles_per_image(&g) >= WINO_AUTO_MIN_TILES));
+}
+
 int kn_wino_applies(const kn_conv2d_args *a)
 {
     const kn_conv2d_geom *g = &a->g;

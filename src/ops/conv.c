@@ -444,12 +444,25 @@ static bool unit_strides_dilations(const kn_node *node)
     return true;
 }
 
+/* The input's static spatial size (-1 where not known at load). */
+static void static_image_size(const kn_prepare_ctx *pc, int64_t *ih, int64_t *iw)
+{
+    const kn_type *t = pc->in_type ? pc->in_type[0] : NULL;
+    bool known = t && t->rank == 4;
+    *ih = known ? t->dims[2].value : -1;
+    *iw = known ? t->dims[3].value : -1;
+}
+
 /* The Winograd weights of a 3x3 stride-1 group-1 Conv (s->wino stays NULL for
- * other convs).  Returns KN_OK or KN_ERR_NOMEM. */
+ * other convs, and for images too small for the path to be chosen).  Returns
+ * KN_OK or KN_ERR_NOMEM. */
 static int prepare_winograd(kn_prepare_ctx *pc, const kn_tensor *w, conv_state *s)
 {
+    int64_t ih, iw;
+    static_image_size(pc, &ih, &iw);
     if (w->rank != 4 || !unit_strides_dilations(pc->node) ||
-        !kn_wino_weights_ok(s->group, w->dims[1], w->dims[0], w->dims[2], w->dims[3]))
+        !kn_wino_weights_ok(s->group, w->dims[1], w->dims[0], w->dims[2], w->dims[3]) ||
+        !kn_wino_worth_weights(ih, iw))
         return KN_OK;
     s->wino = kn_wino_pack(kn_cpu_isa(), w->data, w->dims[0], w->dims[1]);
     if (!s->wino)
