@@ -431,6 +431,7 @@ static void run_blocks(void *ctx, int64_t begin, int64_t end, int thread_index)
         if (rc)
             atomic_store(&j->rc, rc);
     }
+    kn_cpu_clear_upper(); /* the AVX-512 transforms leave wide registers dirty */
 }
 
 int kn_wino_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a, float *scratch,
