@@ -853,7 +853,8 @@ static int convt_float(kn_op_ctx *c, const float *x, const float *w, const float
     int64_t batch = xt->dims[0], chans = xt->dims[1];
     if (g->nsp <= 2) {
         kn_conv2d_args a = {conv2d_geom_of(g, chans / group), batch, group, m, x, w, b, NULL,
-                            state_weights(c, wt, group), {KN_CONV_ACT_NONE, 0.0f, 0.0f}, y};
+                            state_weights(c, wt, group), {KN_CONV_ACT_NONE, 0.0f, 0.0f}, y,
+                            NULL};
         size_t need = kn_convt2d_scratch_floats(&a);
         if (need != SIZE_MAX) {
             float *scratch = kn_op_scratch(c, need * sizeof(float));
