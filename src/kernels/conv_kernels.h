@@ -285,7 +285,7 @@ int kn_wino_applies(const kn_conv2d_args *a);
  * load): false when the default choice would not take an image that size (its
  * output taken as ih x iw, as with pads of 1) or the path is off. */
 int kn_wino_worth_weights(int64_t ih, int64_t iw);
-/* Row-run kernels of the transforms (plain C here, AVX-512 when built), over n
+/* Row-run kernels of the transforms (plain C, AVX2, AVX-512), over n
  * tiles along one tile row.  Input: tile k reads rows[r][ix0 + 2k + c] (r, c <
  * 4; zero where rows[r] is NULL or the column is >= iw; ix0 >= 0) and writes
  * v[xi * vs + k].  Output: tile k reads m[xi * ms + k], and stores its 2x2
@@ -308,6 +308,8 @@ typedef void (*kn_wino_in_fn)(const kn_wino_in_run *r);
 typedef void (*kn_wino_out_fn)(const kn_wino_out_run *r);
 void kn_wino_input_generic(const kn_wino_in_run *r);
 void kn_wino_output_generic(const kn_wino_out_run *r);
+kn_wino_in_fn kn_wino_input_avx2(void);     /* NULL when not built */
+kn_wino_out_fn kn_wino_output_avx2(void);   /* NULL when not built */
 kn_wino_in_fn kn_wino_input_avx512(void);   /* NULL when not built */
 kn_wino_out_fn kn_wino_output_avx512(void); /* NULL when not built */
 /* Floats of one thread's slice of scratch (V and M of one block of tiles), and

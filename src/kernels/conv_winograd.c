@@ -10,7 +10,7 @@
  * bottom store only their valid outputs.  Blocks of (batch item, tile range) are
  * the parallel tasks; the block size depends on the shape only, so results do
  * not depend on the thread count.  The transforms run as kernels over runs of
- * tiles along a tile row: plain C here, AVX-512 in conv_winograd_avx512.c.  On
+ * tiles along a tile row: plain C here, AVX2 / AVX-512 in conv_winograd_avx*.c.  On
  * by default only where it was measured to win (wino_wins); KILN_CONV_WINOGRAD=0
  * turns it off, =1 on for every shape it takes.  Declarations in conv_kernels.h. */
 #include "kernels/conv_kernels.h"
@@ -151,6 +151,27 @@ kn_wino_weights *kn_wino_pack(kn_isa isa, const float *w, int64_t m, int64_t cha
     return ww;
 }
 
+/* The run kernels for isa. */
+typedef struct wino_kernels {
+    kn_wino_in_fn in;
+    kn_wino_out_fn out;
+} wino_kernels;
+
+static wino_kernels kernels_for(kn_isa isa)
+{
+    wino_kernels k = {kn_wino_input_generic, kn_wino_output_generic};
+    if (isa > kn_cpu_isa_supported())
+        isa = kn_cpu_isa_supported();
+    if (isa >= KN_ISA_AVX512 && kn_wino_input_avx512() && kn_wino_output_avx512()) {
+        k.in = kn_wino_input_avx512();
+        k.out = kn_wino_output_avx512();
+    } else if (isa >= KN_ISA_AVX2 && kn_wino_input_avx2() && kn_wino_output_avx2()) {
+        k.in = kn_wino_input_avx2();
+        k.out = kn_wino_output_avx2();
+    }
+    return k;
+}
+
 /* ------------------------------------------------------------- choice */
 
 /* KILN_CONV_WINOGRAD: "0" off, "1" on for every shape it takes, else (unset)
@@ -177,14 +198,14 @@ static int64_t tiles_per_image(const kn_conv2d_geom *g)
     return ((g->oh + 1) / 2) * ((g->ow + 1) / 2);
 }
 
-/* The shapes where Winograd (AVX-512 transforms) beat im2col + GEMM in
- * bench/conv_bench, 1 thread: 16..512 channels at 7x7 (16 tiles) and up, 1.1x
- * to 1.7x; at 4x4 and 1x1 outputs (4 and 1 tiles) the 16/9 larger weights
- * streamed per image cost more than the multiplies saved.  The plain C
- * transforms lose to im2col at 56x56 and 28x28: AVX-512 only. */
+/* The shapes where Winograd beat im2col + GEMM in bench/conv_bench, 1 thread,
+ * with the AVX-512 and with the AVX2 transforms (and GEMMs): 16..512 channels at
+ * 7x7 outputs (16 tiles) and up, 1.1x to 1.7x; at 4x4 and 1x1 outputs (4 and 1
+ * tiles) the 16/9 larger weights streamed per image cost more than the
+ * multiplies saved.  The plain C transforms lose to im2col at 56x56 and 28x28. */
 static bool wino_wins(const kn_conv2d_args *a)
 {
-    return kn_cpu_isa() >= KN_ISA_AVX512 && kn_wino_input_avx512() &&
+    return kernels_for(kn_cpu_isa()).in != kn_wino_input_generic &&
            tiles_per_image(&a->g) >= WINO_AUTO_MIN_TILES;
 }
 
@@ -274,24 +295,6 @@ void kn_wino_output_generic(const kn_wino_out_run *r)
     }
 }
 
-/* The run kernels for isa. */
-typedef struct wino_kernels {
-    kn_wino_in_fn in;
-    kn_wino_out_fn out;
-} wino_kernels;
-
-static wino_kernels kernels_for(kn_isa isa)
-{
-    wino_kernels k = {kn_wino_input_generic, kn_wino_output_generic};
-    if (isa > kn_cpu_isa_supported())
-        isa = kn_cpu_isa_supported();
-    if (isa >= KN_ISA_AVX512 && kn_wino_input_avx512() && kn_wino_output_avx512()) {
-        k.in = kn_wino_input_avx512();
-        k.out = kn_wino_output_avx512();
-    }
-    return k;
-}
-
 /* ------------------------------------------------------------ drivers */
 
 /* The tiles [t0, t0 + nt) of an image split at tile-row ends: calls fn for
@@ -368,7 +371,8 @@ static void output_run(void *ctx, int64_t ty, int64_t tx0, int64_t n, int64_t i)
     const out_ctx *c = ctx;
     int64_t oh = c->a->g.oh, ow = c->a->g.ow, oy = 2 * ty, ox0 = 2 * tx0;
     kn_wino_out_run r = {.m = c->m + i, .ms = c->ms, .n = n,
-                         .cols = ow - ox0 < 2 * n ? ow - ox0 : 2 * n, .bias = c->bias, .lo = c->lo, .hi = c->hi};
+                         .cols = ow - ox0 < 2 * n ? ow - ox0 : 2 * n, .bias = c->bias,
+                         .lo = c->lo, .hi = c->hi};
     for (int y = 0; y < 2 && oy + y < oh; y++) {
         r.y[y] = c->y + (oy + y) * ow + ox0;
         r.z[y] = c->z ? c->z + (oy + y) * ow + ox0 : NULL;

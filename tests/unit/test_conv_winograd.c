@@ -2,7 +2,7 @@
  * against a plain double-precision direct conv on awkward shapes: images of 1x1,
  * 2x2, odd and ResNet sizes, pads 0 / 1 / one-sided, 16 / 17 / 64 input channels,
  * 16 / 33 outputs, batch 1 and 3, with and without bias, residual z, Relu / Clip /
- * a non-clamp activation, with the AVX-512 and the plain C transforms; the
+ * a non-clamp activation, with the AVX-512, AVX2 and plain C transforms; the
  * transform row-run kernels of each ISA against the plain C ones on tails and
  * image edges; the weight transform against G g G^T; the algorithm choice; and
  * pools of 1 and 3 threads giving identical results.  The tolerance
@@ -100,23 +100,30 @@ static void check_output_run(kn_wino_out_fn fn, int64_t n, int64_t cols, bool tw
     free(z);
 }
 
+/* Every ISA's run kernels the CPU can run, on run lengths, offsets and widths
+ * around the vector widths, with each input row missing in turn. */
 static void test_run_kernels(void)
 {
-    kn_wino_in_fn in = kn_cpu_isa_supported() >= KN_ISA_AVX512 ? kn_wino_input_avx512() : NULL;
-    kn_wino_out_fn out = kn_cpu_isa_supported() >= KN_ISA_AVX512 ? kn_wino_output_avx512() : NULL;
-    if (!in || !out) {
-        printf("  (no AVX-512 transform kernels on this CPU / build: plain C only)\n");
-        return;
-    }
     static const int64_t runs[][3] = {{1, 0, 1}, {4, 0, 1}, {5, 1, 2}, {7, 0, 3}, {33, 1, 16},
-                                      {34, 0, 17}, {57, 1, 28}, {60, 3, 20}, {90, 1, 44}};
-    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
-        for (int nr = -1; nr < 4; nr++)
-            check_input_run(in, runs[i][0], runs[i][1], runs[i][2], nr);
-    for (int64_t n = 1; n <= 40; n += 3)
-        for (int64_t cols = 2 * n - 1; cols <= 2 * n; cols++)
-            for (int v = 0; v < 4; v++)
-                check_output_run(out, n, cols, v & 1, v & 2);
+                                      {34, 0, 17}, {57, 1, 28}, {60, 3, 20}, {90, 1, 44},
+                                      {18, 0, 9}, {19, 1, 8}};
+    struct { kn_isa isa; kn_wino_in_fn in; kn_wino_out_fn out; } isas[] = {
+        {KN_ISA_AVX2, kn_wino_input_avx2(), kn_wino_output_avx2()},
+        {KN_ISA_AVX512, kn_wino_input_avx512(), kn_wino_output_avx512()},
+    };
+    for (int q = 0; q < 2; q++) {
+        if (kn_cpu_isa_supported() < isas[q].isa || !isas[q].in || !isas[q].out) {
+            printf("  (no %s transform kernels on this CPU / build)\n", kn_isa_name(isas[q].isa));
+            continue;
+        }
+        for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
+            for (int nr = -1; nr < 4; nr++)
+                check_input_run(isas[q].in, runs[i][0], runs[i][1], runs[i][2], nr);
+        for (int64_t n = 1; n <= 40; n += 3)
+            for (int64_t cols = 2 * n - 1; cols <= 2 * n; cols++)
+                for (int v = 0; v < 4; v++)
+                    check_output_run(isas[q].out, n, cols, v & 1, v & 2);
+    }
 }
 
 /* ---- whole convs ---- */
@@ -187,6 +194,7 @@ static void check_case(const wino_case *t, int variant, kn_threadpool *pool3)
     reference(&a, ref, mag);
     float *y1 = run_with(NULL, kn_cpu_isa(), &a, ny), *y3 = run_with(pool3, kn_cpu_isa(), &a, ny);
     float *yg = run_with(NULL, KN_ISA_GENERIC, &a, ny); /* the plain transforms */
+    float *y2 = run_with(NULL, KN_ISA_AVX2, &a, ny);    /* AVX2 where the CPU has it */
     int64_t bad = 0;
     for (int64_t i = 0; i < ny; i++) {
         if (!(fabs(y1[i] - ref[i]) <= 2e-6 * mag[i] + 1e-6) && bad++ < 3)
@@ -199,7 +207,9 @@ static void check_case(const wino_case *t, int variant, kn_threadpool *pool3)
     CHECK_EQ_INT(bad, 0);
     CHECK(memcmp(y1, y3, sizeof(float) * (size_t)ny) == 0);
     CHECK(max_abs_diff(y1, yg, ny) <= 1e-5);
+    CHECK(max_abs_diff(y1, y2, ny) <= 1e-5);
     free(yg);
+    free(y2);
     free(y1);
     free(y3);
     kn_wino_free(ww);
