@@ -3,16 +3,17 @@
  * per tile and input channel instead of 36.
  *   weights (once, at load): U = G g G^T per (output, input) channel, stored as
  *     16 matrices U[xi] (m x C), each prepacked as the SGEMM's A operand;
- *   per block of T tiles of one image: V[xi] (C x T) = B^T d B of every input
- *     tile, M[xi] (m x T) = U[xi] * V[xi] (16 GEMMs), Y = A^T M A per tile, with
+ *   per block of T tiles: V[xi] (C x T) = B^T d B of every input tile,
+ *     M[xi] (m x T) = U[xi] * V[xi] (16 GEMMs), Y = A^T M A per tile, with
  *     bias, the FusedConv residual and the activation applied as Y is stored.
  * Tiles read zeros outside the image (pads), partial tiles at the right and
- * bottom store only their valid outputs.  Blocks of (batch item, tile range) are
- * the parallel tasks; the block size depends on the shape only, so results do
- * not depend on the thread count.  The transforms run as kernels over runs of
- * tiles along a tile row: plain C here, AVX2 / AVX-512 in conv_winograd_avx*.c.  On
- * by default only where it was measured to win (wino_wins); KILN_CONV_WINOGRAD=0
- * turns it off, =1 on for every shape it takes.  Declarations in conv_kernels.h. */
+ * bottom store only their valid outputs.  The tiles are numbered over the batch,
+ * image after image (small images share a block); blocks are the parallel tasks
+ * and their size depends on the shape only, so results do not depend on the
+ * thread count.  The transforms run as kernels over runs of tiles along a tile
+ * row: plain C here, AVX2 / AVX-512 in conv_winograd_avx*.c.  On by default
+ * only where it was measured to win (wino_wins); KILN_CONV_WINOGRAD=0 turns it
+ * off, =1 on for every shape it takes.  Declarations in conv_kernels.h. */
 #include "kernels/conv_kernels.h"
 
 #include <stdatomic.h>
@@ -237,14 +238,15 @@ int kn_wino_applies(const kn_conv2d_args *a)
 
 /* ------------------------------------------------------------ blocking */
 
-/* Tiles per block: near the budget, within [WINO_MIN_TILES, WINO_MAX_TILES],
- * a multiple of the GEMM panel, or all of the image's. */
+/* Tiles per block (the tiles of the batch numbered image after image, so that
+ * small images share blocks): near the budget, within [WINO_MIN_TILES,
+ * WINO_MAX_TILES], a multiple of the GEMM panel, or all of them. */
 static int64_t block_tiles(const kn_conv2d_args *a)
 {
     int64_t t = WINO_BLOCK_FLOATS / (KN_WINO_POS * (a->g.channels + a->m));
     t = t < WINO_MIN_TILES ? WINO_MIN_TILES : t > WINO_MAX_TILES ? WINO_MAX_TILES : t;
     t = t / KN_SGEMM_PANEL * KN_SGEMM_PANEL;
-    int64_t all = tiles_per_image(&a->g);
+    int64_t all = a->batch * tiles_per_image(&a->g);
     return t < all ? t : all;
 }
 
@@ -297,39 +299,45 @@ void kn_wino_output_generic(const kn_wino_out_run *r)
 
 /* ------------------------------------------------------------ drivers */
 
-/* The tiles [t0, t0 + nt) of an image split at tile-row ends: calls fn for
- * each run (tile row ty, columns [tx0, tx0 + n), first block index i). */
-typedef void (*run_fn)(void *ctx, int64_t ty, int64_t tx0, int64_t n, int64_t i);
+/* A run of tiles along one tile row: batch item img, tile row ty, columns
+ * [tx0, tx0 + n), the first at index i of the block. */
+typedef struct tile_run {
+    int64_t img, ty, tx0, n, i;
+} tile_run;
+typedef void (*run_fn)(void *ctx, tile_run t);
 
-static void for_runs(int64_t tw, int64_t t0, int64_t nt, run_fn fn, void *ctx)
+/* The tiles [t0, t0 + nt) of the batch (tw tiles a row, tpi an image) split at
+ * tile-row ends: fn for each run. */
+static void for_runs(int64_t tw, int64_t tpi, int64_t t0, int64_t nt, run_fn fn, void *ctx)
 {
     for (int64_t i = 0; i < nt;) {
-        int64_t t = t0 + i, ty = t / tw, tx = t - ty * tw;
+        int64_t img = (t0 + i) / tpi, t = t0 + i - img * tpi, ty = t / tw, tx = t - ty * tw;
         int64_t n = tw - tx < nt - i ? tw - tx : nt - i;
-        fn(ctx, ty, tx, n, i);
+        fn(ctx, (tile_run){img, ty, tx, n, i});
         i += n;
     }
 }
 
 typedef struct in_ctx {
     const kn_conv2d_args *a;
-    const float *x; /* the channel plane */
+    int64_t ci;     /* the input channel */
     float *v;       /* V at this channel's row */
     int64_t vs;
     kn_wino_in_fn fn;
 } in_ctx;
 
-static void input_run(void *ctx, int64_t ty, int64_t tx0, int64_t n, int64_t i)
+static void input_run(void *ctx, tile_run t)
 {
     const in_ctx *c = ctx;
     const kn_conv2d_geom *g = &c->a->g;
-    int64_t iy0 = 2 * ty - g->pt;
+    const float *x = c->a->x + (t.img * g->channels + c->ci) * g->ih * g->iw;
+    int64_t iy0 = 2 * t.ty - g->pt, tx0 = t.tx0, n = t.n, i = t.i;
     kn_wino_in_run r = {.iw = g->iw, .vs = c->vs};
     for (int y = 0; y < 4; y++)
-        r.rows[y] = iy0 + y >= 0 && iy0 + y < g->ih ? c->x + (iy0 + y) * g->iw : NULL;
+        r.rows[y] = iy0 + y >= 0 && iy0 + y < g->ih ? x + (iy0 + y) * g->iw : NULL;
     for (; n > 0 && 2 * tx0 - g->pl < 0; tx0++, n--, i++) { /* tiles over the left pad */
         float d[16], v[16];
-        load_patch(c->x, g->ih, g->iw, iy0, 2 * tx0 - g->pl, d);
+        load_patch(x, g->ih, g->iw, iy0, 2 * tx0 - g->pl, d);
         input_tile(d, v);
         for (int xi = 0; xi < KN_WINO_POS; xi++)
             c->v[xi * c->vs + i] = v[xi];
@@ -341,60 +349,56 @@ static void input_run(void *ctx, int64_t ty, int64_t tx0, int64_t n, int64_t i)
         c->fn(&r);
 }
 
-/* V[xi][c][i] for tiles [t0, t0 + nt) of batch item n. */
-static void transform_inputs(const kn_conv2d_args *a, kn_wino_in_fn fn, int64_t n, int64_t t0,
-                             int64_t nt, int64_t T, float *V)
+/* V[xi][c][i] for tiles [t0, t0 + nt) of the batch. */
+static void transform_inputs(const kn_conv2d_args *a, kn_wino_in_fn fn, int64_t t0, int64_t nt,
+                             int64_t T, float *V)
 {
     const kn_conv2d_geom *g = &a->g;
-    int64_t C = g->channels, plane = g->ih * g->iw;
-    in_ctx c = {.a = a, .vs = pos_stride(C, T), .fn = fn};
-    for (int64_t ci = 0; ci < C; ci++) {
-        c.x = a->x + (n * C + ci) * plane;
-        c.v = V + ci * T;
-        for_runs((g->ow + 1) / 2, t0, nt, input_run, &c);
+    in_ctx c = {.a = a, .vs = pos_stride(g->channels, T), .fn = fn};
+    for (c.ci = 0; c.ci < g->channels; c.ci++) {
+        c.v = V + c.ci * T;
+        for_runs((g->ow + 1) / 2, tiles_per_image(g), t0, nt, input_run, &c);
     }
 }
 
 typedef struct out_ctx {
     const kn_conv2d_args *a;
     const float *m; /* M at this output channel's row */
-    float *y;       /* the output plane */
-    const float *z; /* the residual plane or NULL */
+    int64_t co;     /* the output channel */
     int64_t ms;
     float bias, lo, hi;
     bool other_act; /* an activation the clamp does not cover */
     kn_wino_out_fn fn;
 } out_ctx;
 
-static void output_run(void *ctx, int64_t ty, int64_t tx0, int64_t n, int64_t i)
+static void output_run(void *ctx, tile_run t)
 {
     const out_ctx *c = ctx;
-    int64_t oh = c->a->g.oh, ow = c->a->g.ow, oy = 2 * ty, ox0 = 2 * tx0;
-    kn_wino_out_run r = {.m = c->m + i, .ms = c->ms, .n = n,
-                         .cols = ow - ox0 < 2 * n ? ow - ox0 : 2 * n, .bias = c->bias,
+    const kn_conv2d_args *a = c->a;
+    int64_t oh = a->g.oh, ow = a->g.ow, oy = 2 * t.ty, ox0 = 2 * t.tx0;
+    int64_t plane = (t.img * a->m + c->co) * oh * ow;
+    kn_wino_out_run r = {.m = c->m + t.i, .ms = c->ms, .n = t.n,
+                         .cols = ow - ox0 < 2 * t.n ? ow - ox0 : 2 * t.n, .bias = c->bias,
                          .lo = c->lo, .hi = c->hi};
     for (int y = 0; y < 2 && oy + y < oh; y++) {
-        r.y[y] = c->y + (oy + y) * ow + ox0;
-        r.z[y] = c->z ? c->z + (oy + y) * ow + ox0 : NULL;
+        r.y[y] = a->y + plane + (oy + y) * ow + ox0;
+        r.z[y] = a->z ? a->z + plane + (oy + y) * ow + ox0 : NULL;
     }
     c->fn(&r);
     for (int y = 0; c->other_act && y < 2 && r.y[y]; y++)
         kn_conv_act_apply(&c->a->act, r.y[y], (size_t)r.cols);
 }
 
-/* Y of tiles [t0, t0 + nt) of batch item n from M[xi][co][i]. */
-static void transform_outputs(const kn_conv2d_args *a, kn_wino_out_fn fn, int64_t n, int64_t t0,
-                              int64_t nt, int64_t T, const float *M)
+/* Y of tiles [t0, t0 + nt) of the batch from M[xi][co][i]. */
+static void transform_outputs(const kn_conv2d_args *a, kn_wino_out_fn fn, int64_t t0, int64_t nt,
+                              int64_t T, const float *M)
 {
-    int64_t m = a->m, P = a->g.oh * a->g.ow;
-    out_ctx c = {.a = a, .ms = pos_stride(m, T), .fn = fn};
+    out_ctx c = {.a = a, .ms = pos_stride(a->m, T), .fn = fn};
     c.other_act = !kn_conv_act_is_clamp(&a->act, &c.lo, &c.hi);
-    for (int64_t co = 0; co < m; co++) {
-        c.m = M + co * T;
-        c.y = a->y + (n * m + co) * P;
-        c.z = a->z ? a->z + (n * m + co) * P : NULL;
-        c.bias = a->bias ? a->bias[co] : 0.0f;
-        for_runs((a->g.ow + 1) / 2, t0, nt, output_run, &c);
+    for (c.co = 0; c.co < a->m; c.co++) {
+        c.m = M + c.co * T;
+        c.bias = a->bias ? a->bias[c.co] : 0.0f;
+        for_runs((a->g.ow + 1) / 2, tiles_per_image(&a->g), t0, nt, output_run, &c);
     }
 }
 
@@ -402,27 +406,27 @@ typedef struct wino_job {
     const kn_conv2d_args *a;
     struct kn_threadpool *pool; /* the GEMMs' pool (NULL inside a parallel job) */
     float *scratch;
-    int64_t slice, T, blocks; /* blocks per image */
+    int64_t slice, T, tiles; /* tiles of the whole batch */
     wino_kernels k;
     atomic_int rc;
 } wino_job;
 
-/* One block: tiles [b * T, ...) of batch item n, through scratch V and M. */
-static int run_block(const wino_job *j, int64_t n, int64_t b, float *V)
+/* One block: tiles [b * T, ...) of the batch, through scratch V and M. */
+static int run_block(const wino_job *j, int64_t b, float *V)
 {
     const kn_conv2d_args *a = j->a;
     int64_t C = a->g.channels, m = a->m, T = j->T, t0 = b * T;
-    int64_t nt = tiles_per_image(&a->g) - t0 < T ? tiles_per_image(&a->g) - t0 : T;
+    int64_t nt = j->tiles - t0 < T ? j->tiles - t0 : T;
     int64_t vs = pos_stride(C, T), ms = pos_stride(m, T);
     float *M = V + KN_WINO_POS * vs;
-    transform_inputs(a, j->k.in, n, t0, nt, T, V);
+    transform_inputs(a, j->k.in, t0, nt, T, V);
     for (int xi = 0; xi < KN_WINO_POS; xi++) {
         int rc = kn_sgemm_run_pa(j->pool, (size_t)m, (size_t)nt, (size_t)C, a->wino->u[xi],
                                  V + xi * vs, (size_t)T, M + xi * ms, (size_t)T, NULL);
         if (rc)
             return rc;
     }
-    transform_outputs(a, j->k.out, n, t0, nt, T, M);
+    transform_outputs(a, j->k.out, t0, nt, T, M);
     return KN_OK;
 }
 
@@ -431,7 +435,7 @@ static void run_blocks(void *ctx, int64_t begin, int64_t end, int thread_index)
     wino_job *j = ctx;
     float *V = j->scratch + thread_index * j->slice;
     for (int64_t q = begin; q < end; q++) {
-        int rc = run_block(j, q / j->blocks, q % j->blocks, V);
+        int rc = run_block(j, q, V);
         if (rc)
             atomic_store(&j->rc, rc);
     }
@@ -445,8 +449,8 @@ int kn_wino_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
     atomic_init(&j.rc, KN_OK);
     j.T = block_tiles(a);
     j.slice = (int64_t)kn_wino_slice_floats(a);
-    j.blocks = (tiles_per_image(&a->g) + j.T - 1) / j.T;
-    int64_t tasks = a->batch * j.blocks;
+    j.tiles = a->batch * tiles_per_image(&a->g);
+    int64_t tasks = (j.tiles + j.T - 1) / j.T;
     int threads = kn_threadpool_size(pool);
     if (threads > 1 && tasks >= 2 * threads &&
         (int64_t)(scratch_floats / (size_t)j.slice) >= threads) {

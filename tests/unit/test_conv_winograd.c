@@ -231,6 +231,8 @@ static void test_against_reference(void)
         {1, 16, 16, 56, 56, 1, 1, 1, 1},  {1, 64, 16, 56, 56, 0, 0, 0, 0},
         {3, 17, 33, 14, 14, 1, 1, 1, 1},  {1, 64, 64, 7, 7, 1, 1, 1, 1},
         {1, 16, 33, 3, 40, 1, 1, 1, 1},   {2, 16, 16, 29, 31, 1, 1, 0, 0},
+        /* blocks of tiles across image boundaries */
+        {3, 64, 64, 13, 13, 1, 1, 1, 1},  {2, 64, 33, 29, 31, 1, 1, 1, 1},
     };
     kn_error err = {0};
     kn_threadpool *pool3 = kn_threadpool_create(3, &err);
