@@ -349,13 +349,13 @@ static void input_run(void *ctx, tile_run t)
         c->fn(&r);
 }
 
-/* V[xi][c][i] for tiles [t0, t0 + nt) of the batch. */
+/* Input channels [c0, c1) of V[xi][c][i] for tiles [t0, t0 + nt) of the batch. */
 static void transform_inputs(const kn_conv2d_args *a, kn_wino_in_fn fn, int64_t t0, int64_t nt,
-                             int64_t T, float *V)
+                             int64_t T, float *V, int64_t c0, int64_t c1)
 {
     const kn_conv2d_geom *g = &a->g;
     in_ctx c = {.a = a, .vs = pos_stride(g->channels, T), .fn = fn};
-    for (c.ci = 0; c.ci < g->channels; c.ci++) {
+    for (c.ci = c0; c.ci < c1; c.ci++) {
         c.v = V + c.ci * T;
         for_runs((g->ow + 1) / 2, tiles_per_image(g), t0, nt, input_run, &c);
     }
@@ -389,13 +389,14 @@ static void output_run(void *ctx, tile_run t)
         kn_conv_act_apply(&c->a->act, r.y[y], (size_t)r.cols);
 }
 
-/* Y of tiles [t0, t0 + nt) of the batch from M[xi][co][i]. */
+/* Output channels [c0, c1) of Y of tiles [t0, t0 + nt) of the batch from
+ * M[xi][co][i]. */
 static void transform_outputs(const kn_conv2d_args *a, kn_wino_out_fn fn, int64_t t0, int64_t nt,
-                              int64_t T, const float *M)
+                              int64_t T, const float *M, int64_t c0, int64_t c1)
 {
     out_ctx c = {.a = a, .ms = pos_stride(a->m, T), .fn = fn};
     c.other_act = !kn_conv_act_is_clamp(&a->act, &c.lo, &c.hi);
-    for (c.co = 0; c.co < a->m; c.co++) {
+    for (c.co = c0; c.co < c1; c.co++) {
         c.m = M + c.co * T;
         c.bias = a->bias ? a->bias[c.co] : 0.0f;
         for_runs((a->g.ow + 1) / 2, tiles_per_image(&a->g), t0, nt, output_run, &c);
@@ -411,7 +412,31 @@ typedef struct wino_job {
     atomic_int rc;
 } wino_job;
 
-/* One block: tiles [b * T, ...) of the batch, through scratch V and M. */
+/* One block's tiles and scratch, for the transforms split by channel. */
+typedef struct block_span {
+    const wino_job *j;
+    int64_t t0, nt;
+    float *V, *M;
+} block_span;
+
+static void inputs_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const block_span *s = ctx;
+    (void)thread_index;
+    transform_inputs(s->j->a, s->j->k.in, s->t0, s->nt, s->j->T, s->V, begin, end);
+    kn_cpu_clear_upper();
+}
+
+static void outputs_range(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const block_span *s = ctx;
+    (void)thread_index;
+    transform_outputs(s->j->a, s->j->k.out, s->t0, s->nt, s->j->T, s->M, begin, end);
+    kn_cpu_clear_upper();
+}
+
+/* One block: tiles [b * T, ...) of the batch, through scratch V and M (the
+ * transforms split by channel and the GEMMs by tiles over j->pool, if any). */
 static int run_block(const wino_job *j, int64_t b, float *V)
 {
     const kn_conv2d_args *a = j->a;
@@ -419,14 +444,15 @@ static int run_block(const wino_job *j, int64_t b, float *V)
     int64_t nt = j->tiles - t0 < T ? j->tiles - t0 : T;
     int64_t vs = pos_stride(C, T), ms = pos_stride(m, T);
     float *M = V + KN_WINO_POS * vs;
-    transform_inputs(a, j->k.in, t0, nt, T, V);
+    block_span span = {j, t0, nt, V, M};
+    kn_parallel_for(j->pool, C, 8, inputs_range, &span);
     for (int xi = 0; xi < KN_WINO_POS; xi++) {
         int rc = kn_sgemm_run_pa(j->pool, (size_t)m, (size_t)nt, (size_t)C, a->wino->u[xi],
                                  V + xi * vs, (size_t)T, M + xi * ms, (size_t)T, NULL);
         if (rc)
             return rc;
     }
-    transform_outputs(a, j->k.out, t0, nt, T, M);
+    kn_parallel_for(j->pool, m, 8, outputs_range, &span);
     return KN_OK;
 }
 
