@@ -52,6 +52,7 @@ static const layer k_layers[] = {
     {"r50 l2 3x3 128 28", 1, 128, 128, 1, 28, 28, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l3 3x3 256 14", 1, 256, 256, 1, 14, 14, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l4 3x3 512 7", 1, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"r50 l4 3x3 512 7 b2", 2, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l4 3x3 512 7 b8", 8, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
 };
 

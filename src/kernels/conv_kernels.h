@@ -281,10 +281,10 @@ void kn_wino_weight_tile(const float g[9], float u[KN_WINO_POS]);
 #define KN_WINO_MIN_CHANNELS 16
 int kn_wino_weights_ok(int64_t group, int64_t channels, int64_t m, int64_t kh, int64_t kw);
 int kn_wino_applies(const kn_conv2d_args *a);
-/* Whether weights are worth building for an ih x iw input (-1: not known at
- * load): false when the default choice would not take an image that size (its
- * output taken as ih x iw, as with pads of 1) or the path is off. */
-int kn_wino_worth_weights(int64_t ih, int64_t iw);
+/* Whether weights are worth building for batch x ih x iw inputs (-1: not known
+ * at load): false when the default choice would not take that size (the output
+ * taken as ih x iw, as with pads of 1) or the path is off. */
+int kn_wino_worth_weights(int64_t batch, int64_t ih, int64_t iw);
 /* Row-run kernels of the transforms (plain C, AVX2, AVX-512), over n
  * tiles along one tile row.  Input: tile k reads rows[r][ix0 + 2k + c] (r, c <
  * 4; zero where rows[r] is NULL or the column is >= iw; ix0 >= 0) and writes

@@ -444,25 +444,26 @@ static bool unit_strides_dilations(const kn_node *node)
     return true;
 }
 
-/* The input's static spatial size (-1 where not known at load). */
-static void static_image_size(const kn_prepare_ctx *pc, int64_t *ih, int64_t *iw)
+/* The input's static batch and spatial size (-1 where not known at load). */
+static void static_input_size(const kn_prepare_ctx *pc, int64_t *batch, int64_t *ih, int64_t *iw)
 {
     const kn_type *t = pc->in_type ? pc->in_type[0] : NULL;
     bool known = t && t->rank == 4;
+    *batch = known ? t->dims[0].value : -1;
     *ih = known ? t->dims[2].value : -1;
     *iw = known ? t->dims[3].value : -1;
 }
 
 /* The Winograd weights of a 3x3 stride-1 group-1 Conv (s->wino stays NULL for
- * other convs, and for images too small for the path to be chosen).  Returns
+ * other convs, and for inputs too small for the path to be chosen).  Returns
  * KN_OK or KN_ERR_NOMEM. */
 static int prepare_winograd(kn_prepare_ctx *pc, const kn_tensor *w, conv_state *s)
 {
-    int64_t ih, iw;
-    static_image_size(pc, &ih, &iw);
+    int64_t batch, ih, iw;
+    static_input_size(pc, &batch, &ih, &iw);
     if (w->rank != 4 || !unit_strides_dilations(pc->node) ||
         !kn_wino_weights_ok(s->group, w->dims[1], w->dims[0], w->dims[2], w->dims[3]) ||
-        !kn_wino_worth_weights(ih, iw))
+        !kn_wino_worth_weights(batch, ih, iw))
         return KN_OK;
     s->wino = kn_wino_pack(kn_cpu_isa(), w->data, w->dims[0], w->dims[1]);
     if (!s->wino)
