@@ -2,9 +2,10 @@
  * shapes of the reference CNNs (MobileNetV2 stem, expand / depthwise / project
  * convs, ResNet-50 3x3 convs), each with the path kn_conv2d_run picks and, where
  * that is the direct path, with the im2col path it replaced (weights given only
- * prepacked).  Reports the best and median thread CPU time of `reps` runs, so a
+ * prepacked), and where the Winograd path applies, with the im2col path too.  Reports the best and median thread CPU time of `reps` runs, so a
  * loaded machine inflates the numbers less than wall time would.  Run by hand:
  *   build/conv_bench [reps] [generic|avx2|avx512] [name filter] */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +44,15 @@ static const layer k_layers[] = {
     {"r50 1x1 512->2048 7", 1, 512, 2048, 1, 7, 7, 1, 1, 0, KN_CONV_ACT_NONE},
     {"r50 stem 3->64 7x7 s2 224", 1, 3, 64, 1, 224, 224, 7, 2, 3, KN_CONV_ACT_RELU},
     {"r50 l1 3x3 64 56", 1, 64, 64, 1, 56, 56, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"w 3x3 16 56", 1, 16, 16, 1, 56, 56, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"w 3x3 32 112", 1, 32, 32, 1, 112, 112, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"w 3x3 64->128 56", 1, 64, 128, 1, 56, 56, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"w 3x3 256 4", 1, 256, 256, 1, 4, 4, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"w 3x3 512 3 nopad", 1, 512, 512, 1, 3, 3, 3, 1, 0, KN_CONV_ACT_RELU},
+    {"r50 l2 3x3 128 28", 1, 128, 128, 1, 28, 28, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l3 3x3 256 14", 1, 256, 256, 1, 14, 14, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l4 3x3 512 7", 1, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"r50 l4 3x3 512 7 b2", 2, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l4 3x3 512 7 b8", 8, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
 };
 
@@ -90,7 +98,7 @@ static void time_conv(const kn_conv2d_args *a, kn_isa isa, int reps, double *bes
 
 static const char *algo_name(kn_conv_algo algo)
 {
-    static const char *names[] = {"depthwise", "pointwise", "im2col", "direct"};
+    static const char *names[] = {"depthwise", "pointwise", "im2col", "direct", "winograd"};
     return names[algo];
 }
 
@@ -105,14 +113,17 @@ static void bench_layer(const layer *l, kn_isa isa, int reps)
     kn_packed_a **pa = calloc((size_t)l->group, sizeof *pa);
     for (int64_t gi = 0; gi < l->group; gi++)
         pa[gi] = kn_sgemm_pack_a_isa(isa, 0, (size_t)mg, (size_t)K, w + gi * mg * K, (size_t)K);
-    kn_conv2d_args a = {g, l->batch, l->group, l->M, x, w, b, NULL, pa, act, y};
+    kn_wino_weights *ww = kn_wino_weights_ok(l->group, cg, l->M, l->k, l->k)
+                              ? kn_wino_pack(isa, w, l->M, cg) : NULL;
+    kn_conv2d_args a = {g, l->batch, l->group, l->M, x, w, b, NULL, pa, act, y, ww};
     double macs = (double)l->batch * l->M * oh * ow * K, best, med;
     kn_conv_algo algo = kn_conv2d_algo(&a);
     time_conv(&a, isa, reps, &best, &med);
     printf("%-32s %-9s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", l->name,
            algo_name(algo), best, med, 2e-6 * macs / best);
-    if (algo == KN_CONV_ALGO_DIRECT) {
+    if (algo == KN_CONV_ALGO_DIRECT || algo == KN_CONV_ALGO_WINOGRAD) {
         a.w = NULL;
+        a.wino = NULL;
         time_conv(&a, isa, reps, &best, &med);
         printf("%-32s %-9s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", "", "im2col",
                best, med, 2e-6 * macs / best);
@@ -120,6 +131,7 @@ static void bench_layer(const layer *l, kn_isa isa, int reps)
     for (int64_t gi = 0; gi < l->group; gi++)
         kn_packed_a_free(pa[gi]);
     free(pa);
+    kn_wino_free(ww);
     free(x);
     free(w);
     free(b);
@@ -136,6 +148,7 @@ int main(int argc, char **argv)
                                           : KN_ISA_AVX512;
     if (reps < 1)
         reps = 1;
+    setenv("KILN_CONV_WINOGRAD", "1", 0); /* time Winograd wherever it applies */
     printf("conv_bench: %s, %d runs, thread CPU time\n", kn_isa_name(isa), reps);
     for (size_t i = 0; i < sizeof k_layers / sizeof k_layers[0]; i++)
         if (argc <= 3 || strstr(k_layers[i].name, argv[3]))

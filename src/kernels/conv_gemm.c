@@ -1,5 +1,6 @@
 /* conv_gemm.c - whole float32 NCHW 2-D convolutions on top of the plane and
- * column kernels: algorithm choice (depthwise / pointwise / direct / im2col; the
+ * column kernels: algorithm choice (depthwise / pointwise / Winograd / direct /
+ * im2col; Winograd in conv_winograd.c, the
  * direct path lives in conv_direct.c, the unpacked pointwise one in
  * conv_pointwise.c, tried before the pointwise GEMM), scratch
  * sizing, and the threading (planes for depthwise, pixel tiles for im2col, the
@@ -41,6 +42,8 @@ kn_conv_algo kn_conv2d_algo(const kn_conv2d_args *a)
     if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 &&
         g->oh == g->ih && g->ow == g->iw)
         return KN_CONV_ALGO_POINTWISE;
+    if (kn_wino_applies(a))
+        return KN_CONV_ALGO_WINOGRAD;
     if (kn_conv2d_direct_ok(a))
         return KN_CONV_ALGO_DIRECT;
     return KN_CONV_ALGO_IM2COL;
@@ -80,6 +83,8 @@ static int64_t slice_floats(const kn_conv2d_args *a)
         n = rows_per_group(a) * tile_pixels(a);
     } else if (algo == KN_CONV_ALGO_DIRECT) {
         n = (int64_t)kn_conv2d_direct_slice_floats(a);
+    } else if (algo == KN_CONV_ALGO_WINOGRAD) {
+        n = (int64_t)kn_wino_slice_floats(a);
     }
     return n < 0 ? n : (n + 15) / 16 * 16;
 }
@@ -274,5 +279,7 @@ int kn_conv2d_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *
         kn_conv2d_direct_run(pool, isa, a, scratch, scratch_floats);
         return KN_OK;
     }
+    if (kn_conv2d_algo(a) == KN_CONV_ALGO_WINOGRAD)
+        return kn_wino_run(pool, isa, a, scratch, scratch_floats);
     return run_gemms(pool, isa, a, scratch, scratch_floats);
 }

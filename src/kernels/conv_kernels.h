@@ -197,6 +197,7 @@ void kn_col2im_rows(const kn_conv2d_geom *g, const float *col, int64_t iy0, int6
 
 struct kn_threadpool;
 typedef struct kn_packed_a kn_packed_a;
+typedef struct kn_wino_weights kn_wino_weights;
 
 /* One float32 NCHW 2-D conv (1-D convs pass ih = kh = 1).  g describes one group:
  * g.channels = input channels / group.  w is [m, g.channels, kh, kw]; bias [m] or
@@ -210,6 +211,7 @@ typedef struct kn_conv2d_args {
     kn_packed_a *const *pa;
     kn_conv_act act;
     float *y;
+    const kn_wino_weights *wino; /* Winograd weights of a 3x3 group-1 conv, or NULL */
 } kn_conv2d_args;
 
 typedef enum kn_conv_algo {
@@ -217,6 +219,7 @@ typedef enum kn_conv_algo {
     KN_CONV_ALGO_POINTWISE, /* 1x1, stride 1, no pads: GEMM on the input itself */
     KN_CONV_ALGO_IM2COL,    /* anything else: im2col tiles + GEMM per group */
     KN_CONV_ALGO_DIRECT,    /* group 1, few input channels x taps, weights given: direct */
+    KN_CONV_ALGO_WINOGRAD,  /* 3x3 stride 1 group 1 with a->wino: F(2x2, 3x3) + 16 GEMMs */
 } kn_conv_algo;
 
 kn_conv_algo kn_conv2d_algo(const kn_conv2d_args *a);
@@ -253,6 +256,68 @@ int kn_conv2d_direct_weights(int64_t group, int64_t channels, int64_t kh, int64_
  * micro-panel height): the caller runs the GEMM then. */
 int kn_conv2d_pointwise_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a,
                             kn_packed_a *const *pa);
+
+/* The Winograd F(2x2, 3x3) path (conv_winograd.c).  Per 4x4 input tile d (2x2
+ * outputs), V = B^T d B; per weight plane g, U = G g G^T; M[xi] = sum over input
+ * channels of U[xi] * V[xi] for the 16 positions xi (16 GEMMs over a block of
+ * tiles, U prepacked); Y = A^T M A, then bias, residual and activation.
+ * KN_WINO_POS is the number of tile positions. */
+#define KN_WINO_POS 16
+struct kn_wino_weights {
+    int64_t m, channels;
+    kn_packed_a *u[KN_WINO_POS]; /* u[xi]: m x channels */
+};
+/* The transformed, packed weights of w [m, channels, 3, 3] for isa; NULL on
+ * allocation failure. */
+kn_wino_weights *kn_wino_pack(kn_isa isa, const float *w, int64_t m, int64_t channels);
+void kn_wino_free(kn_wino_weights *ww);
+/* U = G g G^T of one 3x3 plane g into u[16] (row-major 4x4). */
+void kn_wino_weight_tile(const float g[9], float u[KN_WINO_POS]);
+/* Whether the prepared weights may take this conv's shape at all (3x3, group 1,
+ * channels and m from KN_WINO_MIN_CHANNELS up; never with KILN_CONV_WINOGRAD=0,
+ * so that A/B runs without it also save its weights' memory); and whether the path is on for
+ * it: stride 1, dilation 1, a->wino built for these sizes, and the shapes where
+ * it was measured to win (KILN_CONV_WINOGRAD=0: never, =1: every shape it takes). */
+#define KN_WINO_MIN_CHANNELS 16
+int kn_wino_weights_ok(int64_t group, int64_t channels, int64_t m, int64_t kh, int64_t kw);
+int kn_wino_applies(const kn_conv2d_args *a);
+/* Whether weights are worth building for batch x ih x iw inputs (-1: not known
+ * at load): false when the default choice would not take that size (the output
+ * taken as ih x iw, as with pads of 1) or the path is off. */
+int kn_wino_worth_weights(int64_t batch, int64_t ih, int64_t iw);
+/* Row-run kernels of the transforms (plain C, AVX2, AVX-512), over n
+ * tiles along one tile row.  Input: tile k reads rows[r][ix0 + 2k + c] (r, c <
+ * 4; zero where rows[r] is NULL or the column is >= iw; ix0 >= 0) and writes
+ * v[xi * vs + k].  Output: tile k reads m[xi * ms + k], and stores its 2x2
+ * outputs at columns 2k, 2k + 1 (those < cols) of y[0] and, unless NULL, y[1],
+ * each + bias + z[r][col] (z[r] NULL: no residual) and clamped to [lo, hi]. */
+typedef struct kn_wino_in_run {
+    const float *rows[4];
+    int64_t iw, ix0, n;
+    float *v;
+    int64_t vs;
+} kn_wino_in_run;
+typedef struct kn_wino_out_run {
+    const float *m;
+    int64_t ms, n, cols;
+    float *y[2];
+    const float *z[2];
+    float bias, lo, hi;
+} kn_wino_out_run;
+typedef void (*kn_wino_in_fn)(const kn_wino_in_run *r);
+typedef void (*kn_wino_out_fn)(const kn_wino_out_run *r);
+void kn_wino_input_generic(const kn_wino_in_run *r);
+void kn_wino_output_generic(const kn_wino_out_run *r);
+kn_wino_in_fn kn_wino_input_avx2(void);     /* NULL when not built */
+kn_wino_out_fn kn_wino_output_avx2(void);   /* NULL when not built */
+kn_wino_in_fn kn_wino_input_avx512(void);   /* NULL when not built */
+kn_wino_out_fn kn_wino_output_avx512(void); /* NULL when not built */
+/* Floats of one thread's slice of scratch (V and M of one block of tiles), and
+ * the run (one slice per pool thread, else one block at a time with the GEMMs
+ * split over pool).  Returns KN_OK or KN_ERR_NOMEM (GEMM packing buffers). */
+size_t kn_wino_slice_floats(const kn_conv2d_args *a);
+int kn_wino_run(struct kn_threadpool *pool, kn_isa isa, const kn_conv2d_args *a, float *scratch,
+                size_t scratch_floats);
 
 /* Transposed 2-D conv with the same record: g.channels = input channels / group,
  * g.ih x g.iw the input, g.oh x g.ow the output, pt / pl the begin pads; w is

@@ -415,6 +415,7 @@ typedef struct conv_state {
     int rank;
     int64_t group;
     kn_packed_a **pa;
+    kn_wino_weights *wino; /* 3x3 stride-1 group-1 convs: the Winograd weights, or NULL */
 } conv_state;
 
 static void release_conv_state(void *state)
@@ -422,9 +423,53 @@ static void release_conv_state(void *state)
     conv_state *s = state;
     for (int64_t gi = 0; s && s->pa && gi < s->group; gi++)
         kn_packed_a_free(s->pa[gi]);
-    if (s)
+    if (s) {
         free(s->pa);
+        kn_wino_free(s->wino);
+    }
     free(s);
+}
+
+/* True when the node's strides and dilations are all 1 (absent counts as 1). */
+static bool unit_strides_dilations(const kn_node *node)
+{
+    static const char *const names[] = {"strides", "dilations"};
+    for (int k = 0; k < 2; k++) {
+        const int64_t *v;
+        int n = kn_attr_ints(node, names[k], &v);
+        for (int i = 0; i < n; i++)
+            if (v[i] != 1)
+                return false;
+    }
+    return true;
+}
+
+/* The input's static batch and spatial size (-1 where not known at load). */
+static void static_input_size(const kn_prepare_ctx *pc, int64_t *batch, int64_t *ih, int64_t *iw)
+{
+    const kn_type *t = pc->in_type ? pc->in_type[0] : NULL;
+    bool known = t && t->rank == 4;
+    *batch = known ? t->dims[0].value : -1;
+    *ih = known ? t->dims[2].value : -1;
+    *iw = known ? t->dims[3].value : -1;
+}
+
+/* The Winograd weights of a 3x3 stride-1 group-1 Conv (s->wino stays NULL for
+ * other convs, and for inputs too small for the path to be chosen).  Returns
+ * KN_OK or KN_ERR_NOMEM. */
+static int prepare_winograd(kn_prepare_ctx *pc, const kn_tensor *w, conv_state *s)
+{
+    int64_t batch, ih, iw;
+    static_input_size(pc, &batch, &ih, &iw);
+    if (w->rank != 4 || !unit_strides_dilations(pc->node) ||
+        !kn_wino_weights_ok(s->group, w->dims[1], w->dims[0], w->dims[2], w->dims[3]) ||
+        !kn_wino_worth_weights(batch, ih, iw))
+        return KN_OK;
+    s->wino = kn_wino_pack(kn_cpu_isa(), w->data, w->dims[0], w->dims[1]);
+    if (!s->wino)
+        return kn_fail(pc->err, KN_ERR_NOMEM, "out of memory preparing %s Winograd weights",
+                       pc->node->op_type);
+    return KN_OK;
 }
 
 /* Packs each group's weights: Conv's [m, C/group, k...] rows as (m/group) x K
@@ -460,6 +505,10 @@ static int prepare_weights(kn_prepare_ctx *pc, void **state, bool transposed)
                            pc->node->op_type);
         }
     }
+    if (!transposed && prepare_winograd(pc, w, s)) {
+        release_conv_state(s);
+        return pc->err->code;
+    }
     *state = s;
     /* Conv reads only the packed weights from now on (ConvTranspose may still need
      * the reference for images too large for its column buffer; the direct path
@@ -481,14 +530,21 @@ static int prepare_conv_transpose(kn_prepare_ctx *pc, void **state)
     return prepare_weights(pc, state, true);
 }
 
-/* The prepacked weights when c->state was built for this weight and group. */
-static kn_packed_a *const *state_weights(const kn_op_ctx *c, const kn_tensor *w, int64_t group)
+/* c->state when it was built for this weight and group, else NULL. */
+static const conv_state *state_for(const kn_op_ctx *c, const kn_tensor *w, int64_t group)
 {
     const conv_state *s = c->state;
     if (!s || w->dtype != KN_F32 || s->rank != w->rank || s->group != group ||
         memcmp(s->dims, w->dims, sizeof(int64_t) * (size_t)w->rank))
         return NULL;
-    return s->pa;
+    return s;
+}
+
+/* The prepacked weights when c->state was built for this weight and group. */
+static kn_packed_a *const *state_weights(const kn_op_ctx *c, const kn_tensor *w, int64_t group)
+{
+    const conv_state *s = state_for(c, w, group);
+    return s ? s->pa : NULL;
 }
 
 /* The 2-D kernel geometry of a 1-D or 2-D conv, per group of cg channels. */
@@ -518,10 +574,10 @@ static int conv_float(kn_op_ctx *c, const float *x, const float *w, const float 
                       const kn_tensor *wt, int64_t group, const kn_spatial_geom *g, float *y)
 {
     int64_t batch = xt->dims[0], chans = xt->dims[1], m = wt->dims[0];
-    kn_packed_a *const *packed = state_weights(c, wt, group);
+    const conv_state *s = state_for(c, wt, group);
     if (g->nsp <= 2) {
         kn_conv2d_args a = {conv2d_geom_of(g, chans / group), batch, group, m, x, w, b, z,
-                            packed, *act, y};
+                            s ? s->pa : NULL, *act, y, s ? s->wino : NULL};
         size_t need = kn_conv2d_scratch_floats(&a, kn_threadpool_size(c->pool));
         if (need != SIZE_MAX) {
             float *scratch = need ? kn_op_scratch(c, need * sizeof(float)) : NULL;
@@ -798,7 +854,8 @@ static int convt_float(kn_op_ctx *c, const float *x, const float *w, const float
     int64_t batch = xt->dims[0], chans = xt->dims[1];
     if (g->nsp <= 2) {
         kn_conv2d_args a = {conv2d_geom_of(g, chans / group), batch, group, m, x, w, b, NULL,
-                            state_weights(c, wt, group), {KN_CONV_ACT_NONE, 0.0f, 0.0f}, y};
+                            state_weights(c, wt, group), {KN_CONV_ACT_NONE, 0.0f, 0.0f}, y,
+                            NULL};
         size_t need = kn_convt2d_scratch_floats(&a);
         if (need != SIZE_MAX) {
             float *scratch = kn_op_scratch(c, need * sizeof(float));

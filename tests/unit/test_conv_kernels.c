@@ -274,7 +274,8 @@ static void check_conv_case(const conv_case *t, const kn_conv_act *act, bool wit
     if (g.oh < 1 || g.ow < 1)
         return;
     int64_t n_out = t->batch * t->M * g.oh * g.ow;
-    kn_conv2d_args a = {g, t->batch, t->group, t->M, NULL, NULL, NULL, NULL, NULL, *act, NULL};
+    kn_conv2d_args a = {g, t->batch, t->group, t->M, NULL, NULL, NULL, NULL, NULL, *act, NULL,
+                        NULL};
     float *x = rand_floats(t->batch * t->C * t->ih * t->iw), *w = rand_floats(t->M * cg * t->kh * t->kw);
     float *b = with_bias ? rand_floats(t->M) : NULL, *z = with_z ? rand_floats(n_out) : NULL;
     float *want = rand_floats(n_out);
@@ -406,7 +407,7 @@ static void check_convt_case(const conv_case *t, kn_threadpool *pool3)
         return;
     int64_t n_out = t->batch * t->M * g.oh * g.ow;
     kn_conv2d_args a = {g, t->batch, t->group, t->M, NULL, NULL, NULL, NULL, NULL,
-                        {KN_CONV_ACT_NONE, 0, 0}, NULL};
+                        {KN_CONV_ACT_NONE, 0, 0}, NULL, NULL};
     float *x = rand_floats(t->batch * t->C * t->ih * t->iw), *w = rand_floats(t->C * mg * t->kh * t->kw);
     float *b = rand_floats(t->M), *want = rand_floats(n_out);
     a.x = x, a.w = w, a.bias = b;
