@@ -277,7 +277,9 @@ void kn_wino_weight_tile(const float g[9], float u[KN_WINO_POS]);
  * channels and m from KN_WINO_MIN_CHANNELS up; never with KILN_CONV_WINOGRAD=0,
  * so that A/B runs without it also save its weights' memory); and whether the path is on for
  * it: stride 1, dilation 1, a->wino built for these sizes, and the shapes where
- * it was measured to win (KILN_CONV_WINOGRAD=0: never, =1: every shape it takes). */
+ * it was measured to win, or any shape when a->pa holds no im2col weights (prepare
+ * frees them once the Winograd ones exist) (KILN_CONV_WINOGRAD=0: never, =1: every
+ * shape it takes). */
 #define KN_WINO_MIN_CHANNELS 16
 int kn_wino_weights_ok(int64_t group, int64_t channels, int64_t m, int64_t kh, int64_t kw);
 int kn_wino_applies(const kn_conv2d_args *a);

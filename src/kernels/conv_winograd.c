@@ -233,7 +233,8 @@ int kn_wino_applies(const kn_conv2d_args *a)
     const kn_conv2d_geom *g = &a->g;
     const kn_wino_weights *ww = a->wino;
     int mode = wino_mode();
-    return ww && mode != WINO_OFF && (mode == WINO_FORCED || wino_wins(a)) && ww->m == a->m &&
+    bool only_path = !a->pa || !a->pa[0]; /* prepare kept no im2col weights beside these */
+    return ww && mode != WINO_OFF && (mode == WINO_FORCED || only_path || wino_wins(a)) && ww->m == a->m &&
            ww->channels == g->channels &&
            kn_wino_weights_ok(a->group, g->channels, a->m, g->kh, g->kw) && g->sh == 1 &&
            g->sw == 1 && g->dh == 1 && g->dw == 1 && g->oh >= 1 && g->ow >= 1;

@@ -493,9 +493,14 @@ static int prepare_weights(kn_prepare_ctx *pc, void **state, bool transposed)
     s->rank = w->rank;
     s->group = group;
     memcpy(s->dims, w->dims, sizeof(int64_t) * (size_t)w->rank);
-    /* per group: rows x cols of the weight as stored */
+    if (!transposed && prepare_winograd(pc, w, s)) {
+        release_conv_state(s);
+        return pc->err->code;
+    }
+    /* per group: rows x cols of the weight as stored (none beside Winograd weights:
+     * every run of such a conv takes Winograd, see kn_wino_applies) */
     size_t rows = (size_t)(w->dims[0] / group), cols = (size_t)(w->numel / w->dims[0]);
-    for (int64_t gi = 0; gi < group; gi++) {
+    for (int64_t gi = 0; gi < group && !s->wino; gi++) {
         const float *wg = (const float *)w->data + (size_t)gi * rows * cols;
         s->pa[gi] = transposed ? kn_sgemm_pack_a_isa(kn_cpu_isa(), 1, cols, rows, wg, cols)
                                : kn_sgemm_pack_a(rows, cols, wg, cols);
@@ -504,10 +509,6 @@ static int prepare_weights(kn_prepare_ctx *pc, void **state, bool transposed)
             return kn_fail(pc->err, KN_ERR_NOMEM, "out of memory packing %s weights",
                            pc->node->op_type);
         }
-    }
-    if (!transposed && prepare_winograd(pc, w, s)) {
-        release_conv_state(s);
-        return pc->err->code;
     }
     *state = s;
     /* Conv reads only the packed weights from now on (ConvTranspose may still need
