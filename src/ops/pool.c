@@ -240,10 +240,24 @@ static void tap_range(int64_t start, int64_t k_len, int64_t limit, int64_t *lo, 
 /* Widest input row the float path handles (its per-thread row buffer). */
 #define POOL_ROW_MAX 4096
 
+/* hbuf[i] = max(buf[i .. i + k)) for every full window start i in [0, W - k], with
+ * the vector kernels (NaN-propagating, as the scalar taps); false when W < k. */
+static bool window_max_row(const pool2d_job *j, const float *buf, int64_t W, float *hbuf)
+{
+    int64_t k = j->g->k[1], n = W - k + 1;
+    if (n < 1)
+        return false;
+    memcpy(hbuf, buf, sizeof(float) * (size_t)n);
+    for (int64_t kw = 1; kw < k; kw++)
+        j->vm->binary_vv(KN_VM_MAX, hbuf, buf + kw, hbuf, (size_t)n);
+    return true;
+}
+
 /* One output row: kernel rows hlo..hhi combined column-wise (max or sum) into buf
- * with the vector kernels, then each output's horizontal taps read from buf. */
+ * with the vector kernels, then each output's horizontal taps read from buf (for
+ * max, full windows from their vector maxima in hbuf). */
 static void pool2d_row(const pool2d_job *j, const float *plane, int64_t h0, int64_t hlo,
-                       int64_t hhi, float *buf, float *y)
+                       int64_t hhi, float *buf, float *hbuf, float *y)
 {
     const kn_spatial_geom *g = j->g;
     int64_t W = g->in[1];
@@ -256,11 +270,16 @@ static void pool2d_row(const pool2d_job *j, const float *plane, int64_t h0, int6
     }
     int64_t plo = 0, phi = 0; /* rows inside the padded extent (count_include_pad) */
     tap_range(h0 + g->pad_b[0], g->k[0], g->in[0] + g->pad_b[0] + g->pad_e[0], &plo, &phi);
+    bool full = max && hhi > hlo && window_max_row(j, buf, W, hbuf);
     for (int64_t ow = 0; ow < g->out[1]; ow++) {
         int64_t w0 = ow * g->stride[1] - g->pad_b[1], wlo, whi;
         tap_range(w0, g->k[1], W, &wlo, &whi);
         if (hhi == hlo)
             whi = wlo; /* no input row under the window */
+        if (full && wlo == 0 && whi == g->k[1]) {
+            *y++ = hbuf[w0];
+            continue;
+        }
         if (max) {
             float m = -INFINITY;
             for (int64_t kw = wlo; kw < whi; kw++) {
@@ -288,7 +307,7 @@ static void pool2d_planes(void *ctx, int64_t begin, int64_t end, int thread_inde
 {
     const pool2d_job *j = ctx;
     const kn_spatial_geom *g = j->g;
-    float buf[POOL_ROW_MAX];
+    float buf[POOL_ROW_MAX], hbuf[POOL_ROW_MAX];
     (void)thread_index;
     for (int64_t pl = begin; pl < end; pl++) {
         const float *plane = j->x + pl * g->in_size;
@@ -296,7 +315,7 @@ static void pool2d_planes(void *ctx, int64_t begin, int64_t end, int thread_inde
         for (int64_t oh = 0; oh < g->out[0]; oh++, y += g->out[1]) {
             int64_t h0 = oh * g->stride[0] - g->pad_b[0], hlo, hhi;
             tap_range(h0, g->k[0], g->in[0], &hlo, &hhi);
-            pool2d_row(j, plane, h0, hlo, hhi, buf, y);
+            pool2d_row(j, plane, h0, hlo, hhi, buf, hbuf, y);
         }
     }
 }

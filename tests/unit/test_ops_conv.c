@@ -378,6 +378,49 @@ static void test_maxpool_indices_storage_order(void)
     kn_tensor_release(&x);
 }
 
+/* float32 2-D MaxPool: the fast row path (one output) equals the reference window
+ * walker (taken when Indices are asked for) on awkward geometries, NaN and -inf
+ * included: full windows from the vector row maxima, borders tap by tap. */
+static void test_maxpool_fast_equals_reference(void)
+{
+    static const int64_t cases[][8] = {
+        /* H, W, k, stride, pad top, left, bottom, right */
+        {7, 9, 3, 2, 1, 1, 1, 1}, {13, 17, 3, 2, 1, 1, 1, 1}, {5, 4, 2, 1, 0, 0, 0, 0},
+        {6, 11, 5, 3, 2, 1, 0, 2}, {3, 2, 3, 1, 1, 1, 1, 1}, {9, 10, 2, 2, 0, 0, 1, 1},
+    };
+    kn_error err;
+    for (int c = 0; c < KT_COUNT(cases); c++) {
+        int64_t dx[4] = {2, 3, cases[c][0], cases[c][1]}, n = 2 * 3 * cases[c][0] * cases[c][1];
+        float *xv = malloc(sizeof(float) * (size_t)n);
+        for (int64_t i = 0; i < n; i++)
+            xv[i] = (float)((i * 7919 + c * 31) % 2003) / 100.0f - 10.0f;
+        xv[n / 3] = NAN;
+        xv[n / 2] = -INFINITY;
+        int64_t k[2] = {cases[c][2], cases[c][2]}, st[2] = {cases[c][3], cases[c][3]};
+        int64_t pads[4] = {cases[c][4], cases[c][5], cases[c][6], cases[c][7]};
+        kn_tensor x = kt_tensor(KN_F32, 4, dx, xv), fast = {0}, ref[2] = {{0}};
+        const kn_tensor *ins[1] = {&x};
+        kn_attr at[] = {kt_attr_ints("kernel_shape", 2, k), kt_attr_ints("strides", 2, st),
+                        kt_attr_ints("pads", 4, pads)};
+        CHECK_EQ_INT(kt_run_op("MaxPool", 12, 1, ins, KT_COUNT(at), at, 1, &fast, &err), KN_OK);
+        CHECK_EQ_INT(kt_run_op("MaxPool", 12, 1, ins, KT_COUNT(at), at, 2, ref, &err), KN_OK);
+        CHECK_EQ_INT(fast.numel, ref[0].numel);
+        for (int64_t i = 0; i < fast.numel && fast.numel == ref[0].numel; i++) {
+            float a = ((float *)fast.data)[i], b = ((float *)ref[0].data)[i];
+            if (!(a == b || (isnan(a) && isnan(b)))) {
+                fprintf(stderr, "maxpool case %d: y[%lld] = %g, reference %g\n", c, (long long)i, a, b);
+                CHECK(0);
+                break;
+            }
+        }
+        kn_tensor_release(&fast);
+        kn_tensor_release(&ref[0]);
+        kn_tensor_release(&ref[1]);
+        kn_tensor_release(&x);
+        free(xv);
+    }
+}
+
 static void test_maxpool_int8_ceil(void)
 {
     int8_t xv[5] = {-5, -3, -9, 4, -128};
@@ -745,7 +788,8 @@ TEST_MAIN(TEST_CASE(test_nan_and_huge_values), TEST_CASE(test_conv_1d_pads_dilat
           TEST_CASE(test_conv_transpose_chunked_matches_direct), TEST_CASE(test_conv_transpose_1d_output_shape),
           TEST_CASE(test_conv_integer_per_channel_zero_point),
           TEST_CASE(test_deform_conv_zero_offset_is_conv), TEST_CASE(test_causal_conv_state),
-          TEST_CASE(test_maxpool_indices_storage_order), TEST_CASE(test_maxpool_int8_ceil),
+          TEST_CASE(test_maxpool_indices_storage_order), TEST_CASE(test_maxpool_fast_equals_reference),
+          TEST_CASE(test_maxpool_int8_ceil),
           TEST_CASE(test_averagepool_count_include_pad), TEST_CASE(test_global_pools_and_lp),
           TEST_CASE(test_maxunpool_bad_index), TEST_CASE(test_roialign_bad_batch_index),
           TEST_CASE(test_max_roi_pool), TEST_CASE(test_resize_nearest_int64_exact),
