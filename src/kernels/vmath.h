@@ -32,6 +32,7 @@ typedef struct kn_vmath_ops {
     kn_isa isa;
     /* y[i] = f(x[i]) */
     kn_vm_map_fn exp, tanh, erf, sigmoid, relu, hardswish;
+    kn_vm_map_fn silu; /* x sigmoid(x), bit-identical to sigmoid then a product */
     kn_vm_map_fn sqrt; /* correctly rounded (the hardware instruction) */
     kn_vm_map_fn gelu_erf;  /* 0.5 x (1 + erf(x / sqrt 2)) */
     kn_vm_map_fn gelu_tanh; /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */

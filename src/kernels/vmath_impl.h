@@ -248,6 +248,14 @@ VM_DEFINE_MAP(exp, VM(exp_v))
 VM_DEFINE_MAP(tanh, VM(tanh_v))
 VM_DEFINE_MAP(erf, VM(erf_v))
 VM_DEFINE_MAP(sigmoid, VM(sigmoid_v))
+
+/* x sigmoid(x) (SiLU / Swish) in one pass: the same two roundings as sigmoid then a
+ * product, without the second sweep over memory */
+VM_TARGET static inline VT VM(silu_v)(VT x)
+{
+    return V_MUL(x, VM(sigmoid_v)(x));
+}
+VM_DEFINE_MAP(silu, VM(silu_v))
 VM_DEFINE_MAP(gelu_erf, VM(gelu_erf_v))
 VM_DEFINE_MAP(gelu_tanh, VM(gelu_tanh_v))
 
@@ -495,7 +503,7 @@ VM_TARGET static void VM(transpose)(const float *src, size_t lds, float *dst, si
 
 static const kn_vmath_ops VM(table) = {
     .isa = VM_ISA,
-    .exp = VM(exp), .tanh = VM(tanh), .erf = VM(erf), .sigmoid = VM(sigmoid),
+    .exp = VM(exp), .tanh = VM(tanh), .erf = VM(erf), .sigmoid = VM(sigmoid), .silu = VM(silu),
     .relu = VM(relu), .hardswish = VM(hardswish), .sqrt = VM(sqrt),
     .gelu_erf = VM(gelu_erf), .gelu_tanh = VM(gelu_tanh),
     .clip = VM(clip), .leaky_relu = VM(leaky_relu), .hardsigmoid = VM(hardsigmoid),

@@ -93,12 +93,12 @@ static void gelu_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
         } else if (j->kind == GELU_TANH) {
             vm->gelu_tanh(x, y, n);
         } else { /* x * sigmoid(alpha x); x is the input here (no bias) */
-            if (j->alpha == 1.0f) { /* SiLU */
-                vm->sigmoid(x, y, n);
-            } else {
-                vm->affine(x, y, n, j->alpha, 0.0f);
-                vm->sigmoid(y, y, n);
+            if (j->alpha == 1.0f) { /* SiLU: one pass */
+                vm->silu(x, y, n);
+                continue;
             }
+            vm->affine(x, y, n, j->alpha, 0.0f);
+            vm->sigmoid(y, y, n);
             vm->binary_vv(KN_VM_MUL, x, y, y, n);
         }
     }

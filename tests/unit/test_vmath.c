@@ -50,6 +50,7 @@ static double ref_sqrt(double x) { return sqrt(x); }
 static double ref_tanh(double x) { return tanh(x); }
 static double ref_erf(double x) { return erf(x); }
 static double ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+static double ref_silu(double x) { return x * (1.0 / (1.0 + exp(-x))); }
 static double ref_gelu_erf(double x)
 {
     if (isinf(x)) return x > 0 ? x : -0.0;
@@ -77,6 +78,9 @@ static const mfn FUNCS[] = {
     {"tanh", ref_tanh, OFF(tanh), 2.0, -INFINITY},
     {"erf", ref_erf, OFF(erf), 3.0, -INFINITY},
     {"sigmoid", ref_sigmoid, OFF(sigmoid), 3.0, -INFINITY},
+    /* sigmoid's error plus the product's rounding; below -87 sigmoid(x) is denormal
+     * (few significant bits) and x times it is reported apart */
+    {"silu", ref_silu, OFF(silu), 4.0, -87.0},
     {"gelu_erf", ref_gelu_erf, OFF(gelu_erf), 5.0, -INFINITY},
     /* the float argument 2u of the tanh form carries ~1 ulp of rounding, amplified by
      * |2u| for negative x (8-13 ulp near -3, ~200 in the far tail): checked above -3 */
