@@ -73,10 +73,16 @@ static void detect_x86(kn_cpu_feature_set *f)
 
 static int g_amx_used;
 
+/* AMX tiles when the machine has them and KILN_ISA is unset or "amx". */
+static int amx_from_env(const kn_cpu_feature_set *f)
+{
+    const char *s = getenv("KILN_ISA");
+    return f->amx_int8 && (!s || !*s || strcmp(s, "amx") == 0);
+}
+
 static kn_isa level_from_env(kn_isa supported)
 {
     const char *s = getenv("KILN_ISA");
-    g_amx_used = g_features.amx_int8 && (!s || !*s || strcmp(s, "amx") == 0);
     if (!s || !*s) return supported;
     kn_isa want = supported;
     if (strcmp(s, "generic") == 0) want = KN_ISA_GENERIC;
@@ -97,6 +103,7 @@ static void detect_once(void)
     if (isa == KN_ISA_AVX2 && f->avx512f && f->avx512bw && f->avx512vl) isa = KN_ISA_AVX512;
     g_isa_supported = isa;
     g_isa_used = level_from_env(isa);
+    g_amx_used = amx_from_env(f);
 }
 
 const kn_cpu_feature_set *kn_cpu_features(void)

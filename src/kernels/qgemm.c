@@ -85,7 +85,7 @@ static void pack_group(kn_qpacked_b *pb, size_t p, size_t kg, const int8_t *B, s
     memset(v, 0, sizeof v);
     for (size_t t = 0; t < nt; t++)
         for (size_t j = 0; j < nj; j++)
-            v[j][t] = trans_b ? B[(j0 + j) * ldb + k0 + t] : B[(k0 + t) * ldb + j0 + j];
+            v[j][t] = b_at(B, ldb, trans_b, k0 + t, j0 + j);
     for (size_t j = 0; j < nj; j++)
         pb->col_sum[j0 + j] += v[j][0] + v[j][1] + v[j][2] + v[j][3];
     if (g == 4) {
