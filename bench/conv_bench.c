@@ -54,6 +54,11 @@ static const layer k_layers[] = {
     {"r50 l4 3x3 512 7", 1, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l4 3x3 512 7 b2", 2, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l4 3x3 512 7 b8", 8, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"r50 l2.0 3x3 s2 128 56", 1, 128, 128, 1, 56, 56, 3, 2, 1, KN_CONV_ACT_RELU},
+    {"r50 l3.0 3x3 s2 256 28", 1, 256, 256, 1, 28, 28, 3, 2, 1, KN_CONV_ACT_RELU},
+    {"r50 l4.0 3x3 s2 512 14", 1, 512, 512, 1, 14, 14, 3, 2, 1, KN_CONV_ACT_RELU},
+    {"r50 ds 1x1 s2 256->512 56", 1, 256, 512, 1, 56, 56, 1, 2, 0, KN_CONV_ACT_NONE},
+    {"r50 ds 1x1 s2 1024->2048 14", 1, 1024, 2048, 1, 14, 14, 1, 2, 0, KN_CONV_ACT_NONE},
 };
 
 static double thread_ms(void)

@@ -4,7 +4,8 @@
  * direct path lives in conv_direct.c, the unpacked pointwise one in
  * conv_pointwise.c, tried before the pointwise GEMM), scratch
  * sizing, and the threading (planes for depthwise, pixel tiles for im2col, the
- * GEMM's own split for pointwise and for too few tiles).  Per group the conv is
+ * GEMM's own split for pointwise and for too few tiles; im2col tiles are written
+ * straight in the GEMM's packed-B layout).  Per group the conv is
  * the GEMM Y[co, pixels] = W[co, ci*kh*kw] x cols[ci*kh*kw, pixels] with the
  * bias, the FusedConv residual and a Relu/Clip applied in the GEMM epilogue. */
 #include "kernels/conv_kernels.h"
@@ -79,8 +80,9 @@ static int64_t slice_floats(const kn_conv2d_args *a)
         kn_dw_geom d = dw_geom_of(&a->g);
         size_t f = kn_dw_scratch_floats(&d);
         n = f ? (int64_t)f : -1;
-    } else if (algo == KN_CONV_ALGO_IM2COL) {
-        n = rows_per_group(a) * tile_pixels(a);
+    } else if (algo == KN_CONV_ALGO_IM2COL) { /* packed panels: pixels rounded up to 32 */
+        int64_t t = tile_pixels(a);
+        n = rows_per_group(a) * ((t + KN_SGEMM_PANEL - 1) / KN_SGEMM_PANEL * KN_SGEMM_PANEL);
     } else if (algo == KN_CONV_ALGO_DIRECT) {
         n = (int64_t)kn_conv2d_direct_slice_floats(a);
     } else if (algo == KN_CONV_ALGO_WINOGRAD) {
@@ -184,15 +186,19 @@ static int run_tile(const gemm_job *j, int64_t n, int64_t gi, int64_t t, float *
     int64_t p0 = t * j->tile, np = P - p0 < j->tile ? P - p0 : j->tile;
     const float *xg = a->x + (n * a->group + gi) * g->channels * g->ih * g->iw;
     float *yg = a->y + (n * a->m + gi * mg) * P + p0;
-    const float *B = xg + p0;
-    if (col) {
-        kn_im2col_tile_isa(j->isa, g, xg, p0, np, col);
-        B = col;
-    }
     kn_gemm_epilogue ep;
     gemm_epilogue(a, n, gi * mg, p0, &ep);
-    int rc = kn_sgemm_run_pa(j->pool, (size_t)mg, (size_t)np, (size_t)K, j->pa[gi], B,
-                             (size_t)(col ? np : P), yg, (size_t)P, &ep);
+    int rc;
+    if (col) { /* the columns written as the GEMM's packed B: no second copy */
+        kn_im2col_tile_packed(j->isa, g, xg, p0, np, col);
+        kn_packed_b pb = {(size_t)K, (size_t)np, (size_t)((np + KN_SGEMM_PANEL - 1) / KN_SGEMM_PANEL),
+                          col};
+        rc = kn_sgemm_run_pa_pb(j->pool, (size_t)mg, (size_t)np, (size_t)K, j->pa[gi], &pb, yg,
+                                (size_t)P, &ep);
+    } else {
+        rc = kn_sgemm_run_pa(j->pool, (size_t)mg, (size_t)np, (size_t)K, j->pa[gi], xg + p0,
+                             (size_t)P, yg, (size_t)P, &ep);
+    }
     if (!rc)
         finish_rows(a, yg, mg, np);
     return rc;

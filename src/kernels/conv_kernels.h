@@ -187,6 +187,14 @@ void kn_im2col_tile(const kn_conv2d_geom *g, const float *x, int64_t p0, int64_t
 void kn_im2col_tile_isa(kn_isa isa, const kn_conv2d_geom *g, const float *x, int64_t p0,
                         int64_t np, float *col);
 
+/* The same columns straight in the GEMM's packed-B layout (kernels/sgemm.h), at
+ * kernel level isa (capped by the CPU): ceil(np / KN_SGEMM_PANEL) panels, panel q
+ * (pixels p0 + q * KN_SGEMM_PANEL on) at col + q * K * KN_SGEMM_PANEL, row r of it
+ * KN_SGEMM_PANEL floats at + r * KN_SGEMM_PANEL, the columns past np zero
+ * (K = channels * kh * kw).  kn_im2col_tile then packed is its reference. */
+void kn_im2col_tile_packed(kn_isa isa, const kn_conv2d_geom *g, const float *x, int64_t p0,
+                           int64_t np, float *col);
+
 /* Transposed conv scatter for one output channel plane and input rows [iy0,
  * iy0 + nrows): y (oh x ow) += col[(ky, kx)][input pixel of the band] over the
  * kh * kw column rows of nrows * iw floats. */

@@ -345,13 +345,13 @@ static size_t task_buffer_floats(const gemm_plan *p)
     return n;
 }
 
-/* C block [i0, i0+mc) x [j0, j0+nc) over all of K, packing what is not prepacked. */
 /* C block [i0, i0+mc) x [j0, j0+nc) over all of K, packing what is not prepacked,
  * swept by MC blocks of rows. */
 static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
 {
-    float *buf = thread_buffer(task_buffer_floats(p));
-    if (!buf) {
+    size_t need = task_buffer_floats(p);
+    float *buf = need ? thread_buffer(need) : NULL;
+    if (need && !buf) {
         atomic_store(&p->nomem, 1);
         return;
     }
@@ -511,5 +511,22 @@ int kn_sgemm_run_pa(struct kn_threadpool *pool, size_t M, size_t N, size_t K,
     p.C = C, p.ldc = ldc;
     int rc;
     if (gemm_trivial(&p, ep, ldb < N, &rc)) return rc;
+    return gemm_execute(&p, pool, ep);
+}
+
+int kn_sgemm_run_pa_pb(struct kn_threadpool *pool, size_t M, size_t N, size_t K,
+                       const kn_packed_a *pa, const kn_packed_b *pb, float *C, size_t ldc,
+                       const kn_gemm_epilogue *ep)
+{
+    if (!pa || !pb || pa->M != M || pa->K != K || pb->K != K || pb->N != N) return KN_ERR_ARG;
+    gemm_plan p;
+    memset(&p, 0, sizeof p);
+    p.kr = kernel_for(pa->isa);
+    if (p.kr->mr != pa->mr) return KN_ERR_ARG;
+    p.M = M, p.N = N, p.K = K;
+    p.pa = pa, p.pb = pb;
+    p.C = C, p.ldc = ldc;
+    int rc;
+    if (gemm_trivial(&p, ep, 0, &rc)) return rc;
     return gemm_execute(&p, pool, ep);
 }

@@ -3,7 +3,7 @@
  *   - packed B (weights on the right, as in MatMul/Gemm): B is packed once
  *     (kn_sgemm_pack_b, at model compile time) and A is packed on the fly;
  *   - packed A (weights on the left, as in NCHW convolution): A is packed once
- *     (kn_sgemm_pack_a) and B is packed on the fly.
+ *     (kn_sgemm_pack_a) and B is packed on the fly, or given packed by the caller.
  * Both split the M x N tile space over a thread pool (NULL = the calling thread
  * alone); every element of C is computed by one task in a fixed order, so results
  * do not depend on the thread count.  The on-the-fly packing buffers are per thread
@@ -111,6 +111,15 @@ void kn_packed_a_free(kn_packed_a *pa);
 int kn_sgemm_run_pa(struct kn_threadpool *pool, size_t M, size_t N, size_t K,
                     const kn_packed_a *pa, const float *B, size_t ldb, float *C, size_t ldc,
                     const kn_gemm_epilogue *ep);
+
+/* C (M x N, stride ldc) = epilogue(Apacked * Bpacked): both operands already
+ * packed (B, say, written straight in the panel layout by im2col), nothing packed
+ * per call; tiles split over pool (NULL: inline).  Returns 0 or KN_ERR_ARG (NULL
+ * operands, pa->M / pa->K / pb->K / pb->N differ from M, K, K, N, pa packed for
+ * another kernel level's micro-panel, ldc / ldr shorter than a row). */
+int kn_sgemm_run_pa_pb(struct kn_threadpool *pool, size_t M, size_t N, size_t K,
+                       const kn_packed_a *pa, const kn_packed_b *pb, float *C, size_t ldc,
+                       const kn_gemm_epilogue *ep);
 
 /* Plain triple-loop reference with double accumulation (unpacked B). */
 void kn_sgemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, const float *A,

@@ -350,6 +350,13 @@ static const conv_case k_cases[] = {
     {2, 130, 17, 1, 6, 7, 1, 1, 1, 1, 0, 0, 0},   /* pointwise deep: GEMM */
     {1, 8, 8, 8, 37, 45, 5, 5, 1, 1, 2, 2, 2},    /* depthwise 5x5 stride 1, row tails */
     {2, 5, 5, 5, 38, 70, 3, 3, 2, 1, 0, 1, 1},    /* depthwise 3x3 stride 2, 35 wide */
+    {1, 24, 10, 1, 29, 31, 3, 3, 2, 1, 1, 1, 1},  /* im2col stride 2: 15 wide, 225 px */
+    {2, 40, 12, 1, 13, 9, 3, 3, 2, 1, 0, 1, 2},   /* stride 2, ow 5, uneven pads, batch 2 */
+    {1, 33, 17, 1, 45, 75, 3, 3, 2, 1, 1, 1, 1},  /* stride 2, 38 wide, K 297: ragged tiles */
+    {2, 16, 6, 2, 21, 23, 3, 3, 2, 2, 2, 2, 0},   /* stride 2, dilation 2, groups */
+    {1, 20, 7, 1, 26, 53, 3, 3, 3, 1, 1, 1, 1},   /* im2col stride 3 */
+    {1, 64, 20, 1, 28, 28, 1, 1, 2, 1, 0, 0, 0},  /* 1x1 stride 2 downsample */
+    {3, 36, 11, 1, 15, 15, 1, 1, 2, 1, 0, 0, 0},  /* 1x1 stride 2, odd plane, batch 3 */
 };
 
 static void test_conv2d_against_naive(void)
@@ -474,6 +481,28 @@ static void test_im2col_tile(void)
     check_im2col_tile((kn_conv2d_geom){2, 5, 6, 0, 0, 3, 2, 2, 1, 1, 2, 1, 2}, 1, 0, 5);
     check_im2col_tile((kn_conv2d_geom){2, 9, 40, 0, 0, 3, 3, 1, 1, 1, 1, 1, 1}, 1, 1, 37);
     check_im2col_tile((kn_conv2d_geom){1, 4, 23, 0, 0, 2, 5, 1, 1, 1, 2, 0, 4}, 0, 3, 70);
+    /* strided: ow < 16, odd widths, pads on every side, dilation, tiles of whole
+     * and partial panels, a 1x1 stride-2 downsample, stride 3, one column */
+    check_im2col_tile((kn_conv2d_geom){3, 11, 13, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1}, 1, 1, 32);
+    check_im2col_tile((kn_conv2d_geom){2, 30, 61, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1}, 1, 1, 64);
+    check_im2col_tile((kn_conv2d_geom){2, 17, 40, 0, 0, 1, 1, 2, 2, 1, 1, 0, 0}, 0, 0, 50);
+    check_im2col_tile((kn_conv2d_geom){1, 14, 47, 0, 0, 3, 5, 3, 3, 2, 2, 2, 3}, 1, 2, 45);
+    check_im2col_tile((kn_conv2d_geom){2, 12, 70, 0, 0, 2, 3, 2, 2, 2, 3, 0, 4}, 2, 5, 96);
+    check_im2col_tile((kn_conv2d_geom){1, 9, 35, 0, 0, 3, 3, 2, 2, 1, 1, 0, 2}, 2, 0, 17);
+    check_im2col_tile((kn_conv2d_geom){1, 5, 1, 0, 0, 3, 1, 2, 2, 1, 1, 1, 0}, 1, 0, 3);
+    check_im2col_tile((kn_conv2d_geom){2, 40, 37, 0, 0, 7, 7, 2, 2, 1, 1, 3, 3}, 3, 3, 128);
+}
+
+/* col (K rows of np) against the packed panels of the same columns, bit for bit. */
+static void check_packed_cols(const float *col, const float *packed, int64_t K, int64_t np)
+{
+    int64_t pw = KN_SGEMM_PANEL, panels = (np + pw - 1) / pw;
+    for (int64_t q = 0; q < panels; q++)
+        for (int64_t r = 0; r < K; r++)
+            for (int64_t j = 0; j < pw; j++) {
+                float want = q * pw + j < np ? col[r * np + q * pw + j] : 0.0f;
+                CHECK(memcmp(&packed[(q * K + r) * pw + j], &want, sizeof want) == 0);
+            }
 }
 
 static void check_im2col_tile(kn_conv2d_geom g, int64_t pe_h, int64_t pe_w, int64_t step)
@@ -490,6 +519,11 @@ static void check_im2col_tile(kn_conv2d_geom g, int64_t pe_h, int64_t pe_w, int6
             kn_im2col_tile_isa((kn_isa)isa, &g, x, p0, np, col2);
             CHECK(memcmp(col, col2, sizeof(float) * (size_t)(K * np)) == 0);
             free(col2);
+            int64_t packed_floats = K * ((np + KN_SGEMM_PANEL - 1) / KN_SGEMM_PANEL) * KN_SGEMM_PANEL;
+            float *packed = rand_floats(packed_floats);
+            kn_im2col_tile_packed((kn_isa)isa, &g, x, p0, np, packed);
+            check_packed_cols(col, packed, K, np);
+            free(packed);
         }
         for (int64_t r = 0; r < K; r++) {
             int64_t ci = r / (g.kh * g.kw), ky = r / g.kw % g.kh, kx = r % g.kw;

@@ -1,9 +1,10 @@
 /* test_sgemm.c - every kernel level the CPU has (generic, AVX2, AVX-512) against
  * kn_sgemm_ref on awkward shapes: tails of every tile size, K and M blocks with
  * remainders, trans_a / trans_b, padded lda/ldc, all epilogue combinations (column
- * and row bias), K = 0, M or N = 0, residual aliasing C; each through both drivers
- * (packed B, packed A), inline and on a 3-thread pool, the pooled results required
- * to be bit-identical to the inline ones; plus the CPU feature / KILN_ISA plumbing.
+ * and row bias), K = 0, M or N = 0, residual aliasing C; each through the drivers
+ * (packed B, packed A, both packed), inline and on a 3-thread pool, the pooled
+ * results required to be bit-identical to the inline ones (and both packed to the
+ * packed-A driver's); plus the CPU feature / KILN_ISA plumbing.
  * KILN_ISA=avx2 (or generic) runs it as a CPU without AVX-512 would. */
 #include <math.h>
 #include <stdint.h>
@@ -108,7 +109,7 @@ static int run_case(const gcase *g)
     float *res = rnd_buf(M * ldc), *rbias = rnd_buf(M);
     size_t csize = M * ldc > 0 ? M * ldc : 1;
     float *Cref = malloc(csize * sizeof(float)), *C = malloc(csize * sizeof(float));
-    float *Cinline = malloc(csize * sizeof(float));
+    float *Cinline = malloc(csize * sizeof(float)), *Cpa = malloc(csize * sizeof(float));
     init_c(Cref, res, g, ldc);
     kn_gemm_epilogue ep = make_epi(g, bias, rbias, res, ldc, Cref);
     kn_sgemm_ref(g->trans_a, g->trans_b, M, N, K, A, lda, B, ldb, Cref, ldc, &ep);
@@ -118,16 +119,24 @@ static int run_case(const gcase *g)
     for (int isa = 0; pb && isa <= (int)kn_cpu_isa(); isa++) {
         kn_packed_a *pa = g->trans_b ? NULL : kn_sgemm_pack_a_isa((kn_isa)isa, g->trans_a, M, K, A, lda);
         CHECK(g->trans_b || pa != NULL);
-        for (int mode = 0; mode < 4 && !bad; mode++) {
+        for (int mode = 0; mode < 6 && !bad; mode++) {
             if (mode >= 2 && !pa) continue;
             kn_threadpool *pool = (mode & 1) ? g_pool : NULL;
             init_c(C, res, g, ldc);
             ep = make_epi(g, bias, rbias, res, ldc, C);
             int rc = mode < 2 ? kn_sgemm_run_pool_isa(pool, (kn_isa)isa, g->trans_a, M, N, K, A,
                                                       lda, pb, C, ldc, &ep)
-                              : kn_sgemm_run_pa(pool, M, N, K, pa, B, ldb, C, ldc, &ep);
+                     : mode < 4 ? kn_sgemm_run_pa(pool, M, N, K, pa, B, ldb, C, ldc, &ep)
+                                : kn_sgemm_run_pa_pb(pool, M, N, K, pa, pb, C, ldc, &ep);
             CHECK_EQ_INT(rc, 0);
             bad = compare_c(g, isa, mode, C, Cref, ldc);
+            if (mode == 2)
+                memcpy(Cpa, C, csize * sizeof(float));
+            else if (mode == 4 && !bad && memcmp(Cpa, C, csize * sizeof(float)) != 0) {
+                fprintf(stderr, "%s M=%zu N=%zu K=%zu: packed-B result differs from packing B per call\n",
+                        kn_isa_name((kn_isa)isa), M, N, K);
+                bad = 1; /* B given packed changes nothing, bit for bit */
+            }
             if (!(mode & 1))
                 memcpy(Cinline, C, csize * sizeof(float));
             else if (!bad && memcmp(Cinline, C, csize * sizeof(float)) != 0) {
@@ -141,6 +150,7 @@ static int run_case(const gcase *g)
     CHECK(!bad);
     kn_packed_b_free(pb);
     free(A), free(B), free(bias), free(rbias), free(res), free(Cref), free(C), free(Cinline);
+    free(Cpa);
     return bad;
 }
 
@@ -312,6 +322,17 @@ static void test_packed_a_api(void)
     CHECK(kn_sgemm_run_pa(NULL, 2, 2, 3, pa, B, 1, C, 2, NULL) != 0); /* ldb < N */
     CHECK(kn_sgemm_run_pa(NULL, 2, 2, 3, pa, B, 2, C, 1, NULL) != 0); /* ldc < N */
     CHECK(kn_sgemm_run_pa(NULL, 2, 0, 3, pa, B, 2, C, 2, NULL) == 0); /* N = 0 */
+    kn_packed_b *pb = kn_sgemm_pack_b(3, 2, B, 2, 0);
+    CHECK(pb != NULL);
+    CHECK(kn_sgemm_run_pa_pb(g_pool, 2, 2, 3, pa, pb, C, 2, &ep) == 0);
+    CHECK_NEAR(C[0], 1 + 3 + 10, 0);
+    CHECK_NEAR(C[3], 5 + 6 + 20, 0);
+    CHECK(kn_sgemm_run_pa_pb(NULL, 2, 3, 3, pa, pb, C, 3, NULL) != 0); /* N differs from pb's */
+    CHECK(kn_sgemm_run_pa_pb(NULL, 2, 2, 2, pa, pb, C, 2, NULL) != 0); /* K mismatch */
+    CHECK(kn_sgemm_run_pa_pb(NULL, 2, 2, 3, NULL, pb, C, 2, NULL) != 0);
+    CHECK(kn_sgemm_run_pa_pb(NULL, 2, 2, 3, pa, NULL, C, 2, NULL) != 0);
+    CHECK(kn_sgemm_run_pa_pb(NULL, 2, 2, 3, pa, pb, C, 1, NULL) != 0); /* ldc < N */
+    kn_packed_b_free(pb);
     CHECK(kn_sgemm_pack_a(2, 3, A, 2) == NULL);                       /* lda < K */
     CHECK(kn_sgemm_pack_a_isa(KN_ISA_GENERIC, 1, 2, 3, A, 1) == NULL); /* lda < M */
     kn_packed_a_free(pa);
