@@ -601,13 +601,14 @@ static int conv_float(kn_op_ctx *c, const float *x, const float *w, const float 
 
 /* FusedConv's activation attributes (ONNX Runtime contrib op): "activation" with
  * its "activation_params" (LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha,
- * beta). */
+ * beta); kiln adds "SiLU". */
 static int read_fused_activation(kn_op_ctx *c, kn_conv_act *act)
 {
     static const struct { const char *name; kn_conv_act_kind kind; int params; } acts[] = {
         {"Relu", KN_CONV_ACT_RELU, 0},       {"Sigmoid", KN_CONV_ACT_SIGMOID, 0},
         {"Tanh", KN_CONV_ACT_TANH, 0},       {"LeakyRelu", KN_CONV_ACT_LEAKY_RELU, 1},
         {"Clip", KN_CONV_ACT_CLIP, 2},       {"HardSigmoid", KN_CONV_ACT_HARD_SIGMOID, 2},
+        {"SiLU", KN_CONV_ACT_SILU, 0}, /* kiln only: see src/opt/fuse_conv_silu.c */
     };
     *act = (kn_conv_act){KN_CONV_ACT_NONE, 0.0f, 0.0f};
     const char *name = kn_attr_string(c->node, "activation", "");
