@@ -131,7 +131,7 @@ void kn_dw_fill_rows(kn_isa isa, const kn_dw_geom *g, const float *x, int64_t r0
 /* ------------------------------------------------------- direct conv */
 
 /* Output channels one direct row-kernel call computes. */
-#define KN_DIRECT_CO 4
+#define KN_DIRECT_CO 8
 
 /* Rows of a direct conv over few input channels: for co < KN_DIRECT_CO, output
  * row r < rows, ox < ow:
