@@ -22,7 +22,7 @@ static unsigned g_seed = 777;
 
 static float next_rand(void)
 {
-    g_seed = g_seed * 1664525u + 1013904223u;
+    kt_lcg32(&g_seed);
     return (float)((g_seed >> 9) & 0xFFFF) / 32768.0f - 1.0f;
 }
 
