@@ -102,6 +102,30 @@ static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, k
     return KN_OK;
 }
 
+/* Static output type of Conv / FusedConv: the input's dtype and batch, the weight's
+ * output channels, and the spatial sizes conv_geometry gives when the input's and
+ * the kernel's are known (else unknown; bad attributes are left for run time to
+ * report).  Lets prepare hooks downstream see their image size (Winograd). */
+static int infer_conv(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 2 || !ic->in[0] || !ic->in[1] || ic->n_out < 1)
+        return KN_OK;
+    const kn_type *xt = ic->in[0], *wt = ic->in[1];
+    if (xt->kind != KN_TYPE_TENSOR || xt->rank < 3 || wt->rank != xt->rank)
+        return KN_OK;
+    kn_infer_spatial_out(&ic->out[0], xt->dtype, xt->rank, xt->dims[0], wt->dims[0]);
+    kn_tensor x, w;
+    if (!kn_infer_spatial_probe(xt, &x) || !kn_infer_spatial_probe(wt, &w))
+        return KN_OK;
+    kn_error err;
+    kn_op_ctx c = kn_infer_op_ctx(ic, &err);
+    kn_spatial_geom g;
+    if (conv_geometry(&c, &x, &w, &g) == KN_OK)
+        for (int i = 0; i < g.nsp; i++)
+            ic->out[0].dims[i + 2].value = g.out[i];
+    return KN_OK;
+}
+
 /* Decode a flat kernel index into per-dim kernel offsets. */
 static void unflatten(int n, const int64_t *dims, int64_t flat, int64_t *idx)
 {
@@ -1148,8 +1172,8 @@ static int run_causal_conv(kn_op_ctx *c)
 }
 
 const kn_op_def kn_ops_conv[] = {
-    {"", "Conv", 1, run_conv, NULL, NULL, .prepare = prepare_conv, .release = release_conv_state},
-    {"com.microsoft", "FusedConv", 1, run_fused_conv, NULL, NULL, .prepare = prepare_conv,
+    {"", "Conv", 1, run_conv, NULL, infer_conv, .prepare = prepare_conv, .release = release_conv_state},
+    {"com.microsoft", "FusedConv", 1, run_fused_conv, NULL, infer_conv, .prepare = prepare_conv,
      .release = release_conv_state},
     {"", "ConvTranspose", 1, run_conv_transpose, NULL, NULL, .prepare = prepare_conv_transpose,
      .release = release_conv_state},
