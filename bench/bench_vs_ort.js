@@ -6,7 +6,9 @@
 // (kiln bench, ORT, kiln bench, ORT, ...) for --rounds rounds; each process loads
 // the model, warms up and times --iters runs.  The table shows, per configuration,
 // the median over rounds of each engine's median latency, the kiln/ORT ratio, load
-// time and peak RSS (for ORT also net of node's own RSS before the model loads).  Inputs are random (seeded) and saved once by `kiln run
+// time and peak RSS (for ORT also net of node's own RSS before the model loads), and
+// "steal %": the share of the host's CPU time the hypervisor took while the row ran
+// (above a few percent the row's timings are not to be trusted).  Inputs are random (seeded) and saved once by `kiln run
 // --save-inputs`, so both engines see identical tensors.  Models come from
 // --model-dir (default bench/models); make them with
 //   python3 ../shared/tools/make_models.py bench/models resnet50 mobilenet_v2 \
@@ -72,10 +74,18 @@ function benchOnce(engine, file, inDir, inputs, threads) {
 
 function fmt(x, d = 1) { return x === undefined ? '-' : x.toFixed(d); }
 
+// The host's CPU counters from /proc/stat (all CPUs): [steal ticks, total ticks].
+// Steal is time the hypervisor gave our vCPUs to someone else: on a shared VM it is
+// what makes timings noisy, so every row reports its share over the row's runs.
+function cpuTicks() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return [f[7] || 0, f.reduce((a, b) => a + b, 0)];
+}
+
 function main() {
   const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1];
   const rows = [];
-  const header = '| model | batch | threads | kiln p50 ms | ORT p50 ms | kiln/ORT | kiln/kiln FP32 | kiln load ms | ORT load ms | kiln RSS MiB | ORT RSS MiB | ORT RSS - node MiB |';
+  const header = '| model | batch | threads | kiln p50 ms | ORT p50 ms | kiln/ORT | kiln/kiln FP32 | kiln load ms | ORT load ms | kiln RSS MiB | ORT RSS MiB | ORT RSS - node MiB | steal % |';
   console.log(`machine: ${cpu}, ${os.cpus().length} CPUs; rounds ${rounds}, iters ${iters}, warmup ${warmup}`);
   console.log(header);
   for (const model of models) {
@@ -88,6 +98,7 @@ function main() {
       const [inDir, inputs] = prepareInputs(model, file, batch);
       for (const threads of threadCounts) {
         const k = [], o = [];
+        const t0 = cpuTicks();
         for (let r = 0; r < rounds; r++) {
           k.push(benchOnce('kiln', file, inDir, inputs, threads));
           o.push(benchOnce('ort', file, inDir, inputs, threads));
@@ -100,20 +111,22 @@ function main() {
           ortNet: median(o.map((x) => x.peak_rss_mib - x.base_rss_mib)),
         };
         row.ratio = row.kiln / row.ort;
+        const t1 = cpuTicks();
+        row.steal = t1[1] > t0[1] ? (100 * (t1[0] - t0[0])) / (t1[1] - t0[1]) : 0;
         const base = rows.find((r) => r.model === baseName(model) && r.batch === batch && r.threads === threads);
         if (base && base !== row && model !== base.model) row.vsFp32 = row.kiln / base.kiln;
         rows.push(row);
         console.log(`| ${model} | ${batch} | ${threads} | ${fmt(row.kiln)} | ${fmt(row.ort)} | ${fmt(row.ratio, 2)} | ${fmt(row.vsFp32, 2)} | ` +
-          `${fmt(row.kilnLoad)} | ${fmt(row.ortLoad)} | ${fmt(row.kilnRss)} | ${fmt(row.ortRss)} | ${fmt(row.ortNet)} |`);
+          `${fmt(row.kilnLoad)} | ${fmt(row.ortLoad)} | ${fmt(row.kilnRss)} | ${fmt(row.ortRss)} | ${fmt(row.ortNet)} | ${fmt(row.steal)} |`);
       }
       fs.rmSync(inDir, { recursive: true, force: true });
     }
   }
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   const md = [`machine: ${cpu}, ${os.cpus().length} CPUs; ${new Date().toISOString()}; rounds ${rounds}, iters ${iters}`,
-    '', header, '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '', header, '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.model} | ${r.batch} | ${r.threads} | ${fmt(r.kiln)} | ${fmt(r.ort)} | ${fmt(r.ratio, 2)} | ${fmt(r.vsFp32, 2)} | ` +
-      `${fmt(r.kilnLoad)} | ${fmt(r.ortLoad)} | ${fmt(r.kilnRss)} | ${fmt(r.ortRss)} | ${fmt(r.ortNet)} |`)].join('\n');
+      `${fmt(r.kilnLoad)} | ${fmt(r.ortLoad)} | ${fmt(r.kilnRss)} | ${fmt(r.ortRss)} | ${fmt(r.ortNet)} | ${fmt(r.steal)} |`)].join('\n');
   fs.writeFileSync(outFile, md + '\n');
   fs.writeFileSync(outFile.replace(/\.md$/, '.json'), JSON.stringify(rows, null, 1));
   console.log(`\nwritten ${outFile}`);

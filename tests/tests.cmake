@@ -34,6 +34,10 @@ if(TARGET test_steady_alloc)
     -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign)
 endif()
 
+# the default Winograd choice (the plain run forces the path on for every shape)
+add_test(NAME unit/test_conv_winograd_auto COMMAND test_conv_winograd auto)
+set_tests_properties(unit/test_conv_winograd_auto PROPERTIES LABELS unit)
+
 # The writer test re-runs every shared model (twice) and re-writes every conformance
 # model: slow under the sanitizers.
 # The integer operators pick their tap loops and row requantization from kn_cpu_isa:

@@ -1,6 +1,7 @@
 /* conv_act.c - the activations Conv/FusedConv fuse into their output: one value,
  * a span, and whether an activation is a clamp the vector kernels do inline. */
 #include "kernels/conv_kernels.h"
+#include "kernels/vmath.h"
 
 #include <math.h>
 
@@ -15,6 +16,8 @@ float kn_conv_act_one(const kn_conv_act *act, float v)
         return 1.0f / (1.0f + expf(-v));
     case KN_CONV_ACT_TANH:
         return tanhf(v);
+    case KN_CONV_ACT_SILU:
+        return v / (1.0f + expf(-v));
     case KN_CONV_ACT_CLIP:
         v = v < act->alpha ? act->alpha : v;
         return v > act->beta ? act->beta : v;
@@ -50,6 +53,15 @@ void kn_conv_act_apply(const kn_conv_act *act, float *x, size_t n)
             h = h < 0.0f ? 0.0f : h;
             x[i] = h > 1.0f ? 1.0f : h;
         }
+        return;
+    }
+    const kn_vmath_ops *vm = kn_vmath();
+    kn_vm_map_fn map = act->kind == KN_CONV_ACT_SIGMOID ? vm->sigmoid
+                       : act->kind == KN_CONV_ACT_TANH  ? vm->tanh
+                       : act->kind == KN_CONV_ACT_SILU  ? vm->silu
+                                                        : NULL;
+    if (map) {
+        map(x, x, n);
         return;
     }
     for (size_t i = 0; i < n; i++)

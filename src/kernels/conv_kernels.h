@@ -26,7 +26,8 @@ static inline int64_t kn_clamp64(int64_t v, int64_t lo, int64_t hi)
 
 /* ---------------------------------------------------------- activations */
 
-/* The activations FusedConv accepts (ONNX Runtime contrib-op semantics). */
+/* The activations FusedConv accepts (ONNX Runtime contrib-op semantics, plus the
+ * kiln-only SiLU that the level-all pass fuse_conv_silu writes). */
 typedef enum kn_conv_act_kind {
     KN_CONV_ACT_NONE = 0,
     KN_CONV_ACT_RELU,         /* max(x, 0) */
@@ -35,6 +36,7 @@ typedef enum kn_conv_act_kind {
     KN_CONV_ACT_TANH,
     KN_CONV_ACT_CLIP,         /* min(max(x, alpha), beta) */
     KN_CONV_ACT_HARD_SIGMOID, /* max(0, min(1, alpha * x + beta)) */
+    KN_CONV_ACT_SILU,         /* x / (1 + exp(-x)), kiln only */
 } kn_conv_act_kind;
 
 typedef struct kn_conv_act {
@@ -42,7 +44,8 @@ typedef struct kn_conv_act {
     float alpha, beta;
 } kn_conv_act;
 
-/* x[i] = act(x[i]) for i < n (NaN stays NaN for Relu and Clip). */
+/* x[i] = act(x[i]) for i < n (NaN stays NaN for Relu and Clip); Sigmoid, Tanh and
+ * SiLU through vmath, so a fused SiLU gives the bits QuickGelu would. */
 void kn_conv_act_apply(const kn_conv_act *act, float *x, size_t n);
 /* act(v) for one value. */
 float kn_conv_act_one(const kn_conv_act *act, float v);
@@ -128,7 +131,7 @@ void kn_dw_fill_rows(kn_isa isa, const kn_dw_geom *g, const float *x, int64_t r0
 /* ------------------------------------------------------- direct conv */
 
 /* Output channels one direct row-kernel call computes. */
-#define KN_DIRECT_CO 4
+#define KN_DIRECT_CO 8
 
 /* Rows of a direct conv over few input channels: for co < KN_DIRECT_CO, output
  * row r < rows, ox < ow:

@@ -202,8 +202,11 @@ static int64_t tiles_per_image(const kn_conv2d_geom *g)
 /* The shapes where Winograd beat im2col + GEMM in bench/conv_bench, 1 thread,
  * with the AVX-512 and with the AVX2 transforms (and GEMMs): 16..512 channels,
  * from 14x14 outputs (49 tiles) up at batch 1 and 7x7 from batch 2 (32 tiles),
- * 1.2x to 2x; 7x7 at batch 1 (16 tiles) 0-10% faster (taken: the weights are
- * built anyway when the image size is not known at load); at 4x4 and 1x1 outputs
+ * 1.2x to 2x; 7x7 at batch 1 (16 tiles) 0-10% faster there, where the 16 MB of
+ * 512-channel weights stay in the 105 MB L3, but not inside ResNet-50, whose
+ * weights do not: kn_wino_worth_weights builds no Winograd weights for 7x7
+ * images unless the batch is known to be >= 2 (ResNet-50: 16 MiB less RSS, load
+ * 340-380 -> 260 ms, layer4's 3x3 convs on im2col); at 4x4 and 1x1 outputs
  * (4 and 1 tiles) the 16/9 larger weights streamed per block cost more than the
  * multiplies saved.  The plain C transforms lose to im2col at 56x56 and 28x28. */
 static bool wino_wins(const kn_conv2d_args *a)
@@ -223,9 +226,10 @@ int kn_wino_worth_weights(int64_t batch, int64_t ih, int64_t iw)
 {
     kn_conv2d_geom g = {.oh = ih, .ow = iw};
     int mode = wino_mode();
-    return mode == WINO_FORCED ||
-           (mode == WINO_AUTO && (batch < 0 || ih < 0 || iw < 0 ||
-                                  batch * tiles_per_image(&g) >= WINO_AUTO_MIN_TILES));
+    if (mode != WINO_AUTO || ih < 0 || iw < 0)
+        return mode == WINO_FORCED || mode == WINO_AUTO;
+    int64_t tiles = tiles_per_image(&g);
+    return batch > 1 ? batch * tiles >= WINO_AUTO_MIN_TILES : tiles > WINO_AUTO_MIN_TILES;
 }
 
 int kn_wino_applies(const kn_conv2d_args *a)

@@ -1,6 +1,6 @@
 /* vmath_avx512.c - the vmath algorithms (vmath_impl.h) on 16-lane AVX-512 vectors
- * with opmask compares and blends, compiled with per-function target attributes
- * (the build stays baseline x86-64). */
+ * with opmask compares and blends, and vscalefps for exp's power of two; compiled
+ * with per-function target attributes (the build stays baseline x86-64). */
 #include "kernels/vmath.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -12,16 +12,6 @@
 #define VT __m512
 #define MT __mmask16
 #define W 16
-
-VM_TARGET static inline __m512 avx512_scale2(__m512 p, __m512 n)
-{
-    __m512i ni = _mm512_cvtps_epi32(n);
-    __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
-    const __m512i bias = _mm512_set1_epi32(127);
-    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
-    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
-    return _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
-}
 
 /* bit select without AVX512DQ: sign bit from sgn, the rest from mag */
 VM_TARGET static inline __m512 avx512_copysign(__m512 mag, __m512 sgn)
@@ -73,7 +63,8 @@ VM_TARGET static inline void avx512_transpose8(const float *s, size_t lds, float
 #define V_ISNAN(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
 #define V_SEL(m, a, b) _mm512_mask_blend_ps(m, a, b)
 #define V_ROUND(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define V_SCALE2(p, n) avx512_scale2(p, n)
+/* vscalefps: p * 2^floor(n), rounded once (denormal results included) */
+#define V_SCALE2(p, n) _mm512_scalef_ps(p, n)
 #define V_SQR_LO(a, hi) _mm512_fmsub_ps(a, a, hi)
 #define V_HSUM(v) _mm512_reduce_add_ps(v)
 #define V_HMAX(v) _mm512_reduce_max_ps(v)

@@ -102,6 +102,30 @@ static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, k
     return KN_OK;
 }
 
+/* Static output type of Conv / FusedConv: the input's dtype and batch, the weight's
+ * output channels, and the spatial sizes conv_geometry gives when the input's and
+ * the kernel's are known (else unknown; bad attributes are left for run time to
+ * report).  Lets prepare hooks downstream see their image size (Winograd). */
+static int infer_conv(kn_infer_ctx *ic)
+{
+    if (ic->n_in < 2 || !ic->in[0] || !ic->in[1] || ic->n_out < 1)
+        return KN_OK;
+    const kn_type *xt = ic->in[0], *wt = ic->in[1];
+    if (xt->kind != KN_TYPE_TENSOR || xt->rank < 3 || wt->rank != xt->rank)
+        return KN_OK;
+    kn_infer_spatial_out(&ic->out[0], xt->dtype, xt->rank, xt->dims[0], wt->dims[0]);
+    kn_tensor x, w;
+    if (!kn_infer_spatial_probe(xt, &x) || !kn_infer_spatial_probe(wt, &w))
+        return KN_OK;
+    kn_error err;
+    kn_op_ctx c = kn_infer_op_ctx(ic, &err);
+    kn_spatial_geom g;
+    if (conv_geometry(&c, &x, &w, &g) == KN_OK)
+        for (int i = 0; i < g.nsp; i++)
+            ic->out[0].dims[i + 2].value = g.out[i];
+    return KN_OK;
+}
+
 /* Decode a flat kernel index into per-dim kernel offsets. */
 static void unflatten(int n, const int64_t *dims, int64_t flat, int64_t *idx)
 {
@@ -601,13 +625,14 @@ static int conv_float(kn_op_ctx *c, const float *x, const float *w, const float 
 
 /* FusedConv's activation attributes (ONNX Runtime contrib op): "activation" with
  * its "activation_params" (LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha,
- * beta). */
+ * beta); kiln adds "SiLU". */
 static int read_fused_activation(kn_op_ctx *c, kn_conv_act *act)
 {
     static const struct { const char *name; kn_conv_act_kind kind; int params; } acts[] = {
         {"Relu", KN_CONV_ACT_RELU, 0},       {"Sigmoid", KN_CONV_ACT_SIGMOID, 0},
         {"Tanh", KN_CONV_ACT_TANH, 0},       {"LeakyRelu", KN_CONV_ACT_LEAKY_RELU, 1},
         {"Clip", KN_CONV_ACT_CLIP, 2},       {"HardSigmoid", KN_CONV_ACT_HARD_SIGMOID, 2},
+        {"SiLU", KN_CONV_ACT_SILU, 0}, /* kiln only: see src/opt/fuse_conv_silu.c */
     };
     *act = (kn_conv_act){KN_CONV_ACT_NONE, 0.0f, 0.0f};
     const char *name = kn_attr_string(c->node, "activation", "");
@@ -1147,8 +1172,8 @@ static int run_causal_conv(kn_op_ctx *c)
 }
 
 const kn_op_def kn_ops_conv[] = {
-    {"", "Conv", 1, run_conv, NULL, NULL, .prepare = prepare_conv, .release = release_conv_state},
-    {"com.microsoft", "FusedConv", 1, run_fused_conv, NULL, NULL, .prepare = prepare_conv,
+    {"", "Conv", 1, run_conv, NULL, infer_conv, .prepare = prepare_conv, .release = release_conv_state},
+    {"com.microsoft", "FusedConv", 1, run_fused_conv, NULL, infer_conv, .prepare = prepare_conv,
      .release = release_conv_state},
     {"", "ConvTranspose", 1, run_conv_transpose, NULL, NULL, .prepare = prepare_conv_transpose,
      .release = release_conv_state},

@@ -252,6 +252,42 @@ int kn_infer_same_as_input0(kn_infer_ctx *ic)
     return KN_OK;
 }
 
+bool kn_infer_spatial_probe(const kn_type *t, kn_tensor *probe)
+{
+    memset(probe, 0, sizeof *probe);
+    if (!t || t->kind != KN_TYPE_TENSOR || t->rank < 3 || t->rank > KN_MAX_RANK)
+        return false;
+    probe->dtype = t->dtype;
+    probe->rank = t->rank;
+    for (int i = 0; i < t->rank; i++) {
+        if (i >= 2 && t->dims[i].value < 0)
+            return false;
+        probe->dims[i] = t->dims[i].value >= 0 ? t->dims[i].value : 1;
+    }
+    return true;
+}
+
+kn_op_ctx kn_infer_op_ctx(const kn_infer_ctx *ic, kn_error *err)
+{
+    kn_op_ctx c;
+    memset(&c, 0, sizeof c);
+    c.node = ic->node;
+    c.opset = ic->opset;
+    c.err = err;
+    return c;
+}
+
+void kn_infer_spatial_out(kn_type *out, kn_dtype dt, int rank, kn_dim d0, kn_dim d1)
+{
+    out->kind = KN_TYPE_TENSOR;
+    out->dtype = dt;
+    out->rank = rank;
+    out->dims[0] = d0;
+    out->dims[1] = d1;
+    for (int i = 2; i < rank; i++)
+        out->dims[i] = (kn_dim){-1, NULL};
+}
+
 static void infer_broadcast_dims(kn_infer_ctx *ic, kn_type *out)
 {
     int r = 0;

@@ -96,5 +96,12 @@ int kn_check_same_dtype(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b);
 int kn_infer_same_as_input0(kn_infer_ctx *ic);
 int kn_infer_broadcast(kn_infer_ctx *ic);      /* dtype of input 0, broadcast shape of all */
 int kn_infer_broadcast_bool(kn_infer_ctx *ic); /* comparisons: bool, broadcast shape */
+/* For shape inference through an op's own run-time geometry code: a data-less
+ * tensor with t's dims (rank >= 3; unknown leading dims 0 and 1 read as 1) when
+ * every spatial dim (2 on) is known, and an op context naming ic's node with err. */
+bool kn_infer_spatial_probe(const kn_type *t, kn_tensor *probe);
+kn_op_ctx kn_infer_op_ctx(const kn_infer_ctx *ic, kn_error *err);
+/* out = NCHW-like result type: dtype, rank and dims 0..1 given, spatial dims unknown. */
+void kn_infer_spatial_out(kn_type *out, kn_dtype dt, int rank, kn_dim d0, kn_dim d1);
 
 #endif

@@ -95,6 +95,37 @@ static int pool_geometry(kn_op_ctx *c, const kn_tensor *x, kn_spatial_geom *g)
     return KN_OK;
 }
 
+/* Static output types of MaxPool / AveragePool (pool_geometry on the input's
+ * type when its spatial dims are known) and of the global pools (N, C, 1...). */
+static int infer_pool(kn_infer_ctx *ic)
+{
+    const kn_type *xt = ic->n_in > 0 ? ic->in[0] : NULL;
+    if (!xt || xt->kind != KN_TYPE_TENSOR || xt->rank < 3 || ic->n_out < 1)
+        return KN_OK;
+    kn_infer_spatial_out(&ic->out[0], xt->dtype, xt->rank, xt->dims[0], xt->dims[1]);
+    kn_tensor x;
+    if (!kn_infer_spatial_probe(xt, &x))
+        return KN_OK;
+    kn_error err;
+    kn_op_ctx c = kn_infer_op_ctx(ic, &err);
+    kn_spatial_geom g;
+    if (pool_geometry(&c, &x, &g) == KN_OK)
+        for (int i = 0; i < g.nsp; i++)
+            ic->out[0].dims[i + 2].value = g.out[i];
+    return KN_OK;
+}
+
+static int infer_global_pool(kn_infer_ctx *ic)
+{
+    const kn_type *xt = ic->n_in > 0 ? ic->in[0] : NULL;
+    if (!xt || xt->kind != KN_TYPE_TENSOR || xt->rank < 3 || ic->n_out < 1)
+        return KN_OK;
+    kn_infer_spatial_out(&ic->out[0], xt->dtype, xt->rank, xt->dims[0], xt->dims[1]);
+    for (int i = 2; i < xt->rank; i++)
+        ic->out[0].dims[i].value = 1;
+    return KN_OK;
+}
+
 static bool odometer_next(int n, const int64_t *dims, int64_t *idx)
 {
     for (int d = n - 1; d >= 0; d--) {
@@ -969,11 +1000,11 @@ static int run_roi_align(kn_op_ctx *c)
 }
 
 const kn_op_def kn_ops_pool[] = {
-    {"", "MaxPool", 1, run_max_pool, NULL, NULL},
-    {"", "AveragePool", 1, run_average_pool, NULL, NULL},
+    {"", "MaxPool", 1, run_max_pool, NULL, infer_pool},
+    {"", "AveragePool", 1, run_average_pool, NULL, infer_pool},
     {"", "LpPool", 1, run_lp_pool, NULL, NULL},
-    {"", "GlobalAveragePool", 1, run_global_average_pool, NULL, NULL},
-    {"", "GlobalMaxPool", 1, run_global_max_pool, NULL, NULL},
+    {"", "GlobalAveragePool", 1, run_global_average_pool, NULL, infer_global_pool},
+    {"", "GlobalMaxPool", 1, run_global_max_pool, NULL, infer_global_pool},
     {"", "GlobalLpPool", 1, run_global_lp_pool, NULL, NULL},
     {"", "MaxUnpool", 1, run_max_unpool, NULL, NULL},
     {"", "MaxRoiPool", 1, run_max_roi_pool, NULL, NULL},

@@ -15,8 +15,10 @@
  *                   LayerNormalization (standard op, opset 17) from decomposed exports,
  *                   SkipLayerNormalization, Attention for the torch.onnx.export
  *                   BERT/ViT pattern;
- *   KN_OPT_ALL      extended plus layout/kernel-specific rewrites (none yet beyond
- *                   extended; reserved).
+ *   KN_OPT_ALL      extended plus kernel-specific rewrites into forms only kiln
+ *                   runs (FusedConv with activation "SiLU"); these passes are marked
+ *                   kiln_only and kn_optimize_portable, which `kiln optimize` uses to
+ *                   write files ONNX Runtime must load, leaves them out.
  *
  * How a pass edits a graph: passes run on the main graph of a finalized model
  * (producers set, nodes topologically sorted, types inferred where possible).  A
@@ -56,12 +58,16 @@ typedef struct kn_opt_report {
 /* Optimize m's main graph at `level` (rep may be NULL).  The model stays finalized
  * and runnable; on error it may be partly optimized but is still valid. */
 int kn_optimize(kn_model *m, kn_opt_level level, kn_opt_report *rep, kn_error *err);
+/* The same without the kiln_only passes: the graph keeps to ONNX and ONNX Runtime's
+ * com.microsoft operators with their semantics, for writing out. */
+int kn_optimize_portable(kn_model *m, kn_opt_level level, kn_opt_report *rep, kn_error *err);
 
 /* One pass: returns KN_OK and adds the number of rewrites it made to *rewrites. */
 typedef struct kn_opt_pass {
     const char *name;
     kn_opt_level level;     /* lowest level that runs it */
     int (*run)(kn_graph *g, int *rewrites, kn_error *err);
+    bool kiln_only;         /* writes operators or attributes only kiln runs */
 } kn_opt_pass;
 
 /* ---- editing helpers (edit.c) ---- */

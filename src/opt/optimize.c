@@ -15,6 +15,8 @@ extern const kn_opt_pass kn_pass_fuse_layernorm, kn_pass_fuse_attention,
     kn_pass_fuse_skip_layernorm, kn_pass_fuse_gelu, kn_pass_fuse_conv_activation,
     kn_pass_fuse_gemm_activation, kn_pass_fuse_dynamic_quant, kn_pass_fuse_qdq,
     kn_pass_qdq_channels_last;
+/* The level-all passes (kiln-only forms), after the fusions they build on. */
+extern const kn_opt_pass kn_pass_fuse_conv_silu;
 
 /* Passes in the order they run; each family file defines its entries.  The lists
  * grow as passes land (src/opt/<pass family>.c).  Basic: clean-ups first (so that
@@ -40,6 +42,7 @@ static const kn_opt_pass *const pass_list[] = {
     &kn_pass_fuse_gelu,
     &kn_pass_fuse_conv_activation,
     &kn_pass_fuse_gemm_activation,
+    &kn_pass_fuse_conv_silu,
     &kn_pass_eliminate_dead,
     NULL,
 };
@@ -70,7 +73,8 @@ static void report_add(kn_opt_report *rep, const char *name, int rewrites)
 
 #define MAX_ROUNDS 8
 
-int kn_optimize(kn_model *m, kn_opt_level level, kn_opt_report *rep, kn_error *err)
+static int optimize(kn_model *m, kn_opt_level level, bool portable, kn_opt_report *rep,
+                    kn_error *err)
 {
     kn_opt_report local;
     if (!rep)
@@ -82,7 +86,7 @@ int kn_optimize(kn_model *m, kn_opt_level level, kn_opt_report *rep, kn_error *e
         int changed = 0;
         for (int p = 0; pass_list[p]; p++) {
             const kn_opt_pass *pass = pass_list[p];
-            if (pass->level > level)
+            if (pass->level > level || (portable && pass->kiln_only))
                 continue;
             int n = 0;
             if (pass->run(g, &n, err)) {
@@ -102,4 +106,14 @@ int kn_optimize(kn_model *m, kn_opt_level level, kn_opt_report *rep, kn_error *e
     }
     rep->nodes_after = g->n_nodes;
     return KN_OK;
+}
+
+int kn_optimize(kn_model *m, kn_opt_level level, kn_opt_report *rep, kn_error *err)
+{
+    return optimize(m, level, false, rep, err);
+}
+
+int kn_optimize_portable(kn_model *m, kn_opt_level level, kn_opt_report *rep, kn_error *err)
+{
+    return optimize(m, level, true, rep, err);
 }

@@ -4,6 +4,7 @@
 #define KN_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +42,22 @@ extern int kt_checks;
                     __LINE__, #a, #b, kt_a, kt_b);                                     \
         }                                                                              \
     } while (0)
+
+/* The tests' deterministic generators: each file keeps its own state and seed
+ * (reproducible data per file) and maps the words to values itself. */
+static inline uint32_t kt_xorshift32(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+static inline uint32_t kt_lcg32(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s;
+}
 
 typedef void (*kt_fn)(void);
 typedef struct { const char *name; kt_fn fn; } kt_case;

@@ -47,7 +47,7 @@ static const kn_conv_act k_acts[] = {
     {KN_CONV_ACT_NONE, 0, 0},          {KN_CONV_ACT_RELU, 0, 0},
     {KN_CONV_ACT_LEAKY_RELU, 0.1f, 0}, {KN_CONV_ACT_SIGMOID, 0, 0},
     {KN_CONV_ACT_TANH, 0, 0},          {KN_CONV_ACT_CLIP, -0.5f, 0.75f},
-    {KN_CONV_ACT_HARD_SIGMOID, 0.2f, 0.5f},
+    {KN_CONV_ACT_HARD_SIGMOID, 0.2f, 0.5f}, {KN_CONV_ACT_SILU, 0, 0},
 };
 
 /* ---- activations ---- */
@@ -61,6 +61,15 @@ static void test_act_values(void)
     CHECK_NEAR(kn_conv_act_one(&leaky, -2), -1, 0);
     CHECK_NEAR(kn_conv_act_one(&hs, 10), 1, 0);
     CHECK_NEAR(kn_conv_act_one(&hs, 0), 0.5, 1e-7);
+    kn_conv_act silu = {KN_CONV_ACT_SILU, 0, 0};
+    CHECK_NEAR(kn_conv_act_one(&silu, 2), 2 / (1 + exp(-2.0)), 1e-6);
+    CHECK_NEAR(kn_conv_act_one(&silu, -30), -30 / (1 + exp(30.0)), 1e-15);
+    float sv[19];
+    for (int i = 0; i < 19; i++)
+        sv[i] = (float)(i - 9) * 1.5f;
+    kn_conv_act_apply(&silu, sv, 19); /* the vmath span against the scalar value */
+    for (int i = 0; i < 19; i++)
+        CHECK_NEAR(sv[i], kn_conv_act_one(&silu, (float)(i - 9) * 1.5f), 1e-6);
     CHECK(isnan(kn_conv_act_one(&relu, NAN)));
     CHECK(isnan(kn_conv_act_one(&clip, NAN)));
     float v[3] = {-1, NAN, 3};

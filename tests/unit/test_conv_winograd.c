@@ -22,7 +22,7 @@ static unsigned g_seed = 777;
 
 static float next_rand(void)
 {
-    g_seed = g_seed * 1664525u + 1013904223u;
+    kt_lcg32(&g_seed);
     return (float)((g_seed >> 9) & 0xFFFF) / 32768.0f - 1.0f;
 }
 
@@ -269,11 +269,29 @@ static void test_choice(void)
     kn_wino_free(ww);
 }
 
-int main(void)
+/* Default mode (run as `test_conv_winograd auto`): weights are built where the
+ * path would be taken, judged per image when the batch is not known at load. */
+static void test_auto_worth(void)
+{
+    CHECK(kn_wino_worth_weights(-1, -1, -1)); /* size unknown: built */
+    CHECK(kn_wino_worth_weights(-1, 14, 14)); /* 49 tiles an image */
+    CHECK(kn_wino_worth_weights(1, 56, 56));
+    CHECK(!kn_wino_worth_weights(-1, 7, 7)); /* 16 tiles: batch 1 serving loses */
+    CHECK(!kn_wino_worth_weights(1, 7, 7));
+    CHECK(kn_wino_worth_weights(2, 7, 7)); /* 32 tiles in the batch */
+    CHECK(!kn_wino_worth_weights(3, 3, 3));
+}
+
+int main(int argc, char **argv)
 {
     static const kt_case cases[] = {TEST_CASE(test_weight_tile), TEST_CASE(test_choice),
                                     TEST_CASE(test_run_kernels),
                                     TEST_CASE(test_against_reference)};
+    static const kt_case auto_cases[] = {TEST_CASE(test_auto_worth)};
+    if (argc > 1 && !strcmp(argv[1], "auto")) {
+        unsetenv("KILN_CONV_WINOGRAD");
+        return kt_run(auto_cases, 1);
+    }
     setenv("KILN_CONV_WINOGRAD", "1", 1); /* every shape it takes, not only where it wins */
     return kt_run(cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -18,7 +18,7 @@ static uint32_t rng_state = 12345u;
 
 static float frand(void)
 {
-    rng_state = rng_state * 1664525u + 1013904223u;
+    kt_lcg32(&rng_state);
     return (float)((rng_state >> 8) & 0xffff) / 65536.0f * 4.0f - 2.0f;
 }
 

@@ -13,13 +13,7 @@
 #define CM "com.microsoft"
 
 static uint32_t rng = 4242u;
-static uint32_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 17;
-    rng ^= rng << 5;
-    return rng;
-}
+static uint32_t next(void) { return kt_xorshift32(&rng); }
 
 /* One table: codes [lines][C] and zero points / scales [lines][nb]. */
 typedef struct gq_case {

@@ -21,7 +21,7 @@ static kn_threadpool *g_pool;
 static uint32_t g_rng = 777u;
 static float rndf(void)
 {
-    g_rng = g_rng * 1664525u + 1013904223u;
+    kt_lcg32(&g_rng);
     return (float)(g_rng >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
 }
 

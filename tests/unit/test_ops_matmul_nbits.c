@@ -17,13 +17,7 @@
 #define CM "com.microsoft"
 
 static uint32_t rng = 777u;
-static uint32_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 17;
-    rng ^= rng << 5;
-    return rng;
-}
+static uint32_t next(void) { return kt_xorshift32(&rng); }
 
 static float frand(void) { return (float)((int)(next() % 20001) - 10000) * 1e-4f; }
 

@@ -23,13 +23,7 @@
 #include <stdlib.h>
 
 static uint32_t rng = 2463534242u;
-static uint32_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 17;
-    rng ^= rng << 5;
-    return rng;
-}
+static uint32_t next(void) { return kt_xorshift32(&rng); }
 
 /* ---- a one-node model whose constant inputs are initializers ---- */
 

@@ -17,7 +17,7 @@ static kn_tensor mk_rand(int rank, const int64_t *dims, uint32_t seed)
     kn_tensor t = kt_tensor_f64(KN_F32, rank, dims, NULL);
     uint32_t s = seed * 2654435761u + 12345u;
     for (int64_t i = 0; i < t.numel; i++) {
-        s = s * 1664525u + 1013904223u;
+        kt_lcg32(&s);
         ((float *)t.data)[i] = (float)((s >> 8) / 8388608.0 - 1.0);
     }
     return t;

@@ -22,7 +22,7 @@
 static uint32_t rng = 777u;
 static float frnd(float amp)
 {
-    rng = rng * 1664525u + 1013904223u;
+    kt_lcg32(&rng);
     return ((float)((rng >> 8) % 20001) / 10000.0f - 1.0f) * amp;
 }
 

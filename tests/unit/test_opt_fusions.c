@@ -65,7 +65,7 @@ static uint32_t seed = 99u;
 
 static float frand(void)
 {
-    seed = seed * 1664525u + 1013904223u;
+    kt_lcg32(&seed);
     return (float)((seed >> 8) & 0xffff) / 65536.0f * 2.0f - 1.0f;
 }
 
@@ -144,7 +144,12 @@ static int run_model(kn_model *m, uint32_t seed_in, kn_tensor *outs)
     return rc;
 }
 
-/* Builds the graph twice, optimizes one copy at `extended`; checks that `op`
+/* The level check_fusion optimizes at, and whether it leaves out the kiln-only
+ * passes (kn_optimize_portable, what `kiln optimize` writes). */
+static kn_opt_level fusion_level = KN_OPT_EXTENDED;
+static bool fusion_portable;
+
+/* Builds the graph twice, optimizes one copy at fusion_level; checks that `op`
  * appears `want` times afterwards and that every output matches within tol. */
 static void check_fusion(builder_fn build, const char *op, int want, double tol)
 {
@@ -156,7 +161,8 @@ static void check_fusion(builder_fn build, const char *op, int want, double tol)
     CHECK_EQ_INT(kn_model_finalize(a, &err), KN_OK);
     CHECK_EQ_INT(kn_model_finalize(b, &err), KN_OK);
     kn_opt_report rep;
-    int rc = kn_optimize(b, KN_OPT_EXTENDED, &rep, &err);
+    int rc = fusion_portable ? kn_optimize_portable(b, fusion_level, &rep, &err)
+                             : kn_optimize(b, fusion_level, &rep, &err);
     CHECK_EQ_INT(rc, KN_OK);
     if (rc)
         fprintf(stderr, "  optimize: %s\n", err.msg);
@@ -421,6 +427,59 @@ static void test_fuse_conv_gemm_activation(void)
     check_fusion(gemm_sigmoid_model, "FusedGemm", gemm ? 1 : 0, 1e-5);
 }
 
+/* ---- Conv + SiLU (level all, kiln only) ---- */
+
+/* EfficientNet's Conv -> x * Sigmoid(x); with `residual` the Conv first gets a
+ * residual Add (a FusedConv with Z and no activation before the SiLU); with
+ * `pinned` the Conv output is also a graph output and must stay. */
+static bool silu_residual, silu_pinned;
+
+static kn_model *conv_silu_model(void)
+{
+    static const int64_t xd[4] = {2, 4, 7, 5}, wd[4] = {4, 4, 3, 3}, bd[1] = {4};
+    static const int64_t pads[4] = {1, 1, 1, 1};
+    kn_model *m = kt_model_new(13);
+    kn_graph *g = m->graph;
+    input(g, "x", 4, xd);
+    cst(g, "w", 4, wd, NULL);
+    cst(g, "b", 1, bd, NULL);
+    const char *c[3] = {"x", "w", "b"};
+    attr_ints(g, node(g, "Conv", 3, c, "c"), "pads", 4, pads);
+    const char *pre = "c";
+    if (silu_residual) {
+        op2(g, "Add", "c", "x", "r");
+        pre = "r";
+    }
+    op1(g, "Sigmoid", pre, "s");
+    op2(g, "Mul", pre, "s", "y");
+    output(g, "y");
+    if (silu_pinned)
+        output(g, "c");
+    return m;
+}
+
+static void test_fuse_conv_silu(void)
+{
+    if (!kn_op_find("com.microsoft", "FusedConv", 1))
+        return;
+    fusion_level = KN_OPT_ALL;
+    check_fusion(conv_silu_model, "FusedConv", 1, 1e-6);
+    check_fusion(conv_silu_model, "QuickGelu", 0, 1e-6);
+    silu_residual = true; /* FusedConv(X, W, B, Z) then SiLU */
+    check_fusion(conv_silu_model, "FusedConv", 1, 1e-6);
+    check_fusion(conv_silu_model, "QuickGelu", 0, 1e-6);
+    silu_residual = false;
+    silu_pinned = true;
+    check_fusion(conv_silu_model, "QuickGelu", 1, 1e-6);
+    silu_pinned = false;
+    fusion_portable = true; /* what kiln optimize writes keeps ORT's operators */
+    check_fusion(conv_silu_model, "QuickGelu", 1, 1e-6);
+    check_fusion(conv_silu_model, "FusedConv", 0, 1e-6);
+    fusion_portable = false;
+    fusion_level = KN_OPT_EXTENDED;
+    check_fusion(conv_silu_model, "QuickGelu", 1, 1e-6);
+}
+
 /* ---- Attention (torch nn.MultiheadAttention export with constant shapes) ---- */
 
 enum { AS = 5, AB = 2, AE = 12, AH = 3 };
@@ -484,4 +543,5 @@ static void test_fuse_attention(void)
 }
 
 TEST_MAIN(TEST_CASE(test_fuse_gelu), TEST_CASE(test_fuse_layernorm),
-          TEST_CASE(test_fuse_conv_gemm_activation), TEST_CASE(test_fuse_attention))
+          TEST_CASE(test_fuse_conv_gemm_activation), TEST_CASE(test_fuse_conv_silu),
+          TEST_CASE(test_fuse_attention))

@@ -28,7 +28,7 @@ static uint32_t seed = 7u;
 
 static float frand(void)
 {
-    seed = seed * 1664525u + 1013904223u;
+    kt_lcg32(&seed);
     return (float)((seed >> 8) & 0xffff) / 65536.0f * 2.0f - 1.0f;
 }
 

@@ -25,7 +25,7 @@
 static uint32_t rng = 12345u;
 static uint32_t rnd(void)
 {
-    rng = rng * 1664525u + 1013904223u;
+    kt_lcg32(&rng);
     return rng >> 8;
 }
 static float frnd(float amp)

@@ -14,13 +14,7 @@
 #include <string.h>
 
 static uint32_t rng = 12345;
-static uint32_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 17;
-    rng ^= rng << 5;
-    return rng;
-}
+static uint32_t next(void) { return kt_xorshift32(&rng); }
 
 typedef struct qcase {
     size_t M, N, K;

@@ -22,7 +22,7 @@ static uint32_t rng = 12345;
 
 static float frand(void)
 {
-    rng = rng * 1664525u + 1013904223u;
+    kt_lcg32(&rng);
     return (float)((rng >> 8) & 0xffff) / 32768.0f - 1.0f;
 }
 

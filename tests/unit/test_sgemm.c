@@ -23,7 +23,7 @@ static const float SENTINEL = 12345.0f;
 static uint32_t g_rng = 12345u;
 static uint32_t rnd(void)
 {
-    g_rng = g_rng * 1664525u + 1013904223u;
+    kt_lcg32(&g_rng);
     return g_rng >> 8;
 }
 static float rndf(void) { return (float)rnd() / (float)(1u << 24) * 2.0f - 1.0f; }

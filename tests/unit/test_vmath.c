@@ -166,7 +166,7 @@ static const float SENT = 1234.5f;
 static uint32_t g_rng = 99u;
 static float rndf(float scale)
 {
-    g_rng = g_rng * 1664525u + 1013904223u;
+    kt_lcg32(&g_rng);
     return ((float)(g_rng >> 8) / (float)(1u << 24) * 2.0f - 1.0f) * scale;
 }
 

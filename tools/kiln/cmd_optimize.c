@@ -110,7 +110,7 @@ int cmd_optimize(int argc, char **argv)
     long long params_before = param_bytes(m->graph);
     kn_opt_report rep;
     double t0 = cli_now();
-    int rc = kn_optimize(m, (kn_opt_level)a.level, &rep, &err);
+    int rc = kn_optimize_portable(m, (kn_opt_level)a.level, &rep, &err);
     double t1 = cli_now();
     if (rc) {
         kn_model_free(m);
