@@ -191,8 +191,8 @@ static int run_tile(const gemm_job *j, int64_t n, int64_t gi, int64_t t, float *
     int rc;
     if (col) { /* the columns written as the GEMM's packed B: no second copy */
         kn_im2col_tile_packed(j->isa, g, xg, p0, np, col);
-        kn_packed_b pb = {(size_t)K, (size_t)np, (size_t)((np + KN_SGEMM_PANEL - 1) / KN_SGEMM_PANEL),
-                          col};
+        int64_t panels = (np + KN_SGEMM_PANEL - 1) / KN_SGEMM_PANEL;
+        kn_packed_b pb = {(size_t)K, (size_t)np, (size_t)panels, col};
         rc = kn_sgemm_run_pa_pb(j->pool, (size_t)mg, (size_t)np, (size_t)K, j->pa[gi], &pb, yg,
                                 (size_t)P, &ep);
     } else {

@@ -261,7 +261,8 @@ KN_AVX2 static void tap_s2_avx2(const tap_run *t)
         for (int64_t ci = 0; ci < t->nci; ci++, src += t->plane, d += t->dstep) {
             __m256 v0 = _mm256_maskload_ps(src, m0), v1 = _mm256_maskload_ps(src + 8, m1);
             __m256 e = _mm256_shuffle_ps(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));
-            e = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+            __m256d q = _mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0));
+            e = _mm256_castpd_ps(q);
             _mm256_maskstore_ps(d, st, e);
         }
     }

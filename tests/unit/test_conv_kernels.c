@@ -528,8 +528,8 @@ static void check_im2col_tile(kn_conv2d_geom g, int64_t pe_h, int64_t pe_w, int6
             kn_im2col_tile_isa((kn_isa)isa, &g, x, p0, np, col2);
             CHECK(memcmp(col, col2, sizeof(float) * (size_t)(K * np)) == 0);
             free(col2);
-            int64_t packed_floats = K * ((np + KN_SGEMM_PANEL - 1) / KN_SGEMM_PANEL) * KN_SGEMM_PANEL;
-            float *packed = rand_floats(packed_floats);
+            int64_t panels = (np + KN_SGEMM_PANEL - 1) / KN_SGEMM_PANEL;
+            float *packed = rand_floats(K * panels * KN_SGEMM_PANEL);
             kn_im2col_tile_packed((kn_isa)isa, &g, x, p0, np, packed);
             check_packed_cols(col, packed, K, np);
             free(packed);

@@ -133,7 +133,7 @@ static int run_case(const gcase *g)
             if (mode == 2)
                 memcpy(Cpa, C, csize * sizeof(float));
             else if (mode == 4 && !bad && memcmp(Cpa, C, csize * sizeof(float)) != 0) {
-                fprintf(stderr, "%s M=%zu N=%zu K=%zu: packed-B result differs from packing B per call\n",
+                fprintf(stderr, "%s M=%zu N=%zu K=%zu: packed B differs from B packed per call\n",
                         kn_isa_name((kn_isa)isa), M, N, K);
                 bad = 1; /* B given packed changes nothing, bit for bit */
             }
