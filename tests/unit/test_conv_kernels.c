@@ -500,6 +500,11 @@ static void test_im2col_tile(void)
     check_im2col_tile((kn_conv2d_geom){1, 9, 35, 0, 0, 3, 3, 2, 2, 1, 1, 0, 2}, 2, 0, 17);
     check_im2col_tile((kn_conv2d_geom){1, 5, 1, 0, 0, 3, 1, 2, 2, 1, 1, 1, 0}, 1, 0, 3);
     check_im2col_tile((kn_conv2d_geom){2, 40, 37, 0, 0, 7, 7, 2, 2, 1, 1, 3, 3}, 3, 3, 128);
+    /* strides differing along y and x, 33 channels (two channel blocks of the walk) */
+    check_im2col_tile((kn_conv2d_geom){2, 9, 33, 0, 0, 3, 3, 1, 2, 1, 1, 1, 1}, 1, 1, 40);
+    check_im2col_tile((kn_conv2d_geom){2, 14, 20, 0, 0, 2, 3, 3, 2, 1, 2, 0, 1}, 2, 1, 32);
+    check_im2col_tile((kn_conv2d_geom){1, 10, 30, 0, 0, 3, 3, 2, 1, 2, 1, 2, 1}, 0, 1, 64);
+    check_im2col_tile((kn_conv2d_geom){33, 8, 19, 0, 0, 3, 3, 2, 2, 1, 1, 1, 1}, 1, 1, 64);
 }
 
 /* col (K rows of np) against the packed panels of the same columns, bit for bit. */
