@@ -202,11 +202,11 @@ static int64_t tiles_per_image(const kn_conv2d_geom *g)
 /* The shapes where Winograd beat im2col + GEMM in bench/conv_bench, 1 thread,
  * with the AVX-512 and with the AVX2 transforms (and GEMMs): 16..512 channels,
  * from 14x14 outputs (49 tiles) up at batch 1 and 7x7 from batch 2 (32 tiles),
- * 1.2x to 2x; 7x7 at batch 1 (16 tiles) 0-10% faster there, where the 16 MB of
- * 512-channel weights stay in the 105 MB L3, but not inside ResNet-50, whose
- * weights do not: kn_wino_worth_weights builds no Winograd weights for 7x7
- * images unless the batch is known to be >= 2 (ResNet-50: 16 MiB less RSS, load
- * 340-380 -> 260 ms, layer4's 3x3 convs on im2col); at 4x4 and 1x1 outputs
+ * 1.2x to 2x; 7x7 at batch 1 (16 tiles) 0-10% faster there, with the 16 MB of
+ * 512-channel weights in L3, and no faster measurably inside ResNet-50, whose
+ * weights do not stay in L3: kn_wino_worth_weights builds no Winograd weights for
+ * 7x7 images unless the batch is known to be >= 2 (ResNet-50 batch 1: latency
+ * within the noise, 17 MiB less RSS, load ~370 -> ~270 ms); at 4x4 and 1x1 outputs
  * (4 and 1 tiles) the 16/9 larger weights streamed per block cost more than the
  * multiplies saved.  The plain C transforms lose to im2col at 56x56 and 28x28. */
 static bool wino_wins(const kn_conv2d_args *a)
