@@ -284,14 +284,46 @@ static bool window_max_row(const pool2d_job *j, const float *buf, int64_t W, flo
     return true;
 }
 
+/* Output ow of a row from buf (kernel rows hlo..hhi already combined): the taps of
+ * its window that fall inside the input, max or (count_include_pad aware) mean. */
+static float edge_output(const pool2d_job *j, const float *buf, int64_t W, int64_t rows,
+                         int64_t padded_rows, int64_t ow)
+{
+    const kn_spatial_geom *g = j->g;
+    int64_t w0 = ow * g->stride[1] - g->pad_b[1], wlo, whi;
+    tap_range(w0, g->k[1], W, &wlo, &whi);
+    if (rows == 0)
+        whi = wlo; /* no input row under the window */
+    if (j->pp->kind == POOL_MAX) {
+        float m = -INFINITY;
+        for (int64_t kw = wlo; kw < whi; kw++) {
+            float v = buf[w0 + kw];
+            if (v > m || (isnan(v) && !isnan(m)))
+                m = v;
+        }
+        return m;
+    }
+    float sum = 0.0f;
+    for (int64_t kw = wlo; kw < whi; kw++)
+        sum += buf[w0 + kw];
+    int64_t count = rows * (whi - wlo);
+    if (j->pp->count_include_pad) {
+        int64_t qlo, qhi;
+        tap_range(w0 + g->pad_b[1], g->k[1], W + g->pad_b[1] + g->pad_e[1], &qlo, &qhi);
+        count = padded_rows * (qhi - qlo);
+    }
+    return count ? sum / (float)count : 0.0f;
+}
+
 /* One output row: kernel rows hlo..hhi combined column-wise (max or sum) into buf
- * with the vector kernels, then each output's horizontal taps read from buf (for
- * max, full windows from their vector maxima in hbuf). */
+ * with the vector kernels, then the outputs: for max, those whose window lies
+ * wholly inside the row read their vector maxima from hbuf in one strided sweep,
+ * the edges (and every average) go through edge_output. */
 static void pool2d_row(const pool2d_job *j, const float *plane, int64_t h0, int64_t hlo,
                        int64_t hhi, float *buf, float *hbuf, float *y)
 {
     const kn_spatial_geom *g = j->g;
-    int64_t W = g->in[1];
+    int64_t W = g->in[1], s = g->stride[1], pb = g->pad_b[1], out = g->out[1];
     bool max = j->pp->kind == POOL_MAX;
     if (hhi > hlo) {
         memcpy(buf, plane + (h0 + hlo) * W, sizeof(float) * (size_t)W);
@@ -302,36 +334,21 @@ static void pool2d_row(const pool2d_job *j, const float *plane, int64_t h0, int6
     int64_t plo = 0, phi = 0; /* rows inside the padded extent (count_include_pad) */
     tap_range(h0 + g->pad_b[0], g->k[0], g->in[0] + g->pad_b[0] + g->pad_e[0], &plo, &phi);
     bool full = max && hhi > hlo && window_max_row(j, buf, W, hbuf);
-    for (int64_t ow = 0; ow < g->out[1]; ow++) {
-        int64_t w0 = ow * g->stride[1] - g->pad_b[1], wlo, whi;
-        tap_range(w0, g->k[1], W, &wlo, &whi);
-        if (hhi == hlo)
-            whi = wlo; /* no input row under the window */
-        if (full && wlo == 0 && whi == g->k[1]) {
-            *y++ = hbuf[w0];
-            continue;
-        }
-        if (max) {
-            float m = -INFINITY;
-            for (int64_t kw = wlo; kw < whi; kw++) {
-                float v = buf[w0 + kw];
-                if (v > m || (isnan(v) && !isnan(m)))
-                    m = v;
-            }
-            *y++ = m;
-            continue;
-        }
-        float sum = 0.0f;
-        for (int64_t kw = wlo; kw < whi; kw++)
-            sum += buf[w0 + kw];
-        int64_t count = (hhi - hlo) * (whi - wlo);
-        if (j->pp->count_include_pad) {
-            int64_t qlo, qhi;
-            tap_range(w0 + g->pad_b[1], g->k[1], W + g->pad_b[1] + g->pad_e[1], &qlo, &qhi);
-            count = (phi - plo) * (qhi - qlo);
-        }
-        *y++ = count ? sum / (float)count : 0.0f;
+    /* outputs [lo, hi) have windows inside [0, W): ow s - pb >= 0, ow s - pb + k <= W */
+    int64_t lo = out, hi = out;
+    if (full) {
+        lo = (pb + s - 1) / s;
+        hi = (W - g->k[1] + pb) / s + 1;
+        lo = lo < out ? lo : out;
+        hi = hi < lo ? lo : hi < out ? hi : out;
     }
+    for (int64_t ow = 0; ow < lo; ow++)
+        y[ow] = edge_output(j, buf, W, hhi - hlo, phi - plo, ow);
+    const float *h = hbuf + lo * s - pb;
+    for (int64_t ow = lo; ow < hi; ow++, h += s)
+        y[ow] = *h;
+    for (int64_t ow = hi; ow < out; ow++)
+        y[ow] = edge_output(j, buf, W, hhi - hlo, phi - plo, ow);
 }
 
 static void pool2d_planes(void *ctx, int64_t begin, int64_t end, int thread_index)

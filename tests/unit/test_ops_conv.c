@@ -387,6 +387,7 @@ static void test_maxpool_fast_equals_reference(void)
         /* H, W, k, stride, pad top, left, bottom, right */
         {7, 9, 3, 2, 1, 1, 1, 1}, {13, 17, 3, 2, 1, 1, 1, 1}, {5, 4, 2, 1, 0, 0, 0, 0},
         {6, 11, 5, 3, 2, 1, 0, 2}, {3, 2, 3, 1, 1, 1, 1, 1}, {9, 10, 2, 2, 0, 0, 1, 1},
+        {8, 12, 5, 1, 2, 2, 2, 2}, {5, 113, 3, 2, 1, 1, 1, 1}, {4, 40, 4, 3, 1, 3, 2, 0},
     };
     kn_error err;
     for (int c = 0; c < KT_COUNT(cases); c++) {
