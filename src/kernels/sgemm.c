@@ -399,6 +399,25 @@ static void task_range(void *ctx, int64_t begin, int64_t end, int thread_index)
     kn_cpu_clear_upper(); /* the microkernels leave wide registers dirty */
 }
 
+/* A GEMM too small for the split below to give every thread a task (MobileNetV2's
+ * 1x1 projections at 14x14: 96 x 196 x 576 ran on one thread of two) still gets
+ * one task per thread, cut along M (its halves are whole micro-panels and the
+ * packing of B, done once per task, is the cheaper thing to repeat) or, with a
+ * single micro-panel of rows, along N. */
+static void split_below_minimum(gemm_plan *p, int threads)
+{
+    size_t mr = (size_t)p->kr->mr, want = threads > 1 ? (size_t)threads : 1;
+    if (p->mtasks * p->ntasks >= want)
+        return;
+    size_t panels_m = (p->M + mr - 1) / mr, panels_n = (p->N + PANEL - 1) / PANEL;
+    if (panels_m >= want)
+        p->mt = (panels_m + want - 1) / want * mr;
+    else if (panels_n >= want)
+        p->nt = (panels_n + want - 1) / want * PANEL;
+    p->mtasks = (p->M + p->mt - 1) / p->mt;
+    p->ntasks = (p->N + p->nt - 1) / p->nt;
+}
+
 /* Task sizes: the cache blocks, then, with several threads, halved until there are
  * about 4 tasks per thread, splitting first the dimension whose split packs
  * nothing twice (M when B is prepacked, N when A is). */
@@ -423,6 +442,7 @@ static void plan_tasks(gemm_plan *p, int threads)
         else
             break;
     }
+    split_below_minimum(p, threads);
 }
 
 /* Shared checks (ld_short: the raw operand's row stride is too short) and trivial
