@@ -156,15 +156,33 @@ static void gemm_epilogue(const kn_conv2d_args *a, int64_t n, int64_t co0, int64
     }
 }
 
-/* The activations the epilogue cannot do, over rows x np outputs (stride P). */
-static void finish_rows(const kn_conv2d_args *a, float *y, int64_t rows, int64_t np)
+typedef struct act_rows_job {
+    const kn_conv2d_args *a;
+    float *y;
+    int64_t np;
+} act_rows_job;
+
+static void act_rows(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const act_rows_job *j = ctx;
+    int64_t P = j->a->g.oh * j->a->g.ow;
+    (void)thread_index;
+    for (int64_t r = begin; r < end; r++)
+        kn_conv_act_apply(&j->a->act, j->y + r * P, (size_t)j->np);
+}
+
+/* The activations the epilogue cannot do (SiLU, Sigmoid...), over rows x np
+ * outputs (stride P); over pool when the GEMM before it was split over it (a
+ * conv run as one GEMM would otherwise apply them on one thread). */
+static void finish_rows(struct kn_threadpool *pool, const kn_conv2d_args *a, float *y,
+                        int64_t rows, int64_t np)
 {
     float lo, hi;
     if (kn_conv_act_is_clamp(&a->act, &lo, &hi))
         return;
-    int64_t P = a->g.oh * a->g.ow;
-    for (int64_t r = 0; r < rows; r++)
-        kn_conv_act_apply(&a->act, y + r * P, (size_t)np);
+    act_rows_job j = {a, y, np};
+    int64_t grain = np >= 4096 ? 1 : (4096 + np - 1) / np; /* ~4K outputs a chunk at least */
+    kn_parallel_for(pool, rows, grain, act_rows, &j);
 }
 
 typedef struct gemm_job {
@@ -200,7 +218,7 @@ static int run_tile(const gemm_job *j, int64_t n, int64_t gi, int64_t t, float *
                              (size_t)P, yg, (size_t)P, &ep);
     }
     if (!rc)
-        finish_rows(a, yg, mg, np);
+        finish_rows(j->pool, a, yg, mg, np);
     return rc;
 }
 
