@@ -463,7 +463,7 @@ static int generic_row(const binop *op, const bctx *x, const kn_tensor *a, int64
 /* Rows longer than this are split into segments so one long row spreads over the
  * threads; a chunk of work handed to a thread covers at least VEC_GRAIN elements. */
 #define VEC_SEG 16384
-#define VEC_GRAIN 32768
+#define VEC_GRAIN 16384
 #define VEC_MIN_ROW 8
 
 typedef struct vec_job {
