@@ -114,7 +114,7 @@ static int run_gelu_kind(kn_op_ctx *c, gelu_kind kind, const kn_tensor *bias)
         rc = check_last_axis_param(c, bias, cols, "bias");
     if (rc)
         return rc;
-    kn_tensor *y = kn_op_output(c, 0, KN_F32, x->rank, x->dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, KN_F32, x->rank, x->dims); /* all mapped */
     if (!y)
         return c->err->code;
     if (x->numel == 0)
@@ -259,7 +259,7 @@ static int run_skip_layernorm(kn_op_ctx *c)
                  kn_attr_float(c->node, "epsilon", 1e-12f), NULL, NULL, NULL, NULL, NULL};
     j.beta = kn_op_in(c, 3) ? kn_op_in(c, 3)->data : NULL;
     j.bias = kn_op_in(c, 4) ? kn_op_in(c, 4)->data : NULL;
-    kn_tensor *y = kn_op_output(c, 0, KN_F32, x->rank, x->dims);
+    kn_tensor *y = kn_op_output_uninit(c, 0, KN_F32, x->rank, x->dims); /* every row */
     if (!y)
         return c->err->code;
     j.y = y->data;
@@ -605,7 +605,7 @@ static int attn_project(kn_op_ctx *c, const attn_shape *s, float *qkv)
 static int attn_outputs(kn_op_ctx *c, const attn_shape *s, attn_job *j)
 {
     int64_t od[3] = {s->batch, s->seq, s->dv};
-    kn_tensor *y = kn_op_output(c, 0, KN_F32, 3, od);
+    kn_tensor *y = kn_op_output_uninit(c, 0, KN_F32, 3, od); /* every head writes its columns */
     if (!y)
         return c->err->code;
     j->out = y->data;

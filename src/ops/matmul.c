@@ -596,7 +596,8 @@ static int matmul_f32_sgemm(kn_op_ctx *c, int ta, int tb, float alpha, const mm_
     int rc = mm_plan_trans(c, a, b, ta && a->rank >= 2, tb, &p);
     if (rc)
         return rc;
-    kn_tensor *y = kn_op_output(c, 0, KN_F32, p.out_rank, p.out_dims);
+    /* the SGEMM writes every element of y (K = 0 included): no clearing */
+    kn_tensor *y = kn_op_output_uninit(c, 0, KN_F32, p.out_rank, p.out_dims);
     if (!y)
         return c->err->code;
     if (y->numel == 0)
