@@ -10,13 +10,11 @@
 
 #include "ops/op.h"
 
-/* Node i is com.microsoft QuickGelu with alpha exactly 1. */
-static bool is_silu(const kn_graph *g, int i)
+/* QuickGelu node n (com.microsoft) computes SiLU: one input, one output, alpha
+ * exactly 1. */
+static bool is_silu(const kn_node *n)
 {
-    const kn_node *n = &g->nodes[i];
-    return !kn_opt_node_deleted(n) && !strcmp(n->op_type, "QuickGelu") &&
-           !strcmp(n->domain, KN_MS_DOMAIN) && n->n_in == 1 && n->n_out == 1 &&
-           kn_attr_float(n, "alpha", 1.702f) == 1.0f;
+    return n->n_in == 1 && n->n_out == 1 && kn_attr_float(n, "alpha", 1.702f) == 1.0f;
 }
 
 /* Conv (default domain) or FusedConv with no activation: the fusion's first half. */
@@ -33,7 +31,7 @@ static bool conv_without_activation(const kn_node *c)
 static int fuse_at(kn_graph *g, int i, bool *done, kn_error *err)
 {
     *done = false;
-    if (!is_silu(g, i))
+    if (!is_silu(&g->nodes[i]))
         return KN_OK;
     int x = g->nodes[i].in[0], conv = g->values[x].producer;
     if (conv < 0 || kn_opt_node_deleted(&g->nodes[conv]) ||
@@ -56,14 +54,7 @@ static int run(kn_graph *g, int *rewrites, kn_error *err)
 {
     if (!kn_op_find(KN_MS_DOMAIN, "FusedConv", 1))
         return KN_OK;
-    for (int i = 0; i < g->n_nodes; i++) {
-        bool done = false;
-        int rc = fuse_at(g, i, &done, err);
-        if (rc)
-            return rc;
-        *rewrites += done;
-    }
-    return KN_OK;
+    return fm_each_node_in(g, KN_MS_DOMAIN, "QuickGelu", fuse_at, rewrites, err);
 }
 
 const kn_opt_pass kn_pass_fuse_conv_silu = {"fuse_conv_silu", KN_OPT_ALL, run, .kiln_only = true};

@@ -288,10 +288,20 @@ int fm_replace(kn_graph *g, const int *del, int n_del, const char *op, const cha
     return kn_opt_add_node(g, op, domain, opset_if_missing, name, n_in, ins, n_out, outs, err);
 }
 
-int fm_each_node(kn_graph *g, const char *op, fm_fuse_fn fuse, int *rewrites, kn_error *err)
+/* Node n is a live `op` node of `domain` (NULL: the default domain, as is_op). */
+static bool is_op_in(const kn_node *n, const char *domain, const char *op)
+{
+    if (!domain)
+        return is_op(n, op);
+    return !kn_opt_node_deleted(n) && n->domain && !strcmp(n->domain, domain) &&
+           !strcmp(n->op_type, op);
+}
+
+int fm_each_node_in(kn_graph *g, const char *domain, const char *op, fm_fuse_fn fuse,
+                    int *rewrites, kn_error *err)
 {
     for (int i = 0; i < g->n_nodes; i++) {
-        if (!is_op(&g->nodes[i], op))
+        if (!is_op_in(&g->nodes[i], domain, op))
             continue;
         bool done = false;
         int rc = fuse(g, i, &done, err);
@@ -300,6 +310,11 @@ int fm_each_node(kn_graph *g, const char *op, fm_fuse_fn fuse, int *rewrites, kn
         *rewrites += done;
     }
     return KN_OK;
+}
+
+int fm_each_node(kn_graph *g, const char *op, fm_fuse_fn fuse, int *rewrites, kn_error *err)
+{
+    return fm_each_node_in(g, NULL, op, fuse, rewrites, err);
 }
 
 /* ---- deleting a matched region with its dead feeders ---- */

@@ -73,6 +73,9 @@ int fm_replace(kn_graph *g, const int *del, int n_del, const char *op, const cha
 typedef int (*fm_fuse_fn)(kn_graph *g, int i, bool *done, kn_error *err);
 /* Try fuse at every live default-domain node of type op; adds the rewrites made. */
 int fm_each_node(kn_graph *g, const char *op, fm_fuse_fn fuse, int *rewrites, kn_error *err);
+/* The same over the live nodes of type op in `domain` (e.g. KN_MS_DOMAIN). */
+int fm_each_node_in(kn_graph *g, const char *domain, const char *op, fm_fuse_fn fuse,
+                    int *rewrites, kn_error *err);
 
 /* Delete nodes del[0..n_del) and every node left computing only for them (shape
  * subgraphs feeding a deleted Reshape...); reads[0..n_reads) are values the

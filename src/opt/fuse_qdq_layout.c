@@ -93,7 +93,7 @@ static int conv_to_last(kn_graph *g, int i, bool *done, kn_error *err)
 static int add_to_last(kn_graph *g, int i, bool *done, kn_error *err)
 {
     const kn_node *n = &g->nodes[i];
-    if (!is_ms_op(n, "QLinearAdd") || n->n_in < 7 || n->n_in > 8 || n->n_out != 1)
+    if (n->n_in < 7 || n->n_in > 8 || n->n_out != 1)
         return KN_OK;
     int a = transposed_from(g, n->in[0], to_first), b = transposed_from(g, n->in[3], to_first);
     if (a < 0 || b < 0)
@@ -110,7 +110,7 @@ static int add_to_last(kn_graph *g, int i, bool *done, kn_error *err)
 static int gap_to_last(kn_graph *g, int i, bool *done, kn_error *err)
 {
     const kn_node *n = &g->nodes[i];
-    if (!is_ms_op(n, "QLinearGlobalAveragePool") || kn_attr_int(n, "channels_last", 0) || n->n_in < 4 ||
+    if (kn_attr_int(n, "channels_last", 0) || n->n_in < 4 ||
         n->n_in > 5 || n->n_out != 1)
         return KN_OK;
     int x = transposed_from(g, n->in[0], to_first);
@@ -177,28 +177,16 @@ static int transpose_before_quantize(kn_graph *g, int i, bool *done, kn_error *e
     return KN_OK;
 }
 
-/* The com.microsoft nodes (fm_each_node visits default-domain ones only). */
-static int each_ms_node(kn_graph *g, fm_fuse_fn fn, int *rewrites, kn_error *err)
-{
-    for (int i = 0; i < g->n_nodes; i++) {
-        bool done = false;
-        int rc = fn(g, i, &done, err);
-        if (rc)
-            return rc;
-        *rewrites += done;
-    }
-    return KN_OK;
-}
-
 static int run(kn_graph *g, int *rewrites, kn_error *err)
 {
     if (!kn_op_find(KN_MS_DOMAIN, "QLinearConv", 1))
         return KN_OK;
     int rc = fm_each_node(g, "QLinearConv", conv_to_last, rewrites, err);
     if (!rc)
-        rc = each_ms_node(g, add_to_last, rewrites, err);
+        rc = fm_each_node_in(g, KN_MS_DOMAIN, "QLinearAdd", add_to_last, rewrites, err);
     if (!rc)
-        rc = each_ms_node(g, gap_to_last, rewrites, err);
+        rc = fm_each_node_in(g, KN_MS_DOMAIN, "QLinearGlobalAveragePool", gap_to_last, rewrites,
+                             err);
     if (!rc)
         rc = fm_each_node(g, "MaxPool", maxpool_to_last, rewrites, err);
     if (!rc)
