@@ -95,16 +95,24 @@ static int pool_geometry(kn_op_ctx *c, const kn_tensor *x, kn_spatial_geom *g)
     return KN_OK;
 }
 
+/* A pool's input type when it is a tensor with spatial dims, out[0] then set to
+ * (N, C, spatial dims unknown); NULL otherwise. */
+static const kn_type *pool_infer_input(kn_infer_ctx *ic)
+{
+    const kn_type *xt = ic->n_in > 0 ? ic->in[0] : NULL;
+    if (!xt || xt->kind != KN_TYPE_TENSOR || xt->rank < 3 || ic->n_out < 1)
+        return NULL;
+    kn_infer_spatial_out(&ic->out[0], xt->dtype, xt->rank, xt->dims[0], xt->dims[1]);
+    return xt;
+}
+
 /* Static output types of MaxPool / AveragePool (pool_geometry on the input's
  * type when its spatial dims are known) and of the global pools (N, C, 1...). */
 static int infer_pool(kn_infer_ctx *ic)
 {
-    const kn_type *xt = ic->n_in > 0 ? ic->in[0] : NULL;
-    if (!xt || xt->kind != KN_TYPE_TENSOR || xt->rank < 3 || ic->n_out < 1)
-        return KN_OK;
-    kn_infer_spatial_out(&ic->out[0], xt->dtype, xt->rank, xt->dims[0], xt->dims[1]);
+    const kn_type *xt = pool_infer_input(ic);
     kn_tensor x;
-    if (!kn_infer_spatial_probe(xt, &x))
+    if (!xt || !kn_infer_spatial_probe(xt, &x))
         return KN_OK;
     kn_error err;
     kn_op_ctx c = kn_infer_op_ctx(ic, &err);
@@ -117,11 +125,8 @@ static int infer_pool(kn_infer_ctx *ic)
 
 static int infer_global_pool(kn_infer_ctx *ic)
 {
-    const kn_type *xt = ic->n_in > 0 ? ic->in[0] : NULL;
-    if (!xt || xt->kind != KN_TYPE_TENSOR || xt->rank < 3 || ic->n_out < 1)
-        return KN_OK;
-    kn_infer_spatial_out(&ic->out[0], xt->dtype, xt->rank, xt->dims[0], xt->dims[1]);
-    for (int i = 2; i < xt->rank; i++)
+    const kn_type *xt = pool_infer_input(ic);
+    for (int i = 2; xt && i < xt->rank; i++)
         ic->out[0].dims[i].value = 1;
     return KN_OK;
 }
