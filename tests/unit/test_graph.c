@@ -11,16 +11,30 @@
 
 #include <stdio.h>
 
-static void add_unary(kn_graph *g, const char *op, const char *in, const char *out)
+/* Node op(in..., out) with ints attributes given as name, count, values triples. */
+static int add_node_ints(kn_graph *g, const char *op, int n_in, const char *const *ins,
+                         const char *out, int n_attrs, const char *const *names,
+                         const int64_t *const *vals, const int *counts)
 {
-    int vi = kn_graph_value(g, in), vo = kn_graph_value(g, out);
     kn_node *n = kn_graph_add_node(g);
     n->op_type = op;
-    n->n_in = n->n_out = 1;
-    n->in = kn_arena_calloc(&g->model->arena, 1, sizeof(int));
+    n->n_in = n_in;
+    n->n_out = 1;
+    n->in = kn_arena_calloc(&g->model->arena, (size_t)n_in, sizeof(int));
     n->out = kn_arena_calloc(&g->model->arena, 1, sizeof(int));
-    n->in[0] = vi;
-    n->out[0] = vo;
+    for (int k = 0; k < n_in; k++)
+        n->in[k] = kn_graph_value(g, ins[k]);
+    n->out[0] = kn_graph_value(g, out);
+    int i = g->n_nodes - 1;
+    kn_error err = {0};
+    for (int a = 0; a < n_attrs; a++)
+        CHECK_EQ_INT(kn_opt_set_attr_ints(g, i, names[a], vals[a], counts[a], &err), KN_OK);
+    return i;
+}
+
+static void add_unary(kn_graph *g, const char *op, const char *in, const char *out)
+{
+    add_node_ints(g, op, 1, &in, out, 0, NULL, NULL, NULL);
 }
 
 static void test_long_chain_added_backwards(void)
@@ -139,27 +153,6 @@ static void test_inference_keeps_symbols(void)
     char buf[128];
     CHECK(!strcmp(kn_type_str(&z->type, buf, sizeof buf), "float32[batch,3]"));
     kn_model_free(m);
-}
-
-/* Node op(in..., out) with ints attributes given as name, count, values triples. */
-static int add_node_ints(kn_graph *g, const char *op, int n_in, const char *const *ins,
-                         const char *out, int n_attrs, const char *const *names,
-                         const int64_t *const *vals, const int *counts)
-{
-    kn_node *n = kn_graph_add_node(g);
-    n->op_type = op;
-    n->n_in = n_in;
-    n->n_out = 1;
-    n->in = kn_arena_calloc(&g->model->arena, (size_t)n_in, sizeof(int));
-    n->out = kn_arena_calloc(&g->model->arena, 1, sizeof(int));
-    for (int k = 0; k < n_in; k++)
-        n->in[k] = kn_graph_value(g, ins[k]);
-    n->out[0] = kn_graph_value(g, out);
-    int i = g->n_nodes - 1;
-    kn_error err = {0};
-    for (int a = 0; a < n_attrs; a++)
-        CHECK_EQ_INT(kn_opt_set_attr_ints(g, i, names[a], vals[a], counts[a], &err), KN_OK);
-    return i;
 }
 
 static const char *type_of(const kn_graph *g, const char *name, char *buf, size_t len)
