@@ -21,7 +21,8 @@ static void optimize_usage(FILE *f)
 {
     fprintf(f, "usage: kiln optimize MODEL -o OUT.onnx [--level none|basic|extended|all]\n"
                "                     [--external-data] [--inferred-types]\n"
-               "Optimizes MODEL's graph (default level: all) and writes it as ONNX.\n"
+               "Optimizes MODEL's graph (default level: all) and writes it as ONNX that\n"
+               "ONNX Runtime loads too (kiln-only fusions are left to load time).\n"
                "--external-data   initializers of 1 KiB or more go to OUT.onnx.data\n"
                "                  (also done by itself past 1.5 GiB of initializers)\n"
                "--inferred-types  also record the types kiln inferred as value_info\n");
