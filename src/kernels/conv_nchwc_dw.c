@@ -2,10 +2,11 @@
  * NCHWc16 tensors: weight packing ([Cp/16][kh][kw][16] + bias [Cp], zeros in the
  * padding), the plain reference, and the AVX-512 driver.  With 16 channels per
  * vector a tap is one multiply-add of a weight vector by the input pixel vector,
- * no broadcasts: a row is done 8 (then 4) interior pixels at a time with every
- * tap, the edge pixels one at a time over the taps inside the image; bias,
- * residual and a clamp (none / Relu / Clip) in the epilogue, the other
- * activations over the stored row.  Work splits over (image, block, row chunk). */
+ * no broadcasts: a row is done 8 interior pixels at a time with every tap (for
+ * 3- and 5-wide kernels each input vector loaded once for the taps sharing it),
+ * the interior's tail in one call of 1..7 accumulators, the edge pixels one at
+ * a time over the taps inside the image; bias, residual and a clamp (none /
+ * Relu / Clip) in the epilogue, the other activations over the stored row.  Work splits over (image, block, row chunk). */
 #include "kernels/nchwc_internal.h"
 
 #include <stdlib.h>
@@ -209,6 +210,31 @@ DW_AVX512 static DW_INLINE void dw_pixels(const dw_job *j, const dw_row *r, int6
         _mm512_storeu_ps(r->y + (ox + p) * KN_NCHWC_BLOCK, dw_epilogue(j, r, ox + p, acc[p]));
 }
 
+/* 8 interior pixels with a fixed kernel width KW, stride S along x and
+ * dilation 1: each input row's (8 - 1) * S + KW vectors are loaded once and
+ * shared by the taps that read them. */
+DW_AVX512 static DW_INLINE void dw_pixels_fixed(const dw_job *j, const dw_row *r, int64_t ox,
+                                                const int KW, const int S)
+{
+    const kn_nchwc_conv *g = j->a->g;
+    __m512 acc[8], xv[7 * 2 + 5];
+    for (int p = 0; p < 8; p++)
+        acc[p] = r->bias;
+    int64_t x0 = (r->iy * g->iw + ox * S - g->pl) * KN_NCHWC_BLOCK;
+    for (int64_t ky = r->kylo; ky < r->kyhi; ky++) {
+        const float *xr = r->x + x0 + ky * r->dh16, *wr = r->w + ky * KW * KN_NCHWC_BLOCK;
+        for (int i = 0; i < 7 * S + KW; i++)
+            xv[i] = _mm512_loadu_ps(xr + i * KN_NCHWC_BLOCK);
+        for (int kx = 0; kx < KW; kx++) {
+            __m512 wv = _mm512_load_ps(wr + kx * KN_NCHWC_BLOCK);
+            for (int p = 0; p < 8; p++)
+                acc[p] = _mm512_fmadd_ps(wv, xv[p * S + kx], acc[p]);
+        }
+    }
+    for (int p = 0; p < 8; p++)
+        _mm512_storeu_ps(r->y + (ox + p) * KN_NCHWC_BLOCK, dw_epilogue(j, r, ox + p, acc[p]));
+}
+
 /* One pixel with its own column range of taps (the edges, and interior tails). */
 DW_AVX512 static void dw_pixel(const dw_job *j, const dw_row *r, int64_t ox)
 {
@@ -235,14 +261,37 @@ DW_AVX512 static void dw_pixel(const dw_job *j, const dw_row *r, int64_t ox)
     _mm512_storeu_ps(r->y + ox * KN_NCHWC_BLOCK, dw_epilogue(j, r, ox, acc));
 }
 
-DW_AVX512 static void dw_pixels8(const dw_job *j, const dw_row *r, int64_t ox)
-{
-    dw_pixels(j, r, ox, 8);
-}
+typedef void (*dw_pixels_fn)(const dw_job *, const dw_row *, int64_t);
 
-DW_AVX512 static void dw_pixels4(const dw_job *j, const dw_row *r, int64_t ox)
+#define DW_PIXELS(name, call)                                                    \
+    DW_AVX512 static void name(const dw_job *j, const dw_row *r, int64_t ox)     \
+    {                                                                            \
+        call;                                                                    \
+    }
+DW_PIXELS(dw_pixels1, dw_pixels(j, r, ox, 1))
+DW_PIXELS(dw_pixels2, dw_pixels(j, r, ox, 2))
+DW_PIXELS(dw_pixels3, dw_pixels(j, r, ox, 3))
+DW_PIXELS(dw_pixels4, dw_pixels(j, r, ox, 4))
+DW_PIXELS(dw_pixels5, dw_pixels(j, r, ox, 5))
+DW_PIXELS(dw_pixels6, dw_pixels(j, r, ox, 6))
+DW_PIXELS(dw_pixels7, dw_pixels(j, r, ox, 7))
+DW_PIXELS(dw_pixels8, dw_pixels(j, r, ox, 8))
+DW_PIXELS(dw_pixels_3s1, dw_pixels_fixed(j, r, ox, 3, 1))
+DW_PIXELS(dw_pixels_3s2, dw_pixels_fixed(j, r, ox, 3, 2))
+DW_PIXELS(dw_pixels_5s1, dw_pixels_fixed(j, r, ox, 5, 1))
+DW_PIXELS(dw_pixels_5s2, dw_pixels_fixed(j, r, ox, 5, 2))
+
+/* The kernel for n < 8 interior pixels (index n). */
+static const dw_pixels_fn dw_tails[8] = {NULL,        dw_pixels1, dw_pixels2, dw_pixels3,
+                                         dw_pixels4,  dw_pixels5, dw_pixels6, dw_pixels7};
+
+/* The 8-pixel kernel for g's kernel width, stride and dilation along x. */
+static dw_pixels_fn dw_main_kernel(const kn_nchwc_conv *g)
 {
-    dw_pixels(j, r, ox, 4);
+    if (g->dw == 1 && (g->sw == 1 || g->sw == 2) && (g->kw == 3 || g->kw == 5))
+        return g->kw == 3 ? (g->sw == 1 ? dw_pixels_3s1 : dw_pixels_3s2)
+                          : (g->sw == 1 ? dw_pixels_5s1 : dw_pixels_5s2);
+    return dw_pixels8;
 }
 
 /* [oxa, oxb): the output columns whose every tap lies inside the image. */
@@ -278,10 +327,13 @@ DW_AVX512 static void dw_row_avx512(const dw_job *j, int64_t n, int64_t b, int64
     dw_interior(g, &oxa, &oxb);
     for (; ox < oxa; ox++)
         dw_pixel(j, &r, ox);
+    dw_pixels_fn main = dw_main_kernel(g);
     for (; ox + 8 <= oxb; ox += 8)
-        dw_pixels8(j, &r, ox);
-    for (; ox + 4 <= oxb; ox += 4)
-        dw_pixels4(j, &r, ox);
+        main(j, &r, ox);
+    if (ox < oxb) {
+        dw_tails[oxb - ox](j, &r, ox);
+        ox = oxb;
+    }
     for (; ox < g->ow; ox++)
         dw_pixel(j, &r, ox);
     dw_row_finish(j, b, r.y, j->clamp);
