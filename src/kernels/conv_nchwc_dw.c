@@ -194,6 +194,7 @@ DW_AVX512 static DW_INLINE void dw_pixels(const dw_job *j, const dw_row *r, int6
 {
     int64_t kw = j->a->g->kw;
     __m512 acc[8];
+#pragma GCC unroll 32
     for (int p = 0; p < np; p++)
         acc[p] = r->bias;
     const kn_nchwc_conv *g = j->a->g;
@@ -202,10 +203,12 @@ DW_AVX512 static DW_INLINE void dw_pixels(const dw_job *j, const dw_row *r, int6
         const float *xr = r->x + x0 + ky * r->dh16, *wr = r->w + ky * kw * KN_NCHWC_BLOCK;
         for (int64_t kx = 0; kx < kw; kx++, xr += r->dw16) {
             __m512 wv = _mm512_load_ps(wr + kx * KN_NCHWC_BLOCK);
+#pragma GCC unroll 32
             for (int p = 0; p < np; p++)
                 acc[p] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xr + p * r->sw16), acc[p]);
         }
     }
+#pragma GCC unroll 32
     for (int p = 0; p < np; p++)
         _mm512_storeu_ps(r->y + (ox + p) * KN_NCHWC_BLOCK, dw_epilogue(j, r, ox + p, acc[p]));
 }
@@ -218,19 +221,24 @@ DW_AVX512 static DW_INLINE void dw_pixels_fixed(const dw_job *j, const dw_row *r
 {
     const kn_nchwc_conv *g = j->a->g;
     __m512 acc[8], xv[7 * 2 + 5];
+#pragma GCC unroll 32
     for (int p = 0; p < 8; p++)
         acc[p] = r->bias;
     int64_t x0 = (r->iy * g->iw + ox * S - g->pl) * KN_NCHWC_BLOCK;
     for (int64_t ky = r->kylo; ky < r->kyhi; ky++) {
         const float *xr = r->x + x0 + ky * r->dh16, *wr = r->w + ky * KW * KN_NCHWC_BLOCK;
+#pragma GCC unroll 32
         for (int i = 0; i < 7 * S + KW; i++)
             xv[i] = _mm512_loadu_ps(xr + i * KN_NCHWC_BLOCK);
+#pragma GCC unroll 32
         for (int kx = 0; kx < KW; kx++) {
             __m512 wv = _mm512_load_ps(wr + kx * KN_NCHWC_BLOCK);
+#pragma GCC unroll 32
             for (int p = 0; p < 8; p++)
                 acc[p] = _mm512_fmadd_ps(wv, xv[p * S + kx], acc[p]);
         }
     }
+#pragma GCC unroll 32
     for (int p = 0; p < 8; p++)
         _mm512_storeu_ps(r->y + (ox + p) * KN_NCHWC_BLOCK, dw_epilogue(j, r, ox + p, acc[p]));
 }
