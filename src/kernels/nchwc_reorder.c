@@ -65,17 +65,20 @@ static void to_nchw_plain(const reorder_job *j, int64_t nb, int real, int64_t p0
 REORDER_AVX512 static REORDER_INLINE void transpose16(__m512 r[16])
 {
     __m512 t[16], u[16];
+#pragma GCC unroll 16
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
     /* u[4g + j], lane k: rows 4g..4g+3 at column 4k + j */
+#pragma GCC unroll 16
     for (int g = 0; g < 4; g++) {
         u[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
         u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
         u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
         u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
     }
+#pragma GCC unroll 16
     for (int jj = 0; jj < 4; jj++) {
         __m512 p = _mm512_shuffle_f32x4(u[jj], u[4 + jj], 0x44);
         __m512 q = _mm512_shuffle_f32x4(u[8 + jj], u[12 + jj], 0x44);
@@ -102,11 +105,14 @@ REORDER_AVX512 static void from_nchw_avx512(const reorder_job *j, int64_t nb, in
         int64_t cnt = p1 - p < 16 ? p1 - p : 16;
         __mmask16 m = reorder_mask(cnt);
         __m512 r[16];
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i++)
             r[i] = i < real ? _mm512_maskz_loadu_ps(m, x + (i * j->hw + p)) : _mm512_setzero_ps();
         transpose16(r);
-        for (int k = 0; k < cnt; k++)
-            _mm512_storeu_ps(y + (p + k) * KN_NCHWC_BLOCK, r[k]);
+#pragma GCC unroll 16
+        for (int k = 0; k < 16; k++)
+            if (k < cnt)
+                _mm512_storeu_ps(y + (p + k) * KN_NCHWC_BLOCK, r[k]);
     }
 }
 
@@ -119,11 +125,14 @@ REORDER_AVX512 static void to_nchw_avx512(const reorder_job *j, int64_t nb, int 
         int64_t cnt = p1 - p < 16 ? p1 - p : 16;
         __mmask16 m = reorder_mask(cnt);
         __m512 r[16];
+#pragma GCC unroll 16
         for (int k = 0; k < 16; k++)
             r[k] = k < cnt ? _mm512_loadu_ps(x + (p + k) * KN_NCHWC_BLOCK) : _mm512_setzero_ps();
         transpose16(r);
-        for (int i = 0; i < real; i++)
-            _mm512_mask_storeu_ps(y + (i * j->hw + p), m, r[i]);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            if (i < real)
+                _mm512_mask_storeu_ps(y + (i * j->hw + p), m, r[i]);
     }
 }
 #endif
