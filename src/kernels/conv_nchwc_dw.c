@@ -64,6 +64,11 @@ kn_nchwc_weights *kn_nchwc_dw_pack(const kn_nchwc_conv *g, const float *w, const
 /* [lo, hi) of the taps t < k with 0 <= start + t * d < limit (d >= 1). */
 static void dw_taps(int64_t start, int64_t k, int64_t d, int64_t limit, int64_t *lo, int64_t *hi)
 {
+    if (start >= 0 && start + (k - 1) * d < limit) { /* the common case: no divisions */
+        *lo = 0;
+        *hi = k;
+        return;
+    }
     *lo = start < 0 ? kn_ceil_div(-start, d) : 0;
     *hi = limit > start ? kn_ceil_div(limit - start, d) : 0;
     *lo = *lo < k ? *lo : k;

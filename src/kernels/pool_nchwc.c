@@ -21,10 +21,19 @@
 
 #include "exec/threadpool.h"
 
+/* Inlined into the AVX-512 code: called from there as baseline functions, their
+ * SSE conversions would pay the dirty-upper-state penalty on every pixel. */
+#define POOL_INLINE __attribute__((always_inline)) inline
+
 /* [lo, hi) of the taps t < k with 0 <= start + t * d < limit (d >= 1). */
-static void pool_taps(int64_t start, int64_t k, int64_t d, int64_t limit, int64_t *lo,
+static POOL_INLINE void pool_taps(int64_t start, int64_t k, int64_t d, int64_t limit, int64_t *lo,
                       int64_t *hi)
 {
+    if (start >= 0 && start + (k - 1) * d < limit) { /* the common case: no divisions */
+        *lo = 0;
+        *hi = k;
+        return;
+    }
     *lo = start < 0 ? kn_ceil_div(-start, d) : 0;
     *hi = limit > start ? kn_ceil_div(limit - start, d) : 0;
     *lo = *lo < k ? *lo : k;
@@ -39,7 +48,7 @@ typedef struct pool_win {
     float count;
 } pool_win;
 
-static void pool_window(const kn_nchwc_pool *p, int64_t oy, int64_t ox, pool_win *w)
+static POOL_INLINE void pool_window(const kn_nchwc_pool *p, int64_t oy, int64_t ox, pool_win *w)
 {
     w->iy = oy * p->sh - p->pt;
     w->ix = ox * p->sw - p->pl;
