@@ -77,10 +77,23 @@ static void dw_taps(int64_t start, int64_t k, int64_t d, int64_t limit, int64_t 
         *hi = *lo;
 }
 
-/* One job: the arguments, the blocks, the row chunking, the epilogue's clamp. */
+/* [oxa, oxb): the output columns whose every tap lies inside the image. */
+static void dw_interior(const kn_nchwc_conv *g, int64_t *oxa, int64_t *oxb)
+{
+    int64_t last = g->iw - 1 - (g->kw - 1) * g->dw + g->pl; /* ox * sw <= last */
+    *oxa = kn_ceil_div(g->pl, g->sw);
+    *oxb = last >= 0 ? last / g->sw + 1 : 0;
+    *oxa = *oxa < g->ow ? *oxa : g->ow;
+    *oxb = *oxb < g->ow ? *oxb : g->ow;
+    if (*oxb < *oxa)
+        *oxb = *oxa;
+}
+
+/* One job: the arguments, the blocks, the row chunking, the columns whose taps
+ * all lie inside the image, the epilogue's clamp. */
 typedef struct dw_job {
     const kn_nchwc_conv_args *a;
-    int64_t cb, chunk, nchunks;
+    int64_t cb, chunk, nchunks, oxa, oxb;
     int clamp;
     float lo, hi;
 } dw_job;
@@ -95,6 +108,7 @@ static void dw_job_init(dw_job *j, const kn_nchwc_conv_args *a)
     j->chunk = j->chunk < g->oh ? j->chunk : g->oh;
     j->nchunks = j->chunk > 0 ? (g->oh + j->chunk - 1) / j->chunk : 0;
     j->clamp = kn_conv_act_is_clamp(&a->act, &j->lo, &j->hi);
+    dw_interior(g, &j->oxa, &j->oxb);
 }
 
 /* Block-plane offsets (floats) of image n, block b for the input and the output. */
@@ -307,18 +321,6 @@ static dw_pixels_fn dw_main_kernel(const kn_nchwc_conv *g)
     return dw_pixels8;
 }
 
-/* [oxa, oxb): the output columns whose every tap lies inside the image. */
-static void dw_interior(const kn_nchwc_conv *g, int64_t *oxa, int64_t *oxb)
-{
-    int64_t last = g->iw - 1 - (g->kw - 1) * g->dw + g->pl; /* ox * sw <= last */
-    *oxa = kn_ceil_div(g->pl, g->sw);
-    *oxb = last >= 0 ? last / g->sw + 1 : 0;
-    *oxa = *oxa < g->ow ? *oxa : g->ow;
-    *oxb = *oxb < g->ow ? *oxb : g->ow;
-    if (*oxb < *oxa)
-        *oxb = *oxa;
-}
-
 DW_AVX512 static void dw_row_avx512(const dw_job *j, int64_t n, int64_t b, int64_t oy)
 {
     const kn_nchwc_conv_args *a = j->a;
@@ -336,9 +338,8 @@ DW_AVX512 static void dw_row_avx512(const dw_job *j, int64_t n, int64_t b, int64
         .bias = _mm512_load_ps(a->w->bias + b * KN_NCHWC_BLOCK),
     };
     dw_taps(iy, g->kh, g->dh, g->ih, &r.kylo, &r.kyhi);
-    int64_t oxa, oxb, ox = 0;
-    dw_interior(g, &oxa, &oxb);
-    for (; ox < oxa; ox++)
+    int64_t oxb = j->oxb, ox = 0;
+    for (; ox < j->oxa; ox++)
         dw_pixel(j, &r, ox);
     dw_pixels_fn main = dw_main_kernel(g);
     for (; ox + 8 <= oxb; ox += 8)
