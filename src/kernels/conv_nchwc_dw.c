@@ -196,16 +196,28 @@ typedef struct dw_row {
     const float *z;     /* residual row or NULL */
     float *y;
     int64_t iy, kylo, kyhi, dh16, dw16, sw16; /* iy = oy * sh - pt */
-    __m512 bias;
+    int clamp;
+    __m512 bias, lo, hi;
 } dw_row;
 
-DW_AVX512 static DW_INLINE __m512 dw_epilogue(const dw_job *j, const dw_row *r, int64_t ox, __m512 v)
+/* acc[0..np) + z (when there is one), clamped (when the act is a clamp), stored
+ * at pixels ox..ox+np-1; the branches outside the per-pixel work. */
+DW_AVX512 static DW_INLINE void dw_store(const dw_row *r, int64_t ox, __m512 *acc, const int np)
 {
-    if (r->z)
-        v = _mm512_add_ps(v, _mm512_loadu_ps(r->z + ox * KN_NCHWC_BLOCK));
-    if (j->clamp) /* max/min return the second operand for NaN: NaN stays NaN */
-        v = _mm512_min_ps(_mm512_set1_ps(j->hi), _mm512_max_ps(_mm512_set1_ps(j->lo), v));
-    return v;
+    float *y = r->y + ox * KN_NCHWC_BLOCK;
+    if (r->z) {
+        const float *z = r->z + ox * KN_NCHWC_BLOCK;
+#pragma GCC unroll 32
+        for (int p = 0; p < np; p++)
+            acc[p] = _mm512_add_ps(acc[p], _mm512_loadu_ps(z + p * KN_NCHWC_BLOCK));
+    }
+    if (r->clamp) /* max/min return the second operand for NaN: NaN stays NaN */
+#pragma GCC unroll 32
+        for (int p = 0; p < np; p++)
+            acc[p] = _mm512_min_ps(r->hi, _mm512_max_ps(r->lo, acc[p]));
+#pragma GCC unroll 32
+    for (int p = 0; p < np; p++)
+        _mm512_storeu_ps(y + p * KN_NCHWC_BLOCK, acc[p]);
 }
 
 /* np interior pixels from ox: every tap, np accumulators. */
@@ -227,9 +239,7 @@ DW_AVX512 static DW_INLINE void dw_pixels(const dw_job *j, const dw_row *r, int6
                 acc[p] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xr + p * r->sw16), acc[p]);
         }
     }
-#pragma GCC unroll 32
-    for (int p = 0; p < np; p++)
-        _mm512_storeu_ps(r->y + (ox + p) * KN_NCHWC_BLOCK, dw_epilogue(j, r, ox + p, acc[p]));
+    dw_store(r, ox, acc, np);
 }
 
 /* 8 interior pixels with a fixed kernel width KW, stride S along x and
@@ -257,9 +267,7 @@ DW_AVX512 static DW_INLINE void dw_pixels_fixed(const dw_job *j, const dw_row *r
                 acc[p] = _mm512_fmadd_ps(wv, xv[p * S + kx], acc[p]);
         }
     }
-#pragma GCC unroll 32
-    for (int p = 0; p < 8; p++)
-        _mm512_storeu_ps(r->y + (ox + p) * KN_NCHWC_BLOCK, dw_epilogue(j, r, ox + p, acc[p]));
+    dw_store(r, ox, acc, 8);
 }
 
 /* One pixel with its own column range of taps (the edges, and interior tails). */
@@ -285,7 +293,7 @@ DW_AVX512 static void dw_pixel(const dw_job *j, const dw_row *r, int64_t ox)
                                   _mm512_loadu_ps(r->x + (xo + kx * r->dw16)), acc);
     }
     acc = _mm512_add_ps(acc, acc2);
-    _mm512_storeu_ps(r->y + ox * KN_NCHWC_BLOCK, dw_epilogue(j, r, ox, acc));
+    dw_store(r, ox, &acc, 1);
 }
 
 typedef void (*dw_pixels_fn)(const dw_job *, const dw_row *, int64_t);
@@ -335,7 +343,10 @@ DW_AVX512 static void dw_row_avx512(const dw_job *j, int64_t n, int64_t b, int64
         .dh16 = g->dh * g->iw * KN_NCHWC_BLOCK,
         .dw16 = g->dw * KN_NCHWC_BLOCK,
         .sw16 = g->sw * KN_NCHWC_BLOCK,
+        .clamp = j->clamp,
         .bias = _mm512_load_ps(a->w->bias + b * KN_NCHWC_BLOCK),
+        .lo = _mm512_set1_ps(j->lo),
+        .hi = _mm512_set1_ps(j->hi),
     };
     dw_taps(iy, g->kh, g->dh, g->ih, &r.kylo, &r.kyhi);
     int64_t oxb = j->oxb, ox = 0;
