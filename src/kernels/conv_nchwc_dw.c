@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "exec/threadpool.h"
+#include "kernels/nchwc_taps.h"
 
 /* output-pixel x tap products per parallel task (sets the row chunk) */
 #define DW_TASK_WORK 8192
@@ -61,21 +62,6 @@ kn_nchwc_weights *kn_nchwc_dw_pack(const kn_nchwc_conv *g, const float *w, const
 
 /* ------------------------------------------------------------ geometry */
 
-/* [lo, hi) of the taps t < k with 0 <= start + t * d < limit (d >= 1). */
-static void dw_taps(int64_t start, int64_t k, int64_t d, int64_t limit, int64_t *lo, int64_t *hi)
-{
-    if (start >= 0 && start + (k - 1) * d < limit) { /* the common case: no divisions */
-        *lo = 0;
-        *hi = k;
-        return;
-    }
-    *lo = start < 0 ? kn_ceil_div(-start, d) : 0;
-    *hi = limit > start ? kn_ceil_div(limit - start, d) : 0;
-    *lo = *lo < k ? *lo : k;
-    *hi = *hi < k ? *hi : k;
-    if (*hi < *lo)
-        *hi = *lo;
-}
 
 /* [oxa, oxb): the output columns whose every tap lies inside the image. */
 static void dw_interior(const kn_nchwc_conv *g, int64_t *oxa, int64_t *oxb)
@@ -141,8 +127,8 @@ static float dw_ref_value(const dw_job *j, const float *x, const float *w, float
 {
     const kn_nchwc_conv *g = j->a->g;
     int64_t iy = oy * g->sh - g->pt, ix = ox * g->sw - g->pl, kylo, kyhi, kxlo, kxhi;
-    dw_taps(iy, g->kh, g->dh, g->ih, &kylo, &kyhi);
-    dw_taps(ix, g->kw, g->dw, g->iw, &kxlo, &kxhi);
+    kn_nchwc_taps(iy, g->kh, g->dh, g->ih, &kylo, &kyhi);
+    kn_nchwc_taps(ix, g->kw, g->dw, g->iw, &kxlo, &kxhi);
     double acc = bias;
     for (int64_t ky = kylo; ky < kyhi; ky++)
         for (int64_t kx = kxlo; kx < kxhi; kx++) {
@@ -271,11 +257,11 @@ DW_AVX512 static DW_INLINE void dw_pixels_fixed(const dw_job *j, const dw_row *r
 }
 
 /* One pixel with its own column range of taps (the edges, and interior tails). */
-DW_AVX512 static void dw_pixel(const dw_job *j, const dw_row *r, int64_t ox)
+DW_AVX512 static DW_INLINE void dw_pixel(const dw_job *j, const dw_row *r, int64_t ox)
 {
     const kn_nchwc_conv *g = j->a->g;
     int64_t ix = ox * g->sw - g->pl, kxlo, kxhi;
-    dw_taps(ix, g->kw, g->dw, g->iw, &kxlo, &kxhi);
+    kn_nchwc_taps(ix, g->kw, g->dw, g->iw, &kxlo, &kxhi);
     __m512 acc = r->bias, acc2 = _mm512_setzero_ps();
     for (int64_t ky = r->kylo; ky < r->kyhi; ky++) {
         /* offsets summed before they touch the pointer: ix may be negative */
@@ -348,7 +334,7 @@ DW_AVX512 static void dw_row_avx512(const dw_job *j, int64_t n, int64_t b, int64
         .lo = _mm512_set1_ps(j->lo),
         .hi = _mm512_set1_ps(j->hi),
     };
-    dw_taps(iy, g->kh, g->dh, g->ih, &r.kylo, &r.kyhi);
+    kn_nchwc_taps(iy, g->kh, g->dh, g->ih, &r.kylo, &r.kyhi);
     int64_t oxb = j->oxb, ox = 0;
     for (; ox < j->oxa; ox++)
         dw_pixel(j, &r, ox);

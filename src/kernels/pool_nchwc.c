@@ -20,27 +20,12 @@
 #include <string.h>
 
 #include "exec/threadpool.h"
+#include "kernels/nchwc_taps.h"
 
 /* Inlined into the AVX-512 code: called from there as baseline functions, their
  * SSE conversions would pay the dirty-upper-state penalty on every pixel. */
 #define POOL_INLINE __attribute__((always_inline)) inline
 
-/* [lo, hi) of the taps t < k with 0 <= start + t * d < limit (d >= 1). */
-static POOL_INLINE void pool_taps(int64_t start, int64_t k, int64_t d, int64_t limit, int64_t *lo,
-                      int64_t *hi)
-{
-    if (start >= 0 && start + (k - 1) * d < limit) { /* the common case: no divisions */
-        *lo = 0;
-        *hi = k;
-        return;
-    }
-    *lo = start < 0 ? kn_ceil_div(-start, d) : 0;
-    *hi = limit > start ? kn_ceil_div(limit - start, d) : 0;
-    *lo = *lo < k ? *lo : k;
-    *hi = *hi < k ? *hi : k;
-    if (*hi < *lo)
-        *hi = *lo;
-}
 
 /* The window of one output pixel: tap ranges inside the image, the divisor. */
 typedef struct pool_win {
@@ -52,13 +37,13 @@ static POOL_INLINE void pool_window(const kn_nchwc_pool *p, int64_t oy, int64_t 
 {
     w->iy = oy * p->sh - p->pt;
     w->ix = ox * p->sw - p->pl;
-    pool_taps(w->iy, p->kh, p->dh, p->ih, &w->kylo, &w->kyhi);
-    pool_taps(w->ix, p->kw, p->dw, p->iw, &w->kxlo, &w->kxhi);
+    kn_nchwc_taps(w->iy, p->kh, p->dh, p->ih, &w->kylo, &w->kyhi);
+    kn_nchwc_taps(w->ix, p->kw, p->dw, p->iw, &w->kxlo, &w->kxhi);
     int64_t n = (w->kyhi - w->kylo) * (w->kxhi - w->kxlo);
     if (p->count_include_pad) {
         int64_t ylo, yhi, xlo, xhi;
-        pool_taps(w->iy + p->pt, p->kh, p->dh, p->ih + p->pt + p->pb, &ylo, &yhi);
-        pool_taps(w->ix + p->pl, p->kw, p->dw, p->iw + p->pl + p->pr, &xlo, &xhi);
+        kn_nchwc_taps(w->iy + p->pt, p->kh, p->dh, p->ih + p->pt + p->pb, &ylo, &yhi);
+        kn_nchwc_taps(w->ix + p->pl, p->kw, p->dw, p->iw + p->pl + p->pr, &xlo, &xhi);
         n = (yhi - ylo) * (xhi - xlo);
     }
     w->count = (float)n;
