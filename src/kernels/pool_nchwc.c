@@ -134,17 +134,28 @@ static __mmask16 pool_lanes(int real)
     return (__mmask16)((1u << real) - 1u);
 }
 
-/* Max over the window: lanes holding NaN keep it (max is only taken where the
- * running value is a number; max returns its second operand, v, for a NaN v). */
+/* max(m, v) where m is a number, m where it is NaN: a NaN met first stays
+ * (max returns its second operand, v, when v is NaN). */
+POOL_AVX512 static POOL_INLINE __m512 pool_max_keep_nan(__m512 m, __m512 v)
+{
+    return _mm512_mask_max_ps(m, _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q), m, v);
+}
+
+/* Max over the window: a maximum per window row (independent chains), then the
+ * rows' maxima in order. */
 POOL_AVX512 static __m512 pool_max_avx512(const kn_nchwc_pool *p, const pool_win *w, const float *x)
 {
     __m512 m = _mm512_set1_ps(-INFINITY);
+    if (w->kxhi == w->kxlo)
+        return m;
     for (int64_t ky = w->kylo; ky < w->kyhi; ky++) {
-        int64_t row = (w->iy + ky * p->dh) * p->iw + w->ix;
-        for (int64_t kx = w->kxlo; kx < w->kxhi; kx++) {
-            __m512 v = _mm512_loadu_ps(x + (row + kx * p->dw) * KN_NCHWC_BLOCK);
-            m = _mm512_mask_max_ps(m, _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q), m, v);
-        }
+        /* the first cell inside: w->ix itself may lie left of the image */
+        int64_t pix = (w->iy + ky * p->dh) * p->iw + w->ix + w->kxlo * p->dw;
+        const float *c = x + pix * KN_NCHWC_BLOCK;
+        __m512 r = _mm512_loadu_ps(c);
+        for (int64_t kx = 1; kx < w->kxhi - w->kxlo; kx++)
+            r = pool_max_keep_nan(r, _mm512_loadu_ps(c + kx * p->dw * KN_NCHWC_BLOCK));
+        m = pool_max_keep_nan(m, r);
     }
     return m;
 }
