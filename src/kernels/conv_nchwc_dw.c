@@ -6,7 +6,9 @@
  * 3- and 5-wide kernels each input vector loaded once for the taps sharing it),
  * the interior's tail in one call of 1..7 accumulators, the edge pixels one at
  * a time over the taps inside the image; bias, residual and a clamp (none /
- * Relu / Clip) in the epilogue, the other activations over the stored row.  Work splits over (image, block, row chunk). */
+ * Relu / Clip) in the epilogue, the other activations over the stored row.
+ * Work splits over (image, block, row chunk); ISAs below AVX-512 run the
+ * reference's rows over the same split. */
 #include "kernels/nchwc_internal.h"
 
 #include <stdlib.h>
@@ -61,7 +63,6 @@ kn_nchwc_weights *kn_nchwc_dw_pack(const kn_nchwc_conv *g, const float *w, const
 }
 
 /* ------------------------------------------------------------ geometry */
-
 
 /* [oxa, oxb): the output columns whose every tap lies inside the image. */
 static void dw_interior(const kn_nchwc_conv *g, int64_t *oxa, int64_t *oxb)
@@ -197,10 +198,11 @@ DW_AVX512 static DW_INLINE void dw_store(const dw_row *r, int64_t ox, __m512 *ac
         for (int p = 0; p < np; p++)
             acc[p] = _mm512_add_ps(acc[p], _mm512_loadu_ps(z + p * KN_NCHWC_BLOCK));
     }
-    if (r->clamp) /* max/min return the second operand for NaN: NaN stays NaN */
+    if (r->clamp) { /* max/min return the second operand for NaN: NaN stays NaN */
 #pragma GCC unroll 32
         for (int p = 0; p < np; p++)
             acc[p] = _mm512_min_ps(r->hi, _mm512_max_ps(r->lo, acc[p]));
+    }
 #pragma GCC unroll 32
     for (int p = 0; p < np; p++)
         _mm512_storeu_ps(y + p * KN_NCHWC_BLOCK, acc[p]);
