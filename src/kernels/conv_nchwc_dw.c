@@ -176,6 +176,12 @@ void kn_nchwc_dw_reference(const kn_nchwc_conv_args *a)
 #define DW_HAVE_AVX512 1
 #define DW_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 #define DW_INLINE __attribute__((always_inline)) inline
+/* full unrolling of the small constant loops keeps accumulators in registers */
+#ifdef __clang__
+#define DW_UNROLL _Pragma("unroll")
+#else
+#define DW_UNROLL _Pragma("GCC unroll 32")
+#endif
 
 /* What one output row shares: the input rows' origin, the taps' ranges. */
 typedef struct dw_row {
@@ -195,17 +201,17 @@ DW_AVX512 static DW_INLINE void dw_store(const dw_row *r, int64_t ox, __m512 *ac
     float *y = r->y + ox * KN_NCHWC_BLOCK;
     if (r->z) {
         const float *z = r->z + ox * KN_NCHWC_BLOCK;
-#pragma GCC unroll 32
+DW_UNROLL
         for (int p = 0; p < np; p++)
             if (p < ns)
                 acc[p] = _mm512_add_ps(acc[p], _mm512_loadu_ps(z + p * KN_NCHWC_BLOCK));
     }
     if (r->clamp) { /* max/min return the second operand for NaN: NaN stays NaN */
-#pragma GCC unroll 32
+DW_UNROLL
         for (int p = 0; p < np; p++)
             acc[p] = _mm512_min_ps(r->hi, _mm512_max_ps(r->lo, acc[p]));
     }
-#pragma GCC unroll 32
+DW_UNROLL
     for (int p = 0; p < np; p++)
         if (p < ns)
             _mm512_storeu_ps(y + p * KN_NCHWC_BLOCK, acc[p]);
@@ -216,7 +222,7 @@ DW_AVX512 static DW_INLINE void dw_pixels(const dw_job *j, const dw_row *r, int6
 {
     int64_t kw = j->a->g->kw;
     __m512 acc[8];
-#pragma GCC unroll 32
+DW_UNROLL
     for (int p = 0; p < np; p++)
         acc[p] = r->bias;
     const kn_nchwc_conv *g = j->a->g;
@@ -225,7 +231,7 @@ DW_AVX512 static DW_INLINE void dw_pixels(const dw_job *j, const dw_row *r, int6
         const float *xr = r->x + x0 + ky * r->dh16, *wr = r->w + ky * kw * KN_NCHWC_BLOCK;
         for (int64_t kx = 0; kx < kw; kx++, xr += r->dw16) {
             __m512 wv = _mm512_load_ps(wr + kx * KN_NCHWC_BLOCK);
-#pragma GCC unroll 32
+DW_UNROLL
             for (int p = 0; p < np; p++)
                 acc[p] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xr + p * r->sw16), acc[p]);
         }
@@ -243,7 +249,7 @@ DW_AVX512 static DW_INLINE void dw_group(const dw_job *j, const dw_row *r, int64
 {
     const kn_nchwc_conv *g = j->a->g;
     __m512 acc[8], xv[7 * 2 + 5];
-#pragma GCC unroll 32
+DW_UNROLL
     for (int p = 0; p < 8; p++)
         acc[p] = r->bias;
     /* columns c0 + i, i in [ilo, ihi), lie in the image */
@@ -251,14 +257,14 @@ DW_AVX512 static DW_INLINE void dw_group(const dw_job *j, const dw_row *r, int64
     for (int64_t ky = r->kylo; ky < r->kyhi; ky++) {
         int64_t row = (r->iy + ky * g->dh) * g->iw;
         const float *wr = r->w + ky * KW * KN_NCHWC_BLOCK;
-#pragma GCC unroll 32
+DW_UNROLL
         for (int i = 0; i < 7 * S + KW; i++)
             xv[i] = i >= ilo && i < ihi ? _mm512_loadu_ps(r->x + (row + c0 + i) * KN_NCHWC_BLOCK)
                                         : _mm512_setzero_ps();
-#pragma GCC unroll 32
+DW_UNROLL
         for (int kx = 0; kx < KW; kx++) {
             __m512 wv = _mm512_load_ps(wr + kx * KN_NCHWC_BLOCK);
-#pragma GCC unroll 32
+DW_UNROLL
             for (int p = 0; p < 8; p++)
                 acc[p] = _mm512_fmadd_ps(wv, xv[p * S + kx], acc[p]);
         }
