@@ -24,13 +24,18 @@
 
 /* ------------------------------------------------------------- packing */
 
-/* Offset of weight (output block mb, input block cb, tap ky kx) in the packed
- * order [Mp/16][Cp/16][kh][kw][16 in][16 out]. */
-static size_t packed_tap(const kn_nchwc_conv *g, int64_t mb, int64_t cb, int64_t ky, int64_t kx)
+/* Index of the weight of output channel m, input channel c, tap ky kx in the
+ * packed order: groups of TILE_OB output blocks (the last group may hold fewer),
+ * each [Cp/16][kh][kw][16 in][blocks of the group][16 out], so that a tile
+ * sweeps its group's weights in one stream. */
+static size_t packed_at(const kn_nchwc_conv *g, int64_t m, int64_t c, int64_t ky, int64_t kx)
 {
-    int64_t cbs = kn_nchwc_padded(g->channels) / B;
-    return ((((size_t)mb * (size_t)cbs + (size_t)cb) * (size_t)g->kh + (size_t)ky) * (size_t)g->kw +
-            (size_t)kx) * B * B;
+    int64_t mbs = kn_nchwc_padded(g->m) / B, cbs = kn_nchwc_padded(g->channels) / B;
+    int64_t g0 = m / B / TILE_OB * TILE_OB, gob = mbs - g0 < TILE_OB ? mbs - g0 : TILE_OB;
+    size_t tap = (((size_t)(c / B) * (size_t)g->kh + (size_t)ky) * (size_t)g->kw + (size_t)kx) * B +
+                 (size_t)(c % B);
+    return (size_t)g0 * (size_t)cbs * (size_t)(g->kh * g->kw) * B * B +
+           (tap * (size_t)gob + (size_t)(m / B - g0)) * B + (size_t)(m % B);
 }
 
 static void pack_weights(const kn_nchwc_conv *g, const float *w, float *dst)
@@ -38,13 +43,11 @@ static void pack_weights(const kn_nchwc_conv *g, const float *w, float *dst)
     int64_t taps = g->kh * g->kw;
     for (int64_t m = 0; m < g->m; m++)
         for (int64_t c = 0; c < g->channels; c++)
-            for (int64_t t = 0; t < taps; t++) {
-                size_t at = packed_tap(g, m / B, c / B, t / g->kw, t % g->kw);
-                dst[at + (size_t)(c % B) * B + (size_t)(m % B)] = w[(m * g->channels + c) * taps + t];
-            }
+            for (int64_t t = 0; t < taps; t++)
+                dst[packed_at(g, m, c, t / g->kw, t % g->kw)] = w[(m * g->channels + c) * taps + t];
 }
 
-/* Group 1: w [Mp/16][Cp/16][kh][kw][16 in][16 out], bias [Mp], zeros in the padding. */
+/* Group 1: w in the order of packed_at, bias [Mp], zeros in the padding. */
 kn_nchwc_weights *kn_nchwc_pack(const kn_nchwc_conv *g, const float *w, const float *bias)
 {
     if (g->group > 1)
@@ -101,7 +104,7 @@ static float ref_sum(const kn_nchwc_conv_args *a, int64_t n, int64_t m, int64_t 
                 if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw)
                     continue;
                 float xv = a->x[(((n * cbs + c / B) * g->ih + iy) * g->iw + ix) * B + c % B];
-                s += xv * a->w->w[packed_tap(g, m / B, c / B, ky, kx) + (size_t)(c % B) * B + m % B];
+                s += xv * a->w->w[packed_at(g, m, c, ky, kx)];
             }
     return s;
 }
@@ -131,27 +134,18 @@ void kn_nchwc_conv_reference(const kn_nchwc_conv_args *a)
 
 /* --------------------------------------------------------------- driver */
 
+/* Kernel sizes the tile's tap masks cover (larger ones take the reference). */
+#define MAX_TAPS_1D 64
+
 typedef struct conv_job {
     const kn_nchwc_conv_args *a;
     kn_nchwc_tile_fn tiles[TILE_OB][TILE_NP];
-    int64_t mb, cb;                /* output / input blocks */
-    int64_t rows, row_blocks;      /* output rows per task, tasks along the rows */
-    int64_t groups, chunk_groups;  /* tile groups of output blocks, groups per task */
-    int64_t ox_lo, ox_hi;          /* the pixels whose window stays inside the row: [lo, hi) */
+    int64_t mb, cb;               /* output / input blocks */
+    int64_t rows, row_blocks;     /* output rows per task, tasks along the rows */
+    int64_t groups, chunk_groups; /* tile groups of output blocks, groups per task */
     int clamp, inline_act;
     float lo, hi;
 } conv_job;
-
-/* Taps [*k0, *k1) of a window starting at input position p0 that land in [0, n). */
-static void tap_range(int64_t p0, int64_t d, int64_t k, int64_t n, int64_t *k0, int64_t *k1)
-{
-    *k0 = p0 >= 0 ? 0 : kn_ceil_div(-p0, d);
-    *k1 = p0 + (k - 1) * d < n ? k : kn_ceil_div(n - p0, d);
-    if (*k0 > k)
-        *k0 = k;
-    if (*k1 < *k0)
-        *k1 = *k0;
-}
 
 /* Non-clamp activations over the tile's stored outputs, padding lanes back to zero. */
 static void tile_act(const conv_job *j, const kn_nchwc_tile *t, int ob, int np)
@@ -165,52 +159,48 @@ static void tile_act(const conv_job *j, const kn_nchwc_tile *t, int ob, int np)
                 last[p * B + l] = 0.0f;
 }
 
-/* The pixels [ox, ox + np) of one output row, tiles already set up but x, y and
- * the x taps: the tile's window columns come from the first pixel. */
-static void run_tile(const conv_job *j, kn_nchwc_tile *t, const float *xrow, float *yrow,
-                     const float *zrow, const float *wrow, int ob, int64_t ox, int np)
+/* The window origins of pixels [p0, p0 + np) and which of their tap rows and
+ * columns lie inside the image. */
+static void tile_pixels(const kn_nchwc_conv *g, kn_nchwc_tile *t, uint8_t *row_in, uint8_t *col_in,
+                        int64_t p0, int np)
 {
-    const kn_nchwc_conv *g = j->a->g;
-    int64_t ix0 = ox * g->sw - g->pl, kx0, kx1;
-    tap_range(ix0, g->dw, g->kw, g->iw, &kx0, &kx1);
-    t->nkx = kx1 - kx0;
-    t->x = xrow + (ix0 + kx0 * g->dw) * B;
-    t->w = wrow + kx0 * B * B;
-    t->y = yrow + ox * B;
-    t->z = zrow ? zrow + ox * B : NULL;
-    j->tiles[ob - 1][np - 1](t);
-    if (!j->inline_act)
-        tile_act(j, t, ob, np);
+    memset(row_in, 0, (size_t)g->kh);
+    memset(col_in, 0, (size_t)g->kw);
+    for (int p = 0; p < np; p++) {
+        int64_t iy = (p0 + p) / g->ow * g->sh - g->pt, ix = (p0 + p) % g->ow * g->sw - g->pl;
+        t->pix[p] = (iy * g->iw + ix) * B;
+        for (int64_t ky = 0; ky < g->kh; ky++)
+            row_in[ky] |= (uint8_t)((iy + ky * g->dh >= 0 && iy + ky * g->dh < g->ih) << p);
+        for (int64_t kx = 0; kx < g->kw; kx++)
+            col_in[kx] |= (uint8_t)((ix + kx * g->dw >= 0 && ix + kx * g->dw < g->iw) << p);
+    }
 }
 
-/* One output row oy of image n for the output blocks [mb0, mb0 + ob). */
-static void conv_row(const conv_job *j, int64_t n, int64_t mb0, int ob, int64_t oy)
+/* Output pixels [p0, p1) of image n (a run over whole rows) for the output blocks
+ * [mb0, mb0 + ob), in tiles of TILE_NP pixels and one shorter tail. */
+static void conv_pixels(const conv_job *j, int64_t n, int64_t mb0, int ob, int64_t p0, int64_t p1)
 {
     const kn_nchwc_conv_args *a = j->a;
     const kn_nchwc_conv *g = a->g;
-    int64_t iy0 = oy * g->sh - g->pt, ky0, ky1, plane = g->oh * g->ow * B;
-    tap_range(iy0, g->dh, g->kh, g->ih, &ky0, &ky1);
-    int64_t out = (n * j->mb + mb0) * plane + oy * g->ow * B;
-    const float *xrow = a->x + ((n * j->cb * g->ih + iy0 + ky0 * g->dh) * g->iw) * B;
-    const float *wrow = a->w->w + packed_tap(g, mb0, 0, ky0, 0);
-    float *yrow = a->y + out;
-    const float *zrow = a->z ? a->z + out : NULL;
+    int64_t plane = g->oh * g->ow * B, out = (n * j->mb + mb0) * plane;
     int tail_m = (int)(g->m - (j->mb - 1) * B);
-    kn_nchwc_tile t = {.bias = a->w->bias + mb0 * B, .cb = j->cb, .nky = ky1 - ky0,
+    uint8_t row_in[MAX_TAPS_1D], col_in[MAX_TAPS_1D];
+    kn_nchwc_tile t = {.x = a->x + n * j->cb * g->ih * g->iw * B,
+                       .w = a->w->w + (size_t)mb0 * (size_t)(j->cb * g->kh * g->kw) * B * B,
+                       .bias = a->w->bias + mb0 * B, .cb = j->cb, .kh = g->kh, .kw = g->kw,
                        .x_cb = g->ih * g->iw * B, .x_ky = g->dh * g->iw * B, .x_kx = g->dw * B,
-                       .x_px = g->sw * B, .w_cb = g->kh * g->kw * B * B, .w_ky = g->kw * B * B,
-                       .w_ob = j->cb * g->kh * g->kw * B * B, .y_ob = plane,
+                       .row_in = row_in, .col_in = col_in, .y_ob = plane,
                        .last_lanes = mb0 + ob == j->mb ? (1u << tail_m) - 1u : 0xFFFFu,
                        .clamp = j->clamp, .lo = j->lo, .hi = j->hi};
-    int64_t ox = 0;
-    for (; ox < j->ox_lo && ox < g->ow; ox++)
-        run_tile(j, &t, xrow, yrow, zrow, wrow, ob, ox, 1);
-    for (; ox < j->ox_hi; ox += TILE_NP) {
-        int np = (int)(j->ox_hi - ox < TILE_NP ? j->ox_hi - ox : TILE_NP);
-        run_tile(j, &t, xrow, yrow, zrow, wrow, ob, ox, np);
+    for (int64_t p = p0; p < p1; p += TILE_NP) {
+        int np = (int)(p1 - p < TILE_NP ? p1 - p : TILE_NP);
+        tile_pixels(g, &t, row_in, col_in, p, np);
+        t.y = a->y + out + p * B;
+        t.z = a->z ? a->z + out + p * B : NULL;
+        j->tiles[ob - 1][np - 1](&t);
+        if (!j->inline_act)
+            tile_act(j, &t, ob, np);
     }
-    for (ox = ox > j->ox_hi ? j->ox_hi : ox; ox < g->ow; ox++)
-        run_tile(j, &t, xrow, yrow, zrow, wrow, ob, ox, 1);
 }
 
 static void conv_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
@@ -226,21 +216,10 @@ static void conv_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
         for (int64_t gi = c * j->chunk_groups; gi < g1; gi++) {
             int64_t mb0 = gi * TILE_OB;
             int ob = (int)(j->mb - mb0 < TILE_OB ? j->mb - mb0 : TILE_OB);
-            for (int64_t oy = oy0; oy < oy1; oy++)
-                conv_row(j, n, mb0, ob, oy);
+            conv_pixels(j, n, mb0, ob, oy0 * g->ow, oy1 * g->ow);
         }
     }
     kn_cpu_clear_upper(); /* the tiles leave wide registers dirty */
-}
-
-/* The output pixels [*lo, *hi) whose whole window lies inside the input row. */
-static void interior_cols(const kn_nchwc_conv *g, int64_t *lo, int64_t *hi)
-{
-    *lo = kn_ceil_div(g->pl, g->sw);
-    int64_t last = g->iw - 1 + g->pl - (g->kw - 1) * g->dw; /* ox * sw <= last */
-    *hi = last < 0 ? 0 : last / g->sw + 1;
-    *lo = *lo > g->ow ? g->ow : *lo;
-    *hi = *hi > g->ow ? g->ow : *hi < *lo ? *lo : *hi;
 }
 
 /* Rows per task and output-block chunks: tasks read about TASK_INPUT_FLOATS of
@@ -263,9 +242,10 @@ static void plan_tasks(conv_job *j, struct kn_threadpool *pool)
 
 static int fill_tiles(conv_job *j, kn_isa isa)
 {
+    const kn_nchwc_conv *g = j->a->g;
     if (isa > kn_cpu_isa_supported())
         isa = kn_cpu_isa_supported();
-    if (isa < KN_ISA_AVX512)
+    if (isa < KN_ISA_AVX512 || g->kh > MAX_TAPS_1D || g->kw > MAX_TAPS_1D)
         return 0;
     for (int o = 0; o < TILE_OB; o++)
         for (int p = 0; p < TILE_NP; p++)
@@ -288,7 +268,6 @@ void kn_nchwc_conv_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_co
     }
     j.inline_act = kn_conv_act_is_clamp(&a->act, &j.lo, &j.hi);
     j.clamp = j.inline_act && a->act.kind != KN_CONV_ACT_NONE;
-    interior_cols(g, &j.ox_lo, &j.ox_hi);
     plan_tasks(&j, pool);
     int64_t chunks = (j.groups + j.chunk_groups - 1) / j.chunk_groups;
     kn_parallel_for(pool, g->batch * chunks * j.row_blocks, 1, conv_tasks, &j);

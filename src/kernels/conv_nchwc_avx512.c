@@ -1,8 +1,8 @@
 /* conv_nchwc_avx512.c - AVX-512 register tiles of the group-1 NCHWc conv
  * (driver in conv_nchwc.c): OB (1..4) output blocks x NP (1..6) pixels of one
- * output row in OB * NP zmm accumulators; for every input block, tap and input
+ * output run in OB * NP zmm accumulators; for every input block, tap and input
  * channel, OB weight vectors are loaded and each pixel's input value broadcast
- * into OB FMAs.  Epilogue: bias, residual, clamp (Relu / Clip), the padding
+ * into OB FMAs (a pixel whose tap is outside the image reads a zero vector).  Epilogue: bias, residual, clamp (Relu / Clip), the padding
  * lanes of the last output block zeroed.  OB and NP are compile-time constants
  * of always-inline instances; per-function target attributes keep the rest of
  * the build baseline x86-64. */
@@ -15,24 +15,52 @@
 #define KN_INLINE __attribute__((always_inline)) inline
 #define B KN_NCHWC_BLOCK
 
-/* acc += the 16 input channels of one tap: w holds [16 in][16 out] per block. */
-KN_AVX512 static KN_INLINE void tap16(__m512 acc[4][6], const float *x, const float *w,
-                                      int64_t x_px, int64_t w_ob, const int OB, const int NP)
+/* Read by the taps that fall outside the image. */
+static const float k_zeros[B] __attribute__((aligned(64)));
+
+/* acc += the 16 input channels of one tap: pixel p's 16 values at xp[p], the
+ * weights [16 in][OB][16 out] at w. */
+KN_AVX512 static KN_INLINE void tap16(__m512 acc[4][6], const float *const xp[6], const float *w,
+                                      const int OB, const int NP)
 {
-#pragma GCC unroll 4
+#pragma GCC unroll 2
     for (int ic = 0; ic < B; ic++) {
         __m512 wv[4];
 #pragma GCC unroll 4
         for (int o = 0; o < OB; o++)
-            wv[o] = _mm512_load_ps(w + o * w_ob + ic * B);
+            wv[o] = _mm512_load_ps(w + (ic * OB + o) * B);
 #pragma GCC unroll 6
         for (int p = 0; p < NP; p++) {
-            __m512 b = _mm512_set1_ps(x[p * x_px + ic]);
+            __m512 b = _mm512_set1_ps(xp[p][ic]);
 #pragma GCC unroll 4
             for (int o = 0; o < OB; o++)
                 acc[o][p] = _mm512_fmadd_ps(wv[o], b, acc[o][p]);
         }
     }
+}
+
+/* The taps of input block xc (weights from w on), pixels whose tap is outside
+ * the image reading zeros; returns w past this block's taps. */
+KN_AVX512 static KN_INLINE const float *block_taps(const kn_nchwc_tile *t, __m512 acc[4][6],
+                                                   const float *xc, const float *w, const int OB,
+                                                   const int NP)
+{
+    const unsigned all = (1u << NP) - 1u;
+    for (int64_t ky = 0; ky < t->kh; ky++) {
+        unsigned rows = t->row_in[ky] & all;
+        for (int64_t kx = 0; kx < t->kw; kx++, w += B * B * OB) {
+            unsigned in = rows & t->col_in[kx];
+            if (!in)
+                continue;
+            const float *xt = xc + ky * t->x_ky + kx * t->x_kx;
+            const float *xp[6];
+#pragma GCC unroll 6
+            for (int p = 0; p < NP; p++)
+                xp[p] = in >> p & 1u ? xt + t->pix[p] : k_zeros;
+            tap16(acc, xp, w, OB, NP);
+        }
+    }
+    return w;
 }
 
 /* bias, residual, clamp and the store of the accumulators. */
@@ -64,13 +92,9 @@ KN_AVX512 static KN_INLINE void tile_body(const kn_nchwc_tile *t, const int OB, 
 #pragma GCC unroll 6
         for (int p = 0; p < NP; p++)
             acc[o][p] = _mm512_setzero_ps();
+    const float *w = t->w;
     for (int64_t cb = 0; cb < t->cb; cb++)
-        for (int64_t ky = 0; ky < t->nky; ky++) {
-            const float *x = t->x + cb * t->x_cb + ky * t->x_ky;
-            const float *w = t->w + cb * t->w_cb + ky * t->w_ky;
-            for (int64_t kx = 0; kx < t->nkx; kx++)
-                tap16(acc, x + kx * t->x_kx, w + kx * B * B, t->x_px, t->w_ob, OB, NP);
-        }
+        w = block_taps(t, acc, t->x + cb * t->x_cb, w, OB, NP);
     tile_store(t, acc, OB, NP);
 }
 

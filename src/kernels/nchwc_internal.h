@@ -14,19 +14,22 @@ struct kn_nchwc_weights {
     size_t bytes;    /* of w and bias together */
 };
 
-/* One register tile of the group-1 conv: ob output blocks x np output pixels of
- * one output row, summed over every input block and the nky x nkx taps inside
- * the image.  Strides are in floats. */
+/* One register tile of the group-1 conv: ob output blocks x np consecutive output
+ * pixels of one image (a run that may cross rows), summed over every input block
+ * and every tap; a tap that falls outside the image for a pixel reads zeros.
+ * Offsets and strides are in floats. */
 typedef struct kn_nchwc_tile {
-    const float *x;    /* input block 0 at the first pixel's first tap */
-    const float *w;    /* first output block, input block 0, first tap */
+    const float *x;    /* the image's input, block 0 */
+    const float *w;    /* the tile's group of output blocks (see kn_nchwc_pack) */
     const float *bias; /* the first output block's 16 */
     const float *z;    /* residual at y's position, or NULL */
-    float *y;          /* first output block, first pixel */
-    int64_t cb, nky, nkx;
-    int64_t x_cb, x_ky, x_kx, x_px; /* input: block, tap row, tap column, pixel */
-    int64_t w_cb, w_ky, w_ob;       /* weights: block, tap row, output block */
-    int64_t y_ob;                   /* y and z: output block */
+    float *y;          /* first output block, first pixel; pixels 16 floats apart */
+    int64_t cb, kh, kw;
+    int64_t x_cb, x_ky, x_kx; /* input strides: block, tap row, tap column */
+    int64_t pix[6];           /* each pixel's window origin (may lie outside the image) */
+    const uint8_t *row_in;    /* [kh]: bit p set when pixel p's tap row is inside */
+    const uint8_t *col_in;    /* [kw]: bit p set when pixel p's tap column is inside */
+    int64_t y_ob;             /* y and z: output block stride */
     uint32_t last_lanes; /* lanes kept in the tile's last output block (others zeroed) */
     int clamp;           /* clamp to [lo, hi] before the store */
     float lo, hi;
