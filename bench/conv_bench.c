@@ -2,9 +2,13 @@
  * shapes of the reference CNNs (MobileNetV2 stem, expand / depthwise / project
  * convs, ResNet-50 3x3 convs), each with the path kn_conv2d_run picks and, where
  * that is the direct path, with the im2col path it replaced (weights given only
- * prepacked), and where the Winograd path applies, with the im2col path too.  Reports the best and median thread CPU time of `reps` runs, so a
- * loaded machine inflates the numbers less than wall time would.  Run by hand:
- *   build/conv_bench [reps] [generic|avx2|avx512] [name filter] */
+ * prepacked), and where the Winograd path applies, with the im2col path too;
+ * the group-1 ResNet-50 / MobileNetV2 layers also on the blocked NCHWc path
+ * (kn_nchwc_conv_run on blocked tensors, no reorder: the "nchwc" lines).
+ * Reports the best and median thread CPU time of `reps` runs, so a loaded
+ * machine inflates the numbers less than wall time would; with threads > 1 both
+ * paths run on a pool of that many and the times are wall times.  Run by hand:
+ *   build/conv_bench [reps] [generic|avx2|avx512] [name filter] [threads] */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +16,9 @@
 #include <time.h>
 
 #include "core/cpu.h"
+#include "exec/threadpool.h"
 #include "kernels/conv_kernels.h"
+#include "kernels/nchwc.h"
 #include "kernels/sgemm.h"
 
 typedef struct layer {
@@ -65,10 +71,13 @@ static const layer k_layers[] = {
     {"r50 ds 1x1 s2 1024->2048 14", 1, 1024, 2048, 1, 14, 14, 1, 2, 0, KN_CONV_ACT_NONE},
 };
 
+/* The pool of the run (NULL: single thread, timed in thread CPU time). */
+static kn_threadpool *g_pool;
+
 static double thread_ms(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    clock_gettime(g_pool ? CLOCK_MONOTONIC : CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
@@ -89,13 +98,13 @@ static int cmp_double(const void *a, const void *b)
 /* Times a at isa: best and median ms of reps runs (one warm-up). */
 static void time_conv(const kn_conv2d_args *a, kn_isa isa, int reps, double *best, double *med)
 {
-    size_t sf = kn_conv2d_scratch_floats(a, 1);
+    size_t sf = kn_conv2d_scratch_floats(a, g_pool ? kn_threadpool_size(g_pool) : 1);
     float *scratch = sf && sf != SIZE_MAX ? filled((int64_t)sf) : NULL;
     double *t = calloc((size_t)reps, sizeof *t);
-    kn_conv2d_run(NULL, isa, a, scratch, sf);
+    kn_conv2d_run(g_pool, isa, a, scratch, sf);
     for (int r = 0; r < reps; r++) {
         double t0 = thread_ms();
-        kn_conv2d_run(NULL, isa, a, scratch, sf);
+        kn_conv2d_run(g_pool, isa, a, scratch, sf);
         t[r] = thread_ms() - t0;
     }
     qsort(t, (size_t)reps, sizeof *t, cmp_double);
@@ -103,6 +112,43 @@ static void time_conv(const kn_conv2d_args *a, kn_isa isa, int reps, double *bes
     *med = t[reps / 2];
     free(t);
     free(scratch);
+}
+
+/* The layer on the NCHWc path: blocked x / y, packed weights, best and median ms. */
+static void time_nchwc(const layer *l, const kn_nchwc_conv *g, kn_isa isa, int reps,
+                       double *best, double *med)
+{
+    int64_t cp = kn_nchwc_padded(l->C), mp = kn_nchwc_padded(l->M);
+    float *x = filled(l->batch * cp * l->ih * l->iw), *w = filled(l->M * l->C * l->k * l->k);
+    float *b = filled(l->M), *y = filled(l->batch * mp * g->oh * g->ow);
+    kn_nchwc_weights *pw = kn_nchwc_pack(g, w, b);
+    kn_nchwc_conv_args a = {g, pw, x, NULL, {l->act, 0.0f, 6.0f}, y};
+    double *t = calloc((size_t)reps, sizeof *t);
+    kn_nchwc_conv_run(g_pool, isa, &a);
+    for (int r = 0; r < reps; r++) {
+        double t0 = thread_ms();
+        kn_nchwc_conv_run(g_pool, isa, &a);
+        t[r] = thread_ms() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    *best = t[0];
+    *med = t[reps / 2];
+    free(t);
+    kn_nchwc_weights_free(pw);
+    free(x), free(w), free(b), free(y);
+}
+
+/* The "nchwc" line of the group-1 ResNet-50 and MobileNetV2 layers. */
+static void bench_nchwc(const layer *l, kn_isa isa, int reps, int64_t oh, int64_t ow)
+{
+    if (l->group != 1 || (strncmp(l->name, "r50", 3) && strncmp(l->name, "mnv2", 4)))
+        return;
+    kn_nchwc_conv g = {l->batch, l->C, l->M, 1, l->ih, l->iw, oh, ow,
+                       l->k, l->k, l->s, l->s, 1, 1, l->pad, l->pad};
+    double best, med, macs = (double)l->batch * l->M * oh * ow * l->C * l->k * l->k;
+    time_nchwc(l, &g, isa, reps, &best, &med);
+    printf("%-32s %-9s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", "", "nchwc", best, med,
+           2e-6 * macs / best);
 }
 
 static const char *algo_name(kn_conv_algo algo)
@@ -137,6 +183,7 @@ static void bench_layer(const layer *l, kn_isa isa, int reps)
         printf("%-32s %-9s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", "", "im2col",
                best, med, 2e-6 * macs / best);
     }
+    bench_nchwc(l, isa, reps, oh, ow);
     for (int64_t gi = 0; gi < l->group; gi++)
         kn_packed_a_free(pa[gi]);
     free(pa);
@@ -158,9 +205,14 @@ int main(int argc, char **argv)
     if (reps < 1)
         reps = 1;
     setenv("KILN_CONV_WINOGRAD", "1", 0); /* time Winograd wherever it applies */
-    printf("conv_bench: %s, %d runs, thread CPU time\n", kn_isa_name(isa), reps);
+    int threads = argc > 4 ? atoi(argv[4]) : 1;
+    kn_error err = {0};
+    g_pool = threads > 1 ? kn_threadpool_create(threads, &err) : NULL;
+    printf("conv_bench: %s, %d runs, %s\n", kn_isa_name(isa), reps,
+           g_pool ? "wall time" : "thread CPU time");
     for (size_t i = 0; i < sizeof k_layers / sizeof k_layers[0]; i++)
         if (argc <= 3 || strstr(k_layers[i].name, argv[3]))
             bench_layer(&k_layers[i], isa, reps);
+    kn_threadpool_free(g_pool);
     return 0;
 }

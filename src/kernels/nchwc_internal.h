@@ -1,5 +1,6 @@
 /* nchwc_internal.h - what the NCHWc conv files (conv_nchwc*.c) share beyond
- * nchwc.h: the layout of the packed weights. */
+ * nchwc.h: the layout of the packed weights, and the register tile of the
+ * group-1 conv that the driver (conv_nchwc.c) hands to the AVX-512 file. */
 #ifndef KN_NCHWC_INTERNAL_H
 #define KN_NCHWC_INTERNAL_H
 
@@ -12,5 +13,29 @@ struct kn_nchwc_weights {
     float *bias;     /* Mp floats, zero padded (zeros when the conv has no bias) */
     size_t bytes;    /* of w and bias together */
 };
+
+/* One register tile of the group-1 conv: ob output blocks x np consecutive output
+ * pixels of one image (a run that may cross rows), summed over every input block
+ * and every tap; a tap that falls outside the image for a pixel reads zeros.
+ * Offsets and strides are in floats. */
+typedef struct kn_nchwc_tile {
+    const float *x;    /* the image's input, block 0 */
+    const float *w;    /* the tile's group of output blocks (see kn_nchwc_pack) */
+    const float *bias; /* the first output block's 16 */
+    const float *z;    /* residual at y's position, or NULL */
+    float *y;          /* first output block, first pixel; pixels 16 floats apart */
+    int64_t cb, kh, kw;
+    int64_t x_cb, x_ky, x_kx; /* input strides: block, tap row, tap column */
+    int64_t pix[6];           /* each pixel's window origin (may lie outside the image) */
+    const uint8_t *row_in;    /* [kh]: bit p set when pixel p's tap row is inside */
+    const uint8_t *col_in;    /* [kw]: bit p set when pixel p's tap column is inside */
+    int64_t y_ob;             /* y and z: output block stride */
+    uint32_t last_lanes; /* lanes kept in the tile's last output block (others zeroed) */
+    int clamp;           /* clamp to [lo, hi] before the store */
+    float lo, hi;
+} kn_nchwc_tile;
+typedef void (*kn_nchwc_tile_fn)(const kn_nchwc_tile *t);
+/* The AVX-512 tile of ob (1..4) blocks x np (1..6) pixels; NULL when not built. */
+kn_nchwc_tile_fn kn_nchwc_tile_avx512(int ob, int np);
 
 #endif

@@ -1,0 +1,274 @@
+/* conv_nchwc.c - group-1 2-D convolution on blocked (NCHWc16) tensors: the weight
+ * packing, the plain C reference, and the driver that cuts the output into
+ * register tiles (ob output blocks x np pixels of one output row) for the
+ * AVX-512 tile kernels of conv_nchwc_avx512.c.  Depthwise convs (group > 1) go
+ * to conv_nchwc_dw.c.  Each output element is summed by one tile in one fixed
+ * order (input block, tap row, tap column, channel), whatever the task split,
+ * so results do not depend on the thread count. */
+#include "kernels/nchwc_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bigalloc.h"
+#include "exec/threadpool.h"
+
+#define B KN_NCHWC_BLOCK
+/* Output blocks one tile holds, and pixels of one tile. */
+#define TILE_OB 4
+#define TILE_NP 6
+/* Input floats (rows of every input block) one task aims to read. */
+#define TASK_INPUT_FLOATS (64 * 1024)
+/* Tasks per pool thread the split aims at. */
+#define TASKS_PER_THREAD 4
+
+/* ------------------------------------------------------------- packing */
+
+/* Index of the weight of output channel m, input channel c, tap ky kx in the
+ * packed order: groups of TILE_OB output blocks (the last group may hold fewer),
+ * each [Cp/16][kh][kw][16 in][blocks of the group][16 out], so that a tile
+ * sweeps its group's weights in one stream. */
+static size_t packed_at(const kn_nchwc_conv *g, int64_t m, int64_t c, int64_t ky, int64_t kx)
+{
+    int64_t mbs = kn_nchwc_padded(g->m) / B, cbs = kn_nchwc_padded(g->channels) / B;
+    int64_t g0 = m / B / TILE_OB * TILE_OB, gob = mbs - g0 < TILE_OB ? mbs - g0 : TILE_OB;
+    size_t tap = (((size_t)(c / B) * (size_t)g->kh + (size_t)ky) * (size_t)g->kw + (size_t)kx) * B +
+                 (size_t)(c % B);
+    return (size_t)g0 * (size_t)cbs * (size_t)(g->kh * g->kw) * B * B +
+           (tap * (size_t)gob + (size_t)(m / B - g0)) * B + (size_t)(m % B);
+}
+
+static void pack_weights(const kn_nchwc_conv *g, const float *w, float *dst)
+{
+    int64_t taps = g->kh * g->kw;
+    for (int64_t m = 0; m < g->m; m++)
+        for (int64_t c = 0; c < g->channels; c++)
+            for (int64_t t = 0; t < taps; t++)
+                dst[packed_at(g, m, c, t / g->kw, t % g->kw)] = w[(m * g->channels + c) * taps + t];
+}
+
+/* Group 1: w in the order of packed_at, bias [Mp], zeros in the padding. */
+kn_nchwc_weights *kn_nchwc_pack(const kn_nchwc_conv *g, const float *w, const float *bias)
+{
+    if (g->group > 1)
+        return kn_nchwc_dw_pack(g, w, bias);
+    if (g->channels < 1 || g->m < 1 || g->kh < 1 || g->kw < 1)
+        return NULL;
+    int64_t mp = kn_nchwc_padded(g->m), cp = kn_nchwc_padded(g->channels);
+    size_t wf = (size_t)mp * (size_t)cp * (size_t)(g->kh * g->kw);
+    kn_nchwc_weights *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->g = *g;
+    p->w = kn_big_alloc(wf * sizeof(float));
+    p->bias = kn_big_alloc((size_t)mp * sizeof(float));
+    if (!p->w || !p->bias) {
+        kn_nchwc_weights_free(p);
+        return NULL;
+    }
+    memset(p->w, 0, wf * sizeof(float));
+    memset(p->bias, 0, (size_t)mp * sizeof(float));
+    pack_weights(g, w, p->w);
+    if (bias)
+        memcpy(p->bias, bias, (size_t)g->m * sizeof(float));
+    p->bytes = (wf + (size_t)mp) * sizeof(float);
+    return p;
+}
+
+void kn_nchwc_weights_free(kn_nchwc_weights *w)
+{
+    if (!w)
+        return;
+    kn_big_free(w->w);
+    kn_big_free(w->bias);
+    free(w);
+}
+
+size_t kn_nchwc_weights_bytes(const kn_nchwc_weights *w)
+{
+    return w ? w->bytes : 0;
+}
+
+/* ------------------------------------------------------------ reference */
+
+/* The conv sum of output channel m at (n, oy, ox), straight from the definition. */
+static float ref_sum(const kn_nchwc_conv_args *a, int64_t n, int64_t m, int64_t oy, int64_t ox)
+{
+    const kn_nchwc_conv *g = a->g;
+    int64_t cbs = kn_nchwc_padded(g->channels) / B;
+    float s = a->w->bias[m];
+    for (int64_t c = 0; c < g->channels; c++)
+        for (int64_t ky = 0; ky < g->kh; ky++)
+            for (int64_t kx = 0; kx < g->kw; kx++) {
+                int64_t iy = oy * g->sh - g->pt + ky * g->dh, ix = ox * g->sw - g->pl + kx * g->dw;
+                if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw)
+                    continue;
+                float xv = a->x[(((n * cbs + c / B) * g->ih + iy) * g->iw + ix) * B + c % B];
+                s += xv * a->w->w[packed_at(g, m, c, ky, kx)];
+            }
+    return s;
+}
+
+void kn_nchwc_conv_reference(const kn_nchwc_conv_args *a)
+{
+    const kn_nchwc_conv *g = a->g;
+    if (g->group > 1) {
+        kn_nchwc_dw_reference(a);
+        return;
+    }
+    int64_t mp = kn_nchwc_padded(g->m);
+    for (int64_t n = 0; n < g->batch; n++)
+        for (int64_t m = 0; m < mp; m++)
+            for (int64_t oy = 0; oy < g->oh; oy++)
+                for (int64_t ox = 0; ox < g->ow; ox++) {
+                    size_t at = ((size_t)((n * (mp / B) + m / B) * g->oh + oy) * (size_t)g->ow +
+                                 (size_t)ox) * B + (size_t)(m % B);
+                    float v = 0.0f;
+                    if (m < g->m) {
+                        v = ref_sum(a, n, m, oy, ox) + (a->z ? a->z[at] : 0.0f);
+                        v = kn_conv_act_one(&a->act, v);
+                    }
+                    a->y[at] = v;
+                }
+}
+
+/* --------------------------------------------------------------- driver */
+
+/* Kernel sizes the tile's tap masks cover (larger ones take the reference). */
+#define MAX_TAPS_1D 64
+
+typedef struct conv_job {
+    const kn_nchwc_conv_args *a;
+    kn_nchwc_tile_fn tiles[TILE_OB][TILE_NP];
+    int64_t mb, cb;               /* output / input blocks */
+    int64_t rows, row_blocks;     /* output rows per task, tasks along the rows */
+    int64_t groups, chunk_groups; /* tile groups of output blocks, groups per task */
+    int clamp, inline_act;
+    float lo, hi;
+} conv_job;
+
+/* Non-clamp activations over the tile's stored outputs, padding lanes back to zero. */
+static void tile_act(const conv_job *j, const kn_nchwc_tile *t, int ob, int np)
+{
+    for (int o = 0; o < ob; o++)
+        kn_conv_act_apply(&j->a->act, t->y + o * t->y_ob, (size_t)np * B);
+    float *last = t->y + (ob - 1) * t->y_ob;
+    for (int p = 0; p < np; p++)
+        for (int l = 0; l < B; l++)
+            if (!(t->last_lanes >> l & 1u))
+                last[p * B + l] = 0.0f;
+}
+
+/* The window origins of pixels [p0, p0 + np) and which of their tap rows and
+ * columns lie inside the image. */
+static void tile_pixels(const kn_nchwc_conv *g, kn_nchwc_tile *t, uint8_t *row_in, uint8_t *col_in,
+                        int64_t p0, int np)
+{
+    memset(row_in, 0, (size_t)g->kh);
+    memset(col_in, 0, (size_t)g->kw);
+    for (int p = 0; p < np; p++) {
+        int64_t iy = (p0 + p) / g->ow * g->sh - g->pt, ix = (p0 + p) % g->ow * g->sw - g->pl;
+        t->pix[p] = (iy * g->iw + ix) * B;
+        for (int64_t ky = 0; ky < g->kh; ky++)
+            row_in[ky] |= (uint8_t)((iy + ky * g->dh >= 0 && iy + ky * g->dh < g->ih) << p);
+        for (int64_t kx = 0; kx < g->kw; kx++)
+            col_in[kx] |= (uint8_t)((ix + kx * g->dw >= 0 && ix + kx * g->dw < g->iw) << p);
+    }
+}
+
+/* Output pixels [p0, p1) of image n (a run over whole rows) for the output blocks
+ * [mb0, mb0 + ob), in tiles of TILE_NP pixels and one shorter tail. */
+static void conv_pixels(const conv_job *j, int64_t n, int64_t mb0, int ob, int64_t p0, int64_t p1)
+{
+    const kn_nchwc_conv_args *a = j->a;
+    const kn_nchwc_conv *g = a->g;
+    int64_t plane = g->oh * g->ow * B, out = (n * j->mb + mb0) * plane;
+    int tail_m = (int)(g->m - (j->mb - 1) * B);
+    uint8_t row_in[MAX_TAPS_1D], col_in[MAX_TAPS_1D];
+    kn_nchwc_tile t = {.x = a->x + n * j->cb * g->ih * g->iw * B,
+                       .w = a->w->w + (size_t)mb0 * (size_t)(j->cb * g->kh * g->kw) * B * B,
+                       .bias = a->w->bias + mb0 * B, .cb = j->cb, .kh = g->kh, .kw = g->kw,
+                       .x_cb = g->ih * g->iw * B, .x_ky = g->dh * g->iw * B, .x_kx = g->dw * B,
+                       .row_in = row_in, .col_in = col_in, .y_ob = plane,
+                       .last_lanes = mb0 + ob == j->mb ? (1u << tail_m) - 1u : 0xFFFFu,
+                       .clamp = j->clamp, .lo = j->lo, .hi = j->hi};
+    for (int64_t p = p0; p < p1; p += TILE_NP) {
+        int np = (int)(p1 - p < TILE_NP ? p1 - p : TILE_NP);
+        tile_pixels(g, &t, row_in, col_in, p, np);
+        t.y = a->y + out + p * B;
+        t.z = a->z ? a->z + out + p * B : NULL;
+        j->tiles[ob - 1][np - 1](&t);
+        if (!j->inline_act)
+            tile_act(j, &t, ob, np);
+    }
+}
+
+static void conv_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
+{
+    const conv_job *j = ctx;
+    const kn_nchwc_conv *g = j->a->g;
+    int64_t chunks = (j->groups + j->chunk_groups - 1) / j->chunk_groups;
+    (void)thread_index;
+    for (int64_t q = begin; q < end; q++) {
+        int64_t rb = q % j->row_blocks, c = q / j->row_blocks % chunks, n = q / j->row_blocks / chunks;
+        int64_t oy0 = rb * j->rows, oy1 = oy0 + j->rows < g->oh ? oy0 + j->rows : g->oh;
+        int64_t g1 = (c + 1) * j->chunk_groups < j->groups ? (c + 1) * j->chunk_groups : j->groups;
+        for (int64_t gi = c * j->chunk_groups; gi < g1; gi++) {
+            int64_t mb0 = gi * TILE_OB;
+            int ob = (int)(j->mb - mb0 < TILE_OB ? j->mb - mb0 : TILE_OB);
+            conv_pixels(j, n, mb0, ob, oy0 * g->ow, oy1 * g->ow);
+        }
+    }
+    kn_cpu_clear_upper(); /* the tiles leave wide registers dirty */
+}
+
+/* Rows per task and output-block chunks: tasks read about TASK_INPUT_FLOATS of
+ * input, and when they are too few for the pool the output blocks are split too. */
+static void plan_tasks(conv_job *j, struct kn_threadpool *pool)
+{
+    const kn_nchwc_conv *g = j->a->g;
+    int64_t row_floats = j->cb * g->iw * B * g->sh;
+    j->rows = TASK_INPUT_FLOATS / (row_floats > 0 ? row_floats : 1);
+    j->rows = j->rows < 1 ? 1 : j->rows > g->oh ? g->oh : j->rows;
+    j->row_blocks = (g->oh + j->rows - 1) / j->rows;
+    j->groups = (j->mb + TILE_OB - 1) / TILE_OB;
+    int64_t base = g->batch * j->row_blocks, threads = kn_threadpool_size(pool);
+    int64_t want = threads * TASKS_PER_THREAD, chunks = 1;
+    if (threads > 1 && base < want)
+        chunks = (want + base - 1) / base;
+    chunks = chunks > j->groups ? j->groups : chunks;
+    j->chunk_groups = (j->groups + chunks - 1) / chunks;
+}
+
+static int fill_tiles(conv_job *j, kn_isa isa)
+{
+    const kn_nchwc_conv *g = j->a->g;
+    if (isa > kn_cpu_isa_supported())
+        isa = kn_cpu_isa_supported();
+    if (isa < KN_ISA_AVX512 || g->kh > MAX_TAPS_1D || g->kw > MAX_TAPS_1D)
+        return 0;
+    for (int o = 0; o < TILE_OB; o++)
+        for (int p = 0; p < TILE_NP; p++)
+            if (!(j->tiles[o][p] = kn_nchwc_tile_avx512(o + 1, p + 1)))
+                return 0;
+    return 1;
+}
+
+void kn_nchwc_conv_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_conv_args *a)
+{
+    const kn_nchwc_conv *g = a->g;
+    if (g->group > 1) {
+        kn_nchwc_dw_run(pool, isa, a);
+        return;
+    }
+    conv_job j = {.a = a, .mb = kn_nchwc_padded(g->m) / B, .cb = kn_nchwc_padded(g->channels) / B};
+    if (!fill_tiles(&j, isa)) {
+        kn_nchwc_conv_reference(a);
+        return;
+    }
+    j.inline_act = kn_conv_act_is_clamp(&a->act, &j.lo, &j.hi);
+    j.clamp = j.inline_act && a->act.kind != KN_CONV_ACT_NONE;
+    plan_tasks(&j, pool);
+    int64_t chunks = (j.groups + j.chunk_groups - 1) / j.chunk_groups;
+    kn_parallel_for(pool, g->batch * chunks * j.row_blocks, 1, conv_tasks, &j);
+}

@@ -1,0 +1,122 @@
+/* conv_nchwc_avx512.c - AVX-512 register tiles of the group-1 NCHWc conv
+ * (driver in conv_nchwc.c): OB (1..4) output blocks x NP (1..6) pixels of one
+ * output run in OB * NP zmm accumulators; for every input block, tap and input
+ * channel, OB weight vectors are loaded and each pixel's input value broadcast
+ * into OB FMAs (a pixel whose tap is outside the image reads a zero vector).  Epilogue: bias, residual, clamp (Relu / Clip), the padding
+ * lanes of the last output block zeroed.  OB and NP are compile-time constants
+ * of always-inline instances; per-function target attributes keep the rest of
+ * the build baseline x86-64. */
+#include "kernels/nchwc_internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define KN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define KN_INLINE __attribute__((always_inline)) inline
+#define B KN_NCHWC_BLOCK
+
+/* Read by the taps that fall outside the image. */
+static const float k_zeros[B] __attribute__((aligned(64)));
+
+/* acc += the 16 input channels of one tap: pixel p's 16 values at xp[p], the
+ * weights [16 in][OB][16 out] at w. */
+KN_AVX512 static KN_INLINE void tap16(__m512 acc[4][6], const float *const xp[6], const float *w,
+                                      const int OB, const int NP)
+{
+#pragma GCC unroll 2
+    for (int ic = 0; ic < B; ic++) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int o = 0; o < OB; o++)
+            wv[o] = _mm512_load_ps(w + (ic * OB + o) * B);
+#pragma GCC unroll 6
+        for (int p = 0; p < NP; p++) {
+            __m512 b = _mm512_set1_ps(xp[p][ic]);
+#pragma GCC unroll 4
+            for (int o = 0; o < OB; o++)
+                acc[o][p] = _mm512_fmadd_ps(wv[o], b, acc[o][p]);
+        }
+    }
+}
+
+/* The taps of input block xc (weights from w on), pixels whose tap is outside
+ * the image reading zeros; returns w past this block's taps. */
+KN_AVX512 static KN_INLINE const float *block_taps(const kn_nchwc_tile *t, __m512 acc[4][6],
+                                                   const float *xc, const float *w, const int OB,
+                                                   const int NP)
+{
+    const unsigned all = (1u << NP) - 1u;
+    for (int64_t ky = 0; ky < t->kh; ky++) {
+        unsigned rows = t->row_in[ky] & all;
+        for (int64_t kx = 0; kx < t->kw; kx++, w += B * B * OB) {
+            unsigned in = rows & t->col_in[kx];
+            if (!in)
+                continue;
+            const float *xt = xc + ky * t->x_ky + kx * t->x_kx;
+            const float *xp[6];
+#pragma GCC unroll 6
+            for (int p = 0; p < NP; p++)
+                xp[p] = in >> p & 1u ? xt + t->pix[p] : k_zeros;
+            tap16(acc, xp, w, OB, NP);
+        }
+    }
+    return w;
+}
+
+/* bias, residual, clamp and the store of the accumulators. */
+KN_AVX512 static KN_INLINE void tile_store(const kn_nchwc_tile *t, __m512 acc[4][6], const int OB,
+                                           const int NP)
+{
+    __m512 lo = _mm512_set1_ps(t->lo), hi = _mm512_set1_ps(t->hi);
+#pragma GCC unroll 4
+    for (int o = 0; o < OB; o++) {
+        __m512 bias = _mm512_load_ps(t->bias + o * B);
+        __mmask16 keep = o == OB - 1 ? (__mmask16)t->last_lanes : (__mmask16)0xFFFF;
+#pragma GCC unroll 6
+        for (int p = 0; p < NP; p++) {
+            __m512 v = _mm512_add_ps(acc[o][p], bias);
+            if (t->z)
+                v = _mm512_add_ps(v, _mm512_loadu_ps(t->z + o * t->y_ob + p * B));
+            if (t->clamp) /* max/min return the second operand for NaN: NaN stays NaN */
+                v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+            _mm512_storeu_ps(t->y + o * t->y_ob + p * B, _mm512_maskz_mov_ps(keep, v));
+        }
+    }
+}
+
+KN_AVX512 static KN_INLINE void tile_body(const kn_nchwc_tile *t, const int OB, const int NP)
+{
+    __m512 acc[4][6];
+#pragma GCC unroll 4
+    for (int o = 0; o < OB; o++)
+#pragma GCC unroll 6
+        for (int p = 0; p < NP; p++)
+            acc[o][p] = _mm512_setzero_ps();
+    const float *w = t->w;
+    for (int64_t cb = 0; cb < t->cb; cb++)
+        w = block_taps(t, acc, t->x + cb * t->x_cb, w, OB, NP);
+    tile_store(t, acc, OB, NP);
+}
+
+#define TILE(OB, NP)                                                                       \
+    KN_AVX512 static void tile_##OB##x##NP(const kn_nchwc_tile *t) { tile_body(t, OB, NP); }
+#define TILE_ROW(OB) TILE(OB, 1) TILE(OB, 2) TILE(OB, 3) TILE(OB, 4) TILE(OB, 5) TILE(OB, 6)
+TILE_ROW(1)
+TILE_ROW(2)
+TILE_ROW(3)
+TILE_ROW(4)
+#define ROW_FNS(OB) {tile_##OB##x1, tile_##OB##x2, tile_##OB##x3, tile_##OB##x4, tile_##OB##x5, tile_##OB##x6}
+
+kn_nchwc_tile_fn kn_nchwc_tile_avx512(int ob, int np)
+{
+    static const kn_nchwc_tile_fn fns[4][6] = {ROW_FNS(1), ROW_FNS(2), ROW_FNS(3), ROW_FNS(4)};
+    return ob >= 1 && ob <= 4 && np >= 1 && np <= 6 ? fns[ob - 1][np - 1] : NULL;
+}
+
+#else
+kn_nchwc_tile_fn kn_nchwc_tile_avx512(int ob, int np)
+{
+    (void)ob, (void)np;
+    return NULL;
+}
+#endif
