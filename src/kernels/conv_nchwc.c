@@ -164,10 +164,11 @@ static void tile_act(const conv_job *j, const kn_nchwc_tile *t, int ob, int np)
 static void tile_pixels(const kn_nchwc_conv *g, kn_nchwc_tile *t, uint8_t *row_in, uint8_t *col_in,
                         int64_t p0, int np)
 {
+    int64_t oy = p0 / g->ow, ox = p0 % g->ow;
     memset(row_in, 0, (size_t)g->kh);
     memset(col_in, 0, (size_t)g->kw);
-    for (int p = 0; p < np; p++) {
-        int64_t iy = (p0 + p) / g->ow * g->sh - g->pt, ix = (p0 + p) % g->ow * g->sw - g->pl;
+    for (int p = 0; p < np; p++, ox = ox + 1 < g->ow ? ox + 1 : 0, oy += ox == 0) {
+        int64_t iy = oy * g->sh - g->pt, ix = ox * g->sw - g->pl;
         t->pix[p] = (iy * g->iw + ix) * B;
         for (int64_t ky = 0; ky < g->kh; ky++)
             row_in[ky] |= (uint8_t)((iy + ky * g->dh >= 0 && iy + ky * g->dh < g->ih) << p);
