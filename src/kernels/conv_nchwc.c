@@ -136,6 +136,8 @@ void kn_nchwc_conv_reference(const kn_nchwc_conv_args *a)
 
 /* Kernel sizes the tile's tap masks cover (larger ones take the reference). */
 #define MAX_TAPS_1D 64
+/* Tiles one pass sets up for all the groups of output blocks. */
+#define PASS_TILES 64
 
 typedef struct conv_job {
     const kn_nchwc_conv_args *a;
@@ -159,9 +161,18 @@ static void tile_act(const conv_job *j, const kn_nchwc_tile *t, int ob, int np)
                 last[p * B + l] = 0.0f;
 }
 
+/* The pixel setup of up to PASS_TILES tiles, computed once for every group of
+ * output blocks that runs over them. */
+typedef struct tile_pass {
+    int64_t p0, tiles;
+    int np_last;
+    int64_t pix[PASS_TILES][TILE_NP];
+    uint8_t in[PASS_TILES][2 * MAX_TAPS_1D]; /* tap rows inside, then tap columns inside */
+} tile_pass;
+
 /* The window origins of pixels [p0, p0 + np) and which of their tap rows and
- * columns lie inside the image. */
-static void tile_pixels(const kn_nchwc_conv *g, kn_nchwc_tile *t, uint8_t *row_in, uint8_t *col_in,
+ * columns lie inside the image (bit p of row_in[ky] / col_in[kx]). */
+static void tile_pixels(const kn_nchwc_conv *g, int64_t *pix, uint8_t *row_in, uint8_t *col_in,
                         int64_t p0, int np)
 {
     int64_t oy = p0 / g->ow, ox = p0 % g->ow;
@@ -169,7 +180,7 @@ static void tile_pixels(const kn_nchwc_conv *g, kn_nchwc_tile *t, uint8_t *row_i
     memset(col_in, 0, (size_t)g->kw);
     for (int p = 0; p < np; p++, ox = ox + 1 < g->ow ? ox + 1 : 0, oy += ox == 0) {
         int64_t iy = oy * g->sh - g->pt, ix = ox * g->sw - g->pl;
-        t->pix[p] = (iy * g->iw + ix) * B;
+        pix[p] = (iy * g->iw + ix) * B;
         for (int64_t ky = 0; ky < g->kh; ky++)
             row_in[ky] |= (uint8_t)((iy + ky * g->dh >= 0 && iy + ky * g->dh < g->ih) << p);
         for (int64_t kx = 0; kx < g->kw; kx++)
@@ -177,30 +188,56 @@ static void tile_pixels(const kn_nchwc_conv *g, kn_nchwc_tile *t, uint8_t *row_i
     }
 }
 
-/* Output pixels [p0, p1) of image n (a run over whole rows) for the output blocks
- * [mb0, mb0 + ob), in tiles of TILE_NP pixels and one shorter tail. */
-static void conv_pixels(const conv_job *j, int64_t n, int64_t mb0, int ob, int64_t p0, int64_t p1)
+/* The tiles of pixels [p0, min(p1, p0 + PASS_TILES * TILE_NP)). */
+static void setup_pass(const kn_nchwc_conv *g, tile_pass *ps, int64_t p0, int64_t p1)
+{
+    int64_t n = p1 - p0 < PASS_TILES * TILE_NP ? p1 - p0 : PASS_TILES * TILE_NP;
+    ps->p0 = p0;
+    ps->tiles = (n + TILE_NP - 1) / TILE_NP;
+    ps->np_last = (int)(n - (ps->tiles - 1) * TILE_NP);
+    for (int64_t k = 0; k < ps->tiles; k++)
+        tile_pixels(g, ps->pix[k], ps->in[k], ps->in[k] + g->kh, p0 + k * TILE_NP,
+                    k + 1 < ps->tiles ? TILE_NP : ps->np_last);
+}
+
+/* The pass's tiles of image n for the output blocks [mb0, mb0 + ob). */
+static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t mb0, int ob)
 {
     const kn_nchwc_conv_args *a = j->a;
     const kn_nchwc_conv *g = a->g;
-    int64_t plane = g->oh * g->ow * B, out = (n * j->mb + mb0) * plane;
+    int64_t plane = g->oh * g->ow * B, out = (n * j->mb + mb0) * plane + ps->p0 * B;
     int tail_m = (int)(g->m - (j->mb - 1) * B);
-    uint8_t row_in[MAX_TAPS_1D], col_in[MAX_TAPS_1D];
     kn_nchwc_tile t = {.x = a->x + n * j->cb * g->ih * g->iw * B,
                        .w = a->w->w + (size_t)mb0 * (size_t)(j->cb * g->kh * g->kw) * B * B,
                        .bias = a->w->bias + mb0 * B, .cb = j->cb, .kh = g->kh, .kw = g->kw,
                        .x_cb = g->ih * g->iw * B, .x_ky = g->dh * g->iw * B, .x_kx = g->dw * B,
-                       .row_in = row_in, .col_in = col_in, .y_ob = plane,
+                       .y_ob = plane,
                        .last_lanes = mb0 + ob == j->mb ? (1u << tail_m) - 1u : 0xFFFFu,
                        .clamp = j->clamp, .lo = j->lo, .hi = j->hi};
-    for (int64_t p = p0; p < p1; p += TILE_NP) {
-        int np = (int)(p1 - p < TILE_NP ? p1 - p : TILE_NP);
-        tile_pixels(g, &t, row_in, col_in, p, np);
-        t.y = a->y + out + p * B;
-        t.z = a->z ? a->z + out + p * B : NULL;
+    for (int64_t k = 0; k < ps->tiles; k++) {
+        int np = k + 1 < ps->tiles ? TILE_NP : ps->np_last;
+        memcpy(t.pix, ps->pix[k], sizeof t.pix);
+        t.row_in = ps->in[k];
+        t.col_in = ps->in[k] + g->kh;
+        t.y = a->y + out + k * TILE_NP * B;
+        t.z = a->z ? a->z + out + k * TILE_NP * B : NULL;
         j->tiles[ob - 1][np - 1](&t);
         if (!j->inline_act)
             tile_act(j, &t, ob, np);
+    }
+}
+
+/* Output pixels [p0, p1) of image n (whole rows), output-block groups [g0, g1):
+ * each pass of tiles set up once, then swept by every group's weights. */
+static void conv_pixels(const conv_job *j, int64_t n, int64_t g0, int64_t g1, int64_t p0, int64_t p1)
+{
+    tile_pass ps;
+    for (int64_t p = p0; p < p1; p += PASS_TILES * TILE_NP) {
+        setup_pass(j->a->g, &ps, p, p1);
+        for (int64_t gi = g0; gi < g1; gi++) {
+            int64_t mb0 = gi * TILE_OB;
+            conv_pass(j, &ps, n, mb0, (int)(j->mb - mb0 < TILE_OB ? j->mb - mb0 : TILE_OB));
+        }
     }
 }
 
@@ -214,11 +251,7 @@ static void conv_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
         int64_t rb = q % j->row_blocks, c = q / j->row_blocks % chunks, n = q / j->row_blocks / chunks;
         int64_t oy0 = rb * j->rows, oy1 = oy0 + j->rows < g->oh ? oy0 + j->rows : g->oh;
         int64_t g1 = (c + 1) * j->chunk_groups < j->groups ? (c + 1) * j->chunk_groups : j->groups;
-        for (int64_t gi = c * j->chunk_groups; gi < g1; gi++) {
-            int64_t mb0 = gi * TILE_OB;
-            int ob = (int)(j->mb - mb0 < TILE_OB ? j->mb - mb0 : TILE_OB);
-            conv_pixels(j, n, mb0, ob, oy0 * g->ow, oy1 * g->ow);
-        }
+        conv_pixels(j, n, c * j->chunk_groups, g1, oy0 * g->ow, oy1 * g->ow);
     }
     kn_cpu_clear_upper(); /* the tiles leave wide registers dirty */
 }
