@@ -14,9 +14,10 @@
 #include "exec/threadpool.h"
 
 #define B KN_NCHWC_BLOCK
-/* Output blocks one tile holds, and pixels of one tile. */
+/* Output blocks one tile holds; pixels of one tile: 6 with 4 output blocks (24
+ * accumulators), more when the conv has fewer blocks (see tile_pixels_for). */
 #define TILE_OB 4
-#define TILE_NP 6
+#define TILE_NP KN_NCHWC_TILE_NP
 /* Input floats (rows of every input block) one task aims to read. */
 #define TASK_INPUT_FLOATS (64 * 1024)
 /* Tasks per pool thread the split aims at. */
@@ -135,13 +136,14 @@ void kn_nchwc_conv_reference(const kn_nchwc_conv_args *a)
 /* --------------------------------------------------------------- driver */
 
 /* Kernel sizes the tile's tap masks cover (larger ones take the reference). */
-#define MAX_TAPS_1D 64
+#define MAX_TAPS_1D 16
 /* Tiles one pass sets up for all the groups of output blocks. */
 #define PASS_TILES 64
 
 typedef struct conv_job {
     const kn_nchwc_conv_args *a;
     kn_nchwc_tile_fn tiles[TILE_OB][TILE_NP];
+    int np;                       /* pixels per tile */
     int64_t mb, cb;               /* output / input blocks */
     int64_t rows, row_blocks;     /* output rows per task, tasks along the rows */
     int64_t groups, chunk_groups; /* tile groups of output blocks, groups per task */
@@ -167,37 +169,37 @@ typedef struct tile_pass {
     int64_t p0, tiles;
     int np_last;
     int64_t pix[PASS_TILES][TILE_NP];
-    uint8_t in[PASS_TILES][2 * MAX_TAPS_1D]; /* tap rows inside, then tap columns inside */
+    uint16_t in[PASS_TILES][2 * MAX_TAPS_1D]; /* tap rows inside, then tap columns inside */
 } tile_pass;
 
 /* The window origins of pixels [p0, p0 + np) and which of their tap rows and
  * columns lie inside the image (bit p of row_in[ky] / col_in[kx]). */
-static void tile_pixels(const kn_nchwc_conv *g, int64_t *pix, uint8_t *row_in, uint8_t *col_in,
+static void tile_pixels(const kn_nchwc_conv *g, int64_t *pix, uint16_t *row_in, uint16_t *col_in,
                         int64_t p0, int np)
 {
     int64_t oy = p0 / g->ow, ox = p0 % g->ow;
-    memset(row_in, 0, (size_t)g->kh);
-    memset(col_in, 0, (size_t)g->kw);
+    memset(row_in, 0, (size_t)g->kh * sizeof *row_in);
+    memset(col_in, 0, (size_t)g->kw * sizeof *col_in);
     for (int p = 0; p < np; p++, ox = ox + 1 < g->ow ? ox + 1 : 0, oy += ox == 0) {
         int64_t iy = oy * g->sh - g->pt, ix = ox * g->sw - g->pl;
         pix[p] = (iy * g->iw + ix) * B;
         for (int64_t ky = 0; ky < g->kh; ky++)
-            row_in[ky] |= (uint8_t)((iy + ky * g->dh >= 0 && iy + ky * g->dh < g->ih) << p);
+            row_in[ky] |= (uint16_t)((iy + ky * g->dh >= 0 && iy + ky * g->dh < g->ih) << p);
         for (int64_t kx = 0; kx < g->kw; kx++)
-            col_in[kx] |= (uint8_t)((ix + kx * g->dw >= 0 && ix + kx * g->dw < g->iw) << p);
+            col_in[kx] |= (uint16_t)((ix + kx * g->dw >= 0 && ix + kx * g->dw < g->iw) << p);
     }
 }
 
-/* The tiles of pixels [p0, min(p1, p0 + PASS_TILES * TILE_NP)). */
-static void setup_pass(const kn_nchwc_conv *g, tile_pass *ps, int64_t p0, int64_t p1)
+/* The tiles of np pixels (the last one shorter) over [p0, min(p1, p0 + PASS_TILES * np)). */
+static void setup_pass(const kn_nchwc_conv *g, tile_pass *ps, int np, int64_t p0, int64_t p1)
 {
-    int64_t n = p1 - p0 < PASS_TILES * TILE_NP ? p1 - p0 : PASS_TILES * TILE_NP;
+    int64_t n = p1 - p0 < PASS_TILES * np ? p1 - p0 : PASS_TILES * np;
     ps->p0 = p0;
-    ps->tiles = (n + TILE_NP - 1) / TILE_NP;
-    ps->np_last = (int)(n - (ps->tiles - 1) * TILE_NP);
+    ps->tiles = (n + np - 1) / np;
+    ps->np_last = (int)(n - (ps->tiles - 1) * np);
     for (int64_t k = 0; k < ps->tiles; k++)
-        tile_pixels(g, ps->pix[k], ps->in[k], ps->in[k] + g->kh, p0 + k * TILE_NP,
-                    k + 1 < ps->tiles ? TILE_NP : ps->np_last);
+        tile_pixels(g, ps->pix[k], ps->in[k], ps->in[k] + g->kh, p0 + k * np,
+                    k + 1 < ps->tiles ? np : ps->np_last);
 }
 
 /* The pass's tiles of image n for the output blocks [mb0, mb0 + ob). */
@@ -215,12 +217,12 @@ static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t
                        .last_lanes = mb0 + ob == j->mb ? (1u << tail_m) - 1u : 0xFFFFu,
                        .clamp = j->clamp, .lo = j->lo, .hi = j->hi};
     for (int64_t k = 0; k < ps->tiles; k++) {
-        int np = k + 1 < ps->tiles ? TILE_NP : ps->np_last;
+        int np = k + 1 < ps->tiles ? j->np : ps->np_last;
         memcpy(t.pix, ps->pix[k], sizeof t.pix);
         t.row_in = ps->in[k];
         t.col_in = ps->in[k] + g->kh;
-        t.y = a->y + out + k * TILE_NP * B;
-        t.z = a->z ? a->z + out + k * TILE_NP * B : NULL;
+        t.y = a->y + out + k * j->np * B;
+        t.z = a->z ? a->z + out + k * j->np * B : NULL;
         j->tiles[ob - 1][np - 1](&t);
         if (!j->inline_act)
             tile_act(j, &t, ob, np);
@@ -232,8 +234,8 @@ static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t
 static void conv_pixels(const conv_job *j, int64_t n, int64_t g0, int64_t g1, int64_t p0, int64_t p1)
 {
     tile_pass ps;
-    for (int64_t p = p0; p < p1; p += PASS_TILES * TILE_NP) {
-        setup_pass(j->a->g, &ps, p, p1);
+    for (int64_t p = p0; p < p1; p += PASS_TILES * j->np) {
+        setup_pass(j->a->g, &ps, j->np, p, p1);
         for (int64_t gi = g0; gi < g1; gi++) {
             int64_t mb0 = gi * TILE_OB;
             conv_pass(j, &ps, n, mb0, (int)(j->mb - mb0 < TILE_OB ? j->mb - mb0 : TILE_OB));
@@ -274,6 +276,14 @@ static void plan_tasks(conv_job *j, struct kn_threadpool *pool)
     j->chunk_groups = (j->groups + chunks - 1) / chunks;
 }
 
+/* Pixels per tile: 6 when tiles hold 4 output blocks (24 accumulators), more
+ * for convs with fewer blocks, whose tiles would otherwise load a weight vector
+ * for every few FMAs. */
+static int tile_pixels_for(int64_t mb)
+{
+    return mb >= 4 ? 6 : mb == 3 ? 8 : TILE_NP;
+}
+
 static int fill_tiles(conv_job *j, kn_isa isa)
 {
     const kn_nchwc_conv *g = j->a->g;
@@ -281,8 +291,9 @@ static int fill_tiles(conv_job *j, kn_isa isa)
         isa = kn_cpu_isa_supported();
     if (isa < KN_ISA_AVX512 || g->kh > MAX_TAPS_1D || g->kw > MAX_TAPS_1D)
         return 0;
-    for (int o = 0; o < TILE_OB; o++)
-        for (int p = 0; p < TILE_NP; p++)
+    j->np = tile_pixels_for(j->mb);
+    for (int o = 0; o < TILE_OB && o < j->mb; o++)
+        for (int p = 0; p < j->np; p++)
             if (!(j->tiles[o][p] = kn_nchwc_tile_avx512(o + 1, p + 1)))
                 return 0;
     return 1;

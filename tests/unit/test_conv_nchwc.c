@@ -185,7 +185,8 @@ static void test_shapes(void)
     kn_threadpool_free(pool2);
 }
 
-/* Wide rows: several 6-pixel tiles and every tail length, with and without pads. */
+/* Wide rows: several tiles (6, 8 or 12 pixels by the output blocks) and every
+ * tail length, with and without pads. */
 static void test_row_tails(void)
 {
     for (int64_t iw = 6; iw <= 13; iw++) {
@@ -193,6 +194,8 @@ static void test_row_tails(void)
         run_shape(&s, NULL);
         shape t = {1, 32, 48, 2, iw, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_NONE, 0, 1};
         run_shape(&t, NULL);
+        shape u = {1, 24, 20, 3, iw, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_CLIP, 1, 1};
+        run_shape(&u, NULL);
     }
 }
 
