@@ -144,6 +144,7 @@ typedef struct conv_job {
     const kn_nchwc_conv_args *a;
     kn_nchwc_tile_fn tiles[TILE_OB][TILE_NP];
     int np;                       /* pixels per tile */
+    int64_t oy_in[2], ox_in[2];   /* the output rows / columns whose taps all lie inside */
     int64_t mb, cb;               /* output / input blocks */
     int64_t rows, row_blocks;     /* output rows per task, tasks along the rows */
     int64_t groups, chunk_groups; /* tile groups of output blocks, groups per task */
@@ -170,36 +171,69 @@ typedef struct tile_pass {
     int np_last;
     int64_t pix[PASS_TILES][TILE_NP];
     uint16_t in[PASS_TILES][2 * MAX_TAPS_1D]; /* tap rows inside, then tap columns inside */
+    int inside[PASS_TILES];                   /* every tap inside (in[] not set) */
 } tile_pass;
 
-/* The window origins of pixels [p0, p0 + np) and which of their tap rows and
- * columns lie inside the image (bit p of row_in[ky] / col_in[kx]). */
-static void tile_pixels(const kn_nchwc_conv *g, int64_t *pix, uint16_t *row_in, uint16_t *col_in,
-                        int64_t p0, int np)
+/* Bit p set for every pixel of a tile: the tap masks of the tiles inside the image. */
+static const uint16_t k_all_in[MAX_TAPS_1D] = {
+    0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF,
+    0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
+
+/* Which tap rows and columns of the pixels [p0, p0 + np) lie inside the image
+ * (bit p of row_in[ky] / col_in[kx]). */
+static void tile_masks(const kn_nchwc_conv *g, uint16_t *row_in, uint16_t *col_in, int64_t p0, int np)
 {
-    int64_t oy = p0 / g->ow, ox = p0 % g->ow;
-    memset(row_in, 0, (size_t)g->kh * sizeof *row_in);
-    memset(col_in, 0, (size_t)g->kw * sizeof *col_in);
-    for (int p = 0; p < np; p++, ox = ox + 1 < g->ow ? ox + 1 : 0, oy += ox == 0) {
-        int64_t iy = oy * g->sh - g->pt, ix = ox * g->sw - g->pl;
-        pix[p] = (iy * g->iw + ix) * B;
-        for (int64_t ky = 0; ky < g->kh; ky++)
-            row_in[ky] |= (uint16_t)((iy + ky * g->dh >= 0 && iy + ky * g->dh < g->ih) << p);
-        for (int64_t kx = 0; kx < g->kw; kx++)
-            col_in[kx] |= (uint16_t)((ix + kx * g->dw >= 0 && ix + kx * g->dw < g->iw) << p);
+    int64_t oy0 = p0 / g->ow, ox0 = p0 % g->ow;
+    for (int64_t ky = 0; ky < g->kh; ky++) {
+        unsigned m = 0;
+        for (int64_t p = 0, oy = oy0, ox = ox0; p < np; p++, oy += ++ox == g->ow, ox %= g->ow) {
+            int64_t iy = oy * g->sh - g->pt + ky * g->dh;
+            m |= (unsigned)(iy >= 0 && iy < g->ih) << p;
+        }
+        row_in[ky] = (uint16_t)m;
+    }
+    for (int64_t kx = 0; kx < g->kw; kx++) {
+        unsigned m = 0;
+        for (int64_t p = 0, ox = ox0; p < np; p++, ox = ox + 1 == g->ow ? 0 : ox + 1) {
+            int64_t ix = ox * g->sw - g->pl + kx * g->dw;
+            m |= (unsigned)(ix >= 0 && ix < g->iw) << p;
+        }
+        col_in[kx] = (uint16_t)m;
     }
 }
 
-/* The tiles of np pixels (the last one shorter) over [p0, min(p1, p0 + PASS_TILES * np)). */
-static void setup_pass(const kn_nchwc_conv *g, tile_pass *ps, int np, int64_t p0, int64_t p1)
+/* The window origins of pixels [p0, p0 + np); returns whether every tap of
+ * every one of them lies inside the image. */
+static int tile_origins(const conv_job *j, int64_t *pix, int64_t p0, int np)
 {
-    int64_t n = p1 - p0 < PASS_TILES * np ? p1 - p0 : PASS_TILES * np;
+    const kn_nchwc_conv *g = j->a->g;
+    int64_t oy = p0 / g->ow, ox = p0 % g->ow;
+    int inside = 1;
+    for (int p = 0; p < np; p++) {
+        int64_t iy = oy * g->sh - g->pt, ix = ox * g->sw - g->pl;
+        pix[p] = (iy * g->iw + ix) * B;
+        inside &= oy >= j->oy_in[0] && oy < j->oy_in[1] && ox >= j->ox_in[0] && ox < j->ox_in[1];
+        if (++ox == g->ow)
+            ox = 0, oy++;
+    }
+    return inside;
+}
+
+/* The tiles of j->np pixels (the last one shorter) over [p0, min(p1, p0 +
+ * PASS_TILES * np)). */
+static void setup_pass(const conv_job *j, tile_pass *ps, int64_t p0, int64_t p1)
+{
+    const kn_nchwc_conv *g = j->a->g;
+    int64_t n = p1 - p0 < PASS_TILES * j->np ? p1 - p0 : PASS_TILES * j->np;
     ps->p0 = p0;
-    ps->tiles = (n + np - 1) / np;
-    ps->np_last = (int)(n - (ps->tiles - 1) * np);
-    for (int64_t k = 0; k < ps->tiles; k++)
-        tile_pixels(g, ps->pix[k], ps->in[k], ps->in[k] + g->kh, p0 + k * np,
-                    k + 1 < ps->tiles ? np : ps->np_last);
+    ps->tiles = (n + j->np - 1) / j->np;
+    ps->np_last = (int)(n - (ps->tiles - 1) * j->np);
+    for (int64_t k = 0; k < ps->tiles; k++) {
+        int np = k + 1 < ps->tiles ? j->np : ps->np_last;
+        ps->inside[k] = tile_origins(j, ps->pix[k], p0 + k * j->np, np);
+        if (!ps->inside[k])
+            tile_masks(g, ps->in[k], ps->in[k] + g->kh, p0 + k * j->np, np);
+    }
 }
 
 /* The pass's tiles of image n for the output blocks [mb0, mb0 + ob). */
@@ -218,9 +252,9 @@ static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t
                        .clamp = j->clamp, .lo = j->lo, .hi = j->hi};
     for (int64_t k = 0; k < ps->tiles; k++) {
         int np = k + 1 < ps->tiles ? j->np : ps->np_last;
-        memcpy(t.pix, ps->pix[k], sizeof t.pix);
-        t.row_in = ps->in[k];
-        t.col_in = ps->in[k] + g->kh;
+        t.pix = ps->pix[k];
+        t.row_in = ps->inside[k] ? k_all_in : ps->in[k];
+        t.col_in = ps->inside[k] ? k_all_in : ps->in[k] + g->kh;
         t.y = a->y + out + k * j->np * B;
         t.z = a->z ? a->z + out + k * j->np * B : NULL;
         j->tiles[ob - 1][np - 1](&t);
@@ -235,7 +269,7 @@ static void conv_pixels(const conv_job *j, int64_t n, int64_t g0, int64_t g1, in
 {
     tile_pass ps;
     for (int64_t p = p0; p < p1; p += PASS_TILES * j->np) {
-        setup_pass(j->a->g, &ps, j->np, p, p1);
+        setup_pass(j, &ps, p, p1);
         for (int64_t gi = g0; gi < g1; gi++) {
             int64_t mb0 = gi * TILE_OB;
             conv_pass(j, &ps, n, mb0, (int)(j->mb - mb0 < TILE_OB ? j->mb - mb0 : TILE_OB));
@@ -276,6 +310,18 @@ static void plan_tasks(conv_job *j, struct kn_threadpool *pool)
     j->chunk_groups = (j->groups + chunks - 1) / chunks;
 }
 
+/* The outputs [r[0], r[1]) along one axis whose window (k taps d apart from
+ * o * s - pad) lies inside [0, n). */
+static void inside_range(int64_t n, int64_t k, int64_t s, int64_t d, int64_t pad, int64_t outs,
+                         int64_t r[2])
+{
+    int64_t last = n - 1 + pad - (k - 1) * d; /* o * s <= last */
+    r[0] = kn_ceil_div(pad, s);
+    r[1] = last < 0 ? 0 : last / s + 1;
+    r[0] = r[0] > outs ? outs : r[0];
+    r[1] = r[1] > outs ? outs : r[1] < r[0] ? r[0] : r[1];
+}
+
 /* Pixels per tile: 6 when tiles hold 4 output blocks (24 accumulators), more
  * for convs with fewer blocks, whose tiles would otherwise load a weight vector
  * for every few FMAs. */
@@ -311,6 +357,8 @@ void kn_nchwc_conv_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_co
         kn_nchwc_conv_reference(a);
         return;
     }
+    inside_range(g->ih, g->kh, g->sh, g->dh, g->pt, g->oh, j.oy_in);
+    inside_range(g->iw, g->kw, g->sw, g->dw, g->pl, g->ow, j.ox_in);
     j.inline_act = kn_conv_act_is_clamp(&a->act, &j.lo, &j.hi);
     j.clamp = j.inline_act && a->act.kind != KN_CONV_ACT_NONE;
     plan_tasks(&j, pool);

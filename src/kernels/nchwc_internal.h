@@ -29,7 +29,7 @@ typedef struct kn_nchwc_tile {
     float *y;          /* first output block, first pixel; pixels 16 floats apart */
     int64_t cb, kh, kw;
     int64_t x_cb, x_ky, x_kx; /* input strides: block, tap row, tap column */
-    int64_t pix[KN_NCHWC_TILE_NP]; /* each pixel's window origin (may lie outside the image) */
+    const int64_t *pix;       /* [np]: each pixel's window origin (may lie outside the image) */
     const uint16_t *row_in;   /* [kh]: bit p set when pixel p's tap row is inside */
     const uint16_t *col_in;   /* [kw]: bit p set when pixel p's tap column is inside */
     int64_t y_ob;             /* y and z: output block stride */
