@@ -20,6 +20,10 @@
 #define TILE_NP KN_NCHWC_TILE_NP
 /* Input floats (rows of every input block) one task aims to read. */
 #define TASK_INPUT_FLOATS (64 * 1024)
+/* Packed weights up to this size stay in L2 while a task goes over its images
+ * one by one (each image swept by every group); bigger ones are swept group by
+ * group, each group's weights over all the task's images. */
+#define WEIGHTS_L2_BYTES ((size_t)1 << 20)
 /* Tasks per pool thread the split aims at. */
 #define TASKS_PER_THREAD 4
 
@@ -148,6 +152,10 @@ typedef struct conv_job {
     int64_t mb, cb;               /* output / input blocks */
     int64_t rows, row_blocks;     /* output rows per task, tasks along the rows */
     int64_t groups, chunk_groups; /* tile groups of output blocks, groups per task */
+    int64_t chunks;               /* tasks along the groups */
+    int64_t images, image_blocks; /* images per task, tasks along the images */
+    size_t w_bytes;               /* of the packed weights */
+    int groups_outside;           /* loop over the groups outside the images */
     int clamp, inline_act;
     float lo, hi;
 } conv_job;
@@ -281,33 +289,55 @@ static void conv_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     const conv_job *j = ctx;
     const kn_nchwc_conv *g = j->a->g;
-    int64_t chunks = (j->groups + j->chunk_groups - 1) / j->chunk_groups;
     (void)thread_index;
     for (int64_t q = begin; q < end; q++) {
-        int64_t rb = q % j->row_blocks, c = q / j->row_blocks % chunks, n = q / j->row_blocks / chunks;
+        int64_t rb = q % j->row_blocks, c = q / j->row_blocks % j->chunks, ib = q / j->row_blocks / j->chunks;
         int64_t oy0 = rb * j->rows, oy1 = oy0 + j->rows < g->oh ? oy0 + j->rows : g->oh;
-        int64_t g1 = (c + 1) * j->chunk_groups < j->groups ? (c + 1) * j->chunk_groups : j->groups;
-        conv_pixels(j, n, c * j->chunk_groups, g1, oy0 * g->ow, oy1 * g->ow);
+        int64_t g0 = c * j->chunk_groups, g1 = g0 + j->chunk_groups < j->groups ? g0 + j->chunk_groups : j->groups;
+        int64_t n0 = ib * j->images, n1 = n0 + j->images < g->batch ? n0 + j->images : g->batch;
+        if (j->groups_outside) /* each group's weights stay in cache across the images */
+            for (int64_t gi = g0; gi < g1; gi++)
+                for (int64_t n = n0; n < n1; n++)
+                    conv_pixels(j, n, gi, gi + 1, oy0 * g->ow, oy1 * g->ow);
+        else
+            for (int64_t n = n0; n < n1; n++)
+                conv_pixels(j, n, g0, g1, oy0 * g->ow, oy1 * g->ow);
     }
     kn_cpu_clear_upper(); /* the tiles leave wide registers dirty */
 }
 
-/* Rows per task and output-block chunks: tasks read about TASK_INPUT_FLOATS of
- * input, and when they are too few for the pool the output blocks are split too. */
+/* ceil(a / b) pieces, at most n. */
+static int64_t pieces(int64_t a, int64_t b, int64_t n)
+{
+    int64_t k = (a + b - 1) / b;
+    return k > n ? n : k < 1 ? 1 : k;
+}
+
+/* Rows per task (about TASK_INPUT_FLOATS of input), then, while the tasks are too
+ * few for the pool, the output-block groups and the images split too (the groups
+ * first when the weights are big, as each task reads only its groups' weights).
+ * A task covers several images when the pool does not need them apart. */
 static void plan_tasks(conv_job *j, struct kn_threadpool *pool)
 {
     const kn_nchwc_conv *g = j->a->g;
-    int64_t row_floats = j->cb * g->iw * B * g->sh;
+    int64_t row_floats = j->cb * g->iw * B * g->sh, threads = kn_threadpool_size(pool);
     j->rows = TASK_INPUT_FLOATS / (row_floats > 0 ? row_floats : 1);
     j->rows = j->rows < 1 ? 1 : j->rows > g->oh ? g->oh : j->rows;
     j->row_blocks = (g->oh + j->rows - 1) / j->rows;
     j->groups = (j->mb + TILE_OB - 1) / TILE_OB;
-    int64_t base = g->batch * j->row_blocks, threads = kn_threadpool_size(pool);
-    int64_t want = threads * TASKS_PER_THREAD, chunks = 1;
-    if (threads > 1 && base < want)
-        chunks = (want + base - 1) / base;
-    chunks = chunks > j->groups ? j->groups : chunks;
+    j->groups_outside = j->w_bytes > WEIGHTS_L2_BYTES;
+    int64_t want = threads > 1 ? threads * TASKS_PER_THREAD : 1, chunks = 1, iblocks = 1;
+    if (j->groups_outside) {
+        chunks = pieces(want, j->row_blocks, j->groups);
+        iblocks = pieces(want, j->row_blocks * chunks, g->batch);
+    } else {
+        iblocks = pieces(want, j->row_blocks, g->batch);
+        chunks = pieces(want, j->row_blocks * iblocks, j->groups);
+    }
     j->chunk_groups = (j->groups + chunks - 1) / chunks;
+    j->chunks = (j->groups + j->chunk_groups - 1) / j->chunk_groups;
+    j->images = (g->batch + iblocks - 1) / iblocks;
+    j->image_blocks = (g->batch + j->images - 1) / j->images;
 }
 
 /* The outputs [r[0], r[1]) along one axis whose window (k taps d apart from
@@ -352,7 +382,8 @@ void kn_nchwc_conv_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_co
         kn_nchwc_dw_run(pool, isa, a);
         return;
     }
-    conv_job j = {.a = a, .mb = kn_nchwc_padded(g->m) / B, .cb = kn_nchwc_padded(g->channels) / B};
+    conv_job j = {.a = a, .mb = kn_nchwc_padded(g->m) / B, .cb = kn_nchwc_padded(g->channels) / B,
+                  .w_bytes = a->w->bytes};
     if (!fill_tiles(&j, isa)) {
         kn_nchwc_conv_reference(a);
         return;
@@ -362,6 +393,5 @@ void kn_nchwc_conv_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_co
     j.inline_act = kn_conv_act_is_clamp(&a->act, &j.lo, &j.hi);
     j.clamp = j.inline_act && a->act.kind != KN_CONV_ACT_NONE;
     plan_tasks(&j, pool);
-    int64_t chunks = (j.groups + j.chunk_groups - 1) / j.chunk_groups;
-    kn_parallel_for(pool, g->batch * chunks * j.row_blocks, 1, conv_tasks, &j);
+    kn_parallel_for(pool, j.image_blocks * j.chunks * j.row_blocks, 1, conv_tasks, &j);
 }

@@ -37,6 +37,8 @@ static const shape k_shapes[] = {
     {1, 150, 20, 5, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_SIGMOID, 1, 1},
     {2, 140, 70, 7, 7, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_CLIP, 1, 1},
     {1, 48, 40, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_RELU, 1, 1},
+    /* weights over 1 MiB: the groups go outside the images */
+    {3, 128, 280, 3, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_CLIP, 1, 1},
 };
 
 static uint32_t g_seed = 0x2468aceu;
