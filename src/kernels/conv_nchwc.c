@@ -176,6 +176,7 @@ static void tile_act(const conv_job *j, const kn_nchwc_tile *t, int ob, int np)
  * output blocks that runs over them. */
 typedef struct tile_pass {
     int64_t p0, tiles;
+    int64_t first, run_tiles; /* the pass's first tile in its run, the run's tiles */
     int np_last;
     int64_t pix[PASS_TILES][TILE_NP];
     uint16_t in[PASS_TILES][2 * MAX_TAPS_1D]; /* tap rows inside, then tap columns inside */
@@ -229,10 +230,12 @@ static int tile_origins(const conv_job *j, int64_t *pix, int64_t p0, int np)
 
 /* The tiles of j->np pixels (the last one shorter) over [p0, min(p1, p0 +
  * PASS_TILES * np)). */
-static void setup_pass(const conv_job *j, tile_pass *ps, int64_t p0, int64_t p1)
+static void setup_pass(const conv_job *j, tile_pass *ps, int64_t run0, int64_t p0, int64_t p1)
 {
     const kn_nchwc_conv *g = j->a->g;
     int64_t n = p1 - p0 < PASS_TILES * j->np ? p1 - p0 : PASS_TILES * j->np;
+    ps->first = (p0 - run0) / j->np;
+    ps->run_tiles = (p1 - run0 + j->np - 1) / j->np;
     ps->p0 = p0;
     ps->tiles = (n + j->np - 1) / j->np;
     ps->np_last = (int)(n - (ps->tiles - 1) * j->np);
@@ -244,8 +247,10 @@ static void setup_pass(const conv_job *j, tile_pass *ps, int64_t p0, int64_t p1)
     }
 }
 
-/* The pass's tiles of image n for the output blocks [mb0, mb0 + ob). */
-static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t mb0, int ob)
+/* The pass's tiles of image n for the output blocks [mb0, mb0 + ob); with
+ * next, the tiles of the run bring the group of weights at next into L2. */
+static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t mb0, int ob,
+                      const float *next)
 {
     const kn_nchwc_conv_args *a = j->a;
     const kn_nchwc_conv *g = a->g;
@@ -255,7 +260,7 @@ static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t
                        .w = a->w->w + (size_t)mb0 * (size_t)(j->cb * g->kh * g->kw) * B * B,
                        .bias = a->w->bias + mb0 * B, .cb = j->cb, .kh = g->kh, .kw = g->kw,
                        .x_cb = g->ih * g->iw * B, .x_ky = g->dh * g->iw * B, .x_kx = g->dw * B,
-                       .y_ob = plane,
+                       .y_ob = plane, .pf_lines = (ob * B + ps->run_tiles - 1) / ps->run_tiles,
                        .last_lanes = mb0 + ob == j->mb ? (1u << tail_m) - 1u : 0xFFFFu,
                        .clamp = j->clamp, .lo = j->lo, .hi = j->hi};
     for (int64_t k = 0; k < ps->tiles; k++) {
@@ -265,22 +270,35 @@ static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t
         t.col_in = ps->inside[k] ? k_all_in : ps->in[k] + g->kh;
         t.y = a->y + out + k * j->np * B;
         t.z = a->z ? a->z + out + k * j->np * B : NULL;
+        /* a group's weights are ob * 16 lines a tap: each tile of the run takes its share */
+        t.pf = next ? (const char *)next + (ps->first + k) * t.pf_lines * 64 * j->cb * g->kh * g->kw
+                    : NULL;
         j->tiles[ob - 1][np - 1](&t);
         if (!j->inline_act)
             tile_act(j, &t, ob, np);
     }
 }
 
+/* The packed weights of output-block group gi. */
+static const float *group_weights(const conv_job *j, int64_t gi)
+{
+    const kn_nchwc_conv *g = j->a->g;
+    return j->a->w->w + (size_t)(gi * TILE_OB) * (size_t)(j->cb * g->kh * g->kw) * B * B;
+}
+
 /* Output pixels [p0, p1) of image n (whole rows), output-block groups [g0, g1):
- * each pass of tiles set up once, then swept by every group's weights. */
-static void conv_pixels(const conv_job *j, int64_t n, int64_t g0, int64_t g1, int64_t p0, int64_t p1)
+ * each pass of tiles set up once, then swept by every group's weights.  With
+ * next (a group index), the run brings that group's weights into L2. */
+static void conv_pixels(const conv_job *j, int64_t n, int64_t g0, int64_t g1, int64_t p0, int64_t p1,
+                        int64_t next)
 {
     tile_pass ps;
     for (int64_t p = p0; p < p1; p += PASS_TILES * j->np) {
-        setup_pass(j, &ps, p, p1);
+        setup_pass(j, &ps, p0, p, p1);
         for (int64_t gi = g0; gi < g1; gi++) {
             int64_t mb0 = gi * TILE_OB;
-            conv_pass(j, &ps, n, mb0, (int)(j->mb - mb0 < TILE_OB ? j->mb - mb0 : TILE_OB));
+            conv_pass(j, &ps, n, mb0, (int)(j->mb - mb0 < TILE_OB ? j->mb - mb0 : TILE_OB),
+                      next >= 0 ? group_weights(j, next) : NULL);
         }
     }
 }
@@ -295,13 +313,16 @@ static void conv_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
         int64_t oy0 = rb * j->rows, oy1 = oy0 + j->rows < g->oh ? oy0 + j->rows : g->oh;
         int64_t g0 = c * j->chunk_groups, g1 = g0 + j->chunk_groups < j->groups ? g0 + j->chunk_groups : j->groups;
         int64_t n0 = ib * j->images, n1 = n0 + j->images < g->batch ? n0 + j->images : g->batch;
-        if (j->groups_outside) /* each group's weights stay in cache across the images */
+        /* big weights: each group's stay in cache across the images, and the first
+         * image's run brings the next group's into L2 */
+        if (j->groups_outside)
             for (int64_t gi = g0; gi < g1; gi++)
                 for (int64_t n = n0; n < n1; n++)
-                    conv_pixels(j, n, gi, gi + 1, oy0 * g->ow, oy1 * g->ow);
+                    conv_pixels(j, n, gi, gi + 1, oy0 * g->ow, oy1 * g->ow,
+                                n == n0 && gi + 1 < g1 ? gi + 1 : -1);
         else
             for (int64_t n = n0; n < n1; n++)
-                conv_pixels(j, n, g0, g1, oy0 * g->ow, oy1 * g->ow);
+                conv_pixels(j, n, g0, g1, oy0 * g->ow, oy1 * g->ow, -1);
     }
     kn_cpu_clear_upper(); /* the tiles leave wide registers dirty */
 }

@@ -39,17 +39,28 @@ KN_AVX512 static KN_INLINE void tap16(__m512 acc[4][12], const float *const xp[1
     }
 }
 
+/* Prefetch of the next weights into L2: n lines at *pf, *pf moved past them. */
+KN_AVX512 static KN_INLINE void prefetch_lines(const char **pf, int64_t n)
+{
+    if (!*pf)
+        return;
+    for (int64_t l = 0; l < n; l++)
+        _mm_prefetch(*pf + l * 64, _MM_HINT_T1);
+    *pf += n * 64;
+}
+
 /* The taps of input block xc (weights from w on), pixels whose tap is outside
  * the image reading zeros; returns w past this block's taps. */
 KN_AVX512 static KN_INLINE const float *block_taps(const kn_nchwc_tile *t, __m512 acc[4][12],
-                                                   const float *xc, const float *w, const int OB,
-                                                   const int NP)
+                                                   const float *xc, const float *w, const char **pf,
+                                                   const int OB, const int NP)
 {
     const unsigned all = (1u << NP) - 1u;
     for (int64_t ky = 0; ky < t->kh; ky++) {
         unsigned rows = t->row_in[ky] & all;
         for (int64_t kx = 0; kx < t->kw; kx++, w += B * B * OB) {
             unsigned in = rows & t->col_in[kx];
+            prefetch_lines(pf, t->pf_lines);
             if (!in)
                 continue;
             const float *xt = xc + ky * t->x_ky + kx * t->x_kx;
@@ -93,8 +104,9 @@ KN_AVX512 static KN_INLINE void tile_body(const kn_nchwc_tile *t, const int OB, 
         for (int p = 0; p < NP; p++)
             acc[o][p] = _mm512_setzero_ps();
     const float *w = t->w;
+    const char *pf = t->pf;
     for (int64_t cb = 0; cb < t->cb; cb++)
-        w = block_taps(t, acc, t->x + cb * t->x_cb, w, OB, NP);
+        w = block_taps(t, acc, t->x + cb * t->x_cb, w, &pf, OB, NP);
     tile_store(t, acc, OB, NP);
 }
 

@@ -33,6 +33,8 @@ typedef struct kn_nchwc_tile {
     const uint16_t *row_in;   /* [kh]: bit p set when pixel p's tap row is inside */
     const uint16_t *col_in;   /* [kw]: bit p set when pixel p's tap column is inside */
     int64_t y_ob;             /* y and z: output block stride */
+    const char *pf;           /* weights to bring into L2 meanwhile, pf_lines lines a tap; or NULL */
+    int64_t pf_lines;
     uint32_t last_lanes; /* lanes kept in the tile's last output block (others zeroed) */
     int clamp;           /* clamp to [lo, hi] before the store */
     float lo, hi;
