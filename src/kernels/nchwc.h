@@ -25,6 +25,8 @@
 struct kn_threadpool;
 
 #define KN_NCHWC_BLOCK 16
+/* The operators on blocked tensors (src/ops/nchwc.c). */
+#define KN_NCHWC_DOMAIN "kiln.nchwc"
 
 /* c rounded up to a multiple of the block. */
 static inline int64_t kn_nchwc_padded(int64_t c)

@@ -53,7 +53,7 @@ static int kernel_from_weight(kn_op_ctx *c, const kn_tensor *w, kn_spatial_geom 
 
 /* Reads kernel_shape (default: the weight's spatial dims), strides, dilations,
  * pads and auto_pad, and computes the output spatial dims of a forward conv. */
-static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, kn_spatial_geom *g)
+int kn_conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, kn_spatial_geom *g)
 {
     memset(g, 0, sizeof *g);
     g->nsp = x->rank - 2;
@@ -106,7 +106,7 @@ static int conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, k
  * output channels, and the spatial sizes conv_geometry gives when the input's and
  * the kernel's are known (else unknown; bad attributes are left for run time to
  * report).  Lets prepare hooks downstream see their image size (Winograd). */
-static int infer_conv(kn_infer_ctx *ic)
+int kn_conv_infer(kn_infer_ctx *ic)
 {
     if (ic->n_in < 2 || !ic->in[0] || !ic->in[1] || ic->n_out < 1)
         return KN_OK;
@@ -120,7 +120,7 @@ static int infer_conv(kn_infer_ctx *ic)
     kn_error err;
     kn_op_ctx c = kn_infer_op_ctx(ic, &err);
     kn_spatial_geom g;
-    if (conv_geometry(&c, &x, &w, &g) == KN_OK)
+    if (kn_conv_geometry(&c, &x, &w, &g) == KN_OK)
         for (int i = 0; i < g.nsp; i++)
             ic->out[0].dims[i + 2].value = g.out[i];
     return KN_OK;
@@ -626,7 +626,7 @@ static int conv_float(kn_op_ctx *c, const float *x, const float *w, const float 
 /* FusedConv's activation attributes (ONNX Runtime contrib op): "activation" with
  * its "activation_params" (LeakyRelu: alpha; Clip: min, max; HardSigmoid: alpha,
  * beta); kiln adds "SiLU". */
-static int read_fused_activation(kn_op_ctx *c, kn_conv_act *act)
+int kn_conv_read_activation(kn_op_ctx *c, kn_conv_act *act)
 {
     static const struct { const char *name; kn_conv_act_kind kind; int params; } acts[] = {
         {"Relu", KN_CONV_ACT_RELU, 0},       {"Sigmoid", KN_CONV_ACT_SIGMOID, 0},
@@ -673,11 +673,11 @@ static int run_conv_impl(kn_op_ctx *c, bool fused)
         return kn_unsupported_dtype(c, x->dtype);
     int rc;
     if ((rc = kn_check_same_dtype(c, x, w)) || (b && (rc = kn_check_same_dtype(c, x, b))) ||
-        (fused && (rc = read_fused_activation(c, &act))))
+        (fused && (rc = kn_conv_read_activation(c, &act))))
         return rc;
     kn_spatial_geom g;
     int64_t group = kn_attr_int(c->node, "group", 1);
-    if ((rc = conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)) ||
+    if ((rc = kn_conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)) ||
         (rc = check_bias(c, b, w->dims[0])))
         return rc;
     int64_t dims[KN_MAX_RANK];
@@ -739,7 +739,7 @@ static int run_conv_integer(kn_op_ctx *c)
     int rc;
     kn_spatial_geom g;
     int64_t group = kn_attr_int(c->node, "group", 1);
-    if ((rc = conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)))
+    if ((rc = kn_conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)))
         return rc;
     int64_t m = w->dims[0];
     if (wz && (wz->dtype != w->dtype || (wz->numel != 1 && wz->numel != m)))
@@ -1057,7 +1057,7 @@ static int run_deform_conv(kn_op_ctx *c)
         return rc;
     kn_spatial_geom g;
     int64_t group = kn_attr_int(c->node, "group", 1), og = kn_attr_int(c->node, "offset_group", 1);
-    if ((rc = conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)) ||
+    if ((rc = kn_conv_geometry(c, x, w, &g)) || (rc = check_conv_shapes(c, x, w, group)) ||
         (rc = check_bias(c, b, w->dims[0])) ||
         (rc = check_deform_inputs(c, x, off, mask, og, &g)))
         return rc;
@@ -1172,8 +1172,8 @@ static int run_causal_conv(kn_op_ctx *c)
 }
 
 const kn_op_def kn_ops_conv[] = {
-    {"", "Conv", 1, run_conv, NULL, infer_conv, .prepare = prepare_conv, .release = release_conv_state},
-    {"com.microsoft", "FusedConv", 1, run_fused_conv, NULL, infer_conv, .prepare = prepare_conv,
+    {"", "Conv", 1, run_conv, NULL, kn_conv_infer, .prepare = prepare_conv, .release = release_conv_state},
+    {"com.microsoft", "FusedConv", 1, run_fused_conv, NULL, kn_conv_infer, .prepare = prepare_conv,
      .release = release_conv_state},
     {"", "ConvTranspose", 1, run_conv_transpose, NULL, NULL, .prepare = prepare_conv_transpose,
      .release = release_conv_state},

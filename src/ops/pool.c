@@ -48,7 +48,7 @@ static int64_t pool_out_len(int64_t in, int64_t pb, int64_t pe, int64_t ext, int
 
 /* kernel_shape, strides, dilations, pads/auto_pad, ceil_mode -> geometry.
  * Attributes an older opset lacks (dilations, ceil_mode) are simply absent. */
-static int pool_geometry(kn_op_ctx *c, const kn_tensor *x, kn_spatial_geom *g)
+int kn_pool_geometry(kn_op_ctx *c, const kn_tensor *x, kn_spatial_geom *g)
 {
     int rc;
     if ((rc = check_pool_input(c, x)))
@@ -108,7 +108,7 @@ static const kn_type *pool_infer_input(kn_infer_ctx *ic)
 
 /* Static output types of MaxPool / AveragePool (pool_geometry on the input's
  * type when its spatial dims are known) and of the global pools (N, C, 1...). */
-static int infer_pool(kn_infer_ctx *ic)
+int kn_pool_infer(kn_infer_ctx *ic)
 {
     const kn_type *xt = pool_infer_input(ic);
     kn_tensor x;
@@ -117,13 +117,13 @@ static int infer_pool(kn_infer_ctx *ic)
     kn_error err;
     kn_op_ctx c = kn_infer_op_ctx(ic, &err);
     kn_spatial_geom g;
-    if (pool_geometry(&c, &x, &g) == KN_OK)
+    if (kn_pool_geometry(&c, &x, &g) == KN_OK)
         for (int i = 0; i < g.nsp; i++)
             ic->out[0].dims[i + 2].value = g.out[i];
     return KN_OK;
 }
 
-static int infer_global_pool(kn_infer_ctx *ic)
+int kn_global_pool_infer(kn_infer_ctx *ic)
 {
     const kn_type *xt = pool_infer_input(ic);
     for (int i = 2; xt && i < xt->rank; i++)
@@ -447,7 +447,7 @@ static int run_pool(kn_op_ctx *c, pool_params *pp)
     if (!kn_dtype_is_float(x->dtype) && !ints_ok)
         return kn_unsupported_dtype(c, x->dtype);
     kn_spatial_geom g;
-    int rc = pool_geometry(c, x, &g);
+    int rc = kn_pool_geometry(c, x, &g);
     if (rc)
         return rc;
     int64_t dims[KN_MAX_RANK];
@@ -558,7 +558,7 @@ static int run_nhwc_max_pool(kn_op_ctx *c)
     xv.dims[2] = x->dims[1];
     xv.dims[3] = x->dims[2];
     kn_spatial_geom g;
-    int rc = pool_geometry(c, &xv, &g);
+    int rc = kn_pool_geometry(c, &xv, &g);
     if (rc)
         return rc;
     int64_t dims[4] = {x->dims[0], g.out[0], g.out[1], x->dims[3]};
@@ -1022,11 +1022,11 @@ static int run_roi_align(kn_op_ctx *c)
 }
 
 const kn_op_def kn_ops_pool[] = {
-    {"", "MaxPool", 1, run_max_pool, NULL, infer_pool},
-    {"", "AveragePool", 1, run_average_pool, NULL, infer_pool},
+    {"", "MaxPool", 1, run_max_pool, NULL, kn_pool_infer},
+    {"", "AveragePool", 1, run_average_pool, NULL, kn_pool_infer},
     {"", "LpPool", 1, run_lp_pool, NULL, NULL},
-    {"", "GlobalAveragePool", 1, run_global_average_pool, NULL, infer_global_pool},
-    {"", "GlobalMaxPool", 1, run_global_max_pool, NULL, infer_global_pool},
+    {"", "GlobalAveragePool", 1, run_global_average_pool, NULL, kn_global_pool_infer},
+    {"", "GlobalMaxPool", 1, run_global_max_pool, NULL, kn_global_pool_infer},
     {"", "GlobalLpPool", 1, run_global_lp_pool, NULL, NULL},
     {"", "MaxUnpool", 1, run_max_unpool, NULL, NULL},
     {"", "MaxRoiPool", 1, run_max_roi_pool, NULL, NULL},

@@ -14,6 +14,7 @@ extern const kn_op_def kn_ops_index[];
 extern const kn_op_def kn_ops_reduce[];
 extern const kn_op_def kn_ops_conv[];
 extern const kn_op_def kn_ops_pool[];
+extern const kn_op_def kn_ops_nchwc[];
 extern const kn_op_def kn_ops_norm[];
 extern const kn_op_def kn_ops_matmul[];
 extern const kn_op_def kn_ops_matmul_nbits[];
@@ -69,6 +70,7 @@ static const kn_op_def *const family_tables[] = {
     kn_ops_text,
     kn_ops_image,
     kn_ops_fused,
+    kn_ops_nchwc,
 };
 
 #define N_FAMILIES (sizeof family_tables / sizeof family_tables[0])

@@ -47,4 +47,20 @@ int64_t kn_same_pads(int64_t in, int64_t stride, int64_t ext, bool upper, int64_
 /* Multiplies g's in/out/k size products by axis i; KN_ERR_ARG on overflow. */
 int kn_spatial_count_axis(kn_op_ctx *c, kn_spatial_geom *g, int i);
 
+/* ---- shared with the blocked-layout operators (ops/nchwc.c) ---- */
+struct kn_conv_act;
+/* Conv's geometry from c->node's attributes, input x's spatial dims and weight w
+ * (conv.c); KN_ERR_ARG naming the bad attribute or size. */
+int kn_conv_geometry(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, kn_spatial_geom *g);
+/* FusedConv's "activation" / "activation_params" (conv.c). */
+int kn_conv_read_activation(kn_op_ctx *c, struct kn_conv_act *act);
+/* Conv's static output type (conv.c). */
+int kn_conv_infer(kn_infer_ctx *ic);
+/* MaxPool / AveragePool geometry (kernel_shape, strides, dilations, pads, auto_pad,
+ * ceil_mode) over input x (pool.c). */
+int kn_pool_geometry(kn_op_ctx *c, const kn_tensor *x, kn_spatial_geom *g);
+/* Static output types of MaxPool / AveragePool and of the global pools (pool.c). */
+int kn_pool_infer(kn_infer_ctx *ic);
+int kn_global_pool_infer(kn_infer_ctx *ic);
+
 #endif

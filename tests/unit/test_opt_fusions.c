@@ -7,6 +7,7 @@
 #include "test.h"
 #include "op_harness.h"
 
+#include "core/cpu.h"
 #include "exec/exec.h"
 #include "ir/ir.h"
 #include "opt/opt.h"
@@ -480,6 +481,62 @@ static void test_fuse_conv_silu(void)
     check_fusion(conv_silu_model, "QuickGelu", 1, 1e-6);
 }
 
+/* ---- blocked layout (level all, kiln only, AVX-512 CPUs) ---- */
+
+/* A small CNN body: Conv 20->24 3x3 + Relu, MaxPool 3x3 s2, 1x1 Conv + residual
+ * Add + Relu (a graph output, so it must come back in NCHW), AveragePool 2x2,
+ * Conv 24->40 3x3 s2, GlobalAveragePool.  Channel counts off the block size so
+ * the padding channels are exercised. */
+static kn_model *cnn_body_model(void)
+{
+    static const int64_t xd[4] = {2, 20, 11, 9}, w1d[4] = {24, 20, 3, 3}, b1d[1] = {24};
+    static const int64_t w2d[4] = {24, 24, 1, 1}, w3d[4] = {40, 24, 3, 3}, b3d[1] = {40};
+    static const int64_t p1[4] = {1, 1, 1, 1}, k3[2] = {3, 3}, k2[2] = {2, 2}, s2[2] = {2, 2};
+    static const int64_t p0[4] = {0, 1, 1, 0};
+    kn_model *m = kt_model_new(13);
+    kn_graph *g = m->graph;
+    input(g, "x", 4, xd);
+    cst(g, "w1", 4, w1d, NULL);
+    cst(g, "b1", 1, b1d, NULL);
+    cst(g, "w2", 4, w2d, NULL);
+    cst(g, "w3", 4, w3d, NULL);
+    cst(g, "b3", 1, b3d, NULL);
+    const char *c1[3] = {"x", "w1", "b1"}, *c2[2] = {"p", "w2"}, *c3[3] = {"a", "w3", "b3"};
+    attr_ints(g, node(g, "Conv", 3, c1, "c1"), "pads", 4, p1);
+    op1(g, "Relu", "c1", "r1");
+    int mp = op1(g, "MaxPool", "r1", "p");
+    attr_ints(g, mp, "kernel_shape", 2, k3);
+    attr_ints(g, mp, "strides", 2, s2);
+    attr_ints(g, mp, "pads", 4, p1);
+    node(g, "Conv", 2, c2, "c2");
+    op2(g, "Add", "c2", "p", "s");
+    op1(g, "Relu", "s", "y1");
+    int ap = op1(g, "AveragePool", "y1", "a");
+    attr_ints(g, ap, "kernel_shape", 2, k2);
+    attr_ints(g, ap, "pads", 4, p0);
+    int cv = node(g, "Conv", 3, c3, "c3");
+    attr_ints(g, cv, "pads", 4, p1);
+    attr_ints(g, cv, "strides", 2, s2);
+    op1(g, "GlobalAveragePool", "c3", "y2");
+    output(g, "y1");
+    output(g, "y2");
+    return m;
+}
+
+static void test_layout_nchwc(void)
+{
+    bool on = kn_cpu_isa() >= KN_ISA_AVX512 && kn_op_find("kiln.nchwc", "Conv", 1);
+    fusion_level = KN_OPT_ALL;
+    check_fusion(cnn_body_model, "ReorderInput", on ? 1 : 0, 1e-4);
+    check_fusion(cnn_body_model, "ReorderOutput", on ? 2 : 0, 1e-4); /* y1 and y2 */
+    check_fusion(cnn_body_model, "GlobalAveragePool", 1, 1e-4);
+    fusion_portable = true; /* never in what kiln optimize writes */
+    check_fusion(cnn_body_model, "ReorderInput", 0, 1e-4);
+    fusion_portable = false;
+    fusion_level = KN_OPT_EXTENDED;
+    check_fusion(cnn_body_model, "ReorderInput", 0, 1e-4);
+}
+
 /* ---- Attention (torch nn.MultiheadAttention export with constant shapes) ---- */
 
 enum { AS = 5, AB = 2, AE = 12, AH = 3 };
@@ -544,4 +601,5 @@ static void test_fuse_attention(void)
 
 TEST_MAIN(TEST_CASE(test_fuse_gelu), TEST_CASE(test_fuse_layernorm),
           TEST_CASE(test_fuse_conv_gemm_activation), TEST_CASE(test_fuse_conv_silu),
+          TEST_CASE(test_layout_nchwc),
           TEST_CASE(test_fuse_attention))
