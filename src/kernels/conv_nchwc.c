@@ -1,10 +1,15 @@
 /* conv_nchwc.c - group-1 2-D convolution on blocked (NCHWc16) tensors: the weight
  * packing, the plain C reference, and the driver that cuts the output into
- * register tiles (ob output blocks x np pixels of one output row) for the
- * AVX-512 tile kernels of conv_nchwc_avx512.c.  Depthwise convs (group > 1) go
- * to conv_nchwc_dw.c.  Each output element is summed by one tile in one fixed
- * order (input block, tap row, tap column, channel), whatever the task split,
- * so results do not depend on the thread count. */
+ * register tiles for the AVX-512 kernels of conv_nchwc_avx512.c: up to 4 output
+ * blocks x 6 consecutive output pixels of one image (a run that may cross rows;
+ * 8 or 12 pixels when the conv has fewer blocks), the taps of edge pixels that
+ * fall outside the image reading a zero vector.  Tasks are (images, output-block
+ * groups, rows); inside a task, passes of 64 tiles are set up once and swept by
+ * each group's weights; big weights go group by group over all the task's
+ * images, prefetching the next group into L2.  Depthwise convs (group > 1) go to
+ * conv_nchwc_dw.c.  Each output element is summed by one tile in one fixed order
+ * (input block, tap row, tap column, channel) whatever the split, so results do
+ * not depend on the thread count. */
 #include "kernels/nchwc_internal.h"
 
 #include <stdlib.h>
