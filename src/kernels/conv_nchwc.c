@@ -1,10 +1,15 @@
 /* conv_nchwc.c - group-1 2-D convolution on blocked (NCHWc16) tensors: the weight
  * packing, the plain C reference, and the driver that cuts the output into
- * register tiles (ob output blocks x np pixels of one output row) for the
- * AVX-512 tile kernels of conv_nchwc_avx512.c.  Depthwise convs (group > 1) go
- * to conv_nchwc_dw.c.  Each output element is summed by one tile in one fixed
- * order (input block, tap row, tap column, channel), whatever the task split,
- * so results do not depend on the thread count. */
+ * register tiles for the AVX-512 kernels of conv_nchwc_avx512.c: up to 4 output
+ * blocks x 6 consecutive output pixels of one image (a run that may cross rows;
+ * 8 or 12 pixels when the conv has fewer blocks), the taps of edge pixels that
+ * fall outside the image reading a zero vector.  Tasks are (images, output-block
+ * groups, rows); inside a task, passes of 64 tiles are set up once and swept by
+ * each group's weights; big weights go group by group over all the task's
+ * images, prefetching the next group into L2.  Depthwise convs (group > 1) go to
+ * conv_nchwc_dw.c.  Each output element is summed by one tile in one fixed order
+ * (input block, tap row, tap column, channel) whatever the split, so results do
+ * not depend on the thread count. */
 #include "kernels/nchwc_internal.h"
 
 #include <stdlib.h>
@@ -14,11 +19,16 @@
 #include "exec/threadpool.h"
 
 #define B KN_NCHWC_BLOCK
-/* Output blocks one tile holds, and pixels of one tile. */
+/* Output blocks one tile holds; pixels of one tile: 6 with 4 output blocks (24
+ * accumulators), more when the conv has fewer blocks (see tile_pixels_for). */
 #define TILE_OB 4
-#define TILE_NP 6
+#define TILE_NP KN_NCHWC_TILE_NP
 /* Input floats (rows of every input block) one task aims to read. */
 #define TASK_INPUT_FLOATS (64 * 1024)
+/* Packed weights up to this size stay in L2 while a task goes over its images
+ * one by one (each image swept by every group); bigger ones are swept group by
+ * group, each group's weights over all the task's images. */
+#define WEIGHTS_L2_BYTES ((size_t)1 << 20)
 /* Tasks per pool thread the split aims at. */
 #define TASKS_PER_THREAD 4
 
@@ -135,14 +145,22 @@ void kn_nchwc_conv_reference(const kn_nchwc_conv_args *a)
 /* --------------------------------------------------------------- driver */
 
 /* Kernel sizes the tile's tap masks cover (larger ones take the reference). */
-#define MAX_TAPS_1D 64
+#define MAX_TAPS_1D 16
+/* Tiles one pass sets up for all the groups of output blocks. */
+#define PASS_TILES 64
 
 typedef struct conv_job {
     const kn_nchwc_conv_args *a;
     kn_nchwc_tile_fn tiles[TILE_OB][TILE_NP];
+    int np;                       /* pixels per tile */
+    int64_t oy_in[2], ox_in[2];   /* the output rows / columns whose taps all lie inside */
     int64_t mb, cb;               /* output / input blocks */
     int64_t rows, row_blocks;     /* output rows per task, tasks along the rows */
     int64_t groups, chunk_groups; /* tile groups of output blocks, groups per task */
+    int64_t chunks;               /* tasks along the groups */
+    int64_t images, image_blocks; /* images per task, tasks along the images */
+    size_t w_bytes;               /* of the packed weights */
+    int groups_outside;           /* loop over the groups outside the images */
     int clamp, inline_act;
     float lo, hi;
 } conv_job;
@@ -159,47 +177,134 @@ static void tile_act(const conv_job *j, const kn_nchwc_tile *t, int ob, int np)
                 last[p * B + l] = 0.0f;
 }
 
-/* The window origins of pixels [p0, p0 + np) and which of their tap rows and
- * columns lie inside the image. */
-static void tile_pixels(const kn_nchwc_conv *g, kn_nchwc_tile *t, uint8_t *row_in, uint8_t *col_in,
-                        int64_t p0, int np)
+/* The pixel setup of up to PASS_TILES tiles, computed once for every group of
+ * output blocks that runs over them. */
+typedef struct tile_pass {
+    int64_t p0, tiles;
+    int64_t first, run_tiles; /* the pass's first tile in its run, the run's tiles */
+    int np_last;
+    int64_t pix[PASS_TILES][TILE_NP];
+    uint16_t in[PASS_TILES][2 * MAX_TAPS_1D]; /* tap rows inside, then tap columns inside */
+    int inside[PASS_TILES];                   /* every tap inside (in[] not set) */
+} tile_pass;
+
+/* Bit p set for every pixel of a tile: the tap masks of the tiles inside the image. */
+static const uint16_t k_all_in[MAX_TAPS_1D] = {
+    0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF,
+    0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
+
+/* Which tap rows and columns of the pixels [p0, p0 + np) lie inside the image
+ * (bit p of row_in[ky] / col_in[kx]). */
+static void tile_masks(const kn_nchwc_conv *g, uint16_t *row_in, uint16_t *col_in, int64_t p0, int np)
 {
-    memset(row_in, 0, (size_t)g->kh);
-    memset(col_in, 0, (size_t)g->kw);
-    for (int p = 0; p < np; p++) {
-        int64_t iy = (p0 + p) / g->ow * g->sh - g->pt, ix = (p0 + p) % g->ow * g->sw - g->pl;
-        t->pix[p] = (iy * g->iw + ix) * B;
-        for (int64_t ky = 0; ky < g->kh; ky++)
-            row_in[ky] |= (uint8_t)((iy + ky * g->dh >= 0 && iy + ky * g->dh < g->ih) << p);
-        for (int64_t kx = 0; kx < g->kw; kx++)
-            col_in[kx] |= (uint8_t)((ix + kx * g->dw >= 0 && ix + kx * g->dw < g->iw) << p);
+    int64_t oy0 = p0 / g->ow, ox0 = p0 % g->ow;
+    for (int64_t ky = 0; ky < g->kh; ky++) {
+        unsigned m = 0;
+        for (int64_t p = 0, oy = oy0, ox = ox0; p < np; p++, oy += ++ox == g->ow, ox %= g->ow) {
+            int64_t iy = oy * g->sh - g->pt + ky * g->dh;
+            m |= (unsigned)(iy >= 0 && iy < g->ih) << p;
+        }
+        row_in[ky] = (uint16_t)m;
+    }
+    for (int64_t kx = 0; kx < g->kw; kx++) {
+        unsigned m = 0;
+        for (int64_t p = 0, ox = ox0; p < np; p++, ox = ox + 1 == g->ow ? 0 : ox + 1) {
+            int64_t ix = ox * g->sw - g->pl + kx * g->dw;
+            m |= (unsigned)(ix >= 0 && ix < g->iw) << p;
+        }
+        col_in[kx] = (uint16_t)m;
     }
 }
 
-/* Output pixels [p0, p1) of image n (a run over whole rows) for the output blocks
- * [mb0, mb0 + ob), in tiles of TILE_NP pixels and one shorter tail. */
-static void conv_pixels(const conv_job *j, int64_t n, int64_t mb0, int ob, int64_t p0, int64_t p1)
+/* The window origins of pixels [p0, p0 + np); returns whether every tap of
+ * every one of them lies inside the image. */
+static int tile_origins(const conv_job *j, int64_t *pix, int64_t p0, int np)
+{
+    const kn_nchwc_conv *g = j->a->g;
+    int64_t oy = p0 / g->ow, ox = p0 % g->ow;
+    int inside = 1;
+    for (int p = 0; p < np; p++) {
+        int64_t iy = oy * g->sh - g->pt, ix = ox * g->sw - g->pl;
+        pix[p] = (iy * g->iw + ix) * B;
+        inside &= oy >= j->oy_in[0] && oy < j->oy_in[1] && ox >= j->ox_in[0] && ox < j->ox_in[1];
+        if (++ox == g->ow)
+            ox = 0, oy++;
+    }
+    return inside;
+}
+
+/* The tiles of j->np pixels (the last one shorter) over [p0, min(p1, p0 +
+ * PASS_TILES * np)). */
+static void setup_pass(const conv_job *j, tile_pass *ps, int64_t run0, int64_t p0, int64_t p1)
+{
+    const kn_nchwc_conv *g = j->a->g;
+    int64_t n = p1 - p0 < PASS_TILES * j->np ? p1 - p0 : PASS_TILES * j->np;
+    ps->first = (p0 - run0) / j->np;
+    ps->run_tiles = (p1 - run0 + j->np - 1) / j->np;
+    ps->p0 = p0;
+    ps->tiles = (n + j->np - 1) / j->np;
+    ps->np_last = (int)(n - (ps->tiles - 1) * j->np);
+    for (int64_t k = 0; k < ps->tiles; k++) {
+        int np = k + 1 < ps->tiles ? j->np : ps->np_last;
+        ps->inside[k] = tile_origins(j, ps->pix[k], p0 + k * j->np, np);
+        if (!ps->inside[k])
+            tile_masks(g, ps->in[k], ps->in[k] + g->kh, p0 + k * j->np, np);
+    }
+}
+
+/* The pass's tiles of image n for the output blocks [mb0, mb0 + ob); with
+ * next, the tiles of the run bring the group of weights at next into L2. */
+static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t mb0, int ob,
+                      const float *next)
 {
     const kn_nchwc_conv_args *a = j->a;
     const kn_nchwc_conv *g = a->g;
-    int64_t plane = g->oh * g->ow * B, out = (n * j->mb + mb0) * plane;
+    int64_t plane = g->oh * g->ow * B, out = (n * j->mb + mb0) * plane + ps->p0 * B;
     int tail_m = (int)(g->m - (j->mb - 1) * B);
-    uint8_t row_in[MAX_TAPS_1D], col_in[MAX_TAPS_1D];
     kn_nchwc_tile t = {.x = a->x + n * j->cb * g->ih * g->iw * B,
                        .w = a->w->w + (size_t)mb0 * (size_t)(j->cb * g->kh * g->kw) * B * B,
                        .bias = a->w->bias + mb0 * B, .cb = j->cb, .kh = g->kh, .kw = g->kw,
                        .x_cb = g->ih * g->iw * B, .x_ky = g->dh * g->iw * B, .x_kx = g->dw * B,
-                       .row_in = row_in, .col_in = col_in, .y_ob = plane,
+                       .y_ob = plane, .pf_lines = (ob * B + ps->run_tiles - 1) / ps->run_tiles,
                        .last_lanes = mb0 + ob == j->mb ? (1u << tail_m) - 1u : 0xFFFFu,
                        .clamp = j->clamp, .lo = j->lo, .hi = j->hi};
-    for (int64_t p = p0; p < p1; p += TILE_NP) {
-        int np = (int)(p1 - p < TILE_NP ? p1 - p : TILE_NP);
-        tile_pixels(g, &t, row_in, col_in, p, np);
-        t.y = a->y + out + p * B;
-        t.z = a->z ? a->z + out + p * B : NULL;
+    for (int64_t k = 0; k < ps->tiles; k++) {
+        int np = k + 1 < ps->tiles ? j->np : ps->np_last;
+        t.pix = ps->pix[k];
+        t.row_in = ps->inside[k] ? k_all_in : ps->in[k];
+        t.col_in = ps->inside[k] ? k_all_in : ps->in[k] + g->kh;
+        t.y = a->y + out + k * j->np * B;
+        t.z = a->z ? a->z + out + k * j->np * B : NULL;
+        /* a group's weights are ob * 16 lines a tap: each tile of the run takes its share */
+        t.pf = next ? (const char *)next + (ps->first + k) * t.pf_lines * 64 * j->cb * g->kh * g->kw
+                    : NULL;
         j->tiles[ob - 1][np - 1](&t);
         if (!j->inline_act)
             tile_act(j, &t, ob, np);
+    }
+}
+
+/* The packed weights of output-block group gi. */
+static const float *group_weights(const conv_job *j, int64_t gi)
+{
+    const kn_nchwc_conv *g = j->a->g;
+    return j->a->w->w + (size_t)(gi * TILE_OB) * (size_t)(j->cb * g->kh * g->kw) * B * B;
+}
+
+/* Output pixels [p0, p1) of image n (whole rows), output-block groups [g0, g1):
+ * each pass of tiles set up once, then swept by every group's weights.  With
+ * next (a group index), the run brings that group's weights into L2. */
+static void conv_pixels(const conv_job *j, int64_t n, int64_t g0, int64_t g1, int64_t p0, int64_t p1,
+                        int64_t next)
+{
+    tile_pass ps;
+    for (int64_t p = p0; p < p1; p += PASS_TILES * j->np) {
+        setup_pass(j, &ps, p0, p, p1);
+        for (int64_t gi = g0; gi < g1; gi++) {
+            int64_t mb0 = gi * TILE_OB;
+            conv_pass(j, &ps, n, mb0, (int)(j->mb - mb0 < TILE_OB ? j->mb - mb0 : TILE_OB),
+                      next >= 0 ? group_weights(j, next) : NULL);
+        }
     }
 }
 
@@ -207,37 +312,78 @@ static void conv_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
 {
     const conv_job *j = ctx;
     const kn_nchwc_conv *g = j->a->g;
-    int64_t chunks = (j->groups + j->chunk_groups - 1) / j->chunk_groups;
     (void)thread_index;
     for (int64_t q = begin; q < end; q++) {
-        int64_t rb = q % j->row_blocks, c = q / j->row_blocks % chunks, n = q / j->row_blocks / chunks;
+        int64_t rb = q % j->row_blocks, c = q / j->row_blocks % j->chunks, ib = q / j->row_blocks / j->chunks;
         int64_t oy0 = rb * j->rows, oy1 = oy0 + j->rows < g->oh ? oy0 + j->rows : g->oh;
-        int64_t g1 = (c + 1) * j->chunk_groups < j->groups ? (c + 1) * j->chunk_groups : j->groups;
-        for (int64_t gi = c * j->chunk_groups; gi < g1; gi++) {
-            int64_t mb0 = gi * TILE_OB;
-            int ob = (int)(j->mb - mb0 < TILE_OB ? j->mb - mb0 : TILE_OB);
-            conv_pixels(j, n, mb0, ob, oy0 * g->ow, oy1 * g->ow);
-        }
+        int64_t g0 = c * j->chunk_groups, g1 = g0 + j->chunk_groups < j->groups ? g0 + j->chunk_groups : j->groups;
+        int64_t n0 = ib * j->images, n1 = n0 + j->images < g->batch ? n0 + j->images : g->batch;
+        /* big weights: each group's stay in cache across the images, and the first
+         * image's run brings the next group's into L2 */
+        if (j->groups_outside)
+            for (int64_t gi = g0; gi < g1; gi++)
+                for (int64_t n = n0; n < n1; n++)
+                    conv_pixels(j, n, gi, gi + 1, oy0 * g->ow, oy1 * g->ow,
+                                n == n0 && gi + 1 < g1 ? gi + 1 : -1);
+        else
+            for (int64_t n = n0; n < n1; n++)
+                conv_pixels(j, n, g0, g1, oy0 * g->ow, oy1 * g->ow, -1);
     }
     kn_cpu_clear_upper(); /* the tiles leave wide registers dirty */
 }
 
-/* Rows per task and output-block chunks: tasks read about TASK_INPUT_FLOATS of
- * input, and when they are too few for the pool the output blocks are split too. */
+/* ceil(a / b) pieces, at most n. */
+static int64_t pieces(int64_t a, int64_t b, int64_t n)
+{
+    int64_t k = (a + b - 1) / b;
+    return k > n ? n : k < 1 ? 1 : k;
+}
+
+/* Rows per task (about TASK_INPUT_FLOATS of input), then, while the tasks are too
+ * few for the pool, the output-block groups and the images split too (the groups
+ * first when the weights are big, as each task reads only its groups' weights).
+ * A task covers several images when the pool does not need them apart. */
 static void plan_tasks(conv_job *j, struct kn_threadpool *pool)
 {
     const kn_nchwc_conv *g = j->a->g;
-    int64_t row_floats = j->cb * g->iw * B * g->sh;
+    int64_t row_floats = j->cb * g->iw * B * g->sh, threads = kn_threadpool_size(pool);
     j->rows = TASK_INPUT_FLOATS / (row_floats > 0 ? row_floats : 1);
     j->rows = j->rows < 1 ? 1 : j->rows > g->oh ? g->oh : j->rows;
     j->row_blocks = (g->oh + j->rows - 1) / j->rows;
     j->groups = (j->mb + TILE_OB - 1) / TILE_OB;
-    int64_t base = g->batch * j->row_blocks, threads = kn_threadpool_size(pool);
-    int64_t want = threads * TASKS_PER_THREAD, chunks = 1;
-    if (threads > 1 && base < want)
-        chunks = (want + base - 1) / base;
-    chunks = chunks > j->groups ? j->groups : chunks;
+    j->groups_outside = j->w_bytes > WEIGHTS_L2_BYTES;
+    int64_t want = threads > 1 ? threads * TASKS_PER_THREAD : 1, chunks = 1, iblocks = 1;
+    if (j->groups_outside) {
+        chunks = pieces(want, j->row_blocks, j->groups);
+        iblocks = pieces(want, j->row_blocks * chunks, g->batch);
+    } else {
+        iblocks = pieces(want, j->row_blocks, g->batch);
+        chunks = pieces(want, j->row_blocks * iblocks, j->groups);
+    }
     j->chunk_groups = (j->groups + chunks - 1) / chunks;
+    j->chunks = (j->groups + j->chunk_groups - 1) / j->chunk_groups;
+    j->images = (g->batch + iblocks - 1) / iblocks;
+    j->image_blocks = (g->batch + j->images - 1) / j->images;
+}
+
+/* The outputs [r[0], r[1]) along one axis whose window (k taps d apart from
+ * o * s - pad) lies inside [0, n). */
+static void inside_range(int64_t n, int64_t k, int64_t s, int64_t d, int64_t pad, int64_t outs,
+                         int64_t r[2])
+{
+    int64_t last = n - 1 + pad - (k - 1) * d; /* o * s <= last */
+    r[0] = kn_ceil_div(pad, s);
+    r[1] = last < 0 ? 0 : last / s + 1;
+    r[0] = r[0] > outs ? outs : r[0];
+    r[1] = r[1] > outs ? outs : r[1] < r[0] ? r[0] : r[1];
+}
+
+/* Pixels per tile: 6 when tiles hold 4 output blocks (24 accumulators), more
+ * for convs with fewer blocks, whose tiles would otherwise load a weight vector
+ * for every few FMAs. */
+static int tile_pixels_for(int64_t mb)
+{
+    return mb >= 4 ? 6 : mb == 3 ? 8 : TILE_NP;
 }
 
 static int fill_tiles(conv_job *j, kn_isa isa)
@@ -247,8 +393,9 @@ static int fill_tiles(conv_job *j, kn_isa isa)
         isa = kn_cpu_isa_supported();
     if (isa < KN_ISA_AVX512 || g->kh > MAX_TAPS_1D || g->kw > MAX_TAPS_1D)
         return 0;
-    for (int o = 0; o < TILE_OB; o++)
-        for (int p = 0; p < TILE_NP; p++)
+    j->np = tile_pixels_for(j->mb);
+    for (int o = 0; o < TILE_OB && o < j->mb; o++)
+        for (int p = 0; p < j->np; p++)
             if (!(j->tiles[o][p] = kn_nchwc_tile_avx512(o + 1, p + 1)))
                 return 0;
     return 1;
@@ -261,14 +408,16 @@ void kn_nchwc_conv_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_co
         kn_nchwc_dw_run(pool, isa, a);
         return;
     }
-    conv_job j = {.a = a, .mb = kn_nchwc_padded(g->m) / B, .cb = kn_nchwc_padded(g->channels) / B};
+    conv_job j = {.a = a, .mb = kn_nchwc_padded(g->m) / B, .cb = kn_nchwc_padded(g->channels) / B,
+                  .w_bytes = a->w->bytes};
     if (!fill_tiles(&j, isa)) {
         kn_nchwc_conv_reference(a);
         return;
     }
+    inside_range(g->ih, g->kh, g->sh, g->dh, g->pt, g->oh, j.oy_in);
+    inside_range(g->iw, g->kw, g->sw, g->dw, g->pl, g->ow, j.ox_in);
     j.inline_act = kn_conv_act_is_clamp(&a->act, &j.lo, &j.hi);
     j.clamp = j.inline_act && a->act.kind != KN_CONV_ACT_NONE;
     plan_tasks(&j, pool);
-    int64_t chunks = (j.groups + j.chunk_groups - 1) / j.chunk_groups;
-    kn_parallel_for(pool, g->batch * chunks * j.row_blocks, 1, conv_tasks, &j);
+    kn_parallel_for(pool, j.image_blocks * j.chunks * j.row_blocks, 1, conv_tasks, &j);
 }

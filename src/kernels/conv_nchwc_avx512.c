@@ -1,5 +1,5 @@
 /* conv_nchwc_avx512.c - AVX-512 register tiles of the group-1 NCHWc conv
- * (driver in conv_nchwc.c): OB (1..4) output blocks x NP (1..6) pixels of one
+ * (driver in conv_nchwc.c): OB (1..4) output blocks x NP (1..12 / 8 / 6) pixels of one
  * output run in OB * NP zmm accumulators; for every input block, tap and input
  * channel, OB weight vectors are loaded and each pixel's input value broadcast
  * into OB FMAs (a pixel whose tap is outside the image reads a zero vector).  Epilogue: bias, residual, clamp (Relu / Clip), the padding
@@ -20,7 +20,7 @@ static const float k_zeros[B] __attribute__((aligned(64)));
 
 /* acc += the 16 input channels of one tap: pixel p's 16 values at xp[p], the
  * weights [16 in][OB][16 out] at w. */
-KN_AVX512 static KN_INLINE void tap16(__m512 acc[4][6], const float *const xp[6], const float *w,
+KN_AVX512 static KN_INLINE void tap16(__m512 acc[4][12], const float *const xp[12], const float *w,
                                       const int OB, const int NP)
 {
 #pragma GCC unroll 2
@@ -29,7 +29,7 @@ KN_AVX512 static KN_INLINE void tap16(__m512 acc[4][6], const float *const xp[6]
 #pragma GCC unroll 4
         for (int o = 0; o < OB; o++)
             wv[o] = _mm512_load_ps(w + (ic * OB + o) * B);
-#pragma GCC unroll 6
+#pragma GCC unroll 12
         for (int p = 0; p < NP; p++) {
             __m512 b = _mm512_set1_ps(xp[p][ic]);
 #pragma GCC unroll 4
@@ -39,22 +39,33 @@ KN_AVX512 static KN_INLINE void tap16(__m512 acc[4][6], const float *const xp[6]
     }
 }
 
+/* Prefetch of the next weights into L2: n lines at *pf, *pf moved past them. */
+KN_AVX512 static KN_INLINE void prefetch_lines(const char **pf, int64_t n)
+{
+    if (!*pf)
+        return;
+    for (int64_t l = 0; l < n; l++)
+        _mm_prefetch(*pf + l * 64, _MM_HINT_T1);
+    *pf += n * 64;
+}
+
 /* The taps of input block xc (weights from w on), pixels whose tap is outside
  * the image reading zeros; returns w past this block's taps. */
-KN_AVX512 static KN_INLINE const float *block_taps(const kn_nchwc_tile *t, __m512 acc[4][6],
-                                                   const float *xc, const float *w, const int OB,
-                                                   const int NP)
+KN_AVX512 static KN_INLINE const float *block_taps(const kn_nchwc_tile *t, __m512 acc[4][12],
+                                                   const float *xc, const float *w, const char **pf,
+                                                   const int OB, const int NP)
 {
     const unsigned all = (1u << NP) - 1u;
     for (int64_t ky = 0; ky < t->kh; ky++) {
         unsigned rows = t->row_in[ky] & all;
         for (int64_t kx = 0; kx < t->kw; kx++, w += B * B * OB) {
             unsigned in = rows & t->col_in[kx];
+            prefetch_lines(pf, t->pf_lines);
             if (!in)
                 continue;
             const float *xt = xc + ky * t->x_ky + kx * t->x_kx;
-            const float *xp[6];
-#pragma GCC unroll 6
+            const float *xp[12];
+#pragma GCC unroll 12
             for (int p = 0; p < NP; p++)
                 xp[p] = in >> p & 1u ? xt + t->pix[p] : k_zeros;
             tap16(acc, xp, w, OB, NP);
@@ -64,7 +75,7 @@ KN_AVX512 static KN_INLINE const float *block_taps(const kn_nchwc_tile *t, __m51
 }
 
 /* bias, residual, clamp and the store of the accumulators. */
-KN_AVX512 static KN_INLINE void tile_store(const kn_nchwc_tile *t, __m512 acc[4][6], const int OB,
+KN_AVX512 static KN_INLINE void tile_store(const kn_nchwc_tile *t, __m512 acc[4][12], const int OB,
                                            const int NP)
 {
     __m512 lo = _mm512_set1_ps(t->lo), hi = _mm512_set1_ps(t->hi);
@@ -72,7 +83,7 @@ KN_AVX512 static KN_INLINE void tile_store(const kn_nchwc_tile *t, __m512 acc[4]
     for (int o = 0; o < OB; o++) {
         __m512 bias = _mm512_load_ps(t->bias + o * B);
         __mmask16 keep = o == OB - 1 ? (__mmask16)t->last_lanes : (__mmask16)0xFFFF;
-#pragma GCC unroll 6
+#pragma GCC unroll 12
         for (int p = 0; p < NP; p++) {
             __m512 v = _mm512_add_ps(acc[o][p], bias);
             if (t->z)
@@ -86,31 +97,37 @@ KN_AVX512 static KN_INLINE void tile_store(const kn_nchwc_tile *t, __m512 acc[4]
 
 KN_AVX512 static KN_INLINE void tile_body(const kn_nchwc_tile *t, const int OB, const int NP)
 {
-    __m512 acc[4][6];
+    __m512 acc[4][12];
 #pragma GCC unroll 4
     for (int o = 0; o < OB; o++)
-#pragma GCC unroll 6
+#pragma GCC unroll 12
         for (int p = 0; p < NP; p++)
             acc[o][p] = _mm512_setzero_ps();
     const float *w = t->w;
+    const char *pf = t->pf;
     for (int64_t cb = 0; cb < t->cb; cb++)
-        w = block_taps(t, acc, t->x + cb * t->x_cb, w, OB, NP);
+        w = block_taps(t, acc, t->x + cb * t->x_cb, w, &pf, OB, NP);
     tile_store(t, acc, OB, NP);
 }
 
 #define TILE(OB, NP)                                                                       \
     KN_AVX512 static void tile_##OB##x##NP(const kn_nchwc_tile *t) { tile_body(t, OB, NP); }
-#define TILE_ROW(OB) TILE(OB, 1) TILE(OB, 2) TILE(OB, 3) TILE(OB, 4) TILE(OB, 5) TILE(OB, 6)
-TILE_ROW(1)
-TILE_ROW(2)
-TILE_ROW(3)
-TILE_ROW(4)
-#define ROW_FNS(OB) {tile_##OB##x1, tile_##OB##x2, tile_##OB##x3, tile_##OB##x4, tile_##OB##x5, tile_##OB##x6}
+#define TILES_6(OB) TILE(OB, 1) TILE(OB, 2) TILE(OB, 3) TILE(OB, 4) TILE(OB, 5) TILE(OB, 6)
+#define TILES_8(OB) TILES_6(OB) TILE(OB, 7) TILE(OB, 8)
+#define TILES_12(OB) TILES_8(OB) TILE(OB, 9) TILE(OB, 10) TILE(OB, 11) TILE(OB, 12)
+TILES_12(1)
+TILES_12(2)
+TILES_8(3)
+TILES_6(4)
+#define FNS_6(OB) tile_##OB##x1, tile_##OB##x2, tile_##OB##x3, tile_##OB##x4, tile_##OB##x5, tile_##OB##x6
+#define FNS_8(OB) FNS_6(OB), tile_##OB##x7, tile_##OB##x8
+#define FNS_12(OB) FNS_8(OB), tile_##OB##x9, tile_##OB##x10, tile_##OB##x11, tile_##OB##x12
 
 kn_nchwc_tile_fn kn_nchwc_tile_avx512(int ob, int np)
 {
-    static const kn_nchwc_tile_fn fns[4][6] = {ROW_FNS(1), ROW_FNS(2), ROW_FNS(3), ROW_FNS(4)};
-    return ob >= 1 && ob <= 4 && np >= 1 && np <= 6 ? fns[ob - 1][np - 1] : NULL;
+    static const kn_nchwc_tile_fn fns[4][KN_NCHWC_TILE_NP] = {{FNS_12(1)}, {FNS_12(2)}, {FNS_8(3)},
+                                                              {FNS_6(4)}};
+    return ob >= 1 && ob <= 4 && np >= 1 && np <= KN_NCHWC_TILE_NP ? fns[ob - 1][np - 1] : NULL;
 }
 
 #else

@@ -14,6 +14,9 @@ struct kn_nchwc_weights {
     size_t bytes;    /* of w and bias together */
 };
 
+/* The most pixels of one tile (with one or two output blocks; 8 with three, 6 with four). */
+#define KN_NCHWC_TILE_NP 12
+
 /* One register tile of the group-1 conv: ob output blocks x np consecutive output
  * pixels of one image (a run that may cross rows), summed over every input block
  * and every tap; a tap that falls outside the image for a pixel reads zeros.
@@ -26,16 +29,19 @@ typedef struct kn_nchwc_tile {
     float *y;          /* first output block, first pixel; pixels 16 floats apart */
     int64_t cb, kh, kw;
     int64_t x_cb, x_ky, x_kx; /* input strides: block, tap row, tap column */
-    int64_t pix[6];           /* each pixel's window origin (may lie outside the image) */
-    const uint8_t *row_in;    /* [kh]: bit p set when pixel p's tap row is inside */
-    const uint8_t *col_in;    /* [kw]: bit p set when pixel p's tap column is inside */
+    const int64_t *pix;       /* [np]: each pixel's window origin (may lie outside the image) */
+    const uint16_t *row_in;   /* [kh]: bit p set when pixel p's tap row is inside */
+    const uint16_t *col_in;   /* [kw]: bit p set when pixel p's tap column is inside */
     int64_t y_ob;             /* y and z: output block stride */
+    const char *pf;           /* weights to bring into L2 meanwhile, pf_lines lines a tap; or NULL */
+    int64_t pf_lines;
     uint32_t last_lanes; /* lanes kept in the tile's last output block (others zeroed) */
     int clamp;           /* clamp to [lo, hi] before the store */
     float lo, hi;
 } kn_nchwc_tile;
 typedef void (*kn_nchwc_tile_fn)(const kn_nchwc_tile *t);
-/* The AVX-512 tile of ob (1..4) blocks x np (1..6) pixels; NULL when not built. */
+/* The AVX-512 tile of ob (1..4) blocks x np pixels (1..12 for ob <= 2, 1..8 for 3,
+ * 1..6 for 4); NULL when not built or out of range. */
 kn_nchwc_tile_fn kn_nchwc_tile_avx512(int ob, int np);
 
 #endif

@@ -2,8 +2,9 @@
  * reference against a naive NCHW conv on the unpacked weights (which checks the
  * packing), the AVX-512 driver against the reference (no pool and a 2-thread
  * pool, the two bit-identical), on awkward shapes: channel counts off the block,
- * spatial sizes 1..13, strides, asymmetric pads, dilation, batch 2, residual and
- * every kind of activation; padding channels must come out zero. */
+ * spatial sizes 1..13, strides, asymmetric pads, dilation, batch 2, residual,
+ * every kind of activation, deep inputs; padding
+ * channels must come out zero. */
 #include "test.h"
 
 #include <stdlib.h>
@@ -32,6 +33,12 @@ static const shape k_shapes[] = {
     {2, 15, 48, 13, 2, 3, 1, 2, 1, 1, 1, 1, 0, 2, 0, KN_CONV_ACT_RELU, 1, 0},
     {1, 32, 80, 7, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_NONE, 1, 1},
     {1, 3, 16, 13, 13, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, KN_CONV_ACT_RELU, 0, 1},
+    /* deep inputs */
+    {1, 150, 20, 5, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_SIGMOID, 1, 1},
+    {2, 140, 70, 7, 7, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_CLIP, 1, 1},
+    {1, 48, 40, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_RELU, 1, 1},
+    /* weights over 1 MiB: the groups go outside the images */
+    {3, 128, 280, 3, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_CLIP, 1, 1},
 };
 
 static uint32_t g_seed = 0x2468aceu;
@@ -180,7 +187,8 @@ static void test_shapes(void)
     kn_threadpool_free(pool2);
 }
 
-/* Wide rows: several 6-pixel tiles and every tail length, with and without pads. */
+/* Wide rows: several tiles (6, 8 or 12 pixels by the output blocks) and every
+ * tail length, with and without pads. */
 static void test_row_tails(void)
 {
     for (int64_t iw = 6; iw <= 13; iw++) {
@@ -188,6 +196,8 @@ static void test_row_tails(void)
         run_shape(&s, NULL);
         shape t = {1, 32, 48, 2, iw, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_NONE, 0, 1};
         run_shape(&t, NULL);
+        shape u = {1, 24, 20, 3, iw, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_CLIP, 1, 1};
+        run_shape(&u, NULL);
     }
 }
 
