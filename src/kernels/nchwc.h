@@ -11,6 +11,7 @@
  *   conv_nchwc.c / conv_nchwc_avx512.c   group-1 conv: weight packing, driver,
  *                                         reference and AVX-512 tiles
  *   conv_nchwc_dw.c                       depthwise conv (group == C == M)
+ *   conv_nchwc_stem.c                     NCHW input with few channels -> blocked
  *   pool_nchwc.c                          max / average pools, global average
  *   nchwc_reorder.c                       NCHW <-> NCHWc */
 #ifndef KN_NCHWC_H
@@ -88,6 +89,14 @@ void kn_nchwc_conv_reference(const kn_nchwc_conv_args *a);
 kn_nchwc_weights *kn_nchwc_dw_pack(const kn_nchwc_conv *g, const float *w, const float *bias);
 void kn_nchwc_dw_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_conv_args *a);
 void kn_nchwc_dw_reference(const kn_nchwc_conv_args *a);
+
+/* Stems (conv_nchwc_stem.c): a group-1 conv over an NCHW input with few channels
+ * (a->x is [batch][channels][ih][iw], not blocked) into a blocked output, so the
+ * first layer of a CNN writes the layout the body reads without a reorder.
+ * Weights packed [Mp/16][channels][kh][kw][16], zeros in the padding. */
+kn_nchwc_weights *kn_nchwc_stem_pack(const kn_nchwc_conv *g, const float *w, const float *bias);
+void kn_nchwc_stem_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_conv_args *a);
+void kn_nchwc_stem_reference(const kn_nchwc_conv_args *a);
 
 /* ---------------------------------------------------------------- pools */
 
