@@ -139,11 +139,14 @@ typedef void (*stem_tile_fn)(const stem_tile *t);
 #define KN_INLINE __attribute__((always_inline)) inline
 
 /* acc += one channel's taps: the input row of tap row ky at xr, weights of the
- * tap row at w (blocks w_ob apart). */
+ * tap row at w (blocks w_ob apart).  KW > 0: the kernel width (all columns
+ * inside), as a constant the loop unrolls by; 0: the tile's [kx0, kx1). */
 KN_AVX512 static KN_INLINE void tap_row(const stem_tile *t, __m512 acc[4][STEM_NP], const float *xr,
-                                        const float *w, const int OB, const int NP)
+                                        const float *w, const int OB, const int NP, const int KW)
 {
-    for (int64_t kx = t->kx0; kx < t->kx1; kx++, xr += t->x_kx, w += B) {
+    int64_t n = KW > 0 ? KW : t->kx1 - t->kx0;
+#pragma GCC unroll 7
+    for (int64_t kx = 0; kx < n; kx++, xr += t->x_kx, w += B) {
         __m512 wv[4];
 #pragma GCC unroll 4
         for (int o = 0; o < OB; o++)
@@ -178,7 +181,8 @@ KN_AVX512 static KN_INLINE void tile_store(const stem_tile *t, __m512 acc[4][STE
     }
 }
 
-KN_AVX512 static KN_INLINE void tile_body(const stem_tile *t, const int OB, const int NP)
+KN_AVX512 static KN_INLINE void tile_body(const stem_tile *t, const int OB, const int NP,
+                                          const int KW)
 {
     __m512 acc[4][STEM_NP];
 #pragma GCC unroll 4
@@ -194,13 +198,13 @@ KN_AVX512 static KN_INLINE void tile_body(const stem_tile *t, const int OB, cons
         const float *xc = t->x + (t->org + c * t->plane + t->ky0 * t->x_ky + t->kx0 * t->x_kx);
         const float *wc = t->w + (c * t->kh * t->kw + tap0) * B;
         for (int64_t ky = t->ky0; ky < t->ky1; ky++, xc += t->x_ky, wc += t->kw * B)
-            tap_row(t, acc, xc, wc, OB, NP);
+            tap_row(t, acc, xc, wc, OB, NP, KW);
     }
     tile_store(t, acc, OB, NP);
 }
 
 #define TILE(OB, NP)                                                                       \
-    KN_AVX512 static void stem_##OB##x##NP(const stem_tile *t) { tile_body(t, OB, NP); }
+    KN_AVX512 static void stem_##OB##x##NP(const stem_tile *t) { tile_body(t, OB, NP, 0); }
 #define TILES_6(OB) TILE(OB, 1) TILE(OB, 2) TILE(OB, 3) TILE(OB, 4) TILE(OB, 5) TILE(OB, 6)
 #define TILES_8(OB) TILES_6(OB) TILE(OB, 7) TILE(OB, 8)
 #define TILES_12(OB) TILES_8(OB) TILE(OB, 9) TILE(OB, 10) TILE(OB, 11) TILE(OB, 12)
@@ -212,16 +216,37 @@ TILES_6(4)
 #define FNS_8(OB) FNS_6(OB), stem_##OB##x7, stem_##OB##x8
 #define FNS_12(OB) FNS_8(OB), stem_##OB##x9, stem_##OB##x10, stem_##OB##x11, stem_##OB##x12
 
+/* Full tiles of the common stem kernel widths, the tap columns unrolled. */
+#define FULL(OB, NP, KW)                                                                   \
+    KN_AVX512 static void stem_##OB##x##NP##_k##KW(const stem_tile *t) { tile_body(t, OB, NP, KW); }
+FULL(1, 12, 3) FULL(2, 12, 3) FULL(3, 8, 3) FULL(4, 6, 3)
+FULL(1, 12, 7) FULL(2, 12, 7) FULL(3, 8, 7) FULL(4, 6, 7)
+
 /* The tile of ob blocks x np pixels; NULL when out of range. */
 static stem_tile_fn stem_tile_avx512(int ob, int np)
 {
     static const stem_tile_fn fns[4][STEM_NP] = {{FNS_12(1)}, {FNS_12(2)}, {FNS_8(3)}, {FNS_6(4)}};
     return ob >= 1 && ob <= 4 && np >= 1 && np <= STEM_NP ? fns[ob - 1][np - 1] : NULL;
 }
+
+/* The full tile of ob blocks (all tap columns inside) for kernel width kw; NULL
+ * when there is none of that width. */
+static stem_tile_fn stem_full_avx512(int ob, int64_t kw)
+{
+    static const stem_tile_fn k3[4] = {stem_1x12_k3, stem_2x12_k3, stem_3x8_k3, stem_4x6_k3};
+    static const stem_tile_fn k7[4] = {stem_1x12_k7, stem_2x12_k7, stem_3x8_k7, stem_4x6_k7};
+    return ob < 1 || ob > 4 ? NULL : kw == 3 ? k3[ob - 1] : kw == 7 ? k7[ob - 1] : NULL;
+}
 #else
 static stem_tile_fn stem_tile_avx512(int ob, int np)
 {
     (void)ob, (void)np;
+    return NULL;
+}
+
+static stem_tile_fn stem_full_avx512(int ob, int64_t kw)
+{
+    (void)ob, (void)kw;
     return NULL;
 }
 #endif
@@ -231,6 +256,7 @@ static stem_tile_fn stem_tile_avx512(int ob, int np)
 typedef struct stem_job {
     const kn_nchwc_conv_args *a;
     stem_tile_fn tiles[STEM_OB][STEM_NP];
+    stem_tile_fn full[STEM_OB]; /* the full tiles of ob + 1 blocks, or NULL */
     int np[STEM_OB];            /* pixels of a full tile with ob + 1 blocks */
     int64_t ox_in[2];           /* the output columns whose taps all lie inside */
     int64_t mb, groups;         /* output blocks, groups of STEM_OB of them */
@@ -252,8 +278,10 @@ static int fill_tiles(stem_job *j, kn_isa isa)
     if (isa < KN_ISA_AVX512)
         return 0;
     for (int o = 0; o < STEM_OB; o++) {
-        j->np[o] = pixels_for(o + 1);
-        for (int p = 0; p < j->np[o]; p++)
+        int np = pixels_for(o + 1);
+        j->np[o] = np;
+        j->full[o] = stem_full_avx512(o + 1, j->a->g->kw);
+        for (int p = 0; p < np; p++)
             if (!(j->tiles[o][p] = stem_tile_avx512(o + 1, p + 1)))
                 return 0;
     }
@@ -295,7 +323,10 @@ static void interior_run(const stem_job *j, stem_tile t, int ob, int64_t ox0, in
         u.org += ox * g->sw;
         u.y += ox * B;
         u.z = t.z ? t.z + ox * B : NULL;
-        j->tiles[ob - 1][n - 1](&u);
+        if (n == np && j->full[ob - 1])
+            j->full[ob - 1](&u);
+        else
+            j->tiles[ob - 1][n - 1](&u);
     }
 }
 
