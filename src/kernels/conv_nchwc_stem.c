@@ -43,70 +43,92 @@ static size_t packed_at(const kn_nchwc_conv *g, int64_t m, int64_t c, int64_t ky
            (size_t)(((c * g->kh + ky) * g->kw + kx) * B + m % B);
 }
 
+/* Zeroed packed weights of wf floats and a bias of mp, freed by
+ * kn_nchwc_weights_free; NULL when out of memory. */
+static kn_nchwc_weights *zeroed_weights(const kn_nchwc_conv *g, size_t wf, size_t mp)
+{
+    kn_nchwc_weights *p = calloc(1, sizeof *p);
+    if (p) {
+        p->w = kn_big_alloc(wf * sizeof(float));
+        p->bias = kn_big_alloc(mp * sizeof(float));
+    }
+    if (!p || !p->w || !p->bias) {
+        kn_nchwc_weights_free(p);
+        return NULL;
+    }
+    memset(p->w, 0, wf * sizeof(float));
+    memset(p->bias, 0, mp * sizeof(float));
+    p->g = *g;
+    p->bytes = (wf + mp) * sizeof(float);
+    return p;
+}
+
 kn_nchwc_weights *kn_nchwc_stem_pack(const kn_nchwc_conv *g, const float *w, const float *bias)
 {
     if (g->group != 1 || g->channels < 1 || g->m < 1 || g->kh < 1 || g->kw < 1)
         return NULL;
     int64_t mp = kn_nchwc_padded(g->m), taps = g->kh * g->kw;
-    size_t wf = (size_t)(mp / B) * block_floats(g);
-    kn_nchwc_weights *p = calloc(1, sizeof *p);
+    kn_nchwc_weights *p = zeroed_weights(g, (size_t)(mp / B) * block_floats(g), (size_t)mp);
     if (!p)
         return NULL;
-    p->g = *g;
-    p->w = kn_big_alloc(wf * sizeof(float));
-    p->bias = kn_big_alloc((size_t)mp * sizeof(float));
-    if (!p->w || !p->bias) {
-        kn_nchwc_weights_free(p);
-        return NULL;
-    }
-    memset(p->w, 0, wf * sizeof(float));
-    memset(p->bias, 0, (size_t)mp * sizeof(float));
     for (int64_t m = 0; m < g->m; m++)
         for (int64_t c = 0; c < g->channels; c++)
             for (int64_t t = 0; t < taps; t++)
                 p->w[packed_at(g, m, c, t / g->kw, t % g->kw)] = w[(m * g->channels + c) * taps + t];
     if (bias)
         memcpy(p->bias, bias, (size_t)g->m * sizeof(float));
-    p->bytes = (wf + (size_t)mp) * sizeof(float);
     return p;
 }
 
 /* ------------------------------------------------------------ reference */
 
-/* The conv sum of output channel m at (n, oy, ox), straight from the definition. */
-static float ref_sum(const kn_nchwc_conv_args *a, int64_t n, int64_t m, int64_t oy, int64_t ox)
+/* The 16 conv sums of output block mb at (n, oy, ox), straight from the
+ * definition (bias, then channel, tap row, tap column), into s. */
+static void ref_pixel(const kn_nchwc_conv_args *a, int64_t n, int64_t mb, int64_t oy, int64_t ox,
+                      float s[B])
 {
     const kn_nchwc_conv *g = a->g;
-    float s = a->w->bias[m];
-    for (int64_t c = 0; c < g->channels; c++)
-        for (int64_t ky = 0; ky < g->kh; ky++)
+    memcpy(s, a->w->bias + mb * B, B * sizeof(float));
+    for (int64_t c = 0; c < g->channels; c++) {
+        const float *xc = a->x + (n * g->channels + c) * g->ih * g->iw;
+        for (int64_t ky = 0; ky < g->kh; ky++) {
+            int64_t iy = oy * g->sh - g->pt + ky * g->dh;
             for (int64_t kx = 0; kx < g->kw; kx++) {
-                int64_t iy = oy * g->sh - g->pt + ky * g->dh, ix = ox * g->sw - g->pl + kx * g->dw;
+                int64_t ix = ox * g->sw - g->pl + kx * g->dw;
                 if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw)
                     continue;
-                s += a->x[((n * g->channels + c) * g->ih + iy) * g->iw + ix] *
-                     a->w->w[packed_at(g, m, c, ky, kx)];
+                const float *wt = a->w->w + packed_at(g, mb * B, c, ky, kx);
+                for (int l = 0; l < B; l++)
+                    s[l] += xc[iy * g->iw + ix] * wt[l];
             }
-    return s;
+        }
+    }
+}
+
+/* Output block mb of image n: the sums, residual and activation lane by lane,
+ * the padding lanes (channels m and up) zero. */
+static void ref_block(const kn_nchwc_conv_args *a, int64_t n, int64_t mb, float *y, const float *z)
+{
+    const kn_nchwc_conv *g = a->g;
+    int lanes = g->m - mb * B < B ? (int)(g->m - mb * B) : B;
+    float s[B];
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++, y += B, z = z ? z + B : NULL) {
+            ref_pixel(a, n, mb, oy, ox, s);
+            for (int l = 0; l < B; l++)
+                y[l] = l < lanes ? kn_conv_act_one(&a->act, s[l] + (z ? z[l] : 0.0f)) : 0.0f;
+        }
 }
 
 void kn_nchwc_stem_reference(const kn_nchwc_conv_args *a)
 {
     const kn_nchwc_conv *g = a->g;
-    int64_t mp = kn_nchwc_padded(g->m);
+    int64_t mb = kn_nchwc_padded(g->m) / B, plane = g->oh * g->ow * B;
     for (int64_t n = 0; n < g->batch; n++)
-        for (int64_t m = 0; m < mp; m++)
-            for (int64_t oy = 0; oy < g->oh; oy++)
-                for (int64_t ox = 0; ox < g->ow; ox++) {
-                    size_t at = ((size_t)((n * (mp / B) + m / B) * g->oh + oy) * (size_t)g->ow +
-                                 (size_t)ox) * B + (size_t)(m % B);
-                    float v = 0.0f;
-                    if (m < g->m) {
-                        v = ref_sum(a, n, m, oy, ox) + (a->z ? a->z[at] : 0.0f);
-                        v = kn_conv_act_one(&a->act, v);
-                    }
-                    a->y[at] = v;
-                }
+        for (int64_t b = 0; b < mb; b++) {
+            int64_t at = (n * mb + b) * plane;
+            ref_block(a, n, b, a->y + at, a->z ? a->z + at : NULL);
+        }
 }
 
 /* ------------------------------------------------------------ the tiles */
@@ -203,18 +225,16 @@ KN_AVX512 static KN_INLINE void tile_body(const stem_tile *t, const int OB, cons
     tile_store(t, acc, OB, NP);
 }
 
-#define TILE(OB, NP)                                                                       \
+/* Every (OB, NP) the driver calls: NP up to 12 with 1 or 2 blocks, 8 with 3, 6 with 4. */
+#define STEM_TILES(X)                                                                      \
+    X(1, 1) X(1, 2) X(1, 3) X(1, 4) X(1, 5) X(1, 6) X(1, 7) X(1, 8) X(1, 9) X(1, 10)     \
+    X(1, 11) X(1, 12) X(2, 1) X(2, 2) X(2, 3) X(2, 4) X(2, 5) X(2, 6) X(2, 7) X(2, 8)    \
+    X(2, 9) X(2, 10) X(2, 11) X(2, 12) X(3, 1) X(3, 2) X(3, 3) X(3, 4) X(3, 5) X(3, 6)   \
+    X(3, 7) X(3, 8) X(4, 1) X(4, 2) X(4, 3) X(4, 4) X(4, 5) X(4, 6)
+#define DEFINE_TILE(OB, NP)                                                                \
     KN_AVX512 static void stem_##OB##x##NP(const stem_tile *t) { tile_body(t, OB, NP, 0); }
-#define TILES_6(OB) TILE(OB, 1) TILE(OB, 2) TILE(OB, 3) TILE(OB, 4) TILE(OB, 5) TILE(OB, 6)
-#define TILES_8(OB) TILES_6(OB) TILE(OB, 7) TILE(OB, 8)
-#define TILES_12(OB) TILES_8(OB) TILE(OB, 9) TILE(OB, 10) TILE(OB, 11) TILE(OB, 12)
-TILES_12(1)
-TILES_12(2)
-TILES_8(3)
-TILES_6(4)
-#define FNS_6(OB) stem_##OB##x1, stem_##OB##x2, stem_##OB##x3, stem_##OB##x4, stem_##OB##x5, stem_##OB##x6
-#define FNS_8(OB) FNS_6(OB), stem_##OB##x7, stem_##OB##x8
-#define FNS_12(OB) FNS_8(OB), stem_##OB##x9, stem_##OB##x10, stem_##OB##x11, stem_##OB##x12
+#define TILE_ENTRY(OB, NP) [OB - 1][NP - 1] = stem_##OB##x##NP,
+STEM_TILES(DEFINE_TILE)
 
 /* Full tiles of the common stem kernel widths, the tap columns unrolled. */
 #define FULL(OB, NP, KW)                                                                   \
@@ -225,7 +245,7 @@ FULL(1, 12, 7) FULL(2, 12, 7) FULL(3, 8, 7) FULL(4, 6, 7)
 /* The tile of ob blocks x np pixels; NULL when out of range. */
 static stem_tile_fn stem_tile_avx512(int ob, int np)
 {
-    static const stem_tile_fn fns[4][STEM_NP] = {{FNS_12(1)}, {FNS_12(2)}, {FNS_8(3)}, {FNS_6(4)}};
+    static const stem_tile_fn fns[4][STEM_NP] = {STEM_TILES(TILE_ENTRY)};
     return ob >= 1 && ob <= 4 && np >= 1 && np <= STEM_NP ? fns[ob - 1][np - 1] : NULL;
 }
 

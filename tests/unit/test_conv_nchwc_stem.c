@@ -44,146 +44,148 @@ static const shape k_shapes[] = {
 
 static uint32_t g_seed = 0x13579bdu;
 
-static float rnd(void)
-{
-    return (float)(kt_xorshift32(&g_seed) % 2001) / 1000.0f - 1.0f;
-}
-
-static float *rnd_buf(int64_t n)
+/* n values in [-1, 1]. */
+static float *random_floats(int64_t n)
 {
     float *p = malloc((size_t)n * sizeof *p);
     for (int64_t i = 0; i < n; i++)
-        p[i] = rnd();
+        p[i] = (float)(kt_xorshift32(&g_seed) % 2001) / 1000.0f - 1.0f;
     return p;
 }
 
-static size_t blocked_at(int64_t n, int64_t c, int64_t cp, int64_t hw, int64_t i)
+/* A blocked [batch][Mp/16][hw][16] residual: random channels, zero padding. */
+static float *random_blocked(int64_t batch, int64_t m, int64_t hw)
 {
-    return (size_t)(((n * (cp / 16) + c / 16) * hw + i) * 16 + c % 16);
+    int64_t mp = kn_nchwc_padded(m);
+    float *z = random_floats(batch * mp * hw);
+    for (int64_t i = 0; i < batch * mp * hw; i++)
+        if (i / (hw * 16) % (mp / 16) * 16 + i % 16 >= m)
+            z[i] = 0.0f;
+    return z;
 }
 
-/* NCHW [batch][c][hw] -> blocked, padding channels zero. */
-static float *to_blocked(const float *x, int64_t batch, int64_t c, int64_t hw)
+/* Outputs along one axis: input size i, kernel k, stride s, dilation d, pads p0, p1. */
+static int64_t out_size(int64_t i, int64_t k, int64_t s, int64_t d, int64_t p0, int64_t p1)
 {
-    int64_t cp = kn_nchwc_padded(c);
-    float *y = calloc((size_t)(batch * cp * hw), sizeof *y);
-    for (int64_t n = 0; n < batch; n++)
-        for (int64_t ch = 0; ch < c; ch++)
-            for (int64_t i = 0; i < hw; i++)
-                y[blocked_at(n, ch, cp, hw, i)] = x[(n * c + ch) * hw + i];
-    return y;
-}
-
-/* The naive NCHW conv sum of (n, m, oy, ox) on the ONNX weights. */
-static float naive(const kn_nchwc_conv *g, const float *x, const float *w, const float *bias,
-                   int64_t n, int64_t m, int64_t oy, int64_t ox)
-{
-    float s = bias ? bias[m] : 0.0f;
-    for (int64_t c = 0; c < g->channels; c++)
-        for (int64_t ky = 0; ky < g->kh; ky++)
-            for (int64_t kx = 0; kx < g->kw; kx++) {
-                int64_t iy = oy * g->sh - g->pt + ky * g->dh, ix = ox * g->sw - g->pl + kx * g->dw;
-                if (iy >= 0 && iy < g->ih && ix >= 0 && ix < g->iw)
-                    s += x[((n * g->channels + c) * g->ih + iy) * g->iw + ix] *
-                         w[((m * g->channels + c) * g->kh + ky) * g->kw + kx];
-            }
-    return s;
+    return (i + p0 + p1 - (k - 1) * d - 1) / s + 1;
 }
 
 static kn_nchwc_conv geom_of(const shape *s)
 {
-    kn_nchwc_conv g = {s->batch, s->c, s->m, 1, s->ih, s->iw, 0, 0,
-                       s->kh, s->kw, s->sh, s->sw, s->dh, s->dw, s->pt, s->pl};
-    g.oh = (s->ih + s->pt + s->pb - (s->kh - 1) * s->dh - 1) / s->sh + 1;
-    g.ow = (s->iw + s->pl + s->pr - (s->kw - 1) * s->dw - 1) / s->sw + 1;
-    return g;
+    return (kn_nchwc_conv){.batch = s->batch, .channels = s->c, .m = s->m, .group = 1,
+                           .ih = s->ih, .iw = s->iw,
+                           .oh = out_size(s->ih, s->kh, s->sh, s->dh, s->pt, s->pb),
+                           .ow = out_size(s->iw, s->kw, s->sw, s->dw, s->pl, s->pr),
+                           .kh = s->kh, .kw = s->kw, .sh = s->sh, .sw = s->sw, .dh = s->dh,
+                           .dw = s->dw, .pt = s->pt, .pl = s->pl};
 }
 
-static double tol_of(const kn_nchwc_conv *g, double ref)
+/* acc[oy][ox] += wv * x[oy * sh - pt + ky * dh][ox * sw - pl + kx * dw] for the
+ * output pixels whose tap (ky, kx) lands inside the image plane xc. */
+static void add_tap(const kn_nchwc_conv *g, const float *xc, float wv, int64_t ky, int64_t kx,
+                    float *acc)
 {
-    return 4e-6 * (double)(g->channels * g->kh * g->kw) + 1e-5 * fabs(ref);
-}
-
-/* y (blocked) against the naive conv + z + act, padding channels zero. */
-static void check_vs_naive(const kn_nchwc_conv *g, const kn_nchwc_conv_args *a, const float *w,
-                           const float *bias, const float *z_nchw)
-{
-    int64_t mp = kn_nchwc_padded(g->m), hw = g->oh * g->ow;
-    int bad = 0;
-    for (int64_t n = 0; n < g->batch; n++)
-        for (int64_t m = 0; m < mp; m++)
-            for (int64_t i = 0; i < hw && bad < 5; i++) {
-                float got = a->y[blocked_at(n, m, mp, hw, i)];
-                if (m >= g->m) {
-                    bad += got != 0.0f;
-                    CHECK(got == 0.0f);
-                    continue;
-                }
-                float v = naive(g, a->x, w, bias, n, m, i / g->ow, i % g->ow);
-                v = kn_conv_act_one(&a->act, v + (z_nchw ? z_nchw[(n * g->m + m) * hw + i] : 0.0f));
-                bad += !(fabs(got - v) <= tol_of(g, v));
-                CHECK_NEAR(got, v, tol_of(g, v));
-            }
-}
-
-/* Every element of y equal to ref (bit for bit when exact, else within
- * tolerance; padding channels are zero in ref, so must be in y). */
-static void check_same(const kn_nchwc_conv *g, const float *y, const float *ref, int exact)
-{
-    size_t n = (size_t)(g->batch * kn_nchwc_padded(g->m) * g->oh * g->ow);
-    int bad = 0;
-    for (size_t i = 0; i < n && bad < 5; i++) {
-        int ok = exact ? y[i] == ref[i] : fabs(y[i] - ref[i]) <= tol_of(g, ref[i]);
-        bad += !ok;
-        if (exact)
-            CHECK(y[i] == ref[i]);
-        else
-            CHECK_NEAR(y[i], ref[i], tol_of(g, ref[i]));
+    for (int64_t oy = 0; oy < g->oh; oy++) {
+        int64_t iy = oy * g->sh - g->pt + ky * g->dh;
+        if (iy < 0 || iy >= g->ih)
+            continue;
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            int64_t ix = ox * g->sw - g->pl + kx * g->dw;
+            if (ix >= 0 && ix < g->iw)
+                acc[oy * g->ow + ox] += wv * xc[iy * g->iw + ix];
+        }
     }
 }
 
-static void run_shape(const shape *s, kn_threadpool *pool2)
+/* The expected blocked output, computed plane by plane on the NCHW input and
+ * the ONNX weights [m][channels][kh][kw] (a tap at a time over the whole output
+ * plane): act(sum + bias + z) in the real channels, zeros in the padding ones. */
+static float *naive_blocked(const kn_nchwc_conv_args *a, const float *w, const float *bias)
 {
-    kn_nchwc_conv g = geom_of(s);
-    int64_t ohw = g.oh * g.ow, ysize = g.batch * kn_nchwc_padded(g.m) * ohw;
-    float *x = rnd_buf(g.batch * g.channels * g.ih * g.iw), *w = rnd_buf(g.m * g.channels * g.kh * g.kw);
-    float *bias = s->with_bias ? rnd_buf(g.m) : NULL, *z = s->with_z ? rnd_buf(g.batch * g.m * ohw) : NULL;
-    float *zb = z ? to_blocked(z, g.batch, g.m, ohw) : NULL;
-    float *ref = malloc((size_t)ysize * sizeof *ref), *y1 = malloc((size_t)ysize * sizeof *y1);
-    float *y2 = malloc((size_t)ysize * sizeof *y2);
-    kn_nchwc_weights *pw = kn_nchwc_stem_pack(&g, w, bias);
-    CHECK(pw != NULL);
-    kn_nchwc_conv_args a = {&g, pw, x, zb, {s->act, 0.1f, 0.9f}, ref};
-    if (s->act == KN_CONV_ACT_CLIP) /* a lower bound above zero: padding must stay zero */
-        a.act.alpha = 0.25f, a.act.beta = 1.5f;
-    for (int64_t i = 0; i < ysize; i++)
-        ref[i] = y1[i] = y2[i] = 12345.0f;
-    kn_nchwc_stem_reference(&a);
-    check_vs_naive(&g, &a, w, bias, z);
-    a.y = y1;
-    kn_nchwc_stem_run(NULL, kn_cpu_isa_supported(), &a);
-    check_same(&g, y1, ref, 0);
-    a.y = y2;
-    kn_nchwc_stem_run(pool2, kn_cpu_isa_supported(), &a);
-    check_same(&g, y2, y1, 1);
-    kn_nchwc_stem_run(NULL, KN_ISA_GENERIC, &a);
-    check_same(&g, y2, ref, 1);
-    kn_nchwc_weights_free(pw);
-    free(x), free(w), free(bias), free(z), free(zb), free(ref), free(y1), free(y2);
+    const kn_nchwc_conv *g = a->g;
+    int64_t mb = kn_nchwc_padded(g->m) / 16, hw = g->oh * g->ow;
+    float *e = calloc((size_t)(g->batch * mb * hw * 16), sizeof *e);
+    float *acc = malloc((size_t)hw * sizeof *acc);
+    for (int64_t n = 0; n < g->batch; n++)
+        for (int64_t m = 0; m < g->m; m++) {
+            memset(acc, 0, (size_t)hw * sizeof *acc);
+            for (int64_t c = 0; c < g->channels; c++)
+                for (int64_t t = 0; t < g->kh * g->kw; t++)
+                    add_tap(g, a->x + (n * g->channels + c) * g->ih * g->iw,
+                            w[(m * g->channels + c) * g->kh * g->kw + t], t / g->kw, t % g->kw, acc);
+            for (int64_t i = 0; i < hw; i++) {
+                size_t at = (size_t)(((n * mb + m / 16) * hw + i) * 16 + m % 16);
+                float v = acc[i] + (bias ? bias[m] : 0.0f) + (a->z ? a->z[at] : 0.0f);
+                e[at] = kn_conv_act_one(&a->act, v);
+            }
+        }
+    free(acc);
+    return e;
 }
 
-static void test_shapes(void)
+/* got against want over the whole blocked output (padding included): bit for bit
+ * when exact, else within a tolerance that grows with the sum's length and the
+ * magnitude; reports the first few mismatches only. */
+static void expect_close(const kn_nchwc_conv *g, const float *got, const float *want, int exact)
+{
+    size_t total = (size_t)(g->batch * kn_nchwc_padded(g->m) * g->oh * g->ow);
+    double terms = (double)(g->channels * g->kh * g->kw);
+    int reported = 0;
+    for (size_t i = 0; i < total && reported < 5; i++) {
+        double tol = exact ? 0.0 : 4e-6 * terms + 1e-5 * fabs(want[i]);
+        int ok = exact ? got[i] == want[i] : fabs(got[i] - want[i]) <= tol;
+        reported += !ok;
+        CHECK_NEAR(got[i], want[i], tol);
+    }
+}
+
+/* One shape: the reference against the naive conv, the fast path alone and on
+ * a 2-thread pool (of its own) against it, the generic ISA equal to it. */
+static void run_shape(const shape *s)
 {
     kn_error err = {0};
     kn_threadpool *pool2 = kn_threadpool_create(2, &err);
     CHECK(pool2 != NULL);
-    for (size_t i = 0; i < sizeof k_shapes / sizeof k_shapes[0]; i++) {
-        int before = kt_failures;
-        run_shape(&k_shapes[i], pool2);
-        if (kt_failures != before)
-            fprintf(stderr, "  in shape %zu\n", i);
-    }
+    kn_nchwc_conv g = geom_of(s);
+    int64_t ohw = g.oh * g.ow, ysize = g.batch * kn_nchwc_padded(g.m) * ohw;
+    float *x = random_floats(g.batch * g.channels * g.ih * g.iw);
+    float *w = random_floats(g.m * g.channels * g.kh * g.kw);
+    float *bias = s->with_bias ? random_floats(g.m) : NULL;
+    float *z = s->with_z ? random_blocked(g.batch, g.m, ohw) : NULL;
+    float *ref = malloc((size_t)ysize * sizeof *ref), *y1 = malloc((size_t)ysize * sizeof *y1);
+    float *y2 = malloc((size_t)ysize * sizeof *y2);
+    kn_nchwc_weights *pw = kn_nchwc_stem_pack(&g, w, bias);
+    CHECK(pw != NULL);
+    kn_nchwc_conv_args a = {&g, pw, x, z, {s->act, 0.1f, 0.9f}, ref};
+    if (s->act == KN_CONV_ACT_CLIP) /* a lower bound above zero: padding must stay zero */
+        a.act.alpha = 0.25f, a.act.beta = 1.5f;
+    for (int64_t i = 0; i < ysize; i++)
+        ref[i] = y1[i] = y2[i] = 12345.0f;
+    float *expected = naive_blocked(&a, w, bias);
+    kn_nchwc_stem_reference(&a);
+    expect_close(&g, ref, expected, 0);
+    a.y = y1;
+    kn_nchwc_stem_run(NULL, kn_cpu_isa_supported(), &a);
+    expect_close(&g, y1, ref, 0);
+    a.y = y2;
+    kn_nchwc_stem_run(pool2, kn_cpu_isa_supported(), &a);
+    expect_close(&g, y2, y1, 1);
+    kn_nchwc_stem_run(NULL, KN_ISA_GENERIC, &a);
+    expect_close(&g, y2, ref, 1);
+    kn_nchwc_weights_free(pw);
     kn_threadpool_free(pool2);
+    free(x), free(w), free(bias), free(z), free(ref), free(y1), free(y2), free(expected);
+}
+
+static void test_shapes(void)
+{
+    size_t count = sizeof k_shapes / sizeof k_shapes[0];
+    for (size_t i = 0; i < count; i++) {
+        int failures = kt_failures;
+        run_shape(&k_shapes[i]);
+        if (failures < kt_failures)
+            fprintf(stderr, "  (k_shapes[%zu])\n", i);
+    }
 }
 
 /* Rows of every length up to several tiles (6, 8 or 12 pixels by the output
@@ -191,12 +193,13 @@ static void test_shapes(void)
 static void test_row_tails(void)
 {
     for (int64_t iw = 1; iw <= 27; iw += 2) {
-        shape s = {1, 3, 64, 3, iw, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_RELU, 1, 1};
-        run_shape(&s, NULL);
-        shape t = {1, 3, 40, 4, iw + 1, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, KN_CONV_ACT_NONE, 0, 1};
-        run_shape(&t, NULL);
-        shape u = {1, 2, 20, 2, iw, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_CLIP, 1, 1};
-        run_shape(&u, NULL);
+        const shape rows[] = {
+            {1, 3, 64, 3, iw, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_RELU, 1, 1},
+            {1, 3, 40, 4, iw + 1, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, KN_CONV_ACT_NONE, 0, 1},
+            {1, 2, 20, 2, iw, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_CLIP, 1, 1},
+        };
+        for (int k = 0; k < 3; k++)
+            run_shape(&rows[k]);
     }
 }
 
