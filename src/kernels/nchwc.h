@@ -56,9 +56,10 @@ typedef struct kn_nchwc_conv {
 } kn_nchwc_conv;
 
 /* Weights (and bias) packed once for one geometry's channels / m / group / kernel
- * size.  Group 1: the output blocks in groups of 4 (the last may hold fewer, gb),
- * each group [Cp/16][kh][kw][16 in][gb][16 out] (one stream for the tile that
- * holds the group's blocks), zeros in the padding; depthwise: [Cp/16][kh][kw][16].
+ * size.  Group 1: the output blocks in groups of at most 4, as even as can be
+ * (9 blocks: 3 + 3 + 3), each group [Cp/16][kh][kw][16 in][gb][16 out] (one
+ * stream for the tile holding the group's gb blocks), zeros in the padding;
+ * depthwise: [Cp/16][kh][kw][16].
  * Opaque outside conv_nchwc*.c. */
 typedef struct kn_nchwc_weights kn_nchwc_weights;
 
