@@ -366,7 +366,8 @@ static int64_t pieces(int64_t a, int64_t b, int64_t n)
     return k > n ? n : k < 1 ? 1 : k;
 }
 
-/* Rows per task (about TASK_INPUT_FLOATS of input), then, while the tasks are too
+/* Rows per task (about TASK_INPUT_FLOATS of input; all rows when the weights are
+ * big), then, while the tasks are too
  * few for the pool, the output-block groups and the images split too (the groups
  * first when the weights are big, as each task reads only its groups' weights).
  * A task covers several images when the pool does not need them apart. */
@@ -374,11 +375,12 @@ static void plan_tasks(conv_job *j, struct kn_threadpool *pool)
 {
     const kn_nchwc_conv *g = j->a->g;
     int64_t row_floats = j->cb * g->iw * B * g->sh, threads = kn_threadpool_size(pool);
-    j->rows = TASK_INPUT_FLOATS / (row_floats > 0 ? row_floats : 1);
-    j->rows = j->rows < 1 ? 1 : j->rows > g->oh ? g->oh : j->rows;
-    j->row_blocks = (g->oh + j->rows - 1) / j->rows;
     j->groups = group_count(j->mb);
     j->groups_outside = j->w_bytes > WEIGHTS_L2_BYTES;
+    /* big weights: every row block would sweep them all again from L3 */
+    j->rows = j->groups_outside ? g->oh : TASK_INPUT_FLOATS / (row_floats > 0 ? row_floats : 1);
+    j->rows = j->rows < 1 ? 1 : j->rows > g->oh ? g->oh : j->rows;
+    j->row_blocks = (g->oh + j->rows - 1) / j->rows;
     int64_t want = threads > 1 ? threads * TASKS_PER_THREAD : 1, chunks = 1, iblocks = 1;
     if (j->groups_outside) {
         chunks = pieces(want, j->row_blocks, j->groups);
