@@ -441,6 +441,8 @@ void kn_nchwc_conv_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_co
         kn_nchwc_dw_run(pool, isa, a);
         return;
     }
+    if (g->batch < 1 || g->oh < 1 || g->ow < 1)
+        return; /* no output */
     conv_job j = {.a = a, .mb = kn_nchwc_padded(g->m) / B, .cb = kn_nchwc_padded(g->channels) / B,
                   .w_bytes = a->w->bytes};
     if (!fill_tiles(&j, isa)) {
