@@ -247,12 +247,12 @@ static int tile_origins(const conv_job *j, int64_t *pix, int64_t p0, int np)
     const kn_nchwc_conv *g = j->a->g;
     int64_t oy = p0 / g->ow, ox = p0 % g->ow;
     int inside = 1;
-    for (int p = 0; p < np; p++) {
-        int64_t iy = oy * g->sh - g->pt, ix = ox * g->sw - g->pl;
-        pix[p] = (iy * g->iw + ix) * B;
-        inside &= oy >= j->oy_in[0] && oy < j->oy_in[1] && ox >= j->ox_in[0] && ox < j->ox_in[1];
-        if (++ox == g->ow)
-            ox = 0, oy++;
+    for (int p = 0; p < np; ox = 0, oy++) { /* the tile's pieces of successive rows */
+        int64_t run = g->ow - ox < np - p ? g->ow - ox : np - p;
+        int64_t at = ((oy * g->sh - g->pt) * g->iw + ox * g->sw - g->pl) * B;
+        inside &= oy >= j->oy_in[0] && oy < j->oy_in[1] && ox >= j->ox_in[0] && ox + run <= j->ox_in[1];
+        for (int64_t r = 0; r < run; r++, p++)
+            pix[p] = at + r * g->sw * B;
     }
     return inside;
 }

@@ -78,19 +78,25 @@ KN_AVX512 static KN_INLINE const float *block_taps(const kn_nchwc_tile *t, __m51
 KN_AVX512 static KN_INLINE void tile_store(const kn_nchwc_tile *t, __m512 acc[4][12], const int OB,
                                            const int NP)
 {
+    /* locals: the stores through y could otherwise alias *t and force reloads */
+    const float *z = t->z, *bias = t->bias;
+    float *y = t->y;
+    const int64_t stride = t->y_ob;
+    const int clamp = t->clamp;
     __m512 lo = _mm512_set1_ps(t->lo), hi = _mm512_set1_ps(t->hi);
+    __mmask16 last = (__mmask16)t->last_lanes;
 #pragma GCC unroll 4
     for (int o = 0; o < OB; o++) {
-        __m512 bias = _mm512_load_ps(t->bias + o * B);
-        __mmask16 keep = o == OB - 1 ? (__mmask16)t->last_lanes : (__mmask16)0xFFFF;
+        __m512 b = _mm512_load_ps(bias + o * B);
+        __mmask16 keep = o == OB - 1 ? last : (__mmask16)0xFFFF;
 #pragma GCC unroll 12
         for (int p = 0; p < NP; p++) {
-            __m512 v = _mm512_add_ps(acc[o][p], bias);
-            if (t->z)
-                v = _mm512_add_ps(v, _mm512_loadu_ps(t->z + o * t->y_ob + p * B));
-            if (t->clamp) /* max/min return the second operand for NaN: NaN stays NaN */
+            __m512 v = _mm512_add_ps(acc[o][p], b);
+            if (z)
+                v = _mm512_add_ps(v, _mm512_loadu_ps(z + o * stride + p * B));
+            if (clamp) /* max/min return the second operand for NaN: NaN stays NaN */
                 v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-            _mm512_storeu_ps(t->y + o * t->y_ob + p * B, _mm512_maskz_mov_ps(keep, v));
+            _mm512_storeu_ps(y + o * stride + p * B, _mm512_maskz_mov_ps(keep, v));
         }
     }
 }
