@@ -1,11 +1,14 @@
 /* conv_nchwc_avx512.c - AVX-512 register tiles of the group-1 NCHWc conv
- * (driver in conv_nchwc.c): OB (1..4) output blocks x NP (1..12 / 8 / 6) pixels of one
- * output run in OB * NP zmm accumulators; for every input block, tap and input
- * channel, OB weight vectors are loaded and each pixel's input value broadcast
- * into OB FMAs (a pixel whose tap is outside the image reads a zero vector).  Epilogue: bias, residual, clamp (Relu / Clip), the padding
- * lanes of the last output block zeroed.  OB and NP are compile-time constants
- * of always-inline instances; per-function target attributes keep the rest of
- * the build baseline x86-64. */
+ * (driver in conv_nchwc.c): OB (1..4) output blocks x NP pixels (up to 12 with
+ * 1-2 blocks, 8 with 3, 6 with 4) of one output run in OB * NP zmm accumulators.
+ * For every input block, tap and input channel, OB weight vectors are loaded
+ * and each pixel's input value broadcast into OB FMAs; a pixel whose tap falls
+ * outside the image reads a zero vector, a tap outside for every pixel is
+ * skipped.  Epilogue: bias, residual, clamp (Relu / Clip), the padding lanes of
+ * the last output block zeroed.  Optionally the tile prefetches a share of the
+ * next weights into L2 as it goes.  OB and NP are compile-time constants of
+ * always-inline instances; per-function target attributes keep the rest of the
+ * build baseline x86-64. */
 #include "kernels/nchwc_internal.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
