@@ -6,7 +6,9 @@
  * 3- and 5-wide kernels each input vector loaded once for the taps sharing it),
  * the interior's tail in one call of 1..7 accumulators, the edge pixels one at
  * a time over the taps inside the image; bias, residual and a clamp (none /
- * Relu / Clip) in the epilogue, the other activations over the stored row.  Work splits over (image, block, row chunk). */
+ * Relu / Clip) in the epilogue, the other activations over the stored row.
+ * Work splits over (image, block, row chunk); ISAs below AVX-512 run the
+ * reference's rows over the same split. */
 #include "kernels/nchwc_internal.h"
 
 #include <stdlib.h>
@@ -61,7 +63,6 @@ kn_nchwc_weights *kn_nchwc_dw_pack(const kn_nchwc_conv *g, const float *w, const
 }
 
 /* ------------------------------------------------------------ geometry */
-
 
 /* [oxa, oxb): the output columns whose every tap lies inside the image. */
 static void dw_interior(const kn_nchwc_conv *g, int64_t *oxa, int64_t *oxb)
@@ -175,6 +176,12 @@ void kn_nchwc_dw_reference(const kn_nchwc_conv_args *a)
 #define DW_HAVE_AVX512 1
 #define DW_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 #define DW_INLINE __attribute__((always_inline)) inline
+/* full unrolling of the small constant loops keeps accumulators in registers */
+#ifdef __clang__
+#define DW_UNROLL _Pragma("unroll")
+#else
+#define DW_UNROLL _Pragma("GCC unroll 32")
+#endif
 
 /* What one output row shares: the input rows' origin, the taps' ranges. */
 typedef struct dw_row {
@@ -186,24 +193,28 @@ typedef struct dw_row {
     __m512 bias, lo, hi;
 } dw_row;
 
-/* acc[0..np) + z (when there is one), clamped (when the act is a clamp), stored
- * at pixels ox..ox+np-1; the branches outside the per-pixel work. */
-DW_AVX512 static DW_INLINE void dw_store(const dw_row *r, int64_t ox, __m512 *acc, const int np)
+/* acc[0..ns) + z (when there is one), clamped (when the act is a clamp), stored
+ * at pixels ox..ox+ns-1 (ns <= np); the branches outside the per-pixel work. */
+DW_AVX512 static DW_INLINE void dw_store(const dw_row *r, int64_t ox, __m512 *acc, const int np,
+                                         int64_t ns)
 {
     float *y = r->y + ox * KN_NCHWC_BLOCK;
     if (r->z) {
         const float *z = r->z + ox * KN_NCHWC_BLOCK;
-#pragma GCC unroll 32
+DW_UNROLL
         for (int p = 0; p < np; p++)
-            acc[p] = _mm512_add_ps(acc[p], _mm512_loadu_ps(z + p * KN_NCHWC_BLOCK));
+            if (p < ns)
+                acc[p] = _mm512_add_ps(acc[p], _mm512_loadu_ps(z + p * KN_NCHWC_BLOCK));
     }
-    if (r->clamp) /* max/min return the second operand for NaN: NaN stays NaN */
-#pragma GCC unroll 32
+    if (r->clamp) { /* max/min return the second operand for NaN: NaN stays NaN */
+DW_UNROLL
         for (int p = 0; p < np; p++)
             acc[p] = _mm512_min_ps(r->hi, _mm512_max_ps(r->lo, acc[p]));
-#pragma GCC unroll 32
+    }
+DW_UNROLL
     for (int p = 0; p < np; p++)
-        _mm512_storeu_ps(y + p * KN_NCHWC_BLOCK, acc[p]);
+        if (p < ns)
+            _mm512_storeu_ps(y + p * KN_NCHWC_BLOCK, acc[p]);
 }
 
 /* np interior pixels from ox: every tap, np accumulators. */
@@ -211,7 +222,7 @@ DW_AVX512 static DW_INLINE void dw_pixels(const dw_job *j, const dw_row *r, int6
 {
     int64_t kw = j->a->g->kw;
     __m512 acc[8];
-#pragma GCC unroll 32
+DW_UNROLL
     for (int p = 0; p < np; p++)
         acc[p] = r->bias;
     const kn_nchwc_conv *g = j->a->g;
@@ -220,40 +231,45 @@ DW_AVX512 static DW_INLINE void dw_pixels(const dw_job *j, const dw_row *r, int6
         const float *xr = r->x + x0 + ky * r->dh16, *wr = r->w + ky * kw * KN_NCHWC_BLOCK;
         for (int64_t kx = 0; kx < kw; kx++, xr += r->dw16) {
             __m512 wv = _mm512_load_ps(wr + kx * KN_NCHWC_BLOCK);
-#pragma GCC unroll 32
+DW_UNROLL
             for (int p = 0; p < np; p++)
                 acc[p] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xr + p * r->sw16), acc[p]);
         }
     }
-    dw_store(r, ox, acc, np);
+    dw_store(r, ox, acc, np, np);
 }
 
-/* 8 interior pixels with a fixed kernel width KW, stride S along x and
- * dilation 1: each input row's (8 - 1) * S + KW vectors are loaded once and
- * shared by the taps that read them. */
-DW_AVX512 static DW_INLINE void dw_pixels_fixed(const dw_job *j, const dw_row *r, int64_t ox,
-                                                const int KW, const int S)
+/* 8 pixels from ox (the first ns of them stored) with a fixed kernel width KW,
+ * stride S along x and dilation 1: each input row's 7 * S + KW column vectors
+ * are loaded once and shared by the taps that read them.  With EDGE, columns
+ * outside the image are zero vectors (not loaded), so the row's edges and tail
+ * need no tap ranges; without, all lie inside. */
+DW_AVX512 static DW_INLINE void dw_group(const dw_job *j, const dw_row *r, int64_t ox, int64_t ns,
+                                         const int KW, const int S, const int EDGE)
 {
     const kn_nchwc_conv *g = j->a->g;
     __m512 acc[8], xv[7 * 2 + 5];
-#pragma GCC unroll 32
+DW_UNROLL
     for (int p = 0; p < 8; p++)
         acc[p] = r->bias;
-    int64_t x0 = (r->iy * g->iw + ox * S - g->pl) * KN_NCHWC_BLOCK;
+    /* columns c0 + i, i in [ilo, ihi), lie in the image */
+    int64_t c0 = ox * S - g->pl, ilo = EDGE ? -c0 : 0, ihi = EDGE ? g->iw - c0 : 7 * S + KW;
     for (int64_t ky = r->kylo; ky < r->kyhi; ky++) {
-        const float *xr = r->x + x0 + ky * r->dh16, *wr = r->w + ky * KW * KN_NCHWC_BLOCK;
-#pragma GCC unroll 32
+        int64_t row = (r->iy + ky * g->dh) * g->iw;
+        const float *wr = r->w + ky * KW * KN_NCHWC_BLOCK;
+DW_UNROLL
         for (int i = 0; i < 7 * S + KW; i++)
-            xv[i] = _mm512_loadu_ps(xr + i * KN_NCHWC_BLOCK);
-#pragma GCC unroll 32
+            xv[i] = i >= ilo && i < ihi ? _mm512_loadu_ps(r->x + (row + c0 + i) * KN_NCHWC_BLOCK)
+                                        : _mm512_setzero_ps();
+DW_UNROLL
         for (int kx = 0; kx < KW; kx++) {
             __m512 wv = _mm512_load_ps(wr + kx * KN_NCHWC_BLOCK);
-#pragma GCC unroll 32
+DW_UNROLL
             for (int p = 0; p < 8; p++)
                 acc[p] = _mm512_fmadd_ps(wv, xv[p * S + kx], acc[p]);
         }
     }
-    dw_store(r, ox, acc, 8);
+    dw_store(r, ox, acc, 8, ns);
 }
 
 /* One pixel with its own column range of taps (the edges, and interior tails). */
@@ -279,7 +295,7 @@ DW_AVX512 static DW_INLINE void dw_pixel(const dw_job *j, const dw_row *r, int64
                                   _mm512_loadu_ps(r->x + (xo + kx * r->dw16)), acc);
     }
     acc = _mm512_add_ps(acc, acc2);
-    dw_store(r, ox, &acc, 1);
+    dw_store(r, ox, &acc, 1, 1);
 }
 
 typedef void (*dw_pixels_fn)(const dw_job *, const dw_row *, int64_t);
@@ -297,22 +313,65 @@ DW_PIXELS(dw_pixels5, dw_pixels(j, r, ox, 5))
 DW_PIXELS(dw_pixels6, dw_pixels(j, r, ox, 6))
 DW_PIXELS(dw_pixels7, dw_pixels(j, r, ox, 7))
 DW_PIXELS(dw_pixels8, dw_pixels(j, r, ox, 8))
-DW_PIXELS(dw_pixels_3s1, dw_pixels_fixed(j, r, ox, 3, 1))
-DW_PIXELS(dw_pixels_3s2, dw_pixels_fixed(j, r, ox, 3, 2))
-DW_PIXELS(dw_pixels_5s1, dw_pixels_fixed(j, r, ox, 5, 1))
-DW_PIXELS(dw_pixels_5s2, dw_pixels_fixed(j, r, ox, 5, 2))
+
+typedef void (*dw_group_fn)(const dw_job *, const dw_row *, int64_t, int64_t);
+
+#define DW_GROUP(name, kw, s, edge)                                                     \
+    DW_AVX512 static void name(const dw_job *j, const dw_row *r, int64_t ox, int64_t ns) \
+    {                                                                                   \
+        dw_group(j, r, ox, ns, kw, s, edge);                                            \
+    }
+DW_GROUP(dw_group_3s1, 3, 1, 0)
+DW_GROUP(dw_group_3s1_edge, 3, 1, 1)
+DW_GROUP(dw_group_3s2, 3, 2, 0)
+DW_GROUP(dw_group_3s2_edge, 3, 2, 1)
+DW_GROUP(dw_group_5s1, 5, 1, 0)
+DW_GROUP(dw_group_5s1_edge, 5, 1, 1)
+DW_GROUP(dw_group_5s2, 5, 2, 0)
+DW_GROUP(dw_group_5s2_edge, 5, 2, 1)
 
 /* The kernel for n < 8 interior pixels (index n). */
 static const dw_pixels_fn dw_tails[8] = {NULL,        dw_pixels1, dw_pixels2, dw_pixels3,
                                          dw_pixels4,  dw_pixels5, dw_pixels6, dw_pixels7};
 
-/* The 8-pixel kernel for g's kernel width, stride and dilation along x. */
-static dw_pixels_fn dw_main_kernel(const kn_nchwc_conv *g)
+/* The group kernels {inside, edge} for g's kernel width, stride and dilation
+ * along x, or NULL: 3 or 5 wide, stride 1 or 2, dilation 1. */
+static const dw_group_fn *dw_group_kernels(const kn_nchwc_conv *g)
 {
-    if (g->dw == 1 && (g->sw == 1 || g->sw == 2) && (g->kw == 3 || g->kw == 5))
-        return g->kw == 3 ? (g->sw == 1 ? dw_pixels_3s1 : dw_pixels_3s2)
-                          : (g->sw == 1 ? dw_pixels_5s1 : dw_pixels_5s2);
-    return dw_pixels8;
+    static const dw_group_fn k3s1[2] = {dw_group_3s1, dw_group_3s1_edge};
+    static const dw_group_fn k3s2[2] = {dw_group_3s2, dw_group_3s2_edge};
+    static const dw_group_fn k5s1[2] = {dw_group_5s1, dw_group_5s1_edge};
+    static const dw_group_fn k5s2[2] = {dw_group_5s2, dw_group_5s2_edge};
+    if (g->dw != 1 || (g->sw != 1 && g->sw != 2) || (g->kw != 3 && g->kw != 5))
+        return NULL;
+    return g->kw == 3 ? (g->sw == 1 ? k3s1 : k3s2) : (g->sw == 1 ? k5s1 : k5s2);
+}
+
+/* A row in groups of 8 pixels, the groups touching the edges masked. */
+static void dw_row_groups(const dw_job *j, const dw_row *r, const dw_group_fn *k)
+{
+    const kn_nchwc_conv *g = j->a->g;
+    for (int64_t ox = 0; ox < g->ow; ox += 8) {
+        int64_t c0 = ox * g->sw - g->pl, last = c0 + 7 * g->sw + g->kw - 1;
+        k[c0 < 0 || last >= g->iw](j, r, ox, g->ow - ox < 8 ? g->ow - ox : 8);
+    }
+}
+
+/* A row of any other geometry: edge pixels one at a time over their taps, the
+ * interior 8 pixels at a time, its tail in one call. */
+DW_AVX512 static void dw_row_pixels(const dw_job *j, const dw_row *r)
+{
+    int64_t oxb = j->oxb, ox = 0;
+    for (; ox < j->oxa; ox++)
+        dw_pixel(j, r, ox);
+    for (; ox + 8 <= oxb; ox += 8)
+        dw_pixels8(j, r, ox);
+    if (ox < oxb) {
+        dw_tails[oxb - ox](j, r, ox);
+        ox = oxb;
+    }
+    for (; ox < j->a->g->ow; ox++)
+        dw_pixel(j, r, ox);
 }
 
 DW_AVX512 static void dw_row_avx512(const dw_job *j, int64_t n, int64_t b, int64_t oy)
@@ -335,18 +394,11 @@ DW_AVX512 static void dw_row_avx512(const dw_job *j, int64_t n, int64_t b, int64
         .hi = _mm512_set1_ps(j->hi),
     };
     kn_nchwc_taps(iy, g->kh, g->dh, g->ih, &r.kylo, &r.kyhi);
-    int64_t oxb = j->oxb, ox = 0;
-    for (; ox < j->oxa; ox++)
-        dw_pixel(j, &r, ox);
-    dw_pixels_fn main = dw_main_kernel(g);
-    for (; ox + 8 <= oxb; ox += 8)
-        main(j, &r, ox);
-    if (ox < oxb) {
-        dw_tails[oxb - ox](j, &r, ox);
-        ox = oxb;
-    }
-    for (; ox < g->ow; ox++)
-        dw_pixel(j, &r, ox);
+    const dw_group_fn *k = dw_group_kernels(g);
+    if (k)
+        dw_row_groups(j, &r, k);
+    else
+        dw_row_pixels(j, &r);
     dw_row_finish(j, b, r.y, j->clamp);
 }
 #endif

@@ -11,8 +11,10 @@
  *   conv_nchwc.c / conv_nchwc_avx512.c   group-1 conv: weight packing, driver,
  *                                         reference and AVX-512 tiles
  *   conv_nchwc_dw.c                       depthwise conv (group == C == M)
+ *   conv_nchwc_stem.c                     NCHW input with few channels -> blocked
  *   pool_nchwc.c                          max / average pools, global average
- *   nchwc_reorder.c                       NCHW <-> NCHWc */
+ *   nchwc_reorder.c                       NCHW <-> NCHWc
+ *   nchwc_binary.c                        Add / Mul, per pixel or per channel */
 #ifndef KN_NCHWC_H
 #define KN_NCHWC_H
 
@@ -89,6 +91,22 @@ void kn_nchwc_conv_reference(const kn_nchwc_conv_args *a);
 kn_nchwc_weights *kn_nchwc_dw_pack(const kn_nchwc_conv *g, const float *w, const float *bias);
 void kn_nchwc_dw_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_conv_args *a);
 void kn_nchwc_dw_reference(const kn_nchwc_conv_args *a);
+
+/* Stems (conv_nchwc_stem.c): a group-1 conv over an NCHW input with few channels
+ * (a->x is [batch][channels][ih][iw], not blocked) into a blocked output, so the
+ * first layer of a CNN writes the layout the body reads without a reorder.
+ * Weights packed [Mp/16][channels][kh][kw][16], zeros in the padding. */
+kn_nchwc_weights *kn_nchwc_stem_pack(const kn_nchwc_conv *g, const float *w, const float *bias);
+void kn_nchwc_stem_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_conv_args *a);
+void kn_nchwc_stem_reference(const kn_nchwc_conv_args *a);
+
+/* ------------------------------------------------------------ Add / Mul */
+
+/* y = a + b (mul 0) or a * b (mul 1) over `planes` blocked channel planes of hw
+ * pixels (planes = batch * Cp/16): b shaped like a (per_pixel), or one 16-vector
+ * per plane (an [N, Cp, 1, 1] gate).  y may be a.  (nchwc_binary.c) */
+void kn_nchwc_binary(struct kn_threadpool *pool, kn_isa isa, const float *a, const float *b,
+                     float *y, int64_t planes, int64_t hw, int per_pixel, int mul);
 
 /* ---------------------------------------------------------------- pools */
 

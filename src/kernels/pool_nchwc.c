@@ -1,8 +1,8 @@
 /* pool_nchwc.c - max / average pools and the global average on blocked NCHWc16
  * tensors, with the semantics of the float32 NCHW MaxPool / AveragePool of
  * ops/pool.c: a window's cells outside the image are skipped; max starts at
- * -inf (a window with no cell inside gives -inf) and keeps the first NaN it
- * meets; average sums each window column over its rows, then the columns left
+ * -inf (a window with no cell inside gives -inf), and a NaN in the window
+ * gives NaN (payloads aside); average sums each window column over its rows, then the columns left
  * to right, in float (the order of pool.c's float rows, so dilation-1 results
  * are its bits), and divides by the cells inside, or with count_include_pad by
  * the cells inside the padded image (kh * kw clipped to [-pt, ih + pb) x
@@ -25,7 +25,6 @@
 /* Inlined into the AVX-512 code: called from there as baseline functions, their
  * SSE conversions would pay the dirty-upper-state penalty on every pixel. */
 #define POOL_INLINE __attribute__((always_inline)) inline
-
 
 /* The window of one output pixel: tap ranges inside the image, the divisor. */
 typedef struct pool_win {

@@ -125,8 +125,21 @@ static bool pool_convertible(const layout *L, const kn_node *n)
         return false;
     if (n->n_out != 1 && !(n->n_out == 2 && n->out[1] < 0))
         return false;
-    const int64_t *k;
-    return !windowed || kn_attr_ints(n, "kernel_shape", &k) == 2;
+    if (!windowed)
+        return true;
+    /* 2-D, and no window lying wholly in the padding (it would write -inf into
+     * the padding channels, which must stay zero) */
+    const int64_t *k, *p, *d;
+    if (kn_attr_ints(n, "kernel_shape", &k) != 2)
+        return false;
+    int np = kn_attr_ints(n, "pads", &p), nd = kn_attr_ints(n, "dilations", &d);
+    for (int i = 0; i < 2 * (np == 4); i++) {
+        int64_t ext = (k[i] - 1) * (nd == 2 ? d[i] : 1) + 1;
+        if (p[i] >= ext || p[i + 2] >= ext)
+            return false;
+    }
+    const char *ap = kn_attr_string(n, "auto_pad", "NOTSET");
+    return np <= 0 || np == 4 ? (!strcmp(ap, "NOTSET") || !*ap || !strcmp(ap, "VALID")) : false;
 }
 
 static int convert_pool(layout *L, int i)
