@@ -20,7 +20,7 @@
 
 #define B KN_NCHWC_BLOCK
 /* Output blocks one tile holds; pixels of one tile: 6 with 4 output blocks (24
- * accumulators), more when the conv has fewer blocks (see tile_pixels_for). */
+ * accumulators), more when the groups have fewer blocks (see tile_pixels_for). */
 #define TILE_OB 4
 #define TILE_NP KN_NCHWC_TILE_NP
 /* Input floats (rows of every input block) one task aims to read. */
@@ -34,14 +34,38 @@
 
 /* ------------------------------------------------------------- packing */
 
+/* The output blocks in groups of at most TILE_OB, as even as can be (the first
+ * ones one block more): 9 blocks are 3 + 3 + 3, not 4 + 4 + 1, so that no tile
+ * holds a lone block (too few accumulators to hide the FMA latency). */
+static int64_t group_count(int64_t mbs)
+{
+    return (mbs + TILE_OB - 1) / TILE_OB;
+}
+
+/* First block of group gi of mbs blocks; *n = its blocks. */
+static int64_t group_start(int64_t mbs, int64_t gi, int *n)
+{
+    int64_t groups = group_count(mbs), base = mbs / groups, extra = mbs % groups;
+    *n = (int)(base + (gi < extra));
+    return gi * base + (gi < extra ? gi : extra);
+}
+
+/* The group holding block b of mbs. */
+static int64_t group_of(int64_t mbs, int64_t b)
+{
+    int64_t groups = group_count(mbs), base = mbs / groups, extra = mbs % groups;
+    return b < extra * (base + 1) ? b / (base + 1) : extra + (b - extra * (base + 1)) / base;
+}
+
 /* Index of the weight of output channel m, input channel c, tap ky kx in the
- * packed order: groups of TILE_OB output blocks (the last group may hold fewer),
- * each [Cp/16][kh][kw][16 in][blocks of the group][16 out], so that a tile
- * sweeps its group's weights in one stream. */
+ * packed order: groups of output blocks (group_start), each [Cp/16][kh][kw]
+ * [16 in][blocks of the group][16 out], so that a tile sweeps its group's
+ * weights in one stream. */
 static size_t packed_at(const kn_nchwc_conv *g, int64_t m, int64_t c, int64_t ky, int64_t kx)
 {
     int64_t mbs = kn_nchwc_padded(g->m) / B, cbs = kn_nchwc_padded(g->channels) / B;
-    int64_t g0 = m / B / TILE_OB * TILE_OB, gob = mbs - g0 < TILE_OB ? mbs - g0 : TILE_OB;
+    int gob;
+    int64_t g0 = group_start(mbs, group_of(mbs, m / B), &gob);
     size_t tap = (((size_t)(c / B) * (size_t)g->kh + (size_t)ky) * (size_t)g->kw + (size_t)kx) * B +
                  (size_t)(c % B);
     return (size_t)g0 * (size_t)cbs * (size_t)(g->kh * g->kw) * B * B +
@@ -223,12 +247,12 @@ static int tile_origins(const conv_job *j, int64_t *pix, int64_t p0, int np)
     const kn_nchwc_conv *g = j->a->g;
     int64_t oy = p0 / g->ow, ox = p0 % g->ow;
     int inside = 1;
-    for (int p = 0; p < np; p++) {
-        int64_t iy = oy * g->sh - g->pt, ix = ox * g->sw - g->pl;
-        pix[p] = (iy * g->iw + ix) * B;
-        inside &= oy >= j->oy_in[0] && oy < j->oy_in[1] && ox >= j->ox_in[0] && ox < j->ox_in[1];
-        if (++ox == g->ow)
-            ox = 0, oy++;
+    for (int p = 0; p < np; ox = 0, oy++) { /* the tile's pieces of successive rows */
+        int64_t run = g->ow - ox < np - p ? g->ow - ox : np - p;
+        int64_t at = ((oy * g->sh - g->pt) * g->iw + ox * g->sw - g->pl) * B;
+        inside &= oy >= j->oy_in[0] && oy < j->oy_in[1] && ox >= j->ox_in[0] && ox + run <= j->ox_in[1];
+        for (int64_t r = 0; r < run; r++, p++)
+            pix[p] = at + r * g->sw * B;
     }
     return inside;
 }
@@ -288,7 +312,9 @@ static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t
 static const float *group_weights(const conv_job *j, int64_t gi)
 {
     const kn_nchwc_conv *g = j->a->g;
-    return j->a->w->w + (size_t)(gi * TILE_OB) * (size_t)(j->cb * g->kh * g->kw) * B * B;
+    int ob;
+    int64_t mb0 = group_start(j->mb, gi, &ob);
+    return j->a->w->w + (size_t)mb0 * (size_t)(j->cb * g->kh * g->kw) * B * B;
 }
 
 /* Output pixels [p0, p1) of image n (whole rows), output-block groups [g0, g1):
@@ -301,8 +327,9 @@ static void conv_pixels(const conv_job *j, int64_t n, int64_t g0, int64_t g1, in
     for (int64_t p = p0; p < p1; p += PASS_TILES * j->np) {
         setup_pass(j, &ps, p0, p, p1);
         for (int64_t gi = g0; gi < g1; gi++) {
-            int64_t mb0 = gi * TILE_OB;
-            conv_pass(j, &ps, n, mb0, (int)(j->mb - mb0 < TILE_OB ? j->mb - mb0 : TILE_OB),
+            int ob;
+            int64_t mb0 = group_start(j->mb, gi, &ob);
+            conv_pass(j, &ps, n, mb0, ob,
                       next >= 0 ? group_weights(j, next) : NULL);
         }
     }
@@ -339,7 +366,8 @@ static int64_t pieces(int64_t a, int64_t b, int64_t n)
     return k > n ? n : k < 1 ? 1 : k;
 }
 
-/* Rows per task (about TASK_INPUT_FLOATS of input), then, while the tasks are too
+/* Rows per task (about TASK_INPUT_FLOATS of input; all rows when the weights are
+ * big), then, while the tasks are too
  * few for the pool, the output-block groups and the images split too (the groups
  * first when the weights are big, as each task reads only its groups' weights).
  * A task covers several images when the pool does not need them apart. */
@@ -347,11 +375,12 @@ static void plan_tasks(conv_job *j, struct kn_threadpool *pool)
 {
     const kn_nchwc_conv *g = j->a->g;
     int64_t row_floats = j->cb * g->iw * B * g->sh, threads = kn_threadpool_size(pool);
-    j->rows = TASK_INPUT_FLOATS / (row_floats > 0 ? row_floats : 1);
+    j->groups = group_count(j->mb);
+    j->groups_outside = j->w_bytes > WEIGHTS_L2_BYTES;
+    /* big weights: every row block would sweep them all again from L3 */
+    j->rows = j->groups_outside ? g->oh : TASK_INPUT_FLOATS / (row_floats > 0 ? row_floats : 1);
     j->rows = j->rows < 1 ? 1 : j->rows > g->oh ? g->oh : j->rows;
     j->row_blocks = (g->oh + j->rows - 1) / j->rows;
-    j->groups = (j->mb + TILE_OB - 1) / TILE_OB;
-    j->groups_outside = j->w_bytes > WEIGHTS_L2_BYTES;
     int64_t want = threads > 1 ? threads * TASKS_PER_THREAD : 1, chunks = 1, iblocks = 1;
     if (j->groups_outside) {
         chunks = pieces(want, j->row_blocks, j->groups);
@@ -378,12 +407,14 @@ static void inside_range(int64_t n, int64_t k, int64_t s, int64_t d, int64_t pad
     r[1] = r[1] > outs ? outs : r[1] < r[0] ? r[0] : r[1];
 }
 
-/* Pixels per tile: 6 when tiles hold 4 output blocks (24 accumulators), more
- * for convs with fewer blocks, whose tiles would otherwise load a weight vector
- * for every few FMAs. */
+/* Pixels per tile: 6 when tiles hold 4 output blocks (24 accumulators), 8 with
+ * 3, 12 with fewer, whose tiles would otherwise load a weight vector for every
+ * few FMAs.  The first group is the largest. */
 static int tile_pixels_for(int64_t mb)
 {
-    return mb >= 4 ? 6 : mb == 3 ? 8 : TILE_NP;
+    int ob;
+    group_start(mb, 0, &ob);
+    return ob >= 4 ? 6 : ob == 3 ? 8 : TILE_NP;
 }
 
 static int fill_tiles(conv_job *j, kn_isa isa)
@@ -393,8 +424,10 @@ static int fill_tiles(conv_job *j, kn_isa isa)
         isa = kn_cpu_isa_supported();
     if (isa < KN_ISA_AVX512 || g->kh > MAX_TAPS_1D || g->kw > MAX_TAPS_1D)
         return 0;
+    int max_ob; /* the first group's blocks; the others have as many or one fewer */
+    group_start(j->mb, 0, &max_ob);
     j->np = tile_pixels_for(j->mb);
-    for (int o = 0; o < TILE_OB && o < j->mb; o++)
+    for (int o = 0; o < max_ob; o++)
         for (int p = 0; p < j->np; p++)
             if (!(j->tiles[o][p] = kn_nchwc_tile_avx512(o + 1, p + 1)))
                 return 0;
@@ -408,6 +441,8 @@ void kn_nchwc_conv_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_co
         kn_nchwc_dw_run(pool, isa, a);
         return;
     }
+    if (g->batch < 1 || g->oh < 1 || g->ow < 1)
+        return; /* no output */
     conv_job j = {.a = a, .mb = kn_nchwc_padded(g->m) / B, .cb = kn_nchwc_padded(g->channels) / B,
                   .w_bytes = a->w->bytes};
     if (!fill_tiles(&j, isa)) {

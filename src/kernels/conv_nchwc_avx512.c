@@ -1,11 +1,14 @@
 /* conv_nchwc_avx512.c - AVX-512 register tiles of the group-1 NCHWc conv
- * (driver in conv_nchwc.c): OB (1..4) output blocks x NP (1..12 / 8 / 6) pixels of one
- * output run in OB * NP zmm accumulators; for every input block, tap and input
- * channel, OB weight vectors are loaded and each pixel's input value broadcast
- * into OB FMAs (a pixel whose tap is outside the image reads a zero vector).  Epilogue: bias, residual, clamp (Relu / Clip), the padding
- * lanes of the last output block zeroed.  OB and NP are compile-time constants
- * of always-inline instances; per-function target attributes keep the rest of
- * the build baseline x86-64. */
+ * (driver in conv_nchwc.c): OB (1..4) output blocks x NP pixels (up to 12 with
+ * 1-2 blocks, 8 with 3, 6 with 4) of one output run in OB * NP zmm accumulators.
+ * For every input block, tap and input channel, OB weight vectors are loaded
+ * and each pixel's input value broadcast into OB FMAs; a pixel whose tap falls
+ * outside the image reads a zero vector, a tap outside for every pixel is
+ * skipped.  Epilogue: bias, residual, clamp (Relu / Clip), the padding lanes of
+ * the last output block zeroed.  Optionally the tile prefetches a share of the
+ * next weights into L2 as it goes.  OB and NP are compile-time constants of
+ * always-inline instances; per-function target attributes keep the rest of the
+ * build baseline x86-64. */
 #include "kernels/nchwc_internal.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -78,19 +81,25 @@ KN_AVX512 static KN_INLINE const float *block_taps(const kn_nchwc_tile *t, __m51
 KN_AVX512 static KN_INLINE void tile_store(const kn_nchwc_tile *t, __m512 acc[4][12], const int OB,
                                            const int NP)
 {
+    /* locals: the stores through y could otherwise alias *t and force reloads */
+    const float *z = t->z, *bias = t->bias;
+    float *y = t->y;
+    const int64_t stride = t->y_ob;
+    const int clamp = t->clamp;
     __m512 lo = _mm512_set1_ps(t->lo), hi = _mm512_set1_ps(t->hi);
+    __mmask16 last = (__mmask16)t->last_lanes;
 #pragma GCC unroll 4
     for (int o = 0; o < OB; o++) {
-        __m512 bias = _mm512_load_ps(t->bias + o * B);
-        __mmask16 keep = o == OB - 1 ? (__mmask16)t->last_lanes : (__mmask16)0xFFFF;
+        __m512 b = _mm512_load_ps(bias + o * B);
+        __mmask16 keep = o == OB - 1 ? last : (__mmask16)0xFFFF;
 #pragma GCC unroll 12
         for (int p = 0; p < NP; p++) {
-            __m512 v = _mm512_add_ps(acc[o][p], bias);
-            if (t->z)
-                v = _mm512_add_ps(v, _mm512_loadu_ps(t->z + o * t->y_ob + p * B));
-            if (t->clamp) /* max/min return the second operand for NaN: NaN stays NaN */
+            __m512 v = _mm512_add_ps(acc[o][p], b);
+            if (z)
+                v = _mm512_add_ps(v, _mm512_loadu_ps(z + o * stride + p * B));
+            if (clamp) /* max/min return the second operand for NaN: NaN stays NaN */
                 v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-            _mm512_storeu_ps(t->y + o * t->y_ob + p * B, _mm512_maskz_mov_ps(keep, v));
+            _mm512_storeu_ps(y + o * stride + p * B, _mm512_maskz_mov_ps(keep, v));
         }
     }
 }

@@ -13,7 +13,8 @@
  *   conv_nchwc_dw.c                       depthwise conv (group == C == M)
  *   conv_nchwc_stem.c                     NCHW input with few channels -> blocked
  *   pool_nchwc.c                          max / average pools, global average
- *   nchwc_reorder.c                       NCHW <-> NCHWc */
+ *   nchwc_reorder.c                       NCHW <-> NCHWc
+ *   nchwc_binary.c                        Add / Mul, per pixel or per channel */
 #ifndef KN_NCHWC_H
 #define KN_NCHWC_H
 
@@ -57,9 +58,10 @@ typedef struct kn_nchwc_conv {
 } kn_nchwc_conv;
 
 /* Weights (and bias) packed once for one geometry's channels / m / group / kernel
- * size.  Group 1: the output blocks in groups of 4 (the last may hold fewer, gb),
- * each group [Cp/16][kh][kw][16 in][gb][16 out] (one stream for the tile that
- * holds the group's blocks), zeros in the padding; depthwise: [Cp/16][kh][kw][16].
+ * size.  Group 1: the output blocks in groups of at most 4, as even as can be
+ * (9 blocks: 3 + 3 + 3), each group [Cp/16][kh][kw][16 in][gb][16 out] (one
+ * stream for the tile holding the group's gb blocks), zeros in the padding;
+ * depthwise: [Cp/16][kh][kw][16].
  * Opaque outside conv_nchwc*.c. */
 typedef struct kn_nchwc_weights kn_nchwc_weights;
 
@@ -97,6 +99,14 @@ void kn_nchwc_dw_reference(const kn_nchwc_conv_args *a);
 kn_nchwc_weights *kn_nchwc_stem_pack(const kn_nchwc_conv *g, const float *w, const float *bias);
 void kn_nchwc_stem_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_conv_args *a);
 void kn_nchwc_stem_reference(const kn_nchwc_conv_args *a);
+
+/* ------------------------------------------------------------ Add / Mul */
+
+/* y = a + b (mul 0) or a * b (mul 1) over `planes` blocked channel planes of hw
+ * pixels (planes = batch * Cp/16): b shaped like a (per_pixel), or one 16-vector
+ * per plane (an [N, Cp, 1, 1] gate).  y may be a.  (nchwc_binary.c) */
+void kn_nchwc_binary(struct kn_threadpool *pool, kn_isa isa, const float *a, const float *b,
+                     float *y, int64_t planes, int64_t hw, int per_pixel, int mul);
 
 /* ---------------------------------------------------------------- pools */
 

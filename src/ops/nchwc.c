@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "core/cpu.h"
-#include "exec/threadpool.h"
 #include "kernels/nchwc.h"
 
 /* ------------------------------------------------------------- checks */
@@ -285,31 +284,6 @@ static int run_global_average_pool(kn_op_ctx *c)
 
 /* ---------------------------------------------------- Add / Mul */
 
-typedef struct binary_job {
-    const float *a, *b;
-    float *y;
-    int64_t blocks, hw;
-    bool per_pixel, mul;
-} binary_job;
-
-/* y = a (op) b over channel planes [begin, end) (image * blocks + block): b the
- * same shape (per_pixel) or one 16-vector per image and channel block. */
-static void binary_planes(void *ctx, int64_t begin, int64_t end, int thread_index)
-{
-    const binary_job *j = ctx;
-    int64_t plane = j->hw * KN_NCHWC_BLOCK;
-    (void)thread_index;
-    for (int64_t q = begin; q < end; q++) {
-        const float *a = j->a + q * plane, *b = j->b + q * (j->per_pixel ? plane : KN_NCHWC_BLOCK);
-        float *y = j->y + q * plane;
-        for (int64_t p = 0; p < j->hw; p++, a += KN_NCHWC_BLOCK, y += KN_NCHWC_BLOCK) {
-            const float *bv = j->per_pixel ? b + p * KN_NCHWC_BLOCK : b;
-            for (int i = 0; i < KN_NCHWC_BLOCK; i++)
-                y[i] = j->mul ? a[i] * bv[i] : a[i] + bv[i];
-        }
-    }
-}
-
 static int run_binary(kn_op_ctx *c, bool mul)
 {
     KN_REQUIRE_INPUT(c, 0);
@@ -325,10 +299,9 @@ static int run_binary(kn_op_ctx *c, bool mul)
     kn_tensor *y = kn_op_output_uninit(c, 0, KN_F32, 4, a->dims);
     if (!y)
         return c->err->code;
-    binary_job j = {a->data, b->data, y->data, a->dims[1] / KN_NCHWC_BLOCK,
-                    a->dims[2] * a->dims[3], per_pixel, mul};
-    int64_t planes = a->dims[0] * j.blocks;
-    kn_parallel_for(c->pool, planes, 1 + 16384 / (j.hw * KN_NCHWC_BLOCK + 1), binary_planes, &j);
+    kn_nchwc_binary(c->pool, kn_cpu_isa(), a->data, b->data, y->data,
+                    a->dims[0] * (a->dims[1] / KN_NCHWC_BLOCK), a->dims[2] * a->dims[3],
+                    per_pixel, mul);
     return KN_OK;
 }
 

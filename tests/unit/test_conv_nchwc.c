@@ -9,8 +9,9 @@
 
 #include <stdlib.h>
 
+#include "core/cpu.h"
 #include "exec/threadpool.h"
-#include "kernels/nchwc.h"
+#include "kernels/nchwc_internal.h"
 
 typedef struct shape {
     int64_t batch, c, m, ih, iw, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
@@ -201,4 +202,33 @@ static void test_row_tails(void)
     }
 }
 
-TEST_MAIN(TEST_CASE(test_shapes), TEST_CASE(test_row_tails))
+/* An empty output (batch 0) writes nothing and reads nothing. */
+static void test_empty(void)
+{
+    kn_nchwc_conv g = {0, 16, 16, 1, 4, 4, 4, 4, 1, 1, 1, 1, 1, 1, 0, 0};
+    float w[256] = {0}, y = 7.0f;
+    kn_nchwc_weights *pw = kn_nchwc_pack(&g, w, NULL);
+    CHECK(pw != NULL);
+    kn_nchwc_conv_args a = {&g, pw, NULL, NULL, {KN_CONV_ACT_NONE, 0, 0}, &y};
+    kn_nchwc_conv_run(NULL, kn_cpu_isa_supported(), &a);
+    kn_nchwc_conv_reference(&a);
+    CHECK(y == 7.0f);
+    kn_nchwc_weights_free(pw);
+}
+
+/* Every tile the driver may ask for exists (a missing one would quietly send
+ * the conv to the reference), and none beyond the register budget. */
+static void test_tile_table(void)
+{
+    if (kn_cpu_isa_supported() < KN_ISA_AVX512 || !kn_nchwc_tile_avx512(1, 1))
+        return;
+    static const int max_np[4] = {12, 12, 8, 6};
+    for (int ob = 1; ob <= 4; ob++)
+        for (int np = 1; np <= KN_NCHWC_TILE_NP + 1; np++)
+            CHECK((kn_nchwc_tile_avx512(ob, np) != NULL) == (np <= max_np[ob - 1]));
+    CHECK(kn_nchwc_tile_avx512(0, 1) == NULL);
+    CHECK(kn_nchwc_tile_avx512(5, 1) == NULL);
+}
+
+TEST_MAIN(TEST_CASE(test_shapes), TEST_CASE(test_row_tails), TEST_CASE(test_tile_table),
+          TEST_CASE(test_empty))

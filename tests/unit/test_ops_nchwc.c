@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec/threadpool.h"
+#include "kernels/nchwc.h"
+
 #define ND "kiln.nchwc"
 
 static uint32_t seed = 7u;
@@ -183,6 +186,35 @@ static void test_binary(void)
     kt_release_all(ts, 8);
 }
 
+/* The AVX-512 loop against the plain one, both forms, an odd pixel count, with a
+ * 2-thread pool and in place. */
+static void test_binary_kernel_isas(void)
+{
+    enum { PLANES = 5, HW = 7, N = PLANES * HW * 16 };
+    static float a[N], b[N], g[PLANES * 16], want[N], got[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (float)(kt_lcg32(&seed) >> 8) / 8388608.0f - 1.0f;
+        b[i] = (float)(kt_lcg32(&seed) >> 8) / 8388608.0f - 1.0f;
+    }
+    for (int i = 0; i < PLANES * 16; i++)
+        g[i] = b[i * 3];
+    kn_error err = {0};
+    kn_threadpool *pool = kn_threadpool_create(2, &err);
+    for (int form = 0; form < 4; form++) {
+        int per_pixel = form & 1, mul = form >> 1;
+        const float *bb = per_pixel ? b : g;
+        kn_nchwc_binary(NULL, KN_ISA_GENERIC, a, bb, want, PLANES, HW, per_pixel, mul);
+        for (int i = 0; i < N; i++) /* the definition */
+            CHECK_NEAR(want[i], mul ? a[i] * bb[per_pixel ? i : (i / (HW * 16)) * 16 + i % 16]
+                                    : a[i] + bb[per_pixel ? i : (i / (HW * 16)) * 16 + i % 16], 0.0);
+        memcpy(got, a, sizeof got);
+        kn_nchwc_binary(pool, KN_ISA_AVX512, got, bb, got, PLANES, HW, per_pixel, mul);
+        for (int i = 0; i < N; i++)
+            CHECK_NEAR(got[i], want[i], 0.0);
+    }
+    kn_threadpool_free(pool);
+}
+
 static void test_malformed_reorders(void)
 {
     static const int64_t d3[3] = {2, 16, 4}, d4[4] = {1, 16, 2, 2};
@@ -201,4 +233,4 @@ static void test_malformed_reorders(void)
 
 TEST_MAIN(TEST_CASE(test_reorder_round_trip), TEST_CASE(test_conv_matches_fused_conv),
           TEST_CASE(test_depthwise_conv), TEST_CASE(test_pools), TEST_CASE(test_binary),
-          TEST_CASE(test_malformed_reorders))
+          TEST_CASE(test_binary_kernel_isas), TEST_CASE(test_malformed_reorders))
