@@ -183,22 +183,28 @@ KN_AVX512 static KN_INLINE void tap_row(const stem_tile *t, __m512 acc[4][STEM_N
     }
 }
 
-/* bias (already in acc), residual, clamp and the store. */
+/* Residual, clamp and the store of the accumulators (which hold the bias). */
 KN_AVX512 static KN_INLINE void tile_store(const stem_tile *t, __m512 acc[4][STEM_NP], const int OB,
                                            const int NP)
 {
-    __m512 lo = _mm512_set1_ps(t->lo), hi = _mm512_set1_ps(t->hi);
+    const __m512 lo = _mm512_set1_ps(t->lo), hi = _mm512_set1_ps(t->hi);
+    const float *z = t->z; /* the fields in locals: the stores may alias *t */
+    float *y = t->y;
+    const int64_t y_ob = t->y_ob;
+    const int clamp = t->clamp;
+    const __mmask16 last = (__mmask16)t->last_lanes;
 #pragma GCC unroll 4
     for (int o = 0; o < OB; o++) {
-        __mmask16 keep = o == OB - 1 ? (__mmask16)t->last_lanes : (__mmask16)0xFFFF;
 #pragma GCC unroll 12
         for (int p = 0; p < NP; p++) {
             __m512 v = acc[o][p];
-            if (t->z)
-                v = _mm512_add_ps(v, _mm512_loadu_ps(t->z + o * t->y_ob + p * B));
-            if (t->clamp) /* max/min return the second operand for NaN: NaN stays NaN */
+            if (z)
+                v = _mm512_add_ps(v, _mm512_loadu_ps(z + o * y_ob + p * B));
+            if (clamp) /* max/min return the second operand for NaN: NaN stays NaN */
                 v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
-            _mm512_storeu_ps(t->y + o * t->y_ob + p * B, _mm512_maskz_mov_ps(keep, v));
+            if (o == OB - 1)
+                v = _mm512_maskz_mov_ps(last, v);
+            _mm512_storeu_ps(y + o * y_ob + p * B, v);
         }
     }
 }
