@@ -162,20 +162,23 @@ typedef void (*stem_tile_fn)(const stem_tile *t);
 
 /* acc += one channel's taps: the input row of tap row ky at xr, weights of the
  * tap row at w (blocks w_ob apart).  KW > 0: the kernel width (all columns
- * inside), as a constant the loop unrolls by; 0: the tile's [kx0, kx1). */
+ * inside), as a constant the loop unrolls by, with the column stride 2 and
+ * dilation 1 of the stems (the broadcasts then address by constant offsets);
+ * 0: the tile's [kx0, kx1) and its strides. */
 KN_AVX512 static KN_INLINE void tap_row(const stem_tile *t, __m512 acc[4][STEM_NP], const float *xr,
                                         const float *w, const int OB, const int NP, const int KW)
 {
-    int64_t n = KW > 0 ? KW : t->kx1 - t->kx0;
+    const int64_t n = KW > 0 ? KW : t->kx1 - t->kx0, step = KW > 0 ? 1 : t->x_kx;
+    const int64_t x_p = KW > 0 ? 2 : t->x_p;
 #pragma GCC unroll 7
-    for (int64_t kx = 0; kx < n; kx++, xr += t->x_kx, w += B) {
+    for (int64_t kx = 0; kx < n; kx++, xr += step, w += B) {
         __m512 wv[4];
 #pragma GCC unroll 4
         for (int o = 0; o < OB; o++)
             wv[o] = _mm512_loadu_ps(w + o * t->w_ob);
 #pragma GCC unroll 12
         for (int p = 0; p < NP; p++) {
-            __m512 b = _mm512_set1_ps(xr[p * t->x_p]);
+            __m512 b = _mm512_set1_ps(xr[p * x_p]);
 #pragma GCC unroll 4
             for (int o = 0; o < OB; o++)
                 acc[o][p] = _mm512_fmadd_ps(wv[o], b, acc[o][p]);
@@ -242,7 +245,8 @@ KN_AVX512 static KN_INLINE void tile_body(const stem_tile *t, const int OB, cons
 #define TILE_ENTRY(OB, NP) [OB - 1][NP - 1] = stem_##OB##x##NP,
 STEM_TILES(DEFINE_TILE)
 
-/* Full tiles of the common stem kernel widths, the tap columns unrolled. */
+/* Full tiles of the common stem geometries (kernel width 3 or 7, column stride
+ * 2, dilation 1), the tap columns unrolled. */
 #define FULL(OB, NP, KW)                                                                   \
     KN_AVX512 static void stem_##OB##x##NP##_k##KW(const stem_tile *t) { tile_body(t, OB, NP, KW); }
 FULL(1, 12, 3) FULL(2, 12, 3) FULL(3, 8, 3) FULL(4, 6, 3)
@@ -255,10 +259,11 @@ static stem_tile_fn stem_tile_avx512(int ob, int np)
     return ob >= 1 && ob <= 4 && np >= 1 && np <= STEM_NP ? fns[ob - 1][np - 1] : NULL;
 }
 
-/* The full tile of ob blocks (all tap columns inside) for kernel width kw; NULL
- * when there is none of that width. */
-static stem_tile_fn stem_full_avx512(int ob, int64_t kw)
+/* The full tile of ob blocks (all tap columns inside) for g's kernel width,
+ * column stride and dilation; NULL when there is none of that geometry. */
+static stem_tile_fn stem_full_avx512(int ob, const kn_nchwc_conv *g)
 {
+    int64_t kw = g->sw == 2 && g->dw == 1 ? g->kw : 0;
     static const stem_tile_fn k3[4] = {stem_1x12_k3, stem_2x12_k3, stem_3x8_k3, stem_4x6_k3};
     static const stem_tile_fn k7[4] = {stem_1x12_k7, stem_2x12_k7, stem_3x8_k7, stem_4x6_k7};
     return ob < 1 || ob > 4 ? NULL : kw == 3 ? k3[ob - 1] : kw == 7 ? k7[ob - 1] : NULL;
@@ -270,9 +275,9 @@ static stem_tile_fn stem_tile_avx512(int ob, int np)
     return NULL;
 }
 
-static stem_tile_fn stem_full_avx512(int ob, int64_t kw)
+static stem_tile_fn stem_full_avx512(int ob, const kn_nchwc_conv *g)
 {
-    (void)ob, (void)kw;
+    (void)ob, (void)g;
     return NULL;
 }
 #endif
@@ -306,7 +311,7 @@ static int fill_tiles(stem_job *j, kn_isa isa)
     for (int o = 0; o < STEM_OB; o++) {
         int np = pixels_for(o + 1);
         j->np[o] = np;
-        j->full[o] = stem_full_avx512(o + 1, j->a->g->kw);
+        j->full[o] = stem_full_avx512(o + 1, j->a->g);
         for (int p = 0; p < np; p++)
             if (!(j->tiles[o][p] = stem_tile_avx512(o + 1, p + 1)))
                 return 0;

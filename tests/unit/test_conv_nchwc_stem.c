@@ -34,12 +34,21 @@ static const shape k_shapes[] = {
     {1, 3, 16, 3, 3, 3, 3, 1, 1, 1, 1, 4, 0, 0, 4, KN_CONV_ACT_CLIP, 0, 1}, /* pads past the kernel */
     {2, 1, 48, 9, 5, 1, 3, 1, 2, 1, 1, 0, 1, 0, 2, KN_CONV_ACT_RELU, 0, 0},
     {1, 3, 64, 11, 40, 7, 7, 2, 2, 1, 1, 3, 2, 4, 3, KN_CONV_ACT_NONE, 1, 1},
-    /* wide rows: the unrolled full tiles of kernel widths 3 and 7, 1..4 blocks */
+    /* wide rows, column stride 1 */
     {1, 3, 16, 9, 40, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, KN_CONV_ACT_RELU, 1, 1},
     {1, 2, 24, 6, 33, 7, 7, 2, 1, 1, 1, 3, 2, 3, 4, KN_CONV_ACT_CLIP, 0, 1},
     {1, 3, 48, 5, 29, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_NONE, 1, 1},
     {1, 3, 40, 5, 29, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, KN_CONV_ACT_SILU, 0, 1},
     {1, 5, 56, 4, 30, 3, 3, 1, 1, 1, 2, 1, 2, 0, 2, KN_CONV_ACT_CLIP, 1, 1},
+    /* the full tiles of the stems' column stride 2 (kernel widths 3 and 7, 1..4 blocks) */
+    {1, 3, 16, 9, 60, 7, 7, 1, 2, 1, 1, 3, 3, 3, 3, KN_CONV_ACT_RELU, 1, 1},
+    {1, 2, 24, 6, 61, 7, 7, 2, 2, 1, 1, 3, 2, 3, 4, KN_CONV_ACT_CLIP, 0, 1},
+    {1, 3, 48, 5, 40, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_NONE, 1, 1},
+    {1, 3, 40, 5, 40, 7, 7, 1, 2, 1, 1, 3, 3, 3, 3, KN_CONV_ACT_SILU, 0, 1},
+    {1, 3, 32, 5, 60, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_CLIP, 1, 1},
+    {1, 3, 16, 4, 61, 3, 3, 2, 2, 1, 1, 0, 1, 1, 0, KN_CONV_ACT_RELU, 0, 1},
+    {2, 3, 64, 6, 30, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_RELU, 1, 1},
+    {1, 4, 80, 5, 50, 7, 7, 2, 2, 1, 1, 3, 3, 2, 2, KN_CONV_ACT_TANH, 1, 1},
 };
 
 static uint32_t g_seed = 0x13579bdu;
