@@ -164,14 +164,14 @@ typedef void (*stem_tile_fn)(const stem_tile *t);
  * tap row at w (blocks w_ob apart).  KW > 0: the kernel width (all columns
  * inside) as a constant, with the column stride 2 and dilation 1 of the stems,
  * so that the broadcasts address by constant offsets; 0: the tile's [kx0, kx1)
- * and its strides.  Not unrolled: unrolled, the compiler keeps weights of
- * several columns live and spills. */
+ * and its strides.  Unrolled by 3 (a 3-wide kernel whole; unrolled by 7, gcc
+ * kept the weights of several columns live and spilled). */
 KN_AVX512 static KN_INLINE void tap_row(const stem_tile *t, __m512 acc[4][STEM_NP], const float *xr,
                                         const float *w, const int OB, const int NP, const int KW)
 {
     const int64_t n = KW > 0 ? KW : t->kx1 - t->kx0, step = KW > 0 ? 1 : t->x_kx;
     const int64_t x_p = KW > 0 ? 2 : t->x_p;
-#pragma GCC unroll 1
+#pragma GCC unroll 3
     for (int64_t kx = 0; kx < n; kx++, xr += step, w += B) {
         /* the compiler forgets where xr points: with stride 2 it would otherwise
          * carry the inputs shared by neighbouring columns in registers, through
