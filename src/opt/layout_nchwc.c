@@ -9,8 +9,8 @@
  * one shared ReorderInput each; blocked results that an NCHW reader (or the graph
  * output) still needs come back through a ReorderOutput that writes the original
  * value, so nothing outside the region changes.  Convolutions over fewer than 16
- * input channels (stems) stay NCHW: blocking would pad their input to a whole
- * vector.  The blocked kernels read activations in place instead of packing
+ * input channels (stems) read their NCHW input as it is (Conv input_nchw = 1):
+ * blocking it would pad a 3-channel image to a whole vector.  The blocked kernels read activations in place instead of packing
  * them, which is where ONNX Runtime's own CNN speed comes from too.
  * KILN_NCHWC=0 in the environment turns the pass off. */
 #include "opt/fuse_match.h"
@@ -23,6 +23,9 @@
 
 /* Depthwise convs join when conv_nchwc_dw.c has real kernels. */
 #define NCHWC_DEPTHWISE 1
+/* Stems (few input channels, NCHW input) join when conv_nchwc_stem.c has real
+ * kernels: they then read the image as it is and write blocked. */
+#define NCHWC_STEMS 0
 /* Fewer input channels than this stay NCHW. */
 #define NCHWC_MIN_CHANNELS 16
 
@@ -47,8 +50,9 @@ static bool depthwise(const kn_tensor *w, int64_t group)
 
 /* Node n is a Conv / FusedConv the blocked Conv takes: its output channels in *m.
  * Few input channels are fine when the input is blocked already (the second conv
- * of a squeeze-excitation block). */
-static bool conv_convertible(const layout *L, const kn_node *n, int64_t *m)
+ * of a squeeze-excitation block); otherwise such a group-1 conv is a stem that
+ * reads its NCHW input as it is (*stem). */
+static bool conv_convertible(const layout *L, const kn_node *n, int64_t *m, bool *stem)
 {
     const kn_graph *g = L->g;
     if (!is_op(n, "", "Conv") && !is_op(n, KN_MS_DOMAIN, "FusedConv"))
@@ -65,7 +69,8 @@ static bool conv_convertible(const layout *L, const kn_node *n, int64_t *m)
     if (group != 1 && !(NCHWC_DEPTHWISE && depthwise(w, group)))
         return false;
     bool input_blocked = n->in[0] < L->n_orig && L->channels[n->in[0]] > 0;
-    if (w->dims[1] * group < NCHWC_MIN_CHANNELS && !input_blocked)
+    *stem = w->dims[1] * group < NCHWC_MIN_CHANNELS && !input_blocked;
+    if (*stem && !(NCHWC_STEMS && group == 1))
         return false;
     *m = w->dims[0];
     return true;
@@ -103,16 +108,19 @@ static int replace_blocked(layout *L, int i, const char *op, int n_in, const int
     return KN_OK;
 }
 
-static int convert_conv(layout *L, int i, int64_t m)
+static int convert_conv(layout *L, int i, int64_t m, bool stem)
 {
     const kn_node *n = &L->g->nodes[i];
     int x = n->in[0], w = n->in[1], b = n->n_in > 2 ? n->in[2] : -1;
     int z = n->n_in > 3 ? n->in[3] : -1;
-    int bx = blocked_input(L, x), bz = z >= 0 ? blocked_input(L, z) : -1;
+    int bx = stem ? x : blocked_input(L, x), bz = z >= 0 ? blocked_input(L, z) : -1;
     if (bx < 0 || (z >= 0 && bz < 0))
         return L->err->code;
     int ins[4] = {bx, w, b, bz};
-    return replace_blocked(L, i, "Conv", z >= 0 ? 4 : b >= 0 ? 3 : 2, ins, m);
+    int rc = replace_blocked(L, i, "Conv", z >= 0 ? 4 : b >= 0 ? 3 : 2, ins, m);
+    if (!rc && stem)
+        rc = kn_opt_set_attr_int(L->g, L->g->n_nodes - 1, "input_nchw", 1, L->err);
+    return rc;
 }
 
 /* A MaxPool / AveragePool / GlobalAveragePool over a blocked 2-D input. */
@@ -226,10 +234,10 @@ static int convert_all(layout *L, int *rewrites)
     int n0 = L->g->n_nodes;
     for (int i = 0; i < n0; i++) {
         int64_t m;
-        bool swap;
+        bool swap, stem;
         int rc = KN_OK;
-        if (conv_convertible(L, &L->g->nodes[i], &m))
-            rc = convert_conv(L, i, m);
+        if (conv_convertible(L, &L->g->nodes[i], &m, &stem))
+            rc = convert_conv(L, i, m, stem);
         else if (pool_convertible(L, &L->g->nodes[i]))
             rc = convert_pool(L, i);
         else if (binary_convertible(L, &L->g->nodes[i], &swap))
