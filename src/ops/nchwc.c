@@ -1,13 +1,14 @@
 /* nchwc.c - the blocked-layout operators, domain "kiln.nchwc" (KN_NCHWC_DOMAIN):
  * ReorderInput (NCHW -> blocked), ReorderOutput (blocked -> NCHW, attribute
  * "channels"), Conv (Conv / FusedConv attributes and inputs X, W, B, Z, with X, Z
- * and Y blocked; with input_nchw = 1, X is an NCHW image with few channels), MaxPool, AveragePool and GlobalAveragePool on blocked tensors,
- * and Add / Mul of a blocked tensor and one of the same shape or of one value per
- * image and channel ([N, Cp, 1, 1]: squeeze-excitation gates).
- * A blocked tensor has the logical shape [N, Cp, H, W] (Cp = channels rounded up
- * to 16) and is stored [N][Cp/16][H][W][16] with zeros in the padding channels
- * (kernels/nchwc.h).  Only the level-all pass src/opt/layout_nchwc.c writes these
- * nodes, and only kiln runs them (`kiln optimize` never writes them). */
+ * and Y blocked; with input_nchw = 1, X is an NCHW image with few channels),
+ * MaxPool, AveragePool and GlobalAveragePool on blocked tensors, and Add / Mul of
+ * a blocked tensor and one of the same shape or of one value per image and
+ * channel ([N, Cp, 1, 1]: squeeze-excitation gates).  A blocked tensor has the
+ * logical shape [N, Cp, H, W] (Cp = channels rounded up to 16) and is stored
+ * [N][Cp/16][H][W][16] with zeros in the padding channels (kernels/nchwc.h).
+ * Only the level-all pass src/opt/layout_nchwc.c writes these nodes, and only
+ * kiln runs them (`kiln optimize` never writes them). */
 #include "ops/op.h"
 #include "ops/op_util.h"
 #include "ops/spatial.h"
@@ -191,7 +192,8 @@ static int conv_shapes(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, con
     if (b && (b->dtype != KN_F32 || b->rank != 1 || b->dims[0] != w->dims[0]))
         return kn_fail(c->err, KN_ERR_ARG, "blocked Conv bias must be float32 [%lld]",
                        (long long)w->dims[0]);
-    int rc = stem ? check_nchw_input(c, x, w->dims[1]) : check_blocked(c, x, w->dims[1] * group, "input");
+    int rc = stem ? check_nchw_input(c, x, w->dims[1])
+                  : check_blocked(c, x, w->dims[1] * group, "input");
     kn_spatial_geom g;
     if (rc || (rc = kn_conv_geometry(c, x, w, &g)))
         return rc;

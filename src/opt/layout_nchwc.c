@@ -1,18 +1,19 @@
 /* layout_nchwc.c - pass layout_nchwc (level all, kiln only, on CPUs with
  * AVX-512): moves the bodies of CNNs onto the blocked channel layout of
  * kernels/nchwc.h.  Every float32 2-D Conv / FusedConv with constant weights,
- * group 1 (or depthwise once its kernels have landed) and at least 16 input
- * channels becomes a kiln.nchwc Conv reading and writing blocked tensors; a
- * MaxPool, AveragePool or GlobalAveragePool whose input is already blocked
- * follows, and so does an Add / Mul of blocked values of one shape, or of a
- * blocked image and a blocked per-channel gate (squeeze-excitation).  Values that enter the blocked region from NCHW producers go through
- * one shared ReorderInput each; blocked results that an NCHW reader (or the graph
- * output) still needs come back through a ReorderOutput that writes the original
- * value, so nothing outside the region changes.  Convolutions over fewer than 16
- * input channels (stems) read their NCHW input as it is (Conv input_nchw = 1):
- * blocking it would pad a 3-channel image to a whole vector.  The blocked kernels read activations in place instead of packing
- * them, which is where ONNX Runtime's own CNN speed comes from too.
- * KILN_NCHWC=0 in the environment turns the pass off. */
+ * group 1 or depthwise, and at least 16 input channels becomes a kiln.nchwc Conv
+ * reading and writing blocked tensors; a MaxPool, AveragePool or
+ * GlobalAveragePool whose input is already blocked follows, and so does an Add /
+ * Mul of blocked values of one shape, or of a blocked image and a blocked
+ * per-channel gate (squeeze-excitation).  Values that enter the blocked region
+ * from NCHW producers go through one shared ReorderInput each; blocked results
+ * that an NCHW reader (or the graph output) still needs come back through a
+ * ReorderOutput that writes the original value, so nothing outside the region
+ * changes.  Convolutions over fewer than 16 input channels (stems) read their
+ * NCHW input as it is (Conv input_nchw = 1): blocking it would pad a 3-channel
+ * image to a whole vector.  The blocked kernels read activations in place
+ * instead of packing them, which is where ONNX Runtime's own CNN speed comes
+ * from too.  KILN_NCHWC=0 in the environment turns the pass off. */
 #include "opt/fuse_match.h"
 
 #include <stdlib.h>
@@ -158,7 +159,9 @@ static int convert_pool(layout *L, int i)
 
 static bool same_dim(const kn_dim *a, const kn_dim *b)
 {
-    return a->value >= 0 ? a->value == b->value : a->param && b->param && !strcmp(a->param, b->param);
+    if (a->value >= 0)
+        return a->value == b->value;
+    return a->param && b->param && !strcmp(a->param, b->param);
 }
 
 /* Value b holds one value per image and channel of a ([N, C, 1, 1] against

@@ -204,9 +204,10 @@ static void test_binary_kernel_isas(void)
         int per_pixel = form & 1, mul = form >> 1;
         const float *bb = per_pixel ? b : g;
         kn_nchwc_binary(NULL, KN_ISA_GENERIC, a, bb, want, PLANES, HW, per_pixel, mul);
-        for (int i = 0; i < N; i++) /* the definition */
-            CHECK_NEAR(want[i], mul ? a[i] * bb[per_pixel ? i : (i / (HW * 16)) * 16 + i % 16]
-                                    : a[i] + bb[per_pixel ? i : (i / (HW * 16)) * 16 + i % 16], 0.0);
+        for (int i = 0; i < N; i++) { /* the definition */
+            float bv = bb[per_pixel ? i : (i / (HW * 16)) * 16 + i % 16];
+            CHECK_NEAR(want[i], mul ? a[i] * bv : a[i] + bv, 0.0);
+        }
         memcpy(got, a, sizeof got);
         kn_nchwc_binary(pool, KN_ISA_AVX512, got, bb, got, PLANES, HW, per_pixel, mul);
         for (int i = 0; i < N; i++)
