@@ -4,7 +4,8 @@
  * that is the direct path, with the im2col path it replaced (weights given only
  * prepacked), and where the Winograd path applies, with the im2col path too;
  * the group-1 ResNet-50 / MobileNetV2 layers also on the blocked NCHWc path
- * (kn_nchwc_conv_run on blocked tensors, no reorder: the "nchwc" lines).
+ * (kn_nchwc_conv_run on blocked tensors, no reorder: the "nchwc" lines), and
+ * the stems with the stem kernel (NCHW image in, blocked out: "nchwc-stem").
  * Reports the best and median thread CPU time of `reps` runs, so a loaded
  * machine inflates the numbers less than wall time would; with threads > 1 both
  * paths run on a pool of that many and the times are wall times.  Run by hand:
@@ -114,20 +115,23 @@ static void time_conv(const kn_conv2d_args *a, kn_isa isa, int reps, double *bes
     free(scratch);
 }
 
-/* The layer on the NCHWc path: blocked x / y, packed weights, best and median ms. */
-static void time_nchwc(const layer *l, const kn_nchwc_conv *g, kn_isa isa, int reps,
+/* The layer on the NCHWc path: blocked x / y, packed weights, best and median ms;
+ * with stem, the stem kernel: x NCHW, y blocked. */
+static void time_nchwc(const layer *l, const kn_nchwc_conv *g, kn_isa isa, int reps, int stem,
                        double *best, double *med)
 {
-    int64_t cp = kn_nchwc_padded(l->C), mp = kn_nchwc_padded(l->M);
+    int64_t cp = stem ? l->C : kn_nchwc_padded(l->C), mp = kn_nchwc_padded(l->M);
     float *x = filled(l->batch * cp * l->ih * l->iw), *w = filled(l->M * l->C * l->k * l->k);
     float *b = filled(l->M), *y = filled(l->batch * mp * g->oh * g->ow);
-    kn_nchwc_weights *pw = kn_nchwc_pack(g, w, b);
+    kn_nchwc_weights *pw = stem ? kn_nchwc_stem_pack(g, w, b) : kn_nchwc_pack(g, w, b);
+    void (*run)(kn_threadpool *, kn_isa, const kn_nchwc_conv_args *) =
+        stem ? kn_nchwc_stem_run : kn_nchwc_conv_run;
     kn_nchwc_conv_args a = {g, pw, x, NULL, {l->act, 0.0f, 6.0f}, y};
     double *t = calloc((size_t)reps, sizeof *t);
-    kn_nchwc_conv_run(g_pool, isa, &a);
+    run(g_pool, isa, &a);
     for (int r = 0; r < reps; r++) {
         double t0 = thread_ms();
-        kn_nchwc_conv_run(g_pool, isa, &a);
+        run(g_pool, isa, &a);
         t[r] = thread_ms() - t0;
     }
     qsort(t, (size_t)reps, sizeof *t, cmp_double);
@@ -138,7 +142,8 @@ static void time_nchwc(const layer *l, const kn_nchwc_conv *g, kn_isa isa, int r
     free(x), free(w), free(b), free(y);
 }
 
-/* The "nchwc" line of the group-1 ResNet-50 and MobileNetV2 layers. */
+/* The "nchwc" line of the group-1 ResNet-50 and MobileNetV2 layers, and for
+ * their stems (under 16 input channels) the "nchwc-stem" line. */
 static void bench_nchwc(const layer *l, kn_isa isa, int reps, int64_t oh, int64_t ow)
 {
     if (l->group != 1 || (strncmp(l->name, "r50", 3) && strncmp(l->name, "mnv2", 4)))
@@ -146,9 +151,11 @@ static void bench_nchwc(const layer *l, kn_isa isa, int reps, int64_t oh, int64_
     kn_nchwc_conv g = {l->batch, l->C, l->M, 1, l->ih, l->iw, oh, ow,
                        l->k, l->k, l->s, l->s, 1, 1, l->pad, l->pad};
     double best, med, macs = (double)l->batch * l->M * oh * ow * l->C * l->k * l->k;
-    time_nchwc(l, &g, isa, reps, &best, &med);
-    printf("%-32s %-9s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", "", "nchwc", best, med,
-           2e-6 * macs / best);
+    for (int stem = 0; stem <= (l->C < 16); stem++) {
+        time_nchwc(l, &g, isa, reps, stem, &best, &med);
+        printf("%-32s %-10s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", "",
+               stem ? "nchwc-stem" : "nchwc", best, med, 2e-6 * macs / best);
+    }
 }
 
 static const char *algo_name(kn_conv_algo algo)
@@ -174,13 +181,13 @@ static void bench_layer(const layer *l, kn_isa isa, int reps)
     double macs = (double)l->batch * l->M * oh * ow * K, best, med;
     kn_conv_algo algo = kn_conv2d_algo(&a);
     time_conv(&a, isa, reps, &best, &med);
-    printf("%-32s %-9s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", l->name,
+    printf("%-32s %-10s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", l->name,
            algo_name(algo), best, med, 2e-6 * macs / best);
     if (algo == KN_CONV_ALGO_DIRECT || algo == KN_CONV_ALGO_WINOGRAD) {
         a.w = NULL;
         a.wino = NULL;
         time_conv(&a, isa, reps, &best, &med);
-        printf("%-32s %-9s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", "", "im2col",
+        printf("%-32s %-10s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", "", "im2col",
                best, med, 2e-6 * macs / best);
     }
     bench_nchwc(l, isa, reps, oh, ow);
