@@ -26,8 +26,9 @@
 #define NCHWC_DEPTHWISE 1
 /* Stems (few input channels, NCHW input) join when conv_nchwc_stem.c has real
  * kernels: they then read the image as it is and write blocked. */
-#define NCHWC_STEMS 0
-/* Fewer input channels than this stay NCHW. */
+#define NCHWC_STEMS 1
+/* Fewer input channels than this: a stem (read as NCHW), or NCHW altogether when
+ * it also has fewer output channels. */
 #define NCHWC_MIN_CHANNELS 16
 
 typedef struct layout {
@@ -71,8 +72,8 @@ static bool conv_convertible(const layout *L, const kn_node *n, int64_t *m, bool
         return false;
     bool input_blocked = n->in[0] < L->n_orig && L->channels[n->in[0]] > 0;
     *stem = w->dims[1] * group < NCHWC_MIN_CHANNELS && !input_blocked;
-    if (*stem && !(NCHWC_STEMS && group == 1))
-        return false;
+    if (*stem && !(NCHWC_STEMS && group == 1 && w->dims[0] >= NCHWC_MIN_CHANNELS))
+        return false; /* (a stem with few outputs too would mostly compute padding) */
     *m = w->dims[0];
     return true;
 }
