@@ -50,6 +50,25 @@ static bool depthwise(const kn_tensor *w, int64_t group)
     return group > 1 && w->dims[1] == 1 && w->dims[0] == group;
 }
 
+/* Some live node reading v is of a kind that follows a blocked input (a conv or
+ * a pool): worth a stem writing v blocked. */
+static bool read_by_blocked_kind(const kn_graph *g, int v)
+{
+    static const char *const kinds[][2] = {
+        {"", "Conv"}, {KN_MS_DOMAIN, "FusedConv"}, {"", "MaxPool"},
+        {"", "AveragePool"}, {"", "GlobalAveragePool"}};
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kn_node *n = &g->nodes[i];
+        bool kind = false;
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+            kind = kind || is_op(n, kinds[k][0], kinds[k][1]);
+        for (int j = 0; kind && j < n->n_in; j++)
+            if (n->in[j] == v)
+                return true;
+    }
+    return false;
+}
+
 /* Node n is a Conv / FusedConv the blocked Conv takes: its output channels in *m.
  * Few input channels are fine when the input is blocked already (the second conv
  * of a squeeze-excitation block); otherwise such a group-1 conv is a stem that
@@ -72,8 +91,11 @@ static bool conv_convertible(const layout *L, const kn_node *n, int64_t *m, bool
         return false;
     bool input_blocked = n->in[0] < L->n_orig && L->channels[n->in[0]] > 0;
     *stem = w->dims[1] * group < NCHWC_MIN_CHANNELS && !input_blocked;
-    if (*stem && !(NCHWC_STEMS && group == 1 && w->dims[0] >= NCHWC_MIN_CHANNELS))
-        return false; /* (a stem with few outputs too would mostly compute padding) */
+    /* a stem with few outputs too would mostly compute padding; one whose output
+     * nothing blocked reads (a ViT patch embedding) would only add a reorder */
+    if (*stem && !(NCHWC_STEMS && group == 1 && w->dims[0] >= NCHWC_MIN_CHANNELS &&
+                   read_by_blocked_kind(g, n->out[0])))
+        return false;
     *m = w->dims[0];
     return true;
 }
