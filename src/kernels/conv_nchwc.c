@@ -58,9 +58,8 @@ static int64_t group_of(int64_t mbs, int64_t b)
 }
 
 /* Index of the weight of output channel m, input channel c, tap ky kx in the
- * packed order: groups of output blocks (group_start), each [Cp/16][kh][kw]
- * [16 in][blocks of the group][16 out], so that a tile sweeps its group's
- * weights in one stream. */
+ * packed order (the definition the reference reads by; pack_group writes the
+ * same order fast, and the tests hold the two together). */
 static size_t packed_at(const kn_nchwc_conv *g, int64_t m, int64_t c, int64_t ky, int64_t kx)
 {
     int64_t mbs = kn_nchwc_padded(g->m) / B, cbs = kn_nchwc_padded(g->channels) / B;
@@ -72,16 +71,42 @@ static size_t packed_at(const kn_nchwc_conv *g, int64_t m, int64_t c, int64_t ky
            (tap * (size_t)gob + (size_t)(m / B - g0)) * B + (size_t)(m % B);
 }
 
-static void pack_weights(const kn_nchwc_conv *g, const float *w, float *dst)
+/* The packed order: groups of output blocks (group_start), each [Cp/16][kh][kw]
+ * [16 in][blocks of the group][16 out], so that a tile sweeps its group's weights
+ * in one stream.  Written row after row of 16 output lanes, each row gathered
+ * from the 16 output channels' weights, which are read in order as 16 streams
+ * (the load of a model packs some 25 M weights this way). */
+static void pack_group(const kn_nchwc_conv *g, const float *w, int64_t g0, int gob, float *dst)
 {
-    int64_t taps = g->kh * g->kw;
-    for (int64_t m = 0; m < g->m; m++)
-        for (int64_t c = 0; c < g->channels; c++)
-            for (int64_t t = 0; t < taps; t++)
-                dst[packed_at(g, m, c, t / g->kw, t % g->kw)] = w[(m * g->channels + c) * taps + t];
+    int64_t taps = g->kh * g->kw, per_m = g->channels * taps;
+    size_t row = (size_t)gob * B; /* floats from one (input channel, tap) to the next */
+    for (int ob = 0; ob < gob; ob++) {
+        int64_t m0 = (g0 + ob) * B, lanes = g->m - m0 < B ? g->m - m0 : B;
+        if (lanes <= 0)
+            return;
+        const float *src = w + m0 * per_m;
+        for (int64_t c = 0; c < g->channels; c++) {
+            float *d = dst + ((size_t)(c / B) * (size_t)taps * B + (size_t)(c % B)) * row +
+                       (size_t)ob * B;
+            for (int64_t t = 0; t < taps; t++, d += B * row)
+                for (int64_t co = 0; co < lanes; co++)
+                    d[co] = src[co * per_m + c * taps + t];
+        }
+    }
 }
 
-/* Group 1: w in the order of packed_at, bias [Mp], zeros in the padding. */
+static void pack_weights(const kn_nchwc_conv *g, const float *w, float *dst)
+{
+    int64_t mbs = kn_nchwc_padded(g->m) / B, cbs = kn_nchwc_padded(g->channels) / B;
+    size_t per_block = (size_t)cbs * (size_t)(g->kh * g->kw) * B * B;
+    for (int64_t gi = 0; gi < group_count(mbs); gi++) {
+        int gob;
+        int64_t g0 = group_start(mbs, gi, &gob);
+        pack_group(g, w, g0, gob, dst + (size_t)g0 * per_block);
+    }
+}
+
+/* Group 1: w in the order of pack_group, bias [Mp], zeros in the padding. */
 kn_nchwc_weights *kn_nchwc_pack(const kn_nchwc_conv *g, const float *w, const float *bias)
 {
     if (g->group > 1)

@@ -1,13 +1,14 @@
 /* nchwc.c - the blocked-layout operators, domain "kiln.nchwc" (KN_NCHWC_DOMAIN):
  * ReorderInput (NCHW -> blocked), ReorderOutput (blocked -> NCHW, attribute
  * "channels"), Conv (Conv / FusedConv attributes and inputs X, W, B, Z, with X, Z
- * and Y blocked), MaxPool, AveragePool and GlobalAveragePool on blocked tensors,
- * and Add / Mul of a blocked tensor and one of the same shape or of one value per
- * image and channel ([N, Cp, 1, 1]: squeeze-excitation gates).
- * A blocked tensor has the logical shape [N, Cp, H, W] (Cp = channels rounded up
- * to 16) and is stored [N][Cp/16][H][W][16] with zeros in the padding channels
- * (kernels/nchwc.h).  Only the level-all pass src/opt/layout_nchwc.c writes these
- * nodes, and only kiln runs them (`kiln optimize` never writes them). */
+ * and Y blocked; with input_nchw = 1, X is an NCHW image with few channels),
+ * MaxPool, AveragePool and GlobalAveragePool on blocked tensors, and Add / Mul of
+ * a blocked tensor and one of the same shape or of one value per image and
+ * channel ([N, Cp, 1, 1]: squeeze-excitation gates).  A blocked tensor has the
+ * logical shape [N, Cp, H, W] (Cp = channels rounded up to 16) and is stored
+ * [N][Cp/16][H][W][16] with zeros in the padding channels (kernels/nchwc.h).
+ * Only the level-all pass src/opt/layout_nchwc.c writes these nodes, and only
+ * kiln runs them (`kiln optimize` never writes them). */
 #include "ops/op.h"
 #include "ops/op_util.h"
 #include "ops/spatial.h"
@@ -35,6 +36,17 @@ static int check_blocked(kn_op_ctx *c, const kn_tensor *x, int64_t channels, con
         return kn_fail(c->err, KN_ERR_ARG, "%s %s has %lld channels, not a blocked count%s",
                        c->node->op_type, what, (long long)x->dims[1],
                        channels < 0 ? "" : " for the weights");
+    return KN_OK;
+}
+
+/* x is a float32 4-D NCHW tensor of `channels` channels (a stem's input). */
+static int check_nchw_input(kn_op_ctx *c, const kn_tensor *x, int64_t channels)
+{
+    if (x->dtype != KN_F32)
+        return kn_unsupported_dtype(c, x->dtype);
+    if (x->rank != 4 || x->dims[1] != channels)
+        return kn_fail(c->err, KN_ERR_ARG, "blocked Conv NCHW input must be [N, %lld, H, W]",
+                       (long long)channels);
     return KN_OK;
 }
 
@@ -99,11 +111,27 @@ static int infer_reorder_output(kn_infer_ctx *ic)
 
 /* ---------------------------------------------------------------- Conv */
 
-/* What prepare packs: the weights and bias for one weight shape and group. */
+/* What prepare packs: the weights and bias for one weight shape, group and input
+ * layout. */
 typedef struct nchwc_conv_state {
     kn_nchwc_weights *w;
     int64_t wdims[4], group;
+    bool stem;
 } nchwc_conv_state;
+
+/* Attribute input_nchw = 1: X is an NCHW image (a stem over few channels), only Y
+ * (and Z) are blocked. */
+static bool stem_of(const kn_node *n)
+{
+    return kn_attr_int(n, "input_nchw", 0) != 0;
+}
+
+/* Packs for a stem or a blocked input. */
+static kn_nchwc_weights *pack_for(bool stem, const kn_nchwc_conv *g, const float *w,
+                                  const float *b)
+{
+    return stem ? kn_nchwc_stem_pack(g, w, b) : kn_nchwc_pack(g, w, b);
+}
 
 static void release_conv(void *state)
 {
@@ -121,10 +149,11 @@ static kn_nchwc_conv pack_geometry(const int64_t *wd, int64_t group)
     return g;
 }
 
-/* Group 1, or depthwise (one input channel per group, as many groups as channels). */
-static bool supported_group(const int64_t *wd, int64_t group)
+/* Group 1, or depthwise (one input channel per group, as many groups as channels)
+ * over a blocked input. */
+static bool supported_group(const int64_t *wd, int64_t group, bool stem)
 {
-    return group == 1 || (group > 1 && wd[1] == 1 && wd[0] == group);
+    return group == 1 || (!stem && group > 1 && wd[1] == 1 && wd[0] == group);
 }
 
 static int prepare_conv(kn_prepare_ctx *pc, void **state)
@@ -133,18 +162,20 @@ static int prepare_conv(kn_prepare_ctx *pc, void **state)
     const kn_tensor *b = pc->n_in > 2 ? pc->in_const[2] : NULL;
     bool bias_input = pc->node->n_in > 2 && pc->node->in[2] >= 0;
     int64_t group = kn_attr_int(pc->node, "group", 1);
+    bool stem = stem_of(pc->node);
     if (!w || !w->data || w->dtype != KN_F32 || w->rank != 4 || w->numel == 0 ||
-        !supported_group(w->dims, group) || (bias_input && !b) ||
+        !supported_group(w->dims, group, stem) || (bias_input && !b) ||
         (b && (b->dtype != KN_F32 || b->numel != w->dims[0])))
         return KN_OK; /* run packs per call, or reports the bad shapes */
     nchwc_conv_state *s = calloc(1, sizeof *s);
     kn_nchwc_conv g = pack_geometry(w->dims, group);
-    if (!s || !(s->w = kn_nchwc_pack(&g, w->data, b ? b->data : NULL))) {
+    if (!s || !(s->w = pack_for(stem, &g, w->data, b ? b->data : NULL))) {
         free(s);
         return kn_fail(pc->err, KN_ERR_NOMEM, "out of memory packing blocked Conv weights");
     }
     memcpy(s->wdims, w->dims, sizeof s->wdims);
     s->group = group;
+    s->stem = stem;
     *state = s;
     pc->drop_inputs |= (1u << 1) | (b ? 1u << 2 : 0);
     return KN_OK;
@@ -154,13 +185,15 @@ static int prepare_conv(kn_prepare_ctx *pc, void **state)
 static int conv_shapes(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, const kn_tensor *b,
                        int64_t group, kn_nchwc_conv *k)
 {
-    if (w->dtype != KN_F32 || w->rank != 4 || !supported_group(w->dims, group))
-        return kn_fail(c->err, KN_ERR_ARG,
-                       "blocked Conv takes float32 4-D weights, group 1 or depthwise");
+    bool stem = stem_of(c->node);
+    if (w->dtype != KN_F32 || w->rank != 4 || !supported_group(w->dims, group, stem))
+        return kn_fail(c->err, KN_ERR_ARG, "blocked Conv takes float32 4-D weights, group 1%s",
+                       stem ? " for an NCHW input" : " or depthwise");
     if (b && (b->dtype != KN_F32 || b->rank != 1 || b->dims[0] != w->dims[0]))
         return kn_fail(c->err, KN_ERR_ARG, "blocked Conv bias must be float32 [%lld]",
                        (long long)w->dims[0]);
-    int rc = check_blocked(c, x, w->dims[1] * group, "input");
+    int rc = stem ? check_nchw_input(c, x, w->dims[1])
+                  : check_blocked(c, x, w->dims[1] * group, "input");
     kn_spatial_geom g;
     if (rc || (rc = kn_conv_geometry(c, x, w, &g)))
         return rc;
@@ -176,7 +209,8 @@ static int conv_shapes(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, con
 static const kn_nchwc_weights *prepared(const kn_op_ctx *c, const kn_tensor *w, int64_t group)
 {
     const nchwc_conv_state *s = c->state;
-    if (!s || s->group != group || memcmp(s->wdims, w->dims, sizeof s->wdims))
+    if (!s || s->group != group || s->stem != stem_of(c->node) ||
+        memcmp(s->wdims, w->dims, sizeof s->wdims))
         return NULL;
     return s->w;
 }
@@ -205,13 +239,16 @@ static int run_conv(kn_op_ctx *c)
     if (!a.w) {
         if (!w->data || (b && !b->data))
             return kn_fail(c->err, KN_ERR_RUNTIME, "blocked Conv weights released but not packed");
-        if (!(a.w = owned = kn_nchwc_pack(&k, w->data, b ? b->data : NULL)))
+        if (!(a.w = owned = pack_for(stem_of(c->node), &k, w->data, b ? b->data : NULL)))
             return kn_op_nomem(c);
     }
     a.g = &k;
     a.x = x->data;
     a.y = y->data;
-    kn_nchwc_conv_run(c->pool, kn_cpu_isa(), &a);
+    if (stem_of(c->node))
+        kn_nchwc_stem_run(c->pool, kn_cpu_isa(), &a);
+    else
+        kn_nchwc_conv_run(c->pool, kn_cpu_isa(), &a);
     kn_nchwc_weights_free(owned);
     return KN_OK;
 }

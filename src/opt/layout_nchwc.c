@@ -1,18 +1,19 @@
 /* layout_nchwc.c - pass layout_nchwc (level all, kiln only, on CPUs with
  * AVX-512): moves the bodies of CNNs onto the blocked channel layout of
  * kernels/nchwc.h.  Every float32 2-D Conv / FusedConv with constant weights,
- * group 1 (or depthwise once its kernels have landed) and at least 16 input
- * channels becomes a kiln.nchwc Conv reading and writing blocked tensors; a
- * MaxPool, AveragePool or GlobalAveragePool whose input is already blocked
- * follows, and so does an Add / Mul of blocked values of one shape, or of a
- * blocked image and a blocked per-channel gate (squeeze-excitation).  Values that enter the blocked region from NCHW producers go through
- * one shared ReorderInput each; blocked results that an NCHW reader (or the graph
- * output) still needs come back through a ReorderOutput that writes the original
- * value, so nothing outside the region changes.  Convolutions over fewer than 16
- * input channels (stems) stay NCHW: blocking would pad their input to a whole
- * vector.  The blocked kernels read activations in place instead of packing
- * them, which is where ONNX Runtime's own CNN speed comes from too.
- * KILN_NCHWC=0 in the environment turns the pass off. */
+ * group 1 or depthwise, and at least 16 input channels becomes a kiln.nchwc Conv
+ * reading and writing blocked tensors; a MaxPool, AveragePool or
+ * GlobalAveragePool whose input is already blocked follows, and so does an Add /
+ * Mul of blocked values of one shape, or of a blocked image and a blocked
+ * per-channel gate (squeeze-excitation).  Values that enter the blocked region
+ * from NCHW producers go through one shared ReorderInput each; blocked results
+ * that an NCHW reader (or the graph output) still needs come back through a
+ * ReorderOutput that writes the original value, so nothing outside the region
+ * changes.  Convolutions over fewer than 16 input channels (stems) read their
+ * NCHW input as it is (Conv input_nchw = 1): blocking it would pad a 3-channel
+ * image to a whole vector.  The blocked kernels read activations in place
+ * instead of packing them, which is where ONNX Runtime's own CNN speed comes
+ * from too.  KILN_NCHWC=0 in the environment turns the pass off. */
 #include "opt/fuse_match.h"
 
 #include <stdlib.h>
@@ -23,7 +24,11 @@
 
 /* Depthwise convs join when conv_nchwc_dw.c has real kernels. */
 #define NCHWC_DEPTHWISE 1
-/* Fewer input channels than this stay NCHW. */
+/* Stems (few input channels, NCHW input) join when conv_nchwc_stem.c has real
+ * kernels: they then read the image as it is and write blocked. */
+#define NCHWC_STEMS 1
+/* Fewer input channels than this: a stem (read as NCHW), or NCHW altogether when
+ * it also has fewer output channels. */
 #define NCHWC_MIN_CHANNELS 16
 
 typedef struct layout {
@@ -45,10 +50,30 @@ static bool depthwise(const kn_tensor *w, int64_t group)
     return group > 1 && w->dims[1] == 1 && w->dims[0] == group;
 }
 
+/* Some live node reading v is of a kind that follows a blocked input (a conv or
+ * a pool): worth a stem writing v blocked. */
+static bool read_by_blocked_kind(const kn_graph *g, int v)
+{
+    static const char *const kinds[][2] = {
+        {"", "Conv"}, {KN_MS_DOMAIN, "FusedConv"}, {"", "MaxPool"},
+        {"", "AveragePool"}, {"", "GlobalAveragePool"}};
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kn_node *n = &g->nodes[i];
+        bool kind = false;
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+            kind = kind || is_op(n, kinds[k][0], kinds[k][1]);
+        for (int j = 0; kind && j < n->n_in; j++)
+            if (n->in[j] == v)
+                return true;
+    }
+    return false;
+}
+
 /* Node n is a Conv / FusedConv the blocked Conv takes: its output channels in *m.
  * Few input channels are fine when the input is blocked already (the second conv
- * of a squeeze-excitation block). */
-static bool conv_convertible(const layout *L, const kn_node *n, int64_t *m)
+ * of a squeeze-excitation block); otherwise such a group-1 conv is a stem that
+ * reads its NCHW input as it is (*stem). */
+static bool conv_convertible(const layout *L, const kn_node *n, int64_t *m, bool *stem)
 {
     const kn_graph *g = L->g;
     if (!is_op(n, "", "Conv") && !is_op(n, KN_MS_DOMAIN, "FusedConv"))
@@ -65,7 +90,11 @@ static bool conv_convertible(const layout *L, const kn_node *n, int64_t *m)
     if (group != 1 && !(NCHWC_DEPTHWISE && depthwise(w, group)))
         return false;
     bool input_blocked = n->in[0] < L->n_orig && L->channels[n->in[0]] > 0;
-    if (w->dims[1] * group < NCHWC_MIN_CHANNELS && !input_blocked)
+    *stem = w->dims[1] * group < NCHWC_MIN_CHANNELS && !input_blocked;
+    /* a stem with few outputs too would mostly compute padding; one whose output
+     * nothing blocked reads (a ViT patch embedding) would only add a reorder */
+    if (*stem && !(NCHWC_STEMS && group == 1 && w->dims[0] >= NCHWC_MIN_CHANNELS &&
+                   read_by_blocked_kind(g, n->out[0])))
         return false;
     *m = w->dims[0];
     return true;
@@ -103,16 +132,19 @@ static int replace_blocked(layout *L, int i, const char *op, int n_in, const int
     return KN_OK;
 }
 
-static int convert_conv(layout *L, int i, int64_t m)
+static int convert_conv(layout *L, int i, int64_t m, bool stem)
 {
     const kn_node *n = &L->g->nodes[i];
     int x = n->in[0], w = n->in[1], b = n->n_in > 2 ? n->in[2] : -1;
     int z = n->n_in > 3 ? n->in[3] : -1;
-    int bx = blocked_input(L, x), bz = z >= 0 ? blocked_input(L, z) : -1;
+    int bx = stem ? x : blocked_input(L, x), bz = z >= 0 ? blocked_input(L, z) : -1;
     if (bx < 0 || (z >= 0 && bz < 0))
         return L->err->code;
     int ins[4] = {bx, w, b, bz};
-    return replace_blocked(L, i, "Conv", z >= 0 ? 4 : b >= 0 ? 3 : 2, ins, m);
+    int rc = replace_blocked(L, i, "Conv", z >= 0 ? 4 : b >= 0 ? 3 : 2, ins, m);
+    if (!rc && stem)
+        rc = kn_opt_set_attr_int(L->g, L->g->n_nodes - 1, "input_nchw", 1, L->err);
+    return rc;
 }
 
 /* A MaxPool / AveragePool / GlobalAveragePool over a blocked 2-D input. */
@@ -150,7 +182,9 @@ static int convert_pool(layout *L, int i)
 
 static bool same_dim(const kn_dim *a, const kn_dim *b)
 {
-    return a->value >= 0 ? a->value == b->value : a->param && b->param && !strcmp(a->param, b->param);
+    if (a->value >= 0)
+        return a->value == b->value;
+    return a->param && b->param && !strcmp(a->param, b->param);
 }
 
 /* Value b holds one value per image and channel of a ([N, C, 1, 1] against
@@ -226,10 +260,10 @@ static int convert_all(layout *L, int *rewrites)
     int n0 = L->g->n_nodes;
     for (int i = 0; i < n0; i++) {
         int64_t m;
-        bool swap;
+        bool swap, stem;
         int rc = KN_OK;
-        if (conv_convertible(L, &L->g->nodes[i], &m))
-            rc = convert_conv(L, i, m);
+        if (conv_convertible(L, &L->g->nodes[i], &m, &stem))
+            rc = convert_conv(L, i, m, stem);
         else if (pool_convertible(L, &L->g->nodes[i]))
             rc = convert_pool(L, i);
         else if (binary_convertible(L, &L->g->nodes[i], &swap))

@@ -104,6 +104,37 @@ static void test_conv_matches_fused_conv(void)
     kt_release_all(ts, 9);
 }
 
+/* A stem (input_nchw = 1): Conv 3 -> 24, 7x7, stride 2, pads 3, bias, Clip, on
+ * the NCHW image, against FusedConv. */
+static void test_stem_conv(void)
+{
+    static const int64_t xd[4] = {2, 3, 13, 12}, wd[4] = {24, 3, 7, 7}, bd[1] = {24};
+    static const int64_t pads[4] = {3, 3, 3, 3}, st[2] = {2, 2};
+    static const float clip[2] = {-0.5f, 0.5f};
+    kn_tensor x = rand_tensor(4, xd), w = rand_tensor(4, wd), b = rand_tensor(1, bd);
+    kn_attr attrs[4] = {kt_attr_ints("pads", 4, pads), kt_attr_ints("strides", 2, st),
+                        kt_attr_str("activation", "Clip"),
+                        kt_attr_floats("activation_params", 2, clip)};
+    const kn_tensor *ins[3] = {&x, &w, &b};
+    kt_node ref = kt_node_of("com.microsoft", "FusedConv", 1, 1), n = kt_node_of(ND, "Conv", 1, 1);
+    for (int i = 0; i < 3; i++) {
+        kt_add_input(&ref, ins[i]);
+        kt_add_input(&n, ins[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        kt_add_attr(&ref, attrs[i]);
+        kt_add_attr(&n, attrs[i]);
+    }
+    kt_add_attr(&n, kt_attr_int("input_nchw", 1));
+    kn_tensor want = kt_expect_ok(&ref), by = kt_expect_ok(&n), got = to_nchw(&by, 24);
+    check_same(&got, &want, 1e-5);
+    kn_tensor bx = to_blocked(&x);
+    n.in[0] = &bx; /* a blocked input is not an NCHW image of 3 channels */
+    kt_expect_fail(&n, KN_ERR_ARG);
+    kn_tensor ts[7] = {x, w, b, want, by, got, bx};
+    kt_release_all(ts, 7);
+}
+
 /* Depthwise 5x5 stride 1 with dilation 2 against Conv(group). */
 static void test_depthwise_conv(void)
 {
@@ -204,9 +235,10 @@ static void test_binary_kernel_isas(void)
         int per_pixel = form & 1, mul = form >> 1;
         const float *bb = per_pixel ? b : g;
         kn_nchwc_binary(NULL, KN_ISA_GENERIC, a, bb, want, PLANES, HW, per_pixel, mul);
-        for (int i = 0; i < N; i++) /* the definition */
-            CHECK_NEAR(want[i], mul ? a[i] * bb[per_pixel ? i : (i / (HW * 16)) * 16 + i % 16]
-                                    : a[i] + bb[per_pixel ? i : (i / (HW * 16)) * 16 + i % 16], 0.0);
+        for (int i = 0; i < N; i++) { /* the definition */
+            float bv = bb[per_pixel ? i : (i / (HW * 16)) * 16 + i % 16];
+            CHECK_NEAR(want[i], mul ? a[i] * bv : a[i] + bv, 0.0);
+        }
         memcpy(got, a, sizeof got);
         kn_nchwc_binary(pool, KN_ISA_AVX512, got, bb, got, PLANES, HW, per_pixel, mul);
         for (int i = 0; i < N; i++)
@@ -232,5 +264,5 @@ static void test_malformed_reorders(void)
 }
 
 TEST_MAIN(TEST_CASE(test_reorder_round_trip), TEST_CASE(test_conv_matches_fused_conv),
-          TEST_CASE(test_depthwise_conv), TEST_CASE(test_pools), TEST_CASE(test_binary),
+          TEST_CASE(test_stem_conv), TEST_CASE(test_depthwise_conv), TEST_CASE(test_pools), TEST_CASE(test_binary),
           TEST_CASE(test_binary_kernel_isas), TEST_CASE(test_malformed_reorders))

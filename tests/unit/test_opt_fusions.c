@@ -487,9 +487,12 @@ static void test_fuse_conv_silu(void)
  * Add + Relu (a graph output, so it must come back in NCHW), AveragePool 2x2,
  * Conv 24->40 3x3 s2, GlobalAveragePool.  Channel counts off the block size so
  * the padding channels are exercised. */
+static bool body_stem; /* the first conv reads a 3-channel image (a stem) */
+
 static kn_model *cnn_body_model(void)
 {
-    static const int64_t xd[4] = {2, 20, 11, 9}, w1d[4] = {24, 20, 3, 3}, b1d[1] = {24};
+    const int64_t xd[4] = {2, body_stem ? 3 : 20, 11, 9}, w1d[4] = {24, xd[1], 3, 3};
+    static const int64_t b1d[1] = {24};
     static const int64_t w2d[4] = {24, 24, 1, 1}, w3d[4] = {40, 24, 3, 3}, b3d[1] = {40};
     static const int64_t p1[4] = {1, 1, 1, 1}, k3[2] = {3, 3}, k2[2] = {2, 2}, s2[2] = {2, 2};
     static const int64_t p0[4] = {0, 1, 1, 0};
@@ -530,6 +533,10 @@ static void test_layout_nchwc(void)
     check_fusion(cnn_body_model, "ReorderInput", on ? 1 : 0, 1e-4);
     check_fusion(cnn_body_model, "ReorderOutput", on ? 2 : 0, 1e-4); /* y1 and y2 */
     check_fusion(cnn_body_model, "GlobalAveragePool", 1, 1e-4);
+    body_stem = true; /* the stem reads the image as it is: no ReorderInput */
+    check_fusion(cnn_body_model, "ReorderInput", 0, 1e-4);
+    check_fusion(cnn_body_model, "ReorderOutput", on ? 2 : 0, 1e-4);
+    body_stem = false;
     fusion_portable = true; /* never in what kiln optimize writes */
     check_fusion(cnn_body_model, "ReorderInput", 0, 1e-4);
     fusion_portable = false;
