@@ -414,6 +414,15 @@ static void plan_tasks(conv_job *j, struct kn_threadpool *pool)
         iblocks = pieces(want, j->row_blocks, g->batch);
         chunks = pieces(want, j->row_blocks * iblocks, j->groups);
     }
+    /* still too few tasks (one image, one group): more row blocks; then rows
+     * spread evenly over them (56 rows in 4 blocks of 18, 18, 18, 2 left one of
+     * two threads idle for a third of the conv) */
+    int64_t others = chunks * iblocks;
+    if (j->row_blocks * others < want && !j->groups_outside)
+        j->row_blocks = (want + others - 1) / others;
+    j->row_blocks = j->row_blocks > g->oh ? g->oh : j->row_blocks;
+    j->rows = (g->oh + j->row_blocks - 1) / j->row_blocks;
+    j->row_blocks = (g->oh + j->rows - 1) / j->rows;
     j->chunk_groups = (j->groups + chunks - 1) / chunks;
     j->chunks = (j->groups + j->chunk_groups - 1) / j->chunk_groups;
     j->images = (g->batch + iblocks - 1) / iblocks;
