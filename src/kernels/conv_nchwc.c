@@ -219,6 +219,8 @@ static void tile_act(const conv_job *j, const kn_nchwc_tile *t, int ob, int np)
 {
     for (int o = 0; o < ob; o++)
         kn_conv_act_apply(&j->a->act, t->y + o * t->y_ob, (size_t)np * B);
+    if ((t->last_lanes & 0xFFFFu) == 0xFFFFu)
+        return; /* no padding lanes in this tile */
     float *last = t->y + (ob - 1) * t->y_ob;
     for (int p = 0; p < np; p++)
         for (int l = 0; l < B; l++)
