@@ -210,7 +210,7 @@ typedef struct conv_job {
     int64_t images, image_blocks; /* images per task, tasks along the images */
     size_t w_bytes;               /* of the packed weights */
     int groups_outside;           /* loop over the groups outside the images */
-    int clamp, inline_act;
+    int clamp, silu, inline_act;
     float lo, hi;
 } conv_job;
 
@@ -318,7 +318,7 @@ static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t
                        .x_cb = g->ih * g->iw * B, .x_ky = g->dh * g->iw * B, .x_kx = g->dw * B,
                        .y_ob = plane, .pf_lines = (ob * B + ps->run_tiles - 1) / ps->run_tiles,
                        .last_lanes = mb0 + ob == j->mb ? (1u << tail_m) - 1u : 0xFFFFu,
-                       .clamp = j->clamp, .lo = j->lo, .hi = j->hi};
+                       .clamp = j->clamp, .silu = j->silu, .lo = j->lo, .hi = j->hi};
     for (int64_t k = 0; k < ps->tiles; k++) {
         int np = k + 1 < ps->tiles ? j->np : ps->np_last;
         t.pix = ps->pix[k];
@@ -489,6 +489,10 @@ void kn_nchwc_conv_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_co
     inside_range(g->iw, g->kw, g->sw, g->dw, g->pl, g->ow, j.ox_in);
     j.inline_act = kn_conv_act_is_clamp(&a->act, &j.lo, &j.hi);
     j.clamp = j.inline_act && a->act.kind != KN_CONV_ACT_NONE;
+    /* SiLU (EfficientNet's every conv) in the tiles' registers, not over the
+     * stored tile afterwards */
+    j.silu = a->act.kind == KN_CONV_ACT_SILU;
+    j.inline_act = j.inline_act || j.silu;
     plan_tasks(&j, pool);
     kn_parallel_for(pool, j.image_blocks * j.chunks * j.row_blocks, 1, conv_tasks, &j);
 }

@@ -4,8 +4,9 @@
  * For every input block, tap and input channel, OB weight vectors are loaded
  * and each pixel's input value broadcast into OB FMAs; a pixel whose tap falls
  * outside the image reads a zero vector, a tap outside for every pixel is
- * skipped.  Epilogue: bias, residual, clamp (Relu / Clip), the padding lanes of
- * the last output block zeroed.  Optionally the tile prefetches a share of the
+ * skipped.  Epilogue: bias, residual, clamp (Relu / Clip) or SiLU (vmath's,
+ * from vmath_vec.h, in registers), the padding lanes of the last output block
+ * zeroed.  Optionally the tile prefetches a share of the
  * next weights into L2 as it goes.  OB and NP are compile-time constants of
  * always-inline instances; per-function target attributes keep the rest of the
  * build baseline x86-64. */
@@ -13,6 +14,10 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+#define VM(name) nchwc_vm_##name
+#include "kernels/vmath_avx512_vocab.h"
+#include "kernels/vmath_vec.h"
 
 #define KN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 #define KN_INLINE __attribute__((always_inline)) inline
@@ -85,7 +90,7 @@ KN_AVX512 static KN_INLINE void tile_store(const kn_nchwc_tile *t, __m512 acc[4]
     const float *z = t->z, *bias = t->bias;
     float *y = t->y;
     const int64_t stride = t->y_ob;
-    const int clamp = t->clamp;
+    const int clamp = t->clamp, silu = t->silu;
     __m512 lo = _mm512_set1_ps(t->lo), hi = _mm512_set1_ps(t->hi);
     __mmask16 last = (__mmask16)t->last_lanes;
 #pragma GCC unroll 4
@@ -99,6 +104,8 @@ KN_AVX512 static KN_INLINE void tile_store(const kn_nchwc_tile *t, __m512 acc[4]
                 v = _mm512_add_ps(v, _mm512_loadu_ps(z + o * stride + p * B));
             if (clamp) /* max/min return the second operand for NaN: NaN stays NaN */
                 v = _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+            if (silu)
+                v = nchwc_vm_silu_v(v);
             _mm512_storeu_ps(y + o * stride + p * B, _mm512_maskz_mov_ps(keep, v));
         }
     }

@@ -37,6 +37,7 @@ typedef struct kn_nchwc_tile {
     int64_t pf_lines;
     uint32_t last_lanes; /* lanes kept in the tile's last output block (others zeroed) */
     int clamp;           /* clamp to [lo, hi] before the store */
+    int silu;            /* x sigmoid(x) (vmath's) in registers before the store */
     float lo, hi;
 } kn_nchwc_tile;
 typedef void (*kn_nchwc_tile_fn)(const kn_nchwc_tile *t);
