@@ -118,6 +118,12 @@ kn_isa kn_cpu_isa_supported(void)
     return g_isa_supported;
 }
 
+kn_isa kn_cpu_isa_cap(kn_isa isa)
+{
+    kn_isa have = kn_cpu_isa_supported();
+    return isa > have ? have : isa;
+}
+
 kn_isa kn_cpu_isa(void)
 {
     pthread_once(&g_once, detect_once);

@@ -27,6 +27,9 @@ const kn_cpu_feature_set *kn_cpu_features(void);
 kn_isa kn_cpu_isa_supported(void);
 /* Level kernels should use: the supported level, capped by KILN_ISA when set. */
 kn_isa kn_cpu_isa(void);
+/* isa, lowered to what the machine supports (a kernel asked for a level the CPU
+ * lacks runs the highest it has). */
+kn_isa kn_cpu_isa_cap(kn_isa isa);
 /* AMX-INT8 tiles for the integer GEMM: the CPU and OS allow them and KILN_ISA is
  * unset or "amx" (KILN_ISA=avx512 and below switch them off, so the AVX-512 VNNI
  * path can be measured on an AMX machine). */

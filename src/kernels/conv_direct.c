@@ -105,8 +105,7 @@ void kn_direct_rows_generic(const kn_direct_rows *r)
 static kn_direct_row_fn row_kernel(kn_isa isa)
 {
     kn_direct_row_fn f = NULL;
-    if (isa > kn_cpu_isa_supported())
-        isa = kn_cpu_isa_supported();
+    isa = kn_cpu_isa_cap(isa);
     if (isa >= KN_ISA_AVX512)
         f = kn_direct_row_avx512();
     return f ? f : kn_direct_rows_generic;

@@ -165,12 +165,10 @@ int64_t kn_dw_tap_offset(const kn_dw_geom *g, int64_t ky, int64_t kx)
 /* The row kernel and padded-copy helpers of level isa (capped by the CPU). */
 static void kernels_for(kn_isa isa, kn_dw_row_fn *row, dw_fill_fns *f)
 {
-    kn_isa top = kn_cpu_isa_supported();
     *row = NULL;
     f->split = NULL;
     f->shift = NULL;
-    if (isa > top)
-        isa = top;
+    isa = kn_cpu_isa_cap(isa);
     if (isa >= KN_ISA_AVX512 && (*row = kn_dw_row_avx512())) {
         f->split = kn_dw_split2_avx512();
         f->shift = kn_dw_shift_avx512();
@@ -200,16 +198,14 @@ void kn_dw_fill_rows(kn_isa isa, const kn_dw_geom *g, const float *x, int64_t r0
 /* The in-place stride-1 kernel of level isa (capped by the CPU), or NULL. */
 static kn_dw_inplace_fn inplace_kernel(kn_isa isa)
 {
-    if (isa > kn_cpu_isa_supported())
-        isa = kn_cpu_isa_supported();
+    isa = kn_cpu_isa_cap(isa);
     return isa >= KN_ISA_AVX512 ? kn_dw_inplace_avx512() : NULL;
 }
 
 /* The row-blocked kernel of level isa (capped by the CPU), or NULL. */
 static kn_dw_block_fn block_kernel(kn_isa isa)
 {
-    if (isa > kn_cpu_isa_supported())
-        isa = kn_cpu_isa_supported();
+    isa = kn_cpu_isa_cap(isa);
     return isa >= KN_ISA_AVX512 ? kn_dw_block_avx512() : NULL;
 }
 

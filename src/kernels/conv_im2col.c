@@ -296,8 +296,7 @@ static void tile_plain(const kn_conv2d_geom *g, const col_layout *L, const float
 /* The tile walk of kernel level isa (capped by the CPU). */
 static tile_fn tile_fn_for(kn_isa isa)
 {
-    if (isa > kn_cpu_isa_supported())
-        isa = kn_cpu_isa_supported();
+    isa = kn_cpu_isa_cap(isa);
     tile_fn fn = isa >= KN_ISA_AVX512 ? tile_fn_avx512() : NULL;
     if (!fn && isa >= KN_ISA_AVX2)
         fn = tile_fn_avx2();

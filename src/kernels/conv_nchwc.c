@@ -456,8 +456,7 @@ static int tile_pixels_for(int64_t mb)
 static int fill_tiles(conv_job *j, kn_isa isa)
 {
     const kn_nchwc_conv *g = j->a->g;
-    if (isa > kn_cpu_isa_supported())
-        isa = kn_cpu_isa_supported();
+    isa = kn_cpu_isa_cap(isa);
     if (isa < KN_ISA_AVX512 || g->kh > MAX_TAPS_1D || g->kw > MAX_TAPS_1D)
         return 0;
     int max_ob; /* the first group's blocks; the others have as many or one fewer */

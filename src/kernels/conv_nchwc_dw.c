@@ -430,8 +430,7 @@ void kn_nchwc_dw_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_conv
 {
     dw_job j;
     dw_job_init(&j, a);
-    if (isa > kn_cpu_isa_supported())
-        isa = kn_cpu_isa_supported();
+    isa = kn_cpu_isa_cap(isa);
     dw_task t = {&j, dw_row_ref, 0};
 #ifdef DW_HAVE_AVX512
     if (isa >= KN_ISA_AVX512)

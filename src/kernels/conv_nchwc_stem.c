@@ -309,8 +309,7 @@ static int pixels_for(int ob)
 
 static int fill_tiles(stem_job *j, kn_isa isa)
 {
-    if (isa > kn_cpu_isa_supported())
-        isa = kn_cpu_isa_supported();
+    isa = kn_cpu_isa_cap(isa);
     if (isa < KN_ISA_AVX512)
         return 0;
     for (int o = 0; o < STEM_OB; o++) {

@@ -113,8 +113,7 @@ static void pw_tasks(void *ctx, int64_t begin, int64_t end, int thread_index)
 
 static kn_pw_tile_fn tile_for(kn_isa isa, int mr)
 {
-    if (isa > kn_cpu_isa_supported())
-        isa = kn_cpu_isa_supported();
+    isa = kn_cpu_isa_cap(isa);
     if (isa >= KN_ISA_AVX512 && kn_pw_tile_avx512() && mr == kn_pw_tile_rows_avx512())
         return kn_pw_tile_avx512();
     return NULL;

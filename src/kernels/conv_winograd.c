@@ -161,8 +161,7 @@ typedef struct wino_kernels {
 static wino_kernels kernels_for(kn_isa isa)
 {
     wino_kernels k = {kn_wino_input_generic, kn_wino_output_generic};
-    if (isa > kn_cpu_isa_supported())
-        isa = kn_cpu_isa_supported();
+    isa = kn_cpu_isa_cap(isa);
     if (isa >= KN_ISA_AVX512 && kn_wino_input_avx512() && kn_wino_output_avx512()) {
         k.in = kn_wino_input_avx512();
         k.out = kn_wino_output_avx512();

@@ -70,8 +70,7 @@ void kn_nchwc_binary(struct kn_threadpool *pool, kn_isa isa, const float *a, con
 {
     binary_task t = {{a, b, y, hw, per_pixel, mul}, plane_generic};
 #ifdef HAVE_AVX512
-    if (isa > kn_cpu_isa_supported())
-        isa = kn_cpu_isa_supported();
+    isa = kn_cpu_isa_cap(isa);
     if (isa >= KN_ISA_AVX512)
         t.fn = plane_avx512;
 #else

@@ -220,12 +220,6 @@ POOL_AVX512 static void global_block_avx512(const float *x, int64_t channels, in
 
 /* ---------------------------------------------------------------- drivers */
 
-static kn_isa pool_isa(kn_isa isa)
-{
-    kn_isa have = kn_cpu_isa_supported();
-    return isa > have ? have : isa;
-}
-
 typedef struct pool_task {
     const kn_nchwc_pool *p;
     const float *x;
@@ -254,7 +248,7 @@ static void pool_blocks_run(void *ctx, int64_t begin, int64_t end, int thread_in
 void kn_nchwc_pool_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_pool *p,
                        const float *x, float *y)
 {
-    pool_task t = {p, x, y, pool_isa(isa) >= KN_ISA_AVX512};
+    pool_task t = {p, x, y, kn_cpu_isa_cap(isa) >= KN_ISA_AVX512};
     int64_t work = p->oh * p->ow * p->kh * p->kw + 1;
     kn_parallel_for(pool, p->batch * pool_blocks(p->channels), 16384 / work + 1, pool_blocks_run,
                     &t);
@@ -288,7 +282,7 @@ static void global_blocks_run(void *ctx, int64_t begin, int64_t end, int thread_
 void kn_nchwc_global_avg(struct kn_threadpool *pool, kn_isa isa, const float *x, int64_t batch,
                          int64_t channels, int64_t hw, float *y)
 {
-    global_task t = {x, y, channels, hw, pool_isa(isa) >= KN_ISA_AVX512};
+    global_task t = {x, y, channels, hw, kn_cpu_isa_cap(isa) >= KN_ISA_AVX512};
     kn_parallel_for(pool, batch * pool_blocks(channels), 16384 / (hw + 1) + 1, global_blocks_run,
                     &t);
 }

@@ -184,8 +184,7 @@ static void pack_a(float *dst, const float *A, size_t lda, int trans_a, size_t i
 
 static const kn_sgemm_kernel *kernel_for(kn_isa isa)
 {
-    kn_isa top = kn_cpu_isa_supported();
-    if (isa > top) isa = top;
+    isa = kn_cpu_isa_cap(isa);
     const kn_sgemm_kernel *k = NULL;
     if (isa >= KN_ISA_AVX512) k = kn_sgemm_kernel_avx512();
     if (!k && isa >= KN_ISA_AVX2) k = kn_sgemm_kernel_avx2();
@@ -202,7 +201,7 @@ kn_packed_a *kn_sgemm_pack_a_isa(kn_isa isa, int trans_a, size_t M, size_t K, co
     if (!pa) return NULL;
     pa->M = M;
     pa->K = K;
-    pa->isa = isa > kn_cpu_isa_supported() ? kn_cpu_isa_supported() : isa;
+    pa->isa = kn_cpu_isa_cap(isa);
     pa->mr = kr->mr;
     size_t panels = (M + (size_t)kr->mr - 1) / (size_t)kr->mr, panel = K * (size_t)kr->mr;
     if (K && panel / K != (size_t)kr->mr) goto fail;
