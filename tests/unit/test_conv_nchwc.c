@@ -6,6 +6,7 @@
  * every kind of activation, deep inputs; padding
  * channels must come out zero. */
 #include "test.h"
+#include "nchwc_test.h"
 
 #include <stdlib.h>
 
@@ -13,11 +14,7 @@
 #include "exec/threadpool.h"
 #include "kernels/nchwc_internal.h"
 
-typedef struct shape {
-    int64_t batch, c, m, ih, iw, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
-    kn_conv_act_kind act;
-    int with_z, with_bias;
-} shape;
+typedef kt_conv_shape shape;
 
 static const shape k_shapes[] = {
     {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_NONE, 0, 1},
@@ -44,17 +41,9 @@ static const shape k_shapes[] = {
 
 static uint32_t g_seed = 0x2468aceu;
 
-static float rnd(void)
-{
-    return (float)(kt_xorshift32(&g_seed) % 2001) / 1000.0f - 1.0f;
-}
-
 static float *rnd_buf(int64_t n)
 {
-    float *p = malloc((size_t)n * sizeof *p);
-    for (int64_t i = 0; i < n; i++)
-        p[i] = rnd();
-    return p;
+    return kt_random_floats(&g_seed, n);
 }
 
 static size_t blocked_at(int64_t n, int64_t c, int64_t cp, int64_t hw, int64_t i)
@@ -90,20 +79,6 @@ static float naive(const kn_nchwc_conv *g, const float *x, const float *w, const
     return s;
 }
 
-static kn_nchwc_conv geom_of(const shape *s)
-{
-    kn_nchwc_conv g = {s->batch, s->c, s->m, 1, s->ih, s->iw, 0, 0,
-                       s->kh, s->kw, s->sh, s->sw, s->dh, s->dw, s->pt, s->pl};
-    g.oh = (s->ih + s->pt + s->pb - (s->kh - 1) * s->dh - 1) / s->sh + 1;
-    g.ow = (s->iw + s->pl + s->pr - (s->kw - 1) * s->dw - 1) / s->sw + 1;
-    return g;
-}
-
-static double tol_of(const kn_nchwc_conv *g, double ref)
-{
-    return 4e-6 * (double)(g->channels * g->kh * g->kw) + 1e-5 * fabs(ref);
-}
-
 /* y (blocked) against the naive conv + z + act, padding channels zero. */
 static void check_vs_naive(const kn_nchwc_conv *g, const kn_nchwc_conv_args *a, const float *x,
                            const float *w, const float *bias, const float *z_nchw)
@@ -121,29 +96,14 @@ static void check_vs_naive(const kn_nchwc_conv *g, const kn_nchwc_conv_args *a, 
                 }
                 float v = naive(g, x, w, bias, n, m, i / g->ow, i % g->ow);
                 v = kn_conv_act_one(&a->act, v + (z_nchw ? z_nchw[(n * g->m + m) * hw + i] : 0.0f));
-                bad += !(fabs(got - v) <= tol_of(g, v));
-                CHECK_NEAR(got, v, tol_of(g, v));
+                bad += !(fabs(got - v) <= kt_conv_tol(g, v));
+                CHECK_NEAR(got, v, kt_conv_tol(g, v));
             }
-}
-
-/* Every element of y equal to ref (bit for bit when exact, else within tolerance). */
-static void check_same(const kn_nchwc_conv *g, const float *y, const float *ref, int exact)
-{
-    size_t n = (size_t)(g->batch * kn_nchwc_padded(g->m) * g->oh * g->ow);
-    int bad = 0;
-    for (size_t i = 0; i < n && bad < 5; i++) {
-        int ok = exact ? y[i] == ref[i] : fabs(y[i] - ref[i]) <= tol_of(g, ref[i]);
-        bad += !ok;
-        if (exact)
-            CHECK(y[i] == ref[i]);
-        else
-            CHECK_NEAR(y[i], ref[i], tol_of(g, ref[i]));
-    }
 }
 
 static void run_shape(const shape *s, kn_threadpool *pool2)
 {
-    kn_nchwc_conv g = geom_of(s);
+    kn_nchwc_conv g = kt_conv_geom(s);
     int64_t ohw = g.oh * g.ow, ysize = g.batch * kn_nchwc_padded(g.m) * ohw;
     float *x = rnd_buf(g.batch * g.channels * g.ih * g.iw), *w = rnd_buf(g.m * g.channels * g.kh * g.kw);
     float *bias = s->with_bias ? rnd_buf(g.m) : NULL, *z = s->with_z ? rnd_buf(g.batch * g.m * ohw) : NULL;
@@ -163,13 +123,13 @@ static void run_shape(const shape *s, kn_threadpool *pool2)
     check_vs_naive(&g, &a, x, w, bias, z);
     a.y = y1;
     kn_nchwc_conv_run(NULL, kn_cpu_isa_supported(), &a);
-    check_same(&g, y1, ref, 0);
+    kt_expect_blocked(&g, y1, ref, 0);
     a.y = y2;
     kn_nchwc_conv_run(pool2, kn_cpu_isa_supported(), &a);
-    check_same(&g, y2, y1, 1);
+    kt_expect_blocked(&g, y2, y1, 1);
     a.y = y2;
     kn_nchwc_conv_run(NULL, KN_ISA_GENERIC, &a);
-    check_same(&g, y2, ref, 1);
+    kt_expect_blocked(&g, y2, ref, 1);
     kn_nchwc_weights_free(pw);
     free(x), free(w), free(bias), free(z), free(xb), free(zb), free(ref), free(y1), free(y2);
 }

@@ -7,17 +7,14 @@
  * every row-tile tail, residual, every kind of activation; padding channels
  * must come out zero, and pack declines group > 1. */
 #include "test.h"
+#include "nchwc_test.h"
 
 #include <stdlib.h>
 
 #include "exec/threadpool.h"
 #include "kernels/nchwc.h"
 
-typedef struct shape {
-    int64_t batch, c, m, ih, iw, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
-    kn_conv_act_kind act;
-    int with_z, with_bias;
-} shape;
+typedef kt_conv_shape shape;
 
 static const shape k_shapes[] = {
     {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_NONE, 0, 1},
@@ -56,10 +53,7 @@ static uint32_t g_seed = 0x13579bdu;
 /* n values in [-1, 1]. */
 static float *random_floats(int64_t n)
 {
-    float *p = malloc((size_t)n * sizeof *p);
-    for (int64_t i = 0; i < n; i++)
-        p[i] = (float)(kt_xorshift32(&g_seed) % 2001) / 1000.0f - 1.0f;
-    return p;
+    return kt_random_floats(&g_seed, n);
 }
 
 /* A blocked [batch][Mp/16][hw][16] residual: random channels, zero padding. */
@@ -71,22 +65,6 @@ static float *random_blocked(int64_t batch, int64_t m, int64_t hw)
         if (i / (hw * 16) % (mp / 16) * 16 + i % 16 >= m)
             z[i] = 0.0f;
     return z;
-}
-
-/* Outputs along one axis: input size i, kernel k, stride s, dilation d, pads p0, p1. */
-static int64_t out_size(int64_t i, int64_t k, int64_t s, int64_t d, int64_t p0, int64_t p1)
-{
-    return (i + p0 + p1 - (k - 1) * d - 1) / s + 1;
-}
-
-static kn_nchwc_conv geom_of(const shape *s)
-{
-    return (kn_nchwc_conv){.batch = s->batch, .channels = s->c, .m = s->m, .group = 1,
-                           .ih = s->ih, .iw = s->iw,
-                           .oh = out_size(s->ih, s->kh, s->sh, s->dh, s->pt, s->pb),
-                           .ow = out_size(s->iw, s->kw, s->sw, s->dw, s->pl, s->pr),
-                           .kh = s->kh, .kw = s->kw, .sh = s->sh, .sw = s->sw, .dh = s->dh,
-                           .dw = s->dw, .pt = s->pt, .pl = s->pl};
 }
 
 /* acc[oy][ox] += wv * x[oy * sh - pt + ky * dh][ox * sw - pl + kx * dw] for the
@@ -132,22 +110,6 @@ static float *naive_blocked(const kn_nchwc_conv_args *a, const float *w, const f
     return e;
 }
 
-/* got against want over the whole blocked output (padding included): bit for bit
- * when exact, else within a tolerance that grows with the sum's length and the
- * magnitude; reports the first few mismatches only. */
-static void expect_close(const kn_nchwc_conv *g, const float *got, const float *want, int exact)
-{
-    size_t total = (size_t)(g->batch * kn_nchwc_padded(g->m) * g->oh * g->ow);
-    double terms = (double)(g->channels * g->kh * g->kw);
-    int reported = 0;
-    for (size_t i = 0; i < total && reported < 5; i++) {
-        double tol = exact ? 0.0 : 4e-6 * terms + 1e-5 * fabs(want[i]);
-        int ok = exact ? got[i] == want[i] : fabs(got[i] - want[i]) <= tol;
-        reported += !ok;
-        CHECK_NEAR(got[i], want[i], tol);
-    }
-}
-
 /* One shape: the reference against the naive conv, the fast path alone and on
  * a 2-thread pool (of its own) against it, the generic ISA equal to it. */
 static void run_shape(const shape *s)
@@ -155,7 +117,7 @@ static void run_shape(const shape *s)
     kn_error err = {0};
     kn_threadpool *pool2 = kn_threadpool_create(2, &err);
     CHECK(pool2 != NULL);
-    kn_nchwc_conv g = geom_of(s);
+    kn_nchwc_conv g = kt_conv_geom(s);
     int64_t ohw = g.oh * g.ow, ysize = g.batch * kn_nchwc_padded(g.m) * ohw;
     float *x = random_floats(g.batch * g.channels * g.ih * g.iw);
     float *w = random_floats(g.m * g.channels * g.kh * g.kw);
@@ -172,15 +134,15 @@ static void run_shape(const shape *s)
         ref[i] = y1[i] = y2[i] = 12345.0f;
     float *expected = naive_blocked(&a, w, bias);
     kn_nchwc_stem_reference(&a);
-    expect_close(&g, ref, expected, 0);
+    kt_expect_blocked(&g, ref, expected, 0);
     a.y = y1;
     kn_nchwc_stem_run(NULL, kn_cpu_isa_supported(), &a);
-    expect_close(&g, y1, ref, 0);
+    kt_expect_blocked(&g, y1, ref, 0);
     a.y = y2;
     kn_nchwc_stem_run(pool2, kn_cpu_isa_supported(), &a);
-    expect_close(&g, y2, y1, 1);
+    kt_expect_blocked(&g, y2, y1, 1);
     kn_nchwc_stem_run(NULL, KN_ISA_GENERIC, &a);
-    expect_close(&g, y2, ref, 1);
+    kt_expect_blocked(&g, y2, ref, 1);
     kn_nchwc_weights_free(pw);
     kn_threadpool_free(pool2);
     free(x), free(w), free(bias), free(z), free(ref), free(y1), free(y2), free(expected);
