@@ -181,11 +181,11 @@ static int prepare_conv(kn_prepare_ctx *pc, void **state)
     return KN_OK;
 }
 
-/* Checks W, B and Z against X and the geometry; fills the kernel geometry. */
+/* Checks W and B against X (NCHW for a stem, else blocked) and the geometry;
+ * fills the kernel geometry. */
 static int conv_shapes(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, const kn_tensor *b,
-                       int64_t group, kn_nchwc_conv *k)
+                       int64_t group, bool stem, kn_nchwc_conv *k)
 {
-    bool stem = stem_of(c->node);
     if (w->dtype != KN_F32 || w->rank != 4 || !supported_group(w->dims, group, stem))
         return kn_fail(c->err, KN_ERR_ARG, "blocked Conv takes float32 4-D weights, group 1%s",
                        stem ? " for an NCHW input" : " or depthwise");
@@ -205,11 +205,13 @@ static int conv_shapes(kn_op_ctx *c, const kn_tensor *x, const kn_tensor *w, con
     return KN_OK;
 }
 
-/* The prepared weights when they were packed for w and group, else NULL. */
-static const kn_nchwc_weights *prepared(const kn_op_ctx *c, const kn_tensor *w, int64_t group)
+/* The prepared weights when they were packed for w, group and input layout,
+ * else NULL. */
+static const kn_nchwc_weights *prepared(const kn_op_ctx *c, const kn_tensor *w, int64_t group,
+                                        bool stem)
 {
     const nchwc_conv_state *s = c->state;
-    if (!s || s->group != group || s->stem != stem_of(c->node) ||
+    if (!s || s->group != group || s->stem != stem ||
         memcmp(s->wdims, w->dims, sizeof s->wdims))
         return NULL;
     return s->w;
@@ -221,10 +223,11 @@ static int run_conv(kn_op_ctx *c)
     KN_REQUIRE_INPUT(c, 1);
     const kn_tensor *x = c->in[0], *w = c->in[1], *b = kn_op_in(c, 2), *z = kn_op_in(c, 3);
     int64_t group = kn_attr_int(c->node, "group", 1);
+    bool stem = stem_of(c->node);
     kn_nchwc_conv_args a = {.z = z ? z->data : NULL};
     kn_nchwc_conv k;
     int rc;
-    if ((rc = conv_shapes(c, x, w, b, group, &k)) || (rc = kn_conv_read_activation(c, &a.act)))
+    if ((rc = conv_shapes(c, x, w, b, group, stem, &k)) || (rc = kn_conv_read_activation(c, &a.act)))
         return rc;
     int64_t dims[4] = {k.batch, kn_nchwc_padded(k.m), k.oh, k.ow};
     kn_tensor *y = kn_op_output_uninit(c, 0, KN_F32, 4, dims);
@@ -235,17 +238,17 @@ static int run_conv(kn_op_ctx *c)
     if (y->numel == 0)
         return KN_OK;
     kn_nchwc_weights *owned = NULL;
-    a.w = prepared(c, w, group);
+    a.w = prepared(c, w, group, stem);
     if (!a.w) {
         if (!w->data || (b && !b->data))
             return kn_fail(c->err, KN_ERR_RUNTIME, "blocked Conv weights released but not packed");
-        if (!(a.w = owned = pack_for(stem_of(c->node), &k, w->data, b ? b->data : NULL)))
+        if (!(a.w = owned = pack_for(stem, &k, w->data, b ? b->data : NULL)))
             return kn_op_nomem(c);
     }
     a.g = &k;
     a.x = x->data;
     a.y = y->data;
-    if (stem_of(c->node))
+    if (stem)
         kn_nchwc_stem_run(c->pool, kn_cpu_isa(), &a);
     else
         kn_nchwc_conv_run(c->pool, kn_cpu_isa(), &a);
