@@ -139,6 +139,10 @@ typedef struct kn_ukr_epi {
     size_t ldr;
     int clamp;           /* 1: x = min(max(x, lo), hi) */
     float lo, hi;
+    /* Lines (64 bytes) of the B panel the next tiles will read, for the kernel to
+     * fetch into L2 while this tile computes (pf_lines 0: none). */
+    const float *pf;
+    size_t pf_lines;
 } kn_ukr_epi;
 
 /* Computes a tile of mr x nr (the kernel's sizes) from packed A (kc x mr, k-major:

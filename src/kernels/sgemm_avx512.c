@@ -1,7 +1,8 @@
 /* sgemm_avx512.c - AVX-512 microkernel: 14 x 32 tile (28 zmm accumulators, two
  * B vectors, one broadcast), opmask loads/stores for column tails, and narrower
  * instances of the same body (8 or 4 rows, 16 columns) for edge tiles so that a
- * tile of few valid rows or columns does not pay for a full one.  Compiled with
+ * tile of few valid rows or columns does not pay for a full one.  Each tile also
+ * fetches its share of the next B panel into L2 (kn_ukr_epi.pf).  Compiled with
  * per-function target attributes so the rest of the build stays baseline x86-64. */
 #include "kernels/sgemm.h"
 
@@ -73,6 +74,10 @@ KN_AVX512 static KN_INLINE void tile(const int R, const int V, size_t kc, const 
     }
 #pragma GCC unroll 4
     for (size_t k = 0; k < kc; k++, a += XMR, b += KN_SGEMM_PANEL) {
+        if (2 * k < e->pf_lines) { /* two lines of the next B panel per k step */
+            _mm_prefetch((const char *)(e->pf + 32 * k), _MM_HINT_T1);
+            _mm_prefetch((const char *)(e->pf + 32 * k + 16), _MM_HINT_T1);
+        }
         _mm_prefetch((const char *)(b + 8 * KN_SGEMM_PANEL), _MM_HINT_T0);
         if (V > 1) _mm_prefetch((const char *)(b + 8 * KN_SGEMM_PANEL + 16), _MM_HINT_T0);
         __m512 b0 = _mm512_load_ps(b), b1 = V > 1 ? _mm512_load_ps(b + 16) : b0;
