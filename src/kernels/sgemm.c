@@ -299,8 +299,12 @@ typedef struct kblock {
 
 /* The next B panel (kc rows of PANEL floats, 2 * kc lines), fetched into L2 while
  * the tiles of the current one run, each tile a share: the first tile of a panel
- * otherwise waits on memory for every row (prepacked weights are seldom in cache).
- * Measured in alternating calls of one process: +3..16% on 128..1024-row GEMMs. */
+ * otherwise waits on memory for every row (big prepacked weights are seldom in
+ * cache).  Measured in alternating calls of one process: +3..16% on 128..1024-row
+ * GEMMs; but 6-7% slower on attention's small per-head products (B packed just
+ * before, so already in cache), hence only for B blocks above STREAMED_B_BYTES. */
+enum { STREAMED_B_BYTES = 512 * 1024 };
+
 static void next_panel_share(kn_ukr_epi *e, const float *next, size_t kc, size_t tile,
                              size_t ntiles)
 {
@@ -318,10 +322,12 @@ static void run_tiles(const gemm_plan *p, const kblock *kb, size_t i0, size_t mc
     const kn_sgemm_kernel *kr = p->kr;
     const kn_gemm_epilogue *ep = p->ep;
     size_t mr = (size_t)kr->mr, ntiles = (mc + mr - 1) / mr;
+    int streamed = kb->kc * round_up(nc, PANEL) * sizeof(float) > STREAMED_B_BYTES;
     for (size_t jj = 0; jj < nc; jj += (size_t)kr->nr) {
         const float *b = kb->b + jj / PANEL * kb->bstride + jj % PANEL;
         size_t jn = jj + (size_t)kr->nr;
-        const float *next = jn < nc && jn % PANEL == 0 ? kb->b + jn / PANEL * kb->bstride : NULL;
+        const float *next = streamed && jn < nc && jn % PANEL == 0
+                                ? kb->b + jn / PANEL * kb->bstride : NULL;
         int n = (int)min_sz(nc - jj, (size_t)kr->nr);
         size_t j = j0 + jj;
         e.bias = (e.last && ep && ep->bias) ? ep->bias + j : NULL;
