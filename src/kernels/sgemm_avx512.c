@@ -1,7 +1,8 @@
 /* sgemm_avx512.c - AVX-512 microkernel: 14 x 32 tile (28 zmm accumulators, two
  * B vectors, one broadcast), opmask loads/stores for column tails, and narrower
  * instances of the same body (8 or 4 rows, 16 columns) for edge tiles so that a
- * tile of few valid rows or columns does not pay for a full one.  Each tile also
+ * tile of few valid rows or columns does not pay for a full one; 1- and 2-row
+ * tiles keep partial sums over k phases so that they are not latency-bound.  Each tile also
  * fetches its share of the next B panel into L2 (kn_ukr_epi.pf).  Compiled with
  * per-function target attributes so the rest of the build stays baseline x86-64. */
 #include "kernels/sgemm.h"
@@ -93,6 +94,66 @@ KN_AVX512 static KN_INLINE void tile(const int R, const int V, size_t kc, const 
         if (i < m) store_row(acc[i][0], acc[i][1], i, c, ldc, n, e);
 }
 
+/* A tile of R <= 2 rows has too few accumulators to hide the FMA latency (the 4-row
+ * body waits 4 cycles a k step for 2 rows' worth of work): it keeps PH partial sums
+ * per accumulator, k step k adding into phase k % PH, and adds them at the end.
+ * ViT's 197 rows (14 x 14 + 1) and BERT's 128 (9 x 14 + 2) end in such a tile. */
+enum { PH = 4 };
+
+KN_AVX512 static KN_INLINE void tile_thin(const int R, size_t kc, const float *a, const float *b,
+                                          float *c, size_t ldc, int m, int n,
+                                          const kn_ukr_epi *e)
+{
+    __m512 acc[PH][2][2];
+#pragma GCC unroll 4
+    for (int p = 0; p < PH; p++)
+        for (int i = 0; i < 2; i++) acc[p][i][0] = acc[p][i][1] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + PH <= kc; k += PH, a += PH * XMR, b += PH * KN_SGEMM_PANEL) {
+        _mm_prefetch((const char *)(b + 8 * KN_SGEMM_PANEL), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + 10 * KN_SGEMM_PANEL), _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int p = 0; p < PH; p++) {
+            const float *bp = b + p * KN_SGEMM_PANEL;
+            __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+#pragma GCC unroll 2
+            for (int i = 0; i < R; i++) {
+                __m512 av = _mm512_set1_ps(a[p * XMR + i]);
+                acc[p][i][0] = _mm512_fmadd_ps(av, b0, acc[p][i][0]);
+                acc[p][i][1] = _mm512_fmadd_ps(av, b1, acc[p][i][1]);
+            }
+        }
+    }
+    for (; k < kc; k++, a += XMR, b += KN_SGEMM_PANEL) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        for (int i = 0; i < R; i++) {
+            __m512 av = _mm512_set1_ps(a[i]);
+            acc[0][i][0] = _mm512_fmadd_ps(av, b0, acc[0][i][0]);
+            acc[0][i][1] = _mm512_fmadd_ps(av, b1, acc[0][i][1]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < R; i++) {
+        __m512 x0 = _mm512_add_ps(_mm512_add_ps(acc[0][i][0], acc[1][i][0]),
+                                  _mm512_add_ps(acc[2][i][0], acc[3][i][0]));
+        __m512 x1 = _mm512_add_ps(_mm512_add_ps(acc[0][i][1], acc[1][i][1]),
+                                  _mm512_add_ps(acc[2][i][1], acc[3][i][1]));
+        if (i < m) store_row(x0, x1, i, c, ldc, n, e);
+    }
+}
+
+KN_AVX512 static void tile_2x32(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                int m, int n, const kn_ukr_epi *e)
+{
+    tile_thin(2, kc, a, b, c, ldc, m, n, e);
+}
+
+KN_AVX512 static void tile_1x32(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                int m, int n, const kn_ukr_epi *e)
+{
+    tile_thin(1, kc, a, b, c, ldc, m, n, e);
+}
+
 KN_AVX512 static void tile_14x32(size_t kc, const float *a, const float *b, float *c,
                                  size_t ldc, int m, int n, const kn_ukr_epi *e)
 {
@@ -131,8 +192,10 @@ static void ukr_avx512(size_t kc, const float *a, const float *b, float *c, size
         (n > 16 ? tile_14x32 : tile_14x16)(kc, a, b, c, ldc, m, n, e);
     else if (m > 4)
         tile_8x32(kc, a, b, c, ldc, m, n, e);
-    else
+    else if (m > 2 || n <= 16)
         (n > 16 ? tile_4x32 : tile_4x16)(kc, a, b, c, ldc, m, n, e);
+    else
+        (m > 1 ? tile_2x32 : tile_1x32)(kc, a, b, c, ldc, m, n, e);
 }
 
 /* 16 rows of 16 floats transposed in registers: c[j] lane i = r[i] lane j. */
