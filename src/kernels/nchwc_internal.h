@@ -18,9 +18,12 @@ struct kn_nchwc_weights {
 #define KN_NCHWC_TILE_NP 12
 
 /* One register tile of the group-1 conv: ob output blocks x np consecutive output
- * pixels of one image (a run that may cross rows), summed over every input block
- * and every tap; a tap that falls outside the image for a pixel reads zeros.
- * Offsets and strides are in floats. */
+ * pixels of one image (a run that may cross rows), summed over cb input blocks
+ * (a chunk of them: x and w start at the chunk) and every tap; a tap that falls
+ * outside the image for a pixel reads zeros.  A chunk after the first starts from
+ * the partial sums stored in y (accumulate); only the last one (finish) adds the
+ * bias and residual, applies the activation and zeroes the padding lanes, the
+ * others store raw partial sums.  Offsets and strides are in floats. */
 typedef struct kn_nchwc_tile {
     const float *x;    /* the image's input, block 0 */
     const float *w;    /* the tile's group of output blocks (see kn_nchwc_pack) */
@@ -39,6 +42,9 @@ typedef struct kn_nchwc_tile {
     int clamp;           /* clamp to [lo, hi] before the store */
     int silu;            /* x sigmoid(x) (vmath's) in registers before the store */
     float lo, hi;
+    int inside;          /* every tap of every pixel lies inside (row_in / col_in all set) */
+    int accumulate;      /* start from the partial sums in y, not from zero */
+    int finish;          /* the chunk of the last input blocks: the epilogue, then the store */
 } kn_nchwc_tile;
 typedef void (*kn_nchwc_tile_fn)(const kn_nchwc_tile *t);
 /* The AVX-512 tile of ob (1..4) blocks x np pixels (1..12 for ob <= 2, 1..8 for 3,

@@ -35,6 +35,9 @@ static const shape k_shapes[] = {
     {1, 150, 20, 5, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_SIGMOID, 1, 1},
     {2, 140, 70, 7, 7, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_CLIP, 1, 1},
     {1, 48, 40, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_RELU, 1, 1},
+    /* 1x1 from 19 input blocks: chunks of 8, 8 and 3, the epilogue after the last */
+    {1, 300, 70, 5, 7, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_SILU, 1, 1},
+    {2, 260, 64, 6, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, KN_CONV_ACT_SIGMOID, 1, 0},
     /* weights over 1 MiB: the groups go outside the images */
     {3, 128, 280, 3, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, KN_CONV_ACT_CLIP, 1, 1},
 };
