@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/tlsbuf.h"
 #include "exec/threadpool.h"
+#include "kernels/vmath.h"
 
 /* Cache blocking: a kc x KN_SGEMM_PANEL slice of B stays in L1 while the microkernel
  * sweeps an mc x kc block of packed A (L2).  A task is one (mc rows, nc columns)
@@ -258,12 +259,23 @@ static float apply_tail(float x, const kn_gemm_epilogue *ep, const kn_ukr_epi *e
     return x;
 }
 
+/* The activation that runs over stored tiles (the GELUs), or NULL. */
+static kn_vm_rows_fn tile_act_for(const kn_gemm_epilogue *ep)
+{
+    if (!ep) return NULL;
+    if (ep->act == KN_GEMM_ACT_GELU) return kn_vmath()->gelu_erf_rows;
+    if (ep->act == KN_GEMM_ACT_GELU_TANH) return kn_vmath()->gelu_tanh_rows;
+    return NULL;
+}
+
 /* K = 0: C = epilogue(0). */
 static void run_k0(size_t M, size_t N, float *C, size_t ldc, const kn_gemm_epilogue *ep,
                    const kn_ukr_epi *e)
 {
     for (size_t i = 0; i < M; i++)
         for (size_t j = 0; j < N; j++) C[i * ldc + j] = apply_tail(0.0f, ep, e, i, j);
+    kn_vm_rows_fn act = tile_act_for(ep);
+    if (act) act(C, ldc, M, N);
 }
 
 /* ---- the blocked driver ---- */
@@ -284,6 +296,7 @@ typedef struct gemm_plan {
     const kn_gemm_epilogue *ep;
     int onto_c;       /* C already holds the residual */
     kn_ukr_epi e;     /* alpha and activation; first/last/bias/res set per tile */
+    kn_vm_rows_fn tile_act; /* a GELU over each finished tile, or NULL */
     size_t kc;        /* k block */
     size_t mt, nt;    /* task size: mt a multiple of mr, nt of PANEL */
     size_t mtasks, ntasks;
@@ -337,8 +350,10 @@ static void run_tiles(const gemm_plan *p, const kblock *kb, size_t i0, size_t mc
             int m = (int)min_sz(mc - ip, mr);
             e.row_bias = (e.last && ep && ep->row_bias) ? ep->row_bias + i : NULL;
             e.res = (e.last && ep && ep->residual) ? ep->residual + i * ep->ldr + j : NULL;
-            kr->ukr(kb->kc, kb->a + ip / mr * kb->astride, b, p->C + i * p->ldc + j, p->ldc, m,
-                    n, &e);
+            float *c = p->C + i * p->ldc + j;
+            kr->ukr(kb->kc, kb->a + ip / mr * kb->astride, b, c, p->ldc, m, n, &e);
+            if (e.last && p->tile_act) /* the tile is in L1 */
+                p->tile_act(c, p->ldc, (size_t)m, (size_t)n);
         }
     }
 }
@@ -493,6 +508,7 @@ static int gemm_execute(gemm_plan *p, struct kn_threadpool *pool, const kn_gemm_
         ep = &ep_local;
     }
     p->ep = ep;
+    p->tile_act = tile_act_for(ep);
     atomic_init(&p->nomem, 0);
     plan_tasks(p, kn_threadpool_size(pool));
     kn_parallel_for(pool, (int64_t)(p->mtasks * p->ntasks), 1, task_range, p);

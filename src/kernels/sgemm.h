@@ -24,6 +24,8 @@ typedef enum kn_gemm_act {
     KN_GEMM_ACT_NONE = 0,
     KN_GEMM_ACT_RELU = 1, /* max(x, 0) */
     KN_GEMM_ACT_CLIP = 2, /* min(max(x, clip_min), clip_max) */
+    KN_GEMM_ACT_GELU = 3, /* x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), vmath's gelu_erf */
+    KN_GEMM_ACT_GELU_TANH = 4, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), vmath's */
 } kn_gemm_act;
 
 /* Applied per element of C, in this order:
@@ -33,6 +35,8 @@ typedef enum kn_gemm_act {
  *   x += residual[i * ldr + j]              (if residual; may be exactly C with ldr = ldc,
  *                                            no other overlap with C)
  *   x = act(x)
+ * Relu and Clip run in the microkernel's registers; the GELUs over each tile the
+ * microkernel has just stored, while it is in L1 (no second sweep of C).
  * A zero-initialized struct means "no epilogue". */
 typedef struct kn_gemm_epilogue {
     int has_alpha;

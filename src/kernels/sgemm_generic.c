@@ -4,6 +4,8 @@
 
 #include "kernels/sgemm.h"
 
+#include <math.h>
+
 enum { GMR = 4, GNR = KN_SGEMM_PANEL };
 
 static float finish(float x, const kn_ukr_epi *e, float old, int i, int j)
@@ -61,6 +63,12 @@ void kn_sgemm_ref(int trans_a, int trans_b, size_t M, size_t N, size_t K, const 
             if (ep && ep->act == KN_GEMM_ACT_CLIP) {
                 x = x < ep->clip_min ? ep->clip_min : x;
                 x = x > ep->clip_max ? ep->clip_max : x;
+            }
+            if (ep && ep->act == KN_GEMM_ACT_GELU)
+                x = (float)(0.5 * x * (1.0 + erf(x * 0.70710678118654752)));
+            if (ep && ep->act == KN_GEMM_ACT_GELU_TANH) {
+                double u = 0.79788456080286535588 * (x + 0.044715 * (double)x * x * x);
+                x = (float)(0.5 * x * (1.0 + tanh(u)));
             }
             C[i * ldc + j] = x;
         }

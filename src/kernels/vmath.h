@@ -27,6 +27,8 @@ typedef enum kn_vm_binop {
 } kn_vm_binop;
 
 typedef void (*kn_vm_map_fn)(const float *x, float *y, size_t n);
+/* In place over rows of n floats, ld apart (a GEMM tile): one call per tile. */
+typedef void (*kn_vm_rows_fn)(float *y, size_t ld, size_t rows, size_t n);
 
 typedef struct kn_vmath_ops {
     kn_isa isa;
@@ -36,6 +38,7 @@ typedef struct kn_vmath_ops {
     kn_vm_map_fn sqrt; /* correctly rounded (the hardware instruction) */
     kn_vm_map_fn gelu_erf;  /* 0.5 x (1 + erf(x / sqrt 2)) */
     kn_vm_map_fn gelu_tanh; /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    kn_vm_rows_fn gelu_erf_rows, gelu_tanh_rows; /* the same, bit for bit, over rows */
     void (*clip)(const float *x, float *y, size_t n, float lo, float hi); /* min(max(x,lo),hi) */
     void (*leaky_relu)(const float *x, float *y, size_t n, float alpha);
     void (*hardsigmoid)(const float *x, float *y, size_t n, float alpha, float beta);

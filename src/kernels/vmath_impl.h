@@ -91,6 +91,18 @@ VM_DEFINE_MAP(silu, VM(silu_v))
 VM_DEFINE_MAP(gelu_erf, VM(gelu_erf_v))
 VM_DEFINE_MAP(gelu_tanh, VM(gelu_tanh_v))
 
+/* In place over rows (ld apart): the GEMM's per-tile activations, one call and one
+ * set-up of the constants per tile rather than per 32-float row */
+#define VM_DEFINE_MAP_ROWS(name, FN)                                                   \
+    VM_TARGET static void VM(name##_rows)(float *y, size_t ld, size_t rows, size_t n)  \
+    {                                                                                  \
+        for (size_t row_ = 0; row_ < rows; row_++)                                     \
+            VM_MAP1(y + row_ * ld, y + row_ * ld, n, FN(v));                           \
+    }
+
+VM_DEFINE_MAP_ROWS(gelu_erf, VM(gelu_erf_v))
+VM_DEFINE_MAP_ROWS(gelu_tanh, VM(gelu_tanh_v))
+
 /* ---- cheap activations (NaN propagates: the clamp constant is the first operand) ---- */
 
 VM_TARGET static inline VT VM(clamp01_v)(VT v)
@@ -338,6 +350,7 @@ static const kn_vmath_ops VM(table) = {
     .exp = VM(exp), .tanh = VM(tanh), .erf = VM(erf), .sigmoid = VM(sigmoid), .silu = VM(silu),
     .relu = VM(relu), .hardswish = VM(hardswish), .sqrt = VM(sqrt),
     .gelu_erf = VM(gelu_erf), .gelu_tanh = VM(gelu_tanh),
+    .gelu_erf_rows = VM(gelu_erf_rows), .gelu_tanh_rows = VM(gelu_tanh_rows),
     .clip = VM(clip), .leaky_relu = VM(leaky_relu), .hardsigmoid = VM(hardsigmoid),
     .affine = VM(affine),
     .binary_vv = VM(binary_vv), .binary_vs = VM(binary_vs), .binary_sv = VM(binary_sv),

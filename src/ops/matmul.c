@@ -1,6 +1,7 @@
 /* matmul.c - matrix products: MatMul (numpy semantics: 1-D promotion and batch
  * broadcasting), Gemm, MatMulInteger, Einsum, and ONNX Runtime's com.microsoft
- * FusedGemm (Gemm + activation) and FusedMatMul (MatMul + transA/transB/alpha).
+ * FusedGemm (Gemm + activation) and FusedMatMul (MatMul + transA/transB/alpha),
+ * and kiln's own MatMulBiasGelu (MatMul + bias + GELU, the GELU in the GEMM).
  *
  * Float32 MatMul/Gemm/Fused* run on the packed, threaded SGEMM (kernels/sgemm.h):
  * a constant B is packed once at load (prepare hook), Gemm's C and alpha and
@@ -589,7 +590,8 @@ static int mm_plan_trans(kn_op_ctx *c, const kn_tensor *a, const kn_tensor *b, i
 
 /* float32 MatMul / FusedMatMul through the SGEMM; B of rank >= 2 (rank-1 B is a
  * matrix-vector product: the caller keeps the reference path). */
-static int matmul_f32_sgemm(kn_op_ctx *c, int ta, int tb, float alpha, const mm_act *act)
+static int matmul_f32_sgemm(kn_op_ctx *c, int ta, int tb, float alpha, const mm_act *act,
+                            const float *bias, kn_gemm_act gelu)
 {
     const kn_tensor *a = c->in[0], *b = c->in[1];
     mm_plan p;
@@ -611,6 +613,9 @@ static int matmul_f32_sgemm(kn_op_ctx *c, int ta, int tb, float alpha, const mm_
     j.ep.alpha = alpha;
     if (act && act->kind == MM_ACT_RELU)
         j.ep.act = KN_GEMM_ACT_RELU;
+    j.ep.bias = bias; /* MatMulBiasGelu: [N] over every row, then its GELU per tile */
+    if (gelu != KN_GEMM_ACT_NONE)
+        j.ep.act = gelu;
     /* B shared by every batch and A not transposed: one product of all A's rows */
     bool b_shared = true;
     for (int d = 0; d < p.batch_rank; d++)
@@ -684,7 +689,7 @@ static int run_matmul(kn_op_ctx *c)
     if (!matmul_dtype_ok(a->dtype))
         return kn_unsupported_dtype(c, a->dtype);
     if (a->dtype == KN_F32 && b->rank >= 2)
-        return matmul_f32_sgemm(c, 0, 0, 1.0f, NULL);
+        return matmul_f32_sgemm(c, 0, 0, 1.0f, NULL, NULL, KN_GEMM_ACT_NONE);
     mm_plan p;
     if ((rc = mm_plan_make(c, a, b, &p)))
         return rc;
@@ -1101,7 +1106,8 @@ static int run_fused_matmul(kn_op_ctx *c)
     if (c->in[0]->dtype != KN_F32)
         return kn_unsupported_dtype(c, c->in[0]->dtype);
     int ta = kn_attr_int(c->node, "transA", 0) != 0, tb = kn_attr_int(c->node, "transB", 0) != 0;
-    return matmul_f32_sgemm(c, ta, tb, kn_attr_float(c->node, "alpha", 1.0f), NULL);
+    return matmul_f32_sgemm(c, ta, tb, kn_attr_float(c->node, "alpha", 1.0f), NULL, NULL,
+                            KN_GEMM_ACT_NONE);
 }
 
 static int check_fused_matmul(const kn_node *node, int opset, kn_error *err)
@@ -1110,6 +1116,62 @@ static int check_fused_matmul(const kn_node *node, int opset, kn_error *err)
     if (kn_attr_int(node, "transBatchA", 0) != 0 || kn_attr_int(node, "transBatchB", 0) != 0)
         return kn_fail(err, KN_ERR_UNSUPPORTED, "FusedMatMul: transBatchA/transBatchB are not supported");
     return KN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* kiln MatMulBiasGelu                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* MatMulBiasGelu(A, B, bias; approximate "none" | "tanh") = Gelu(A x B + bias),
+ * domain kiln: B a matrix [K, N], bias [N], A of any rank >= 2 (numpy batching).
+ * fuse_matmul_gelu makes it of a transformer's MatMul + BiasGelu / FastGelu; the
+ * GELU then runs over each GEMM tile while it is in cache instead of sweeping the
+ * [tokens, 4 hidden] activation twice more (bias, then GELU). */
+static int gelu_kind_parse(const kn_node *n, kn_gemm_act *act, kn_error *err)
+{
+    const char *a = kn_attr_string(n, "approximate", "none");
+    if (!strcmp(a, "none"))
+        *act = KN_GEMM_ACT_GELU;
+    else if (!strcmp(a, "tanh"))
+        *act = KN_GEMM_ACT_GELU_TANH;
+    else
+        return kn_fail(err, KN_ERR_ARG,
+                       "MatMulBiasGelu: approximate must be \"none\" or \"tanh\", not \"%s\"", a);
+    return KN_OK;
+}
+
+static int run_matmul_bias_gelu(kn_op_ctx *c)
+{
+    KN_REQUIRE_INPUT(c, 0);
+    KN_REQUIRE_INPUT(c, 1);
+    KN_REQUIRE_INPUT(c, 2);
+    const kn_tensor *a = c->in[0], *b = c->in[1], *bias = c->in[2];
+    kn_gemm_act act;
+    int rc = gelu_kind_parse(c->node, &act, c->err);
+    if (!rc)
+        rc = kn_check_same_dtype(c, a, b);
+    if (!rc)
+        rc = kn_check_same_dtype(c, a, bias);
+    if (rc)
+        return rc;
+    if (a->dtype != KN_F32)
+        return kn_unsupported_dtype(c, a->dtype);
+    if (a->rank < 2 || b->rank != 2 || bias->rank != 1 || bias->dims[0] != b->dims[1])
+        return kn_fail(c->err, KN_ERR_ARG,
+                       "MatMulBiasGelu: want A of rank >= 2, B [K, N] and bias [N]; got ranks "
+                       "%d, %d and bias of %lld",
+                       a->rank, b->rank, (long long)bias->numel);
+    return matmul_f32_sgemm(c, 0, 0, 1.0f, NULL, bias->data, act);
+}
+
+static int check_matmul_bias_gelu(const kn_node *node, int opset, kn_error *err)
+{
+    kn_gemm_act act;
+    (void)opset;
+    if (node->n_in != 3)
+        return kn_fail(err, KN_ERR_ARG, "MatMulBiasGelu: takes A, B and bias (got %d inputs)",
+                       node->n_in);
+    return gelu_kind_parse(node, &act, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1624,6 +1686,8 @@ const kn_op_def kn_ops_matmul[] = {
      prepare_packed_b, mm_packed_free},
     {"com.microsoft", "FusedMatMul", 1, run_fused_matmul, check_fused_matmul,
      infer_fused_matmul, false, prepare_packed_b, mm_packed_free},
+    {KN_KILN_DOMAIN, "MatMulBiasGelu", 1, run_matmul_bias_gelu, check_matmul_bias_gelu,
+     infer_matmul, false, prepare_packed_b, mm_packed_free},
     {"", "Einsum", 1, run_einsum, check_einsum, NULL},
     {0},
 };

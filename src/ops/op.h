@@ -108,6 +108,10 @@ typedef struct kn_op_def {
     void (*release)(void *state);
 } kn_op_def;
 
+/* The domain of kiln's own fused operators, which only the kiln-only optimizer
+ * passes emit (`kiln optimize` never writes them). */
+#define KN_KILN_DOMAIN "kiln"
+
 /* Registry lookup (registry.c); NULL if kiln has no implementation. */
 const kn_op_def *kn_op_find(const char *domain, const char *op_type, int opset);
 /* Iterate over every registered op: returns the i-th or NULL past the end. */

@@ -16,7 +16,7 @@ extern const kn_opt_pass kn_pass_fuse_layernorm, kn_pass_fuse_attention,
     kn_pass_fuse_gemm_activation, kn_pass_fuse_dynamic_quant, kn_pass_fuse_qdq,
     kn_pass_qdq_channels_last;
 /* The level-all passes (kiln-only forms), after the fusions they build on. */
-extern const kn_opt_pass kn_pass_fuse_conv_silu, kn_pass_layout_nchwc;
+extern const kn_opt_pass kn_pass_fuse_conv_silu, kn_pass_fuse_matmul_gelu, kn_pass_layout_nchwc;
 
 /* Passes in the order they run; each family file defines its entries.  The lists
  * grow as passes land (src/opt/<pass family>.c).  Basic: clean-ups first (so that
@@ -43,6 +43,7 @@ static const kn_opt_pass *const pass_list[] = {
     &kn_pass_fuse_conv_activation,
     &kn_pass_fuse_gemm_activation,
     &kn_pass_fuse_conv_silu,
+    &kn_pass_fuse_matmul_gelu,
     &kn_pass_layout_nchwc, /* last: the fusions above work on the NCHW graph */
     &kn_pass_eliminate_dead,
     NULL,

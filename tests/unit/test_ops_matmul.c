@@ -1,10 +1,10 @@
-/* test_ops_matmul.c - the float32 MatMul / Gemm / FusedGemm / FusedMatMul paths
- * on the packed SGEMM against a double-precision reference written here: B fed at
- * run time (packed per call) and B as an initializer (packed once by the prepare
- * hook, batched B included), run inline and on a 3-thread pool (bit-identical),
- * on odd shapes, batch broadcasting, the flattened 2-D-B case, many batches (one
- * per thread), Gemm's transA/transB/alpha/beta with every shape of C, the fused
- * activations; plus the load-time refusals. */
+/* test_ops_matmul.c - the float32 MatMul / Gemm / FusedGemm / FusedMatMul /
+ * MatMulBiasGelu paths on the packed SGEMM against a double-precision reference
+ * written here: B fed at run time (packed per call) and B as an initializer (packed
+ * once by the prepare hook, batched B included), run inline and on a 3-thread pool
+ * (bit-identical), on odd shapes, batch broadcasting, the flattened 2-D-B case, many
+ * batches (one per thread), Gemm's transA/transB/alpha/beta with every shape of C,
+ * the fused activations; plus the load-time refusals. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,12 +46,14 @@ typedef struct mnode {
 
 static kn_graph *build_graph(kn_model *m, const mnode *n, const kn_tensor **feeds, int *n_feeds)
 {
-    m->opsets = kn_arena_calloc(&m->arena, 2, sizeof *m->opsets);
+    m->opsets = kn_arena_calloc(&m->arena, 3, sizeof *m->opsets);
     m->opsets[0].domain = "";
     m->opsets[0].version = 17;
     m->opsets[1].domain = "com.microsoft";
     m->opsets[1].version = 1;
-    m->n_opsets = 2;
+    m->opsets[2].domain = "kiln";
+    m->opsets[2].version = 1;
+    m->n_opsets = 3;
     kn_graph *g = kn_graph_new(m, NULL);
     m->graph = g;
     kn_node *nd = kn_graph_add_node(g);
@@ -123,6 +125,9 @@ static double ref_act(const ref_spec *s, double x)
     if (!strcmp(s->act, "LeakyRelu")) return x < 0 ? s->act_alpha * x : x;
     if (!strcmp(s->act, "Sigmoid")) return 1.0 / (1.0 + exp(-x));
     if (!strcmp(s->act, "Tanh")) return tanh(x);
+    if (!strcmp(s->act, "Gelu")) return 0.5 * x * (1.0 + erf(x * 0.70710678118654752));
+    if (!strcmp(s->act, "GeluTanh"))
+        return 0.5 * x * (1.0 + tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x)));
     return NAN;
 }
 
@@ -326,6 +331,56 @@ static void test_fused_matmul(void)
     }
 }
 
+/* ---- kiln MatMulBiasGelu ---- */
+
+static void test_matmul_bias_gelu(void)
+{
+    for (int tanh_form = 0; tanh_form < 2; tanh_form++) {
+        const int64_t B = 3, M = 13, K = 17, N = 35;
+        int64_t da[3] = {B, M, K}, db[2] = {K, N}, dc[1] = {N};
+        kn_tensor a = rnd_tensor(3, da), b = rnd_tensor(2, db), bias = rnd_tensor(1, dc);
+        float *want = malloc((size_t)(B * M * N) * sizeof(float));
+        ref_spec s = {0, 0, 1.0, 1.0, tanh_form ? "GeluTanh" : "Gelu", 0};
+        for (int64_t bi = 0; bi < B; bi++)
+            ref_gemm(&s, M, N, K, (float *)a.data + bi * M * K, b.data, &bias, want + bi * M * N);
+        mnode n = {"kiln", "MatMulBiasGelu", 3, {&a, &b, &bias}, 0, 0, {{0}}};
+        n.attrs[n.n_attr++] = kt_attr_str("approximate", tanh_form ? "tanh" : "none");
+        int64_t dy[3] = {B, M, N};
+        check_all_ways(&n, want, 3, dy, 1e-5 * (double)(K + 4), 15u);
+        free(want);
+        kn_tensor_release(&a);
+        kn_tensor_release(&b);
+        kn_tensor_release(&bias);
+    }
+}
+
+/* Malformed MatMulBiasGelu nodes: a clear error, no crash. */
+static void test_matmul_bias_gelu_refusals(void)
+{
+    int64_t da[2] = {4, 5}, db[2] = {5, 6}, dc[1] = {7}, dv[1] = {5};
+    kn_tensor a = rnd_tensor(2, da), b = rnd_tensor(2, db), c = rnd_tensor(1, dc);
+    kn_tensor v = rnd_tensor(1, dv), y = {0};
+    kn_error err = {0};
+    mnode wrong_bias = {"kiln", "MatMulBiasGelu", 3, {&a, &b, &c}, 2u, 0, {{0}}}; /* [7] vs N 6 */
+    CHECK_EQ_INT(run_mnode(&wrong_bias, NULL, &y, &err), KN_ERR_ARG);
+    CHECK(strstr(err.msg, "bias") != NULL);
+    mnode vector_a = {"kiln", "MatMulBiasGelu", 3, {&v, &b, &c}, 2u, 0, {{0}}}; /* A rank 1 */
+    CHECK_EQ_INT(run_mnode(&vector_a, NULL, &y, &err), KN_ERR_ARG);
+    mnode two_inputs = {"kiln", "MatMulBiasGelu", 2, {&a, &b, NULL}, 2u, 0, {{0}}};
+    CHECK(run_mnode(&two_inputs, NULL, &y, &err) != KN_OK);
+    int64_t dn[1] = {6};
+    kn_tensor bias = rnd_tensor(1, dn);
+    mnode bad_attr = {"kiln", "MatMulBiasGelu", 3, {&a, &b, &bias}, 2u, 1, {{0}}};
+    bad_attr.attrs[0] = kt_attr_str("approximate", "sigmoid");
+    CHECK(run_mnode(&bad_attr, NULL, &y, &err) != KN_OK);
+    CHECK(strstr(err.msg, "approximate") != NULL);
+    kn_tensor_release(&a);
+    kn_tensor_release(&b);
+    kn_tensor_release(&c);
+    kn_tensor_release(&v);
+    kn_tensor_release(&bias);
+}
+
 static void test_refusals(void)
 {
     int64_t d[2] = {2, 2};
@@ -360,4 +415,6 @@ static void test_pool_stop(void) { kn_threadpool_free(g_pool); }
 
 TEST_MAIN(TEST_CASE(test_pool_start), TEST_CASE(test_matmul_shapes),
           TEST_CASE(test_gemm_c_shapes), TEST_CASE(test_fused_gemm),
-          TEST_CASE(test_fused_matmul), TEST_CASE(test_refusals), TEST_CASE(test_pool_stop))
+          TEST_CASE(test_fused_matmul), TEST_CASE(test_matmul_bias_gelu),
+          TEST_CASE(test_matmul_bias_gelu_refusals), TEST_CASE(test_refusals),
+          TEST_CASE(test_pool_stop))

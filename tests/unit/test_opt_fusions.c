@@ -481,6 +481,70 @@ static void test_fuse_conv_silu(void)
     check_fusion(conv_silu_model, "QuickGelu", 1, 1e-6);
 }
 
+/* ---- MatMul + BiasGelu / FastGelu (level all, kiln only) ---- */
+
+/* A transformer's feed-forward up-projection: MatMul of a rank-3 input by a
+ * constant [16, 20], + bias, then the erf GELU (or, with mm_gelu_tanh, the tanh
+ * form); with mm_gelu_pinned the MatMul output is also a graph output. */
+static bool mm_gelu_tanh, mm_gelu_pinned;
+
+static kn_model *matmul_gelu_model(void)
+{
+    static const int64_t ad[3] = {2, 3, 16}, wd[2] = {16, 20};
+    kn_model *m = kt_model_new(13);
+    kn_graph *g = m->graph;
+    input(g, "a", 3, ad);
+    cst(g, "w", 2, wd, NULL);
+    cst(g, "bias", 1, d20, NULL);
+    scalar(g, "one", 1.0f);
+    scalar(g, "half", 0.5f);
+    op2(g, "MatMul", "a", "w", "mm");
+    op2(g, "Add", "mm", "bias", "x");
+    if (mm_gelu_tanh) {
+        scalar(g, "three", 3.0f);
+        scalar(g, "c", 0.044715f);
+        scalar(g, "k", 0.7978845608f);
+        op2(g, "Pow", "x", "three", "x3");
+        op2(g, "Mul", "c", "x3", "cx3");
+        op2(g, "Add", "x", "cx3", "in");
+        op2(g, "Mul", "in", "k", "kin");
+        op1(g, "Tanh", "kin", "e");
+    } else {
+        scalar(g, "sqrt2", 1.4142135f);
+        op2(g, "Div", "x", "sqrt2", "s");
+        op1(g, "Erf", "s", "e");
+    }
+    op2(g, "Add", "e", "one", "p");
+    op2(g, "Mul", "x", "p", "xp");
+    op2(g, "Mul", "xp", "half", "y");
+    output(g, "y");
+    if (mm_gelu_pinned)
+        output(g, "mm");
+    return m;
+}
+
+static void test_fuse_matmul_gelu(void)
+{
+    fusion_level = KN_OPT_ALL;
+    check_fusion(matmul_gelu_model, "MatMulBiasGelu", 1, 1e-5);
+    check_fusion(matmul_gelu_model, "BiasGelu", 0, 1e-5);
+    check_fusion(matmul_gelu_model, "MatMul", 0, 1e-5);
+    mm_gelu_tanh = true;
+    check_fusion(matmul_gelu_model, "MatMulBiasGelu", 1, 1e-5);
+    check_fusion(matmul_gelu_model, "FastGelu", 0, 1e-5);
+    mm_gelu_tanh = false;
+    mm_gelu_pinned = true; /* the MatMul output is read elsewhere: left alone */
+    check_fusion(matmul_gelu_model, "BiasGelu", 1, 1e-5);
+    check_fusion(matmul_gelu_model, "MatMulBiasGelu", 0, 1e-5);
+    mm_gelu_pinned = false;
+    fusion_portable = true; /* what kiln optimize writes keeps ORT's operators */
+    check_fusion(matmul_gelu_model, "BiasGelu", 1, 1e-5);
+    check_fusion(matmul_gelu_model, "MatMulBiasGelu", 0, 1e-5);
+    fusion_portable = false;
+    fusion_level = KN_OPT_EXTENDED;
+    check_fusion(matmul_gelu_model, "BiasGelu", 1, 1e-5);
+}
+
 /* ---- blocked layout (level all, kiln only, AVX-512 CPUs) ---- */
 
 /* A small CNN body: Conv 20->24 3x3 + Relu, MaxPool 3x3 s2, 1x1 Conv + residual
@@ -608,5 +672,6 @@ static void test_fuse_attention(void)
 
 TEST_MAIN(TEST_CASE(test_fuse_gelu), TEST_CASE(test_fuse_layernorm),
           TEST_CASE(test_fuse_conv_gemm_activation), TEST_CASE(test_fuse_conv_silu),
+          TEST_CASE(test_fuse_matmul_gelu),
           TEST_CASE(test_layout_nchwc),
           TEST_CASE(test_fuse_attention))

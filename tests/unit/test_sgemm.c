@@ -1,11 +1,11 @@
 /* test_sgemm.c - every kernel level the CPU has (generic, AVX2, AVX-512) against
  * kn_sgemm_ref on awkward shapes: tails of every tile size, K and M blocks with
  * remainders, trans_a / trans_b, padded lda/ldc, all epilogue combinations (column
- * and row bias), K = 0, M or N = 0, residual aliasing C; each through the drivers
- * (packed B, packed A, both packed), inline and on a 3-thread pool, the pooled
- * results required to be bit-identical to the inline ones (and both packed to the
- * packed-A driver's); plus the CPU feature / KILN_ISA plumbing.
- * KILN_ISA=avx2 (or generic) runs it as a CPU without AVX-512 would. */
+ * and row bias, Relu, Clip and the GELUs), K = 0, M or N = 0, residual aliasing C;
+ * each through the drivers (packed B, packed A, both packed), inline and on a
+ * 3-thread pool, the pooled results required to be bit-identical to the inline ones
+ * (and both packed to the packed-A driver's); plus the CPU feature / KILN_ISA
+ * plumbing. KILN_ISA=avx2 (or generic) runs it as a CPU without AVX-512 would. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,7 +39,7 @@ typedef struct gcase {
     int trans_a, trans_b;
     size_t pad_a, pad_b, pad_c;
     int epi; /* bit 0 alpha, 1 bias, 2 residual, 3 residual == C, 4 relu, 5 clip,
-              * 6 row bias */
+              * 6 row bias, 7 GELU (erf), 8 GELU (tanh) */
 } gcase;
 
 static kn_gemm_epilogue make_epi(const gcase *g, const float *bias, const float *rbias,
@@ -66,6 +66,8 @@ static kn_gemm_epilogue make_epi(const gcase *g, const float *bias, const float 
         ep.clip_min = -0.5f;
         ep.clip_max = 1.25f;
     }
+    if (g->epi & 128) ep.act = KN_GEMM_ACT_GELU;
+    if (g->epi & 256) ep.act = KN_GEMM_ACT_GELU_TANH;
     return ep;
 }
 
@@ -157,7 +159,8 @@ static int run_case(const gcase *g)
 static gcase random_case(size_t M, size_t N, size_t K)
 {
     static const int epis[] = {0,  1, 2, 4, 8, 16, 32, 64, 1 | 2 | 4 | 16, 1 | 2 | 8 | 32,
-                               2 | 32, 64 | 4 | 16, 64 | 2 | 8 | 1};
+                               2 | 32, 64 | 4 | 16, 64 | 2 | 8 | 1, 128, 2 | 128, 1 | 2 | 4 | 128,
+                               256, 2 | 8 | 256};
     gcase g = {M, N, K, 0, 0, 0, 0, 0, 0};
     g.trans_a = (int)(rnd() & 1);
     g.trans_b = (int)(rnd() & 1);

@@ -344,6 +344,31 @@ static void check_transpose_len(const kn_vmath_ops *ops, size_t rows)
     free(src), free(dst), free(keep);
 }
 
+/* The row entry points equal the array ones row by row, bit for bit, and leave the
+ * gaps between rows alone. */
+static void test_rows(void)
+{
+    enum { ROWS = 5, LD = 41 };
+    for (int isa = 0; isa < KN_ISA_COUNT; isa++) {
+        const kn_vmath_ops *ops = kn_vmath_isa((kn_isa)isa);
+        if (!ops) continue;
+        const struct {
+            kn_vm_rows_fn rows;
+            kn_vm_map_fn map;
+        } fns[] = {{ops->gelu_erf_rows, ops->gelu_erf}, {ops->gelu_tanh_rows, ops->gelu_tanh}};
+        for (size_t f = 0; f < 2; f++)
+            for (size_t n = 0; n <= 37; n += 37 / 4 + 1) {
+                float y[ROWS * LD], want[ROWS * LD];
+                for (size_t i = 0; i < ROWS * LD; i++)
+                    y[i] = want[i] = (float)((int)(i * 37 % 101) - 50) * 0.11f;
+                fns[f].rows(y, LD, ROWS, n);
+                for (size_t r = 0; r < ROWS; r++)
+                    fns[f].map(want + r * LD, want + r * LD, n);
+                CHECK(memcmp(y, want, sizeof y) == 0);
+            }
+    }
+}
+
 static void test_lengths(void)
 {
     for (int isa = 0; isa < KN_ISA_COUNT; isa++) {
@@ -625,5 +650,6 @@ static void test_dispatch(void)
     CHECK(kn_vmath_isa(KN_ISA_COUNT) == NULL);
 }
 
-TEST_MAIN(TEST_CASE(test_dispatch), TEST_CASE(test_math_ulp), TEST_CASE(test_lengths),
+TEST_MAIN(TEST_CASE(test_dispatch), TEST_CASE(test_math_ulp), TEST_CASE(test_rows),
+          TEST_CASE(test_lengths),
           TEST_CASE(test_op_fast_paths))
