@@ -189,22 +189,40 @@ static void check_fusion(builder_fn build, const char *op, int want, double tol)
 
 static const int64_t d34[2] = {3, 4 * 5}, d20[1] = {20};
 
-/* x * 0.5 * (1 + erf(x / sqrt 2)) as (x * (1 + e)) * 0.5 after x = a + bias */
+/* y = GELU(x) the way torch.onnx.export writes it, (x * (1 + e)) * 0.5 with e =
+ * erf(x / sqrt 2), or with tanh_form e = tanh(k (x + c x^3)) using Pow(x, 3) */
+static void gelu_of_x(kn_graph *g, bool tanh_form)
+{
+    scalar(g, "one", 1.0f);
+    scalar(g, "half", 0.5f);
+    if (tanh_form) {
+        scalar(g, "three", 3.0f);
+        scalar(g, "c", 0.044715f);
+        scalar(g, "k", 0.7978845608f);
+        op2(g, "Pow", "x", "three", "x3");
+        op2(g, "Mul", "c", "x3", "cx3");
+        op2(g, "Add", "x", "cx3", "in");
+        op2(g, "Mul", "in", "k", "kin");
+        op1(g, "Tanh", "kin", "e");
+    } else {
+        scalar(g, "sqrt2", 1.4142135f);
+        op2(g, "Div", "x", "sqrt2", "s");
+        op1(g, "Erf", "s", "e");
+    }
+    op2(g, "Add", "e", "one", "p");
+    op2(g, "Mul", "x", "p", "xp");
+    op2(g, "Mul", "xp", "half", "y");
+}
+
+/* the erf GELU after x = a + bias */
 static kn_model *gelu_bias_model(void)
 {
     kn_model *m = kt_model_new(13);
     kn_graph *g = m->graph;
     input(g, "a", 2, d34);
     cst(g, "bias", 1, d20, NULL);
-    scalar(g, "sqrt2", 1.4142135f);
-    scalar(g, "one", 1.0f);
-    scalar(g, "half", 0.5f);
     op2(g, "Add", "a", "bias", "x");
-    op2(g, "Div", "x", "sqrt2", "s");
-    op1(g, "Erf", "s", "e");
-    op2(g, "Add", "e", "one", "p");
-    op2(g, "Mul", "x", "p", "xp");
-    op2(g, "Mul", "xp", "half", "y");
+    gelu_of_x(g, false);
     output(g, "y");
     return m;
 }
@@ -227,25 +245,13 @@ static kn_model *gelu_half_first_model(void)
     return m;
 }
 
-/* tanh approximation with Pow(x, 3) */
+/* the tanh approximation of an input */
 static kn_model *fast_gelu_model(void)
 {
     kn_model *m = kt_model_new(13);
     kn_graph *g = m->graph;
     input(g, "x", 2, d34);
-    scalar(g, "three", 3.0f);
-    scalar(g, "c", 0.044715f);
-    scalar(g, "k", 0.7978845608f);
-    scalar(g, "one", 1.0f);
-    scalar(g, "half", 0.5f);
-    op2(g, "Pow", "x", "three", "x3");
-    op2(g, "Mul", "c", "x3", "cx3");
-    op2(g, "Add", "x", "cx3", "in");
-    op2(g, "Mul", "in", "k", "kin");
-    op1(g, "Tanh", "kin", "t");
-    op2(g, "Add", "t", "one", "p");
-    op2(g, "Mul", "x", "p", "xp");
-    op2(g, "Mul", "xp", "half", "y");
+    gelu_of_x(g, true);
     output(g, "y");
     return m;
 }
@@ -496,27 +502,9 @@ static kn_model *matmul_gelu_model(void)
     input(g, "a", 3, ad);
     cst(g, "w", 2, wd, NULL);
     cst(g, "bias", 1, d20, NULL);
-    scalar(g, "one", 1.0f);
-    scalar(g, "half", 0.5f);
     op2(g, "MatMul", "a", "w", "mm");
     op2(g, "Add", "mm", "bias", "x");
-    if (mm_gelu_tanh) {
-        scalar(g, "three", 3.0f);
-        scalar(g, "c", 0.044715f);
-        scalar(g, "k", 0.7978845608f);
-        op2(g, "Pow", "x", "three", "x3");
-        op2(g, "Mul", "c", "x3", "cx3");
-        op2(g, "Add", "x", "cx3", "in");
-        op2(g, "Mul", "in", "k", "kin");
-        op1(g, "Tanh", "kin", "e");
-    } else {
-        scalar(g, "sqrt2", 1.4142135f);
-        op2(g, "Div", "x", "sqrt2", "s");
-        op1(g, "Erf", "s", "e");
-    }
-    op2(g, "Add", "e", "one", "p");
-    op2(g, "Mul", "x", "p", "xp");
-    op2(g, "Mul", "xp", "half", "y");
+    gelu_of_x(g, mm_gelu_tanh);
     output(g, "y");
     if (mm_gelu_pinned)
         output(g, "mm");
