@@ -28,10 +28,10 @@
  * is one MC block of rows and, unless threads need more tasks, all columns: its A
  * is packed once per k block and B streams through panel by panel (each tile
  * fetching the next panel), so a bound on nc would only pack A again (capping it
- * at 1024 measured 0-6% slower at N 2304..4096); with prepacked A a task is all rows of an
- * NC_PA block of columns (its B packed once per k block, then swept by MC blocks of
- * rows), so that neither driver packs anything twice.  K is cut into equal blocks of at most KC
- * (rounded to 8), so no block is a sliver.  Measured on the project's Xeon (48 KiB
+ * at 1024 measured 0-6% slower at N 2304..4096).  With prepacked A a task is all
+ * rows of an NC_PA block of columns (its B packed once per k block, then swept by
+ * MC blocks of rows), so that neither driver packs anything twice.  K is cut into
+ * equal blocks of at most KC (rounded to 8), so no block is a sliver.  Measured on the project's Xeon (48 KiB
  * L1d, 2 MiB L2, on a loaded machine, so only differences of several percent
  * count): KC 512 beats 256 and 384 at 1024^3 (fewer passes over C, the B row
  * prefetched ahead covers the micro-panel not fitting L1); MC 252..504 beats 84..168
@@ -313,9 +313,10 @@ typedef struct kblock {
 /* The next B panel (kc rows of PANEL floats, 2 * kc lines), fetched into L2 while
  * the tiles of the current one run, each tile a share: the first tile of a panel
  * otherwise waits on memory for every row (big prepacked weights are seldom in
- * cache).  Measured in alternating calls of one process: +3..16% on 128..1024-row
- * GEMMs; but 6-7% slower on attention's small per-head products (B packed just
- * before, so already in cache), hence only for B blocks above STREAMED_B_BYTES. */
+ * cache).  Measured in alternating calls of one process: +1..16% on 64..1024-row
+ * GEMMs.  Only for B blocks above STREAMED_B_BYTES: attention's small per-head B is
+ * packed just before, so already in cache (with the fetch it first measured 6-7%
+ * slower, on a recheck 1-2%, within the noise). */
 enum { STREAMED_B_BYTES = 512 * 1024 };
 
 static void next_panel_share(kn_ukr_epi *e, const float *next, size_t kc, size_t tile,
@@ -460,9 +461,9 @@ static void plan_tasks(gemm_plan *p, int threads)
     size_t mr = (size_t)p->kr->mr;
     size_t mt_min = 4 * mr, nt_min = 4 * PANEL;
     p->kc = k_block(p->K);
-    size_t mmax = p->pa ? round_up(p->M, mr) : MC / mr * mr, nmax = p->pa ? NC_PA : round_up(p->N, PANEL);
+    size_t mmax = p->pa ? round_up(p->M, mr) : MC / mr * mr;
     p->mt = min_sz(round_up(p->M, mr), mmax);
-    p->nt = min_sz(round_up(p->N, PANEL), nmax);
+    p->nt = p->pa ? min_sz(round_up(p->N, PANEL), NC_PA) : round_up(p->N, PANEL);
     for (;;) {
         p->mtasks = (p->M + p->mt - 1) / p->mt;
         p->ntasks = (p->N + p->nt - 1) / p->nt;

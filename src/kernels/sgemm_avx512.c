@@ -2,9 +2,10 @@
  * B vectors, one broadcast), opmask loads/stores for column tails, and narrower
  * instances of the same body (8 or 4 rows, 16 columns) for edge tiles so that a
  * tile of few valid rows or columns does not pay for a full one; 1- and 2-row
- * tiles keep partial sums over k phases so that they are not latency-bound.  Each tile also
- * fetches its share of the next B panel into L2 (kn_ukr_epi.pf).  Compiled with
- * per-function target attributes so the rest of the build stays baseline x86-64. */
+ * tiles keep partial sums over k phases so that they are not latency-bound.  Each
+ * tile also fetches its share of the next B panel into L2 (kn_ukr_epi.pf).
+ * Compiled with per-function target attributes so the rest of the build stays
+ * baseline x86-64. */
 #include "kernels/sgemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
