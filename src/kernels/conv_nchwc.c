@@ -5,11 +5,10 @@
  * 8 or 12 pixels when the conv has fewer blocks), the taps of edge pixels that
  * fall outside the image reading a zero vector.  Tasks are (images, output-block
  * groups, rows); inside a task, passes of 64 tiles are set up once and swept by
- * each group's weights, chunk of input blocks by chunk (the chunk's weights
- * in L1 across the pass, partial sums stored in the output between chunks); big
+ * each group's weights, chunk of input blocks by chunk (the chunk's weights in
+ * L1 across the pass, partial sums stored in the output between chunks); big
  * weights go group by group over all the task's images, prefetching the next
- * group into L2.  Depthwise convs (group > 1) go to
- * conv_nchwc_dw.c.  Each output element is summed by one tile in one fixed order
+ * group into L2.  Depthwise convs (group > 1) go to conv_nchwc_dw.c.  Each output element is summed by one tile in one fixed order
  * (input block, tap row, tap column, channel) whatever the split, so results do
  * not depend on the thread count. */
 #include "kernels/nchwc_internal.h"
@@ -247,11 +246,6 @@ typedef struct tile_pass {
     int inside[PASS_TILES];                   /* every tap inside (in[] not set) */
 } tile_pass;
 
-/* Bit p set for every pixel of a tile: the tap masks of the tiles inside the image. */
-static const uint16_t k_all_in[MAX_TAPS_1D] = {
-    0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF,
-    0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
-
 /* Which tap rows and columns of the pixels [p0, p0 + np) lie inside the image
  * (bit p of row_in[ky] / col_in[kx]). */
 static void tile_masks(const kn_nchwc_conv *g, uint16_t *row_in, uint16_t *col_in, int64_t p0, int np)
@@ -338,9 +332,9 @@ static void conv_pass(const conv_job *j, const tile_pass *ps, int64_t n, int64_t
         for (int64_t k = 0; k < ps->tiles; k++) {
             int np = k + 1 < ps->tiles ? j->np : ps->np_last;
             t.pix = ps->pix[k];
-            t.inside = ps->inside[k];
-            t.row_in = ps->inside[k] ? k_all_in : ps->in[k];
-            t.col_in = ps->inside[k] ? k_all_in : ps->in[k] + g->kh;
+            t.inside = ps->inside[k]; /* then the tile reads no tap masks */
+            t.row_in = ps->inside[k] ? NULL : ps->in[k];
+            t.col_in = ps->inside[k] ? NULL : ps->in[k] + g->kh;
             t.y = a->y + out + k * j->np * B;
             t.z = a->z ? a->z + out + k * j->np * B : NULL;
             /* a group's weights are ob * 16 lines a tap: each tile of the run takes
@@ -473,6 +467,18 @@ static int tile_pixels_for(int64_t mb)
     return ob >= 4 ? 6 : ob == 3 ? 8 : TILE_NP;
 }
 
+/* Input blocks per chunk: as many as keep the largest group's weights for them
+ * within CHUNK_WEIGHT_BYTES, at least one. */
+static int64_t chunk_blocks(const conv_job *j)
+{
+    const kn_nchwc_conv *g = j->a->g;
+    int max_ob;
+    group_start(j->mb, 0, &max_ob);
+    size_t block_bytes = (size_t)(g->kh * g->kw) * B * B * (size_t)max_ob * sizeof(float);
+    int64_t n = (int64_t)(CHUNK_WEIGHT_BYTES / block_bytes);
+    return n < 1 ? 1 : n;
+}
+
 static int fill_tiles(conv_job *j, kn_isa isa)
 {
     const kn_nchwc_conv *g = j->a->g;
@@ -512,11 +518,7 @@ void kn_nchwc_conv_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_co
      * stored tile afterwards */
     j.silu = a->act.kind == KN_CONV_ACT_SILU;
     j.inline_act = j.inline_act || j.silu;
-    int max_ob;
-    group_start(j.mb, 0, &max_ob);
-    size_t block_bytes = (size_t)(g->kh * g->kw) * B * B * (size_t)max_ob * sizeof(float);
-    j.cb_chunk = (int64_t)(CHUNK_WEIGHT_BYTES / block_bytes);
-    j.cb_chunk = j.cb_chunk < 1 ? 1 : j.cb_chunk;
+    j.cb_chunk = chunk_blocks(&j);
     plan_tasks(&j, pool);
     kn_parallel_for(pool, j.image_blocks * j.chunks * j.row_blocks, 1, conv_tasks, &j);
 }

@@ -4,11 +4,12 @@
  * For every input block, tap and input channel, OB weight vectors are loaded
  * and each pixel's input value broadcast into OB FMAs; a pixel whose tap falls
  * outside the image reads a zero vector, a tap outside for every pixel is
- * skipped.  A tile covers one chunk of the input blocks, starting from the
- * partial sums stored by the chunk before; after the last chunk the epilogue:
- * bias, residual, clamp (Relu / Clip) or SiLU (vmath's, from vmath_vec.h, in
- * registers), the padding lanes of the last output block zeroed.  Optionally the tile prefetches a share of the
- * next weights into L2 as it goes.  OB and NP are compile-time constants of
+ * skipped; a tile whose taps all lie inside skips the masks altogether.  A tile
+ * covers one chunk of the input blocks, starting from the partial sums stored by
+ * the chunk before; after the last chunk the epilogue: bias, residual, clamp
+ * (Relu / Clip) or SiLU (vmath's, from vmath_vec.h, in registers), the padding
+ * lanes of the last output block zeroed.  Optionally the tile prefetches a share
+ * of the next weights into L2 as it goes.  OB and NP are compile-time constants of
  * always-inline instances; per-function target attributes keep the rest of the
  * build baseline x86-64. */
 #include "kernels/nchwc_internal.h"

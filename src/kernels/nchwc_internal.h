@@ -33,8 +33,8 @@ typedef struct kn_nchwc_tile {
     int64_t cb, kh, kw;
     int64_t x_cb, x_ky, x_kx; /* input strides: block, tap row, tap column */
     const int64_t *pix;       /* [np]: each pixel's window origin (may lie outside the image) */
-    const uint16_t *row_in;   /* [kh]: bit p set when pixel p's tap row is inside */
-    const uint16_t *col_in;   /* [kw]: bit p set when pixel p's tap column is inside */
+    const uint16_t *row_in;   /* [kh]: bit p: pixel p's tap row inside (NULL if inside) */
+    const uint16_t *col_in;   /* [kw]: bit p: pixel p's tap column inside (NULL if inside) */
     int64_t y_ob;             /* y and z: output block stride */
     const char *pf;           /* weights to bring into L2 meanwhile, pf_lines lines a tap; or NULL */
     int64_t pf_lines;
@@ -42,7 +42,7 @@ typedef struct kn_nchwc_tile {
     int clamp;           /* clamp to [lo, hi] before the store */
     int silu;            /* x sigmoid(x) (vmath's) in registers before the store */
     float lo, hi;
-    int inside;          /* every tap of every pixel lies inside (row_in / col_in all set) */
+    int inside;          /* every tap of every pixel lies inside (no masks to read) */
     int accumulate;      /* start from the partial sums in y, not from zero */
     int finish;          /* the chunk of the last input blocks: the epilogue, then the store */
 } kn_nchwc_tile;
