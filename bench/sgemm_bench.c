@@ -3,7 +3,10 @@
  * drivers (packed B "pb", packed A "pa") on one thread, and for the packed-B driver
  * on a thread pool ("pool", wall-clock time), with the ratio to the nominal FMA peaks
  * of the reference machine (AVX-512 188, AVX2 96 GFLOP/s per core) and to the peak
- * an FMA loop reaches right now (the machine may be shared: see the median).
+ * an FMA loop reaches right now.  The machine is shared and its FMA rate moves by
+ * tens of percent from one second to the next, so a short FMA probe runs between
+ * the timed runs: "of probe" is the best run over the best probe of its row,
+ * "run/probe" the median over runs of each run over the probe beside it.
  * Usage: sgemm_bench [runs] [generic|avx2|avx512] [threads]   (not a ctest test) */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,18 +61,26 @@ __attribute__((target("avx2,fma"))) static double probe_avx2(long iters)
     PROBE_BODY(__m256, _mm256_fmadd_ps, _mm256_set1_ps, 12)
 }
 
-static double probe_peak(kn_isa isa)
+static double probe_peak(kn_isa isa, int tries, long iters)
 {
     double best = 0;
-    for (int r = 0; r < 5; r++) {
-        double g = isa == KN_ISA_AVX512 ? probe_avx512(2000000) : probe_avx2(2000000);
+    for (int r = 0; r < tries; r++) {
+        double g = isa == KN_ISA_AVX512 ? probe_avx512(iters) : probe_avx2(iters);
         if (g > best) best = g;
     }
     return best;
 }
 #else
-static double probe_peak(kn_isa isa) { return 0.0; }
+static double probe_peak(kn_isa isa, int tries, long iters) { return 0.0; }
 #endif
+
+/* A probe of about a millisecond, run before and after every timed run: the
+ * machine is shared, so the FMA rate on offer moves from one second to the next
+ * and a run is judged against the rate beside it. */
+static double probe_short(kn_isa isa)
+{
+    return isa == KN_ISA_GENERIC ? 0.0 : probe_peak(isa, 1, 200000);
+}
 
 static float *rnd_buf(size_t n)
 {
@@ -87,6 +98,8 @@ static const char *const MODE_NAMES[] = {"pb", "pa", "pool"};
 
 typedef struct bresult {
     double best, median; /* GFLOP/s */
+    double probe;        /* the best FMA probe reading between the runs (0: none) */
+    double ratio_median; /* median over runs of GFLOP/s / the probe beside the run */
 } bresult;
 
 static int cmp_double(const void *x, const void *y)
@@ -122,28 +135,40 @@ static bresult bench_one(bmode mode, kn_isa isa, kn_threadpool *pool, size_t M, 
     int reps = (int)(0.005 * 20e9 / flops / (isa == KN_ISA_GENERIC ? 8 : 1)) + 1;
     int wall = g_wall;
     if (mode == MODE_POOL) g_wall = 1;
+    double *ratio = calloc((size_t)runs, sizeof *ratio), probe = 0, before = probe_short(isa);
+    if (!ratio) exit(1);
     call_once(mode, isa, pool, M, N, K, A, B, pb, pa, C);
     for (int r = 0; r < runs; r++) {
         double t0 = now_s();
         for (int i = 0; i < reps; i++) call_once(mode, isa, pool, M, N, K, A, B, pb, pa, C);
         t[r] = (now_s() - t0) / reps;
+        double after = probe_short(isa), beside = before > after ? before : after;
+        ratio[r] = beside > 0 ? flops / t[r] * 1e-9 / beside : 0.0;
+        probe = beside > probe ? beside : probe;
+        before = after;
     }
     g_wall = wall;
     qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    bresult res = {flops / t[0] * 1e-9, flops / t[runs / 2] * 1e-9};
+    qsort(ratio, (size_t)runs, sizeof *ratio, cmp_double);
+    bresult res = {flops / t[0] * 1e-9, flops / t[runs / 2] * 1e-9, probe, ratio[runs / 2]};
+    free(ratio);
     kn_packed_b_free(pb);
     kn_packed_a_free(pa);
     free(A), free(B), free(C), free(t);
     return res;
 }
 
+/* GFLOP/s, then against the nominal peak and against the probes run between the
+ * runs (x threads for the pool, whose probe ran on one of them): the best run over
+ * the best probe, and the median of each run over the probe beside it. */
 static void print_row(kn_isa isa, bmode mode, size_t M, size_t N, size_t K, bresult g,
-                      double peak, double probe)
+                      double peak, int threads)
 {
     printf("%-8s %-5s %6zu %6zu %6zu %9.1f %9.1f", kn_isa_name(isa), MODE_NAMES[mode], M, N, K,
            g.best, g.median);
-    if (peak > 0)
-        printf(" %7.0f%% %8.0f%%\n", 100.0 * g.best / peak, probe > 0 ? 100.0 * g.best / probe : 0.0);
+    if (peak > 0 && g.probe > 0)
+        printf(" %7.0f%% %7.1f %8.0f%% %8.0f%%\n", 100.0 * g.best / peak, g.probe,
+               100.0 * g.best / (g.probe * threads), 100.0 * g.ratio_median / threads);
     else
         printf(" %8s\n", "-");
     fflush(stdout);
@@ -168,23 +193,23 @@ int main(int argc, char **argv)
     printf("sgemm_bench: best and median of %d runs; pb/pa on one thread (thread CPU time), "
            "pool on %d threads (wall time); CPU supports up to %s\n",
            runs, kn_threadpool_size(pool), kn_isa_name(kn_cpu_isa_supported()));
-    printf("%-8s %-5s %6s %6s %6s %9s %9s %8s %9s\n", "isa", "mode", "M", "N", "K", "best",
-           "median", "of peak", "of probe");
+    printf("%-8s %-5s %6s %6s %6s %9s %9s %8s %7s %9s %9s\n", "isa", "mode", "M", "N", "K",
+           "best", "median", "of peak", "probe", "of probe", "run/probe");
     for (int isa = (int)kn_cpu_isa_supported(); isa >= 0; isa--) {
         if (argc > 2 && strcmp(argv[2], kn_isa_name((kn_isa)isa)) != 0) continue;
-        double probe = isa == KN_ISA_GENERIC ? 0.0 : probe_peak((kn_isa)isa);
+        double probe = isa == KN_ISA_GENERIC ? 0.0 : probe_peak((kn_isa)isa, 5, 2000000);
         if (probe > 0)
             printf("%-8s FMA peak probed now: %.1f GFLOP/s per core (nominal %.0f)\n",
                    kn_isa_name((kn_isa)isa), probe, peak[isa]);
         for (int mode = MODE_PB; mode <= MODE_POOL; mode++) {
-            double pk = mode == MODE_POOL ? peak[isa] * kn_threadpool_size(pool) : peak[isa];
-            double pr = mode == MODE_POOL ? probe * kn_threadpool_size(pool) : probe;
+            int nthr = mode == MODE_POOL ? kn_threadpool_size(pool) : 1;
+            double pk = peak[isa] * nthr;
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
                 size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
                 if (isa == KN_ISA_GENERIC && (M * N * K > 600u * 1000u * 1000u || mode)) continue;
                 if (mode == MODE_POOL && kn_threadpool_size(pool) < 2) continue;
                 bresult g = bench_one((bmode)mode, (kn_isa)isa, pool, M, N, K, runs);
-                print_row((kn_isa)isa, (bmode)mode, M, N, K, g, pk, pr);
+                print_row((kn_isa)isa, (bmode)mode, M, N, K, g, pk, nthr);
             }
         }
     }

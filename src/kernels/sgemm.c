@@ -22,33 +22,31 @@
 #include "exec/threadpool.h"
 #include "kernels/vmath.h"
 
-/* Cache blocking: a kc x KN_SGEMM_PANEL slice of B stays in L1 while the microkernel
- * sweeps an mc x kc block of packed A (L2).  A task is one (mc rows, nc columns)
- * block of C, all of K: tasks never share an element of C.  With prepacked B a task
- * is one MC block of rows and, unless threads need more tasks, all columns: its A
- * is packed once per k block and B streams through panel by panel (each tile
- * fetching the next panel), so a bound on nc would only pack A again (capping it
- * at 1024 measured 0-6% slower at N 2304..4096).  With prepacked A a task is all
- * rows of an NC_PA block of columns (its B packed once per k block, then swept by
- * MC blocks of rows), so that neither driver packs anything twice.  K is cut into
- * equal blocks of at most KC (rounded to 8), so no block is a sliver.  Measured on the project's Xeon (48 KiB
- * L1d, 2 MiB L2, on a loaded machine, so only differences of several percent
- * count): KC 512 beats 256 and 384 at 1024^3 (fewer passes over C, the B row
- * prefetched ahead covers the micro-panel not fitting L1); MC 252..504 beats 84..168
- * (a B micro-panel fetched from L3 serves more A micro-panels). */
+/* Cache blocking: the microkernel streams a kc x KN_SGEMM_PANEL slice of B and a
+ * kc x mr micro-panel of A, both from L2; A is packed an mc x kc block at a time
+ * (A_BLOCK_FLOATS, a third of the 2 MiB L2, so that the block, the B panel in use
+ * and the next one fit).  A task is one (mc rows, nc columns) block of C, all of K:
+ * tasks never share an element of C.  With prepacked B a task is one block of rows
+ * and, unless threads need more tasks, all columns: its A is packed once per k
+ * block and B streams through panel by panel (each tile fetching the next panel),
+ * so a bound on nc would only pack A again (capping it at 1024 measured 0-6% slower
+ * at N 2304..4096).  With prepacked A a task is all rows of a block of columns
+ * (its B, B_BLOCK_FLOATS, packed once per k block, then swept by blocks of rows),
+ * so that neither driver packs anything twice.  K is cut into equal blocks of at
+ * most KC (rounded to 8), so no block is a sliver; the row and column blocks
+ * follow from the k block.  KC 1024 against 512 (mc 168 against 336, the same L2
+ * footprint), judged against an FMA probe run between the calls in one process:
+ * +5% at 1024^3, +10..15% on 128 x 3072 x 768, 197 x 3072 x 768, 3136 x 64 x 576
+ * and 784 x 128 x 1152 (one pass over C instead of two, half the tile prologues
+ * and epilogues), 197 x 768 x 3072 unchanged.  A block of 1 MiB instead of 688 KiB
+ * was no better. */
 #ifndef KN_SGEMM_KC
-#define KN_SGEMM_KC 512
-#endif
-#ifndef KN_SGEMM_MC
-#define KN_SGEMM_MC 336
-#endif
-#ifndef KN_SGEMM_NC_PA
-#define KN_SGEMM_NC_PA 512
+#define KN_SGEMM_KC 1024
 #endif
 enum {
     KC = KN_SGEMM_KC,
-    MC = KN_SGEMM_MC,
-    NC_PA = KN_SGEMM_NC_PA, /* packed-A driver: B block packed per task, kc x NC_PA in L2 */
+    A_BLOCK_FLOATS = 336 * 512,   /* packed-B driver: mc x kc of packed A, in L2 */
+    B_BLOCK_FLOATS = 512 * 512,   /* packed-A driver: kc x nc of packed B, in L2 */
     PANEL = KN_SGEMM_PANEL
 };
 
@@ -359,6 +357,20 @@ static void run_tiles(const gemm_plan *p, const kblock *kb, size_t i0, size_t mc
     }
 }
 
+/* Rows of A packed per k block of kc (a multiple of mr, at least mr). */
+static size_t a_block_rows(size_t kc, size_t mr)
+{
+    size_t rows = A_BLOCK_FLOATS / kc / mr * mr;
+    return rows < mr ? mr : rows;
+}
+
+/* Columns of B packed per k block of kc by the packed-A driver (whole panels). */
+static size_t b_block_cols(size_t kc)
+{
+    size_t cols = B_BLOCK_FLOATS / kc / PANEL * PANEL;
+    return cols < PANEL ? PANEL : cols;
+}
+
 /* The k block size: K in ceil(K / KC) near-equal blocks, a multiple of 8. */
 static size_t k_block(size_t K)
 {
@@ -381,7 +393,7 @@ static size_t task_buffer_floats(const gemm_plan *p)
 }
 
 /* C block [i0, i0+mc) x [j0, j0+nc) over all of K, packing what is not prepacked,
- * swept by MC blocks of rows. */
+ * swept by blocks of a_block_rows rows. */
 static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
 {
     size_t need = task_buffer_floats(p);
@@ -390,7 +402,7 @@ static void run_task(gemm_plan *p, size_t i0, size_t mc, size_t j0, size_t nc)
         atomic_store(&p->nomem, 1);
         return;
     }
-    size_t K = p->K, mr = (size_t)p->kr->mr, mblock = MC / mr * mr;
+    size_t K = p->K, mr = (size_t)p->kr->mr, mblock = a_block_rows(p->kc, mr);
     float *bbuf = p->pa ? buf : buf + p->mt * min_sz(K, p->kc);
     for (size_t k0 = 0; k0 < K; k0 += p->kc) {
         kblock kb;
@@ -461,9 +473,9 @@ static void plan_tasks(gemm_plan *p, int threads)
     size_t mr = (size_t)p->kr->mr;
     size_t mt_min = 4 * mr, nt_min = 4 * PANEL;
     p->kc = k_block(p->K);
-    size_t mmax = p->pa ? round_up(p->M, mr) : MC / mr * mr;
+    size_t mmax = p->pa ? round_up(p->M, mr) : a_block_rows(p->kc, mr);
     p->mt = min_sz(round_up(p->M, mr), mmax);
-    p->nt = p->pa ? min_sz(round_up(p->N, PANEL), NC_PA) : round_up(p->N, PANEL);
+    p->nt = p->pa ? min_sz(round_up(p->N, PANEL), b_block_cols(p->kc)) : round_up(p->N, PANEL);
     for (;;) {
         p->mtasks = (p->M + p->mt - 1) / p->mt;
         p->ntasks = (p->N + p->nt - 1) / p->nt;

@@ -219,13 +219,16 @@ static void test_size_grid(void)
     CHECK(n == NSIZES * NSIZES);
 }
 
-/* K spanning several kc blocks with a remainder, M spanning several mc blocks,
- * N spanning several nc blocks. */
+/* K spanning several kc blocks (at most 1024) with a remainder, M spanning several
+ * row blocks of the packed-B driver and N several column blocks of the packed-A
+ * driver (both sized from the k block: 400 x 600 x 1100 has kc 552, 308 rows and
+ * 448 columns a block). */
 static void test_blocking(void)
 {
     gcase cases[] = {
-        {3, 5, 700, 0, 0, 0, 0, 0, 1 | 2 | 4 | 16},
-        {33, 65, 513, 0, 1, 3, 0, 5, 8 | 2},
+        {3, 5, 1300, 0, 0, 0, 0, 0, 1 | 2 | 4 | 16},
+        {33, 65, 1031, 0, 1, 3, 0, 5, 8 | 2},
+        {400, 600, 1100, 0, 0, 0, 0, 0, 2 | 4 | 16},
         {400, 17, 9, 1, 0, 0, 2, 0, 32},
         {7, 1100, 5, 0, 0, 0, 0, 3, 2 | 4},
         {2, 2049, 3, 1, 1, 1, 1, 1, 1},
