@@ -239,9 +239,13 @@ KN_AVX512 static void pack_panel_avx512(float *dst, const float *A, size_t lda, 
 #pragma GCC unroll 16
         for (size_t i = 0; i < 16; i++)
             r[i] = i < rows ? _mm512_maskz_loadu_ps(lm, A + i * lda + k) : _mm512_setzero_ps();
-        for (size_t i = 0; i < rows; i++) /* A is often cold (the last op's output, evicted
-                                           * by its weights): each row 4 lines ahead */
+        for (size_t i = 0; i < rows; i++) { /* A is often cold (the last op's output,
+                                             * evicted by its weights): each row 4 lines
+                                             * ahead into L1 and 16 into L2 (the L2 fetch
+                                             * measured +1..7% at 168..1024 x 1024^2) */
             _mm_prefetch((const char *)(A + i * lda + k + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(A + i * lda + k + 256), _MM_HINT_T1);
+        }
         transpose16(r);
         for (size_t j = 0; j < kk; j++)
             _mm512_mask_storeu_ps(dst + (k + j) * XMR, (__mmask16)((1u << XMR) - 1u), r[j]);
