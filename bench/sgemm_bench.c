@@ -7,7 +7,8 @@
  * tens of percent from one second to the next, so a short FMA probe runs between
  * the timed runs: "of probe" is the best run over the best probe of its row,
  * "run/probe" the median over runs of each run over the probe beside it.
- * Usage: sgemm_bench [runs] [generic|avx2|avx512] [threads]   (not a ctest test) */
+ * Usage: sgemm_bench [runs] [generic|avx2|avx512] [threads] [MxNxK]   (not a ctest test;
+ * MxNxK: only that shape, e.g. 1024x1024x1024) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +175,14 @@ static void print_row(kn_isa isa, bmode mode, size_t M, size_t N, size_t K, bres
     fflush(stdout);
 }
 
+/* "MxNxK" names this shape. */
+static int shape_matches(const char *want, size_t M, size_t N, size_t K)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%zux%zux%zu", M, N, K);
+    return strcmp(want, name) == 0;
+}
+
 int main(int argc, char **argv)
 {
     static const size_t shapes[][3] = {{168, 32, 256},    {256, 256, 256},  {512, 512, 512},
@@ -208,6 +217,7 @@ int main(int argc, char **argv)
                 size_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
                 if (isa == KN_ISA_GENERIC && (M * N * K > 600u * 1000u * 1000u || mode)) continue;
                 if (mode == MODE_POOL && kn_threadpool_size(pool) < 2) continue;
+                if (argc > 4 && !shape_matches(argv[4], M, N, K)) continue;
                 bresult g = bench_one((bmode)mode, (kn_isa)isa, pool, M, N, K, runs);
                 print_row((kn_isa)isa, (bmode)mode, M, N, K, g, pk, nthr);
             }
