@@ -5,7 +5,8 @@
  * prepacked), and where the Winograd path applies, with the im2col path too;
  * the group-1 ResNet-50 / MobileNetV2 layers also on the blocked NCHWc path
  * (kn_nchwc_conv_run on blocked tensors, no reorder: the "nchwc" lines), and
- * the stems with the stem kernel (NCHW image in, blocked out: "nchwc-stem").
+ * the stems with the stem kernel (NCHW image in, blocked out: "nchwc-stem"),
+ * and the 3x3 stride-1 ones with Winograd weights too ("nchwc-wino").
  * Reports the best and median thread CPU time of `reps` runs, so a loaded
  * machine inflates the numbers less than wall time would; with threads > 1 both
  * paths run on a pool of that many and the times are wall times.  Run by hand:
@@ -60,8 +61,11 @@ static const layer k_layers[] = {
     {"w 3x3 64->128 56", 1, 64, 128, 1, 56, 56, 3, 1, 1, KN_CONV_ACT_RELU},
     {"w 3x3 256 4", 1, 256, 256, 1, 4, 4, 3, 1, 1, KN_CONV_ACT_RELU},
     {"w 3x3 512 3 nopad", 1, 512, 512, 1, 3, 3, 3, 1, 0, KN_CONV_ACT_RELU},
+    {"r50 l1 3x3 64 56 b8", 8, 64, 64, 1, 56, 56, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l2 3x3 128 28", 1, 128, 128, 1, 28, 28, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"r50 l2 3x3 128 28 b8", 8, 128, 128, 1, 28, 28, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l3 3x3 256 14", 1, 256, 256, 1, 14, 14, 3, 1, 1, KN_CONV_ACT_RELU},
+    {"r50 l3 3x3 256 14 b8", 8, 256, 256, 1, 14, 14, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l4 3x3 512 7", 1, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l4 3x3 512 7 b2", 2, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
     {"r50 l4 3x3 512 7 b8", 8, 512, 512, 1, 7, 7, 3, 1, 1, KN_CONV_ACT_RELU},
@@ -118,12 +122,14 @@ static void time_conv(const kn_conv2d_args *a, kn_isa isa, int reps, double *bes
 /* The layer on the NCHWc path: blocked x / y, packed weights, best and median ms;
  * with stem, the stem kernel: x NCHW, y blocked. */
 static void time_nchwc(const layer *l, const kn_nchwc_conv *g, kn_isa isa, int reps, int stem,
-                       double *best, double *med)
+                       int wino, double *best, double *med)
 {
     int64_t cp = stem ? l->C : kn_nchwc_padded(l->C), mp = kn_nchwc_padded(l->M);
     float *x = filled(l->batch * cp * l->ih * l->iw), *w = filled(l->M * l->C * l->k * l->k);
     float *b = filled(l->M), *y = filled(l->batch * mp * g->oh * g->ow);
     kn_nchwc_weights *pw = stem ? kn_nchwc_stem_pack(g, w, b) : kn_nchwc_pack(g, w, b);
+    if (wino)
+        kn_nchwc_add_winograd(pw, w);
     void (*run)(kn_threadpool *, kn_isa, const kn_nchwc_conv_args *) =
         stem ? kn_nchwc_stem_run : kn_nchwc_conv_run;
     kn_nchwc_conv_args a = {g, pw, x, NULL, {l->act, 0.0f, 6.0f}, y};
@@ -152,9 +158,14 @@ static void bench_nchwc(const layer *l, kn_isa isa, int reps, int64_t oh, int64_
                        l->k, l->k, l->s, l->s, 1, 1, l->pad, l->pad};
     double best, med, macs = (double)l->batch * l->M * oh * ow * l->C * l->k * l->k;
     for (int stem = 0; stem <= (l->C < 16); stem++) {
-        time_nchwc(l, &g, isa, reps, stem, &best, &med);
+        time_nchwc(l, &g, isa, reps, stem, 0, &best, &med);
         printf("%-32s %-10s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", "",
                stem ? "nchwc-stem" : "nchwc", best, med, 2e-6 * macs / best);
+    }
+    if (kn_nchwc_wino_takes(&g) && isa >= KN_ISA_AVX512) {
+        time_nchwc(l, &g, isa, reps, 0, 1, &best, &med);
+        printf("%-32s %-10s best %8.3f ms  median %8.3f ms  %6.1f GFLOP/s\n", "", "nchwc-wino",
+               best, med, 2e-6 * macs / best);
     }
 }
 

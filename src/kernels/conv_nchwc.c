@@ -8,7 +8,8 @@
  * each group's weights, chunk of input blocks by chunk (the chunk's weights in
  * L1 across the pass, partial sums stored in the output between chunks); big
  * weights go group by group over all the task's images, prefetching the next
- * group into L2.  Depthwise convs (group > 1) go to conv_nchwc_dw.c.  Each output element is summed by one tile in one fixed order
+ * group into L2.  Depthwise convs (group > 1) go to conv_nchwc_dw.c, 3x3 stride-1
+ * ones with Winograd weights to conv_nchwc_wino.c.  Each output element is summed by one tile in one fixed order
  * (input block, tap row, tap column, channel) whatever the split, so results do
  * not depend on the thread count. */
 #include "kernels/nchwc_internal.h"
@@ -140,10 +141,22 @@ kn_nchwc_weights *kn_nchwc_pack(const kn_nchwc_conv *g, const float *w, const fl
     return p;
 }
 
+int kn_nchwc_add_winograd(kn_nchwc_weights *p, const float *w)
+{
+    kn_nchwc_conv g = p->g;
+    g.sh = g.sw = g.dh = g.dw = g.pt = g.pl = 1; /* the packing geometry has no strides */
+    g.ih = g.oh = g.iw = g.ow = 1;
+    if (p->wino || g.group != 1 || !kn_nchwc_wino_takes(&g) || !(p->wino = kn_nchwc_wino_pack(&g, w)))
+        return 0;
+    p->bytes += kn_nchwc_wino_bytes(p->wino);
+    return 1;
+}
+
 void kn_nchwc_weights_free(kn_nchwc_weights *w)
 {
     if (!w)
         return;
+    kn_nchwc_wino_free(w->wino);
     kn_big_free(w->w);
     kn_big_free(w->bias);
     free(w);
@@ -504,6 +517,8 @@ void kn_nchwc_conv_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_co
     }
     if (g->batch < 1 || g->oh < 1 || g->ow < 1)
         return; /* no output */
+    if (a->w->wino && kn_nchwc_wino_run(pool, isa, a))
+        return;
     conv_job j = {.a = a, .mb = kn_nchwc_padded(g->m) / B, .cb = kn_nchwc_padded(g->channels) / B,
                   .w_bytes = a->w->bytes};
     if (!fill_tiles(&j, isa)) {

@@ -10,6 +10,7 @@
  * input as it lies.
  *   conv_nchwc.c / conv_nchwc_avx512.c   group-1 conv: weight packing, driver,
  *                                         reference and AVX-512 tiles
+ *   conv_nchwc_wino.c                     3x3 stride-1 convs by Winograd F(2x2, 3x3)
  *   conv_nchwc_dw.c                       depthwise conv (group == C == M)
  *   conv_nchwc_stem.c                     NCHW input with few channels -> blocked
  *   pool_nchwc.c                          max / average pools, global average
@@ -68,6 +69,18 @@ typedef struct kn_nchwc_weights kn_nchwc_weights;
 /* w: ONNX layout [m][channels / group][kh][kw]; bias [m] or NULL.  Returns NULL
  * when out of memory (the geometry is the caller's to have checked). */
 kn_nchwc_weights *kn_nchwc_pack(const kn_nchwc_conv *g, const float *w, const float *bias);
+/* Also packs group-1 3x3 weights p for the Winograd F(2x2, 3x3) path (w as given to
+ * kn_nchwc_pack), which kn_nchwc_conv_run then takes for every stride-1, pad-1
+ * geometry; the direct packing stays for the others (and the reference).  Returns
+ * 0 when that cannot be (not 3x3 group 1, no AVX-512, out of memory: p unchanged). */
+int kn_nchwc_add_winograd(kn_nchwc_weights *p, const float *w);
+/* Whether the Winograd path is worth its weights for this image size and these
+ * channels (-1: not known): the measured rule, or KILN_CONV_WINOGRAD = 0 / 1
+ * (never / whenever the geometry takes it). */
+int kn_nchwc_wino_worth(int64_t batch, int64_t ih, int64_t iw, int64_t channels, int64_t m);
+/* Whether a geometry can take the Winograd path: 3x3, stride 1, dilation 1, pads
+ * of 1 (the output the size of the input), group 1. */
+int kn_nchwc_wino_takes(const kn_nchwc_conv *g);
 void kn_nchwc_weights_free(kn_nchwc_weights *w);
 size_t kn_nchwc_weights_bytes(const kn_nchwc_weights *w);
 

@@ -6,13 +6,27 @@
 
 #include "kernels/nchwc.h"
 
+/* Winograd weights of a 3x3 group-1 conv (conv_nchwc_wino.c), opaque. */
+typedef struct kn_nchwc_wino kn_nchwc_wino;
+
 /* Packed weights of one conv geometry (see kn_nchwc_pack for the order of w). */
 struct kn_nchwc_weights {
-    kn_nchwc_conv g; /* the geometry packed for (channels, m, group, kh, kw matter) */
-    float *w;        /* 64-byte aligned, zeros in the padding */
-    float *bias;     /* Mp floats, zero padded (zeros when the conv has no bias) */
-    size_t bytes;    /* of w and bias together */
+    kn_nchwc_conv g;     /* the geometry packed for (channels, m, group, kh, kw matter) */
+    float *w;            /* 64-byte aligned, zeros in the padding */
+    float *bias;         /* Mp floats, zero padded (zeros when the conv has no bias) */
+    kn_nchwc_wino *wino; /* also packed for Winograd (kn_nchwc_add_winograd), or NULL */
+    size_t bytes;        /* of w, bias and wino together */
 };
+
+/* The Winograd F(2x2, 3x3) path (conv_nchwc_wino.c): its weights for g (channels, m)
+ * from ONNX weights [m][channels][3][3], NULL without AVX-512 or memory; and the
+ * run, which returns 0 (nothing written) when a->w has no Winograd weights for
+ * g, isa is below AVX-512, the geometry does not take it, or scratch memory ran
+ * out (then the caller runs the direct path over the whole output). */
+kn_nchwc_wino *kn_nchwc_wino_pack(const kn_nchwc_conv *g, const float *w);
+void kn_nchwc_wino_free(kn_nchwc_wino *w);
+size_t kn_nchwc_wino_bytes(const kn_nchwc_wino *w);
+int kn_nchwc_wino_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_conv_args *a);
 
 /* The most pixels of one tile (with one or two output blocks; 8 with three, 6 with four). */
 #define KN_NCHWC_TILE_NP 12

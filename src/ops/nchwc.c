@@ -156,6 +156,35 @@ static bool supported_group(const int64_t *wd, int64_t group, bool stem)
     return group == 1 || (!stem && group > 1 && wd[1] == 1 && wd[0] == group);
 }
 
+/* True when the node's ints attribute `name` is absent or all `want`. */
+static bool ints_all(const kn_node *node, const char *name, int64_t want, bool absent_ok)
+{
+    const int64_t *v;
+    int n = kn_attr_ints(node, name, &v);
+    for (int i = 0; i < n; i++)
+        if (v[i] != want)
+            return false;
+    return n > 0 || absent_ok;
+}
+
+/* Also the Winograd weights, for a 3x3 group-1 conv of stride 1, dilation 1 and
+ * pads of 1 (given, or SAME at stride 1) whose input size is known at load and
+ * takes the path by kn_nchwc_wino_worth. */
+static void prepare_winograd(kn_prepare_ctx *pc, const kn_tensor *w, nchwc_conv_state *s)
+{
+    const kn_type *t = pc->in_type ? pc->in_type[0] : NULL;
+    const char *ap = kn_attr_string(pc->node, "auto_pad", "");
+    bool same = !strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER");
+    if (s->stem || s->group != 1 || w->dims[2] != 3 || w->dims[3] != 3 || !t || t->rank != 4 ||
+        !ints_all(pc->node, "strides", 1, true) || !ints_all(pc->node, "dilations", 1, true) ||
+        !(same || ints_all(pc->node, "pads", 1, false)) ||
+        !kn_nchwc_wino_worth(t->dims[0].value, t->dims[2].value, t->dims[3].value, w->dims[1],
+                             w->dims[0]))
+        return;
+    (void)kn_nchwc_add_winograd(s->w, w->data); /* without them (no AVX-512, no memory
+                                                 * for them) the direct path runs */
+}
+
 static int prepare_conv(kn_prepare_ctx *pc, void **state)
 {
     const kn_tensor *w = pc->n_in > 1 ? pc->in_const[1] : NULL;
@@ -176,6 +205,7 @@ static int prepare_conv(kn_prepare_ctx *pc, void **state)
     memcpy(s->wdims, w->dims, sizeof s->wdims);
     s->group = group;
     s->stem = stem;
+    prepare_winograd(pc, w, s);
     *state = s;
     pc->drop_inputs |= (1u << 1) | (b ? 1u << 2 : 0);
     return KN_OK;

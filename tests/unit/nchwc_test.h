@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "exec/threadpool.h"
 #include "kernels/nchwc.h"
 #include "test.h"
 
@@ -46,6 +47,47 @@ static inline float *kt_random_floats(uint32_t *seed, int64_t n)
     for (int64_t i = 0; i < n; i++)
         p[i] = (float)(kt_xorshift32(seed) % 2001) / 1000.0f - 1.0f;
     return p;
+}
+
+/* NCHW [batch][c][hw] -> a new blocked [batch][Cp/16][hw][16], padding channels
+ * zero (the definition the kernels must meet; never a zero-size allocation). */
+static inline float *kt_to_blocked(const float *x, int64_t batch, int64_t c, int64_t hw)
+{
+    int64_t cp = kn_nchwc_padded(c);
+    float *y = calloc((size_t)(batch * cp * hw + 1), sizeof *y);
+    for (int64_t n = 0; n < batch; n++)
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t i = 0; i < hw; i++)
+                y[((n * (cp / 16) + ch / 16) * hw + i) * 16 + ch % 16] = x[(n * c + ch) * hw + i];
+    return y;
+}
+
+/* run(shape, a 2-thread pool) for each of n shapes, naming the shapes that fail. */
+static inline void kt_run_conv_shapes(const kt_conv_shape *shapes, size_t n,
+                                      void (*run)(const kt_conv_shape *, kn_threadpool *))
+{
+    kn_error err = {0};
+    kn_threadpool *pool2 = kn_threadpool_create(2, &err);
+    CHECK(pool2 != NULL);
+    for (size_t i = 0; i < n; i++) {
+        int before = kt_failures;
+        run(&shapes[i], pool2);
+        if (kt_failures != before)
+            fprintf(stderr, "  in shape %zu\n", i);
+    }
+    kn_threadpool_free(pool2);
+}
+
+/* The call of a conv test: act with Clip bounds of 0.25..1.5 (a lower bound above
+ * zero, so that padding channels must be zeroed after it), else 0.1 / 0.9. */
+static inline kn_nchwc_conv_args kt_conv_args(const kn_nchwc_conv *g, const kn_nchwc_weights *w,
+                                              const float *xb, const float *zb,
+                                              kn_conv_act_kind act, float *y)
+{
+    kn_nchwc_conv_args a = {g, w, xb, zb, {act, 0.1f, 0.9f}, y};
+    if (act == KN_CONV_ACT_CLIP)
+        a.act.alpha = 0.25f, a.act.beta = 1.5f;
+    return a;
 }
 
 /* How far an output of g near ref may be from it (float sums reordered). */

@@ -54,18 +54,6 @@ static size_t blocked_at(int64_t n, int64_t c, int64_t cp, int64_t hw, int64_t i
     return (size_t)(((n * (cp / 16) + c / 16) * hw + i) * 16 + c % 16);
 }
 
-/* NCHW [batch][c][hw] -> blocked, padding channels zero. */
-static float *to_blocked(const float *x, int64_t batch, int64_t c, int64_t hw)
-{
-    int64_t cp = kn_nchwc_padded(c);
-    float *y = calloc((size_t)(batch * cp * hw), sizeof *y);
-    for (int64_t n = 0; n < batch; n++)
-        for (int64_t ch = 0; ch < c; ch++)
-            for (int64_t i = 0; i < hw; i++)
-                y[blocked_at(n, ch, cp, hw, i)] = x[(n * c + ch) * hw + i];
-    return y;
-}
-
 /* The naive NCHW conv sum of (n, m, oy, ox) on the ONNX weights. */
 static float naive(const kn_nchwc_conv *g, const float *x, const float *w, const float *bias,
                    int64_t n, int64_t m, int64_t oy, int64_t ox)
@@ -110,16 +98,14 @@ static void run_shape(const shape *s, kn_threadpool *pool2)
     int64_t ohw = g.oh * g.ow, ysize = g.batch * kn_nchwc_padded(g.m) * ohw;
     float *x = rnd_buf(g.batch * g.channels * g.ih * g.iw), *w = rnd_buf(g.m * g.channels * g.kh * g.kw);
     float *bias = s->with_bias ? rnd_buf(g.m) : NULL, *z = s->with_z ? rnd_buf(g.batch * g.m * ohw) : NULL;
-    float *xb = to_blocked(x, g.batch, g.channels, g.ih * g.iw), *zb = z ? to_blocked(z, g.batch, g.m, ohw) : NULL;
+    float *xb = kt_to_blocked(x, g.batch, g.channels, g.ih * g.iw), *zb = z ? kt_to_blocked(z, g.batch, g.m, ohw) : NULL;
     float *ref = malloc((size_t)ysize * sizeof *ref), *y1 = malloc((size_t)ysize * sizeof *y1);
     float *y2 = malloc((size_t)ysize * sizeof *y2);
     kn_nchwc_weights *pw = kn_nchwc_pack(&g, w, bias);
     CHECK(pw != NULL);
     CHECK(kn_nchwc_weights_bytes(pw) >= (size_t)(kn_nchwc_padded(g.m) * kn_nchwc_padded(g.channels) *
                                                  g.kh * g.kw) * sizeof(float));
-    kn_nchwc_conv_args a = {&g, pw, xb, zb, {s->act, 0.1f, 0.9f}, ref};
-    if (s->act == KN_CONV_ACT_CLIP) /* a lower bound above zero: padding must stay zero */
-        a.act.alpha = 0.25f, a.act.beta = 1.5f;
+    kn_nchwc_conv_args a = kt_conv_args(&g, pw, xb, zb, s->act, ref);
     for (int64_t i = 0; i < ysize; i++)
         ref[i] = y1[i] = y2[i] = 12345.0f;
     kn_nchwc_conv_reference(&a);
@@ -139,16 +125,7 @@ static void run_shape(const shape *s, kn_threadpool *pool2)
 
 static void test_shapes(void)
 {
-    kn_error err = {0};
-    kn_threadpool *pool2 = kn_threadpool_create(2, &err);
-    CHECK(pool2 != NULL);
-    for (size_t i = 0; i < sizeof k_shapes / sizeof k_shapes[0]; i++) {
-        int before = kt_failures;
-        run_shape(&k_shapes[i], pool2);
-        if (kt_failures != before)
-            fprintf(stderr, "  in shape %zu\n", i);
-    }
-    kn_threadpool_free(pool2);
+    kt_run_conv_shapes(k_shapes, sizeof k_shapes / sizeof k_shapes[0], run_shape);
 }
 
 /* Wide rows: several tiles (6, 8 or 12 pixels by the output blocks) and every

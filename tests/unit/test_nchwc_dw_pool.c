@@ -6,6 +6,7 @@
  * 2-thread pool against none, and the padding channels zero, on awkward shapes
  * (channels 1..40, sizes 1..13, strides, asymmetric pads, dilation, batch 2). */
 #include "test.h"
+#include "nchwc_test.h"
 
 #include <stdlib.h>
 
@@ -34,18 +35,8 @@ static kn_threadpool *pool2(void)
     return kn_threadpool_create(2, &err);
 }
 
-/* Plain blocked <-> NCHW by index (the definitions the kernels must meet). */
-static float *to_blocked(const float *x, int64_t n, int64_t c, int64_t hw)
-{
-    int64_t cp = kn_nchwc_padded(c);
-    float *y = calloc((size_t)(n * cp * hw + 1), sizeof(float));
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t ch = 0; ch < c; ch++)
-            for (int64_t p = 0; p < hw; p++)
-                y[((i * cp + ch / 16 * 16) * hw + p * 16) + ch % 16] = x[(i * c + ch) * hw + p];
-    return y;
-}
-
+/* Plain blocked <-> NCHW by index (the definitions the kernels must meet):
+ * kt_to_blocked, and its inverse at one element. */
 static float blocked_at(const float *y, int64_t c, int64_t hw, int64_t i, int64_t ch, int64_t p)
 {
     int64_t cp = kn_nchwc_padded(c);
@@ -88,7 +79,7 @@ static int close_all(const float *a, const float *b, int64_t n, double tol)
 static void check_reorder(kn_threadpool *pool, int64_t n, int64_t c, int64_t hw)
 {
     int64_t cp = kn_nchwc_padded(c);
-    float *x = fvec(n * c * hw), *want = to_blocked(x, n, c, hw);
+    float *x = fvec(n * c * hw), *want = kt_to_blocked(x, n, c, hw);
     float *y = malloc(sizeof(float) * (size_t)(n * cp * hw + 1));
     float *back = malloc(sizeof(float) * (size_t)(n * c * hw + 1));
     memset(y, 0x7f, sizeof(float) * (size_t)(n * cp * hw)); /* garbage in the padding */
@@ -168,8 +159,8 @@ static void check_dw(const dw_case *t, const kn_conv_act *act, int with_z, kn_th
     float *bias = fvec(t->c), *z = fvec(t->batch * t->c * ohw);
     float *want = malloc(sizeof(float) * (size_t)(t->batch * t->c * ohw));
     dw_nchw(&g, x, w, bias, with_z ? z : NULL, act, want);
-    float *xb = to_blocked(x, t->batch, t->c, t->ih * t->iw), *zb = to_blocked(z, t->batch, t->c, ohw);
-    float *wantb = to_blocked(want, t->batch, t->c, ohw);
+    float *xb = kt_to_blocked(x, t->batch, t->c, t->ih * t->iw), *zb = kt_to_blocked(z, t->batch, t->c, ohw);
+    float *wantb = kt_to_blocked(want, t->batch, t->c, ohw);
     kn_nchwc_weights *pw = kn_nchwc_dw_pack(&g, w, bias);
     float *y[4];
     for (int i = 0; i < 4; i++) {
@@ -309,9 +300,9 @@ static void check_pool(const pool_case *t, int is_max, int cip, kn_threadpool *p
     float *x = fvec(t->batch * t->c * t->ih * t->iw);
     if (nan)
         x[t->ih * t->iw / 2] = NAN, x[t->ih * t->iw * t->c - 1] = NAN;
-    float *want = pool_op(t, &p, x), *xb = to_blocked(x, t->batch, t->c, t->ih * t->iw);
+    float *want = pool_op(t, &p, x), *xb = kt_to_blocked(x, t->batch, t->c, t->ih * t->iw);
     CHECK(want != NULL);
-    float *wantb = want ? to_blocked(want, t->batch, t->c, ohw) : NULL, *y[3];
+    float *wantb = want ? kt_to_blocked(want, t->batch, t->c, ohw) : NULL, *y[3];
     for (int i = 0; i < 3; i++) {
         y[i] = malloc(sizeof(float) * (size_t)ny);
         memset(y[i], 0xff, sizeof(float) * (size_t)ny);
@@ -363,7 +354,7 @@ static void test_pool_empty_window(void)
     check_pool(&t, 0, 0, NULL, 0);
     check_pool(&t, 0, 1, NULL, 0);
     kn_nchwc_pool p = pool_geom(&t, 1, 0);
-    float *x0 = fvec(17 * 9), *x = to_blocked(x0, 1, 17, 9), *y = malloc(sizeof(float) * 32 * 4);
+    float *x0 = fvec(17 * 9), *x = kt_to_blocked(x0, 1, 17, 9), *y = malloc(sizeof(float) * 32 * 4);
     kn_nchwc_pool_run(NULL, KN_ISA_AVX512, &p, x, y);
     /* pixel 0 of block 1: lane 0 (channel 16) -inf, lane 1 (padding) zero */
     CHECK(p.oh == 2 && isinf(y[64]) && y[64] < 0 && y[65] == 0.0f);
@@ -372,7 +363,7 @@ static void test_pool_empty_window(void)
 
 static void check_global(int64_t n, int64_t c, int64_t hw, kn_threadpool *p2)
 {
-    float *x = fvec(n * c * hw), *xb = to_blocked(x, n, c, hw);
+    float *x = fvec(n * c * hw), *xb = kt_to_blocked(x, n, c, hw);
     int64_t cp = kn_nchwc_padded(c), xd[4] = {n, c, hw, 1};
     float *y[3];
     for (int i = 0; i < 3; i++)
