@@ -1,16 +1,18 @@
 /* conv_nchwc_wino.c - 3x3, stride-1, pad-1, group-1 convolutions on blocked
- * (NCHWc16) tensors by Winograd F(2x2, 3x3), AVX-512: 16 multiplies per 2x2 output
- * tile and channel pair instead of 36.
+ * (NCHWc16) tensors by Winograd F(4x4, 3x3), AVX-512: 36 multiplies per 4x4 output
+ * tile and channel pair instead of 144.
  *   weights (once, at load, beside the direct packing): U = G g G^T per (output,
- *     input) channel, as 16 matrices U[pos] (Cp x Mp) prepacked as the SGEMM's B;
+ *     input) channel (computed in double), as 36 matrices U[pos] (Cp x Mp)
+ *     prepacked as the SGEMM's B;
  *   per block of tiles (a pool task; its size depends on the shape only, so results
- *     do not depend on the thread count): V = B^T d B of every 4x4 input patch, 16
- *     channels a vector, rows of tiles x Cp; M[pos] = V[pos] U[pos] (16 GEMMs by a
+ *     do not depend on the thread count): V = B^T d B of every 6x6 input patch, 16
+ *     channels a vector, rows of tiles x Cp; M[pos] = V[pos] U[pos] (36 GEMMs by a
  *     14 x 32 register tile of this file that reads V's rows as they lie, so that
- *     nothing is packed or transposed per call); Y = A^T M A per tile and output block,
- *     then bias, the residual, the activation and the padding lanes, stored as
- *     blocked pixels.
- * The transforms are those of conv_winograd.c (kn_wino_weight_tile); the plain C
+ *     nothing is packed or transposed per call); Y = A^T M A per tile and output
+ *     block, then bias, the residual, the activation and the padding lanes, stored
+ *     as blocked pixels.
+ * B^T, G and A^T are the usual F(4x4, 3x3) matrices (interpolation points 0, +-1,
+ * +-2, infinity), written out at input_1d, weight_1d and output_1d.  The plain C
  * reference is the direct one, kn_nchwc_conv_reference, which the tests hold this
  * path to.  Which shapes take it is kn_nchwc_wino_worth's measured rule. */
 #include "kernels/nchwc_internal.h"
@@ -26,11 +28,15 @@
 #include "kernels/sgemm.h"
 
 #define B KN_NCHWC_BLOCK
-#define POS KN_WINO_POS
-/* Floats of V and M for one block of tiles (both stay in L2 between the
- * transforms and the GEMMs; blocks twice and four times this size measured 5..30%
- * slower at 64 and 128 channels). */
-#define BLOCK_FLOATS ((int64_t)1 << 18)
+#define OT 4           /* output tile side */
+#define IT (OT + 2)     /* input patch side */
+#define POS (IT * IT)   /* transform positions */
+/* Floats of V and M for one block of tiles (at least one row tile of MR): 256 KiB,
+ * so that they stay near the core between the transforms and the GEMMs.  Inside
+ * ResNet-50, blocks of 512 KiB, 1 MiB and 2 MiB made its 64- and 128-channel
+ * convs 5..15%, 25..30% and 30..55% slower (U streamed once a block costs less
+ * than V and M leaving L2). */
+#define BLOCK_FLOATS ((int64_t)1 << 16)
 
 struct kn_nchwc_wino {
     int64_t cp, mp;
@@ -62,9 +68,9 @@ int kn_nchwc_wino_worth(int64_t batch, int64_t ih, int64_t iw, int64_t channels,
     if (ih < 1 || iw < 1)
         return 0;
     /* measured inside ResNet-50 on the project's Xeon (docs/PERFORMANCE.md): 64 and
-     * 128 channels at 56 and 28 pixels gain 11..15% of their time; 256 at 14 lose
-     * 9% (4 MiB of U streamed from memory for each block of 28 tiles, where alone
-     * in a loop, U in L3, they gained 35%); 512 at 7 lose alone too */
+     * 128 channels at 56 and 28 pixels take 35..50% less time than the direct
+     * conv; 256 at 14 took 60% more (9 MiB of U a conv streamed from memory, where
+     * alone in a loop, U in L3, they gained 20%); 512 at 7 lose alone too */
     return ih >= 14 && iw >= 14 && channels >= 32 && m >= 32 && channels <= 128 && m <= 128;
 }
 
@@ -89,7 +95,34 @@ size_t kn_nchwc_wino_bytes(const kn_nchwc_wino *w)
     return n;
 }
 
-/* U[pos] (Cp x Mp, row c, column m) of w [m][channels][3][3] into t (16 of them,
+/* G x for the three taps x0..x2 (one column or row of a 3x3 plane), in double. */
+static void weight_1d(const double x[3], double u[IT])
+{
+    u[0] = x[0] / 4.0;
+    u[1] = -(x[0] + x[1] + x[2]) / 6.0;
+    u[2] = -(x[0] - x[1] + x[2]) / 6.0;
+    u[3] = x[0] / 24.0 + x[1] / 12.0 + x[2] / 6.0;
+    u[4] = x[0] / 24.0 - x[1] / 12.0 + x[2] / 6.0;
+    u[5] = x[2];
+}
+
+/* U = G g G^T of one 3x3 plane g, row-major 6 x 6. */
+static void weight_tile(const float g[9], float u[POS])
+{
+    double t[3][IT]; /* t[c] = G (column c of g) */
+    for (int c = 0; c < 3; c++) {
+        double x[3] = {g[c], g[3 + c], g[6 + c]};
+        weight_1d(x, t[c]);
+    }
+    for (int r = 0; r < IT; r++) {
+        double x[3] = {t[0][r], t[1][r], t[2][r]}, row[IT];
+        weight_1d(x, row);
+        for (int c = 0; c < IT; c++)
+            u[r * IT + c] = (float)row[c];
+    }
+}
+
+/* U[pos] (Cp x Mp, row c, column m) of w [m][channels][3][3] into t (POS of them,
  * zeroed by the caller). */
 static void transform_weights(const kn_nchwc_conv *g, const float *w, int64_t cp, int64_t mp,
                               float *t)
@@ -98,7 +131,7 @@ static void transform_weights(const kn_nchwc_conv *g, const float *w, int64_t cp
     for (int64_t m = 0; m < g->m; m++)
         for (int64_t c = 0; c < g->channels; c++) {
             float u[POS];
-            kn_wino_weight_tile(w + (m * g->channels + c) * 9, u);
+            weight_tile(w + (m * g->channels + c) * 9, u);
             for (int p = 0; p < POS; p++)
                 t[(size_t)p * plane + (size_t)(c * mp + m)] = u[p];
         }
@@ -156,50 +189,60 @@ static void tile_origin(const wino_job *j, int64_t t, int64_t *n, int64_t *oy, i
 {
     int64_t per_image = j->th * j->tw, r = t % per_image;
     *n = t / per_image;
-    *oy = 2 * (r / j->tw);
-    *ox = 2 * (r % j->tw);
+    *oy = OT * (r / j->tw);
+    *ox = OT * (r % j->tw);
 }
 
-/* The 4x4 patch of input block cb whose top left pixel is (iy0, ix0), zeros
+/* The 6x6 patch of input block cb whose top left pixel is (iy0, ix0), zeros
  * outside the image. */
 KN_AVX512 static KN_INLINE void load_patch(const wino_job *j, int64_t n, int64_t cb, int64_t iy0,
-                                           int64_t ix0, __m512 d[16])
+                                           int64_t ix0, __m512 d[POS])
 {
     const kn_nchwc_conv *g = j->a->g;
     const float *plane = j->a->x + (size_t)((n * j->cbs + cb) * g->ih) * (size_t)g->iw * B;
-    if (iy0 >= 0 && ix0 >= 0 && iy0 + 4 <= g->ih && ix0 + 4 <= g->iw) {
+    if (iy0 >= 0 && ix0 >= 0 && iy0 + IT <= g->ih && ix0 + IT <= g->iw) {
         const float *p = plane + (size_t)(iy0 * g->iw + ix0) * B;
-        for (int r = 0; r < 4; r++, p += (size_t)g->iw * B)
-            for (int c = 0; c < 4; c++)
-                d[4 * r + c] = _mm512_loadu_ps(p + c * B);
+        for (int r = 0; r < IT; r++, p += (size_t)g->iw * B)
+            for (int c = 0; c < IT; c++)
+                d[IT * r + c] = _mm512_loadu_ps(p + c * B);
         return;
     }
-    for (int r = 0; r < 4; r++)
-        for (int c = 0; c < 4; c++) {
+    for (int r = 0; r < IT; r++)
+        for (int c = 0; c < IT; c++) {
             int64_t iy = iy0 + r, ix = ix0 + c;
             int in = iy >= 0 && iy < g->ih && ix >= 0 && ix < g->iw;
-            d[4 * r + c] = in ? _mm512_loadu_ps(plane + (size_t)(iy * g->iw + ix) * B)
-                              : _mm512_setzero_ps();
+            d[IT * r + c] = in ? _mm512_loadu_ps(plane + (size_t)(iy * g->iw + ix) * B)
+                               : _mm512_setzero_ps();
         }
 }
 
-/* v = B^T d B, 16 channels a lane (the transform of conv_winograd.c's input_tile). */
-KN_AVX512 static KN_INLINE void input_transform(const __m512 d[16], __m512 v[16])
+/* B^T x of six vectors x[0], x[s], .. x[5s] into y[0], y[s], .. (F(4x4, 3x3)'s
+ * input matrix: rows 4 0 -5 0 1 0 / 0 -4 -4 1 1 0 / 0 4 -4 -1 1 0 / 0 -2 -1 2 1 0 /
+ * 0 2 -1 -2 1 0 / 0 4 0 -5 0 1). */
+KN_AVX512 static KN_INLINE void input_1d(const __m512 *x, int s, __m512 *y)
 {
-    __m512 t[16];
-    for (int c = 0; c < 4; c++) {
-        t[c] = _mm512_sub_ps(d[c], d[8 + c]);
-        t[4 + c] = _mm512_add_ps(d[4 + c], d[8 + c]);
-        t[8 + c] = _mm512_sub_ps(d[8 + c], d[4 + c]);
-        t[12 + c] = _mm512_sub_ps(d[4 + c], d[12 + c]);
-    }
-    for (int r = 0; r < 4; r++) {
-        const __m512 *s = t + 4 * r;
-        v[4 * r + 0] = _mm512_sub_ps(s[0], s[2]);
-        v[4 * r + 1] = _mm512_add_ps(s[1], s[2]);
-        v[4 * r + 2] = _mm512_sub_ps(s[2], s[1]);
-        v[4 * r + 3] = _mm512_sub_ps(s[1], s[3]);
-    }
+    __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f);
+    __m512 t1 = _mm512_fnmadd_ps(four, x[2 * s], x[4 * s]); /* x4 - 4 x2 */
+    __m512 t2 = _mm512_fnmadd_ps(four, x[1 * s], x[3 * s]); /* x3 - 4 x1 */
+    __m512 t3 = _mm512_sub_ps(x[4 * s], x[2 * s]);
+    __m512 t4 = _mm512_sub_ps(x[3 * s], x[1 * s]);
+    t4 = _mm512_add_ps(t4, t4);
+    y[0] = _mm512_fmadd_ps(four, x[0], _mm512_fnmadd_ps(five, x[2 * s], x[4 * s]));
+    y[1 * s] = _mm512_add_ps(t1, t2);
+    y[2 * s] = _mm512_sub_ps(t1, t2);
+    y[3 * s] = _mm512_add_ps(t3, t4);
+    y[4 * s] = _mm512_sub_ps(t3, t4);
+    y[5 * s] = _mm512_fmadd_ps(four, x[1 * s], _mm512_fnmadd_ps(five, x[3 * s], x[5 * s]));
+}
+
+/* v = B^T d B, 16 channels a lane: the columns, then the rows. */
+KN_AVX512 static KN_INLINE void input_transform(const __m512 d[POS], __m512 v[POS])
+{
+    __m512 t[POS];
+    for (int c = 0; c < IT; c++)
+        input_1d(d + c, IT, t + c);
+    for (int r = 0; r < IT; r++)
+        input_1d(t + IT * r, 1, v + IT * r);
 }
 
 /* V of tiles t0 .. t0+count-1 of the block (rows r0.. of its V), input block cb:
@@ -208,7 +251,7 @@ KN_AVX512 static void input_tiles(const wino_job *j, float *v, int64_t r0, int64
                                   int64_t count, int64_t cb)
 {
     for (int64_t i = 0; i < count; i++) {
-        __m512 d[16], s[POS];
+        __m512 d[POS], s[POS];
         int64_t n, oy, ox;
         tile_origin(j, t0 + i, &n, &oy, &ox);
         load_patch(j, n, cb, oy - 1, ox - 1, d);
@@ -296,32 +339,39 @@ KN_AVX512 static KN_INLINE void store_pixel(const wino_job *j, __m512 x, size_t 
     _mm512_storeu_ps(a->y + at, _mm512_maskz_mov_ps(keep, x));
 }
 
+/* A^T x of six vectors x[0], x[s], .. x[5s] into y[0], y[s], .. y[3s] (rows
+ * 1 1 1 1 1 0 / 0 1 -1 2 -2 0 / 0 1 1 4 4 0 / 0 1 -1 8 -8 1). */
+KN_AVX512 static KN_INLINE void output_1d(const __m512 *x, int s, __m512 *y)
+{
+    __m512 a = _mm512_add_ps(x[1 * s], x[2 * s]), b = _mm512_sub_ps(x[1 * s], x[2 * s]);
+    __m512 c = _mm512_add_ps(x[3 * s], x[4 * s]), d = _mm512_sub_ps(x[3 * s], x[4 * s]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(x[0], a), c);
+    y[1 * s] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b);
+    y[2 * s] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);
+    y[3 * s] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), x[5 * s]);
+}
+
 /* Y = A^T m A of tile t (row i of the block's M), output block ob, stored. */
 KN_AVX512 static void output_tile(const wino_job *j, const float *mbuf, int64_t i, int64_t t,
                                   int64_t ob)
 {
     const kn_nchwc_conv *g = j->a->g;
-    __m512 m[POS], s[8];
+    __m512 m[POS], s[OT * IT], y[OT * OT];
     for (int q = 0; q < POS; q++)
         m[q] = _mm512_loadu_ps(mbuf + (size_t)q * j->m_pos + (size_t)(i * j->mp + ob * B));
-    for (int c = 0; c < 4; c++) {
-        s[c] = _mm512_add_ps(_mm512_add_ps(m[c], m[4 + c]), m[8 + c]);
-        s[4 + c] = _mm512_sub_ps(_mm512_sub_ps(m[4 + c], m[8 + c]), m[12 + c]);
-    }
-    __m512 bias = _mm512_loadu_ps(j->a->w->bias + ob * B), y[4];
-    for (int r = 0; r < 2; r++) {
-        const __m512 *q = s + 4 * r;
-        y[2 * r] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(q[0], q[1]), q[2]), bias);
-        y[2 * r + 1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(q[1], q[2]), q[3]), bias);
-    }
+    for (int c = 0; c < IT; c++)
+        output_1d(m + c, IT, s + c);
+    for (int r = 0; r < OT; r++)
+        output_1d(s + IT * r, 1, y + OT * r);
+    __m512 bias = _mm512_loadu_ps(j->a->w->bias + ob * B);
     int64_t n, oy, ox;
     tile_origin(j, t, &n, &oy, &ox);
     __mmask16 keep = (__mmask16)(ob == j->mbs - 1 ? j->last_lanes : 0xFFFFu);
     size_t plane = (size_t)((n * j->mbs + ob) * g->oh) * (size_t)g->ow;
-    for (int r = 0; r < 2 && oy + r < g->oh; r++)
-        for (int c = 0; c < 2 && ox + c < g->ow; c++) {
+    for (int r = 0; r < OT && oy + r < g->oh; r++)
+        for (int c = 0; c < OT && ox + c < g->ow; c++) {
             size_t at = (plane + (size_t)((oy + r) * g->ow + ox + c)) * B;
-            store_pixel(j, y[2 * r + c], at, keep);
+            store_pixel(j, _mm512_add_ps(y[OT * r + c], bias), at, keep);
             if (!j->clamp) {
                 kn_conv_act_apply(&j->a->act, j->a->y + at, B);
                 _mm512_storeu_ps(j->a->y + at, _mm512_maskz_loadu_ps(keep, j->a->y + at));
@@ -386,7 +436,7 @@ int kn_nchwc_wino_run(struct kn_threadpool *pool, kn_isa isa, const kn_nchwc_con
         return 0;
     wino_job j = {.a = a, .ww = ww, .cp = ww->cp, .mp = ww->mp};
     j.cbs = j.cp / B, j.mbs = j.mp / B;
-    j.th = (g->oh + 1) / 2, j.tw = (g->ow + 1) / 2;
+    j.th = (g->oh + OT - 1) / OT, j.tw = (g->ow + OT - 1) / OT;
     j.tiles = g->batch * j.th * j.tw;
     int rem = (int)(g->m % B);
     j.last_lanes = rem ? (1u << rem) - 1u : 0xFFFFu;

@@ -10,7 +10,7 @@
  * input as it lies.
  *   conv_nchwc.c / conv_nchwc_avx512.c   group-1 conv: weight packing, driver,
  *                                         reference and AVX-512 tiles
- *   conv_nchwc_wino.c                     3x3 stride-1 convs by Winograd F(2x2, 3x3)
+ *   conv_nchwc_wino.c                     3x3 stride-1 convs by Winograd F(4x4, 3x3)
  *   conv_nchwc_dw.c                       depthwise conv (group == C == M)
  *   conv_nchwc_stem.c                     NCHW input with few channels -> blocked
  *   pool_nchwc.c                          max / average pools, global average
@@ -69,7 +69,7 @@ typedef struct kn_nchwc_weights kn_nchwc_weights;
 /* w: ONNX layout [m][channels / group][kh][kw]; bias [m] or NULL.  Returns NULL
  * when out of memory (the geometry is the caller's to have checked). */
 kn_nchwc_weights *kn_nchwc_pack(const kn_nchwc_conv *g, const float *w, const float *bias);
-/* Also packs group-1 3x3 weights p for the Winograd F(2x2, 3x3) path (w as given to
+/* Also packs group-1 3x3 weights p for the Winograd F(4x4, 3x3) path (w as given to
  * kn_nchwc_pack), which kn_nchwc_conv_run then takes for every stride-1, pad-1
  * geometry; the direct packing stays for the others (and the reference).  Returns
  * 0 when that cannot be (not 3x3 group 1, no AVX-512, out of memory: p unchanged). */

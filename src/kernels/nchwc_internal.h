@@ -18,7 +18,7 @@ struct kn_nchwc_weights {
     size_t bytes;        /* of w, bias and wino together */
 };
 
-/* The Winograd F(2x2, 3x3) path (conv_nchwc_wino.c): its weights for g (channels, m)
+/* The Winograd F(4x4, 3x3) path (conv_nchwc_wino.c): its weights for g (channels, m)
  * from ONNX weights [m][channels][3][3], NULL without AVX-512 or memory; and the
  * run, which returns 0 (nothing written) when a->w has no Winograd weights for
  * g, isa is below AVX-512, the geometry does not take it, or scratch memory ran

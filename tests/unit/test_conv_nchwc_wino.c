@@ -1,4 +1,4 @@
-/* test_conv_nchwc_wino.c - the Winograd F(2x2, 3x3) path of the blocked conv
+/* test_conv_nchwc_wino.c - the Winograd F(4x4, 3x3) path of the blocked conv
  * (kernels/conv_nchwc_wino.c) against the plain C direct reference on awkward
  * shapes: channel counts off the block, odd image sizes (partial tiles at the
  * right and bottom), 1x1 and 2x2 images, batches, several blocks of tiles,
