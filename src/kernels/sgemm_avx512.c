@@ -3,7 +3,8 @@
  * instances of the same body (8 or 4 rows, 16 columns) for edge tiles so that a
  * tile of few valid rows or columns does not pay for a full one; 1- and 2-row
  * tiles keep partial sums over k phases so that they are not latency-bound.  Each
- * tile also fetches its share of the next B panel into L2 (kn_ukr_epi.pf).
+ * tile also fetches its share of the next B panel into L2 (kn_ukr_epi.pf), spread
+ * evenly over its k steps.
  * Compiled with per-function target attributes so the rest of the build stays
  * baseline x86-64. */
 #include "kernels/sgemm.h"
@@ -74,11 +75,19 @@ KN_AVX512 static KN_INLINE void tile(const int R, const int V, size_t kc, const 
         _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
     }
+    /* its share of the next B panel, one line every pf_every k steps over the whole
+     * tile: two lines a step at the start (as first written) kept the line fill
+     * buffers full while B came from memory; spread out, GEMMs on cold B ran
+     * 7..11% faster (1 and 2 threads), on warm B 1..7% */
+    size_t pf_line = 0, pf_next = 0, pf_every = e->pf_lines ? kc / e->pf_lines : kc;
+    if (pf_every < 1)
+        pf_every = 1;
 #pragma GCC unroll 4
     for (size_t k = 0; k < kc; k++, a += XMR, b += KN_SGEMM_PANEL) {
-        if (2 * k < e->pf_lines) { /* two lines of the next B panel per k step */
-            _mm_prefetch((const char *)(e->pf + 32 * k), _MM_HINT_T1);
-            _mm_prefetch((const char *)(e->pf + 32 * k + 16), _MM_HINT_T1);
+        if (k == pf_next && pf_line < e->pf_lines) {
+            _mm_prefetch((const char *)(e->pf + 16 * pf_line), _MM_HINT_T1);
+            pf_line++;
+            pf_next += pf_every;
         }
         _mm_prefetch((const char *)(b + 8 * KN_SGEMM_PANEL), _MM_HINT_T0);
         if (V > 1) _mm_prefetch((const char *)(b + 8 * KN_SGEMM_PANEL + 16), _MM_HINT_T0);
