@@ -68,7 +68,7 @@ int kn_nchwc_wino_worth(int64_t batch, int64_t ih, int64_t iw, int64_t channels,
     if (ih < 1 || iw < 1)
         return 0;
     /* measured inside ResNet-50 on the project's Xeon (docs/PERFORMANCE.md): 64 and
-     * 128 channels at 56 and 28 pixels take 35..50% less time than the direct
+     * 128 channels at 56 and 28 pixels take 32..52% less time than the direct
      * conv; 256 at 14 took 60% more (9 MiB of U a conv streamed from memory, where
      * alone in a loop, U in L3, they gained 20%); 512 at 7 lose alone too */
     return ih >= 14 && iw >= 14 && channels >= 32 && m >= 32 && channels <= 128 && m <= 128;
@@ -139,8 +139,10 @@ static void transform_weights(const kn_nchwc_conv *g, const float *w, int64_t cp
 
 kn_nchwc_wino *kn_nchwc_wino_pack(const kn_nchwc_conv *g, const float *w)
 {
-    const kn_sgemm_kernel *k = kn_sgemm_kernel_avx512();
-    if (!k || kn_cpu_isa_supported() < KN_ISA_AVX512 || !kn_nchwc_wino_takes(g))
+    /* the run needs this file's AVX-512 code (built when the SGEMM's is) and a CPU
+     * that has it: otherwise the weights would only take memory */
+    if (!kn_sgemm_kernel_avx512() || kn_cpu_isa_supported() < KN_ISA_AVX512 ||
+        !kn_nchwc_wino_takes(g))
         return NULL;
     int64_t cp = kn_nchwc_padded(g->channels), mp = kn_nchwc_padded(g->m);
     size_t plane = (size_t)cp * (size_t)mp;
@@ -379,7 +381,7 @@ KN_AVX512 static void output_tile(const wino_job *j, const float *mbuf, int64_t 
         }
 }
 
-/* Block b of tiles: transforms in, 16 GEMMs, transforms out. */
+/* Block b of tiles: transforms in, a GEMM per position, transforms out. */
 KN_AVX512 static void run_block(wino_job *j, int64_t b)
 {
     int64_t t0 = b * j->tb, nt = j->tiles - t0 < j->tb ? j->tiles - t0 : j->tb;
