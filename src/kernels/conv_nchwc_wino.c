@@ -6,9 +6,10 @@
  *     prepacked as the SGEMM's B;
  *   per block of tiles (a pool task; its size depends on the shape only, so results
  *     do not depend on the thread count): V = B^T d B of every 6x6 input patch, 16
- *     channels a vector, rows of tiles x Cp; M[pos] = V[pos] U[pos] (36 GEMMs by a
- *     14 x 32 register tile of this file that reads V's rows as they lie, so that
- *     nothing is packed or transposed per call); Y = A^T M A per tile and output
+ *     channels a vector, rows of tiles x Cp; M[pos] = V[pos] U[pos] (36 GEMMs by the
+ *     SGEMM's 14 x 32 register tile over V's rows as they lie,
+ *     kn_sgemm_tile_rows_avx512, so that nothing is packed or transposed per
+ *     call); Y = A^T M A per tile and output
  *     block, then bias, the residual, the activation and the padding lanes, stored
  *     as blocked pixels.
  * B^T, G and A^T are the usual F(4x4, 3x3) matrices (interpolation points 0, +-1,
@@ -264,55 +265,6 @@ KN_AVX512 static void input_tiles(const wino_job *j, float *v, int64_t r0, int64
     }
 }
 
-/* C (MR rows x V vectors of 16 columns, row stride ldc) = A (MR rows of k floats,
- * row stride lda: the tiles' V as the input transform wrote it, no packing) times
- * one SGEMM-packed B panel (k rows of KN_SGEMM_PANEL floats). */
-KN_AVX512 static KN_INLINE void gemm_tile(const int V, const float *a, size_t lda, const float *b,
-                                          size_t k, float *c, size_t ldc)
-{
-    __m512 acc[MR][2];
-#pragma GCC unroll 14
-    for (int i = 0; i < MR; i++) {
-        acc[i][0] = _mm512_setzero_ps();
-        acc[i][1] = _mm512_setzero_ps();
-    }
-    /* rows 3q .. 3q+2 from one pointer and offsets of 0, 1 and 2 row strides, so
-     * that the addresses fit base + index * scale without a register a row */
-    const float *base[5];
-    for (int q = 0; q < 5; q++)
-        base[q] = a + (size_t)(3 * q) * lda;
-#pragma GCC unroll 2
-    for (size_t kk = 0; kk < k; kk++, b += KN_SGEMM_PANEL) {
-        _mm_prefetch((const char *)(b + 8 * KN_SGEMM_PANEL), _MM_HINT_T0);
-        __m512 b0 = _mm512_load_ps(b), b1 = V > 1 ? _mm512_load_ps(b + 16) : b0;
-#pragma GCC unroll 14
-        for (int i = 0; i < MR; i++) {
-            __m512 av = _mm512_set1_ps(base[i / 3][(size_t)(i % 3) * lda + kk]);
-            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
-            if (V > 1)
-                acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
-        }
-    }
-#pragma GCC unroll 14
-    for (int i = 0; i < MR; i++) {
-        _mm512_storeu_ps(c + (size_t)i * ldc, acc[i][0]);
-        if (V > 1)
-            _mm512_storeu_ps(c + (size_t)i * ldc + 16, acc[i][1]);
-    }
-}
-
-KN_AVX512 static void gemm_tile32(const float *a, size_t lda, const float *b, size_t k, float *c,
-                                  size_t ldc)
-{
-    gemm_tile(2, a, lda, b, k, c, ldc);
-}
-
-KN_AVX512 static void gemm_tile16(const float *a, size_t lda, const float *b, size_t k, float *c,
-                                  size_t ldc)
-{
-    gemm_tile(1, a, lda, b, k, c, ldc);
-}
-
 /* M[pos] (rows x Mp) = V[pos] (rows x Cp, rows a multiple of MR) U[pos]: panel by
  * panel of U, each swept over the row tiles while it sits in L1. */
 static void position_gemm(const wino_job *j, const float *v, const kn_packed_b *u, float *m,
@@ -324,8 +276,8 @@ static void position_gemm(const wino_job *j, const float *v, const kn_packed_b *
         size_t col = q * KN_SGEMM_PANEL;
         int wide = col + KN_SGEMM_PANEL <= ld;
         for (int64_t r = 0; r < rows; r += MR)
-            (wide ? gemm_tile32 : gemm_tile16)(v + (size_t)r * k, k, b, k, m + (size_t)r * ld + col,
-                                               ld);
+            kn_sgemm_tile_rows_avx512(k, v + (size_t)r * k, k, b, m + (size_t)r * ld + col, ld,
+                                      wide ? 32 : 16);
     }
 }
 

@@ -166,6 +166,13 @@ typedef struct kn_sgemm_kernel {
     kn_sgemm_pack_panel pack_panel; /* NULL: the portable packing */
 } kn_sgemm_kernel;
 
+/* The AVX-512 14-row tile over A as it lies (14 rows of kc floats, lda apart) and
+ * one packed B panel: C (14 x n, n 16 or 32, stride ldc) = A B, stored plainly.
+ * For callers that write A in rows of their own (the blocked Winograd conv's V);
+ * call only where kn_sgemm_kernel_avx512() is not NULL and the CPU has AVX-512. */
+void kn_sgemm_tile_rows_avx512(size_t kc, const float *a, size_t lda, const float *b, float *c,
+                               size_t ldc, int n);
+
 /* NULL when the file was built without support for that level. */
 const kn_sgemm_kernel *kn_sgemm_kernel_generic(void);
 const kn_sgemm_kernel *kn_sgemm_kernel_avx2(void);

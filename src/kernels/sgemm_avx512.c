@@ -59,11 +59,14 @@ KN_AVX512 static KN_INLINE void store_row(__m512 x0, __m512 x1, int i, float *c,
     }
 }
 
-/* The kernel body for R rows (of the XMR-row packed A) and V 16-column vectors;
- * R and V are constants at every call, so the loops unroll into registers. */
-KN_AVX512 static KN_INLINE void tile(const int R, const int V, size_t kc, const float *a,
-                                     const float *b, float *c, size_t ldc, int m, int n,
-                                     const kn_ukr_epi *e)
+/* The kernel body for R rows and V 16-column vectors; A is the XMR-row packed
+ * micro-panel, or with ROWS its rows as they lie, lda apart (rows 3q .. 3q+2 read
+ * from one pointer at 0, 1 and 2 strides, so that the addresses fit base + index
+ * * scale without a register a row).  R, V and ROWS are constants at every call,
+ * so the loops unroll into registers. */
+KN_AVX512 static KN_INLINE void tile(const int R, const int V, const int ROWS, size_t kc,
+                                     const float *a, size_t lda, const float *b, float *c,
+                                     size_t ldc, int m, int n, const kn_ukr_epi *e)
 {
     __m512 acc[XMR][2];
 #pragma GCC unroll 14
@@ -82,6 +85,9 @@ KN_AVX512 static KN_INLINE void tile(const int R, const int V, size_t kc, const 
     size_t pf_line = 0, pf_next = 0, pf_every = e->pf_lines ? kc / e->pf_lines : kc;
     if (pf_every < 1)
         pf_every = 1;
+    const float *base[(XMR + 2) / 3];
+    for (int q = 0; ROWS && q < (R + 2) / 3; q++)
+        base[q] = a + (size_t)(3 * q) * lda;
 #pragma GCC unroll 4
     for (size_t k = 0; k < kc; k++, a += XMR, b += KN_SGEMM_PANEL) {
         if (k == pf_next && pf_line < e->pf_lines) {
@@ -94,7 +100,7 @@ KN_AVX512 static KN_INLINE void tile(const int R, const int V, size_t kc, const 
         __m512 b0 = _mm512_load_ps(b), b1 = V > 1 ? _mm512_load_ps(b + 16) : b0;
 #pragma GCC unroll 14
         for (int i = 0; i < R; i++) {
-            __m512 av = _mm512_set1_ps(a[i]);
+            __m512 av = _mm512_set1_ps(ROWS ? base[i / 3][(size_t)(i % 3) * lda + k] : a[i]);
             acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
             if (V > 1) acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
         }
@@ -167,31 +173,54 @@ KN_AVX512 static void tile_1x32(size_t kc, const float *a, const float *b, float
 KN_AVX512 static void tile_14x32(size_t kc, const float *a, const float *b, float *c,
                                  size_t ldc, int m, int n, const kn_ukr_epi *e)
 {
-    tile(14, 2, kc, a, b, c, ldc, m, n, e);
+    tile(14, 2, 0, kc, a, 0, b, c, ldc, m, n, e);
 }
 
 KN_AVX512 static void tile_14x16(size_t kc, const float *a, const float *b, float *c,
                                  size_t ldc, int m, int n, const kn_ukr_epi *e)
 {
-    tile(14, 1, kc, a, b, c, ldc, m, n, e);
+    tile(14, 1, 0, kc, a, 0, b, c, ldc, m, n, e);
 }
 
 KN_AVX512 static void tile_8x32(size_t kc, const float *a, const float *b, float *c,
                                 size_t ldc, int m, int n, const kn_ukr_epi *e)
 {
-    tile(8, 2, kc, a, b, c, ldc, m, n, e);
+    tile(8, 2, 0, kc, a, 0, b, c, ldc, m, n, e);
 }
 
 KN_AVX512 static void tile_4x32(size_t kc, const float *a, const float *b, float *c,
                                 size_t ldc, int m, int n, const kn_ukr_epi *e)
 {
-    tile(4, 2, kc, a, b, c, ldc, m, n, e);
+    tile(4, 2, 0, kc, a, 0, b, c, ldc, m, n, e);
 }
 
 KN_AVX512 static void tile_4x16(size_t kc, const float *a, const float *b, float *c,
                                 size_t ldc, int m, int n, const kn_ukr_epi *e)
 {
-    tile(4, 1, kc, a, b, c, ldc, m, n, e);
+    tile(4, 1, 0, kc, a, 0, b, c, ldc, m, n, e);
+}
+
+/* C (14 rows x n columns, n 16 or 32; stride ldc) = A (14 rows of kc floats, lda
+ * apart, as they lie) times one packed B panel (kc rows of KN_SGEMM_PANEL): the
+ * 14 x 32 body above with unpacked A and a plain store (sgemm.h). */
+static const kn_ukr_epi k_plain_store = {.alpha = 1.0f, .first = 1, .last = 1};
+
+KN_AVX512 static void rows_14x32(size_t kc, const float *a, size_t lda, const float *b,
+                                 float *c, size_t ldc)
+{
+    tile(14, 2, 1, kc, a, lda, b, c, ldc, 14, 32, &k_plain_store);
+}
+
+KN_AVX512 static void rows_14x16(size_t kc, const float *a, size_t lda, const float *b,
+                                 float *c, size_t ldc)
+{
+    tile(14, 1, 1, kc, a, lda, b, c, ldc, 14, 16, &k_plain_store);
+}
+
+void kn_sgemm_tile_rows_avx512(size_t kc, const float *a, size_t lda, const float *b, float *c,
+                               size_t ldc, int n)
+{
+    (n > 16 ? rows_14x32 : rows_14x16)(kc, a, lda, b, c, ldc);
 }
 
 /* The smallest instance covering m rows and n columns. */
@@ -268,5 +297,11 @@ const kn_sgemm_kernel *kn_sgemm_kernel_avx512(void) { return &k_avx512; }
 #else
 
 const kn_sgemm_kernel *kn_sgemm_kernel_avx512(void) { return NULL; }
+
+void kn_sgemm_tile_rows_avx512(size_t kc, const float *a, size_t lda, const float *b, float *c,
+                               size_t ldc, int n)
+{
+    (void)kc, (void)a, (void)lda, (void)b, (void)c, (void)ldc, (void)n;
+}
 
 #endif
