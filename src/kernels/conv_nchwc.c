@@ -9,9 +9,9 @@
  * L1 across the pass, partial sums stored in the output between chunks); big
  * weights go group by group over all the task's images, prefetching the next
  * group into L2.  Depthwise convs (group > 1) go to conv_nchwc_dw.c, 3x3 stride-1
- * ones with Winograd weights to conv_nchwc_wino.c.  Each output element is summed by one tile in one fixed order
- * (input block, tap row, tap column, channel) whatever the split, so results do
- * not depend on the thread count. */
+ * ones with Winograd weights to conv_nchwc_wino.c.  Each output element is summed
+ * by one tile in one fixed order (input block, tap row, tap column, channel)
+ * whatever the split, so results do not depend on the thread count. */
 #include "kernels/nchwc_internal.h"
 
 #include <stdlib.h>

@@ -466,8 +466,9 @@ static void split_below_minimum(gemm_plan *p, int threads)
 }
 
 /* Task sizes: the cache blocks, then, with several threads, halved (rows no lower
- * than 4 micro-panels) until there are about 4 tasks per thread, splitting first the dimension whose split packs
- * nothing twice (M when B is prepacked, N when A is). */
+ * than 4 micro-panels) until there are about 4 tasks per thread, splitting first
+ * the dimension whose split packs nothing twice (M when B is prepacked, N when A
+ * is). */
 static void plan_tasks(gemm_plan *p, int threads)
 {
     size_t mr = (size_t)p->kr->mr;
@@ -482,11 +483,12 @@ static void plan_tasks(gemm_plan *p, int threads)
         if (threads <= 1 || p->mtasks * p->ntasks >= 4 * (size_t)threads) break;
         int can_m = p->mt > mt_min, can_n = p->nt >= 2 * nt_min;
         int split_m = p->pb ? can_m : (can_m && !can_n);
-        if (split_m) /* down to mt_min, not past it: ViT's 197 x 768 x 3072 has a
-                      * 168-row block, whose halves of 84 must still split once
-                      * rather than cut N (A packed again per task; +7% at 2 threads) */
-            p->mt = round_up(p->mt / 2, mr) < mt_min ? mt_min : round_up(p->mt / 2, mr);
-        else if (can_n)
+        if (split_m) { /* down to mt_min, not past it: ViT's 197 x 768 x 3072 has a
+                        * 168-row block, whose halves of 84 must still split once
+                        * rather than cut N (A packed again per task; +7% at 2 threads) */
+            size_t half = round_up(p->mt / 2, mr);
+            p->mt = half < mt_min ? mt_min : half;
+        } else if (can_n)
             p->nt = round_up(p->nt / 2, PANEL);
         else
             break;
